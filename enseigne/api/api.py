@@ -1,0 +1,47 @@
+"""The v1 JSON API, assembled from each app's router. Bearer tokens only."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest
+from ninja import NinjaAPI
+from ninja.security import HttpBearer
+
+from enseigne.contacts.api import router as contacts_router
+from enseigne.network.api import router as network_router
+
+
+class TokenAuth(HttpBearer):
+    """The token was resolved by BearerTokenMiddleware (so the RLS scope is already set);
+    here we only insist that it was a token, not a browser session."""
+
+    def __call__(self, request: HttpRequest):
+        if getattr(request, "authenticated_by_token", False) and request.user.is_authenticated:
+            return request.user
+        return None
+
+    def authenticate(self, request, token):  # pragma: no cover - __call__ decides
+        return None
+
+
+api = NinjaAPI(
+    title="Enseigne API",
+    version="1",
+    auth=TokenAuth(),
+    urls_namespace="api",
+    description="Distributed marketing: units, contacts, consent, imports. "
+    "Authenticate with `Authorization: Bearer <token>` (`enseigne create_token <email>`).",
+)
+api.add_router("/", network_router)
+api.add_router("/", contacts_router)
+
+
+@api.exception_handler(ValidationError)
+def validation_error(request, exc: ValidationError):
+    detail = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+    return api.create_response(request, {"detail": detail}, status=422)
+
+
+@api.exception_handler(PermissionDenied)
+def permission_denied(request, exc):
+    return api.create_response(request, {"detail": "Your role does not allow this."}, status=403)

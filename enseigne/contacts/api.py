@@ -1,0 +1,242 @@
+"""Contacts, consent and imports over the JSON API; same selectors and services as the UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+from ninja import File, Form, Router, Schema
+from ninja.files import UploadedFile
+
+from enseigne.contacts import selectors, services
+from enseigne.contacts.import_services import import_prepare, import_start
+from enseigne.contacts.models import Contact, ContactImport
+from enseigne.contacts.segments import segment_count
+from enseigne.network import selectors as network_selectors
+from enseigne.network.capabilities import Capability
+
+router = Router(tags=["contacts"])
+
+
+class ContactOut(Schema):
+    id: uuid.UUID
+    unit: uuid.UUID
+    email: str | None
+    phone: str | None
+    first_name: str
+    last_name: str
+    birthday: dt.date | None
+    language: str
+    is_customer: bool
+    attributes: dict
+    tags: list[str]
+    email_consent: str
+    sms_consent: str
+    created_at: dt.datetime
+
+    @staticmethod
+    def from_contact(contact: Contact) -> ContactOut:
+        return ContactOut(
+            id=contact.public_id, unit=contact.unit.public_id, email=contact.email, phone=contact.phone,
+            first_name=contact.first_name, last_name=contact.last_name, birthday=contact.birthday,
+            language=contact.language, is_customer=contact.is_customer, attributes=contact.attributes,
+            tags=sorted(t.name for t in contact.tags.all()), email_consent=contact.email_consent,
+            sms_consent=contact.sms_consent, created_at=contact.created_at,
+        )
+
+
+class ContactPage(Schema):
+    count: int
+    results: list[ContactOut]
+
+
+class ContactIn(Schema):
+    unit: uuid.UUID
+    email: str | None = None
+    phone: str | None = None
+    first_name: str = ""
+    last_name: str = ""
+    birthday: dt.date | None = None
+    language: str = ""
+    is_customer: bool = False
+    attributes: dict = {}
+    tags: list[str] = []
+
+
+class ContactPatch(Schema):
+    email: str | None = None
+    phone: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    birthday: dt.date | None = None
+    language: str | None = None
+    is_customer: bool | None = None
+    attributes: dict | None = None
+    tags: list[str] | None = None
+
+
+class ConsentIn(Schema):
+    channel: str
+    status: str
+    source: str = "api"
+    occurred_at: dt.datetime | None = None
+    wording_version: str = ""
+    ip_address: str | None = None
+    user_agent: str = ""
+    confirmed_at: dt.datetime | None = None
+
+
+class ConsentOut(Schema):
+    channel: str
+    purpose: str
+    status: str
+    occurred_at: dt.datetime
+    source: str
+    source_ref: str
+    wording_version: str
+    confirmed_at: dt.datetime | None
+
+
+class ImportOut(Schema):
+    id: uuid.UUID
+    unit: uuid.UUID
+    file_name: str
+    status: str
+    columns: list[str]
+    mapping: dict
+    total_rows: int | None
+    processed_rows: int
+    created_count: int
+    updated_count: int
+    unchanged_count: int
+    rejected_count: int
+    error: str
+
+    @staticmethod
+    def from_import(imp: ContactImport) -> ImportOut:
+        return ImportOut(
+            id=imp.public_id, unit=imp.unit.public_id, file_name=imp.file_name, status=imp.status,
+            columns=imp.columns, mapping=imp.mapping, total_rows=imp.total_rows,
+            processed_rows=imp.processed_rows, created_count=imp.created_count,
+            updated_count=imp.updated_count, unchanged_count=imp.unchanged_count,
+            rejected_count=imp.rejected_count, error=imp.error,
+        )
+
+
+class RejectionOut(Schema):
+    row: int
+    field: str
+    value: str
+    reason: str
+
+
+class CountIn(Schema):
+    rules: dict
+
+
+class CountOut(Schema):
+    count: int
+
+
+@router.get("/contacts", response=ContactPage)
+def list_contacts(request: HttpRequest, q: str = "", unit: uuid.UUID | None = None, tag: str = "",
+                  consent: str = "", limit: int = 50, offset: int = 0):
+    node = network_selectors.get_node_for_user(request.user, unit) if unit else None
+    contacts = selectors.contact_search(request.user, query=q, unit=node, tag=tag, consent=consent)
+    limit = max(1, min(limit, 500))
+    page = contacts.prefetch_related("tags")[offset:offset + limit]
+    return {"count": contacts.count(), "results": [ContactOut.from_contact(c) for c in page]}
+
+
+@router.post("/contacts", response={201: ContactOut})
+def create_contact(request: HttpRequest, payload: ContactIn):
+    unit = network_selectors.get_unit_for_user(request.user, payload.unit, Capability.EDIT_CONTACTS)
+    data = payload.dict(exclude={"unit", "tags"})
+    contact = services.contact_create(actor=request.user, unit=unit, data=data, tags=payload.tags)
+    return 201, ContactOut.from_contact(contact)
+
+
+@router.get("/contacts/{contact_id}", response=ContactOut)
+def get_contact(request: HttpRequest, contact_id: uuid.UUID):
+    return ContactOut.from_contact(selectors.get_contact_for_user(request.user, contact_id))
+
+
+@router.patch("/contacts/{contact_id}", response=ContactOut)
+def patch_contact(request: HttpRequest, contact_id: uuid.UUID, payload: ContactPatch):
+    contact = selectors.get_contact_for_user(request.user, contact_id, Capability.EDIT_CONTACTS)
+    data = payload.dict(exclude_unset=True)
+    tags = data.pop("tags", None)
+    contact = services.contact_update(actor=request.user, contact=contact, data=data, tags=tags)
+    return ContactOut.from_contact(contact)
+
+
+@router.delete("/contacts/{contact_id}", response={204: None})
+def erase_contact(request: HttpRequest, contact_id: uuid.UUID):
+    contact = selectors.get_contact_for_user(request.user, contact_id, Capability.ERASE_CONTACTS)
+    services.contact_erase(actor=request.user, contact=contact)
+    return 204, None
+
+
+@router.get("/contacts/{contact_id}/consent-events", response=list[ConsentOut])
+def list_consent(request: HttpRequest, contact_id: uuid.UUID):
+    contact = selectors.get_contact_for_user(request.user, contact_id)
+    return list(contact.consent_events.all())
+
+
+@router.post("/contacts/{contact_id}/consent-events", response={201: ConsentOut})
+def record_consent(request: HttpRequest, contact_id: uuid.UUID, payload: ConsentIn):
+    contact = selectors.get_contact_for_user(request.user, contact_id, Capability.EDIT_CONTACTS)
+    event = services.consent_record(
+        actor=request.user, contact=contact, source_ref=f"api-user:{request.user.public_id}",
+        **payload.dict(),
+    )
+    return 201, event
+
+
+@router.get("/imports", response=list[ImportOut])
+def list_imports(request: HttpRequest):
+    return [ImportOut.from_import(i) for i in selectors.imports_for_user(request.user)[:100]]
+
+
+@router.post("/imports", response={201: ImportOut})
+def create_import(
+    request: HttpRequest, file: File[UploadedFile], unit: Form[uuid.UUID], mapping: Form[str] = "",
+    consent_channels: Form[str] = "", consent_wording: Form[str] = "", tags: Form[str] = "",
+):
+    """Upload a CSV. With ``mapping`` (JSON: column → field) the import starts at once;
+    without it, the import waits and proposes a mapping in ``mapping``."""
+    node = network_selectors.get_unit_for_user(request.user, unit, Capability.IMPORT_CONTACTS)
+    imp = import_prepare(actor=request.user, unit=node, file_name=file.name or "upload.csv", content=file.read())
+    if mapping:
+        try:
+            chosen = json.loads(mapping)
+        except ValueError:
+            raise ValidationError({"mapping": "mapping must be a JSON object: column → field."}) from None
+        if not isinstance(chosen, dict):
+            raise ValidationError({"mapping": "mapping must be a JSON object: column → field."})
+        imp = import_start(
+            actor=request.user, contact_import=imp, mapping=chosen,
+            consent_channels=[c for c in consent_channels.split(",") if c],
+            consent_wording=consent_wording, tags=tags.split(","),
+        )
+    return 201, ImportOut.from_import(imp)
+
+
+@router.get("/imports/{import_id}", response=ImportOut)
+def get_import(request: HttpRequest, import_id: uuid.UUID):
+    return ImportOut.from_import(selectors.get_import_for_user(request.user, import_id))
+
+
+@router.get("/imports/{import_id}/rejections", response=list[RejectionOut])
+def get_import_rejections(request: HttpRequest, import_id: uuid.UUID, limit: int = 1000, offset: int = 0):
+    imp = selectors.get_import_for_user(request.user, import_id)
+    rows = imp.rejections.all()[offset:offset + max(1, min(limit, 10_000))]
+    return [RejectionOut(row=r.row_number, field=r.field, value=r.value, reason=r.reason) for r in rows]
+
+
+@router.post("/segments/count", response=CountOut)
+def count_segment(request: HttpRequest, payload: CountIn):
+    return {"count": segment_count(request.user, payload.rules)}

@@ -1,0 +1,109 @@
+"""Starting an import: store the file, propose a mapping, then queue the job."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+
+from enseigne.contacts.importer import guess_mapping, import_targets, sniff_separator
+from enseigne.contacts.models import Channel, ContactImport
+from enseigne.contacts.tasks import run_contact_import
+from enseigne.network.access import access_for
+from enseigne.network.capabilities import Capability
+from enseigne.network.models import OrgNode, User
+from enseigne.network.services import audit
+
+
+def _as_utf8(raw: bytes) -> bytes:
+    """Spreadsheets export UTF-8 (with or without BOM) or Windows-1252; store UTF-8."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace").encode("utf-8")
+    return raw
+
+
+@transaction.atomic
+def import_prepare(*, actor: User, unit: OrgNode, file_name: str, content: bytes) -> ContactImport:
+    if not access_for(actor).can(Capability.IMPORT_CONTACTS, unit):
+        raise PermissionDenied
+    if unit.kind != OrgNode.Kind.UNIT:
+        raise ValidationError({"unit": "Import into a unit."})
+    if len(content) > settings.IMPORT_MAX_BYTES:
+        raise ValidationError({"file": f"The file is larger than {settings.IMPORT_MAX_BYTES // 1_000_000} MB."})
+    if b"\x00" in content[:4096]:
+        raise ValidationError({"file": "This is not a CSV text file (it looks binary, e.g. an Excel .xlsx: save it as CSV)."})
+    data = _as_utf8(content)
+    header = data.split(b"\n", 1)[0].decode("utf-8").strip("\r")
+    if not header.strip():
+        raise ValidationError({"file": "The file is empty or its first line (the column names) is blank."})
+    separator = sniff_separator(header)
+    columns = [c.strip().strip('"') for c in header.split(separator)]
+    if len(set(columns)) != len(columns):
+        raise ValidationError({"file": "Two columns have the same name in the first line."})
+    folder = Path(settings.MEDIA_ROOT) / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4()}.csv"
+    path.write_bytes(data)
+    contact_import = ContactImport.objects.create(
+        unit=unit, unit_path=unit.path, created_by=actor, file_name=file_name[:255],
+        file_path=str(path), file_sha256=hashlib.sha256(content).hexdigest(),
+        columns=columns, mapping=guess_mapping(columns),
+    )
+    audit(actor=actor, action="import.upload", target=contact_import, node_path=unit.path,
+          changes={"file": file_name[:255]})
+    return contact_import
+
+
+@transaction.atomic
+def import_start(
+    *, actor: User, contact_import: ContactImport, mapping: dict[str, str],
+    consent_channels: list[str], consent_wording: str = "", tags: list[str] | None = None,
+) -> ContactImport:
+    if not access_for(actor).can(Capability.IMPORT_CONTACTS, contact_import.unit):
+        raise PermissionDenied
+    if contact_import.status != ContactImport.Status.MAPPING:
+        raise ValidationError("This import has already started.")
+    targets = set(import_targets())
+    clean = {}
+    for column, target in mapping.items():
+        if not target:
+            continue
+        if column not in contact_import.columns:
+            raise ValidationError({"mapping": f"The file has no column {column!r}."})
+        if target not in targets:
+            raise ValidationError({"mapping": f"Unknown field {target!r} for column {column!r}."})
+        if target in clean.values():
+            raise ValidationError({"mapping": f"Two columns are mapped to {target!r}."})
+        clean[column] = target
+    if not {"email", "phone"} & set(clean.values()):
+        raise ValidationError({"mapping": "Map at least one column to email or phone."})
+    unknown = set(consent_channels) - set(Channel.values)
+    if unknown:
+        raise ValidationError({"consent_channels": f"Unknown channels: {', '.join(sorted(unknown))}."})
+    if consent_channels and not consent_wording.strip():
+        raise ValidationError(
+            {"consent_wording": "Say which consent wording these contacts agreed to (e.g. 'in-store form v2')."}
+        )
+    updated = ContactImport.objects.filter(
+        pk=contact_import.pk, status=ContactImport.Status.MAPPING
+    ).update(
+        mapping=clean, consent_channels=sorted(consent_channels), consent_wording=consent_wording.strip()[:40],
+        tag_names=sorted({t.strip().lower() for t in (tags or []) if t.strip()}),
+        status=ContactImport.Status.QUEUED,
+    )
+    if not updated:
+        raise ValidationError("This import has already started.")
+    audit(actor=actor, action="import.start", target=contact_import, node_path=contact_import.unit_path,
+          changes={"mapping": clean, "consent_channels": sorted(consent_channels)})
+    import_id = contact_import.pk
+    transaction.on_commit(lambda: run_contact_import(import_id))
+    contact_import.refresh_from_db()
+    return contact_import

@@ -1,0 +1,232 @@
+"""Segment rule trees: validated, then compiled to one ORM filter.
+
+A tree is ``{"match": "all"|"any", "rules": [condition or tree, ...]}`` and a condition
+is ``{"field": ..., "op": ..., "value": ...}``. Validation errors name where the
+problem is ("rule 2.1: ...") so the builder can point at it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from enseigne.contacts.models import VALID_CONSENT, Contact, ContactTagging, ConsentStatus, CustomAttribute
+from enseigne.contacts.selectors import contacts_for_user
+from enseigne.network.access import access_for
+from enseigne.network.models import OrgNode, User
+
+MAX_DEPTH = 3
+MAX_CONDITIONS = 50
+
+TEXT_FIELDS = ("email", "phone", "first_name", "last_name", "language")
+DATE_FIELDS = ("birthday", "created_at")
+TEXT_OPS = ("equals", "not_equals", "contains", "starts_with", "is_empty", "is_not_empty")
+DATE_OPS = ("before", "after", "on", "in_last_days", "month_is", "is_empty", "is_not_empty")
+CONSENT_OPS = ("is_valid", "is_not_valid", "equals")
+FIELD_OPS: dict[str, tuple[str, ...]] = {
+    **{f: TEXT_OPS for f in TEXT_FIELDS},
+    **{f: DATE_OPS for f in DATE_FIELDS},
+    "tag": ("has", "has_not"),
+    "consent_email": CONSENT_OPS,
+    "consent_sms": CONSENT_OPS,
+    "is_customer": ("is_true", "is_false"),
+    "unit": ("in_subtree", "not_in_subtree"),
+}
+ATTRIBUTE_OPS = {
+    CustomAttribute.Kind.TEXT: TEXT_OPS,
+    CustomAttribute.Kind.CHOICE: ("equals", "not_equals", "is_empty", "is_not_empty"),
+    CustomAttribute.Kind.NUMBER: ("equals", "greater_than", "less_than", "is_empty", "is_not_empty"),
+    CustomAttribute.Kind.DATE: ("before", "after", "on", "is_empty", "is_not_empty"),
+    CustomAttribute.Kind.BOOLEAN: ("is_true", "is_false"),
+}
+NO_VALUE_OPS = {"is_empty", "is_not_empty", "is_valid", "is_not_valid", "is_true", "is_false"}
+
+
+def field_catalogue() -> list[dict]:
+    """Fields and operators the builder offers, including HQ's custom attributes."""
+    fields = [{"field": f, "ops": list(ops)} for f, ops in FIELD_OPS.items()]
+    for attribute in CustomAttribute.objects.order_by("key"):
+        fields.append({
+            "field": f"attributes.{attribute.key}", "label": attribute.label,
+            "ops": list(ATTRIBUTE_OPS[attribute.kind]), "choices": attribute.choices,
+        })
+    return fields
+
+
+class SegmentCompiler:
+    def __init__(self, user: User):
+        self.user = user
+        self.attributes = {a.key: a for a in CustomAttribute.objects.all()}
+        self.conditions = 0
+
+    def compile(self, tree) -> Q:
+        return self._tree(tree, "rule", 1)
+
+    def _tree(self, tree, where: str, depth: int) -> Q:
+        if not isinstance(tree, dict) or tree.get("match") not in {"all", "any"}:
+            raise ValidationError(f"{where}: a group needs match 'all' or 'any'.")
+        if depth > MAX_DEPTH:
+            raise ValidationError(f"{where}: groups can be nested {MAX_DEPTH} levels deep at most.")
+        rules = tree.get("rules")
+        if not isinstance(rules, list):
+            raise ValidationError(f"{where}: a group needs a list of rules.")
+        query = Q()
+        for index, rule in enumerate(rules, start=1):
+            label = f"{where} {index}" if depth == 1 else f"{where}.{index}"
+            if isinstance(rule, dict) and "match" in rule:
+                part = self._tree(rule, label, depth + 1)
+            else:
+                part = self._condition(rule, label)
+            query = (query & part) if tree["match"] == "all" else (query | part)
+        return query
+
+    def _condition(self, rule, where: str) -> Q:
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise ValidationError(f"A segment has {MAX_CONDITIONS} conditions at most.")
+        if not isinstance(rule, dict):
+            raise ValidationError(f"{where}: not a condition.")
+        field, op, value = rule.get("field"), rule.get("op"), rule.get("value")
+        if isinstance(field, str) and field.startswith("attributes."):
+            return self._attribute(field.split(".", 1)[1], op, value, where)
+        if field not in FIELD_OPS:
+            raise ValidationError(f"{where}: unknown field {field!r}.")
+        if op not in FIELD_OPS[field]:
+            raise ValidationError(f"{where}: {field} cannot use the operator {op!r}.")
+        if op not in NO_VALUE_OPS and (value is None or value == ""):
+            raise ValidationError(f"{where}: {field} {op} needs a value.")
+        if field in TEXT_FIELDS:
+            return _text(field, op, value)
+        if field in DATE_FIELDS:
+            return _date(field, op, value, where)
+        if field == "tag":
+            has = Exists(ContactTagging.objects.filter(contact=OuterRef("pk"), tag__name=str(value).lower()))
+            return Q(has) if op == "has" else ~Q(has)
+        if field in {"consent_email", "consent_sms"}:
+            column = "email_consent" if field == "consent_email" else "sms_consent"
+            if op == "is_valid":
+                return Q(**{f"{column}__in": VALID_CONSENT})
+            if op == "is_not_valid":
+                return ~Q(**{f"{column}__in": VALID_CONSENT})
+            if value not in ConsentStatus.values:
+                raise ValidationError(f"{where}: unknown consent status {value!r}.")
+            return Q(**{column: value})
+        if field == "is_customer":
+            return Q(is_customer=op == "is_true")
+        return self._unit(op, value, where)
+
+    def _unit(self, op: str, value, where: str) -> Q:
+        node = OrgNode.objects.filter(public_id=value).first() if _is_uuid(value) else None
+        if node is None or not access_for(self.user).sees(node.path):
+            raise ValidationError(f"{where}: unknown unit or region.")
+        query = Q(unit_path__startswith=node.path)
+        return query if op == "in_subtree" else ~query
+
+    def _attribute(self, key: str, op, value, where: str) -> Q:
+        attribute = self.attributes.get(key)
+        if attribute is None:
+            raise ValidationError(f"{where}: HQ has not declared the attribute {key!r}.")
+        if op not in ATTRIBUTE_OPS[attribute.kind]:
+            raise ValidationError(f"{where}: {attribute.label} cannot use the operator {op!r}.")
+        lookup = f"attributes__{key}"
+        if op == "is_empty":
+            return Q(**{f"{lookup}__isnull": True})
+        if op == "is_not_empty":
+            return Q(**{f"{lookup}__isnull": False})
+        if op in {"is_true", "is_false"}:
+            return Q(**{lookup: op == "is_true"})
+        if value is None or value == "":
+            raise ValidationError(f"{where}: {attribute.label} {op} needs a value.")
+        if attribute.kind == CustomAttribute.Kind.NUMBER:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ValidationError(f"{where}: {attribute.label} needs a number.") from None
+            if value.is_integer():
+                value = int(value)
+            return {"equals": Q(**{lookup: value}), "greater_than": Q(**{f"{lookup}__gt": value}),
+                    "less_than": Q(**{f"{lookup}__lt": value})}[op]
+        if attribute.kind == CustomAttribute.Kind.DATE:
+            day = _parse_day(value, where).isoformat()
+            return {"before": Q(**{f"{lookup}__lt": day}), "after": Q(**{f"{lookup}__gt": day}),
+                    "on": Q(**{lookup: day})}[op]
+        return _text(lookup, op, str(value))
+
+
+def _text(field: str, op: str, value) -> Q:
+    text = "" if value is None else str(value).strip()
+    if field in {"email", "language"}:
+        text = text.lower()
+    if op == "equals":
+        return Q(**{f"{field}__iexact" if "name" in field else field: text})
+    if op == "not_equals":
+        return ~Q(**{f"{field}__iexact" if "name" in field else field: text})
+    if op == "contains":
+        return Q(**{f"{field}__icontains": text})
+    if op == "starts_with":
+        return Q(**{f"{field}__istartswith": text})
+    if op == "is_empty":
+        return Q(**{f"{field}__isnull": True}) | Q(**{field: ""})
+    return ~(Q(**{f"{field}__isnull": True}) | Q(**{field: ""}))
+
+
+def _parse_day(value, where: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationError(f"{where}: {value!r} is not a date (YYYY-MM-DD).") from None
+
+
+def _date(field: str, op: str, value, where: str) -> Q:
+    if op == "is_empty":
+        return Q(**{f"{field}__isnull": True})
+    if op == "is_not_empty":
+        return Q(**{f"{field}__isnull": False})
+    if op == "month_is":
+        try:
+            month = int(value)
+        except (TypeError, ValueError):
+            month = 0
+        if not 1 <= month <= 12:
+            raise ValidationError(f"{where}: the month must be 1 to 12.")
+        return Q(**{f"{field}__month": month})
+    if op == "in_last_days":
+        try:
+            days = int(value)
+        except (TypeError, ValueError):
+            raise ValidationError(f"{where}: give a number of days.") from None
+        since = timezone.now() - dt.timedelta(days=days)
+        return Q(**{f"{field}__gte": since if field == "created_at" else since.date()})
+    day = _parse_day(value, where)
+    suffix = "__date" if field == "created_at" else ""
+    return {"before": Q(**{f"{field}{suffix}__lt": day}), "after": Q(**{f"{field}{suffix}__gt": day}),
+            "on": Q(**{f"{field}{suffix}": day})}[op]
+
+
+def _is_uuid(value) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def compile_rules(user: User, rules) -> Q:
+    return SegmentCompiler(user).compile(rules)
+
+
+def segment_contacts(user: User, rules, owner: OrgNode | None = None) -> QuerySet[Contact]:
+    """The contacts a rule tree selects, never outside the user's scope (nor the owner's)."""
+    contacts = contacts_for_user(user).filter(compile_rules(user, rules))
+    if owner is not None:
+        contacts = contacts.filter(unit_path__startswith=owner.path)
+    return contacts
+
+
+def segment_count(user: User, rules, owner: OrgNode | None = None) -> int:
+    return segment_contacts(user, rules, owner).count()

@@ -1,0 +1,175 @@
+"""Scoped reads of contacts: every query starts from the acting user's scope."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from enseigne.contacts.models import (
+    VALID_CONSENT,
+    Contact,
+    ContactImport,
+    Segment,
+    Suppression,
+)
+from enseigne.lib.hashing import identifier_hash
+from enseigne.network.access import access_for, path_filter
+from enseigne.network.capabilities import Capability
+from enseigne.network.models import User
+
+
+def contacts_for_user(user: User) -> QuerySet[Contact]:
+    paths = access_for(user).paths_with(Capability.VIEW_CONTACTS)
+    return Contact.objects.filter(path_filter(paths))
+
+
+def _uuid_or_404(public_id) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(public_id))
+    except ValueError:
+        raise Http404("Not found.") from None
+
+
+def get_contact_for_user(user: User, public_id, capability: str | None = None) -> Contact:
+    """404 when missing or in another unit; 403 when visible but ``capability`` is lacking."""
+    contact = (
+        contacts_for_user(user)
+        .select_related("unit")
+        .filter(public_id=_uuid_or_404(public_id))
+        .first()
+    )
+    if contact is None:
+        raise Http404("No such contact.")
+    if capability and not access_for(user).can(capability, contact.unit):
+        raise PermissionDenied
+    return contact
+
+
+def contact_search(
+    user: User, *, query: str = "", unit=None, tag: str = "", consent: str = "",
+) -> QuerySet[Contact]:
+    """The contacts list: free-text search plus filters, newest first."""
+    contacts = contacts_for_user(user)
+    if unit is not None:
+        contacts = contacts.filter(unit_path__startswith=unit.path)
+    text = query.strip()
+    if text:
+        lowered = text.lower()
+        condition = Q(email__startswith=lowered) | Q(last_name__istartswith=text) | Q(
+            first_name__istartswith=text
+        )
+        digits = "".join(ch for ch in text if ch.isdigit())
+        if len(digits) >= 4:
+            condition |= Q(phone__contains=digits.lstrip("0"))
+        contacts = contacts.filter(condition)
+    if tag:
+        contacts = contacts.filter(tags__name=tag)
+    if consent == "email":
+        contacts = contacts.filter(email_consent__in=VALID_CONSENT)
+    elif consent == "sms":
+        contacts = contacts.filter(sms_consent__in=VALID_CONSENT)
+    elif consent == "none":
+        contacts = contacts.exclude(email_consent__in=VALID_CONSENT).exclude(
+            sms_consent__in=VALID_CONSENT
+        )
+    return contacts.select_related("unit").order_by("-created_at", "-id")
+
+
+def contact_suppressions(contact: Contact) -> QuerySet[Suppression]:
+    hashes = []
+    if contact.email:
+        hashes.append(identifier_hash("email", contact.email))
+    if contact.phone:
+        hashes.append(identifier_hash("phone", contact.phone))
+    return Suppression.objects.filter(value_hash__in=hashes).filter(
+        Q(unit_path="") | Q(unit_path=contact.unit_path)
+    )
+
+
+def contact_data_export(contact: Contact) -> dict:
+    """Everything Enseigne holds about one contact (GDPR access and portability)."""
+    return {
+        "format": "enseigne.contact.v1",
+        "id": str(contact.public_id),
+        "unit": {"id": str(contact.unit.public_id), "name": contact.unit.name},
+        "email": contact.email,
+        "phone": contact.phone,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "birthday": contact.birthday.isoformat() if contact.birthday else None,
+        "language": contact.language,
+        "is_customer": contact.is_customer,
+        "attributes": contact.attributes,
+        "tags": sorted(t.name for t in contact.tags.all()),
+        "consent": {"email": contact.email_consent, "sms": contact.sms_consent},
+        "consent_history": [
+            {
+                "channel": e.channel,
+                "purpose": e.purpose,
+                "status": e.status,
+                "occurred_at": e.occurred_at.isoformat(),
+                "source": e.source,
+                "source_ref": e.source_ref,
+                "wording_version": e.wording_version,
+                "ip_address": e.ip_address,
+                "user_agent": e.user_agent,
+                "confirmed_at": e.confirmed_at.isoformat() if e.confirmed_at else None,
+            }
+            for e in contact.consent_events.order_by("occurred_at", "id")
+        ],
+        "suppressions": [
+            {"channel": s.channel, "reason": s.reason, "scope": "brand" if not s.unit_path else "unit",
+             "created_at": s.created_at.isoformat()}
+            for s in contact_suppressions(contact)
+        ],
+        "created_at": contact.created_at.isoformat(),
+        "updated_at": contact.updated_at.isoformat(),
+    }
+
+
+def imports_for_user(user: User) -> QuerySet[ContactImport]:
+    paths = access_for(user).paths_with(Capability.IMPORT_CONTACTS)
+    return ContactImport.objects.filter(path_filter(paths)).select_related("unit", "created_by")
+
+
+def get_import_for_user(user: User, public_id) -> ContactImport:
+    found = imports_for_user(user).filter(public_id=_uuid_or_404(public_id)).first()
+    if found is None:
+        # A visible-but-not-importing role gets 404 too: imports are not listed for it.
+        raise Http404("No such import.")
+    return found
+
+
+def segments_for_user(user: User) -> QuerySet[Segment]:
+    paths = access_for(user).paths_with(Capability.VIEW_CONTACTS)
+    return Segment.objects.filter(path_filter(paths)).select_related("owner")
+
+
+def get_segment_for_user(user: User, public_id, capability: str | None = None) -> Segment:
+    segment = segments_for_user(user).filter(public_id=_uuid_or_404(public_id)).first()
+    if segment is None:
+        raise Http404("No such segment.")
+    if capability and not access_for(user).can(capability, segment.owner):
+        raise PermissionDenied
+    return segment
+
+
+def unit_contact_counts(user: User, units) -> dict[int, int]:
+    """Contacts per unit id, for the units given, within the user's scope."""
+    rows = contacts_for_user(user).filter(unit__in=units).values("unit_id").annotate(n=Count("id"))
+    return {row["unit_id"]: row["n"] for row in rows}
+
+
+def unit_contact_stats(user: User, unit) -> dict:
+    contacts = contacts_for_user(user).filter(unit=unit)
+    stats = contacts.aggregate(
+        total=Count("id"),
+        email_ok=Count("id", filter=Q(email_consent__in=VALID_CONSENT)),
+        sms_ok=Count("id", filter=Q(sms_consent__in=VALID_CONSENT)),
+    )
+    stats["recent_imports"] = list(imports_for_user(user).filter(unit=unit)[:5])
+    stats["segments"] = list(segments_for_user(user).filter(owner=unit)[:5])
+    return stats

@@ -1,0 +1,74 @@
+"""``enseigne demo``: seed Maison Lumière (idempotent) and run web, worker and SMTP sink."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import connections
+
+from enseigne.demo import seed
+from enseigne.lib.rowsecurity import ALL, db_scope, set_role_switch
+
+
+class Command(BaseCommand):
+    help = "Create the demo network (idempotent) and start everything embedded."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--reset", action="store_true", help="Delete all data and seed again.")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--contacts", type=int, default=20_000)
+        parser.add_argument("--no-serve", action="store_true", help="Only seed; start nothing.")
+
+    def handle(self, *args, **options):
+        set_role_switch(False)
+        call_command("migrate", interactive=False, verbosity=0)
+        connections.close_all()
+        set_role_switch(True)
+        with db_scope(ALL):
+            if options["reset"]:
+                seed.reset()
+            if seed.demo_exists():
+                self.stdout.write("The demo network already exists (use --reset to start over).")
+            else:
+                self.stdout.write(f"Seeding Maison Lumière with {options['contacts']:,} contacts…")
+                summary = seed.seed(contacts_total=options["contacts"])
+                self.stdout.write(f"Created {summary['units']} units, {summary['contacts']:,} contacts.")
+        connections.close_all()
+        self._print_logins(options["port"])
+        if options["no_serve"]:
+            return
+        self._run_processes(options["port"])
+
+    def _print_logins(self, port: int) -> None:
+        self.stdout.write(self.style.SUCCESS(f"\nEnseigne is at http://127.0.0.1:{port}/"))
+        self.stdout.write(f"Every demo login uses the password: {seed.PASSWORD}")
+        for email, first, last, role, _ in seed.DEMO_USERS:
+            self.stdout.write(f"  {email:40} {role}")
+
+    def _run_processes(self, port: int) -> None:
+        base = [sys.executable, "-m", "enseigne.cli"]
+        env = dict(os.environ)
+        children = [
+            subprocess.Popen([*base, "smtp_sink"], env=env),  # noqa: S603
+            subprocess.Popen([*base, "worker"], env=env),  # noqa: S603
+            subprocess.Popen([*base, "serve", "--port", str(port)], env=env),  # noqa: S603
+        ]
+        self.stdout.write("Web, worker and SMTP sink are running. Press Ctrl+C to stop.")
+        try:
+            while all(child.poll() is None for child in children):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+            for child in children:
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()

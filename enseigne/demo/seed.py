@@ -1,0 +1,212 @@
+"""The demo network "Maison Lumière": a fictional home-decor chain in real French towns."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from django.db import transaction
+from django.utils import timezone
+
+from enseigne.contacts.models import (
+    ConsentEvent,
+    ConsentStatus,
+    Contact,
+    ContactImport,
+    ContactTagging,
+    CustomAttribute,
+    Segment,
+    Suppression,
+    Tag,
+)
+from enseigne.contacts.services import segment_save, tags_get_or_create
+from enseigne.network import services as network
+from enseigne.network.models import AuditEvent, CapabilityRule, OrgNode, Role, UnitVariable, User
+
+PASSWORD = "enseigne-demo"
+DOMAIN = "maison-lumiere.test"
+
+REGIONS = {
+    "Nord": [
+        ("Lille", "lille", "12 rue Esquermoise", "59000", "+33320000101"),
+        ("Rouen", "rouen", "8 rue du Gros-Horloge", "76000", "+33235000102"),
+    ],
+    "Sud-Est": [
+        ("Lyon", "lyon", "24 rue de la République", "69002", "+33478000103"),
+        ("Marseille", "marseille", "5 rue Paradis", "13001", "+33491000104"),
+        ("Grenoble", "grenoble", "3 place Grenette", "38000", "+33476000105"),
+    ],
+    "Atlantique": [
+        ("Nantes", "nantes", "17 rue Crébillon", "44000", "+33240000106"),
+        ("Bordeaux", "bordeaux", "41 rue Sainte-Catherine", "33000", "+33556000107"),
+        ("Rennes", "rennes", "9 rue Le Bastard", "35000", "+33299000108"),
+    ],
+}
+MANAGERS = ["Claire Martin", "Julien Bernard", "Sophie Laurent", "Karim Haddad", "Élodie Roux",
+            "Thomas Girard", "Nadia Benali", "Hugo Lefèvre"]
+FIRST_NAMES = ["Camille", "Léa", "Manon", "Chloé", "Emma", "Inès", "Sarah", "Louise", "Jade", "Alice",
+               "Lucas", "Hugo", "Louis", "Gabriel", "Arthur", "Jules", "Nathan", "Théo", "Paul", "Adam",
+               "Marie", "Nathalie", "Isabelle", "Sylvie", "Catherine", "Philippe", "Nicolas", "Pierre",
+               "Laurent", "Stéphane", "Amélie", "Julie", "Margaux", "Yasmine", "Mehdi", "Rayan", "Zoé",
+               "Maël", "Clémence", "Anaïs"]
+LAST_NAMES = ["Martin", "Bernard", "Thomas", "Petit", "Robert", "Richard", "Durand", "Dubois", "Moreau",
+              "Laurent", "Simon", "Michel", "Lefèvre", "Leroy", "Roux", "David", "Bertrand", "Morel",
+              "Fournier", "Girard", "Bonnet", "Dupont", "Lambert", "Fontaine", "Rousseau", "Vincent",
+              "Muller", "Lefebvre", "Faure", "André", "Mercier", "Blanc", "Guérin", "Boyer", "Garnier",
+              "Chevalier", "François", "Legrand", "Gauthier", "Garcia", "Perrin", "Robin", "Clément",
+              "Morin", "Nicolas", "Henry", "Roussel", "Mathieu", "Gautier", "Masson"]
+MAIL_DOMAINS = ["example.com", "example.net", "example.org"]
+CONTACT_TAGS = ["vip", "client-fidele", "salon-deco-2026", "cuisine", "luminaires", "textile"]
+
+DEMO_USERS = [
+    ("siege@" + DOMAIN, "Hélène", "Marchand", "hq_admin", None),
+    ("marketing@" + DOMAIN, "Bastien", "Caron", "hq_marketer", None),
+    ("region.sud-est@" + DOMAIN, "Farid", "Amrani", "region_manager", "sud-est"),
+    ("lyon@" + DOMAIN, "Sophie", "Laurent", "unit_manager", "lyon"),
+    ("vendeur.lyon@" + DOMAIN, "Maxime", "Perret", "unit_staff", "lyon"),
+    ("lille@" + DOMAIN, "Claire", "Martin", "unit_manager", "lille"),
+]
+
+
+def demo_exists() -> bool:
+    return OrgNode.objects.filter(code="maison-lumiere").exists()
+
+
+def reset() -> None:
+    """Remove everything the demo (or anyone) put in this database's domain tables."""
+    with transaction.atomic():
+        for model in (ContactTagging, ConsentEvent, Segment, Suppression):
+            model.objects.all().delete()
+        Contact.objects.all().delete()
+        ContactImport.objects.all().delete()
+        CapabilityRule.objects.all().delete()
+        AuditEvent.objects.all().delete()
+        User.objects.all().delete()
+        OrgNode.objects.all().delete()
+        for model in (Tag, CustomAttribute, UnitVariable, Role):
+            model.objects.all().delete()
+
+
+@transaction.atomic
+def seed(contacts_total: int = 20_000, random_seed: int = 42) -> dict:
+    rng = random.Random(random_seed)
+    roles = network.builtin_roles_ensure()
+    root = network.network_create(
+        actor=None, name="Maison Lumière", code="maison-lumiere",
+        legal_name="Maison Lumière SAS", sending_domain="news.maison-lumiere.test",
+    )
+    network.unit_variable_declare(actor=None, key="parking", label="Parking", help_text="Where customers park")
+    network.unit_variable_declare(actor=None, key="click_collect", label="Click & collect hours")
+    CustomAttribute.objects.get_or_create(key="loyalty_tier", defaults={
+        "label": "Loyalty tier", "kind": CustomAttribute.Kind.CHOICE, "choices": ["bronze", "silver", "gold"]})
+    CustomAttribute.objects.get_or_create(key="favourite_room", defaults={
+        "label": "Favourite room", "kind": CustomAttribute.Kind.TEXT})
+    units: dict[str, OrgNode] = {}
+    index = 0
+    for region_name, towns in REGIONS.items():
+        region = network.node_create(actor=None, parent=root, kind="region", name=region_name,
+                                     code=region_name.lower())
+        for name, code, street, postal, phone in towns:
+            unit = network.node_create(
+                actor=None, parent=region, kind="unit", name=f"Maison Lumière {name}", code=code,
+                profile={
+                    "address_line": street, "postal_code": postal, "city": name, "phone": phone,
+                    "email": f"{code}@{DOMAIN}", "website": f"https://www.{DOMAIN}/magasins/{code}",
+                    "manager_name": MANAGERS[index],
+                    "opening_hours": "Mon–Sat 10:00–19:00\nSun closed",
+                    "variables": {"parking": f"Parking {name} Centre, 2 min walk",
+                                  "click_collect": "Mon–Sat 11:00–18:30"},
+                },
+                tags=["pilot"] if code in {"lyon", "nantes"} else [],
+            )
+            units[code] = unit
+            index += 1
+    # HQ lets pilot units send SMS even where their role would not (the permission tree).
+    users = {}
+    for email, first, last, role_key, node_code in DEMO_USERS:
+        user = network.user_create(actor=None, email=email, first_name=first, last_name=last, password=PASSWORD)
+        node = root if node_code is None else OrgNode.objects.get(code=node_code)
+        network.membership_grant(actor=None, user=user, node=node, role=roles[role_key])
+        users[email] = user
+    CapabilityRule.objects.create(node=root, capability="send_sms", effect="allow",
+                                  role=roles["unit_manager"], unit_tag=units["lyon"].tags.first())
+    _contacts(rng, list(units.values()), contacts_total)
+    lyon = units["lyon"]
+    segment_save(actor=users["lyon@" + DOMAIN], owner=lyon, name="Clients fidèles joignables par email",
+                 description="Existing customers with valid email consent",
+                 rules={"match": "all", "rules": [
+                     {"field": "consent_email", "op": "is_valid"},
+                     {"field": "is_customer", "op": "is_true"}]})
+    segment_save(actor=users["siege@" + DOMAIN], owner=root, name="VIP du réseau (SMS)",
+                 rules={"match": "all", "rules": [
+                     {"field": "tag", "op": "has", "value": "vip"},
+                     {"field": "consent_sms", "op": "is_valid"}]})
+    return {"units": len(units), "contacts": Contact.objects.count(), "users": len(users)}
+
+
+def _contacts(rng: random.Random, units: list[OrgNode], total: int) -> None:
+    now = timezone.now()
+    tags = {t.name: t for t in tags_get_or_create(CONTACT_TAGS)}
+    weights = [1.6 if u.code == "lyon" else 1.0 for u in units]
+    contacts: list[Contact] = []
+    seen: set[tuple[int, str]] = set()
+    counter = 0
+    while len(contacts) < total:
+        unit = rng.choices(units, weights)[0]
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        counter += 1
+        local = f"{_ascii(first)}.{_ascii(last)}{counter % 997}".lower()
+        email = f"{local}@{rng.choice(MAIL_DOMAINS)}" if rng.random() < 0.92 else None
+        phone = f"+336{rng.randrange(10_000_000, 99_999_999)}" if rng.random() < 0.7 or email is None else None
+        key = (unit.pk, email or phone)
+        if key in seen:
+            continue
+        seen.add(key)
+        customer = rng.random() < 0.55
+        contacts.append(Contact(
+            unit=unit, unit_path=unit.path, email=email, phone=phone, first_name=first, last_name=last,
+            birthday=dt.date(rng.randint(1945, 2005), rng.randint(1, 12), rng.randint(1, 28)) if rng.random() < 0.6 else None,
+            language="fr" if rng.random() < 0.93 else "en", is_customer=customer,
+            attributes={"loyalty_tier": rng.choice(["bronze", "bronze", "silver", "gold"])} if customer else {},
+        ))
+    created = Contact.objects.bulk_create(contacts, batch_size=2000)
+    # Spread creation dates over two years so growth charts and date rules have data.
+    for contact in created:
+        contact.created_at = now - dt.timedelta(days=rng.randint(0, 730), minutes=rng.randint(0, 1440))
+    Contact.objects.bulk_update(created, ["created_at"], batch_size=2000)
+    events, taggings = [], []
+    for contact in created:
+        for channel, field, rate in (("email", "email", 0.72), ("sms", "phone", 0.4)):
+            if not getattr(contact, field):
+                continue
+            roll = rng.random()
+            if roll < rate:
+                status = ConsentStatus.GRANTED
+            elif roll < rate + 0.12 and contact.is_customer:
+                status = ConsentStatus.SOFT_OPT_IN
+            else:
+                continue
+            at = contact.created_at + dt.timedelta(minutes=5)
+            events.append(ConsentEvent(
+                contact=contact, unit_path=contact.unit_path, channel=channel, status=status,
+                occurred_at=at, source=rng.choice(["in_store", "form", "in_store"]),
+                wording_version="in-store-v1", ip_address=None,
+            ))
+            if rng.random() < 0.05:
+                status = ConsentStatus.WITHDRAWN
+                events.append(ConsentEvent(
+                    contact=contact, unit_path=contact.unit_path, channel=channel, status=status,
+                    occurred_at=at + dt.timedelta(days=rng.randint(1, 300)), source="unsubscribe",
+                ))
+            setattr(contact, f"{channel}_consent", status)
+        for name in rng.sample(CONTACT_TAGS, rng.choice([0, 0, 1, 1, 2])):
+            taggings.append(ContactTagging(contact=contact, tag=tags[name], unit_path=contact.unit_path))
+    ConsentEvent.objects.bulk_create(events, batch_size=5000)
+    ContactTagging.objects.bulk_create(taggings, batch_size=5000)
+    Contact.objects.bulk_update(created, ["email_consent", "sms_consent"], batch_size=2000)
+
+
+def _ascii(text: str) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()

@@ -1,0 +1,25 @@
+"""Bootstrap classes on every widget, so templates stay plain."""
+
+from django import forms
+
+
+class StyledMixin:
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            widget = field.widget
+            if isinstance(widget, (forms.CheckboxInput, forms.CheckboxSelectMultiple)):
+                css = "form-check-input"
+            elif isinstance(widget, forms.Select):
+                css = "form-select"
+            else:
+                css = "form-control"
+            widget.attrs["class"] = f"{widget.attrs.get('class', '')} {css}".strip()
+
+
+class StyledForm(StyledMixin, forms.Form):
+    pass
+
+
+class StyledModelForm(StyledMixin, forms.ModelForm):
+    pass

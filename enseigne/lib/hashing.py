@@ -1,0 +1,15 @@
+"""Stable hashes of contact identifiers, for suppression lists that keep no PII."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def identifier_hash(kind: str, value: str) -> str:
+    """SHA-256 of ``kind:normalised value``; kind is 'email' or 'phone' (E.164)."""
+    normalised = normalise_email(value) if kind == "email" else value.strip()
+    return hashlib.sha256(f"{kind}:{normalised}".encode()).hexdigest()

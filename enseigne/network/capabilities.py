@@ -1,0 +1,66 @@
+"""The capabilities HQ grants to roles. Keys are stable; labels are translated."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Capability(models.TextChoices):
+    MANAGE_USERS = "manage_users", _("Manage users and roles")
+    MANAGE_NETWORK = "manage_network", _("Manage the org tree and unit profiles")
+    MANAGE_TEMPLATES = "manage_templates", _("Manage templates")
+    MANAGE_ASSETS = "manage_assets", _("Manage assets")
+    CREATE_NATIONAL_CAMPAIGNS = "create_national_campaigns", _("Create national campaigns")
+    APPROVE_CAMPAIGNS = "approve_campaigns", _("Approve campaigns")
+    CREATE_LOCAL_CAMPAIGNS = "create_local_campaigns", _("Create local campaigns")
+    SEND_WITHOUT_APPROVAL = "send_without_approval", _("Send without approval")
+    SEND_SMS = "send_sms", _("Send SMS")
+    VIEW_CONTACTS = "view_contacts", _("View contacts")
+    EDIT_CONTACTS = "edit_contacts", _("Add and edit contacts")
+    ERASE_CONTACTS = "erase_contacts", _("Erase contacts (GDPR)")
+    IMPORT_CONTACTS = "import_contacts", _("Import contacts")
+    EXPORT_CONTACTS = "export_contacts", _("Export contacts")
+    MANAGE_SEGMENTS = "manage_segments", _("Build segments")
+    VIEW_NETWORK_ANALYTICS = "view_network_analytics", _("View network analytics")
+
+
+C = Capability
+
+# Built-in roles: key -> (label, level, capabilities). HQ admins may add more.
+BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
+    "hq_admin": (
+        "HQ admin",
+        "hq",
+        {c.value for c in Capability},
+    ),
+    "hq_marketer": (
+        "HQ marketer",
+        "hq",
+        {
+            C.MANAGE_TEMPLATES, C.MANAGE_ASSETS, C.CREATE_NATIONAL_CAMPAIGNS,
+            C.APPROVE_CAMPAIGNS, C.SEND_WITHOUT_APPROVAL, C.SEND_SMS, C.VIEW_CONTACTS,
+            C.MANAGE_SEGMENTS, C.EXPORT_CONTACTS, C.VIEW_NETWORK_ANALYTICS,
+        },
+    ),
+    "region_manager": (
+        "Region manager",
+        "region",
+        {
+            C.APPROVE_CAMPAIGNS, C.CREATE_LOCAL_CAMPAIGNS, C.SEND_WITHOUT_APPROVAL,
+            C.VIEW_CONTACTS, C.MANAGE_SEGMENTS, C.VIEW_NETWORK_ANALYTICS,
+        },
+    ),
+    "unit_manager": (
+        "Unit manager",
+        "unit",
+        {
+            C.CREATE_LOCAL_CAMPAIGNS, C.VIEW_CONTACTS, C.EDIT_CONTACTS, C.ERASE_CONTACTS,
+            C.IMPORT_CONTACTS, C.EXPORT_CONTACTS, C.MANAGE_SEGMENTS,
+        },
+    ),
+    "unit_staff": (
+        "Unit staff",
+        "unit",
+        {C.VIEW_CONTACTS, C.EDIT_CONTACTS},
+    ),
+}
+BUILTIN_ROLES = {k: (label, level, {str(c) for c in caps}) for k, (label, level, caps) in BUILTIN_ROLES.items()}

@@ -1,0 +1,97 @@
+// Segment builder: edits the rule tree held in #id_rules and asks the server for a live count.
+(function () {
+  "use strict";
+  const input = document.getElementById("id_rules");
+  const root = document.getElementById("builder");
+  if (!input || !root) return;
+  const catalogue = JSON.parse(document.getElementById("segment-catalogue").textContent);
+  const units = JSON.parse(document.getElementById("segment-units").textContent);
+  const labels = JSON.parse(document.getElementById("segment-labels").textContent);
+  let tree;
+  try { tree = JSON.parse(input.value); } catch (e) { tree = null; }
+  if (!tree || !tree.match) tree = { match: "all", rules: [] };
+  const noValue = new Set(["is_empty", "is_not_empty", "is_valid", "is_not_valid", "is_true", "is_false"]);
+  const byField = Object.fromEntries(catalogue.map((f) => [f.field, f]));
+
+  function el(tag, attrs, children) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(([k, v]) => {
+      if (k === "text") node.textContent = v; else node.setAttribute(k, v);
+    });
+    (children || []).forEach((c) => node.appendChild(c));
+    return node;
+  }
+  function select(options, value, label, onChange) {
+    const s = el("select", { class: "form-select form-select-sm d-inline-block w-auto me-1", "aria-label": label });
+    options.forEach(([v, text]) => {
+      const o = el("option", { value: v, text: text });
+      if (v === value) o.selected = true;
+      s.appendChild(o);
+    });
+    s.addEventListener("change", () => onChange(s.value));
+    return s;
+  }
+  function renderCondition(rule, parent, index) {
+    const row = el("div", { class: "mb-2 condition" });
+    row.appendChild(select(catalogue.map((f) => [f.field, f.label || f.field]), rule.field, "field", (v) => {
+      rule.field = v; rule.op = byField[v].ops[0]; rule.value = ""; changed();
+    }));
+    const spec = byField[rule.field] || catalogue[0];
+    row.appendChild(select(spec.ops.map((o) => [o, o.replaceAll("_", " ")]), rule.op, "operator", (v) => { rule.op = v; changed(); }));
+    if (!noValue.has(rule.op)) {
+      let valueInput;
+      if (rule.field === "unit") {
+        valueInput = select([["", "—"], ...units], rule.value || "", "value", (v) => { rule.value = v; changed(); });
+      } else if (spec.choices && spec.choices.length) {
+        valueInput = select([["", "—"], ...spec.choices.map((c) => [c, c])], rule.value || "", "value", (v) => { rule.value = v; changed(); });
+      } else {
+        const type = /birthday|created_at/.test(rule.field) && ["before", "after", "on"].includes(rule.op) ? "date" : "text";
+        valueInput = el("input", { class: "form-control form-control-sm d-inline-block w-auto me-1", type: type, "aria-label": "value" });
+        valueInput.value = rule.value == null ? "" : rule.value;
+        valueInput.addEventListener("input", () => { rule.value = valueInput.value; sync(); });
+      }
+      row.appendChild(valueInput);
+    }
+    const remove = el("button", { type: "button", class: "btn btn-sm btn-link text-danger", text: labels.remove });
+    remove.addEventListener("click", () => { parent.rules.splice(index, 1); changed(); });
+    row.appendChild(remove);
+    return row;
+  }
+  function renderGroup(group, parent, index) {
+    const box = el("div", { class: parent ? "rule-group" : "" });
+    const head = el("div", { class: "mb-2" });
+    head.appendChild(el("span", { class: "me-2", text: labels.match }));
+    head.appendChild(select([["all", labels.all], ["any", labels.any]], group.match, "match", (v) => { group.match = v; changed(); }));
+    box.appendChild(head);
+    group.rules.forEach((rule, i) => {
+      box.appendChild(rule.match ? renderGroup(rule, group, i) : renderCondition(rule, group, i));
+    });
+    const add = el("button", { type: "button", class: "btn btn-sm btn-outline-primary me-1", text: labels.addCondition });
+    add.addEventListener("click", () => { group.rules.push({ field: "consent_email", op: "is_valid", value: "" }); changed(); });
+    box.appendChild(add);
+    const addGroup = el("button", { type: "button", class: "btn btn-sm btn-outline-secondary me-1", text: labels.addGroup });
+    addGroup.addEventListener("click", () => { group.rules.push({ match: "any", rules: [] }); changed(); });
+    box.appendChild(addGroup);
+    if (parent) {
+      const remove = el("button", { type: "button", class: "btn btn-sm btn-link text-danger", text: labels.remove });
+      remove.addEventListener("click", () => { parent.rules.splice(index, 1); changed(); });
+      box.appendChild(remove);
+    }
+    return box;
+  }
+  let timer = null;
+  function sync() {
+    input.value = JSON.stringify(tree);
+    clearTimeout(timer);
+    timer = setTimeout(count, 300);
+  }
+  function changed() { root.replaceChildren(renderGroup(tree, null, 0)); sync(); }
+  function count() {
+    const body = new URLSearchParams({ rules: input.value });
+    fetch(labels.countUrl, {
+      method: "POST", body: body, credentials: "same-origin",
+      headers: { "X-CSRFToken": document.querySelector("[name=csrfmiddlewaretoken]").value },
+    }).then((r) => r.text()).then((html) => { document.getElementById("live-count").innerHTML = html; });
+  }
+  changed();
+})();
