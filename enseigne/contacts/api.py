@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from ninja import File, Form, Router, Schema
 from ninja.files import UploadedFile
+from ninja.responses import Status
 
 from enseigne.contacts import selectors, services
 from enseigne.contacts.import_services import import_prepare, import_start
@@ -156,7 +157,7 @@ def create_contact(request: HttpRequest, payload: ContactIn):
     unit = network_selectors.get_unit_for_user(request.user, payload.unit, Capability.EDIT_CONTACTS)
     data = payload.dict(exclude={"unit", "tags"})
     contact = services.contact_create(actor=request.user, unit=unit, data=data, tags=payload.tags)
-    return 201, ContactOut.from_contact(contact)
+    return Status(201, ContactOut.from_contact(contact))
 
 
 @router.get("/contacts/{contact_id}", response=ContactOut)
@@ -177,7 +178,7 @@ def patch_contact(request: HttpRequest, contact_id: uuid.UUID, payload: ContactP
 def erase_contact(request: HttpRequest, contact_id: uuid.UUID):
     contact = selectors.get_contact_for_user(request.user, contact_id, Capability.ERASE_CONTACTS)
     services.contact_erase(actor=request.user, contact=contact)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/contacts/{contact_id}/consent-events", response=list[ConsentOut])
@@ -193,7 +194,7 @@ def record_consent(request: HttpRequest, contact_id: uuid.UUID, payload: Consent
         actor=request.user, contact=contact, source_ref=f"api-user:{request.user.public_id}",
         **payload.dict(),
     )
-    return 201, event
+    return Status(201, event)
 
 
 @router.get("/imports", response=list[ImportOut])
@@ -222,7 +223,7 @@ def create_import(
             consent_channels=[c for c in consent_channels.split(",") if c],
             consent_wording=consent_wording, tags=tags.split(","),
         )
-    return 201, ImportOut.from_import(imp)
+    return Status(201, ImportOut.from_import(imp))
 
 
 @router.get("/imports/{import_id}", response=ImportOut)

@@ -1,8 +1,8 @@
 from django import forms
-from enseigne.lib.forms import StyledForm, StyledModelForm
 from django.utils.translation import gettext_lazy as _
 
 from enseigne.contacts.models import Channel, ConsentEvent, ConsentStatus
+from enseigne.lib.forms import StyledForm
 
 
 class ContactForm(StyledForm):

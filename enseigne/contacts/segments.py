@@ -13,7 +13,13 @@ from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from enseigne.contacts.models import VALID_CONSENT, Contact, ContactTagging, ConsentStatus, CustomAttribute
+from enseigne.contacts.models import (
+    VALID_CONSENT,
+    ConsentStatus,
+    Contact,
+    ContactTagging,
+    CustomAttribute,
+)
 from enseigne.contacts.selectors import contacts_for_user
 from enseigne.network.access import access_for
 from enseigne.network.models import OrgNode, User

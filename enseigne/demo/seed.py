@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import unicodedata
 
 from django.db import transaction
 from django.utils import timezone
@@ -23,7 +24,7 @@ from enseigne.contacts.services import segment_save, tags_get_or_create
 from enseigne.network import services as network
 from enseigne.network.models import AuditEvent, CapabilityRule, OrgNode, Role, UnitVariable, User
 
-PASSWORD = "enseigne-demo"
+PASSWORD = "enseigne-demo"  # noqa: S105 (the documented demo password)
 DOMAIN = "maison-lumiere.test"
 
 REGIONS = {
@@ -207,6 +208,4 @@ def _contacts(rng: random.Random, units: list[OrgNode], total: int) -> None:
 
 
 def _ascii(text: str) -> str:
-    import unicodedata
-
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()

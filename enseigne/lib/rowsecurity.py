@@ -98,10 +98,11 @@ class CreateScopeFunction(Operation):
         role = settings.DATABASE_APP_ROLE
         if role:
             quoted = schema_editor.quote_name(role)
+            literal = _literal(role)
             schema_editor.execute(
-                "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s) "
-                "THEN EXECUTE 'CREATE ROLE ' || quote_ident(%s) || ' NOLOGIN NOSUPERUSER NOBYPASSRLS'; "
-                "END IF; END $$;" % (_literal(role), _literal(role))
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {literal}) "  # noqa: S608
+                f"THEN EXECUTE 'CREATE ROLE ' || quote_ident({literal}) || ' NOLOGIN NOSUPERUSER NOBYPASSRLS'; "
+                "END IF; END $$;"
             )
             schema_editor.execute(f"GRANT {quoted} TO CURRENT_USER")
             schema_editor.execute(f"GRANT USAGE ON SCHEMA public TO {quoted}")

@@ -1,13 +1,14 @@
 from django import forms
-from enseigne.lib.forms import StyledForm, StyledModelForm
 from django.utils.translation import gettext_lazy as _
 
+from enseigne.lib.forms import StyledForm, StyledModelForm
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import CapabilityRule, OrgNode, Role, UnitProfile
 
 
 class UnitProfileForm(StyledModelForm):
     tags = forms.CharField(label=_("Tags"), required=False, help_text=_("Comma-separated, e.g. pilot, city-centre"))
+    website = forms.URLField(label=_("Website"), required=False, assume_scheme="https")
 
     class Meta:
         model = UnitProfile

@@ -44,7 +44,7 @@ def get_node_for_user(user: User, public_id) -> OrgNode:
 
 
 def network_root() -> OrgNode | None:
-    return OrgNode.get_root_nodes().select_related("network").first()
+    return OrgNode.objects.get_root_nodes().select_related("network").first()
 
 
 def users_for_admin(user: User) -> QuerySet[User]:

@@ -67,7 +67,7 @@ def network_create(
     default_country: str = "FR", time_zone: str = "Europe/Paris",
 ) -> OrgNode:
     _require_hq_admin(actor)
-    root = OrgNode.add_root(kind=OrgNode.Kind.NETWORK, name=name, code=code)
+    root = OrgNode.objects.add_root({"kind": OrgNode.Kind.NETWORK, "name": name, "code": code})
     Network.objects.create(
         node=root, legal_name=legal_name, sending_domain=sending_domain,
         default_country=default_country, time_zone=time_zone,
@@ -90,7 +90,7 @@ def node_create(
     if OrgNode.objects.filter(code=code).exists():
         raise ValidationError({"code": f"The code {code!r} is already used."})
     parent.refresh_from_db()
-    node = parent.add_child(kind=kind, name=name, code=code)
+    node = OrgNode.objects.add_child(parent, {"kind": kind, "name": name, "code": code})
     if kind == OrgNode.Kind.UNIT:
         UnitProfile.objects.create(node=node, **_clean_profile(profile or {}))
         if tags:

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from enseigne.network.models import ApiToken, User
 
-TOKEN_PREFIX = "ens_"
+TOKEN_PREFIX = "ens_"  # noqa: S105 (a public prefix, not a secret)
 
 
 def _hash(key: str) -> str:

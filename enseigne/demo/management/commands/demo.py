@@ -46,7 +46,7 @@ class Command(BaseCommand):
     def _print_logins(self, port: int) -> None:
         self.stdout.write(self.style.SUCCESS(f"\nEnseigne is at http://127.0.0.1:{port}/"))
         self.stdout.write(f"Every demo login uses the password: {seed.PASSWORD}")
-        for email, first, last, role, _ in seed.DEMO_USERS:
+        for email, _first, _last, role, _node in seed.DEMO_USERS:
             self.stdout.write(f"  {email:40} {role}")
 
     def _run_processes(self, port: int) -> None:

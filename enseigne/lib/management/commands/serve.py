@@ -15,7 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         gunicorn = shutil.which("gunicorn") or os.path.join(os.path.dirname(sys.executable), "gunicorn")
-        os.execv(gunicorn, [
+        os.execv(gunicorn, [  # noqa: S606 (fixed argv, no shell)
             gunicorn, "config.wsgi:application",
             "--bind", f"{options['host']}:{options['port']}",
             "--workers", str(options["workers"]),

@@ -1,0 +1,49 @@
+import pytest
+from django.conf import settings
+from django.db import connection, connections
+
+from enseigne.lib.rowsecurity import ALL, db_scope, set_role_switch
+
+# Migrations and test-database creation run as the schema owner; the tests themselves
+# run as the unprivileged application role, so PostgreSQL's RLS policies really apply.
+set_role_switch(False)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    if connection.vendor == "postgresql" and settings.DATABASE_APP_ROLE:
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            # Flushing between transactional tests needs TRUNCATE, which the production app
+            # role never gets (TRUNCATE ignores RLS). Tests only.
+            cursor.execute(
+                f"GRANT TRUNCATE ON ALL TABLES IN SCHEMA public TO {connection.ops.quote_name(settings.DATABASE_APP_ROLE)}"
+            )
+    connections.close_all()
+    set_role_switch(True)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _system_scope(request):
+    """Unit tests act as the system (scope ALL); requests inside set their own scope."""
+    names = request.fixturenames
+    if "transactional_db" in names or "live_server" in names:
+        request.getfixturevalue("transactional_db")
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('enseigne.scope', '*', false)")
+        yield
+        return
+    if request.node.get_closest_marker("django_db") or "db" in names:
+        request.getfixturevalue("db")
+        with db_scope(ALL):
+            yield
+        return
+    yield
+
+
+@pytest.fixture
+def world(db):
+    from tests.factories import build_world
+
+    return build_world()

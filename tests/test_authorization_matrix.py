@@ -1,0 +1,231 @@
+"""Every URL and API route × method × persona × own/other object.
+
+A route with no row here fails ``test_every_route_has_a_row``. Statuses are exact:
+another unit's object answers 404 exactly like a missing one; a role that may see an
+object but not act on it gets 403; anonymous browsers are sent to the login page and
+anonymous API calls get 401. Every denied write is checked to have changed nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from enseigne.api.api import api
+from enseigne.contacts.models import ConsentEvent, Contact, ContactImport, Segment
+from enseigne.contacts.services import segment_save
+from enseigne.network.models import AuditEvent, OrgNode, User
+from enseigne.network.tokens import token_create
+from tests.factories import PASSWORD, ContactFactory, build_world
+
+PERSONAS = ("anon", "hq_admin", "region_manager", "manager_a", "staff_a", "manager_b")
+NO_OBJECT = None
+
+# (route, method): (object kind, "own statuses for PERSONAS", "other statuses" or None)
+# Other-unit statuses are for the personas that have another unit to try (not anon/HQ).
+MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
+    ("login/", "GET"): (NO_OBJECT, "200 302 302 302 302 302", None),
+    ("logout/", "POST"): (NO_OBJECT, "302 302 302 302 302 302", None),
+    ("i18n/setlang/", "POST"): (NO_OBJECT, "302 302 302 302 302 302", None),
+    ("", "GET"): (NO_OBJECT, "302 302 302 302 302 302", None),
+    ("hq/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("hq/nodes/new/", "POST"): (NO_OBJECT, "302 302 403 403 403 403", None),
+    ("hq/users/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    ("hq/users/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    ("hq/users/<uuid:public_id>/", "GET"): ("user", "302 200 403 403 403 403", None),
+    ("hq/users/<uuid:public_id>/", "POST"): ("user", "302 200 403 403 403 403", None),
+    ("hq/roles/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    ("hq/roles/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    ("hq/audit/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    ("units/<uuid:public_id>/", "GET"): ("unit", "302 200 200 200 200 200", "404 404 404 404"),
+    ("units/<uuid:public_id>/edit/", "GET"): ("unit", "302 200 403 403 403 403", "404 404 404 404"),
+    ("units/<uuid:public_id>/edit/", "POST"): ("unit", "302 200 403 403 403 403", "404 404 404 404"),
+    ("contacts/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("contacts/new/", "GET"): (NO_OBJECT, "302 200 403 200 200 200", None),
+    ("contacts/new/", "POST"): (NO_OBJECT, "302 200 403 200 200 200", None),
+    ("contacts/export.csv", "GET"): (NO_OBJECT, "302 200 403 200 403 200", None),
+    ("contacts/<uuid:public_id>/", "GET"): ("contact", "302 200 200 200 200 200", "404 404 404 404"),
+    ("contacts/<uuid:public_id>/edit/", "GET"): ("contact", "302 200 403 200 200 200", "404 404 404 404"),
+    ("contacts/<uuid:public_id>/edit/", "POST"): ("contact", "302 200 403 200 200 200", "404 404 404 404"),
+    ("contacts/<uuid:public_id>/consent/", "POST"): ("contact", "302 302 403 302 302 302", "404 404 404 404"),
+    ("contacts/<uuid:public_id>/data.json", "GET"): ("contact", "302 200 403 200 403 200", "404 404 404 404"),
+    ("contacts/<uuid:public_id>/erase/", "GET"): ("contact", "302 200 403 200 403 200", "404 404 404 404"),
+    ("contacts/<uuid:public_id>/erase/", "POST"): ("contact", "302 302 403 302 403 302", "404 404 404 404"),
+    ("imports/", "GET"): (NO_OBJECT, "302 200 403 200 403 200", None),
+    ("imports/", "POST"): (NO_OBJECT, "302 200 403 200 403 200", None),
+    ("imports/<uuid:public_id>/", "GET"): ("import", "302 200 404 200 404 200", "404 404 404 404"),
+    ("imports/<uuid:public_id>/", "POST"): ("import", "302 200 404 200 404 200", "404 404 404 404"),
+    ("imports/<uuid:public_id>/progress/", "GET"): ("import", "302 200 404 200 404 200", "404 404 404 404"),
+    ("imports/<uuid:public_id>/rejections.csv", "GET"): ("import", "302 200 404 200 404 200", "404 404 404 404"),
+    ("segments/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("segments/new/", "GET"): (NO_OBJECT, "302 200 200 200 403 200", None),
+    ("segments/new/", "POST"): (NO_OBJECT, "302 200 200 200 403 200", None),
+    ("segments/count/", "POST"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("segments/<uuid:public_id>/", "GET"): ("segment", "302 200 200 200 200 200", "404 404 404 404"),
+    ("segments/<uuid:public_id>/", "POST"): ("segment", "302 200 200 200 403 200", "404 404 404 404"),
+    ("segments/<uuid:public_id>/delete/", "POST"): ("segment", "302 302 302 302 403 302", "404 404 404 404"),
+    # API v1: bearer tokens only.
+    ("api/v1/openapi.json", "GET"): (NO_OBJECT, "200 200 200 200 200 200", None),
+    ("api/v1/docs", "GET"): (NO_OBJECT, "200 200 200 200 200 200", None),
+    ("api/v1/units", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
+    ("api/v1/units/{unit_id}", "GET"): ("unit", "401 200 200 200 200 200", "404 404 404 404"),
+    ("api/v1/contacts", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
+    ("api/v1/contacts", "POST"): ("unit", "401 201 403 201 201 201", "404 404 404 404"),
+    ("api/v1/contacts/{contact_id}", "GET"): ("contact", "401 200 200 200 200 200", "404 404 404 404"),
+    ("api/v1/contacts/{contact_id}", "PATCH"): ("contact", "401 200 403 200 200 200", "404 404 404 404"),
+    ("api/v1/contacts/{contact_id}", "DELETE"): ("contact", "401 204 403 204 403 204", "404 404 404 404"),
+    ("api/v1/contacts/{contact_id}/consent-events", "GET"): ("contact", "401 200 200 200 200 200", "404 404 404 404"),
+    ("api/v1/contacts/{contact_id}/consent-events", "POST"): ("contact", "401 201 403 201 201 201", "404 404 404 404"),
+    ("api/v1/imports", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
+    ("api/v1/imports", "POST"): ("unit", "401 201 403 201 403 201", "404 404 404 404"),
+    ("api/v1/imports/{import_id}", "GET"): ("import", "401 200 404 200 404 200", "404 404 404 404"),
+    ("api/v1/imports/{import_id}/rejections", "GET"): ("import", "401 200 404 200 404 200", "404 404 404 404"),
+    ("api/v1/segments/count", "POST"): (NO_OBJECT, "401 200 200 200 200 200", None),
+}
+
+
+def _django_routes(patterns=None, prefix: str = "") -> set[str]:
+    routes = set()
+    for pattern in patterns if patterns is not None else get_resolver().url_patterns:
+        if isinstance(pattern, URLResolver):
+            if prefix + str(pattern.pattern) == "api/v1/":
+                continue
+            routes |= _django_routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            routes.add(prefix + str(pattern.pattern))
+    return routes
+
+
+def _api_routes() -> set[tuple[str, str]]:
+    routes = {("api/v1/openapi.json", "GET"), ("api/v1/docs", "GET")}
+    for path, operations in api.get_openapi_schema()["paths"].items():
+        for method in operations:
+            routes.add((path.replace("/api/v1/", "api/v1/", 1).lstrip("/"), method.upper()))
+    return routes
+
+
+def test_every_route_has_a_row():
+    routes_in_matrix = {route for route, _ in MATRIX}
+    missing_django = _django_routes() - routes_in_matrix
+    missing_api = _api_routes() - set(MATRIX)
+    assert not missing_django, f"routes without an authorization-matrix row: {sorted(missing_django)}"
+    assert not missing_api, f"API operations without an authorization-matrix row: {sorted(missing_api)}"
+    stale = {key for key in MATRIX if key[0].startswith("api/") and key not in _api_routes()}
+    stale |= {key for key in MATRIX if not key[0].startswith("api/") and key[0] not in _django_routes()}
+    assert not stale, f"matrix rows for routes that no longer exist: {sorted(stale)}"
+
+
+def _cases():
+    for (route, method), (kind, own, other) in MATRIX.items():
+        for persona, status in zip(PERSONAS, own.split(), strict=True):
+            yield pytest.param(route, method, kind, persona, "own", int(status), id=f"{method} {route} {persona} own")
+        if other:
+            for persona, status in zip(PERSONAS[2:], other.split(), strict=True):
+                yield pytest.param(route, method, kind, persona, "other", int(status), id=f"{method} {route} {persona} other")
+
+
+class Objects:
+    def __init__(self, world):
+        self.world = world
+        self.contact = {
+            "a": ContactFactory(unit=world.unit_a, phone="+33612345678"),
+            "b": ContactFactory(unit=world.unit_b),
+        }
+        self.imports = {
+            key: ContactImport.objects.create(
+                unit=unit, unit_path=unit.path, file_name="f.csv", file_path="/nonexistent.csv",
+                file_sha256="0" * 64, columns=["email"], mapping={"email": "email"},
+                status=ContactImport.Status.DONE, total_rows=0,
+            )
+            for key, unit in (("a", world.unit_a), ("b", world.unit_b))
+        }
+        rules = {"match": "all", "rules": [{"field": "consent_email", "op": "is_valid"}]}
+        self.segment = {
+            "a": segment_save(actor=None, owner=world.unit_a, name="A", rules=rules),
+            "b": segment_save(actor=None, owner=world.unit_b, name="B", rules=rules),
+        }
+
+    def side(self, persona: str, which: str) -> str:
+        home = "b" if persona == "manager_b" else "a"
+        return home if which == "own" else ("a" if home == "b" else "b")
+
+    def target(self, kind: str, persona: str, which: str):
+        side = self.side(persona, which)
+        unit = self.world.unit_a if side == "a" else self.world.unit_b
+        return {
+            "unit": unit,
+            "contact": self.contact[side],
+            "import": self.imports[side],
+            "segment": self.segment[side],
+            "user": self.world.manager_a,
+        }[kind]
+
+
+def _url(route: str, target) -> str:
+    url = "/" + route
+    if target is not None:
+        public_id = str(target.public_id)
+        for placeholder in ("<uuid:public_id>", "{unit_id}", "{contact_id}", "{import_id}"):
+            url = url.replace(placeholder, public_id)
+    return url
+
+
+def _snapshot():
+    return (
+        Contact.objects.count(), ConsentEvent.objects.count(), Segment.objects.count(),
+        ContactImport.objects.count(), OrgNode.objects.count(), User.objects.count(),
+        sorted(Contact.objects.values_list("first_name", "email_consent")),
+        AuditEvent.objects.exclude(action__startswith="contacts.export").count(),
+    )
+
+
+def _api_body(route: str, method: str, kind: str | None, target):
+    if route == "api/v1/contacts" and method == "POST":
+        return {"unit": str(target.public_id), "email": "new.person@example.com"}
+    if route.endswith("{contact_id}") and method == "PATCH":
+        return {"first_name": "Changé"}
+    if route.endswith("consent-events") and method == "POST":
+        return {"channel": "email", "status": "granted", "wording_version": "api-v1"}
+    if route.endswith("segments/count"):
+        return {"rules": {"match": "all", "rules": []}}
+    return None
+
+
+@pytest.mark.parametrize(("route", "method", "kind", "persona", "which", "expected"), list(_cases()))
+def test_matrix(client, db, route, method, kind, persona, which, expected):
+    world = build_world()
+    objects = Objects(world)
+    target = objects.target(kind, persona, which) if kind else None
+    url = _url(route, target)
+    headers = {}
+    if persona != "anon":
+        user = getattr(world, persona)
+        if route.startswith("api/"):
+            _, key = token_create(user=user)
+            headers["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+        else:
+            assert client.login(username=user.email, password=PASSWORD)
+    before = _snapshot()
+    if route.startswith("api/"):
+        body = _api_body(route, method, kind, target)
+        if route == "api/v1/imports" and method == "POST":
+            from django.core.files.uploadedfile import SimpleUploadedFile
+
+            upload = SimpleUploadedFile("c.csv", b"email\nnew.import@example.com\n", content_type="text/csv")
+            response = client.post(url, {"file": upload, "unit": str(target.public_id)}, **headers)
+        else:
+            response = client.generic(
+                method, url, json.dumps(body) if body is not None else "",
+                content_type="application/json", **headers,
+            )
+    elif method == "GET":
+        response = client.get(url, **headers)
+    else:
+        response = client.post(url, {}, **headers)
+    assert response.status_code == expected, (
+        f"{method} {url} as {persona} ({which}): {response.status_code}, expected {expected}"
+    )
+    if expected in (401, 403, 404) and route not in {"login/", "logout/", "i18n/setlang/"}:
+        assert _snapshot() == before, "a denied call changed something"
