@@ -21,6 +21,9 @@ def django_db_setup(django_db_setup, django_db_blocker):
     connections.close_all()
     set_role_switch(True)
     yield
+    # Dropping the test database is the owner's job again.
+    set_role_switch(False)
+    connections.close_all()
 
 
 @pytest.fixture(autouse=True)

@@ -96,7 +96,6 @@ def read_frame(path: str | Path, columns: list[str] | None = None) -> pl.DataFra
         infer_schema=False,
         columns=columns,
         truncate_ragged_lines=True,
-        missing_utf8_is_empty_string=True,
         raise_if_empty=False,
     )
 
@@ -109,6 +108,7 @@ class Row:
     tags: list[str] = field(default_factory=list)
     consent: dict[str, bool] = field(default_factory=dict)
     matched: int | None = None
+    created: bool = False
 
 
 @dataclass
@@ -214,6 +214,7 @@ class BatchWriter:
                     attributes=row.attributes, **row.values,
                 )
                 new.append((contact, row))
+                row.created = True
                 if email:
                     by_email[email] = contact
                 if phone:
@@ -240,12 +241,19 @@ class BatchWriter:
             Contact.objects.bulk_update(list(touched.values()), [*changed_fields, "updated_at"], batch_size=1000)
         tag_changes = self._write_tags(consent_rows)
         consent_changes = self._write_consent(consent_rows)
-        matched_ids = {r.matched for _, r in consent_rows} - {None}
-        for pk in matched_ids:
-            if pk in touched or pk in tag_changes or pk in consent_changes:
+        # Every valid row is counted once: created, updated (the first row that changed an
+        # existing contact) or unchanged (nothing new, including a repeat within the file).
+        counted: set[int] = set()
+        for contact, row in consent_rows:
+            if row.created:
+                counted.add(contact.pk)
+                continue
+            changed = contact.pk in touched or contact.pk in tag_changes or contact.pk in consent_changes
+            if row.matched is not None and changed and contact.pk not in counted:
                 result.updated += 1
             else:
                 result.unchanged += 1
+            counted.add(contact.pk)
         return result
 
     def _drop_erased(self, rows: list[Row], result: BatchResult) -> list[Row]:

@@ -1,0 +1,167 @@
+"""CSV import: row-by-row report, dedup, idempotence, and nothing existing damaged."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from enseigne.contacts import services
+from enseigne.contacts.import_services import import_prepare, import_start
+from enseigne.contacts.models import ConsentEvent, ConsentStatus, Contact, ContactImport
+from tests.factories import ContactFactory
+
+GOOD_AND_BAD = (
+    "Prénom;Nom;Email;Mobile;Naissance;Tags\n"
+    "Léa;Martin;lea.martin@example.com;06 12 34 56 78;1990-04-12;vip\n"
+    "Hugo;Bernard;not-an-email;;;\n"
+    "Inès;Petit;ines.petit@example.com;12;;\n"
+    "Paul;Durand;;;31/02/1980;\n"
+    "Zoé;Moreau;ZOE.MOREAU@Example.com;+33 6 98 76 54 32;;cuisine, textile\n"
+    "Zoé;Moreau;zoe.moreau@example.com;;;\n"
+    ";;;;;\n"
+)
+
+
+def run(world, content: str | bytes, *, user=None, consent=(), wording="", mapping=None, tags=None, django_capture_on_commit_callbacks=None):
+    user = user or world.manager_a
+    raw = content.encode() if isinstance(content, str) else content
+    imp = import_prepare(actor=user, unit=world.unit_a, file_name="contacts.csv", content=raw)
+    with django_capture_on_commit_callbacks(execute=True):
+        import_start(actor=user, contact_import=imp, mapping=mapping or imp.mapping,
+                     consent_channels=list(consent), consent_wording=wording, tags=tags)
+    imp.refresh_from_db()
+    return imp
+
+
+@pytest.fixture
+def do_import(world, django_capture_on_commit_callbacks):
+    def _run(content, **kwargs):
+        return run(world, content, django_capture_on_commit_callbacks=django_capture_on_commit_callbacks, **kwargs)
+    return _run
+
+
+def test_mapping_is_guessed_from_french_headers(world):
+    imp = import_prepare(actor=world.manager_a, unit=world.unit_a, file_name="c.csv", content=GOOD_AND_BAD.encode())
+    assert imp.columns == ["Prénom", "Nom", "Email", "Mobile", "Naissance", "Tags"]
+    assert imp.mapping == {"Prénom": "first_name", "Nom": "last_name", "Email": "email",
+                           "Mobile": "phone", "Naissance": "birthday", "Tags": "tags"}
+    assert imp.status == ContactImport.Status.MAPPING
+
+
+def test_good_rows_land_and_bad_rows_are_reported_by_row_field_and_reason(world, do_import):
+    imp = do_import(GOOD_AND_BAD, consent=["email"], wording="in-store-v2")
+    assert imp.status == ContactImport.Status.DONE
+    assert (imp.total_rows, imp.processed_rows) == (7, 7)
+    assert imp.created_count == 2
+    assert imp.unchanged_count == 1  # row 7 repeats row 6
+    assert imp.rejected_count == 4
+    assert imp.created_count + imp.updated_count + imp.unchanged_count + imp.rejected_count == 7
+    report = [(r.row_number, r.field, r.reason) for r in imp.rejections.all()]
+    assert [(row, field) for row, field, _ in report] == [(3, "Email"), (4, "Mobile"), (5, "Naissance"), (8, "")]
+    assert "not a valid email address" in report[0][2]
+    assert "not a valid phone number" in report[1][2]
+    assert report[2][2] == "not a date (use YYYY-MM-DD or DD/MM/YYYY)"
+    assert report[3][2] == "no email address and no phone number: nothing to contact"
+    lea = Contact.objects.get(email="lea.martin@example.com")
+    assert (lea.phone, lea.first_name, str(lea.birthday)) == ("+33612345678", "Léa", "1990-04-12")
+    assert lea.email_consent == ConsentStatus.GRANTED
+    assert sorted(t.name for t in lea.tags.all()) == ["vip"]
+    event = lea.consent_events.get()
+    assert (event.source, event.wording_version) == ("import", "in-store-v2")
+    assert event.source_ref == f"import:{imp.public_id} sha256:{imp.file_sha256}"
+    # Row 7 is the same person as row 6 (case differs): merged, not duplicated.
+    zoe = Contact.objects.get(email="zoe.moreau@example.com")
+    assert sorted(t.name for t in zoe.tags.all()) == ["cuisine", "textile"]
+    assert zoe.consent_events.count() == 1
+
+
+def test_reimporting_the_same_file_creates_nothing(world, do_import):
+    first = do_import(GOOD_AND_BAD, consent=["email"], wording="v1")
+    events = ConsentEvent.objects.count()
+    second = do_import(GOOD_AND_BAD, consent=["email"], wording="v1")
+    assert first.created_count == 2
+    assert (second.created_count, second.updated_count, second.rejected_count) == (0, 0, 4)
+    assert second.unchanged_count == 3
+    assert Contact.objects.filter(unit=world.unit_a).count() == 2
+    assert ConsentEvent.objects.count() == events
+
+
+def test_existing_contacts_are_completed_never_overwritten(world, do_import):
+    existing = ContactFactory(unit=world.unit_a, email="lea.martin@example.com", first_name="Léa-Marie",
+                              last_name="", phone=None)
+    imp = do_import(GOOD_AND_BAD)
+    existing.refresh_from_db()
+    assert existing.first_name == "Léa-Marie"  # kept
+    assert existing.last_name == "Martin"  # was empty: filled
+    assert existing.phone == "+33612345678"
+    assert imp.updated_count == 1
+
+
+def test_an_import_never_overrides_an_unsubscribe(world, do_import):
+    contact = ContactFactory(unit=world.unit_a, email="lea.martin@example.com")
+    services.consent_record(actor=None, contact=contact, channel="email", status="granted", source="form")
+    services.consent_record(actor=None, contact=contact, channel="email", status="withdrawn", source="unsubscribe")
+    do_import(GOOD_AND_BAD, consent=["email"], wording="v1")
+    contact.refresh_from_db()
+    assert contact.email_consent == ConsentStatus.WITHDRAWN
+    assert contact.consent_events.count() == 2
+
+
+def test_erased_person_is_refused_with_a_clear_reason(world, do_import):
+    contact = ContactFactory(unit=world.unit_a, email="lea.martin@example.com")
+    services.contact_erase(actor=world.manager_a, contact=contact)
+    imp = do_import(GOOD_AND_BAD)
+    assert not Contact.objects.filter(email="lea.martin@example.com").exists()
+    reasons = {r.row_number: r.reason for r in imp.rejections.all()}
+    assert reasons[2] == "this person asked to be erased from this unit (GDPR); they cannot be imported again"
+
+
+def test_same_email_in_another_unit_is_a_different_contact(world, do_import):
+    ContactFactory(unit=world.unit_b, email="lea.martin@example.com", first_name="Autre")
+    imp = do_import(GOOD_AND_BAD)
+    assert imp.created_count == 2
+    assert Contact.objects.filter(email="lea.martin@example.com").count() == 2
+
+
+def test_windows_1252_file_with_comma_separator(world, do_import):
+    content = "email,first_name\nfrancois@example.com,François\n".encode("cp1252")
+    imp = do_import(content)
+    assert imp.created_count == 1
+    assert Contact.objects.get(email="francois@example.com").first_name == "François"
+
+
+def test_batches_crossing_boundaries_keep_row_numbers(world, do_import, settings):
+    rows = ["email"] + [f"p{i}@example.com" if i % 10 else "broken" for i in range(1, 121)]
+    imp = do_import("\n".join(rows) + "\n")
+    assert imp.created_count == 108
+    assert [r.row_number for r in imp.rejections.all()] == [i + 1 for i in range(10, 121, 10)]
+
+
+def test_rejection_report_download_is_formula_safe(world, do_import, client):
+    imp = do_import("email\n=HYPERLINK(\"x\")\n")
+    client.force_login(world.manager_a)
+    response = client.get(f"/imports/{imp.public_id}/rejections.csv")
+    body = b"".join(response.streaming_content).decode()
+    rows = list(csv.reader(io.StringIO(body)))
+    assert rows[0] == ["row", "column", "value", "reason"]
+    assert rows[1][0:3] == ["2", "email", "'=HYPERLINK(\"x\")"]
+
+
+def test_mapping_errors_name_the_problem(world):
+    imp = import_prepare(actor=world.manager_a, unit=world.unit_a, file_name="c.csv", content=b"nom,ville\nA,B\n")
+    with pytest.raises(ValidationError) as exc:
+        import_start(actor=world.manager_a, contact_import=imp, mapping={"nom": "last_name"}, consent_channels=[])
+    assert exc.value.message_dict == {"mapping": ["Map at least one column to email or phone."]}
+    with pytest.raises(ValidationError) as exc:
+        import_start(actor=world.manager_a, contact_import=imp, mapping={"nom": "email"},
+                     consent_channels=["email"], consent_wording="")
+    assert "consent_wording" in exc.value.message_dict
+
+
+def test_binary_files_are_refused(world):
+    with pytest.raises(ValidationError) as exc:
+        import_prepare(actor=world.manager_a, unit=world.unit_a, file_name="c.xlsx", content=b"PK\x03\x04\x00\x00")
+    assert "save it as CSV" in exc.value.message_dict["file"][0]
