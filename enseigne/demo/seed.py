@@ -158,7 +158,7 @@ def _contacts(rng: random.Random, units: list[OrgNode], total: int) -> None:
         counter += 1
         local = f"{_ascii(first)}.{_ascii(last)}{counter % 997}".lower()
         email = f"{local}@{rng.choice(MAIL_DOMAINS)}" if rng.random() < 0.92 else None
-        phone = f"+336{rng.randrange(10_000_000, 99_999_999)}" if rng.random() < 0.7 or email is None else None
+        phone = f"+33{rng.choice((61, 62, 64, 65, 66, 67, 68, 76, 77, 78))}{rng.randrange(0, 9_999_999):07d}" if rng.random() < 0.7 or email is None else None
         key = (unit.pk, email or phone)
         if key in seen:
             continue

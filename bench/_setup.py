@@ -1,0 +1,35 @@
+"""Shared bench setup: Django on the configured DATABASE_URL, as the app role, scope ALL."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("HUEY_URL", "immediate:")
+
+
+def django_ready() -> None:
+    import django
+    from django.core.management import call_command
+    from django.db import connections
+
+    from enseigne.lib.rowsecurity import set_role_switch
+
+    django.setup()
+    set_role_switch(False)
+    call_command("migrate", interactive=False, verbosity=0)
+    connections.close_all()
+    set_role_switch(True)
+
+
+def table(title: str, rows: list[tuple]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        print("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)))
+        if index == 0:
+            print("  ".join("-" * w for w in widths))

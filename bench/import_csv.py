@@ -1,0 +1,111 @@
+"""Import benchmark: an N-row CSV with 2 % bad rows, validated and deduplicated.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/enseigne_bench DATABASE_APP_ROLE=enseigne_app \
+        .venv/bin/python bench/import_csv.py --rows 1000000
+
+Prints rows/s end to end and peak memory, beside the baseline of the same run: the
+bare PostgreSQL COPY of the same rows (no validation) and the bare validation loop
+(email-validator + phonenumbers, no database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from _setup import django_ready, table
+
+
+def make_csv(path: Path, rows: int, seed: int = 7) -> int:
+    rng = random.Random(seed)
+    bad = 0
+    with path.open("w", encoding="utf-8") as out:
+        out.write("prenom;nom;email;mobile;naissance\n")
+        for i in range(rows):
+            email = f"client.{i}@example.com"
+            phone = f"0{rng.choice((61, 62, 64, 65, 66, 67, 68, 76, 77, 78))}{rng.randrange(0, 9_999_999):07d}"
+            birthday = f"{rng.randint(1950, 2004)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+            if i % 50 == 0:  # 2 % bad rows
+                bad += 1
+                email = f"client.{i}@"
+            if i % 97 == 0 and i:  # a few repeats of an earlier person: dedup
+                email = f"client.{i - 1}@example.com"
+            out.write(f"Prénom{i};Nom{i};{email};{phone};{birthday}\n")
+    return bad
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    args = parser.parse_args()
+    django_ready()
+    from django.db import connection
+
+    from enseigne.contacts.importer import run_import
+    from enseigne.contacts.models import Contact, ContactImport
+    from enseigne.contacts.validation import clean_email, clean_phone
+    from enseigne.lib.rowsecurity import ALL, db_scope
+    from enseigne.network import services as network
+    from enseigne.network.models import OrgNode
+
+    with db_scope(ALL):
+        network.builtin_roles_ensure()
+        root = OrgNode.objects.filter(code="bench").first() or network.network_create(
+            actor=None, name="Bench", code="bench", legal_name="Bench", sending_domain="example.com")
+        code = f"bench-import-{int(time.time())}"
+        unit = network.node_create(actor=None, parent=root, kind="unit", name=code, code=code)
+    folder = Path(tempfile.mkdtemp())
+    path = folder / "contacts.csv"
+    bad = make_csv(path, args.rows)
+    size_mb = path.stat().st_size / 1e6
+
+    # Baseline 1: the validation alone, no database, on the first 100k rows.
+    sample = min(args.rows, 100_000)
+    import polars as pl
+
+    frame = pl.read_csv(path, separator=";", infer_schema=False, n_rows=sample)
+    start = time.perf_counter()
+    for email, phone in zip(frame["email"], frame["mobile"], strict=True):
+        try:
+            clean_email(email)
+        except ValueError:
+            pass
+        clean_phone(phone)
+    validate_rate = sample / (time.perf_counter() - start)
+
+    # The import itself, end to end (read, validate, dedup, write, consent, progress).
+    with db_scope([unit.path]):
+        imp = ContactImport.objects.create(
+            unit=unit, unit_path=unit.path, file_name="bench.csv", file_path=str(path), file_sha256="0" * 64,
+            columns=["prenom", "nom", "email", "mobile", "naissance"],
+            mapping={"prenom": "first_name", "nom": "last_name", "email": "email", "mobile": "phone",
+                     "naissance": "birthday"},
+            consent_channels=["email"], consent_wording="bench", status=ContactImport.Status.QUEUED,
+        )
+    start = time.perf_counter()
+    run_import(imp.pk)
+    elapsed = time.perf_counter() - start
+    with db_scope([unit.path]):
+        imp.refresh_from_db()
+        landed = Contact.objects.filter(unit=unit).count()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    rows = [("measure", "value")]
+    rows += [
+        ("database", connection.vendor),
+        ("rows in file", f"{args.rows:,} ({size_mb:.0f} MB), {bad:,} bad"),
+        ("created / unchanged / rejected", f"{imp.created_count:,} / {imp.unchanged_count:,} / {imp.rejected_count:,}"),
+        ("contacts in unit afterwards", f"{landed:,}"),
+        ("import, end to end", f"{elapsed:.1f} s = {args.rows / elapsed:,.0f} rows/s"),
+        ("baseline: validation only (no DB)", f"{validate_rate:,.0f} rows/s"),
+        ("peak memory (RSS)", f"{peak_mb:,.0f} MB"),
+    ]
+    table("Contact import", rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Take the README screenshots from a running demo (`./dev demo`) with Debian's Chromium.
+
+    .venv/bin/python scripts/screenshots.py --url http://127.0.0.1:8000
+"""
+
+import argparse
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+PASSWORD = "enseigne-demo"  # noqa: S105 (the documented demo password)
+
+
+def login(page, url, email):
+    page.goto(f"{url}/login/")
+    page.fill("#id_username", email)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="fr-FR")
+        page = context.new_page()
+        login(page, args.url, "siege@maison-lumiere.test")
+        page.goto(f"{args.url}/hq/")
+        page.screenshot(path=str(OUT / "hq-network.png"))
+        page.goto(f"{args.url}/hq/roles/")
+        page.screenshot(path=str(OUT / "roles.png"))
+        context.clear_cookies()
+        login(page, args.url, "lyon@maison-lumiere.test")
+        page.screenshot(path=str(OUT / "unit-home.png"))
+        page.goto(f"{args.url}/contacts/")
+        page.screenshot(path=str(OUT / "contacts.png"))
+        page.goto(f"{args.url}/segments/")
+        page.click("text=Clients fidèles joignables par email")
+        page.wait_for_selector("#segment-count")
+        page.screenshot(path=str(OUT / "segment-builder.png"))
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
