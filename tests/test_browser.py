@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from enseigne.contacts.models import Contact
+from enseigne.lib.rowsecurity import ALL, db_scope
 from tests.factories import PASSWORD, build_world
 
 CHROMIUM = "/usr/bin/chromium"
@@ -75,5 +76,6 @@ def test_unit_manager_imports_a_csv_and_sees_the_row_report(live_server, transac
         page.locator("#download-report").click()
     content = Path(download.value.path()).read_text()
     assert content.splitlines()[1].startswith("3,Email,hugo@,")
-    assert sorted(Contact.objects.filter(unit=world.unit_a).values_list("email", "email_consent")) == [
-        ("ines.petit@example.com", "granted"), ("lea.martin@example.com", "granted")]
+    with db_scope(ALL):
+        stored = sorted(Contact.objects.filter(unit=world.unit_a).values_list("email", "email_consent"))
+    assert stored == [("ines.petit@example.com", "granted"), ("lea.martin@example.com", "granted")]
