@@ -43,14 +43,14 @@ def generate(units, per_unit):
                     """
                     INSERT INTO contacts_contact (public_id, unit_id, unit_path, email, phone, first_name, last_name,
                         language, is_customer, attributes, email_consent, sms_consent, created_at, updated_at)
-                    SELECT md5(%s || g::text)::uuid, %s, %s, 'c' || g || '.' || %s || '@example.com', NULL, 'Prénom', 'Nom' || g,
+                    SELECT gen_random_uuid(), %s, %s, 'c' || g || '.' || %s || '@example.com', NULL, 'Prénom', 'Nom' || g,
                         'fr', g %% 2 = 0, '{}'::jsonb,
                         CASE WHEN g %% 10 < 7 THEN 'granted' ELSE 'none' END,
                         CASE WHEN g %% 10 < 3 THEN 'granted' ELSE 'none' END,
                         now() - (g %% 730) * interval '1 day', now()
                     FROM generate_series(1, %s) AS g
                     """,
-                    [unit.code, unit.pk, unit.path, unit.code, per_unit],
+                    [unit.pk, unit.path, unit.code, per_unit],
                 )
             else:
                 cursor.execute(
