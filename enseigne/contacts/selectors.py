@@ -18,12 +18,16 @@ from enseigne.contacts.models import (
 from enseigne.lib.hashing import identifier_hash
 from enseigne.network.access import access_for, path_filter
 from enseigne.network.capabilities import Capability
-from enseigne.network.models import User
+from enseigne.network.models import OrgNode, User
 
 
 def contacts_for_user(user: User) -> QuerySet[Contact]:
     paths = access_for(user).paths_with(Capability.VIEW_CONTACTS)
-    return Contact.objects.filter(path_filter(paths))
+    # Filter on unit ids rather than LIKE on unit_path: under PostgreSQL row-level
+    # security only leakproof operators (integer equality, not LIKE) may drive an index
+    # scan, so this is what keeps one unit's queries from scanning the whole network.
+    units = OrgNode.objects.filter(path_filter(paths, "path"), kind=OrgNode.Kind.UNIT)
+    return Contact.objects.filter(unit__in=units.values("pk"))
 
 
 def _uuid_or_404(public_id) -> uuid.UUID:

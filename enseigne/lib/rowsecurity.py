@@ -71,14 +71,12 @@ def db_scope(paths: Iterable[str] | str) -> Iterator[None]:
 
 
 SCOPE_FUNCTION = """
-CREATE OR REPLACE FUNCTION enseigne_in_scope(row_path text) RETURNS boolean
+CREATE OR REPLACE FUNCTION enseigne_scope_patterns() RETURNS text[]
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT CASE coalesce(current_setting('enseigne.scope', true), '')
-    WHEN '' THEN false
-    WHEN '*' THEN true
-    ELSE EXISTS (
-      SELECT 1 FROM unnest(string_to_array(current_setting('enseigne.scope', true), ',')) AS s(p)
-      WHERE starts_with(row_path, s.p))
+    WHEN '' THEN ARRAY[]::text[]
+    WHEN '*' THEN ARRAY['%%']
+    ELSE ARRAY(SELECT p || '%%' FROM unnest(string_to_array(current_setting('enseigne.scope', true), ',')) AS s(p))
   END
 $$;
 """
@@ -120,10 +118,10 @@ class CreateScopeFunction(Operation):
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute("DROP FUNCTION IF EXISTS enseigne_in_scope(text)")
+            schema_editor.execute("DROP FUNCTION IF EXISTS enseigne_scope_patterns()")
 
     def describe(self):
-        return "Create the enseigne_in_scope() RLS helper and grant the app role"
+        return "Create the enseigne_scope_patterns() RLS helper and grant the app role"
 
 
 def _literal(value: str) -> str:
@@ -154,7 +152,9 @@ class UnitRowSecurity(Operation):
         if schema_editor.connection.vendor != "postgresql":
             return
         table = schema_editor.quote_name(self.table)
-        condition = "enseigne_in_scope(unit_path)"
+        # The scalar subquery makes the patterns an InitPlan: computed once per query,
+        # not once per row. Org paths are digits only, so LIKE needs no escaping.
+        condition = "unit_path::text LIKE ANY ((SELECT enseigne_scope_patterns())::text[])"
         if self.shared_rows:
             condition = f"(unit_path = '' OR {condition})"
         schema_editor.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
