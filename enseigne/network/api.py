@@ -28,30 +28,22 @@ class UnitOut(Schema):
     tags: list[str]
 
 
+def _unit_out(u) -> UnitOut:
+    p = u.profile
+    return UnitOut(
+        id=u.public_id, code=u.code, name=u.name, path=u.path, city=p.city,
+        postal_code=p.postal_code, address_line=p.address_line, phone=p.phone, email=p.email,
+        website=p.website, manager_name=p.manager_name, opening_hours=p.opening_hours,
+        time_zone=p.time_zone, variables=p.variables, tags=sorted(t.name for t in u.tags.all()),
+    )
+
+
 @router.get("/units", response=list[UnitOut])
 def list_units(request: HttpRequest):
     units = selectors.units_for_user(request.user).prefetch_related("tags")
-    return [
-        UnitOut(
-            id=u.public_id, code=u.code, name=u.name, path=u.path, city=u.profile.city,
-            postal_code=u.profile.postal_code, address_line=u.profile.address_line,
-            phone=u.profile.phone, email=u.profile.email, website=u.profile.website,
-            manager_name=u.profile.manager_name, opening_hours=u.profile.opening_hours,
-            time_zone=u.profile.time_zone, variables=u.profile.variables,
-            tags=sorted(t.name for t in u.tags.all()),
-        )
-        for u in units
-    ]
+    return [_unit_out(u) for u in units]
 
 
 @router.get("/units/{unit_id}", response=UnitOut)
 def get_unit(request: HttpRequest, unit_id: uuid.UUID):
-    u = selectors.get_unit_for_user(request.user, unit_id)
-    return UnitOut(
-        id=u.public_id, code=u.code, name=u.name, path=u.path, city=u.profile.city,
-        postal_code=u.profile.postal_code, address_line=u.profile.address_line,
-        phone=u.profile.phone, email=u.profile.email, website=u.profile.website,
-        manager_name=u.profile.manager_name, opening_hours=u.profile.opening_hours,
-        time_zone=u.profile.time_zone, variables=u.profile.variables,
-        tags=sorted(t.name for t in u.tags.all()),
-    )
+    return _unit_out(selectors.get_unit_for_user(request.user, unit_id))
