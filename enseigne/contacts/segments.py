@@ -21,6 +21,7 @@ from enseigne.contacts.models import (
     CustomAttribute,
 )
 from enseigne.contacts.selectors import contacts_for_user
+from enseigne.lib.ids import parse_uuid
 from enseigne.network.access import access_for
 from enseigne.network.models import OrgNode, User
 
@@ -125,7 +126,7 @@ class SegmentCompiler:
         return self._unit(op, value, where)
 
     def _unit(self, op: str, value, where: str) -> Q:
-        node = OrgNode.objects.filter(public_id=value).first() if _is_uuid(value) else None
+        node = OrgNode.objects.filter(public_id=value).first() if parse_uuid(value) else None
         if node is None or not access_for(self.user).sees(node.path):
             raise ValidationError(f"{where}: unknown unit or region.")
         query = Q(unit_path__startswith=node.path)
@@ -210,16 +211,6 @@ def _date(field: str, op: str, value, where: str) -> Q:
     suffix = "__date" if field == "created_at" else ""
     return {"before": Q(**{f"{field}{suffix}__lt": day}), "after": Q(**{f"{field}{suffix}__gt": day}),
             "on": Q(**{f"{field}{suffix}": day})}[op]
-
-
-def _is_uuid(value) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def compile_rules(user: User, rules) -> Q:

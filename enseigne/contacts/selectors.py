@@ -16,6 +16,7 @@ from enseigne.contacts.models import (
     Suppression,
 )
 from enseigne.lib.hashing import identifier_hash
+from enseigne.lib.ids import parse_uuid
 from enseigne.network.access import access_for, path_filter
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User
@@ -31,10 +32,10 @@ def contacts_for_user(user: User) -> QuerySet[Contact]:
 
 
 def _uuid_or_404(public_id) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(public_id))
-    except ValueError:
-        raise Http404("Not found.") from None
+    parsed = parse_uuid(public_id)
+    if parsed is None:
+        raise Http404("Not found.")
+    return parsed
 
 
 def get_contact_for_user(user: User, public_id, capability: str | None = None) -> Contact:

@@ -15,9 +15,11 @@ from enseigne.contacts.models import (
     Contact,
     ContactTagging,
     CustomAttribute,
+    Segment,
     Suppression,
     Tag,
 )
+from enseigne.contacts.segments import compile_rules
 from enseigne.contacts.validation import (
     FieldError,
     clean_attribute,
@@ -260,9 +262,6 @@ def segment_save(
     *, actor: User, owner: OrgNode, name: str, rules, description: str = "", segment=None,
 ):
     """Create or update a saved segment after validating its rules."""
-    from enseigne.contacts.models import Segment
-    from enseigne.contacts.segments import compile_rules
-
     _require(actor, Capability.MANAGE_SEGMENTS, owner)
     if not name.strip():
         raise ValidationError({"name": "Give the segment a name."})

@@ -31,6 +31,7 @@ from enseigne.lib.rowsecurity import db_scope
 from enseigne.network import selectors as network_selectors
 from enseigne.network.access import access_for, path_filter
 from enseigne.network.capabilities import Capability
+from enseigne.network.forms import NodeCreateForm
 from enseigne.network.views import form_errors
 
 
@@ -54,8 +55,6 @@ def hq_home(request: HttpRequest) -> HttpResponse:
     for node in nodes:
         node.contact_count = counts.get(node.pk, 0)
         node.indent = len(node.path) // 4 - 1
-    from enseigne.network.forms import NodeCreateForm
-
     return render(request, "network/hq_home.html", {
         "nodes": nodes,
         "network": network_selectors.network_root(),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
+from enseigne.lib.ids import parse_uuid
 from enseigne.network.access import access_for, path_filter
-from enseigne.network.models import AuditEvent, Membership, OrgNode, Role, User
+from enseigne.network.models import AuditEvent, Membership, OrgNode, Role, UnitVariable, User
 
 
 def nodes_for_user(user: User) -> QuerySet[OrgNode]:
@@ -26,7 +25,7 @@ def get_unit_for_user(user: User, public_id, capability: str | None = None) -> O
     that may see it but lacks ``capability``."""
     unit = (
         units_for_user(user).prefetch_related("tags").filter(public_id=public_id).first()
-        if _is_uuid(public_id)
+        if parse_uuid(public_id)
         else None
     )
     if unit is None:
@@ -37,7 +36,7 @@ def get_unit_for_user(user: User, public_id, capability: str | None = None) -> O
 
 
 def get_node_for_user(user: User, public_id) -> OrgNode:
-    node = nodes_for_user(user).filter(public_id=public_id).first() if _is_uuid(public_id) else None
+    node = nodes_for_user(user).filter(public_id=public_id).first() if parse_uuid(public_id) else None
     if node is None:
         raise Http404("No such node.")
     return node
@@ -55,7 +54,7 @@ def users_for_admin(user: User) -> QuerySet[User]:
 
 def get_user_for_admin(user: User, public_id) -> User:
     users = users_for_admin(user)
-    found = users.filter(public_id=public_id).first() if _is_uuid(public_id) else None
+    found = users.filter(public_id=public_id).first() if parse_uuid(public_id) else None
     if found is None:
         raise Http404("No such user.")
     return found
@@ -86,17 +85,5 @@ def home_unit_for(user: User) -> OrgNode | None:
     return OrgNode.objects.filter(path=unit_paths[0], kind=OrgNode.Kind.UNIT).first()
 
 
-def _is_uuid(value) -> bool:
-    if isinstance(value, uuid.UUID):
-        return True
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
-
-
 def unit_variables():
-    from enseigne.network.models import UnitVariable
-
     return list(UnitVariable.objects.order_by("key"))
