@@ -9,13 +9,14 @@ channel (an import never overrides an unsubscribe).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from enseigne.contacts.models import (
@@ -39,6 +40,7 @@ from enseigne.contacts.validation import (
     clean_language,
     clean_phone,
 )
+from enseigne.lib.bulk import bulk_insert
 from enseigne.lib.hashing import identifier_hash
 from enseigne.lib.rowsecurity import ALL, db_scope
 
@@ -168,6 +170,49 @@ def _new_rejection(contact_import: ContactImport, number: int, column: str, valu
     )
 
 
+@dataclass(slots=True, eq=False)
+class NewContact:
+    """A contact this batch creates; later rows for the same person merge into it."""
+
+    values: dict
+    attributes: dict
+    pk: int | None = None
+    email_consent: str = ConsentStatus.NONE
+    sms_consent: str = ConsentStatus.NONE
+
+    @property
+    def email(self) -> str | None:
+        return self.values.get("email")
+
+    @property
+    def phone(self) -> str | None:
+        return self.values.get("phone")
+
+    def consent_for(self, channel: str) -> str:
+        return self.email_consent if channel == Channel.EMAIL else self.sms_consent
+
+    def merge(self, row: Row) -> None:
+        for name in FILL_FIELDS:
+            value = row.values.get(name)
+            if value and not self.values.get(name):
+                self.values[name] = value
+        if row.values.get("is_customer"):
+            self.values["is_customer"] = True
+        for key, value in row.attributes.items():
+            self.attributes.setdefault(key, value)
+
+
+CONTACT_COLUMNS = (
+    "public_id", "unit", "unit_path", "source_import", "email", "phone", "first_name", "last_name",
+    "birthday", "language", "is_customer", "attributes", "email_consent", "sms_consent",
+    "created_at", "updated_at",
+)
+CONSENT_COLUMNS = (
+    "contact", "unit_path", "channel", "purpose", "status", "occurred_at", "source", "source_ref",
+    "wording_version", "user_agent", "recorded_by", "recorded_at",
+)
+
+
 class BatchWriter:
     """Writes one batch of valid rows for one unit, in one transaction."""
 
@@ -181,22 +226,17 @@ class BatchWriter:
     def write(self, rows: list[Row]) -> BatchResult:
         result = BatchResult()
         rows = self._drop_erased(rows, result)
-        emails = {r.values["email"] for r in rows if r.values.get("email")}
-        phones = {r.values["phone"] for r in rows if r.values.get("phone")}
-        existing = Contact.objects.filter(unit=self.unit).filter(
-            _in("email", emails) | _in("phone", phones)
-        )
-        by_email: dict[str, Contact] = {}
-        by_phone: dict[str, Contact] = {}
-        for contact in existing:
+        by_email: dict[str, Contact | NewContact] = {}
+        by_phone: dict[str, Contact | NewContact] = {}
+        for contact in self._existing(rows):
             if contact.email:
                 by_email[contact.email] = contact
             if contact.phone:
                 by_phone[contact.phone] = contact
-        new: list[tuple[Contact, Row]] = []
+        new: list[NewContact] = []
         touched: dict[int, Contact] = {}
         changed_fields: set[str] = set()
-        consent_rows: list[tuple[Contact, Row]] = []
+        pairs: list[tuple[Contact | NewContact, Row]] = []
         for row in rows:
             email, phone = row.values.get("email"), row.values.get("phone")
             match_email = by_email.get(email) if email else None
@@ -207,56 +247,82 @@ class BatchWriter:
                     "the email belongs to one contact and the phone number to another; fix the file or merge them first",
                 ))
                 continue
-            contact = match_email or match_phone
-            if contact is None:
-                contact = Contact(
-                    unit=self.unit, unit_path=self.unit.path, source_import=self.imp,
-                    attributes=row.attributes, **row.values,
-                )
-                new.append((contact, row))
+            target = match_email or match_phone
+            if target is None:
+                target = NewContact(values=dict(row.values), attributes=dict(row.attributes))
+                new.append(target)
                 row.created = True
-                if email:
-                    by_email[email] = contact
-                if phone:
-                    by_phone[phone] = contact
-                consent_rows.append((contact, row))
-                continue
-            fields = self._fill_blanks(contact, row)
-            if contact.pk is None:
-                # A second row for a contact this batch creates: merged in memory.
-                consent_rows.append((contact, row))
-                continue
-            if fields:
-                changed_fields.update(fields)
-                touched[contact.pk] = contact
-                if email and contact.email == email:
-                    by_email[email] = contact
-                if phone and contact.phone == phone:
-                    by_phone[phone] = contact
-            consent_rows.append((contact, row))
-            row.matched = contact.pk
-        created = Contact.objects.bulk_create([c for c, _ in new], batch_size=2000)
-        result.created = len(created)
+            elif isinstance(target, NewContact):
+                target.merge(row)  # a repeat, within this batch, of a person it creates
+            else:
+                fields = self._fill_blanks(target, row)
+                if fields:
+                    changed_fields.update(fields)
+                    touched[target.pk] = target
+                row.matched = target.pk
+            # The row may have given the contact its first email or phone: later rows find it.
+            if target.email:
+                by_email[target.email] = target
+            if target.phone:
+                by_phone[target.phone] = target
+            pairs.append((target, row))
+        consent = self._plan_consent(pairs)
+        self._create(new)
+        result.created = len(new)
         if touched:
             Contact.objects.bulk_update(list(touched.values()), [*changed_fields, "updated_at"], batch_size=1000)
-        tag_changes = self._write_tags(consent_rows)
-        consent_changes = self._write_consent(consent_rows)
+        tag_changes = self._write_tags(pairs)
+        consent_changes = self._write_consent(consent)
         # Every valid row is counted once: created, updated (the first row that changed an
         # existing contact) or unchanged (nothing new, including a repeat within the file).
         counted: set[int] = set()
-        for contact, row in consent_rows:
+        for target, row in pairs:
             if row.created:
-                counted.add(contact.pk)
+                counted.add(target.pk)
                 continue
-            changed = contact.pk in touched or contact.pk in tag_changes or contact.pk in consent_changes
-            if row.matched is not None and changed and contact.pk not in counted:
+            changed = target.pk in touched or target.pk in tag_changes or target.pk in consent_changes
+            if row.matched is not None and changed and target.pk not in counted:
                 result.updated += 1
             else:
                 result.unchanged += 1
-            counted.add(contact.pk)
+            counted.add(target.pk)
         return result
 
+    def _existing(self, rows: list[Row]) -> list[Contact]:
+        emails = [r.values["email"] for r in rows if r.values.get("email")]
+        phones = [r.values["phone"] for r in rows if r.values.get("phone")]
+        if not emails and not phones:
+            return []
+        found: dict[int, Contact] = {}
+        unit_contacts = Contact.objects.filter(unit=self.unit)
+        for name, values in (("email", emails), ("phone", phones)):
+            for start in range(0, len(values), 5000):
+                for contact in unit_contacts.filter(**{f"{name}__any": values[start:start + 5000]}):
+                    found[contact.pk] = contact
+        return list(found.values())
+
+    def _create(self, new: list[NewContact]) -> None:
+        if not new:
+            return
+        now = timezone.now()
+        unit_id, path, import_id = self.unit.pk, self.unit.path, self.imp.pk
+        rows = (
+            (
+                uuid.uuid4(), unit_id, path, import_id, c.values.get("email"), c.values.get("phone"),
+                c.values.get("first_name", ""), c.values.get("last_name", ""), c.values.get("birthday"),
+                c.values.get("language", ""), c.values.get("is_customer", False), c.attributes,
+                c.email_consent, c.sms_consent, now, now,
+            )
+            for c in new
+        )
+        by_email = {c.email: c for c in new if c.email}
+        by_phone = {c.phone: c for c in new if c.phone}
+        for pk, email, phone in bulk_insert(Contact, CONTACT_COLUMNS, rows, returning=("id", "email", "phone")):
+            (by_email[email] if email else by_phone[phone]).pk = pk
+
     def _drop_erased(self, rows: list[Row], result: BatchResult) -> list[Row]:
+        if not Suppression.objects.filter(unit_path=self.unit.path, reason=Suppression.Reason.ERASURE).exists():
+            return rows
         hashes = {}
         for row in rows:
             if row.values.get("email"):
@@ -268,7 +334,7 @@ class BatchWriter:
         erased = set(
             Suppression.objects.filter(
                 unit_path=self.unit.path, reason=Suppression.Reason.ERASURE,
-                value_hash__in=list(hashes),
+                value_hash__any=list(hashes),
             ).values_list("value_hash", flat=True)
         )
         refused = {id(hashes[h]) for h in erased}
@@ -297,60 +363,67 @@ class BatchWriter:
             fields.append("attributes")
         return fields
 
-    def _write_tags(self, pairs: list[tuple[Contact, Row]]) -> set[int]:
+    def _write_tags(self, pairs: list[tuple[Contact | NewContact, Row]]) -> set[int]:
         names = set(self.import_tags)
         for _, row in pairs:
             names.update(row.tags)
         if not names:
             return set()
         tag_ids = {t.name: t.pk for t in tags_get_or_create(sorted(names))}
-        wanted = {}
-        for contact, row in pairs:
+        wanted: set[tuple[int, int]] = set()
+        for target, row in pairs:
             for name in {*self.import_tags, *row.tags}:
-                wanted[(contact.pk, tag_ids[name])] = contact
-        existing = set(
-            ContactTagging.objects.filter(
-                contact_id__in={c.pk for c, _ in pairs}, tag_id__in=list(tag_ids.values())
-            ).values_list("contact_id", "tag_id")
-        )
-        missing = [key for key in wanted if key not in existing]
-        ContactTagging.objects.bulk_create(
-            [ContactTagging(contact_id=c, tag_id=t, unit_path=self.unit.path) for c, t in missing],
-            batch_size=2000, ignore_conflicts=True,
+                wanted.add((target.pk, tag_ids[name]))
+        matched = {t.pk for t, _ in pairs if isinstance(t, Contact)}
+        existing = set()
+        if matched:
+            existing = set(
+                ContactTagging.objects.filter(
+                    contact_id__in=matched, tag_id__in=list(tag_ids.values())
+                ).values_list("contact_id", "tag_id")
+            )
+        missing = wanted - existing
+        path = self.unit.path
+        bulk_insert(
+            ContactTagging, ("contact", "tag", "unit_path"),
+            ((c, t, path) for c, t in missing), ignore_conflicts=True,
         )
         return {c for c, _ in missing}
 
-    def _write_consent(self, pairs: list[tuple[Contact, Row]]) -> set[int]:
-        now = timezone.now()
-        events: list[ConsentEvent] = []
-        updates: dict[str, list[int]] = {"email": [], "sms": []}
-        for contact, row in pairs:
+    def _plan_consent(self, pairs: list[tuple[Contact | NewContact, Row]]) -> list[tuple[Contact | NewContact, str]]:
+        """Consent the file grants: only where the contact has no history for the channel."""
+        planned = []
+        for target, row in pairs:
             for channel in (Channel.EMAIL, Channel.SMS):
                 wants = row.consent.get(channel, channel in self.declared_consent)
-                address = contact.email if channel == Channel.EMAIL else contact.phone
-                if not wants or not address or contact.consent_for(channel) != ConsentStatus.NONE:
+                address = target.email if channel == Channel.EMAIL else target.phone
+                if not wants or not address or target.consent_for(channel) != ConsentStatus.NONE:
                     continue
-                events.append(ConsentEvent(
-                    contact=contact, unit_path=self.unit.path, channel=channel,
-                    status=ConsentStatus.GRANTED, occurred_at=now, source=ConsentEvent.Source.IMPORT,
-                    source_ref=self.source_ref, wording_version=self.imp.consent_wording,
-                    recorded_by_id=self.imp.created_by_id,
-                ))
-                updates[channel].append(contact.pk)
-                setattr(contact, f"{channel}_consent", ConsentStatus.GRANTED)
-        ConsentEvent.objects.bulk_create(events, batch_size=2000)
+                planned.append((target, channel))
+                setattr(target, f"{channel}_consent", ConsentStatus.GRANTED)
+        return planned
+
+    def _write_consent(self, planned: list[tuple[Contact | NewContact, str]]) -> set[int]:
+        """Record the planned grants; new contacts were created with their status already."""
+        now = timezone.now()
+        path, ref, wording, user_id = self.unit.path, self.source_ref, self.imp.consent_wording, self.imp.created_by_id
+        bulk_insert(ConsentEvent, CONSENT_COLUMNS, (
+            (
+                target.pk, path, channel, "marketing", ConsentStatus.GRANTED, now, ConsentEvent.Source.IMPORT,
+                ref, wording, "", user_id, now,
+            )
+            for target, channel in planned
+        ))
+        updates: dict[str, list[int]] = {"email": [], "sms": []}
+        for target, channel in planned:
+            if isinstance(target, Contact):
+                updates[channel].append(target.pk)
         for channel, ids in updates.items():
             for start in range(0, len(ids), 5000):
                 Contact.objects.filter(
                     pk__in=ids[start:start + 5000], **{f"{channel}_consent": ConsentStatus.NONE}
                 ).update(**{f"{channel}_consent": ConsentStatus.GRANTED})
-        return {pk for ids in updates.values() for pk in ids}
-
-
-def _in(field_name: str, values: set[str]) -> Q:
-    if not values:
-        return Q(pk__in=[])
-    return Q(**{f"{field_name}__in": list(values)})
+        return {target.pk for target, _ in planned}
 
 
 def run_import(import_id: int) -> ContactImport:

@@ -20,7 +20,7 @@ from enseigne.contacts.models import (
     ContactTagging,
     CustomAttribute,
 )
-from enseigne.contacts.selectors import contacts_for_user
+from enseigne.contacts.selectors import contacts_for_user, in_subtree
 from enseigne.lib.ids import parse_uuid
 from enseigne.network.access import access_for
 from enseigne.network.models import OrgNode, User
@@ -129,7 +129,7 @@ class SegmentCompiler:
         node = OrgNode.objects.filter(public_id=value).first() if parse_uuid(value) else None
         if node is None or not access_for(self.user).sees(node.path):
             raise ValidationError(f"{where}: unknown unit or region.")
-        query = Q(unit_path__startswith=node.path)
+        query = in_subtree(node)
         return query if op == "in_subtree" else ~query
 
     def _attribute(self, key: str, op, value, where: str) -> Q:
@@ -221,7 +221,7 @@ def segment_contacts(user: User, rules, owner: OrgNode | None = None) -> QuerySe
     """The contacts a rule tree selects, never outside the user's scope (nor the owner's)."""
     contacts = contacts_for_user(user).filter(compile_rules(user, rules))
     if owner is not None:
-        contacts = contacts.filter(unit_path__startswith=owner.path)
+        contacts = contacts.filter(in_subtree(owner))
     return contacts
 
 

@@ -31,6 +31,12 @@ def contacts_for_user(user: User) -> QuerySet[Contact]:
     return Contact.objects.filter(unit__in=units.values("pk"))
 
 
+def in_subtree(node: OrgNode) -> Q:
+    """Contacts of the units under ``node`` (or of ``node`` itself), by unit id (see above)."""
+    units = OrgNode.objects.filter(path__startswith=node.path, kind=OrgNode.Kind.UNIT)
+    return Q(unit__in=units.values("pk"))
+
+
 def _uuid_or_404(public_id) -> uuid.UUID:
     parsed = parse_uuid(public_id)
     if parsed is None:
@@ -59,7 +65,7 @@ def contact_search(
     """The contacts list: free-text search plus filters, newest first."""
     contacts = contacts_for_user(user)
     if unit is not None:
-        contacts = contacts.filter(unit_path__startswith=unit.path)
+        contacts = contacts.filter(in_subtree(unit))
     text = query.strip()
     if text:
         lowered = text.lower()

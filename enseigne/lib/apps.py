@@ -8,6 +8,7 @@ class LibConfig(AppConfig):
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
 
+        from enseigne.lib import lookups  # noqa: F401  (registers field__any)
         from enseigne.lib.rowsecurity import switch_to_app_role
 
         # Infrastructure hook (not business behaviour): every PostgreSQL connection acts

@@ -1,0 +1,73 @@
+"""Insert many rows at once: COPY through a staging table on PostgreSQL, bulk_create elsewhere.
+
+PostgreSQL refuses ``COPY FROM`` into a table with row-level security, so the rows are
+copied into a temporary table (no policy, dropped straight after) and moved with one
+``INSERT … SELECT``. The target table's policy still checks every moved row (its
+``WITH CHECK`` side), so this path cannot write outside the current scope either.
+On other databases the same call is Django's ``bulk_create``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Sequence
+
+from django.db import connection, models
+
+_stage_names = itertools.count()
+
+
+def bulk_insert(
+    model: type[models.Model],
+    fields: Sequence[str],
+    rows: Iterable[Sequence],
+    *,
+    ignore_conflicts: bool = False,
+    returning: Sequence[str] = (),
+) -> list[tuple]:
+    """Insert ``rows`` (tuples in the order of ``fields``); return ``returning`` per new row.
+
+    Give every value the model would otherwise default (timestamps, UUIDs): no model
+    instance is built on PostgreSQL, so no Python-side default or ``auto_now`` runs.
+    Rows skipped by ``ignore_conflicts`` return nothing; the order of the returned
+    tuples is not the order of ``rows``.
+    """
+    model_fields = [model._meta.get_field(name) for name in fields]
+    if connection.vendor == "postgresql":
+        return _copy_insert(model, model_fields, rows, ignore_conflicts, returning)
+    objects = [model(**{f.attname: value for f, value in zip(model_fields, row, strict=True)}) for row in rows]
+    created = model.objects.bulk_create(objects, batch_size=2000, ignore_conflicts=ignore_conflicts)
+    if not returning or ignore_conflicts:
+        return []
+    attnames = [model._meta.get_field(name).attname for name in returning]
+    return [tuple(getattr(obj, name) for name in attnames) for obj in created]
+
+
+def _copy_insert(model, model_fields, rows, ignore_conflicts, returning) -> list[tuple]:
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in model_fields)
+    stage = quote(f"_stage_{model._meta.db_table}_{next(_stage_names)}")
+    json_positions = [i for i, f in enumerate(model_fields) if isinstance(f, models.JSONField)]
+    # Every identifier below comes from the model's metadata and is quoted; values only
+    # travel through COPY.
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMPORARY TABLE {stage} AS SELECT {columns} FROM {table} WITH NO DATA")  # noqa: S608
+        with cursor.cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                if json_positions:
+                    row = list(row)
+                    for i in json_positions:
+                        if row[i] is not None:
+                            row[i] = json.dumps(row[i])
+                copy.write_row(row)
+        sql = f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}"  # noqa: S608
+        if ignore_conflicts:
+            sql += " ON CONFLICT DO NOTHING"
+        if returning:
+            sql += " RETURNING " + ", ".join(quote(model._meta.get_field(n).column) for n in returning)
+        cursor.execute(sql)
+        result = cursor.fetchall() if returning else []
+        cursor.execute(f"DROP TABLE {stage}")
+    return result
