@@ -10,13 +10,14 @@ channel (an import never overrides an unsubscribe).
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from enseigne.contacts.models import (
@@ -293,12 +294,14 @@ class BatchWriter:
         phones = [r.values["phone"] for r in rows if r.values.get("phone")]
         if not emails and not phones:
             return []
+        # One query per 10,000 of each (a single array parameter each on PostgreSQL; within
+        # SQLite's limit on bound variables elsewhere).
         found: dict[int, Contact] = {}
         unit_contacts = Contact.objects.filter(unit=self.unit)
-        for name, values in (("email", emails), ("phone", phones)):
-            for start in range(0, len(values), 5000):
-                for contact in unit_contacts.filter(**{f"{name}__any": values[start:start + 5000]}):
-                    found[contact.pk] = contact
+        for start in range(0, max(len(emails), len(phones)), 10_000):
+            condition = Q(email__any=emails[start:start + 10_000]) | Q(phone__any=phones[start:start + 10_000])
+            for contact in unit_contacts.filter(condition):
+                found[contact.pk] = contact
         return list(found.values())
 
     def _create(self, new: list[NewContact]) -> None:
@@ -451,9 +454,9 @@ def run_import(import_id: int) -> ContactImport:
         ContactImport.objects.filter(pk=import_id).update(total_rows=frame.height)
     validator = RowValidator(contact_import)
     writer = BatchWriter(contact_import)
-    start = contact_import.processed_rows
     columns = list(validator.mapping)
-    for offset in range(start, frame.height, batch_rows):
+
+    def validate_chunk(offset: int) -> tuple[int, list[Row], list[ImportRejection]]:
         chunk = frame.slice(offset, batch_rows).select(columns)
         valid: list[Row] = []
         rejections: list[ImportRejection] = []
@@ -464,17 +467,28 @@ def run_import(import_id: int) -> ContactImport:
                 rejections.extend(_new_rejection(contact_import, number, c, v, r) for c, v, r in errors)
             else:
                 valid.append(row)
-        with db_scope(scope), transaction.atomic():
-            result = writer.write(valid)
-            rejections.extend(result.rejections)
-            ImportRejection.objects.bulk_create(rejections, batch_size=2000)
-            ContactImport.objects.filter(pk=import_id).update(
-                processed_rows=offset + chunk.height,
-                created_count=F("created_count") + result.created,
-                updated_count=F("updated_count") + result.updated,
-                unchanged_count=F("unchanged_count") + result.unchanged,
-                rejected_count=F("rejected_count") + len({r.row_number for r in rejections}),
-            )
+        return chunk.height, valid, rejections
+
+    # Validation is pure Python and touches no database: the next chunk is validated in a
+    # helper thread while this one waits for PostgreSQL to write the current chunk.
+    offsets = range(contact_import.processed_rows, frame.height, batch_rows)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-validate") as pool:
+        upcoming = pool.submit(validate_chunk, offsets[0]) if offsets else None
+        for position, offset in enumerate(offsets):
+            height, valid, rejections = upcoming.result()
+            if position + 1 < len(offsets):
+                upcoming = pool.submit(validate_chunk, offsets[position + 1])
+            with db_scope(scope), transaction.atomic():
+                result = writer.write(valid)
+                rejections.extend(result.rejections)
+                ImportRejection.objects.bulk_create(rejections, batch_size=2000)
+                ContactImport.objects.filter(pk=import_id).update(
+                    processed_rows=offset + height,
+                    created_count=F("created_count") + result.created,
+                    updated_count=F("updated_count") + result.updated,
+                    unchanged_count=F("unchanged_count") + result.unchanged,
+                    rejected_count=F("rejected_count") + len({r.row_number for r in rejections}),
+                )
     with db_scope(scope):
         ContactImport.objects.filter(pk=import_id).update(
             status=ContactImport.Status.DONE, finished_at=timezone.now(),
