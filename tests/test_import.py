@@ -43,6 +43,19 @@ def do_import(world, django_capture_on_commit_callbacks):
     return _run
 
 
+def test_the_report_is_written_in_the_language_of_whoever_started_the_import(world, do_import):
+    from django.utils import translation
+
+    with translation.override("fr"):
+        imp = do_import(GOOD_AND_BAD)
+    assert imp.language == "fr"
+    reasons = list(imp.rejections.order_by("row_number").values_list("reason", flat=True))
+    assert reasons[0].startswith("adresse e-mail non valide")
+    assert reasons[1].startswith("numéro de téléphone non valide pour FR")
+    assert reasons[2] == "pas une date (utilisez AAAA-MM-JJ ou JJ/MM/AAAA)"
+    assert reasons[3] == "ni adresse e-mail ni numéro de téléphone : rien pour le contacter"
+
+
 def test_mapping_is_guessed_from_french_headers(world):
     imp = import_prepare(actor=world.manager_a, unit=world.unit_a, file_name="c.csv", content=GOOD_AND_BAD.encode())
     assert imp.columns == ["Prénom", "Nom", "Email", "Mobile", "Naissance", "Tags"]

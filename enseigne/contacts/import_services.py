@@ -9,6 +9,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from enseigne.contacts.importer import guess_mapping, import_targets, sniff_separator
 from enseigne.contacts.models import Channel, ContactImport
@@ -35,19 +37,23 @@ def import_prepare(*, actor: User, unit: OrgNode, file_name: str, content: bytes
     if not access_for(actor).can(Capability.IMPORT_CONTACTS, unit):
         raise PermissionDenied
     if unit.kind != OrgNode.Kind.UNIT:
-        raise ValidationError({"unit": "Import into a unit."})
+        raise ValidationError({"unit": _("Import into a unit.")})
     if len(content) > settings.IMPORT_MAX_BYTES:
-        raise ValidationError({"file": f"The file is larger than {settings.IMPORT_MAX_BYTES // 1_000_000} MB."})
+        raise ValidationError(
+            {"file": _("The file is larger than %(size)s MB.") % {"size": settings.IMPORT_MAX_BYTES // 1_000_000}}
+        )
     if b"\x00" in content[:4096]:
-        raise ValidationError({"file": "This is not a CSV text file (it looks binary, e.g. an Excel .xlsx: save it as CSV)."})
+        raise ValidationError(
+            {"file": _("This is not a CSV text file (it looks binary, e.g. an Excel .xlsx: save it as CSV).")}
+        )
     data = _as_utf8(content)
     header = data.split(b"\n", 1)[0].decode("utf-8").strip("\r")
     if not header.strip():
-        raise ValidationError({"file": "The file is empty or its first line (the column names) is blank."})
+        raise ValidationError({"file": _("The file is empty or its first line (the column names) is blank.")})
     separator = sniff_separator(header)
     columns = [c.strip().strip('"') for c in header.split(separator)]
     if len(set(columns)) != len(columns):
-        raise ValidationError({"file": "Two columns have the same name in the first line."})
+        raise ValidationError({"file": _("Two columns have the same name in the first line.")})
     folder = Path(settings.MEDIA_ROOT) / "imports"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4()}.csv"
@@ -70,37 +76,42 @@ def import_start(
     if not access_for(actor).can(Capability.IMPORT_CONTACTS, contact_import.unit):
         raise PermissionDenied
     if contact_import.status != ContactImport.Status.MAPPING:
-        raise ValidationError("This import has already started.")
+        raise ValidationError(_("This import has already started."))
     targets = set(import_targets())
     clean = {}
     for column, target in mapping.items():
         if not target:
             continue
         if column not in contact_import.columns:
-            raise ValidationError({"mapping": f"The file has no column {column!r}."})
+            raise ValidationError({"mapping": _("The file has no column “%(column)s”.") % {"column": column}})
         if target not in targets:
-            raise ValidationError({"mapping": f"Unknown field {target!r} for column {column!r}."})
+            raise ValidationError(
+                {"mapping": _("Unknown field “%(field)s” for column “%(column)s”.") % {"field": target, "column": column}}
+            )
         if target in clean.values():
-            raise ValidationError({"mapping": f"Two columns are mapped to {target!r}."})
+            raise ValidationError({"mapping": _("Two columns are mapped to “%(field)s”.") % {"field": target}})
         clean[column] = target
     if not {"email", "phone"} & set(clean.values()):
-        raise ValidationError({"mapping": "Map at least one column to email or phone."})
+        raise ValidationError({"mapping": _("Map at least one column to email or phone.")})
     unknown = set(consent_channels) - set(Channel.values)
     if unknown:
-        raise ValidationError({"consent_channels": f"Unknown channels: {', '.join(sorted(unknown))}."})
+        raise ValidationError(
+            {"consent_channels": _("Unknown channels: %(channels)s.") % {"channels": ", ".join(sorted(unknown))}}
+        )
     if consent_channels and not consent_wording.strip():
         raise ValidationError(
-            {"consent_wording": "Say which consent wording these contacts agreed to (e.g. 'in-store form v2')."}
+            {"consent_wording": _("Say which consent wording these contacts agreed to (e.g. “in-store form v2”).")}
         )
     updated = ContactImport.objects.filter(
         pk=contact_import.pk, status=ContactImport.Status.MAPPING
     ).update(
         mapping=clean, consent_channels=sorted(consent_channels), consent_wording=consent_wording.strip()[:40],
         tag_names=sorted({t.strip().lower() for t in (tags or []) if t.strip()}),
+        language=translation.get_language() or "",
         status=ContactImport.Status.QUEUED,
     )
     if not updated:
-        raise ValidationError("This import has already started.")
+        raise ValidationError(_("This import has already started."))
     audit(actor=actor, action="import.start", target=contact_import, node_path=contact_import.unit_path,
           changes={"mapping": clean, "consent_channels": sorted(consent_channels)})
     import_id = contact_import.pk

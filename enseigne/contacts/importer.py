@@ -18,7 +18,8 @@ import polars as pl
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from enseigne.contacts.models import (
     Channel,
@@ -160,7 +161,7 @@ class RowValidator:
             except FieldError as exc:
                 errors.append((column, value[:200], str(exc)))
         if not errors and not row.values.get("email") and not row.values.get("phone"):
-            errors.append(("", "", "no email address and no phone number: nothing to contact"))
+            errors.append(("", "", _("no email address and no phone number: nothing to contact")))
         return (None if errors else row), errors
 
 
@@ -245,7 +246,8 @@ class BatchWriter:
             if match_email and match_phone and match_email is not match_phone:
                 result.rejections.append(_new_rejection(
                     self.imp, row.number, "phone", "",
-                    "the email belongs to one contact and the phone number to another; fix the file or merge them first",
+                    _("the email belongs to one contact and the phone number to another; "
+                      "fix the file or merge them first"),
                 ))
                 continue
             target = match_email or match_phone
@@ -345,7 +347,7 @@ class BatchWriter:
             if id(row) in refused:
                 result.rejections.append(_new_rejection(
                     self.imp, row.number, "", "",
-                    "this person asked to be erased from this unit (GDPR); they cannot be imported again",
+                    _("this person asked to be erased from this unit (GDPR); they cannot be imported again"),
                 ))
         return [r for r in rows if id(r) not in refused]
 
@@ -368,7 +370,7 @@ class BatchWriter:
 
     def _write_tags(self, pairs: list[tuple[Contact | NewContact, Row]]) -> set[int]:
         names = set(self.import_tags)
-        for _, row in pairs:
+        for _target, row in pairs:
             names.update(row.tags)
         if not names:
             return set()
@@ -432,6 +434,13 @@ class BatchWriter:
 def run_import(import_id: int) -> ContactImport:
     """Run (or resume) one import; safe to call twice."""
     with db_scope(ALL):
+        language = ContactImport.objects.filter(pk=import_id).values_list("language", flat=True).first()
+    with translation.override(language or settings.LANGUAGE_CODE):
+        return _run_import(import_id)
+
+
+def _run_import(import_id: int) -> ContactImport:
+    with db_scope(ALL):
         claimed = ContactImport.objects.filter(
             pk=import_id, status__in=[ContactImport.Status.QUEUED, ContactImport.Status.RUNNING]
         ).update(status=ContactImport.Status.RUNNING, started_at=timezone.now())
@@ -444,7 +453,7 @@ def run_import(import_id: int) -> ContactImport:
     except (pl.exceptions.PolarsError, UnicodeDecodeError, OSError) as exc:
         with db_scope(scope):
             ContactImport.objects.filter(pk=import_id).update(
-                status=ContactImport.Status.FAILED, error=f"The file could not be read as CSV: {exc}",
+                status=ContactImport.Status.FAILED, error=_("The file could not be read as CSV: %(detail)s") % {"detail": exc},
                 finished_at=timezone.now(),
             )
         contact_import.refresh_from_db()
@@ -456,7 +465,10 @@ def run_import(import_id: int) -> ContactImport:
     writer = BatchWriter(contact_import)
     columns = list(validator.mapping)
 
+    language = translation.get_language()
+
     def validate_chunk(offset: int) -> tuple[int, list[Row], list[ImportRejection]]:
+        translation.activate(language)  # the helper thread's own language (thread-local)
         chunk = frame.slice(offset, batch_rows).select(columns)
         valid: list[Row] = []
         rejections: list[ImportRejection] = []

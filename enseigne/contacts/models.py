@@ -210,6 +210,8 @@ class ContactImport(models.Model):
     consent_channels = models.JSONField(default=list, blank=True)
     consent_wording = models.CharField(max_length=40, blank=True)
     tag_names = models.JSONField(default=list, blank=True)
+    # The language of whoever started the import: its row-by-row report is written in it.
+    language = models.CharField(max_length=8, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.MAPPING)
     total_rows = models.PositiveIntegerField(null=True)
     processed_rows = models.PositiveIntegerField(default=0)

@@ -7,6 +7,8 @@ import re
 from functools import lru_cache
 
 import phonenumbers
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat
 
@@ -14,7 +16,11 @@ from enseigne.contacts.models import CustomAttribute
 
 
 class FieldError(ValueError):
-    """A value that cannot be stored, with a reason a store manager understands."""
+    """A value that cannot be stored, with a reason a store manager understands.
+
+    Reasons are translated when raised: imports run in the language of whoever started
+    them, so the row-by-row report reads in that person's language.
+    """
 
 
 # The shape most addresses have: plain ASCII dot-atoms, a domain of letter/digit labels
@@ -49,7 +55,7 @@ def clean_email(value: str) -> str:
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise FieldError(f"not a valid email address ({exc})") from None
+        raise FieldError(_("not a valid email address (%(detail)s)") % {"detail": exc}) from None
     # The domain is case-insensitive; the local part is kept but lowercased too so that
     # deduplication within a unit matches how people type the same address.
     return result.normalized.lower()
@@ -86,9 +92,11 @@ def clean_phone(value: str, country: str = "FR") -> str:
     try:
         number = phonenumbers.parse(raw, _region(country))
     except NumberParseException:
-        raise FieldError("not a phone number") from None
+        raise FieldError(_("not a phone number")) from None
     if not phonenumbers.is_valid_number(number):
-        raise FieldError(f"not a valid phone number for {country} or in international form")
+        raise FieldError(
+            _("not a valid phone number for %(country)s or in international form") % {"country": country}
+        )
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
@@ -96,7 +104,7 @@ _DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y")
 
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-_NOT_A_DATE = "not a date (use YYYY-MM-DD or DD/MM/YYYY)"
+_NOT_A_DATE = gettext_noop("not a date (use YYYY-MM-DD or DD/MM/YYYY)")
 
 
 def clean_date(value: str) -> dt.date:
@@ -105,20 +113,20 @@ def clean_date(value: str) -> dt.date:
         try:
             return dt.date.fromisoformat(text)
         except ValueError:
-            raise FieldError(_NOT_A_DATE) from None
+            raise FieldError(_(_NOT_A_DATE)) from None
     for fmt in _DATE_FORMATS:
         try:
             return dt.datetime.strptime(text, fmt).date()  # noqa: DTZ007 (a calendar date)
         except ValueError:
             continue
-    raise FieldError(_NOT_A_DATE)
+    raise FieldError(_(_NOT_A_DATE))
 
 
 def clean_birthday(value: str) -> dt.date:
     date = clean_date(value)
     today = dt.date.today()
     if date > today or date.year < today.year - 120:
-        raise FieldError("not a plausible birthday")
+        raise FieldError(_("not a plausible birthday"))
     return date
 
 
@@ -132,7 +140,7 @@ def clean_boolean(value: str) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise FieldError("not yes/no")
+    raise FieldError(_("not yes/no"))
 
 
 def clean_attribute(attribute: CustomAttribute, value: str):
@@ -142,16 +150,16 @@ def clean_attribute(attribute: CustomAttribute, value: str):
         try:
             number = float(text.replace(",", "."))
         except ValueError:
-            raise FieldError("not a number") from None
+            raise FieldError(_("not a number")) from None
         return int(number) if number.is_integer() else number
     if kind == CustomAttribute.Kind.DATE:
         return clean_date(text).isoformat()
     if kind == CustomAttribute.Kind.BOOLEAN:
         return clean_boolean(text)
     if kind == CustomAttribute.Kind.CHOICE and text not in attribute.choices:
-        raise FieldError(f"not one of: {', '.join(attribute.choices)}")
+        raise FieldError(_("not one of: %(choices)s") % {"choices": ", ".join(attribute.choices)})
     if len(text) > 200:
-        raise FieldError("longer than 200 characters")
+        raise FieldError(_("longer than 200 characters"))
     return text
 
 
@@ -161,5 +169,5 @@ LANGUAGES = {"fr", "en", "de", "es", "it", "nl", "pt"}
 def clean_language(value: str) -> str:
     lowered = value.strip().lower()[:2]
     if lowered not in LANGUAGES:
-        raise FieldError(f"not a supported language ({', '.join(sorted(LANGUAGES))})")
+        raise FieldError(_("not a supported language (%(languages)s)") % {"languages": ", ".join(sorted(LANGUAGES))})
     return lowered
