@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "enseigne.lib",
     "enseigne.network",
     "enseigne.contacts",
+    "enseigne.brand",
     "enseigne.api",
     "enseigne.demo",
 ]

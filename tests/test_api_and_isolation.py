@@ -103,6 +103,12 @@ def test_the_app_acts_as_an_unprivileged_role(db):
             "AND NOT (relrowsecurity AND relforcerowsecurity) ORDER BY relname"
         )
         assert [r[0] for r in cursor.fetchall()] == ["contacts_customattribute", "contacts_tag"]
+        # HQ-owned brand tables are shared by design; unit-owned ones are protected.
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relname LIKE 'brand_%%' AND relkind = 'r' "
+            "AND (relrowsecurity AND relforcerowsecurity) ORDER BY relname"
+        )
+        assert [r[0] for r in cursor.fetchall()] == ["brand_asset", "brand_localversion"]
 
 
 @postgres_only

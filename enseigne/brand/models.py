@@ -1,0 +1,163 @@
+"""The brand kit: asset library, HQ templates (versioned), units' local versions, guardrails."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from enseigne.network.models import OrgNode, User
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("SMS")
+
+
+class Asset(models.Model):
+    """An image, logo, text snippet, offer or product. HQ assets have ``unit_path`` ''."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", _("Image")
+        LOGO = "logo", _("Logo")
+        TEXT = "text", _("Text snippet")
+        OFFER = "offer", _("Offer")
+        PRODUCT = "product", _("Product")
+
+    class Variant(models.TextChoices):
+        NONE = "", "—"
+        COLOUR = "colour", _("Colour")
+        WHITE = "white", _("White")
+        SQUARE = "square", _("Square")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    name = models.CharField(_("name"), max_length=200)
+    folder = models.CharField(_("folder"), max_length=120, blank=True)
+    tags = models.JSONField(_("tags"), default=list, blank=True)
+    variant = models.CharField(_("logo variant"), max_length=10, choices=Variant.choices, blank=True)
+    # Owner: '' for HQ; a unit's path for the unit's own assets (row-level security).
+    unit_path = models.CharField(max_length=255, blank=True)
+    # Who sees it: every unit whose path starts with this (HQ chooses; a unit's own = its path).
+    shared_path = models.CharField(max_length=255)
+    file = models.FileField(upload_to="assets/%Y/%m/", blank=True)
+    thumbnail = models.FileField(upload_to="assets/%Y/%m/", blank=True)
+    email_rendition = models.FileField(upload_to="assets/%Y/%m/", blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    size_bytes = models.PositiveIntegerField(default=0)
+    # Text snippet: {"text"}; offer: {"title","text","price","valid_from","valid_until","legal","url","cta"};
+    # product: {"sku","name","price","url","image"}.
+    data = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["folder", "name"]
+        indexes = [models.Index(fields=["shared_path", "kind"], name="asset_shared_kind")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_hq(self) -> bool:
+        return self.unit_path == ""
+
+
+class Template(models.Model):
+    """An HQ template; its content lives in versions, the newest published one is current."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    name = models.CharField(_("name"), max_length=200)
+    description = models.CharField(_("description"), max_length=300, blank=True)
+    # Which units may use it: those whose path starts with this.
+    shared_path = models.CharField(max_length=255)
+    current = models.ForeignKey("TemplateVersion", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+    archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TemplateVersion(models.Model):
+    """One HQ edit, immutable once saved: source, zones and the compiled output."""
+
+    template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    source = models.TextField()
+    subject = models.CharField(_("subject"), max_length=200, blank=True)
+    zones = models.JSONField(default=list)
+    compiled_html = models.TextField(blank=True)
+    compiled_text = models.TextField(blank=True)
+    # SMS: the locked parts, never cut by the segment limit.
+    sms_stop = models.CharField(_("STOP mention"), max_length=40, blank=True)
+    max_segments = models.PositiveSmallIntegerField(default=2)
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["template", "-number"]
+        constraints = [models.UniqueConstraint(fields=["template", "number"], name="template_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.template.name} v{self.number}"
+
+
+class LocalVersion(models.Model):
+    """A unit's filling of an HQ template's zones; follows the template's current version."""
+
+    class Status(models.TextChoices):
+        OK = "ok", _("Ready")
+        FLAGGED = "flagged", _("Needs attention")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+")
+    unit_path = models.CharField(max_length=255)
+    template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="local_versions")
+    version = models.ForeignKey(TemplateVersion, on_delete=models.PROTECT, related_name="+")
+    # The version it was on before the last HQ change: the unit's diff compares the two.
+    previous_version = models.ForeignKey(TemplateVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="+")
+    name = models.CharField(_("name"), max_length=200)
+    values = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OK)
+    problems = models.JSONField(default=list, blank=True)
+    updated_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["unit", "template"], name="local_version_unit_template")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_usable(self) -> bool:
+        return self.status == self.Status.OK and not self.problems
+
+
+class Guardrails(models.Model):
+    """HQ's rules for every local version of the network."""
+
+    node = models.OneToOneField(OrgNode, on_delete=models.CASCADE, related_name="guardrails")
+    restricted_patterns = models.JSONField(
+        _("restricted words"), default=list, blank=True,
+        help_text=_("One per line: a word or phrase, or re:<regular expression>."),
+    )
+    allowed_link_domains = models.JSONField(
+        _("allowed link domains"), default=list, blank=True,
+        help_text=_("Links in editable zones must go to one of these domains (or their subdomains)."),
+    )
+    max_image_kb = models.PositiveIntegerField(_("maximum image weight (KB)"), default=500)
+    require_logo = models.BooleanField(_("a logo is required"), default=True)
+    require_legal_footer = models.BooleanField(_("the legal footer is required"), default=True)
+    updated_at = models.DateTimeField(auto_now=True)

@@ -1,0 +1,57 @@
+"""The data a template is rendered with: the unit's profile, a contact, the brand, links."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext as _
+
+from enseigne.brand.models import TemplateVersion
+from enseigne.brand.rendering import Compiled, render, zone_context
+from enseigne.brand.zones import Zone
+from enseigne.network.models import OrgNode
+
+SAMPLE_CONTACT = {"first_name": "Camille", "last_name": "Martin", "email": "camille.martin@example.com",
+                  "phone": "+33612345678", "language": "fr", "attributes": {}}
+
+
+def unit_context(unit: OrgNode) -> dict:
+    profile = getattr(unit, "profile", None)
+    if profile is None:
+        return {"name": unit.name, "code": unit.code, "vars": {}}
+    address = ", ".join(p for p in (profile.address_line, f"{profile.postal_code} {profile.city}".strip()) if p)
+    return {
+        "name": unit.name, "code": unit.code, "address": address, "city": profile.city,
+        "phone": profile.phone, "email": profile.email, "website": profile.website,
+        "manager": profile.manager_name, "hours": profile.opening_hours, "vars": dict(profile.variables or {}),
+    }
+
+
+def brand_context(unit: OrgNode) -> dict:
+    root = OrgNode.objects.get(path=unit.path[:OrgNode.steplen])
+    network = getattr(root, "network", None)
+    legal = network.legal_name if network else root.name
+    return {"name": root.name, "logo_url": "", "sms_sender": root.name[:11],
+            "legal_footer": _("%(legal)s — you receive this e-mail as a customer of %(unit)s.")
+            % {"legal": legal, "unit": unit.name}}
+
+
+def preview_links() -> dict:
+    return {"unsubscribe": "#unsubscribe", "preferences": "#preferences", "view_online": "#view-online"}
+
+
+def email_preview(version: TemplateVersion, values: dict, unit: OrgNode, contact: dict | None = None):
+    compiled = Compiled(html=version.compiled_html, text=version.compiled_text,
+                        zones=tuple(Zone.from_dict(z) for z in version.zones))
+    return render(compiled, zones=values, contact=contact or SAMPLE_CONTACT, unit=unit_context(unit),
+                  brand=brand_context(unit), links=preview_links())
+
+
+def sms_preview(version: TemplateVersion, values: dict, unit: OrgNode, contact: dict | None = None) -> str:
+    """Sender + body + STOP mention: the two locked ends are always there, whole."""
+    from enseigne.brand.rendering import TEXT_ENV
+
+    zones = tuple(Zone.from_dict(z) for z in version.zones)
+    body = TEXT_ENV.from_string(version.compiled_text).render(
+        contact=contact or SAMPLE_CONTACT, unit=unit_context(unit), brand=brand_context(unit),
+        links=preview_links(), zones=zone_context(zones, values, for_text=True),
+    ).strip()
+    return f"{brand_context(unit)['sms_sender']}: {body} {version.sms_stop}"

@@ -1,0 +1,167 @@
+"""Compile an HQ email template once, then personalise it per recipient with Liquid only.
+
+Compile (once per template version): zones → Liquid outputs; MJML → HTML with mrml (no
+include loader, no remote fonts); CSS inlined with css-inline (no remote stylesheets);
+the result and its plain-text alternative parsed as Liquid and cached in the process.
+
+Render (per recipient): one Liquid pass over the compiled HTML (autoescaped) and one over
+the text, with ``contact``, ``unit``, ``brand``, ``links`` and ``zones`` as *data*.
+Unit-edited zone values are never template source; rich text is sanitised with nh3 and
+is the only value printed unescaped.
+"""
+
+from __future__ import annotations
+
+import html as htmllib
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import css_inline
+import mrml
+import nh3
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from liquid import Environment
+from liquid.exceptions import LiquidError
+from markupsafe import Markup
+
+from enseigne.brand.zones import Zone, line_of, parse
+
+RICH_TAGS = {"p", "br", "strong", "em", "b", "i", "u", "ul", "ol", "li", "a"}
+RICH_ATTRIBUTES = {"a": {"href", "title"}}
+URL_SCHEMES = {"http", "https", "mailto"}
+
+
+class SafeEnvironment(Environment):
+    """Liquid with resource limits and without the tags that load other templates."""
+
+    loop_iteration_limit = 1_000
+    output_stream_limit = 2_000_000
+    context_depth_limit = 30
+    local_namespace_limit = 20_000
+
+    def setup_tags_and_filters(self, *, extra: bool = False) -> None:
+        super().setup_tags_and_filters(extra=extra)
+        for tag in ("include", "render"):
+            self.tags.pop(tag, None)
+
+
+HTML_ENV = SafeEnvironment(autoescape=True)
+TEXT_ENV = SafeEnvironment(autoescape=False)
+
+
+_ABSOLUTE_LINK = re.compile(r"(?:https?://[^\s]+|mailto:[^\s]+)", re.IGNORECASE)
+
+
+def _only_absolute_links(tag: str, attribute: str, value: str) -> str | None:
+    # An e-mail has no base URL: a relative link is broken at best, a disguised scheme
+    # at worst ("javas\0cript:"), so only absolute http(s) and mailto links stay.
+    if attribute == "href" and not _ABSOLUTE_LINK.fullmatch(value.strip()):
+        return None
+    return value
+
+
+def sanitise_rich(value: str) -> str:
+    return nh3.clean(
+        value, tags=RICH_TAGS, attributes=RICH_ATTRIBUTES, url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer", strip_comments=True, attribute_filter=_only_absolute_links,
+    )
+
+
+def rich_to_text(value: str) -> str:
+    return htmllib.unescape(nh3.clean(re.sub(r"(?i)<br\s*/?>|</p>|</li>", "\n", value), tags=set())).strip()
+
+
+_REMOTE_FONT = re.compile(r"<mj-font\b|@import|<link\b", re.IGNORECASE)
+
+
+def _mjml_error(source: str, exc: Exception) -> ValidationError:
+    message = str(exc)
+    position = re.search(r"at position (\d+)", message)
+    if position:
+        line = line_of(source, int(position.group(1)))
+        return ValidationError(_("line %(line)s: the MJML is not valid (%(detail)s).") % {"line": line, "detail": message})
+    return ValidationError(_("The MJML is not valid (%(detail)s).") % {"detail": message})
+
+
+def html_to_text(markup: str) -> str:
+    """A readable plain-text alternative, keeping the Liquid placeholders."""
+    text = re.sub(r"(?is)<(head|style|script)\b.*?</\1>", "", markup)
+    text = re.sub(r'(?is)<a\b[^>]*href="([^"]*)"[^>]*>(.*?)</a>', r"\2 (\1)", text)
+    text = re.sub(r"(?i)<br\s*/?>|</(p|div|tr|h[1-6]|li)>", "\n", text)
+    text = re.sub(r"<[^>]+>", "", text)
+    text = htmllib.unescape(text)
+    lines = [re.sub(r"[ \t\r\f\v]+", " ", line).strip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+@dataclass(frozen=True)
+class Compiled:
+    html: str
+    text: str
+    zones: tuple[Zone, ...]
+
+
+def compile_email(source: str) -> Compiled:
+    """MJML with zones → inlined HTML + text, both Liquid; ValidationError names the line."""
+    if _REMOTE_FONT.search(source):
+        raise ValidationError(_("Remote fonts and stylesheets are not allowed: e-mails must not load anything "
+                                "from elsewhere."))
+    parsed = parse(source, channel="email")
+    try:
+        output = mrml.to_html(
+            parsed.source,
+            parser_options=mrml.ParserOptions(include_loader=mrml.noop_loader()),
+            render_options=mrml.RenderOptions(disable_comments=True, fonts={}),
+        )
+    except Exception as exc:  # mrml raises OSError/ValueError with a position
+        raise _mjml_error(source, exc) from None
+    inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True, keep_style_tags=False)
+    try:
+        inlined = inliner.inline(output.content)
+    except css_inline.InlineError as exc:
+        raise ValidationError(_("The CSS could not be inlined (%(detail)s).") % {"detail": exc}) from None
+    text = html_to_text(inlined)
+    for label, template in (("HTML", inlined), ("text", text)):
+        try:
+            HTML_ENV.from_string(template)
+        except LiquidError as exc:
+            raise ValidationError(
+                _("Merge tags (%(part)s): %(detail)s") % {"part": label, "detail": exc}
+            ) from None
+    return Compiled(html=inlined, text=text, zones=tuple(parsed.zones))
+
+
+@lru_cache(maxsize=256)
+def _templates(html: str, text: str):
+    """Parsed Liquid for a compiled version; keyed by content, so edits never hit a stale entry."""
+    return HTML_ENV.from_string(html), TEXT_ENV.from_string(text)
+
+
+def zone_context(zones: tuple[Zone, ...] | list[Zone], values: dict, *, for_text: bool = False) -> dict:
+    """The ``zones`` variable: each zone's value as data (HQ default where the unit left it)."""
+    context = {}
+    for zone in zones:
+        value = values.get(zone.name)
+        if zone.kind == "choice":
+            names = {o.value for o in zone.options}
+            context[zone.name] = value if value in names else zone.default
+        elif zone.kind == "rich":
+            raw = value if value not in (None, "") else zone.default
+            clean = sanitise_rich(raw)
+            context[zone.name] = rich_to_text(clean) if for_text else Markup(clean)  # noqa: S704 (sanitised)
+        elif zone.kind == "text":
+            context[zone.name] = value if value not in (None, "") else htmllib.unescape(zone.default)
+        else:  # image / offer / product: dicts of plain strings, escaped on output
+            context[zone.name] = {k: str(v) for k, v in (value or {}).items()}
+    return context
+
+
+def render(compiled: Compiled, *, zones: dict, contact: dict, unit: dict, brand: dict, links: dict) -> tuple[str, str]:
+    """One recipient's HTML and text. ``zones`` is the local version's stored values."""
+    html_template, text_template = _templates(compiled.html, compiled.text)
+    base = {"contact": contact, "unit": unit, "brand": brand, "links": links}
+    html = html_template.render(**base, zones=zone_context(compiled.zones, zones))
+    text = text_template.render(**base, zones=zone_context(compiled.zones, zones, for_text=True))
+    return html, text

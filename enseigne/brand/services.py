@@ -1,0 +1,189 @@
+"""Writes for the brand kit: HQ templates and their versions, units' local versions."""
+
+from __future__ import annotations
+
+import difflib
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from enseigne.brand import checks
+from enseigne.brand.models import (
+    Asset,
+    Channel,
+    Guardrails,
+    LocalVersion,
+    Template,
+    TemplateVersion,
+)
+from enseigne.brand.rendering import compile_email
+from enseigne.brand.sms import measure
+from enseigne.brand.zones import Zone, locked_text, parse
+from enseigne.network.access import access_for
+from enseigne.network.capabilities import Capability
+from enseigne.network.models import OrgNode, User
+from enseigne.network.services import audit
+
+
+def guardrails_for(node: OrgNode) -> Guardrails | None:
+    root = OrgNode.objects.get(path=node.path[:OrgNode.steplen])
+    return Guardrails.objects.filter(node=root).first()
+
+
+def _compile(channel: str, source: str, *, sms_stop: str, max_segments: int) -> dict:
+    if channel == Channel.EMAIL:
+        compiled = compile_email(source)
+        return {"zones": [z.as_dict() for z in compiled.zones], "compiled_html": compiled.html,
+                "compiled_text": compiled.text}
+    if not sms_stop.strip():
+        raise ValidationError(_("An SMS template needs its STOP mention (e.g. “STOP au 36111”)."))
+    parsed = parse(source, channel="sms")
+    return {"zones": [z.as_dict() for z in parsed.zones], "compiled_html": "", "compiled_text": parsed.source}
+
+
+def template_create(
+    *, actor: User, shared_with: OrgNode, channel: str, name: str, source: str, subject: str = "",
+    description: str = "", sms_stop: str = "", max_segments: int = 2,
+) -> Template:
+    if not access_for(actor).can(Capability.MANAGE_TEMPLATES, shared_with):
+        raise PermissionDenied
+    compiled = _compile(channel, source, sms_stop=sms_stop, max_segments=max_segments)
+    with transaction.atomic():
+        template = Template.objects.create(
+            channel=channel, name=name, description=description, shared_path=shared_with.path,
+        )
+        version = TemplateVersion.objects.create(
+            template=template, number=1, source=source, subject=subject, sms_stop=sms_stop,
+            max_segments=max_segments, created_by=actor, **compiled,
+        )
+        template.current = version
+        template.save(update_fields=["current"])
+        audit(actor=actor, action="template.create", target=template, node_path=shared_with.path,
+              changes={"name": name, "channel": channel})
+    return template
+
+
+def template_publish(
+    *, actor: User, template: Template, source: str, subject: str | None = None,
+    sms_stop: str | None = None, max_segments: int | None = None,
+) -> TemplateVersion:
+    """A new HQ version; every unit's local version follows it (values kept, re-checked)."""
+    node = OrgNode.objects.get(path=template.shared_path)
+    if not access_for(actor).can(Capability.MANAGE_TEMPLATES, node):
+        raise PermissionDenied
+    previous = template.current
+    subject = previous.subject if subject is None else subject
+    sms_stop = previous.sms_stop if sms_stop is None else sms_stop
+    max_segments = previous.max_segments if max_segments is None else max_segments
+    compiled = _compile(template.channel, source, sms_stop=sms_stop, max_segments=max_segments)
+    with transaction.atomic():
+        version = TemplateVersion.objects.create(
+            template=template, number=previous.number + 1, source=source, subject=subject,
+            sms_stop=sms_stop, max_segments=max_segments, created_by=actor, **compiled,
+        )
+        Template.objects.filter(pk=template.pk).update(current=version)
+        template.current = version
+        followed = 0
+        for local in LocalVersion.objects.filter(template=template).select_related("unit"):
+            local.previous_version = local.version
+            local.version = version
+            _recheck(local)
+            local.save(update_fields=["previous_version", "version", "status", "problems", "updated_at"])
+            followed += 1
+        audit(actor=actor, action="template.publish", target=template, node_path=template.shared_path,
+              changes={"version": version.number, "local_versions_followed": followed})
+    return version
+
+
+def zones_of(version: TemplateVersion) -> list[Zone]:
+    return [Zone.from_dict(z) for z in version.zones]
+
+
+def _visible_assets(unit: OrgNode, values: dict) -> dict[str, Asset]:
+    ids = [v.get("asset") for v in values.values() if isinstance(v, dict) and v.get("asset")]
+    if not ids:
+        return {}
+    from enseigne.brand.selectors import assets_visible_to_unit
+
+    return {str(a.public_id): a for a in assets_visible_to_unit(unit).filter(public_id__in=ids)}
+
+
+def _recheck(local: LocalVersion) -> None:
+    zones = zones_of(local.version)
+    problems = checks.check(
+        zones, local.values, source=local.version.source, guardrails=guardrails_for(local.unit),
+        assets=_visible_assets(local.unit, local.values), channel=local.template.channel,
+    )
+    kept = {z.name for z in zones}
+    for name in sorted(set(local.values) - kept):
+        problems.append(_("Head office removed the zone “%(zone)s”; what you wrote there is kept but no longer "
+                          "shown.") % {"zone": name})
+    if local.template.channel == Channel.SMS:
+        problems.extend(sms_problems(local.version, zones, local.values, local.unit))
+    local.problems = problems
+    local.status = LocalVersion.Status.FLAGGED if problems else LocalVersion.Status.OK
+
+
+def sms_problems(version: TemplateVersion, zones: list[Zone], values: dict, unit: OrgNode) -> list[str]:
+    from enseigne.brand.previews import sms_preview
+
+    length = measure(sms_preview(version, values, unit))
+    if length.segments > version.max_segments:
+        return [_("With its sender and STOP mention this SMS takes %(segments)s segments; head office allows "
+                  "%(max)s. Shorten your text (the STOP mention is never cut).")
+                % {"segments": length.segments, "max": version.max_segments}]
+    return []
+
+
+def local_version_save(
+    *, actor: User, unit: OrgNode, template: Template, values: dict, name: str = "",
+    local: LocalVersion | None = None,
+) -> LocalVersion:
+    if unit.kind != OrgNode.Kind.UNIT or not unit.path.startswith(template.shared_path):
+        raise PermissionDenied
+    if not access_for(actor).can(Capability.CREATE_LOCAL_CAMPAIGNS, unit):
+        raise PermissionDenied
+    version = template.current
+    zones = zones_of(version)
+    cleaned = checks.clean_values(zones, values)
+    if local is None:
+        local = LocalVersion(unit=unit, unit_path=unit.path, template=template, version=version)
+    elif local.unit_id != unit.pk or local.template_id != template.pk:
+        raise PermissionDenied
+    # Values for zones the form did not show (e.g. removed by HQ) are kept as they were.
+    local.values = {**{k: v for k, v in local.values.items() if k not in {z.name for z in zones}}, **cleaned}
+    local.version = version
+    local.name = (name or local.name or template.name).strip()[:200]
+    local.updated_by = actor
+    _recheck(local)
+    local.save()
+    audit(actor=actor, action="local_version.save", target=local, node_path=unit.path,
+          changes={"template": str(template.public_id), "version": version.number, "problems": len(local.problems)})
+    return local
+
+
+def locked_diff(old: TemplateVersion | None, new: TemplateVersion) -> str:
+    """What HQ changed in the locked parts between two versions, as a unified diff."""
+    if old is None:
+        return ""
+    return "\n".join(difflib.unified_diff(
+        locked_text(old.source).splitlines(), locked_text(new.source).splitlines(),
+        fromfile=f"v{old.number}", tofile=f"v{new.number}", lineterm="",
+    ))
+
+
+def guardrails_update(*, actor: User, node: OrgNode, **fields) -> Guardrails:
+    if not node.is_root() or not access_for(actor).can(Capability.MANAGE_TEMPLATES, node):
+        raise PermissionDenied
+    guardrails, _created = Guardrails.objects.get_or_create(node=node)
+    for name, value in fields.items():
+        setattr(guardrails, name, value)
+    guardrails.save()
+    audit(actor=actor, action="guardrails.update", target_type="guardrails", target_id=str(node.public_id),
+          node_path=node.path, changes={k: v for k, v in fields.items()})
+    for local in LocalVersion.objects.filter(unit_path__startswith=node.path).select_related("unit", "template",
+                                                                                             "version"):
+        _recheck(local)
+        local.save(update_fields=["status", "problems", "updated_at"])
+    return guardrails
