@@ -158,10 +158,28 @@ def zone_context(zones: tuple[Zone, ...] | list[Zone], values: dict, *, for_text
     return context
 
 
+class Personaliser:
+    """One compiled version with one local version's zone values, ready for many recipients.
+
+    The zones (sanitising included) are prepared once; each recipient then costs one
+    Liquid pass over the HTML and one over the text.
+    """
+
+    def __init__(self, compiled: Compiled, zones: dict):
+        self.html_template, self.text_template = _templates(compiled.html, compiled.text)
+        self.html_zones = zone_context(compiled.zones, zones)
+        self.text_zones = zone_context(compiled.zones, zones, for_text=True)
+
+    def html(self, *, contact: dict, unit: dict, brand: dict, links: dict) -> str:
+        return self.html_template.render(contact=contact, unit=unit, brand=brand, links=links, zones=self.html_zones)
+
+    def text(self, *, contact: dict, unit: dict, brand: dict, links: dict) -> str:
+        return self.text_template.render(contact=contact, unit=unit, brand=brand, links=links, zones=self.text_zones)
+
+    def render(self, **data) -> tuple[str, str]:
+        return self.html(**data), self.text(**data)
+
+
 def render(compiled: Compiled, *, zones: dict, contact: dict, unit: dict, brand: dict, links: dict) -> tuple[str, str]:
-    """One recipient's HTML and text. ``zones`` is the local version's stored values."""
-    html_template, text_template = _templates(compiled.html, compiled.text)
-    base = {"contact": contact, "unit": unit, "brand": brand, "links": links}
-    html = html_template.render(**base, zones=zone_context(compiled.zones, zones))
-    text = text_template.render(**base, zones=zone_context(compiled.zones, zones, for_text=True))
-    return html, text
+    """One recipient's HTML and text (for previews; sending uses a Personaliser per batch)."""
+    return Personaliser(compiled, zones).render(contact=contact, unit=unit, brand=brand, links=links)
