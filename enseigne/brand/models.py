@@ -7,12 +7,8 @@ import uuid
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from enseigne.contacts.models import Channel
 from enseigne.network.models import OrgNode, User
-
-
-class Channel(models.TextChoices):
-    EMAIL = "email", _("Email")
-    SMS = "sms", _("SMS")
 
 
 class Asset(models.Model):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.utils.translation import gettext as _
 
 from enseigne.brand.models import TemplateVersion
-from enseigne.brand.rendering import Compiled, render, zone_context
+from enseigne.brand.rendering import Compiled, render, text_template, zone_context
 from enseigne.brand.zones import Zone
 from enseigne.network.models import OrgNode
+from enseigne.network.selectors import root_of
 
 SAMPLE_CONTACT = {"first_name": "Camille", "last_name": "Martin", "email": "camille.martin@example.com",
                   "phone": "+33612345678", "language": "fr", "attributes": {}}
@@ -26,7 +27,7 @@ def unit_context(unit: OrgNode) -> dict:
 
 
 def brand_context(unit: OrgNode) -> dict:
-    root = OrgNode.objects.get(path=unit.path[:OrgNode.steplen])
+    root = root_of(unit)
     network = getattr(root, "network", None)
     legal = network.legal_name if network else root.name
     return {"name": root.name, "logo_url": "", "sms_sender": root.name[:11],
@@ -47,11 +48,10 @@ def email_preview(version: TemplateVersion, values: dict, unit: OrgNode, contact
 
 def sms_preview(version: TemplateVersion, values: dict, unit: OrgNode, contact: dict | None = None) -> str:
     """Sender + body + STOP mention: the two locked ends are always there, whole."""
-    from enseigne.brand.rendering import TEXT_ENV
-
     zones = tuple(Zone.from_dict(z) for z in version.zones)
-    body = TEXT_ENV.from_string(version.compiled_text).render(
-        contact=contact or SAMPLE_CONTACT, unit=unit_context(unit), brand=brand_context(unit),
+    brand = brand_context(unit)
+    body = text_template(version.compiled_text).render(
+        contact=contact or SAMPLE_CONTACT, unit=unit_context(unit), brand=brand,
         links=preview_links(), zones=zone_context(zones, values, for_text=True),
     ).strip()
-    return f"{brand_context(unit)['sms_sender']}: {body} {version.sms_stop}"
+    return f"{brand['sms_sender']}: {body} {version.sms_stop}"

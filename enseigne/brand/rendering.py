@@ -123,9 +123,9 @@ def compile_email(source: str) -> Compiled:
     except css_inline.InlineError as exc:
         raise ValidationError(_("The CSS could not be inlined (%(detail)s).") % {"detail": exc}) from None
     text = html_to_text(inlined)
-    for label, template in (("HTML", inlined), ("text", text)):
+    for label, parse_part, template in (("HTML", html_template, inlined), ("text", text_template, text)):
         try:
-            HTML_ENV.from_string(template)
+            parse_part(template)
         except LiquidError as exc:
             raise ValidationError(
                 _("Merge tags (%(part)s): %(detail)s") % {"part": label, "detail": exc}
@@ -133,10 +133,15 @@ def compile_email(source: str) -> Compiled:
     return Compiled(html=inlined, text=text, zones=tuple(parsed.zones))
 
 
+# Parsed Liquid for compiled versions, keyed by content so an edit never hits a stale entry.
 @lru_cache(maxsize=256)
-def _templates(html: str, text: str):
-    """Parsed Liquid for a compiled version; keyed by content, so edits never hit a stale entry."""
-    return HTML_ENV.from_string(html), TEXT_ENV.from_string(text)
+def html_template(html: str):
+    return HTML_ENV.from_string(html)
+
+
+@lru_cache(maxsize=256)
+def text_template(text: str):
+    return TEXT_ENV.from_string(text)
 
 
 def zone_context(zones: tuple[Zone, ...] | list[Zone], values: dict, *, for_text: bool = False) -> dict:
@@ -166,7 +171,7 @@ class Personaliser:
     """
 
     def __init__(self, compiled: Compiled, zones: dict):
-        self.html_template, self.text_template = _templates(compiled.html, compiled.text)
+        self.html_template, self.text_template = html_template(compiled.html), text_template(compiled.text)
         self.html_zones = zone_context(compiled.zones, zones)
         self.text_zones = zone_context(compiled.zones, zones, for_text=True)
 

@@ -7,12 +7,14 @@ from django.http import Http404
 
 from enseigne.brand.models import Asset, LocalVersion, Template
 from enseigne.lib.ids import parse_uuid
-from enseigne.network.access import access_for
+from enseigne.network.access import access_for, path_filter
 from enseigne.network.models import OrgNode, User
 
 
 def _ancestor_paths(path: str) -> list[str]:
-    return [path[:i] for i in range(4, len(path) + 1, 4)]
+    """The path itself and every ancestor's (materialised paths: one step per level)."""
+    step = OrgNode.steplen
+    return [path[:i] for i in range(step, len(path) + 1, step)]
 
 
 def assets_visible_to_unit(unit: OrgNode) -> QuerySet[Asset]:
@@ -43,8 +45,6 @@ def get_template_for_user(user: User, public_id) -> Template:
 
 
 def local_versions_for_user(user: User) -> QuerySet[LocalVersion]:
-    from enseigne.network.access import path_filter
-
     return LocalVersion.objects.filter(path_filter(access_for(user).paths, "unit_path"))
 
 

@@ -11,24 +11,26 @@ from django.utils.translation import gettext as _
 from enseigne.brand import checks
 from enseigne.brand.models import (
     Asset,
-    Channel,
     Guardrails,
     LocalVersion,
     Template,
     TemplateVersion,
 )
+from enseigne.brand.previews import sms_preview
 from enseigne.brand.rendering import compile_email
+from enseigne.brand.selectors import assets_visible_to_unit
 from enseigne.brand.sms import measure
 from enseigne.brand.zones import Zone, locked_text, parse
+from enseigne.contacts.models import Channel
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User
+from enseigne.network.selectors import root_of
 from enseigne.network.services import audit
 
 
 def guardrails_for(node: OrgNode) -> Guardrails | None:
-    root = OrgNode.objects.get(path=node.path[:OrgNode.steplen])
-    return Guardrails.objects.filter(node=root).first()
+    return Guardrails.objects.filter(node=root_of(node)).first()
 
 
 def _compile(channel: str, source: str, *, sms_stop: str, max_segments: int) -> dict:
@@ -84,11 +86,12 @@ def template_publish(
         )
         Template.objects.filter(pk=template.pk).update(current=version)
         template.current = version
+        guardrails = guardrails_for(node)
         followed = 0
         for local in LocalVersion.objects.filter(template=template).select_related("unit"):
             local.previous_version = local.version
             local.version = version
-            _recheck(local)
+            _recheck(local, guardrails)
             local.save(update_fields=["previous_version", "version", "status", "problems", "updated_at"])
             followed += 1
         audit(actor=actor, action="template.publish", target=template, node_path=template.shared_path,
@@ -104,15 +107,13 @@ def _visible_assets(unit: OrgNode, values: dict) -> dict[str, Asset]:
     ids = [v.get("asset") for v in values.values() if isinstance(v, dict) and v.get("asset")]
     if not ids:
         return {}
-    from enseigne.brand.selectors import assets_visible_to_unit
-
     return {str(a.public_id): a for a in assets_visible_to_unit(unit).filter(public_id__in=ids)}
 
 
-def _recheck(local: LocalVersion) -> None:
+def _recheck(local: LocalVersion, guardrails: Guardrails | None) -> None:
     zones = zones_of(local.version)
     problems = checks.check(
-        zones, local.values, source=local.version.source, guardrails=guardrails_for(local.unit),
+        zones, local.values, source=local.version.source, guardrails=guardrails,
         assets=_visible_assets(local.unit, local.values), channel=local.template.channel,
     )
     kept = {z.name for z in zones}
@@ -120,14 +121,12 @@ def _recheck(local: LocalVersion) -> None:
         problems.append(_("Head office removed the zone “%(zone)s”; what you wrote there is kept but no longer "
                           "shown.") % {"zone": name})
     if local.template.channel == Channel.SMS:
-        problems.extend(sms_problems(local.version, zones, local.values, local.unit))
+        problems.extend(sms_problems(local.version, local.values, local.unit))
     local.problems = problems
     local.status = LocalVersion.Status.FLAGGED if problems else LocalVersion.Status.OK
 
 
-def sms_problems(version: TemplateVersion, zones: list[Zone], values: dict, unit: OrgNode) -> list[str]:
-    from enseigne.brand.previews import sms_preview
-
+def sms_problems(version: TemplateVersion, values: dict, unit: OrgNode) -> list[str]:
     length = measure(sms_preview(version, values, unit))
     if length.segments > version.max_segments:
         return [_("With its sender and STOP mention this SMS takes %(segments)s segments; head office allows "
@@ -152,11 +151,12 @@ def local_version_save(
     elif local.unit_id != unit.pk or local.template_id != template.pk:
         raise PermissionDenied
     # Values for zones the form did not show (e.g. removed by HQ) are kept as they were.
-    local.values = {**{k: v for k, v in local.values.items() if k not in {z.name for z in zones}}, **cleaned}
+    shown = {z.name for z in zones}
+    local.values = {**{k: v for k, v in local.values.items() if k not in shown}, **cleaned}
     local.version = version
     local.name = (name or local.name or template.name).strip()[:200]
     local.updated_by = actor
-    _recheck(local)
+    _recheck(local, guardrails_for(unit))
     local.save()
     audit(actor=actor, action="local_version.save", target=local, node_path=unit.path,
           changes={"template": str(template.public_id), "version": version.number, "problems": len(local.problems)})
@@ -184,6 +184,6 @@ def guardrails_update(*, actor: User, node: OrgNode, **fields) -> Guardrails:
           node_path=node.path, changes={k: v for k, v in fields.items()})
     for local in LocalVersion.objects.filter(unit_path__startswith=node.path).select_related("unit", "template",
                                                                                              "version"):
-        _recheck(local)
+        _recheck(local, guardrails)
         local.save(update_fields=["status", "problems", "updated_at"])
     return guardrails

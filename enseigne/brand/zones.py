@@ -18,6 +18,7 @@ printed as those characters.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from dataclasses import dataclass, field
@@ -54,21 +55,11 @@ class Zone:
     allow_upload: bool = False
 
     def as_dict(self) -> dict:
-        return {
-            "name": self.name, "kind": self.kind, "label": self.label, "default": self.default,
-            "max_length": self.max_length, "required": self.required, "allow_upload": self.allow_upload,
-            "options": [{"value": o.value, "label": o.label, "content": o.content} for o in self.options],
-            "extra": self.extra,
-        }
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Zone:
-        return cls(
-            name=data["name"], kind=data["kind"], label=data["label"], default=data.get("default", ""),
-            max_length=data.get("max_length"), required=data.get("required", False),
-            allow_upload=data.get("allow_upload", False),
-            options=tuple(Option(**o) for o in data.get("options", [])), extra=data.get("extra", {}),
-        )
+        return cls(**{**data, "options": tuple(Option(**o) for o in data.get("options", ()))})
 
 
 @dataclass

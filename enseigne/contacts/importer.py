@@ -194,14 +194,21 @@ class NewContact:
         return self.email_consent if channel == Channel.EMAIL else self.sms_consent
 
     def merge(self, row: Row) -> None:
-        for name in FILL_FIELDS:
-            value = row.values.get(name)
-            if value and not self.values.get(name):
-                self.values[name] = value
-        if row.values.get("is_customer"):
-            self.values["is_customer"] = True
-        for key, value in row.attributes.items():
-            self.attributes.setdefault(key, value)
+        fills = blanks_filled_by(row, self.values.get, self.attributes)
+        self.attributes = fills.pop("attributes", self.attributes)
+        self.values.update(fills)
+
+
+def blanks_filled_by(row: Row, current, attributes: dict) -> dict:
+    """What ``row`` adds to a contact without overwriting anything: empty fields, the
+    customer flag, attributes it does not have yet. ``current(name)`` reads a field."""
+    fills = {name: row.values[name] for name in FILL_FIELDS if row.values.get(name) and not current(name)}
+    if row.values.get("is_customer") and not current("is_customer"):
+        fills["is_customer"] = True
+    missing = {k: v for k, v in row.attributes.items() if k not in attributes}
+    if missing:
+        fills["attributes"] = {**attributes, **missing}
+    return fills
 
 
 CONTACT_COLUMNS = (
@@ -353,20 +360,10 @@ class BatchWriter:
 
     @staticmethod
     def _fill_blanks(contact: Contact, row: Row) -> list[str]:
-        fields = []
-        for name in FILL_FIELDS:
-            value = row.values.get(name)
-            if value and not getattr(contact, name):
-                setattr(contact, name, value)
-                fields.append(name)
-        if row.values.get("is_customer") and not contact.is_customer:
-            contact.is_customer = True
-            fields.append("is_customer")
-        missing = {k: v for k, v in row.attributes.items() if k not in contact.attributes}
-        if missing:
-            contact.attributes = {**contact.attributes, **missing}
-            fields.append("attributes")
-        return fields
+        fills = blanks_filled_by(row, lambda name: getattr(contact, name), contact.attributes)
+        for name, value in fills.items():
+            setattr(contact, name, value)
+        return list(fills)
 
     def _write_tags(self, pairs: list[tuple[Contact | NewContact, Row]]) -> set[int]:
         names = set(self.import_tags)
@@ -434,19 +431,18 @@ class BatchWriter:
 def run_import(import_id: int) -> ContactImport:
     """Run (or resume) one import; safe to call twice."""
     with db_scope(ALL):
-        language = ContactImport.objects.filter(pk=import_id).values_list("language", flat=True).first()
-    with translation.override(language or settings.LANGUAGE_CODE):
-        return _run_import(import_id)
-
-
-def _run_import(import_id: int) -> ContactImport:
-    with db_scope(ALL):
         claimed = ContactImport.objects.filter(
             pk=import_id, status__in=[ContactImport.Status.QUEUED, ContactImport.Status.RUNNING]
         ).update(status=ContactImport.Status.RUNNING, started_at=timezone.now())
         contact_import = ContactImport.objects.select_related("unit__profile").get(pk=import_id)
     if not claimed:
         return contact_import
+    with translation.override(contact_import.language or settings.LANGUAGE_CODE):
+        return _run_claimed(contact_import)
+
+
+def _run_claimed(contact_import: ContactImport) -> ContactImport:
+    import_id = contact_import.pk
     scope = [contact_import.unit_path]
     try:
         frame = read_frame(contact_import.file_path)

@@ -27,14 +27,17 @@ def contacts_for_user(user: User) -> QuerySet[Contact]:
     # Filter on unit ids rather than LIKE on unit_path: under PostgreSQL row-level
     # security only leakproof operators (integer equality, not LIKE) may drive an index
     # scan, so this is what keeps one unit's queries from scanning the whole network.
+    return Contact.objects.filter(_in_units_under(paths))
+
+
+def _in_units_under(paths) -> Q:
     units = OrgNode.objects.filter(path_filter(paths, "path"), kind=OrgNode.Kind.UNIT)
-    return Contact.objects.filter(unit__in=units.values("pk"))
+    return Q(unit__in=units.values("pk"))
 
 
 def in_subtree(node: OrgNode) -> Q:
     """Contacts of the units under ``node`` (or of ``node`` itself), by unit id (see above)."""
-    units = OrgNode.objects.filter(path__startswith=node.path, kind=OrgNode.Kind.UNIT)
-    return Q(unit__in=units.values("pk"))
+    return _in_units_under([node.path])
 
 
 def _uuid_or_404(public_id) -> uuid.UUID:

@@ -46,6 +46,11 @@ def network_root() -> OrgNode | None:
     return OrgNode.objects.get_root_nodes().select_related("network").first()
 
 
+def root_of(node: OrgNode) -> OrgNode:
+    """The network (root node) a node belongs to, with its brand settings."""
+    return OrgNode.objects.select_related("network").get(path=node.path[:OrgNode.steplen])
+
+
 def users_for_admin(user: User) -> QuerySet[User]:
     if not access_for(user).is_hq_admin:
         raise PermissionDenied
