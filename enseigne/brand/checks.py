@@ -11,8 +11,15 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext as _
 
+from enseigne.brand.library import ZONE_KINDS, offer_ended
 from enseigne.brand.rendering import rich_to_text, sanitise_rich
 from enseigne.brand.zones import Zone
+
+_KIND_WORDS = {
+    "image": lambda: _("an image or logo"),
+    "offer": lambda: _("an offer"),
+    "product": lambda: _("a product"),
+}
 
 
 def _pattern(rule: str) -> re.Pattern | None:
@@ -45,7 +52,8 @@ def clean_values(zones: list[Zone], values: dict) -> dict:
         elif zone.kind == "rich":
             cleaned[name] = sanitise_rich(str(value)[:20000])
         elif isinstance(value, dict):
-            cleaned[name] = {str(k)[:40]: str(v)[:2000] for k, v in value.items()}
+            # Only the pick (and an image's alt text) comes from the unit; the rest is the library's.
+            cleaned[name] = {k: str(value[k])[:200] for k in ("asset", "alt") if value.get(k)}
     return cleaned
 
 
@@ -87,6 +95,12 @@ def check(zones: list[Zone], values: dict, *, source: str, guardrails, assets: d
             asset = (assets or {}).get(picked) if picked else None
             if picked and asset is None:
                 problems.append(_("Zone “%(zone)s” uses a library item this unit cannot see.") % {"zone": label})
+            elif asset is not None and asset.kind not in ZONE_KINDS[zone.kind]:
+                problems.append(_("Zone “%(zone)s” takes %(wanted)s, not “%(name)s”.")
+                                % {"zone": label, "wanted": _KIND_WORDS[zone.kind](), "name": asset.name})
+            elif asset is not None and asset.kind == "offer" and offer_ended(asset):
+                problems.append(_("Zone “%(zone)s”: the offer “%(name)s” ended on %(date)s.")
+                                % {"zone": label, "name": asset.name, "date": asset.data.get("valid_until")})
             elif asset is not None and guardrails and asset.size_bytes > guardrails.max_image_kb * 1024:
                 problems.append(_("Zone “%(zone)s”: the image weighs %(kb)s KB; the limit is %(max)s KB.")
                                 % {"zone": label, "kb": asset.size_bytes // 1024, "max": guardrails.max_image_kb})

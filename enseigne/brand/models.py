@@ -42,6 +42,7 @@ class Asset(models.Model):
     email_rendition = models.FileField(upload_to="assets/%Y/%m/", blank=True)
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
+    # The weight of the e-mail rendition: what a recipient downloads (guardrail "max image weight").
     size_bytes = models.PositiveIntegerField(default=0)
     # Text snippet: {"text"}; offer: {"title","text","price","valid_from","valid_until","legal","url","cta"};
     # product: {"sku","name","price","url","image"}.
@@ -95,6 +96,8 @@ class TemplateVersion(models.Model):
     # SMS: the locked parts, never cut by the segment limit.
     sms_stop = models.CharField(_("STOP mention"), max_length=40, blank=True)
     max_segments = models.PositiveSmallIntegerField(default=2)
+    # Library items whose address HQ wrote into the source (for "used in N templates").
+    assets = models.ManyToManyField(Asset, blank=True, related_name="template_versions")
     created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -123,6 +126,8 @@ class LocalVersion(models.Model):
                                          related_name="+")
     name = models.CharField(_("name"), max_length=200)
     values = models.JSONField(default=dict, blank=True)
+    # Library items picked in its zones (for usage counts and to refresh them when they change).
+    assets = models.ManyToManyField(Asset, blank=True, related_name="local_versions")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OK)
     problems = models.JSONField(default=list, blank=True)
     updated_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")

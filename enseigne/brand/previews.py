@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.utils.translation import gettext as _
 
-from enseigne.brand.models import TemplateVersion
+from enseigne.brand.library import public_url
+from enseigne.brand.models import Asset, TemplateVersion
 from enseigne.brand.rendering import Compiled, render, text_template, zone_context
 from enseigne.brand.zones import Zone
 from enseigne.network.models import OrgNode
@@ -26,11 +27,20 @@ def unit_context(unit: OrgNode) -> dict:
     }
 
 
+def brand_logos(root: OrgNode) -> dict[str, str]:
+    """The network's logos from the library: ``logo_url`` (colour), ``logo_white_url``, ``logo_square_url``."""
+    logos: dict[str, str] = {}
+    for logo in Asset.objects.filter(unit_path="", shared_path=root.path, kind=Asset.Kind.LOGO).order_by("created_at"):
+        key = f"logo_{logo.variant}_url" if logo.variant in ("white", "square") else "logo_url"
+        logos.setdefault(key, public_url(logo.email_rendition))
+    return {"logo_url": "", "logo_white_url": "", "logo_square_url": "", **logos}
+
+
 def brand_context(unit: OrgNode) -> dict:
     root = root_of(unit)
     network = getattr(root, "network", None)
     legal = network.legal_name if network else root.name
-    return {"name": root.name, "logo_url": "", "sms_sender": root.name[:11],
+    return {"name": root.name, **brand_logos(root), "sms_sender": root.name[:11],
             "legal_footer": _("%(legal)s — you receive this e-mail as a customer of %(unit)s.")
             % {"legal": legal, "unit": unit.name}}
 

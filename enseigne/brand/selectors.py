@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404
 
-from enseigne.brand.models import Asset, LocalVersion, Template
+from enseigne.brand.models import Asset, LocalVersion, Template, TemplateVersion
 from enseigne.lib.ids import parse_uuid
 from enseigne.network.access import access_for, path_filter
 from enseigne.network.models import OrgNode, User
@@ -20,6 +20,72 @@ def _ancestor_paths(path: str) -> list[str]:
 def assets_visible_to_unit(unit: OrgNode) -> QuerySet[Asset]:
     """HQ assets shared with the unit or one of its ancestors, and the unit's own."""
     return Asset.objects.filter(Q(unit_path="", shared_path__in=_ancestor_paths(unit.path)) | Q(unit_path=unit.path))
+
+
+def _visible_to_paths(paths) -> Q:
+    """HQ items shared with an ancestor of (or a node inside) any of the paths, and the units' own."""
+    above: set[str] = set()
+    for path in paths:
+        above.update(_ancestor_paths(path))
+    visible = Q(unit_path="", shared_path__in=above) | path_filter(paths, "unit_path")
+    for path in paths:
+        visible |= Q(unit_path="", shared_path__startswith=path)
+    return visible
+
+
+def assets_for_user(user: User) -> QuerySet[Asset]:
+    access = access_for(user)
+    if access.is_hq:
+        return Asset.objects.all()
+    return Asset.objects.filter(_visible_to_paths(access.paths))
+
+
+def asset_search(assets: QuerySet[Asset], *, q: str = "", kind: str = "", folder: str = "",
+                 tag: str = "") -> QuerySet[Asset]:
+    if q.strip():
+        words = Q()
+        for word in q.split()[:5]:
+            words &= Q(name__icontains=word) | Q(folder__icontains=word) | Q(tags__icontains=word)
+        assets = assets.filter(words)
+    if kind:
+        assets = assets.filter(kind=kind)
+    if folder:
+        assets = assets.filter(folder=folder)
+    if tag:
+        assets = assets.filter(tags__icontains=f'"{tag.strip().lower()}"')
+    return assets
+
+
+def get_asset_for_user(user: User, public_id) -> Asset:
+    parsed = parse_uuid(public_id)
+    asset = assets_for_user(user).filter(public_id=parsed).first() if parsed else None
+    if asset is None:
+        raise Http404("No such asset.")
+    return asset
+
+
+def usage_counts(asset_ids) -> dict[int, int]:
+    """Asset pk → how many templates use it (in HQ's current version or a unit's local version)."""
+    asset_ids = list(asset_ids)
+    if not asset_ids:
+        return {}
+    used: dict[int, set[int]] = {}
+    hq = TemplateVersion.assets.through.objects.filter(
+        asset_id__in=asset_ids, templateversion__template__current=F("templateversion_id"),
+    ).values_list("asset_id", "templateversion__template_id")
+    local = LocalVersion.assets.through.objects.filter(asset_id__in=asset_ids).values_list(
+        "asset_id", "localversion__template_id")
+    for asset_id, template_id in [*hq, *local]:
+        used.setdefault(asset_id, set()).add(template_id)
+    return {asset_id: len(templates) for asset_id, templates in used.items()}
+
+
+def asset_folders(assets: QuerySet[Asset]) -> list[str]:
+    return list(assets.exclude(folder="").order_by("folder").values_list("folder", flat=True).distinct())
+
+
+def asset_kind_counts(assets: QuerySet[Asset]) -> dict[str, int]:
+    return dict(assets.order_by().values_list("kind").annotate(n=Count("id")))
 
 
 def templates_for_user(user: User) -> QuerySet[Template]:

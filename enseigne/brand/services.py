@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import re
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from enseigne.brand import checks
+from enseigne.brand.library import ZONE_KINDS, zone_data
 from enseigne.brand.models import (
     Asset,
     Guardrails,
@@ -61,6 +63,7 @@ def template_create(
         )
         template.current = version
         template.save(update_fields=["current"])
+        _link_assets(version)
         audit(actor=actor, action="template.create", target=template, node_path=shared_with.path,
               changes={"name": name, "channel": channel})
     return template
@@ -86,17 +89,34 @@ def template_publish(
         )
         Template.objects.filter(pk=template.pk).update(current=version)
         template.current = version
+        _link_assets(version)
         guardrails = guardrails_for(node)
         followed = 0
         for local in LocalVersion.objects.filter(template=template).select_related("unit"):
             local.previous_version = local.version
             local.version = version
             _recheck(local, guardrails)
-            local.save(update_fields=["previous_version", "version", "status", "problems", "updated_at"])
+            local.save(update_fields=["previous_version", "version", "values", "status", "problems", "updated_at"])
             followed += 1
         audit(actor=actor, action="template.publish", target=template, node_path=template.shared_path,
               changes={"version": version.number, "local_versions_followed": followed})
     return version
+
+
+_STORED_FILE = re.compile(r"assets/\d{4}/\d{2}/([0-9a-f]{32})")
+
+
+def _link_assets(version: TemplateVersion) -> None:
+    """Remember which library files HQ wrote into the source, for usage counts."""
+    stems = set(_STORED_FILE.findall(version.source))
+    if not stems:
+        return
+    ids = [a.pk for a in Asset.objects.filter(unit_path="").only("pk", "file") if _stem(a.file.name) in stems]
+    version.assets.set(ids)
+
+
+def _stem(name: str) -> str:
+    return name.rsplit("/", 1)[-1].split(".", 1)[0].split("-", 1)[0]
 
 
 def zones_of(version: TemplateVersion) -> list[Zone]:
@@ -105,16 +125,35 @@ def zones_of(version: TemplateVersion) -> list[Zone]:
 
 def _visible_assets(unit: OrgNode, values: dict) -> dict[str, Asset]:
     ids = [v.get("asset") for v in values.values() if isinstance(v, dict) and v.get("asset")]
+    ids = [i for i in ids if isinstance(i, str) and re.fullmatch(r"[0-9a-f-]{36}", i)]
     if not ids:
         return {}
     return {str(a.public_id): a for a in assets_visible_to_unit(unit).filter(public_id__in=ids)}
 
 
+def _resolve(zones: list[Zone], values: dict, assets: dict[str, Asset]) -> dict:
+    """Fill each picked item's zone data from the library (what the unit sent is only the pick)."""
+    resolved = dict(values)
+    for zone in zones:
+        value = values.get(zone.name)
+        if zone.kind not in ZONE_KINDS or not isinstance(value, dict):
+            continue
+        asset = assets.get(value.get("asset") or "")
+        if asset is not None and asset.kind in ZONE_KINDS[zone.kind]:
+            resolved[zone.name] = zone_data(asset, value.get("alt", ""))
+        elif value.get("asset"):
+            resolved[zone.name] = {"asset": value["asset"]}
+    return resolved
+
+
 def _recheck(local: LocalVersion, guardrails: Guardrails | None) -> None:
     zones = zones_of(local.version)
+    assets = _visible_assets(local.unit, local.values)
+    local.values = _resolve(zones, local.values, assets)
+    local._picked = [a.pk for a in assets.values()]
     problems = checks.check(
         zones, local.values, source=local.version.source, guardrails=guardrails,
-        assets=_visible_assets(local.unit, local.values), channel=local.template.channel,
+        assets=assets, channel=local.template.channel,
     )
     kept = {z.name for z in zones}
     for name in sorted(set(local.values) - kept):
@@ -141,7 +180,7 @@ def local_version_save(
 ) -> LocalVersion:
     if unit.kind != OrgNode.Kind.UNIT or not unit.path.startswith(template.shared_path):
         raise PermissionDenied
-    if not access_for(actor).can(Capability.CREATE_LOCAL_CAMPAIGNS, unit):
+    if not access_for(actor).can(Capability.PERSONALISE_TEMPLATES, unit):
         raise PermissionDenied
     version = template.current
     zones = zones_of(version)
@@ -156,8 +195,11 @@ def local_version_save(
     local.version = version
     local.name = (name or local.name or template.name).strip()[:200]
     local.updated_by = actor
+    local.previous_version = None  # the unit has seen head office's change
     _recheck(local, guardrails_for(unit))
-    local.save()
+    with transaction.atomic():
+        local.save()
+        local.assets.set(local._picked)
     audit(actor=actor, action="local_version.save", target=local, node_path=unit.path,
           changes={"template": str(template.public_id), "version": version.number, "problems": len(local.problems)})
     return local
@@ -185,5 +227,15 @@ def guardrails_update(*, actor: User, node: OrgNode, **fields) -> Guardrails:
     for local in LocalVersion.objects.filter(unit_path__startswith=node.path).select_related("unit", "template",
                                                                                              "version"):
         _recheck(local, guardrails)
-        local.save(update_fields=["status", "problems", "updated_at"])
+        local.save(update_fields=["values", "status", "problems", "updated_at"])
     return guardrails
+
+
+def local_versions_refresh(asset: Asset) -> int:
+    """An item changed in the library: the local versions that picked it show the new content."""
+    count = 0
+    for local in asset.local_versions.select_related("unit", "template", "version"):
+        _recheck(local, guardrails_for(local.unit))
+        local.save(update_fields=["values", "status", "problems", "updated_at"])
+        count += 1
+    return count

@@ -9,6 +9,8 @@ class Capability(models.TextChoices):
     MANAGE_NETWORK = "manage_network", _("Manage the org tree and unit profiles")
     MANAGE_TEMPLATES = "manage_templates", _("Manage templates")
     MANAGE_ASSETS = "manage_assets", _("Manage assets")
+    PERSONALISE_TEMPLATES = "personalise_templates", _("Personalise templates (local versions)")
+    ADD_UNIT_ASSETS = "add_unit_assets", _("Add the unit's own assets")
     CREATE_NATIONAL_CAMPAIGNS = "create_national_campaigns", _("Create national campaigns")
     APPROVE_CAMPAIGNS = "approve_campaigns", _("Approve campaigns")
     CREATE_LOCAL_CAMPAIGNS = "create_local_campaigns", _("Create local campaigns")
@@ -46,7 +48,7 @@ BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
         "region",
         {
             C.APPROVE_CAMPAIGNS, C.CREATE_LOCAL_CAMPAIGNS, C.SEND_WITHOUT_APPROVAL,
-            C.VIEW_CONTACTS, C.MANAGE_SEGMENTS, C.VIEW_NETWORK_ANALYTICS,
+            C.VIEW_CONTACTS, C.MANAGE_SEGMENTS, C.VIEW_NETWORK_ANALYTICS, C.PERSONALISE_TEMPLATES,
         },
     ),
     "unit_manager": (
@@ -54,7 +56,8 @@ BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
         "unit",
         {
             C.CREATE_LOCAL_CAMPAIGNS, C.VIEW_CONTACTS, C.EDIT_CONTACTS, C.ERASE_CONTACTS,
-            C.IMPORT_CONTACTS, C.EXPORT_CONTACTS, C.MANAGE_SEGMENTS,
+            C.IMPORT_CONTACTS, C.EXPORT_CONTACTS, C.MANAGE_SEGMENTS, C.PERSONALISE_TEMPLATES,
+            C.ADD_UNIT_ASSETS,
         },
     ),
     "unit_staff": (
