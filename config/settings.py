@@ -142,10 +142,27 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
 MEDIA_ROOT = DATA_DIR / "media"
+MEDIA_URL = "/media/"
+# Library uploads: larger files are refused before they are decoded.
+ASSET_MAX_UPLOAD_BYTES = env_int("ENSEIGNE_ASSET_MAX_BYTES", 10 * 1024 * 1024)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Production: library files on S3-compatible storage (AWS, Scaleway, OVH, MinIO…). The
+# objects are public-read because recipients' mail clients load the images; file names
+# are random. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+ASSET_BUCKET = env_str("ENSEIGNE_ASSET_BUCKET", "")
+if ASSET_BUCKET:
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": ASSET_BUCKET,
+        "endpoint_url": env_str("ENSEIGNE_ASSET_ENDPOINT_URL", "") or None,
+        "region_name": env_str("ENSEIGNE_ASSET_REGION", "") or None,
+        "custom_domain": env_str("ENSEIGNE_ASSET_CUSTOM_DOMAIN", "") or None,
+        "default_acl": "public-read",
+        "querystring_auth": False,
+        "file_overwrite": False,
+    }}
 WHITENOISE_USE_FINDERS = True
 
 SESSION_COOKIE_HTTPONLY = True

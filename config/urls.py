@@ -7,4 +7,5 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("enseigne.network.urls")),
     path("", include("enseigne.contacts.urls")),
+    path("", include("enseigne.brand.urls")),
 ]

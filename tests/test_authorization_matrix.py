@@ -14,12 +14,20 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from enseigne.api.api import api
+from enseigne.brand.asset_services import asset_upload
+from enseigne.brand.models import Asset, Guardrails, LocalVersion, Template, TemplateVersion
+from enseigne.brand.services import local_version_save, template_create
 from enseigne.contacts.models import ConsentEvent, Contact, ContactImport, Segment
 from enseigne.contacts.services import segment_save
 from enseigne.network.models import AuditEvent, OrgNode, User
 from enseigne.network.tokens import token_create
 from tests.factories import PASSWORD, ContactFactory, build_world
 
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS"
+       b"\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef\x00\x00\x00"
+       b"\x00IEND\xaeB`\x82")
+MATRIX_TEMPLATE = ('<mjml><mj-body><mj-section><mj-column><mj-text><ens-zone name="headline" kind="text">H</ens-zone>'
+                   "</mj-text></mj-column></mj-section></mj-body></mjml>")
 PERSONAS = ("anon", "hq_admin", "region_manager", "manager_a", "staff_a", "manager_b")
 NO_OBJECT = None
 
@@ -66,6 +74,32 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("segments/<uuid:public_id>/", "GET"): ("segment", "302 200 200 200 200 200", "404 404 404 404"),
     ("segments/<uuid:public_id>/", "POST"): ("segment", "302 200 200 200 403 200", "404 404 404 404"),
     ("segments/<uuid:public_id>/delete/", "POST"): ("segment", "302 302 302 302 403 302", "404 404 404 404"),
+    ("brand/assets/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("brand/assets/", "POST"): (NO_OBJECT, "302 200 403 200 403 200", None),
+    ("brand/assets/new/<slug:kind>/", "GET"): (NO_OBJECT, "302 200 403 200 403 200", None),
+    ("brand/assets/new/<slug:kind>/", "POST"): (NO_OBJECT, "302 200 403 200 403 200", None),
+    ("brand/assets/<uuid:public_id>/", "GET"): ("asset", "302 200 200 200 200 200", "404 404 404 404"),
+    ("brand/assets/<uuid:public_id>/", "POST"): ("asset", "302 302 403 302 403 302", "404 404 404 404"),
+    ("brand/assets/<uuid:public_id>/delete/", "POST"): ("asset", "302 302 403 302 403 302", "404 404 404 404"),
+    ("media/assets/<path:path>", "GET"): ("asset", "200 200 200 200 200 200", None),
+    ("brand/templates/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("brand/templates/new/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    ("brand/templates/new/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    ("brand/templates/preview/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    ("brand/templates/<uuid:public_id>/", "GET"): ("template", "302 200 403 403 403 403", "404 404 404 404"),
+    ("brand/templates/<uuid:public_id>/", "POST"): ("template", "302 200 403 403 403 403", "404 404 404 404"),
+    ("brand/templates/<uuid:public_id>/personalise/", "GET"): ("template", "302 200 200 200 403 200",
+                                                                "404 404 404 404"),
+    ("brand/templates/<uuid:public_id>/personalise/", "POST"): ("template", "302 302 302 302 403 302",
+                                                                 "404 404 404 404"),
+    ("brand/templates/<uuid:public_id>/preview/", "POST"): ("template", "302 200 200 200 200 200",
+                                                             "404 404 404 404"),
+    ("brand/templates/<uuid:public_id>/sms-length/", "POST"): ("sms_template", "302 200 200 200 200 200",
+                                                                "404 404 404 404"),
+    ("brand/local/<uuid:public_id>/", "GET"): ("local", "302 200 200 200 200 200", "404 404 404 404"),
+    ("brand/local/<uuid:public_id>/", "POST"): ("local", "302 302 302 302 403 302", "404 404 404 404"),
+    ("brand/guardrails/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    ("brand/guardrails/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
     # API v1: bearer tokens only.
     ("api/v1/openapi.json", "GET"): (NO_OBJECT, "200 200 200 200 200 200", None),
     ("api/v1/docs", "GET"): (NO_OBJECT, "200 200 200 200 200 200", None),
@@ -129,6 +163,19 @@ def _cases():
 class Objects:
     def __init__(self, world):
         self.world = world
+        self.asset, self.template, self.sms_template, self.local = {}, {}, {}, {}
+        for side, unit, region, manager in (("a", world.unit_a, world.region_a, world.manager_a),
+                                            ("b", world.unit_b, world.region_b, world.manager_b)):
+            self.asset[side] = asset_upload(actor=manager, node=unit, own=True, kind="image", name=f"Own {side}",
+                                            file_name="own.png", data=PNG)
+            self.template[side] = template_create(
+                actor=world.hq_admin, shared_with=region, channel="email", name=f"T {side}",
+                source=MATRIX_TEMPLATE)
+            self.sms_template[side] = template_create(
+                actor=world.hq_admin, shared_with=region, channel="sms", name=f"S {side}",
+                source='<ens-zone name="m" kind="text">Hi</ens-zone>', sms_stop="STOP 36111")
+            self.local[side] = local_version_save(actor=manager, unit=unit, template=self.template[side],
+                                                  values={"headline": f"Local {side}"})
         self.contact = {
             "a": ContactFactory(unit=world.unit_a, phone="+33612345678"),
             "b": ContactFactory(unit=world.unit_b),
@@ -159,12 +206,18 @@ class Objects:
             "contact": self.contact[side],
             "import": self.imports[side],
             "segment": self.segment[side],
+            "asset": self.asset[side],
+            "template": self.template[side],
+            "sms_template": self.sms_template[side],
+            "local": self.local[side],
             "user": self.world.manager_a,
         }[kind]
 
 
 def _url(route: str, target) -> str:
-    url = "/" + route
+    url = "/" + route.replace("<slug:kind>", "offer")
+    if route.startswith("media/"):
+        return "/media/" + target.thumbnail.name
     if target is not None:
         public_id = str(target.public_id)
         for placeholder in ("<uuid:public_id>", "{unit_id}", "{contact_id}", "{import_id}"):
@@ -178,6 +231,9 @@ def _snapshot():
         ContactImport.objects.count(), OrgNode.objects.count(), User.objects.count(),
         sorted(Contact.objects.values_list("first_name", "email_consent")),
         AuditEvent.objects.exclude(action__startswith="contacts.export").count(),
+        sorted(Asset.objects.values_list("name", "folder")), Template.objects.count(),
+        TemplateVersion.objects.count(), sorted(LocalVersion.objects.values_list("name", "values", "status")),
+        Guardrails.objects.count(),
     )
 
 
@@ -194,7 +250,8 @@ def _api_body(route: str, method: str, kind: str | None, target):
 
 
 @pytest.mark.parametrize(("route", "method", "kind", "persona", "which", "expected"), list(_cases()))
-def test_matrix(client, db, route, method, kind, persona, which, expected):
+def test_matrix(client, db, settings, tmp_path, route, method, kind, persona, which, expected):
+    settings.MEDIA_ROOT = tmp_path
     world = build_world()
     objects = Objects(world)
     target = objects.target(kind, persona, which) if kind else None

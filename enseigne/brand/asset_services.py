@@ -46,7 +46,7 @@ def _owner(actor: User, node: OrgNode, *, own: bool) -> tuple[str, str]:
     return "", node.path
 
 
-def _can_change(actor: User, asset: Asset) -> bool:
+def can_change(actor: User, asset: Asset) -> bool:
     access = access_for(actor)
     node = OrgNode.objects.filter(path=asset.unit_path or asset.shared_path).first()
     if node is None:
@@ -167,7 +167,7 @@ def asset_create(
 
 def asset_update(*, actor: User, asset: Asset, name: str | None = None, folder: str | None = None,
                  tags=None, data: dict | None = None) -> Asset:
-    if not _can_change(actor, asset):
+    if not can_change(actor, asset):
         raise PermissionDenied
     changes = {}
     if name is not None and name.strip():
@@ -188,7 +188,7 @@ def asset_update(*, actor: User, asset: Asset, name: str | None = None, folder: 
 
 def asset_delete(*, actor: User, asset: Asset) -> None:
     """Refused while a template or local version uses it: the reason says how many."""
-    if not _can_change(actor, asset):
+    if not can_change(actor, asset):
         raise PermissionDenied
     used = usage_counts([asset.pk]).get(asset.pk, 0)
     if used:

@@ -15,6 +15,7 @@ from enseigne.brand.library import ZONE_KINDS, offer_ended
 from enseigne.brand.rendering import rich_to_text, sanitise_rich
 from enseigne.brand.zones import Zone
 
+_LOGO = re.compile(r"brand\.logo(_white|_square)?_url")
 _KIND_WORDS = {
     "image": lambda: _("an image or logo"),
     "offer": lambda: _("an offer"),
@@ -105,7 +106,7 @@ def check(zones: list[Zone], values: dict, *, source: str, guardrails, assets: d
                 problems.append(_("Zone “%(zone)s”: the image weighs %(kb)s KB; the limit is %(max)s KB.")
                                 % {"zone": label, "kb": asset.size_bytes // 1024, "max": guardrails.max_image_kb})
     if guardrails and channel == "email":
-        if guardrails.require_logo and "brand.logo_url" not in source:
+        if guardrails.require_logo and not _LOGO.search(source):
             problems.append(_("The template has no logo ({{ brand.logo_url }}), which head office requires."))
         if guardrails.require_legal_footer and "brand.legal_footer" not in source:
             problems.append(_("The template has no legal footer ({{ brand.legal_footer }}), which head office "

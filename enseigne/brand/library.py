@@ -41,7 +41,12 @@ def offer_ended(asset: Asset, today: dt.date | None = None) -> bool:
 
 
 def zone_data(asset: Asset, alt: str = "") -> dict[str, str]:
-    """What an image, offer or product zone prints for this item."""
+    """What an image, offer or product zone prints for this item (empty parts left out: in
+    Liquid an empty string is true, a missing key is not)."""
+    return {key: value for key, value in _zone_data(asset, alt).items() if value}
+
+
+def _zone_data(asset: Asset, alt: str) -> dict[str, str]:
     data = asset.data or {}
     if asset.kind in (Asset.Kind.IMAGE, Asset.Kind.LOGO):
         return {"asset": str(asset.public_id), "src": public_url(asset.email_rendition),

@@ -18,7 +18,7 @@ from enseigne.brand.models import (
     Template,
     TemplateVersion,
 )
-from enseigne.brand.previews import sms_preview
+from enseigne.brand.previews import email_preview, sms_preview
 from enseigne.brand.rendering import compile_email
 from enseigne.brand.selectors import assets_visible_to_unit
 from enseigne.brand.sms import measure
@@ -109,14 +109,46 @@ _STORED_FILE = re.compile(r"assets/\d{4}/\d{2}/([0-9a-f]{32})")
 def _link_assets(version: TemplateVersion) -> None:
     """Remember which library files HQ wrote into the source, for usage counts."""
     stems = set(_STORED_FILE.findall(version.source))
-    if not stems:
-        return
-    ids = [a.pk for a in Asset.objects.filter(unit_path="").only("pk", "file") if _stem(a.file.name) in stems]
-    version.assets.set(ids)
+    ids = [a.pk for a in Asset.objects.filter(unit_path="").only("pk", "file") if _stem(a.file.name) in stems] \
+        if stems else []
+    if "brand.logo" in version.source:  # the network's logos, through {{ brand.logo_url }} and its variants
+        root_path = version.template.shared_path[:OrgNode.steplen]
+        ids += Asset.objects.filter(unit_path="", shared_path=root_path, kind=Asset.Kind.LOGO).values_list("pk",
+                                                                                                       flat=True)
+    if ids:
+        version.assets.set(ids)
 
 
 def _stem(name: str) -> str:
     return name.rsplit("/", 1)[-1].split(".", 1)[0].split("-", 1)[0]
+
+
+def template_edit(
+    *, actor: User, template: Template, name: str, description: str, source: str, subject: str | None = None,
+    sms_stop: str | None = None, max_segments: int | None = None,
+) -> TemplateVersion:
+    """Rename freely; a change of content publishes a new version (the current one otherwise)."""
+    node = OrgNode.objects.get(path=template.shared_path)
+    if not access_for(actor).can(Capability.MANAGE_TEMPLATES, node):
+        raise PermissionDenied
+    current = template.current
+    content_changed = (
+        source != current.source
+        or (subject is not None and subject != current.subject)
+        or (sms_stop is not None and sms_stop != current.sms_stop)
+        or (max_segments is not None and max_segments != current.max_segments)
+    )
+    version = current
+    with transaction.atomic():
+        if content_changed:
+            version = template_publish(actor=actor, template=template, source=source, subject=subject,
+                                       sms_stop=sms_stop, max_segments=max_segments)
+        if (name, description) != (template.name, template.description):
+            template.name, template.description = name, description
+            template.save(update_fields=["name", "description"])
+            audit(actor=actor, action="template.rename", target=template, node_path=template.shared_path,
+                  changes={"name": name})
+    return version
 
 
 def zones_of(version: TemplateVersion) -> list[Zone]:
@@ -203,6 +235,31 @@ def local_version_save(
     audit(actor=actor, action="local_version.save", target=local, node_path=unit.path,
           changes={"template": str(template.public_id), "version": version.number, "problems": len(local.problems)})
     return local
+
+
+def preview_values(version: TemplateVersion, values: dict, unit: OrgNode) -> dict:
+    """What a zone form would store, without storing it: cleaned, picks resolved from the library."""
+    zones = zones_of(version)
+    cleaned = checks.clean_values(zones, values)
+    return _resolve(zones, cleaned, _visible_assets(unit, cleaned))
+
+
+def values_preview(*, version: TemplateVersion, unit: OrgNode, values: dict) -> str:
+    """The e-mail HTML (or the whole SMS) a unit's zone values give, with a sample contact."""
+    resolved = preview_values(version, values, unit)
+    if version.template.channel == Channel.SMS:
+        return sms_preview(version, resolved, unit)
+    return email_preview(version, resolved, unit)[0]
+
+
+def source_preview(*, channel: str, source: str, unit: OrgNode, sms_stop: str = "") -> str:
+    """HQ's unsaved source compiled and rendered with the zones' defaults (ValidationError on errors)."""
+    compiled = _compile(channel, source, sms_stop=sms_stop or "STOP", max_segments=10)
+    version = TemplateVersion(source=source, sms_stop=sms_stop, **compiled)
+    version.template = Template(channel=channel)
+    if channel == Channel.SMS:
+        return sms_preview(version, {}, unit)
+    return email_preview(version, {}, unit)[0]
 
 
 def locked_diff(old: TemplateVersion | None, new: TemplateVersion) -> str:

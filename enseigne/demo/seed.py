@@ -9,6 +9,7 @@ import unicodedata
 from django.db import transaction
 from django.utils import timezone
 
+from enseigne.brand.models import Asset, Guardrails, LocalVersion, Template
 from enseigne.contacts.models import (
     ConsentEvent,
     ConsentStatus,
@@ -21,6 +22,7 @@ from enseigne.contacts.models import (
     Tag,
 )
 from enseigne.contacts.services import segment_save, tags_get_or_create
+from enseigne.demo.brand_kit import seed_brand_kit
 from enseigne.network import services as network
 from enseigne.network.models import AuditEvent, CapabilityRule, OrgNode, Role, UnitVariable, User
 
@@ -76,6 +78,13 @@ def demo_exists() -> bool:
 def reset() -> None:
     """Remove everything the demo (or anyone) put in this database's domain tables."""
     with transaction.atomic():
+        for model in (LocalVersion, Template, Guardrails):
+            model.objects.all().delete()
+        for asset in Asset.objects.all():
+            for stored in (asset.file, asset.thumbnail, asset.email_rendition):
+                if stored:
+                    stored.storage.delete(stored.name)
+            asset.delete()
         for model in (ContactTagging, ConsentEvent, Segment, Suppression):
             model.objects.all().delete()
         Contact.objects.all().delete()
@@ -142,7 +151,8 @@ def seed(contacts_total: int = 20_000, random_seed: int = 42) -> dict:
                  rules={"match": "all", "rules": [
                      {"field": "tag", "op": "has", "value": "vip"},
                      {"field": "consent_sms", "op": "is_valid"}]})
-    return {"units": len(units), "contacts": Contact.objects.count(), "users": len(users)}
+    brand = seed_brand_kit(root, units, users, DOMAIN)
+    return {"units": len(units), "contacts": Contact.objects.count(), "users": len(users), **brand}
 
 
 def _contacts(rng: random.Random, units: list[OrgNode], total: int) -> None:

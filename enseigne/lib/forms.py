@@ -6,8 +6,14 @@ from django import forms
 class StyledMixin:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.style_fields()
+
+    def style_fields(self) -> None:
+        """Call again after adding fields in a subclass's __init__."""
         for field in self.fields.values():
             widget = field.widget
+            if "form-control" in widget.attrs.get("class", "") or "form-select" in widget.attrs.get("class", ""):
+                continue
             if isinstance(widget, (forms.CheckboxInput, forms.CheckboxSelectMultiple)):
                 css = "form-check-input"
             elif isinstance(widget, forms.Select):
