@@ -79,3 +79,82 @@ def test_unit_manager_imports_a_csv_and_sees_the_row_report(live_server, transac
     with db_scope(ALL):
         stored = sorted(Contact.objects.filter(unit=world.unit_a).values_list("email", "email_consent"))
     assert stored == [("ines.petit@example.com", "granted"), ("lea.martin@example.com", "granted")]
+
+
+HOSTILE_TEMPLATE = """<mjml><mj-body><mj-section><mj-column>
+<mj-image src="{{ brand.logo_url }}" alt="{{ brand.name }}" />
+<mj-text><ens-zone name="headline" kind="text" max="200" label="Titre">Bonjour</ens-zone></mj-text>
+<mj-text><ens-zone name="body" kind="rich" label="Message">Texte</ens-zone></mj-text>
+<mj-text>LOCKED {{ unit.name }} {{ brand.legal_footer }}</mj-text>
+</mj-column></mj-section></mj-body></mjml>"""
+HOSTILE = [
+    "<script>fetch('/pwned-script')</script>",
+    "<img src=x onerror=\"fetch('/pwned-onerror')\">",
+    "<svg onload=\"fetch('/pwned-svg')\"></svg>",
+    "<a href=\"javascript:fetch('/pwned-href')\">clic</a>",
+    "<iframe srcdoc=\"<script>parent.fetch('/pwned-srcdoc')</script>\"></iframe>",
+    "{{ 7*7 }}{% raw %}",
+]
+
+
+def test_hostile_local_version_preview_runs_no_script_and_locked_parts_follow(
+    live_server, transactional_db, browser_page,
+):
+    from enseigne.brand import services
+
+    world = build_world()
+    with db_scope(ALL):
+        services.guardrails_update(actor=world.hq_admin, node=world.root, restricted_patterns=["gratuit"],
+                                   require_logo=False)
+        template = services.template_create(actor=world.hq_marketer, shared_with=world.root, channel="email",
+                                            name="Hostile", source=HOSTILE_TEMPLATE)
+        local = services.local_version_save(actor=world.manager_a, unit=world.unit_a, template=template,
+                                            values={"headline": " ".join(HOSTILE), "body": " ".join(HOSTILE)})
+        services.template_publish(actor=world.hq_marketer, template=template,
+                                  source=HOSTILE_TEMPLATE.replace("LOCKED", "LOCKED-V2"))
+    page = browser_page
+    pwned: list[str] = []
+    page.on("request", lambda request: pwned.append(request.url) if "pwned" in request.url else None)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    # The detector works: the same payloads in an ordinary page of the same origin do run.
+    page.goto(f"{live_server.url}/login/")
+    page.set_content(f"<body>{' '.join(HOSTILE)}</body>")
+    page.wait_for_timeout(500)
+    assert any("pwned-script" in url for url in pwned), f"the control page should have run the payloads: {pwned}"
+    pwned.clear()
+
+    page.goto(f"{live_server.url}/login/")
+    page.get_by_label("Email").fill(world.manager_a.email)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    with page.expect_response(lambda r: "/preview/" in r.url) as first:
+        page.goto(f"{live_server.url}/brand/local/{local.public_id}/")
+    response = first.value
+    assert "sandbox" in response.headers["content-security-policy"]
+    assert "script-src" not in response.headers["content-security-policy"]  # default-src 'none' covers it
+    # Head office's change is shown as a diff; the unit's texts were kept.
+    expect(page.locator(".diff")).to_contain_text("LOCKED-V2")
+    frame = page.frame(name="preview")
+    expect(frame.locator("body")).to_contain_text("LOCKED-V2 Lyon")
+    expect(frame.locator("body")).to_contain_text("{{ 7*7 }}{% raw %}")
+    assert "<script" not in frame.content().split("<body", 1)[1]
+    assert page.locator("iframe#preview").get_attribute("sandbox") == ""
+
+    # Typing more hostile text re-renders the live preview, still inert.
+    with page.expect_response(lambda r: "/preview/" in r.url):
+        page.locator("#zone_headline").fill("<img src=y onerror=\"fetch('/pwned-live')\"> gratuit")
+    expect(page.frame(name="preview").locator("body")).to_contain_text("onerror")
+    page.locator("[data-preview-width=mobile]").click()
+    expect(page.locator("iframe#preview")).to_have_css("width", "375px")
+    page.wait_for_timeout(500)
+    assert pwned == [] and dialogs == [], f"script ran in the preview: {pwned} {dialogs}"
+
+    # Saving with a forbidden word keeps the text and says which rule failed.
+    page.locator("#zone-form button.btn-primary").click()
+    expect(page.locator("#problems")).to_contain_text("gratuit")
+    with db_scope(ALL):
+        local.refresh_from_db()
+    assert local.status == "flagged" and "gratuit" in local.values["headline"]
+    assert local.previous_version_id is None
