@@ -117,6 +117,18 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("api/v1/imports/{import_id}", "GET"): ("import", "401 200 404 200 404 200", "404 404 404 404"),
     ("api/v1/imports/{import_id}/rejections", "GET"): ("import", "401 200 404 200 404 200", "404 404 404 404"),
     ("api/v1/segments/count", "POST"): (NO_OBJECT, "401 200 200 200 200 200", None),
+    ("api/v1/assets", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
+    ("api/v1/assets", "POST"): ("unit", "401 201 403 201 403 201", "404 404 404 404"),
+    ("api/v1/assets/{asset_id}", "GET"): ("asset", "401 200 200 200 200 200", "404 404 404 404"),
+    ("api/v1/assets/{asset_id}", "DELETE"): ("asset", "401 204 403 204 403 204", "404 404 404 404"),
+    ("api/v1/templates", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
+    ("api/v1/templates/{template_id}", "GET"): ("template", "401 200 200 200 200 200", "404 404 404 404"),
+    ("api/v1/templates/{template_id}/versions", "POST"): ("template", "401 201 403 403 403 403", "404 404 404 404"),
+    ("api/v1/templates/{template_id}/preview", "POST"): ("template", "401 200 200 200 200 200", "404 404 404 404"),
+    ("api/v1/local-versions", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
+    ("api/v1/local-versions", "POST"): ("template", "401 201 201 201 403 201", "404 404 404 404"),
+    ("api/v1/local-versions/{local_id}", "GET"): ("local", "401 200 200 200 200 200", "404 404 404 404"),
+    ("api/v1/local-versions/{local_id}", "PUT"): ("local", "401 200 200 200 403 200", "404 404 404 404"),
 }
 
 
@@ -220,7 +232,8 @@ def _url(route: str, target) -> str:
         return "/media/" + target.thumbnail.name
     if target is not None:
         public_id = str(target.public_id)
-        for placeholder in ("<uuid:public_id>", "{unit_id}", "{contact_id}", "{import_id}"):
+        for placeholder in ("<uuid:public_id>", "{unit_id}", "{contact_id}", "{import_id}", "{asset_id}",
+                            "{template_id}", "{local_id}"):
             url = url.replace(placeholder, public_id)
     return url
 
@@ -237,13 +250,21 @@ def _snapshot():
     )
 
 
-def _api_body(route: str, method: str, kind: str | None, target):
+def _api_body(route: str, method: str, kind: str | None, target, unit):
     if route == "api/v1/contacts" and method == "POST":
         return {"unit": str(target.public_id), "email": "new.person@example.com"}
     if route.endswith("{contact_id}") and method == "PATCH":
         return {"first_name": "Changé"}
     if route.endswith("consent-events") and method == "POST":
         return {"channel": "email", "status": "granted", "wording_version": "api-v1"}
+    if route.endswith("/versions"):
+        return {"source": MATRIX_TEMPLATE.replace(">H<", ">H2<")}
+    if route.endswith("/preview"):
+        return {"unit": str(unit.public_id), "values": {"headline": "x"}}
+    if route == "api/v1/local-versions" and method == "POST":
+        return {"template": str(target.public_id), "unit": str(unit.public_id), "values": {"headline": "New"}}
+    if route.endswith("{local_id}") and method == "PUT":
+        return {"name": "Changed", "values": {"headline": "Changed"}}
     if route.endswith("segments/count"):
         return {"rules": {"match": "all", "rules": []}}
     return None
@@ -266,8 +287,12 @@ def test_matrix(client, db, settings, tmp_path, route, method, kind, persona, wh
             assert client.login(username=user.email, password=PASSWORD)
     before = _snapshot()
     if route.startswith("api/"):
-        body = _api_body(route, method, kind, target)
-        if route == "api/v1/imports" and method == "POST":
+        side_unit = world.unit_b if objects.side(persona, which) == "b" else world.unit_a
+        body = _api_body(route, method, kind, target, side_unit)
+        if route == "api/v1/assets" and method == "POST":
+            response = client.post(url, {"kind": "text", "node": str(target.public_id), "own_unit": "true",
+                                         "data": json.dumps({"text": "Bonjour"})}, **headers)
+        elif route == "api/v1/imports" and method == "POST":
             from django.core.files.uploadedfile import SimpleUploadedFile
 
             upload = SimpleUploadedFile("c.csv", b"email\nnew.import@example.com\n", content_type="text/csv")

@@ -135,3 +135,34 @@ def test_asset_file_route_serves_only_library_files(client, world, settings, tmp
     (tmp_path / "imports" / "secret.csv").write_text("email\nsecret@example.com\n")
     assert client.get("/media/assets/../imports/secret.csv").status_code == 404
     assert client.get("/media/imports/secret.csv").status_code == 404
+
+
+def bearer(user) -> dict:
+    from enseigne.network.tokens import token_create
+
+    return {"HTTP_AUTHORIZATION": f"Bearer {token_create(user=user)[1]}"}
+
+
+def test_api_offer_errors_name_the_fields_and_a_unit_cannot_touch_locked_parts(client, world, template):
+    import json
+
+    response = client.post("/api/v1/assets", {
+        "kind": "offer", "node": str(world.root.public_id),
+        "data": json.dumps({"title": "", "url": "javascript:alert(1)"}),
+    }, **bearer(world.hq_marketer))
+    assert response.status_code == 422
+    assert set(response.json()["detail"]) == {"title", "url"}
+    before = template.current.compiled_html
+    response = client.post("/api/v1/local-versions", json.dumps({
+        "template": str(template.public_id), "unit": str(world.unit_a.public_id),
+        "values": {"headline": "Salut", "FOOTER": "hacked", "compiled_html": "<script>x</script>"},
+    }), content_type="application/json", **bearer(world.manager_a))
+    assert response.status_code == 201
+    assert response.json()["values"] == {"headline": "Salut"}
+    html = client.post(f"/api/v1/templates/{template.public_id}/preview", json.dumps({
+        "unit": str(world.unit_a.public_id), "values": {"headline": "Salut"}}),
+        content_type="application/json", **bearer(world.manager_a)).json()["html"]
+    assert "FOOTER Lyon" in html and "Salut" in html and "hacked" not in html
+    template.current.refresh_from_db()
+    assert template.current.compiled_html == before
+    assert client.get(f"/api/v1/templates/{template.public_id}", **bearer(world.manager_a)).json()["source"] is None

@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.security import HttpBearer
 
+from enseigne.brand.api import router as brand_router
 from enseigne.contacts.api import router as contacts_router
 from enseigne.network.api import router as network_router
 
@@ -29,11 +30,12 @@ api = NinjaAPI(
     version="1",
     auth=TokenAuth(),
     urls_namespace="api",
-    description="Distributed marketing: units, contacts, consent, imports. "
+    description="Distributed marketing: units, contacts, consent, imports, assets, templates. "
     "Authenticate with `Authorization: Bearer <token>` (`enseigne create_token <email>`).",
 )
 api.add_router("/", network_router)
 api.add_router("/", contacts_router)
+api.add_router("/", brand_router)
 
 
 @api.exception_handler(ValidationError)

@@ -1,0 +1,283 @@
+"""The brand kit over the JSON API: assets, templates, local versions; same rules as the UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest
+from ninja import File, Form, Router, Schema
+from ninja.files import UploadedFile
+from ninja.responses import Status
+
+from enseigne.brand import asset_services, selectors, services
+from enseigne.brand.asset_services import CONTENT_FIELDS
+from enseigne.brand.library import public_url
+from enseigne.brand.models import Asset, LocalVersion, Template
+from enseigne.brand.rendering import html_to_text
+from enseigne.brand.sms import measure
+from enseigne.contacts.models import Channel
+from enseigne.network import selectors as network_selectors
+from enseigne.network.access import access_for
+from enseigne.network.capabilities import Capability
+from enseigne.network.models import OrgNode
+
+router = Router(tags=["brand"])
+
+
+class AssetOut(Schema):
+    id: uuid.UUID
+    kind: str
+    name: str
+    folder: str
+    tags: list[str]
+    variant: str
+    own_unit: bool
+    width: int | None
+    height: int | None
+    size_bytes: int
+    thumbnail_url: str
+    email_url: str
+    data: dict
+    created_at: dt.datetime
+
+    @staticmethod
+    def from_asset(asset: Asset) -> AssetOut:
+        return AssetOut(
+            id=asset.public_id, kind=asset.kind, name=asset.name, folder=asset.folder, tags=asset.tags,
+            variant=asset.variant, own_unit=bool(asset.unit_path), width=asset.width, height=asset.height,
+            size_bytes=asset.size_bytes, thumbnail_url=public_url(asset.thumbnail),
+            email_url=public_url(asset.email_rendition), data=asset.data, created_at=asset.created_at,
+        )
+
+
+class AssetPage(Schema):
+    count: int
+    results: list[AssetOut]
+
+
+class ZoneOut(Schema):
+    name: str
+    kind: str
+    label: str
+    default: str
+    max_length: int | None
+    required: bool
+    options: list[dict]
+
+
+class TemplateOut(Schema):
+    id: uuid.UUID
+    channel: str
+    name: str
+    description: str
+    version: int
+    subject: str
+    zones: list[ZoneOut]
+    sms_stop: str
+    max_segments: int
+
+    @staticmethod
+    def from_template(template: Template) -> TemplateOut:
+        current = template.current
+        return TemplateOut(
+            id=template.public_id, channel=template.channel, name=template.name, description=template.description,
+            version=current.number, subject=current.subject,
+            zones=[{**z, "options": [{"value": o["value"], "label": o["label"]} for o in z["options"]]}
+                   for z in current.zones],
+            sms_stop=current.sms_stop, max_segments=current.max_segments,
+        )
+
+
+class TemplateDetailOut(TemplateOut):
+    source: str | None = None  # only for those who may edit it
+
+
+class VersionIn(Schema):
+    source: str
+    subject: str | None = None
+    sms_stop: str | None = None
+    max_segments: int | None = None
+
+
+class LocalOut(Schema):
+    id: uuid.UUID
+    unit: uuid.UUID
+    template: uuid.UUID
+    version: int
+    previous_version: int | None
+    name: str
+    values: dict
+    usable: bool
+    problems: list[str]
+    locked_diff: str
+    updated_at: dt.datetime
+
+    @staticmethod
+    def from_local(local: LocalVersion) -> LocalOut:
+        previous = local.previous_version
+        return LocalOut(
+            id=local.public_id, unit=local.unit.public_id, template=local.template.public_id,
+            version=local.version.number, previous_version=previous.number if previous else None, name=local.name,
+            values=local.values, usable=local.is_usable, problems=local.problems,
+            locked_diff=services.locked_diff(previous, local.version) if previous else "",
+            updated_at=local.updated_at,
+        )
+
+
+class LocalIn(Schema):
+    template: uuid.UUID
+    unit: uuid.UUID
+    name: str = ""
+    values: dict = {}
+
+
+class LocalUpdate(Schema):
+    name: str = ""
+    values: dict = {}
+
+
+class PreviewIn(Schema):
+    unit: uuid.UUID
+    values: dict = {}
+
+
+class PreviewOut(Schema):
+    html: str
+    text: str
+    sms_segments: int | None
+    sms_encoding: str | None
+
+
+@router.get("/assets", response=AssetPage)
+def list_assets(request: HttpRequest, q: str = "", kind: str = "", folder: str = "", tag: str = "",
+                limit: int = 50, offset: int = 0):
+    assets = selectors.asset_search(selectors.assets_for_user(request.user), q=q, kind=kind, folder=folder, tag=tag)
+    limit = max(1, min(limit, 500))
+    return {"count": assets.count(), "results": [AssetOut.from_asset(a) for a in assets[offset:offset + limit]]}
+
+
+@router.post("/assets", response={201: AssetOut})
+def create_asset(
+    request: HttpRequest, kind: Form[str], node: Form[uuid.UUID], own_unit: Form[bool] = False,
+    name: Form[str] = "", folder: Form[str] = "", tags: Form[str] = "", variant: Form[str] = "",
+    data: Form[str] = "", file: File[UploadedFile] | None = None,
+):
+    """An image or logo (``file``), or a text snippet, offer or product (``data``: JSON fields).
+    ``own_unit`` true adds it to that unit only; otherwise HQ shares it with ``node``'s subtree."""
+    target = (network_selectors.get_unit_for_user(request.user, node) if own_unit
+              else network_selectors.get_node_for_user(request.user, node))
+    if kind in CONTENT_FIELDS:
+        try:
+            fields = json.loads(data or "{}")
+        except ValueError:
+            raise ValidationError({"data": "data must be a JSON object of the item's fields."}) from None
+        if not isinstance(fields, dict):
+            raise ValidationError({"data": "data must be a JSON object of the item's fields."})
+        asset = asset_services.asset_create(
+            actor=request.user, node=target, own=own_unit, kind=kind, name=name, data=fields, folder=folder,
+            tags=tags, image=(file.name or "image", file.read()) if file else None,
+        )
+    else:
+        if file is None:
+            raise ValidationError({"file": "Images and logos need a file."})
+        asset = asset_services.asset_upload(
+            actor=request.user, node=target, own=own_unit, kind=kind, name=name, file_name=file.name or "image",
+            data=file.read(), folder=folder, tags=tags, variant=variant,
+        )
+    return Status(201, AssetOut.from_asset(asset))
+
+
+@router.get("/assets/{asset_id}", response=AssetOut)
+def get_asset(request: HttpRequest, asset_id: uuid.UUID):
+    return AssetOut.from_asset(selectors.get_asset_for_user(request.user, asset_id))
+
+
+@router.delete("/assets/{asset_id}", response={204: None})
+def delete_asset(request: HttpRequest, asset_id: uuid.UUID):
+    asset_services.asset_delete(actor=request.user, asset=selectors.get_asset_for_user(request.user, asset_id))
+    return Status(204, None)
+
+
+@router.get("/templates", response=list[TemplateOut])
+def list_templates(request: HttpRequest, channel: str = ""):
+    templates = selectors.templates_for_user(request.user).select_related("current")
+    if channel:
+        templates = templates.filter(channel=channel)
+    return [TemplateOut.from_template(t) for t in templates]
+
+
+def _can_edit(user, template: Template) -> bool:
+    node = OrgNode.objects.get(path=template.shared_path)
+    return access_for(user).can(Capability.MANAGE_TEMPLATES, node)
+
+
+@router.get("/templates/{template_id}", response=TemplateDetailOut)
+def get_template(request: HttpRequest, template_id: uuid.UUID):
+    template = selectors.get_template_for_user(request.user, template_id)
+    out = TemplateOut.from_template(template).dict()
+    return TemplateDetailOut(**out, source=template.current.source if _can_edit(request.user, template) else None)
+
+
+@router.post("/templates/{template_id}/versions", response={201: TemplateDetailOut})
+def publish_version(request: HttpRequest, template_id: uuid.UUID, payload: VersionIn):
+    """A new HQ version; every unit's local version follows it (kept values re-checked)."""
+    template = selectors.get_template_for_user(request.user, template_id)
+    if not _can_edit(request.user, template):
+        raise PermissionDenied
+    services.template_publish(actor=request.user, template=template, **payload.dict())
+    template.refresh_from_db()
+    return Status(201, TemplateDetailOut(**TemplateOut.from_template(template).dict(), source=template.current.source))
+
+
+def _preview_unit(request, template: Template, unit_id) -> OrgNode:
+    unit = network_selectors.get_unit_for_user(request.user, unit_id)
+    if not unit.path.startswith(template.shared_path):
+        raise Http404("No such unit.")
+    return unit
+
+
+@router.post("/templates/{template_id}/preview", response=PreviewOut)
+def preview(request: HttpRequest, template_id: uuid.UUID, payload: PreviewIn):
+    """What these zone values give for this unit, with a sample contact (nothing saved)."""
+    template = selectors.get_template_for_user(request.user, template_id)
+    unit = _preview_unit(request, template, payload.unit)
+    rendered = services.values_preview(version=template.current, unit=unit, values=payload.values)
+    if template.channel == Channel.SMS:
+        length = measure(rendered)
+        return PreviewOut(html="", text=rendered, sms_segments=length.segments, sms_encoding=length.encoding)
+    return PreviewOut(html=rendered, text=html_to_text(rendered), sms_segments=None, sms_encoding=None)
+
+
+@router.get("/local-versions", response=list[LocalOut])
+def list_local_versions(request: HttpRequest, template: uuid.UUID | None = None):
+    locals_ = selectors.local_versions_for_user(request.user).select_related("unit", "template", "version",
+                                                                            "previous_version")
+    if template:
+        locals_ = locals_.filter(template__public_id=template)
+    return [LocalOut.from_local(local) for local in locals_[:500]]
+
+
+@router.post("/local-versions", response={201: LocalOut})
+def create_local_version(request: HttpRequest, payload: LocalIn):
+    template = selectors.get_template_for_user(request.user, payload.template)
+    unit = _preview_unit(request, template, payload.unit)
+    local = services.local_version_save(actor=request.user, unit=unit, template=template, values=payload.values,
+                                        name=payload.name)
+    return Status(201, LocalOut.from_local(local))
+
+
+@router.get("/local-versions/{local_id}", response=LocalOut)
+def get_local_version(request: HttpRequest, local_id: uuid.UUID):
+    return LocalOut.from_local(selectors.get_local_version_for_user(request.user, local_id))
+
+
+@router.put("/local-versions/{local_id}", response=LocalOut)
+def update_local_version(request: HttpRequest, local_id: uuid.UUID, payload: LocalUpdate):
+    """Replace the zone values (zones left out keep HQ's default); the result is re-checked."""
+    local = selectors.get_local_version_for_user(request.user, local_id)
+    local = services.local_version_save(actor=request.user, unit=local.unit, template=local.template,
+                                        values=payload.values, name=payload.name, local=local)
+    return LocalOut.from_local(local)
