@@ -44,6 +44,17 @@ def main():
         page.click("text=Clients fidèles joignables par email")
         page.wait_for_selector("#segment-count")
         page.screenshot(path=str(OUT / "segment-builder.png"))
+        page.goto(f"{args.url}/brand/templates/")
+        page.click("text=Noël à Lyon")
+        page.wait_for_timeout(1500)  # the live preview posts into its sandboxed iframe
+        page.screenshot(path=str(OUT / "personalise.png"))
+        page.locator("[data-preview-width=mobile]").click()
+        page.wait_for_timeout(400)
+        page.screenshot(path=str(OUT / "personalise-mobile.png"))
+        context.clear_cookies()
+        login(page, args.url, "marketing@maison-lumiere.test")
+        page.goto(f"{args.url}/brand/assets/")
+        page.screenshot(path=str(OUT / "asset-library.png"))
         browser.close()
 
 

@@ -261,3 +261,19 @@ def test_search_by_words_folder_and_tag(world):
     assert names(selectors.asset_search(everything, tag="ete")) == ["Façade"]
     assert names(selectors.asset_search(everything, folder="Magasins")) == ["Façade"]
     assert selectors.asset_folders(everything) == ["Magasins", "Saisons"]
+
+
+def test_empty_parts_of_a_picked_offer_leave_no_broken_image_or_button(world, template):
+    from enseigne.brand.previews import email_preview
+
+    deal = offer(world)  # no picture
+    local = services.local_version_save(actor=world.manager_a, unit=world.unit_a, template=template,
+                                        values={"deal": {"asset": str(deal.public_id)}})
+    html, _text = email_preview(local.version, local.values, world.unit_a)
+    assert "<img" not in html, "an empty picture or hero left an <img> behind"
+    assert 'href="https://maison.example.com/o"' in html
+    no_link = offer(world, url="")
+    local = services.local_version_save(actor=world.manager_a, unit=world.unit_a, template=template, local=local,
+                                        values={"deal": {"asset": str(no_link.public_id)}})
+    html, _text = email_preview(local.version, local.values, world.unit_a)
+    assert "maison.example.com" not in html and "See the offer" not in html

@@ -4,7 +4,7 @@ HQ writes ordinary MJML (or SMS text) and marks each editable part with an
 ``<ens-zone>`` element::
 
     <mj-text><ens-zone name="headline" kind="text" max="60" label="Titre">Nos nouveautés</ens-zone></mj-text>
-    <ens-zone name="hero" kind="image" width="600px" />
+    <ens-zone name="hero" kind="image" width="600px" padding="0" />
     <mj-text><ens-zone name="tone" kind="choice">
         <ens-option value="classic" label="Classique">Bienvenue chez nous.</ens-option>
         <ens-option value="warm" label="Chaleureux">Quel plaisir de vous voir !</ens-option>
@@ -144,16 +144,28 @@ def expand(zone: Zone, channel: str) -> str:
         return f"{{% case {ref} %}}{branches}{{% endcase %}}"
     if channel == "sms" or zone.kind in ("text", "rich"):
         return f"{{{{ {ref} }}}}"
+    # Image, offer and product blocks are plain HTML inside one <mj-text>: the Liquid
+    # conditions that leave out an empty picture or button must stay around what they
+    # guard, and the MJML compiler moves anything placed between its components.
+    padding = html.escape(zone.extra.get("padding", "10px 25px"))
     if zone.kind == "image":
-        attrs = "".join(f' {k}="{html.escape(v)}"' for k, v in zone.extra.items())
-        return f'<mj-image src="{{{{ {ref}.src }}}}" alt="{{{{ {ref}.alt }}}}"{attrs} />'
-    # offer / product: a fixed block the unit fills by picking from the library.
+        width = html.escape(zone.extra.get("width", "100%"))
+        return (
+            f'<mj-text padding="{padding}" align="center">{{% if {ref}.src %}}<img src="{{{{ {ref}.src }}}}" '
+            f'alt="{{{{ {ref}.alt }}}}" style="display:block;width:100%;max-width:{width};height:auto;border:0;'
+            f'margin:0 auto">{{% endif %}}</mj-text>'
+        )
     return (
-        f'{{% if {ref}.image %}}<mj-image src="{{{{ {ref}.image }}}}" alt="{{{{ {ref}.title }}}}" />{{% endif %}}'
-        f'<mj-text css-class="ens-{zone.kind}"><h3>{{{{ {ref}.title }}}}</h3><p>{{{{ {ref}.text }}}}</p>'
+        f'<mj-text css-class="ens-{zone.kind}" padding="{padding}">'
+        f'{{% if {ref}.image %}}<img src="{{{{ {ref}.image }}}}" alt="{{{{ {ref}.title }}}}" '
+        f'style="display:block;width:100%;height:auto;border:0;margin:0 0 12px">{{% endif %}}'
+        f'<h3 style="margin:0 0 8px">{{{{ {ref}.title }}}}</h3>'
+        f'{{% if {ref}.text %}}<p>{{{{ {ref}.text }}}}</p>{{% endif %}}'
         f'{{% if {ref}.price %}}<p><strong>{{{{ {ref}.price }}}}</strong></p>{{% endif %}}'
-        f'{{% if {ref}.legal %}}<p style="font-size:11px">{{{{ {ref}.legal }}}}</p>{{% endif %}}</mj-text>'
-        f'{{% if {ref}.url %}}<mj-button href="{{{{ {ref}.url }}}}">{{{{ {ref}.cta }}}}</mj-button>{{% endif %}}'
+        f'{{% if {ref}.legal %}}<p style="font-size:11px;color:#666666">{{{{ {ref}.legal }}}}</p>{{% endif %}}'
+        f'{{% if {ref}.url %}}<p><a href="{{{{ {ref}.url }}}}" style="display:inline-block;padding:10px 18px;'
+        f'background:#262634;color:#ffffff;text-decoration:none;border-radius:4px">{{{{ {ref}.cta }}}}</a></p>'
+        f'{{% endif %}}</mj-text>'
     )
 
 

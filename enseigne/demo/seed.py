@@ -169,10 +169,11 @@ def _contacts(rng: random.Random, units: list[OrgNode], total: int) -> None:
         local = f"{_ascii(first)}.{_ascii(last)}{counter % 997}".lower()
         email = f"{local}@{rng.choice(MAIL_DOMAINS)}" if rng.random() < 0.92 else None
         phone = f"+33{rng.choice((61, 62, 64, 65, 66, 67, 68, 76, 77, 78))}{rng.randrange(0, 9_999_999):07d}" if rng.random() < 0.7 or email is None else None
-        key = (unit.pk, email or phone)
-        if key in seen:
+        # One contact per email and per phone within a unit (both are unique there).
+        keys = {(unit.pk, value) for value in (email, phone) if value}
+        if keys & seen:
             continue
-        seen.add(key)
+        seen |= keys
         customer = rng.random() < 0.55
         contacts.append(Contact(
             unit=unit, unit_path=unit.path, email=email, phone=phone, first_name=first, last_name=last,
