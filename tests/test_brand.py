@@ -254,3 +254,21 @@ def test_sms_stop_mention_is_never_cut_and_the_limit_flags_the_version(world):
     with pytest.raises(ValidationError, match="STOP mention"):
         services.template_create(actor=world.hq_marketer, shared_with=world.root, channel="sms", name="x",
                                  source="Promo", sms_stop="")
+
+
+def test_output_limit_stays_on_wherever_a_template_can_loop():
+    from liquid.exceptions import OutputStreamLimitError
+
+    from enseigne.brand.rendering import HTML_ENV, TEXT_ENV, html_template, text_template
+
+    looping = "{% for i in (1..1000) %}" + "x" * 5000 + "{% endfor %}"
+    for source in (looping, looping.replace("{% for", "{%- for"), "{% liquid for i in (1..3)\necho i\nendfor %}",
+                   "{% tablerow i in (1..3) %}{{ i }}{% endtablerow %}"):
+        assert html_template(source).env is HTML_ENV
+        assert text_template(source).env is TEXT_ENV
+    with pytest.raises(OutputStreamLimitError):
+        html_template(looping).render()
+    plain = html_template("<p>{{ contact.first_name }}</p>")
+    assert plain.env is not HTML_ENV and plain.env.output_stream_limit is None
+    assert plain.env.loop_iteration_limit == HTML_ENV.loop_iteration_limit
+    assert plain.render(contact={"first_name": "<b>"}) == "<p>&lt;b&gt;</p>"

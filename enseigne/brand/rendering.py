@@ -47,8 +47,30 @@ class SafeEnvironment(Environment):
             self.tags.pop(tag, None)
 
 
+class LoopFreeEnvironment(SafeEnvironment):
+    """The same limits minus the output-size counter, for templates without loops.
+
+    Without loop tags (and without include/render, which SafeEnvironment removes) the
+    output cannot grow beyond the template plus the data it prints, all of it bounded
+    (zone values are capped when saved, contact fields by their columns). Counting every
+    write made rendering about 1.5 times slower, so it is kept for templates that loop.
+    """
+
+    output_stream_limit = None
+
+
 HTML_ENV = SafeEnvironment(autoescape=True)
 TEXT_ENV = SafeEnvironment(autoescape=False)
+_LOOP_FREE_HTML_ENV = LoopFreeEnvironment(autoescape=True)
+_LOOP_FREE_TEXT_ENV = LoopFreeEnvironment(autoescape=False)
+# Any tag that can repeat output: for, tablerow, and `liquid` (which may hold a for).
+_LOOPING_TAG = re.compile(r"\{%-?\s*(for|tablerow|liquid)\b")
+
+
+def _env_for(source: str, *, html: bool) -> SafeEnvironment:
+    if _LOOPING_TAG.search(source):
+        return HTML_ENV if html else TEXT_ENV
+    return _LOOP_FREE_HTML_ENV if html else _LOOP_FREE_TEXT_ENV
 
 
 _ABSOLUTE_LINK = re.compile(r"(?:https?://[^\s]+|mailto:[^\s]+)", re.IGNORECASE)
@@ -136,12 +158,12 @@ def compile_email(source: str) -> Compiled:
 # Parsed Liquid for compiled versions, keyed by content so an edit never hits a stale entry.
 @lru_cache(maxsize=256)
 def html_template(html: str):
-    return HTML_ENV.from_string(html)
+    return _env_for(html, html=True).from_string(html)
 
 
 @lru_cache(maxsize=256)
 def text_template(text: str):
-    return TEXT_ENV.from_string(text)
+    return _env_for(text, html=False).from_string(text)
 
 
 def zone_context(zones: tuple[Zone, ...] | list[Zone], values: dict, *, for_text: bool = False) -> dict:
