@@ -277,3 +277,14 @@ def test_empty_parts_of_a_picked_offer_leave_no_broken_image_or_button(world, te
                                         values={"deal": {"asset": str(no_link.public_id)}})
     html, _text = email_preview(local.version, local.values, world.unit_a)
     assert "maison.example.com" not in html and "See the offer" not in html
+
+
+def test_files_and_logos_hq_writes_into_a_template_count_as_used(world):
+    picture, logo = upload(world), upload(world, kind="logo", variant="colour", name="Logo")
+    unused = upload(world, name="Unused")
+    source = EMAIL.replace("<mj-text>{{ brand.legal_footer }}",
+                           f'<mj-image src="https://cdn.example.com/{picture.email_rendition.name}" />'
+                           "<mj-image src=\"{{ brand.logo_url }}\" /><mj-text>{{ brand.legal_footer }}")
+    services.template_create(actor=world.hq_marketer, shared_with=world.root, channel="email", name="HQ",
+                             source=source)
+    assert selectors.usage_counts([picture.pk, logo.pk, unused.pk]) == {picture.pk: 1, logo.pk: 1}

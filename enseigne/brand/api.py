@@ -7,7 +7,7 @@ import json
 import uuid
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest
+from django.http import HttpRequest
 from ninja import File, Form, Router, Schema
 from ninja.files import UploadedFile
 from ninja.responses import Status
@@ -20,9 +20,6 @@ from enseigne.brand.rendering import html_to_text
 from enseigne.brand.sms import measure
 from enseigne.contacts.models import Channel
 from enseigne.network import selectors as network_selectors
-from enseigne.network.access import access_for
-from enseigne.network.capabilities import Capability
-from enseigne.network.models import OrgNode
 
 router = Router(tags=["brand"])
 
@@ -209,41 +206,29 @@ def list_templates(request: HttpRequest, channel: str = ""):
     return [TemplateOut.from_template(t) for t in templates]
 
 
-def _can_edit(user, template: Template) -> bool:
-    node = OrgNode.objects.get(path=template.shared_path)
-    return access_for(user).can(Capability.MANAGE_TEMPLATES, node)
-
-
 @router.get("/templates/{template_id}", response=TemplateDetailOut)
 def get_template(request: HttpRequest, template_id: uuid.UUID):
     template = selectors.get_template_for_user(request.user, template_id)
     out = TemplateOut.from_template(template).dict()
-    return TemplateDetailOut(**out, source=template.current.source if _can_edit(request.user, template) else None)
+    return TemplateDetailOut(**out, source=template.current.source if services.can_manage_template(request.user, template) else None)
 
 
 @router.post("/templates/{template_id}/versions", response={201: TemplateDetailOut})
 def publish_version(request: HttpRequest, template_id: uuid.UUID, payload: VersionIn):
     """A new HQ version; every unit's local version follows it (kept values re-checked)."""
     template = selectors.get_template_for_user(request.user, template_id)
-    if not _can_edit(request.user, template):
+    if not services.can_manage_template(request.user, template):
         raise PermissionDenied
     services.template_publish(actor=request.user, template=template, **payload.dict())
     template.refresh_from_db()
     return Status(201, TemplateDetailOut(**TemplateOut.from_template(template).dict(), source=template.current.source))
 
 
-def _preview_unit(request, template: Template, unit_id) -> OrgNode:
-    unit = network_selectors.get_unit_for_user(request.user, unit_id)
-    if not unit.path.startswith(template.shared_path):
-        raise Http404("No such unit.")
-    return unit
-
-
 @router.post("/templates/{template_id}/preview", response=PreviewOut)
 def preview(request: HttpRequest, template_id: uuid.UUID, payload: PreviewIn):
     """What these zone values give for this unit, with a sample contact (nothing saved)."""
     template = selectors.get_template_for_user(request.user, template_id)
-    unit = _preview_unit(request, template, payload.unit)
+    unit = selectors.unit_for_template(request.user, template, payload.unit)
     rendered = services.values_preview(version=template.current, unit=unit, values=payload.values)
     if template.channel == Channel.SMS:
         length = measure(rendered)
@@ -263,7 +248,7 @@ def list_local_versions(request: HttpRequest, template: uuid.UUID | None = None)
 @router.post("/local-versions", response={201: LocalOut})
 def create_local_version(request: HttpRequest, payload: LocalIn):
     template = selectors.get_template_for_user(request.user, payload.template)
-    unit = _preview_unit(request, template, payload.unit)
+    unit = selectors.unit_for_template(request.user, template, payload.unit)
     local = services.local_version_save(actor=request.user, unit=unit, template=template, values=payload.values,
                                         name=payload.name)
     return Status(201, LocalOut.from_local(local))

@@ -194,7 +194,7 @@ def asset_delete(*, actor: User, asset: Asset) -> None:
     if used:
         raise ValidationError(_("“%(name)s” is used in %(count)s template(s); remove it from them first.")
                               % {"name": asset.name, "count": used})
-    files = [f for f in (asset.file, asset.thumbnail, asset.email_rendition) if f]
+    files = asset.stored_files()
     audit(actor=actor, action="asset.delete", target=asset, node_path=asset.shared_path, changes={"name": asset.name})
     asset.delete()
     for stored in files:

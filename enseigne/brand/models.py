@@ -61,6 +61,10 @@ class Asset(models.Model):
     def is_hq(self) -> bool:
         return self.unit_path == ""
 
+    def stored_files(self) -> list:
+        """The original and its renditions that exist (to delete them with the asset)."""
+        return [f for f in (self.file, self.thumbnail, self.email_rendition) if f]
+
 
 class Template(models.Model):
     """An HQ template; its content lives in versions, the newest published one is current."""

@@ -9,6 +9,7 @@ from enseigne.brand.models import Asset, LocalVersion, Template, TemplateVersion
 from enseigne.lib.ids import parse_uuid
 from enseigne.network.access import access_for, path_filter
 from enseigne.network.models import OrgNode, User
+from enseigne.network.selectors import units_for_user
 
 
 def _ancestor_paths(path: str) -> list[str]:
@@ -108,6 +109,18 @@ def get_template_for_user(user: User, public_id) -> Template:
     if template is None:
         raise Http404("No such template.")
     return template
+
+
+def unit_for_template(user: User, template: Template, public_id=None) -> OrgNode:
+    """A unit the user sees that may use the template: the one named, or else the first; 404 otherwise."""
+    units = units_for_user(user).filter(path__startswith=template.shared_path)
+    if public_id:
+        parsed = parse_uuid(public_id)
+        units = units.filter(public_id=parsed) if parsed else units.none()
+    unit = units.first()
+    if unit is None:
+        raise Http404("No such unit.")
+    return unit
 
 
 def local_versions_for_user(user: User) -> QuerySet[LocalVersion]:

@@ -7,6 +7,7 @@ import re
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from enseigne.brand import checks
@@ -24,18 +25,24 @@ from enseigne.brand.selectors import assets_visible_to_unit
 from enseigne.brand.sms import measure
 from enseigne.brand.zones import Zone, locked_text, parse
 from enseigne.contacts.models import Channel
+from enseigne.lib.ids import parse_uuid
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User
-from enseigne.network.selectors import root_of
 from enseigne.network.services import audit
 
 
-def guardrails_for(node: OrgNode) -> Guardrails | None:
-    return Guardrails.objects.filter(node=root_of(node)).first()
+def guardrails_for(path: str) -> Guardrails | None:
+    """The network's guardrails, for anything at or under ``path``."""
+    return Guardrails.objects.filter(node__path=path[:OrgNode.steplen]).first()
 
 
-def _compile(channel: str, source: str, *, sms_stop: str, max_segments: int) -> dict:
+def can_manage_template(user: User, template: Template) -> bool:
+    node = OrgNode.objects.get(path=template.shared_path)
+    return access_for(user).can(Capability.MANAGE_TEMPLATES, node)
+
+
+def _compile(channel: str, source: str, *, sms_stop: str) -> dict:
     if channel == Channel.EMAIL:
         compiled = compile_email(source)
         return {"zones": [z.as_dict() for z in compiled.zones], "compiled_html": compiled.html,
@@ -52,7 +59,7 @@ def template_create(
 ) -> Template:
     if not access_for(actor).can(Capability.MANAGE_TEMPLATES, shared_with):
         raise PermissionDenied
-    compiled = _compile(channel, source, sms_stop=sms_stop, max_segments=max_segments)
+    compiled = _compile(channel, source, sms_stop=sms_stop)
     with transaction.atomic():
         template = Template.objects.create(
             channel=channel, name=name, description=description, shared_path=shared_with.path,
@@ -74,14 +81,13 @@ def template_publish(
     sms_stop: str | None = None, max_segments: int | None = None,
 ) -> TemplateVersion:
     """A new HQ version; every unit's local version follows it (values kept, re-checked)."""
-    node = OrgNode.objects.get(path=template.shared_path)
-    if not access_for(actor).can(Capability.MANAGE_TEMPLATES, node):
+    if not can_manage_template(actor, template):
         raise PermissionDenied
     previous = template.current
     subject = previous.subject if subject is None else subject
     sms_stop = previous.sms_stop if sms_stop is None else sms_stop
     max_segments = previous.max_segments if max_segments is None else max_segments
-    compiled = _compile(template.channel, source, sms_stop=sms_stop, max_segments=max_segments)
+    compiled = _compile(template.channel, source, sms_stop=sms_stop)
     with transaction.atomic():
         version = TemplateVersion.objects.create(
             template=template, number=previous.number + 1, source=source, subject=subject,
@@ -90,7 +96,7 @@ def template_publish(
         Template.objects.filter(pk=template.pk).update(current=version)
         template.current = version
         _link_assets(version)
-        guardrails = guardrails_for(node)
+        guardrails = guardrails_for(template.shared_path)
         followed = 0
         for local in LocalVersion.objects.filter(template=template).select_related("unit"):
             local.previous_version = local.version
@@ -103,24 +109,19 @@ def template_publish(
     return version
 
 
-_STORED_FILE = re.compile(r"assets/\d{4}/\d{2}/([0-9a-f]{32})")
+_STORED_FILE = re.compile(r"assets/\d{4}/\d{2}/[0-9a-f]{32}")
 
 
 def _link_assets(version: TemplateVersion) -> None:
     """Remember which library files HQ wrote into the source, for usage counts."""
-    stems = set(_STORED_FILE.findall(version.source))
-    ids = [a.pk for a in Asset.objects.filter(unit_path="").only("pk", "file") if _stem(a.file.name) in stems] \
-        if stems else []
+    used = Q(pk__in=[])
+    for path in set(_STORED_FILE.findall(version.source)):  # a file or one of its renditions
+        used |= Q(file__startswith=path)
     if "brand.logo" in version.source:  # the network's logos, through {{ brand.logo_url }} and its variants
-        root_path = version.template.shared_path[:OrgNode.steplen]
-        ids += Asset.objects.filter(unit_path="", shared_path=root_path, kind=Asset.Kind.LOGO).values_list("pk",
-                                                                                                       flat=True)
+        used |= Q(shared_path=version.template.shared_path[:OrgNode.steplen], kind=Asset.Kind.LOGO)
+    ids = list(Asset.objects.filter(used, unit_path="").values_list("pk", flat=True))
     if ids:
         version.assets.set(ids)
-
-
-def _stem(name: str) -> str:
-    return name.rsplit("/", 1)[-1].split(".", 1)[0].split("-", 1)[0]
 
 
 def template_edit(
@@ -128,8 +129,7 @@ def template_edit(
     sms_stop: str | None = None, max_segments: int | None = None,
 ) -> TemplateVersion:
     """Rename freely; a change of content publishes a new version (the current one otherwise)."""
-    node = OrgNode.objects.get(path=template.shared_path)
-    if not access_for(actor).can(Capability.MANAGE_TEMPLATES, node):
+    if not can_manage_template(actor, template):
         raise PermissionDenied
     current = template.current
     content_changed = (
@@ -156,8 +156,8 @@ def zones_of(version: TemplateVersion) -> list[Zone]:
 
 
 def _visible_assets(unit: OrgNode, values: dict) -> dict[str, Asset]:
-    ids = [v.get("asset") for v in values.values() if isinstance(v, dict) and v.get("asset")]
-    ids = [i for i in ids if isinstance(i, str) and re.fullmatch(r"[0-9a-f-]{36}", i)]
+    ids = [parse_uuid(v.get("asset")) for v in values.values() if isinstance(v, dict)]
+    ids = [i for i in ids if i]
     if not ids:
         return {}
     return {str(a.public_id): a for a in assets_visible_to_unit(unit).filter(public_id__in=ids)}
@@ -178,11 +178,11 @@ def _resolve(zones: list[Zone], values: dict, assets: dict[str, Asset]) -> dict:
     return resolved
 
 
-def _recheck(local: LocalVersion, guardrails: Guardrails | None) -> None:
+def _recheck(local: LocalVersion, guardrails: Guardrails | None) -> list[Asset]:
+    """Resolve the picks and re-check the local version; returns the library items it uses."""
     zones = zones_of(local.version)
     assets = _visible_assets(local.unit, local.values)
     local.values = _resolve(zones, local.values, assets)
-    local._picked = [a.pk for a in assets.values()]
     problems = checks.check(
         zones, local.values, source=local.version.source, guardrails=guardrails,
         assets=assets, channel=local.template.channel,
@@ -195,6 +195,7 @@ def _recheck(local: LocalVersion, guardrails: Guardrails | None) -> None:
         problems.extend(sms_problems(local.version, local.values, local.unit))
     local.problems = problems
     local.status = LocalVersion.Status.FLAGGED if problems else LocalVersion.Status.OK
+    return list(assets.values())
 
 
 def sms_problems(version: TemplateVersion, values: dict, unit: OrgNode) -> list[str]:
@@ -228,10 +229,10 @@ def local_version_save(
     local.name = (name or local.name or template.name).strip()[:200]
     local.updated_by = actor
     local.previous_version = None  # the unit has seen head office's change
-    _recheck(local, guardrails_for(unit))
+    picked = _recheck(local, guardrails_for(unit.path))
     with transaction.atomic():
         local.save()
-        local.assets.set(local._picked)
+        local.assets.set(picked)
     audit(actor=actor, action="local_version.save", target=local, node_path=unit.path,
           changes={"template": str(template.public_id), "version": version.number, "problems": len(local.problems)})
     return local
@@ -254,7 +255,7 @@ def values_preview(*, version: TemplateVersion, unit: OrgNode, values: dict) -> 
 
 def source_preview(*, channel: str, source: str, unit: OrgNode, sms_stop: str = "") -> str:
     """HQ's unsaved source compiled and rendered with the zones' defaults (ValidationError on errors)."""
-    compiled = _compile(channel, source, sms_stop=sms_stop or "STOP", max_segments=10)
+    compiled = _compile(channel, source, sms_stop=sms_stop or "STOP")
     version = TemplateVersion(source=source, sms_stop=sms_stop, **compiled)
     version.template = Template(channel=channel)
     if channel == Channel.SMS:
@@ -280,7 +281,7 @@ def guardrails_update(*, actor: User, node: OrgNode, **fields) -> Guardrails:
         setattr(guardrails, name, value)
     guardrails.save()
     audit(actor=actor, action="guardrails.update", target_type="guardrails", target_id=str(node.public_id),
-          node_path=node.path, changes={k: v for k, v in fields.items()})
+          node_path=node.path, changes=dict(fields))
     for local in LocalVersion.objects.filter(unit_path__startswith=node.path).select_related("unit", "template",
                                                                                              "version"):
         _recheck(local, guardrails)
@@ -291,8 +292,9 @@ def guardrails_update(*, actor: User, node: OrgNode, **fields) -> Guardrails:
 def local_versions_refresh(asset: Asset) -> int:
     """An item changed in the library: the local versions that picked it show the new content."""
     count = 0
+    guardrails = guardrails_for(asset.shared_path)
     for local in asset.local_versions.select_related("unit", "template", "version"):
-        _recheck(local, guardrails_for(local.unit))
+        _recheck(local, guardrails)
         local.save(update_fields=["values", "status", "problems", "updated_at"])
         count += 1
     return count

@@ -18,6 +18,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django.views.static import serve
@@ -35,7 +36,6 @@ from enseigne.brand.models import Asset, Guardrails, LocalVersion, Template
 from enseigne.brand.previews import sms_preview
 from enseigne.brand.sms import measure
 from enseigne.contacts.models import Channel
-from enseigne.lib.ids import parse_uuid
 from enseigne.network import selectors as network_selectors
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
@@ -65,11 +65,8 @@ def _preview_error(errors: list[str]) -> HttpResponse:
 # ---------------------------------------------------------------- asset library
 
 def _owners(user) -> list[tuple[str, str]]:
-    access = access_for(user)
-    nodes = list(network_selectors.nodes_for_user(user))
-    hq_nodes = [n for n in nodes if n.kind != OrgNode.Kind.UNIT and access.can(Capability.MANAGE_ASSETS, n)]
-    own_units = [n for n in nodes if n.kind == OrgNode.Kind.UNIT and access.can(Capability.ADD_UNIT_ASSETS, n)]
-    return owner_choices(hq_nodes, own_units)
+    hq_nodes = [n for n in network_selectors.nodes_with(user, Capability.MANAGE_ASSETS) if n.kind != OrgNode.Kind.UNIT]
+    return owner_choices(hq_nodes, network_selectors.units_with(user, Capability.ADD_UNIT_ASSETS))
 
 
 def _owner_node(user, value: str) -> tuple[OrgNode, bool]:
@@ -105,7 +102,8 @@ def asset_library(request: HttpRequest) -> HttpResponse:
                 form_errors(form, exc)
             else:
                 if _wants_json(request):
-                    return JsonResponse({"ok": True, "url": f"/brand/assets/{asset.public_id}/"}, status=201)
+                    return JsonResponse({"ok": True, "url": reverse("asset_detail", args=[asset.public_id])},
+                                        status=201)
                 messages.success(request, _("“%(name)s” was added to the library.") % {"name": asset.name})
                 return redirect("asset_library")
         if _wants_json(request):
@@ -151,12 +149,10 @@ def asset_new(request: HttpRequest, kind: str) -> HttpResponse:
 
 
 def _content_errors(form, exc: ValidationError) -> None:
+    """The service names an item's fields as stored (``price``); the form calls them ``data_price``."""
     if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            name = field if field in form.fields else f"data_{field}"
-            form.add_error(name if name in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
+        exc = ValidationError({k if k in form.fields else f"data_{k}": v for k, v in exc.message_dict.items()})
+    form_errors(form, exc)
 
 
 @login_required
@@ -235,17 +231,12 @@ def template_list(request: HttpRequest) -> HttpResponse:
     })
 
 
-def _template_nodes(user):
-    access = access_for(user)
-    return [n for n in network_selectors.nodes_for_user(user) if access.can(Capability.MANAGE_TEMPLATES, n)]
-
-
 @login_required
 def template_new(request: HttpRequest) -> HttpResponse:
     channel = request.GET.get("channel", Channel.EMAIL)
     if channel not in Channel.values:
         raise Http404
-    nodes = _template_nodes(request.user)
+    nodes = network_selectors.nodes_with(request.user, Capability.MANAGE_TEMPLATES)
     if not nodes:
         raise PermissionDenied
     form = TemplateForm(request.POST or None, channel=channel, nodes=nodes,
@@ -276,8 +267,7 @@ def _starter(channel: str) -> str:
 @login_required
 def template_edit(request: HttpRequest, public_id) -> HttpResponse:
     template = selectors.get_template_for_user(request.user, public_id)
-    node = OrgNode.objects.get(path=template.shared_path)
-    if not access_for(request.user).can(Capability.MANAGE_TEMPLATES, node):
+    if not services.can_manage_template(request.user, template):
         raise PermissionDenied
     current = template.current
     initial = {"name": template.name, "description": template.description, "subject": current.subject,
@@ -307,13 +297,6 @@ def template_edit(request: HttpRequest, public_id) -> HttpResponse:
     })
 
 
-def _sample_unit(user, template_path: str = "") -> OrgNode | None:
-    units = network_selectors.units_for_user(user)
-    if template_path:
-        units = units.filter(path__startswith=template_path)
-    return units.first()
-
-
 @login_required
 @require_POST
 def template_preview(request: HttpRequest) -> HttpResponse:
@@ -321,7 +304,7 @@ def template_preview(request: HttpRequest) -> HttpResponse:
     if not access_for(request.user).can_anywhere(Capability.MANAGE_TEMPLATES):
         raise PermissionDenied
     channel = request.POST.get("channel", Channel.EMAIL)
-    unit = _sample_unit(request.user)
+    unit = network_selectors.units_for_user(request.user).first()
     if unit is None:
         return _preview_error([_("Add a unit to the network to preview templates.")])
     try:
@@ -339,12 +322,6 @@ def _preview_page(channel: str, rendered: str) -> HttpResponse:
 
 
 # ---------------------------------------------------------------- the unit's side
-
-def _units_for(user, template: Template) -> list[OrgNode]:
-    access = access_for(user)
-    return [u for u in network_selectors.units_for_user(user).filter(path__startswith=template.shared_path)
-            if access.can(Capability.PERSONALISE_TEMPLATES, u)]
-
 
 def _posted_values(zones, post) -> dict:
     values = {}
@@ -421,7 +398,8 @@ def _personalise(request, template: Template, unit: OrgNode, local: LocalVersion
 @login_required
 def template_personalise(request: HttpRequest, public_id) -> HttpResponse:
     template = selectors.get_template_for_user(request.user, public_id)
-    units = _units_for(request.user, template)
+    units = [u for u in network_selectors.units_with(request.user, Capability.PERSONALISE_TEMPLATES)
+             if u.path.startswith(template.shared_path)]
     if not units:
         raise PermissionDenied
     wanted = request.POST.get("unit") or request.GET.get("unit")
@@ -437,22 +415,12 @@ def local_version(request: HttpRequest, public_id) -> HttpResponse:
     return _personalise(request, local.template, local.unit, local, [local.unit])
 
 
-def _preview_unit(request, template: Template) -> OrgNode:
-    """The unit named in the form (or the first the user sees under the template)."""
-    wanted = request.POST.get("unit", "")
-    units = network_selectors.units_for_user(request.user).filter(path__startswith=template.shared_path)
-    unit = (units.filter(public_id=wanted) if parse_uuid(wanted) else units.none() if wanted else units).first()
-    if unit is None:
-        raise Http404("No such unit.")
-    return unit
-
-
 @login_required
 @require_POST
 def local_preview(request: HttpRequest, public_id) -> HttpResponse:
     """What the zone form would save, rendered with the unit's profile and a sample contact."""
     template = selectors.get_template_for_user(request.user, public_id)
-    unit = _preview_unit(request, template)
+    unit = selectors.unit_for_template(request.user, template, request.POST.get("unit"))
     version = template.current
     local_id = request.POST.get("local", "")
     if local_id:
@@ -474,7 +442,7 @@ def sms_length(request: HttpRequest, public_id) -> HttpResponse:
     template = selectors.get_template_for_user(request.user, public_id)
     if template.channel != Channel.SMS:
         raise Http404
-    unit = _preview_unit(request, template)
+    unit = selectors.unit_for_template(request.user, template, request.POST.get("unit"))
     version = template.current
     values = _posted_values(services.zones_of(version), request.POST)
     return render(request, "brand/_sms_length.html", {"sms": _sms_length(version, values, unit)})

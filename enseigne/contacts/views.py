@@ -35,13 +35,8 @@ from enseigne.network.forms import NodeCreateForm
 from enseigne.network.views import form_errors
 
 
-def _units_with(user, capability: str):
-    access = access_for(user)
-    return [u for u in network_selectors.units_for_user(user) if access.can(capability, u)]
-
-
 def _unit_choices(user, capability: str):
-    return [(str(u.public_id), u.name) for u in _units_with(user, capability)]
+    return [(str(u.public_id), u.name) for u in network_selectors.units_with(user, capability)]
 
 
 @login_required
@@ -102,7 +97,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "filters": request.GET,
         "units": network_selectors.units_for_user(request.user),
         "can_export": access.can_anywhere(Capability.EXPORT_CONTACTS),
-        "can_add": bool(_units_with(request.user, Capability.EDIT_CONTACTS)),
+        "can_add": bool(network_selectors.units_with(request.user, Capability.EDIT_CONTACTS)),
     }
     template = "contacts/_rows.html" if request.htmx else "contacts/list.html"
     return render(request, template, context)

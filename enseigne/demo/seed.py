@@ -81,9 +81,8 @@ def reset() -> None:
         for model in (LocalVersion, Template, Guardrails):
             model.objects.all().delete()
         for asset in Asset.objects.all():
-            for stored in (asset.file, asset.thumbnail, asset.email_rendition):
-                if stored:
-                    stored.storage.delete(stored.name)
+            for stored in asset.stored_files():
+                stored.storage.delete(stored.name)
             asset.delete()
         for model in (ContactTagging, ConsentEvent, Segment, Suppression):
             model.objects.all().delete()

@@ -20,6 +20,17 @@ def units_for_user(user: User) -> QuerySet[OrgNode]:
     return nodes_for_user(user).filter(kind=OrgNode.Kind.UNIT).select_related("profile")
 
 
+def nodes_with(user: User, capability: str) -> list[OrgNode]:
+    """The nodes the user sees where their roles (and HQ's rules) grant ``capability``."""
+    access = access_for(user)
+    return [n for n in nodes_for_user(user) if access.can(capability, n)]
+
+
+def units_with(user: User, capability: str) -> list[OrgNode]:
+    access = access_for(user)
+    return [u for u in units_for_user(user) if access.can(capability, u)]
+
+
 def get_unit_for_user(user: User, public_id, capability: str | None = None) -> OrgNode:
     """The unit, or 404 when it is missing or outside the user's scope; 403 for a role
     that may see it but lacks ``capability``."""
