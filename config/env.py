@@ -111,6 +111,10 @@ def email_from_url(url: str) -> dict:
         }
     if parsed.scheme == "console":
         return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    if parsed.scheme == "esp":
+        if not parsed.path.startswith("anymail.backends."):
+            raise ImproperlyConfigured("EMAIL_URL esp: needs an anymail backend, e.g. esp:anymail.backends.mailgun.EmailBackend")
+        return {"EMAIL_BACKEND": parsed.path}
     if parsed.scheme == "locmem":
         return {"EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"}
     if parsed.scheme == "file":
@@ -119,7 +123,7 @@ def email_from_url(url: str) -> dict:
             "EMAIL_FILE_PATH": unquote(parsed.path),
         }
     raise ImproperlyConfigured(
-        f"EMAIL_URL scheme {parsed.scheme!r} is not supported (smtp, smtps, submission, console, locmem, file)."
+        f"EMAIL_URL scheme {parsed.scheme!r} is not supported (smtp, smtps, submission, console, locmem, file, esp)."
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -66,6 +67,9 @@ INSTALLED_APPS = [
     "enseigne.network",
     "enseigne.contacts",
     "enseigne.brand",
+    "enseigne.campaigns",
+    "enseigne.delivery",
+    "enseigne.tracking",
     "enseigne.api",
     "enseigne.demo",
 ]
@@ -171,8 +175,31 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-_email = email_from_url(env_str("EMAIL_URL", "smtp://127.0.0.1:8025" if EMBEDDED else None))
+EMAIL_URL = env_str("EMAIL_URL", "smtp://127.0.0.1:8025" if EMBEDDED else None)
+_email = email_from_url(EMAIL_URL)
 globals().update(_email)
+# ESPs through django-anymail: EMAIL_URL=esp:anymail.backends.mailgun.EmailBackend and the
+# provider's settings as ANYMAIL_<NAME> variables (e.g. ANYMAIL_MAILGUN_API_KEY).
+ANYMAIL = {name[len("ANYMAIL_"):]: value for name, value in os.environ.items() if name.startswith("ANYMAIL_")}
+
+# Campaign sending (see docs/deploying.md in the README's engineer section).
+SMTP_CONCURRENCY = env_int("ENSEIGNE_SMTP_CONCURRENCY", 4)
+EMAIL_RATE = env_int("ENSEIGNE_EMAIL_RATE", 0)  # messages/s for the SMTP relay or ESP, 0 = no limit
+# SMS: outbox: (embedded demo: shown in the Outbox page), console:, file:///dir,
+# https://provider/endpoint (generic JSON POST), smpp://system_id:password@host:port
+SMS_URL = env_str("SMS_URL", "outbox:" if EMBEDDED else None)
+SMS_HTTP_TOKEN = env_str("SMS_HTTP_TOKEN", "")
+SMS_RATE = env_int("ENSEIGNE_SMS_RATE", 0)
+SEND_BATCH_SIZE = env_int("ENSEIGNE_SEND_BATCH_SIZE", 1000)
+SEND_CHUNK_SIZE = env_int("ENSEIGNE_SEND_CHUNK_SIZE", 100)
+SEND_LEASE_SECONDS = env_int("ENSEIGNE_SEND_LEASE_SECONDS", 300)
+SEND_MAX_ATTEMPTS = env_int("ENSEIGNE_SEND_MAX_ATTEMPTS", 6)
+SEND_RETRY_SECONDS = env_int("ENSEIGNE_SEND_RETRY_SECONDS", 60)
+# A message whose connection dropped after end-of-data may or may not have left:
+# "at_most_once" never sends it again (default), "retry" sends it again and logs it.
+AMBIGUOUS_POLICY = env_str("ENSEIGNE_AMBIGUOUS_POLICY", "at_most_once")
+if AMBIGUOUS_POLICY not in {"at_most_once", "retry"}:
+    raise ImproperlyConfigured("ENSEIGNE_AMBIGUOUS_POLICY must be 'at_most_once' or 'retry'.")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Enseigne <no-reply@enseigne.localhost>")
 
 HUEY = huey_from_url(

@@ -7,3 +7,6 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LANGUAGE_CODE = "en"
 IMPORT_BATCH_ROWS = 50  # small batches so tests cross batch boundaries
+EMAIL_URL = "locmem:"
+SMS_URL = "locmem:"
+SEND_RETRY_SECONDS = 0

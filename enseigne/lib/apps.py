@@ -14,3 +14,16 @@ class LibConfig(AppConfig):
         # Infrastructure hook (not business behaviour): every PostgreSQL connection acts
         # as the unprivileged application role so row-level security applies.
         connection_created.connect(switch_to_app_role, dispatch_uid="enseigne-app-role")
+        connection_created.connect(register_sqlite_functions, dispatch_uid="enseigne-sqlite-functions")
+
+
+def _sha256_hex(value):
+    import hashlib
+
+    return None if value is None else hashlib.sha256(value.encode()).hexdigest()
+
+
+def register_sqlite_functions(sender, connection, **kwargs) -> None:  # noqa: ARG001
+    """SQL functions PostgreSQL gets from a migration (``enseigne_sha256``), for SQLite."""
+    if connection.vendor == "sqlite":
+        connection.connection.create_function("enseigne_sha256", 1, _sha256_hex, deterministic=True)

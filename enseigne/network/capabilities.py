@@ -16,6 +16,8 @@ class Capability(models.TextChoices):
     CREATE_LOCAL_CAMPAIGNS = "create_local_campaigns", _("Create local campaigns")
     SEND_WITHOUT_APPROVAL = "send_without_approval", _("Send without approval")
     SEND_SMS = "send_sms", _("Send SMS")
+    EXCEED_BUDGET = "exceed_budget", _("Send over budget")
+    MANAGE_SENDING_RULES = "manage_sending_rules", _("Set sending rules, pressure caps and budgets")
     VIEW_CONTACTS = "view_contacts", _("View contacts")
     EDIT_CONTACTS = "edit_contacts", _("Add and edit contacts")
     ERASE_CONTACTS = "erase_contacts", _("Erase contacts (GDPR)")
@@ -40,7 +42,7 @@ BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
         {
             C.MANAGE_TEMPLATES, C.MANAGE_ASSETS, C.CREATE_NATIONAL_CAMPAIGNS,
             C.APPROVE_CAMPAIGNS, C.SEND_WITHOUT_APPROVAL, C.SEND_SMS, C.VIEW_CONTACTS,
-            C.MANAGE_SEGMENTS, C.EXPORT_CONTACTS, C.VIEW_NETWORK_ANALYTICS,
+            C.MANAGE_SEGMENTS, C.EXPORT_CONTACTS, C.VIEW_NETWORK_ANALYTICS, C.EXCEED_BUDGET,
         },
     ),
     "region_manager": (
@@ -49,6 +51,7 @@ BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
         {
             C.APPROVE_CAMPAIGNS, C.CREATE_LOCAL_CAMPAIGNS, C.SEND_WITHOUT_APPROVAL,
             C.VIEW_CONTACTS, C.MANAGE_SEGMENTS, C.VIEW_NETWORK_ANALYTICS, C.PERSONALISE_TEMPLATES,
+            C.EXCEED_BUDGET,
         },
     ),
     "unit_manager": (

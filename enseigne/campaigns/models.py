@@ -1,0 +1,213 @@
+"""Campaigns (national and local), relays, the rules that frame them, and the send ledger.
+
+The ledger (``Recipient``) lives here rather than in ``delivery``: the audience preview,
+marketing pressure and budgets all read it, and ``campaigns`` may not import a later
+app. ``delivery`` owns the pipeline that claims and marks its rows (docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from enseigne.brand.models import LocalVersion, Template
+from enseigne.contacts.models import Channel, Contact, Segment
+from enseigne.network.models import OrgNode, UnitTag, User
+
+
+class SendingPolicy(models.Model):
+    """HQ's sending rules for the network: SMS window, pressure priority, costs."""
+
+    class Priority(models.TextChoices):
+        NATIONAL_FIRST = "national_first", _("National campaigns first")
+        FIRST_SCHEDULED = "first_scheduled", _("First scheduled, first served")
+
+    node = models.OneToOneField(OrgNode, on_delete=models.CASCADE, related_name="sending_policy")
+    sms_days = models.JSONField(_("SMS days"), default=list, help_text=_("0 = Monday … 6 = Sunday"))
+    sms_start = models.TimeField(_("SMS window opens"), default=dt.time(8, 0))
+    sms_end = models.TimeField(_("SMS window closes"), default=dt.time(20, 0))
+    sms_holiday_country = models.CharField(_("no SMS on public holidays of"), max_length=2, default="FR",
+                                           blank=True)
+    pressure_priority = models.CharField(_("pressure priority"), max_length=16, choices=Priority.choices,
+                                         default=Priority.NATIONAL_FIRST)
+    sms_segment_cost = models.DecimalField(_("cost per SMS segment"), max_digits=8, decimal_places=4,
+                                           default=Decimal("0.0450"))
+    email_thousand_cost = models.DecimalField(_("cost per thousand e-mails"), max_digits=8, decimal_places=4,
+                                              default=Decimal("0.8000"))
+    national_cofunding_percent = models.PositiveSmallIntegerField(
+        _("HQ share of national relays (%)"), default=50)
+    # A scheduled campaign that wakes later than this waits for someone to confirm it.
+    late_start_minutes = models.PositiveIntegerField(_("late start tolerance (minutes)"), default=60)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class PressureRule(models.Model):
+    """At most ``max_messages`` marketing messages per contact on ``channel`` in any ``window_days``."""
+
+    node = models.ForeignKey(OrgNode, on_delete=models.CASCADE, related_name="pressure_rules")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    max_messages = models.PositiveSmallIntegerField(_("at most"))
+    window_days = models.PositiveSmallIntegerField(_("in (days)"))
+
+    class Meta:
+        ordering = ["channel", "window_days"]
+        constraints = [models.UniqueConstraint(fields=["node", "channel", "window_days"], name="pressure_unique")]
+
+
+class Budget(models.Model):
+    """What a unit may spend on sending over a period (HQ's share of national relays excluded)."""
+
+    unit = models.ForeignKey(OrgNode, on_delete=models.CASCADE, related_name="budgets")
+    unit_path = models.CharField(max_length=255)
+    starts_on = models.DateField(_("from"))
+    ends_on = models.DateField(_("to"))
+    amount = models.DecimalField(_("amount (€)"), max_digits=10, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-starts_on"]
+        constraints = [models.CheckConstraint(condition=Q(starts_on__lte=models.F("ends_on")),
+                                              name="budget_period_order")]
+
+
+class Campaign(models.Model):
+    class Kind(models.TextChoices):
+        NATIONAL = "national", _("National")
+        LOCAL = "local", _("Local")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        SUBMITTED = "submitted", _("Waiting for approval")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+        SCHEDULED = "scheduled", _("Scheduled")
+        SENDING = "sending", _("Sending")
+        PAUSED = "paused", _("Paused")
+        FINISHED = "finished", _("Finished")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
+    name = models.CharField(_("name"), max_length=200)
+    # The node that owns it: the network root (national) or one unit (local).
+    owner = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+")
+    owner_path = models.CharField(max_length=255)
+    template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="campaigns")
+    # Local campaigns: the unit's local version (None = HQ's defaults) and one of its segments.
+    local_version = models.ForeignKey(LocalVersion, null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="campaigns")
+    segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # National campaigns: which units (a subtree, optionally only tagged ones) and which of
+    # their contacts (segment rules applied inside each unit).
+    target_node = models.ForeignKey(OrgNode, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    target_tag = models.ForeignKey(UnitTag, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    audience_rules = models.JSONField(default=dict, blank=True)
+    allow_opt_out = models.BooleanField(_("units may opt out"), default=True)
+    relay_deadline = models.DateTimeField(_("units decide before"), null=True, blank=True)
+    is_transactional = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    send_at = models.DateTimeField(_("send at"), null=True, blank=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True)  # when the date was set (priority)
+    needs_confirmation = models.BooleanField(default=False)
+    # Approved over budget by someone allowed to exceed budgets: nobody is cut for cost.
+    budget_override = models.BooleanField(default=False)
+    decision_comment = models.TextField(blank=True)
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    submitted_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    launched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Frozen at launch: how many rows the ledger got, for the progress bar's total.
+    recipient_total = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "send_at"], name="campaign_status_send_at"),
+                   models.Index(fields=["owner_path"], name="campaign_owner_path")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_national(self) -> bool:
+        return self.kind == self.Kind.NATIONAL
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status in (self.Status.DRAFT, self.Status.REJECTED)
+
+
+class Relay(models.Model):
+    """A unit's answer to a national campaign: relay it (maybe personalised) or opt out."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Not decided yet")
+        RELAYED = "relayed", _("Relayed")
+        OPTED_OUT = "opted_out", _("Opted out")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="relays", db_index=False)
+    unit = models.ForeignKey(OrgNode, on_delete=models.CASCADE, related_name="+")
+    unit_path = models.CharField(max_length=255)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    local_version = models.ForeignKey(LocalVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+")
+    decided_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "unit"], name="relay_unique")]
+
+
+class Recipient(models.Model):
+    """The send ledger: one row per (campaign, contact, channel), frozen at launch.
+
+    ``attempted_at`` is committed before a row is handed to a transport and cleared when
+    the outcome is known, so a row found leased-out and attempted after a crash is known
+    to be ``ambiguous`` (it may or may not have left).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Not sent")
+        AMBIGUOUS = "ambiguous", _("Unknown (connection lost)")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients", db_index=False)
+    contact = models.ForeignKey(Contact, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False)
+    unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False)
+    unit_path = models.CharField(max_length=255)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(max_length=40, blank=True)
+    detail = models.CharField(max_length=300, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempted_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    ambiguous_count = models.PositiveSmallIntegerField(default=0)
+    segments = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "contact", "channel"], name="recipient_unique"),
+        ]
+        indexes = [
+            # The claim query: pending rows of one campaign in id order.
+            models.Index(fields=["campaign", "id"], condition=Q(status="pending"), name="recipient_pending"),
+            # Marketing pressure: what a contact received lately on a channel.
+            models.Index(fields=["contact", "channel", "sent_at"], condition=Q(status="sent"),
+                         name="recipient_contact_sent"),
+            models.Index(fields=["campaign", "status"], name="recipient_campaign_status"),
+        ]

@@ -1,0 +1,105 @@
+"""Scoped reads of campaigns, relays, rules and the send ledger."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.http import Http404
+
+from enseigne.campaigns.models import (
+    Budget,
+    Campaign,
+    PressureRule,
+    Recipient,
+    Relay,
+    SendingPolicy,
+)
+from enseigne.lib.ids import parse_uuid
+from enseigne.lib.sendwindow import SendWindow
+from enseigne.network.access import access_for, path_filter
+from enseigne.network.capabilities import Capability
+from enseigne.network.models import OrgNode, User
+from enseigne.network.selectors import root_of
+
+# National campaigns show up in units' calendars once HQ has scheduled them.
+ANNOUNCED = (Campaign.Status.SCHEDULED, Campaign.Status.SENDING, Campaign.Status.PAUSED,
+             Campaign.Status.FINISHED)
+
+
+def campaigns_for_user(user: User) -> QuerySet[Campaign]:
+    """Campaigns owned inside the user's scope, plus national ones relayed by their units."""
+    paths = access_for(user).paths
+    visible = path_filter(paths, "owner_path") | Q(
+        kind=Campaign.Kind.NATIONAL, status__in=ANNOUNCED, pk__in=Relay.objects.filter(path_filter(paths))
+        .values("campaign_id"),
+    )
+    return Campaign.objects.filter(visible).select_related("owner", "template")
+
+
+def get_campaign_for_user(user: User, public_id, capability: str | None = None) -> Campaign:
+    """The campaign, 404 when missing or out of scope; 403 when the user may only read it."""
+    campaign = campaigns_for_user(user).filter(public_id=public_id).first() if parse_uuid(public_id) else None
+    if campaign is None:
+        raise Http404("No such campaign.")
+    if capability and not access_for(user).can(capability, campaign.owner):
+        raise PermissionDenied
+    return campaign
+
+
+def approval_inbox(user: User) -> QuerySet[Campaign]:
+    """Submitted campaigns the user may decide on (HQ: all; a region: its units')."""
+    access = access_for(user)
+    paths = access.paths_with(Capability.APPROVE_CAMPAIGNS)
+    candidates = Campaign.objects.filter(path_filter(paths, "owner_path"), status=Campaign.Status.SUBMITTED)
+    allowed = [c.pk for c in candidates.select_related("owner") if access.can(Capability.APPROVE_CAMPAIGNS, c.owner)]
+    return Campaign.objects.filter(pk__in=allowed).select_related("owner", "template", "submitted_by")
+
+
+def relays_for_user(user: User) -> QuerySet[Relay]:
+    return Relay.objects.filter(path_filter(access_for(user).paths)).select_related("campaign", "unit")
+
+
+def relay_for_unit(campaign: Campaign, unit: OrgNode) -> Relay | None:
+    return Relay.objects.filter(campaign=campaign, unit=unit).select_related("local_version").first()
+
+
+def policy_for(node: OrgNode) -> SendingPolicy:
+    root = root_of(node)
+    policy, _ = SendingPolicy.objects.get_or_create(node=root, defaults={"sms_days": [0, 1, 2, 3, 4, 5]})
+    return policy
+
+
+def sms_window(policy: SendingPolicy) -> SendWindow:
+    return SendWindow(days=tuple(policy.sms_days), start=policy.sms_start, end=policy.sms_end,
+                      holiday_country=policy.sms_holiday_country)
+
+
+def pressure_rules(node: OrgNode, channel: str) -> list[PressureRule]:
+    root = root_of(node)
+    return list(PressureRule.objects.filter(node=root, channel=channel))
+
+
+def budget_for(unit: OrgNode, day) -> Budget | None:
+    return Budget.objects.filter(unit=unit, starts_on__lte=day, ends_on__gte=day).first()
+
+
+def progress(campaign: Campaign) -> dict:
+    """Ledger counts for the progress bar: sent, pending, failed, not sent, unknown."""
+    counts = dict(Recipient.objects.filter(campaign=campaign).values_list("status").annotate(n=Count("id")))
+    done = sum(counts.get(s, 0) for s in ("sent", "failed", "skipped", "ambiguous"))
+    total = done + counts.get("pending", 0)
+    return {"total": total, "sent": counts.get("sent", 0), "pending": counts.get("pending", 0),
+            "failed": counts.get("failed", 0), "skipped": counts.get("skipped", 0),
+            "ambiguous": counts.get("ambiguous", 0), "done": done,
+            "percent": round(100 * done / total) if total else 0}
+
+
+def skip_reasons(campaign: Campaign) -> list[tuple[str, int]]:
+    return list(Recipient.objects.filter(campaign=campaign).exclude(reason="")
+                .values_list("reason").annotate(n=Count("id")).order_by("-n"))
+
+
+def calendar_campaigns(user: User, start, end) -> QuerySet[Campaign]:
+    return campaigns_for_user(user).exclude(status__in=(Campaign.Status.CANCELLED, Campaign.Status.REJECTED)).filter(
+        Q(send_at__gte=start, send_at__lt=end) | Q(send_at__isnull=True, created_at__gte=start, created_at__lt=end)
+    ).annotate(relayed=Exists(Relay.objects.filter(campaign=OuterRef("pk"))))

@@ -1,0 +1,79 @@
+"""The one small interface every channel implements.
+
+A transport takes a list of ready messages and answers one ``Result`` per message, in
+order. It never raises for a recipient's problem; it raises only when it cannot work at
+all (configuration), and then nothing in the list was handed off.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+
+class Outcome(Enum):
+    SENT = "sent"  # confirmed hand-off (250 after end-of-data, provider accepted)
+    RETRY = "retry"  # not handed off: 4xx, throttling, connection lost before end-of-data
+    FAILED = "failed"  # refused for good (5xx)
+    AMBIGUOUS = "ambiguous"  # the connection dropped after end-of-data: it may have left
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    code: int | None = None
+    detail: str = ""
+    hard_bounce: bool = False
+
+
+@dataclass(frozen=True)
+class EmailOut:
+    recipient_id: int
+    mail_from: str
+    to: str
+    data: bytes
+    message_id: str
+
+
+@dataclass(frozen=True)
+class SmsOut:
+    recipient_id: int
+    sender: str
+    to: str
+    text: str
+    message_id: str
+
+
+class Transport(Protocol):
+    kind: str
+
+    def send(self, messages: list) -> list[Result]: ...
+
+    def close(self) -> None: ...
+
+
+class RateLimiter:
+    """A token bucket shared by a transport's threads: at most ``rate`` messages a second."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self.tokens = rate
+        self.updated = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> None:
+        if self.rate <= 0:
+            return
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                self.tokens = min(self.rate, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                wait = (1 - self.tokens) / self.rate
+            time.sleep(wait)

@@ -1,0 +1,37 @@
+"""Background work for sending. The DB says what is due; the queue only wakes workers."""
+
+from __future__ import annotations
+
+import logging
+
+from django.utils import timezone
+from huey import crontab
+from huey.contrib.djhuey import HUEY, db_periodic_task, db_task
+from huey.exceptions import TaskLockedException
+
+from enseigne.campaigns.services import campaign_wake, campaigns_due
+from enseigne.delivery.pipeline import campaigns_sending, run_campaign
+from enseigne.lib.rowsecurity import ALL, db_scope
+
+logger = logging.getLogger(__name__)
+
+
+@db_task()
+def send_campaign(campaign_id: int) -> None:
+    """One runner per campaign in the queue; other workers may still share it through leases."""
+    try:
+        with HUEY.lock_task(f"send-campaign-{campaign_id}"):
+            run_campaign(campaign_id)
+    except TaskLockedException:
+        logger.info("campaign %s already has a runner", campaign_id)
+
+
+@db_periodic_task(crontab(minute="*"))
+def sending_tick() -> None:
+    """Every minute: launch campaigns that are due, then give every sending campaign a runner."""
+    now = timezone.now()
+    with db_scope(ALL):
+        for campaign in campaigns_due(now):
+            campaign_wake(campaign=campaign, now=now)
+    for campaign_id in campaigns_sending():
+        send_campaign(campaign_id)
