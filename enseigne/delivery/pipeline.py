@@ -180,7 +180,7 @@ class Runner:
                         .order_by("id").values("id", "contact_id", "unit_id"))
         for start in range(0, len(rows), self.chunk_size):
             chunk = rows[start:start + self.chunk_size]
-            if self.clock() - started > self.lease - LEASE_MARGIN or self._status() != Campaign.Status.SENDING:
+            if self.clock() - started > self.lease - min(LEASE_MARGIN, self.lease / 4) or self._status() != Campaign.Status.SENDING:
                 self._release([r["id"] for r in rows[start:]])
                 break
             stats.add(self._hand_off(chunk))

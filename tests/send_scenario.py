@@ -1,0 +1,48 @@
+"""Run as a script against a scratch database: migrate, build a network, launch a campaign.
+
+    DATABASE_URL=… python tests/send_scenario.py <contacts>   → prints the campaign id
+
+The reliability tests run workers as separate processes (so they can be killed), which
+needs a database those processes can reach, not the test run's own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+
+def main(total: int) -> None:
+    os.environ["ENSEIGNE_DB_AS_OWNER"] = "1"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from django.db import connections
+
+    connections.close_all()
+    from enseigne.lib.rowsecurity import ALL, db_scope, set_role_switch
+
+    set_role_switch(True)
+    from enseigne.contacts.models import ConsentStatus, Contact
+    from tests.campaign_helpers import launched, local_campaign
+    from tests.factories import build_world
+
+    with db_scope(ALL):
+        world = build_world()
+        unit = world.unit_a
+        Contact.objects.bulk_create(
+            [Contact(unit=unit, unit_path=unit.path, email=f"p{i}@example.com", first_name=f"P{i}",
+                     email_consent=ConsentStatus.GRANTED) for i in range(total)], batch_size=5000)
+        campaign = local_campaign(world)
+        launched(world, campaign)
+    print(campaign.pk)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))

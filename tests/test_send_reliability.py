@@ -1,0 +1,143 @@
+"""Nothing lost, nothing doubled: real worker processes, SIGKILLed, against a faulty SMTP server.
+
+The workers run as separate processes on a scratch database of the same engine as the
+test run (a temporary SQLite file, or a fresh PostgreSQL database), so they can be
+killed with SIGKILL mid-send like a crashed machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.faulty_sink import FaultyHandler, FaultySink
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPIENT_IN_MID = re.compile(r"<c\d+\.r(\d+)\.")
+CONTACTS = 20_000
+
+
+class ScratchDatabase:
+    """A database the worker processes can reach: a temp SQLite file or a new PostgreSQL DB."""
+
+    def __init__(self, tmp_path: Path):
+        default = settings.DATABASES["default"]
+        self.postgres = default["ENGINE"].endswith("postgresql")
+        if self.postgres:
+            self.name = f"enseigne_faults_{uuid.uuid4().hex[:8]}"
+            self.admin = f"postgres://{default['USER'] or 'postgres'}@{default['HOST'] or '127.0.0.1'}:{default['PORT'] or 5432}"
+            self.url = f"{self.admin}/{self.name}"
+        else:
+            self.path = tmp_path / "faults.sqlite3"
+            self.url = f"sqlite:///{self.path}"
+
+    def __enter__(self):
+        if self.postgres:
+            self._psql(f'CREATE DATABASE "{self.name}"')
+        return self
+
+    def __exit__(self, *exc):
+        if self.postgres:
+            self._psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def _psql(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(f"{self.admin}/postgres", autocommit=True) as conn:
+            conn.execute(sql)
+
+    def rows(self, sql: str) -> list[tuple]:
+        if self.postgres:
+            import psycopg
+
+            with psycopg.connect(self.url) as conn:
+                return list(conn.execute(sql).fetchall())
+        with sqlite3.connect(self.path) as conn:
+            return list(conn.execute(sql).fetchall())
+
+
+def _env(database: ScratchDatabase, port: int, data_dir: Path) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": database.url,
+        "DATABASE_APP_ROLE": settings.DATABASE_APP_ROLE if database.postgres else "",
+        "EMAIL_URL": f"smtp://127.0.0.1:{port}", "ENSEIGNE_DATA_DIR": str(data_dir),
+        "ENSEIGNE_SMTP_CONCURRENCY": "2", "ENSEIGNE_SEND_LEASE_SECONDS": "4", "ENSEIGNE_SEND_RETRY_SECONDS": "0",
+        "ENSEIGNE_SEND_BATCH_SIZE": "500", "ENSEIGNE_SEND_CHUNK_SIZE": "50", "ENSEIGNE_SEND_MAX_ATTEMPTS": "20",
+        "ENSEIGNE_AMBIGUOUS_POLICY": "retry", "HUEY_URL": "immediate:", "LOG_LEVEL": "ERROR",
+    })
+    return env
+
+
+def _sent(database: ScratchDatabase) -> int:
+    return database.rows("SELECT count(*) FROM campaigns_recipient WHERE status <> 'pending'")[0][0]
+
+
+def _worker(campaign_id: str, env: dict, *, until_finished: bool = False) -> subprocess.Popen:
+    args = [sys.executable, "-m", "enseigne.cli", "send_campaign", campaign_id]
+    if until_finished:
+        args += ["--until-finished", "--timeout", "240"]
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603
+
+
+def _kill_when(worker: subprocess.Popen, database: ScratchDatabase, done: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while _sent(database) < done:
+        assert worker.poll() is None, worker.stdout.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the worker made no progress"
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+
+
+@pytest.mark.django_db(transaction=False)
+def test_killed_workers_and_a_faulty_server_lose_nothing_and_double_only_logged_ambiguous(tmp_path):
+    handler = FaultyHandler(seed=11, reset=0.01, r451=0.02, r454=0.01, r550=0.005, drop_after=0.005)
+    with ScratchDatabase(tmp_path) as database, FaultySink(handler) as sink:
+        env = _env(database, sink.port, tmp_path)
+        setup = subprocess.run([sys.executable, "tests/send_scenario.py", str(CONTACTS)], cwd=ROOT, env=env,  # noqa: S603
+                               capture_output=True, text=True, timeout=300)
+        assert setup.returncode == 0, setup.stderr[-3000:]
+        campaign_id = setup.stdout.strip().splitlines()[-1]
+
+        first = _worker(campaign_id, env)
+        _kill_when(first, database, CONTACTS // 4)
+        second, third = _worker(campaign_id, env), _worker(campaign_id, env, until_finished=True)
+        _kill_when(second, database, CONTACTS // 2)
+        output, _ = third.communicate(timeout=300)
+        assert third.returncode == 0, output.decode()[-3000:]
+
+        rows = database.rows("SELECT id, status, reason, ambiguous_count FROM campaigns_recipient")
+        status = database.rows(f"SELECT status FROM campaigns_campaign WHERE id = {int(campaign_id)}")[0][0]
+
+    assert len(rows) == CONTACTS
+    by_status = {}
+    for _pk, state, _reason, _ambiguous in rows:
+        by_status[state] = by_status.get(state, 0) + 1
+    assert by_status.get("pending", 0) == 0, by_status
+    assert status == "finished"
+    kept = {int(RECIPIENT_IN_MID.match(mid).group(1)): n for mid, n in handler.kept.items()}
+    refused = {int(RECIPIENT_IN_MID.match(mid).group(1)) for mid in handler.refused}
+    ambiguous = {pk for pk, _s, _r, count in rows if count}
+    sent = {pk for pk, state, _r, _a in rows if state == "sent"}
+    failed = {pk for pk, state, _r, _a in rows if state == "failed"}
+    duplicates = {pk for pk, n in kept.items() if n > 1}
+    # Every recipient ended sent or refused for good (550): nothing lost.
+    assert sent | failed == {pk for pk, *_ in rows}
+    assert sent <= set(kept), "a row marked sent never reached the server"
+    assert failed <= refused, "a row marked failed was never refused"
+    # A message kept twice is always one the pipeline logged as ambiguous.
+    assert duplicates <= ambiguous, sorted(duplicates - ambiguous)[:10]
+    assert sum(kept.values()) - len(kept) == sum(n - 1 for n in kept.values())
+    # The faults really happened.
+    assert ambiguous and failed
