@@ -8,4 +8,7 @@ urlpatterns = [
     path("", include("enseigne.network.urls")),
     path("", include("enseigne.contacts.urls")),
     path("", include("enseigne.brand.urls")),
+    path("", include("enseigne.campaigns.urls")),
+    path("", include("enseigne.delivery.urls")),
+    path("", include("enseigne.tracking.urls")),
 ]

@@ -17,7 +17,11 @@ from enseigne.api.api import api
 from enseigne.brand.asset_services import asset_upload
 from enseigne.brand.models import Asset, Guardrails, LocalVersion, Template, TemplateVersion
 from enseigne.brand.services import local_version_save, template_create
+from enseigne.campaigns.models import Campaign, Recipient, Relay
+from enseigne.campaigns.services import campaign_create_local, campaign_submit
 from enseigne.contacts.models import ConsentEvent, Contact, ContactImport, Segment
+from enseigne.delivery.models import OutboxMessage
+from enseigne.lib.signing import sign_id
 from enseigne.contacts.services import segment_save
 from enseigne.network.models import AuditEvent, OrgNode, User
 from enseigne.network.tokens import token_create
@@ -28,6 +32,8 @@ PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08
        b"\x00IEND\xaeB`\x82")
 MATRIX_TEMPLATE = ('<mjml><mj-body><mj-section><mj-column><mj-text><ens-zone name="headline" kind="text">H</ens-zone>'
                    "</mj-text></mj-column></mj-section></mj-body></mjml>")
+OUTBOX_RAW = ("From: x@example.com\r\nSubject: S\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n"
+              "\r\n<p>Bonjour</p>\r\n")
 PERSONAS = ("anon", "hq_admin", "region_manager", "manager_a", "staff_a", "manager_b")
 NO_OBJECT = None
 
@@ -98,6 +104,32 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
                                                                 "404 404 404 404"),
     ("brand/local/<uuid:public_id>/", "GET"): ("local", "302 200 200 200 200 200", "404 404 404 404"),
     ("brand/local/<uuid:public_id>/", "POST"): ("local", "302 302 302 302 403 302", "404 404 404 404"),
+    ("campaigns/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("campaigns/new/", "GET"): (NO_OBJECT, "302 200 200 200 403 200", None),
+    ("campaigns/new/", "POST"): (NO_OBJECT, "302 200 200 200 403 200", None),
+    ("campaigns/approvals/", "GET"): (NO_OBJECT, "302 200 200 403 403 403", None),
+    ("campaigns/calendar/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("campaigns/calendar/events/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("campaigns/<uuid:public_id>/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/audience/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/message/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/progress/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/submit/", "POST"): ("campaign", "302 302 302 302 403 302", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/approve/", "POST"): ("campaign", "302 302 302 403 403 403", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/reject/", "POST"): ("campaign", "302 302 302 403 403 403", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/schedule/", "POST"): ("campaign", "302 302 302 302 403 302", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/cancel/", "POST"): ("campaign", "302 302 302 302 403 302", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/relay/", "POST"): ("campaign", "302 403 403 403 403 403", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/move/", "POST"): ("campaign", "302 400 400 400 403 400", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/launch/", "POST"): ("campaign", "302 302 302 302 403 302", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/pause/", "POST"): ("campaign", "302 302 302 302 403 302", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/resume/", "POST"): ("campaign", "302 302 302 302 403 302", "404 404 404 404"),
+    ("outbox/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("outbox/<int:pk>/", "GET"): ("outbox", "302 200 200 200 200 200", "404 404 404 404"),
+    ("outbox/<int:pk>/body/", "GET"): ("outbox", "302 200 200 200 200 200", "404 404 404 404"),
+    # Public: a signed token, no session.
+    ("u/<str:token>/", "GET"): ("recipient", "200 200 200 200 200 200", None),
+    ("u/<str:token>/", "POST"): ("recipient", "200 200 200 200 200 200", None),
     ("brand/guardrails/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
     ("brand/guardrails/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
     # API v1: bearer tokens only.
@@ -129,6 +161,15 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("api/v1/local-versions", "POST"): ("template", "401 201 201 201 403 201", "404 404 404 404"),
     ("api/v1/local-versions/{local_id}", "GET"): ("local", "401 200 200 200 200 200", "404 404 404 404"),
     ("api/v1/local-versions/{local_id}", "PUT"): ("local", "401 200 200 200 403 200", "404 404 404 404"),
+    ("api/v1/campaigns", "POST"): ("campaign", "401 201 201 201 403 201", "404 404 404 404"),
+    ("api/v1/campaigns/{campaign_id}", "GET"): ("campaign", "401 200 200 200 200 200", "404 404 404 404"),
+    ("api/v1/campaigns/{campaign_id}/submit", "POST"): ("campaign", "401 422 422 422 403 422", "404 404 404 404"),
+    ("api/v1/campaigns/{campaign_id}/approve", "POST"): ("campaign", "401 200 200 403 403 403", "404 404 404 404"),
+    ("api/v1/campaigns/{campaign_id}/reject", "POST"): ("campaign", "401 200 200 403 403 403", "404 404 404 404"),
+    ("api/v1/campaigns/{campaign_id}/schedule", "POST"): ("campaign", "401 422 422 422 403 422", "404 404 404 404"),
+    ("api/v1/campaigns/{campaign_id}/launch", "POST"): ("campaign", "401 422 422 422 403 422", "404 404 404 404"),
+    ("api/v1/campaigns/{campaign_id}/pause", "POST"): ("campaign", "401 422 422 422 403 422", "404 404 404 404"),
+    ("api/v1/campaigns/{campaign_id}/resume", "POST"): ("campaign", "401 422 422 422 403 422", "404 404 404 404"),
 }
 
 
@@ -188,6 +229,13 @@ class Objects:
                 source='<ens-zone name="m" kind="text">Hi</ens-zone>', sms_stop="STOP 36111")
             self.local[side] = local_version_save(actor=manager, unit=unit, template=self.template[side],
                                                   values={"headline": f"Local {side}"})
+        self.campaign = {}
+        for side, unit, manager in (("a", world.unit_a, world.manager_a), ("b", world.unit_b, world.manager_b)):
+            segment = segment_save(actor=None, owner=unit, name=f"Campaign {side}", rules={"match": "all", "rules": []})
+            campaign = campaign_create_local(actor=manager, unit=unit, channel="email", name=f"C {side}",
+                                             template=self.template[side], local_version=self.local[side],
+                                             segment=segment)
+            self.campaign[side] = campaign_submit(actor=manager, campaign=campaign)
         self.contact = {
             "a": ContactFactory(unit=world.unit_a, phone="+33612345678"),
             "b": ContactFactory(unit=world.unit_b),
@@ -199,6 +247,17 @@ class Objects:
                 status=ContactImport.Status.DONE, total_rows=0,
             )
             for key, unit in (("a", world.unit_a), ("b", world.unit_b))
+        }
+        self.recipient = {
+            side: Recipient.objects.create(campaign=self.campaign[side], contact=self.contact[side],
+                                           unit=self.contact[side].unit, unit_path=self.contact[side].unit_path,
+                                           channel="email", status="sent")
+            for side in ("a", "b")
+        }
+        self.outbox = {
+            side: OutboxMessage.objects.create(channel="email", unit_path=unit.path, sender="x@example.com",
+                                               recipient="y@example.com", subject="S", raw=OUTBOX_RAW)
+            for side, unit in (("a", world.unit_a), ("b", world.unit_b))
         }
         rules = {"match": "all", "rules": [{"field": "consent_email", "op": "is_valid"}]}
         self.segment = {
@@ -222,6 +281,9 @@ class Objects:
             "template": self.template[side],
             "sms_template": self.sms_template[side],
             "local": self.local[side],
+            "campaign": self.campaign[side],
+            "recipient": self.recipient[side],
+            "outbox": self.outbox[side],
             "user": self.world.manager_a,
         }[kind]
 
@@ -230,10 +292,14 @@ def _url(route: str, target) -> str:
     url = "/" + route.replace("<slug:kind>", "offer")
     if route.startswith("media/"):
         return "/media/" + target.thumbnail.name
+    if "<str:token>" in route:
+        return url.replace("<str:token>", sign_id("unsubscribe", target.pk))
+    if "<int:pk>" in route:
+        return url.replace("<int:pk>", str(target.pk))
     if target is not None:
         public_id = str(target.public_id)
         for placeholder in ("<uuid:public_id>", "{unit_id}", "{contact_id}", "{import_id}", "{asset_id}",
-                            "{template_id}", "{local_id}"):
+                            "{template_id}", "{local_id}", "{campaign_id}"):
             url = url.replace(placeholder, public_id)
     return url
 
@@ -247,10 +313,12 @@ def _snapshot():
         sorted(Asset.objects.values_list("name", "folder")), Template.objects.count(),
         TemplateVersion.objects.count(), sorted(LocalVersion.objects.values_list("name", "values", "status")),
         Guardrails.objects.count(),
+        sorted(Campaign.objects.values_list("name", "status", "send_at")), Recipient.objects.count(),
+        Relay.objects.count(), OutboxMessage.objects.count(),
     )
 
 
-def _api_body(route: str, method: str, kind: str | None, target, unit):
+def _api_body(route: str, method: str, kind: str | None, target, unit, objects):
     if route == "api/v1/contacts" and method == "POST":
         return {"unit": str(target.public_id), "email": "new.person@example.com"}
     if route.endswith("{contact_id}") and method == "PATCH":
@@ -265,6 +333,15 @@ def _api_body(route: str, method: str, kind: str | None, target, unit):
         return {"template": str(target.public_id), "unit": str(unit.public_id), "values": {"headline": "New"}}
     if route.endswith("{local_id}") and method == "PUT":
         return {"name": "Changed", "values": {"headline": "Changed"}}
+    if route == "api/v1/campaigns" and method == "POST":
+        side = "a" if unit.pk == objects.world.unit_a.pk else "b"
+        return {"kind": "local", "channel": "email", "template": str(objects.template[side].public_id),
+                "unit": str(unit.public_id), "segment": str(objects.segment[side].public_id),
+                "local_version": str(objects.local[side].public_id)}
+    if route.endswith("/reject"):
+        return {"comment": "Pas maintenant."}
+    if route.endswith("/schedule"):
+        return {"send_at": "2099-01-01T10:00:00+01:00"}
     if route.endswith("segments/count"):
         return {"rules": {"match": "all", "rules": []}}
     return None
@@ -288,7 +365,7 @@ def test_matrix(client, db, settings, tmp_path, route, method, kind, persona, wh
     before = _snapshot()
     if route.startswith("api/"):
         side_unit = world.unit_b if objects.side(persona, which) == "b" else world.unit_a
-        body = _api_body(route, method, kind, target, side_unit)
+        body = _api_body(route, method, kind, target, side_unit, objects)
         if route == "api/v1/assets" and method == "POST":
             response = client.post(url, {"kind": "text", "node": str(target.public_id), "own_unit": "true",
                                          "data": json.dumps({"text": "Bonjour"})}, **headers)

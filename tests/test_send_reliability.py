@@ -118,7 +118,7 @@ def test_killed_workers_and_a_faulty_server_lose_nothing_and_double_only_logged_
         assert third.returncode == 0, output.decode()[-3000:]
 
         rows = database.rows("SELECT id, status, reason, ambiguous_count FROM campaigns_recipient")
-        status = database.rows(f"SELECT status FROM campaigns_campaign WHERE id = {int(campaign_id)}")[0][0]
+        status = database.rows(f"SELECT status FROM campaigns_campaign WHERE id = {int(campaign_id)}")[0][0]  # noqa: S608
 
     assert len(rows) == CONTACTS
     by_status = {}

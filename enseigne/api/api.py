@@ -8,7 +8,9 @@ from ninja import NinjaAPI
 from ninja.security import HttpBearer
 
 from enseigne.brand.api import router as brand_router
+from enseigne.campaigns.api import router as campaigns_router
 from enseigne.contacts.api import router as contacts_router
+from enseigne.delivery.api import router as delivery_router
 from enseigne.network.api import router as network_router
 
 
@@ -30,12 +32,14 @@ api = NinjaAPI(
     version="1",
     auth=TokenAuth(),
     urls_namespace="api",
-    description="Distributed marketing: units, contacts, consent, imports, assets, templates. "
+    description="Distributed marketing: units, contacts, consent, imports, assets, templates, campaigns. "
     "Authenticate with `Authorization: Bearer <token>` (`enseigne create_token <email>`).",
 )
 api.add_router("/", network_router)
 api.add_router("/", contacts_router)
 api.add_router("/", brand_router)
+api.add_router("/", campaigns_router)
+api.add_router("/", delivery_router)
 
 
 @api.exception_handler(ValidationError)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enseigne.campaigns.models import Recipient
 from enseigne.delivery.channels.base import Outcome, Result, SmsOut
 from enseigne.delivery.models import OutboxMessage
 
@@ -9,12 +10,10 @@ from enseigne.delivery.models import OutboxMessage
 class OutboxSmsTransport:
     kind = "sms_outbox"
 
-    def __init__(self, unit_paths: dict[int, str] | None = None):
-        self.unit_paths = unit_paths if unit_paths is not None else {}
-
     def send(self, messages: list[SmsOut]) -> list[Result]:
+        paths = dict(Recipient.objects.filter(pk__in=[m.recipient_id for m in messages]).values_list("id", "unit_path"))
         OutboxMessage.objects.bulk_create([
-            OutboxMessage(channel="sms", unit_path=self.unit_paths.get(m.recipient_id, ""), message_id=m.message_id,
+            OutboxMessage(channel="sms", unit_path=paths.get(m.recipient_id, ""), message_id=m.message_id,
                           sender=m.sender, recipient=m.to, raw=m.text)
             for m in messages
         ])

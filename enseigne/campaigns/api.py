@@ -1,0 +1,157 @@
+"""Campaigns over the JSON API: create, read, submit, approve, schedule; same rules as the UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest
+from ninja import Router, Schema
+from ninja.responses import Status
+
+from enseigne.brand.selectors import get_local_version_for_user, get_template_for_user
+from enseigne.campaigns import audience, selectors, services
+from enseigne.campaigns.models import Campaign
+from enseigne.contacts.selectors import get_segment_for_user
+from enseigne.network import selectors as network_selectors
+
+router = Router(tags=["campaigns"])
+
+
+class ProgressOut(Schema):
+    total: int
+    sent: int
+    pending: int
+    failed: int
+    skipped: int
+    ambiguous: int
+    percent: int
+
+
+class CampaignOut(Schema):
+    id: uuid.UUID
+    kind: str
+    channel: str
+    name: str
+    status: str
+    owner: uuid.UUID
+    template: uuid.UUID
+    send_at: dt.datetime | None
+    decision_comment: str
+    needs_confirmation: bool
+    progress: ProgressOut | None
+
+    @staticmethod
+    def of(campaign: Campaign) -> CampaignOut:
+        return CampaignOut(
+            id=campaign.public_id, kind=campaign.kind, channel=campaign.channel, name=campaign.name,
+            status=campaign.status, owner=campaign.owner.public_id, template=campaign.template.public_id,
+            send_at=campaign.send_at, decision_comment=campaign.decision_comment,
+            needs_confirmation=campaign.needs_confirmation,
+            progress=ProgressOut(**selectors.progress(campaign)) if campaign.launched_at else None,
+        )
+
+
+class AudienceOut(Schema):
+    recipients: int
+    candidates: int
+    exclusions: dict[str, int]
+    pressure_sources: dict[str, int]
+    cost: float
+    hq_cost: float
+
+
+class CampaignDetailOut(CampaignOut):
+    audience: AudienceOut | None = None
+
+
+class CampaignIn(Schema):
+    kind: str = "local"
+    channel: str
+    name: str = ""
+    template: uuid.UUID
+    unit: uuid.UUID | None = None
+    local_version: uuid.UUID | None = None
+    segment: uuid.UUID | None = None
+    target_node: uuid.UUID | None = None
+    audience_rules: dict | None = None
+    allow_opt_out: bool = True
+    relay_deadline: dt.datetime | None = None
+    send_at: dt.datetime | None = None
+
+
+class DecisionIn(Schema):
+    comment: str = ""
+    over_budget: bool = False
+
+
+class ScheduleIn(Schema):
+    send_at: dt.datetime
+
+
+@router.post("/campaigns", response={201: CampaignOut})
+def create_campaign(request: HttpRequest, payload: CampaignIn):
+    template = get_template_for_user(request.user, payload.template)
+    if payload.kind == "national":
+        target = network_selectors.get_node_for_user(request.user, payload.target_node) if payload.target_node else None
+        campaign = services.campaign_create_national(
+            actor=request.user, channel=payload.channel, name=payload.name, template=template, target_node=target,
+            audience_rules=payload.audience_rules, allow_opt_out=payload.allow_opt_out,
+            relay_deadline=payload.relay_deadline, send_at=payload.send_at)
+    elif payload.kind == "local":
+        if payload.unit is None or payload.segment is None:
+            raise ValidationError({"unit": "A local campaign needs a unit and a segment."})
+        unit = network_selectors.get_unit_for_user(request.user, payload.unit)
+        local = get_local_version_for_user(request.user, payload.local_version) if payload.local_version else None
+        campaign = services.campaign_create_local(
+            actor=request.user, unit=unit, channel=payload.channel, name=payload.name, template=template,
+            local_version=local, segment=get_segment_for_user(request.user, payload.segment), send_at=payload.send_at)
+    else:
+        raise ValidationError({"kind": "kind is 'local' or 'national'."})
+    return Status(201, CampaignOut.of(campaign))
+
+
+@router.get("/campaigns/{campaign_id}", response=CampaignDetailOut)
+def get_campaign(request: HttpRequest, campaign_id: str):
+    campaign = selectors.get_campaign_for_user(request.user, campaign_id)
+    detail = CampaignDetailOut(**CampaignOut.of(campaign).dict())
+    if campaign.launched_at is None and campaign.status not in ("cancelled", "rejected"):
+        result = audience.preview(campaign)
+        detail.audience = AudienceOut(recipients=result.recipients, candidates=result.candidates,
+                                      exclusions=result.exclusions, pressure_sources=dict(result.pressure_sources),
+                                      cost=float(result.cost), hq_cost=float(result.hq_cost))
+    return detail
+
+
+def _get(request, campaign_id) -> Campaign:
+    campaign = selectors.get_campaign_for_user(request.user, campaign_id)
+    if campaign is None:  # pragma: no cover - the selector raises
+        raise Http404
+    return campaign
+
+
+@router.post("/campaigns/{campaign_id}/submit", response=CampaignOut)
+def submit_campaign(request: HttpRequest, campaign_id: str):
+    campaign = _get(request, campaign_id)
+    return CampaignOut.of(services.campaign_submit(actor=request.user, campaign=campaign))
+
+
+@router.post("/campaigns/{campaign_id}/approve", response=CampaignOut)
+def approve_campaign(request: HttpRequest, campaign_id: str, payload: DecisionIn | None = None):
+    campaign = _get(request, campaign_id)
+    payload = payload or DecisionIn()
+    return CampaignOut.of(services.campaign_approve(actor=request.user, campaign=campaign, comment=payload.comment,
+                                                    over_budget=payload.over_budget))
+
+
+@router.post("/campaigns/{campaign_id}/reject", response=CampaignOut)
+def reject_campaign(request: HttpRequest, campaign_id: str, payload: DecisionIn):
+    campaign = _get(request, campaign_id)
+    return CampaignOut.of(services.campaign_reject(actor=request.user, campaign=campaign, comment=payload.comment))
+
+
+@router.post("/campaigns/{campaign_id}/schedule", response=CampaignOut)
+def schedule_campaign(request: HttpRequest, campaign_id: str, payload: ScheduleIn):
+    campaign = _get(request, campaign_id)
+    return CampaignOut.of(services.campaign_schedule(actor=request.user, campaign=campaign, send_at=payload.send_at))

@@ -1,0 +1,282 @@
+"""Campaign pages: list, wizard, campaign page (preview, decisions, progress), approvals, calendar."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from enseigne.brand.models import LocalVersion
+from enseigne.brand.previews import email_preview, sms_preview
+from enseigne.brand.views import _sandboxed
+from enseigne.campaigns import audience, selectors, services
+from enseigne.campaigns.forms import (
+    DecisionForm,
+    LocalCampaignForm,
+    NationalCampaignForm,
+    ScheduleForm,
+)
+from enseigne.campaigns.models import Campaign
+from enseigne.network.access import access_for
+from enseigne.network.capabilities import Capability
+from enseigne.network.views import form_errors
+
+
+def _get(request, public_id, capability=None) -> Campaign:
+    return selectors.get_campaign_for_user(request.user, public_id, capability)
+
+
+@login_required
+@require_GET
+def campaign_list(request: HttpRequest) -> HttpResponse:
+    campaigns = selectors.campaigns_for_user(request.user)
+    status = request.GET.get("status", "")
+    if status in Campaign.Status.values:
+        campaigns = campaigns.filter(status=status)
+    access = access_for(request.user)
+    return render(request, "campaigns/list.html", {
+        "campaigns": campaigns[:200], "status": status, "statuses": Campaign.Status.choices,
+        "can_national": access.can_anywhere(Capability.CREATE_NATIONAL_CAMPAIGNS),
+        "can_local": access.can_anywhere(Capability.CREATE_LOCAL_CAMPAIGNS),
+        "inbox_count": selectors.approval_inbox(request.user).count(),
+        "relays": selectors.relays_for_user(request.user).filter(
+            status="pending", campaign__status__in=("scheduled", "approved")).order_by("campaign__send_at")[:20],
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def campaign_new(request: HttpRequest) -> HttpResponse:
+    national = request.GET.get("kind") == "national"
+    access = access_for(request.user)
+    needed = Capability.CREATE_NATIONAL_CAMPAIGNS if national else Capability.CREATE_LOCAL_CAMPAIGNS
+    if not access.can_anywhere(needed):
+        raise PermissionDenied
+    form_class = NationalCampaignForm if national else LocalCampaignForm
+    form = form_class(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            if national:
+                campaign = services.campaign_create_national(actor=request.user, **data)
+            else:
+                campaign = services.campaign_create_local(actor=request.user, **data)
+        except ValidationError as exc:
+            form_errors(form, exc)
+        else:
+            messages.success(request, _("Draft saved. Check the audience, then submit it."))
+            return redirect("campaign_detail", public_id=campaign.public_id)
+    return render(request, "campaigns/new.html", {"form": form, "national": national})
+
+
+@login_required
+@require_GET
+def campaign_detail(request: HttpRequest, public_id) -> HttpResponse:
+    campaign = _get(request, public_id)
+    user = request.user
+    launched = campaign.launched_at is not None
+    relay = None
+    relay_locals = []
+    if campaign.is_national:
+        relays = selectors.relays_for_user(user).filter(campaign=campaign).order_by("unit__name")
+        mine = [r for r in relays if access_for(user).can(Capability.CREATE_LOCAL_CAMPAIGNS, r.unit)]
+        relay = mine[0] if len(mine) == 1 else None
+        if relay is not None:
+            relay_locals = list(LocalVersion.objects.filter(unit=relay.unit, template=campaign.template))
+    else:
+        relays = []
+    return render(request, "campaigns/detail.html", {
+        "campaign": campaign, "launched": launched, "relays": relays, "relay": relay, "relay_locals": relay_locals,
+        "can_edit": services.can_edit(user, campaign), "can_approve": services.can_approve(user, campaign),
+        "can_exceed": access_for(user).can(Capability.EXCEED_BUDGET, campaign.owner),
+        "progress": selectors.progress(campaign) if launched else None,
+        "skip_reasons": [(audience.HANDOFF_REASONS.get(k, k), n) for k, n in selectors.skip_reasons(campaign)]
+        if launched else [],
+        "schedule_form": ScheduleForm(initial={"send_at": campaign.send_at}), "decision_form": DecisionForm(),
+    })
+
+
+@login_required
+@require_GET
+def campaign_preview(request: HttpRequest, public_id) -> HttpResponse:
+    """The audience for a date (htmx fragment): who receives it, who does not and why."""
+    campaign = _get(request, public_id)
+    when = parse_datetime(request.GET.get("at", "")) or campaign.send_at or timezone.now()
+    if timezone.is_naive(when):
+        when = timezone.make_aware(when)
+    result = audience.preview(campaign, when)
+    return render(request, "campaigns/_preview.html", {"campaign": campaign, "preview": result})
+
+
+@login_required
+@require_GET
+def campaign_message(request: HttpRequest, public_id) -> HttpResponse:
+    """The message as the first target unit sends it, for the sandboxed preview frame."""
+    campaign = _get(request, public_id)
+    version = campaign.template.current
+    target = (audience.targets(campaign) or [None])[0]
+    if version is None or target is None:
+        return _sandboxed("<p>—</p>")
+    values = target.local_version.values if target.local_version else {}
+    if campaign.channel == "sms":
+        from django.utils.html import escape
+
+        return _sandboxed(f"<pre style='white-space:pre-wrap;font:16px sans-serif'>"
+                          f"{escape(sms_preview(version, values, target.unit))}</pre>")
+    html, _text = email_preview(version, values, target.unit)
+    return _sandboxed(html)
+
+
+def _act(request, public_id, action, capability=None, **extra):
+    campaign = _get(request, public_id)
+    try:
+        action(actor=request.user, campaign=campaign, **extra)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    return redirect("campaign_detail", public_id=campaign.public_id)
+
+
+@login_required
+@require_POST
+def campaign_submit(request, public_id):
+    return _act(request, public_id, services.campaign_submit)
+
+
+@login_required
+@require_POST
+def campaign_decide(request, public_id, decision: str):
+    form = DecisionForm(request.POST)
+    form.is_valid()
+    comment = form.cleaned_data.get("comment", "")
+    if decision == "approve":
+        return _act(request, public_id, services.campaign_approve, comment=comment,
+                    over_budget=form.cleaned_data.get("over_budget", False))
+    return _act(request, public_id, services.campaign_reject, comment=comment)
+
+
+@login_required
+@require_POST
+def campaign_schedule(request, public_id):
+    campaign = _get(request, public_id)
+    if not services.can_edit(request.user, campaign):
+        raise PermissionDenied
+    form = ScheduleForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("campaign_detail", public_id=campaign.public_id)
+    return _act(request, public_id, services.campaign_schedule, send_at=form.cleaned_data["send_at"])
+
+
+@login_required
+@require_POST
+def campaign_cancel(request, public_id):
+    return _act(request, public_id, services.campaign_cancel)
+
+
+@login_required
+@require_POST
+def campaign_relay(request, public_id):
+    campaign = _get(request, public_id)
+    relays = [r for r in selectors.relays_for_user(request.user).filter(campaign=campaign)
+              if access_for(request.user).can(Capability.CREATE_LOCAL_CAMPAIGNS, r.unit)]
+    if not relays:
+        raise PermissionDenied
+    relay = relays[0]
+    local = None
+    if request.POST.get("local_version"):
+        local = LocalVersion.objects.filter(unit=relay.unit, template=campaign.template,
+                                            public_id=request.POST["local_version"]).first()
+    try:
+        services.relay_decide(actor=request.user, campaign=campaign, unit=relay.unit,
+                              relay=request.POST.get("decision") != "opt_out", local_version=local)
+        messages.success(request, _("Your answer is saved."))
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    return redirect("campaign_detail", public_id=campaign.public_id)
+
+
+@login_required
+@require_GET
+def campaign_progress(request, public_id):
+    campaign = _get(request, public_id)
+    progress = selectors.progress(campaign)
+    eta = None
+    if campaign.launched_at and progress["done"] and progress["pending"]:
+        elapsed = (timezone.now() - campaign.launched_at).total_seconds()
+        eta = timezone.now() + dt.timedelta(seconds=elapsed / progress["done"] * progress["pending"])
+    return render(request, "campaigns/_progress.html", {"campaign": campaign, "progress": progress, "eta": eta})
+
+
+@login_required
+@require_GET
+def approvals(request):
+    if not access_for(request.user).can_anywhere(Capability.APPROVE_CAMPAIGNS):
+        raise PermissionDenied
+    return render(request, "campaigns/approvals.html", {"campaigns": selectors.approval_inbox(request.user)})
+
+
+@login_required
+@require_GET
+def calendar(request):
+    return render(request, "campaigns/calendar.html", {})
+
+
+@login_required
+@require_GET
+def calendar_events(request):
+    start = parse_datetime(request.GET.get("start", "")) or timezone.now() - dt.timedelta(days=45)
+    end = parse_datetime(request.GET.get("end", "")) or timezone.now() + dt.timedelta(days=45)
+    events = []
+    for campaign in selectors.calendar_campaigns(request.user, start, end):
+        when = campaign.send_at or campaign.created_at
+        events.append({
+            "id": str(campaign.public_id), "title": f"{campaign.name} ({campaign.owner.name})",
+            "start": when.isoformat(), "allDay": False,
+            "editable": campaign.is_editable and services.can_edit(request.user, campaign),
+            "classNames": [f"campaign-{campaign.kind}", f"campaign-{campaign.status}"],
+            "extendedProps": {"kind": campaign.kind, "status": campaign.get_status_display(),
+                              "channel": campaign.channel,
+                              "url": f"/campaigns/{campaign.public_id}/"},
+        })
+    return JsonResponse(events, safe=False)
+
+
+@login_required
+@require_POST
+def campaign_move(request, public_id):
+    """Calendar drag of a draft: with ``confirm`` it is moved; either way the new date's pressure."""
+    campaign = _get(request, public_id)
+    if not services.can_edit(request.user, campaign):
+        raise PermissionDenied
+    when = parse_datetime(request.POST.get("send_at", ""))
+    if when is None:
+        return JsonResponse({"error": _("Give a date and time.")}, status=400)
+    if timezone.is_naive(when):
+        when = timezone.make_aware(when)
+    before = audience.preview(campaign, campaign.send_at or timezone.now()) if campaign.send_at else None
+    after = audience.preview(campaign, when)
+    moved = False
+    if request.POST.get("confirm") == "1":
+        try:
+            services.campaign_move(actor=request.user, campaign=campaign, send_at=when)
+            moved = True
+        except ValidationError as exc:
+            return JsonResponse({"error": " ".join(exc.messages)}, status=400)
+    return JsonResponse({
+        "moved": moved, "recipients": after.recipients,
+        "pressure": after.exclusions.get("pressure", 0),
+        "pressure_before": before.exclusions.get("pressure", 0) if before else None,
+        "sources": [{"campaign": name, "contacts": n} for name, n in after.pressure_sources],
+    })

@@ -1,0 +1,67 @@
+"""The embedded demo's SMTP sink: every message is kept for the Outbox page, nothing leaves.
+
+The sending unit is found from the ledger through the Message-ID, so each unit sees
+only its own messages in the Outbox.
+"""
+
+import re
+import time
+
+from aiosmtpd.controller import Controller
+from asgiref.sync import sync_to_async
+from django.core.management.base import BaseCommand
+
+from enseigne.campaigns.models import Recipient
+from enseigne.delivery.models import OutboxMessage
+from enseigne.lib.rowsecurity import ALL, db_scope
+
+MESSAGE_ID = re.compile(rb"^Message-ID: *(<[^>\r\n]+>)", re.M | re.I)
+SUBJECT = re.compile(rb"^Subject: *(.*(?:\r\n[ \t].*)*)", re.M | re.I)
+FROM = re.compile(rb"^From: *(.*)", re.M | re.I)
+RECIPIENT = re.compile(r"^<c\d+\.r(\d+)\.")
+
+
+def keep(raw: bytes, mail_from: str, rcpt_tos: list[str]) -> None:
+    import email.header
+
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    found = MESSAGE_ID.search(head)
+    mid = found.group(1).decode(errors="replace") if found else ""
+    subject = SUBJECT.search(head)
+    sender = FROM.search(head)
+    decoded = str(email.header.make_header(email.header.decode_header(
+        subject.group(1).decode(errors="replace").replace("\r\n", "")))) if subject else ""
+    from_header = str(email.header.make_header(email.header.decode_header(
+        sender.group(1).decode(errors="replace")))) if sender else mail_from
+    with db_scope(ALL):
+        unit_path = ""
+        match = RECIPIENT.match(mid)
+        if match:
+            unit_path = Recipient.objects.filter(pk=int(match.group(1))).values_list("unit_path", flat=True).first() or ""
+        OutboxMessage.objects.create(channel="email", unit_path=unit_path, message_id=mid[:200],
+                                     sender=from_header[:300], recipient=", ".join(rcpt_tos)[:300],
+                                     subject=decoded[:300], raw=raw.decode("utf-8", errors="replace"))
+
+
+class _Store:
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+        await sync_to_async(keep, thread_sensitive=True)(
+            envelope.original_content or envelope.content, envelope.mail_from, list(envelope.rcpt_tos))
+        return "250 Message accepted"
+
+
+class Command(BaseCommand):
+    help = "Run the local SMTP sink; messages are kept for the Outbox page."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8025)
+
+    def handle(self, *args, **options):
+        controller = Controller(_Store(), hostname="127.0.0.1", port=options["port"])
+        controller.start()
+        self.stdout.write(f"SMTP sink on 127.0.0.1:{options['port']}; see the Outbox page.")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            controller.stop()
