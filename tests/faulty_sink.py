@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+import time
 from collections import Counter
 
 from aiosmtpd.controller import Controller
@@ -25,6 +26,7 @@ class FaultyHandler:
         self.reset = reset
         self.kept: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
+        self.kept_at: dict[str, float] = {}
         self.lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
@@ -49,6 +51,7 @@ class FaultyHandler:
             return "550 5.1.1 User unknown"
         with self.lock:
             self.kept[mid] += 1
+            self.kept_at.setdefault(mid, time.time())
         if draw < r451 + r454 + r550 + drop_after:
             server.transport.abort()
         return "250 2.0.0 OK"

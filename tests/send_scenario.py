@@ -44,5 +44,27 @@ def main(total: int) -> None:
     print(campaign.pk)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1].isdigit():
     main(int(sys.argv[1]))
+
+
+def unsubscribe_tail(campaign_id: int, count: int) -> None:
+    """Unsubscribe the last ``count`` recipients through the public service; print id and commit time."""
+    import time
+
+    import django
+
+    django.setup()
+    from enseigne.campaigns.models import Recipient
+    from enseigne.lib.rowsecurity import ALL, db_scope
+    from enseigne.tracking.services import unsubscribe
+
+    with db_scope(ALL):
+        ids = list(Recipient.objects.filter(campaign_id=campaign_id).order_by("-id").values_list("id", flat=True)[:count])
+    for pk in ids:
+        unsubscribe(recipient_id=pk)
+        print(pk, repr(time.time()), flush=True)
+
+
+if __name__ == "__main__" and sys.argv[1] == "unsubscribe":
+    unsubscribe_tail(int(sys.argv[2]), int(sys.argv[3]))

@@ -141,3 +141,40 @@ def test_killed_workers_and_a_faulty_server_lose_nothing_and_double_only_logged_
     assert sum(kept.values()) - len(kept) == sum(n - 1 for n in kept.values())
     # The faults really happened.
     assert ambiguous and failed
+
+
+@pytest.mark.django_db(transaction=False)
+def test_no_message_reaches_a_contact_after_their_unsubscribe_is_committed(tmp_path):
+    handler = FaultyHandler()
+    with ScratchDatabase(tmp_path) as database, FaultySink(handler) as sink:
+        env = _env(database, sink.port, tmp_path)
+        env["ENSEIGNE_EMAIL_RATE"] = "700"  # long enough a campaign for the unsubscribes to land mid-send
+        setup = subprocess.run([sys.executable, "tests/send_scenario.py", "5000"], cwd=ROOT, env=env,  # noqa: S603
+                               capture_output=True, text=True, timeout=300)
+        assert setup.returncode == 0, setup.stderr[-3000:]
+        campaign_id = setup.stdout.strip().splitlines()[-1]
+        worker = _worker(campaign_id, env, until_finished=True)
+        while _sent(database) < 300:
+            assert worker.poll() is None
+            time.sleep(0.02)
+        unsubscribing = subprocess.run(
+            [sys.executable, "tests/send_scenario.py", "unsubscribe", campaign_id, "500"], cwd=ROOT, env=env,  # noqa: S603
+            capture_output=True, text=True, timeout=300)
+        assert unsubscribing.returncode == 0, unsubscribing.stderr[-3000:]
+        output, _ = worker.communicate(timeout=300)
+        assert worker.returncode == 0, output.decode()[-3000:]
+        skipped = {pk for (pk,) in database.rows(
+            "SELECT id FROM campaigns_recipient WHERE status = 'skipped' AND reason = 'no_consent'")}
+
+    committed = {}
+    for line in unsubscribing.stdout.split("\n"):
+        if line.strip():
+            pk, at = line.split()
+            committed[int(pk)] = float(at)
+    assert len(committed) == 500
+    received = {int(RECIPIENT_IN_MID.match(mid).group(1)): at for mid, at in handler.kept_at.items()}
+    late = [pk for pk, at in committed.items() if pk in received and received[pk] > at]
+    assert late == []
+    # The race was real: some of the 500 had already received it, the rest were stopped.
+    assert skipped and skipped <= set(committed)
+    assert len(skipped) + sum(1 for pk in committed if pk in received) == 500

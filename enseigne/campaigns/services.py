@@ -121,7 +121,7 @@ def campaign_create_national(
     target_tag: UnitTag | None = None, audience_rules: dict | None = None, allow_opt_out: bool = True,
     relay_deadline: dt.datetime | None = None, send_at: dt.datetime | None = None,
 ) -> Campaign:
-    root = root_of(target_node) if target_node else OrgNode.get_root_nodes().first()
+    root = root_of(target_node) if target_node else OrgNode.objects.get_root_nodes().first()
     _require(actor, Capability.CREATE_NATIONAL_CAMPAIGNS, root)
     _check_sms(actor, channel, root)
     _check_template(template, channel, None)
