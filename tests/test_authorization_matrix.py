@@ -20,9 +20,9 @@ from enseigne.brand.services import local_version_save, template_create
 from enseigne.campaigns.models import Campaign, Recipient, Relay
 from enseigne.campaigns.services import campaign_create_local, campaign_submit
 from enseigne.contacts.models import ConsentEvent, Contact, ContactImport, Segment
+from enseigne.contacts.services import segment_save
 from enseigne.delivery.models import OutboxMessage
 from enseigne.lib.signing import sign_id
-from enseigne.contacts.services import segment_save
 from enseigne.network.models import AuditEvent, OrgNode, User
 from enseigne.network.tokens import token_create
 from tests.factories import PASSWORD, ContactFactory, build_world

@@ -157,8 +157,8 @@ def test_no_message_reaches_a_contact_after_their_unsubscribe_is_committed(tmp_p
         while _sent(database) < 300:
             assert worker.poll() is None
             time.sleep(0.02)
-        unsubscribing = subprocess.run(
-            [sys.executable, "tests/send_scenario.py", "unsubscribe", campaign_id, "500"], cwd=ROOT, env=env,  # noqa: S603
+        unsubscribing = subprocess.run(  # noqa: S603
+            [sys.executable, "tests/send_scenario.py", "unsubscribe", campaign_id, "500"], cwd=ROOT, env=env,
             capture_output=True, text=True, timeout=300)
         assert unsubscribing.returncode == 0, unsubscribing.stderr[-3000:]
         output, _ = worker.communicate(timeout=300)

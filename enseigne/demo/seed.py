@@ -10,6 +10,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from enseigne.brand.models import Asset, Guardrails, LocalVersion, Template
+from enseigne.campaigns.models import (
+    Budget,
+    Campaign,
+    PressureRule,
+    Recipient,
+    Relay,
+    SendingPolicy,
+)
 from enseigne.contacts.models import (
     ConsentEvent,
     ConsentStatus,
@@ -22,7 +30,9 @@ from enseigne.contacts.models import (
     Tag,
 )
 from enseigne.contacts.services import segment_save, tags_get_or_create
+from enseigne.delivery.models import Bounce, OutboxMessage
 from enseigne.demo.brand_kit import seed_brand_kit
+from enseigne.demo.campaigns import seed_campaigns
 from enseigne.network import services as network
 from enseigne.network.models import AuditEvent, CapabilityRule, OrgNode, Role, UnitVariable, User
 
@@ -78,6 +88,8 @@ def demo_exists() -> bool:
 def reset() -> None:
     """Remove everything the demo (or anyone) put in this database's domain tables."""
     with transaction.atomic():
+        for model in (OutboxMessage, Bounce, Recipient, Relay, Campaign, Budget, PressureRule, SendingPolicy):
+            model.objects.all().delete()
         for model in (LocalVersion, Template, Guardrails):
             model.objects.all().delete()
         for asset in Asset.objects.all():
@@ -151,7 +163,8 @@ def seed(contacts_total: int = 20_000, random_seed: int = 42) -> dict:
                      {"field": "tag", "op": "has", "value": "vip"},
                      {"field": "consent_sms", "op": "is_valid"}]})
     brand = seed_brand_kit(root, units, users, DOMAIN)
-    return {"units": len(units), "contacts": Contact.objects.count(), "users": len(users), **brand}
+    campaigns = seed_campaigns(root, units, users, DOMAIN)
+    return {"units": len(units), "contacts": Contact.objects.count(), "users": len(users), **brand, **campaigns}
 
 
 def _contacts(rng: random.Random, units: list[OrgNode], total: int) -> None:
