@@ -124,6 +124,10 @@ class Campaign(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     launched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The queue's runner for this campaign holds this lease (one runner per campaign; a
+    # crashed runner's lease simply expires). Extra workers started by hand share the rows.
+    runner_owner = models.CharField(max_length=64, blank=True)
+    runner_until = models.DateTimeField(null=True, blank=True)
     # Frozen at launch: how many rows the ledger got, for the progress bar's total.
     recipient_total = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -120,17 +120,36 @@ class Runner:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def run(self, *, max_batches: int | None = None) -> Stats:
+    def run(self, *, max_batches: int | None = None, exclusive: bool = False) -> Stats:
+        """Claim and hand off until nothing is due. ``exclusive``: as the campaign's one runner."""
         total = Stats()
-        while max_batches is None or total.batches < max_batches:
-            ids = self.claim()
-            if not ids:
-                break
-            total.add(self.process(ids))
-            total.batches += 1
+        if exclusive and not self._hold_runner():
+            logger.info("campaign %s already has a runner", self.campaign_id)
+            return total
+        try:
+            while max_batches is None or total.batches < max_batches:
+                ids = self.claim()
+                if not ids:
+                    break
+                total.add(self.process(ids))
+                total.batches += 1
+                if exclusive:
+                    self._hold_runner()
+        finally:
+            if exclusive:
+                with transaction.atomic(), db_scope(ALL):
+                    Campaign.objects.filter(pk=self.campaign_id, runner_owner=self.worker).update(
+                        runner_owner="", runner_until=None)
         with transaction.atomic(), db_scope(ALL):
             campaign_finish_if_done(self.campaign_id)
         return total
+
+    def _hold_runner(self) -> bool:
+        now = self.clock()
+        with transaction.atomic(), db_scope(ALL):
+            return bool(Campaign.objects.filter(pk=self.campaign_id).filter(
+                Q(runner_owner=self.worker) | Q(runner_until__isnull=True) | Q(runner_until__lt=now))
+                .update(runner_owner=self.worker, runner_until=now + self.lease))
 
     def close(self) -> None:
         if self._transport is not None:
@@ -408,10 +427,10 @@ class Runner:
             defaults={"reason": Suppression.Reason.HARD_BOUNCE})
 
 
-def run_campaign(campaign_id: int, **options) -> Stats:
+def run_campaign(campaign_id: int, *, exclusive: bool = False, **options) -> Stats:
     runner = Runner(campaign_id, **options)
     try:
-        return runner.run()
+        return runner.run(exclusive=exclusive)
     finally:
         runner.close()
 

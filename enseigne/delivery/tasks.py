@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-
 from django.utils import timezone
 from huey import crontab
-from huey.contrib.djhuey import HUEY, db_periodic_task, db_task
-from huey.exceptions import TaskLockedException
+from huey.contrib.djhuey import db_periodic_task, db_task
 
 from enseigne.campaigns.services import campaign_wake, campaigns_due
 from enseigne.delivery.pipeline import campaigns_sending, run_campaign
 from enseigne.lib.rowsecurity import ALL, db_scope
 
-logger = logging.getLogger(__name__)
-
 
 @db_task()
 def send_campaign(campaign_id: int) -> None:
-    """One runner per campaign in the queue; other workers may still share it through leases."""
-    try:
-        with HUEY.lock_task(f"send-campaign-{campaign_id}"):
-            run_campaign(campaign_id)
-    except TaskLockedException:
-        logger.info("campaign %s already has a runner", campaign_id)
+    """One runner per campaign (a lease in the DB, so a killed worker's expires); workers
+    started by hand with ``enseigne send_campaign`` still share the rows through their leases."""
+    run_campaign(campaign_id, exclusive=True)
 
 
 @db_periodic_task(crontab(minute="*"))

@@ -4,12 +4,15 @@ The sending unit is found from the ledger through the Message-ID, so each unit s
 only its own messages in the Outbox.
 """
 
+import logging
+import queue
 import re
+import threading
 import time
 
 from aiosmtpd.controller import Controller
-from asgiref.sync import sync_to_async
 from django.core.management.base import BaseCommand
+from django.db import OperationalError
 
 from enseigne.campaigns.models import Recipient
 from enseigne.delivery.models import OutboxMessage
@@ -44,10 +47,26 @@ def keep(raw: bytes, mail_from: str, rcpt_tos: list[str]) -> None:
 
 
 class _Store:
+    """Answers at once and writes in the background: on SQLite the sending worker holds the
+    write lock while it waits for this reply, so writing before replying would deadlock."""
+
+    def __init__(self):
+        self.queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._write, daemon=True, name="outbox-writer").start()
+
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
-        await sync_to_async(keep, thread_sensitive=True)(
-            envelope.original_content or envelope.content, envelope.mail_from, list(envelope.rcpt_tos))
+        self.queue.put((envelope.original_content or envelope.content, envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 Message accepted"
+
+    def _write(self) -> None:
+        while True:
+            item = self.queue.get()
+            for attempt in range(30):
+                try:
+                    keep(*item)
+                    break
+                except OperationalError:  # the database is busy: try again shortly
+                    time.sleep(0.2 * (attempt + 1))
 
 
 class Command(BaseCommand):
@@ -57,6 +76,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8025)
 
     def handle(self, *args, **options):
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         controller = Controller(_Store(), hostname="127.0.0.1", port=options["port"])
         controller.start()
         self.stdout.write(f"SMTP sink on 127.0.0.1:{options['port']}; see the Outbox page.")
