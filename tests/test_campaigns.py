@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
 from django.utils import timezone
 
 from enseigne.brand.services import local_version_save
@@ -82,8 +83,7 @@ def test_preview_names_every_exclusion_and_launch_freezes_the_same_audience(worl
     assert preview.exclusions == {"no_consent": 2, "suppressed": 2, "no_address": 1}
     total = launched(world, campaign)
     assert total == 11
-    states = dict(Recipient.objects.filter(campaign=campaign).values_list("reason").annotate(
-        n=__import__("django.db.models", fromlist=["Count"]).Count("id")))
+    states = dict(Recipient.objects.filter(campaign=campaign).values_list("reason").annotate(n=Count("id")))
     assert states == {"": 6, "no_consent": 2, "suppressed": 2, "no_address": 1}
 
 

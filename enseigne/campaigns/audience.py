@@ -163,22 +163,29 @@ def _competitor_reaches(other: Campaign) -> Q:
     return Q(Exists(candidates(other, units).filter(pk=OuterRef("pk"), **{consent: VALID_CONSENT})))
 
 
-def _pressure(campaign: Campaign, when: dt.datetime, planned: bool = True) -> tuple[dict, Q | None, list[Campaign]]:
-    """Per-cap loads to alias on the contacts, the "over a cap" test, and the planned campaigns counted."""
+def _pressure(campaign: Campaign, when: dt.datetime) -> tuple[dict, Q | None, list[tuple[Campaign, Q]]]:
+    """Per-cap loads to alias on the contacts, the "over a cap" test, and the planned
+    campaigns counted (each with its "reaches this contact" test)."""
+    rules = pressure_rules(campaign.owner, campaign.channel)
+    if not rules:
+        return {}, None, []
+    # Competitors are found once, for the longest window, and each cap keeps those in its own.
+    nearby = [(other, _competitor_reaches(other))
+              for other in competitors(campaign, when, max(r.window_days for r in rules))]
     loads: dict = {}
     over: Q | None = None
-    counted: dict[int, Campaign] = {}
-    for index, rule in enumerate(pressure_rules(campaign.owner, campaign.channel)):
-        since = when - dt.timedelta(days=rule.window_days)
+    counted: dict[int, tuple[Campaign, Q]] = {}
+    for index, rule in enumerate(rules):
+        window = dt.timedelta(days=rule.window_days)
         total = Coalesce(Subquery(
             Recipient.objects.filter(contact=OuterRef("pk"), channel=campaign.channel, status=Recipient.Status.SENT,
-                                     sent_at__gt=since).exclude(campaign=campaign)
+                                     sent_at__gt=when - window).exclude(campaign=campaign)
             .order_by().values("contact").annotate(n=Count("id")).values("n")[:1],
             output_field=IntegerField()), 0)
-        if planned:
-            for other in competitors(campaign, when, rule.window_days):
-                counted[other.pk] = other
-                total = total + Case(When(_competitor_reaches(other), then=1), default=0, output_field=IntegerField())
+        for other, reaches in nearby:
+            if when - window < other.send_at < when + window:
+                counted[other.pk] = (other, reaches)
+                total = total + Case(When(reaches, then=1), default=0, output_field=IntegerField())
         name = f"pressure_load_{index}"
         loads[name] = total
         condition = Q(**{f"{name}__gte": rule.max_messages})
@@ -186,8 +193,8 @@ def _pressure(campaign: Campaign, when: dt.datetime, planned: bool = True) -> tu
     return loads, over, list(counted.values())
 
 
-def classified(campaign: Campaign, contacts: QuerySet[Contact], when: dt.datetime,
-               planned: bool = True) -> tuple[QuerySet[Contact], list[Campaign]]:
+def classified(campaign: Campaign, contacts: QuerySet[Contact],
+               when: dt.datetime) -> tuple[QuerySet[Contact], list[tuple[Campaign, Q]]]:
     """``contacts`` annotated with ``reason`` ('' = will receive) and the competitors used."""
     channel = campaign.channel
     address = "email" if channel == Channel.EMAIL else "phone"
@@ -202,10 +209,10 @@ def classified(campaign: Campaign, contacts: QuerySet[Contact], when: dt.datetim
     whens.append(When(Exists(Suppression.objects.filter(
         Q(unit_path="") | Q(unit_path=OuterRef("unit_path")), channel=channel, value_hash=OuterRef("address_hash"),
     )), then=Value("suppressed")))
-    used: list[Campaign] = []
+    used: list[tuple[Campaign, Q]] = []
     loads: dict = {}
     if not campaign.is_transactional:
-        loads, over, used = _pressure(campaign, when, planned)
+        loads, over, used = _pressure(campaign, when)
         if over is not None:
             whens.append(When(over, then=Value("pressure")))
     # alias(), not annotate(): the loads are computed inside the CASE, only for contacts
@@ -264,7 +271,9 @@ def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
         if not sendable:
             continue
         each, _segments = unit_cost(campaign, target, policy)
-        affordable = _affordable(campaign, target, policy, when, each, sendable, result)
+        affordable, budget = _budget(campaign, target, policy, when, each, sendable)
+        if budget is not None:
+            result.budgets.append(budget)
         exclusions["over_budget"] += sendable - affordable
         result.recipients += affordable
         cost = each * affordable
@@ -282,19 +291,20 @@ def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
     return result
 
 
-def _affordable(campaign, target, policy, when, each, sendable, result) -> int:
+def _budget(campaign, target, policy, when, each, sendable) -> tuple[int, dict | None]:
+    """How many of ``sendable`` messages the unit can pay for, and its budget line (if any)."""
     budget = budget_for(target.unit, when.date())
     if budget is None or each == 0:
-        return sendable
+        return sendable, None
     unit_each = each * (100 - target.hq_share_percent) / 100
     remaining = budget.amount - spent(target.unit, budget.starts_on, budget.ends_on, policy)
     needed = unit_each * sendable
     over = needed > remaining
-    result.budgets.append({"unit": target.unit, "budget": budget.amount, "remaining": remaining,
-                           "needed": needed.quantize(Decimal("0.01")), "over": over})
+    line = {"unit": target.unit, "budget": budget.amount, "remaining": remaining,
+            "needed": needed.quantize(Decimal("0.01")), "over": over}
     if not over or campaign.budget_override:
-        return sendable
-    return max(0, int(remaining / unit_each)) if unit_each else sendable
+        return sendable, line
+    return (max(0, int(remaining / unit_each)) if unit_each else sendable), line
 
 
 def _pressure_sources(campaign, contacts, used, when) -> list[tuple[str, int]]:
@@ -305,8 +315,8 @@ def _pressure_sources(campaign, contacts, used, when) -> list[tuple[str, int]]:
                                  sent_at__gt=when - dt.timedelta(days=longest))
         .exclude(campaign=campaign).values_list("campaign__name").annotate(n=Count("contact", distinct=True))
     )
-    for other in used:
-        n = contacts.filter(reason="pressure").filter(_competitor_reaches(other)).count()
+    for other, reaches in used:
+        n = contacts.filter(reason="pressure").filter(reaches).count()
         if n:
             sources.append((other.name, n))
     return sorted(sources, key=lambda s: -s[1])
@@ -343,8 +353,7 @@ def freeze(campaign: Campaign, when: dt.datetime) -> int:
         if segments:
             rows.update(segments=segments)
         sendable = rows.count()
-        scratch = Preview(when=when)
-        affordable = _affordable(campaign, target, policy, when, each, sendable, scratch) if sendable else 0
+        affordable = _budget(campaign, target, policy, when, each, sendable)[0] if sendable else 0
         if affordable < sendable:
             cut = list(rows.order_by("-id").values_list("id", flat=True)[: sendable - affordable])
             Recipient.objects.filter(pk__in=cut).update(status=Recipient.Status.SKIPPED, reason="over_budget")

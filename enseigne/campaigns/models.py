@@ -17,7 +17,12 @@ from django.utils.translation import gettext_lazy as _
 
 from enseigne.brand.models import LocalVersion, Template
 from enseigne.contacts.models import Channel, Contact, Segment
+from enseigne.lib.sendwindow import DEFAULT_DAYS
 from enseigne.network.models import OrgNode, UnitTag, User
+
+
+def default_sms_days() -> list[int]:
+    return list(DEFAULT_DAYS)
 
 
 class SendingPolicy(models.Model):
@@ -28,7 +33,7 @@ class SendingPolicy(models.Model):
         FIRST_SCHEDULED = "first_scheduled", _("First scheduled, first served")
 
     node = models.OneToOneField(OrgNode, on_delete=models.CASCADE, related_name="sending_policy")
-    sms_days = models.JSONField(_("SMS days"), default=list, help_text=_("0 = Monday … 6 = Sunday"))
+    sms_days = models.JSONField(_("SMS days"), default=default_sms_days, help_text=_("0 = Monday … 6 = Sunday"))
     sms_start = models.TimeField(_("SMS window opens"), default=dt.time(8, 0))
     sms_end = models.TimeField(_("SMS window closes"), default=dt.time(20, 0))
     sms_holiday_country = models.CharField(_("no SMS on public holidays of"), max_length=2, default="FR",

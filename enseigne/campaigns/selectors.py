@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
 from enseigne.campaigns.models import (
@@ -65,7 +65,7 @@ def relay_for_unit(campaign: Campaign, unit: OrgNode) -> Relay | None:
 
 def policy_for(node: OrgNode) -> SendingPolicy:
     root = root_of(node)
-    policy, _ = SendingPolicy.objects.get_or_create(node=root, defaults={"sms_days": [0, 1, 2, 3, 4, 5]})
+    policy, _ = SendingPolicy.objects.get_or_create(node=root)
     return policy
 
 
@@ -102,4 +102,4 @@ def skip_reasons(campaign: Campaign) -> list[tuple[str, int]]:
 def calendar_campaigns(user: User, start, end) -> QuerySet[Campaign]:
     return campaigns_for_user(user).exclude(status__in=(Campaign.Status.CANCELLED, Campaign.Status.REJECTED)).filter(
         Q(send_at__gte=start, send_at__lt=end) | Q(send_at__isnull=True, created_at__gte=start, created_at__lt=end)
-    ).annotate(relayed=Exists(Relay.objects.filter(campaign=OuterRef("pk"))))
+    )

@@ -27,6 +27,7 @@ from enseigne.campaigns.models import (
 )
 from enseigne.campaigns.selectors import policy_for
 from enseigne.contacts.models import Channel, Segment
+from enseigne.contacts.segments import SegmentCompiler
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, UnitTag, User
@@ -126,8 +127,6 @@ def campaign_create_national(
     _check_sms(actor, channel, root)
     _check_template(template, channel, None)
     if audience_rules:
-        from enseigne.contacts.segments import SegmentCompiler
-
         SegmentCompiler(actor).compile(audience_rules)  # raises with the rule's position
     if relay_deadline and send_at and relay_deadline > send_at:
         raise ValidationError({"relay_deadline": _("Units must decide before the campaign is sent.")})

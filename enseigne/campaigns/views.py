@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -127,15 +128,13 @@ def campaign_message(request: HttpRequest, public_id) -> HttpResponse:
         return _sandboxed("<p>—</p>")
     values = target.local_version.values if target.local_version else {}
     if campaign.channel == "sms":
-        from django.utils.html import escape
-
         return _sandboxed(f"<pre style='white-space:pre-wrap;font:16px sans-serif'>"
                           f"{escape(sms_preview(version, values, target.unit))}</pre>")
     html, _text = email_preview(version, values, target.unit)
     return _sandboxed(html)
 
 
-def _act(request, public_id, action, capability=None, **extra):
+def _act(request, public_id, action, **extra):
     campaign = _get(request, public_id)
     try:
         action(actor=request.user, campaign=campaign, **extra)

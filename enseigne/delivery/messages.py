@@ -65,6 +65,15 @@ def message_id(campaign_id: int, recipient_id: int, domain: str) -> str:
     return f"<c{campaign_id}.r{recipient_id}.{tag}@{domain}>"
 
 
+_RECIPIENT_IN_MESSAGE_ID = re.compile(r"^<c\d+\.r(\d+)\.")
+
+
+def recipient_of(message_id: str) -> int | None:
+    """The ledger row a Message-ID of ours was made for (None for anyone else's)."""
+    found = _RECIPIENT_IN_MESSAGE_ID.match(message_id)
+    return int(found.group(1)) if found else None
+
+
 @dataclass(frozen=True)
 class Envelope:
     """The headers one unit's messages share, encoded once."""

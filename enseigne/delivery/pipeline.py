@@ -19,6 +19,7 @@ claimable again; if it was attempted it is ambiguous and the policy decides.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import socket
@@ -90,7 +91,9 @@ class UnitContent:
     personaliser: Personaliser | None = None
     text_zones: dict = field(default_factory=dict)
     envelope: Envelope | None = None
+    subject: object | None = None  # the version's subject, parsed once (None: the campaign's name)
     sms_sender: str = ""
+    sms_body: object | None = None
 
 
 class Runner:
@@ -258,8 +261,6 @@ class Runner:
                 cursor.execute(
                     f"SELECT {', '.join(columns)} FROM {Contact._meta.db_table} WHERE id = ANY(%s) FOR SHARE",  # noqa: S608
                     [contact_ids])
-                import json
-
                 found = {}
                 for values in cursor.fetchall():
                     row = dict(zip(columns, values, strict=True))
@@ -350,12 +351,14 @@ class Runner:
         if self.is_email:
             compiled = Compiled(html=version.compiled_html, text=version.compiled_text, zones=zones)
             content.personaliser = Personaliser(compiled, values)
+            content.subject = text_template(version.subject) if version.subject else None
             content.envelope = Envelope.build(
                 unit_name=unit.name, brand_name=root.name, from_address=f"{unit.code}@{domain}",
                 reply_to=(profile.email if profile else "") or "", list_id=f"{unit.code}.{domain}",
                 return_path=f"bounces@{domain}")
         else:
             content.text_zones = zone_context(zones, values, for_text=True)
+            content.sms_body = text_template(version.compiled_text)
             content.sms_sender = content.brand_data["sms_sender"]
         return content
 
@@ -365,18 +368,17 @@ class Runner:
                   "phone": contact["phone"] or "", "language": contact["language"],
                   "attributes": contact["attributes"] or {}}
         mid = message_id(self.campaign_id, row["id"], content.domain)
-        links = {"unsubscribe": unsubscribe_url(row["id"]), "preferences": unsubscribe_url(row["id"]),
-                 "view_online": ""}
+        unsubscribe = unsubscribe_url(row["id"])
+        links = {"unsubscribe": unsubscribe, "preferences": unsubscribe, "view_online": ""}
         data = {"contact": person, "unit": content.unit_data, "brand": content.brand_data, "links": links}
         if self.is_email:
             html, text = content.personaliser.render(**data)
-            subject = text_template(content.version.subject).render(**data).strip() if content.version.subject else \
-                self.campaign.name
+            subject = content.subject.render(**data).strip() if content.subject else self.campaign.name
             raw = build_email(envelope=content.envelope, to=contact["email"], subject=subject, html=html, text=text,
                               message_id=mid, unsubscribe_url=links["unsubscribe"])
             verp = f"bounces+{row['id']}@{content.domain}"
             return EmailOut(recipient_id=row["id"], mail_from=verp, to=contact["email"], data=raw, message_id=mid)
-        body = text_template(content.version.compiled_text).render(**data, zones=content.text_zones).strip()
+        body = content.sms_body.render(**data, zones=content.text_zones).strip()
         text = f"{content.sms_sender}: {body} {content.version.sms_stop}".strip()
         return SmsOut(recipient_id=row["id"], sender=content.sms_sender, to=contact["phone"], text=text, message_id=mid)
 

@@ -19,7 +19,8 @@ from enseigne.delivery import selectors
 from enseigne.delivery.tasks import send_campaign
 
 
-def _control(request, public_id, action):
+def _control(request, public_id, action, *, wake: bool = True, done: str = ""):
+    """Run a sending control; ``wake`` gives the campaign a runner once it is committed."""
     campaign = get_campaign_for_user(request.user, public_id)
     try:
         action(actor=request.user, campaign=campaign)
@@ -27,7 +28,10 @@ def _control(request, public_id, action):
         for message in exc.messages:
             messages.error(request, message)
     else:
-        transaction.on_commit(lambda: send_campaign(campaign.pk))
+        if wake:
+            transaction.on_commit(lambda: send_campaign(campaign.pk))
+        if done:
+            messages.success(request, done)
     return redirect("campaign_detail", public_id=campaign.public_id)
 
 
@@ -41,13 +45,8 @@ def campaign_launch(request, public_id):
 @login_required
 @require_POST
 def campaign_pause(request, public_id):
-    campaign = get_campaign_for_user(request.user, public_id)
-    try:
-        campaign_services.campaign_pause(actor=request.user, campaign=campaign)
-        messages.success(request, _("Paused: nothing more leaves until you resume."))
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    return redirect("campaign_detail", public_id=campaign.public_id)
+    return _control(request, public_id, campaign_services.campaign_pause, wake=False,
+                    done=_("Paused: nothing more leaves until you resume."))
 
 
 @login_required

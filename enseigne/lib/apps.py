@@ -1,3 +1,5 @@
+import hashlib
+
 from django.apps import AppConfig
 
 
@@ -18,8 +20,6 @@ class LibConfig(AppConfig):
 
 
 def _sha256_hex(value):
-    import hashlib
-
     return None if value is None else hashlib.sha256(value.encode()).hexdigest()
 
 

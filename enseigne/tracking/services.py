@@ -11,7 +11,7 @@ from enseigne.contacts.models import VALID_CONSENT, ConsentEvent, ConsentStatus,
 from enseigne.contacts.services import consent_record
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.lib.signing import unsign_id
-from enseigne.network.models import OrgNode
+from enseigne.network.selectors import root_of
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,8 @@ def unsubscribe_target(token: str) -> UnsubscribeTarget | None:
                .first())
         if row is None:
             return None
-        root = OrgNode.objects.filter(path=row.unit.path[:OrgNode.steplen]).only("name").first()
         already = row.contact is None or row.contact.consent_for(row.channel) not in VALID_CONSENT
-        return UnsubscribeTarget(row.pk, row.channel, row.unit.name, root.name if root else "", already)
+        return UnsubscribeTarget(row.pk, row.channel, row.unit.name, root_of(row.unit).name, already)
 
 
 def unsubscribe(*, recipient_id: int, ip_address: str | None = None, user_agent: str = "") -> bool:

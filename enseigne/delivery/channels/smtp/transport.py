@@ -159,11 +159,12 @@ class SmtpTransport:
     def send(self, messages: list[EmailOut]) -> list[Result]:
         results: list[Result | None] = [None] * len(messages)
         lanes = len(self.connections)
+        numbered = list(enumerate(messages))
         if lanes == 1 or len(messages) < 2:
-            self._run(self.connections[0], list(enumerate(messages)), results)
+            self._run(self.connections[0], numbered, results)
         else:
             futures = [
-                self.pool.submit(self._run, connection, list(enumerate(messages))[lane::lanes], results)
+                self.pool.submit(self._run, connection, numbered[lane::lanes], results)
                 for lane, connection in enumerate(self.connections)
             ]
             for future in futures:

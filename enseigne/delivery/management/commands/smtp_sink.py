@@ -4,6 +4,7 @@ The sending unit is found from the ledger through the Message-ID, so each unit s
 only its own messages in the Outbox.
 """
 
+import email.header
 import logging
 import queue
 import re
@@ -15,35 +16,34 @@ from django.core.management.base import BaseCommand
 from django.db import OperationalError
 
 from enseigne.campaigns.models import Recipient
+from enseigne.delivery.messages import recipient_of
 from enseigne.delivery.models import OutboxMessage
 from enseigne.lib.rowsecurity import ALL, db_scope
 
 MESSAGE_ID = re.compile(rb"^Message-ID: *(<[^>\r\n]+>)", re.M | re.I)
 SUBJECT = re.compile(rb"^Subject: *(.*(?:\r\n[ \t].*)*)", re.M | re.I)
 FROM = re.compile(rb"^From: *(.*)", re.M | re.I)
-RECIPIENT = re.compile(r"^<c\d+\.r(\d+)\.")
+
+
+def _header(pattern: re.Pattern, head: bytes, default: str = "") -> str:
+    found = pattern.search(head)
+    if not found:
+        return default
+    folded = found.group(1).decode(errors="replace").replace("\r\n", "")
+    return str(email.header.make_header(email.header.decode_header(folded)))
 
 
 def keep(raw: bytes, mail_from: str, rcpt_tos: list[str]) -> None:
-    import email.header
-
     head = raw.split(b"\r\n\r\n", 1)[0]
-    found = MESSAGE_ID.search(head)
-    mid = found.group(1).decode(errors="replace") if found else ""
-    subject = SUBJECT.search(head)
-    sender = FROM.search(head)
-    decoded = str(email.header.make_header(email.header.decode_header(
-        subject.group(1).decode(errors="replace").replace("\r\n", "")))) if subject else ""
-    from_header = str(email.header.make_header(email.header.decode_header(
-        sender.group(1).decode(errors="replace")))) if sender else mail_from
+    mid = _header(MESSAGE_ID, head)
     with db_scope(ALL):
+        recipient_id = recipient_of(mid)
         unit_path = ""
-        match = RECIPIENT.match(mid)
-        if match:
-            unit_path = Recipient.objects.filter(pk=int(match.group(1))).values_list("unit_path", flat=True).first() or ""
+        if recipient_id is not None:
+            unit_path = Recipient.objects.filter(pk=recipient_id).values_list("unit_path", flat=True).first() or ""
         OutboxMessage.objects.create(channel="email", unit_path=unit_path, message_id=mid[:200],
-                                     sender=from_header[:300], recipient=", ".join(rcpt_tos)[:300],
-                                     subject=decoded[:300], raw=raw.decode("utf-8", errors="replace"))
+                                     sender=_header(FROM, head, mail_from)[:300],
+                                     recipient=", ".join(rcpt_tos)[:300], subject=_header(SUBJECT, head)[:300], raw=raw.decode("utf-8", errors="replace"))
 
 
 class _Store:
