@@ -195,6 +195,8 @@ SEND_CHUNK_SIZE = env_int("ENSEIGNE_SEND_CHUNK_SIZE", 100)
 SEND_LEASE_SECONDS = env_int("ENSEIGNE_SEND_LEASE_SECONDS", 300)
 SEND_MAX_ATTEMPTS = env_int("ENSEIGNE_SEND_MAX_ATTEMPTS", 6)
 SEND_RETRY_SECONDS = env_int("ENSEIGNE_SEND_RETRY_SECONDS", 60)
+# SQLite only: pause after each hand-off so other writers (unsubscribes, the UI) get the lock.
+SEND_SQLITE_YIELD_MS = env_int("ENSEIGNE_SEND_SQLITE_YIELD_MS", 120)
 # A message whose connection dropped after end-of-data may or may not have left:
 # "at_most_once" never sends it again (default), "retry" sends it again and logs it.
 AMBIGUOUS_POLICY = env_str("ENSEIGNE_AMBIGUOUS_POLICY", "at_most_once")

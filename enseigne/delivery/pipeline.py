@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -220,8 +221,10 @@ class Runner:
         now = self.clock()
         ids = [r["id"] for r in chunk]
         with transaction.atomic(), db_scope(ALL):
+            # The chunk's lease starts afresh with its hand-off, so a slow batch does not let
+            # another worker reclaim rows that are being sent right now.
             marked = Recipient.objects.filter(pk__in=ids, lease_owner=self.worker, status=R.PENDING,
-                                              lease_until__gt=now).update(attempted_at=now)
+                                              lease_until__gt=now).update(attempted_at=now, lease_until=now + self.lease)
         if marked != len(ids):
             # Someone reclaimed part of it: leave all of it to the ledger's next claim.
             with transaction.atomic(), db_scope(ALL):
@@ -250,6 +253,11 @@ class Runner:
                 stats.deferred += len(pks)
             results = self.transport.send(outgoing) if outgoing else []
             self._mark(outgoing, results, self.clock(), stats)
+        if connection.vendor == "sqlite" and settings.SEND_SQLITE_YIELD_MS:
+            # SQLite has one write lock, held through each hand-off, and its busy handler
+            # retries only every ~100 ms: without a pause the worker takes the lock again at
+            # once and an unsubscribe (or any other write) starves until the campaign ends.
+            time.sleep(settings.SEND_SQLITE_YIELD_MS / 1000)
         return stats
 
     def _lock_contacts(self, contact_ids: list[int]) -> dict[int, dict]:
