@@ -13,6 +13,7 @@ from config.env import (
     database_from_url,
     email_from_url,
     env_bool,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -203,6 +204,14 @@ AMBIGUOUS_POLICY = env_str("ENSEIGNE_AMBIGUOUS_POLICY", "at_most_once")
 if AMBIGUOUS_POLICY not in {"at_most_once", "retry"}:
     raise ImproperlyConfigured("ENSEIGNE_AMBIGUOUS_POLICY must be 'at_most_once' or 'retry'.")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Enseigne <no-reply@enseigne.localhost>")
+# Bounce reports: a Maildir the MTA delivers bounces+…@ to (read every minute), besides the
+# stdin command and the inbound URL (`enseigne bounce_url`).
+BOUNCE_MAILDIR = env_str("ENSEIGNE_BOUNCE_MAILDIR", "")
+# Spam complaints per message sent, per campaign: warn at 0.1 %, pause at 0.3 % (Gmail and
+# Yahoo's bulk-sender rule), once the campaign has sent enough for a rate to mean something.
+COMPLAINT_WARN_RATE = env_float("ENSEIGNE_COMPLAINT_WARN_RATE", 0.001)
+COMPLAINT_PAUSE_RATE = env_float("ENSEIGNE_COMPLAINT_PAUSE_RATE", 0.003)
+COMPLAINT_MIN_SENT = env_int("ENSEIGNE_COMPLAINT_MIN_SENT", 1000)
 
 HUEY = huey_from_url(
     env_str("HUEY_URL", f"sqlite:///{DATA_DIR / 'huey.sqlite3'}" if EMBEDDED else None),

@@ -22,7 +22,7 @@ from enseigne.campaigns.services import campaign_create_local, campaign_submit
 from enseigne.contacts.models import ConsentEvent, Contact, ContactImport, Segment
 from enseigne.contacts.services import segment_save
 from enseigne.delivery.models import OutboxMessage
-from enseigne.lib.signing import sign_id
+from enseigne.lib.signing import sign_id, webhook_key
 from enseigne.network.models import AuditEvent, OrgNode, User
 from enseigne.network.tokens import token_create
 from tests.factories import PASSWORD, ContactFactory, build_world
@@ -130,6 +130,11 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     # Public: a signed token, no session.
     ("u/<str:token>/", "GET"): ("recipient", "200 200 200 200 200 200", None),
     ("u/<str:token>/", "POST"): ("recipient", "200 200 200 200 200 200", None),
+    # Public: the MTA posts bounce reports to a secret URL; the ESP webhook exists only when
+    # that ESP is configured with a webhook secret (not in the tests' settings).
+    ("hooks/bounces/<str:key>/", "POST"): (NO_OBJECT, "202 202 202 202 202 202", None),
+    ("hooks/bounces/<str:key>/", "GET"): (NO_OBJECT, "405 405 405 405 405 405", None),
+    ("hooks/esp/<slug:esp>/", "POST"): (NO_OBJECT, "404 404 404 404 404 404", None),
     ("brand/guardrails/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
     ("brand/guardrails/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
     # API v1: bearer tokens only.
@@ -289,7 +294,8 @@ class Objects:
 
 
 def _url(route: str, target) -> str:
-    url = "/" + route.replace("<slug:kind>", "offer")
+    url = "/" + route.replace("<slug:kind>", "offer").replace("<str:key>", webhook_key("bounces"))
+    url = url.replace("<slug:esp>", "postmark")
     if route.startswith("media/"):
         return "/media/" + target.thumbnail.name
     if "<str:token>" in route:

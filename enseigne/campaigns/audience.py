@@ -340,9 +340,9 @@ def freeze(campaign: Campaign, when: dt.datetime) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (campaign_id, contact_id, unit_id, unit_path, channel, status, reason, detail, "  # noqa: S608
-            "lease_owner, attempts, ambiguous_count, segments) "
+            "lease_owner, attempts, ambiguous_count, segments, feedback) "
             f"SELECT %s, sub.id, sub.unit_id, sub.unit_path, %s, "
-            "CASE WHEN sub.reason = '' THEN 'pending' ELSE 'skipped' END, sub.reason, '', '', 0, 0, 0 "
+            "CASE WHEN sub.reason = '' THEN 'pending' ELSE 'skipped' END, sub.reason, '', '', 0, 0, 0, '' "
             f"FROM ({sql}) sub WHERE true ON CONFLICT DO NOTHING",
             [campaign.pk, campaign.channel, *params],
         )

@@ -135,6 +135,8 @@ class Campaign(models.Model):
     runner_until = models.DateTimeField(null=True, blank=True)
     # Frozen at launch: how many rows the ledger got, for the progress bar's total.
     recipient_total = models.PositiveIntegerField(default=0)
+    # Why sending stopped when the system paused it (e.g. the complaint rate); '' otherwise.
+    pause_reason = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -207,6 +209,10 @@ class Recipient(models.Model):
     ambiguous_count = models.PositiveSmallIntegerField(default=0)
     segments = models.PositiveSmallIntegerField(default=0)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # What came back after a sent message: a bounce report, a complaint (the ledger keeps
+    # the last one, so counts and the complaint rate need no other table).
+    feedback = models.CharField(max_length=12, blank=True)
+    feedback_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -219,4 +225,6 @@ class Recipient(models.Model):
             models.Index(fields=["contact", "channel", "sent_at"], condition=Q(status="sent"),
                          name="recipient_contact_sent"),
             models.Index(fields=["campaign", "status"], name="recipient_campaign_status"),
+            # A campaign's complaint rate, checked on every complaint.
+            models.Index(fields=["campaign"], condition=Q(feedback="complaint"), name="recipient_complaints"),
         ]

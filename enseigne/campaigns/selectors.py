@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
@@ -91,7 +92,31 @@ def progress(campaign: Campaign) -> dict:
     return {"total": total, "sent": counts.get("sent", 0), "pending": counts.get("pending", 0),
             "failed": counts.get("failed", 0), "skipped": counts.get("skipped", 0),
             "ambiguous": counts.get("ambiguous", 0), "done": done,
-            "percent": round(100 * done / total) if total else 0}
+            "percent": round(100 * done / total) if total else 0, **feedback_summary(campaign, counts.get("sent", 0))}
+
+
+def feedback_summary(campaign: Campaign, sent: int) -> dict:
+    """Bounces and complaints reported after hand-off, and the complaint rate against the limits."""
+    feedback = feedback_counts(campaign)
+    complaints = feedback.get("complaint", 0)
+    rate = complaints / sent if sent else 0.0
+    return {"hard": feedback.get("hard", 0), "soft": feedback.get("soft", 0), "complaints": complaints,
+            "complaint_rate": round(100 * rate, 2),
+            "complaint_warning": complaints > 0 and sent >= settings.COMPLAINT_MIN_SENT
+            and rate >= settings.COMPLAINT_WARN_RATE,
+            "complaint_limit": round(100 * settings.COMPLAINT_PAUSE_RATE, 2)}
+
+
+def complaint_counts(campaign_id: int) -> tuple[int, int]:
+    """(complaints, messages sent) for one campaign."""
+    rows = Recipient.objects.filter(campaign_id=campaign_id)
+    return (rows.filter(feedback="complaint").count(), rows.filter(status=Recipient.Status.SENT).count())
+
+
+def feedback_counts(campaign: Campaign) -> dict[str, int]:
+    """Bounces and complaints reported after hand-off, by kind."""
+    return dict(Recipient.objects.filter(campaign=campaign).exclude(feedback="").values_list("feedback")
+                .annotate(n=Count("id")))
 
 
 def skip_reasons(campaign: Campaign) -> list[tuple[str, int]]:

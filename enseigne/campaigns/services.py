@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef
@@ -16,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from enseigne.brand.models import LocalVersion, Template
-from enseigne.campaigns import audience
+from enseigne.campaigns import audience, selectors
 from enseigne.campaigns.models import (
     Budget,
     Campaign,
@@ -309,7 +310,7 @@ def campaign_pause(*, actor: User, campaign: Campaign) -> Campaign:
 @transaction.atomic
 def campaign_resume(*, actor: User, campaign: Campaign) -> Campaign:
     _require(actor, edit_capability(campaign), campaign.owner)
-    _transition(campaign, (S.PAUSED,), S.SENDING)
+    _transition(campaign, (S.PAUSED,), S.SENDING, pause_reason="")
     audit(actor=actor, action="campaign.resume", target=campaign, node_path=campaign.owner_path)
     return campaign
 
@@ -324,6 +325,24 @@ def campaign_cancel(*, actor: User, campaign: Campaign) -> Campaign:
         status=Recipient.Status.SKIPPED, reason="cancelled", lease_owner="", lease_until=None)
     audit(actor=actor, action="campaign.cancel", target=campaign, node_path=campaign.owner_path)
     return campaign
+
+
+def complaints_check(campaign_id: int) -> bool:
+    """Pause a sending e-mail campaign whose complaint rate reached the limit (True if paused).
+
+    Called on every complaint. Below ``COMPLAINT_MIN_SENT`` messages a rate means nothing
+    (one complaint in 50 is not 2 % of anything), so nothing is paused.
+    """
+    complaints, sent = selectors.complaint_counts(campaign_id)
+    if sent < settings.COMPLAINT_MIN_SENT or complaints / sent < settings.COMPLAINT_PAUSE_RATE:
+        return False
+    paused = Campaign.objects.filter(pk=campaign_id, status=S.SENDING).update(
+        status=S.PAUSED, pause_reason="complaint_rate", updated_at=timezone.now())
+    if paused:
+        campaign = Campaign.objects.get(pk=campaign_id)
+        audit(actor=None, action="campaign.pause", target=campaign, node_path=campaign.owner_path,
+              changes={"reason": "complaint_rate", "complaints": complaints, "sent": sent})
+    return bool(paused)
 
 
 def campaign_finish_if_done(campaign_id: int) -> bool:

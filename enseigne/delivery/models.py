@@ -43,4 +43,10 @@ class Bounce(models.Model):
     status_code = models.CharField(max_length=16, blank=True)
     diagnostic = models.CharField(max_length=300, blank=True)
     source = models.CharField(max_length=20)
+    # The report's own id (its Message-ID, the ESP's event id): the same report counts once.
+    reference = models.CharField(max_length=200, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "reference"], condition=~models.Q(reference=""),
+                                               name="bounce_reference_unique")]

@@ -42,7 +42,7 @@ from enseigne.campaigns.services import campaign_finish_if_done
 from enseigne.contacts.models import VALID_CONSENT, Channel, Contact, Suppression
 from enseigne.delivery.channels import email_transport, sms_transport
 from enseigne.delivery.channels.base import EmailOut, Outcome, Result, SmsOut
-from enseigne.delivery.messages import Envelope, build_email, message_id
+from enseigne.delivery.messages import Envelope, bounce_address, build_email, message_id
 from enseigne.lib.hashing import identifier_hash
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.lib.signing import sign_id
@@ -384,8 +384,7 @@ class Runner:
             subject = content.subject.render(**data).strip() if content.subject else self.campaign.name
             raw = build_email(envelope=content.envelope, to=contact["email"], subject=subject, html=html, text=text,
                               message_id=mid, unsubscribe_url=links["unsubscribe"])
-            verp = f"bounces+{row['id']}@{content.domain}"
-            return EmailOut(recipient_id=row["id"], mail_from=verp, to=contact["email"], data=raw, message_id=mid)
+            return EmailOut(recipient_id=row["id"], mail_from=bounce_address(row["id"], content.domain), to=contact["email"], data=raw, message_id=mid)
         body = content.sms_body.render(**data, zones=content.text_zones).strip()
         text = f"{content.sms_sender}: {body} {content.version.sms_stop}".strip()
         return SmsOut(recipient_id=row["id"], sender=content.sms_sender, to=contact["phone"], text=text, message_id=mid)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.utils import timezone
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
 from enseigne.campaigns.services import campaign_wake, campaigns_due
+from enseigne.delivery.bounces import process_maildir
 from enseigne.delivery.pipeline import campaigns_sending, run_campaign
 from enseigne.lib.rowsecurity import ALL, db_scope
 
@@ -27,3 +29,11 @@ def sending_tick() -> None:
             campaign_wake(campaign=campaign, now=now)
     for campaign_id in campaigns_sending():
         send_campaign(campaign_id)
+
+
+@db_periodic_task(crontab(minute="*"))
+def bounces_tick() -> None:
+    """Every minute: read the bounce Maildir, if one is configured (hard bounces and complaints
+    must take effect before the next hand-off)."""
+    if settings.BOUNCE_MAILDIR:
+        process_maildir(settings.BOUNCE_MAILDIR)

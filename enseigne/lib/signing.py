@@ -30,3 +30,12 @@ def unsign_id(purpose: str, token: str) -> int | None:
         return None
     value = int(head)
     return value if hmac.compare_digest(mac, _mac(purpose, value)) else None
+
+
+def webhook_key(purpose: str) -> str:
+    """The secret path segment of an inbound URL (bounces posted by the MTA, say)."""
+    return hmac.new(settings.SECRET_KEY.encode(), f"webhook:{purpose}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def webhook_key_matches(purpose: str, key: str) -> bool:
+    return hmac.compare_digest((key or "").encode(), webhook_key(purpose).encode())

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from django.http import Http404
+from django.conf import settings
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
+from enseigne.delivery import bounces
+from enseigne.lib.signing import webhook_key_matches
 from enseigne.tracking import services
+
+# A DSN quotes the original message: ours are far below this.
+MAX_REPORT_BYTES = 2 * 1024 * 1024
 
 
 @csrf_exempt  # a signed token, not a session, authorises it; RFC 8058 posts carry no cookie
@@ -27,3 +33,40 @@ def unsubscribe(request, token: str):
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"
     return response
+
+
+@csrf_exempt  # the secret key in the path authorises it; the MTA has no session
+@require_POST
+def inbound_bounce(request, key: str):
+    """A bounce report posted raw by the MTA (``curl --data-binary @- <url>`` from a pipe)."""
+    if not webhook_key_matches("bounces", key):
+        raise Http404("Unknown link.")
+    if len(request.body) > MAX_REPORT_BYTES:
+        return HttpResponse("Too large.", status=413, content_type="text/plain")
+    bounce = bounces.process(request.body, source="webhook", envelope_to=request.GET.get("to", ""))
+    return HttpResponse(bounce.kind if bounce else "ignored", status=202, content_type="text/plain")
+
+
+def _configured_esp() -> str:
+    """``mailgun`` for ``EMAIL_URL=esp:anymail.backends.mailgun.EmailBackend``, else ''."""
+    url = settings.EMAIL_URL or ""
+    prefix = "esp:anymail.backends."
+    return url[len(prefix):].rsplit(".", 1)[0] if url.startswith(prefix) else ""
+
+
+@csrf_exempt  # anymail checks the ESP's credentials (WEBHOOK_SECRET, signatures)
+def esp_tracking(request, esp: str):
+    """The configured ESP's tracking webhook (anymail's view), and only that one.
+
+    It answers 404 unless that ESP sends the mail and ``ANYMAIL_WEBHOOK_SECRET`` is set:
+    anymail would otherwise accept unauthenticated events.
+    """
+    if esp != _configured_esp() or not settings.ANYMAIL.get("WEBHOOK_SECRET"):
+        raise Http404("No such webhook.")
+    from anymail import urls as anymail_urls
+
+    view = next((p.callback for p in anymail_urls.urlpatterns if getattr(p, "name", "") == f"{esp}_tracking_webhook"),
+                None)
+    if view is None:
+        raise Http404("No such webhook.")
+    return view(request)

@@ -13,6 +13,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
 
 from enseigne.delivery.channels.base import EmailOut, Outcome, RateLimiter, Result
+from enseigne.lib.signing import sign_id
 
 
 class AnymailTransport:
@@ -34,6 +35,8 @@ class AnymailTransport:
         if html is not None:
             message.attach_alternative(html.get_content(), "text/html")
         message.envelope_sender = out.mail_from
+        # Echoed back by the ESP's tracking events: which ledger row a bounce is about.
+        message.metadata = {"enseigne": sign_id("esp", out.recipient_id)}
         return message
 
     def send(self, messages: list[EmailOut]) -> list[Result]:
