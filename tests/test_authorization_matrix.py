@@ -110,6 +110,10 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("campaigns/approvals/", "GET"): (NO_OBJECT, "302 200 200 403 403 403", None),
     ("campaigns/calendar/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
     ("campaigns/calendar/events/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    # Everyone reads the sending rules; only HQ (manage sending rules) changes them. An
+    # empty form from HQ is a 400 (nothing saved).
+    ("campaigns/rules/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("campaigns/rules/", "POST"): (NO_OBJECT, "302 400 403 403 403 403", None),
     ("campaigns/<uuid:public_id>/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
     ("campaigns/<uuid:public_id>/audience/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
     ("campaigns/<uuid:public_id>/message/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),

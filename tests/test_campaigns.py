@@ -301,3 +301,70 @@ def test_units_without_the_sms_capability_cannot_create_sms_campaigns(world):
     with pytest.raises(ValidationError):
         services.campaign_create_local(actor=world.manager_a, unit=segment_unit, channel="sms", name="x",
                                        template=template)
+
+
+# -- Sending rules page -------------------------------------------------------------------------
+
+
+def _rules_post(client, part, **data):
+    return client.post("/campaigns/rules/", {"part": part, **data})
+
+
+def test_hq_sets_the_sms_window_caps_and_budgets_and_bad_input_changes_nothing(world, client):
+    from tests.factories import PASSWORD
+
+    assert client.login(username=world.hq_admin.email, password=PASSWORD)
+    policy = {"sms_days": ["0", "1", "2", "3", "4"], "sms_start": "09:00", "sms_end": "19:00",
+              "sms_holiday_country": "fr", "pressure_priority": "first_scheduled", "sms_segment_cost": "0.05",
+              "email_thousand_cost": "1000.00", "national_cofunding_percent": "60", "late_start_minutes": "30"}
+    assert _rules_post(client, "policy", **policy).status_code == 302
+    saved = policy_for(world.root)
+    assert (saved.sms_days, saved.sms_start, saved.sms_holiday_country, saved.pressure_priority) == (
+        [0, 1, 2, 3, 4], dt.time(9), "FR", "first_scheduled")
+    # Closing before opening, an unknown country: refused with the reason, nothing changed.
+    response = _rules_post(client, "policy", **{**policy, "sms_end": "08:00", "sms_holiday_country": "XX"})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "XX is not a country whose public holidays are known." in page
+    assert policy_for(world.root).sms_end == dt.time(19)
+
+    caps = {"channel_0": "email", "most_0": "2", "days_0": "7", "channel_1": "sms", "most_1": "4", "days_1": "30"}
+    assert _rules_post(client, "pressure", **caps).status_code == 302
+    assert sorted(PressureRule.objects.values_list("channel", "max_messages", "window_days")) == [
+        ("email", 2, 7), ("sms", 4, 30)]
+    response = _rules_post(client, "pressure", **{**caps, "channel_2": "email", "most_2": "3"})
+    assert response.status_code == 400 and "Cap 3: choose a channel" in response.content.decode()
+    assert PressureRule.objects.count() == 2
+
+    today = timezone.localdate()
+    budget = {"unit": world.unit_a.pk, "starts_on": today.replace(day=1).isoformat(),
+              "ends_on": (today.replace(day=1) + dt.timedelta(days=40)).replace(day=1).isoformat(), "amount": "50"}
+    assert _rules_post(client, "budget", **budget).status_code == 302
+    overlapping = {**budget, "starts_on": (today.replace(day=1) + dt.timedelta(days=2)).isoformat()}
+    response = _rules_post(client, "budget", **overlapping)
+    assert response.status_code == 400 and "overlaps the budget" in response.content.decode()
+
+    # What was spent shows against the budget: 3 e-mails at 1,000 € per thousand.
+    contacts(world.unit_a, 3)
+    campaign = local_campaign(world)
+    launched(world, campaign)
+    run_campaign(campaign.pk)
+    page = client.get("/campaigns/rules/").content.decode()
+    budgets = page[page.index('id="budgets"'):]
+    assert ">50.00 €<" in budgets and ">3.00 €<" in budgets and ">47.00 €<" in budgets, budgets[:1500]
+
+
+def test_units_read_the_rules_and_see_only_their_own_budget(world, client):
+    from tests.factories import PASSWORD
+
+    services.pressure_rules_replace(actor=world.hq_admin, node=world.root, rules=[("email", 2, 7)])
+    today = timezone.localdate()
+    for unit, amount in ((world.unit_a, "120"), (world.unit_b, "80")):
+        services.budget_set(actor=world.hq_admin, unit=unit, starts_on=today, ends_on=today + dt.timedelta(days=30),
+                            amount=Decimal(amount))
+    assert client.login(username=world.manager_a.email, password=PASSWORD)
+    page = client.get("/campaigns/rules/").content.decode()
+    assert "at most 2 in 7 days" in page and 'id="policy-form"' not in page
+    assert "120.00 €" in page and "80.00 €" not in page
+    assert _rules_post(client, "pressure", channel_0="email", most_0="9", days_0="1").status_code == 403
+    assert list(PressureRule.objects.values_list("max_messages", flat=True)) == [2]

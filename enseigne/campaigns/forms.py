@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import holidays
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from enseigne.brand.selectors import local_versions_for_user, templates_for_user
+from enseigne.campaigns.models import SendingPolicy
 from enseigne.contacts.models import Channel
 from enseigne.contacts.selectors import segments_for_user
-from enseigne.lib.forms import StyledForm
+from enseigne.lib.forms import StyledForm, StyledModelForm
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, UnitTag
 from enseigne.network.selectors import nodes_for_user, units_with
@@ -77,3 +79,87 @@ class ScheduleForm(StyledForm):
 class DecisionForm(StyledForm):
     comment = forms.CharField(label=_("Comment"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
     over_budget = forms.BooleanField(label=_("Approve even over budget"), required=False)
+
+
+WEEKDAYS = [(0, _("Monday")), (1, _("Tuesday")), (2, _("Wednesday")), (3, _("Thursday")), (4, _("Friday")),
+            (5, _("Saturday")), (6, _("Sunday"))]
+
+
+class SendingPolicyForm(StyledModelForm):
+    sms_days = forms.TypedMultipleChoiceField(label=_("SMS may be sent on"), choices=WEEKDAYS, coerce=int,
+                                              widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = SendingPolicy
+        fields = ["sms_days", "sms_start", "sms_end", "sms_holiday_country", "pressure_priority",
+                  "sms_segment_cost", "email_thousand_cost", "national_cofunding_percent", "late_start_minutes"]
+        widgets = {"sms_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+                   "sms_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M")}
+        help_texts = {"sms_holiday_country": _("Two-letter country code (FR); empty: no holiday rule.")}
+
+    def clean_sms_holiday_country(self):
+        code = (self.cleaned_data.get("sms_holiday_country") or "").strip().upper()
+        if code and code not in holidays.list_supported_countries():
+            raise forms.ValidationError(_("%(code)s is not a country whose public holidays are known.")
+                                        % {"code": code})
+        return code
+
+    def clean_national_cofunding_percent(self):
+        value = self.cleaned_data["national_cofunding_percent"]
+        if value > 100:
+            raise forms.ValidationError(_("A share is at most 100 %."))
+        return value
+
+
+PRESSURE_ROWS = 4
+
+
+class PressureForm(StyledForm):
+    """Up to four caps: 'at most N messages on a channel in D days'; empty rows are ignored."""
+
+    def __init__(self, *args, rules=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        rules = list(rules)
+        for i in range(PRESSURE_ROWS):
+            rule = rules[i] if i < len(rules) else None
+            self.fields[f"channel_{i}"] = forms.ChoiceField(
+                label=_("Channel"), required=False, choices=[("", "—"), *Channel.choices],
+                initial=rule.channel if rule else "")
+            self.fields[f"most_{i}"] = forms.IntegerField(label=_("at most"), required=False, min_value=1,
+                                                          max_value=100, initial=rule.max_messages if rule else None)
+            self.fields[f"days_{i}"] = forms.IntegerField(label=_("in (days)"), required=False, min_value=1,
+                                                          max_value=365, initial=rule.window_days if rule else None)
+        self.style_fields()
+
+    def rows(self):
+        return [(self[f"channel_{i}"], self[f"most_{i}"], self[f"days_{i}"]) for i in range(PRESSURE_ROWS)]
+
+    def clean(self):
+        data = super().clean()
+        rules, seen = [], set()
+        for i in range(PRESSURE_ROWS):
+            channel, most, days = data.get(f"channel_{i}"), data.get(f"most_{i}"), data.get(f"days_{i}")
+            if not channel and most is None and days is None:
+                continue
+            if not channel or most is None or days is None:
+                raise forms.ValidationError(_("Cap %(n)s: choose a channel, a number of messages and a number "
+                                              "of days.") % {"n": i + 1})
+            if (channel, days) in seen:
+                raise forms.ValidationError(_("Cap %(n)s: there is already a cap over %(days)s days for this "
+                                              "channel.") % {"n": i + 1, "days": days})
+            seen.add((channel, days))
+            rules.append((channel, most, days))
+        data["rules"] = rules
+        return data
+
+
+class BudgetForm(StyledForm):
+    unit = forms.ModelChoiceField(label=_("Unit"), queryset=OrgNode.objects.none())
+    starts_on = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    ends_on = forms.DateField(label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    amount = forms.DecimalField(label=_("Amount (€)"), min_value=0, max_digits=10, decimal_places=2)
+
+    def __init__(self, user, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        allowed = [u.pk for u in units_with(user, Capability.MANAGE_SENDING_RULES)]
+        self.fields["unit"].queryset = OrgNode.objects.filter(pk__in=allowed).order_by("name")

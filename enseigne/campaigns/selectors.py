@@ -128,3 +128,12 @@ def calendar_campaigns(user: User, start, end) -> QuerySet[Campaign]:
     return campaigns_for_user(user).exclude(status__in=(Campaign.Status.CANCELLED, Campaign.Status.REJECTED)).filter(
         Q(send_at__gte=start, send_at__lt=end) | Q(send_at__isnull=True, created_at__gte=start, created_at__lt=end)
     )
+
+
+def budgets_for_user(user: User) -> QuerySet[Budget]:
+    return Budget.objects.filter(path_filter(access_for(user).paths)).select_related("unit").order_by(
+        "unit__name", "-starts_on")
+
+
+def can_manage_rules(user: User, node: OrgNode) -> bool:
+    return access_for(user).can(Capability.MANAGE_SENDING_RULES, root_of(node))

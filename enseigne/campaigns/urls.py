@@ -7,6 +7,7 @@ urlpatterns = [
     path("campaigns/new/", views.campaign_new, name="campaign_new"),
     path("campaigns/approvals/", views.approvals, name="campaign_approvals"),
     path("campaigns/calendar/", views.calendar, name="campaign_calendar"),
+    path("campaigns/rules/", views.sending_rules, name="sending_rules"),
     path("campaigns/calendar/events/", views.calendar_events, name="campaign_calendar_events"),
     path("campaigns/<uuid:public_id>/", views.campaign_detail, name="campaign_detail"),
     path("campaigns/<uuid:public_id>/audience/", views.campaign_preview, name="campaign_preview"),

@@ -20,14 +20,19 @@ from enseigne.brand.previews import email_preview, sms_preview
 from enseigne.brand.views import _sandboxed
 from enseigne.campaigns import audience, selectors, services
 from enseigne.campaigns.forms import (
+    WEEKDAYS,
+    BudgetForm,
     DecisionForm,
     LocalCampaignForm,
     NationalCampaignForm,
+    PressureForm,
     ScheduleForm,
+    SendingPolicyForm,
 )
-from enseigne.campaigns.models import Campaign
+from enseigne.campaigns.models import Campaign, PressureRule
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
+from enseigne.network.selectors import nodes_for_user, root_of
 from enseigne.network.views import form_errors
 
 
@@ -279,3 +284,56 @@ def campaign_move(request, public_id):
         "pressure_before": before.exclusions.get("pressure", 0) if before else None,
         "sources": [{"campaign": name, "contacts": n} for name, n in after.pressure_sources],
     })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def sending_rules(request: HttpRequest) -> HttpResponse:
+    """The network's sending rules for everyone to read; HQ (manage sending rules) edits them.
+
+    One page, three forms told apart by ``part``: the policy (SMS window, priority, costs),
+    the pressure caps, a unit's budget for a period. Budgets show what was spent.
+    """
+    user = request.user
+    top = nodes_for_user(user).first()
+    if top is None:
+        raise PermissionDenied
+    root = root_of(top)
+    policy = selectors.policy_for(root)
+    can_manage = selectors.can_manage_rules(user, root)
+    part = request.POST.get("part", "")
+    policy_form = SendingPolicyForm(request.POST if part == "policy" else None, instance=policy)
+    rules = PressureRule.objects.filter(node=root)
+    pressure_form = PressureForm(request.POST if part == "pressure" else None, rules=rules)
+    budget_form = BudgetForm(user, request.POST if part == "budget" else None)
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied
+        if part not in ("policy", "pressure", "budget"):
+            return HttpResponse(_("Unknown form."), status=400, content_type="text/plain")
+        form = {"policy": policy_form, "pressure": pressure_form, "budget": budget_form}[part]
+        if form.is_valid():
+            try:
+                if part == "policy":
+                    services.sending_policy_update(actor=user, node=root, **form.cleaned_data)
+                elif part == "pressure":
+                    services.pressure_rules_replace(actor=user, node=root, rules=form.cleaned_data["rules"])
+                else:
+                    services.budget_set(actor=user, **form.cleaned_data)
+            except ValidationError as exc:
+                form_errors(form, exc)
+            else:
+                messages.success(request, _("Sending rules saved. They apply to the next preview and hand-off."))
+                return redirect("sending_rules")
+        if part == "policy":
+            policy.refresh_from_db()  # the form edited the instance in place
+    budgets = []
+    for budget in selectors.budgets_for_user(user)[:100]:
+        used = audience.spent(budget.unit, budget.starts_on, budget.ends_on, policy)
+        budgets.append({"budget": budget, "spent": used, "left": budget.amount - used,
+                        "percent": min(100, round(100 * used / budget.amount)) if budget.amount else 100})
+    return render(request, "campaigns/rules.html", {
+        "policy": policy, "rules": rules, "can_manage": can_manage, "policy_form": policy_form,
+        "pressure_form": pressure_form, "budget_form": budget_form, "budgets": budgets,
+        "days": [label for value, label in WEEKDAYS if value in policy.sms_days], "today": timezone.localdate(),
+    }, status=400 if request.method == "POST" else 200)
