@@ -155,8 +155,8 @@ class PressureForm(StyledForm):
 
 class BudgetForm(StyledForm):
     unit = forms.ModelChoiceField(label=_("Unit"), queryset=OrgNode.objects.none())
-    starts_on = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
-    ends_on = forms.DateField(label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    starts_on = forms.DateField(label=_("Period starts on"), widget=forms.DateInput(attrs={"type": "date"}))
+    ends_on = forms.DateField(label=_("Period ends on"), widget=forms.DateInput(attrs={"type": "date"}))
     amount = forms.DecimalField(label=_("Amount (€)"), min_value=0, max_digits=10, decimal_places=2)
 
     def __init__(self, user, *args, **kwargs):
