@@ -51,7 +51,13 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if EMBEDDED else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-BASE_URL = env_str("ENSEIGNE_BASE_URL", "http://127.0.0.1:8000")
+# The public address: unsubscribe links and e-mail images use it. In production it is
+# required and must be https (List-Unsubscribe must be an https URL, RFC 8058).
+BASE_URL = env_str("ENSEIGNE_BASE_URL", "http://127.0.0.1:8000" if EMBEDDED else None)
+if not EMBEDDED and not BASE_URL.startswith("https://"):
+    raise ImproperlyConfigured(
+        f"ENSEIGNE_BASE_URL must be the public https:// address in production, got {BASE_URL!r}: "
+        "unsubscribe links (List-Unsubscribe) must be https.")
 
 INSTALLED_APPS = [
     "django.contrib.auth",
