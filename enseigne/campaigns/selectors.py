@@ -99,12 +99,16 @@ def feedback_summary(campaign: Campaign, sent: int) -> dict:
     """Bounces and complaints reported after hand-off, and the complaint rate against the limits."""
     feedback = feedback_counts(campaign)
     complaints = feedback.get("complaint", 0)
-    rate = complaints / sent if sent else 0.0
     return {"hard": feedback.get("hard", 0), "soft": feedback.get("soft", 0), "complaints": complaints,
-            "complaint_rate": round(100 * rate, 2),
-            "complaint_warning": complaints > 0 and sent >= settings.COMPLAINT_MIN_SENT
-            and rate >= settings.COMPLAINT_WARN_RATE,
+            "complaint_rate": round(100 * complaints / sent, 2) if sent else 0.0,
+            "complaint_warning": complaint_rate_reaches(complaints, sent, settings.COMPLAINT_WARN_RATE),
             "complaint_limit": round(100 * settings.COMPLAINT_PAUSE_RATE, 2)}
+
+
+def complaint_rate_reaches(complaints: int, sent: int, limit: float) -> bool:
+    """Whether complaints ÷ sent reached ``limit``; never below ``COMPLAINT_MIN_SENT`` messages
+    (one complaint in 50 is not 2 % of anything)."""
+    return complaints > 0 and sent >= settings.COMPLAINT_MIN_SENT and complaints / sent >= limit
 
 
 def complaint_counts(campaign_id: int) -> tuple[int, int]:

@@ -329,12 +329,9 @@ def campaign_cancel(*, actor: User, campaign: Campaign) -> Campaign:
 
 def complaints_check(campaign_id: int) -> bool:
     """Pause a sending e-mail campaign whose complaint rate reached the limit (True if paused).
-
-    Called on every complaint. Below ``COMPLAINT_MIN_SENT`` messages a rate means nothing
-    (one complaint in 50 is not 2 % of anything), so nothing is paused.
-    """
+    Called on every complaint."""
     complaints, sent = selectors.complaint_counts(campaign_id)
-    if sent < settings.COMPLAINT_MIN_SENT or complaints / sent < settings.COMPLAINT_PAUSE_RATE:
+    if not selectors.complaint_rate_reaches(complaints, sent, settings.COMPLAINT_PAUSE_RATE):
         return False
     paused = Campaign.objects.filter(pk=campaign_id, status=S.SENDING).update(
         status=S.PAUSED, pause_reason="complaint_rate", updated_at=timezone.now())

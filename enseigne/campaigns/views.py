@@ -7,6 +7,7 @@ import datetime as dt
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -139,20 +140,27 @@ def campaign_message(request: HttpRequest, public_id) -> HttpResponse:
     return _sandboxed(html)
 
 
-def _act(request, public_id, action, **extra):
+def campaign_action(request, public_id, action, *, done: str = "", then=None, **extra):
+    """Run a campaign service as the user and go back to the campaign page with its outcome;
+    ``then(campaign)`` runs once the change is committed (e.g. wake a runner)."""
     campaign = _get(request, public_id)
     try:
         action(actor=request.user, campaign=campaign, **extra)
     except ValidationError as exc:
         for message in exc.messages:
             messages.error(request, message)
+    else:
+        if then is not None:
+            transaction.on_commit(lambda: then(campaign))
+        if done:
+            messages.success(request, done)
     return redirect("campaign_detail", public_id=campaign.public_id)
 
 
 @login_required
 @require_POST
 def campaign_submit(request, public_id):
-    return _act(request, public_id, services.campaign_submit)
+    return campaign_action(request, public_id, services.campaign_submit)
 
 
 @login_required
@@ -162,9 +170,9 @@ def campaign_decide(request, public_id, decision: str):
     form.is_valid()
     comment = form.cleaned_data.get("comment", "")
     if decision == "approve":
-        return _act(request, public_id, services.campaign_approve, comment=comment,
+        return campaign_action(request, public_id, services.campaign_approve, comment=comment,
                     over_budget=form.cleaned_data.get("over_budget", False))
-    return _act(request, public_id, services.campaign_reject, comment=comment)
+    return campaign_action(request, public_id, services.campaign_reject, comment=comment)
 
 
 @login_required
@@ -179,13 +187,13 @@ def campaign_schedule(request, public_id):
             for error in errors:
                 messages.error(request, error)
         return redirect("campaign_detail", public_id=campaign.public_id)
-    return _act(request, public_id, services.campaign_schedule, send_at=form.cleaned_data["send_at"])
+    return campaign_action(request, public_id, services.campaign_schedule, send_at=form.cleaned_data["send_at"])
 
 
 @login_required
 @require_POST
 def campaign_cancel(request, public_id):
-    return _act(request, public_id, services.campaign_cancel)
+    return campaign_action(request, public_id, services.campaign_cancel)
 
 
 @login_required

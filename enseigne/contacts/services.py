@@ -239,6 +239,14 @@ def consent_record(
     return event
 
 
+def suppress_brand_wide(*, channel: str, address: str, reason: str) -> None:
+    """Never send to ``address`` on ``channel`` again, from any unit (a hard bounce, a
+    complaint); only its hash is kept. Idempotent."""
+    kind = "email" if channel == Channel.EMAIL else "phone"
+    Suppression.objects.get_or_create(unit_path="", channel=channel, value_hash=identifier_hash(kind, address),
+                                      defaults={"reason": reason})
+
+
 @transaction.atomic
 def contact_erase(*, actor: User, contact: Contact) -> None:
     """GDPR erasure: the person's data goes; a hash stays so no import brings them back."""

@@ -26,6 +26,7 @@ import email
 import email.message
 import email.policy
 import logging
+import mailbox
 import re
 from dataclasses import dataclass
 
@@ -34,10 +35,10 @@ from django.utils import timezone
 
 from enseigne.campaigns.models import Recipient
 from enseigne.campaigns.services import complaints_check
-from enseigne.contacts.models import Suppression
+from enseigne.contacts.models import Channel, Suppression
+from enseigne.contacts.services import suppress_brand_wide
 from enseigne.delivery.messages import bounce_row, verified_recipient
 from enseigne.delivery.models import Bounce
-from enseigne.lib.hashing import identifier_hash
 from enseigne.lib.rowsecurity import ALL, db_scope
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ _BOUNCE_SUBJECT = re.compile(
 _AUTO_REPLY_SUBJECT = re.compile(
     r"^(auto(matic)?[ -]?(reply|response)|out of (the )?office|absence|r[ée]ponse automatique|autoreply|"
     r"auto:|i am away|je suis absent)", re.IGNORECASE)
+# On a ledger row, a complaint outranks a hard bounce, which outranks a soft one.
+_FEEDBACK_RANK = {"": 0, K.SOFT: 1, K.HARD: 2, K.COMPLAINT: 3}
 # Headers that carry the address a report was delivered to (the VERP bounce address).
 _DELIVERY_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To")
 
@@ -129,7 +132,8 @@ def _delivery_status(message: email.message.Message) -> tuple[str, str, str, boo
     for part in message.walk():
         if part.get_content_type() != "message/delivery-status":
             continue
-        for block in _field_blocks(part)[1:] or _field_blocks(part):
+        blocks = _field_blocks(part)
+        for block in blocks[1:] or blocks:  # per-message fields first, then one block per recipient
             action = str(block.get("Action") or "").strip().lower()
             if action not in ("failed", "delayed"):
                 continue
@@ -198,20 +202,16 @@ def record(report: Report, *, source: str, trusted_address: bool = False) -> Bou
                 kind=report.kind, recipient=row, unit_path=row.unit_path if row else "",
                 status_code=report.status[:16], diagnostic=report.diagnostic[:300], source=source[:20],
                 reference=report.reference[:200])
-            if row is not None and report.kind in (K.HARD, K.SOFT, K.COMPLAINT):
-                # A complaint outranks a bounce, which outranks a soft bounce, on the row.
-                rank = {"": 0, K.SOFT: 1, K.HARD: 2, K.COMPLAINT: 3}
-                if rank[report.kind] >= rank.get(row.feedback, 0):
-                    Recipient.objects.filter(pk=row.pk).update(feedback=report.kind, feedback_at=now)
+            if (row is not None and report.kind in _FEEDBACK_RANK
+                    and _FEEDBACK_RANK[report.kind] >= _FEEDBACK_RANK.get(row.feedback, 0)):
+                Recipient.objects.filter(pk=row.pk).update(feedback=report.kind, feedback_at=now)
             if report.kind in (K.HARD, K.COMPLAINT):
                 address = row.contact.email if row is not None and row.contact is not None else ""
                 if not address and trusted_address:
                     address = report.address
                 if address:
                     reason = Suppression.Reason.COMPLAINT if report.kind == K.COMPLAINT else Suppression.Reason.HARD_BOUNCE
-                    Suppression.objects.get_or_create(
-                        unit_path="", channel="email", value_hash=identifier_hash("email", address),
-                        defaults={"reason": reason})
+                    suppress_brand_wide(channel=Channel.EMAIL, address=address, reason=reason)
     except IntegrityError:
         return None  # the same report (source, reference) came twice
     if report.kind == K.COMPLAINT and row is not None:
@@ -232,8 +232,6 @@ def process(raw: bytes, *, source: str, envelope_to: str = "") -> Bounce | None:
 
 def process_maildir(path: str) -> int:
     """Read every new message of a Maildir, act on it, remove it. Returns how many were read."""
-    import mailbox
-
     box = mailbox.Maildir(path, factory=None, create=False)
     count = 0
     for key in list(box.iterkeys()):

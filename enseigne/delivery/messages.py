@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import re
 import time
 from dataclasses import dataclass
 from email.utils import formatdate
 
-from django.conf import settings
+from enseigne.lib.signing import hex_tag
 
 _SAFE_PHRASE = re.compile(r"^[A-Za-z0-9 !#$%&'*+\-/=?^_`{|}~.]*$")
 _CRLF = re.compile(r"\r\n|\r|\n")
@@ -58,37 +57,32 @@ def _qp(text: str) -> bytes:
     return encoded.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def _tag(purpose: str, length: int) -> str:
-    return hmac.new(settings.SECRET_KEY.encode(), purpose.encode(), hashlib.sha256).hexdigest()[:length]
-
-
 def message_id(campaign_id: int, recipient_id: int, domain: str) -> str:
     """Deterministic per ledger row (so per campaign and contact), unguessable across networks."""
-    return f"<c{campaign_id}.r{recipient_id}.{_tag(f'mid:{campaign_id}:{recipient_id}', 12)}@{domain}>"
+    return f"<c{campaign_id}.r{recipient_id}.{hex_tag(f'mid:{campaign_id}:{recipient_id}', 12)}@{domain}>"
 
 
-_RECIPIENT_IN_MESSAGE_ID = re.compile(r"^<c\d+\.r(\d+)\.")
-# Anywhere in a text (a bounce quoting the original message), with the parts to verify.
+# Our Message-IDs, with the parts to verify; found anywhere in a text (a bounce quoting it).
 OUR_MESSAGE_ID = re.compile(r"<c(\d{1,18})\.r(\d{1,18})\.([0-9a-f]{12})@[^>\s]+>")
 
 
 def recipient_of(message_id: str) -> int | None:
     """The ledger row a Message-ID of ours was made for (None for anyone else's)."""
-    found = _RECIPIENT_IN_MESSAGE_ID.match(message_id)
-    return int(found.group(1)) if found else None
+    found = OUR_MESSAGE_ID.match(message_id)
+    return int(found.group(2)) if found else None
 
 
 def verified_recipient(text: str) -> int | None:
     """The ledger row of the first genuine Message-ID of ours found in ``text`` (the tag is checked)."""
     for campaign, row, tag in OUR_MESSAGE_ID.findall(text or ""):
-        if hmac.compare_digest(tag, _tag(f"mid:{int(campaign)}:{int(row)}", 12)):
+        if hmac.compare_digest(tag, hex_tag(f"mid:{int(campaign)}:{int(row)}", 12)):
             return int(row)
     return None
 
 
 def bounce_address(recipient_id: int, domain: str) -> str:
     """The envelope sender (VERP): a DSN sent back to it names its ledger row, and cannot be forged."""
-    return f"bounces+{recipient_id}.{_tag(f'verp:{recipient_id}', 16)}@{domain}"
+    return f"bounces+{recipient_id}.{hex_tag(f'verp:{recipient_id}', 16)}@{domain}"
 
 
 _BOUNCE_ADDRESS = re.compile(r"bounces\+(\d{1,18})\.([0-9a-f]{16})@", re.IGNORECASE)
@@ -97,7 +91,7 @@ _BOUNCE_ADDRESS = re.compile(r"bounces\+(\d{1,18})\.([0-9a-f]{16})@", re.IGNOREC
 def bounce_row(text: str) -> int | None:
     """The ledger row of the first genuine bounce address in ``text`` (a Delivered-To header, say)."""
     for row, tag in _BOUNCE_ADDRESS.findall(text or ""):
-        if hmac.compare_digest(tag.lower(), _tag(f"verp:{int(row)}", 16)):
+        if hmac.compare_digest(tag.lower(), hex_tag(f"verp:{int(row)}", 16)):
             return int(row)
     return None
 

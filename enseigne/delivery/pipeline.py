@@ -40,6 +40,7 @@ from enseigne.campaigns.models import Campaign, Recipient, Relay
 from enseigne.campaigns.selectors import policy_for, pressure_rules, sms_window
 from enseigne.campaigns.services import campaign_finish_if_done
 from enseigne.contacts.models import VALID_CONSENT, Channel, Contact, Suppression
+from enseigne.contacts.services import suppress_brand_wide
 from enseigne.delivery.channels import email_transport, sms_transport
 from enseigne.delivery.channels.base import EmailOut, Outcome, Result, SmsOut
 from enseigne.delivery.messages import Envelope, bounce_address, build_email, message_id
@@ -430,10 +431,7 @@ class Runner:
             stats.ambiguous += len(ambiguous)
 
     def _suppress_bounce(self, message) -> None:
-        kind = "email" if self.is_email else "phone"
-        Suppression.objects.get_or_create(
-            unit_path="", channel=self.campaign.channel, value_hash=identifier_hash(kind, message.to),
-            defaults={"reason": Suppression.Reason.HARD_BOUNCE})
+        suppress_brand_wide(channel=self.campaign.channel, address=message.to, reason=Suppression.Reason.HARD_BOUNCE)
 
 
 def run_campaign(campaign_id: int, *, exclusive: bool = False, **options) -> Stats:

@@ -2,57 +2,42 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from enseigne.brand.views import _sandboxed
 from enseigne.campaigns import services as campaign_services
-from enseigne.campaigns.selectors import get_campaign_for_user
+from enseigne.campaigns.views import campaign_action
 from enseigne.delivery import selectors
 from enseigne.delivery.tasks import send_campaign
 
 
-def _control(request, public_id, action, *, wake: bool = True, done: str = ""):
-    """Run a sending control; ``wake`` gives the campaign a runner once it is committed."""
-    campaign = get_campaign_for_user(request.user, public_id)
-    try:
-        action(actor=request.user, campaign=campaign)
-    except ValidationError as exc:
-        for message in exc.messages:
-            messages.error(request, message)
-    else:
-        if wake:
-            transaction.on_commit(lambda: send_campaign(campaign.pk))
-        if done:
-            messages.success(request, done)
-    return redirect("campaign_detail", public_id=campaign.public_id)
+def _wake(campaign) -> None:
+    send_campaign(campaign.pk)
 
 
 @login_required
 @require_POST
 def campaign_launch(request, public_id):
     """Send now (an approved or scheduled campaign, or one that woke too late and waits)."""
-    return _control(request, public_id, campaign_services.campaign_launch)
+    return campaign_action(request, public_id, campaign_services.campaign_launch, then=_wake)
 
 
 @login_required
 @require_POST
 def campaign_pause(request, public_id):
-    return _control(request, public_id, campaign_services.campaign_pause, wake=False,
-                    done=_("Paused: nothing more leaves until you resume."))
+    return campaign_action(request, public_id, campaign_services.campaign_pause,
+                           done=_("Paused: nothing more leaves until you resume."))
 
 
 @login_required
 @require_POST
 def campaign_resume(request, public_id):
-    return _control(request, public_id, campaign_services.campaign_resume)
+    return campaign_action(request, public_id, campaign_services.campaign_resume, then=_wake)
 
 
 @login_required

@@ -32,9 +32,15 @@ def unsign_id(purpose: str, token: str) -> int | None:
     return value if hmac.compare_digest(mac, _mac(purpose, value)) else None
 
 
+def hex_tag(message: str, length: int) -> str:
+    """A lowercase hex HMAC of ``message`` with the secret key, cut to ``length``: for places
+    that must survive case folding or stay hex (Message-IDs, envelope addresses, URL keys)."""
+    return hmac.new(settings.SECRET_KEY.encode(), message.encode(), hashlib.sha256).hexdigest()[:length]
+
+
 def webhook_key(purpose: str) -> str:
     """The secret path segment of an inbound URL (bounces posted by the MTA, say)."""
-    return hmac.new(settings.SECRET_KEY.encode(), f"webhook:{purpose}".encode(), hashlib.sha256).hexdigest()[:32]
+    return hex_tag(f"webhook:{purpose}", 32)
 
 
 def webhook_key_matches(purpose: str, key: str) -> bool:

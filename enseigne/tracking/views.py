@@ -9,6 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from enseigne.delivery import bounces
+from enseigne.delivery.channels import configured_esp
 from enseigne.lib.signing import webhook_key_matches
 from enseigne.tracking import services
 
@@ -47,13 +48,6 @@ def inbound_bounce(request, key: str):
     return HttpResponse(bounce.kind if bounce else "ignored", status=202, content_type="text/plain")
 
 
-def _configured_esp() -> str:
-    """``mailgun`` for ``EMAIL_URL=esp:anymail.backends.mailgun.EmailBackend``, else ''."""
-    url = settings.EMAIL_URL or ""
-    prefix = "esp:anymail.backends."
-    return url[len(prefix):].rsplit(".", 1)[0] if url.startswith(prefix) else ""
-
-
 @csrf_exempt  # anymail checks the ESP's credentials (WEBHOOK_SECRET, signatures)
 def esp_tracking(request, esp: str):
     """The configured ESP's tracking webhook (anymail's view), and only that one.
@@ -61,7 +55,7 @@ def esp_tracking(request, esp: str):
     It answers 404 unless that ESP sends the mail and ``ANYMAIL_WEBHOOK_SECRET`` is set:
     anymail would otherwise accept unauthenticated events.
     """
-    if esp != _configured_esp() or not settings.ANYMAIL.get("WEBHOOK_SECRET"):
+    if esp != configured_esp() or not settings.ANYMAIL.get("WEBHOOK_SECRET"):
         raise Http404("No such webhook.")
     from anymail import urls as anymail_urls
 

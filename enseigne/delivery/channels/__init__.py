@@ -26,6 +26,14 @@ def email_transport():
     raise ImproperlyConfigured(f"Campaigns cannot be sent through EMAIL_URL scheme {scheme!r}: use smtp:// or esp:.")
 
 
+def configured_esp() -> str:
+    """``postmark`` for ``EMAIL_URL=esp:anymail.backends.postmark.EmailBackend``; '' without an ESP."""
+    parsed = urlparse(settings.EMAIL_URL or "")
+    prefix = "anymail.backends."
+    return parsed.path[len(prefix):].rsplit(".", 1)[0] if parsed.scheme == "esp" and parsed.path.startswith(prefix) \
+        else ""
+
+
 def sms_transport():
     url = settings.SMS_URL
     parsed = urlparse(url)
