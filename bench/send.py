@@ -6,8 +6,10 @@
 
 Builds a scratch database (dropped and re-created), a network and N consenting contacts,
 launches a personalised local e-mail campaign and runs ``enseigne send_campaign`` in
-``--workers`` processes until it is finished, into a minimal sink (``bench/_sink.py``,
-its own process: PIPELINING, answers 250 and counts, keeps nothing). The baseline, same
+``--workers`` processes until it is finished, into a minimal sink in its own process
+(PIPELINING, answers 250 and counts, keeps nothing): ``bench/sink.c``, compiled here with
+gcc, or ``--sink python`` for ``bench/_sink.py`` (one asyncio loop, which tops out near
+2,000 msg/s on this machine and then is the bottleneck). The baseline, same
 run, same sink: one process sending the same number of pre-built messages (the bytes
 Enseigne produced for the first recipients) with ``smtplib.SMTP.sendmail`` over one
 connection per worker. Reports the rates, the ratio and each worker's peak RSS.
@@ -54,6 +56,26 @@ def _recreate(database: str) -> None:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
+def _start_sink(kind: str, port: int, sample_file: Path, data_dir: str) -> subprocess.Popen:
+    if kind == "c":
+        binary = Path(data_dir) / "sink"
+        subprocess.run(["gcc", "-O2", "-o", str(binary), str(ROOT / "bench" / "sink.c")], check=True)  # noqa: S603, S607
+        command = [str(binary), str(port), str(sample_file), "5000"]
+    else:
+        command = [sys.executable, str(ROOT / "bench" / "_sink.py"), str(port), str(sample_file), "5000"]
+    sink = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603
+    time.sleep(0.5)
+    return sink
+
+
+def _samples(kind: str, sample_file: Path) -> list[bytes]:
+    """The messages the sink kept, as the client meant them (the C sink keeps them as sent)."""
+    parts = sample_file.read_bytes().split(b"\x00\x00MSG\x00\x00")[:-1]
+    if kind == "c":
+        parts = [p[:-3].replace(b"\r\n..", b"\r\n.") for p in parts]
+    return parts
+
+
 def _baseline(port: int, messages: list[bytes], lanes: int) -> float:
     def lane(chunk: list[bytes], out: Queue) -> None:
         smtp = smtplib.SMTP("127.0.0.1", port)
@@ -80,15 +102,14 @@ def main() -> None:
     parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/enseigne_bench_send")
     parser.add_argument("--port", type=int, default=2599)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--sink", choices=["c", "python"], default="c")
     args = parser.parse_args()
 
     data_dir = "/tmp/enseigne-bench-send"
     os.makedirs(data_dir, exist_ok=True)
     sample_file = Path(data_dir) / "sample.bin"
     sample_file.unlink(missing_ok=True)
-    sink = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_sink.py"), str(args.port), str(sample_file),  # noqa: S603
-                             "5000"])
-    time.sleep(0.5)
+    sink = _start_sink(args.sink, args.port, sample_file, data_dir)
     try:
         _recreate(args.database)
         env = _env(args.database, args.port, data_dir)
@@ -109,20 +130,23 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         rss = [int(line.split()[1]) // 1024 for out in outputs for line in out.splitlines() if line.startswith("maxrss")]
         ours = args.recipients / elapsed
-        samples = sample_file.read_bytes().split(b"\x00\x00MSG\x00\x00")[:-1]
+        samples = _samples(args.sink, sample_file)
         baseline_messages = (samples * (args.recipients // max(1, len(samples)) + 1))[: min(args.recipients, 50_000)]
         raw = _baseline(args.port, baseline_messages, args.workers)
     finally:
         sink.terminate()
-        sink.wait()
+        received = sink.communicate()[0].split()
+    expected = args.recipients + len(baseline_messages)
+    at_sink = f"{int(received[-1]):,} (expected {expected:,})" if args.sink == "c" else "not counted"
     engine = "PostgreSQL" if args.database.startswith("postgres") else "SQLite"
     table("Campaign sending, end to end", [("measure", "value"),
-        ["engine, workers × SMTP connections", f"{engine}, {args.workers} × {args.concurrency}"],
+        ["engine, workers × SMTP connections, sink", f"{engine}, {args.workers} × {args.concurrency}, {args.sink}"],
         ["recipients", f"{args.recipients:,}"],
         ["setup (migrate, contacts, launch)", f"{setup_seconds:.1f} s"],
         ["Enseigne end to end (claim → render → SMTP → mark)", f"{ours:,.0f} msg/s ({elapsed:.1f} s)"],
         ["baseline: raw smtplib, pre-built messages, same sink", f"{raw:,.0f} msg/s"],
         ["ratio baseline / Enseigne", f"{raw / ours:.2f}×"],
+        ["messages at the sink (Enseigne + baseline)", at_sink],
         ["worker peak RSS", ", ".join(f"{r} MB" for r in rss)],
         ["bench process peak RSS", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB"],
     ])

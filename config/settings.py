@@ -202,8 +202,10 @@ SEND_CHUNK_SIZE = env_int("ENSEIGNE_SEND_CHUNK_SIZE", 100)
 SEND_LEASE_SECONDS = env_int("ENSEIGNE_SEND_LEASE_SECONDS", 300)
 SEND_MAX_ATTEMPTS = env_int("ENSEIGNE_SEND_MAX_ATTEMPTS", 6)
 SEND_RETRY_SECONDS = env_int("ENSEIGNE_SEND_RETRY_SECONDS", 60)
-# SQLite only: pause after each hand-off so other writers (unsubscribes, the UI) get the lock.
+# SQLite only: once the worker has held the single write lock for SEND_SQLITE_HOLD_MS of
+# hand-offs, it pauses SEND_SQLITE_YIELD_MS so other writers (unsubscribes, the UI) get it.
 SEND_SQLITE_YIELD_MS = env_int("ENSEIGNE_SEND_SQLITE_YIELD_MS", 120)
+SEND_SQLITE_HOLD_MS = env_int("ENSEIGNE_SEND_SQLITE_HOLD_MS", 400)
 # A message whose connection dropped after end-of-data may or may not have left:
 # "at_most_once" never sends it again (default), "retry" sends it again and logs it.
 AMBIGUOUS_POLICY = env_str("ENSEIGNE_AMBIGUOUS_POLICY", "at_most_once")

@@ -108,6 +108,7 @@ class Runner:
         self.chunk_size = chunk_size or settings.SEND_CHUNK_SIZE
         self.lease = dt.timedelta(seconds=lease_seconds or settings.SEND_LEASE_SECONDS)
         self._transport = transport
+        self._held_since = time.monotonic()
         self.contents: dict[int, UnitContent] = {}
         with transaction.atomic(), db_scope(ALL):
             self.campaign = Campaign.objects.select_related("template__current", "owner", "local_version__version").get(
@@ -254,12 +255,20 @@ class Runner:
                 stats.deferred += len(pks)
             results = self.transport.send(outgoing) if outgoing else []
             self._mark(outgoing, results, self.clock(), stats)
-        if connection.vendor == "sqlite" and settings.SEND_SQLITE_YIELD_MS:
-            # SQLite has one write lock, held through each hand-off, and its busy handler
-            # retries only every ~100 ms: without a pause the worker takes the lock again at
-            # once and an unsubscribe (or any other write) starves until the campaign ends.
-            time.sleep(settings.SEND_SQLITE_YIELD_MS / 1000)
+        if connection.vendor == "sqlite":
+            self._yield_write_lock()
         return stats
+
+    def _yield_write_lock(self) -> None:
+        """SQLite has one write lock, held through each hand-off, and its busy handler retries
+        only every ~100 ms: a worker taking the lock again at once starves an unsubscribe (or
+        any other write) until the campaign ends. So after ``SEND_SQLITE_HOLD_MS`` of
+        hand-offs it pauses longer than one retry: other writers wait at most about that long."""
+        if not settings.SEND_SQLITE_YIELD_MS:
+            return
+        if (time.monotonic() - self._held_since) * 1000 >= settings.SEND_SQLITE_HOLD_MS:
+            time.sleep(settings.SEND_SQLITE_YIELD_MS / 1000)
+            self._held_since = time.monotonic()
 
     def _lock_contacts(self, contact_ids: list[int]) -> dict[int, dict]:
         """The chunk's contacts, locked against changes until the hand-off commits."""
