@@ -53,8 +53,17 @@ REASONS = {
     "over_budget": _("over the unit's budget"),
     "opted_out": _("the unit opted out"),
 }
-# At hand-off the pipeline may also skip a row for these.
-HANDOFF_REASONS = {**REASONS, "contact_erased": _("contact erased"), "hard_bounce": _("address rejected")}
+# At hand-off the pipeline may also skip or fail a row for these.
+HANDOFF_REASONS = {
+    **REASONS,
+    "contact_erased": _("contact erased"),
+    "hard_bounce": _("address rejected"),
+    "refused": _("refused by the receiving server"),
+    "gave_up": _("still refused after every retry"),
+    "connection_lost": _("connection lost after sending (it may have arrived)"),
+    "cancelled": _("campaign cancelled"),
+    "render_error": _("the message could not be personalised for this contact"),
+}
 # French mobile numbers; other countries' numbers are assumed able to receive SMS.
 FRENCH_MOBILE = ("+336", "+337")
 PLANNED = (Campaign.Status.APPROVED, Campaign.Status.SCHEDULED)

@@ -217,6 +217,9 @@ class Recipient(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["campaign", "contact", "channel"], name="recipient_unique"),
+            # Every way out of "pending" gives the lease back, so "leased by me" implies
+            # pending: the hand-off finds its rows by id and lease alone (see pipeline.py).
+            models.CheckConstraint(condition=Q(lease_owner="") | Q(status="pending"), name="recipient_lease_only_pending"),
         ]
         indexes = [
             # The claim query: pending rows of one campaign in id order.

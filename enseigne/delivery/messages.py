@@ -52,9 +52,10 @@ def mailbox(name: str, address: str) -> str:
 
 
 def _qp(text: str) -> bytes:
-    normalised = _CRLF.sub("\r\n", text)
-    encoded = binascii.b2a_qp(normalised.encode(), quotetabs=False, istext=True, header=False)
-    return encoded.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    if "\r" in text:
+        text = _CRLF.sub("\n", text)
+    # With bare LF line ends b2a_qp writes LF; CRLF is put back in one pass.
+    return binascii.b2a_qp(text.encode(), quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
 
 
 def message_id(campaign_id: int, recipient_id: int, domain: str) -> str:

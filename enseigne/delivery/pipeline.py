@@ -201,7 +201,7 @@ class Runner:
         stats = Stats(claimed=len(ids))
         started = self.clock()
         with transaction.atomic(), db_scope(ALL):
-            rows = list(Recipient.objects.filter(pk__in=ids, lease_owner=self.worker, status=R.PENDING)
+            rows = list(Recipient.objects.filter(pk__in=ids, lease_owner=self.worker)
                         .order_by("id").values("id", "contact_id", "unit_id"))
         for start in range(0, len(rows), self.chunk_size):
             chunk = rows[start:start + self.chunk_size]
@@ -225,8 +225,10 @@ class Runner:
         with transaction.atomic(), db_scope(ALL):
             # The chunk's lease starts afresh with its hand-off, so a slow batch does not let
             # another worker reclaim rows that are being sent right now.
-            marked = Recipient.objects.filter(pk__in=ids, lease_owner=self.worker, status=R.PENDING,
-                                              lease_until__gt=now).update(attempted_at=now, lease_until=now + self.lease)
+            # By id and lease only: a leased row is always pending (a check constraint), and a
+            # status condition here let PostgreSQL scan every pending row of the campaign.
+            marked = Recipient.objects.filter(pk__in=ids, lease_owner=self.worker, lease_until__gt=now).update(
+                attempted_at=now, lease_until=now + self.lease)
         if marked != len(ids):
             # Someone reclaimed part of it: leave all of it to the ledger's next claim.
             with transaction.atomic(), db_scope(ALL):
@@ -236,11 +238,11 @@ class Runner:
         with transaction.atomic(), db_scope(ALL):
             contacts = self._lock_contacts([r["contact_id"] for r in chunk if r["contact_id"]])
             verdicts = self._gates(chunk, contacts, now)
-            outgoing, skipped, deferred = [], {}, {}
+            ready, skipped, deferred = [], {}, {}
             for row in chunk:
                 verdict = verdicts[row["id"]]
                 if verdict is None:
-                    outgoing.append(self._message(row, contacts[row["contact_id"]]))
+                    ready.append(row)
                 elif isinstance(verdict, dt.datetime):
                     deferred.setdefault(verdict, []).append(row["id"])
                 else:
@@ -253,8 +255,14 @@ class Runner:
                 Recipient.objects.filter(pk__in=pks).update(not_before=until, attempted_at=None, lease_owner="",
                                                             lease_until=None)
                 stats.deferred += len(pks)
-            results = self.transport.send(outgoing) if outgoing else []
+            outgoing: list = []
+            broken: dict[int, str] = {}
+            results = self.transport.send(self._render(ready, contacts, outgoing, broken)) if ready else []
             self._mark(outgoing, results, self.clock(), stats)
+            for pk, why in broken.items():
+                Recipient.objects.filter(pk=pk).update(status=R.FAILED, reason="render_error", detail=why[:300],
+                                                       attempted_at=None, lease_owner="", lease_until=None)
+            stats.failed += len(broken)
         if connection.vendor == "sqlite":
             self._yield_write_lock()
         return stats
@@ -269,6 +277,21 @@ class Runner:
         if (time.monotonic() - self._held_since) * 1000 >= settings.SEND_SQLITE_HOLD_MS:
             time.sleep(settings.SEND_SQLITE_YIELD_MS / 1000)
             self._held_since = time.monotonic()
+
+    def _render(self, rows: list[dict], contacts: dict[int, dict], outgoing: list, broken: dict[int, str]):
+        """Yield each row's message as it is rendered, so the transport sends the first ones
+        while the next are built; ``outgoing`` collects them in order for marking. A row whose
+        message cannot be built (a template error on this contact's data) ends failed, with
+        the error, instead of stopping the campaign."""
+        for row in rows:
+            try:
+                message = self._message(row, contacts[row["contact_id"]])
+            except Exception as exc:  # noqa: BLE001 - one contact's data must not stop the others
+                logger.exception("campaign %s: recipient %s could not be rendered", self.campaign_id, row["id"])
+                broken[row["id"]] = f"{type(exc).__name__}: {exc}"
+                continue
+            outgoing.append(message)
+            yield message
 
     def _lock_contacts(self, contact_ids: list[int]) -> dict[int, dict]:
         """The chunk's contacts, locked against changes until the hand-off commits."""

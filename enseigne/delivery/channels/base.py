@@ -1,14 +1,17 @@
 """The one small interface every channel implements.
 
-A transport takes a list of ready messages and answers one ``Result`` per message, in
-order. It never raises for a recipient's problem; it raises only when it cannot work at
-all (configuration), and then nothing in the list was handed off.
+A transport takes the ready messages and answers one ``Result`` per message, in order.
+The messages come as an iterable that may still be producing them (the pipeline renders
+while the SMTP connections send), so a transport iterates over them once. It never
+raises for a recipient's problem; it raises only when it cannot work at all
+(configuration), and then nothing was handed off.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -50,7 +53,7 @@ class SmsOut:
 class Transport(Protocol):
     kind: str
 
-    def send(self, messages: list) -> list[Result]: ...
+    def send(self, messages: Iterable) -> list[Result]: ...
 
     def close(self) -> None: ...
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+from collections.abc import Iterable
 
 from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
@@ -39,7 +40,7 @@ class AnymailTransport:
         message.metadata = {"enseigne": sign_id("esp", out.recipient_id)}
         return message
 
-    def send(self, messages: list[EmailOut]) -> list[Result]:
+    def send(self, messages: Iterable[EmailOut]) -> list[Result]:
         from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 
         results = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from enseigne.delivery.channels.base import Outcome, Result
 
 outbox: list = []
@@ -13,7 +15,7 @@ class LocmemTransport:
     def __init__(self, answer=None):
         self.answer = answer  # optional callable(message) -> Result
 
-    def send(self, messages: list) -> list[Result]:
+    def send(self, messages: Iterable) -> list[Result]:
         results = []
         for message in messages:
             result = self.answer(message) if self.answer else Result(Outcome.SENT, 250)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
 from enseigne.delivery.channels.base import Outcome, Result, SmsOut
 
@@ -13,7 +14,8 @@ class ConsoleSmsTransport:
     def __init__(self, stream=None):
         self.stream = stream or sys.stdout
 
-    def send(self, messages: list[SmsOut]) -> list[Result]:
+    def send(self, messages: Iterable[SmsOut]) -> list[Result]:
+        messages = list(messages)
         for message in messages:
             self.stream.write(f"SMS {message.sender} → {message.to}: {message.text}\n")
         self.stream.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from enseigne.delivery.channels.base import Outcome, Result, SmsOut
@@ -16,7 +17,8 @@ class FileSmsTransport:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
 
-    def send(self, messages: list[SmsOut]) -> list[Result]:
+    def send(self, messages: Iterable[SmsOut]) -> list[Result]:
+        messages = list(messages)
         path = self.folder / f"sms-{dt.date.today().isoformat()}.jsonl"
         with path.open("a", encoding="utf-8") as handle:
             for m in messages:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 
 from enseigne.delivery.channels.base import Outcome, RateLimiter, Result, SmsOut
 
@@ -40,7 +41,7 @@ class HttpSmsTransport:
             sent_body = isinstance(exc, TimeoutError) or "timed out" in str(exc)
             return Result(Outcome.AMBIGUOUS if sent_body else Outcome.RETRY, None, str(exc)[:300])
 
-    def send(self, messages: list[SmsOut]) -> list[Result]:
+    def send(self, messages: Iterable[SmsOut]) -> list[Result]:
         results = []
         for message in messages:
             self.limiter.take()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import parse_qs, unquote, urlparse
 
 from enseigne.delivery.channels.base import Outcome, RateLimiter, Result, SmsOut
@@ -54,7 +55,7 @@ class SmppSmsTransport:
             self.close()
             return Result(Outcome.AMBIGUOUS if self.client else Outcome.RETRY, None, str(exc)[:300])
 
-    def send(self, messages: list[SmsOut]) -> list[Result]:
+    def send(self, messages: Iterable[SmsOut]) -> list[Result]:
         results = []
         for message in messages:
             self.limiter.take()

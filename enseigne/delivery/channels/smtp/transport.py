@@ -13,9 +13,10 @@ import contextlib
 import re
 import smtplib
 import ssl
-import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from queue import SimpleQueue
 from urllib.parse import parse_qs, unquote, urlparse
 
 from enseigne.delivery.channels.base import EmailOut, Outcome, RateLimiter, Result
@@ -149,27 +150,34 @@ class SmtpTransport:
         self.limiter = RateLimiter(config.rate)
         self.connections = [_Connection(config) for _ in range(max(1, config.concurrency))]
         self.pool = ThreadPoolExecutor(max_workers=len(self.connections), thread_name_prefix="smtp")
-        self.lock = threading.Lock()
 
-    def _run(self, connection: _Connection, messages: list[tuple[int, EmailOut]], results: list) -> None:
-        for index, message in messages:
+    def _drain(self, connection: _Connection, queue: SimpleQueue, results: dict) -> None:
+        while (item := queue.get()) is not None:
+            index, message = item
             self.limiter.take()
             results[index] = connection.deliver(message)
 
-    def send(self, messages: list[EmailOut]) -> list[Result]:
-        results: list[Result | None] = [None] * len(messages)
-        lanes = len(self.connections)
-        numbered = list(enumerate(messages))
-        if lanes == 1 or len(messages) < 2:
-            self._run(self.connections[0], numbered, results)
-        else:
-            futures = [
-                self.pool.submit(self._run, connection, numbered[lane::lanes], results)
-                for lane, connection in enumerate(self.connections)
-            ]
-            for future in futures:
-                future.result()
-        return results  # type: ignore[return-value]
+    def send(self, messages: Iterable[EmailOut]) -> list[Result]:
+        """Each connection takes the next message as soon as it is free, while the caller may
+        still be rendering the ones after it (the GIL is released while a socket waits)."""
+        results: dict[int, Result] = {}
+        count = 0
+        if len(self.connections) == 1:
+            for count, message in enumerate(messages, 1):
+                self.limiter.take()
+                results[count - 1] = self.connections[0].deliver(message)
+            return [results[i] for i in range(count)]
+        queue: SimpleQueue = SimpleQueue()
+        lanes = [self.pool.submit(self._drain, connection, queue, results) for connection in self.connections]
+        try:
+            for count, message in enumerate(messages, 1):
+                queue.put((count - 1, message))
+        finally:
+            for _ in lanes:
+                queue.put(None)
+            for lane in lanes:
+                lane.result()
+        return [results[i] for i in range(count)]
 
     def close(self) -> None:
         for connection in self.connections:
