@@ -76,6 +76,12 @@ def _samples(kind: str, sample_file: Path) -> list[bytes]:
     return parts
 
 
+def _cpu_busy() -> float:
+    """Seconds of CPU the whole machine has spent busy (not idle or waiting on I/O)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def _baseline(port: int, messages: list[bytes], lanes: int) -> float:
     def lane(chunk: list[bytes], out: Queue) -> None:
         smtp = smtplib.SMTP("127.0.0.1", port)
@@ -122,13 +128,18 @@ def main() -> None:
         command = [sys.executable, "-c", (
             "import resource, sys; from enseigne.cli import main; "
             "main(['enseigne', 'send_campaign', sys.argv[1], '--until-finished']); "
-            "print('maxrss', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"), campaign_id]
+            "usage = resource.getrusage(resource.RUSAGE_SELF); "
+            "print('maxrss', usage.ru_maxrss, usage.ru_utime + usage.ru_stime)"), campaign_id]
+        busy_before = _cpu_busy()
         started = time.perf_counter()
         workers = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)  # noqa: S603
                    for _ in range(args.workers)]
         outputs = [w.communicate()[0] for w in workers]
         elapsed = time.perf_counter() - started
-        rss = [int(line.split()[1]) // 1024 for out in outputs for line in out.splitlines() if line.startswith("maxrss")]
+        busy = (_cpu_busy() - busy_before) / elapsed / (os.cpu_count() or 1)
+        usage = [line.split() for out in outputs for line in out.splitlines() if line.startswith("maxrss")]
+        rss = [int(u[1]) // 1024 for u in usage]
+        worker_cpu = sum(float(u[2]) for u in usage)
         ours = args.recipients / elapsed
         samples = _samples(args.sink, sample_file)
         baseline_messages = (samples * (args.recipients // max(1, len(samples)) + 1))[: min(args.recipients, 50_000)]
@@ -147,6 +158,8 @@ def main() -> None:
         ["baseline: raw smtplib, pre-built messages, same sink", f"{raw:,.0f} msg/s"],
         ["ratio baseline / Enseigne", f"{raw / ours:.2f}×"],
         ["messages at the sink (Enseigne + baseline)", at_sink],
+        ["machine CPU busy during the send (all processes)", f"{busy:.0%}"],
+        ["worker CPU per message (all workers)", f"{worker_cpu / args.recipients * 1e6:.0f} µs"],
         ["worker peak RSS", ", ".join(f"{r} MB" for r in rss)],
         ["bench process peak RSS", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB"],
     ])

@@ -235,6 +235,29 @@ def test_retries_then_hard_bounce_suppresses_brand_wide(world):
     assert Campaign.objects.get(pk=campaign.pk).status == "finished"
 
 
+def test_a_message_that_cannot_be_built_fails_its_row_and_the_others_go(world, monkeypatch):
+    from enseigne.brand.rendering import Personaliser
+
+    made = contacts(world.unit_a, 4)
+    campaign = local_campaign(world)
+    launched(world, campaign)
+    render = Personaliser.render
+
+    def breaks_for_one(self, **data):
+        if data["contact"]["email"] == made[2].email:
+            raise ValueError("a filter choked on this contact's data")
+        return render(self, **data)
+
+    monkeypatch.setattr(Personaliser, "render", breaks_for_one)
+    stats = Runner(campaign.pk).run()
+    rows = {r.contact.email: r for r in Recipient.objects.filter(campaign=campaign).select_related("contact")}
+    assert (stats.sent, stats.failed) == (3, 1)
+    assert rows[made[2].email].status == "failed" and rows[made[2].email].reason == "render_error"
+    assert "a filter choked" in rows[made[2].email].detail
+    assert sorted(m.to for m in locmem.outbox) == sorted(c.email for c in made if c != made[2])
+    assert Campaign.objects.get(pk=campaign.pk).status == "finished"
+
+
 # -- SMS window ----------------------------------------------------------------------------------
 
 

@@ -87,9 +87,9 @@ class SendMachine(RuleBasedStateMachine):
     def crash_mid_chunk(self):
         """A worker claims, commits its attempt marks, and dies before handing off."""
         runner = self._runner()
-        ids = runner.claim()
-        if ids:
-            Recipient.objects.filter(pk__in=ids[:2]).update(attempted_at=self.clock.now)
+        rows = runner.claim()
+        if rows:
+            Recipient.objects.filter(pk__in=[r["id"] for r in rows[:2]]).update(attempted_at=self.clock.now)
 
     @rule(minutes=st.integers(1, 10))
     def time_passes(self, minutes):

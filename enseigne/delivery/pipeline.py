@@ -134,10 +134,10 @@ class Runner:
             return total
         try:
             while max_batches is None or total.batches < max_batches:
-                ids = self.claim()
-                if not ids:
+                rows = self.claim()
+                if not rows:
                     break
-                total.add(self.process(ids))
+                total.add(self.process(rows))
                 total.batches += 1
                 if exclusive:
                     self._hold_runner()
@@ -164,8 +164,9 @@ class Runner:
     def _status(self) -> str:
         return Campaign.objects.filter(pk=self.campaign_id).values_list("status", flat=True).first() or ""
 
-    def claim(self) -> list[int]:
-        """Lease up to a batch of due rows; an attempted row whose lease ran out is ambiguous."""
+    def claim(self) -> list[dict]:
+        """Lease up to a batch of due rows (id, contact, unit, in id order); an attempted row
+        whose lease ran out is ambiguous."""
         now = self.clock()
         with transaction.atomic(), db_scope(ALL):
             if self._status() != Campaign.Status.SENDING:
@@ -175,34 +176,32 @@ class Runner:
                 .filter(campaign_id=self.campaign_id, status=R.PENDING)
                 .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
                 .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-                .order_by("id").values_list("id", "attempted_at")[: self.batch_size]
+                .order_by("id").values("id", "contact_id", "unit_id", "attempted_at")[: self.batch_size]
             )
             if not rows:
                 return []
-            unknown = [pk for pk, attempted in rows if attempted is not None]
+            unknown = [r["id"] for r in rows if r["attempted_at"] is not None]
             if unknown:
                 self._ambiguous(unknown, now, "the worker stopped while handing it off")
-            ids = [pk for pk, attempted in rows if attempted is None or settings.AMBIGUOUS_POLICY == "retry"]
-            Recipient.objects.filter(pk__in=ids).update(lease_owner=self.worker, lease_until=now + self.lease)
-        return ids
+            rows = [r for r in rows if r["attempted_at"] is None or settings.AMBIGUOUS_POLICY == "retry"]
+            Recipient.objects.filter(pk__any=[r["id"] for r in rows]).update(lease_owner=self.worker,
+                                                                           lease_until=now + self.lease)
+        return rows
 
     def _ambiguous(self, ids: list[int], now, why: str) -> None:
         """Log rows that may have left; at-most-once ends them, retry sends them again."""
         logger.warning("campaign %s: %d recipient(s) ambiguous (%s), policy %s", self.campaign_id, len(ids), why,
                        settings.AMBIGUOUS_POLICY)
-        rows = Recipient.objects.filter(pk__in=ids)
+        rows = Recipient.objects.filter(pk__any=ids)
         if settings.AMBIGUOUS_POLICY == "retry":
             rows.update(ambiguous_count=F("ambiguous_count") + 1, attempted_at=None, lease_owner="", lease_until=None)
         else:
             rows.update(status=R.AMBIGUOUS, reason="connection_lost", detail=why[:300],
                         ambiguous_count=F("ambiguous_count") + 1, attempted_at=None, lease_owner="", lease_until=None)
 
-    def process(self, ids: list[int]) -> Stats:
-        stats = Stats(claimed=len(ids))
+    def process(self, rows: list[dict]) -> Stats:
+        stats = Stats(claimed=len(rows))
         started = self.clock()
-        with transaction.atomic(), db_scope(ALL):
-            rows = list(Recipient.objects.filter(pk__in=ids, lease_owner=self.worker)
-                        .order_by("id").values("id", "contact_id", "unit_id"))
         for start in range(0, len(rows), self.chunk_size):
             chunk = rows[start:start + self.chunk_size]
             if self.clock() - started > self.lease - min(LEASE_MARGIN, self.lease / 4) or self._status() != Campaign.Status.SENDING:
@@ -213,7 +212,7 @@ class Runner:
 
     def _release(self, ids: list[int]) -> None:
         with transaction.atomic(), db_scope(ALL):
-            Recipient.objects.filter(pk__in=ids, lease_owner=self.worker, attempted_at__isnull=True).update(
+            Recipient.objects.filter(pk__any=ids, lease_owner=self.worker, attempted_at__isnull=True).update(
                 lease_owner="", lease_until=None)
 
     # -- one chunk ---------------------------------------------------------------------------
@@ -227,12 +226,12 @@ class Runner:
             # another worker reclaim rows that are being sent right now.
             # By id and lease only: a leased row is always pending (a check constraint), and a
             # status condition here let PostgreSQL scan every pending row of the campaign.
-            marked = Recipient.objects.filter(pk__in=ids, lease_owner=self.worker, lease_until__gt=now).update(
+            marked = Recipient.objects.filter(pk__any=ids, lease_owner=self.worker, lease_until__gt=now).update(
                 attempted_at=now, lease_until=now + self.lease)
         if marked != len(ids):
             # Someone reclaimed part of it: leave all of it to the ledger's next claim.
             with transaction.atomic(), db_scope(ALL):
-                Recipient.objects.filter(pk__in=ids, lease_owner=self.worker, attempted_at=now).update(
+                Recipient.objects.filter(pk__any=ids, lease_owner=self.worker, attempted_at=now).update(
                     attempted_at=None, lease_owner="", lease_until=None)
             return stats
         with transaction.atomic(), db_scope(ALL):
@@ -248,11 +247,11 @@ class Runner:
                 else:
                     skipped.setdefault(verdict, []).append(row["id"])
             for reason, pks in skipped.items():
-                Recipient.objects.filter(pk__in=pks).update(status=R.SKIPPED, reason=reason, attempted_at=None,
+                Recipient.objects.filter(pk__any=pks).update(status=R.SKIPPED, reason=reason, attempted_at=None,
                                                             lease_owner="", lease_until=None)
                 stats.skipped += len(pks)
             for until, pks in deferred.items():
-                Recipient.objects.filter(pk__in=pks).update(not_before=until, attempted_at=None, lease_owner="",
+                Recipient.objects.filter(pk__any=pks).update(not_before=until, attempted_at=None, lease_owner="",
                                                             lease_until=None)
                 stats.deferred += len(pks)
             outgoing: list = []
@@ -309,7 +308,7 @@ class Runner:
                         row["attributes"] = json.loads(row["attributes"])
                     found[row["id"]] = row
                 return found
-        return {c["id"]: c for c in Contact.objects.filter(pk__in=contact_ids).values(*columns)}
+        return {c["id"]: c for c in Contact.objects.filter(pk__any=contact_ids).values(*columns)}
 
     def _gates(self, chunk: list[dict], contacts: dict[int, dict], now) -> dict[int, object]:
         """None = send; a reason string = skip; a datetime = wait until then (SMS window)."""
@@ -431,7 +430,7 @@ class Runner:
         mine = Recipient.objects.filter(lease_owner=self.worker)
         sent = [m.recipient_id for m, _ in by_outcome.get(Outcome.SENT, [])]
         if sent:
-            mine.filter(pk__in=sent).update(status=R.SENT, sent_at=now, attempted_at=None, lease_owner="",
+            mine.filter(pk__any=sent).update(status=R.SENT, sent_at=now, attempted_at=None, lease_owner="",
                                             lease_until=None, attempts=F("attempts") + 1)
             stats.sent += len(sent)
         for message, result in by_outcome.get(Outcome.RETRY, []):
@@ -458,7 +457,7 @@ class Runner:
         if ambiguous:
             self._ambiguous(ambiguous, now, "connection lost after the end of the message")
             if settings.AMBIGUOUS_POLICY == "retry":
-                Recipient.objects.filter(pk__in=ambiguous).update(not_before=now + dt.timedelta(
+                Recipient.objects.filter(pk__any=ambiguous).update(not_before=now + dt.timedelta(
                     seconds=settings.SEND_RETRY_SECONDS))
             stats.ambiguous += len(ambiguous)
 

@@ -2,16 +2,18 @@
 
 ``__in`` with thousands of values builds thousands of placeholders that the driver quotes
 one by one (about 0.6 s for 20,000 emails); ``= ANY(%s)`` sends one array (about 0.05 s).
-Elsewhere it is the plain ``IN`` lookup.
+The send pipeline uses it for its batches of ids for the same reason. Elsewhere it is
+the plain ``IN`` lookup.
 """
 
 from __future__ import annotations
 
-from django.db.models import CharField
+from django.db.models import CharField, IntegerField
 from django.db.models.lookups import In
 
 
 @CharField.register_lookup
+@IntegerField.register_lookup  # and so ids (AutoField, BigAutoField)
 class AnyOf(In):
     lookup_name = "any"
 
