@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/enseigne_bench_send")
     parser.add_argument("--port", type=int, default=2599)
-    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=4)  # ENSEIGNE_SMTP_CONCURRENCY default
     parser.add_argument("--sink", choices=["c", "python"], default="c")
     args = parser.parse_args()
 
