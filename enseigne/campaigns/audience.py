@@ -71,9 +71,16 @@ LAUNCHED = (Campaign.Status.SENDING, Campaign.Status.PAUSED)
 
 
 class Sha256Hex(Func):
-    """``enseigne_sha256(text)``: a SQL function on PostgreSQL, a Python one on SQLite."""
+    """``enseigne_sha256(text)``: a SQL function on PostgreSQL, a Python one on SQLite.
+
+    Wrapped in a scalar sub-select on purpose. Under row-level security PostgreSQL only
+    uses an index for a condition it can evaluate before the policy, which means a
+    leakproof one, and ``encode``/``convert_to`` are not leakproof: ``value_hash =
+    enseigne_sha256(…)`` then scanned the whole suppression list once per contact. The
+    sub-select is computed first, as a parameter, and the suppression index is used."""
 
     function = "enseigne_sha256"
+    template = "(SELECT %(function)s(%(expressions)s))"
     output_field = CharField()
 
 
@@ -132,12 +139,17 @@ def opted_out_units(campaign: Campaign) -> int:
     return Relay.objects.filter(campaign=campaign, status=Relay.Status.OPTED_OUT).count()
 
 
-def candidates(campaign: Campaign, units: list[OrgNode]) -> QuerySet[Contact]:
-    contacts = Contact.objects.filter(unit__in=[u.pk for u in units])
+def audience_condition(campaign: Campaign, units: list[OrgNode]) -> Q:
+    """"This contact is in the campaign's audience", before consent and the other checks."""
+    condition = Q(unit__in=[u.pk for u in units])
     rules = campaign.segment.rules if campaign.segment_id else campaign.audience_rules
     if rules and rules.get("rules"):
-        contacts = contacts.filter(SegmentCompiler(campaign.created_by).compile(rules))
-    return contacts
+        condition &= SegmentCompiler(campaign.created_by).compile(rules)
+    return condition
+
+
+def candidates(campaign: Campaign, units: list[OrgNode]) -> QuerySet[Contact]:
+    return Contact.objects.filter(audience_condition(campaign, units))
 
 
 def _has_priority(other: Campaign, campaign: Campaign, priority: str) -> bool:
@@ -167,9 +179,10 @@ def _competitor_reaches(other: Campaign) -> Q:
     if other.status in LAUNCHED:
         return Q(Exists(Recipient.objects.filter(campaign=other, contact=OuterRef("pk"),
                                                  status=Recipient.Status.PENDING)))
+    # Not launched: its rules, tested on the contact row itself (an EXISTS over the contacts
+    # table again cost a second lookup per contact).
     units = [t.unit for t in targets(other)]
-    consent = f"{other.channel}_consent__in"
-    return Q(Exists(candidates(other, units).filter(pk=OuterRef("pk"), **{consent: VALID_CONSENT})))
+    return audience_condition(other, units) & Q(**{f"{other.channel}_consent__in": VALID_CONSENT})
 
 
 def _pressure(campaign: Campaign, when: dt.datetime) -> tuple[dict, Q | None, list[tuple[Campaign, Q]]]:
