@@ -97,16 +97,20 @@ def build(args) -> dict:
                                                      send_at=send_at, allow_opt_out=False)
 
         started = time.perf_counter()
-        with transaction.atomic(), connection.cursor() as cursor:
-            for name, days, modulo in (("Past A", 2, 3), ("Past B", 5, 5)):
-                past = national(name, now - dt.timedelta(days=days))
-                Campaign.objects.filter(pk=past.pk).update(status=Campaign.Status.FINISHED)
+        for name, days, modulo in (("Past A", 2, 3), ("Past B", 5, 5)):
+            past = national(name, now - dt.timedelta(days=days))
+            with transaction.atomic(), connection.cursor() as cursor:
+                # Checked per statement: hundreds of thousands of deferred foreign-key checks
+                # queued for the commit took minutes here.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(
                     "INSERT INTO campaigns_recipient (campaign_id, contact_id, unit_id, unit_path, channel, status, "
                     "reason, detail, lease_owner, attempts, ambiguous_count, segments, feedback, sent_at) "
                     "SELECT %s, id, unit_id, unit_path, 'email', 'sent', '', '', '', 1, 0, 0, '', %s "
                     "FROM contacts_contact WHERE id %% %s = 0 AND email_consent = 'granted'",
                     [past.pk, now - dt.timedelta(days=days), modulo])
+            Campaign.objects.filter(pk=past.pk).update(status=Campaign.Status.FINISHED)
+        with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO contacts_suppression (channel, value_hash, unit_path, reason, created_at) "
                 "SELECT 'email', enseigne_sha256('email:' || email), '', 'hard_bounce', now() "
@@ -212,8 +216,11 @@ def claim_figures(world, repeat: int) -> list[tuple]:
 
     record("start")
     with transaction.atomic(), db_scope(ALL), connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM campaigns_recipient WHERE campaign_id = %s AND status = 'pending'",
+                       [campaign.pk])
+        (pending,) = cursor.fetchone()
         cursor.execute("SELECT id FROM campaigns_recipient WHERE campaign_id = %s AND status = 'pending' ORDER BY id "
-                       "OFFSET %s LIMIT 1", [campaign.pk, ledger // 2])
+                       "OFFSET %s LIMIT 1", [campaign.pk, pending // 2])
         (middle,) = cursor.fetchone()
         cursor.execute("UPDATE campaigns_recipient SET status = 'sent', sent_at = now() WHERE campaign_id = %s "
                        "AND status = 'pending' AND id < %s", [campaign.pk, middle])
