@@ -27,6 +27,21 @@ def django_ready() -> None:
     set_role_switch(True)
 
 
+def recreate_database(database: str) -> None:
+    """Drop and create the scratch database a bench runs on (PostgreSQL URL or SQLite file)."""
+    if database.startswith("postgres"):
+        import psycopg
+
+        admin, name = database.rsplit("/", 1)
+        with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+    else:
+        path = Path(database.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def table(title: str, rows: list[tuple]) -> None:
     print(f"\n{title}")
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]

@@ -34,15 +34,6 @@ import time
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/enseigne_bench_audience"
 
 
-def _recreate(database: str) -> None:
-    import psycopg
-
-    admin, name = database.rsplit("/", 1)
-    with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def _analyze(database: str) -> None:
     import psycopg
 
@@ -244,8 +235,9 @@ def main() -> None:
     os.environ["DATABASE_URL"] = args.database
     os.environ.setdefault("DATABASE_APP_ROLE", "enseigne_app")
     os.environ.setdefault("ENSEIGNE_DATA_DIR", "/tmp/enseigne-bench-audience")
-    _recreate(args.database)
-    from _setup import django_ready, table
+    from _setup import django_ready, recreate_database, table
+
+    recreate_database(args.database)
 
     django_ready()
     world = build(args)

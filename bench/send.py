@@ -27,7 +27,7 @@ import time
 from multiprocessing import Process, Queue
 from pathlib import Path
 
-from _setup import table
+from _setup import recreate_database, table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,20 +40,6 @@ def _env(database: str, port: int, data_dir: str) -> dict:
                 "EMAIL_URL": f"smtp://127.0.0.1:{port}", "ENSEIGNE_DATA_DIR": data_dir, "HUEY_URL": "immediate:",
                 "LOG_LEVEL": "WARNING"})
     return env
-
-
-def _recreate(database: str) -> None:
-    if database.startswith("postgres"):
-        import psycopg
-
-        admin, name = database.rsplit("/", 1)
-        with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
-    else:
-        path = Path(database.removeprefix("sqlite:///"))
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _start_sink(kind: str, port: int, sample_file: Path, data_dir: str) -> subprocess.Popen:
@@ -117,7 +103,7 @@ def main() -> None:
     sample_file.unlink(missing_ok=True)
     sink = _start_sink(args.sink, args.port, sample_file, data_dir)
     try:
-        _recreate(args.database)
+        recreate_database(args.database)
         env = _env(args.database, args.port, data_dir)
         env["ENSEIGNE_SMTP_CONCURRENCY"] = str(args.concurrency)
         setup_started = time.perf_counter()

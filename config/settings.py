@@ -213,7 +213,7 @@ if AMBIGUOUS_POLICY not in {"at_most_once", "retry"}:
     raise ImproperlyConfigured("ENSEIGNE_AMBIGUOUS_POLICY must be 'at_most_once' or 'retry'.")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Enseigne <no-reply@enseigne.localhost>")
 # Bounce reports: a Maildir the MTA delivers bounces+…@ to (read every minute), besides the
-# stdin command and the inbound URL (`enseigne bounce_url`).
+# stdin command and the inbound URL (`enseigne process_bounces --print-url`).
 BOUNCE_MAILDIR = env_str("ENSEIGNE_BOUNCE_MAILDIR", "")
 # Spam complaints per message sent, per campaign: warn at 0.1 %, pause at 0.3 % (Gmail and
 # Yahoo's bulk-sender rule), once the campaign has sent enough for a rate to mean something.

@@ -6,7 +6,7 @@ a 550 at hand-off does; the row keeps the last feedback for the campaign's count
 complaint may pause its campaign (``complaints_check``).
 
 Reports arrive through three doors, all ending here: a Maildir the MTA delivers the
-bounce address to (read every minute), ``enseigne process_bounce`` reading one message
+bounce address to (read every minute), ``enseigne process_bounces`` reading one message
 on stdin (a Postfix ``pipe``), and the secret inbound URL. ESP webhooks (anymail) are
 turned into the same ``Report`` in ``tracking``.
 

@@ -162,11 +162,6 @@ class SmtpTransport:
         still be rendering the ones after it (the GIL is released while a socket waits)."""
         results: dict[int, Result] = {}
         count = 0
-        if len(self.connections) == 1:
-            for count, message in enumerate(messages, 1):
-                self.limiter.take()
-                results[count - 1] = self.connections[0].deliver(message)
-            return [results[i] for i in range(count)]
         queue: SimpleQueue = SimpleQueue()
         lanes = [self.pool.submit(self._drain, connection, queue, results) for connection in self.connections]
         try:
