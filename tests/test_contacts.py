@@ -23,6 +23,18 @@ def test_create_normalises_email_and_phone_with_the_units_country(world):
     assert (contact.email, contact.phone) == ("jean.dupont@example.com", "+33612345678")
 
 
+def test_the_database_keeps_each_address_hash_equal_to_the_suppression_hash(world):
+    contact = services.contact_create(
+        actor=world.staff_a, unit=world.unit_a,
+        data={"email": "Jean.Dupont@Example.com", "phone": "06 12 34 56 78", "first_name": "Jean"},
+    )
+    stored = Contact.objects.values_list("email_hash", "phone_hash").get(pk=contact.pk)
+    assert stored == (identifier_hash("email", "jean.dupont@example.com"), identifier_hash("phone", "+33612345678"))
+    Contact.objects.filter(pk=contact.pk).update(email="autre@example.com", phone=None)
+    stored = Contact.objects.values_list("email_hash", "phone_hash").get(pk=contact.pk)
+    assert stored == (identifier_hash("email", "autre@example.com"), None)
+
+
 def test_create_errors_name_each_field(world):
     with pytest.raises(ValidationError) as exc:
         services.contact_create(actor=world.staff_a, unit=world.unit_a,
