@@ -177,6 +177,12 @@ class Classification:
     cte_params: list = field(default_factory=list)
 
 
+def _inside(other: Campaign, when: dt.datetime, days: int) -> bool:
+    """Does ``other`` send within ``days`` of ``when`` (a cap's window, either side)?"""
+    window = dt.timedelta(days=days)
+    return when - window < other.send_at < when + window
+
+
 def _placeholders(values: list) -> str:
     return ", ".join(["%s"] * len(values)) or "NULL"
 
@@ -233,8 +239,7 @@ def classified(campaign: Campaign, contacts: QuerySet[Contact], when: dt.datetim
     loads, loads_params = _loads(campaign, when, rules, planned, launched)
     over, over_params = [], []
     for index, rule in enumerate(rules):
-        window = dt.timedelta(days=rule.window_days)
-        terms = "".join(f" + sub.reach_{i}" for i, o in enumerate(planned) if when - window < o.send_at < when + window)
+        terms = "".join(f" + sub.reach_{i}" for i, o in enumerate(planned) if _inside(o, when, rule.window_days))
         over.append(f"COALESCE(loads.load_{index}, 0){terms} >= %s")
         over_params.append(rule.max_messages)
     select = (f"SELECT sub.id, sub.unit_id{path}, COALESCE(NULLIF(sub.base_reason, ''), "  # noqa: S608
@@ -251,16 +256,14 @@ def _loads(campaign, when, rules, planned, launched) -> tuple[str, list]:
     message, and the hash join then holds a fraction of them."""
     columns, params, could, could_params = [], [], [], []
     for index, rule in enumerate(rules):
-        window = dt.timedelta(days=rule.window_days)
-        inside = [o.pk for o in launched if when - window < o.send_at < when + window]
+        inside = [o.pk for o in launched if _inside(o, when, rule.window_days)]
         load = (f"COUNT(*) FILTER (WHERE (r.status = 'sent' AND r.sent_at > %s) "
                 f"OR (r.status = 'pending' AND r.campaign_id IN ({_placeholders(inside)})))")
-        load_params = [_db_time(when - window), *inside]
+        load_params = [_db_time(when - dt.timedelta(days=rule.window_days)), *inside]
         columns.append(f"{load} AS load_{index}")
         params += load_params
         could.append(f"{load} >= %s")
-        could_params += [*load_params, rule.max_messages - sum(1 for o in planned
-                                                               if when - window < o.send_at < when + window)]
+        could_params += [*load_params, rule.max_messages - sum(_inside(o, when, rule.window_days) for o in planned)]
     ids = [o.pk for o in launched]
     since = when - dt.timedelta(days=max(r.window_days for r in rules))
     campaigns = ("string_agg(CAST(r.campaign_id AS text), ',')" if connection.vendor == "postgresql"

@@ -44,7 +44,6 @@ from enseigne.contacts.services import suppress_brand_wide
 from enseigne.delivery.channels import email_transport, sms_transport
 from enseigne.delivery.channels.base import EmailOut, Outcome, Result, SmsOut
 from enseigne.delivery.messages import Envelope, bounce_address, build_email, message_id
-from enseigne.lib.hashing import identifier_hash
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.lib.signing import sign_id
 from enseigne.network.models import OrgNode
@@ -294,8 +293,8 @@ class Runner:
 
     def _lock_contacts(self, contact_ids: list[int]) -> dict[int, dict]:
         """The chunk's contacts, locked against changes until the hand-off commits."""
-        columns = ["id", "unit_id", "unit_path", "email", "phone", "first_name", "last_name", "language",
-                   "attributes", "email_consent", "sms_consent"]
+        columns = ["id", "unit_id", "unit_path", "email", "phone", "email_hash", "phone_hash", "first_name",
+                   "last_name", "language", "attributes", "email_consent", "sms_consent"]
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -326,7 +325,7 @@ class Runner:
             elif not campaign.is_transactional and contact[consent] not in VALID_CONSENT:
                 verdicts[row["id"]] = "no_consent"
             else:
-                hashes[row["id"]] = identifier_hash(address, contact[address])
+                hashes[row["id"]] = contact[f"{address}_hash"]  # kept by the database, as the preview reads it
         if hashes:
             suppressed = set(
                 Suppression.objects.filter(channel=campaign.channel, value_hash__in=set(hashes.values()))
