@@ -107,6 +107,9 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("campaigns/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
     ("campaigns/new/", "GET"): (NO_OBJECT, "302 200 200 200 403 200", None),
     ("campaigns/new/", "POST"): (NO_OBJECT, "302 200 200 200 403 200", None),
+    # Free campaigns: only HQ admins by default; HQ widens it with a capability rule.
+    ("campaigns/new/free/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    ("campaigns/new/free/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
     ("campaigns/approvals/", "GET"): (NO_OBJECT, "302 200 200 403 403 403", None),
     ("campaigns/calendar/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
     ("campaigns/calendar/events/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),

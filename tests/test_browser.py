@@ -158,3 +158,46 @@ def test_hostile_local_version_preview_runs_no_script_and_locked_parts_follow(
         local.refresh_from_db()
     assert local.status == "flagged" and "gratuit" in local.values["headline"]
     assert local.previous_version_id is None
+
+
+def test_a_pilot_store_writes_a_free_campaign_in_the_brands_frame(live_server, transactional_db, browser_page):
+    from enseigne.contacts.services import segment_save
+    from enseigne.network import services as network
+
+    world = build_world()
+    with db_scope(ALL):
+        network.capability_rule_add(actor=world.hq_admin, node=world.root, capability="create_free_campaigns",
+                                    effect="allow", unit_tag="pilot")
+        segment_save(actor=None, owner=world.unit_a, name="Clients fidèles", rules={"match": "all", "rules": []})
+    page = browser_page
+    page.goto(f"{live_server.url}/login/")
+    page.get_by_label("Email").fill(world.manager_a.email)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.goto(f"{live_server.url}/campaigns/")
+    page.get_by_role("link", name="Nouvelle campagne libre").click()
+    page.get_by_label("Canal").select_option("email")
+    page.get_by_role("button", name="Écrire le message").click()
+
+    # The zone editor of the unit's frame: the title is also the subject; the preview follows.
+    with page.expect_response(lambda r: "/preview/" in r.url):
+        page.locator("#zone_headline").fill("Portes ouvertes samedi")
+    page.locator("trix-editor").click()
+    page.keyboard.type("Venez découvrir nos nouveautés, café offert.")
+    expect(page.frame(name="preview").locator("body")).to_contain_text("Portes ouvertes samedi")
+    expect(page.frame(name="preview").locator("body")).to_contain_text("Lyon")  # the store's footer, locked
+    page.locator("#zone-form button.btn-primary").click()
+    page.get_by_role("link", name="L'utiliser dans une campagne").click()
+
+    # The campaign form arrives with the unit, the frame and the text chosen.
+    page.get_by_label("Audience (segment)").select_option(label="Clients fidèles")
+    page.get_by_role("button", name="Enregistrer le brouillon").click()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    with db_scope(ALL):
+        from enseigne.campaigns.models import Campaign
+
+        # Read inside the scope: outside it, row-level security hides the unit's rows.
+        campaign = Campaign.objects.select_related("template", "local_version").get()
+    assert campaign.template.is_free and campaign.owner_id == world.unit_a.pk
+    assert campaign.local_version.values["headline"] == "Portes ouvertes samedi"
+    assert "café offert" in campaign.local_version.values["message"]

@@ -67,7 +67,8 @@ class Asset(models.Model):
 
 
 class Template(models.Model):
-    """An HQ template; its content lives in versions, the newest published one is current."""
+    """An HQ template (or a unit's free frame); its content lives in versions, the newest
+    published one is current."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     channel = models.CharField(_("channel"), max_length=8, choices=Channel.choices)
@@ -78,6 +79,9 @@ class Template(models.Model):
     current = models.ForeignKey("TemplateVersion", null=True, blank=True, on_delete=models.SET_NULL,
                                 related_name="+")
     archived = models.BooleanField(default=False)
+    # A unit's free message: Enseigne's own frame (brand header, the unit's footer, the
+    # unsubscribe link), every word inside it the unit's (see brand/free.py).
+    is_free = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -89,23 +89,25 @@ def asset_kind_counts(assets: QuerySet[Asset]) -> dict[str, int]:
     return dict(assets.order_by().values_list("kind").annotate(n=Count("id")))
 
 
-def templates_for_user(user: User) -> QuerySet[Template]:
-    """HQ sees every template; others those shared with a node above or below their scope."""
+def templates_for_user(user: User, *, free: bool = False) -> QuerySet[Template]:
+    """HQ sees every template; others those shared with a node above or below their scope.
+    Units' free frames (brand/free.py) only with ``free``: the template library leaves them out."""
     access = access_for(user)
+    templates = Template.objects.all() if free else Template.objects.filter(is_free=False)
     if access.is_hq:
-        return Template.objects.all()
+        return templates
     shared = set()
     for path in access.paths:
         shared.update(_ancestor_paths(path))
     visible = Q(shared_path__in=shared)
     for path in access.paths:
         visible |= Q(shared_path__startswith=path)
-    return Template.objects.filter(visible, archived=False)
+    return templates.filter(visible, archived=False)
 
 
 def get_template_for_user(user: User, public_id) -> Template:
     parsed = parse_uuid(public_id)
-    template = templates_for_user(user).select_related("current").filter(public_id=parsed).first() if parsed else None
+    template = templates_for_user(user, free=True).select_related("current").filter(public_id=parsed).first() if parsed else None
     if template is None:
         raise Http404("No such template.")
     return template

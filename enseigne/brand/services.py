@@ -38,11 +38,13 @@ def guardrails_for(path: str) -> Guardrails | None:
 
 
 def can_manage_template(user: User, template: Template) -> bool:
+    if template.is_free:  # Enseigne's frame: nobody edits it, the unit fills its zones
+        return False
     node = OrgNode.objects.get(path=template.shared_path)
     return access_for(user).can(Capability.MANAGE_TEMPLATES, node)
 
 
-def _compile(channel: str, source: str, *, sms_stop: str) -> dict:
+def compiled_version_fields(channel: str, source: str, *, sms_stop: str) -> dict:
     if channel == Channel.EMAIL:
         compiled = compile_email(source)
         return {"zones": [z.as_dict() for z in compiled.zones], "compiled_html": compiled.html,
@@ -59,7 +61,7 @@ def template_create(
 ) -> Template:
     if not access_for(actor).can(Capability.MANAGE_TEMPLATES, shared_with):
         raise PermissionDenied
-    compiled = _compile(channel, source, sms_stop=sms_stop)
+    compiled = compiled_version_fields(channel, source, sms_stop=sms_stop)
     with transaction.atomic():
         template = Template.objects.create(
             channel=channel, name=name, description=description, shared_path=shared_with.path,
@@ -87,7 +89,7 @@ def template_publish(
     subject = previous.subject if subject is None else subject
     sms_stop = previous.sms_stop if sms_stop is None else sms_stop
     max_segments = previous.max_segments if max_segments is None else max_segments
-    compiled = _compile(template.channel, source, sms_stop=sms_stop)
+    compiled = compiled_version_fields(template.channel, source, sms_stop=sms_stop)
     with transaction.atomic():
         version = TemplateVersion.objects.create(
             template=template, number=previous.number + 1, source=source, subject=subject,
@@ -215,6 +217,8 @@ def local_version_save(
         raise PermissionDenied
     if not access_for(actor).can(Capability.PERSONALISE_TEMPLATES, unit):
         raise PermissionDenied
+    if template.is_free and not access_for(actor).can(Capability.CREATE_FREE_CAMPAIGNS, unit):
+        raise PermissionDenied
     version = template.current
     zones = zones_of(version)
     cleaned = checks.clean_values(zones, values)
@@ -255,7 +259,7 @@ def values_preview(*, version: TemplateVersion, unit: OrgNode, values: dict) -> 
 
 def source_preview(*, channel: str, source: str, unit: OrgNode, sms_stop: str = "") -> str:
     """HQ's unsaved source compiled and rendered with the zones' defaults (ValidationError on errors)."""
-    compiled = _compile(channel, source, sms_stop=sms_stop or "STOP")
+    compiled = compiled_version_fields(channel, source, sms_stop=sms_stop or "STOP")
     version = TemplateVersion(source=source, sms_stop=sms_stop, **compiled)
     version.template = Template(channel=channel)
     if channel == Channel.SMS:

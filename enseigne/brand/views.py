@@ -391,6 +391,7 @@ def _personalise(request, template: Template, unit: OrgNode, local: LocalVersion
         "template": template, "version": version, "unit": unit, "local": local, "units": units,
         "fields": _zone_fields(unit, zones, values), "errors": errors, "diff": diff,
         "can_upload": access_for(request.user).can(Capability.ADD_UNIT_ASSETS, unit),
+        "can_campaign": access_for(request.user).can(Capability.CREATE_LOCAL_CAMPAIGNS, unit),
         "sms_initial": _sms_length(version, values, unit) if template.channel == Channel.SMS else None,
     })
 

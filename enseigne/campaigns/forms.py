@@ -43,9 +43,25 @@ class LocalCampaignForm(StyledForm):
         self.fields["unit"].queryset = OrgNode.objects.filter(pk__in=[u.pk for u in units]).order_by("name")
         if len(units) == 1:
             self.fields["unit"].initial = units[0].pk
-        self.fields["template"].queryset = templates_for_user(user).exclude(current=None).order_by("channel", "name")
+        # The units' free frames too: a free campaign is a local one sending the unit's own text.
+        self.fields["template"].queryset = (templates_for_user(user, free=True).exclude(current=None)
+                                            .order_by("is_free", "channel", "name"))
         self.fields["local_version"].queryset = local_versions_for_user(user).select_related("template")
         self.fields["segment"].queryset = segments_for_user(user)
+
+
+class FreeMessageForm(StyledForm):
+    """Where a free campaign starts: which unit writes, on which channel."""
+
+    unit = forms.ModelChoiceField(label=_("Unit"), queryset=OrgNode.objects.none())
+    channel = forms.ChoiceField(label=_("Channel"), choices=Channel.choices)
+
+    def __init__(self, user, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        units = units_with(user, Capability.CREATE_FREE_CAMPAIGNS)
+        self.fields["unit"].queryset = OrgNode.objects.filter(pk__in=[u.pk for u in units]).order_by("name")
+        if len(units) == 1:
+            self.fields["unit"].initial = units[0].pk
 
 
 class NationalCampaignForm(StyledForm):

@@ -78,6 +78,18 @@ def _check_template(template: Template, channel: str, unit: OrgNode | None) -> N
     if unit is not None and not unit.path.startswith(template.shared_path) and not template.shared_path.startswith(
             unit.path):
         raise ValidationError({"template": _("This template is not shared with this unit.")})
+    if template.is_free and (unit is None or template.shared_path != unit.path):
+        raise ValidationError({"template": _("A free message is sent only by the unit that wrote it.")})
+
+
+def _check_free(actor: User | None, template: Template, local: LocalVersion | None, unit: OrgNode) -> None:
+    """A free campaign (the unit's own text) needs the capability, and the text itself."""
+    if not template.is_free:
+        return
+    _require(actor, Capability.CREATE_FREE_CAMPAIGNS, unit)
+    if local is None:
+        raise ValidationError({"local_version": _("Choose the message you wrote: a free campaign has no head "
+                                                  "office version to fall back on.")})
 
 
 def _check_local(local: LocalVersion | None, template: Template, unit: OrgNode) -> None:
@@ -105,6 +117,7 @@ def campaign_create_local(
         raise ValidationError({"unit": _("A local campaign is sent by one unit.")})
     _check_sms(actor, channel, unit)
     _check_template(template, channel, unit)
+    _check_free(actor, template, local_version, unit)
     _check_local(local_version, template, unit)
     if segment is not None and not unit.path.startswith(segment.unit_path):
         raise ValidationError({"segment": _("This segment is not available to this unit.")})
@@ -156,6 +169,7 @@ def campaign_update(*, actor: User, campaign: Campaign, **fields) -> Campaign:
     for name, value in fields.items():
         setattr(campaign, name, value)
     if not campaign.is_national:
+        _check_free(actor, campaign.template, campaign.local_version, campaign.owner)
         _check_local(campaign.local_version, campaign.template, campaign.owner)
     campaign.status = S.DRAFT
     campaign.save()
@@ -168,6 +182,7 @@ def campaign_submit(*, actor: User, campaign: Campaign) -> Campaign:
     _require(actor, edit_capability(campaign), campaign.owner)
     _check_template(campaign.template, campaign.channel, None if campaign.is_national else campaign.owner)
     if not campaign.is_national:
+        _check_free(actor, campaign.template, campaign.local_version, campaign.owner)
         _check_local(campaign.local_version, campaign.template, campaign.owner)
         if campaign.segment_id is None:
             raise ValidationError({"segment": _("Choose who receives it: one of the unit's segments.")})

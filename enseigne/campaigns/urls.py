@@ -5,6 +5,7 @@ from enseigne.campaigns import views
 urlpatterns = [
     path("campaigns/", views.campaign_list, name="campaign_list"),
     path("campaigns/new/", views.campaign_new, name="campaign_new"),
+    path("campaigns/new/free/", views.campaign_free, name="campaign_free"),
     path("campaigns/approvals/", views.approvals, name="campaign_approvals"),
     path("campaigns/calendar/", views.calendar, name="campaign_calendar"),
     path("campaigns/rules/", views.sending_rules, name="sending_rules"),

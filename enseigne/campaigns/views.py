@@ -10,12 +10,14 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from enseigne.brand.free import free_frame
 from enseigne.brand.models import LocalVersion
 from enseigne.brand.previews import email_preview, sms_preview
 from enseigne.brand.views import _sandboxed
@@ -24,6 +26,7 @@ from enseigne.campaigns.forms import (
     WEEKDAYS,
     BudgetForm,
     DecisionForm,
+    FreeMessageForm,
     LocalCampaignForm,
     NationalCampaignForm,
     PressureForm,
@@ -53,6 +56,7 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
         "campaigns": campaigns[:200], "status": status, "statuses": Campaign.Status.choices,
         "can_national": access.can_anywhere(Capability.CREATE_NATIONAL_CAMPAIGNS),
         "can_local": access.can_anywhere(Capability.CREATE_LOCAL_CAMPAIGNS),
+        "can_free": access.can_anywhere(Capability.CREATE_FREE_CAMPAIGNS),
         "inbox_count": selectors.approval_inbox(request.user).count(),
         "relays": selectors.relays_for_user(request.user).filter(
             status="pending", campaign__status__in=("scheduled", "approved")).order_by("campaign__send_at")[:20],
@@ -68,7 +72,9 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
     if not access.can_anywhere(needed):
         raise PermissionDenied
     form_class = NationalCampaignForm if national else LocalCampaignForm
-    form = form_class(request.user, request.POST or None)
+    # "Use it in a campaign" from a saved local version arrives with its unit, template and version.
+    initial = {key: request.GET[key] for key in ("unit", "channel", "template", "local_version") if key in request.GET}
+    form = form_class(request.user, request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -82,6 +88,24 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("Draft saved. Check the audience, then submit it."))
             return redirect("campaign_detail", public_id=campaign.public_id)
     return render(request, "campaigns/new.html", {"form": form, "national": national})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def campaign_free(request: HttpRequest) -> HttpResponse:
+    """A free campaign starts with the text: pick the unit and channel, then write in the zone editor."""
+    form = FreeMessageForm(request.user, request.POST or None)
+    if not form.fields["unit"].queryset.exists():  # no unit where the permission tree allows it
+        raise PermissionDenied
+    if request.method == "POST" and form.is_valid():
+        unit = form.cleaned_data["unit"]
+        try:
+            frame = free_frame(actor=request.user, unit=unit, channel=form.cleaned_data["channel"])
+        except ValidationError as exc:
+            form_errors(form, exc)
+        else:
+            return redirect(f"{reverse('template_personalise', args=[frame.public_id])}?unit={unit.public_id}")
+    return render(request, "campaigns/free.html", {"form": form})
 
 
 @login_required

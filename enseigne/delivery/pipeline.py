@@ -387,6 +387,8 @@ class Runner:
         content = UnitContent(unit=unit, version=version, unit_data=unit_context(unit), brand_data=brand_context(unit),
                               time_zone=(profile.time_zone if profile else "") or "Europe/Paris", domain=domain)
         zones = tuple(Zone.from_dict(z) for z in version.zones)
+        # The SMS body prints the zones' text, and so may an e-mail's subject (a free message's is its title).
+        content.text_zones = zone_context(zones, values, for_text=True)
         if self.is_email:
             compiled = Compiled(html=version.compiled_html, text=version.compiled_text, zones=zones)
             content.personaliser = Personaliser(compiled, values)
@@ -396,7 +398,6 @@ class Runner:
                 reply_to=(profile.email if profile else "") or "", list_id=f"{unit.code}.{domain}",
                 return_path=f"bounces@{domain}")
         else:
-            content.text_zones = zone_context(zones, values, for_text=True)
             content.sms_body = text_template(version.compiled_text)
             content.sms_sender = content.brand_data["sms_sender"]
         return content
@@ -412,7 +413,9 @@ class Runner:
         data = {"contact": person, "unit": content.unit_data, "brand": content.brand_data, "links": links}
         if self.is_email:
             html, text = content.personaliser.render(**data)
-            subject = content.subject.render(**data).strip() if content.subject else self.campaign.name
+            # One line whatever a zone held (encode_word would keep a line break, encoded).
+            subject = (" ".join(content.subject.render(**data, zones=content.text_zones).split()) if content.subject
+                       else self.campaign.name)
             raw = build_email(envelope=content.envelope, to=contact["email"], subject=subject, html=html, text=text,
                               message_id=mid, unsubscribe_url=links["unsubscribe"])
             return EmailOut(recipient_id=row["id"], mail_from=bounce_address(row["id"], content.domain), to=contact["email"], data=raw, message_id=mid)

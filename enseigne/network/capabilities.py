@@ -14,6 +14,7 @@ class Capability(models.TextChoices):
     CREATE_NATIONAL_CAMPAIGNS = "create_national_campaigns", _("Create national campaigns")
     APPROVE_CAMPAIGNS = "approve_campaigns", _("Approve campaigns")
     CREATE_LOCAL_CAMPAIGNS = "create_local_campaigns", _("Create local campaigns")
+    CREATE_FREE_CAMPAIGNS = "create_free_campaigns", _("Write free campaigns (the unit's own text in the brand's frame)")
     SEND_WITHOUT_APPROVAL = "send_without_approval", _("Send without approval")
     SEND_SMS = "send_sms", _("Send SMS")
     EXCEED_BUDGET = "exceed_budget", _("Send over budget")
