@@ -112,6 +112,37 @@ def test_pressure_names_the_campaign_that_took_the_contacts_national_first(world
     assert ("Soldes d'hiver", 8) in later.pressure_sources
 
 
+def test_pressure_sources_span_several_bit_set_words_and_skip_campaigns_finished_long_ago(world, monkeypatch):
+    # Two campaigns per bit-set word, so five ledger campaigns need three words.
+    monkeypatch.setattr(audience, "WORD_BITS", 2)
+    made = contacts(world.unit_a, 6)
+    now = timezone.now()
+    old = local_campaign(world, template=email_template(world, "Ancienne"))
+    launched(world, old)
+    run_campaign(old.pk)
+    Recipient.objects.filter(campaign=old).update(sent_at=now - dt.timedelta(days=30))
+    Campaign.objects.filter(pk=old.pk).update(finished_at=now - dt.timedelta(days=29))
+    senders = []
+    for i in range(4):
+        campaign = local_campaign(world, template=email_template(world, f"Envoi {i}"))
+        launched(world, campaign)
+        senders.append(campaign)
+    # Campaign i reached contacts i and i + 1 (sent), so contacts 1 to 3 each had two messages.
+    for i, campaign in enumerate(senders):
+        Recipient.objects.filter(campaign=campaign).exclude(contact__in=made[i:i + 2]).update(
+            status="skipped", reason="test")
+        Recipient.objects.filter(campaign=campaign, status="pending").update(status="sent", sent_at=now)
+        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.FINISHED, finished_at=now)
+    PressureRule.objects.create(node=world.root, channel="email", max_messages=2, window_days=7)
+    target = local_campaign(world, template=email_template(world, "Mesurée"))
+    classification = audience.classified(target, audience.candidates(target, [world.unit_a]), now)
+    assert classification.ledger == [c.pk for c in senders] and classification.words == 2
+    preview = audience.preview(target, now + dt.timedelta(hours=1))
+    assert preview.exclusions == {"pressure": 3}
+    expected = sorted(((c.name, n) for c, n in zip(senders, (1, 2, 2, 1), strict=True)), key=lambda s: (-s[1], s[0]))
+    assert preview.pressure_sources == expected
+
+
 def test_budget_cuts_the_end_of_the_list_unless_approved_over_budget(world):
     from enseigne.campaigns.models import Budget
 

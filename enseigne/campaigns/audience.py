@@ -65,6 +65,10 @@ HANDOFF_REASONS = {
 FRENCH_MOBILE = ("+336", "+337")
 PLANNED = (Campaign.Status.APPROVED, Campaign.Status.SCHEDULED)
 LAUNCHED = (Campaign.Status.SENDING, Campaign.Status.PAUSED)
+# Campaigns that may have sent: their ledger rows count against the caps.
+HAS_SENT = (*LAUNCHED, Campaign.Status.FINISHED, Campaign.Status.CANCELLED)
+# Bits per bit-set word of ledger campaigns (a bigint, sign bit left alone).
+WORD_BITS = 63
 
 
 @dataclass
@@ -166,15 +170,26 @@ def _competitor_reaches(other: Campaign) -> Q:
 @dataclass
 class Classification:
     """The candidate contacts as SQL, one row each: ``id, unit_id, [unit_path,] reason``
-    ('' = will receive), ``campaigns`` (the ids of the ledger's campaigns that count against
-    the contact's caps, comma-separated, or NULL), then ``reach_0``, … (1 when planned
-    campaign ``planned[i]`` reaches the contact). A statement over it starts with ``ctes``."""
+    ('' = will receive), ``word_0``, … (bit sets of the ledger's campaigns that count against
+    the contact's caps: bit ``b`` of word ``w`` is campaign ``ledger[w * WORD_BITS + b]``;
+    NULL for none), then ``reach_0``, … (1 when planned campaign ``planned[i]`` reaches the
+    contact). A statement over it starts with ``ctes``."""
 
     sql: str
     params: list
     planned: list[Campaign]
     ctes: str = ""
     cte_params: list = field(default_factory=list)
+    ledger: list[int] = field(default_factory=list)
+
+    @property
+    def words(self) -> int:
+        return -(-len(self.ledger) // WORD_BITS)
+
+    def campaign_ids(self, words) -> set[int]:
+        """The ledger campaigns whose bits are set in one row's ``word_i`` values."""
+        return {self.ledger[w * WORD_BITS + b] for w, word in enumerate(words) if word
+                for b in range(WORD_BITS) if word >> b & 1}
 
 
 def _inside(other: Campaign, when: dt.datetime, days: int) -> bool:
@@ -234,26 +249,39 @@ def classified(campaign: Campaign, contacts: QuerySet[Contact], when: dt.datetim
     path = ", sub.unit_path" if paths else ""
     # Hand-written SQL around the ORM's: only column names and placeholders are formatted in.
     if not rules:
-        return Classification(f"SELECT sub.id, sub.unit_id{path}, sub.base_reason AS reason, "  # noqa: S608
-                              f"NULL AS campaigns{flags} FROM ({sql}) sub", list(params), planned)
-    loads, loads_params = _loads(campaign, when, rules, planned, launched)
+        return Classification(f"SELECT sub.id, sub.unit_id{path}, sub.base_reason AS reason{flags} "  # noqa: S608
+                              f"FROM ({sql}) sub", list(params), planned)
+    ledger = _ledger_campaigns(campaign, when - dt.timedelta(days=max(r.window_days for r in rules)))
+    loads, loads_params = _loads(campaign, when, rules, planned, launched, ledger)
+    words = "".join(f", loads.word_{w}" for w in range(-(-len(ledger) // WORD_BITS)))
     over, over_params = [], []
     for index, rule in enumerate(rules):
         terms = "".join(f" + sub.reach_{i}" for i, o in enumerate(planned) if _inside(o, when, rule.window_days))
         over.append(f"COALESCE(loads.load_{index}, 0){terms} >= %s")
         over_params.append(rule.max_messages)
     select = (f"SELECT sub.id, sub.unit_id{path}, COALESCE(NULLIF(sub.base_reason, ''), "  # noqa: S608
-              f"CASE WHEN {' OR '.join(over)} THEN 'pressure' ELSE '' END) AS reason, loads.campaigns{flags} "
+              f"CASE WHEN {' OR '.join(over)} THEN 'pressure' ELSE '' END) AS reason{words}{flags} "
               f"FROM ({sql}) sub LEFT JOIN loads ON loads.contact_id = sub.id")
-    return Classification(select, [*over_params, *params], planned, loads, loads_params)
+    return Classification(select, [*over_params, *params], planned, loads, loads_params, ledger)
 
 
-def _loads(campaign, when, rules, planned, launched) -> tuple[str, list]:
-    """``WITH loads(contact_id, campaigns, load_0, …)``: per contact, the campaigns that count
-    against its caps and its messages inside each cap's window: those sent on the channel,
-    and those a running competitor has still to send. Only contacts that the planned
+def _ledger_campaigns(campaign: Campaign, since: dt.datetime) -> list[int]:
+    """The campaigns whose sent (or pending) rows may count against the caps since ``since``."""
+    return list(Campaign.objects.filter(channel=campaign.channel, status__in=HAS_SENT)
+                .filter(Q(finished_at__isnull=True) | Q(finished_at__gt=since))
+                .exclude(pk=campaign.pk).order_by("pk").values_list("pk", flat=True))
+
+
+def _loads(campaign, when, rules, planned, launched, ledger) -> tuple[str, list]:
+    """``WITH loads(contact_id, load_0, …, word_0, …)``: per contact, its messages inside each
+    cap's window (those sent on the channel, and those a running competitor has still to
+    send) and which campaigns they came from, as bit sets. Only contacts that the planned
     competitors could push over a cap are kept: in a real ledger most contacts had one
-    message, and the hash join then holds a fraction of them."""
+    message, and the hash join then holds a fraction of them.
+
+    Bit sets rather than a list of ids: ``string_agg`` cannot aggregate in parallel on
+    PostgreSQL 15, ``bit_or`` can (SQLite has no ``bit_or``; a sum of distinct powers of two
+    is the same set). Each ledger row finds its bit by a hash join on a small table."""
     columns, params, could, could_params = [], [], [], []
     for index, rule in enumerate(rules):
         inside = [o.pk for o in launched if _inside(o, when, rule.window_days)]
@@ -264,16 +292,23 @@ def _loads(campaign, when, rules, planned, launched) -> tuple[str, list]:
         params += load_params
         could.append(f"{load} >= %s")
         could_params += [*load_params, rule.max_messages - sum(_inside(o, when, rule.window_days) for o in planned)]
+    bits, join = [], ""
+    if ledger:
+        union = " UNION ALL ".join(["SELECT %s AS campaign_id, %s AS word, %s AS bit"] * len(ledger))
+        params_bits = [v for i, pk in enumerate(ledger) for v in (pk, i // WORD_BITS, 1 << (i % WORD_BITS))]
+        join = f"LEFT JOIN ({union}) bits ON bits.campaign_id = r.campaign_id "
+        either = "bit_or(bits.bit" if connection.vendor == "postgresql" else "SUM(DISTINCT bits.bit"
+        bits = [f"{either}) FILTER (WHERE bits.word = {w}) AS word_{w}" for w in range(-(-len(ledger) // WORD_BITS))]
+    else:
+        params_bits = []
     ids = [o.pk for o in launched]
     since = when - dt.timedelta(days=max(r.window_days for r in rules))
-    campaigns = ("string_agg(CAST(r.campaign_id AS text), ',')" if connection.vendor == "postgresql"
-                 else "group_concat(r.campaign_id, ',')")
     table = Recipient._meta.db_table
-    return (f"WITH loads AS (SELECT r.contact_id, {campaigns} AS campaigns, {', '.join(columns)} "  # noqa: S608
-            f"FROM {table} r WHERE r.channel = %s AND r.campaign_id <> %s "
+    return (f"WITH loads AS (SELECT r.contact_id, {', '.join(columns + bits)} "  # noqa: S608
+            f"FROM {table} r {join}WHERE r.channel = %s AND r.campaign_id <> %s "
             f"AND ((r.status = 'sent' AND r.sent_at > %s) OR (r.status = 'pending' AND r.campaign_id IN ({_placeholders(ids)}))) "
             f"GROUP BY r.contact_id HAVING {' OR '.join(could)}) ",
-            [*params, campaign.channel, campaign.pk, _db_time(since), *ids, *could_params])
+            [*params, *params_bits, campaign.channel, campaign.pk, _db_time(since), *ids, *could_params])
 
 
 @contextmanager
@@ -362,21 +397,24 @@ def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
 def _counts(classification: Classification) -> tuple[dict[int, dict[str, int]], list[tuple[str, int]]]:
     """Contacts per (unit, reason), and how many of those lost to pressure each other campaign
     reaches (the ledger's and the planned ones'), in one pass."""
-    planned = classification.planned
+    planned, words = classification.planned, classification.words
     flags = "".join(f", SUM(c.reach_{i})" for i in range(len(planned)))
-    query = (f"{classification.ctes}SELECT c.unit_id, c.reason, CASE WHEN c.reason = 'pressure' THEN c.campaigns END, "  # noqa: S608
-             f"COUNT(*){flags} FROM ({classification.sql}) c GROUP BY 1, 2, 3")
+    bits = "".join(f", CASE WHEN c.reason = 'pressure' THEN c.word_{w} END" for w in range(words))
+    groups = ", ".join(str(n) for n in range(1, 3 + words))
+    query = (f"{classification.ctes}SELECT c.unit_id, c.reason{bits}, COUNT(*){flags} "  # noqa: S608
+             f"FROM ({classification.sql}) c GROUP BY {groups}")
     per_unit: dict[int, dict[str, int]] = {}
     by_campaign: dict[int, int] = {}
     reached = [0] * len(planned)
     with _big_statement(), connection.cursor() as cursor:
         cursor.execute(query, [*classification.cte_params, *classification.params])
         rows = cursor.fetchall()
-    for unit_id, reason, campaigns, n, *reach in rows:
+    for unit_id, reason, *rest in rows:
+        row_words, (n, *reach) = rest[:words], rest[words:]
         counts = per_unit.setdefault(unit_id, {})
         counts[reason] = counts.get(reason, 0) + n
         if reason == "pressure":
-            for pk in {int(pk) for pk in (campaigns or "").split(",") if pk}:
+            for pk in classification.campaign_ids(row_words):
                 by_campaign[pk] = by_campaign.get(pk, 0) + n
             reached = [a + (b or 0) for a, b in zip(reached, reach, strict=True)]
     names = dict(Campaign.objects.filter(pk__in=by_campaign).values_list("pk", "name"))
@@ -424,13 +462,18 @@ def freeze(campaign: Campaign, when: dt.datetime) -> int:
             [*classification.cte_params, campaign.pk, campaign.channel, *classification.params],
         )
     window = sms_window(policy)
+    # Every unit's count in one pass over the campaign's ledger, not one pass per unit.
+    pending = dict(Recipient.objects.filter(campaign=campaign, status=Recipient.Status.PENDING).order_by()
+                   .values_list("unit_id").annotate(n=Count("id")))
     for target in chosen:
+        sendable = pending.get(target.unit.pk, 0)
+        if not sendable:
+            continue
         rows = Recipient.objects.filter(campaign=campaign, unit=target.unit, status=Recipient.Status.PENDING)
         each, segments = unit_cost(campaign, target, policy)
         if segments:
             rows.update(segments=segments)
-        sendable = rows.count()
-        affordable = _budget(campaign, target, policy, when, each, sendable)[0] if sendable else 0
+        affordable = _budget(campaign, target, policy, when, each, sendable)[0]
         if affordable < sendable:
             cut = list(rows.order_by("-id").values_list("id", flat=True)[: sendable - affordable])
             Recipient.objects.filter(pk__in=cut).update(status=Recipient.Status.SKIPPED, reason="over_budget")
