@@ -221,6 +221,14 @@ COMPLAINT_WARN_RATE = env_float("ENSEIGNE_COMPLAINT_WARN_RATE", 0.001)
 COMPLAINT_PAUSE_RATE = env_float("ENSEIGNE_COMPLAINT_PAUSE_RATE", 0.003)
 COMPLAINT_MIN_SENT = env_int("ENSEIGNE_COMPLAINT_MIN_SENT", 1000)
 
+# Opens and clicks are written in batches by a thread of each web process: every
+# EVENTS_FLUSH_MS, or as soon as EVENTS_BATCH wait (0 = write each event in its request).
+EVENTS_FLUSH_MS = env_int("ENSEIGNE_EVENTS_FLUSH_MS", 200)
+EVENTS_BATCH = env_int("ENSEIGNE_EVENTS_BATCH", 2000)
+# Click tracking rewrites the links of e-mails; the open pixel is added to their HTML.
+TRACK_CLICKS = env_bool("ENSEIGNE_TRACK_CLICKS", True)
+TRACK_OPENS = env_bool("ENSEIGNE_TRACK_OPENS", True)
+
 HUEY = huey_from_url(
     env_str("HUEY_URL", f"sqlite:///{DATA_DIR / 'huey.sqlite3'}" if EMBEDDED else None),
     name="enseigne",

@@ -10,3 +10,4 @@ IMPORT_BATCH_ROWS = 50  # small batches so tests cross batch boundaries
 EMAIL_URL = "locmem:"
 SMS_URL = "locmem:"
 SEND_RETRY_SECONDS = 0
+EVENTS_FLUSH_MS = 0  # each event written in its request, so a test reads it at once

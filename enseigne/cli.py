@@ -6,7 +6,7 @@ import os
 import sys
 
 # Commands that change the schema run as the database owner, not the RLS-bound app role.
-OWNER_COMMANDS = {"migrate", "flush", "sqlflush", "createcachetable"}
+OWNER_COMMANDS = {"migrate", "flush", "sqlflush", "createcachetable", "event_partitions"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,8 +21,8 @@ from enseigne.campaigns.models import Campaign, Recipient, Relay
 from enseigne.campaigns.services import campaign_create_local, campaign_submit
 from enseigne.contacts.models import ConsentEvent, Contact, ContactImport, Segment
 from enseigne.contacts.services import segment_save
-from enseigne.delivery.models import OutboxMessage
-from enseigne.lib.signing import sign_id, webhook_key
+from enseigne.delivery.models import Link, OutboxMessage
+from enseigne.lib.signing import sign_id, sign_ids, webhook_key
 from enseigne.network.models import AuditEvent, OrgNode, User
 from enseigne.network.tokens import token_create
 from tests.factories import PASSWORD, ContactFactory, build_world
@@ -137,6 +137,11 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     # Public: a signed token, no session.
     ("u/<str:token>/", "GET"): ("recipient", "200 200 200 200 200 200", None),
     ("u/<str:token>/", "POST"): ("recipient", "200 200 200 200 200 200", None),
+    # Public: click redirects and the open pixel (signed tokens; GET and HEAD only).
+    ("c/<str:token>", "GET"): ("link", "302 302 302 302 302 302", None),
+    ("c/<str:token>", "POST"): ("link", "405 405 405 405 405 405", None),
+    ("o/<str:token>.gif", "GET"): ("recipient", "200 200 200 200 200 200", None),
+    ("o/<str:token>.gif", "POST"): ("recipient", "405 405 405 405 405 405", None),
     # Public: the MTA posts bounce reports to a secret URL; the ESP webhook exists only when
     # that ESP is configured with a webhook secret (not in the tests' settings).
     ("hooks/bounces/<str:key>/", "POST"): (NO_OBJECT, "202 202 202 202 202 202", None),
@@ -266,6 +271,13 @@ class Objects:
                                            channel="email", status="sent")
             for side in ("a", "b")
         }
+        self.link = {
+            side: Link.objects.create(campaign=self.campaign[side], unit=unit, unit_path=unit.path,
+                                      url=f"https://maison.example/{side}", url_hash=side)
+            for side, unit in (("a", world.unit_a), ("b", world.unit_b))
+        }
+        for side, link in self.link.items():
+            link.matrix_recipient = self.recipient[side].pk
         self.outbox = {
             side: OutboxMessage.objects.create(channel="email", unit_path=unit.path, sender="x@example.com",
                                                recipient="y@example.com", subject="S", raw=OUTBOX_RAW)
@@ -296,6 +308,7 @@ class Objects:
             "campaign": self.campaign[side],
             "recipient": self.recipient[side],
             "outbox": self.outbox[side],
+            "link": self.link[side],
             "user": self.world.manager_a,
         }[kind]
 
@@ -305,6 +318,10 @@ def _url(route: str, target) -> str:
     url = url.replace("<slug:esp>", "postmark")
     if route.startswith("media/"):
         return "/media/" + target.thumbnail.name
+    if route.startswith("c/"):
+        return url.replace("<str:token>", sign_ids("click", target.matrix_recipient, target.pk))
+    if route.startswith("o/"):
+        return url.replace("<str:token>", sign_ids("open", target.campaign_id, target.unit_id, 0))
     if "<str:token>" in route:
         return url.replace("<str:token>", sign_id("unsubscribe", target.pk))
     if "<int:pk>" in route:

@@ -37,8 +37,9 @@ from enseigne.campaigns.models import Recipient
 from enseigne.campaigns.services import complaints_check
 from enseigne.contacts.models import Channel, Suppression
 from enseigne.contacts.services import suppress_brand_wide
+from enseigne.delivery import events
 from enseigne.delivery.messages import bounce_row, verified_recipient
-from enseigne.delivery.models import Bounce
+from enseigne.delivery.models import Bounce, Event
 from enseigne.lib.rowsecurity import ALL, db_scope
 
 logger = logging.getLogger(__name__)
@@ -205,6 +206,11 @@ def record(report: Report, *, source: str, trusted_address: bool = False) -> Bou
             if (row is not None and report.kind in _FEEDBACK_RANK
                     and _FEEDBACK_RANK[report.kind] >= _FEEDBACK_RANK.get(row.feedback, 0)):
                 Recipient.objects.filter(pk=row.pk).update(feedback=report.kind, feedback_at=now)
+            if row is not None and report.kind in (K.HARD, K.SOFT, K.COMPLAINT):
+                events.write([events.row(
+                    occurred_at=now, kind=Event.Kind.COMPLAINED if report.kind == K.COMPLAINT else Event.Kind.BOUNCED,
+                    channel=row.channel, campaign_id=row.campaign_id, unit_id=row.unit_id, unit_path=row.unit_path,
+                    recipient_id=row.pk)])
             if report.kind in (K.HARD, K.COMPLAINT):
                 address = row.contact.email if row is not None and row.contact is not None else ""
                 if not address and trusted_address:

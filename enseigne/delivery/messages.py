@@ -76,7 +76,7 @@ def recipient_of(message_id: str) -> int | None:
 def verified_recipient(text: str) -> int | None:
     """The ledger row of the first genuine Message-ID of ours found in ``text`` (the tag is checked)."""
     for campaign, row, tag in OUR_MESSAGE_ID.findall(text or ""):
-        if hmac.compare_digest(tag, hex_tag(f"mid:{int(campaign)}:{int(row)}", 12)):
+        if hmac.compare_digest(tag.encode(), hex_tag(f"mid:{int(campaign)}:{int(row)}", 12).encode()):
             return int(row)
     return None
 
@@ -92,7 +92,7 @@ _BOUNCE_ADDRESS = re.compile(r"bounces\+(\d{1,18})\.([0-9a-f]{16})@", re.IGNOREC
 def bounce_row(text: str) -> int | None:
     """The ledger row of the first genuine bounce address in ``text`` (a Delivered-To header, say)."""
     for row, tag in _BOUNCE_ADDRESS.findall(text or ""):
-        if hmac.compare_digest(tag.lower(), hex_tag(f"verp:{int(row)}", 16)):
+        if hmac.compare_digest(tag.lower().encode(), hex_tag(f"verp:{int(row)}", 16).encode()):
             return int(row)
     return None
 

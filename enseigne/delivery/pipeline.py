@@ -43,6 +43,8 @@ from enseigne.contacts.models import VALID_CONSENT, Channel, Contact, Suppressio
 from enseigne.contacts.services import suppress_brand_wide
 from enseigne.delivery.channels import email_transport, sms_transport
 from enseigne.delivery.channels.base import EmailOut, Outcome, Result, SmsOut
+from enseigne.delivery.events import record_sent
+from enseigne.delivery.links import LinkRewriter
 from enseigne.delivery.messages import Envelope, bounce_address, build_email, message_id
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.lib.signing import sign_id
@@ -95,6 +97,7 @@ class UnitContent:
     subject: object | None = None  # the version's subject, parsed once (None: the campaign's name)
     sms_sender: str = ""
     sms_body: object | None = None
+    links: LinkRewriter | None = None
 
 
 class Runner:
@@ -397,6 +400,9 @@ class Runner:
                 unit_name=unit.name, brand_name=root.name, from_address=f"{unit.code}@{domain}",
                 reply_to=(profile.email if profile else "") or "", list_id=f"{unit.code}.{domain}",
                 return_path=f"bounces@{domain}")
+            base = settings.BASE_URL.rstrip("/")
+            content.links = LinkRewriter(campaign_id=campaign.pk, unit_id=unit.pk, unit_path=unit.path, base_url=base,
+                                         keep_prefix=f"{base}/u/")
         else:
             content.sms_body = text_template(version.compiled_text)
             content.sms_sender = content.brand_data["sms_sender"]
@@ -413,6 +419,10 @@ class Runner:
         data = {"contact": person, "unit": content.unit_data, "brand": content.brand_data, "links": links}
         if self.is_email:
             html, text = content.personaliser.render(**data)
+            if settings.TRACK_CLICKS:
+                html, text = content.links.html(html, row["id"]), content.links.text(text, row["id"])
+            if settings.TRACK_OPENS:
+                html = content.links.pixel(html, 0)  # per-person opens need a consent Enseigne does not collect yet
             # One line whatever a zone held (encode_word would keep a line break, encoded).
             subject = (" ".join(content.subject.render(**data, zones=content.text_zones).split()) if content.subject
                        else self.campaign.name)
@@ -434,6 +444,7 @@ class Runner:
         if sent:
             mine.filter(pk__any=sent).update(status=R.SENT, sent_at=now, attempted_at=None, lease_owner="",
                                             lease_until=None, attempts=F("attempts") + 1)
+            record_sent(sent, now)
             stats.sent += len(sent)
         for message, result in by_outcome.get(Outcome.RETRY, []):
             row = mine.filter(pk=message.recipient_id)

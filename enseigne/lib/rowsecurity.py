@@ -128,6 +128,18 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def unit_row_security_sql(quoted_table: str, *, shared_rows: bool = False) -> list[str]:
+    """The statements that enable and force RLS on a table, with the unit-scope policy."""
+    # The scalar subquery makes the patterns an InitPlan: computed once per query,
+    # not once per row. Org paths are digits only, so LIKE needs no escaping.
+    condition = "unit_path::text LIKE ANY ((SELECT enseigne_scope_patterns())::text[])"
+    if shared_rows:
+        condition = f"(unit_path = '' OR {condition})"
+    return [f"ALTER TABLE {quoted_table} ENABLE ROW LEVEL SECURITY",
+            f"ALTER TABLE {quoted_table} FORCE ROW LEVEL SECURITY",
+            f"CREATE POLICY unit_scope ON {quoted_table} USING ({condition}) WITH CHECK ({condition})"]
+
+
 class UnitRowSecurity(Operation):
     """Enable and force RLS on a unit-owned table, with a policy on ``unit_path``.
 
@@ -151,17 +163,8 @@ class UnitRowSecurity(Operation):
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         if schema_editor.connection.vendor != "postgresql":
             return
-        table = schema_editor.quote_name(self.table)
-        # The scalar subquery makes the patterns an InitPlan: computed once per query,
-        # not once per row. Org paths are digits only, so LIKE needs no escaping.
-        condition = "unit_path::text LIKE ANY ((SELECT enseigne_scope_patterns())::text[])"
-        if self.shared_rows:
-            condition = f"(unit_path = '' OR {condition})"
-        schema_editor.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-        schema_editor.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-        schema_editor.execute(
-            f"CREATE POLICY unit_scope ON {table} USING ({condition}) WITH CHECK ({condition})"
-        )
+        for statement in unit_row_security_sql(schema_editor.quote_name(self.table), shared_rows=self.shared_rows):
+            schema_editor.execute(statement)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         if schema_editor.connection.vendor != "postgresql":

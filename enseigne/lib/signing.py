@@ -1,4 +1,4 @@
-"""Short signed tokens for public links (unsubscribe, later clicks): ``<id>.<mac>``.
+"""Short signed tokens for public links (unsubscribe, clicks, opens): ``<id>.<mac>``.
 
 An HMAC-SHA256 of the purpose and the id with the secret key, cut to 128 bits and
 base64url-encoded: short enough for an SMS or a header, impossible to forge or to move
@@ -14,7 +14,7 @@ import hmac
 from django.conf import settings
 
 
-def _mac(purpose: str, value: int) -> str:
+def _mac(purpose: str, value: int | str) -> str:
     digest = hmac.new(settings.SECRET_KEY.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
 
@@ -26,10 +26,31 @@ def sign_id(purpose: str, value: int) -> str:
 def unsign_id(purpose: str, token: str) -> int | None:
     """The id, or None for anything that is not a token we made for this purpose."""
     head, _, mac = (token or "").partition(".")
-    if not head.isdigit() or len(head) > 18 or not mac:
+    if not (head.isascii() and head.isdigit()) or len(head) > 18 or not mac:
         return None
     value = int(head)
-    return value if hmac.compare_digest(mac, _mac(purpose, value)) else None
+    return value if hmac.compare_digest(mac.encode(), _mac(purpose, value).encode()) else None
+
+
+def _macs(purpose: str, values: tuple[int, ...]) -> str:
+    return _mac(purpose, "-".join(map(str, values)))
+
+
+def sign_ids(purpose: str, *values: int) -> str:
+    """Several non-negative ids under one MAC: ``<a>-<b>.<mac>`` (a click names a row and a link)."""
+    return f"{'-'.join(map(str, values))}.{_macs(purpose, values)}"
+
+
+def unsign_ids(purpose: str, token: str, count: int) -> tuple[int, ...] | None:
+    """The ``count`` ids, or None for anything that is not a token we made for this purpose."""
+    head, _, mac = (token or "").partition(".")
+    parts = head.split("-")
+    # Only the form sign_ids writes: ASCII digits, no leading zero (so one id has one token).
+    if len(parts) != count or not mac or any(not (p.isascii() and p.isdigit()) or len(p) > 18
+                                             or (p[0] == "0" and p != "0") for p in parts):
+        return None
+    values = tuple(int(p) for p in parts)
+    return values if hmac.compare_digest(mac.encode(), _macs(purpose, values).encode()) else None
 
 
 def hex_tag(message: str, length: int) -> str:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils import timezone
 
 from enseigne.campaigns.models import Recipient
 from enseigne.contacts.models import VALID_CONSENT, ConsentEvent, ConsentStatus, Contact
 from enseigne.contacts.services import consent_record
-from enseigne.delivery import bounces
-from enseigne.delivery.models import Bounce
+from enseigne.delivery import bounces, events
+from enseigne.delivery.models import Bounce, Event, Link
 from enseigne.lib.rowsecurity import ALL, db_scope
-from enseigne.lib.signing import unsign_id
+from enseigne.lib.signing import unsign_id, unsign_ids
+from enseigne.network.models import OrgNode
 from enseigne.network.selectors import root_of
 
 
@@ -52,7 +55,75 @@ def unsubscribe(*, recipient_id: int, ip_address: str | None = None, user_agent:
         consent_record(actor=None, contact=contact, channel=row.channel, status=ConsentStatus.WITHDRAWN,
                        source=ConsentEvent.Source.UNSUBSCRIBE, source_ref=f"campaign:{row.campaign.public_id}",
                        ip_address=ip_address, user_agent=user_agent)
+        # In the same transaction: the campaign's unsubscribe count moves with the consent.
+        events.write([events.row(occurred_at=timezone.now(), kind=Event.Kind.UNSUBSCRIBED, channel=row.channel,
+                                 campaign_id=row.campaign_id, unit_id=row.unit_id, unit_path=row.unit_path,
+                                 recipient_id=row.pk)])
         return True
+
+
+# -- clicks and opens --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkTarget:
+    id: int
+    campaign_id: int
+    unit_id: int
+    unit_path: str
+    url: str
+
+
+@functools.lru_cache(maxsize=50_000)
+def _link(link_id: int) -> LinkTarget | None:
+    # A link never changes once made, so each web process reads it once.
+    with db_scope(ALL):
+        link = Link.objects.filter(pk=link_id).only("campaign_id", "unit_id", "unit_path", "url").first()
+    return None if link is None else LinkTarget(link.pk, link.campaign_id, link.unit_id, link.unit_path, link.url)
+
+
+def forget_links() -> None:
+    """Empty this process's caches (tests reuse ids after a rollback)."""
+    _link.cache_clear()
+    _unit_path.cache_clear()
+
+
+def click_target(token: str) -> tuple[int, LinkTarget] | None:
+    """(ledger row, link) for a genuine click token, or None: a forged or altered one goes nowhere."""
+    ids = unsign_ids("click", token, 2)
+    if ids is None:
+        return None
+    recipient_id, link_id = ids
+    link = _link(link_id)
+    return None if link is None else (recipient_id, link)
+
+
+def click(recipient_id: int, link: LinkTarget, *, machine: bool) -> None:
+    events.record(events.row(occurred_at=timezone.now(), kind=Event.Kind.CLICKED, channel="email",
+                             campaign_id=link.campaign_id, unit_id=link.unit_id, unit_path=link.unit_path,
+                             recipient_id=recipient_id, link_id=link.id, machine=machine))
+
+
+def open_target(token: str) -> tuple[int, int, int] | None:
+    """(campaign, unit, ledger row or 0) for a genuine pixel token."""
+    return unsign_ids("open", token, 3)  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=10_000)
+def _unit_path(unit_id: int) -> str | None:
+    node = OrgNode.objects.filter(pk=unit_id).only("path").first()
+    return node.path if node else None
+
+
+def opened(campaign_id: int, unit_id: int, recipient_id: int, *, machine: bool) -> None:
+    """An open, counted for the campaign and unit; per person only when the token names the row
+    (the pipeline puts it there only for a contact who accepted per-person open tracking)."""
+    unit_path = _unit_path(unit_id)
+    if unit_path is None:
+        return
+    events.record(events.row(occurred_at=timezone.now(), kind=Event.Kind.OPENED, channel="email",
+                             campaign_id=campaign_id, unit_id=unit_id, unit_path=unit_path,
+                             recipient_id=recipient_id or None, machine=machine))
 
 
 # -- ESP tracking events (anymail) ------------------------------------------------------------

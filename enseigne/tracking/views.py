@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
@@ -12,9 +12,50 @@ from enseigne.delivery import bounces
 from enseigne.delivery.channels import configured_esp
 from enseigne.lib.signing import webhook_key_matches
 from enseigne.tracking import services
+from enseigne.tracking.machines import is_machine
 
 # A DSN quotes the original message: ours are far below this.
 MAX_REPORT_BYTES = 2 * 1024 * 1024
+# The smallest transparent GIF.
+PIXEL = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+         b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "private, no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@require_http_methods(["GET", "HEAD"])
+def click(request, token: str):
+    """Redirect to the link the signed token names; a GET by a person counts, a HEAD never does.
+
+    A token that is not one we made answers 404: the redirect can only go to a URL that was in
+    that recipient's message, never to an address put in the link by someone else.
+    """
+    target = services.click_target(token)
+    if target is None:
+        raise Http404("Unknown link.")
+    recipient_id, link = target
+    if request.method == "GET":
+        services.click(recipient_id, link, machine=is_machine(request.META.get("HTTP_USER_AGENT", ""),
+                                                              request.META.get("REMOTE_ADDR")))
+    return _private(HttpResponseRedirect(link.url))
+
+
+@require_http_methods(["GET", "HEAD"])
+def open_pixel(request, token: str):
+    """The 1×1 image of an e-mail: an open, counted for the campaign (per person only with consent)."""
+    target = services.open_target(token)
+    if target is None:
+        raise Http404("Unknown image.")
+    if request.method == "GET":
+        campaign_id, unit_id, recipient_id = target
+        services.opened(campaign_id, unit_id, recipient_id,
+                        machine=is_machine(request.META.get("HTTP_USER_AGENT", ""), request.META.get("REMOTE_ADDR"),
+                                           kind="open"))
+    return _private(HttpResponse(PIXEL, content_type="image/gif"))
 
 
 @csrf_exempt  # a signed token, not a session, authorises it; RFC 8058 posts carry no cookie
