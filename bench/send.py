@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=2599)
     parser.add_argument("--concurrency", type=int, default=4)  # ENSEIGNE_SMTP_CONCURRENCY default
     parser.add_argument("--sink", choices=["c", "python"], default="c")
+    parser.add_argument("--links", type=int, default=3, help="web links per message (click-tracked)")
     args = parser.parse_args()
 
     data_dir = "/tmp/enseigne-bench-send"
@@ -107,7 +108,7 @@ def main() -> None:
         env = _env(args.database, args.port, data_dir)
         env["ENSEIGNE_SMTP_CONCURRENCY"] = str(args.concurrency)
         setup_started = time.perf_counter()
-        setup = subprocess.run([sys.executable, "tests/send_scenario.py", str(args.recipients)], cwd=ROOT, env=env,  # noqa: S603
+        setup = subprocess.run([sys.executable, "tests/send_scenario.py", str(args.recipients), str(args.links)], cwd=ROOT, env=env,  # noqa: S603
                                capture_output=True, text=True, check=True)
         campaign_id = setup.stdout.strip().splitlines()[-1]
         setup_seconds = time.perf_counter() - setup_started
@@ -138,7 +139,7 @@ def main() -> None:
     engine = "PostgreSQL" if args.database.startswith("postgres") else "SQLite"
     table("Campaign sending, end to end", [("measure", "value"),
         ["engine, workers × SMTP connections, sink", f"{engine}, {args.workers} × {args.concurrency}, {args.sink}"],
-        ["recipients", f"{args.recipients:,}"],
+        ["recipients (web links per message, click-tracked)", f"{args.recipients:,} ({args.links})"],
         ["setup (migrate, contacts, launch)", f"{setup_seconds:.1f} s"],
         ["Enseigne end to end (claim → render → SMTP → mark)", f"{ours:,.0f} msg/s ({elapsed:.1f} s)"],
         ["baseline: raw smtplib, pre-built messages, same sink", f"{raw:,.0f} msg/s"],

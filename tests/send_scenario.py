@@ -1,6 +1,8 @@
 """Run as a script against a scratch database: migrate, build a network, launch a campaign.
 
-    DATABASE_URL=… python tests/send_scenario.py <contacts>   → prints the campaign id
+    DATABASE_URL=… python tests/send_scenario.py <contacts> [<links>]   → prints the campaign id
+
+``<links>`` adds that many web links to the message (each goes through click tracking).
 
 The reliability tests run workers as separate processes (so they can be killed), which
 needs a database those processes can reach, not the test run's own.
@@ -15,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
-def main(total: int) -> None:
+def main(total: int, links: int = 0) -> None:
     os.environ["ENSEIGNE_DB_AS_OWNER"] = "1"
     import django
 
@@ -29,8 +31,9 @@ def main(total: int) -> None:
     from enseigne.lib.rowsecurity import ALL, db_scope, set_role_switch
 
     set_role_switch(True)
+    from enseigne.brand.services import template_create
     from enseigne.contacts.models import ConsentStatus, Contact
-    from tests.campaign_helpers import launched, local_campaign
+    from tests.campaign_helpers import EMAIL_SOURCE, launched, local_campaign
     from tests.factories import build_world
 
     with db_scope(ALL):
@@ -39,13 +42,18 @@ def main(total: int) -> None:
         Contact.objects.bulk_create(
             [Contact(unit=unit, unit_path=unit.path, email=f"p{i}@example.com", first_name=f"P{i}",
                      email_consent=ConsentStatus.GRANTED) for i in range(total)], batch_size=5000)
-        campaign = local_campaign(world)
+        extra = "".join(f' <a href="https://maison.example/offre-{n}?utm_source=enseigne&amp;utm_medium=email">'
+                        f"Offre {n}</a>" for n in range(1, links + 1))
+        template = template_create(actor=world.hq_admin, shared_with=world.root, channel="email", name="Saison",
+                                   source=EMAIL_SOURCE.replace("</mj-text>", f"{extra}</mj-text>"),
+                                   subject="{{ contact.first_name }}, la saison commence")
+        campaign = local_campaign(world, template=template)
         launched(world, campaign)
     print(campaign.pk)
 
 
 if __name__ == "__main__" and sys.argv[1].isdigit():
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 0)
 
 
 def unsubscribe_tail(campaign_id: int, count: int) -> None:
