@@ -37,12 +37,10 @@ def build_source() -> str:
 <mj-text><ens-zone name="tone" kind="choice"><ens-option value="a" label="A">Bienvenue.</ens-option>
 <ens-option value="b" label="B">Quel plaisir de vous revoir, {{{{ contact.first_name }}}} !</ens-option></ens-zone></mj-text>
 <ens-zone name="hero" kind="image" width="600px" />
-<mj-button href="https://maison-lumiere.example/collection?utm_source=enseigne&amp;utm_medium=email">Découvrir la collection</mj-button>
 </mj-column></mj-section>
 {rows}
 <mj-section><mj-column><mj-text>{{{{ unit.name }}}} — {{{{ unit.address }}}} — {{{{ unit.phone }}}}
-{{{{ unit.hours }}}} <a href="https://maison-lumiere.example/magasins">Nos magasins</a>
-{{{{ brand.legal_footer }}}} <a href="{{{{ links.unsubscribe }}}}">Se désabonner</a>
+{{{{ unit.hours }}}} {{{{ brand.legal_footer }}}} <a href="{{{{ links.unsubscribe }}}}">Se désabonner</a>
 </mj-text></mj-column></mj-section></mj-body></mjml>"""
 
 
