@@ -27,6 +27,14 @@ def _datetime_field(label, required=False):
                                input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"])
 
 
+def _offer_units(form: forms.Form, user, capability: str) -> None:
+    """The form's ``unit`` choices: the units where ``user`` holds ``capability`` (chosen if only one)."""
+    units = units_with(user, capability)
+    form.fields["unit"].queryset = OrgNode.objects.filter(pk__in=[u.pk for u in units]).order_by("name")
+    if len(units) == 1:
+        form.fields["unit"].initial = units[0].pk
+
+
 class LocalCampaignForm(StyledForm):
     unit = forms.ModelChoiceField(label=_("Unit"), queryset=OrgNode.objects.none())
     channel = forms.ChoiceField(label=_("Channel"), choices=Channel.choices)
@@ -39,10 +47,7 @@ class LocalCampaignForm(StyledForm):
 
     def __init__(self, user, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        units = units_with(user, Capability.CREATE_LOCAL_CAMPAIGNS)
-        self.fields["unit"].queryset = OrgNode.objects.filter(pk__in=[u.pk for u in units]).order_by("name")
-        if len(units) == 1:
-            self.fields["unit"].initial = units[0].pk
+        _offer_units(self, user, Capability.CREATE_LOCAL_CAMPAIGNS)
         # The units' free frames too: a free campaign is a local one sending the unit's own text.
         self.fields["template"].queryset = (templates_for_user(user, free=True).exclude(current=None)
                                             .order_by("is_free", "channel", "name"))
@@ -58,10 +63,7 @@ class FreeMessageForm(StyledForm):
 
     def __init__(self, user, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        units = units_with(user, Capability.CREATE_FREE_CAMPAIGNS)
-        self.fields["unit"].queryset = OrgNode.objects.filter(pk__in=[u.pk for u in units]).order_by("name")
-        if len(units) == 1:
-            self.fields["unit"].initial = units[0].pk
+        _offer_units(self, user, Capability.CREATE_FREE_CAMPAIGNS)
 
 
 class NationalCampaignForm(StyledForm):

@@ -207,10 +207,8 @@ def record(report: Report, *, source: str, trusted_address: bool = False) -> Bou
                     and _FEEDBACK_RANK[report.kind] >= _FEEDBACK_RANK.get(row.feedback, 0)):
                 Recipient.objects.filter(pk=row.pk).update(feedback=report.kind, feedback_at=now)
             if row is not None and report.kind in (K.HARD, K.SOFT, K.COMPLAINT):
-                events.write([events.row(
-                    occurred_at=now, kind=Event.Kind.COMPLAINED if report.kind == K.COMPLAINT else Event.Kind.BOUNCED,
-                    channel=row.channel, campaign_id=row.campaign_id, unit_id=row.unit_id, unit_path=row.unit_path,
-                    recipient_id=row.pk)])
+                kind = Event.Kind.COMPLAINED if report.kind == K.COMPLAINT else Event.Kind.BOUNCED
+                events.write([events.of_recipient(row, kind, now)])
             if report.kind in (K.HARD, K.COMPLAINT):
                 address = row.contact.email if row is not None and row.contact is not None else ""
                 if not address and trusted_address:

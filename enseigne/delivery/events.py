@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 
 from django.conf import settings
@@ -138,8 +138,10 @@ def record(event: Row) -> None:
     buffer.add(event)
 
 
-def record_many(rows: Iterable[Row]) -> int:
-    return write(list(rows))
+def of_recipient(recipient: Recipient, kind: int, occurred_at: dt.datetime) -> Row:
+    """An event about one ledger row (an unsubscribe, a bounce): its campaign, unit and channel."""
+    return row(occurred_at=occurred_at, kind=kind, channel=recipient.channel, campaign_id=recipient.campaign_id,
+               unit_id=recipient.unit_id, unit_path=recipient.unit_path, recipient_id=recipient.pk)
 
 
 def record_sent(recipient_ids: Sequence[int], when: dt.datetime) -> None:

@@ -12,6 +12,7 @@ who accepted per-person open tracking (COMPLIANCE.md, "Open tracking").
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html as html_lib
 import re
@@ -70,10 +71,17 @@ class LinkRewriter:
 
         return _TEXT_URL.sub(swap, text)
 
+    @functools.cached_property
+    def _aggregate_pixel(self) -> str:
+        return self._pixel_tag(0)
+
+    def _pixel_tag(self, recipient_id: int) -> str:
+        token = sign_ids("open", self.campaign_id, self.unit_id, recipient_id)
+        return (f'<img src="{self.base_url}/o/{token}.gif" width="1" height="1" alt="" '
+                'style="display:block;width:1px;height:1px;border:0">')
+
     def pixel(self, html: str, recipient_id: int) -> str:
         """The open pixel before ``</body>`` (or at the end); ``recipient_id`` 0 = counted in aggregate only."""
-        token = sign_ids("open", self.campaign_id, self.unit_id, recipient_id)
-        tag = (f'<img src="{self.base_url}/o/{token}.gif" width="1" height="1" alt="" '
-               'style="display:block;width:1px;height:1px;border:0">')
+        tag = self._aggregate_pixel if recipient_id == 0 else self._pixel_tag(recipient_id)
         at = html.lower().rfind("</body>")
         return html[:at] + tag + html[at:] if at >= 0 else html + tag

@@ -61,8 +61,12 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"[:64]
 
 
+def _unsubscribe_prefix() -> str:
+    return f"{settings.BASE_URL.rstrip('/')}/u/"
+
+
 def unsubscribe_url(recipient_id: int) -> str:
-    return f"{settings.BASE_URL.rstrip('/')}/u/{sign_id('unsubscribe', recipient_id)}/"
+    return f"{_unsubscribe_prefix()}{sign_id('unsubscribe', recipient_id)}/"
 
 
 @dataclass
@@ -400,9 +404,9 @@ class Runner:
                 unit_name=unit.name, brand_name=root.name, from_address=f"{unit.code}@{domain}",
                 reply_to=(profile.email if profile else "") or "", list_id=f"{unit.code}.{domain}",
                 return_path=f"bounces@{domain}")
-            base = settings.BASE_URL.rstrip("/")
-            content.links = LinkRewriter(campaign_id=campaign.pk, unit_id=unit.pk, unit_path=unit.path, base_url=base,
-                                         keep_prefix=f"{base}/u/")
+            # The unsubscribe link stays as it is: it is not a click, and must work on its own.
+            content.links = LinkRewriter(campaign_id=campaign.pk, unit_id=unit.pk, unit_path=unit.path,
+                                         base_url=settings.BASE_URL, keep_prefix=_unsubscribe_prefix())
         else:
             content.sms_body = text_template(version.compiled_text)
             content.sms_sender = content.brand_data["sms_sender"]

@@ -56,9 +56,7 @@ def unsubscribe(*, recipient_id: int, ip_address: str | None = None, user_agent:
                        source=ConsentEvent.Source.UNSUBSCRIBE, source_ref=f"campaign:{row.campaign.public_id}",
                        ip_address=ip_address, user_agent=user_agent)
         # In the same transaction: the campaign's unsubscribe count moves with the consent.
-        events.write([events.row(occurred_at=timezone.now(), kind=Event.Kind.UNSUBSCRIBED, channel=row.channel,
-                                 campaign_id=row.campaign_id, unit_id=row.unit_id, unit_path=row.unit_path,
-                                 recipient_id=row.pk)])
+        events.write([events.of_recipient(row, Event.Kind.UNSUBSCRIBED, timezone.now())])
         return True
 
 
