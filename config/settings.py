@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "enseigne.campaigns",
     "enseigne.delivery",
     "enseigne.tracking",
+    "enseigne.analytics",
     "enseigne.api",
     "enseigne.demo",
 ]

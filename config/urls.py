@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("enseigne.campaigns.urls")),
     path("", include("enseigne.delivery.urls")),
     path("", include("enseigne.tracking.urls")),
+    path("", include("enseigne.analytics.urls")),
 ]

@@ -121,6 +121,12 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("campaigns/<uuid:public_id>/audience/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
     ("campaigns/<uuid:public_id>/message/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
     ("campaigns/<uuid:public_id>/progress/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/report/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/report.csv", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
+    ("campaigns/<uuid:public_id>/report/", "POST"): ("campaign", "302 405 405 405 405 405", "405 405 405 405"),
+    # HQ and regions get the network dashboard; a unit's people are sent to their unit's.
+    ("results/", "GET"): (NO_OBJECT, "302 200 200 302 302 302", None),
+    ("results/units/<uuid:public_id>/", "GET"): ("unit", "302 200 200 200 200 200", "404 404 404 404"),
     ("campaigns/<uuid:public_id>/submit/", "POST"): ("campaign", "302 302 302 302 403 302", "404 404 404 404"),
     ("campaigns/<uuid:public_id>/approve/", "POST"): ("campaign", "302 302 302 403 403 403", "404 404 404 404"),
     ("campaigns/<uuid:public_id>/reject/", "POST"): ("campaign", "302 302 302 403 403 403", "404 404 404 404"),

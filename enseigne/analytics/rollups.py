@@ -1,0 +1,218 @@
+"""Daily rollups of the events log, refreshed incrementally.
+
+A pass rebuilds only the days from ``RollupState.dirty_from`` on (normally today, and
+yesterday just after midnight): its cost follows the day's events, not the log's size.
+Events that arrive with an earlier date (a conversions import, an ESP's late report) call
+``touch(when)`` so the next pass goes back to their day. Days are counted in the
+network's time zone (``TIME_ZONE``).
+
+The campaign report reads the rollups up to the dirty day and the raw events after it
+(``campaign_totals``), so a click shows up at once and old campaigns cost nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from enseigne.analytics.models import DailyStat, RollupState, UnitDay
+from enseigne.campaigns.models import Campaign, Recipient
+from enseigne.campaigns.selectors import policy_for
+from enseigne.contacts.models import VALID_CONSENT, Channel, Contact
+from enseigne.delivery.models import Event
+from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.network.access import path_filter
+from enseigne.network.models import OrgNode
+from enseigne.network.selectors import network_root
+
+# Events reach the table up to one writer interval (and one hand-off transaction) after
+# they occurred: the next pass starts this much before the last one to catch them.
+LAG = dt.timedelta(minutes=10)
+K = Event.Kind
+COUNTED = {K.SENT: "sent", K.DELIVERED: "delivered", K.OPENED: "opened", K.CLICKED: "clicks",
+           K.UNSUBSCRIBED: "unsubscribed", K.BOUNCED: "bounced", K.COMPLAINED: "complained",
+           K.CONVERTED: "conversions"}
+Key = tuple[dt.date, int | None, int, str, str]  # day, campaign, unit, unit path, channel
+
+
+@dataclass
+class Counters:
+    sent: int = 0
+    delivered: int = 0
+    opened: int = 0
+    clicks: int = 0
+    clickers: int = 0
+    unsubscribed: int = 0
+    bounced: int = 0
+    complained: int = 0
+    conversions: int = 0
+    revenue: Decimal = field(default_factory=Decimal)
+    cost: Decimal = field(default_factory=Decimal)
+
+    def add(self, other: Counters) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+COUNTER_FIELDS = [f.name for f in fields(Counters)]
+
+
+def local_midnight(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min), timezone.get_default_timezone())
+
+
+def aggregate(start: dt.datetime, *, campaign_id: int | None = None,
+              unit_paths: Iterable[str] | None = None) -> dict[Key, Counters]:
+    """Counters per (day, campaign, unit, channel) for the events from ``start`` on.
+
+    Machine opens and clicks are not counted. ``unit_paths`` keeps only those units' rows.
+    """
+    tz = timezone.get_default_timezone()
+    events = Event.objects.filter(occurred_at__gte=start, machine=False)
+    if campaign_id is not None:
+        events = events.filter(campaign_id=campaign_id)
+    if unit_paths is not None:
+        events = events.filter(path_filter(unit_paths))
+    out: dict[Key, Counters] = defaultdict(Counters)
+    rows = (events.annotate(day=TruncDate("occurred_at", tzinfo=tz))
+            .values_list("day", "campaign_id", "unit_id", "unit_path", "channel", "kind")
+            .annotate(n=Count("id"), amount=Sum("amount")).order_by())
+    for day, campaign, unit, path, channel, kind, n, amount in rows:
+        if unit is None or kind not in COUNTED:
+            continue
+        counters = out[(day, campaign, unit, path, channel)]
+        setattr(counters, COUNTED[kind], getattr(counters, COUNTED[kind]) + n)
+        if amount:
+            counters.revenue += amount
+    for (campaign, unit, path, channel), first in _first_clicks(start, campaign_id, unit_paths):
+        out[(timezone.localtime(first, tz).date(), campaign, unit, path, channel)].clickers += 1
+    _add_costs(out)
+    return out
+
+
+def _first_clicks(start, campaign_id, unit_paths):
+    """((campaign, unit, path, channel), first click) for recipients whose first counted click is after ``start``."""
+    clicks = Event.objects.filter(kind=K.CLICKED, machine=False, recipient_id__isnull=False)
+    recent = clicks.filter(occurred_at__gte=start)
+    if campaign_id is not None:
+        recent = recent.filter(campaign_id=campaign_id)
+    if unit_paths is not None:
+        recent = recent.filter(path_filter(unit_paths))
+    campaigns = list(recent.values_list("campaign_id", flat=True).distinct().order_by())
+    if not campaigns:
+        return
+    firsts = (clicks.filter(campaign_id__in=campaigns).values_list("campaign_id", "recipient_id")
+              .annotate(first=Min("occurred_at"), unit=Max("unit_id"), path=Max("unit_path"), channel=Max("channel"))
+              .filter(first__gte=start).order_by())
+    if unit_paths is not None:
+        firsts = firsts.filter(path_filter(unit_paths))
+    for campaign, _recipient, first, unit, path, channel in firsts.iterator(chunk_size=10_000):
+        yield (campaign, unit, path, channel), first
+
+
+def _add_costs(out: dict[Key, Counters]) -> None:
+    """The unit's share of what its sent messages cost, at the network's current prices."""
+    campaign_ids = {key[1] for key, c in out.items() if c.sent and key[1] is not None}
+    if not campaign_ids:
+        return
+    root = network_root()
+    if root is None:
+        return
+    policy = policy_for(root)
+    national = set(Campaign.objects.filter(pk__in=campaign_ids, kind=Campaign.Kind.NATIONAL)
+                   .values_list("pk", flat=True))
+    sms_keys = {(key[1], key[2]) for key, c in out.items() if c.sent and key[4] == Channel.SMS}
+    segments: dict[tuple[int, int], int] = {}
+    if sms_keys:
+        # The pipeline gives every row of a (campaign, unit) the same segment count.
+        segments = {(c, u): s or 1 for c, u, s in Recipient.objects.filter(
+            campaign_id__in={c for c, _u in sms_keys}, channel=Channel.SMS, status=Recipient.Status.SENT)
+            .values_list("campaign_id", "unit_id").annotate(s=Max("segments")).order_by()}
+    share = Decimal(100 - policy.national_cofunding_percent) / 100
+    for (_day, campaign, unit, _path, channel), counters in out.items():
+        if not counters.sent or campaign is None:
+            continue
+        if channel == Channel.SMS:
+            cost = policy.sms_segment_cost * segments.get((campaign, unit), 1) * counters.sent
+        else:
+            cost = policy.email_thousand_cost * counters.sent / 1000
+        counters.cost = (cost * share if campaign in national else cost).quantize(Decimal("0.0001"))
+
+
+# -- the pass ----------------------------------------------------------------------------------
+
+
+def refresh(now: dt.datetime | None = None) -> dict[str, int]:
+    """Rebuild the rollups from the dirty day on; returns what it wrote."""
+    now = now or timezone.now()
+    with transaction.atomic(), db_scope(ALL):
+        state = _state(lock=True)
+        since = state.dirty_from
+        if since is None:  # first pass: from the first event
+            since = Event.objects.aggregate(first=Min("occurred_at"))["first"] or now
+        first_day = timezone.localtime(since).date()
+        start = local_midnight(first_day)
+        stats = aggregate(start)
+        DailyStat.objects.filter(day__gte=first_day).delete()
+        DailyStat.objects.bulk_create(
+            [DailyStat(day=day, campaign_id=campaign, unit_id=unit, unit_path=path, channel=channel,
+                       **{name: getattr(c, name) for name in COUNTER_FIELDS})
+             for (day, campaign, unit, path, channel), c in stats.items()], batch_size=2000)
+        bases = snapshot_bases(timezone.localtime(now).date())
+        # A ``touch`` waiting on this row's lock applies after the commit, to the new value.
+        state.dirty_from = now - LAG
+        state.refreshed_at = now
+        state.save()
+    return {"days": (timezone.localtime(now).date() - first_day).days + 1, "rows": len(stats), "units": bases}
+
+
+def _state(*, lock: bool = False) -> RollupState:
+    rows = RollupState.objects.select_for_update() if lock else RollupState.objects
+    state = rows.filter(pk=1).first()
+    if state is None:
+        state, _ = RollupState.objects.get_or_create(pk=1)
+    return state
+
+
+def touch(when: dt.datetime) -> None:
+    """Events dated ``when`` were just written: the next pass must go back to that day."""
+    with db_scope(ALL):
+        state = _state()
+        if state.dirty_from is not None and when < state.dirty_from:
+            RollupState.objects.filter(pk=state.pk, dirty_from__gt=when).update(dirty_from=when)
+
+
+def fresh_from() -> dt.date:
+    """The first day the rollups may not cover yet (the report reads raw events from there)."""
+    with db_scope(ALL):
+        state = _state()
+    if state.dirty_from is None:
+        return dt.date.min
+    return timezone.localtime(state.dirty_from).date()
+
+
+def refreshed_at() -> dt.datetime | None:
+    with db_scope(ALL):
+        return _state().refreshed_at
+
+
+def snapshot_bases(day: dt.date) -> int:
+    """Each unit's contact base today (rewritten on every pass; earlier days stay as they were)."""
+    rows = (Contact.objects.values_list("unit_id", "unit_path")
+            .annotate(n=Count("id"), email=Count("id", filter=Q(email_consent__in=VALID_CONSENT)),
+                      sms=Count("id", filter=Q(sms_consent__in=VALID_CONSENT))).order_by())
+    snapshot = [UnitDay(day=day, unit_id=unit, unit_path=path, contacts=n, email_ok=email, sms_ok=sms)
+                for unit, path, n, email, sms in rows]
+    units = OrgNode.objects.filter(kind=OrgNode.Kind.UNIT).exclude(pk__in=[s.unit_id for s in snapshot])
+    snapshot += [UnitDay(day=day, unit_id=u.pk, unit_path=u.path) for u in units.only("pk", "path")]
+    UnitDay.objects.filter(day=day).delete()
+    UnitDay.objects.bulk_create(snapshot, batch_size=2000)
+    return len(snapshot)

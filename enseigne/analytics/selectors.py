@@ -1,0 +1,400 @@
+"""Scoped reads behind the campaign report and the dashboards.
+
+Every figure comes from the rollups (``DailyStat``, ``UnitDay``) filtered by the acting
+user's org paths; a campaign report adds the raw events not rolled up yet. Network and
+size-group references are aggregates over every unit (rates and medians, never another
+unit's rows or contacts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Max, Sum
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from enseigne.analytics import rollups
+from enseigne.analytics.models import DailyStat, UnitDay
+from enseigne.analytics.rollups import COUNTER_FIELDS, Counters
+from enseigne.analytics.stats import Rate, compare, median, size_group, size_group_label, sparkline
+from enseigne.campaigns.models import Budget, Campaign, Relay
+from enseigne.contacts.models import Channel
+from enseigne.delivery.models import Event, Link
+from enseigne.network.access import access_for, path_filter
+from enseigne.network.capabilities import Capability
+from enseigne.network.models import OrgNode, User
+
+PERIODS = (30, 90, 365)
+
+
+def _counters(row: dict) -> Counters:
+    return Counters(**{name: row[name] or 0 for name in COUNTER_FIELDS})
+
+
+SUMS = {name: Sum(name) for name in COUNTER_FIELDS}
+
+
+# -- KPIs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kpi:
+    key: str
+    label: str
+    higher_is_better: bool = True
+    is_rate: bool = True
+
+
+KPIS = (
+    Kpi("email_click_rate", _("E-mail click rate")),
+    Kpi("sms_click_rate", _("SMS click rate")),
+    Kpi("unsubscribe_rate", _("Unsubscribe rate"), higher_is_better=False),
+    Kpi("sms_stop_rate", _("SMS STOP rate"), higher_is_better=False),
+    Kpi("conversion_rate", _("Conversion rate")),
+    Kpi("revenue", _("Revenue"), is_rate=False),
+    Kpi("roi", _("ROI"), is_rate=False),
+    Kpi("sent", _("Messages sent"), is_rate=False),
+)
+KPI_BY_KEY = {k.key: k for k in KPIS}
+
+
+@dataclass
+class UnitFigures:
+    """One unit's (or one group's) counters per channel over a period."""
+
+    email: Counters = field(default_factory=Counters)
+    sms: Counters = field(default_factory=Counters)
+
+    @property
+    def total(self) -> Counters:
+        total = Counters()
+        total.add(self.email)
+        total.add(self.sms)
+        return total
+
+    def add(self, other: UnitFigures) -> None:
+        self.email.add(other.email)
+        self.sms.add(other.sms)
+
+    @staticmethod
+    def delivered(c: Counters) -> int:
+        # ESPs that report deliveries give ``delivered`` events; otherwise sent minus bounced.
+        return c.delivered or max(0, c.sent - c.bounced)
+
+    def rate(self, key: str) -> Rate | None:
+        total = self.total
+        if key == "email_click_rate":
+            return Rate(self.email.clickers, self.delivered(self.email))
+        if key == "sms_click_rate":
+            return Rate(self.sms.clickers, self.delivered(self.sms))
+        if key == "unsubscribe_rate":
+            return Rate(total.unsubscribed, self.delivered(self.email) + self.delivered(self.sms))
+        if key == "sms_stop_rate":
+            return Rate(self.sms.unsubscribed, self.delivered(self.sms))
+        if key == "conversion_rate":
+            return Rate(total.conversions, self.delivered(self.email) + self.delivered(self.sms))
+        return None
+
+    def value(self, key: str) -> float | None:
+        rate = self.rate(key)
+        if rate is not None:
+            return rate.value
+        total = self.total
+        if key == "revenue":
+            return float(total.revenue)
+        if key == "sent":
+            return float(total.sent)
+        if key == "roi":
+            return roi(total.revenue, total.cost)
+        raise KeyError(key)
+
+
+def roi(revenue: Decimal, cost: Decimal) -> float | None:
+    """(revenue − cost) ÷ cost; None when nothing was spent."""
+    return float((revenue - cost) / cost) if cost else None
+
+
+def _figures_by_unit(since: dt.date, paths=None) -> dict[int, UnitFigures]:
+    rows = DailyStat.objects.filter(day__gte=since)
+    if paths is not None:
+        rows = rows.filter(path_filter(paths))
+    out: dict[int, UnitFigures] = defaultdict(UnitFigures)
+    for row in rows.values("unit_id", "channel").annotate(**SUMS).order_by():
+        figures = out[row["unit_id"]]
+        (figures.sms if row["channel"] == Channel.SMS else figures.email).add(_counters(row))
+    return out
+
+
+def _bases(paths=None) -> dict[int, UnitDay]:
+    """Each unit's latest contact-base snapshot."""
+    latest = UnitDay.objects.aggregate(day=Max("day"))["day"]
+    rows = UnitDay.objects.filter(day=latest)
+    if paths is not None:
+        rows = rows.filter(path_filter(paths))
+    return {row.unit_id: row for row in rows}
+
+
+@dataclass
+class References:
+    """The network's and each size group's pooled figures, and their per-unit medians."""
+
+    network: UnitFigures
+    groups: dict[int, UnitFigures]
+    medians: dict[str, float | None]
+    group_medians: dict[int, dict[str, float | None]]
+    group_of: dict[int, int]
+
+
+def references(since: dt.date) -> References:
+    by_unit = _figures_by_unit(since)
+    bases = _bases()
+    units = set(bases) | set(by_unit)
+    group_of = {u: size_group(bases[u].contacts if u in bases else 0) for u in units}
+    network = UnitFigures()
+    groups: dict[int, UnitFigures] = defaultdict(UnitFigures)
+    members: dict[int, list[int]] = defaultdict(list)
+    for unit in units:
+        figures = by_unit.get(unit, UnitFigures())
+        network.add(figures)
+        groups[group_of[unit]].add(figures)
+        members[group_of[unit]].append(unit)
+
+    def medians_of(unit_ids):
+        return {k.key: median(by_unit.get(u, UnitFigures()).value(k.key) for u in unit_ids if u in by_unit)
+                for k in KPIS}
+
+    return References(network=network, groups=dict(groups), medians=medians_of(units),
+                      group_medians={g: medians_of(m) for g, m in members.items()}, group_of=group_of)
+
+
+def _judge(figures: UnitFigures, reference: UnitFigures) -> dict[str, str]:
+    verdicts = {}
+    for kpi in KPIS:
+        rate = figures.rate(kpi.key)
+        if rate is not None:
+            verdicts[kpi.key] = compare(rate, reference.value(kpi.key), higher_is_better=kpi.higher_is_better)
+    return verdicts
+
+
+# -- network dashboard ---------------------------------------------------------------------------
+
+
+def analytics_paths(user: User) -> tuple[str, ...]:
+    paths = access_for(user).paths_with(Capability.VIEW_NETWORK_ANALYTICS)
+    if not paths:
+        raise PermissionDenied
+    return paths
+
+
+def network_dashboard(user: User, *, days: int = 90, kpi: str = "email_click_rate", descending: bool = True,
+                      today: dt.date | None = None) -> dict:
+    """Units in the user's analytics scope ranked by ``kpi``, with strengths and weaknesses."""
+    paths = analytics_paths(user)
+    today = today or timezone.localdate()
+    since = today - dt.timedelta(days=days - 1)
+    chosen = KPI_BY_KEY.get(kpi, KPIS[0])
+    refs = references(since)
+    by_unit = _figures_by_unit(since, paths)
+    bases = _bases(paths)
+    units = OrgNode.objects.filter(path_filter(paths, "path"), kind=OrgNode.Kind.UNIT).order_by("name")
+    weekly = _weekly(since, today, paths, chosen.key)
+    rows = []
+    for unit in units:
+        figures = by_unit.get(unit.pk, UnitFigures())
+        group = refs.group_of.get(unit.pk, 0)
+        rows.append({
+            "unit": unit, "figures": figures, "value": figures.value(chosen.key),
+            "rate": figures.rate(chosen.key), "contacts": bases[unit.pk].contacts if unit.pk in bases else 0,
+            "group": size_group_label(group),
+            "vs_network": _judge(figures, refs.network),
+            "vs_similar": _judge(figures, refs.groups.get(group, UnitFigures())),
+            "spark": sparkline(weekly.get(unit.pk, [])),
+        })
+    with_value = [r for r in rows if r["value"] is not None]
+    with_value.sort(key=lambda r: r["value"], reverse=descending)
+    ranked = with_value + [r for r in rows if r["value"] is None]
+    for position, row in enumerate(ranked, 1):
+        row["position"] = position
+        row["flags"] = [(KPI_BY_KEY[k], v) for k, v in row["vs_network"].items() if v]
+        row["similar_flags"] = [(KPI_BY_KEY[k], v) for k, v in row["vs_similar"].items() if v]
+        row["roi"] = row["figures"].value("roi")
+    return {"rows": ranked, "kpi": chosen, "kpis": KPIS, "days": days, "since": since,
+            "network": refs.network, "network_value": refs.network.value(chosen.key),
+            "relays": relay_rates(paths, since), "refreshed_at": rollups.refreshed_at()}
+
+
+def _numerator(key: str):
+    return {"email_click_rate": "clickers", "sms_click_rate": "clickers", "unsubscribe_rate": "unsubscribed",
+            "sms_stop_rate": "unsubscribed", "conversion_rate": "conversions", "revenue": "revenue",
+            "roi": "revenue", "sent": "sent"}[key]
+
+
+def _weekly(since: dt.date, today: dt.date, paths, key: str) -> dict[int, list[float]]:
+    """Per unit, the KPI's numerator week by week (the sparkline)."""
+    weeks = (today - since).days // 7 + 1
+    rows = DailyStat.objects.filter(path_filter(paths), day__gte=since)
+    if key.startswith("sms"):
+        rows = rows.filter(channel=Channel.SMS)
+    elif key == "email_click_rate":
+        rows = rows.filter(channel=Channel.EMAIL)
+    out: dict[int, list[float]] = defaultdict(lambda: [0.0] * weeks)
+    for unit, day, value in rows.values_list("unit_id", "day").annotate(v=Sum(_numerator(key))).order_by():
+        out[unit][(day - since).days // 7] += float(value or 0)
+    return out
+
+
+def relay_rates(paths, since: dt.date) -> list[dict]:
+    """National campaigns of the period: how many units in scope relayed, opted out, did not decide."""
+    campaigns = Campaign.objects.filter(kind=Campaign.Kind.NATIONAL, send_at__date__gte=since).order_by("-send_at")
+    counts = defaultdict(dict)
+    for campaign_id, status, n in (Relay.objects.filter(path_filter(paths), campaign__in=campaigns)
+                                   .values_list("campaign_id", "status").annotate(n=Count("id")).order_by()):
+        counts[campaign_id][status] = n
+    out = []
+    for campaign in campaigns.filter(pk__in=list(counts)):
+        c = counts[campaign.pk]
+        total = sum(c.values())
+        relayed = c.get(Relay.Status.RELAYED, 0)
+        out.append({"campaign": campaign, "relayed": relayed, "opted_out": c.get(Relay.Status.OPTED_OUT, 0),
+                    "pending": c.get(Relay.Status.PENDING, 0), "total": total, "rate": Rate(relayed, total)})
+    return out
+
+
+# -- unit dashboard ------------------------------------------------------------------------------
+
+
+def unit_dashboard(unit: OrgNode, *, days: int = 90, today: dt.date | None = None) -> dict:
+    """One unit's results, its base, its budget, and how it compares (the caller checked scope)."""
+    today = today or timezone.localdate()
+    since = today - dt.timedelta(days=days - 1)
+    paths = [unit.path]
+    rows = (DailyStat.objects.filter(unit_path=unit.path, day__gte=since, campaign_id__isnull=False)
+            .values("campaign_id", "channel").annotate(**SUMS, first=Max("day")).order_by("-first"))
+    names = dict(Campaign.objects.filter(pk__in=[r["campaign_id"] for r in rows]).values_list("pk", "name"))
+    public = dict(Campaign.objects.filter(pk__in=list(names)).values_list("pk", "public_id"))
+    campaigns = []
+    for row in rows:
+        figures = UnitFigures()
+        (figures.sms if row["channel"] == Channel.SMS else figures.email).add(_counters(row))
+        c = figures.total
+        campaigns.append({"name": names.get(row["campaign_id"], "?"), "public_id": public.get(row["campaign_id"]),
+                          "channel": row["channel"], "c": c, "delivered": UnitFigures.delivered(c),
+                          "click_rate": Rate(c.clickers, UnitFigures.delivered(c)),
+                          "unsubscribe_rate": Rate(c.unsubscribed, UnitFigures.delivered(c)),
+                          "roi": roi(c.revenue, c.cost)})
+    figures = _figures_by_unit(since, paths).get(unit.pk, UnitFigures())
+    refs = references(since)
+    group = refs.group_of.get(unit.pk, 0)
+    comparison = [{"kpi": k, "value": figures.value(k.key), "rate": figures.rate(k.key),
+                   "network": refs.medians.get(k.key), "similar": refs.group_medians.get(group, {}).get(k.key),
+                   "vs_network": _judge(figures, refs.network).get(k.key, ""),
+                   "vs_similar": _judge(figures, refs.groups.get(group, UnitFigures())).get(k.key, "")}
+                  for k in KPIS]
+    return {"unit": unit, "days": days, "since": since, "figures": figures, "total": figures.total,
+            "roi": roi(figures.total.revenue, figures.total.cost), "campaigns": campaigns,
+            "comparison": comparison, "group": size_group_label(group), "base": base_history(unit, since),
+            "budget": budget_burn(unit, today), "refreshed_at": rollups.refreshed_at()}
+
+
+def base_history(unit: OrgNode, since: dt.date) -> list[dict]:
+    return [{"day": d.day, "contacts": d.contacts, "email_rate": Rate(d.email_ok, d.contacts),
+             "sms_rate": Rate(d.sms_ok, d.contacts)}
+            for d in UnitDay.objects.filter(unit_path=unit.path, unit_id=unit.pk, day__gte=since).order_by("day")]
+
+
+def budget_burn(unit: OrgNode, today: dt.date) -> dict | None:
+    """The current budget and what is left of it day by day (the burn-down)."""
+    budget = Budget.objects.filter(unit=unit, starts_on__lte=today, ends_on__gte=today).first()
+    if budget is None:
+        return None
+    spent = dict(DailyStat.objects.filter(unit_path=unit.path, unit_id=unit.pk, day__gte=budget.starts_on,
+                                          day__lte=min(today, budget.ends_on))
+                 .values_list("day").annotate(s=Sum("cost")).order_by())
+    left, series, day = budget.amount, [], budget.starts_on
+    while day <= min(today, budget.ends_on):
+        left -= spent.get(day, 0) or 0
+        series.append((day, left.quantize(Decimal("0.01"))))
+        day += dt.timedelta(days=1)
+    return {"budget": budget, "left": left.quantize(Decimal("0.01")), "spent": budget.amount - left,
+            "series": series}
+
+
+# -- campaign report -----------------------------------------------------------------------------
+
+
+def campaign_rows(campaign: Campaign, paths) -> dict[rollups.Key, Counters]:
+    """The campaign's counters per (day, unit, channel) within ``paths``: rollups, then raw events."""
+    fresh = max(rollups.fresh_from(), timezone.localtime(campaign.created_at).date())
+    out: dict[rollups.Key, Counters] = {}
+    for row in (DailyStat.objects.filter(path_filter(paths), campaign_id=campaign.pk, day__lt=fresh)
+                .values("day", "campaign_id", "unit_id", "unit_path", "channel").annotate(**SUMS).order_by()):
+        out[(row["day"], row["campaign_id"], row["unit_id"], row["unit_path"], row["channel"])] = _counters(row)
+    for key, counters in rollups.aggregate(rollups.local_midnight(fresh), campaign_id=campaign.pk,
+                                           unit_paths=paths).items():
+        out.setdefault(key, Counters()).add(counters)
+    return out
+
+
+def campaign_report(user: User, campaign: Campaign) -> dict:
+    """Funnel, timeline, per-unit results and clicks per link of a campaign, within the user's scope."""
+    paths = access_for(user).paths
+    rows = campaign_rows(campaign, paths)
+    total, by_day, by_unit = Counters(), defaultdict(Counters), defaultdict(Counters)
+    for (day, _campaign, unit, _path, _channel), counters in rows.items():
+        total.add(counters)
+        by_day[day].add(counters)
+        by_unit[unit].add(counters)
+    delivered = UnitFigures.delivered(total)
+    funnel = [(_("Sent"), total.sent), (_("Delivered"), delivered), (_("Opens"), total.opened),
+              (_("Unique clickers"), total.clickers), (_("Conversions"), total.conversions)]
+    relays = {}
+    if campaign.is_national:
+        relays = {r.unit_id: r for r in Relay.objects.filter(path_filter(paths), campaign=campaign)}
+    units = {u.pk: u for u in OrgNode.objects.filter(pk__in=set(by_unit) | set(relays))}
+    unit_rows = []
+    for unit_id, unit in sorted(units.items(), key=lambda item: item[1].name):
+        c = by_unit.get(unit_id, Counters())
+        unit_rows.append({"unit": unit, "c": c, "delivered": UnitFigures.delivered(c),
+                          "click_rate": Rate(c.clickers, UnitFigures.delivered(c)),
+                          "relay": relays.get(unit_id), "roi": roi(c.revenue, c.cost)})
+    relayed = sum(1 for r in relays.values() if r.status == Relay.Status.RELAYED)
+    return {"total": total, "delivered": delivered, "funnel": funnel,
+            "click_rate": Rate(total.clickers, delivered), "unsubscribe_rate": Rate(total.unsubscribed, delivered),
+            "roi": roi(total.revenue, total.cost), "days": sorted(by_day.items()), "units": unit_rows,
+            "relay_rate": Rate(relayed, len(relays)) if relays else None, "links": link_clicks(campaign, paths)}
+
+
+def link_clicks(campaign: Campaign, paths) -> list[dict]:
+    """Each URL of the campaign with its counted clicks and unique clickers (summed over units)."""
+    links = {link.pk: link for link in Link.objects.filter(path_filter(paths), campaign=campaign)}
+    counts = (Event.objects.filter(path_filter(paths), campaign_id=campaign.pk, kind=Event.Kind.CLICKED,
+                                   machine=False, link_id__in=list(links))
+              .values_list("link_id").annotate(n=Count("id"), u=Count("recipient_id", distinct=True)).order_by())
+    by_url: dict[str, dict] = {}
+    for link in links.values():
+        by_url.setdefault(link.url, {"url": link.url, "position": link.position, "clicks": 0, "clickers": 0})
+        by_url[link.url]["position"] = min(by_url[link.url]["position"], link.position)
+    for link_id, n, u in counts:
+        entry = by_url[links[link_id].url]
+        entry["clicks"] += n
+        entry["clickers"] += u
+    return sorted(by_url.values(), key=lambda e: (-e["clicks"], e["position"]))
+
+
+def report_csv_rows(report: dict):
+    for row in report["units"]:
+        c, rate = row["c"], row["click_rate"]
+        yield [row["unit"].name, row["unit"].code, row["relay"].get_status_display() if row["relay"] else "",
+               c.sent, row["delivered"], c.opened, c.clicks, c.clickers,
+               "" if rate.percent is None else f"{rate.percent:.2f}", c.unsubscribed, c.bounced, c.complained,
+               c.conversions, c.revenue, c.cost.quantize(Decimal("0.01"))]
+
+
+REPORT_CSV_HEADER = ["unit", "code", "relay", "sent", "delivered", "opens", "clicks", "unique_clickers",
+                     "click_rate_percent", "unsubscribed", "bounced", "complained", "conversions", "revenue",
+                     "cost"]

@@ -1,0 +1,88 @@
+"""Small statistics the dashboards need: rates with Wilson intervals, medians, size groups."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``hits`` out of ``n``, with its 95 % Wilson score interval (honest for small ``n``)."""
+
+    hits: int
+    n: int
+
+    @property
+    def value(self) -> float | None:
+        return self.hits / self.n if self.n else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson(self.hits, self.n)
+
+    @property
+    def percent(self) -> float | None:
+        return None if self.value is None else 100 * self.value
+
+
+def wilson(hits: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    if n <= 0:
+        return None
+    p = hits / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def compare(rate: Rate, reference: float | None, *, higher_is_better: bool = True) -> str:
+    """'better', 'worse' or '' when the interval contains the reference (or there is no data).
+
+    A unit is called better or worse only when its whole interval lies on one side, so a
+    small unit with 3 clicks out of 20 is not ranked on noise.
+    """
+    interval = rate.interval
+    if interval is None or reference is None:
+        return ""
+    low, high = interval
+    if low > reference:
+        return "better" if higher_is_better else "worse"
+    if high < reference:
+        return "worse" if higher_is_better else "better"
+    return ""
+
+
+def median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+# Contact-base sizes that make units "similar" (upper bounds; the last group is open).
+SIZE_BOUNDS = (1_000, 5_000, 20_000, 100_000)
+
+
+def size_group(contacts: int) -> int:
+    for index, bound in enumerate(SIZE_BOUNDS):
+        if contacts < bound:
+            return index
+    return len(SIZE_BOUNDS)
+
+
+def size_group_label(group: int) -> str:
+    low = 0 if group == 0 else SIZE_BOUNDS[group - 1]
+    if group >= len(SIZE_BOUNDS):
+        return f"≥ {low:,}".replace(",", "\u202f")
+    return f"{low:,}–{SIZE_BOUNDS[group] - 1:,}".replace(",", "\u202f")
+
+
+def sparkline(values: list[float], width: int = 120, height: int = 24) -> str:
+    """SVG polyline points for ``values`` (drawn by the template; no script needed)."""
+    if not values:
+        return ""
+    top = max(values) or 1
+    step = width / max(1, len(values) - 1)
+    return " ".join(f"{i * step:.1f},{height - 1 - (v / top) * (height - 2):.1f}" for i, v in enumerate(values))

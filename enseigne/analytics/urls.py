@@ -1,0 +1,10 @@
+from django.urls import path
+
+from enseigne.analytics import views
+
+urlpatterns = [
+    path("results/", views.results, name="results"),
+    path("results/units/<uuid:public_id>/", views.unit_dashboard, name="unit_dashboard"),
+    path("campaigns/<uuid:public_id>/report/", views.campaign_report, name="campaign_report"),
+    path("campaigns/<uuid:public_id>/report.csv", views.campaign_report_csv, name="campaign_report_csv"),
+]

@@ -1,0 +1,95 @@
+"""Dashboards and reports: thin views over analytics.selectors."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
+
+from enseigne.analytics import selectors
+from enseigne.campaigns.selectors import get_campaign_for_user
+from enseigne.lib.csvsafe import csv_rows
+from enseigne.network.access import access_for
+from enseigne.network.capabilities import Capability
+from enseigne.network.selectors import get_unit_for_user, home_unit_for
+
+
+def _days(request: HttpRequest) -> int:
+    try:
+        days = int(request.GET.get("days", 90))
+    except ValueError:
+        days = 90
+    return days if days in selectors.PERIODS else 90
+
+
+@login_required
+@require_GET
+def results(request: HttpRequest) -> HttpResponse:
+    """The network dashboard for those who may see one; a unit's people go to their unit's."""
+    if access_for(request.user).can_anywhere(Capability.VIEW_NETWORK_ANALYTICS):
+        try:
+            data = selectors.network_dashboard(request.user, days=_days(request), kpi=request.GET.get("kpi", ""),
+                                               descending=request.GET.get("order") != "asc")
+        except PermissionDenied:
+            data = None
+        if data is not None:
+            return render(request, "analytics/network.html", {**data, "periods": selectors.PERIODS,
+                                                               "order": request.GET.get("order", "desc")})
+    unit = home_unit_for(request.user)
+    if unit is None:
+        raise PermissionDenied
+    return redirect("unit_dashboard", public_id=unit.public_id)
+
+
+@login_required
+@require_GET
+def unit_dashboard(request: HttpRequest, public_id) -> HttpResponse:
+    unit = get_unit_for_user(request.user, public_id)
+    data = selectors.unit_dashboard(unit, days=_days(request))
+    base = data["base"]
+    charts = {
+        "base_chart": {"kind": "line", "x": [d["day"].isoformat() for d in base], "series": [
+            {"name": _("Contacts"), "data": [d["contacts"] for d in base], "area": True}]},
+        "consent_chart": {"kind": "line", "percent": True, "x": [d["day"].isoformat() for d in base], "series": [
+            {"name": _("E-mail consent"), "data": [_percent(d["email_rate"]) for d in base]},
+            {"name": _("SMS consent"), "data": [_percent(d["sms_rate"]) for d in base]}]},
+    }
+    if data["budget"]:
+        series = data["budget"]["series"]
+        charts["budget_chart"] = {"kind": "line", "x": [day.isoformat() for day, _left in series], "series": [
+            {"name": _("Left"), "data": [float(left) for _day, left in series], "step": "end", "area": True}]}
+    return render(request, "analytics/unit.html", {**data, **charts, "periods": selectors.PERIODS})
+
+
+def _percent(rate) -> float | None:
+    return None if rate.value is None else round(100 * rate.value, 1)
+
+
+@login_required
+@require_GET
+def campaign_report(request: HttpRequest, public_id) -> HttpResponse:
+    campaign = get_campaign_for_user(request.user, public_id)
+    report = selectors.campaign_report(request.user, campaign)
+    days = report["days"]
+    timeline = {"kind": "line", "x": [day.isoformat() for day, _c in days], "series": [
+        {"name": _("Sent"), "data": [c.sent for _d, c in days]},
+        {"name": _("Opens"), "data": [c.opened for _d, c in days]},
+        {"name": _("Clicks"), "data": [c.clicks for _d, c in days]},
+        {"name": _("Unsubscribed"), "data": [c.unsubscribed for _d, c in days]}]}
+    return render(request, "analytics/campaign_report.html", {"campaign": campaign, "timeline": timeline, **report})
+
+
+@login_required
+@require_GET
+def campaign_report_csv(request: HttpRequest, public_id) -> StreamingHttpResponse:
+    campaign = get_campaign_for_user(request.user, public_id)
+    report = selectors.campaign_report(request.user, campaign)
+    response = StreamingHttpResponse(csv_rows(selectors.REPORT_CSV_HEADER, selectors.report_csv_rows(report)),
+                                     content_type="text/csv; charset=utf-8")
+    name = slugify(campaign.name) or "campaign"
+    response["Content-Disposition"] = f'attachment; filename="report-{name}.csv"'
+    return response
