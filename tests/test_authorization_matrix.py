@@ -25,6 +25,7 @@ from enseigne.delivery.models import Link, OutboxMessage
 from enseigne.lib.signing import sign_id, sign_ids, webhook_key
 from enseigne.network.models import AuditEvent, OrgNode, User
 from enseigne.network.tokens import token_create
+from enseigne.tracking.models import Conversion
 from tests.factories import PASSWORD, ContactFactory, build_world
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS"
@@ -126,6 +127,8 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("campaigns/<uuid:public_id>/report/", "POST"): ("campaign", "302 405 405 405 405 405", "405 405 405 405"),
     # HQ and regions get the network dashboard; a unit's people are sent to their unit's.
     ("results/", "GET"): (NO_OBJECT, "302 200 200 302 302 302", None),
+    ("results/sales/", "GET"): (NO_OBJECT, "302 200 403 200 403 200", None),
+    ("results/sales/", "POST"): (NO_OBJECT, "302 200 403 200 403 200", None),
     ("results/units/<uuid:public_id>/", "GET"): ("unit", "302 200 200 200 200 200", "404 404 404 404"),
     ("campaigns/<uuid:public_id>/submit/", "POST"): ("campaign", "302 302 302 302 403 302", "404 404 404 404"),
     ("campaigns/<uuid:public_id>/approve/", "POST"): ("campaign", "302 302 302 403 403 403", "404 404 404 404"),
@@ -171,6 +174,7 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("api/v1/imports", "POST"): ("unit", "401 201 403 201 403 201", "404 404 404 404"),
     ("api/v1/imports/{import_id}", "GET"): ("import", "401 200 404 200 404 200", "404 404 404 404"),
     ("api/v1/imports/{import_id}/rejections", "GET"): ("import", "401 200 404 200 404 200", "404 404 404 404"),
+    ("api/v1/conversions", "POST"): ("unit", "401 201 403 201 403 201", "404 404 404 404"),
     ("api/v1/segments/count", "POST"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/assets", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/assets", "POST"): ("unit", "401 201 403 201 403 201", "404 404 404 404"),
@@ -350,7 +354,7 @@ def _snapshot():
         TemplateVersion.objects.count(), sorted(LocalVersion.objects.values_list("name", "values", "status")),
         Guardrails.objects.count(),
         sorted(Campaign.objects.values_list("name", "status", "send_at")), Recipient.objects.count(),
-        Relay.objects.count(), OutboxMessage.objects.count(),
+        Relay.objects.count(), OutboxMessage.objects.count(), Conversion.objects.count(),
     )
 
 
@@ -378,6 +382,8 @@ def _api_body(route: str, method: str, kind: str | None, target, unit, objects):
         return {"comment": "Pas maintenant."}
     if route.endswith("/schedule"):
         return {"send_at": "2099-01-01T10:00:00+01:00"}
+    if route == "api/v1/conversions":
+        return {"order_id": "M-1", "unit": str(target.public_id), "amount": "10.00"}
     if route.endswith("segments/count"):
         return {"rules": {"match": "all", "rules": []}}
     return None

@@ -2,8 +2,9 @@
 
 A pass rebuilds only the days from ``RollupState.dirty_from`` on (normally today, and
 yesterday just after midnight): its cost follows the day's events, not the log's size.
-Events that arrive with an earlier date (a conversions import, an ESP's late report) call
-``touch(when)`` so the next pass goes back to their day. Days are counted in the
+Sales reported late (a conversions import) send the pass back to their day by
+themselves; other events written with an old date call ``touch(when)`` (or
+``enseigne refresh_stats --from``). Days are counted in the
 network's time zone (``TIME_ZONE``).
 
 The campaign report reads the rollups up to the dirty day and the raw events after it
@@ -32,6 +33,7 @@ from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.access import path_filter
 from enseigne.network.models import OrgNode
 from enseigne.network.selectors import network_root
+from enseigne.tracking.models import Conversion
 
 # Events reach the table up to one writer interval (and one hand-off transaction) after
 # they occurred: the next pass starts this much before the last one to catch them.
@@ -158,6 +160,10 @@ def refresh(now: dt.datetime | None = None) -> dict[str, int]:
         since = state.dirty_from
         if since is None:  # first pass: from the first event
             since = Event.objects.aggregate(first=Min("occurred_at"))["first"] or now
+        elif state.refreshed_at is not None:  # sales reported since the last pass may be older than it
+            late = (Conversion.objects.filter(created_at__gte=state.refreshed_at - LAG)
+                    .aggregate(first=Min("occurred_at"))["first"])
+            since = min(since, late) if late else since
         first_day = timezone.localtime(since).date()
         start = local_midnight(first_day)
         stats = aggregate(start)

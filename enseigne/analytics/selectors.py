@@ -19,15 +19,18 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from enseigne.analytics import rollups
+from enseigne.analytics.attribution import campaign_credit, credit
 from enseigne.analytics.models import DailyStat, UnitDay
 from enseigne.analytics.rollups import COUNTER_FIELDS, Counters
 from enseigne.analytics.stats import Rate, compare, median, size_group, size_group_label, sparkline
-from enseigne.campaigns.models import Budget, Campaign, Relay
+from enseigne.campaigns.models import AttributionModel, Budget, Campaign, Recipient, Relay
+from enseigne.campaigns.selectors import policy_for
 from enseigne.contacts.models import Channel
 from enseigne.delivery.models import Event, Link
 from enseigne.network.access import access_for, path_filter
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User
+from enseigne.tracking.models import Conversion
 
 PERIODS = (30, 90, 365)
 
@@ -120,7 +123,8 @@ def roi(revenue: Decimal, cost: Decimal) -> float | None:
 
 
 def _figures_by_unit(since: dt.date, paths=None) -> dict[int, UnitFigures]:
-    rows = DailyStat.objects.filter(day__gte=since)
+    """Counters per unit and channel; sales count only when credited to a campaign."""
+    rows = DailyStat.objects.filter(day__gte=since, campaign_id__isnull=False)
     if paths is not None:
         rows = rows.filter(path_filter(paths))
     out: dict[int, UnitFigures] = defaultdict(UnitFigures)
@@ -277,16 +281,22 @@ def unit_dashboard(unit: OrgNode, *, days: int = 90, today: dt.date | None = Non
             .values("campaign_id", "channel").annotate(**SUMS, first=Max("day")).order_by("-first"))
     names = dict(Campaign.objects.filter(pk__in=[r["campaign_id"] for r in rows]).values_list("pk", "name"))
     public = dict(Campaign.objects.filter(pk__in=list(names)).values_list("pk", "public_id"))
+    policy = policy_for(unit)
+    credits = credit(Conversion.objects.filter(unit=unit, occurred_at__gte=rollups.local_midnight(since)),
+                     policy.attribution_model, policy.attribution_window_days)
     campaigns = []
     for row in rows:
         figures = UnitFigures()
         (figures.sms if row["channel"] == Channel.SMS else figures.email).add(_counters(row))
         c = figures.total
+        credited = credits.get((row["campaign_id"], unit.pk))
+        revenue = credited.revenue.quantize(Decimal("0.01")) if credited else Decimal("0.00")
         campaigns.append({"name": names.get(row["campaign_id"], "?"), "public_id": public.get(row["campaign_id"]),
                           "channel": row["channel"], "c": c, "delivered": UnitFigures.delivered(c),
                           "click_rate": Rate(c.clickers, UnitFigures.delivered(c)),
                           "unsubscribe_rate": Rate(c.unsubscribed, UnitFigures.delivered(c)),
-                          "roi": roi(c.revenue, c.cost)})
+                          "conversions": credited.conversions if credited else Decimal(0),
+                          "revenue": revenue, "roi": roi(revenue, c.cost)})
     figures = _figures_by_unit(since, paths).get(unit.pk, UnitFigures())
     refs = references(since)
     group = refs.group_of.get(unit.pk, 0)
@@ -298,7 +308,8 @@ def unit_dashboard(unit: OrgNode, *, days: int = 90, today: dt.date | None = Non
     return {"unit": unit, "days": days, "since": since, "figures": figures, "total": figures.total,
             "roi": roi(figures.total.revenue, figures.total.cost), "campaigns": campaigns,
             "comparison": comparison, "group": size_group_label(group), "base": base_history(unit, since),
-            "budget": budget_burn(unit, today), "refreshed_at": rollups.refreshed_at()}
+            "budget": budget_burn(unit, today), "refreshed_at": rollups.refreshed_at(),
+            "model": policy.get_attribution_model_display()}
 
 
 def base_history(unit: OrgNode, since: dt.date) -> list[dict]:
@@ -363,9 +374,27 @@ def campaign_report(user: User, campaign: Campaign) -> dict:
                           "click_rate": Rate(c.clickers, UnitFigures.delivered(c)),
                           "relay": relays.get(unit_id), "roi": roi(c.revenue, c.cost)})
     relayed = sum(1 for r in relays.values() if r.status == Relay.Status.RELAYED)
-    return {"total": total, "delivered": delivered, "funnel": funnel,
+    policy = policy_for(campaign.owner)
+    sales = list(Conversion.objects.filter(
+        path_filter(paths), occurred_at__gte=campaign.created_at,
+        contact_id__in=Recipient.objects.filter(campaign=campaign).values("contact_id")))
+    models = []
+    for model, label in AttributionModel.choices:
+        credits = campaign_credit(campaign.pk, sales, model, policy.attribution_window_days)
+        revenue = sum((c.revenue for c in credits.values()), Decimal(0))
+        models.append({"key": model, "label": label, "chosen": model == policy.attribution_model,
+                       "conversions": sum((c.conversions for c in credits.values()), Decimal(0)),
+                       "revenue": revenue.quantize(Decimal("0.01")), "roi": roi(revenue, total.cost)})
+        if model == policy.attribution_model:
+            for row in unit_rows:
+                credited = credits.get(row["unit"].pk)
+                row["revenue"] = credited.revenue.quantize(Decimal("0.01")) if credited else Decimal("0.00")
+                row["roi"] = roi(row["revenue"], row["c"].cost)
+            chosen_revenue = revenue.quantize(Decimal("0.01"))
+    return {"total": total, "revenue": chosen_revenue, "attribution": models,
+            "window_days": policy.attribution_window_days, "delivered": delivered, "funnel": funnel,
             "click_rate": Rate(total.clickers, delivered), "unsubscribe_rate": Rate(total.unsubscribed, delivered),
-            "roi": roi(total.revenue, total.cost), "days": sorted(by_day.items()), "units": unit_rows,
+            "roi": roi(chosen_revenue, total.cost), "days": sorted(by_day.items()), "units": unit_rows,
             "relay_rate": Rate(relayed, len(relays)) if relays else None, "links": link_clicks(campaign, paths)}
 
 
@@ -392,7 +421,7 @@ def report_csv_rows(report: dict):
         yield [row["unit"].name, row["unit"].code, row["relay"].get_status_display() if row["relay"] else "",
                c.sent, row["delivered"], c.opened, c.clicks, c.clickers,
                "" if rate.percent is None else f"{rate.percent:.2f}", c.unsubscribed, c.bounced, c.complained,
-               c.conversions, c.revenue, c.cost.quantize(Decimal("0.01"))]
+               c.conversions, row["revenue"], c.cost.quantize(Decimal("0.01"))]
 
 
 REPORT_CSV_HEADER = ["unit", "code", "relay", "sent", "delivered", "opens", "clicks", "unique_clickers",

@@ -4,6 +4,7 @@ from enseigne.analytics import views
 
 urlpatterns = [
     path("results/", views.results, name="results"),
+    path("results/sales/", views.sales, name="sales"),
     path("results/units/<uuid:public_id>/", views.unit_dashboard, name="unit_dashboard"),
     path("campaigns/<uuid:public_id>/report/", views.campaign_report, name="campaign_report"),
     path("campaigns/<uuid:public_id>/report.csv", views.campaign_report_csv, name="campaign_report_csv"),

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from enseigne.analytics import selectors
+from enseigne.campaigns.models import Campaign
 from enseigne.campaigns.selectors import get_campaign_for_user
 from enseigne.lib.csvsafe import csv_rows
-from enseigne.network.access import access_for
+from enseigne.network.access import access_for, path_filter
 from enseigne.network.capabilities import Capability
 from enseigne.network.selectors import get_unit_for_user, home_unit_for
+from enseigne.tracking.conversions import COLUMNS, conversions_import
+from enseigne.tracking.models import Conversion
 
 
 def _days(request: HttpRequest) -> int:
@@ -37,8 +40,9 @@ def results(request: HttpRequest) -> HttpResponse:
         except PermissionDenied:
             data = None
         if data is not None:
-            return render(request, "analytics/network.html", {**data, "periods": selectors.PERIODS,
-                                                               "order": request.GET.get("order", "desc")})
+            return render(request, "analytics/network.html", {
+                **data, "periods": selectors.PERIODS, "order": request.GET.get("order", "desc"),
+                "can_record_sales": access_for(request.user).can_anywhere(Capability.RECORD_CONVERSIONS)})
     unit = home_unit_for(request.user)
     if unit is None:
         raise PermissionDenied
@@ -62,7 +66,9 @@ def unit_dashboard(request: HttpRequest, public_id) -> HttpResponse:
         series = data["budget"]["series"]
         charts["budget_chart"] = {"kind": "line", "x": [day.isoformat() for day, _left in series], "series": [
             {"name": _("Left"), "data": [float(left) for _day, left in series], "step": "end", "area": True}]}
-    return render(request, "analytics/unit.html", {**data, **charts, "periods": selectors.PERIODS})
+    return render(request, "analytics/unit.html", {
+        **data, **charts, "periods": selectors.PERIODS,
+        "can_record_sales": access_for(request.user).can(Capability.RECORD_CONVERSIONS, unit)})
 
 
 def _percent(rate) -> float | None:
@@ -93,3 +99,33 @@ def campaign_report_csv(request: HttpRequest, public_id) -> StreamingHttpRespons
     name = slugify(campaign.name) or "campaign"
     response["Content-Disposition"] = f'attachment; filename="report-{name}.csv"'
     return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def sales(request: HttpRequest) -> HttpResponse:
+    """Sales (conversions): the latest ones in scope, and a CSV import with a row-by-row report."""
+    access = access_for(request.user)
+    if not access.can_anywhere(Capability.RECORD_CONVERSIONS):
+        raise PermissionDenied
+    result = error = None
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        if upload is None:
+            error = _("Choose a CSV file.")
+        elif upload.size > MAX_SALES_FILE:
+            error = _("The file is larger than 20 MB: split it, or send the orders through the API.")
+        else:
+            try:
+                result = conversions_import(actor=request.user, data=upload.read())
+            except ValidationError as problem:
+                error = " ".join(problem.messages)
+    recent = (Conversion.objects.filter(path_filter(access.paths)).select_related("unit", "contact")
+              .order_by("-occurred_at")[:50])
+    names = dict(Campaign.objects.filter(pk__in={c.campaign_id for c in recent if c.campaign_id})
+                 .values_list("pk", "name"))
+    return render(request, "analytics/sales.html", {"result": result, "error": error, "recent": recent,
+                                                    "campaign_names": names, "columns": COLUMNS})
+
+
+MAX_SALES_FILE = 20 * 1024 * 1024

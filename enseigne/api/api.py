@@ -12,6 +12,7 @@ from enseigne.campaigns.api import router as campaigns_router
 from enseigne.contacts.api import router as contacts_router
 from enseigne.delivery.api import router as delivery_router
 from enseigne.network.api import router as network_router
+from enseigne.tracking.api import router as tracking_router
 
 
 class TokenAuth(HttpBearer):
@@ -32,7 +33,7 @@ api = NinjaAPI(
     version="1",
     auth=TokenAuth(),
     urls_namespace="api",
-    description="Distributed marketing: units, contacts, consent, imports, assets, templates, campaigns. "
+    description="Distributed marketing: units, contacts, consent, imports, assets, templates, campaigns, conversions. "
     "Authenticate with `Authorization: Bearer <token>` (`enseigne create_token <email>`).",
 )
 api.add_router("/", network_router)
@@ -40,6 +41,7 @@ api.add_router("/", contacts_router)
 api.add_router("/", brand_router)
 api.add_router("/", campaigns_router)
 api.add_router("/", delivery_router)
+api.add_router("/", tracking_router)
 
 
 @api.exception_handler(ValidationError)

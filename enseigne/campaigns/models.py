@@ -11,6 +11,7 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -23,6 +24,13 @@ from enseigne.network.models import OrgNode, UnitTag, User
 
 def default_sms_days() -> list[int]:
     return list(DEFAULT_DAYS)
+
+
+class AttributionModel(models.TextChoices):
+    LAST_CLICK = "last_click", _("Last click")
+    FIRST_CLICK = "first_click", _("First click")
+    LINEAR = "linear", _("Linear (shared equally)")
+    TIME_DECAY = "time_decay", _("Time decay (recent clicks weigh more)")
 
 
 class SendingPolicy(models.Model):
@@ -48,6 +56,11 @@ class SendingPolicy(models.Model):
         _("HQ share of national relays (%)"), default=50)
     # A scheduled campaign that wakes later than this waits for someone to confirm it.
     late_start_minutes = models.PositiveIntegerField(_("late start tolerance (minutes)"), default=60)
+    # Which campaign a sale is credited to: clicks by the buyer within the window before it.
+    attribution_model = models.CharField(_("attribution model"), max_length=12, choices=AttributionModel.choices,
+                                         default=AttributionModel.LAST_CLICK)
+    attribution_window_days = models.PositiveSmallIntegerField(
+        _("attribution window (days)"), default=30, validators=[MinValueValidator(1), MaxValueValidator(365)])
     updated_at = models.DateTimeField(auto_now=True)
 
 

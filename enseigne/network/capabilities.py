@@ -26,6 +26,7 @@ class Capability(models.TextChoices):
     EXPORT_CONTACTS = "export_contacts", _("Export contacts")
     MANAGE_SEGMENTS = "manage_segments", _("Build segments")
     VIEW_NETWORK_ANALYTICS = "view_network_analytics", _("View network analytics")
+    RECORD_CONVERSIONS = "record_conversions", _("Record sales (conversions)")
 
 
 C = Capability
@@ -44,6 +45,7 @@ BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
             C.MANAGE_TEMPLATES, C.MANAGE_ASSETS, C.CREATE_NATIONAL_CAMPAIGNS,
             C.APPROVE_CAMPAIGNS, C.SEND_WITHOUT_APPROVAL, C.SEND_SMS, C.VIEW_CONTACTS,
             C.MANAGE_SEGMENTS, C.EXPORT_CONTACTS, C.VIEW_NETWORK_ANALYTICS, C.EXCEED_BUDGET,
+            C.RECORD_CONVERSIONS,
         },
     ),
     "region_manager": (
@@ -61,7 +63,7 @@ BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
         {
             C.CREATE_LOCAL_CAMPAIGNS, C.VIEW_CONTACTS, C.EDIT_CONTACTS, C.ERASE_CONTACTS,
             C.IMPORT_CONTACTS, C.EXPORT_CONTACTS, C.MANAGE_SEGMENTS, C.PERSONALISE_TEMPLATES,
-            C.ADD_UNIT_ASSETS,
+            C.ADD_UNIT_ASSETS, C.RECORD_CONVERSIONS,
         },
     ),
     "unit_staff": (

@@ -49,3 +49,8 @@ def money(value) -> str:
 @register.filter
 def verdict_class(verdict: str) -> str:
     return {"better": "text-bg-success", "worse": "text-bg-danger"}.get(verdict, "text-bg-light")
+
+
+@register.filter
+def get_item(mapping, key):
+    return mapping.get(key, "") if mapping else ""

@@ -1,0 +1,223 @@
+"""Recording sales (conversions): one per order id, credited to the buyer's last click.
+
+Tills and e-shops report an order with its unit, amount and time, and whatever identifies
+the buyer (the contact's id, e-mail or phone, matched within that unit). The same order
+reported twice — an API retry, a CSV imported again — is recorded once. The order is
+credited to the campaign of the buyer's last counted click within the network's
+attribution window (other models are computed when reports are read, see
+analytics/attribution.py), and a ``converted`` event enters the log.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from enseigne.campaigns.models import Recipient
+from enseigne.campaigns.selectors import policy_for
+from enseigne.contacts.models import Contact
+from enseigne.contacts.services import unit_country
+from enseigne.contacts.validation import FieldError, clean_email, clean_phone
+from enseigne.delivery import events
+from enseigne.delivery.models import Event
+from enseigne.network.access import access_for
+from enseigne.network.capabilities import Capability
+from enseigne.network.models import OrgNode, User
+from enseigne.tracking.models import Conversion
+
+MAX_AMOUNT = Decimal("9999999999.99")
+
+
+@dataclass(frozen=True)
+class Touch:
+    at: dt.datetime
+    campaign_id: int
+    channel: str
+    recipient_id: int
+
+
+def touches(contact_ids: Iterable[int], start: dt.datetime, end: dt.datetime) -> dict[int, list[Touch]]:
+    """Each contact's counted clicks between ``start`` and ``end``, oldest first."""
+    rows = Recipient.objects.filter(contact_id__in=list(contact_ids)).values_list("id", "contact_id")
+    contact_of = dict(rows)
+    out: dict[int, list[Touch]] = defaultdict(list)
+    if not contact_of:
+        return out
+    clicks = (Event.objects.filter(kind=Event.Kind.CLICKED, machine=False, recipient_id__in=list(contact_of),
+                                   occurred_at__gte=start, occurred_at__lte=end)
+              .values_list("occurred_at", "campaign_id", "channel", "recipient_id").order_by("occurred_at", "id"))
+    for at, campaign_id, channel, recipient_id in clicks:
+        out[contact_of[recipient_id]].append(Touch(at, campaign_id, channel, recipient_id))
+    return out
+
+
+def _find_contact(unit: OrgNode, *, contact_id=None, email=None, phone=None) -> Contact | None:
+    contacts = Contact.objects.filter(unit=unit)
+    if contact_id:
+        try:
+            public_id = uuid.UUID(str(contact_id))
+        except ValueError:
+            raise ValidationError({"contact": _("%(value)s is not a contact id.") % {"value": contact_id}}) from None
+        found = contacts.filter(public_id=public_id).first()
+        if found is None:
+            raise ValidationError({"contact": _("No contact with this id in unit %(unit)s.") % {"unit": unit.name}})
+        return found
+    try:
+        if email:
+            return contacts.filter(email=clean_email(email)).first()
+        if phone:
+            return contacts.filter(phone=clean_phone(phone, unit_country(unit))).first()
+    except FieldError as error:
+        raise ValidationError({"email" if email else "phone": str(error)}) from None
+    return None
+
+
+def clean_amount(value) -> Decimal:
+    try:
+        amount = Decimal(str(value).strip().replace(",", ".").replace("\u202f", "").replace(" ", ""))
+    except (InvalidOperation, ValueError):
+        raise ValidationError({"amount": _("%(value)s is not an amount.") % {"value": value}}) from None
+    if not amount.is_finite() or amount < 0 or amount > MAX_AMOUNT:
+        raise ValidationError({"amount": _("The amount must be between 0 and 9,999,999,999.99.")})
+    return amount.quantize(Decimal("0.01"))
+
+
+def conversion_record(*, actor: User | None, unit: OrgNode, order_id: str, amount, occurred_at: dt.datetime | None = None,
+                      contact_id=None, email: str | None = None, phone: str | None = None,
+                      source: str = Conversion.Source.API) -> tuple[Conversion, bool]:
+    """Record one order; returns (conversion, created). A known order id returns the first record."""
+    if actor is not None and not access_for(actor).can(Capability.RECORD_CONVERSIONS, unit):
+        raise PermissionDenied
+    order_id = (order_id or "").strip()
+    if not order_id or len(order_id) > 100:
+        raise ValidationError({"order_id": _("An order id of 1 to 100 characters is required.")})
+    amount = clean_amount(amount)
+    now = timezone.now()
+    occurred_at = occurred_at or now
+    if timezone.is_naive(occurred_at):
+        occurred_at = timezone.make_aware(occurred_at)
+    if occurred_at > now + dt.timedelta(hours=1):
+        raise ValidationError({"occurred_at": _("The order is dated in the future.")})
+    existing = Conversion.objects.filter(order_id=order_id).first()
+    if existing is not None:
+        return existing, False
+    contact = _find_contact(unit, contact_id=contact_id, email=email, phone=phone)
+    last = None
+    if contact is not None:
+        window = dt.timedelta(days=policy_for(unit).attribution_window_days)
+        clicks = touches([contact.pk], occurred_at - window, occurred_at).get(contact.pk, [])
+        last = clicks[-1] if clicks else None
+    try:
+        with transaction.atomic():
+            conversion = Conversion.objects.create(
+                order_id=order_id, unit=unit, unit_path=unit.path, contact=contact, amount=amount,
+                occurred_at=occurred_at, campaign_id=last.campaign_id if last else None,
+                channel=last.channel if last else "", source=source)
+            events.write([events.row(occurred_at=occurred_at, kind=Event.Kind.CONVERTED, unit_id=unit.pk,
+                                     unit_path=unit.path, channel=last.channel if last else "",
+                                     campaign_id=last.campaign_id if last else None,
+                                     recipient_id=last.recipient_id if last else None, amount=amount)])
+    except IntegrityError:  # the same order id, recorded meanwhile or by a unit outside this scope
+        recorded = Conversion.objects.filter(order_id=order_id).first()
+        if recorded is None:
+            raise ValidationError({"order_id": _("This order id was already recorded for another unit.")}) from None
+        return recorded, False
+    return conversion, True
+
+
+# -- CSV import ----------------------------------------------------------------------------------
+
+COLUMNS = ("order_id", "unit", "amount", "date", "email", "phone", "contact_id")
+DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d",
+                "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y")
+MAX_ROWS = 100_000
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    duplicates: int = 0
+    errors: list[tuple[int, str, str]] = field(default_factory=list)  # (line, field, reason)
+
+
+def _parse_time(text: str) -> dt.datetime | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+        for fmt in DATE_FORMATS:
+            try:
+                parsed = dt.datetime.strptime(text, fmt)  # noqa: DTZ007 (the network's time zone, below)
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        raise ValidationError({"date": _("%(value)s is not a date (use YYYY-MM-DD HH:MM or DD/MM/YYYY HH:MM).")
+                               % {"value": text}})
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+
+
+def conversions_import(*, actor: User, data: bytes) -> ImportResult:
+    """Import a CSV of orders (header row; columns order_id, unit, amount, date, and email, phone or
+    contact_id). Good rows are recorded, known order ids are counted as duplicates, and every
+    rejected row is reported with its line, field and reason; nothing recorded before is touched."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("cp1252")
+    sample = text[:4096]
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    missing = [c for c in ("order_id", "unit", "amount") if c not in header]
+    if missing:
+        raise ValidationError(_("Missing column(s): %(columns)s. Expected: %(expected)s.")
+                              % {"columns": ", ".join(missing), "expected": ", ".join(COLUMNS)})
+    reader.fieldnames = header
+    access = access_for(actor)
+    units = {u.code: u for u in OrgNode.objects.filter(kind=OrgNode.Kind.UNIT)}
+    result = ImportResult()
+    for line, row in enumerate(reader, start=2):
+        if line - 1 > MAX_ROWS:
+            result.errors.append((line, "", _("More than %(n)s rows: split the file.") % {"n": MAX_ROWS}))
+            break
+        code = (row.get("unit") or "").strip()
+        unit = units.get(code)
+        if unit is None or not access.sees(unit.path):
+            result.errors.append((line, "unit", _("No unit with code %(code)s.") % {"code": code or "—"}))
+            continue
+        try:
+            _conversion, created = conversion_record(
+                actor=actor, unit=unit, order_id=row.get("order_id") or "", amount=row.get("amount") or "",
+                occurred_at=_parse_time(row.get("date") or ""), contact_id=(row.get("contact_id") or "").strip(),
+                email=(row.get("email") or "").strip(), phone=(row.get("phone") or "").strip(),
+                source=Conversion.Source.CSV)
+        except ValidationError as error:
+            for name, messages in error.message_dict.items():
+                result.errors.append((line, name, " ".join(messages)))
+            continue
+        except PermissionDenied:
+            result.errors.append((line, "unit", _("Your role may not record sales for %(unit)s.") % {"unit": unit.name}))
+            continue
+        if created:
+            result.created += 1
+        else:
+            result.duplicates += 1
+    return result
