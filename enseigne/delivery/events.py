@@ -66,6 +66,7 @@ class Buffer:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._rows: list[Row] = []
+        self._writing = 0  # rows taken by a flush and not committed yet
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -90,13 +91,15 @@ class Buffer:
             self._wake.set()
 
     def pending(self) -> int:
+        """Events not in the database yet (waiting, or being written)."""
         with self._lock:
-            return len(self._rows)
+            return len(self._rows) + self._writing
 
     def flush(self) -> int:
         """Write what waits; on a database error the rows stay for the next pass."""
         with self._lock:
             rows, self._rows = self._rows, []
+            self._writing = len(rows)
         if not rows:
             return 0
         try:
@@ -105,6 +108,9 @@ class Buffer:
             with self._lock:
                 self._rows[:0] = rows
             raise
+        finally:
+            with self._lock:
+                self._writing = 0
 
     def stop(self, timeout: float = 5.0) -> None:
         """Write what waits and end the writer thread (its database connection closes with it)."""
