@@ -27,7 +27,7 @@ from django.utils import timezone
 from enseigne.analytics.models import DailyStat, RollupState, UnitDay
 from enseigne.campaigns.models import Campaign, Recipient
 from enseigne.campaigns.selectors import policy_for
-from enseigne.contacts.models import VALID_CONSENT, Channel, Contact
+from enseigne.contacts.models import VALID_CONSENT, Channel, ConsentEvent, Contact
 from enseigne.delivery.models import Event
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.access import path_filter
@@ -222,3 +222,52 @@ def snapshot_bases(day: dt.date) -> int:
     UnitDay.objects.filter(day=day).delete()
     UnitDay.objects.bulk_create(snapshot, batch_size=2000)
     return len(snapshot)
+
+
+def rebuild_base_history(first: dt.date, last: dt.date) -> int:
+    """Each unit's base on every day from ``first`` to ``last``, rebuilt from the contacts' arrival
+    dates and the consent ledger (for a new installation, or after importing an old base).
+    Contacts erased since are not counted on any day."""
+    days = (last - first).days + 1
+    if days <= 0:
+        return 0
+    tz = timezone.get_default_timezone()
+
+    def index(when: dt.datetime) -> int:
+        return max(0, (timezone.localtime(when, tz).date() - first).days)
+
+    changes: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0] * (days + 1))
+    unit_of = {}
+    for pk, unit, created in Contact.objects.values_list("pk", "unit_id", "created_at").iterator(chunk_size=20_000):
+        unit_of[pk] = unit
+        changes[(unit, "contacts")][min(index(created), days)] += 1
+    valid_since: dict[tuple[int, str], dt.datetime] = {}
+    ledger = (ConsentEvent.objects.values_list("contact_id", "channel", "status", "occurred_at")
+              .order_by("contact_id", "channel", "occurred_at", "id"))
+    for contact, channel, status, at in ledger.iterator(chunk_size=20_000):
+        unit = unit_of.get(contact)
+        if unit is None:
+            continue
+        key = (contact, channel)
+        if status in VALID_CONSENT:
+            valid_since.setdefault(key, at)
+        elif key in valid_since:
+            start = valid_since.pop(key)
+            changes[(unit, channel)][min(index(start), days)] += 1
+            changes[(unit, channel)][min(index(at), days)] -= 1
+    for (contact, channel), start in valid_since.items():
+        changes[(unit_of[contact], channel)][min(index(start), days)] += 1
+    paths = dict(OrgNode.objects.filter(kind=OrgNode.Kind.UNIT).values_list("pk", "path"))
+    rows = []
+    for unit, path in paths.items():
+        running = {"contacts": 0, Channel.EMAIL: 0, Channel.SMS: 0}
+        for offset in range(days):
+            for name in running:
+                running[name] += changes[(unit, name)][offset] if (unit, name) in changes else 0
+            rows.append(UnitDay(day=first + dt.timedelta(days=offset), unit_id=unit, unit_path=path,
+                                contacts=running["contacts"], email_ok=running[Channel.EMAIL],
+                                sms_ok=running[Channel.SMS]))
+    with transaction.atomic(), db_scope(ALL):
+        UnitDay.objects.filter(day__gte=first, day__lte=last).delete()
+        UnitDay.objects.bulk_create(rows, batch_size=5000)
+    return len(rows)

@@ -176,12 +176,13 @@ def references(since: dt.date) -> References:
                       group_medians={g: medians_of(m) for g, m in members.items()}, group_of=group_of)
 
 
-def _judge(figures: UnitFigures, reference: UnitFigures) -> dict[str, str]:
+def _judge(figures: UnitFigures, medians: dict[str, float | None]) -> dict[str, str]:
+    """Each rate against the median unit's (a pooled rate would be the biggest units' rate)."""
     verdicts = {}
     for kpi in KPIS:
         rate = figures.rate(kpi.key)
         if rate is not None:
-            verdicts[kpi.key] = compare(rate, reference.value(kpi.key), higher_is_better=kpi.higher_is_better)
+            verdicts[kpi.key] = compare(rate, medians.get(kpi.key), higher_is_better=kpi.higher_is_better)
     return verdicts
 
 
@@ -215,8 +216,8 @@ def network_dashboard(user: User, *, days: int = 90, kpi: str = "email_click_rat
             "unit": unit, "figures": figures, "value": figures.value(chosen.key),
             "rate": figures.rate(chosen.key), "contacts": bases[unit.pk].contacts if unit.pk in bases else 0,
             "group": size_group_label(group),
-            "vs_network": _judge(figures, refs.network),
-            "vs_similar": _judge(figures, refs.groups.get(group, UnitFigures())),
+            "vs_network": _judge(figures, refs.medians),
+            "vs_similar": _judge(figures, refs.group_medians.get(group, {})),
             "spark": sparkline(weekly.get(unit.pk, [])),
         })
     with_value = [r for r in rows if r["value"] is not None]
@@ -302,8 +303,8 @@ def unit_dashboard(unit: OrgNode, *, days: int = 90, today: dt.date | None = Non
     group = refs.group_of.get(unit.pk, 0)
     comparison = [{"kpi": k, "value": figures.value(k.key), "rate": figures.rate(k.key),
                    "network": refs.medians.get(k.key), "similar": refs.group_medians.get(group, {}).get(k.key),
-                   "vs_network": _judge(figures, refs.network).get(k.key, ""),
-                   "vs_similar": _judge(figures, refs.groups.get(group, UnitFigures())).get(k.key, "")}
+                   "vs_network": _judge(figures, refs.medians).get(k.key, ""),
+                   "vs_similar": _judge(figures, refs.group_medians.get(group, {})).get(k.key, "")}
                   for k in KPIS]
     return {"unit": unit, "days": days, "since": since, "figures": figures, "total": figures.total,
             "roi": roi(figures.total.revenue, figures.total.cost), "campaigns": campaigns,
