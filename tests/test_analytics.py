@@ -172,6 +172,10 @@ def test_network_dashboard_for_a_region_manager_counts_only_the_subtree(world, h
         assert answer["Location"] == reverse("unit_dashboard", args=[world.unit_a.public_id])
         mine = client.get(answer["Location"], {"days": 30})
         assert mine.status_code == 200
+        # The unit's request sees only its own rows (RLS on PostgreSQL), yet the medians are the network's.
+        expected = selectors.unit_dashboard(world.unit_a, days=30, today=dt.date(2026, 3, 10))["comparison"]
+        assert [r["network"] for r in mine.context["comparison"]] == [r["network"] for r in expected]
+        assert expected[0]["network"] is not None
         assert client.get(reverse("unit_dashboard", args=[world.unit_b.public_id])).status_code == 404
 
 

@@ -127,6 +127,12 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("campaigns/<uuid:public_id>/report/", "POST"): ("campaign", "302 405 405 405 405 405", "405 405 405 405"),
     # HQ and regions get the network dashboard; a unit's people are sent to their unit's.
     ("results/", "GET"): (NO_OBJECT, "302 200 200 302 302 302", None),
+    ("gallery/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    # Every unit learns from every other: the gallery's campaigns are no unit's secret.
+    ("gallery/<uuid:public_id>/preview/", "GET"): ("gallery", "302 200 200 200 200 200", "200 200 200 200"),
+    # Copying needs a unit to copy into: HQ and a region name it (none given here: 403).
+    ("gallery/<uuid:public_id>/copy/", "POST"): ("gallery", "302 403 403 302 403 302", "403 302 403 302"),
+    ("gallery/<uuid:public_id>/promote/", "POST"): ("gallery", "302 302 403 403 403 403", "403 403 403 403"),
     ("results/sales/", "GET"): (NO_OBJECT, "302 200 403 200 403 200", None),
     ("results/sales/", "POST"): (NO_OBJECT, "302 200 403 200 403 200", None),
     ("results/units/<uuid:public_id>/", "GET"): ("unit", "302 200 200 200 200 200", "404 404 404 404"),
@@ -263,6 +269,13 @@ class Objects:
                                              template=self.template[side], local_version=self.local[side],
                                              segment=segment)
             self.campaign[side] = campaign_submit(actor=manager, campaign=campaign)
+        # The gallery shows finished local campaigns of every unit (content and results only).
+        self.gallery = {}
+        for side, unit, manager in (("a", world.unit_a, world.manager_a), ("b", world.unit_b, world.manager_b)):
+            shown = campaign_create_local(actor=manager, unit=unit, channel="email", name=f"G {side}",
+                                          template=self.template[side], local_version=self.local[side])
+            Campaign.objects.filter(pk=shown.pk).update(status=Campaign.Status.FINISHED)
+            self.gallery[side] = shown
         self.contact = {
             "a": ContactFactory(unit=world.unit_a, phone="+33612345678"),
             "b": ContactFactory(unit=world.unit_b),
@@ -319,6 +332,7 @@ class Objects:
             "recipient": self.recipient[side],
             "outbox": self.outbox[side],
             "link": self.link[side],
+            "gallery": self.gallery[side],
             "user": self.world.manager_a,
         }[kind]
 

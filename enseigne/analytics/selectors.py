@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max, Sum
+from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -27,6 +28,8 @@ from enseigne.campaigns.models import AttributionModel, Budget, Campaign, Recipi
 from enseigne.campaigns.selectors import policy_for
 from enseigne.contacts.models import Channel
 from enseigne.delivery.models import Event, Link
+from enseigne.lib.ids import parse_uuid
+from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.access import access_for, path_filter
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User
@@ -155,8 +158,10 @@ class References:
 
 
 def references(since: dt.date) -> References:
-    by_unit = _figures_by_unit(since)
-    bases = _bases()
+    """Read for the whole network whoever asks: only rates and medians leave this function."""
+    with db_scope(ALL):
+        by_unit = _figures_by_unit(since)
+        bases = _bases()
     units = set(bases) | set(by_unit)
     group_of = {u: size_group(bases[u].contacts if u in bases else 0) for u in units}
     network = UnitFigures()
@@ -428,3 +433,59 @@ def report_csv_rows(report: dict):
 REPORT_CSV_HEADER = ["unit", "code", "relay", "sent", "delivered", "opens", "clicks", "unique_clickers",
                      "click_rate_percent", "unsubscribed", "bounced", "complained", "conversions", "revenue",
                      "cost"]
+
+
+# -- best-practice gallery -----------------------------------------------------------------------
+
+GALLERY_SIZE = 24
+GALLERY_MIN_DELIVERED = 200
+GALLERY_MEASURES = {"clicks": _("click rate"), "sales": _("sales rate")}
+
+
+def gallery(*, measure: str = "clicks", days: int = 365, today: dt.date | None = None) -> list[dict]:
+    """The network's best local campaigns: their content and results, never anyone's contacts.
+
+    Ranked by the lower end of the 95 % interval, so a campaign that did well on 40
+    messages does not outrank one that did nearly as well on 4,000. Read for the whole
+    network (aggregates only), whoever asks: every unit may learn from every other.
+    """
+    today = today or timezone.localdate()
+    since = today - dt.timedelta(days=days - 1)
+    with db_scope(ALL):
+        local = Campaign.objects.filter(kind=Campaign.Kind.LOCAL, status=Campaign.Status.FINISHED,
+                                        template__is_free=False)
+        rows = (DailyStat.objects.filter(day__gte=since, campaign_id__in=local.values("pk"))
+                .values("campaign_id").annotate(**SUMS).order_by())
+        entries = []
+        for row in rows:
+            c = _counters(row)
+            delivered = UnitFigures.delivered(c)
+            if delivered < GALLERY_MIN_DELIVERED:
+                continue
+            rate = Rate(c.clickers if measure == "clicks" else c.conversions, delivered)
+            entries.append({"campaign_id": row["campaign_id"], "c": c, "delivered": delivered, "rate": rate,
+                            "click_rate": Rate(c.clickers, delivered), "sales_rate": Rate(c.conversions, delivered),
+                            "unsubscribe_rate": Rate(c.unsubscribed, delivered)})
+        entries.sort(key=lambda e: e["rate"].interval[0], reverse=True)
+        entries = entries[:GALLERY_SIZE]
+        campaigns = {c.pk: c for c in Campaign.objects.filter(pk__in=[e["campaign_id"] for e in entries])
+                     .select_related("owner", "template", "local_version")}
+        for entry in entries:
+            campaign = campaigns[entry["campaign_id"]]
+            entry["campaign"] = campaign
+            entry["texts"] = [v for v in (campaign.local_version.values.values() if campaign.local_version else [])
+                              if isinstance(v, str) and v.strip()][:3]
+    return entries
+
+
+def get_gallery_campaign(public_id) -> Campaign:
+    """A campaign the gallery shows (finished, local); 404 otherwise."""
+    campaign = None
+    if parse_uuid(public_id):
+        with db_scope(ALL):
+            campaign = (Campaign.objects.filter(public_id=public_id, kind=Campaign.Kind.LOCAL,
+                                                status=Campaign.Status.FINISHED, template__is_free=False)
+                        .select_related("owner", "template", "local_version").first())
+    if campaign is None:
+        raise Http404("No such campaign in the gallery.")
+    return campaign

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils.html import escape
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from enseigne.analytics import selectors
+from enseigne.analytics import selectors, services
+from enseigne.brand.previews import email_preview, sms_preview
+from enseigne.brand.views import _sandboxed
 from enseigne.campaigns.models import Campaign
 from enseigne.campaigns.selectors import get_campaign_for_user
 from enseigne.lib.csvsafe import csv_rows
 from enseigne.network.access import access_for, path_filter
 from enseigne.network.capabilities import Capability
-from enseigne.network.selectors import get_unit_for_user, home_unit_for
+from enseigne.network.selectors import get_unit_for_user, home_unit_for, units_with
 from enseigne.tracking.conversions import COLUMNS, conversions_import
 from enseigne.tracking.models import Conversion
 
@@ -129,3 +133,66 @@ def sales(request: HttpRequest) -> HttpResponse:
 
 
 MAX_SALES_FILE = 20 * 1024 * 1024
+
+
+@login_required
+@require_GET
+def gallery(request: HttpRequest) -> HttpResponse:
+    measure = request.GET.get("by", "clicks")
+    measure = measure if measure in selectors.GALLERY_MEASURES else "clicks"
+    access = access_for(request.user)
+    units = units_with(request.user, Capability.CREATE_LOCAL_CAMPAIGNS)
+    return render(request, "analytics/gallery.html", {
+        "entries": selectors.gallery(measure=measure), "measure": measure, "measures": selectors.GALLERY_MEASURES,
+        "units": [u for u in units if access.can(Capability.PERSONALISE_TEMPLATES, u)],
+        "can_promote": access.is_hq and access.can_anywhere(Capability.MANAGE_TEMPLATES),
+        "min_delivered": selectors.GALLERY_MIN_DELIVERED})
+
+
+@login_required
+@require_GET
+def gallery_preview(request: HttpRequest, public_id) -> HttpResponse:
+    """The campaign's message with a sample contact, in the sandboxed preview frame."""
+    campaign = selectors.get_gallery_campaign(public_id)
+    version = campaign.template.current
+    if version is None:
+        return _sandboxed("<p>—</p>")
+    values = services._source_values(campaign)
+    if campaign.channel == "sms":
+        return _sandboxed("<pre style='white-space:pre-wrap;font:16px sans-serif'>"
+                          f"{escape(sms_preview(version, values, campaign.owner))}</pre>")
+    html, _text = email_preview(version, values, campaign.owner)
+    return _sandboxed(html)
+
+
+@login_required
+@require_POST
+def gallery_copy(request: HttpRequest, public_id) -> HttpResponse:
+    campaign = selectors.get_gallery_campaign(public_id)
+    units = {str(u.public_id): u for u in units_with(request.user, Capability.CREATE_LOCAL_CAMPAIGNS)}
+    unit = units.get(request.POST.get("unit", "")) or (next(iter(units.values())) if len(units) == 1 else None)
+    if unit is None:
+        raise PermissionDenied
+    try:
+        draft = services.gallery_copy(actor=request.user, campaign=campaign, unit=unit)
+    except ValidationError as problem:
+        for message in problem.messages:
+            messages.error(request, message)
+        return redirect("gallery")
+    messages.success(request, _("“%(name)s” is now a draft of %(unit)s: choose its audience and date.")
+                     % {"name": draft.name, "unit": unit.name})
+    return redirect("campaign_detail", public_id=draft.public_id)
+
+
+@login_required
+@require_POST
+def gallery_promote(request: HttpRequest, public_id) -> HttpResponse:
+    campaign = selectors.get_gallery_campaign(public_id)
+    try:
+        template = services.gallery_promote(actor=request.user, campaign=campaign)
+    except ValidationError as problem:
+        for message in problem.messages:
+            messages.error(request, message)
+        return redirect("gallery")
+    messages.success(request, _("“%(name)s” is now a network template.") % {"name": template.name})
+    return redirect("template_edit", public_id=template.public_id)

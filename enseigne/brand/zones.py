@@ -172,3 +172,27 @@ def expand(zone: Zone, channel: str) -> str:
 def locked_text(source: str) -> str:
     """The template with zone contents blanked: what a unit can never change (for diffs)."""
     return _ZONE.sub(lambda m: f"<ens-zone{m['attrs']}/>", source)
+
+
+def with_defaults(source: str, values: dict, *, channel: str = "email") -> str:
+    """``source`` with the text and rich zones' defaults replaced by ``values`` (a unit's wording
+    promoted into a network template). The values stay data: HTML-escaped (rich ones were
+    sanitised when saved) and with Liquid's braces neutralised, so they can never become code."""
+
+    def literal(value: str, kind: str) -> str:
+        if channel == "sms":
+            return value.replace("{", "(").replace("}", ")").replace("<", "‹").replace(">", "›")
+        text = value if kind == "rich" else html.escape(value, quote=False)
+        return text.replace("{", "&#123;").replace("}", "&#125;")
+
+    def replace(match: re.Match) -> str:
+        attrs = _attrs(match["attrs"])
+        name, kind = attrs.get("name", ""), attrs.get("kind", "text")
+        value = values.get(name)
+        if kind not in ("text", "rich") or not isinstance(value, str) or not value.strip() or match["body"] is None:
+            return match.group(0)
+        if "</ens-zone" in value.lower():
+            return match.group(0)
+        return f"<ens-zone{match['attrs']}>{literal(value, kind)}</ens-zone>"
+
+    return _ZONE.sub(replace, source)
