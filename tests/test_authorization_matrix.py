@@ -161,6 +161,9 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     # that ESP is configured with a webhook secret (not in the tests' settings).
     ("hooks/bounces/<str:key>/", "POST"): (NO_OBJECT, "202 202 202 202 202 202", None),
     ("hooks/bounces/<str:key>/", "GET"): (NO_OBJECT, "405 405 405 405 405 405", None),
+    # No sender in the (empty) body: refused before anything is looked at.
+    ("hooks/sms/<str:key>/", "POST"): (NO_OBJECT, "400 400 400 400 400 400", None),
+    ("hooks/sms/<str:key>/", "GET"): (NO_OBJECT, "405 405 405 405 405 405", None),
     ("hooks/esp/<slug:esp>/", "POST"): (NO_OBJECT, "404 404 404 404 404 404", None),
     ("brand/guardrails/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
     ("brand/guardrails/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
@@ -338,7 +341,8 @@ class Objects:
 
 
 def _url(route: str, target) -> str:
-    url = "/" + route.replace("<slug:kind>", "offer").replace("<str:key>", webhook_key("bounces"))
+    url = "/" + route.replace("<slug:kind>", "offer").replace(
+        "<str:key>", webhook_key("sms" if route.startswith("hooks/sms/") else "bounces"))
     url = url.replace("<slug:esp>", "postmark")
     if route.startswith("media/"):
         return "/media/" + target.thumbnail.name

@@ -111,7 +111,9 @@ def _first_clicks(start, campaign_id, unit_paths):
     campaigns = list(recent.values_list("campaign_id", flat=True).distinct().order_by())
     if not campaigns:
         return
-    firsts = (clicks.filter(campaign_id__in=campaigns).values_list("campaign_id", "recipient_id")
+    # Only recipients who clicked since ``start`` can have their first click there.
+    firsts = (clicks.filter(campaign_id__in=campaigns, recipient_id__in=recent.values("recipient_id"))
+              .values_list("campaign_id", "recipient_id")
               .annotate(first=Min("occurred_at"), unit=Max("unit_id"), path=Max("unit_path"), channel=Max("channel"))
               .filter(first__gte=start).order_by())
     if unit_paths is not None:

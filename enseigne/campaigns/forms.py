@@ -111,7 +111,7 @@ class SendingPolicyForm(StyledModelForm):
         model = SendingPolicy
         fields = ["sms_days", "sms_start", "sms_end", "sms_holiday_country", "pressure_priority",
                   "sms_segment_cost", "email_thousand_cost", "national_cofunding_percent", "late_start_minutes",
-                  "attribution_model", "attribution_window_days"]
+                  "sms_stop_scope", "attribution_model", "attribution_window_days"]
         widgets = {"sms_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
                    "sms_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M")}
         help_texts = {"sms_holiday_country": _("Two-letter country code (FR); empty: no holiday rule.")}

@@ -33,6 +33,11 @@ class AttributionModel(models.TextChoices):
     TIME_DECAY = "time_decay", _("Time decay (recent clicks weigh more)")
 
 
+class StopScope(models.TextChoices):
+    UNIT = "unit", _("the unit that sent the message")
+    BRAND = "brand", _("the whole brand")
+
+
 class SendingPolicy(models.Model):
     """HQ's sending rules for the network: SMS window, pressure priority, costs."""
 
@@ -56,6 +61,10 @@ class SendingPolicy(models.Model):
         _("HQ share of national relays (%)"), default=50)
     # A scheduled campaign that wakes later than this waits for someone to confirm it.
     late_start_minutes = models.PositiveIntegerField(_("late start tolerance (minutes)"), default=60)
+    # What an SMS STOP reply withdraws: the SMS of the unit that sent the last one, or of the
+    # whole brand. Stated in the confirmation SMS.
+    sms_stop_scope = models.CharField(_("an SMS STOP applies to"), max_length=8, choices=StopScope.choices,
+                                      default=StopScope.BRAND)
     # Which campaign a sale is credited to: clicks by the buyer within the window before it.
     attribution_model = models.CharField(_("attribution model"), max_length=12, choices=AttributionModel.choices,
                                          default=AttributionModel.LAST_CLICK)

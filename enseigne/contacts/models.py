@@ -152,6 +152,7 @@ class ConsentEvent(models.Model):
         IN_STORE = "in_store", _("In store")
         UNSUBSCRIBE = "unsubscribe", _("Unsubscribe link")
         STAFF = "staff", _("Entered by staff")
+        SMS_STOP = "sms_stop", _("SMS STOP reply")
 
     # Indexed by consent_contact_channel, which starts with the contact.
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consent_events", db_index=False)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import logging
+import multiprocessing.util
 import os
 import threading
 from collections.abc import Sequence
@@ -84,6 +85,7 @@ class Buffer:
             self._rows.append(event)
             waiting = len(self._rows)
             if self._thread is None or not self._thread.is_alive():
+                _flush_at_exit()
                 self._stopping = False
                 self._thread = threading.Thread(target=self._run, name="enseigne-events", daemon=True)
                 self._thread.start()
@@ -162,9 +164,26 @@ def record_sent(recipient_ids: Sequence[int], when: dt.datetime) -> None:
         cursor.execute(f"INSERT INTO {Event._meta.db_table} ({columns}) {select}", params)  # noqa: S608
 
 
-@atexit.register
 def _write_rest() -> None:
     if buffer._pid == os.getpid():
         buffer.stop()
     if buffer.pending():
         logger.error("Lost %s events at exit: the database could not be reached.", buffer.pending())
+
+
+_exit_hooks: set[int] = set()
+
+
+def _flush_at_exit() -> None:
+    """Write what waits when this process ends, however it ends normally.
+
+    A plain interpreter exit runs ``atexit``; a ``multiprocessing`` worker (granian's) leaves
+    through ``os._exit`` and runs only its own finalizers, so both are registered, in the
+    process that writes (a fork does not inherit the child-side registry).
+    """
+    pid = os.getpid()
+    if pid in _exit_hooks:
+        return
+    _exit_hooks.add(pid)
+    atexit.register(_write_rest)
+    multiprocessing.util.Finalize(None, _write_rest, exitpriority=100)

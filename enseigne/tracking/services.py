@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -72,27 +71,55 @@ class LinkTarget:
     url: str
 
 
-@functools.lru_cache(maxsize=50_000)
+# A link never changes once made, and a unit's path only when HQ moves it: each web
+# process reads them once. Plain dicts so the WSGI fast path can look without querying.
+_LINKS: dict[int, LinkTarget] = {}
+_UNIT_PATHS: dict[int, str] = {}
+CACHE_SIZE = 50_000
+
+
+def _remember(cache: dict, key: int, value) -> None:
+    if len(cache) >= CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+
+
 def _link(link_id: int) -> LinkTarget | None:
-    # A link never changes once made, so each web process reads it once.
+    cached = _LINKS.get(link_id)
+    if cached is not None:
+        return cached
     with db_scope(ALL):
         link = Link.objects.filter(pk=link_id).only("campaign_id", "unit_id", "unit_path", "url").first()
-    return None if link is None else LinkTarget(link.pk, link.campaign_id, link.unit_id, link.unit_path, link.url)
+    if link is None:
+        return None
+    target = LinkTarget(link.pk, link.campaign_id, link.unit_id, link.unit_path, link.url)
+    _remember(_LINKS, link_id, target)
+    return target
+
+
+def known_link(link_id: int) -> LinkTarget | None:
+    """The link if this process has read it already (no query)."""
+    return _LINKS.get(link_id)
+
+
+def known_unit_path(unit_id: int) -> str | None:
+    return _UNIT_PATHS.get(unit_id)
 
 
 def forget_links() -> None:
     """Empty this process's caches (tests reuse ids after a rollback)."""
-    _link.cache_clear()
-    _unit_path.cache_clear()
+    _LINKS.clear()
+    _UNIT_PATHS.clear()
 
 
-def click_target(token: str) -> tuple[int, LinkTarget] | None:
-    """(ledger row, link) for a genuine click token, or None: a forged or altered one goes nowhere."""
+def click_target(token: str, *, cached_only: bool = False) -> tuple[int, LinkTarget] | None:
+    """(ledger row, link) for a genuine click token, or None: a forged or altered one goes nowhere.
+    ``cached_only``: None too when this process has not read the link yet (no query)."""
     ids = unsign_ids("click", token, 2)
     if ids is None:
         return None
     recipient_id, link_id = ids
-    link = _link(link_id)
+    link = known_link(link_id) if cached_only else _link(link_id)
     return None if link is None else (recipient_id, link)
 
 
@@ -107,10 +134,16 @@ def open_target(token: str) -> tuple[int, int, int] | None:
     return unsign_ids("open", token, 3)  # type: ignore[return-value]
 
 
-@functools.lru_cache(maxsize=10_000)
 def _unit_path(unit_id: int) -> str | None:
-    node = OrgNode.objects.filter(pk=unit_id).only("path").first()
-    return node.path if node else None
+    cached = _UNIT_PATHS.get(unit_id)
+    if cached is not None:
+        return cached
+    with db_scope(ALL):
+        node = OrgNode.objects.filter(pk=unit_id).only("path").first()
+    if node is None:
+        return None
+    _remember(_UNIT_PATHS, unit_id, node.path)
+    return node.path
 
 
 def opened(campaign_id: int, unit_id: int, recipient_id: int, *, machine: bool) -> None:

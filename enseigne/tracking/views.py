@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
@@ -11,7 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from enseigne.delivery import bounces
 from enseigne.delivery.channels import configured_esp
 from enseigne.lib.signing import webhook_key_matches
-from enseigne.tracking import services
+from enseigne.tracking import services, sms_inbound
 from enseigne.tracking.machines import is_machine
 
 # A DSN quotes the original message: ours are far below this.
@@ -105,3 +107,36 @@ def esp_tracking(request, esp: str):
     if view is None:
         raise Http404("No such webhook.")
     return view(request)
+
+
+# Field names SMS providers use for a reply's sender, text and id.
+_FROM = ("from", "msisdn", "From", "sender", "originator")
+_TEXT = ("text", "Body", "body", "message", "content")
+_REFERENCE = ("id", "message_id", "messageId", "MessageSid", "reference")
+
+
+@csrf_exempt  # the secret key in the path authorises it; the provider has no session
+@require_POST
+def inbound_sms(request, key: str):
+    """An SMS reply posted by the provider (form fields or JSON); a STOP is acted on and confirmed."""
+    if not webhook_key_matches("sms", key):
+        raise Http404("Unknown link.")
+    if len(request.body) > 64 * 1024:
+        return HttpResponse("Too large.", status=413, content_type="text/plain")
+    data = request.POST
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except ValueError:
+            return JsonResponse({"error": "The body is not JSON."}, status=400)
+        if not isinstance(data, dict):
+            return JsonResponse({"error": "The body must be a JSON object."}, status=400)
+    sender = next((str(data[k]) for k in _FROM if data.get(k)), "")
+    text = next((str(data[k]) for k in _TEXT if data.get(k)), "")
+    if not sender:
+        return JsonResponse({"error": "No sender number (from)."}, status=400)
+    result = sms_inbound.inbound(sender=sender, text=text,
+                                 reference=next((str(data[k]) for k in _REFERENCE if data.get(k)), ""))
+    if result is None:
+        return JsonResponse({"stop": False})
+    return JsonResponse({"stop": True, "scope": result.scope, "withdrawn": result.withdrawn})

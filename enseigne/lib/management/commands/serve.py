@@ -6,18 +6,20 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Run the web server (gunicorn, WSGI)."
+    help = "Run the web server (granian, WSGI; clicks and opens take the fast path in config/wsgi.py)."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("ENSEIGNE_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
+        parser.add_argument("--threads", type=int, default=int(os.environ.get("WEB_THREADS", "1")),
+                            help="request threads per worker (more overlap database waits; 1 = one at a time)")
 
     def handle(self, *args, **options):
-        gunicorn = shutil.which("gunicorn") or os.path.join(os.path.dirname(sys.executable), "gunicorn")
-        os.execv(gunicorn, [  # noqa: S606 (fixed argv, no shell)
-            gunicorn, "config.wsgi:application",
-            "--bind", f"{options['host']}:{options['port']}",
-            "--workers", str(options["workers"]),
-            "--access-logfile", "-", "--timeout", "60",
+        granian = shutil.which("granian") or os.path.join(os.path.dirname(sys.executable), "granian")
+        os.execv(granian, [  # noqa: S606 (fixed argv, no shell)
+            granian, "--interface", "wsgi", "config.wsgi:application",
+            "--host", options["host"], "--port", str(options["port"]),
+            "--workers", str(options["workers"]), "--blocking-threads", str(options["threads"]),
+            "--respawn-failed-workers", "--access-log",
         ])
