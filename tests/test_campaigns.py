@@ -371,10 +371,10 @@ def test_hq_sets_the_sms_window_caps_and_budgets_and_bad_input_changes_nothing(w
     policy = {"sms_days": ["0", "1", "2", "3", "4"], "sms_start": "09:00", "sms_end": "19:00",
               "sms_holiday_country": "fr", "pressure_priority": "first_scheduled", "sms_segment_cost": "0.05",
               "email_thousand_cost": "1000.00", "national_cofunding_percent": "60", "late_start_minutes": "30",
-              "attribution_model": "time_decay", "attribution_window_days": "14"}
+              "attribution_model": "time_decay", "attribution_window_days": "14", "sms_stop_scope": "unit"}
     assert _rules_post(client, "policy", **policy).status_code == 302
     saved = policy_for(world.root)
-    assert (saved.attribution_model, saved.attribution_window_days) == ("time_decay", 14)
+    assert (saved.attribution_model, saved.attribution_window_days, saved.sms_stop_scope) == ("time_decay", 14, "unit")
     assert (saved.sms_days, saved.sms_start, saved.sms_holiday_country, saved.pressure_priority) == (
         [0, 1, 2, 3, 4], dt.time(9), "FR", "first_scheduled")
     # Closing before opening, an unknown country: refused with the reason, nothing changed.
