@@ -116,9 +116,9 @@ def build(args) -> dict:
     started = time.perf_counter()
     with _owner(args.database) as owner:
         owner.execute("CREATE TABLE bench_unit (n int, id bigint, path text)")
-        owner.executemany("INSERT INTO bench_unit VALUES (%s, %s, %s)", [(i, u.pk, u.path) for i, u in enumerate(units)])
+        owner.cursor().executemany("INSERT INTO bench_unit VALUES (%s, %s, %s)", [(i, u.pk, u.path) for i, u in enumerate(units)])
         owner.execute("CREATE TABLE bench_campaign (n int, id bigint, unit_id bigint, unit_path text)")
-        owner.executemany("INSERT INTO bench_campaign VALUES (%s, %s, %s, %s)",
+        owner.cursor().executemany("INSERT INTO bench_campaign VALUES (%s, %s, %s, %s)",
                           [(i, c.pk, c.owner_id, c.owner_path) for i, c in enumerate(made)])
         owner.execute(BIG_SQL, {"campaign": big.pk, "units": len(units)})
         owner.execute(EVENTS_SQL, {"n": args.events - 2_000_000, "campaigns": len(made)})

@@ -8,8 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from enseigne.campaigns.models import Recipient
-from enseigne.contacts.models import VALID_CONSENT, ConsentEvent, ConsentStatus, Contact
-from enseigne.contacts.services import consent_record
+from enseigne.contacts.models import VALID_CONSENT, Channel, ConsentEvent, ConsentStatus, Contact, Suppression
+from enseigne.contacts.services import consent_record, suppress_brand_wide
 from enseigne.delivery import bounces, events
 from enseigne.delivery.models import Bounce, Event, Link
 from enseigne.lib.rowsecurity import ALL, db_scope
@@ -25,6 +25,8 @@ class UnsubscribeTarget:
     unit_name: str
     brand_name: str
     already: bool
+    # The preference centre: (channel, subscribed) for each address the contact has.
+    channels: tuple[tuple[str, bool], ...] = ()
 
 
 def unsubscribe_target(token: str) -> UnsubscribeTarget | None:
@@ -34,12 +36,17 @@ def unsubscribe_target(token: str) -> UnsubscribeTarget | None:
         return None
     with db_scope(ALL):
         row = (Recipient.objects.filter(pk=recipient_id).select_related("unit", "contact")
-               .only("id", "channel", "unit__name", "unit__path", "contact__email_consent", "contact__sms_consent")
+               .only("id", "channel", "unit__name", "unit__path", "contact__email_consent", "contact__sms_consent",
+                     "contact__email", "contact__phone")
                .first())
         if row is None:
             return None
-        already = row.contact is None or row.contact.consent_for(row.channel) not in VALID_CONSENT
-        return UnsubscribeTarget(row.pk, row.channel, row.unit.name, root_of(row.unit).name, already)
+        contact = row.contact
+        already = contact is None or contact.consent_for(row.channel) not in VALID_CONSENT
+        channels = () if contact is None else tuple(
+            (channel, contact.consent_for(channel) in VALID_CONSENT)
+            for channel, address in ((Channel.EMAIL, contact.email), (Channel.SMS, contact.phone)) if address)
+        return UnsubscribeTarget(row.pk, row.channel, row.unit.name, root_of(row.unit).name, already, channels)
 
 
 def unsubscribe(*, recipient_id: int, ip_address: str | None = None, user_agent: str = "") -> bool:
@@ -57,6 +64,44 @@ def unsubscribe(*, recipient_id: int, ip_address: str | None = None, user_agent:
         # In the same transaction: the campaign's unsubscribe count moves with the consent.
         events.write([events.of_recipient(row, Event.Kind.UNSUBSCRIBED, timezone.now())])
         return True
+
+
+def preferences_save(*, recipient_id: int, keep: dict[str, bool], brand_wide: bool, ip_address: str | None = None,
+                     user_agent: str = "") -> list[str]:
+    """The preference centre: stop the channels not kept, for this shop or for the whole brand.
+
+    Only withdraws: subscribing again needs the shop's own consent collection (with its
+    proof), not a box ticked on a page reached from an e-mail. Returns the channels stopped.
+    """
+    stopped = []
+    with transaction.atomic(), db_scope(ALL):
+        row = Recipient.objects.filter(pk=recipient_id).select_related("campaign", "unit").first()
+        if row is None or row.contact_id is None:
+            return stopped
+        contact = Contact.objects.select_for_update().filter(pk=row.contact_id).first()
+        if contact is None:
+            return stopped
+        for channel, address in ((Channel.EMAIL, contact.email), (Channel.SMS, contact.phone)):
+            if not address or keep.get(channel, True):
+                continue
+            same = [contact]
+            if brand_wide:
+                field = "email" if channel == Channel.EMAIL else "phone"
+                same = list(Contact.objects.select_for_update().filter(**{field: address}))
+                suppress_brand_wide(channel=channel, address=address, reason=Suppression.Reason.UNSUBSCRIBE)
+            changed = False
+            for person in same:
+                if person.consent_for(channel) != ConsentStatus.WITHDRAWN:
+                    consent_record(actor=None, contact=person, channel=channel, status=ConsentStatus.WITHDRAWN,
+                                   source=ConsentEvent.Source.UNSUBSCRIBE,
+                                   source_ref=f"preferences:{row.campaign.public_id}", ip_address=ip_address,
+                                   user_agent=user_agent)
+                    changed = True
+            if changed:
+                stopped.append(channel)
+        if row.channel in stopped:
+            events.write([events.of_recipient(row, Event.Kind.UNSUBSCRIBED, timezone.now())])
+    return stopped
 
 
 # -- clicks and opens --------------------------------------------------------------------------

@@ -67,13 +67,19 @@ def unsubscribe(request, token: str):
     target = services.unsubscribe_target(token)
     if target is None:
         raise Http404("Unknown link.")
-    done = False
-    if request.method == "POST":
-        services.unsubscribe(recipient_id=target.recipient_id, ip_address=request.META.get("REMOTE_ADDR"),
-                             user_agent=request.META.get("HTTP_USER_AGENT", ""))
+    done, stopped = False, None
+    meta = {"ip_address": request.META.get("REMOTE_ADDR"), "user_agent": request.META.get("HTTP_USER_AGENT", "")}
+    if request.method == "POST" and request.POST.get("preferences"):
+        # The preference centre: the boxes left ticked are kept, the others stopped.
+        stopped = services.preferences_save(
+            recipient_id=target.recipient_id, keep={c: bool(request.POST.get(f"keep_{c}")) for c, _ in target.channels},
+            brand_wide=request.POST.get("scope") == "brand", **meta)
+        target = services.unsubscribe_target(token)
+    elif request.method == "POST":  # the button, or a mail client's RFC 8058 one-click POST
+        services.unsubscribe(recipient_id=target.recipient_id, **meta)
         done = True
-    response = render(request, "tracking/unsubscribe.html", {"target": target, "done": done or target.already,
-                                                               "token": token})
+    response = render(request, "tracking/unsubscribe.html", {
+        "target": target, "done": done or target.already, "token": token, "stopped": stopped})
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"
     return response
