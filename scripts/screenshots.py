@@ -58,6 +58,21 @@ def main():
         login(page, args.url, "siege@maison-lumiere.test")
         page.goto(f"{args.url}/campaigns/rules/")
         page.screenshot(path=str(OUT / "sending-rules.png"), full_page=True)
+        # Results: the network ranked by SMS click rate, a national campaign's report.
+        page.goto(f"{args.url}/results/?days=365&kpi=sms_click_rate")
+        page.screenshot(path=str(OUT / "results-network.png"))
+        page.goto(f"{args.url}/campaigns/?status=finished")
+        page.click("text=Black Friday")
+        page.click("#report-link")
+        page.wait_for_timeout(800)  # the timeline chart draws after load
+        page.screenshot(path=str(OUT / "campaign-report.png"), full_page=True)
+        context.clear_cookies()
+        login(page, args.url, "lyon@maison-lumiere.test")
+        page.goto(f"{args.url}/results/")
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(OUT / "results-unit.png"), full_page=True)
+        page.goto(f"{args.url}/gallery/")
+        page.screenshot(path=str(OUT / "gallery.png"))
         browser.close()
 
 

@@ -201,3 +201,62 @@ def test_a_pilot_store_writes_a_free_campaign_in_the_brands_frame(live_server, t
     assert campaign.template.is_free and campaign.owner_id == world.unit_a.pk
     assert campaign.local_version.values["headline"] == "Portes ouvertes samedi"
     assert "café offert" in campaign.local_version.values["message"]
+
+
+def test_a_click_shows_in_the_report_and_lyon_starts_from_a_lille_campaign(live_server, transactional_db,
+                                                                            browser_page):
+    """The analytics story in the real UI: a clicked link reaches the campaign report at once;
+    the gallery offers Lille's best campaign and Lyon's manager turns it into a draft."""
+    import email
+    import re
+    from email import policy
+
+    from enseigne.analytics import rollups
+    from enseigne.brand.services import template_create
+    from enseigne.campaigns.models import Campaign
+    from enseigne.delivery.channels.locmem import transport as locmem
+    from enseigne.delivery.pipeline import run_campaign
+    from tests.campaign_helpers import contacts, launched, local_campaign
+    from tests.test_gallery import _finished
+
+    world = build_world()
+    locmem.outbox.clear()
+    target = f"{live_server.url}/login/"
+    with db_scope(ALL):
+        contacts(world.unit_a, 2)
+        template = template_create(
+            actor=world.hq_admin, shared_with=world.root, channel="email", name="Soldes", subject="Les soldes",
+            source=("<mjml><mj-body><mj-section><mj-column><mj-text><ens-zone name=\"headline\" kind=\"text\">"
+                    f"Soldes</ens-zone> <a href=\"{target}\">Voir les soldes</a> "
+                    "<a href=\"{{ links.unsubscribe }}\">Désabonnement</a></mj-text></mj-column></mj-section>"
+                    "</mj-body></mjml>"))
+        campaign = local_campaign(world, template=template)
+        launched(world, campaign)
+        run_campaign(campaign.pk)
+        lille = _finished(world, world.unit_b, world.manager_b, "Atelier bougies · Lille",
+                          {"headline": "Atelier bougies parfumées"}, sent=400, clickers=60)
+        rollups.refresh()
+    html = email.message_from_bytes(locmem.outbox[0].data, policy=policy.default).get_body(("html",)).get_content()
+    (click,) = re.findall(r'href="http://127\.0\.0\.1:8000(/c/[^"]+)"', html)
+
+    page = browser_page
+    page.goto(f"{live_server.url}{click}")  # the reader clicks: redirected to the page the link named
+    expect(page).to_have_url(target)
+    page.get_by_label("Email").fill(world.manager_a.email)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.goto(f"{live_server.url}/campaigns/{campaign.public_id}/")
+    page.locator("#report-link").click()
+    expect(page.locator("#links tbody tr").first).to_contain_text("1")
+    expect(page.locator("#funnel")).to_contain_text("Cliqueurs uniques")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "campaign-report.png"), full_page=True)
+
+    page.get_by_role("link", name="Bonnes pratiques").click()
+    card = page.locator(f"[data-campaign='{lille.public_id}']")
+    expect(card).to_contain_text("Atelier bougies parfumées")
+    card.get_by_role("button", name="Partir de cette campagne").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Atelier bougies")
+    with db_scope(ALL):
+        draft = Campaign.objects.get(owner=world.unit_a, name="Atelier bougies")
+    assert draft.status == Campaign.Status.DRAFT
