@@ -236,3 +236,9 @@ def test_refresh_stats_command_rebuilds_from_a_day(world, history):
     with time_machine.travel(at(11, 9), tick=False):
         rollups.refresh()
     assert UnitDay.objects.get(unit_id=world.unit_a.pk, day=dt.date(2026, 3, 11)).contacts == 2
+
+
+def test_a_rate_with_more_hits_than_trials_is_capped_not_an_error():
+    # Sends missing from the log (tracking turned on mid-campaign) must not break a dashboard.
+    assert wilson(12, 10) == wilson(10, 10) and wilson(10, 10)[1] == pytest.approx(1.0)
+    assert compare(Rate(12, 10), 0.5) == "better"

@@ -7,8 +7,9 @@ themselves; other events written with an old date call ``touch(when)`` (or
 ``enseigne refresh_stats --from``). Days are counted in the
 network's time zone (``TIME_ZONE``).
 
-The campaign report reads the rollups up to the dirty day and the raw events after it
-(``campaign_totals``), so a click shows up at once and old campaigns cost nothing.
+A pass counts the events that occurred up to ten minutes before it (``cutoff``); the
+campaign report adds the raw events since (``selectors.campaign_rows``), so a click shows
+up at once and a report reads at most a few minutes of raw events.
 """
 
 from __future__ import annotations
@@ -71,14 +72,16 @@ def local_midnight(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min), timezone.get_default_timezone())
 
 
-def aggregate(start: dt.datetime, *, campaign_id: int | None = None,
+def aggregate(start: dt.datetime, *, until: dt.datetime | None = None, campaign_id: int | None = None,
               unit_paths: Iterable[str] | None = None) -> dict[Key, Counters]:
-    """Counters per (day, campaign, unit, channel) for the events from ``start`` on.
+    """Counters per (day, campaign, unit, channel) for the events from ``start`` (to ``until``).
 
     Machine opens and clicks are not counted. ``unit_paths`` keeps only those units' rows.
     """
     tz = timezone.get_default_timezone()
     events = Event.objects.filter(occurred_at__gte=start, machine=False)
+    if until is not None:
+        events = events.filter(occurred_at__lt=until)
     if campaign_id is not None:
         events = events.filter(campaign_id=campaign_id)
     if unit_paths is not None:
@@ -94,13 +97,13 @@ def aggregate(start: dt.datetime, *, campaign_id: int | None = None,
         setattr(counters, COUNTED[kind], getattr(counters, COUNTED[kind]) + n)
         if amount:
             counters.revenue += amount
-    for key, n in _first_clicks(start, campaign_id, unit_paths):
+    for key, n in _first_clicks(start, until, campaign_id, unit_paths):
         out[key].clickers += n
     _add_costs(out)
     return out
 
 
-def _first_clicks(start, campaign_id, unit_paths):
+def _first_clicks(start, until, campaign_id, unit_paths):
     """((day, campaign, unit, path, channel), n): recipients whose first counted click fell that day.
 
     A click is a first click when the same recipient has no earlier counted click on the
@@ -109,6 +112,8 @@ def _first_clicks(start, campaign_id, unit_paths):
     """
     clicks = Event.objects.filter(kind=K.CLICKED, machine=False, recipient_id__isnull=False)
     recent = clicks.filter(occurred_at__gte=start)
+    if until is not None:
+        recent = recent.filter(occurred_at__lt=until)
     if campaign_id is not None:
         recent = recent.filter(campaign_id=campaign_id)
     if unit_paths is not None:
@@ -168,7 +173,10 @@ def refresh(now: dt.datetime | None = None) -> dict[str, int]:
             since = min(since, late) if late else since
         first_day = timezone.localtime(since).date()
         start = local_midnight(first_day)
-        stats = aggregate(start)
+        # The rollups hold exactly the events before ``cutoff``; the campaign report reads the
+        # raw events from there on, so the two never overlap.
+        cutoff = now - LAG
+        stats = aggregate(start, until=cutoff)
         DailyStat.objects.filter(day__gte=first_day).delete()
         DailyStat.objects.bulk_create(
             [DailyStat(day=day, campaign_id=campaign, unit_id=unit, unit_path=path, channel=channel,
@@ -176,7 +184,7 @@ def refresh(now: dt.datetime | None = None) -> dict[str, int]:
              for (day, campaign, unit, path, channel), c in stats.items()], batch_size=2000)
         bases = snapshot_bases(timezone.localtime(now).date())
         # A ``touch`` waiting on this row's lock applies after the commit, to the new value.
-        state.dirty_from = now - LAG
+        state.dirty_from = cutoff
         state.refreshed_at = now
         state.save()
     return {"days": (timezone.localtime(now).date() - first_day).days + 1, "rows": len(stats), "units": bases}
@@ -198,13 +206,10 @@ def touch(when: dt.datetime) -> None:
             RollupState.objects.filter(pk=state.pk, dirty_from__gt=when).update(dirty_from=when)
 
 
-def fresh_from() -> dt.date:
-    """The first day the rollups may not cover yet (the report reads raw events from there)."""
+def covered_until() -> dt.datetime | None:
+    """The rollups hold the events that occurred before this (None: no pass yet)."""
     with db_scope(ALL):
-        state = _state()
-    if state.dirty_from is None:
-        return dt.date.min
-    return timezone.localtime(state.dirty_from).date()
+        return _state().dirty_from
 
 
 def refreshed_at() -> dt.datetime | None:

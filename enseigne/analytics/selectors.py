@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max, Sum
+from django.db.models.functions import TruncWeek
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -155,12 +156,26 @@ class References:
     medians: dict[str, float | None]
     group_medians: dict[int, dict[str, float | None]]
     group_of: dict[int, int]
+    # Per unit: its figures, and per ISO week its counters by channel (the sparklines). The
+    # caller shows only the units in its reader's scope.
+    by_unit: dict[int, UnitFigures] = field(default_factory=dict)
+    weekly: dict[int, dict[dt.date, UnitFigures]] = field(default_factory=dict)
 
 
 def references(since: dt.date) -> References:
-    """Read for the whole network whoever asks: only rates and medians leave this function."""
+    """Read for the whole network whoever asks, in one pass over the rollups: only rates,
+    medians and the figures of the caller's own units leave through the dashboards."""
+    by_unit: dict[int, UnitFigures] = defaultdict(UnitFigures)
+    weekly: dict[int, dict[dt.date, UnitFigures]] = defaultdict(lambda: defaultdict(UnitFigures))
     with db_scope(ALL):
-        by_unit = _figures_by_unit(since)
+        rows = (DailyStat.objects.filter(day__gte=since, campaign_id__isnull=False)
+                .annotate(week=TruncWeek("day")).values("unit_id", "channel", "week").annotate(**SUMS).order_by())
+        for row in rows:
+            counters = _counters(row)
+            week = weekly[row["unit_id"]][_as_date(row["week"])]
+            (week.sms if row["channel"] == Channel.SMS else week.email).add(counters)
+            figures = by_unit[row["unit_id"]]
+            (figures.sms if row["channel"] == Channel.SMS else figures.email).add(_counters(row))
         bases = _bases()
     units = set(bases) | set(by_unit)
     group_of = {u: size_group(bases[u].contacts if u in bases else 0) for u in units}
@@ -178,7 +193,12 @@ def references(since: dt.date) -> References:
                 for k in KPIS}
 
     return References(network=network, groups=dict(groups), medians=medians_of(units),
-                      group_medians={g: medians_of(m) for g, m in members.items()}, group_of=group_of)
+                      group_medians={g: medians_of(m) for g, m in members.items()}, group_of=group_of,
+                      by_unit=dict(by_unit), weekly=dict(weekly))
+
+
+def _as_date(value) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
 
 
 def _judge(figures: UnitFigures, medians: dict[str, float | None]) -> dict[str, str]:
@@ -209,10 +229,10 @@ def network_dashboard(user: User, *, days: int = 90, kpi: str = "email_click_rat
     since = today - dt.timedelta(days=days - 1)
     chosen = KPI_BY_KEY.get(kpi, KPIS[0])
     refs = references(since)
-    by_unit = _figures_by_unit(since, paths)
     bases = _bases(paths)
     units = OrgNode.objects.filter(path_filter(paths, "path"), kind=OrgNode.Kind.UNIT).order_by("name")
-    weekly = _weekly(since, today, paths, chosen.key)
+    by_unit = {u.pk: refs.by_unit[u.pk] for u in units if u.pk in refs.by_unit}
+    weekly = {u.pk: _sparkline_values(refs.weekly.get(u.pk, {}), since, today, chosen.key) for u in units}
     rows = []
     for unit in units:
         figures = by_unit.get(unit.pk, UnitFigures())
@@ -244,18 +264,20 @@ def _numerator(key: str):
             "roi": "revenue", "sent": "sent"}[key]
 
 
-def _weekly(since: dt.date, today: dt.date, paths, key: str) -> dict[int, list[float]]:
-    """Per unit, the KPI's numerator week by week (the sparkline)."""
-    weeks = (today - since).days // 7 + 1
-    rows = DailyStat.objects.filter(path_filter(paths), day__gte=since)
-    if key.startswith("sms"):
-        rows = rows.filter(channel=Channel.SMS)
-    elif key == "email_click_rate":
-        rows = rows.filter(channel=Channel.EMAIL)
-    out: dict[int, list[float]] = defaultdict(lambda: [0.0] * weeks)
-    for unit, day, value in rows.values_list("unit_id", "day").annotate(v=Sum(_numerator(key))).order_by():
-        out[unit][(day - since).days // 7] += float(value or 0)
-    return out
+def _sparkline_values(weeks: dict[dt.date, UnitFigures], since: dt.date, today: dt.date, key: str) -> list[float]:
+    """The KPI's numerator week by week, from the Monday of ``since`` to this week."""
+    first = since - dt.timedelta(days=since.weekday())
+    count = (today - first).days // 7 + 1
+    values = [0.0] * count
+    field_name = _numerator(key)
+    for monday, figures in weeks.items():
+        index = (monday - first).days // 7
+        if not 0 <= index < count:
+            continue
+        counters = figures.sms if key.startswith("sms") else figures.email if key == "email_click_rate" \
+            else figures.total
+        values[index] += float(getattr(counters, field_name) or 0)
+    return values
 
 
 def relay_rates(paths, since: dt.date) -> list[dict]:
@@ -345,14 +367,16 @@ def budget_burn(unit: OrgNode, today: dt.date) -> dict | None:
 
 
 def campaign_rows(campaign: Campaign, paths) -> dict[rollups.Key, Counters]:
-    """The campaign's counters per (day, unit, channel) within ``paths``: rollups, then raw events."""
-    fresh = max(rollups.fresh_from(), timezone.localtime(campaign.created_at).date())
+    """The campaign's counters per (day, unit, channel) within ``paths``: the rollups, plus the raw
+    events that occurred since the last pass's cut-off (a few minutes' worth)."""
+    covered = rollups.covered_until()
     out: dict[rollups.Key, Counters] = {}
-    for row in (DailyStat.objects.filter(path_filter(paths), campaign_id=campaign.pk, day__lt=fresh)
-                .values("day", "campaign_id", "unit_id", "unit_path", "channel").annotate(**SUMS).order_by()):
-        out[(row["day"], row["campaign_id"], row["unit_id"], row["unit_path"], row["channel"])] = _counters(row)
-    for key, counters in rollups.aggregate(rollups.local_midnight(fresh), campaign_id=campaign.pk,
-                                           unit_paths=paths).items():
+    if covered is not None:
+        for row in (DailyStat.objects.filter(path_filter(paths), campaign_id=campaign.pk)
+                    .values("day", "campaign_id", "unit_id", "unit_path", "channel").annotate(**SUMS).order_by()):
+            out[(row["day"], row["campaign_id"], row["unit_id"], row["unit_path"], row["channel"])] = _counters(row)
+    start = covered if covered is not None else campaign.created_at - dt.timedelta(days=1)
+    for key, counters in rollups.aggregate(start, campaign_id=campaign.pk, unit_paths=paths).items():
         out.setdefault(key, Counters()).add(counters)
     return out
 

@@ -32,7 +32,9 @@ class Rate:
 def wilson(hits: int, n: int, z: float = Z95) -> tuple[float, float] | None:
     if n <= 0:
         return None
-    p = hits / n
+    # More hits than trials means the log lacks some sends (tracking turned on mid-campaign,
+    # events lost in a crash): the rate is then at most 100 %, never a math error.
+    p = min(max(hits, 0), n) / n
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
