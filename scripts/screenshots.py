@@ -55,6 +55,7 @@ def main():
         login(page, args.url, "marketing@maison-lumiere.test")
         page.goto(f"{args.url}/brand/assets/")
         page.screenshot(path=str(OUT / "asset-library.png"))
+        context.clear_cookies()
         login(page, args.url, "siege@maison-lumiere.test")
         page.goto(f"{args.url}/campaigns/rules/")
         page.screenshot(path=str(OUT / "sending-rules.png"), full_page=True)
