@@ -57,3 +57,38 @@ def test_stopping_e_mails_from_the_whole_brand(world, client):
     again = client.post(url, {"preferences": "1", "keep_sms": "1", "keep_email": "1", "scope": "brand"})
     assert "Nothing to change" in again.content.decode() or "Rien à changer" in again.content.decode()
     assert Event.objects.filter(kind=Event.Kind.UNSUBSCRIBED).count() == 1
+
+
+def test_accepting_per_person_opens_puts_the_row_in_the_next_pixel(world, client):
+    import email
+    import re
+    from email import policy
+
+    from enseigne.contacts.models import ConsentEvent
+    from enseigne.delivery.channels.locmem import transport as locmem
+    from enseigne.tracking import services
+    from tests.test_tracking import _get
+
+    url, lyon, _lille, _row = _link(world)
+    page = client.get(url).content.decode()
+    assert 'id="open_tracking"' in page and "checked" not in page.split('id="open_tracking"')[1][:20]
+    client.post(url, {"preferences": "1", "keep_email": "1", "keep_sms": "1", "scope": "unit", "open_tracking": "1"})
+    lyon.refresh_from_db()
+    assert lyon.open_tracking is True
+    proof = ConsentEvent.objects.get(contact=lyon, purpose="open_tracking")
+    assert (proof.status, proof.source) == (ConsentStatus.GRANTED, "form")
+    locmem.outbox.clear()
+    services.forget_links()
+    campaign = local_campaign(world)
+    launched(world, campaign)
+    run_campaign(campaign.pk)
+    html = email.message_from_bytes(locmem.outbox[0].data, policy=policy.default).get_body(("html",)).get_content()
+    (pixel,) = re.findall(r'src="http://127\.0\.0\.1:8000(/o/[^"]+\.gif)"', html)
+    _get(pixel)
+    row = Recipient.objects.get(campaign=campaign, contact=lyon)
+    assert Event.objects.get(kind=Event.Kind.OPENED).recipient_id == row.pk
+    # Refusing again is recorded too, and the box comes back unticked.
+    client.post(url, {"preferences": "1", "keep_email": "1", "keep_sms": "1", "scope": "unit"})
+    lyon.refresh_from_db()
+    assert lyon.open_tracking is False
+    assert ConsentEvent.objects.filter(contact=lyon, purpose="open_tracking").count() == 2

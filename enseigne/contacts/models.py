@@ -91,6 +91,9 @@ class Contact(models.Model):
     # the same transaction: the ledger is the proof, these columns make segments fast.
     email_consent = models.CharField(max_length=12, choices=ConsentStatus.choices, default=ConsentStatus.NONE)
     sms_consent = models.CharField(max_length=12, choices=ConsentStatus.choices, default=ConsentStatus.NONE)
+    # Whether the person accepted that their own opens are recorded (the ledger's purpose
+    # "open_tracking"); without it the open pixel counts for the campaign only.
+    open_tracking = models.BooleanField(_("opens recorded per person"), default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     source_import = models.ForeignKey(

@@ -239,6 +239,23 @@ def consent_record(
     return event
 
 
+OPEN_TRACKING = "open_tracking"
+
+
+def open_tracking_record(*, contact: Contact, granted: bool, source: str, source_ref: str = "",
+                         ip_address: str | None = None, user_agent: str = "") -> ConsentEvent | None:
+    """Record the person's choice about per-person open tracking (a ledger event with its proof)."""
+    if contact.open_tracking == granted or not contact.email:
+        return None
+    event = ConsentEvent.objects.create(
+        contact=contact, unit_path=contact.unit_path, channel=Channel.EMAIL, purpose=OPEN_TRACKING,
+        status=ConsentStatus.GRANTED if granted else ConsentStatus.WITHDRAWN, occurred_at=timezone.now(),
+        source=source, source_ref=source_ref[:128], ip_address=ip_address, user_agent=user_agent[:300])
+    Contact.objects.filter(pk=contact.pk).update(open_tracking=granted)
+    contact.open_tracking = granted
+    return event
+
+
 def suppress_brand_wide(*, channel: str, address: str, reason: str) -> None:
     """Never send to ``address`` on ``channel`` again, from any unit (a hard bounce, a
     complaint); only its hash is kept. Idempotent."""

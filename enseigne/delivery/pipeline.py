@@ -301,7 +301,7 @@ class Runner:
     def _lock_contacts(self, contact_ids: list[int]) -> dict[int, dict]:
         """The chunk's contacts, locked against changes until the hand-off commits."""
         columns = ["id", "unit_id", "unit_path", "email", "phone", "email_hash", "phone_hash", "first_name",
-                   "last_name", "language", "attributes", "email_consent", "sms_consent"]
+                   "last_name", "language", "attributes", "email_consent", "sms_consent", "open_tracking"]
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -426,7 +426,8 @@ class Runner:
             if settings.TRACK_CLICKS:
                 html, text = content.links.html(html, row["id"]), content.links.text(text, row["id"])
             if settings.TRACK_OPENS:
-                html = content.links.pixel(html, 0)  # per-person opens need a consent Enseigne does not collect yet
+                # The pixel names the ledger row only for a person who accepted per-person opens.
+                html = content.links.pixel(html, row["id"] if contact.get("open_tracking") else 0)
             # One line whatever a zone held (encode_word would keep a line break, encoded).
             subject = (" ".join(content.subject.render(**data, zones=content.text_zones).split()) if content.subject
                        else self.campaign.name)

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from enseigne.campaigns.models import Recipient
 from enseigne.contacts.models import VALID_CONSENT, Channel, ConsentEvent, ConsentStatus, Contact, Suppression
-from enseigne.contacts.services import consent_record, suppress_brand_wide
+from enseigne.contacts.services import consent_record, open_tracking_record, suppress_brand_wide
 from enseigne.delivery import bounces, events
 from enseigne.delivery.models import Bounce, Event, Link
 from enseigne.lib.rowsecurity import ALL, db_scope
@@ -25,8 +25,10 @@ class UnsubscribeTarget:
     unit_name: str
     brand_name: str
     already: bool
-    # The preference centre: (channel, subscribed) for each address the contact has.
+    # The preference centre: (channel, subscribed) for each address the contact has, and
+    # whether their own opens are recorded (None: no e-mail address).
     channels: tuple[tuple[str, bool], ...] = ()
+    open_tracking: bool | None = None
 
 
 def unsubscribe_target(token: str) -> UnsubscribeTarget | None:
@@ -37,7 +39,7 @@ def unsubscribe_target(token: str) -> UnsubscribeTarget | None:
     with db_scope(ALL):
         row = (Recipient.objects.filter(pk=recipient_id).select_related("unit", "contact")
                .only("id", "channel", "unit__name", "unit__path", "contact__email_consent", "contact__sms_consent",
-                     "contact__email", "contact__phone")
+                     "contact__email", "contact__phone", "contact__open_tracking")
                .first())
         if row is None:
             return None
@@ -46,7 +48,9 @@ def unsubscribe_target(token: str) -> UnsubscribeTarget | None:
         channels = () if contact is None else tuple(
             (channel, contact.consent_for(channel) in VALID_CONSENT)
             for channel, address in ((Channel.EMAIL, contact.email), (Channel.SMS, contact.phone)) if address)
-        return UnsubscribeTarget(row.pk, row.channel, row.unit.name, root_of(row.unit).name, already, channels)
+        tracking = None if contact is None or not contact.email else contact.open_tracking
+        return UnsubscribeTarget(row.pk, row.channel, row.unit.name, root_of(row.unit).name, already, channels,
+                                 tracking)
 
 
 def unsubscribe(*, recipient_id: int, ip_address: str | None = None, user_agent: str = "") -> bool:
@@ -66,12 +70,14 @@ def unsubscribe(*, recipient_id: int, ip_address: str | None = None, user_agent:
         return True
 
 
-def preferences_save(*, recipient_id: int, keep: dict[str, bool], brand_wide: bool, ip_address: str | None = None,
-                     user_agent: str = "") -> list[str]:
-    """The preference centre: stop the channels not kept, for this shop or for the whole brand.
+def preferences_save(*, recipient_id: int, keep: dict[str, bool], brand_wide: bool, open_tracking: bool | None = None,
+                     ip_address: str | None = None, user_agent: str = "") -> list[str]:
+    """The preference centre: stop the channels not kept, for this shop or for the whole brand;
+    accept or refuse that this shop records the person's own opens.
 
-    Only withdraws: subscribing again needs the shop's own consent collection (with its
-    proof), not a box ticked on a page reached from an e-mail. Returns the channels stopped.
+    Channels are only withdrawn here: subscribing again needs the shop's own consent
+    collection (with its proof), not a box ticked on a page reached from an e-mail. Returns
+    what changed (channels stopped, and ``open_tracking``).
     """
     stopped = []
     with transaction.atomic(), db_scope(ALL):
@@ -99,6 +105,10 @@ def preferences_save(*, recipient_id: int, keep: dict[str, bool], brand_wide: bo
                     changed = True
             if changed:
                 stopped.append(channel)
+        if open_tracking is not None and open_tracking_record(
+                contact=contact, granted=open_tracking, source=ConsentEvent.Source.FORM,
+                source_ref=f"preferences:{row.campaign.public_id}", ip_address=ip_address, user_agent=user_agent):
+            stopped.append("open_tracking")
         if row.channel in stopped:
             events.write([events.of_recipient(row, Event.Kind.UNSUBSCRIBED, timezone.now())])
     return stopped

@@ -73,7 +73,8 @@ def unsubscribe(request, token: str):
         # The preference centre: the boxes left ticked are kept, the others stopped.
         stopped = services.preferences_save(
             recipient_id=target.recipient_id, keep={c: bool(request.POST.get(f"keep_{c}")) for c, _ in target.channels},
-            brand_wide=request.POST.get("scope") == "brand", **meta)
+            brand_wide=request.POST.get("scope") == "brand",
+            open_tracking=None if target.open_tracking is None else bool(request.POST.get("open_tracking")), **meta)
         target = services.unsubscribe_target(token)
     elif request.method == "POST":  # the button, or a mail client's RFC 8058 one-click POST
         services.unsubscribe(recipient_id=target.recipient_id, **meta)
