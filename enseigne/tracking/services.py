@@ -8,7 +8,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from enseigne.campaigns.models import Recipient
-from enseigne.contacts.models import VALID_CONSENT, Channel, ConsentEvent, ConsentStatus, Contact, Suppression
+from enseigne.contacts.models import (
+    VALID_CONSENT,
+    Channel,
+    ConsentEvent,
+    ConsentStatus,
+    Contact,
+    Suppression,
+)
 from enseigne.contacts.services import consent_record, open_tracking_record, suppress_brand_wide
 from enseigne.delivery import bounces, events
 from enseigne.delivery.models import Bounce, Event, Link
