@@ -49,9 +49,12 @@ PREVIEW_CSP = (
 PAGE_SIZE = 48
 
 
-def _sandboxed(html: str, status: int = 200) -> HttpResponse:
+def _sandboxed(html: str, status: int = 200, *, links_open_tabs: bool = False) -> HttpResponse:
+    """``links_open_tabs``: the message's links open in a new, unsandboxed tab, as in a mail client
+    (its own content still runs no script, submits no form and embeds no frame)."""
     response = HttpResponse(html, status=status)
-    response["Content-Security-Policy"] = PREVIEW_CSP
+    response["Content-Security-Policy"] = (
+        PREVIEW_CSP + " allow-popups allow-popups-to-escape-sandbox" if links_open_tabs else PREVIEW_CSP)
     response["X-Frame-Options"] = "SAMEORIGIN"
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
@@ -18,6 +20,9 @@ from enseigne.delivery.tasks import send_campaign
 
 def _wake(campaign) -> None:
     send_campaign(campaign.pk)
+
+
+_HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
 
 
 @login_required
@@ -62,4 +67,7 @@ def outbox_message_body(request, pk: int):
     html = selectors.html_body(message)
     if html is None:
         raise Http404("No HTML part.")
-    return _sandboxed(html)
+    # As a mail client would: a link opens in a new tab (through the click redirect, if tracked).
+    base = '<base target="_blank">'
+    html, found = _HEAD.subn(lambda m: m.group(0) + base, html, count=1)
+    return _sandboxed(html if found else base + html, links_open_tabs=True)
