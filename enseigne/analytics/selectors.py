@@ -162,18 +162,20 @@ class References:
     weekly: dict[int, dict[dt.date, UnitFigures]] = field(default_factory=dict)
 
 
-def references(since: dt.date) -> References:
+def references(since: dt.date, *, weekly: bool = False) -> References:
     """Read for the whole network whoever asks, in one pass over the rollups: only rates,
     medians and the figures of the caller's own units leave through the dashboards."""
     by_unit: dict[int, UnitFigures] = defaultdict(UnitFigures)
-    weekly: dict[int, dict[dt.date, UnitFigures]] = defaultdict(lambda: defaultdict(UnitFigures))
+    by_week: dict[int, dict[dt.date, UnitFigures]] = defaultdict(lambda: defaultdict(UnitFigures))
     with db_scope(ALL):
-        rows = (DailyStat.objects.filter(day__gte=since, campaign_id__isnull=False)
-                .annotate(week=TruncWeek("day")).values("unit_id", "channel", "week").annotate(**SUMS).order_by())
-        for row in rows:
+        rows = DailyStat.objects.filter(day__gte=since, campaign_id__isnull=False)
+        rows = (rows.annotate(week=TruncWeek("day")).values("unit_id", "channel", "week") if weekly
+                else rows.values("unit_id", "channel"))
+        for row in rows.annotate(**SUMS).order_by():
             counters = _counters(row)
-            week = weekly[row["unit_id"]][_as_date(row["week"])]
-            (week.sms if row["channel"] == Channel.SMS else week.email).add(counters)
+            if weekly:
+                week = by_week[row["unit_id"]][_as_date(row["week"])]
+                (week.sms if row["channel"] == Channel.SMS else week.email).add(counters)
             figures = by_unit[row["unit_id"]]
             (figures.sms if row["channel"] == Channel.SMS else figures.email).add(_counters(row))
         bases = _bases()
@@ -194,7 +196,7 @@ def references(since: dt.date) -> References:
 
     return References(network=network, groups=dict(groups), medians=medians_of(units),
                       group_medians={g: medians_of(m) for g, m in members.items()}, group_of=group_of,
-                      by_unit=dict(by_unit), weekly=dict(weekly))
+                      by_unit=dict(by_unit), weekly=dict(by_week))
 
 
 def _as_date(value) -> dt.date:
@@ -228,7 +230,7 @@ def network_dashboard(user: User, *, days: int = 90, kpi: str = "email_click_rat
     today = today or timezone.localdate()
     since = today - dt.timedelta(days=days - 1)
     chosen = KPI_BY_KEY.get(kpi, KPIS[0])
-    refs = references(since)
+    refs = references(since, weekly=True)
     bases = _bases(paths)
     units = OrgNode.objects.filter(path_filter(paths, "path"), kind=OrgNode.Kind.UNIT).order_by("name")
     by_unit = {u.pk: refs.by_unit[u.pk] for u in units if u.pk in refs.by_unit}
