@@ -8,6 +8,8 @@ import re
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 
 from enseigne.delivery import events
 from enseigne.delivery.channels.locmem import transport as locmem
@@ -42,7 +44,14 @@ def call(path: str, method: str = "GET", agent: str = BROWSER):
         answer["status"] = int(status.split()[0])
         answer["headers"] = dict(headers)
 
-    answer["body"] = b"".join(APP(environ, start_response))
+    # As Django's test client does: the request cycle must not close the test's connection.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        answer["body"] = b"".join(APP(environ, start_response))
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
     return answer
 
 
