@@ -79,13 +79,7 @@ def aggregate(start: dt.datetime, *, until: dt.datetime | None = None, campaign_
     Machine opens and clicks are not counted. ``unit_paths`` keeps only those units' rows.
     """
     tz = timezone.get_default_timezone()
-    events = Event.objects.filter(occurred_at__gte=start, machine=False)
-    if until is not None:
-        events = events.filter(occurred_at__lt=until)
-    if campaign_id is not None:
-        events = events.filter(campaign_id=campaign_id)
-    if unit_paths is not None:
-        events = events.filter(path_filter(unit_paths))
+    events = _window(Event.objects.filter(machine=False), start, until, campaign_id, unit_paths)
     out: dict[Key, Counters] = defaultdict(Counters)
     rows = (events.annotate(day=TruncDate("occurred_at", tzinfo=tz))
             .values_list("day", "campaign_id", "unit_id", "unit_path", "channel", "kind")
@@ -103,6 +97,18 @@ def aggregate(start: dt.datetime, *, until: dt.datetime | None = None, campaign_
     return out
 
 
+def _window(events, start, until, campaign_id, unit_paths):
+    """``events`` from ``start`` (to ``until``), of one campaign and of some units if given."""
+    events = events.filter(occurred_at__gte=start)
+    if until is not None:
+        events = events.filter(occurred_at__lt=until)
+    if campaign_id is not None:
+        events = events.filter(campaign_id=campaign_id)
+    if unit_paths is not None:
+        events = events.filter(path_filter(unit_paths))
+    return events
+
+
 def _first_clicks(start, until, campaign_id, unit_paths):
     """((day, campaign, unit, path, channel), n): recipients whose first counted click fell that day.
 
@@ -111,13 +117,7 @@ def _first_clicks(start, until, campaign_id, unit_paths):
     database returns counts, not one row per clicker.
     """
     clicks = Event.objects.filter(kind=K.CLICKED, machine=False, recipient_id__isnull=False)
-    recent = clicks.filter(occurred_at__gte=start)
-    if until is not None:
-        recent = recent.filter(occurred_at__lt=until)
-    if campaign_id is not None:
-        recent = recent.filter(campaign_id=campaign_id)
-    if unit_paths is not None:
-        recent = recent.filter(path_filter(unit_paths))
+    recent = _window(clicks, start, until, campaign_id, unit_paths)
     earlier = clicks.filter(campaign_id=OuterRef("campaign_id"), recipient_id=OuterRef("recipient_id")).filter(
         Q(occurred_at__lt=OuterRef("occurred_at")) | Q(occurred_at=OuterRef("occurred_at"), id__lt=OuterRef("id")))
     rows = (recent.filter(~Exists(earlier))

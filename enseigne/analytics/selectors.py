@@ -53,19 +53,21 @@ SUMS = {name: Sum(name) for name in COUNTER_FIELDS}
 class Kpi:
     key: str
     label: str
+    numerator: str  # the counter the sparkline follows
+    channel: str = ""  # '' = both channels
     higher_is_better: bool = True
     is_rate: bool = True
 
 
 KPIS = (
-    Kpi("email_click_rate", _("E-mail click rate")),
-    Kpi("sms_click_rate", _("SMS click rate")),
-    Kpi("unsubscribe_rate", _("Unsubscribe rate"), higher_is_better=False),
-    Kpi("sms_stop_rate", _("SMS STOP rate"), higher_is_better=False),
-    Kpi("conversion_rate", _("Conversion rate")),
-    Kpi("revenue", _("Revenue"), is_rate=False),
-    Kpi("roi", _("ROI"), is_rate=False),
-    Kpi("sent", _("Messages sent"), is_rate=False),
+    Kpi("email_click_rate", _("E-mail click rate"), "clickers", Channel.EMAIL),
+    Kpi("sms_click_rate", _("SMS click rate"), "clickers", Channel.SMS),
+    Kpi("unsubscribe_rate", _("Unsubscribe rate"), "unsubscribed", higher_is_better=False),
+    Kpi("sms_stop_rate", _("SMS STOP rate"), "unsubscribed", Channel.SMS, higher_is_better=False),
+    Kpi("conversion_rate", _("Conversion rate"), "conversions"),
+    Kpi("revenue", _("Revenue"), "revenue", is_rate=False),
+    Kpi("roi", _("ROI"), "revenue", is_rate=False),
+    Kpi("sent", _("Messages sent"), "sent", is_rate=False),
 )
 KPI_BY_KEY = {k.key: k for k in KPIS}
 
@@ -87,6 +89,13 @@ class UnitFigures:
     def add(self, other: UnitFigures) -> None:
         self.email.add(other.email)
         self.sms.add(other.sms)
+
+    def of(self, channel: str) -> Counters:
+        """One channel's counters, or both together for ''."""
+        return self.sms if channel == Channel.SMS else self.email if channel == Channel.EMAIL else self.total
+
+    def add_channel(self, channel: str, counters: Counters) -> None:
+        (self.sms if channel == Channel.SMS else self.email).add(counters)
 
     @staticmethod
     def delivered(c: Counters) -> int:
@@ -126,25 +135,10 @@ def roi(revenue: Decimal, cost: Decimal) -> float | None:
     return float((revenue - cost) / cost) if cost else None
 
 
-def _figures_by_unit(since: dt.date, paths=None) -> dict[int, UnitFigures]:
-    """Counters per unit and channel; sales count only when credited to a campaign."""
-    rows = DailyStat.objects.filter(day__gte=since, campaign_id__isnull=False)
-    if paths is not None:
-        rows = rows.filter(path_filter(paths))
-    out: dict[int, UnitFigures] = defaultdict(UnitFigures)
-    for row in rows.values("unit_id", "channel").annotate(**SUMS).order_by():
-        figures = out[row["unit_id"]]
-        (figures.sms if row["channel"] == Channel.SMS else figures.email).add(_counters(row))
-    return out
-
-
-def _bases(paths=None) -> dict[int, UnitDay]:
+def _bases() -> dict[int, UnitDay]:
     """Each unit's latest contact-base snapshot."""
     latest = UnitDay.objects.aggregate(day=Max("day"))["day"]
-    rows = UnitDay.objects.filter(day=latest)
-    if paths is not None:
-        rows = rows.filter(path_filter(paths))
-    return {row.unit_id: row for row in rows}
+    return {row.unit_id: row for row in UnitDay.objects.filter(day=latest)}
 
 
 @dataclass
@@ -156,9 +150,11 @@ class References:
     medians: dict[str, float | None]
     group_medians: dict[int, dict[str, float | None]]
     group_of: dict[int, int]
-    # Per unit: its figures, and per ISO week its counters by channel (the sparklines). The
-    # caller shows only the units in its reader's scope.
+    # Per unit: its figures (sales only when credited to a campaign), its latest contact
+    # base, and per ISO week its counters by channel (the sparklines). The caller shows only
+    # the units in its reader's scope.
     by_unit: dict[int, UnitFigures] = field(default_factory=dict)
+    bases: dict[int, UnitDay] = field(default_factory=dict)
     weekly: dict[int, dict[dt.date, UnitFigures]] = field(default_factory=dict)
 
 
@@ -174,10 +170,8 @@ def references(since: dt.date, *, weekly: bool = False) -> References:
         for row in rows.annotate(**SUMS).order_by():
             counters = _counters(row)
             if weekly:
-                week = by_week[row["unit_id"]][_as_date(row["week"])]
-                (week.sms if row["channel"] == Channel.SMS else week.email).add(counters)
-            figures = by_unit[row["unit_id"]]
-            (figures.sms if row["channel"] == Channel.SMS else figures.email).add(_counters(row))
+                by_week[row["unit_id"]][_as_date(row["week"])].add_channel(row["channel"], counters)
+            by_unit[row["unit_id"]].add_channel(row["channel"], counters)
         bases = _bases()
     units = set(bases) | set(by_unit)
     group_of = {u: size_group(bases[u].contacts if u in bases else 0) for u in units}
@@ -196,7 +190,7 @@ def references(since: dt.date, *, weekly: bool = False) -> References:
 
     return References(network=network, groups=dict(groups), medians=medians_of(units),
                       group_medians={g: medians_of(m) for g, m in members.items()}, group_of=group_of,
-                      by_unit=dict(by_unit), weekly=dict(by_week))
+                      by_unit=dict(by_unit), bases=bases, weekly=dict(by_week))
 
 
 def _as_date(value) -> dt.date:
@@ -231,21 +225,19 @@ def network_dashboard(user: User, *, days: int = 90, kpi: str = "email_click_rat
     since = today - dt.timedelta(days=days - 1)
     chosen = KPI_BY_KEY.get(kpi, KPIS[0])
     refs = references(since, weekly=True)
-    bases = _bases(paths)
     units = OrgNode.objects.filter(path_filter(paths, "path"), kind=OrgNode.Kind.UNIT).order_by("name")
-    by_unit = {u.pk: refs.by_unit[u.pk] for u in units if u.pk in refs.by_unit}
-    weekly = {u.pk: _sparkline_values(refs.weekly.get(u.pk, {}), since, today, chosen.key) for u in units}
     rows = []
     for unit in units:
-        figures = by_unit.get(unit.pk, UnitFigures())
+        figures = refs.by_unit.get(unit.pk, UnitFigures())
         group = refs.group_of.get(unit.pk, 0)
+        base = refs.bases.get(unit.pk)
         rows.append({
             "unit": unit, "figures": figures, "value": figures.value(chosen.key),
-            "rate": figures.rate(chosen.key), "contacts": bases[unit.pk].contacts if unit.pk in bases else 0,
+            "rate": figures.rate(chosen.key), "contacts": base.contacts if base else 0,
             "group": size_group_label(group),
             "vs_network": _judge(figures, refs.medians),
             "vs_similar": _judge(figures, refs.group_medians.get(group, {})),
-            "spark": sparkline(weekly.get(unit.pk, [])),
+            "spark": sparkline(_sparkline_values(refs.weekly.get(unit.pk, {}), since, today, chosen)),
         })
     with_value = [r for r in rows if r["value"] is not None]
     with_value.sort(key=lambda r: r["value"], reverse=descending)
@@ -260,25 +252,15 @@ def network_dashboard(user: User, *, days: int = 90, kpi: str = "email_click_rat
             "relays": relay_rates(paths, since), "refreshed_at": rollups.refreshed_at()}
 
 
-def _numerator(key: str):
-    return {"email_click_rate": "clickers", "sms_click_rate": "clickers", "unsubscribe_rate": "unsubscribed",
-            "sms_stop_rate": "unsubscribed", "conversion_rate": "conversions", "revenue": "revenue",
-            "roi": "revenue", "sent": "sent"}[key]
-
-
-def _sparkline_values(weeks: dict[dt.date, UnitFigures], since: dt.date, today: dt.date, key: str) -> list[float]:
+def _sparkline_values(weeks: dict[dt.date, UnitFigures], since: dt.date, today: dt.date, kpi: Kpi) -> list[float]:
     """The KPI's numerator week by week, from the Monday of ``since`` to this week."""
     first = since - dt.timedelta(days=since.weekday())
     count = (today - first).days // 7 + 1
     values = [0.0] * count
-    field_name = _numerator(key)
     for monday, figures in weeks.items():
         index = (monday - first).days // 7
-        if not 0 <= index < count:
-            continue
-        counters = figures.sms if key.startswith("sms") else figures.email if key == "email_click_rate" \
-            else figures.total
-        values[index] += float(getattr(counters, field_name) or 0)
+        if 0 <= index < count:
+            values[index] += float(getattr(figures.of(kpi.channel), kpi.numerator) or 0)
     return values
 
 
@@ -306,34 +288,33 @@ def unit_dashboard(unit: OrgNode, *, days: int = 90, today: dt.date | None = Non
     """One unit's results, its base, its budget, and how it compares (the caller checked scope)."""
     today = today or timezone.localdate()
     since = today - dt.timedelta(days=days - 1)
-    paths = [unit.path]
     rows = (DailyStat.objects.filter(unit_path=unit.path, day__gte=since, campaign_id__isnull=False)
             .values("campaign_id", "channel").annotate(**SUMS, first=Max("day")).order_by("-first"))
-    names = dict(Campaign.objects.filter(pk__in=[r["campaign_id"] for r in rows]).values_list("pk", "name"))
-    public = dict(Campaign.objects.filter(pk__in=list(names)).values_list("pk", "public_id"))
+    named = {pk: (name, public_id) for pk, name, public_id in Campaign.objects.filter(
+        pk__in=[r["campaign_id"] for r in rows]).values_list("pk", "name", "public_id")}
     policy = policy_for(unit)
     credits = credit(Conversion.objects.filter(unit=unit, occurred_at__gte=rollups.local_midnight(since)),
                      policy.attribution_model, policy.attribution_window_days)
     campaigns = []
     for row in rows:
-        figures = UnitFigures()
-        (figures.sms if row["channel"] == Channel.SMS else figures.email).add(_counters(row))
-        c = figures.total
+        c = _counters(row)
         credited = credits.get((row["campaign_id"], unit.pk))
         revenue = credited.revenue.quantize(Decimal("0.01")) if credited else Decimal("0.00")
-        campaigns.append({"name": names.get(row["campaign_id"], "?"), "public_id": public.get(row["campaign_id"]),
+        name, public_id = named.get(row["campaign_id"], ("?", None))
+        campaigns.append({"name": name, "public_id": public_id,
                           "channel": row["channel"], "c": c, "delivered": UnitFigures.delivered(c),
                           "click_rate": Rate(c.clickers, UnitFigures.delivered(c)),
                           "unsubscribe_rate": Rate(c.unsubscribed, UnitFigures.delivered(c)),
                           "conversions": credited.conversions if credited else Decimal(0),
                           "revenue": revenue, "roi": roi(revenue, c.cost)})
-    figures = _figures_by_unit(since, paths).get(unit.pk, UnitFigures())
     refs = references(since)
+    figures = refs.by_unit.get(unit.pk, UnitFigures())
     group = refs.group_of.get(unit.pk, 0)
+    similar = refs.group_medians.get(group, {})
+    vs_network, vs_similar = _judge(figures, refs.medians), _judge(figures, similar)
     comparison = [{"kpi": k, "value": figures.value(k.key), "rate": figures.rate(k.key),
-                   "network": refs.medians.get(k.key), "similar": refs.group_medians.get(group, {}).get(k.key),
-                   "vs_network": _judge(figures, refs.medians).get(k.key, ""),
-                   "vs_similar": _judge(figures, refs.group_medians.get(group, {})).get(k.key, "")}
+                   "network": refs.medians.get(k.key), "similar": similar.get(k.key),
+                   "vs_network": vs_network.get(k.key, ""), "vs_similar": vs_similar.get(k.key, "")}
                   for k in KPIS]
     return {"unit": unit, "days": days, "since": since, "figures": figures, "total": figures.total,
             "roi": roi(figures.total.revenue, figures.total.cost), "campaigns": campaigns,
