@@ -19,7 +19,7 @@ from enseigne.network.models import OrgNode, User
 from enseigne.network.selectors import root_of
 
 
-def _source_values(campaign: Campaign) -> dict:
+def campaign_values(campaign: Campaign) -> dict:
     """The sending unit's zone values (read for the whole network: the gallery shows them anyway)."""
     with db_scope(ALL):
         version = LocalVersion.objects.filter(pk=campaign.local_version_id).first()
@@ -36,7 +36,7 @@ def gallery_copy(*, actor: User, campaign: Campaign, unit: OrgNode) -> Campaign:
     template = campaign.template
     if not unit.path.startswith(template.shared_path) or template.current is None:
         raise ValidationError(_("This campaign's template is not available to %(unit)s.") % {"unit": unit.name})
-    values = _source_values(campaign)
+    values = campaign_values(campaign)
     usable = {str(a.public_id) for a in assets_visible_to_unit(unit)}
     values = {k: v for k, v in values.items() if not isinstance(v, dict) or str(v.get("asset", "")) in usable}
     base = campaign.name.split(" · ")[0]
@@ -56,7 +56,7 @@ def gallery_promote(*, actor: User, campaign: Campaign, rate_text: str = "") -> 
     version = campaign.template.current
     if version is None:
         raise ValidationError(_("This campaign's template has no published version."))
-    source = with_defaults(version.source, _source_values(campaign), channel=campaign.channel)
+    source = with_defaults(version.source, campaign_values(campaign), channel=campaign.channel)
     base = campaign.name.split(" · ")[0]
     credit = _("Promoted from the local campaign “%(name)s” of %(unit)s") % {"name": campaign.name,
                                                                              "unit": campaign.owner.name}

@@ -7,14 +7,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.utils.html import escape
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from enseigne.analytics import selectors, services
-from enseigne.brand.previews import email_preview, sms_preview
-from enseigne.brand.views import _sandboxed
+from enseigne.brand.views import _sandboxed, message_preview
 from enseigne.campaigns.models import Campaign
 from enseigne.campaigns.selectors import get_campaign_for_user
 from enseigne.lib.csvsafe import csv_rows
@@ -76,7 +74,7 @@ def unit_dashboard(request: HttpRequest, public_id) -> HttpResponse:
 
 
 def _percent(rate) -> float | None:
-    return None if rate.value is None else round(100 * rate.value, 1)
+    return None if rate.percent is None else round(rate.percent, 1)
 
 
 @login_required
@@ -157,12 +155,7 @@ def gallery_preview(request: HttpRequest, public_id) -> HttpResponse:
     version = campaign.template.current
     if version is None:
         return _sandboxed("<p>—</p>")
-    values = services._source_values(campaign)
-    if campaign.channel == "sms":
-        return _sandboxed("<pre style='white-space:pre-wrap;font:16px sans-serif'>"
-                          f"{escape(sms_preview(version, values, campaign.owner))}</pre>")
-    html, _text = email_preview(version, values, campaign.owner)
-    return _sandboxed(html)
+    return message_preview(version, services.campaign_values(campaign), campaign.owner, campaign.channel)
 
 
 @login_required

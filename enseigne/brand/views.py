@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django.views.static import serve
@@ -33,7 +34,7 @@ from enseigne.brand.forms import (
 )
 from enseigne.brand.library import ZONE_KINDS
 from enseigne.brand.models import Asset, Guardrails, LocalVersion, Template
-from enseigne.brand.previews import sms_preview
+from enseigne.brand.previews import email_preview, sms_preview
 from enseigne.brand.sms import measure
 from enseigne.contacts.models import Channel
 from enseigne.network import selectors as network_selectors
@@ -47,6 +48,15 @@ PREVIEW_CSP = (
     "form-action 'none'; frame-ancestors 'self'; sandbox"
 )
 PAGE_SIZE = 48
+
+
+def message_preview(version, values: dict, unit: OrgNode, channel: str) -> HttpResponse:
+    """A unit's message, with a sample contact, for a sandboxed preview frame (SMS as plain text)."""
+    if channel == "sms":
+        return _sandboxed("<pre style='white-space:pre-wrap;font:16px sans-serif'>"
+                          f"{escape(sms_preview(version, values, unit))}</pre>")
+    html, _text = email_preview(version, values, unit)
+    return _sandboxed(html)
 
 
 def _sandboxed(html: str, status: int = 200, *, links_open_tabs: bool = False) -> HttpResponse:

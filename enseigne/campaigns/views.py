@@ -13,14 +13,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from enseigne.brand.free import free_frame
 from enseigne.brand.models import LocalVersion
-from enseigne.brand.previews import email_preview, sms_preview
-from enseigne.brand.views import _sandboxed
+from enseigne.brand.views import _sandboxed, message_preview
 from enseigne.campaigns import audience, selectors, services
 from enseigne.campaigns.forms import (
     WEEKDAYS,
@@ -157,11 +155,7 @@ def campaign_message(request: HttpRequest, public_id) -> HttpResponse:
     if version is None or target is None:
         return _sandboxed("<p>—</p>")
     values = target.local_version.values if target.local_version else {}
-    if campaign.channel == "sms":
-        return _sandboxed(f"<pre style='white-space:pre-wrap;font:16px sans-serif'>"
-                          f"{escape(sms_preview(version, values, target.unit))}</pre>")
-    html, _text = email_preview(version, values, target.unit)
-    return _sandboxed(html)
+    return message_preview(version, values, target.unit, campaign.channel)
 
 
 def campaign_action(request, public_id, action, *, done: str = "", then=None, **extra):
