@@ -239,6 +239,18 @@ def consent_record(
     return event
 
 
+def consent_withdraw_all(contacts, *, channel: str, source: str, source_ref: str = "", ip_address: str | None = None,
+                         user_agent: str = "") -> int:
+    """Withdraw ``channel`` for each of ``contacts`` not withdrawn yet; returns how many changed."""
+    changed = 0
+    for contact in contacts:
+        if contact.consent_for(channel) != ConsentStatus.WITHDRAWN:
+            consent_record(actor=None, contact=contact, channel=channel, status=ConsentStatus.WITHDRAWN, source=source,
+                           source_ref=source_ref, ip_address=ip_address, user_agent=user_agent)
+            changed += 1
+    return changed
+
+
 OPEN_TRACKING = "open_tracking"
 
 

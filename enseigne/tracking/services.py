@@ -16,7 +16,12 @@ from enseigne.contacts.models import (
     Contact,
     Suppression,
 )
-from enseigne.contacts.services import consent_record, open_tracking_record, suppress_brand_wide
+from enseigne.contacts.services import (
+    consent_record,
+    consent_withdraw_all,
+    open_tracking_record,
+    suppress_brand_wide,
+)
 from enseigne.delivery import bounces, events
 from enseigne.delivery.models import Bounce, Event, Link
 from enseigne.lib.rowsecurity import ALL, db_scope
@@ -53,20 +58,30 @@ def unsubscribe_target(token: str) -> UnsubscribeTarget | None:
         contact = row.contact
         already = contact is None or contact.consent_for(row.channel) not in VALID_CONSENT
         channels = () if contact is None else tuple(
-            (channel, contact.consent_for(channel) in VALID_CONSENT)
-            for channel, address in ((Channel.EMAIL, contact.email), (Channel.SMS, contact.phone)) if address)
+            (channel, contact.consent_for(channel) in VALID_CONSENT) for channel, _address in _addresses(contact))
         tracking = None if contact is None or not contact.email else contact.open_tracking
         return UnsubscribeTarget(row.pk, row.channel, row.unit.name, root_of(row.unit).name, already, channels,
                                  tracking)
 
 
+def _addresses(contact: Contact) -> list[tuple[str, str]]:
+    """(channel, address) for each address the contact has."""
+    return [(channel, address) for channel, address in ((Channel.EMAIL, contact.email), (Channel.SMS, contact.phone))
+            if address]
+
+
+def _locked(recipient_id: int) -> tuple[Recipient | None, Contact | None]:
+    """The ledger row (with its campaign) and its contact, locked until the transaction ends."""
+    row = Recipient.objects.filter(pk=recipient_id).select_related("campaign").first()
+    if row is None or row.contact_id is None:
+        return row, None
+    return row, Contact.objects.select_for_update().filter(pk=row.contact_id).first()
+
+
 def unsubscribe(*, recipient_id: int, ip_address: str | None = None, user_agent: str = "") -> bool:
     """Withdraw the contact's consent for the channel in this unit (idempotent)."""
     with transaction.atomic(), db_scope(ALL):
-        row = Recipient.objects.filter(pk=recipient_id).select_related("campaign").first()
-        if row is None or row.contact_id is None:
-            return False
-        contact = Contact.objects.select_for_update().filter(pk=row.contact_id).first()
+        row, contact = _locked(recipient_id)
         if contact is None or contact.consent_for(row.channel) == ConsentStatus.WITHDRAWN:
             return False
         consent_record(actor=None, contact=contact, channel=row.channel, status=ConsentStatus.WITHDRAWN,
@@ -88,29 +103,20 @@ def preferences_save(*, recipient_id: int, keep: dict[str, bool], brand_wide: bo
     """
     stopped = []
     with transaction.atomic(), db_scope(ALL):
-        row = Recipient.objects.filter(pk=recipient_id).select_related("campaign", "unit").first()
-        if row is None or row.contact_id is None:
-            return stopped
-        contact = Contact.objects.select_for_update().filter(pk=row.contact_id).first()
+        row, contact = _locked(recipient_id)
         if contact is None:
             return stopped
-        for channel, address in ((Channel.EMAIL, contact.email), (Channel.SMS, contact.phone)):
-            if not address or keep.get(channel, True):
+        for channel, address in _addresses(contact):
+            if keep.get(channel, True):
                 continue
             same = [contact]
             if brand_wide:
                 field = "email" if channel == Channel.EMAIL else "phone"
-                same = list(Contact.objects.select_for_update().filter(**{field: address}))
+                same = Contact.objects.select_for_update().filter(**{field: address})
                 suppress_brand_wide(channel=channel, address=address, reason=Suppression.Reason.UNSUBSCRIBE)
-            changed = False
-            for person in same:
-                if person.consent_for(channel) != ConsentStatus.WITHDRAWN:
-                    consent_record(actor=None, contact=person, channel=channel, status=ConsentStatus.WITHDRAWN,
-                                   source=ConsentEvent.Source.UNSUBSCRIBE,
-                                   source_ref=f"preferences:{row.campaign.public_id}", ip_address=ip_address,
-                                   user_agent=user_agent)
-                    changed = True
-            if changed:
+            if consent_withdraw_all(same, channel=channel, source=ConsentEvent.Source.UNSUBSCRIBE,
+                                    source_ref=f"preferences:{row.campaign.public_id}", ip_address=ip_address,
+                                    user_agent=user_agent):
                 stopped.append(channel)
         if open_tracking is not None and open_tracking_record(
                 contact=contact, granted=open_tracking, source=ConsentEvent.Source.FORM,

@@ -22,8 +22,8 @@ from django.utils.translation import gettext as _
 
 from enseigne.campaigns.models import Recipient, StopScope
 from enseigne.campaigns.selectors import policy_for
-from enseigne.contacts.models import Channel, ConsentEvent, ConsentStatus, Contact, Suppression
-from enseigne.contacts.services import consent_record, suppress_brand_wide
+from enseigne.contacts.models import Channel, ConsentEvent, Contact, Suppression
+from enseigne.contacts.services import consent_withdraw_all, suppress_brand_wide
 from enseigne.contacts.validation import FieldError, clean_phone
 from enseigne.delivery import events
 from enseigne.delivery.channels import sms_transport
@@ -71,12 +71,8 @@ def inbound(*, sender: str, text: str, reference: str = "") -> StopResult | None
         contacts = Contact.objects.select_for_update().filter(phone=phone)
         if scope == StopScope.UNIT:
             contacts = contacts.filter(unit=last.unit)
-        withdrawn = 0
-        for contact in contacts:
-            if contact.sms_consent != ConsentStatus.WITHDRAWN:
-                consent_record(actor=None, contact=contact, channel=Channel.SMS, status=ConsentStatus.WITHDRAWN,
-                               source=ConsentEvent.Source.SMS_STOP, source_ref=f"sms:{reference}"[:128])
-                withdrawn += 1
+        withdrawn = consent_withdraw_all(contacts, channel=Channel.SMS, source=ConsentEvent.Source.SMS_STOP,
+                                         source_ref=f"sms:{reference}"[:128])
         if scope == StopScope.BRAND:
             suppress_brand_wide(channel=Channel.SMS, address=phone, reason=Suppression.Reason.UNSUBSCRIBE)
         if last is not None and withdrawn:
