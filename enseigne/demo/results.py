@@ -98,11 +98,10 @@ def seed_results(units: dict[str, OrgNode], users: dict[str, User], domain: str,
             _simulate(rng, rows, sales, totals, campaign, unit, profile, links, recipient_id, contact_id, sent_at, now)
     events.write(rows)
     Conversion.objects.bulk_create(sales, batch_size=5000)
-    for campaign, *_rest in plans:
-        Campaign.objects.filter(pk=campaign.pk).update(
-            recipient_total=Recipient.objects.filter(campaign=campaign).count())
+    for campaign_id, total in Counter(entry[0] for entry in ledger).items():
+        Campaign.objects.filter(pk=campaign_id).update(recipient_total=total)
     # The two campaigns of the demo's main story (finished earlier by seed_campaigns) get results too.
-    _story_results(rng, units, rows_written=totals, now=now)
+    _story_results(rng, units, totals=totals, now=now)
     rollups.rebuild_base_history(now.date() - dt.timedelta(days=365), timezone.localdate())
     rollups.refresh()
     return {"past_campaigns": len({p[0].pk for p in plans}), "events": sum(totals.values()),
@@ -254,7 +253,7 @@ def _simulate(rng, rows, sales, totals, campaign, unit, profile, links, recipien
         add(K.COMPLAINED, later + dt.timedelta(minutes=9), recipient_id=recipient_id)
 
 
-def _story_results(rng, units, *, rows_written, now) -> None:
+def _story_results(rng, units, *, totals, now) -> None:
     """Events for the campaigns seed_campaigns finished in the past (the summer sales, Lyon's workshops)."""
     rows: list[events.Row] = []
     sales: list[Conversion] = []
@@ -264,7 +263,7 @@ def _story_results(rng, units, *, rows_written, now) -> None:
             links = _links(campaign, unit)
             for recipient_id, contact_id, sent_at in Recipient.objects.filter(
                     campaign=campaign, unit=unit, status=Recipient.Status.SENT).values_list("id", "contact_id", "sent_at"):
-                _simulate(rng, rows, sales, rows_written, campaign, unit, PROFILES.get(unit.code, Profile()), links,
+                _simulate(rng, rows, sales, totals, campaign, unit, PROFILES.get(unit.code, Profile()), links,
                           recipient_id, contact_id, sent_at, now)
     events.write(rows)
     Conversion.objects.bulk_create(sales, batch_size=5000)
