@@ -9,6 +9,7 @@ On other databases the same call is Django's ``bulk_create``.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 from collections.abc import Iterable, Sequence
@@ -107,3 +108,32 @@ def _copy_insert(model, model_fields, rows, ignore_conflicts, returning) -> list
         result = cursor.fetchall() if returning else []
         cursor.execute(f"DROP TABLE {stage}")
     return result
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text_row(values: Iterable) -> str:
+    """One line of PostgreSQL's COPY text format (no connection needed, so any thread can
+    build a batch while another one talks to the database).
+
+    Takes None, str, bool, int, date and lists of str (a text array).
+    """
+    return "\t".join(_copy_text_value(value) for value in values) + "\n"
+
+
+def _copy_text_value(value) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, list):
+        items = ('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in value)
+        return ("{" + ",".join(items) + "}").translate(_COPY_ESCAPES)
+    raise TypeError(f"no COPY text form for {type(value).__name__}")
