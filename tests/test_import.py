@@ -178,3 +178,110 @@ def test_binary_files_are_refused(world):
     with pytest.raises(ValidationError) as exc:
         import_prepare(actor=world.manager_a, unit=world.unit_a, file_name="c.xlsx", content=b"PK\x03\x04\x00\x00")
     assert "save it as CSV" in exc.value.message_dict["file"][0]
+
+
+def _snapshot(unit):
+    """Everything an import writes for a unit, without ids or timestamps."""
+    people = {}
+    for contact in Contact.objects.filter(unit=unit).prefetch_related("tags", "consent_events"):
+        key = contact.email or contact.phone
+        people[key] = (
+            contact.email, contact.phone, contact.first_name, contact.last_name, contact.birthday, contact.language,
+            contact.is_customer, contact.attributes, contact.email_consent, contact.sms_consent,
+            sorted(t.name for t in contact.tags.all()),
+            sorted((e.channel, e.status, e.source, e.wording_version) for e in contact.consent_events.all()),
+        )
+    return people
+
+
+def test_the_one_statement_path_and_the_matching_path_write_the_same_contacts(world, do_import, settings, monkeypatch):
+    """A large file's new people take the single-statement path on PostgreSQL; repeats and
+    known people the matching path. Forcing every row through the matching path must give
+    the same contacts, consent proof, tags and counts."""
+    from django.db import connection
+
+    from enseigne.contacts.importer import BatchWriter
+    from enseigne.contacts.models import CustomAttribute
+
+    CustomAttribute.objects.create(key="fidelite", label="Fidélité")
+    settings.IMPORT_BATCH_ROWS = 40
+    lines = ["email;mobile;prenom;nom;naissance;client;optin_sms;tags;fidelite"]
+    for i in range(150):
+        email = f"p{i}@example.com" if i % 7 else ""
+        phone = f"06 {10 + i // 100:02d} {i % 100:02d} 00 00" if i % 3 else ""
+        if not email and not phone:
+            email = f"only{i}@example.com"
+        tags = "vip, cuisine" if i % 5 == 0 else ("textile" if i % 5 == 1 else "")
+        lines.append(f"{email};{phone};Prénom{i};Nom{i};19{50 + i % 50}-0{1 + i % 9}-1{i % 10};"
+                     f"{'oui' if i % 4 == 0 else ''};{'oui' if i % 6 == 0 else ''};{tags};{'or' if i % 2 else ''}")
+    # Repeats: the same person again within a batch (another phone, a filled blank) and in
+    # a later batch; one row whose email and phone belong to two different people.
+    lines.append("p1@example.com;06 99 00 00 01;Autre;;;;;soldes;")
+    lines.append("p2@example.com;;;;;oui;;;argent")
+    lines.append("p8@example.com;06 10 10 00 00;;;;;;;")  # p8's email, p10's phone
+    lines.append("nouveau@example.com;;Nouveau;;;;;;")
+    content = "\n".join(lines) + "\n"
+    for unit in (world.unit_a, world.unit_b):
+        ContactFactory(unit=unit, email="p3@example.com", first_name="", last_name="Connue", phone=None)
+
+    calls = []
+    original = BatchWriter._insert_fresh
+
+    def spy(self, rows, copy_text, result):
+        skipped = original(self, rows, copy_text, result)
+        calls.append((len(rows), len(skipped)))
+        return skipped
+
+    monkeypatch.setattr(BatchWriter, "_insert_fresh", spy)
+    fast = do_import(content, consent=["email"], wording="v3")
+    if connection.vendor == "postgresql":
+        assert sum(rows for rows, _ in calls) > 100  # most rows took the one-statement path…
+        # …but p3, whom the unit already had, and p1, p2 and p8, written by an earlier batch
+        assert sum(skipped for _, skipped in calls) == 4
+    else:
+        assert calls == []  # one path only on other databases
+
+    monkeypatch.setattr(BatchWriter, "_insert_fresh", lambda self, rows, copy_text, result: rows)
+    world.unit_a, saved = world.unit_b, world.unit_a
+    try:
+        matching = do_import(content, consent=["email"], wording="v3", user=world.manager_b)
+    finally:
+        world.unit_a = saved
+
+    counts = ("created_count", "updated_count", "unchanged_count", "rejected_count")
+    assert [getattr(fast, c) for c in counts] == [getattr(matching, c) for c in counts]
+    assert [getattr(fast, c) for c in counts] == [150, 3, 0, 1]
+    assert fast.rejections.get().row_number == 154  # p8's email with p10's phone
+    assert _snapshot(world.unit_a) == _snapshot(world.unit_b)
+    known = Contact.objects.get(unit=world.unit_a, email="p3@example.com")
+    assert (known.first_name, known.last_name) == ("Prénom3", "Connue")  # completed, not overwritten
+    p1 = Contact.objects.get(unit=world.unit_a, email="p1@example.com")
+    assert (p1.first_name, p1.phone) == ("Prénom1", "+33610010000")
+    assert sorted(t.name for t in p1.tags.all()) == ["soldes", "textile"]
+    assert Contact.objects.get(unit=world.unit_a, email="p2@example.com").attributes == {"fidelite": "argent"}
+
+
+def test_names_and_tags_with_tabs_quotes_and_backslashes_land_as_written(world, do_import):
+    content = (
+        'email;prenom;nom;tags\n'
+        'a@example.com;"Jean\tPaul";"O\'Brien \\ ""Le Grand""";"a\\b, dit ""x"", {y}"\n'
+        'b@example.com;"Line\nBreak";\\N;\n'
+    )
+    imp = do_import(content)
+    assert imp.created_count == 2
+    a = Contact.objects.get(email="a@example.com")
+    assert (a.first_name, a.last_name) == ("Jean\tPaul", 'O\'Brien \\ "Le Grand"')
+    assert sorted(t.name for t in a.tags.all()) == ['a\\b', 'dit "x"', "{y}"]
+    b = Contact.objects.get(email="b@example.com")
+    assert (b.first_name, b.last_name) == ("Line\nBreak", "\\N")
+
+
+def test_copy_text_rows_escape_what_postgresql_would_read_otherwise():
+    import datetime
+
+    from enseigne.lib.bulk import copy_text_row
+
+    line = copy_text_row((7, None, True, False, datetime.date(1990, 4, 12), "a\tb\\c\nd\re", ["x", 'y"z', "w\\v"], []))
+    assert line == '7\t\\N\tt\tf\t1990-04-12\ta\\tb\\\\c\\nd\\re\t{"x","y\\\\"z","w\\\\\\\\v"}\t{}\n'
+    with pytest.raises(TypeError, match="no COPY text form for float"):
+        copy_text_row((1.5,))
