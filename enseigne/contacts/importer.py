@@ -274,21 +274,22 @@ class BatchWriter:
         self.import_tags = list(contact_import.tag_names or [])
 
     def write_chunk(self, chunk: Chunk) -> BatchResult:
+        """Write one validated batch: its fresh rows in one statement (PostgreSQL), then
+        every other row, and any fresh row the unit turned out to know, by matching."""
         result = BatchResult()
-        rows = self._drop_erased([*chunk.fresh, *chunk.repeats], result)
-        if len(rows) < len(chunk.fresh) + len(chunk.repeats):
-            kept = {id(r) for r in rows}
-            fresh, repeats = [r for r in chunk.fresh if id(r) in kept], [r for r in chunk.repeats if id(r) in kept]
-        else:
-            fresh, repeats = chunk.fresh, chunk.repeats
+        fresh, repeats = chunk.fresh, chunk.repeats
+        kept = self._drop_erased([*fresh, *repeats], result)
+        if len(kept) < len(fresh) + len(repeats):
+            ids = {id(r) for r in kept}
+            fresh, repeats = [r for r in fresh if id(r) in ids], [r for r in repeats if id(r) in ids]
         if fresh and connection.vendor == "postgresql":
-            text = chunk.fresh_copy if fresh is chunk.fresh and chunk.fresh_copy else self.fresh_copy(fresh)
-            repeats = [*self._insert_fresh(fresh, text, result), *repeats]
+            copy_text = chunk.fresh_copy if fresh is chunk.fresh and chunk.fresh_copy else self.fresh_copy(fresh)
+            matching = [*self._insert_fresh(fresh, copy_text, result), *repeats]
         else:
-            repeats = [*fresh, *repeats]
-        # The matching path takes its rows in file order: the first row for a person wins.
-        repeats.sort(key=lambda r: r.number)
-        self._write_matching(repeats, result)
+            matching = [*fresh, *repeats]
+        # In file order: the first row for a person wins.
+        matching.sort(key=lambda r: r.number)
+        self._write_matching(matching, result)
         return result
 
     def _write_matching(self, rows: list[Row], result: BatchResult) -> None:
@@ -648,6 +649,7 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
     columns = list(validator.mapping)
 
     language = translation.get_language()
+    copy_fresh = connection.vendor == "postgresql"  # read here: the helper thread opens no connection
 
     def validate_chunk(offset: int) -> Chunk:
         translation.activate(language)  # the helper thread's own language (thread-local)
@@ -662,7 +664,7 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
             else:
                 valid.append(row)
         fresh, repeats = split_repeats(valid)
-        fresh_copy = writer.fresh_copy(fresh) if fresh and connection.vendor == "postgresql" else ""
+        fresh_copy = writer.fresh_copy(fresh) if fresh and copy_fresh else ""
         return Chunk(chunk.height, fresh, repeats, rejections, fresh_copy)
 
     # Validation is pure Python and touches no database: the next chunk is validated in a
