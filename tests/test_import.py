@@ -111,6 +111,7 @@ def test_existing_contacts_are_completed_never_overwritten(world, do_import):
     assert existing.last_name == "Martin"  # was empty: filled
     assert existing.phone == "+33612345678"
     assert imp.updated_count == 1
+    assert existing.updated_at >= imp.started_at  # bulk_update runs no auto_now: set by the import
 
 
 def test_an_import_never_overrides_an_unsubscribe(world, do_import):

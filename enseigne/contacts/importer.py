@@ -341,6 +341,9 @@ class BatchWriter:
         self._create(new)
         result.created += len(new)
         if touched:
+            now = timezone.now()  # bulk_update runs no auto_now
+            for contact in touched.values():
+                contact.updated_at = now
             Contact.objects.bulk_update(list(touched.values()), [*changed_fields, "updated_at"], batch_size=1000)
         tag_changes = self._write_tags(pairs)
         consent_changes = self._write_consent(consent)
@@ -458,7 +461,9 @@ class BatchWriter:
         phones = sorted({r.values["phone"] for r in rows if r.values.get("phone")})
         if not emails and not phones:
             return []
-        found: dict[int, Contact] = {}
+        # What matching reads and completes; the rest of the row stays in the database.
+        columns = Contact.objects.only(*FILL_FIELDS, "is_customer", "attributes", "email_consent", "sms_consent",
+                                       "updated_at")
         if connection.vendor == "postgresql":
             # One probe of the unit's unique index per address. Asked as "unit and email
             # among these", the planner, whose statistics lag far behind a table an import
@@ -466,21 +471,21 @@ class BatchWriter:
             # at 100k, growing with the unit). The LIMIT keeps each probe a subquery of its
             # own, which the planner cannot turn into such a scan and join.
             table = connection.ops.quote_name(Contact._meta.db_table)
-            probes = " UNION ALL ".join(
-                f"SELECT contact.* FROM unnest(%s::text[]) AS wanted (address) CROSS JOIN LATERAL "  # noqa: S608
-                f"(SELECT * FROM {table} WHERE unit_id = %s AND {column} = wanted.address LIMIT 1) AS contact"
+            probes = " UNION ".join(
+                f"SELECT contact.id FROM unnest(%s::text[]) AS wanted (address) CROSS JOIN LATERAL "  # noqa: S608
+                f"(SELECT id FROM {table} WHERE unit_id = %s AND {column} = wanted.address LIMIT 1) AS contact"
                 for column in ("email", "phone")
             )
-            contacts = Contact.objects.raw(probes, [emails, self.unit.pk, phones, self.unit.pk])
-        else:
-            # Within SQLite's limit on bound variables.
-            unit_contacts = Contact.objects.filter(unit=self.unit)
-            contacts = itertools.chain.from_iterable(
-                unit_contacts.filter(Q(email__in=emails[start:start + 10_000]) | Q(phone__in=phones[start:start + 10_000]))
-                for start in range(0, max(len(emails), len(phones)), 10_000)
-            )
-        for contact in contacts:
-            found[contact.pk] = contact
+            with connection.cursor() as cursor:
+                cursor.execute(probes, [emails, self.unit.pk, phones, self.unit.pk])
+                ids = [pk for (pk,) in cursor.fetchall()]
+            return list(columns.filter(pk__any=ids)) if ids else []  # the ids are the unit's
+        # Within SQLite's limit on bound variables.
+        found: dict[int, Contact] = {}
+        for start in range(0, max(len(emails), len(phones)), 10_000):
+            condition = Q(email__in=emails[start:start + 10_000]) | Q(phone__in=phones[start:start + 10_000])
+            for contact in columns.filter(condition, unit=self.unit):
+                found[contact.pk] = contact
         return list(found.values())
 
     def _create(self, new: list[NewContact]) -> None:
