@@ -286,3 +286,12 @@ def test_copy_text_rows_escape_what_postgresql_would_read_otherwise():
     assert line == '7\t\\N\tt\tf\t1990-04-12\ta\\tb\\\\c\\nd\\re\t{"x","y\\\\"z","w\\\\\\\\v"}\t{}\n'
     with pytest.raises(TypeError, match="no COPY text form for float"):
         copy_text_row((1.5,))
+
+
+def test_contacts_keep_which_import_created_them_until_it_is_deleted(world, do_import):
+    imp = do_import(GOOD_AND_BAD)
+    lea = Contact.objects.get(email="lea.martin@example.com")
+    assert lea.source_import_id == imp.pk
+    imp.delete()  # no database constraint (docs/decisions.md): Django clears the reference
+    lea.refresh_from_db()
+    assert lea.source_import_id is None

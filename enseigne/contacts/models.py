@@ -96,8 +96,12 @@ class Contact(models.Model):
     open_tracking = models.BooleanField(_("opens recorded per person"), default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Which import created the contact: written once, never joined on. No database
+    # constraint and no index (their per-row check and upkeep were 15 % of a million-row
+    # import); Django still clears it when an import is deleted (docs/decisions.md).
     source_import = models.ForeignKey(
-        "ContactImport", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "ContactImport", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        db_constraint=False, db_index=False,
     )
     tags = models.ManyToManyField(Tag, through="ContactTagging", related_name="contacts")
 
