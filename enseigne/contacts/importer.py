@@ -136,8 +136,6 @@ class BatchResult:
     updated: int = 0
     unchanged: int = 0
     rejections: list[ImportRejection] = field(default_factory=list)
-    # How many of ``created`` the single-statement path wrote (the rest: the matching path).
-    created_fresh: int = 0
 
 
 @dataclass
@@ -432,9 +430,7 @@ class BatchWriter:
                 },
             )
             skipped = [rows[seq] for (seq,) in cursor.fetchall()]
-        created = len(rows) - len(skipped)
-        result.created += created
-        result.created_fresh += created
+        result.created += len(rows) - len(skipped)
         return skipped
 
     def fresh_copy(self, rows: list[Row]) -> str:
@@ -610,7 +606,7 @@ def _quick_handover(interval: float = 0.001) -> Iterator[None]:
     The writer spends most of a batch waiting for PostgreSQL with the GIL released, then
     needs it back for a moment, dozens of times per batch, from the validation thread,
     which holds it while it works. With the default interval those hand-overs cost about
-    a sixth of a large import's time (bench/import_csv.py: 20.1k -> 23.4k rows/s).
+    a sixth of a large import's time (bench/import_csv.py, 400k rows: 20.1k -> 23.4k rows/s).
     """
     previous = sys.getswitchinterval()
     sys.setswitchinterval(min(previous, interval))
