@@ -52,23 +52,44 @@ class Command(BaseCommand):
     def _run_processes(self, port: int) -> None:
         base = [sys.executable, "-m", "enseigne.cli"]
         env = dict(os.environ)
-        children = [
-            subprocess.Popen([*base, "smtp_sink"], env=env),  # noqa: S603
-            subprocess.Popen([*base, "worker"], env=env),  # noqa: S603
-            subprocess.Popen([*base, "serve", "--port", str(port)], env=env),  # noqa: S603
-        ]
+        children = {
+            "SMTP sink": subprocess.Popen([*base, "smtp_sink"], env=env),  # noqa: S603
+            "worker": subprocess.Popen([*base, "worker"], env=env),  # noqa: S603
+            "web server": subprocess.Popen([*base, "serve", "--port", str(port)], env=env),  # noqa: S603
+        }
         self.stdout.write("Web, worker and SMTP sink are running. Press Ctrl+C to stop.")
+        # Stopped by a process manager or a closed terminal rather than Ctrl+C: leave
+        # through the same clean-up, so no child is left running (holding the ports).
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(number, _stop)
         try:
-            while all(child.poll() is None for child in children):
+            while all(child.poll() is None for child in children.values()):
                 time.sleep(1)
-        except KeyboardInterrupt:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    self.stderr.write(f"The {name} stopped (exit code {child.returncode}); stopping the others.")
+        except (KeyboardInterrupt, _Stop):
             pass
         finally:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-            for child in children:
-                try:
-                    child.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            stop_children(list(children.values()))
+
+
+class _Stop(Exception):  # noqa: N818 — a signal, not an error
+    pass
+
+
+def _stop(signum, frame):  # noqa: ARG001
+    raise _Stop
+
+
+def stop_children(children: list[subprocess.Popen], timeout: float = 10) -> None:
+    """SIGTERM every child still running, then wait; kill any that outlives ``timeout``."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
