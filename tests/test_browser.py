@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from playwright.sync_api import expect, sync_playwright
 
 from enseigne.contacts.models import Contact
@@ -32,6 +33,9 @@ def browser_page():
         )
         page = browser.new_page(locale="fr-FR", viewport={"width": 1280, "height": 900})
         yield page
+        # The test's ORM calls ran in Playwright's greenlet context, where Django keeps a
+        # connection of its own: closed here, or it outlives the test database.
+        connections.close_all()
         browser.close()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
