@@ -295,3 +295,24 @@ def test_contacts_keep_which_import_created_them_until_it_is_deleted(world, do_i
     imp.delete()  # no database constraint (docs/decisions.md): Django clears the reference
     lea.refresh_from_db()
     assert lea.source_import_id is None
+
+
+def test_custom_attributes_are_checked_by_kind_row_by_row(world, do_import):
+    from enseigne.contacts.models import CustomAttribute
+
+    CustomAttribute.objects.create(key="points", label="Points", kind=CustomAttribute.Kind.NUMBER)
+    CustomAttribute.objects.create(key="adhesion", label="Adhésion", kind=CustomAttribute.Kind.DATE)
+    imp = do_import(
+        "email;points;adhesion\n"
+        "a@example.com;12,5;2024-03-01\n"
+        "b@example.com;nan;\n"
+        "c@example.com;Infinity;\n"
+        "d@example.com;douze;\n"
+        "e@example.com;3;hier\n",
+        mapping={"email": "email", "points": "attributes.points", "adhesion": "attributes.adhesion"},
+    )
+    assert (imp.created_count, imp.rejected_count) == (1, 4)
+    assert Contact.objects.get(email="a@example.com").attributes == {"points": 12.5, "adhesion": "2024-03-01"}
+    report = [(r.row_number, r.field, r.value) for r in imp.rejections.all()]
+    assert report == [(3, "points", "nan"), (4, "points", "Infinity"), (5, "points", "douze"), (6, "adhesion", "hier")]
+    assert {r.reason for r in imp.rejections.filter(field="points")} == {"not a number"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from functools import lru_cache
 
@@ -151,6 +152,8 @@ def clean_attribute(attribute: CustomAttribute, value: str):
             number = float(text.replace(",", "."))
         except ValueError:
             raise FieldError(_("not a number")) from None
+        if not math.isfinite(number):  # "nan", "inf": floats to Python, not numbers to JSON
+            raise FieldError(_("not a number"))
         return int(number) if number.is_integer() else number
     if kind == CustomAttribute.Kind.DATE:
         return clean_date(text).isoformat()
