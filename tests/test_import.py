@@ -316,3 +316,37 @@ def test_custom_attributes_are_checked_by_kind_row_by_row(world, do_import):
     report = [(r.row_number, r.field, r.value) for r in imp.rejections.all()]
     assert report == [(3, "points", "nan"), (4, "points", "Infinity"), (5, "points", "douze"), (6, "adhesion", "hier")]
     assert {r.reason for r in imp.rejections.filter(field="points")} == {"not a number"}
+
+
+def test_an_import_that_fails_its_last_attempt_says_where_it_stopped(world, settings, monkeypatch):
+    from types import SimpleNamespace
+
+    from enseigne.contacts.importer import BatchWriter
+    from enseigne.contacts.tasks import run_contact_import
+
+    settings.IMPORT_BATCH_ROWS = 50
+    rows = "\n".join(["email", *(f"p{i}@example.com" for i in range(120))]) + "\n"
+    imp = import_prepare(actor=world.manager_a, unit=world.unit_a, file_name="c.csv", content=rows.encode())
+    ContactImport.objects.filter(pk=imp.pk).update(status=ContactImport.Status.QUEUED, mapping={"email": "email"})
+    original, calls = BatchWriter.write_chunk, []
+
+    def second_batch_breaks(self, chunk):
+        calls.append(chunk)
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        return original(self, chunk)
+
+    monkeypatch.setattr(BatchWriter, "write_chunk", second_batch_breaks)
+    with pytest.raises(RuntimeError):  # an attempt with retries left: the queue retries it
+        run_contact_import.call_local(imp.pk, task=SimpleNamespace(retries=1))
+    imp.refresh_from_db()
+    assert (imp.status, imp.processed_rows, imp.created_count) == (ContactImport.Status.RUNNING, 50, 50)
+
+    calls.clear()
+    calls.append(None)  # the resumed attempt breaks on its first batch (rows 51-100)
+    with pytest.raises(RuntimeError):
+        run_contact_import.call_local(imp.pk, task=SimpleNamespace(retries=0))
+    imp.refresh_from_db()
+    assert imp.status == ContactImport.Status.FAILED
+    assert imp.error.startswith("Stopped by an unexpected error at line 52. The lines before it were imported;")
+    assert Contact.objects.filter(unit=world.unit_a).count() == 50  # nothing lost, nothing half-written

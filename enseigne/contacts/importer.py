@@ -629,6 +629,29 @@ def run_import(import_id: int) -> ContactImport:
         return _run_claimed(contact_import)
 
 
+def import_give_up(import_id: int) -> None:
+    """Mark an import that failed its last attempt as failed, saying where it stopped.
+
+    Each batch committed with its progress, so everything before that line is in the base
+    and nothing after it was touched; the user sees that, not an endless progress bar.
+    """
+    with db_scope(ALL):
+        contact_import = ContactImport.objects.filter(
+            pk=import_id, status__in=[ContactImport.Status.QUEUED, ContactImport.Status.RUNNING]
+        ).first()
+        if contact_import is None:
+            return
+        with translation.override(contact_import.language or settings.LANGUAGE_CODE):
+            error = _(
+                "Stopped by an unexpected error at line %(line)s. The lines before it were imported; "
+                "the ones from there on were not. Start the import again, or tell your administrator "
+                "if it happens again."
+            ) % {"line": contact_import.processed_rows + 2}
+        ContactImport.objects.filter(pk=import_id).update(
+            status=ContactImport.Status.FAILED, error=error, finished_at=timezone.now(),
+        )
+
+
 def _run_claimed(contact_import: ContactImport) -> ContactImport:
     import_id = contact_import.pk
     scope = [contact_import.unit_path]
