@@ -118,10 +118,12 @@ def test_credit_under_each_model(world, two_campaigns):
 
 def test_csv_import_reports_each_bad_row_and_skips_known_orders(world, two_campaigns):
     buyers, first, _second = two_campaigns
-    _clicked(world, buyers[0], first, timezone.now() - dt.timedelta(hours=5))
+    # Yesterday, so the click is before the sale whatever the time of day the test runs.
+    sold_at = (timezone.localtime() - dt.timedelta(days=1)).replace(hour=10, minute=30, second=0, microsecond=0)
+    _clicked(world, buyers[0], first, sold_at - dt.timedelta(hours=5))
     csv_text = (
         "order_id;unit;amount;date;email\n"
-        f"C-1;lyon;49,90;{timezone.localdate().isoformat()} 10:30;{buyers[0].email}\n"
+        f"C-1;lyon;49,90;{sold_at:%Y-%m-%d %H:%M};{buyers[0].email}\n"
         "C-2;lyon;abc;2026-01-01;\n"
         "C-3;lille;10;2026-01-01;\n"
         "C-4;nowhere;10;2026-01-01;\n"
