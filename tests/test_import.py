@@ -201,7 +201,7 @@ def test_the_one_statement_path_and_the_matching_path_write_the_same_contacts(wo
     the same contacts, consent proof, tags and counts."""
     from django.db import connection
 
-    from enseigne.contacts.importer import BatchWriter
+    from enseigne.contacts.import_writer import BatchWriter
     from enseigne.contacts.models import CustomAttribute
 
     CustomAttribute.objects.create(key="fidelite", label="Fidélité")
@@ -321,7 +321,7 @@ def test_custom_attributes_are_checked_by_kind_row_by_row(world, do_import):
 def test_an_import_that_fails_its_last_attempt_says_where_it_stopped(world, settings, monkeypatch):
     from types import SimpleNamespace
 
-    from enseigne.contacts.importer import BatchWriter
+    from enseigne.contacts.import_writer import BatchWriter
     from enseigne.contacts.tasks import run_contact_import
 
     settings.IMPORT_BATCH_ROWS = 50
