@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from enseigne.analytics import selectors, services
-from enseigne.brand.views import _sandboxed, message_preview
+from enseigne.brand.views import message_preview, sandboxed
 from enseigne.campaigns.models import Campaign
 from enseigne.campaigns.selectors import get_campaign_for_user
 from enseigne.lib.csvsafe import csv_rows
@@ -154,7 +154,7 @@ def gallery_preview(request: HttpRequest, public_id) -> HttpResponse:
     campaign = selectors.get_gallery_campaign(public_id)
     version = campaign.template.current
     if version is None:
-        return _sandboxed("<p>—</p>")
+        return sandboxed("<p>—</p>")
     return message_preview(version, services.campaign_values(campaign), campaign.owner, campaign.channel)
 
 

@@ -52,14 +52,14 @@ PAGE_SIZE = 48
 
 def message_preview(version, values: dict, unit: OrgNode, channel: str) -> HttpResponse:
     """A unit's message, with a sample contact, for a sandboxed preview frame (SMS as plain text)."""
-    if channel == "sms":
-        return _sandboxed("<pre style='white-space:pre-wrap;font:16px sans-serif'>"
+    if channel == Channel.SMS:
+        return sandboxed("<pre style='white-space:pre-wrap;font:16px sans-serif'>"
                           f"{escape(sms_preview(version, values, unit))}</pre>")
     html, _text = email_preview(version, values, unit)
-    return _sandboxed(html)
+    return sandboxed(html)
 
 
-def _sandboxed(html: str, status: int = 200, *, links_open_tabs: bool = False) -> HttpResponse:
+def sandboxed(html: str, status: int = 200, *, links_open_tabs: bool = False) -> HttpResponse:
     """``links_open_tabs``: the message's links open in a new, unsandboxed tab, as in a mail client
     (its own content still runs no script, submits no form and embeds no frame)."""
     response = HttpResponse(html, status=status)
@@ -72,7 +72,7 @@ def _sandboxed(html: str, status: int = 200, *, links_open_tabs: bool = False) -
 
 
 def _preview_error(errors: list[str]) -> HttpResponse:
-    return _sandboxed(render_to_string("brand/preview_error.html", {"errors": errors}))
+    return sandboxed(render_to_string("brand/preview_error.html", {"errors": errors}))
 
 
 # ---------------------------------------------------------------- asset library
@@ -330,8 +330,8 @@ def template_preview(request: HttpRequest) -> HttpResponse:
 
 def _preview_page(channel: str, rendered: str) -> HttpResponse:
     if channel == Channel.SMS:
-        return _sandboxed(render_to_string("brand/preview_sms.html", {"text": rendered, "length": measure(rendered)}))
-    return _sandboxed(rendered)
+        return sandboxed(render_to_string("brand/preview_sms.html", {"text": rendered, "length": measure(rendered)}))
+    return sandboxed(rendered)
 
 
 # ---------------------------------------------------------------- the unit's side

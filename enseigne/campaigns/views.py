@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from enseigne.brand.free import free_frame
 from enseigne.brand.models import LocalVersion
-from enseigne.brand.views import _sandboxed, message_preview
+from enseigne.brand.views import message_preview, sandboxed
 from enseigne.campaigns import audience, selectors, services
 from enseigne.campaigns.forms import (
     WEEKDAYS,
@@ -153,7 +153,7 @@ def campaign_message(request: HttpRequest, public_id) -> HttpResponse:
     version = campaign.template.current
     target = (audience.targets(campaign) or [None])[0]
     if version is None or target is None:
-        return _sandboxed("<p>—</p>")
+        return sandboxed("<p>—</p>")
     values = target.local_version.values if target.local_version else {}
     return message_preview(version, values, target.unit, campaign.channel)
 

@@ -135,6 +135,11 @@ class Contact(models.Model):
     def consent_for(self, channel: str) -> str:
         return self.email_consent if channel == Channel.EMAIL else self.sms_consent
 
+    def addresses(self) -> list[tuple[str, str]]:
+        """(channel, address) for each address the contact has."""
+        return [(channel, address) for channel, address in ((Channel.EMAIL, self.email), (Channel.SMS, self.phone))
+                if address]
+
 
 class ContactTagging(models.Model):
     # Both lookups are served by the two indexes below; no separate FK indexes.

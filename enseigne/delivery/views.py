@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from enseigne.brand.views import _sandboxed
+from enseigne.brand.views import sandboxed
 from enseigne.campaigns import services as campaign_services
 from enseigne.campaigns.views import campaign_action
 from enseigne.delivery import selectors
@@ -70,4 +70,4 @@ def outbox_message_body(request, pk: int):
     # As a mail client would: a link opens in a new tab (through the click redirect, if tracked).
     base = '<base target="_blank">'
     html, found = _HEAD.subn(lambda m: m.group(0) + base, html, count=1)
-    return _sandboxed(html if found else base + html, links_open_tabs=True)
+    return sandboxed(html if found else base + html, links_open_tabs=True)

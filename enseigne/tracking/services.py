@@ -58,16 +58,10 @@ def unsubscribe_target(token: str) -> UnsubscribeTarget | None:
         contact = row.contact
         already = contact is None or contact.consent_for(row.channel) not in VALID_CONSENT
         channels = () if contact is None else tuple(
-            (channel, contact.consent_for(channel) in VALID_CONSENT) for channel, _address in _addresses(contact))
+            (channel, contact.consent_for(channel) in VALID_CONSENT) for channel, _address in contact.addresses())
         tracking = None if contact is None or not contact.email else contact.open_tracking
         return UnsubscribeTarget(row.pk, row.channel, row.unit.name, root_of(row.unit).name, already, channels,
                                  tracking)
-
-
-def _addresses(contact: Contact) -> list[tuple[str, str]]:
-    """(channel, address) for each address the contact has."""
-    return [(channel, address) for channel, address in ((Channel.EMAIL, contact.email), (Channel.SMS, contact.phone))
-            if address]
 
 
 def _locked(recipient_id: int) -> tuple[Recipient | None, Contact | None]:
@@ -106,7 +100,7 @@ def preferences_save(*, recipient_id: int, keep: dict[str, bool], brand_wide: bo
         row, contact = _locked(recipient_id)
         if contact is None:
             return stopped
-        for channel, address in _addresses(contact):
+        for channel, address in contact.addresses():
             if keep.get(channel, True):
                 continue
             same = [contact]

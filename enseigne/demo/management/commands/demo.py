@@ -68,18 +68,14 @@ class Command(BaseCommand):
             for name, child in children.items():
                 if child.poll() is not None:
                     self.stderr.write(f"The {name} stopped (exit code {child.returncode}); stopping the others.")
-        except (KeyboardInterrupt, _Stop):
+        except KeyboardInterrupt:
             pass
         finally:
             stop_children(list(children.values()))
 
 
-class _Stop(Exception):  # noqa: N818 — a signal, not an error
-    pass
-
-
 def _stop(signum, frame):  # noqa: ARG001
-    raise _Stop
+    raise KeyboardInterrupt  # the same way out as Ctrl+C
 
 
 def stop_children(children: list[subprocess.Popen], timeout: float = 10) -> None:
