@@ -35,8 +35,8 @@ class Session(asyncio.Protocol):
                 end = self.buffer.find(b"\r\n.\r\n")
                 if end < 0:
                     break
-                message = self.buffer[:end + 2]
-                self.buffer = self.buffer[end + 5:]
+                message = self.buffer[: end + 2]
+                self.buffer = self.buffer[end + 5 :]
                 self.in_data = False
                 if len(Session.sample) < Session.limit:
                     Session.sample.append(message.replace(b"\r\n..", b"\r\n."))
@@ -50,7 +50,7 @@ class Session(asyncio.Protocol):
             if line_end < 0:
                 break
             line = self.buffer[:line_end].upper()
-            self.buffer = self.buffer[line_end + 2:]
+            self.buffer = self.buffer[line_end + 2 :]
             if line.startswith((b"EHLO", b"HELO")):
                 replies.append(b"250-bench\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
             elif line.startswith(b"DATA"):

@@ -89,24 +89,68 @@ def build(args) -> dict:
 
     with db_scope(ALL):
         roles = network.builtin_roles_ensure()
-        root = network.network_create(actor=None, name="Bench", code="bench-an", legal_name="Bench",
-                                      sending_domain="example.com")
-        regions = [network.node_create(actor=None, parent=root, kind="region", name=f"R{r}", code=f"bench-an-r{r}")
-                   for r in range(5)]
-        units = [network.node_create(actor=None, parent=regions[i % 5], kind="unit", name=f"U{i:03d}",
-                                     code=f"bench-an-u{i}") for i in range(args.units)]
-        hq = network.user_create(actor=None, email="bench-hq@example.com", password="bench-password-1")
+        root = network.network_create(
+            actor=None,
+            name="Bench",
+            code="bench-an",
+            legal_name="Bench",
+            sending_domain="example.com",
+        )
+        regions = [
+            network.node_create(
+                actor=None, parent=root, kind="region", name=f"R{r}", code=f"bench-an-r{r}"
+            )
+            for r in range(5)
+        ]
+        units = [
+            network.node_create(
+                actor=None,
+                parent=regions[i % 5],
+                kind="unit",
+                name=f"U{i:03d}",
+                code=f"bench-an-u{i}",
+            )
+            for i in range(args.units)
+        ]
+        hq = network.user_create(
+            actor=None, email="bench-hq@example.com", password="bench-password-1"
+        )
         network.membership_grant(actor=None, user=hq, node=root, role=roles["hq_admin"])
-        template = template_create(actor=hq, shared_with=root, channel="email", name="Saison", source=EMAIL_SOURCE,
-                                   subject="S")
-        made = Campaign.objects.bulk_create([
-            Campaign(kind=Campaign.Kind.LOCAL, channel="email", name=f"{u.name} #{i}", owner=u, owner_path=u.path,
-                     template=template, status=Campaign.Status.FINISHED)
-            for u in units for i in range(20)])
-        big = Campaign.objects.create(kind=Campaign.Kind.NATIONAL, channel="email", name="National", owner=root,
-                                      owner_path=root.path, template=template, status=Campaign.Status.FINISHED)
+        template = template_create(
+            actor=hq,
+            shared_with=root,
+            channel="email",
+            name="Saison",
+            source=EMAIL_SOURCE,
+            subject="S",
+        )
+        made = Campaign.objects.bulk_create(
+            [
+                Campaign(
+                    kind=Campaign.Kind.LOCAL,
+                    channel="email",
+                    name=f"{u.name} #{i}",
+                    owner=u,
+                    owner_path=u.path,
+                    template=template,
+                    status=Campaign.Status.FINISHED,
+                )
+                for u in units
+                for i in range(20)
+            ]
+        )
+        big = Campaign.objects.create(
+            kind=Campaign.Kind.NATIONAL,
+            channel="email",
+            name="National",
+            owner=root,
+            owner_path=root.path,
+            template=template,
+            status=Campaign.Status.FINISHED,
+        )
     Campaign.objects.filter(pk__in=[c.pk for c in made] + [big.pk]).update(
-        created_at=timezone.now() - dt.timedelta(days=400))
+        created_at=timezone.now() - dt.timedelta(days=400)
+    )
     set_role_switch(False)
     connection.close()
     today = timezone.localdate()
@@ -116,16 +160,29 @@ def build(args) -> dict:
     started = time.perf_counter()
     with _owner(args.database) as owner:
         owner.execute("CREATE TABLE bench_unit (n int, id bigint, path text)")
-        owner.cursor().executemany("INSERT INTO bench_unit VALUES (%s, %s, %s)", [(i, u.pk, u.path) for i, u in enumerate(units)])
-        owner.execute("CREATE TABLE bench_campaign (n int, id bigint, unit_id bigint, unit_path text)")
-        owner.cursor().executemany("INSERT INTO bench_campaign VALUES (%s, %s, %s, %s)",
-                          [(i, c.pk, c.owner_id, c.owner_path) for i, c in enumerate(made)])
+        owner.cursor().executemany(
+            "INSERT INTO bench_unit VALUES (%s, %s, %s)",
+            [(i, u.pk, u.path) for i, u in enumerate(units)],
+        )
+        owner.execute(
+            "CREATE TABLE bench_campaign (n int, id bigint, unit_id bigint, unit_path text)"
+        )
+        owner.cursor().executemany(
+            "INSERT INTO bench_campaign VALUES (%s, %s, %s, %s)",
+            [(i, c.pk, c.owner_id, c.owner_path) for i, c in enumerate(made)],
+        )
         owner.execute(BIG_SQL, {"campaign": big.pk, "units": len(units)})
         owner.execute(EVENTS_SQL, {"n": args.events - 2_000_000, "campaigns": len(made)})
         owner.execute("ANALYZE")
         total = owner.execute("SELECT count(*) FROM delivery_event").fetchone()[0]
-    return {"hq": hq, "root": root, "units": units, "big": big, "total": total,
-            "generated": time.perf_counter() - started}
+    return {
+        "hq": hq,
+        "root": root,
+        "units": units,
+        "big": big,
+        "total": total,
+        "generated": time.perf_counter() - started,
+    }
 
 
 def reuse() -> dict:
@@ -139,9 +196,14 @@ def reuse() -> dict:
     with db_scope(ALL):
         for model in (DailyStat, UnitDay, RollupState):
             model.objects.all().delete()
-        return {"hq": User.objects.get(email="bench-hq@example.com"), "root": OrgNode.objects.get(code="bench-an"),
-                "units": list(OrgNode.objects.filter(kind="unit").order_by("name")),
-                "big": Campaign.objects.get(name="National"), "total": Event.objects.count(), "generated": 0.0}
+        return {
+            "hq": User.objects.get(email="bench-hq@example.com"),
+            "root": OrgNode.objects.get(code="bench-an"),
+            "units": list(OrgNode.objects.filter(kind="unit").order_by("name")),
+            "big": Campaign.objects.get(name="National"),
+            "total": Event.objects.count(),
+            "generated": 0.0,
+        }
 
 
 def main() -> None:
@@ -150,8 +212,11 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--database", default=DEFAULT_DATABASE)
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep the database of the previous run (events and all) and measure again")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the database of the previous run (events and all) and measure again",
+    )
     args = parser.parse_args()
     os.environ["DATABASE_URL"] = args.database
     os.environ.setdefault("DATABASE_APP_ROLE", "enseigne_app")
@@ -191,7 +256,9 @@ def main() -> None:
         with db_scope([root.path]):
             events = Event.objects.filter(campaign_id=big.pk, machine=False)
             opens = events.filter(kind=Event.Kind.OPENED).count()
-            clickers = events.filter(kind=Event.Kind.CLICKED).aggregate(n=Count("recipient_id", distinct=True))["n"]
+            clickers = events.filter(kind=Event.Kind.CLICKED).aggregate(
+                n=Count("recipient_id", distinct=True)
+            )["n"]
         return opens, clickers
 
     report_ms, (opens, clickers) = _ms(report_totals, args.repeat)
@@ -202,12 +269,14 @@ def main() -> None:
         def run():
             with db_scope([root.path]):
                 return selectors.network_dashboard(hq, days=days, kpi="email_click_rate")
+
         return run
 
     def unit(days):
         def run():
             with db_scope([world["units"][7].path]):
                 return selectors.unit_dashboard(world["units"][7], days=days)
+
         return run
 
     def gallery():
@@ -219,22 +288,38 @@ def main() -> None:
     unit_90, _ = _ms(unit(90), args.repeat)
     unit_365, _ = _ms(unit(365), args.repeat)
     gallery_ms, entries = _ms(gallery, args.repeat)
-    table(f"Analytics over {world['total']:,} events, {args.units} units (PostgreSQL, median of {args.repeat})", [
-        ("measure", "value"),
-        ("events written (SQL, owner)", f"{world['total']:,} in {world['generated']:.0f} s"),
-        ("first rollup pass (every day since the first event)",
-         f"{first_seconds:.1f} s → {rows:,} daily rows ({first['days']} days)"),
-        ("incremental rollup pass (from the dirty day: today)", f"{incremental_seconds * 1000:.0f} ms "
-                                                              f"(dirty from {state.dirty_from:%Y-%m-%d %H:%M})"),
-        ("campaign report: opens + unique clickers, 2,000,000 events (rollups + raw events since the last pass)",
-         f"{report_ms:.1f} ms ({opens:,} opens, {clickers:,} clickers)"),
-        ("same two figures counted from the raw events (baseline)", f"{raw_ms:.1f} ms"),
-        (f"network dashboard as HQ, {len(board['rows'])} units, 90 days", f"{network_90:.0f} ms"),
-        (f"network dashboard as HQ, {len(board_year['rows'])} units, 365 days", f"{network_365:.0f} ms"),
-        ("unit dashboard, 90 days", f"{unit_90:.0f} ms"),
-        ("unit dashboard, 365 days", f"{unit_365:.0f} ms"),
-        (f"gallery ({len(entries)} campaigns shown)", f"{gallery_ms:.0f} ms"),
-    ])
+    table(
+        f"Analytics over {world['total']:,} events, {args.units} units (PostgreSQL, median of {args.repeat})",
+        [
+            ("measure", "value"),
+            ("events written (SQL, owner)", f"{world['total']:,} in {world['generated']:.0f} s"),
+            (
+                "first rollup pass (every day since the first event)",
+                f"{first_seconds:.1f} s → {rows:,} daily rows ({first['days']} days)",
+            ),
+            (
+                "incremental rollup pass (from the dirty day: today)",
+                f"{incremental_seconds * 1000:.0f} ms "
+                f"(dirty from {state.dirty_from:%Y-%m-%d %H:%M})",
+            ),
+            (
+                "campaign report: opens + unique clickers, 2,000,000 events (rollups + raw events since the last pass)",
+                f"{report_ms:.1f} ms ({opens:,} opens, {clickers:,} clickers)",
+            ),
+            ("same two figures counted from the raw events (baseline)", f"{raw_ms:.1f} ms"),
+            (
+                f"network dashboard as HQ, {len(board['rows'])} units, 90 days",
+                f"{network_90:.0f} ms",
+            ),
+            (
+                f"network dashboard as HQ, {len(board_year['rows'])} units, 365 days",
+                f"{network_365:.0f} ms",
+            ),
+            ("unit dashboard, 90 days", f"{unit_90:.0f} ms"),
+            ("unit dashboard, 365 days", f"{unit_365:.0f} ms"),
+            (f"gallery ({len(entries)} campaigns shown)", f"{gallery_ms:.0f} ms"),
+        ],
+    )
 
 
 if __name__ == "__main__":

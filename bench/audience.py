@@ -37,7 +37,9 @@ DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/enseigne_bench_audience"
 def _analyze(database: str) -> None:
     import psycopg
 
-    with psycopg.connect(database.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+    with psycopg.connect(
+        database.replace("postgres://", "postgresql://", 1), autocommit=True
+    ) as conn:
         conn.execute("ANALYZE")
 
 
@@ -69,23 +71,48 @@ def build(args) -> dict:
     now = timezone.now()
     with db_scope(ALL):
         roles = network.builtin_roles_ensure()
-        root = network.network_create(actor=None, name="Bench", code="bench-seg", legal_name="Bench",
-                                      sending_domain="example.com")
-        units = [network.node_create(actor=None, parent=root, kind="unit", name=f"U{i}", code=f"bench-seg-u{i}")
-                 for i in range(args.units)]
-        hq = network.user_create(actor=None, email="bench-hq@example.com", password="bench-password-1")
+        root = network.network_create(
+            actor=None,
+            name="Bench",
+            code="bench-seg",
+            legal_name="Bench",
+            sending_domain="example.com",
+        )
+        units = [
+            network.node_create(
+                actor=None, parent=root, kind="unit", name=f"U{i}", code=f"bench-seg-u{i}"
+            )
+            for i in range(args.units)
+        ]
+        hq = network.user_create(
+            actor=None, email="bench-hq@example.com", password="bench-password-1"
+        )
         network.membership_grant(actor=None, user=hq, node=root, role=roles["hq_admin"])
         started = time.perf_counter()
         with transaction.atomic():
             generate(units, args.contacts // args.units)
         generated = time.perf_counter() - started
-        services.pressure_rules_replace(actor=hq, node=root, rules=[("email", 2, 7), ("email", 4, 30)])
-        template = template_create(actor=hq, shared_with=root, channel="email", name="Saison", source=EMAIL_SOURCE,
-                                   subject="{{ contact.first_name }}, la saison commence")
+        services.pressure_rules_replace(
+            actor=hq, node=root, rules=[("email", 2, 7), ("email", 4, 30)]
+        )
+        template = template_create(
+            actor=hq,
+            shared_with=root,
+            channel="email",
+            name="Saison",
+            source=EMAIL_SOURCE,
+            subject="{{ contact.first_name }}, la saison commence",
+        )
 
         def national(name, send_at):
-            return services.campaign_create_national(actor=hq, channel="email", name=name, template=template,
-                                                     send_at=send_at, allow_opt_out=False)
+            return services.campaign_create_national(
+                actor=hq,
+                channel="email",
+                name=name,
+                template=template,
+                send_at=send_at,
+                allow_opt_out=False,
+            )
 
         started = time.perf_counter()
         for name, days, modulo in (("Past A", 2, 3), ("Past B", 5, 5)):
@@ -99,13 +126,15 @@ def build(args) -> dict:
                     "reason, detail, lease_owner, attempts, ambiguous_count, segments, feedback, sent_at) "
                     "SELECT %s, id, unit_id, unit_path, 'email', 'sent', '', '', '', 1, 0, 0, '', %s "
                     "FROM contacts_contact WHERE id %% %s = 0 AND email_consent = 'granted'",
-                    [past.pk, now - dt.timedelta(days=days), modulo])
+                    [past.pk, now - dt.timedelta(days=days), modulo],
+                )
             Campaign.objects.filter(pk=past.pk).update(status=Campaign.Status.FINISHED)
         with transaction.atomic(), connection.cursor() as cursor:
             # Contacts with consent (the 70 % where id % 10 < 7), or consent would hide them.
             cursor.execute(
                 "INSERT INTO contacts_suppression (channel, value_hash, unit_path, reason, created_at) "
-                "SELECT 'email', email_hash, '', 'hard_bounce', now() FROM contacts_contact WHERE id % 100 = 5")
+                "SELECT 'email', email_hash, '', 'hard_bounce', now() FROM contacts_contact WHERE id % 100 = 5"
+            )
     # As the owner, as autovacuum would after such a load, and once it is committed: inside
     # db_scope's transaction the statistics saw empty tables.
     _analyze(args.database)
@@ -115,7 +144,13 @@ def build(args) -> dict:
         services.campaign_submit(actor=hq, campaign=planned)
         services.campaign_schedule(actor=hq, campaign=planned, send_at=now + dt.timedelta(days=1))
         campaign = national("Measured", now + dt.timedelta(days=2))
-    return {"hq": hq, "units": units, "campaign": campaign, "generated": generated, "history": history}
+    return {
+        "hq": hq,
+        "units": units,
+        "campaign": campaign,
+        "generated": generated,
+        "history": history,
+    }
 
 
 def preview_figures(world, repeat: int) -> list[tuple]:
@@ -138,11 +173,18 @@ def preview_figures(world, repeat: int) -> list[tuple]:
     exclusions = ", ".join(f"{k} {v:,}" for k, v in sorted(result.exclusions.items()))
     sources = ", ".join(f"{name} {n:,}" for name, n in result.pressure_sources)
     return [
-        (f"national preview, 100 units, with pressure (median of {repeat})", f"{statistics.median(times):,.0f} ms",
-         f"{result.recipients:,} of {result.candidates:,}"),
+        (
+            f"national preview, 100 units, with pressure (median of {repeat})",
+            f"{statistics.median(times):,.0f} ms",
+            f"{result.recipients:,} of {result.candidates:,}",
+        ),
         ("  exclusions", "", exclusions),
         ("  pressure lost to", "", sources),
-        ("baseline: bare COUNT(*) of the units' contacts", f"{statistics.median(bare_times):,.0f} ms", f"{total:,}"),
+        (
+            "baseline: bare COUNT(*) of the units' contacts",
+            f"{statistics.median(bare_times):,.0f} ms",
+            f"{total:,}",
+        ),
     ]
 
 
@@ -158,7 +200,9 @@ def claim_figures(world, repeat: int) -> list[tuple]:
     campaign, hq = world["campaign"], world["hq"]
     with db_scope(ALL):
         services.campaign_submit(actor=hq, campaign=campaign)
-        services.campaign_schedule(actor=hq, campaign=campaign, send_at=timezone.now() + dt.timedelta(minutes=1))
+        services.campaign_schedule(
+            actor=hq, campaign=campaign, send_at=timezone.now() + dt.timedelta(minutes=1)
+        )
         started = time.perf_counter()
         ledger = services.campaign_launch(actor=hq, campaign=campaign)
         launch_s = time.perf_counter() - started
@@ -185,44 +229,84 @@ def claim_figures(world, repeat: int) -> list[tuple]:
                 got += len(rows)
                 with transaction.atomic(), db_scope(ALL):  # "sent", so the next claim moves on
                     Recipient.objects.filter(pk__any=[r["id"] for r in rows]).update(
-                        status=Recipient.Status.SENT, sent_at=timezone.now(), lease_owner="", lease_until=None)
+                        status=Recipient.Status.SENT,
+                        sent_at=timezone.now(),
+                        lease_owner="",
+                        lease_until=None,
+                    )
         return took, list(fetches), got
 
     def bare() -> list[float]:
         def once():
             with transaction.atomic(), db_scope(ALL), connection.cursor() as cursor:
-                cursor.execute("SELECT id FROM campaigns_recipient WHERE campaign_id = %s AND status = 'pending' "
-                               "ORDER BY id LIMIT 1000", [campaign.pk])
+                cursor.execute(
+                    "SELECT id FROM campaigns_recipient WHERE campaign_id = %s AND status = 'pending' "
+                    "ORDER BY id LIMIT 1000",
+                    [campaign.pk],
+                )
                 return cursor.fetchall()
+
         return _ms(once, repeat)[0]
 
-    rows = [("campaign launch: audience frozen into the ledger", f"{launch_s:,.1f} s", f"{ledger:,} rows")]
+    rows = [
+        (
+            "campaign launch: audience frozen into the ledger",
+            f"{launch_s:,.1f} s",
+            f"{ledger:,} rows",
+        )
+    ]
 
     def record(label):
         took, fetched, got = claims()
-        rows.append((f"{label}: fetch of the next 1,000 (median / p95)",
-                     f"{statistics.median(fetched):,.1f} / {_p95(fetched):,.1f} ms", f"{got:,} rows claimed"))
-        rows.append((f"{label}: whole claim, fetch + lease + commit", f"{statistics.median(took):,.1f} / "
-                     f"{_p95(took):,.1f} ms", ""))
+        rows.append(
+            (
+                f"{label}: fetch of the next 1,000 (median / p95)",
+                f"{statistics.median(fetched):,.1f} / {_p95(fetched):,.1f} ms",
+                f"{got:,} rows claimed",
+            )
+        )
+        rows.append(
+            (
+                f"{label}: whole claim, fetch + lease + commit",
+                f"{statistics.median(took):,.1f} / {_p95(took):,.1f} ms",
+                "",
+            )
+        )
         base = bare()
-        rows.append((f"{label}: baseline, bare SELECT … LIMIT 1000", f"{statistics.median(base):,.1f} / "
-                     f"{_p95(base):,.1f} ms", ""))
+        rows.append(
+            (
+                f"{label}: baseline, bare SELECT … LIMIT 1000",
+                f"{statistics.median(base):,.1f} / {_p95(base):,.1f} ms",
+                "",
+            )
+        )
 
     record("start")
     with transaction.atomic(), db_scope(ALL), connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM campaigns_recipient WHERE campaign_id = %s AND status = 'pending'",
-                       [campaign.pk])
+        cursor.execute(
+            "SELECT count(*) FROM campaigns_recipient WHERE campaign_id = %s AND status = 'pending'",
+            [campaign.pk],
+        )
         (pending,) = cursor.fetchone()
-        cursor.execute("SELECT id FROM campaigns_recipient WHERE campaign_id = %s AND status = 'pending' ORDER BY id "
-                       "OFFSET %s LIMIT 1", [campaign.pk, pending // 2])
+        cursor.execute(
+            "SELECT id FROM campaigns_recipient WHERE campaign_id = %s AND status = 'pending' ORDER BY id "
+            "OFFSET %s LIMIT 1",
+            [campaign.pk, pending // 2],
+        )
         (middle,) = cursor.fetchone()
-        cursor.execute("UPDATE campaigns_recipient SET status = 'sent', sent_at = now() WHERE campaign_id = %s "
-                       "AND status = 'pending' AND id < %s", [campaign.pk, middle])
+        cursor.execute(
+            "UPDATE campaigns_recipient SET status = 'sent', sent_at = now() WHERE campaign_id = %s "
+            "AND status = 'pending' AND id < %s",
+            [campaign.pk, middle],
+        )
     record("half sent")
     with transaction.atomic(), db_scope(ALL), connection.cursor() as cursor:
-        cursor.execute("UPDATE campaigns_recipient SET lease_owner = 'other', lease_until = now() + interval '1 hour' "
-                       "WHERE id IN (SELECT id FROM campaigns_recipient WHERE campaign_id = %s AND status = 'pending' "
-                       "ORDER BY id LIMIT 5000)", [campaign.pk])
+        cursor.execute(
+            "UPDATE campaigns_recipient SET lease_owner = 'other', lease_until = now() + interval '1 hour' "
+            "WHERE id IN (SELECT id FROM campaigns_recipient WHERE campaign_id = %s AND status = 'pending' "
+            "ORDER BY id LIMIT 5000)",
+            [campaign.pk],
+        )
     record("behind 5,000 rows leased by another worker")
     return rows
 
@@ -244,9 +328,15 @@ def main() -> None:
 
     django_ready()
     world = build(args)
-    rows = [("measure", "time", "result"),
-            ("generate contacts (SQL)", f"{world['generated']:,.0f} s", f"{args.contacts:,} in {args.units} units"),
-            ("history: two past ledgers, suppressions, ANALYZE", f"{world['history']:,.0f} s", "")]
+    rows = [
+        ("measure", "time", "result"),
+        (
+            "generate contacts (SQL)",
+            f"{world['generated']:,.0f} s",
+            f"{args.contacts:,} in {args.units} units",
+        ),
+        ("history: two past ledgers, suppressions, ANALYZE", f"{world['history']:,.0f} s", ""),
+    ]
     if not args.skip_preview:
         rows += preview_figures(world, 3)
     rows += claim_figures(world, args.repeat)

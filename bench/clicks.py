@@ -60,12 +60,23 @@ end
 def _env(database: str, data_dir: str) -> dict:
     env = dict(os.environ)
     # Production settings (no DEBUG, secrets and servers given), as a deployment runs them.
-    env.update({"DJANGO_SETTINGS_MODULE": "_clicks_settings", "PYTHONPATH": f"{BENCH}:{ROOT}", "DATABASE_URL": database,
-                "DATABASE_APP_ROLE": "enseigne_app" if database.startswith("postgres") else "",
-                "ENSEIGNE_MODE": "production", "SECRET_KEY": "bench-" + "x" * 50, "EMAIL_URL": "smtp://127.0.0.1:2525",
-                "SMS_URL": "outbox:",
-                "ENSEIGNE_DATA_DIR": data_dir, "HUEY_URL": "immediate:", "LOG_LEVEL": "WARNING",
-                "ALLOWED_HOSTS": "127.0.0.1,localhost", "ENSEIGNE_BASE_URL": "https://127.0.0.1"})
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "_clicks_settings",
+            "PYTHONPATH": f"{BENCH}:{ROOT}",
+            "DATABASE_URL": database,
+            "DATABASE_APP_ROLE": "enseigne_app" if database.startswith("postgres") else "",
+            "ENSEIGNE_MODE": "production",
+            "SECRET_KEY": "bench-" + "x" * 50,
+            "EMAIL_URL": "smtp://127.0.0.1:2525",
+            "SMS_URL": "outbox:",
+            "ENSEIGNE_DATA_DIR": data_dir,
+            "HUEY_URL": "immediate:",
+            "LOG_LEVEL": "WARNING",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "ENSEIGNE_BASE_URL": "https://127.0.0.1",
+        }
+    )
     return env
 
 
@@ -98,24 +109,67 @@ with open(sys.argv[1], "w") as out:
 
 def _wrk(url: str, script: Path, paths: Path, seconds: int, connections: int) -> dict:
     output = subprocess.run(  # noqa: S603
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url, "--", str(paths)],  # noqa: S607
-        capture_output=True, text=True, check=True).stdout
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+            "--",
+            str(paths),
+        ],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     requests = int(re.search(r"(\d+) requests in", output)[1])
-    errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|Socket errors:.*?)(\d+)", output))
-    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    errors = sum(
+        int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|Socket errors:.*?)(\d+)", output)
+    )
+    socket = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
     p = re.search(r"p50 ([\d.]+) p99 ([\d.]+) max ([\d.]+)", output)
-    return {"requests": requests, "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1]),
-            "p50": float(p[1]) / 1000, "p99": float(p[2]) / 1000, "max": float(p[3]) / 1000,
-            "errors": (sum(int(x) for x in socket.groups()) if socket else 0)
-            + int((re.search(r"Non-2xx or 3xx responses: (\d+)", output) or [0, 0])[1]), "raw": output,
-            "_unused": errors}
+    return {
+        "requests": requests,
+        "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1]),
+        "p50": float(p[1]) / 1000,
+        "p99": float(p[2]) / 1000,
+        "max": float(p[3]) / 1000,
+        "errors": (sum(int(x) for x in socket.groups()) if socket else 0)
+        + int((re.search(r"Non-2xx or 3xx responses: (\d+)", output) or [0, 0])[1]),
+        "raw": output,
+        "_unused": errors,
+    }
 
 
 def _server(env: dict, port: int, workers: int) -> subprocess.Popen:
     granian = Path(sys.executable).parent / "granian"
-    server = subprocess.Popen([str(granian), "--interface", "wsgi", "--workers", str(workers), "--host", "127.0.0.1",  # noqa: S603
-                               "--port", str(port), "--no-access-log", "--backlog", "2048", "config.wsgi:application"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [
+            str(granian),
+            "--interface",
+            "wsgi",
+            "--workers",
+            str(workers),
+            "--host",
+            "127.0.0.1",  # noqa: S603
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--backlog",
+            "2048",
+            "config.wsgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for _ in range(100):
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
@@ -137,10 +191,20 @@ def _stop(server: subprocess.Popen) -> None:
 
 
 def _count(env: dict) -> int:
-    code = ("import django; django.setup(); from enseigne.lib.rowsecurity import ALL, db_scope; "
-            "from enseigne.delivery.models import Event\nwith db_scope(ALL): print(Event.objects.filter(kind=4).count())")
-    return int(subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,  # noqa: S603
-                              check=True).stdout.split()[-1])
+    code = (
+        "import django; django.setup(); from enseigne.lib.rowsecurity import ALL, db_scope; "
+        "from enseigne.delivery.models import Event\nwith db_scope(ALL): print(Event.objects.filter(kind=4).count())"
+    )
+    return int(
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,  # noqa: S603
+            check=True,
+        ).stdout.split()[-1]
+    )
 
 
 def _exact(port: int, paths: list[str], total: int, threads: int = 8) -> int:
@@ -150,7 +214,9 @@ def _exact(port: int, paths: list[str], total: int, threads: int = 8) -> int:
     def lane(index: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         for n in range(index, total, threads):
-            connection.request("GET", paths[n % len(paths)], headers={"User-Agent": "Mozilla/5.0 Chrome/120.0"})
+            connection.request(
+                "GET", paths[n % len(paths)], headers={"User-Agent": "Mozilla/5.0 Chrome/120.0"}
+            )
             response = connection.getresponse()
             response.read()
             received[index] += response.status == 302
@@ -171,7 +237,9 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=50_000)
     parser.add_argument("--exact", type=int, default=20_000)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/enseigne_bench_clicks")
+    parser.add_argument(
+        "--database", default="postgres://postgres@127.0.0.1:5432/enseigne_bench_clicks"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
@@ -180,8 +248,12 @@ def main() -> None:
     paths_file = Path(data_dir) / "paths.txt"
     recreate_database(args.database)
     env = _env(args.database, data_dir)
-    subprocess.run([sys.executable, "-c", SETUP, str(paths_file), str(args.recipients)], cwd=ROOT, env=env,  # noqa: S603
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-c", SETUP, str(paths_file), str(args.recipients)],
+        cwd=ROOT,
+        env=env,  # noqa: S603
+        check=True,
+    )
     click_script = Path(data_dir) / "clicks.lua"
     click_script.write_text(LUA + DONE)
     bare_paths = Path(data_dir) / "bare.txt"
@@ -202,21 +274,49 @@ def main() -> None:
     finally:
         _stop(server)
     after_exact = _count(env) - recorded
-    table(f"Click redirects, granian WSGI × {args.workers} workers, wrk 2 threads × {args.connections} connections,"
-          f" {args.seconds} s each", [
-        ("endpoint", "requests/s", "p50", "p99", "max", "errors", "requests"),
-        ("bare Django 302 (same middleware)", f"{bare['rate']:,.0f}", f"{bare['p50']:.1f} ms", f"{bare['p99']:.1f} ms",
-         f"{bare['max']:.0f} ms", bare["errors"], f"{bare['requests']:,}"),
-        ("click redirect (token, link, event)", f"{clicks['rate']:,.0f}", f"{clicks['p50']:.1f} ms",
-         f"{clicks['p99']:.1f} ms", f"{clicks['max']:.0f} ms", clicks["errors"], f"{clicks['requests']:,}"),
-    ])
-    table("Every click in the events table", [
-        ("run", "302s received by the client", "clicks in the table", "difference"),
-        (f"wrk, {args.seconds} s", f"{clicks['requests']:,}", f"{recorded:,}",
-         f"{recorded - clicks['requests']:+,} (≤ {args.connections} in flight at the stop)"),
-        (f"exactly {args.exact:,} requests, 8 keep-alive clients", f"{exact_received:,}", f"{after_exact:,}",
-         f"{after_exact - exact_received:+,}"),
-    ])
+    table(
+        f"Click redirects, granian WSGI × {args.workers} workers, wrk 2 threads × {args.connections} connections,"
+        f" {args.seconds} s each",
+        [
+            ("endpoint", "requests/s", "p50", "p99", "max", "errors", "requests"),
+            (
+                "bare Django 302 (same middleware)",
+                f"{bare['rate']:,.0f}",
+                f"{bare['p50']:.1f} ms",
+                f"{bare['p99']:.1f} ms",
+                f"{bare['max']:.0f} ms",
+                bare["errors"],
+                f"{bare['requests']:,}",
+            ),
+            (
+                "click redirect (token, link, event)",
+                f"{clicks['rate']:,.0f}",
+                f"{clicks['p50']:.1f} ms",
+                f"{clicks['p99']:.1f} ms",
+                f"{clicks['max']:.0f} ms",
+                clicks["errors"],
+                f"{clicks['requests']:,}",
+            ),
+        ],
+    )
+    table(
+        "Every click in the events table",
+        [
+            ("run", "302s received by the client", "clicks in the table", "difference"),
+            (
+                f"wrk, {args.seconds} s",
+                f"{clicks['requests']:,}",
+                f"{recorded:,}",
+                f"{recorded - clicks['requests']:+,} (≤ {args.connections} in flight at the stop)",
+            ),
+            (
+                f"exactly {args.exact:,} requests, 8 keep-alive clients",
+                f"{exact_received:,}",
+                f"{after_exact:,}",
+                f"{after_exact - exact_received:+,}",
+            ),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ def make_csv(path: Path, rows: int, seed: int = 7) -> int:
         for i in range(rows):
             email = f"client.{i}@example.com"
             phone = f"0{rng.choice((61, 62, 64, 65, 66, 67, 68, 76, 77, 78))}{rng.randrange(0, 9_999_999):07d}"
-            birthday = f"{rng.randint(1950, 2004)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+            birthday = (
+                f"{rng.randint(1950, 2004)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+            )
             if i % 50 == 0:  # 2 % bad rows
                 bad += 1
                 email = f"client.{i}@"
@@ -58,7 +60,8 @@ def main() -> None:
     with db_scope(ALL):
         network.builtin_roles_ensure()
         root = OrgNode.objects.filter(code="bench").first() or network.network_create(
-            actor=None, name="Bench", code="bench", legal_name="Bench", sending_domain="example.com")
+            actor=None, name="Bench", code="bench", legal_name="Bench", sending_domain="example.com"
+        )
         code = f"bench-import-{int(time.time())}"
         unit = network.node_create(actor=None, parent=root, kind="unit", name=code, code=code)
     folder = Path(tempfile.mkdtemp())
@@ -81,11 +84,22 @@ def main() -> None:
     def timed_import() -> tuple[ContactImport, float]:
         with db_scope([unit.path]):
             imp = ContactImport.objects.create(
-                unit=unit, unit_path=unit.path, file_name="bench.csv", file_path=str(path), file_sha256="0" * 64,
+                unit=unit,
+                unit_path=unit.path,
+                file_name="bench.csv",
+                file_path=str(path),
+                file_sha256="0" * 64,
                 columns=["prenom", "nom", "email", "mobile", "naissance"],
-                mapping={"prenom": "first_name", "nom": "last_name", "email": "email", "mobile": "phone",
-                         "naissance": "birthday"},
-                consent_channels=["email"], consent_wording="bench", status=ContactImport.Status.QUEUED,
+                mapping={
+                    "prenom": "first_name",
+                    "nom": "last_name",
+                    "email": "email",
+                    "mobile": "phone",
+                    "naissance": "birthday",
+                },
+                consent_channels=["email"],
+                consent_wording="bench",
+                status=ContactImport.Status.QUEUED,
             )
         start = time.perf_counter()
         run_import(imp.pk)
@@ -111,8 +125,10 @@ def main() -> None:
         whole = pl.read_csv(path, separator=";", infer_schema=False)
         start = time.perf_counter()
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("CREATE TEMPORARY TABLE bench_copy (prenom text, nom text, email text, mobile text, "
-                           "naissance text) ON COMMIT DROP")
+            cursor.execute(
+                "CREATE TEMPORARY TABLE bench_copy (prenom text, nom text, email text, mobile text, "
+                "naissance text) ON COMMIT DROP"
+            )
             with cursor.cursor.copy("COPY bench_copy FROM STDIN") as copy:
                 for row in whole.iter_rows():
                     copy.write_row(row)
@@ -123,20 +139,30 @@ def main() -> None:
     rows += [
         ("database", connection.vendor),
         ("rows in file", f"{args.rows:,} ({size_mb:.0f} MB), {bad:,} bad"),
-        ("created / unchanged / rejected", f"{imp.created_count:,} / {imp.unchanged_count:,} / {imp.rejected_count:,}"),
+        (
+            "created / unchanged / rejected",
+            f"{imp.created_count:,} / {imp.unchanged_count:,} / {imp.rejected_count:,}",
+        ),
         ("contacts in unit afterwards", f"{landed:,}"),
         ("import, end to end", f"{elapsed:.1f} s = {args.rows / elapsed:,.0f} rows/s"),
     ]
     if again:
         rows += [
-            ("same file again: created / updated / unchanged", f"{again.created_count:,} / {again.updated_count:,} / "
-                                                                f"{again.unchanged_count:,}"),
-            ("same file again, end to end", f"{again_elapsed:.1f} s = {args.rows / again_elapsed:,.0f} rows/s"),
+            (
+                "same file again: created / updated / unchanged",
+                f"{again.created_count:,} / {again.updated_count:,} / {again.unchanged_count:,}",
+            ),
+            (
+                "same file again, end to end",
+                f"{again_elapsed:.1f} s = {args.rows / again_elapsed:,.0f} rows/s",
+            ),
         ]
     rows += [
         ("baseline: validation only (no DB, first 100k rows)", f"{validate_rate:,.0f} rows/s"),
-        ("baseline: bare COPY into a temp table (no checks)",
-         f"{copy_rate:,.0f} rows/s" if copy_rate else "PostgreSQL only"),
+        (
+            "baseline: bare COPY into a temp table (no checks)",
+            f"{copy_rate:,.0f} rows/s" if copy_rate else "PostgreSQL only",
+        ),
         ("peak memory (RSS)", f"{peak_mb:,.0f} MB"),
     ]
     table("Contact import", rows)

@@ -66,13 +66,27 @@ def main() -> None:
         start = time.perf_counter()
         compiled = compile_email(source)  # includes parsing both parts as Liquid
         compile_ms.append((time.perf_counter() - start) * 1000)
-    unit = {"name": "Maison Lumière Lyon", "address": "12 rue de la République, 69002 Lyon",
-            "phone": "04 78 00 00 00", "hours": "Lun–Sam 10h–19h"}
-    brand = {"name": "Maison Lumière", "logo_url": "https://cdn.example.com/logo.png", "legal_footer": "ML SAS"}
-    zones = {"headline": "Les soldes de Lyon", "body": "<p>Venez <b>samedi</b> !</p>", "tone": "b",
-             "hero": {"src": "https://cdn.example.com/hero.jpg", "alt": "Vitrine"}}
-    contacts = [{"first_name": f"Prénom{i}", "last_name": f"Nom{i}", "email": f"c{i}@example.com"}
-                for i in range(args.messages)]
+    unit = {
+        "name": "Maison Lumière Lyon",
+        "address": "12 rue de la République, 69002 Lyon",
+        "phone": "04 78 00 00 00",
+        "hours": "Lun–Sam 10h–19h",
+    }
+    brand = {
+        "name": "Maison Lumière",
+        "logo_url": "https://cdn.example.com/logo.png",
+        "legal_footer": "ML SAS",
+    }
+    zones = {
+        "headline": "Les soldes de Lyon",
+        "body": "<p>Venez <b>samedi</b> !</p>",
+        "tone": "b",
+        "hero": {"src": "https://cdn.example.com/hero.jpg", "alt": "Vitrine"},
+    }
+    contacts = [
+        {"first_name": f"Prénom{i}", "last_name": f"Nom{i}", "email": f"c{i}@example.com"}
+        for i in range(args.messages)
+    ]
 
     personaliser = Personaliser(compiled, zones)
     bare_template = Environment(autoescape=True).from_string(compiled.html)
@@ -96,27 +110,40 @@ def main() -> None:
     rates: dict[str, list[float]] = {"ours": [], "both": [], "bare": [], "same": []}
     per_round = max(1, args.messages // 5)
     for _round in range(5):
-        for name, fn in (("ours", ours_html), ("bare", bare_html), ("same", bare_same), ("both", ours_both)):
+        for name, fn in (
+            ("ours", ours_html),
+            ("bare", bare_html),
+            ("same", bare_same),
+            ("both", ours_both),
+        ):
             start = time.perf_counter()
             for i, contact in enumerate(contacts[:per_round]):
                 fn(contact, {"unsubscribe": f"https://t.example.com/u/{i}"})
             rates[name].append(per_round / (time.perf_counter() - start))
-    html_only, bare, same, both = (statistics.median(rates[k]) for k in ("ours", "bare", "same", "both"))
+    html_only, bare, same, both = (
+        statistics.median(rates[k]) for k in ("ours", "bare", "same", "both")
+    )
     ratio = statistics.median(b / o for b, o in zip(rates["bare"], rates["ours"], strict=True))
     ratio_same = statistics.median(b / o for b, o in zip(rates["same"], rates["ours"], strict=True))
 
     merge_tags = compiled.html.count("{{")
-    table("Email personalisation (one core)", [
-        ("measure", "value"),
-        ("compiled HTML", f"{len(compiled.html) / 1024:.0f} KB, {merge_tags} Liquid outputs"),
-        ("compile (MJML → inlined HTML → Liquid), median of 5", f"{statistics.median(compile_ms):.1f} ms"),
-        ("per-recipient render, HTML part, zones as data", f"{html_only:,.0f} messages/s"),
-        ("baseline: bare python-liquid render of the same HTML", f"{bare:,.0f} messages/s"),
-        ("ratio (bare / ours), HTML part, median of rounds", f"{ratio:.2f}×"),
-        ("baseline: bare render, same zone values as ours", f"{same:,.0f} messages/s"),
-        ("ratio (bare same zones / ours), median of rounds", f"{ratio_same:.2f}×"),
-        ("per-recipient render, HTML + plain-text parts", f"{both:,.0f} messages/s"),
-    ])
+    table(
+        "Email personalisation (one core)",
+        [
+            ("measure", "value"),
+            ("compiled HTML", f"{len(compiled.html) / 1024:.0f} KB, {merge_tags} Liquid outputs"),
+            (
+                "compile (MJML → inlined HTML → Liquid), median of 5",
+                f"{statistics.median(compile_ms):.1f} ms",
+            ),
+            ("per-recipient render, HTML part, zones as data", f"{html_only:,.0f} messages/s"),
+            ("baseline: bare python-liquid render of the same HTML", f"{bare:,.0f} messages/s"),
+            ("ratio (bare / ours), HTML part, median of rounds", f"{ratio:.2f}×"),
+            ("baseline: bare render, same zone values as ours", f"{same:,.0f} messages/s"),
+            ("ratio (bare same zones / ours), median of rounds", f"{ratio_same:.2f}×"),
+            ("per-recipient render, HTML + plain-text parts", f"{both:,.0f} messages/s"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -17,11 +17,14 @@ import time
 
 from _setup import django_ready, table
 
-RULES = {"match": "all", "rules": [
-    {"field": "consent_email", "op": "is_valid"},
-    {"field": "is_customer", "op": "is_true"},
-    {"field": "created_at", "op": "in_last_days", "value": 365},
-]}
+RULES = {
+    "match": "all",
+    "rules": [
+        {"field": "consent_email", "op": "is_valid"},
+        {"field": "is_customer", "op": "is_true"},
+        {"field": "created_at", "op": "in_last_days", "value": 365},
+    ],
+}
 
 
 def timed(fn, repeat=5):
@@ -92,25 +95,48 @@ def main() -> None:
     with db_scope(ALL):
         roles = network.builtin_roles_ensure()
         root = OrgNode.objects.filter(code="bench-seg").first()
-        if root is None or Contact.objects.filter(unit_path__startswith=root.path).count() != per_unit * args.units:
+        if (
+            root is None
+            or Contact.objects.filter(unit_path__startswith=root.path).count()
+            != per_unit * args.units
+        ):
             if root is not None:
                 raise SystemExit("bench-seg exists with another size: use a fresh database")
-            root = network.network_create(actor=None, name="Bench", code="bench-seg", legal_name="Bench",
-                                          sending_domain="example.com")
-            units = [network.node_create(actor=None, parent=root, kind="unit", name=f"U{i}", code=f"bench-seg-u{i}")
-                     for i in range(args.units)]
+            root = network.network_create(
+                actor=None,
+                name="Bench",
+                code="bench-seg",
+                legal_name="Bench",
+                sending_domain="example.com",
+            )
+            units = [
+                network.node_create(
+                    actor=None, parent=root, kind="unit", name=f"U{i}", code=f"bench-seg-u{i}"
+                )
+                for i in range(args.units)
+            ]
             start = time.perf_counter()
             with transaction.atomic():
                 generate(units, per_unit)
-            print(f"generated {per_unit * args.units:,} contacts in {time.perf_counter() - start:.0f} s")
-        units = list(OrgNode.objects.filter(path__startswith=root.path, kind="unit").order_by("path"))
+            print(
+                f"generated {per_unit * args.units:,} contacts in {time.perf_counter() - start:.0f} s"
+            )
+        units = list(
+            OrgNode.objects.filter(path__startswith=root.path, kind="unit").order_by("path")
+        )
         hq = User.objects.filter(email="bench-hq@example.com").first() or network.user_create(
-            actor=None, email="bench-hq@example.com", password="bench-password-1")
-        manager = User.objects.filter(email="bench-unit@example.com").first() or network.user_create(
-            actor=None, email="bench-unit@example.com", password="bench-password-1")
+            actor=None, email="bench-hq@example.com", password="bench-password-1"
+        )
+        manager = User.objects.filter(
+            email="bench-unit@example.com"
+        ).first() or network.user_create(
+            actor=None, email="bench-unit@example.com", password="bench-password-1"
+        )
         if not Membership.objects.filter(user=hq).exists():
             network.membership_grant(actor=None, user=hq, node=root, role=roles["hq_admin"])
-            network.membership_grant(actor=None, user=manager, node=units[0], role=roles["unit_manager"])
+            network.membership_grant(
+                actor=None, user=manager, node=units[0], role=roles["unit_manager"]
+            )
 
     def count_as(user, paths):
         with db_scope(paths):
@@ -134,12 +160,30 @@ def main() -> None:
 
     rows = [("measure", "median ms", "result", "baseline (same run)")]
     rows += [
-        (f"3-condition segment, network ({total:,} contacts)", f"{network_ms:,.0f}", f"{network_n:,}",
-         f"bare COUNT(*) {bare_network_ms:,.0f} ms"),
-        (f"3-condition segment, one unit ({unit_total:,})", f"{unit_ms:,.1f}", f"{unit_n:,}",
-         f"bare COUNT(*) {bare_unit_ms:,.1f} ms"),
-        ("contact list page 3 (50 rows), one unit", f"{page_ms:,.1f}", "200", "test client, full request"),
-        ("contact search 'Nom12', one unit", f"{search_ms:,.1f}", "200", "test client, full request"),
+        (
+            f"3-condition segment, network ({total:,} contacts)",
+            f"{network_ms:,.0f}",
+            f"{network_n:,}",
+            f"bare COUNT(*) {bare_network_ms:,.0f} ms",
+        ),
+        (
+            f"3-condition segment, one unit ({unit_total:,})",
+            f"{unit_ms:,.1f}",
+            f"{unit_n:,}",
+            f"bare COUNT(*) {bare_unit_ms:,.1f} ms",
+        ),
+        (
+            "contact list page 3 (50 rows), one unit",
+            f"{page_ms:,.1f}",
+            "200",
+            "test client, full request",
+        ),
+        (
+            "contact search 'Nom12', one unit",
+            f"{search_ms:,.1f}",
+            "200",
+            "test client, full request",
+        ),
     ]
     table(f"Segments and contact list on {connection.vendor}", rows)
 

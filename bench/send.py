@@ -35,20 +35,35 @@ sys.path.insert(0, str(ROOT))
 
 def _env(database: str, port: int, data_dir: str) -> dict:
     env = dict(os.environ)
-    env.update({"DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": database,
-                "DATABASE_APP_ROLE": "enseigne_app" if database.startswith("postgres") else "",
-                "EMAIL_URL": f"smtp://127.0.0.1:{port}", "ENSEIGNE_DATA_DIR": data_dir, "HUEY_URL": "immediate:",
-                "LOG_LEVEL": "WARNING"})
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": database,
+            "DATABASE_APP_ROLE": "enseigne_app" if database.startswith("postgres") else "",
+            "EMAIL_URL": f"smtp://127.0.0.1:{port}",
+            "ENSEIGNE_DATA_DIR": data_dir,
+            "HUEY_URL": "immediate:",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     return env
 
 
 def _start_sink(kind: str, port: int, sample_file: Path, data_dir: str) -> subprocess.Popen:
     if kind == "c":
         binary = Path(data_dir) / "sink"
-        subprocess.run(["gcc", "-O2", "-o", str(binary), str(ROOT / "bench" / "sink.c")], check=True)  # noqa: S603, S607
+        subprocess.run(
+            ["gcc", "-O2", "-o", str(binary), str(ROOT / "bench" / "sink.c")], check=True
+        )  # noqa: S603, S607
         command = [str(binary), str(port), str(sample_file), "5000"]
     else:
-        command = [sys.executable, str(ROOT / "bench" / "_sink.py"), str(port), str(sample_file), "5000"]
+        command = [
+            sys.executable,
+            str(ROOT / "bench" / "_sink.py"),
+            str(port),
+            str(sample_file),
+            "5000",
+        ]
     sink = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603
     time.sleep(0.5)
     return sink
@@ -91,11 +106,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/enseigne_bench_send")
+    parser.add_argument(
+        "--database", default="postgres://postgres@127.0.0.1:5432/enseigne_bench_send"
+    )
     parser.add_argument("--port", type=int, default=2599)
     parser.add_argument("--concurrency", type=int, default=4)  # ENSEIGNE_SMTP_CONCURRENCY default
     parser.add_argument("--sink", choices=["c", "python"], default="c")
-    parser.add_argument("--links", type=int, default=3, help="web links per message (click-tracked)")
+    parser.add_argument(
+        "--links", type=int, default=3, help="web links per message (click-tracked)"
+    )
     args = parser.parse_args()
 
     data_dir = "/tmp/enseigne-bench-send"
@@ -108,48 +127,90 @@ def main() -> None:
         env = _env(args.database, args.port, data_dir)
         env["ENSEIGNE_SMTP_CONCURRENCY"] = str(args.concurrency)
         setup_started = time.perf_counter()
-        setup = subprocess.run([sys.executable, "tests/send_scenario.py", str(args.recipients), str(args.links)], cwd=ROOT, env=env,  # noqa: S603
-                               capture_output=True, text=True, check=True)
+        setup = subprocess.run(
+            [sys.executable, "tests/send_scenario.py", str(args.recipients), str(args.links)],
+            cwd=ROOT,
+            env=env,  # noqa: S603
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         campaign_id = setup.stdout.strip().splitlines()[-1]
         setup_seconds = time.perf_counter() - setup_started
-        command = [sys.executable, "-c", (
-            "import resource, sys; from enseigne.cli import main; "
-            "main(['enseigne', 'send_campaign', sys.argv[1], '--until-finished']); "
-            "usage = resource.getrusage(resource.RUSAGE_SELF); "
-            "print('maxrss', usage.ru_maxrss, usage.ru_utime + usage.ru_stime)"), campaign_id]
+        command = [
+            sys.executable,
+            "-c",
+            (
+                "import resource, sys; from enseigne.cli import main; "
+                "main(['enseigne', 'send_campaign', sys.argv[1], '--until-finished']); "
+                "usage = resource.getrusage(resource.RUSAGE_SELF); "
+                "print('maxrss', usage.ru_maxrss, usage.ru_utime + usage.ru_stime)"
+            ),
+            campaign_id,
+        ]
         busy_before = _cpu_busy()
         started = time.perf_counter()
-        workers = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)  # noqa: S603
-                   for _ in range(args.workers)]
+        workers = [
+            subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)  # noqa: S603
+            for _ in range(args.workers)
+        ]
         outputs = [w.communicate()[0] for w in workers]
         elapsed = time.perf_counter() - started
         busy = (_cpu_busy() - busy_before) / elapsed / (os.cpu_count() or 1)
-        usage = [line.split() for out in outputs for line in out.splitlines() if line.startswith("maxrss")]
+        usage = [
+            line.split()
+            for out in outputs
+            for line in out.splitlines()
+            if line.startswith("maxrss")
+        ]
         rss = [int(u[1]) // 1024 for u in usage]
         worker_cpu = sum(float(u[2]) for u in usage)
         ours = args.recipients / elapsed
         samples = _samples(args.sink, sample_file)
-        baseline_messages = (samples * (args.recipients // max(1, len(samples)) + 1))[: min(args.recipients, 50_000)]
+        baseline_messages = (samples * (args.recipients // max(1, len(samples)) + 1))[
+            : min(args.recipients, 50_000)
+        ]
         raw = _baseline(args.port, baseline_messages, args.workers)
     finally:
         sink.terminate()
         received = sink.communicate()[0].split()
     expected = args.recipients + len(baseline_messages)
-    at_sink = f"{int(received[-1]):,} (expected {expected:,})" if args.sink == "c" else "not counted"
+    at_sink = (
+        f"{int(received[-1]):,} (expected {expected:,})" if args.sink == "c" else "not counted"
+    )
     engine = "PostgreSQL" if args.database.startswith("postgres") else "SQLite"
-    table("Campaign sending, end to end", [("measure", "value"),
-        ["engine, workers × SMTP connections, sink", f"{engine}, {args.workers} × {args.concurrency}, {args.sink}"],
-        ["recipients (web links per message, click-tracked)", f"{args.recipients:,} ({args.links})"],
-        ["setup (migrate, contacts, launch)", f"{setup_seconds:.1f} s"],
-        ["Enseigne end to end (claim → render → SMTP → mark)", f"{ours:,.0f} msg/s ({elapsed:.1f} s)"],
-        ["baseline: raw smtplib, pre-built messages, same sink", f"{raw:,.0f} msg/s"],
-        ["ratio baseline / Enseigne", f"{raw / ours:.2f}×"],
-        ["messages at the sink (Enseigne + baseline)", at_sink],
-        ["machine CPU busy during the send (all processes)", f"{busy:.0%}"],
-        ["worker CPU per message (all workers)", f"{worker_cpu / args.recipients * 1e6:.0f} µs"],
-        ["worker peak RSS", ", ".join(f"{r} MB" for r in rss)],
-        ["bench process peak RSS", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB"],
-    ])
+    table(
+        "Campaign sending, end to end",
+        [
+            ("measure", "value"),
+            [
+                "engine, workers × SMTP connections, sink",
+                f"{engine}, {args.workers} × {args.concurrency}, {args.sink}",
+            ],
+            [
+                "recipients (web links per message, click-tracked)",
+                f"{args.recipients:,} ({args.links})",
+            ],
+            ["setup (migrate, contacts, launch)", f"{setup_seconds:.1f} s"],
+            [
+                "Enseigne end to end (claim → render → SMTP → mark)",
+                f"{ours:,.0f} msg/s ({elapsed:.1f} s)",
+            ],
+            ["baseline: raw smtplib, pre-built messages, same sink", f"{raw:,.0f} msg/s"],
+            ["ratio baseline / Enseigne", f"{raw / ours:.2f}×"],
+            ["messages at the sink (Enseigne + baseline)", at_sink],
+            ["machine CPU busy during the send (all processes)", f"{busy:.0%}"],
+            [
+                "worker CPU per message (all workers)",
+                f"{worker_cpu / args.recipients * 1e6:.0f} µs",
+            ],
+            ["worker peak RSS", ", ".join(f"{r} MB" for r in rss)],
+            [
+                "bench process peak RSS",
+                f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB",
+            ],
+        ],
+    )
 
 
 if __name__ == "__main__":

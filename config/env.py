@@ -121,7 +121,9 @@ def email_from_url(url: str) -> dict:
         return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
     if parsed.scheme == "esp":
         if not parsed.path.startswith("anymail.backends."):
-            raise ImproperlyConfigured("EMAIL_URL esp: needs an anymail backend, e.g. esp:anymail.backends.mailgun.EmailBackend")
+            raise ImproperlyConfigured(
+                "EMAIL_URL esp: needs an anymail backend, e.g. esp:anymail.backends.mailgun.EmailBackend"
+            )
         return {"EMAIL_BACKEND": parsed.path}
     if parsed.scheme == "locmem":
         return {"EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"}

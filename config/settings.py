@@ -57,7 +57,8 @@ BASE_URL = env_str("ENSEIGNE_BASE_URL", "http://127.0.0.1:8000" if EMBEDDED else
 if not EMBEDDED and not BASE_URL.startswith("https://"):
     raise ImproperlyConfigured(
         f"ENSEIGNE_BASE_URL must be the public https:// address in production, got {BASE_URL!r}: "
-        "unsubscribe links (List-Unsubscribe) must be https.")
+        "unsubscribe links (List-Unsubscribe) must be https."
+    )
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -166,15 +167,18 @@ STORAGES = {
 # are random. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
 ASSET_BUCKET = env_str("ENSEIGNE_ASSET_BUCKET", "")
 if ASSET_BUCKET:
-    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-        "bucket_name": ASSET_BUCKET,
-        "endpoint_url": env_str("ENSEIGNE_ASSET_ENDPOINT_URL", "") or None,
-        "region_name": env_str("ENSEIGNE_ASSET_REGION", "") or None,
-        "custom_domain": env_str("ENSEIGNE_ASSET_CUSTOM_DOMAIN", "") or None,
-        "default_acl": "public-read",
-        "querystring_auth": False,
-        "file_overwrite": False,
-    }}
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": ASSET_BUCKET,
+            "endpoint_url": env_str("ENSEIGNE_ASSET_ENDPOINT_URL", "") or None,
+            "region_name": env_str("ENSEIGNE_ASSET_REGION", "") or None,
+            "custom_domain": env_str("ENSEIGNE_ASSET_CUSTOM_DOMAIN", "") or None,
+            "default_acl": "public-read",
+            "querystring_auth": False,
+            "file_overwrite": False,
+        },
+    }
 WHITENOISE_USE_FINDERS = True
 
 SESSION_COOKIE_HTTPONLY = True
@@ -188,7 +192,11 @@ _email = email_from_url(EMAIL_URL)
 globals().update(_email)
 # ESPs through django-anymail: EMAIL_URL=esp:anymail.backends.mailgun.EmailBackend and the
 # provider's settings as ANYMAIL_<NAME> variables (e.g. ANYMAIL_MAILGUN_API_KEY).
-ANYMAIL = {name[len("ANYMAIL_"):]: value for name, value in os.environ.items() if name.startswith("ANYMAIL_")}
+ANYMAIL = {
+    name[len("ANYMAIL_") :]: value
+    for name, value in os.environ.items()
+    if name.startswith("ANYMAIL_")
+}
 
 # Campaign sending (see docs/deploying.md in the README's engineer section).
 SMTP_CONCURRENCY = env_int("ENSEIGNE_SMTP_CONCURRENCY", 4)

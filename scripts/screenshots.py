@@ -1,6 +1,6 @@
 """Take the README screenshots from a running demo (`./dev demo`) with Debian's Chromium.
 
-    .venv/bin/python scripts/screenshots.py --url http://127.0.0.1:8000
+.venv/bin/python scripts/screenshots.py --url http://127.0.0.1:8000
 """
 
 import argparse
@@ -26,8 +26,11 @@ def main():
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="fr-FR")
         page = context.new_page()
         login(page, args.url, "siege@maison-lumiere.test")

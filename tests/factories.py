@@ -50,17 +50,41 @@ PERSONAS = ("hq_admin", "region_manager", "manager_a", "staff_a", "manager_b")
 def build_world() -> World:
     roles = network.builtin_roles_ensure()
     root = network.network_create(
-        actor=None, name="Maison Test", code="maison-test", legal_name="Maison Test SAS",
+        actor=None,
+        name="Maison Test",
+        code="maison-test",
+        legal_name="Maison Test SAS",
         sending_domain="news.example.com",
     )
-    region_a = network.node_create(actor=None, parent=root, kind="region", name="Sud-Est", code="sud-est")
+    region_a = network.node_create(
+        actor=None, parent=root, kind="region", name="Sud-Est", code="sud-est"
+    )
     region_b = network.node_create(actor=None, parent=root, kind="region", name="Nord", code="nord")
-    unit_a = network.node_create(actor=None, parent=region_a, kind="unit", name="Lyon", code="lyon",
-                                 profile={"city": "Lyon"}, tags=["pilot"])
-    unit_a2 = network.node_create(actor=None, parent=region_a, kind="unit", name="Grenoble", code="grenoble",
-                                  profile={"city": "Grenoble"})
-    unit_b = network.node_create(actor=None, parent=region_b, kind="unit", name="Lille", code="lille",
-                                 profile={"city": "Lille"})
+    unit_a = network.node_create(
+        actor=None,
+        parent=region_a,
+        kind="unit",
+        name="Lyon",
+        code="lyon",
+        profile={"city": "Lyon"},
+        tags=["pilot"],
+    )
+    unit_a2 = network.node_create(
+        actor=None,
+        parent=region_a,
+        kind="unit",
+        name="Grenoble",
+        code="grenoble",
+        profile={"city": "Grenoble"},
+    )
+    unit_b = network.node_create(
+        actor=None,
+        parent=region_b,
+        kind="unit",
+        name="Lille",
+        code="lille",
+        profile={"city": "Lille"},
+    )
 
     def person(email, role, node):
         user = network.user_create(actor=None, email=email, password=PASSWORD)
@@ -68,7 +92,12 @@ def build_world() -> World:
         return user
 
     return World(
-        root=root, region_a=region_a, region_b=region_b, unit_a=unit_a, unit_a2=unit_a2, unit_b=unit_b,
+        root=root,
+        region_a=region_a,
+        region_b=region_b,
+        unit_a=unit_a,
+        unit_a2=unit_a2,
+        unit_b=unit_b,
         hq_admin=person("hq@example.com", "hq_admin", root),
         hq_marketer=person("marketing@example.com", "hq_marketer", root),
         region_manager=person("region@example.com", "region_manager", region_a),

@@ -19,8 +19,16 @@ MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>]+>)", re.M)
 
 
 class FaultyHandler:
-    def __init__(self, *, seed: int = 7, reset: float = 0.0, r451: float = 0.0, r454: float = 0.0,
-                 r550: float = 0.0, drop_after: float = 0.0):
+    def __init__(
+        self,
+        *,
+        seed: int = 7,
+        reset: float = 0.0,
+        r451: float = 0.0,
+        r454: float = 0.0,
+        r550: float = 0.0,
+        drop_after: float = 0.0,
+    ):
         self.rng = random.Random(seed)
         self.rates = (r451, r454, r550, drop_after)
         self.reset = reset

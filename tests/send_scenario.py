@@ -40,13 +40,31 @@ def main(total: int, links: int = 0) -> None:
         world = build_world()
         unit = world.unit_a
         Contact.objects.bulk_create(
-            [Contact(unit=unit, unit_path=unit.path, email=f"p{i}@example.com", first_name=f"P{i}",
-                     email_consent=ConsentStatus.GRANTED) for i in range(total)], batch_size=5000)
-        extra = "".join(f' <a href="https://maison.example/offre-{n}?utm_source=enseigne&amp;utm_medium=email">'
-                        f"Offre {n}</a>" for n in range(1, links + 1))
-        template = template_create(actor=world.hq_admin, shared_with=world.root, channel="email", name="Saison",
-                                   source=EMAIL_SOURCE.replace("</mj-text>", f"{extra}</mj-text>"),
-                                   subject="{{ contact.first_name }}, la saison commence")
+            [
+                Contact(
+                    unit=unit,
+                    unit_path=unit.path,
+                    email=f"p{i}@example.com",
+                    first_name=f"P{i}",
+                    email_consent=ConsentStatus.GRANTED,
+                )
+                for i in range(total)
+            ],
+            batch_size=5000,
+        )
+        extra = "".join(
+            f' <a href="https://maison.example/offre-{n}?utm_source=enseigne&amp;utm_medium=email">'
+            f"Offre {n}</a>"
+            for n in range(1, links + 1)
+        )
+        template = template_create(
+            actor=world.hq_admin,
+            shared_with=world.root,
+            channel="email",
+            name="Saison",
+            source=EMAIL_SOURCE.replace("</mj-text>", f"{extra}</mj-text>"),
+            subject="{{ contact.first_name }}, la saison commence",
+        )
         campaign = local_campaign(world, template=template)
         launched(world, campaign)
     print(campaign.pk)
@@ -68,7 +86,11 @@ def unsubscribe_tail(campaign_id: int, count: int) -> None:
     from enseigne.tracking.services import unsubscribe
 
     with db_scope(ALL):
-        ids = list(Recipient.objects.filter(campaign_id=campaign_id).order_by("-id").values_list("id", flat=True)[:count])
+        ids = list(
+            Recipient.objects.filter(campaign_id=campaign_id)
+            .order_by("-id")
+            .values_list("id", flat=True)[:count]
+        )
     for pk in ids:
         unsubscribe(recipient_id=pk)
         print(pk, repr(time.time()), flush=True)

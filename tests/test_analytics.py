@@ -22,8 +22,15 @@ from tests.campaign_helpers import contacts, email_template, local_campaign
 
 PARIS = ZoneInfo("Europe/Paris")
 K = Event.Kind
-NAMES = {K.SENT: "sent", K.OPENED: "opened", K.CLICKED: "clicks", K.UNSUBSCRIBED: "unsubscribed",
-         K.BOUNCED: "bounced", K.COMPLAINED: "complained", K.CONVERTED: "conversions"}
+NAMES = {
+    K.SENT: "sent",
+    K.OPENED: "opened",
+    K.CLICKED: "clicks",
+    K.UNSUBSCRIBED: "unsubscribed",
+    K.BOUNCED: "bounced",
+    K.COMPLAINED: "complained",
+    K.CONVERTED: "conversions",
+}
 
 
 def at(day: int, hour: int, minute: int = 0) -> dt.datetime:
@@ -31,10 +38,16 @@ def at(day: int, hour: int, minute: int = 0) -> dt.datetime:
 
 
 def _national(world):
-    campaign = services.campaign_create_national(actor=world.hq_admin, channel="email", name="Printemps",
-                                                 template=email_template(world, "National"))
+    campaign = services.campaign_create_national(
+        actor=world.hq_admin,
+        channel="email",
+        name="Printemps",
+        template=email_template(world, "National"),
+    )
     services.campaign_submit(actor=world.hq_admin, campaign=campaign)
-    services.campaign_schedule(actor=world.hq_admin, campaign=campaign, send_at=at(1, 9).astimezone(dt.UTC))
+    services.campaign_schedule(
+        actor=world.hq_admin, campaign=campaign, send_at=at(1, 9).astimezone(dt.UTC)
+    )
     return campaign
 
 
@@ -42,18 +55,32 @@ def _random_events(rng, campaigns, units, start, end, n):
     """``n`` events between ``start`` and ``end``: repeat clicks, machine opens, conversions with amounts."""
     rows = []
     span = (end - start).total_seconds()
-    kinds = [K.SENT] * 5 + [K.OPENED] * 3 + [K.CLICKED] * 4 + [K.UNSUBSCRIBED, K.BOUNCED, K.COMPLAINED, K.CONVERTED]
+    kinds = (
+        [K.SENT] * 5
+        + [K.OPENED] * 3
+        + [K.CLICKED] * 4
+        + [K.UNSUBSCRIBED, K.BOUNCED, K.COMPLAINED, K.CONVERTED]
+    )
     for _ in range(n):
         campaign = rng.choice(campaigns)
         unit = campaign.owner if not campaign.is_national else rng.choice(units)
         kind = rng.choice(kinds)
         when = start + dt.timedelta(seconds=rng.uniform(0, span))
         recipient = None if kind == K.OPENED else rng.randrange(1, 40) + 1000 * unit.pk
-        rows.append(events.row(occurred_at=when, kind=kind, channel="email", campaign_id=campaign.pk,
-                               unit_id=unit.pk, unit_path=unit.path, recipient_id=recipient,
-                               link_id=rng.choice([None, 1, 2]) if kind == K.CLICKED else None,
-                               machine=kind in (K.OPENED, K.CLICKED) and rng.random() < 0.2,
-                               amount=Decimal(rng.randrange(100, 9000)) / 100 if kind == K.CONVERTED else None))
+        rows.append(
+            events.row(
+                occurred_at=when,
+                kind=kind,
+                channel="email",
+                campaign_id=campaign.pk,
+                unit_id=unit.pk,
+                unit_path=unit.path,
+                recipient_id=recipient,
+                link_id=rng.choice([None, 1, 2]) if kind == K.CLICKED else None,
+                machine=kind in (K.OPENED, K.CLICKED) and rng.random() < 0.2,
+                amount=Decimal(rng.randrange(100, 9000)) / 100 if kind == K.CONVERTED else None,
+            )
+        )
     events.write(rows)
     return rows
 
@@ -63,8 +90,12 @@ def _expected(rows, *, campaign=None, units=None, since=None):
     counts = defaultdict(Counter)
     clickers = defaultdict(set)
     revenue = defaultdict(Decimal)
-    for (when, kind, _ch, campaign_id, unit_id, _path, recipient, _link, machine, amount) in rows:
-        if machine or (campaign is not None and campaign_id != campaign.pk) or (units and unit_id not in units):
+    for when, kind, _ch, campaign_id, unit_id, _path, recipient, _link, machine, amount in rows:
+        if (
+            machine
+            or (campaign is not None and campaign_id != campaign.pk)
+            or (units and unit_id not in units)
+        ):
             continue
         if since is not None and when.astimezone(PARIS).date() < since:
             continue
@@ -90,9 +121,16 @@ def history(world):
     with time_machine.travel(at(10, 12), tick=False):
         second = _random_events(rng, [national, local], units, at(5, 9, 55), at(10, 11), 600)
         # A conversion reported late, dated before the last pass: touch() sends the next pass back.
-        late = events.row(occurred_at=at(2, 15), kind=K.CONVERTED, channel="email", campaign_id=national.pk,
-                          unit_id=world.unit_b.pk, unit_path=world.unit_b.path, recipient_id=5,
-                          amount=Decimal("120.00"))
+        late = events.row(
+            occurred_at=at(2, 15),
+            kind=K.CONVERTED,
+            channel="email",
+            campaign_id=national.pk,
+            unit_id=world.unit_b.pk,
+            unit_path=world.unit_b.path,
+            recipient_id=5,
+            amount=Decimal("120.00"),
+        )
         events.write([late])
         rollups.touch(late[0])
         rollups.refresh()
@@ -104,7 +142,15 @@ def test_the_rollups_equal_the_raw_events_after_incremental_passes(world, histor
     counts, clickers, revenue = _expected(rows)
     for unit in (world.unit_a, world.unit_a2, world.unit_b):
         stats = DailyStat.objects.filter(unit_id=unit.pk)
-        for name in ("sent", "opened", "clicks", "unsubscribed", "bounced", "complained", "conversions"):
+        for name in (
+            "sent",
+            "opened",
+            "clicks",
+            "unsubscribed",
+            "bounced",
+            "complained",
+            "conversions",
+        ):
             assert sum(s.__dict__[name] for s in stats) == counts[unit.pk][name], (unit.code, name)
         # First clicks only: a recipient who clicked on several days counts once.
         assert sum(s.clickers for s in stats) == clickers[unit.pk]
@@ -113,16 +159,22 @@ def test_the_rollups_equal_the_raw_events_after_incremental_passes(world, histor
         sent_local = sum(s.sent for s in stats if s.campaign_id == local.pk)
         sent_national = sum(s.sent for s in stats if s.campaign_id == national.pk)
         cost = sum((s.cost for s in stats), Decimal())
-        assert cost == (Decimal("0.0008") * sent_local + Decimal("0.0004") * sent_national).quantize(Decimal("0.0001"))
+        assert cost == (
+            Decimal("0.0008") * sent_local + Decimal("0.0004") * sent_national
+        ).quantize(Decimal("0.0001"))
     # The second pass rebuilt from 5 March on, and went back to 2 March for the late conversion only.
-    assert DailyStat.objects.filter(day=dt.date(2026, 3, 2), conversions__gt=0, unit_id=world.unit_b.pk).exists()
+    assert DailyStat.objects.filter(
+        day=dt.date(2026, 3, 2), conversions__gt=0, unit_id=world.unit_b.pk
+    ).exists()
     assert UnitDay.objects.filter(day=dt.date(2026, 3, 10)).count() == 3
 
 
 def test_a_pass_only_rebuilds_from_the_dirty_day(world, history):
     national, _local, _rows = history
     old = DailyStat.objects.filter(day=dt.date(2026, 3, 3)).first()
-    DailyStat.objects.filter(pk=old.pk).update(sent=999_999)  # a pass that rescanned 3 March would fix this
+    DailyStat.objects.filter(pk=old.pk).update(
+        sent=999_999
+    )  # a pass that rescanned 3 March would fix this
     with time_machine.travel(at(10, 18), tick=False):
         done = rollups.refresh()
     assert done["days"] == 1
@@ -132,17 +184,33 @@ def test_a_pass_only_rebuilds_from_the_dirty_day(world, history):
 def test_campaign_report_adds_events_not_rolled_up_yet_and_keeps_to_the_region(world, history):
     national, _local, rows = history
     with time_machine.travel(at(10, 12, 30), tick=False):
-        tail = _random_events(random.Random(7), [national], [world.unit_a, world.unit_a2, world.unit_b],
-                              at(10, 12, 1), at(10, 12, 29), 80)
+        tail = _random_events(
+            random.Random(7),
+            [national],
+            [world.unit_a, world.unit_a2, world.unit_b],
+            at(10, 12, 1),
+            at(10, 12, 29),
+            80,
+        )
         report = selectors.campaign_report(world.region_manager, national)
     region = {world.unit_a.pk, world.unit_a2.pk}
     counts, clickers, revenue = _expected(rows + tail, campaign=national, units=region)
     assert {r["unit"].pk for r in report["units"]} == region  # Lille is not the region's
     for row in report["units"]:
         unit = row["unit"].pk
-        assert (row["c"].sent, row["c"].opened, row["c"].clicks, row["c"].clickers, row["c"].conversions) == (
-            counts[unit]["sent"], counts[unit]["opened"], counts[unit]["clicks"], clickers[unit],
-            counts[unit]["conversions"])
+        assert (
+            row["c"].sent,
+            row["c"].opened,
+            row["c"].clicks,
+            row["c"].clickers,
+            row["c"].conversions,
+        ) == (
+            counts[unit]["sent"],
+            counts[unit]["opened"],
+            counts[unit]["clicks"],
+            clickers[unit],
+            counts[unit]["conversions"],
+        )
         assert row["c"].revenue == revenue[unit]
     assert report["total"].clickers == sum(clickers.values())
     assert report["relay_rate"].n == 2
@@ -151,7 +219,9 @@ def test_campaign_report_adds_events_not_rolled_up_yet_and_keeps_to_the_region(w
 def test_network_dashboard_for_a_region_manager_counts_only_the_subtree(world, history, client):
     _national_campaign, _local, rows = history
     today = dt.date(2026, 3, 10)
-    data = selectors.network_dashboard(world.region_manager, days=30, kpi="email_click_rate", today=today)
+    data = selectors.network_dashboard(
+        world.region_manager, days=30, kpi="email_click_rate", today=today
+    )
     counts, clickers, _revenue = _expected(rows, since=today - dt.timedelta(days=29))
     assert {r["unit"].pk for r in data["rows"]} == {world.unit_a.pk, world.unit_a2.pk}
     for row in data["rows"]:
@@ -173,10 +243,16 @@ def test_network_dashboard_for_a_region_manager_counts_only_the_subtree(world, h
         mine = client.get(answer["Location"], {"days": 30})
         assert mine.status_code == 200
         # The unit's request sees only its own rows (RLS on PostgreSQL), yet the medians are the network's.
-        expected = selectors.unit_dashboard(world.unit_a, days=30, today=dt.date(2026, 3, 10))["comparison"]
-        assert [r["network"] for r in mine.context["comparison"]] == [r["network"] for r in expected]
+        expected = selectors.unit_dashboard(world.unit_a, days=30, today=dt.date(2026, 3, 10))[
+            "comparison"
+        ]
+        assert [r["network"] for r in mine.context["comparison"]] == [
+            r["network"] for r in expected
+        ]
         assert expected[0]["network"] is not None
-        assert client.get(reverse("unit_dashboard", args=[world.unit_b.public_id])).status_code == 404
+        assert (
+            client.get(reverse("unit_dashboard", args=[world.unit_b.public_id])).status_code == 404
+        )
 
 
 def test_unit_dashboard_figures_and_comparison(world, history):
@@ -189,15 +265,17 @@ def test_unit_dashboard_figures_and_comparison(world, history):
     assert data["total"].revenue == revenue[world.unit_a.pk]
     assert {c["name"] for c in data["campaigns"]} == {"Printemps", local.name}
     every = _expected(rows)
-    rates = sorted(every[1].get(u, 0) / (every[0][u]["sent"] - every[0][u]["bounced"])
-                   for u in (world.unit_a.pk, world.unit_a2.pk, world.unit_b.pk))
+    rates = sorted(
+        every[1].get(u, 0) / (every[0][u]["sent"] - every[0][u]["bounced"])
+        for u in (world.unit_a.pk, world.unit_a2.pk, world.unit_b.pk)
+    )
     click = next(r for r in data["comparison"] if r["kpi"].key == "email_click_rate")
     assert click["network"] == pytest.approx(rates[1])  # the median of three units
 
 
 def test_report_csv_is_formula_safe(world, history, client):
     national, _local, _rows = history
-    world.unit_b.name = "=HYPERLINK(\"http://evil\")"
+    world.unit_b.name = '=HYPERLINK("http://evil")'
     world.unit_b.save()
     client.force_login(world.hq_admin)
     with time_machine.travel(at(10, 13), tick=False):
@@ -208,7 +286,10 @@ def test_report_csv_is_formula_safe(world, history, client):
     assert "'=HYPERLINK" in body
     assert page.status_code == 200
     client.force_login(world.manager_b)
-    assert client.get(reverse("campaign_report", args=[local_campaign(world).public_id])).status_code == 404
+    assert (
+        client.get(reverse("campaign_report", args=[local_campaign(world).public_id])).status_code
+        == 404
+    )
 
 
 def test_wilson_intervals_and_verdicts():
@@ -231,7 +312,9 @@ def test_refresh_stats_command_rebuilds_from_a_day(world, history):
         call_command("refresh_stats", "--from", "2026-03-01")
     _national, _local, rows = history
     counts, _c, _r = _expected(rows)
-    assert sum(DailyStat.objects.values_list("sent", flat=True)) == sum(c["sent"] for c in counts.values())
+    assert sum(DailyStat.objects.values_list("sent", flat=True)) == sum(
+        c["sent"] for c in counts.values()
+    )
     contacts(world.unit_a, 2)
     with time_machine.travel(at(11, 9), tick=False):
         rollups.refresh()

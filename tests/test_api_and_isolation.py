@@ -36,8 +36,12 @@ def test_invalid_token_is_401_and_session_is_not_enough_for_the_api(world, clien
 
 
 def test_api_create_validation_names_the_field(world, client):
-    response = client.post("/api/v1/contacts", {"unit": str(world.unit_a.public_id), "email": "x@", "phone": "1"},
-                           content_type="application/json", **bearer(world.manager_a))
+    response = client.post(
+        "/api/v1/contacts",
+        {"unit": str(world.unit_a.public_id), "email": "x@", "phone": "1"},
+        content_type="application/json",
+        **bearer(world.manager_a),
+    )
     assert response.status_code == 422
     assert sorted(response.json()["detail"]) == ["email", "phone"]
     assert Contact.objects.count() == 0
@@ -46,12 +50,23 @@ def test_api_create_validation_names_the_field(world, client):
 def test_api_patch_and_consent(world, client):
     contact = ContactFactory(unit=world.unit_a, email="c@example.com")
     headers = bearer(world.staff_a)
-    response = client.patch(f"/api/v1/contacts/{contact.public_id}", {"first_name": "Camille", "tags": ["vip"]},
-                            content_type="application/json", **headers)
-    assert (response.status_code, response.json()["first_name"], response.json()["tags"]) == (200, "Camille", ["vip"])
-    response = client.post(f"/api/v1/contacts/{contact.public_id}/consent-events",
-                           {"channel": "email", "status": "granted", "wording_version": "app-v2"},
-                           content_type="application/json", **headers)
+    response = client.patch(
+        f"/api/v1/contacts/{contact.public_id}",
+        {"first_name": "Camille", "tags": ["vip"]},
+        content_type="application/json",
+        **headers,
+    )
+    assert (response.status_code, response.json()["first_name"], response.json()["tags"]) == (
+        200,
+        "Camille",
+        ["vip"],
+    )
+    response = client.post(
+        f"/api/v1/contacts/{contact.public_id}/consent-events",
+        {"channel": "email", "status": "granted", "wording_version": "app-v2"},
+        content_type="application/json",
+        **headers,
+    )
     assert response.status_code == 201
     contact.refresh_from_db()
     assert contact.email_consent == "granted"
@@ -87,14 +102,17 @@ def test_contact_list_page_uses_a_fixed_number_of_queries(world, client):
 
 
 postgres_only = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="row-level security exists only on PostgreSQL; CI runs this file on both",
+    connection.vendor != "postgresql",
+    reason="row-level security exists only on PostgreSQL; CI runs this file on both",
 )
 
 
 @postgres_only
 def test_the_app_acts_as_an_unprivileged_role(db):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        cursor.execute(
+            "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
+        )
         assert cursor.fetchone() == (settings.DATABASE_APP_ROLE, False, False)
         cursor.execute("SELECT count(*) FROM pg_tables WHERE tableowner = current_user")
         assert cursor.fetchone() == (0,)
@@ -118,7 +136,9 @@ def test_rls_hides_other_units_rows_even_from_raw_sql(world):
     with db_scope([world.unit_a.path]), connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM contacts_contact")
         assert cursor.fetchone() == (2,)
-        cursor.execute("SELECT count(*) FROM contacts_contact WHERE unit_path = %s", [world.unit_b.path])
+        cursor.execute(
+            "SELECT count(*) FROM contacts_contact WHERE unit_path = %s", [world.unit_b.path]
+        )
         assert cursor.fetchone() == (0,)
     with db_scope([]), connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM contacts_contact")
@@ -132,5 +152,11 @@ def test_rls_hides_other_units_rows_even_from_raw_sql(world):
 def test_rls_refuses_writes_into_another_unit(world):
     from django.db import DatabaseError, transaction
 
-    with pytest.raises(DatabaseError, match="row-level security"), db_scope([world.unit_a.path]), transaction.atomic():
-        Contact.objects.create(unit=world.unit_b, unit_path=world.unit_b.path, email="x@example.com")
+    with (
+        pytest.raises(DatabaseError, match="row-level security"),
+        db_scope([world.unit_a.path]),
+        transaction.atomic(),
+    ):
+        Contact.objects.create(
+            unit=world.unit_b, unit_path=world.unit_b.path, email="x@example.com"
+        )

@@ -43,14 +43,21 @@ def media(settings, tmp_path):
 
 def upload(world, actor=None, node=None, own=False, data=None, kind="image", **kw):
     return asset_services.asset_upload(
-        actor=actor or world.hq_marketer, node=node or world.root, own=own, kind=kind,
-        name=kw.pop("name", "Visuel"), file_name=kw.pop("file_name", "visuel.png"),
-        data=data if data is not None else image_bytes(), **kw,
+        actor=actor or world.hq_marketer,
+        node=node or world.root,
+        own=own,
+        kind=kind,
+        name=kw.pop("name", "Visuel"),
+        file_name=kw.pop("file_name", "visuel.png"),
+        data=data if data is not None else image_bytes(),
+        **kw,
     )
 
 
 def test_upload_is_reencoded_without_exif_and_gets_renditions(world):
-    asset = upload(world, data=image_bytes("JPEG", size=(1600, 900), exif=True), file_name="photo.jpg")
+    asset = upload(
+        world, data=image_bytes("JPEG", size=(1600, 900), exif=True), file_name="photo.jpg"
+    )
     with Image.open(asset.file.path) as stored:
         assert stored.format == "JPEG"
         assert not stored.getexif(), "EXIF survived the re-encoding"
@@ -79,14 +86,20 @@ def test_animated_gif_keeps_its_frames(world):
         assert email.format == "GIF" and email.n_frames == 3
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "SVG"),
-    (b"<svg><script>alert(1)</script></svg>", "SVG"),
-    (b"<html><script>alert(1)</script></html>", "is not a PNG, JPEG, GIF or WebP"),
-    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 200, "damaged"),
-    (b"GIF89a<script>alert(1)</script>", "damaged"),
-    (b"", "is empty"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>',
+            "SVG",
+        ),
+        (b"<svg><script>alert(1)</script></svg>", "SVG"),
+        (b"<html><script>alert(1)</script></html>", "is not a PNG, JPEG, GIF or WebP"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 200, "damaged"),
+        (b"GIF89a<script>alert(1)</script>", "damaged"),
+        (b"", "is empty"),
+    ],
+)
 def test_bad_files_are_refused_by_content_with_a_reason(world, data, message):
     with pytest.raises(ValidationError) as caught:
         upload(world, data=data, file_name="innocent.png")
@@ -123,9 +136,14 @@ def test_sharing_follows_the_tree(world):
     assert lyon == {"Sud-Est", "National", "Lyon only"}
     assert lille == {"National"}
     assert grenoble == {"Sud-Est", "National"}
-    assert set(selectors.assets_for_user(world.manager_b).values_list("name", flat=True)) == {"National"}
+    assert set(selectors.assets_for_user(world.manager_b).values_list("name", flat=True)) == {
+        "National"
+    }
     assert set(selectors.assets_for_user(world.region_manager).values_list("name", flat=True)) == {
-        "Sud-Est", "National", "Lyon only"}
+        "Sud-Est",
+        "National",
+        "Lyon only",
+    }
     with pytest.raises(Http404):
         selectors.get_asset_for_user(world.manager_b, own.public_id)
     with pytest.raises(Http404):
@@ -148,22 +166,47 @@ def test_who_may_add_assets(world):
 def test_offers_and_products_are_validated_field_by_field(world):
     with pytest.raises(ValidationError) as caught:
         asset_services.asset_create(
-            actor=world.hq_marketer, node=world.root, own=False, kind="offer", name="",
-            data={"title": "", "valid_from": "2026-12-24", "valid_until": "2026-12-01",
-                  "url": "javascript:alert(1)"},
+            actor=world.hq_marketer,
+            node=world.root,
+            own=False,
+            kind="offer",
+            name="",
+            data={
+                "title": "",
+                "valid_from": "2026-12-24",
+                "valid_until": "2026-12-01",
+                "url": "javascript:alert(1)",
+            },
         )
     errors = caught.value.message_dict
     assert set(errors) == {"title", "valid_until", "url"}
     assert "ends before it starts" in errors["valid_until"][0]
     assert "https://" in errors["url"][0]
     with pytest.raises(ValidationError) as caught:
-        asset_services.asset_create(actor=world.hq_marketer, node=world.root, own=False, kind="product",
-                                    name="", data={"sku": "X1", "valid_from": "31/12/2026"})
+        asset_services.asset_create(
+            actor=world.hq_marketer,
+            node=world.root,
+            own=False,
+            kind="product",
+            name="",
+            data={"sku": "X1", "valid_from": "31/12/2026"},
+        )
     assert set(caught.value.message_dict) == {"name"}
     offer = asset_services.asset_create(
-        actor=world.hq_marketer, node=world.root, own=False, kind="offer", name="", tags="Noël, promo,noël",
-        data={"title": "-20 % sur tout", "price": "39 €", "valid_from": "2026-12-01", "valid_until": "2026-12-24",
-              "url": "https://maison.example.com/noel", "extra": "dropped"},
+        actor=world.hq_marketer,
+        node=world.root,
+        own=False,
+        kind="offer",
+        name="",
+        tags="Noël, promo,noël",
+        data={
+            "title": "-20 % sur tout",
+            "price": "39 €",
+            "valid_from": "2026-12-01",
+            "valid_until": "2026-12-24",
+            "url": "https://maison.example.com/noel",
+            "extra": "dropped",
+        },
     )
     assert offer.name == "-20 % sur tout" and offer.tags == ["noël", "promo"]
     assert "extra" not in offer.data
@@ -178,13 +221,23 @@ EMAIL = """<mjml><mj-body><mj-section><mj-column>
 
 @pytest.fixture
 def template(world):
-    return services.template_create(actor=world.hq_marketer, shared_with=world.root, channel="email",
-                                    name="Promo", source=EMAIL, subject="Promo")
+    return services.template_create(
+        actor=world.hq_marketer,
+        shared_with=world.root,
+        channel="email",
+        name="Promo",
+        source=EMAIL,
+        subject="Promo",
+    )
 
 
 def offer(world, **data):
     return asset_services.asset_create(
-        actor=world.hq_marketer, node=world.root, own=False, kind="offer", name="",
+        actor=world.hq_marketer,
+        node=world.root,
+        own=False,
+        kind="offer",
+        name="",
         data={"title": "Offre", "url": "https://maison.example.com/o", **data},
     )
 
@@ -192,12 +245,22 @@ def offer(world, **data):
 def test_a_pick_is_resolved_from_the_library_never_from_the_form(world, template):
     image, deal = upload(world), offer(world, price="10 €")
     local = services.local_version_save(
-        actor=world.manager_a, unit=world.unit_a, template=template,
-        values={"hero": {"asset": str(image.public_id), "src": "javascript:alert(1)", "alt": "Vitrine"},
-                "deal": {"asset": str(deal.public_id), "url": "https://evil.example.net/", "title": "Forged"}},
+        actor=world.manager_a,
+        unit=world.unit_a,
+        template=template,
+        values={
+            "hero": {"asset": str(image.public_id), "src": "javascript:alert(1)", "alt": "Vitrine"},
+            "deal": {
+                "asset": str(deal.public_id),
+                "url": "https://evil.example.net/",
+                "title": "Forged",
+            },
+        },
     )
     hero, picked = local.values["hero"], local.values["deal"]
-    assert hero["src"].startswith("http://") and hero["src"].endswith(image.email_rendition.name.rsplit("/")[-1])
+    assert hero["src"].startswith("http://") and hero["src"].endswith(
+        image.email_rendition.name.rsplit("/")[-1]
+    )
     assert hero["alt"] == "Vitrine"
     assert picked["url"] == "https://maison.example.com/o" and picked["title"] == "Offre"
     assert picked["price"] == "10 €"
@@ -209,15 +272,23 @@ def test_picks_out_of_scope_wrong_kind_or_expired_are_flagged(world, template):
     lille_only = upload(world, actor=world.manager_b, node=world.unit_b, own=True)
     expired = offer(world, valid_from="2020-01-01", valid_until="2020-01-31")
     local = services.local_version_save(
-        actor=world.manager_a, unit=world.unit_a, template=template,
-        values={"hero": {"asset": str(lille_only.public_id)}, "deal": {"asset": str(expired.public_id)}},
+        actor=world.manager_a,
+        unit=world.unit_a,
+        template=template,
+        values={
+            "hero": {"asset": str(lille_only.public_id)},
+            "deal": {"asset": str(expired.public_id)},
+        },
     )
     assert local.status == "flagged"
     assert "Zone “Visuel” uses a library item this unit cannot see." in local.problems
     assert "Zone “Offre”: the offer “Offre” ended on 2020-01-31." in local.problems
     assert "src" not in local.values["hero"]
     wrong = services.local_version_save(
-        actor=world.manager_a, unit=world.unit_a, template=template, local=local,
+        actor=world.manager_a,
+        unit=world.unit_a,
+        template=template,
+        local=local,
         values={"hero": {"asset": str(offer(world).public_id)}, "deal": {}},
     )
     assert "Zone “Visuel” takes an image or logo, not “Offre”." in wrong.problems
@@ -225,10 +296,15 @@ def test_picks_out_of_scope_wrong_kind_or_expired_are_flagged(world, template):
 
 def test_library_changes_reach_local_versions_and_delete_is_refused_while_used(world, template):
     deal = offer(world, price="10 €")
-    local = services.local_version_save(actor=world.manager_a, unit=world.unit_a, template=template,
-                                        values={"deal": {"asset": str(deal.public_id)}})
-    asset_services.asset_update(actor=world.hq_marketer, asset=deal,
-                                data={**deal.data, "price": "12 €"})
+    local = services.local_version_save(
+        actor=world.manager_a,
+        unit=world.unit_a,
+        template=template,
+        values={"deal": {"asset": str(deal.public_id)}},
+    )
+    asset_services.asset_update(
+        actor=world.hq_marketer, asset=deal, data={**deal.data, "price": "12 €"}
+    )
     local.refresh_from_db()
     assert local.values["deal"]["price"] == "12 €"
     with pytest.raises(ValidationError, match="used in 1 template"):
@@ -267,14 +343,23 @@ def test_empty_parts_of_a_picked_offer_leave_no_broken_image_or_button(world, te
     from enseigne.brand.previews import email_preview
 
     deal = offer(world)  # no picture
-    local = services.local_version_save(actor=world.manager_a, unit=world.unit_a, template=template,
-                                        values={"deal": {"asset": str(deal.public_id)}})
+    local = services.local_version_save(
+        actor=world.manager_a,
+        unit=world.unit_a,
+        template=template,
+        values={"deal": {"asset": str(deal.public_id)}},
+    )
     html, _text = email_preview(local.version, local.values, world.unit_a)
     assert "<img" not in html, "an empty picture or hero left an <img> behind"
     assert 'href="https://maison.example.com/o"' in html
     no_link = offer(world, url="")
-    local = services.local_version_save(actor=world.manager_a, unit=world.unit_a, template=template, local=local,
-                                        values={"deal": {"asset": str(no_link.public_id)}})
+    local = services.local_version_save(
+        actor=world.manager_a,
+        unit=world.unit_a,
+        template=template,
+        local=local,
+        values={"deal": {"asset": str(no_link.public_id)}},
+    )
     html, _text = email_preview(local.version, local.values, world.unit_a)
     assert "maison.example.com" not in html and "See the offer" not in html
 
@@ -282,9 +367,12 @@ def test_empty_parts_of_a_picked_offer_leave_no_broken_image_or_button(world, te
 def test_files_and_logos_hq_writes_into_a_template_count_as_used(world):
     picture, logo = upload(world), upload(world, kind="logo", variant="colour", name="Logo")
     unused = upload(world, name="Unused")
-    source = EMAIL.replace("<mj-text>{{ brand.legal_footer }}",
-                           f'<mj-image src="https://cdn.example.com/{picture.email_rendition.name}" />'
-                           "<mj-image src=\"{{ brand.logo_url }}\" /><mj-text>{{ brand.legal_footer }}")
-    services.template_create(actor=world.hq_marketer, shared_with=world.root, channel="email", name="HQ",
-                             source=source)
+    source = EMAIL.replace(
+        "<mj-text>{{ brand.legal_footer }}",
+        f'<mj-image src="https://cdn.example.com/{picture.email_rendition.name}" />'
+        '<mj-image src="{{ brand.logo_url }}" /><mj-text>{{ brand.legal_footer }}',
+    )
+    services.template_create(
+        actor=world.hq_marketer, shared_with=world.root, channel="email", name="HQ", source=source
+    )
     assert selectors.usage_counts([picture.pk, logo.pk, unused.pk]) == {picture.pk: 1, logo.pk: 1}

@@ -28,13 +28,19 @@ from enseigne.network.tokens import token_create
 from enseigne.tracking.models import Conversion
 from tests.factories import PASSWORD, ContactFactory, build_world
 
-PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS"
-       b"\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef\x00\x00\x00"
-       b"\x00IEND\xaeB`\x82")
-MATRIX_TEMPLATE = ('<mjml><mj-body><mj-section><mj-column><mj-text><ens-zone name="headline" kind="text">H</ens-zone>'
-                   "</mj-text></mj-column></mj-section></mj-body></mjml>")
-OUTBOX_RAW = ("From: x@example.com\r\nSubject: S\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n"
-              "\r\n<p>Bonjour</p>\r\n")
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS"
+    b"\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef\x00\x00\x00"
+    b"\x00IEND\xaeB`\x82"
+)
+MATRIX_TEMPLATE = (
+    '<mjml><mj-body><mj-section><mj-column><mj-text><ens-zone name="headline" kind="text">H</ens-zone>'
+    "</mj-text></mj-column></mj-section></mj-body></mjml>"
+)
+OUTBOX_RAW = (
+    "From: x@example.com\r\nSubject: S\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n"
+    "\r\n<p>Bonjour</p>\r\n"
+)
 PERSONAS = ("anon", "hq_admin", "region_manager", "manager_a", "staff_a", "manager_b")
 NO_OBJECT = None
 
@@ -56,55 +62,147 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("hq/audit/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
     ("units/<uuid:public_id>/", "GET"): ("unit", "302 200 200 200 200 200", "404 404 404 404"),
     ("units/<uuid:public_id>/edit/", "GET"): ("unit", "302 200 403 403 403 403", "404 404 404 404"),
-    ("units/<uuid:public_id>/edit/", "POST"): ("unit", "302 200 403 403 403 403", "404 404 404 404"),
+    ("units/<uuid:public_id>/edit/", "POST"): (
+        "unit",
+        "302 200 403 403 403 403",
+        "404 404 404 404",
+    ),
     ("contacts/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
     ("contacts/new/", "GET"): (NO_OBJECT, "302 200 403 200 200 200", None),
     ("contacts/new/", "POST"): (NO_OBJECT, "302 200 403 200 200 200", None),
     ("contacts/export.csv", "GET"): (NO_OBJECT, "302 200 403 200 403 200", None),
-    ("contacts/<uuid:public_id>/", "GET"): ("contact", "302 200 200 200 200 200", "404 404 404 404"),
-    ("contacts/<uuid:public_id>/edit/", "GET"): ("contact", "302 200 403 200 200 200", "404 404 404 404"),
-    ("contacts/<uuid:public_id>/edit/", "POST"): ("contact", "302 200 403 200 200 200", "404 404 404 404"),
-    ("contacts/<uuid:public_id>/consent/", "POST"): ("contact", "302 302 403 302 302 302", "404 404 404 404"),
-    ("contacts/<uuid:public_id>/data.json", "GET"): ("contact", "302 200 403 200 403 200", "404 404 404 404"),
-    ("contacts/<uuid:public_id>/erase/", "GET"): ("contact", "302 200 403 200 403 200", "404 404 404 404"),
-    ("contacts/<uuid:public_id>/erase/", "POST"): ("contact", "302 302 403 302 403 302", "404 404 404 404"),
+    ("contacts/<uuid:public_id>/", "GET"): (
+        "contact",
+        "302 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("contacts/<uuid:public_id>/edit/", "GET"): (
+        "contact",
+        "302 200 403 200 200 200",
+        "404 404 404 404",
+    ),
+    ("contacts/<uuid:public_id>/edit/", "POST"): (
+        "contact",
+        "302 200 403 200 200 200",
+        "404 404 404 404",
+    ),
+    ("contacts/<uuid:public_id>/consent/", "POST"): (
+        "contact",
+        "302 302 403 302 302 302",
+        "404 404 404 404",
+    ),
+    ("contacts/<uuid:public_id>/data.json", "GET"): (
+        "contact",
+        "302 200 403 200 403 200",
+        "404 404 404 404",
+    ),
+    ("contacts/<uuid:public_id>/erase/", "GET"): (
+        "contact",
+        "302 200 403 200 403 200",
+        "404 404 404 404",
+    ),
+    ("contacts/<uuid:public_id>/erase/", "POST"): (
+        "contact",
+        "302 302 403 302 403 302",
+        "404 404 404 404",
+    ),
     ("imports/", "GET"): (NO_OBJECT, "302 200 403 200 403 200", None),
     ("imports/", "POST"): (NO_OBJECT, "302 200 403 200 403 200", None),
     ("imports/<uuid:public_id>/", "GET"): ("import", "302 200 404 200 404 200", "404 404 404 404"),
     ("imports/<uuid:public_id>/", "POST"): ("import", "302 200 404 200 404 200", "404 404 404 404"),
-    ("imports/<uuid:public_id>/progress/", "GET"): ("import", "302 200 404 200 404 200", "404 404 404 404"),
-    ("imports/<uuid:public_id>/rejections.csv", "GET"): ("import", "302 200 404 200 404 200", "404 404 404 404"),
+    ("imports/<uuid:public_id>/progress/", "GET"): (
+        "import",
+        "302 200 404 200 404 200",
+        "404 404 404 404",
+    ),
+    ("imports/<uuid:public_id>/rejections.csv", "GET"): (
+        "import",
+        "302 200 404 200 404 200",
+        "404 404 404 404",
+    ),
     ("segments/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
     ("segments/new/", "GET"): (NO_OBJECT, "302 200 200 200 403 200", None),
     ("segments/new/", "POST"): (NO_OBJECT, "302 200 200 200 403 200", None),
     ("segments/count/", "POST"): (NO_OBJECT, "302 200 200 200 200 200", None),
-    ("segments/<uuid:public_id>/", "GET"): ("segment", "302 200 200 200 200 200", "404 404 404 404"),
-    ("segments/<uuid:public_id>/", "POST"): ("segment", "302 200 200 200 403 200", "404 404 404 404"),
-    ("segments/<uuid:public_id>/delete/", "POST"): ("segment", "302 302 302 302 403 302", "404 404 404 404"),
+    ("segments/<uuid:public_id>/", "GET"): (
+        "segment",
+        "302 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("segments/<uuid:public_id>/", "POST"): (
+        "segment",
+        "302 200 200 200 403 200",
+        "404 404 404 404",
+    ),
+    ("segments/<uuid:public_id>/delete/", "POST"): (
+        "segment",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
     ("brand/assets/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
     ("brand/assets/", "POST"): (NO_OBJECT, "302 200 403 200 403 200", None),
     ("brand/assets/new/<slug:kind>/", "GET"): (NO_OBJECT, "302 200 403 200 403 200", None),
     ("brand/assets/new/<slug:kind>/", "POST"): (NO_OBJECT, "302 200 403 200 403 200", None),
-    ("brand/assets/<uuid:public_id>/", "GET"): ("asset", "302 200 200 200 200 200", "404 404 404 404"),
-    ("brand/assets/<uuid:public_id>/", "POST"): ("asset", "302 302 403 302 403 302", "404 404 404 404"),
-    ("brand/assets/<uuid:public_id>/delete/", "POST"): ("asset", "302 302 403 302 403 302", "404 404 404 404"),
+    ("brand/assets/<uuid:public_id>/", "GET"): (
+        "asset",
+        "302 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("brand/assets/<uuid:public_id>/", "POST"): (
+        "asset",
+        "302 302 403 302 403 302",
+        "404 404 404 404",
+    ),
+    ("brand/assets/<uuid:public_id>/delete/", "POST"): (
+        "asset",
+        "302 302 403 302 403 302",
+        "404 404 404 404",
+    ),
     ("media/assets/<path:path>", "GET"): ("asset", "200 200 200 200 200 200", None),
     ("brand/templates/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
     ("brand/templates/new/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
     ("brand/templates/new/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
     ("brand/templates/preview/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
-    ("brand/templates/<uuid:public_id>/", "GET"): ("template", "302 200 403 403 403 403", "404 404 404 404"),
-    ("brand/templates/<uuid:public_id>/", "POST"): ("template", "302 200 403 403 403 403", "404 404 404 404"),
-    ("brand/templates/<uuid:public_id>/personalise/", "GET"): ("template", "302 200 200 200 403 200",
-                                                                "404 404 404 404"),
-    ("brand/templates/<uuid:public_id>/personalise/", "POST"): ("template", "302 302 302 302 403 302",
-                                                                 "404 404 404 404"),
-    ("brand/templates/<uuid:public_id>/preview/", "POST"): ("template", "302 200 200 200 200 200",
-                                                             "404 404 404 404"),
-    ("brand/templates/<uuid:public_id>/sms-length/", "POST"): ("sms_template", "302 200 200 200 200 200",
-                                                                "404 404 404 404"),
-    ("brand/local/<uuid:public_id>/", "GET"): ("local", "302 200 200 200 200 200", "404 404 404 404"),
-    ("brand/local/<uuid:public_id>/", "POST"): ("local", "302 302 302 302 403 302", "404 404 404 404"),
+    ("brand/templates/<uuid:public_id>/", "GET"): (
+        "template",
+        "302 200 403 403 403 403",
+        "404 404 404 404",
+    ),
+    ("brand/templates/<uuid:public_id>/", "POST"): (
+        "template",
+        "302 200 403 403 403 403",
+        "404 404 404 404",
+    ),
+    ("brand/templates/<uuid:public_id>/personalise/", "GET"): (
+        "template",
+        "302 200 200 200 403 200",
+        "404 404 404 404",
+    ),
+    ("brand/templates/<uuid:public_id>/personalise/", "POST"): (
+        "template",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
+    ("brand/templates/<uuid:public_id>/preview/", "POST"): (
+        "template",
+        "302 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("brand/templates/<uuid:public_id>/sms-length/", "POST"): (
+        "sms_template",
+        "302 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("brand/local/<uuid:public_id>/", "GET"): (
+        "local",
+        "302 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("brand/local/<uuid:public_id>/", "POST"): (
+        "local",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
     ("campaigns/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
     ("campaigns/new/", "GET"): (NO_OBJECT, "302 200 200 200 403 200", None),
     ("campaigns/new/", "POST"): (NO_OBJECT, "302 200 200 200 403 200", None),
@@ -118,34 +216,118 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     # empty form from HQ is a 400 (nothing saved).
     ("campaigns/rules/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
     ("campaigns/rules/", "POST"): (NO_OBJECT, "302 400 403 403 403 403", None),
-    ("campaigns/<uuid:public_id>/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/audience/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/message/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/progress/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/report/", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/report.csv", "GET"): ("campaign", "302 200 200 200 200 200", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/report/", "POST"): ("campaign", "302 405 405 405 405 405", "405 405 405 405"),
+    ("campaigns/<uuid:public_id>/", "GET"): (
+        "campaign",
+        "302 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/audience/", "GET"): (
+        "campaign",
+        "302 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/message/", "GET"): (
+        "campaign",
+        "302 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/progress/", "GET"): (
+        "campaign",
+        "302 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/report/", "GET"): (
+        "campaign",
+        "302 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/report.csv", "GET"): (
+        "campaign",
+        "302 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/report/", "POST"): (
+        "campaign",
+        "302 405 405 405 405 405",
+        "405 405 405 405",
+    ),
     # HQ and regions get the network dashboard; a unit's people are sent to their unit's.
     ("results/", "GET"): (NO_OBJECT, "302 200 200 302 302 302", None),
     ("gallery/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
     # Every unit learns from every other: the gallery's campaigns are no unit's secret.
-    ("gallery/<uuid:public_id>/preview/", "GET"): ("gallery", "302 200 200 200 200 200", "200 200 200 200"),
+    ("gallery/<uuid:public_id>/preview/", "GET"): (
+        "gallery",
+        "302 200 200 200 200 200",
+        "200 200 200 200",
+    ),
     # Copying needs a unit to copy into: HQ and a region name it (none given here: 403).
-    ("gallery/<uuid:public_id>/copy/", "POST"): ("gallery", "302 403 403 302 403 302", "403 302 403 302"),
-    ("gallery/<uuid:public_id>/promote/", "POST"): ("gallery", "302 302 403 403 403 403", "403 403 403 403"),
+    ("gallery/<uuid:public_id>/copy/", "POST"): (
+        "gallery",
+        "302 403 403 302 403 302",
+        "403 302 403 302",
+    ),
+    ("gallery/<uuid:public_id>/promote/", "POST"): (
+        "gallery",
+        "302 302 403 403 403 403",
+        "403 403 403 403",
+    ),
     ("results/sales/", "GET"): (NO_OBJECT, "302 200 403 200 403 200", None),
     ("results/sales/", "POST"): (NO_OBJECT, "302 200 403 200 403 200", None),
-    ("results/units/<uuid:public_id>/", "GET"): ("unit", "302 200 200 200 200 200", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/submit/", "POST"): ("campaign", "302 302 302 302 403 302", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/approve/", "POST"): ("campaign", "302 302 302 403 403 403", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/reject/", "POST"): ("campaign", "302 302 302 403 403 403", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/schedule/", "POST"): ("campaign", "302 302 302 302 403 302", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/cancel/", "POST"): ("campaign", "302 302 302 302 403 302", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/relay/", "POST"): ("campaign", "302 403 403 403 403 403", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/move/", "POST"): ("campaign", "302 400 400 400 403 400", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/launch/", "POST"): ("campaign", "302 302 302 302 403 302", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/pause/", "POST"): ("campaign", "302 302 302 302 403 302", "404 404 404 404"),
-    ("campaigns/<uuid:public_id>/resume/", "POST"): ("campaign", "302 302 302 302 403 302", "404 404 404 404"),
+    ("results/units/<uuid:public_id>/", "GET"): (
+        "unit",
+        "302 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/submit/", "POST"): (
+        "campaign",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/approve/", "POST"): (
+        "campaign",
+        "302 302 302 403 403 403",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/reject/", "POST"): (
+        "campaign",
+        "302 302 302 403 403 403",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/schedule/", "POST"): (
+        "campaign",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/cancel/", "POST"): (
+        "campaign",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/relay/", "POST"): (
+        "campaign",
+        "302 403 403 403 403 403",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/move/", "POST"): (
+        "campaign",
+        "302 400 400 400 403 400",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/launch/", "POST"): (
+        "campaign",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/pause/", "POST"): (
+        "campaign",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/resume/", "POST"): (
+        "campaign",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
     ("outbox/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
     ("outbox/<int:pk>/", "GET"): ("outbox", "302 200 200 200 200 200", "404 404 404 404"),
     ("outbox/<int:pk>/body/", "GET"): ("outbox", "302 200 200 200 200 200", "404 404 404 404"),
@@ -174,15 +356,39 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("api/v1/units/{unit_id}", "GET"): ("unit", "401 200 200 200 200 200", "404 404 404 404"),
     ("api/v1/contacts", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/contacts", "POST"): ("unit", "401 201 403 201 201 201", "404 404 404 404"),
-    ("api/v1/contacts/{contact_id}", "GET"): ("contact", "401 200 200 200 200 200", "404 404 404 404"),
-    ("api/v1/contacts/{contact_id}", "PATCH"): ("contact", "401 200 403 200 200 200", "404 404 404 404"),
-    ("api/v1/contacts/{contact_id}", "DELETE"): ("contact", "401 204 403 204 403 204", "404 404 404 404"),
-    ("api/v1/contacts/{contact_id}/consent-events", "GET"): ("contact", "401 200 200 200 200 200", "404 404 404 404"),
-    ("api/v1/contacts/{contact_id}/consent-events", "POST"): ("contact", "401 201 403 201 201 201", "404 404 404 404"),
+    ("api/v1/contacts/{contact_id}", "GET"): (
+        "contact",
+        "401 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("api/v1/contacts/{contact_id}", "PATCH"): (
+        "contact",
+        "401 200 403 200 200 200",
+        "404 404 404 404",
+    ),
+    ("api/v1/contacts/{contact_id}", "DELETE"): (
+        "contact",
+        "401 204 403 204 403 204",
+        "404 404 404 404",
+    ),
+    ("api/v1/contacts/{contact_id}/consent-events", "GET"): (
+        "contact",
+        "401 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("api/v1/contacts/{contact_id}/consent-events", "POST"): (
+        "contact",
+        "401 201 403 201 201 201",
+        "404 404 404 404",
+    ),
     ("api/v1/imports", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/imports", "POST"): ("unit", "401 201 403 201 403 201", "404 404 404 404"),
     ("api/v1/imports/{import_id}", "GET"): ("import", "401 200 404 200 404 200", "404 404 404 404"),
-    ("api/v1/imports/{import_id}/rejections", "GET"): ("import", "401 200 404 200 404 200", "404 404 404 404"),
+    ("api/v1/imports/{import_id}/rejections", "GET"): (
+        "import",
+        "401 200 404 200 404 200",
+        "404 404 404 404",
+    ),
     ("api/v1/conversions", "POST"): ("unit", "401 201 403 201 403 201", "404 404 404 404"),
     ("api/v1/segments/count", "POST"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/assets", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
@@ -190,22 +396,74 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("api/v1/assets/{asset_id}", "GET"): ("asset", "401 200 200 200 200 200", "404 404 404 404"),
     ("api/v1/assets/{asset_id}", "DELETE"): ("asset", "401 204 403 204 403 204", "404 404 404 404"),
     ("api/v1/templates", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
-    ("api/v1/templates/{template_id}", "GET"): ("template", "401 200 200 200 200 200", "404 404 404 404"),
-    ("api/v1/templates/{template_id}/versions", "POST"): ("template", "401 201 403 403 403 403", "404 404 404 404"),
-    ("api/v1/templates/{template_id}/preview", "POST"): ("template", "401 200 200 200 200 200", "404 404 404 404"),
+    ("api/v1/templates/{template_id}", "GET"): (
+        "template",
+        "401 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("api/v1/templates/{template_id}/versions", "POST"): (
+        "template",
+        "401 201 403 403 403 403",
+        "404 404 404 404",
+    ),
+    ("api/v1/templates/{template_id}/preview", "POST"): (
+        "template",
+        "401 200 200 200 200 200",
+        "404 404 404 404",
+    ),
     ("api/v1/local-versions", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/local-versions", "POST"): ("template", "401 201 201 201 403 201", "404 404 404 404"),
-    ("api/v1/local-versions/{local_id}", "GET"): ("local", "401 200 200 200 200 200", "404 404 404 404"),
-    ("api/v1/local-versions/{local_id}", "PUT"): ("local", "401 200 200 200 403 200", "404 404 404 404"),
+    ("api/v1/local-versions/{local_id}", "GET"): (
+        "local",
+        "401 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("api/v1/local-versions/{local_id}", "PUT"): (
+        "local",
+        "401 200 200 200 403 200",
+        "404 404 404 404",
+    ),
     ("api/v1/campaigns", "POST"): ("campaign", "401 201 201 201 403 201", "404 404 404 404"),
-    ("api/v1/campaigns/{campaign_id}", "GET"): ("campaign", "401 200 200 200 200 200", "404 404 404 404"),
-    ("api/v1/campaigns/{campaign_id}/submit", "POST"): ("campaign", "401 422 422 422 403 422", "404 404 404 404"),
-    ("api/v1/campaigns/{campaign_id}/approve", "POST"): ("campaign", "401 200 200 403 403 403", "404 404 404 404"),
-    ("api/v1/campaigns/{campaign_id}/reject", "POST"): ("campaign", "401 200 200 403 403 403", "404 404 404 404"),
-    ("api/v1/campaigns/{campaign_id}/schedule", "POST"): ("campaign", "401 422 422 422 403 422", "404 404 404 404"),
-    ("api/v1/campaigns/{campaign_id}/launch", "POST"): ("campaign", "401 422 422 422 403 422", "404 404 404 404"),
-    ("api/v1/campaigns/{campaign_id}/pause", "POST"): ("campaign", "401 422 422 422 403 422", "404 404 404 404"),
-    ("api/v1/campaigns/{campaign_id}/resume", "POST"): ("campaign", "401 422 422 422 403 422", "404 404 404 404"),
+    ("api/v1/campaigns/{campaign_id}", "GET"): (
+        "campaign",
+        "401 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("api/v1/campaigns/{campaign_id}/submit", "POST"): (
+        "campaign",
+        "401 422 422 422 403 422",
+        "404 404 404 404",
+    ),
+    ("api/v1/campaigns/{campaign_id}/approve", "POST"): (
+        "campaign",
+        "401 200 200 403 403 403",
+        "404 404 404 404",
+    ),
+    ("api/v1/campaigns/{campaign_id}/reject", "POST"): (
+        "campaign",
+        "401 200 200 403 403 403",
+        "404 404 404 404",
+    ),
+    ("api/v1/campaigns/{campaign_id}/schedule", "POST"): (
+        "campaign",
+        "401 422 422 422 403 422",
+        "404 404 404 404",
+    ),
+    ("api/v1/campaigns/{campaign_id}/launch", "POST"): (
+        "campaign",
+        "401 422 422 422 403 422",
+        "404 404 404 404",
+    ),
+    ("api/v1/campaigns/{campaign_id}/pause", "POST"): (
+        "campaign",
+        "401 422 422 422 403 422",
+        "404 404 404 404",
+    ),
+    ("api/v1/campaigns/{campaign_id}/resume", "POST"): (
+        "campaign",
+        "401 422 422 422 403 422",
+        "404 404 404 404",
+    ),
 }
 
 
@@ -233,50 +491,114 @@ def test_every_route_has_a_row():
     routes_in_matrix = {route for route, _ in MATRIX}
     missing_django = _django_routes() - routes_in_matrix
     missing_api = _api_routes() - set(MATRIX)
-    assert not missing_django, f"routes without an authorization-matrix row: {sorted(missing_django)}"
-    assert not missing_api, f"API operations without an authorization-matrix row: {sorted(missing_api)}"
+    assert not missing_django, (
+        f"routes without an authorization-matrix row: {sorted(missing_django)}"
+    )
+    assert not missing_api, (
+        f"API operations without an authorization-matrix row: {sorted(missing_api)}"
+    )
     stale = {key for key in MATRIX if key[0].startswith("api/") and key not in _api_routes()}
-    stale |= {key for key in MATRIX if not key[0].startswith("api/") and key[0] not in _django_routes()}
+    stale |= {
+        key for key in MATRIX if not key[0].startswith("api/") and key[0] not in _django_routes()
+    }
     assert not stale, f"matrix rows for routes that no longer exist: {sorted(stale)}"
 
 
 def _cases():
     for (route, method), (kind, own, other) in MATRIX.items():
         for persona, status in zip(PERSONAS, own.split(), strict=True):
-            yield pytest.param(route, method, kind, persona, "own", int(status), id=f"{method} {route} {persona} own")
+            yield pytest.param(
+                route,
+                method,
+                kind,
+                persona,
+                "own",
+                int(status),
+                id=f"{method} {route} {persona} own",
+            )
         if other:
             for persona, status in zip(PERSONAS[2:], other.split(), strict=True):
-                yield pytest.param(route, method, kind, persona, "other", int(status), id=f"{method} {route} {persona} other")
+                yield pytest.param(
+                    route,
+                    method,
+                    kind,
+                    persona,
+                    "other",
+                    int(status),
+                    id=f"{method} {route} {persona} other",
+                )
 
 
 class Objects:
     def __init__(self, world):
         self.world = world
         self.asset, self.template, self.sms_template, self.local = {}, {}, {}, {}
-        for side, unit, region, manager in (("a", world.unit_a, world.region_a, world.manager_a),
-                                            ("b", world.unit_b, world.region_b, world.manager_b)):
-            self.asset[side] = asset_upload(actor=manager, node=unit, own=True, kind="image", name=f"Own {side}",
-                                            file_name="own.png", data=PNG)
+        for side, unit, region, manager in (
+            ("a", world.unit_a, world.region_a, world.manager_a),
+            ("b", world.unit_b, world.region_b, world.manager_b),
+        ):
+            self.asset[side] = asset_upload(
+                actor=manager,
+                node=unit,
+                own=True,
+                kind="image",
+                name=f"Own {side}",
+                file_name="own.png",
+                data=PNG,
+            )
             self.template[side] = template_create(
-                actor=world.hq_admin, shared_with=region, channel="email", name=f"T {side}",
-                source=MATRIX_TEMPLATE)
+                actor=world.hq_admin,
+                shared_with=region,
+                channel="email",
+                name=f"T {side}",
+                source=MATRIX_TEMPLATE,
+            )
             self.sms_template[side] = template_create(
-                actor=world.hq_admin, shared_with=region, channel="sms", name=f"S {side}",
-                source='<ens-zone name="m" kind="text">Hi</ens-zone>', sms_stop="STOP 36111")
-            self.local[side] = local_version_save(actor=manager, unit=unit, template=self.template[side],
-                                                  values={"headline": f"Local {side}"})
+                actor=world.hq_admin,
+                shared_with=region,
+                channel="sms",
+                name=f"S {side}",
+                source='<ens-zone name="m" kind="text">Hi</ens-zone>',
+                sms_stop="STOP 36111",
+            )
+            self.local[side] = local_version_save(
+                actor=manager,
+                unit=unit,
+                template=self.template[side],
+                values={"headline": f"Local {side}"},
+            )
         self.campaign = {}
-        for side, unit, manager in (("a", world.unit_a, world.manager_a), ("b", world.unit_b, world.manager_b)):
-            segment = segment_save(actor=None, owner=unit, name=f"Campaign {side}", rules={"match": "all", "rules": []})
-            campaign = campaign_create_local(actor=manager, unit=unit, channel="email", name=f"C {side}",
-                                             template=self.template[side], local_version=self.local[side],
-                                             segment=segment)
+        for side, unit, manager in (
+            ("a", world.unit_a, world.manager_a),
+            ("b", world.unit_b, world.manager_b),
+        ):
+            segment = segment_save(
+                actor=None, owner=unit, name=f"Campaign {side}", rules={"match": "all", "rules": []}
+            )
+            campaign = campaign_create_local(
+                actor=manager,
+                unit=unit,
+                channel="email",
+                name=f"C {side}",
+                template=self.template[side],
+                local_version=self.local[side],
+                segment=segment,
+            )
             self.campaign[side] = campaign_submit(actor=manager, campaign=campaign)
         # The gallery shows finished local campaigns of every unit (content and results only).
         self.gallery = {}
-        for side, unit, manager in (("a", world.unit_a, world.manager_a), ("b", world.unit_b, world.manager_b)):
-            shown = campaign_create_local(actor=manager, unit=unit, channel="email", name=f"G {side}",
-                                          template=self.template[side], local_version=self.local[side])
+        for side, unit, manager in (
+            ("a", world.unit_a, world.manager_a),
+            ("b", world.unit_b, world.manager_b),
+        ):
+            shown = campaign_create_local(
+                actor=manager,
+                unit=unit,
+                channel="email",
+                name=f"G {side}",
+                template=self.template[side],
+                local_version=self.local[side],
+            )
             Campaign.objects.filter(pk=shown.pk).update(status=Campaign.Status.FINISHED)
             self.gallery[side] = shown
         self.contact = {
@@ -285,28 +607,50 @@ class Objects:
         }
         self.imports = {
             key: ContactImport.objects.create(
-                unit=unit, unit_path=unit.path, file_name="f.csv", file_path="/nonexistent.csv",
-                file_sha256="0" * 64, columns=["email"], mapping={"email": "email"},
-                status=ContactImport.Status.DONE, total_rows=0,
+                unit=unit,
+                unit_path=unit.path,
+                file_name="f.csv",
+                file_path="/nonexistent.csv",
+                file_sha256="0" * 64,
+                columns=["email"],
+                mapping={"email": "email"},
+                status=ContactImport.Status.DONE,
+                total_rows=0,
             )
             for key, unit in (("a", world.unit_a), ("b", world.unit_b))
         }
         self.recipient = {
-            side: Recipient.objects.create(campaign=self.campaign[side], contact=self.contact[side],
-                                           unit=self.contact[side].unit, unit_path=self.contact[side].unit_path,
-                                           channel="email", status="sent")
+            side: Recipient.objects.create(
+                campaign=self.campaign[side],
+                contact=self.contact[side],
+                unit=self.contact[side].unit,
+                unit_path=self.contact[side].unit_path,
+                channel="email",
+                status="sent",
+            )
             for side in ("a", "b")
         }
         self.link = {
-            side: Link.objects.create(campaign=self.campaign[side], unit=unit, unit_path=unit.path,
-                                      url=f"https://maison.example/{side}", url_hash=side)
+            side: Link.objects.create(
+                campaign=self.campaign[side],
+                unit=unit,
+                unit_path=unit.path,
+                url=f"https://maison.example/{side}",
+                url_hash=side,
+            )
             for side, unit in (("a", world.unit_a), ("b", world.unit_b))
         }
         for side, link in self.link.items():
             link.matrix_recipient = self.recipient[side].pk
         self.outbox = {
-            side: OutboxMessage.objects.create(channel="email", unit_path=unit.path, sender="x@example.com",
-                                               recipient="y@example.com", subject="S", raw=OUTBOX_RAW)
+            side: OutboxMessage.objects.create(
+                channel="email",
+                unit_path=unit.path,
+                sender="x@example.com",
+                recipient="y@example.com",
+                subject="S",
+                raw=OUTBOX_RAW,
+            )
             for side, unit in (("a", world.unit_a), ("b", world.unit_b))
         }
         rules = {"match": "all", "rules": [{"field": "consent_email", "op": "is_valid"}]}
@@ -342,7 +686,8 @@ class Objects:
 
 def _url(route: str, target) -> str:
     url = "/" + route.replace("<slug:kind>", "offer").replace(
-        "<str:key>", webhook_key("sms" if route.startswith("hooks/sms/") else "bounces"))
+        "<str:key>", webhook_key("sms" if route.startswith("hooks/sms/") else "bounces")
+    )
     url = url.replace("<slug:esp>", "postmark")
     if route.startswith("media/"):
         return "/media/" + target.thumbnail.name
@@ -356,23 +701,40 @@ def _url(route: str, target) -> str:
         return url.replace("<int:pk>", str(target.pk))
     if target is not None:
         public_id = str(target.public_id)
-        for placeholder in ("<uuid:public_id>", "{unit_id}", "{contact_id}", "{import_id}", "{asset_id}",
-                            "{template_id}", "{local_id}", "{campaign_id}"):
+        for placeholder in (
+            "<uuid:public_id>",
+            "{unit_id}",
+            "{contact_id}",
+            "{import_id}",
+            "{asset_id}",
+            "{template_id}",
+            "{local_id}",
+            "{campaign_id}",
+        ):
             url = url.replace(placeholder, public_id)
     return url
 
 
 def _snapshot():
     return (
-        Contact.objects.count(), ConsentEvent.objects.count(), Segment.objects.count(),
-        ContactImport.objects.count(), OrgNode.objects.count(), User.objects.count(),
+        Contact.objects.count(),
+        ConsentEvent.objects.count(),
+        Segment.objects.count(),
+        ContactImport.objects.count(),
+        OrgNode.objects.count(),
+        User.objects.count(),
         sorted(Contact.objects.values_list("first_name", "email_consent")),
         AuditEvent.objects.exclude(action__startswith="contacts.export").count(),
-        sorted(Asset.objects.values_list("name", "folder")), Template.objects.count(),
-        TemplateVersion.objects.count(), sorted(LocalVersion.objects.values_list("name", "values", "status")),
+        sorted(Asset.objects.values_list("name", "folder")),
+        Template.objects.count(),
+        TemplateVersion.objects.count(),
+        sorted(LocalVersion.objects.values_list("name", "values", "status")),
         Guardrails.objects.count(),
-        sorted(Campaign.objects.values_list("name", "status", "send_at")), Recipient.objects.count(),
-        Relay.objects.count(), OutboxMessage.objects.count(), Conversion.objects.count(),
+        sorted(Campaign.objects.values_list("name", "status", "send_at")),
+        Recipient.objects.count(),
+        Relay.objects.count(),
+        OutboxMessage.objects.count(),
+        Conversion.objects.count(),
     )
 
 
@@ -388,14 +750,23 @@ def _api_body(route: str, method: str, kind: str | None, target, unit, objects):
     if route.endswith("/preview"):
         return {"unit": str(unit.public_id), "values": {"headline": "x"}}
     if route == "api/v1/local-versions" and method == "POST":
-        return {"template": str(target.public_id), "unit": str(unit.public_id), "values": {"headline": "New"}}
+        return {
+            "template": str(target.public_id),
+            "unit": str(unit.public_id),
+            "values": {"headline": "New"},
+        }
     if route.endswith("{local_id}") and method == "PUT":
         return {"name": "Changed", "values": {"headline": "Changed"}}
     if route == "api/v1/campaigns" and method == "POST":
         side = "a" if unit.pk == objects.world.unit_a.pk else "b"
-        return {"kind": "local", "channel": "email", "template": str(objects.template[side].public_id),
-                "unit": str(unit.public_id), "segment": str(objects.segment[side].public_id),
-                "local_version": str(objects.local[side].public_id)}
+        return {
+            "kind": "local",
+            "channel": "email",
+            "template": str(objects.template[side].public_id),
+            "unit": str(unit.public_id),
+            "segment": str(objects.segment[side].public_id),
+            "local_version": str(objects.local[side].public_id),
+        }
     if route.endswith("/reject"):
         return {"comment": "Pas maintenant."}
     if route.endswith("/schedule"):
@@ -407,7 +778,9 @@ def _api_body(route: str, method: str, kind: str | None, target, unit, objects):
     return None
 
 
-@pytest.mark.parametrize(("route", "method", "kind", "persona", "which", "expected"), list(_cases()))
+@pytest.mark.parametrize(
+    ("route", "method", "kind", "persona", "which", "expected"), list(_cases())
+)
 def test_matrix(client, db, settings, tmp_path, route, method, kind, persona, which, expected):
     settings.MEDIA_ROOT = tmp_path
     world = build_world()
@@ -427,17 +800,30 @@ def test_matrix(client, db, settings, tmp_path, route, method, kind, persona, wh
         side_unit = world.unit_b if objects.side(persona, which) == "b" else world.unit_a
         body = _api_body(route, method, kind, target, side_unit, objects)
         if route == "api/v1/assets" and method == "POST":
-            response = client.post(url, {"kind": "text", "node": str(target.public_id), "own_unit": "true",
-                                         "data": json.dumps({"text": "Bonjour"})}, **headers)
+            response = client.post(
+                url,
+                {
+                    "kind": "text",
+                    "node": str(target.public_id),
+                    "own_unit": "true",
+                    "data": json.dumps({"text": "Bonjour"}),
+                },
+                **headers,
+            )
         elif route == "api/v1/imports" and method == "POST":
             from django.core.files.uploadedfile import SimpleUploadedFile
 
-            upload = SimpleUploadedFile("c.csv", b"email\nnew.import@example.com\n", content_type="text/csv")
+            upload = SimpleUploadedFile(
+                "c.csv", b"email\nnew.import@example.com\n", content_type="text/csv"
+            )
             response = client.post(url, {"file": upload, "unit": str(target.public_id)}, **headers)
         else:
             response = client.generic(
-                method, url, json.dumps(body) if body is not None else "",
-                content_type="application/json", **headers,
+                method,
+                url,
+                json.dumps(body) if body is not None else "",
+                content_type="application/json",
+                **headers,
             )
     elif method == "GET":
         response = client.get(url, **headers)

@@ -27,9 +27,16 @@ def browser_page():
     assert Path(CHROMIUM).exists(), "Debian's chromium is required (./dev test installs it)"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         page = browser.new_page(locale="fr-FR", viewport={"width": 1280, "height": 900})
         yield page
@@ -40,7 +47,9 @@ def browser_page():
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
-def test_unit_manager_imports_a_csv_and_sees_the_row_report(live_server, transactional_db, browser_page, tmp_path):
+def test_unit_manager_imports_a_csv_and_sees_the_row_report(
+    live_server, transactional_db, browser_page, tmp_path
+):
     world = build_world()
     page = browser_page
     csv_file = tmp_path / "clients-salon.csv"
@@ -81,7 +90,9 @@ def test_unit_manager_imports_a_csv_and_sees_the_row_report(live_server, transac
     content = Path(download.value.path()).read_text()
     assert content.splitlines()[1].startswith("3,Email,hugo@,")
     with db_scope(ALL):
-        stored = sorted(Contact.objects.filter(unit=world.unit_a).values_list("email", "email_consent"))
+        stored = sorted(
+            Contact.objects.filter(unit=world.unit_a).values_list("email", "email_consent")
+        )
     assert stored == [("ines.petit@example.com", "granted"), ("lea.martin@example.com", "granted")]
 
 
@@ -102,23 +113,43 @@ HOSTILE = [
 
 
 def test_hostile_local_version_preview_runs_no_script_and_locked_parts_follow(
-    live_server, transactional_db, browser_page,
+    live_server,
+    transactional_db,
+    browser_page,
 ):
     from enseigne.brand import services
 
     world = build_world()
     with db_scope(ALL):
-        services.guardrails_update(actor=world.hq_admin, node=world.root, restricted_patterns=["gratuit"],
-                                   require_logo=False)
-        template = services.template_create(actor=world.hq_marketer, shared_with=world.root, channel="email",
-                                            name="Hostile", source=HOSTILE_TEMPLATE)
-        local = services.local_version_save(actor=world.manager_a, unit=world.unit_a, template=template,
-                                            values={"headline": " ".join(HOSTILE), "body": " ".join(HOSTILE)})
-        services.template_publish(actor=world.hq_marketer, template=template,
-                                  source=HOSTILE_TEMPLATE.replace("LOCKED", "LOCKED-V2"))
+        services.guardrails_update(
+            actor=world.hq_admin,
+            node=world.root,
+            restricted_patterns=["gratuit"],
+            require_logo=False,
+        )
+        template = services.template_create(
+            actor=world.hq_marketer,
+            shared_with=world.root,
+            channel="email",
+            name="Hostile",
+            source=HOSTILE_TEMPLATE,
+        )
+        local = services.local_version_save(
+            actor=world.manager_a,
+            unit=world.unit_a,
+            template=template,
+            values={"headline": " ".join(HOSTILE), "body": " ".join(HOSTILE)},
+        )
+        services.template_publish(
+            actor=world.hq_marketer,
+            template=template,
+            source=HOSTILE_TEMPLATE.replace("LOCKED", "LOCKED-V2"),
+        )
     page = browser_page
     pwned: list[str] = []
-    page.on("request", lambda request: pwned.append(request.url) if "pwned" in request.url else None)
+    page.on(
+        "request", lambda request: pwned.append(request.url) if "pwned" in request.url else None
+    )
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
 
@@ -126,7 +157,9 @@ def test_hostile_local_version_preview_runs_no_script_and_locked_parts_follow(
     page.goto(f"{live_server.url}/login/")
     page.set_content(f"<body>{' '.join(HOSTILE)}</body>")
     page.wait_for_timeout(500)
-    assert any("pwned-script" in url for url in pwned), f"the control page should have run the payloads: {pwned}"
+    assert any("pwned-script" in url for url in pwned), (
+        f"the control page should have run the payloads: {pwned}"
+    )
     pwned.clear()
 
     page.goto(f"{live_server.url}/login/")
@@ -137,7 +170,9 @@ def test_hostile_local_version_preview_runs_no_script_and_locked_parts_follow(
         page.goto(f"{live_server.url}/brand/local/{local.public_id}/")
     response = first.value
     assert "sandbox" in response.headers["content-security-policy"]
-    assert "script-src" not in response.headers["content-security-policy"]  # default-src 'none' covers it
+    assert (
+        "script-src" not in response.headers["content-security-policy"]
+    )  # default-src 'none' covers it
     # Head office's change is shown as a diff; the unit's texts were kept.
     expect(page.locator(".diff")).to_contain_text("LOCKED-V2")
     frame = page.frame(name="preview")
@@ -164,15 +199,27 @@ def test_hostile_local_version_preview_runs_no_script_and_locked_parts_follow(
     assert local.previous_version_id is None
 
 
-def test_a_pilot_store_writes_a_free_campaign_in_the_brands_frame(live_server, transactional_db, browser_page):
+def test_a_pilot_store_writes_a_free_campaign_in_the_brands_frame(
+    live_server, transactional_db, browser_page
+):
     from enseigne.contacts.services import segment_save
     from enseigne.network import services as network
 
     world = build_world()
     with db_scope(ALL):
-        network.capability_rule_add(actor=world.hq_admin, node=world.root, capability="create_free_campaigns",
-                                    effect="allow", unit_tag="pilot")
-        segment_save(actor=None, owner=world.unit_a, name="Clients fidèles", rules={"match": "all", "rules": []})
+        network.capability_rule_add(
+            actor=world.hq_admin,
+            node=world.root,
+            capability="create_free_campaigns",
+            effect="allow",
+            unit_tag="pilot",
+        )
+        segment_save(
+            actor=None,
+            owner=world.unit_a,
+            name="Clients fidèles",
+            rules={"match": "all", "rules": []},
+        )
     page = browser_page
     page.goto(f"{live_server.url}/login/")
     page.get_by_label("Email").fill(world.manager_a.email)
@@ -189,7 +236,9 @@ def test_a_pilot_store_writes_a_free_campaign_in_the_brands_frame(live_server, t
     page.locator("trix-editor").click()
     page.keyboard.type("Venez découvrir nos nouveautés, café offert.")
     expect(page.frame(name="preview").locator("body")).to_contain_text("Portes ouvertes samedi")
-    expect(page.frame(name="preview").locator("body")).to_contain_text("Lyon")  # the store's footer, locked
+    expect(page.frame(name="preview").locator("body")).to_contain_text(
+        "Lyon"
+    )  # the store's footer, locked
     page.locator("#zone-form button.btn-primary").click()
     page.get_by_role("link", name="L'utiliser dans une campagne").click()
 
@@ -207,8 +256,9 @@ def test_a_pilot_store_writes_a_free_campaign_in_the_brands_frame(live_server, t
     assert "café offert" in campaign.local_version.values["message"]
 
 
-def test_a_click_shows_in_the_report_and_lyon_starts_from_a_lille_campaign(live_server, transactional_db,
-                                                                            browser_page):
+def test_a_click_shows_in_the_report_and_lyon_starts_from_a_lille_campaign(
+    live_server, transactional_db, browser_page
+):
     """The analytics story in the real UI: a clicked link reaches the campaign report at once;
     the gallery offers Lille's best campaign and Lyon's manager turns it into a draft."""
     from enseigne.analytics import rollups
@@ -226,28 +276,52 @@ def test_a_click_shows_in_the_report_and_lyon_starts_from_a_lille_campaign(live_
     with db_scope(ALL):
         contacts(world.unit_a, 2)
         template = template_create(
-            actor=world.hq_admin, shared_with=world.root, channel="email", name="Soldes", subject="Les soldes",
-            source=("<mjml><mj-body><mj-section><mj-column><mj-text><ens-zone name=\"headline\" kind=\"text\">"
-                    f"Soldes</ens-zone> <a href=\"{target}\">Voir les soldes</a> "
-                    "<a href=\"{{ links.unsubscribe }}\">Désabonnement</a></mj-text></mj-column></mj-section>"
-                    "</mj-body></mjml>"))
+            actor=world.hq_admin,
+            shared_with=world.root,
+            channel="email",
+            name="Soldes",
+            subject="Les soldes",
+            source=(
+                '<mjml><mj-body><mj-section><mj-column><mj-text><ens-zone name="headline" kind="text">'
+                f'Soldes</ens-zone> <a href="{target}">Voir les soldes</a> '
+                '<a href="{{ links.unsubscribe }}">Désabonnement</a></mj-text></mj-column></mj-section>'
+                "</mj-body></mjml>"
+            ),
+        )
         campaign = local_campaign(world, template=template)
         launched(world, campaign)
         run_campaign(campaign.pk)
-        lille = _finished(world, world.unit_b, world.manager_b, "Atelier bougies · Lille",
-                          {"headline": "Atelier bougies parfumées"}, sent=400, clickers=60)
+        lille = _finished(
+            world,
+            world.unit_b,
+            world.manager_b,
+            "Atelier bougies · Lille",
+            {"headline": "Atelier bougies parfumées"},
+            sent=400,
+            clickers=60,
+        )
         rollups.refresh()
     # The message as the embedded demo's sink keeps it, its links pointing at this server.
     sent = locmem.outbox[0]
     raw = sent.data.decode().replace("http://127.0.0.1:8000/", f"{live_server.url}/")
     with db_scope(ALL):
-        kept = OutboxMessage.objects.create(channel="email", unit_path=world.unit_a.path, sender="x@example.com",
-                                            recipient=sent.to, subject="Les soldes", raw=raw)
+        kept = OutboxMessage.objects.create(
+            channel="email",
+            unit_path=world.unit_a.path,
+            sender="x@example.com",
+            recipient=sent.to,
+            subject="Les soldes",
+            raw=raw,
+        )
 
     page = browser_page
     # A reader's browser: headless Chromium's own user agent is (rightly) taken for a robot.
-    page.context.set_extra_http_headers({"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
-                                                       "(KHTML, like Gecko) Chrome/120.0 Safari/537.36"})
+    page.context.set_extra_http_headers(
+        {
+            "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+            "(KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+        }
+    )
     page.goto(f"{live_server.url}/login/")
     page.get_by_label("Email").fill(world.manager_a.email)
     page.get_by_label("Mot de passe").fill(PASSWORD)
@@ -255,7 +329,9 @@ def test_a_click_shows_in_the_report_and_lyon_starts_from_a_lille_campaign(live_
     page.goto(f"{live_server.url}/outbox/{kept.pk}/")
     with page.expect_popup() as opened:  # like a mail client: the link opens in a new tab
         page.frame_locator("iframe").get_by_role("link", name="Voir les soldes").click()
-    expect(opened.value).to_have_url(target)  # through the click redirect, to the page the link named
+    expect(opened.value).to_have_url(
+        target
+    )  # through the click redirect, to the page the link named
     opened.value.close()
     page.goto(f"{live_server.url}/campaigns/{campaign.public_id}/")
     page.locator("#report-link").click()

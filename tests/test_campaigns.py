@@ -46,7 +46,9 @@ def test_a_unit_manager_needs_approval_and_a_rejection_needs_a_reason(world):
         services.campaign_approve(actor=world.manager_b, campaign=campaign)
     with pytest.raises(ValidationError):
         services.campaign_reject(actor=world.region_manager, campaign=campaign, comment="  ")
-    services.campaign_reject(actor=world.region_manager, campaign=campaign, comment="Le visuel date de 2024.")
+    services.campaign_reject(
+        actor=world.region_manager, campaign=campaign, comment="Le visuel date de 2024."
+    )
     campaign.refresh_from_db()
     assert (campaign.status, campaign.decision_comment) == ("rejected", "Le visuel date de 2024.")
     services.campaign_submit(actor=world.manager_a, campaign=campaign)
@@ -68,13 +70,23 @@ def test_preview_names_every_exclusion_and_launch_freezes_the_same_audience(worl
     contacts(world.unit_a, 6)
     contacts(world.unit_a, 2, email=False, start=10)  # no consent
     suppressed = contacts(world.unit_a, 1, start=20)[0]
-    Suppression.objects.create(unit_path="", channel="email", value_hash=identifier_hash("email", suppressed.email),
-                               reason="hard_bounce")
+    Suppression.objects.create(
+        unit_path="",
+        channel="email",
+        value_hash=identifier_hash("email", suppressed.email),
+        reason="hard_bounce",
+    )
     unit_unsubscribed = contacts(world.unit_a, 1, start=30)[0]
-    Suppression.objects.create(unit=world.unit_a, unit_path=world.unit_a.path, channel="email",
-                               value_hash=identifier_hash("email", unit_unsubscribed.email), reason="unsubscribe")
-    contacts(world.unit_a, 1, start=40)[0].__class__.objects.filter(email="lyon.40@example.com").update(email=None,
-                                                                                                      phone="+33612000040")
+    Suppression.objects.create(
+        unit=world.unit_a,
+        unit_path=world.unit_a.path,
+        channel="email",
+        value_hash=identifier_hash("email", unit_unsubscribed.email),
+        reason="unsubscribe",
+    )
+    contacts(world.unit_a, 1, start=40)[0].__class__.objects.filter(
+        email="lyon.40@example.com"
+    ).update(email=None, phone="+33612000040")
     contacts(world.unit_b, 4)  # another unit: never counted
     campaign = local_campaign(world)
     preview = audience.preview(campaign)
@@ -83,7 +95,9 @@ def test_preview_names_every_exclusion_and_launch_freezes_the_same_audience(worl
     assert preview.exclusions == {"no_consent": 2, "suppressed": 2, "no_address": 1}
     total = launched(world, campaign)
     assert total == 11
-    states = dict(Recipient.objects.filter(campaign=campaign).values_list("reason").annotate(n=Count("id")))
+    states = dict(
+        Recipient.objects.filter(campaign=campaign).values_list("reason").annotate(n=Count("id"))
+    )
     assert states == {"": 6, "no_consent": 2, "suppressed": 2, "no_address": 1}
 
 
@@ -103,16 +117,24 @@ def test_pressure_names_the_campaign_that_took_the_contacts_national_first(world
     # Eight days later the window has passed.
     assert audience.preview(second, timezone.now() + dt.timedelta(days=8)).exclusions == {}
     # A national campaign planned within the window comes first: the local one loses those contacts.
-    national = services.campaign_create_national(actor=world.hq_admin, channel="email", name="Soldes d'hiver",
-                                                 template=email_template(world, "National"))
+    national = services.campaign_create_national(
+        actor=world.hq_admin,
+        channel="email",
+        name="Soldes d'hiver",
+        template=email_template(world, "National"),
+    )
     services.campaign_submit(actor=world.hq_admin, campaign=national)
-    services.campaign_schedule(actor=world.hq_admin, campaign=national, send_at=timezone.now() + dt.timedelta(days=12))
+    services.campaign_schedule(
+        actor=world.hq_admin, campaign=national, send_at=timezone.now() + dt.timedelta(days=12)
+    )
     later = audience.preview(second, timezone.now() + dt.timedelta(days=10))
     assert later.exclusions == {"pressure": 8}
     assert ("Soldes d'hiver", 8) in later.pressure_sources
 
 
-def test_pressure_sources_span_several_bit_set_words_and_skip_campaigns_finished_long_ago(world, monkeypatch):
+def test_pressure_sources_span_several_bit_set_words_and_skip_campaigns_finished_long_ago(
+    world, monkeypatch
+):
     # Two campaigns per bit-set word, so five ledger campaigns need three words.
     monkeypatch.setattr(audience, "WORD_BITS", 2)
     made = contacts(world.unit_a, 6)
@@ -129,17 +151,25 @@ def test_pressure_sources_span_several_bit_set_words_and_skip_campaigns_finished
         senders.append(campaign)
     # Campaign i reached contacts i and i + 1 (sent), so contacts 1 to 3 each had two messages.
     for i, campaign in enumerate(senders):
-        Recipient.objects.filter(campaign=campaign).exclude(contact__in=made[i:i + 2]).update(
-            status="skipped", reason="test")
-        Recipient.objects.filter(campaign=campaign, status="pending").update(status="sent", sent_at=now)
-        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.FINISHED, finished_at=now)
+        Recipient.objects.filter(campaign=campaign).exclude(contact__in=made[i : i + 2]).update(
+            status="skipped", reason="test"
+        )
+        Recipient.objects.filter(campaign=campaign, status="pending").update(
+            status="sent", sent_at=now
+        )
+        Campaign.objects.filter(pk=campaign.pk).update(
+            status=Campaign.Status.FINISHED, finished_at=now
+        )
     PressureRule.objects.create(node=world.root, channel="email", max_messages=2, window_days=7)
     target = local_campaign(world, template=email_template(world, "Mesurée"))
     classification = audience.classified(target, audience.candidates(target, [world.unit_a]), now)
     assert classification.ledger == [c.pk for c in senders] and classification.words == 2
     preview = audience.preview(target, now + dt.timedelta(hours=1))
     assert preview.exclusions == {"pressure": 3}
-    expected = sorted(((c.name, n) for c, n in zip(senders, (1, 2, 2, 1), strict=True)), key=lambda s: (-s[1], s[0]))
+    expected = sorted(
+        ((c.name, n) for c, n in zip(senders, (1, 2, 2, 1), strict=True)),
+        key=lambda s: (-s[1], s[0]),
+    )
     assert preview.pressure_sources == expected
 
 
@@ -150,8 +180,13 @@ def test_budget_cuts_the_end_of_the_list_unless_approved_over_budget(world):
     policy.email_thousand_cost = Decimal("1000")  # 1 € per e-mail, to make the arithmetic visible
     policy.save()
     today = timezone.localdate()
-    Budget.objects.create(unit=world.unit_a, unit_path=world.unit_a.path, starts_on=today.replace(day=1),
-                          ends_on=today + dt.timedelta(days=40), amount=Decimal("4"))
+    Budget.objects.create(
+        unit=world.unit_a,
+        unit_path=world.unit_a.path,
+        starts_on=today.replace(day=1),
+        ends_on=today + dt.timedelta(days=40),
+        amount=Decimal("4"),
+    )
     contacts(world.unit_a, 6)
     campaign = local_campaign(world)
     preview = audience.preview(campaign)
@@ -159,11 +194,18 @@ def test_budget_cuts_the_end_of_the_list_unless_approved_over_budget(world):
     assert preview.budgets[0]["over"] is True
     launched(world, campaign)
     assert Recipient.objects.filter(campaign=campaign, reason="over_budget").count() == 2
-    assert not Recipient.objects.filter(campaign=campaign, reason="over_budget", id__lt=Recipient.objects.filter(
-        campaign=campaign, status="pending").order_by("-id").values("id")[:1]).exists()
+    assert not Recipient.objects.filter(
+        campaign=campaign,
+        reason="over_budget",
+        id__lt=Recipient.objects.filter(campaign=campaign, status="pending")
+        .order_by("-id")
+        .values("id")[:1],
+    ).exists()
 
 
-def test_national_campaign_relayed_by_lyon_opted_out_by_lille_sent_from_each_identity(world, client):
+def test_national_campaign_relayed_by_lyon_opted_out_by_lille_sent_from_each_identity(
+    world, client
+):
     from enseigne.network.models import UnitProfile
 
     UnitProfile.objects.filter(node=world.unit_a).update(email="lyon@maison.example")
@@ -171,19 +213,37 @@ def test_national_campaign_relayed_by_lyon_opted_out_by_lille_sent_from_each_ide
     contacts(world.unit_a2, 2)
     contacts(world.unit_b, 2)
     template = email_template(world)
-    national = services.campaign_create_national(actor=world.hq_admin, channel="email", name="Printemps",
-                                                 template=template, relay_deadline=timezone.now() + dt.timedelta(hours=1))
+    national = services.campaign_create_national(
+        actor=world.hq_admin,
+        channel="email",
+        name="Printemps",
+        template=template,
+        relay_deadline=timezone.now() + dt.timedelta(hours=1),
+    )
     services.campaign_submit(actor=world.hq_admin, campaign=national)
-    services.campaign_schedule(actor=world.hq_admin, campaign=national, send_at=timezone.now() + dt.timedelta(hours=2))
+    services.campaign_schedule(
+        actor=world.hq_admin, campaign=national, send_at=timezone.now() + dt.timedelta(hours=2)
+    )
     assert Relay.objects.filter(campaign=national).count() == 3
     assert national in campaigns_for_user(world.manager_b)
-    lyon_version = local_version_save(actor=world.manager_a, unit=world.unit_a, template=template,
-                                      values={"headline": "Spécial Lyon"})
-    services.relay_decide(actor=world.manager_a, campaign=national, unit=world.unit_a, relay=True,
-                          local_version=lyon_version)
+    lyon_version = local_version_save(
+        actor=world.manager_a,
+        unit=world.unit_a,
+        template=template,
+        values={"headline": "Spécial Lyon"},
+    )
+    services.relay_decide(
+        actor=world.manager_a,
+        campaign=national,
+        unit=world.unit_a,
+        relay=True,
+        local_version=lyon_version,
+    )
     services.relay_decide(actor=world.manager_b, campaign=national, unit=world.unit_b, relay=False)
     with pytest.raises(PermissionDenied):
-        services.relay_decide(actor=world.manager_b, campaign=national, unit=world.unit_a, relay=False)
+        services.relay_decide(
+            actor=world.manager_b, campaign=national, unit=world.unit_a, relay=False
+        )
     preview = audience.preview(national)
     assert (preview.recipients, preview.units, preview.opted_out_units) == (5, 2, 1)
     services.campaign_launch(actor=world.hq_admin, campaign=national)
@@ -216,15 +276,21 @@ def test_message_headers_are_raw_unfolded_and_deterministic(world, client):
     assert expected in head
     assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in head
     assert re.search(rb"\r\nList-Id: Lyon <lyon\.news\.example\.com>\r\n", head)
-    assert re.search(rb"\r\nMessage-ID: <c%d\.r%d\.[0-9a-f]{12}@news\.example\.com>\r\n" % (campaign.pk, row.pk), head)
+    assert re.search(
+        rb"\r\nMessage-ID: <c%d\.r%d\.[0-9a-f]{12}@news\.example\.com>\r\n" % (campaign.pk, row.pk),
+        head,
+    )
     assert max(len(line) for line in message.data.split(b"\r\n")) <= 998
     # The unsubscribe link: GET changes nothing, the one-click POST (no cookie) unsubscribes.
     contact = row.contact
     assert client.get(f"/u/{token}/").status_code == 200
     contact.refresh_from_db()
     assert contact.email_consent == ConsentStatus.GRANTED
-    response = client.post(f"/u/{token}/", "List-Unsubscribe=One-Click",
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        f"/u/{token}/",
+        "List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
     assert response.status_code == 200
     contact.refresh_from_db()
     assert contact.email_consent == ConsentStatus.WITHDRAWN
@@ -251,18 +317,23 @@ def test_retries_then_hard_bounce_suppresses_brand_wide(world):
     made = contacts(world.unit_a, 3)
     campaign = local_campaign(world)
     launched(world, campaign)
-    answers = {made[0].email: [Result(Outcome.RETRY, 451), Result(Outcome.SENT, 250)],
-               made[1].email: [Result(Outcome.FAILED, 550, "5.1.1 user unknown", hard_bounce=True)]}
+    answers = {
+        made[0].email: [Result(Outcome.RETRY, 451), Result(Outcome.SENT, 250)],
+        made[1].email: [Result(Outcome.FAILED, 550, "5.1.1 user unknown", hard_bounce=True)],
+    }
 
     def answer(message):
         queue = answers.get(message.to)
         return queue.pop(0) if queue else Result(Outcome.SENT, 250)
 
     Runner(campaign.pk, transport=LocmemTransport(answer)).run()
-    states = dict(Recipient.objects.filter(campaign=campaign).values_list("contact__email", "status"))
+    states = dict(
+        Recipient.objects.filter(campaign=campaign).values_list("contact__email", "status")
+    )
     assert states == {made[0].email: "sent", made[1].email: "failed", made[2].email: "sent"}
-    assert Suppression.objects.filter(unit_path="", value_hash=identifier_hash("email", made[1].email),
-                                      reason="hard_bounce").exists()
+    assert Suppression.objects.filter(
+        unit_path="", value_hash=identifier_hash("email", made[1].email), reason="hard_bounce"
+    ).exists()
     assert Campaign.objects.get(pk=campaign.pk).status == "finished"
 
 
@@ -281,7 +352,10 @@ def test_a_message_that_cannot_be_built_fails_its_row_and_the_others_go(world, m
 
     monkeypatch.setattr(Personaliser, "render", breaks_for_one)
     stats = Runner(campaign.pk).run()
-    rows = {r.contact.email: r for r in Recipient.objects.filter(campaign=campaign).select_related("contact")}
+    rows = {
+        r.contact.email: r
+        for r in Recipient.objects.filter(campaign=campaign).select_related("contact")
+    }
     assert (stats.sent, stats.failed) == (3, 1)
     assert rows[made[2].email].status == "failed" and rows[made[2].email].reason == "render_error"
     assert "a filter choked" in rows[made[2].email].detail
@@ -296,8 +370,11 @@ def _oracle(moment: dt.datetime) -> bool:
     import holidays
 
     local = moment.astimezone(PARIS)
-    return (local.weekday() < 6 and local.date() not in holidays.country_holidays("FR", years=local.year)
-            and dt.time(8) <= local.time() < dt.time(20))
+    return (
+        local.weekday() < 6
+        and local.date() not in holidays.country_holidays("FR", years=local.year)
+        and dt.time(8) <= local.time() < dt.time(20)
+    )
 
 
 def test_the_window_over_a_year_with_both_dst_changes_matches_an_independent_reading():
@@ -314,11 +391,15 @@ def test_the_window_over_a_year_with_both_dst_changes_matches_an_independent_rea
     assert checked == 26280 and mismatches == []
 
 
-def test_a_local_sms_scheduled_on_a_sunday_waits_for_monday_eight_and_easter_monday_is_skipped(world):
+def test_a_local_sms_scheduled_on_a_sunday_waits_for_monday_eight_and_easter_monday_is_skipped(
+    world,
+):
     import time_machine
 
     contacts(world.unit_a, 4, sms=True)
-    saturday_night = dt.datetime(2027, 3, 27, 20, 30, tzinfo=PARIS)  # DST starts on Sunday 28, Easter Monday 29
+    saturday_night = dt.datetime(
+        2027, 3, 27, 20, 30, tzinfo=PARIS
+    )  # DST starts on Sunday 28, Easter Monday 29
     with time_machine.travel(saturday_night, tick=False):
         campaign = local_campaign(world, channel="sms")
         launched(world, campaign)
@@ -327,8 +408,12 @@ def test_a_local_sms_scheduled_on_a_sunday_waits_for_monday_eight_and_easter_mon
     rows = Recipient.objects.filter(campaign=campaign)
     assert {r.not_before for r in rows} == {expected}
     sent_at = []
-    for moment in (dt.datetime(2027, 3, 28, 10, tzinfo=PARIS), dt.datetime(2027, 3, 29, 9, tzinfo=PARIS),
-                   expected - dt.timedelta(seconds=1), expected):
+    for moment in (
+        dt.datetime(2027, 3, 28, 10, tzinfo=PARIS),
+        dt.datetime(2027, 3, 29, 9, tzinfo=PARIS),
+        expected - dt.timedelta(seconds=1),
+        expected,
+    ):
         with time_machine.travel(moment, tick=False):
             stats = run_campaign(campaign.pk)
             sent_at += [moment] * stats.sent
@@ -353,8 +438,9 @@ def test_units_without_the_sms_capability_cannot_create_sms_campaigns(world):
     template = sms_template(world)
     segment_unit = OrgNode.objects.get(pk=world.unit_a.pk)
     with pytest.raises(ValidationError):
-        services.campaign_create_local(actor=world.manager_a, unit=segment_unit, channel="sms", name="x",
-                                       template=template)
+        services.campaign_create_local(
+            actor=world.manager_a, unit=segment_unit, channel="sms", name="x", template=template
+        )
 
 
 # -- Sending rules page -------------------------------------------------------------------------
@@ -368,33 +454,66 @@ def test_hq_sets_the_sms_window_caps_and_budgets_and_bad_input_changes_nothing(w
     from tests.factories import PASSWORD
 
     assert client.login(username=world.hq_admin.email, password=PASSWORD)
-    policy = {"sms_days": ["0", "1", "2", "3", "4"], "sms_start": "09:00", "sms_end": "19:00",
-              "sms_holiday_country": "fr", "pressure_priority": "first_scheduled", "sms_segment_cost": "0.05",
-              "email_thousand_cost": "1000.00", "national_cofunding_percent": "60", "late_start_minutes": "30",
-              "attribution_model": "time_decay", "attribution_window_days": "14", "sms_stop_scope": "unit"}
+    policy = {
+        "sms_days": ["0", "1", "2", "3", "4"],
+        "sms_start": "09:00",
+        "sms_end": "19:00",
+        "sms_holiday_country": "fr",
+        "pressure_priority": "first_scheduled",
+        "sms_segment_cost": "0.05",
+        "email_thousand_cost": "1000.00",
+        "national_cofunding_percent": "60",
+        "late_start_minutes": "30",
+        "attribution_model": "time_decay",
+        "attribution_window_days": "14",
+        "sms_stop_scope": "unit",
+    }
     assert _rules_post(client, "policy", **policy).status_code == 302
     saved = policy_for(world.root)
-    assert (saved.attribution_model, saved.attribution_window_days, saved.sms_stop_scope) == ("time_decay", 14, "unit")
-    assert (saved.sms_days, saved.sms_start, saved.sms_holiday_country, saved.pressure_priority) == (
-        [0, 1, 2, 3, 4], dt.time(9), "FR", "first_scheduled")
+    assert (saved.attribution_model, saved.attribution_window_days, saved.sms_stop_scope) == (
+        "time_decay",
+        14,
+        "unit",
+    )
+    assert (
+        saved.sms_days,
+        saved.sms_start,
+        saved.sms_holiday_country,
+        saved.pressure_priority,
+    ) == ([0, 1, 2, 3, 4], dt.time(9), "FR", "first_scheduled")
     # Closing before opening, an unknown country: refused with the reason, nothing changed.
-    response = _rules_post(client, "policy", **{**policy, "sms_end": "08:00", "sms_holiday_country": "XX"})
+    response = _rules_post(
+        client, "policy", **{**policy, "sms_end": "08:00", "sms_holiday_country": "XX"}
+    )
     assert response.status_code == 400
     page = response.content.decode()
     assert "XX is not a country whose public holidays are known." in page
     assert policy_for(world.root).sms_end == dt.time(19)
 
-    caps = {"channel_0": "email", "most_0": "2", "days_0": "7", "channel_1": "sms", "most_1": "4", "days_1": "30"}
+    caps = {
+        "channel_0": "email",
+        "most_0": "2",
+        "days_0": "7",
+        "channel_1": "sms",
+        "most_1": "4",
+        "days_1": "30",
+    }
     assert _rules_post(client, "pressure", **caps).status_code == 302
     assert sorted(PressureRule.objects.values_list("channel", "max_messages", "window_days")) == [
-        ("email", 2, 7), ("sms", 4, 30)]
+        ("email", 2, 7),
+        ("sms", 4, 30),
+    ]
     response = _rules_post(client, "pressure", **{**caps, "channel_2": "email", "most_2": "3"})
     assert response.status_code == 400 and "Cap 3: choose a channel" in response.content.decode()
     assert PressureRule.objects.count() == 2
 
     today = timezone.localdate()
-    budget = {"unit": world.unit_a.pk, "starts_on": today.replace(day=1).isoformat(),
-              "ends_on": (today.replace(day=1) + dt.timedelta(days=40)).replace(day=1).isoformat(), "amount": "50"}
+    budget = {
+        "unit": world.unit_a.pk,
+        "starts_on": today.replace(day=1).isoformat(),
+        "ends_on": (today.replace(day=1) + dt.timedelta(days=40)).replace(day=1).isoformat(),
+        "amount": "50",
+    }
     assert _rules_post(client, "budget", **budget).status_code == 302
     overlapping = {**budget, "starts_on": (today.replace(day=1) + dt.timedelta(days=2)).isoformat()}
     response = _rules_post(client, "budget", **overlapping)
@@ -406,8 +525,10 @@ def test_hq_sets_the_sms_window_caps_and_budgets_and_bad_input_changes_nothing(w
     launched(world, campaign)
     run_campaign(campaign.pk)
     page = client.get("/campaigns/rules/").content.decode()
-    budgets = page[page.index('id="budgets"'):]
-    assert ">50.00 €<" in budgets and ">3.00 €<" in budgets and ">47.00 €<" in budgets, budgets[:1500]
+    budgets = page[page.index('id="budgets"') :]
+    assert ">50.00 €<" in budgets and ">3.00 €<" in budgets and ">47.00 €<" in budgets, budgets[
+        :1500
+    ]
 
 
 def test_units_read_the_rules_and_see_only_their_own_budget(world, client):
@@ -416,11 +537,19 @@ def test_units_read_the_rules_and_see_only_their_own_budget(world, client):
     services.pressure_rules_replace(actor=world.hq_admin, node=world.root, rules=[("email", 2, 7)])
     today = timezone.localdate()
     for unit, amount in ((world.unit_a, "120"), (world.unit_b, "80")):
-        services.budget_set(actor=world.hq_admin, unit=unit, starts_on=today, ends_on=today + dt.timedelta(days=30),
-                            amount=Decimal(amount))
+        services.budget_set(
+            actor=world.hq_admin,
+            unit=unit,
+            starts_on=today,
+            ends_on=today + dt.timedelta(days=30),
+            amount=Decimal(amount),
+        )
     assert client.login(username=world.manager_a.email, password=PASSWORD)
     page = client.get("/campaigns/rules/").content.decode()
     assert "at most 2 in 7 days" in page and 'id="policy-form"' not in page
     assert "120.00 €" in page and "80.00 €" not in page
-    assert _rules_post(client, "pressure", channel_0="email", most_0="9", days_0="1").status_code == 403
+    assert (
+        _rules_post(client, "pressure", channel_0="email", most_0="9", days_0="1").status_code
+        == 403
+    )
     assert list(PressureRule.objects.values_list("max_messages", flat=True)) == [2]

@@ -26,8 +26,19 @@ M = AttributionModel
 def _clicked(world, contact, campaign, when):
     """A ledger row for ``contact`` in ``campaign`` and a counted click on it at ``when``."""
     recipient = Recipient.objects.get(campaign=campaign, contact=contact)
-    events.write([events.row(occurred_at=when, kind=Event.Kind.CLICKED, channel="email", campaign_id=campaign.pk,
-                             unit_id=recipient.unit_id, unit_path=recipient.unit_path, recipient_id=recipient.pk)])
+    events.write(
+        [
+            events.row(
+                occurred_at=when,
+                kind=Event.Kind.CLICKED,
+                channel="email",
+                campaign_id=campaign.pk,
+                unit_id=recipient.unit_id,
+                unit_path=recipient.unit_path,
+                recipient_id=recipient.pk,
+            )
+        ]
+    )
 
 
 @pytest.fixture
@@ -41,8 +52,12 @@ def two_campaigns(world):
 
 
 def _post(client, user, **payload):
-    return client.post("/api/v1/conversions", data=json.dumps(payload), content_type="application/json",
-                       **bearer(user))
+    return client.post(
+        "/api/v1/conversions",
+        data=json.dumps(payload),
+        content_type="application/json",
+        **bearer(user),
+    )
 
 
 def test_api_records_an_order_once_and_credits_the_last_click(world, client, two_campaigns):
@@ -51,14 +66,22 @@ def test_api_records_an_order_once_and_credits_the_last_click(world, client, two
     _clicked(world, buyers[0], first, now - dt.timedelta(days=3))
     _clicked(world, buyers[0], second, now - dt.timedelta(days=1))
     _clicked(world, buyers[0], first, now - dt.timedelta(days=40))  # outside the 30-day window
-    payload = {"order_id": "T-1001", "unit": str(world.unit_a.public_id), "amount": "89.90",
-               "email": buyers[0].email.upper(), "occurred_at": now.isoformat()}
+    payload = {
+        "order_id": "T-1001",
+        "unit": str(world.unit_a.public_id),
+        "amount": "89.90",
+        "email": buyers[0].email.upper(),
+        "occurred_at": now.isoformat(),
+    }
     answer = _post(client, world.manager_a, **payload)
     assert answer.status_code == 201, answer.content
     assert answer.json()["attributed"] is True and answer.json()["duplicate"] is False
     conversion = Conversion.objects.get(order_id="T-1001")
-    assert (conversion.campaign_id, conversion.contact_id, conversion.amount) == (second.pk, buyers[0].pk,
-                                                                                    Decimal("89.90"))
+    assert (conversion.campaign_id, conversion.contact_id, conversion.amount) == (
+        second.pk,
+        buyers[0].pk,
+        Decimal("89.90"),
+    )
     # A retry (or the same order from the CSV) is recognised: 200, still one order and one event.
     again = _post(client, world.manager_a, **{**payload, "amount": "1000"})
     assert again.status_code == 200 and again.json()["duplicate"] is True
@@ -72,24 +95,41 @@ def test_api_rejects_bad_input_by_field_and_other_units(world, client):
     bad = _post(client, key, order_id="T-1", unit=str(world.unit_a.public_id), amount="-5")
     assert bad.status_code == 422
     assert "amount" in json.dumps(bad.json())
-    future = _post(client, key, order_id="T-2", unit=str(world.unit_a.public_id), amount="5",
-                   occurred_at=(timezone.now() + dt.timedelta(days=2)).isoformat())
+    future = _post(
+        client,
+        key,
+        order_id="T-2",
+        unit=str(world.unit_a.public_id),
+        amount="5",
+        occurred_at=(timezone.now() + dt.timedelta(days=2)).isoformat(),
+    )
     assert future.status_code == 422 and "occurred_at" in json.dumps(future.json())
     other = _post(client, key, order_id="T-3", unit=str(world.unit_b.public_id), amount="5")
     assert other.status_code == 404
-    staff = _post(client, world.staff_a, order_id="T-4", unit=str(world.unit_a.public_id), amount="5")
+    staff = _post(
+        client, world.staff_a, order_id="T-4", unit=str(world.unit_a.public_id), amount="5"
+    )
     assert staff.status_code == 403
     assert Conversion.objects.count() == 0
     # An order with no known buyer still counts for the unit, credited to no campaign.
-    anonymous = _post(client, key, order_id="T-5", unit=str(world.unit_a.public_id), amount="12.5",
-                      email="stranger@example.com")
+    anonymous = _post(
+        client,
+        key,
+        order_id="T-5",
+        unit=str(world.unit_a.public_id),
+        amount="12.5",
+        email="stranger@example.com",
+    )
     assert anonymous.status_code == 201 and anonymous.json()["attributed"] is False
 
 
 def test_attribution_models_share_a_sale_between_clicks():
     sale = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC)
-    clicks = [Touch(sale - dt.timedelta(days=14), 1, "email", 1), Touch(sale - dt.timedelta(days=7), 2, "email", 2),
-              Touch(sale, 3, "sms", 3)]
+    clicks = [
+        Touch(sale - dt.timedelta(days=14), 1, "email", 1),
+        Touch(sale - dt.timedelta(days=7), 2, "email", 2),
+        Touch(sale, 3, "sms", 3),
+    ]
     assert weights(M.LAST_CLICK, clicks, sale) == [0, 0, 1]
     assert weights(M.FIRST_CLICK, clicks, sale) == [1, 0, 0]
     assert sum(weights(M.LINEAR, clicks, sale)) == pytest.approx(1)
@@ -104,22 +144,38 @@ def test_credit_under_each_model(world, two_campaigns):
     now = timezone.now()
     _clicked(world, buyers[1], first, now - dt.timedelta(days=10))
     _clicked(world, buyers[1], second, now - dt.timedelta(days=2))
-    sale = Conversion.objects.create(order_id="X", unit=world.unit_a, unit_path=world.unit_a.path,
-                                     contact=buyers[1], amount=Decimal("100.00"), occurred_at=now, source="api")
+    sale = Conversion.objects.create(
+        order_id="X",
+        unit=world.unit_a,
+        unit_path=world.unit_a.path,
+        contact=buyers[1],
+        amount=Decimal("100.00"),
+        occurred_at=now,
+        source="api",
+    )
     last = credit([sale], M.LAST_CLICK, 30)
-    assert {k: v.revenue for k, v in last.items()} == {(second.pk, world.unit_a.pk): Decimal("100.00")}
+    assert {k: v.revenue for k, v in last.items()} == {
+        (second.pk, world.unit_a.pk): Decimal("100.00")
+    }
     first_click = credit([sale], M.FIRST_CLICK, 30)
-    assert {k: v.revenue for k, v in first_click.items()} == {(first.pk, world.unit_a.pk): Decimal("100.00")}
+    assert {k: v.revenue for k, v in first_click.items()} == {
+        (first.pk, world.unit_a.pk): Decimal("100.00")
+    }
     linear = credit([sale], M.LINEAR, 30)
     assert [v.revenue for v in linear.values()] == [Decimal("50.00"), Decimal("50.00")]
-    assert credit([sale], M.LINEAR, 5) == {(second.pk, world.unit_a.pk): linear[(second.pk, world.unit_a.pk)]} or \
-        {k: v.revenue for k, v in credit([sale], M.LINEAR, 5).items()} == {(second.pk, world.unit_a.pk): Decimal(100)}
+    assert credit([sale], M.LINEAR, 5) == {
+        (second.pk, world.unit_a.pk): linear[(second.pk, world.unit_a.pk)]
+    } or {k: v.revenue for k, v in credit([sale], M.LINEAR, 5).items()} == {
+        (second.pk, world.unit_a.pk): Decimal(100)
+    }
 
 
 def test_csv_import_reports_each_bad_row_and_skips_known_orders(world, two_campaigns):
     buyers, first, _second = two_campaigns
     # Yesterday, so the click is before the sale whatever the time of day the test runs.
-    sold_at = (timezone.localtime() - dt.timedelta(days=1)).replace(hour=10, minute=30, second=0, microsecond=0)
+    sold_at = (timezone.localtime() - dt.timedelta(days=1)).replace(
+        hour=10, minute=30, second=0, microsecond=0
+    )
     _clicked(world, buyers[0], first, sold_at - dt.timedelta(hours=5))
     csv_text = (
         "order_id;unit;amount;date;email\n"
@@ -134,7 +190,12 @@ def test_csv_import_reports_each_bad_row_and_skips_known_orders(world, two_campa
     result = conversions_import(actor=world.manager_a, data=csv_text)
     assert (result.created, result.duplicates) == (1, 1)
     assert [(line, field) for line, field, _reason in result.errors] == [
-        (3, "amount"), (4, "unit"), (5, "unit"), (6, "date"), (7, "email")]
+        (3, "amount"),
+        (4, "unit"),
+        (5, "unit"),
+        (6, "date"),
+        (7, "email"),
+    ]
     assert Conversion.objects.get(order_id="C-1").campaign_id == first.pk
     # Importing the same file again records nothing new.
     again = conversions_import(actor=world.manager_a, data=csv_text)
@@ -148,11 +209,19 @@ def test_a_sale_reported_late_reaches_the_rollups(world, two_campaigns):
     _clicked(world, buyers[0], first, now - dt.timedelta(days=12))
     rollups.refresh()
     week_ago = now - dt.timedelta(days=6)
-    conversions_import(actor=world.manager_a, data=(
-        f"order_id,unit,amount,date,email\nL-1,lyon,30,{week_ago.isoformat()},{buyers[0].email}\n").encode())
+    conversions_import(
+        actor=world.manager_a,
+        data=(
+            f"order_id,unit,amount,date,email\nL-1,lyon,30,{week_ago.isoformat()},{buyers[0].email}\n"
+        ).encode(),
+    )
     rollups.refresh()
     row = DailyStat.objects.get(conversions=1)
-    assert (row.day, row.campaign_id, row.revenue) == (timezone.localtime(week_ago).date(), first.pk, Decimal("30"))
+    assert (row.day, row.campaign_id, row.revenue) == (
+        timezone.localtime(week_ago).date(),
+        first.pk,
+        Decimal("30"),
+    )
 
 
 def test_sales_page_imports_a_file_and_lists_its_rows(world, client):

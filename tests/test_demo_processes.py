@@ -48,11 +48,18 @@ def _start(tmp_path) -> tuple[subprocess.Popen, list[int]]:
     pids_file = tmp_path / "pids"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings", "PYTHONPATH": str(ROOT)}
     parent = subprocess.Popen(  # noqa: S603 — this interpreter, this file's script
-        [sys.executable, "-c", SCRIPT, str(pids_file)], env=env, cwd=ROOT, start_new_session=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", SCRIPT, str(pids_file)],
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (not pids_file.exists() or len(pids_file.read_text().split()) < 3):
+    while time.monotonic() < deadline and (
+        not pids_file.exists() or len(pids_file.read_text().split()) < 3
+    ):
         time.sleep(0.1)
     children = [int(p) for p in pids_file.read_text().split()]
     assert len(children) == 3 and all(_alive(p) for p in children)

@@ -24,4 +24,7 @@ def test_demo_year_ranks_lyon_first_and_flags_marseille_on_sms(db):
     assert DailyStat.objects.aggregate(s=Sum("sent"))["s"] == sent
     region = User.objects.get(email="region.sud-est@maison-lumiere.test")
     assert {r["unit"].code for r in selectors.network_dashboard(region, days=365)["rows"]} == {
-        "lyon", "marseille", "grenoble"}
+        "lyon",
+        "marseille",
+        "grenoble",
+    }

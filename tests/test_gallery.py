@@ -17,46 +17,109 @@ from enseigne.delivery import events
 from enseigne.delivery.models import Event
 from tests.campaign_helpers import contacts
 
-SOURCE = ("<mjml><mj-body><mj-section><mj-column><mj-text><ens-zone name=\"headline\" kind=\"text\" max=\"80\">"
-          "Titre</ens-zone></mj-text><mj-text><ens-zone name=\"details\" kind=\"rich\" max=\"400\">Texte</ens-zone>"
-          "</mj-text><mj-text><a href=\"{{ links.unsubscribe }}\">Désabonnement</a></mj-text>"
-          "</mj-column></mj-section></mj-body></mjml>")
+SOURCE = (
+    '<mjml><mj-body><mj-section><mj-column><mj-text><ens-zone name="headline" kind="text" max="80">'
+    'Titre</ens-zone></mj-text><mj-text><ens-zone name="details" kind="rich" max="400">Texte</ens-zone>'
+    '</mj-text><mj-text><a href="{{ links.unsubscribe }}">Désabonnement</a></mj-text>'
+    "</mj-column></mj-section></mj-body></mjml>"
+)
 
 
 def _finished(world, unit, manager, name, values, sent, clickers):
     template = Template.objects.filter(name="Atelier").first() or template_create(
-        actor=world.hq_admin, shared_with=world.root, channel="email", name="Atelier", source=SOURCE, subject="S")
-    version = local_version_save(actor=world.hq_admin, unit=unit, template=template, values=values, name=name)
-    campaign = campaign_create_local(actor=manager, unit=unit, channel="email", name=name, template=template,
-                                     local_version=version)
+        actor=world.hq_admin,
+        shared_with=world.root,
+        channel="email",
+        name="Atelier",
+        source=SOURCE,
+        subject="S",
+    )
+    version = local_version_save(
+        actor=world.hq_admin, unit=unit, template=template, values=values, name=name
+    )
+    campaign = campaign_create_local(
+        actor=manager,
+        unit=unit,
+        channel="email",
+        name=name,
+        template=template,
+        local_version=version,
+    )
     when = timezone.now() - dt.timedelta(days=3)
-    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.FINISHED, launched_at=when)
-    rows = [events.row(occurred_at=when, kind=Event.Kind.SENT, channel="email", campaign_id=campaign.pk,
-                       unit_id=unit.pk, unit_path=unit.path, recipient_id=i) for i in range(sent)]
-    rows += [events.row(occurred_at=when, kind=Event.Kind.CLICKED, channel="email", campaign_id=campaign.pk,
-                        unit_id=unit.pk, unit_path=unit.path, recipient_id=i) for i in range(clickers)]
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=Campaign.Status.FINISHED, launched_at=when
+    )
+    rows = [
+        events.row(
+            occurred_at=when,
+            kind=Event.Kind.SENT,
+            channel="email",
+            campaign_id=campaign.pk,
+            unit_id=unit.pk,
+            unit_path=unit.path,
+            recipient_id=i,
+        )
+        for i in range(sent)
+    ]
+    rows += [
+        events.row(
+            occurred_at=when,
+            kind=Event.Kind.CLICKED,
+            channel="email",
+            campaign_id=campaign.pk,
+            unit_id=unit.pk,
+            unit_path=unit.path,
+            recipient_id=i,
+        )
+        for i in range(clickers)
+    ]
     events.write(rows)
     return campaign
 
 
 @pytest.fixture
 def shown(world):
-    lille = _finished(world, world.unit_b, world.manager_b, "Atelier bougies · Lille",
-                      {"headline": "Atelier bougies {{ contact.email }}", "details": "<p>Places limitées</p>"},
-                      sent=1000, clickers=150)
-    proven = _finished(world, world.unit_a2, world.hq_admin, "Brocante · Grenoble", {"headline": "Brocante"},
-                       sent=4000, clickers=520)
-    lucky = _finished(world, world.unit_a, world.manager_a, "Petit envoi · Lyon", {"headline": "Petit"},
-                      sent=150, clickers=60)  # 40 %, but under the minimum volume
+    lille = _finished(
+        world,
+        world.unit_b,
+        world.manager_b,
+        "Atelier bougies · Lille",
+        {"headline": "Atelier bougies {{ contact.email }}", "details": "<p>Places limitées</p>"},
+        sent=1000,
+        clickers=150,
+    )
+    proven = _finished(
+        world,
+        world.unit_a2,
+        world.hq_admin,
+        "Brocante · Grenoble",
+        {"headline": "Brocante"},
+        sent=4000,
+        clickers=520,
+    )
+    lucky = _finished(
+        world,
+        world.unit_a,
+        world.manager_a,
+        "Petit envoi · Lyon",
+        {"headline": "Petit"},
+        sent=150,
+        clickers=60,
+    )  # 40 %, but under the minimum volume
     rollups.refresh()
     return lille, proven, lucky
 
 
-def test_the_gallery_ranks_by_the_low_end_of_the_interval_and_keeps_contacts_out(world, shown, client):
+def test_the_gallery_ranks_by_the_low_end_of_the_interval_and_keeps_contacts_out(
+    world, shown, client
+):
     lille, proven, lucky = shown
     secret = contacts(world.unit_b, 3)
     entries = selectors.gallery()
-    assert [e["campaign"].pk for e in entries] == [lille.pk, proven.pk]  # 15 % of 1,000 beats 13 % of 4,000
+    assert [e["campaign"].pk for e in entries] == [
+        lille.pk,
+        proven.pk,
+    ]  # 15 % of 1,000 beats 13 % of 4,000
     assert lucky.pk not in {e["campaign"].pk for e in entries}
     client.force_login(world.manager_a)
     page = client.get("/gallery/").content.decode()
@@ -73,8 +136,11 @@ def test_a_unit_copies_a_campaign_into_its_drafts(world, shown, client):
     answer = client.post(f"/gallery/{lille.public_id}/copy/")
     assert answer.status_code == 302
     draft = Campaign.objects.exclude(pk=lille.pk).get(owner=world.unit_a, name="Atelier bougies")
-    assert draft.status == Campaign.Status.DRAFT and draft.segment is None and answer["Location"].endswith(
-        f"/campaigns/{draft.public_id}/")
+    assert (
+        draft.status == Campaign.Status.DRAFT
+        and draft.segment is None
+        and answer["Location"].endswith(f"/campaigns/{draft.public_id}/")
+    )
     copied = LocalVersion.objects.get(pk=draft.local_version_id)
     assert copied.unit_id == world.unit_a.pk
     assert copied.values["headline"] == "Atelier bougies {{ contact.email }}"
@@ -102,11 +168,14 @@ def test_hq_promotes_a_campaign_into_a_network_template_crediting_the_unit(world
 
 
 def test_with_defaults_changes_only_text_and_rich_zones():
-    source = ('<ens-zone name="a" kind="text">A</ens-zone><ens-zone name="b" kind="image" /> '
-              '<ens-zone name="c" kind="rich">C</ens-zone>')
+    source = (
+        '<ens-zone name="a" kind="text">A</ens-zone><ens-zone name="b" kind="image" /> '
+        '<ens-zone name="c" kind="rich">C</ens-zone>'
+    )
     out = with_defaults(source, {"a": "<b>x</b>", "b": "ignored", "c": "<em>y</em>{% raw %}"})
     assert '<ens-zone name="a" kind="text">&lt;b&gt;x&lt;/b&gt;</ens-zone>' in out
     assert '<ens-zone name="b" kind="image" />' in out
     assert '<ens-zone name="c" kind="rich"><em>y</em>&#123;% raw %&#125;</ens-zone>' in out
-    assert with_defaults('<ens-zone name="m" kind="text">M</ens-zone>', {"m": "{x} <y>"}, channel="sms") == (
-        '<ens-zone name="m" kind="text">(x) ‹y›</ens-zone>')
+    assert with_defaults(
+        '<ens-zone name="m" kind="text">M</ens-zone>', {"m": "{x} <y>"}, channel="sms"
+    ) == ('<ens-zone name="m" kind="text">(x) ‹y›</ens-zone>')

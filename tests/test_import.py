@@ -25,13 +25,29 @@ GOOD_AND_BAD = (
 )
 
 
-def run(world, content: str | bytes, *, user=None, consent=(), wording="", mapping=None, tags=None, django_capture_on_commit_callbacks=None):
+def run(
+    world,
+    content: str | bytes,
+    *,
+    user=None,
+    consent=(),
+    wording="",
+    mapping=None,
+    tags=None,
+    django_capture_on_commit_callbacks=None,
+):
     user = user or world.manager_a
     raw = content.encode() if isinstance(content, str) else content
     imp = import_prepare(actor=user, unit=world.unit_a, file_name="contacts.csv", content=raw)
     with django_capture_on_commit_callbacks(execute=True):
-        import_start(actor=user, contact_import=imp, mapping=mapping or imp.mapping,
-                     consent_channels=list(consent), consent_wording=wording, tags=tags)
+        import_start(
+            actor=user,
+            contact_import=imp,
+            mapping=mapping or imp.mapping,
+            consent_channels=list(consent),
+            consent_wording=wording,
+            tags=tags,
+        )
     imp.refresh_from_db()
     return imp
 
@@ -39,7 +55,13 @@ def run(world, content: str | bytes, *, user=None, consent=(), wording="", mappi
 @pytest.fixture
 def do_import(world, django_capture_on_commit_callbacks):
     def _run(content, **kwargs):
-        return run(world, content, django_capture_on_commit_callbacks=django_capture_on_commit_callbacks, **kwargs)
+        return run(
+            world,
+            content,
+            django_capture_on_commit_callbacks=django_capture_on_commit_callbacks,
+            **kwargs,
+        )
+
     return _run
 
 
@@ -57,10 +79,18 @@ def test_the_report_is_written_in_the_language_of_whoever_started_the_import(wor
 
 
 def test_mapping_is_guessed_from_french_headers(world):
-    imp = import_prepare(actor=world.manager_a, unit=world.unit_a, file_name="c.csv", content=GOOD_AND_BAD.encode())
+    imp = import_prepare(
+        actor=world.manager_a, unit=world.unit_a, file_name="c.csv", content=GOOD_AND_BAD.encode()
+    )
     assert imp.columns == ["Prénom", "Nom", "Email", "Mobile", "Naissance", "Tags"]
-    assert imp.mapping == {"Prénom": "first_name", "Nom": "last_name", "Email": "email",
-                           "Mobile": "phone", "Naissance": "birthday", "Tags": "tags"}
+    assert imp.mapping == {
+        "Prénom": "first_name",
+        "Nom": "last_name",
+        "Email": "email",
+        "Mobile": "phone",
+        "Naissance": "birthday",
+        "Tags": "tags",
+    }
     assert imp.status == ContactImport.Status.MAPPING
 
 
@@ -73,7 +103,12 @@ def test_good_rows_land_and_bad_rows_are_reported_by_row_field_and_reason(world,
     assert imp.rejected_count == 4
     assert imp.created_count + imp.updated_count + imp.unchanged_count + imp.rejected_count == 7
     report = [(r.row_number, r.field, r.reason) for r in imp.rejections.all()]
-    assert [(row, field) for row, field, _ in report] == [(3, "Email"), (4, "Mobile"), (5, "Naissance"), (8, "")]
+    assert [(row, field) for row, field, _ in report] == [
+        (3, "Email"),
+        (4, "Mobile"),
+        (5, "Naissance"),
+        (8, ""),
+    ]
     assert "not a valid email address" in report[0][2]
     assert "not a valid phone number" in report[1][2]
     assert report[2][2] == "not a date (use YYYY-MM-DD or DD/MM/YYYY)"
@@ -103,8 +138,13 @@ def test_reimporting_the_same_file_creates_nothing(world, do_import):
 
 
 def test_existing_contacts_are_completed_never_overwritten(world, do_import):
-    existing = ContactFactory(unit=world.unit_a, email="lea.martin@example.com", first_name="Léa-Marie",
-                              last_name="", phone=None)
+    existing = ContactFactory(
+        unit=world.unit_a,
+        email="lea.martin@example.com",
+        first_name="Léa-Marie",
+        last_name="",
+        phone=None,
+    )
     imp = do_import(GOOD_AND_BAD)
     existing.refresh_from_db()
     assert existing.first_name == "Léa-Marie"  # kept
@@ -116,8 +156,12 @@ def test_existing_contacts_are_completed_never_overwritten(world, do_import):
 
 def test_an_import_never_overrides_an_unsubscribe(world, do_import):
     contact = ContactFactory(unit=world.unit_a, email="lea.martin@example.com")
-    services.consent_record(actor=None, contact=contact, channel="email", status="granted", source="form")
-    services.consent_record(actor=None, contact=contact, channel="email", status="withdrawn", source="unsubscribe")
+    services.consent_record(
+        actor=None, contact=contact, channel="email", status="granted", source="form"
+    )
+    services.consent_record(
+        actor=None, contact=contact, channel="email", status="withdrawn", source="unsubscribe"
+    )
     do_import(GOOD_AND_BAD, consent=["email"], wording="v1")
     contact.refresh_from_db()
     assert contact.email_consent == ConsentStatus.WITHDRAWN
@@ -130,7 +174,10 @@ def test_erased_person_is_refused_with_a_clear_reason(world, do_import):
     imp = do_import(GOOD_AND_BAD)
     assert not Contact.objects.filter(email="lea.martin@example.com").exists()
     reasons = {r.row_number: r.reason for r in imp.rejections.all()}
-    assert reasons[2] == "this person asked to be erased from this unit (GDPR); they cannot be imported again"
+    assert (
+        reasons[2]
+        == "this person asked to be erased from this unit (GDPR); they cannot be imported again"
+    )
 
 
 def test_same_email_in_another_unit_is_a_different_contact(world, do_import):
@@ -155,29 +202,46 @@ def test_batches_crossing_boundaries_keep_row_numbers(world, do_import, settings
 
 
 def test_rejection_report_download_is_formula_safe(world, do_import, client):
-    imp = do_import("email\n=HYPERLINK(\"x\")\n")
+    imp = do_import('email\n=HYPERLINK("x")\n')
     client.force_login(world.manager_a)
     response = client.get(f"/imports/{imp.public_id}/rejections.csv")
     body = b"".join(response.streaming_content).decode()
     rows = list(csv.reader(io.StringIO(body)))
     assert rows[0] == ["row", "column", "value", "reason"]
-    assert rows[1][0:3] == ["2", "email", "'=HYPERLINK(\"x\")"]
+    assert rows[1][0:3] == ["2", "email", '\'=HYPERLINK("x")']
 
 
 def test_mapping_errors_name_the_problem(world):
-    imp = import_prepare(actor=world.manager_a, unit=world.unit_a, file_name="c.csv", content=b"nom,ville\nA,B\n")
+    imp = import_prepare(
+        actor=world.manager_a, unit=world.unit_a, file_name="c.csv", content=b"nom,ville\nA,B\n"
+    )
     with pytest.raises(ValidationError) as exc:
-        import_start(actor=world.manager_a, contact_import=imp, mapping={"nom": "last_name"}, consent_channels=[])
+        import_start(
+            actor=world.manager_a,
+            contact_import=imp,
+            mapping={"nom": "last_name"},
+            consent_channels=[],
+        )
     assert exc.value.message_dict == {"mapping": ["Map at least one column to email or phone."]}
     with pytest.raises(ValidationError) as exc:
-        import_start(actor=world.manager_a, contact_import=imp, mapping={"nom": "email"},
-                     consent_channels=["email"], consent_wording="")
+        import_start(
+            actor=world.manager_a,
+            contact_import=imp,
+            mapping={"nom": "email"},
+            consent_channels=["email"],
+            consent_wording="",
+        )
     assert "consent_wording" in exc.value.message_dict
 
 
 def test_binary_files_are_refused(world):
     with pytest.raises(ValidationError) as exc:
-        import_prepare(actor=world.manager_a, unit=world.unit_a, file_name="c.xlsx", content=b"PK\x03\x04\x00\x00")
+        import_prepare(
+            actor=world.manager_a,
+            unit=world.unit_a,
+            file_name="c.xlsx",
+            content=b"PK\x03\x04\x00\x00",
+        )
     assert "save it as CSV" in exc.value.message_dict["file"][0]
 
 
@@ -187,15 +251,28 @@ def _snapshot(unit):
     for contact in Contact.objects.filter(unit=unit).prefetch_related("tags", "consent_events"):
         key = contact.email or contact.phone
         people[key] = (
-            contact.email, contact.phone, contact.first_name, contact.last_name, contact.birthday, contact.language,
-            contact.is_customer, contact.attributes, contact.email_consent, contact.sms_consent,
+            contact.email,
+            contact.phone,
+            contact.first_name,
+            contact.last_name,
+            contact.birthday,
+            contact.language,
+            contact.is_customer,
+            contact.attributes,
+            contact.email_consent,
+            contact.sms_consent,
             sorted(t.name for t in contact.tags.all()),
-            sorted((e.channel, e.status, e.source, e.wording_version) for e in contact.consent_events.all()),
+            sorted(
+                (e.channel, e.status, e.source, e.wording_version)
+                for e in contact.consent_events.all()
+            ),
         )
     return people
 
 
-def test_the_one_statement_path_and_the_matching_path_write_the_same_contacts(world, do_import, settings, monkeypatch):
+def test_the_one_statement_path_and_the_matching_path_write_the_same_contacts(
+    world, do_import, settings, monkeypatch
+):
     """A large file's new people take the single-statement path on PostgreSQL; repeats and
     known people the matching path. Forcing every row through the matching path must give
     the same contacts, consent proof, tags and counts."""
@@ -213,8 +290,10 @@ def test_the_one_statement_path_and_the_matching_path_write_the_same_contacts(wo
         if not email and not phone:
             email = f"only{i}@example.com"
         tags = "vip, cuisine" if i % 5 == 0 else ("textile" if i % 5 == 1 else "")
-        lines.append(f"{email};{phone};Prénom{i};Nom{i};19{50 + i % 50}-0{1 + i % 9}-1{i % 10};"
-                     f"{'oui' if i % 4 == 0 else ''};{'oui' if i % 6 == 0 else ''};{tags};{'or' if i % 2 else ''}")
+        lines.append(
+            f"{email};{phone};Prénom{i};Nom{i};19{50 + i % 50}-0{1 + i % 9}-1{i % 10};"
+            f"{'oui' if i % 4 == 0 else ''};{'oui' if i % 6 == 0 else ''};{tags};{'or' if i % 2 else ''}"
+        )
     # Repeats: the same person again within a batch (another phone, a filled blank) and in
     # a later batch; one row whose email and phone belong to two different people.
     lines.append("p1@example.com;06 99 00 00 01;Autre;;;;;soldes;")
@@ -223,7 +302,9 @@ def test_the_one_statement_path_and_the_matching_path_write_the_same_contacts(wo
     lines.append("nouveau@example.com;;Nouveau;;;;;;")
     content = "\n".join(lines) + "\n"
     for unit in (world.unit_a, world.unit_b):
-        ContactFactory(unit=unit, email="p3@example.com", first_name="", last_name="Connue", phone=None)
+        ContactFactory(
+            unit=unit, email="p3@example.com", first_name="", last_name="Connue", phone=None
+        )
 
     calls = []
     original = BatchWriter._insert_fresh
@@ -255,16 +336,21 @@ def test_the_one_statement_path_and_the_matching_path_write_the_same_contacts(wo
     assert fast.rejections.get().row_number == 154  # p8's email with p10's phone
     assert _snapshot(world.unit_a) == _snapshot(world.unit_b)
     known = Contact.objects.get(unit=world.unit_a, email="p3@example.com")
-    assert (known.first_name, known.last_name) == ("Prénom3", "Connue")  # completed, not overwritten
+    assert (known.first_name, known.last_name) == (
+        "Prénom3",
+        "Connue",
+    )  # completed, not overwritten
     p1 = Contact.objects.get(unit=world.unit_a, email="p1@example.com")
     assert (p1.first_name, p1.phone) == ("Prénom1", "+33610010000")
     assert sorted(t.name for t in p1.tags.all()) == ["soldes", "textile"]
-    assert Contact.objects.get(unit=world.unit_a, email="p2@example.com").attributes == {"fidelite": "argent"}
+    assert Contact.objects.get(unit=world.unit_a, email="p2@example.com").attributes == {
+        "fidelite": "argent"
+    }
 
 
 def test_names_and_tags_with_tabs_quotes_and_backslashes_land_as_written(world, do_import):
     content = (
-        'email;prenom;nom;tags\n'
+        "email;prenom;nom;tags\n"
         'a@example.com;"Jean\tPaul";"O\'Brien \\ ""Le Grand""";"a\\b, dit ""x"", {y}"\n'
         'b@example.com;"Line\nBreak";\\N;\n'
     )
@@ -272,7 +358,7 @@ def test_names_and_tags_with_tabs_quotes_and_backslashes_land_as_written(world, 
     assert imp.created_count == 2
     a = Contact.objects.get(email="a@example.com")
     assert (a.first_name, a.last_name) == ("Jean\tPaul", 'O\'Brien \\ "Le Grand"')
-    assert sorted(t.name for t in a.tags.all()) == ['a\\b', 'dit "x"', "{y}"]
+    assert sorted(t.name for t in a.tags.all()) == ["a\\b", 'dit "x"', "{y}"]
     b = Contact.objects.get(email="b@example.com")
     assert (b.first_name, b.last_name) == ("Line\nBreak", "\\N")
 
@@ -282,8 +368,21 @@ def test_copy_text_rows_escape_what_postgresql_would_read_otherwise():
 
     from enseigne.lib.bulk import copy_text_row
 
-    line = copy_text_row((7, None, True, False, datetime.date(1990, 4, 12), "a\tb\\c\nd\re", ["x", 'y"z', "w\\v"], []))
-    assert line == '7\t\\N\tt\tf\t1990-04-12\ta\\tb\\\\c\\nd\\re\t{"x","y\\\\"z","w\\\\\\\\v"}\t{}\n'
+    line = copy_text_row(
+        (
+            7,
+            None,
+            True,
+            False,
+            datetime.date(1990, 4, 12),
+            "a\tb\\c\nd\re",
+            ["x", 'y"z', "w\\v"],
+            [],
+        )
+    )
+    assert (
+        line == '7\t\\N\tt\tf\t1990-04-12\ta\\tb\\\\c\\nd\\re\t{"x","y\\\\"z","w\\\\\\\\v"}\t{}\n'
+    )
     with pytest.raises(TypeError, match="no COPY text form for float"):
         copy_text_row((1.5,))
 
@@ -309,12 +408,24 @@ def test_custom_attributes_are_checked_by_kind_row_by_row(world, do_import):
         "c@example.com;Infinity;\n"
         "d@example.com;douze;\n"
         "e@example.com;3;hier\n",
-        mapping={"email": "email", "points": "attributes.points", "adhesion": "attributes.adhesion"},
+        mapping={
+            "email": "email",
+            "points": "attributes.points",
+            "adhesion": "attributes.adhesion",
+        },
     )
     assert (imp.created_count, imp.rejected_count) == (1, 4)
-    assert Contact.objects.get(email="a@example.com").attributes == {"points": 12.5, "adhesion": "2024-03-01"}
+    assert Contact.objects.get(email="a@example.com").attributes == {
+        "points": 12.5,
+        "adhesion": "2024-03-01",
+    }
     report = [(r.row_number, r.field, r.value) for r in imp.rejections.all()]
-    assert report == [(3, "points", "nan"), (4, "points", "Infinity"), (5, "points", "douze"), (6, "adhesion", "hier")]
+    assert report == [
+        (3, "points", "nan"),
+        (4, "points", "Infinity"),
+        (5, "points", "douze"),
+        (6, "adhesion", "hier"),
+    ]
     assert {r.reason for r in imp.rejections.filter(field="points")} == {"not a number"}
 
 
@@ -326,8 +437,12 @@ def test_an_import_that_fails_its_last_attempt_says_where_it_stopped(world, sett
 
     settings.IMPORT_BATCH_ROWS = 50
     rows = "\n".join(["email", *(f"p{i}@example.com" for i in range(120))]) + "\n"
-    imp = import_prepare(actor=world.manager_a, unit=world.unit_a, file_name="c.csv", content=rows.encode())
-    ContactImport.objects.filter(pk=imp.pk).update(status=ContactImport.Status.QUEUED, mapping={"email": "email"})
+    imp = import_prepare(
+        actor=world.manager_a, unit=world.unit_a, file_name="c.csv", content=rows.encode()
+    )
+    ContactImport.objects.filter(pk=imp.pk).update(
+        status=ContactImport.Status.QUEUED, mapping={"email": "email"}
+    )
     original, calls = BatchWriter.write_chunk, []
 
     def second_batch_breaks(self, chunk):
@@ -340,7 +455,11 @@ def test_an_import_that_fails_its_last_attempt_says_where_it_stopped(world, sett
     with pytest.raises(RuntimeError):  # an attempt with retries left: the queue retries it
         run_contact_import.call_local(imp.pk, task=SimpleNamespace(retries=1))
     imp.refresh_from_db()
-    assert (imp.status, imp.processed_rows, imp.created_count) == (ContactImport.Status.RUNNING, 50, 50)
+    assert (imp.status, imp.processed_rows, imp.created_count) == (
+        ContactImport.Status.RUNNING,
+        50,
+        50,
+    )
 
     calls.clear()
     calls.append(None)  # the resumed attempt breaks on its first batch (rows 51-100)
@@ -348,5 +467,9 @@ def test_an_import_that_fails_its_last_attempt_says_where_it_stopped(world, sett
         run_contact_import.call_local(imp.pk, task=SimpleNamespace(retries=0))
     imp.refresh_from_db()
     assert imp.status == ContactImport.Status.FAILED
-    assert imp.error.startswith("Stopped by an unexpected error at line 52. The lines before it were imported;")
-    assert Contact.objects.filter(unit=world.unit_a).count() == 50  # nothing lost, nothing half-written
+    assert imp.error.startswith(
+        "Stopped by an unexpected error at line 52. The lines before it were imported;"
+    )
+    assert (
+        Contact.objects.filter(unit=world.unit_a).count() == 50
+    )  # nothing lost, nothing half-written

@@ -37,7 +37,10 @@ def test_stopping_sms_for_this_shop_only(world, client):
     assert answer.status_code == 200 and 'id="preferences-saved"' in answer.content.decode()
     lyon.refresh_from_db()
     lille.refresh_from_db()
-    assert (lyon.email_consent, lyon.sms_consent) == (ConsentStatus.GRANTED, ConsentStatus.WITHDRAWN)
+    assert (lyon.email_consent, lyon.sms_consent) == (
+        ConsentStatus.GRANTED,
+        ConsentStatus.WITHDRAWN,
+    )
     assert lille.sms_consent == ConsentStatus.GRANTED
     # The campaign was an e-mail: an SMS preference is not one of its unsubscribes.
     assert not Event.objects.filter(kind=Event.Kind.UNSUBSCRIBED).exists()
@@ -48,14 +51,22 @@ def test_stopping_e_mails_from_the_whole_brand(world, client):
     client.post(url, {"preferences": "1", "keep_sms": "1", "scope": "brand"})
     for person in (lyon, lille):
         person.refresh_from_db()
-        assert (person.email_consent, person.sms_consent) == (ConsentStatus.WITHDRAWN, ConsentStatus.GRANTED)
-    assert Suppression.objects.filter(unit_path="", channel="email",
-                                      value_hash=identifier_hash("email", lyon.email)).exists()
+        assert (person.email_consent, person.sms_consent) == (
+            ConsentStatus.WITHDRAWN,
+            ConsentStatus.GRANTED,
+        )
+    assert Suppression.objects.filter(
+        unit_path="", channel="email", value_hash=identifier_hash("email", lyon.email)
+    ).exists()
     (event,) = Event.objects.filter(kind=Event.Kind.UNSUBSCRIBED)
     assert event.recipient_id == row.pk
     # Saving again changes nothing more, and the page no longer offers e-mails as subscribed.
-    again = client.post(url, {"preferences": "1", "keep_sms": "1", "keep_email": "1", "scope": "brand"})
-    assert "Nothing to change" in again.content.decode() or "Rien à changer" in again.content.decode()
+    again = client.post(
+        url, {"preferences": "1", "keep_sms": "1", "keep_email": "1", "scope": "brand"}
+    )
+    assert (
+        "Nothing to change" in again.content.decode() or "Rien à changer" in again.content.decode()
+    )
     assert Event.objects.filter(kind=Event.Kind.UNSUBSCRIBED).count() == 1
 
 
@@ -71,8 +82,19 @@ def test_accepting_per_person_opens_puts_the_row_in_the_next_pixel(world, client
 
     url, lyon, _lille, _row = _link(world)
     page = client.get(url).content.decode()
-    assert 'id="open_tracking"' in page and "checked" not in page.split('id="open_tracking"')[1][:20]
-    client.post(url, {"preferences": "1", "keep_email": "1", "keep_sms": "1", "scope": "unit", "open_tracking": "1"})
+    assert (
+        'id="open_tracking"' in page and "checked" not in page.split('id="open_tracking"')[1][:20]
+    )
+    client.post(
+        url,
+        {
+            "preferences": "1",
+            "keep_email": "1",
+            "keep_sms": "1",
+            "scope": "unit",
+            "open_tracking": "1",
+        },
+    )
     lyon.refresh_from_db()
     assert lyon.open_tracking is True
     proof = ConsentEvent.objects.get(contact=lyon, purpose="open_tracking")
@@ -82,7 +104,11 @@ def test_accepting_per_person_opens_puts_the_row_in_the_next_pixel(world, client
     campaign = local_campaign(world)
     launched(world, campaign)
     run_campaign(campaign.pk)
-    html = email.message_from_bytes(locmem.outbox[0].data, policy=policy.default).get_body(("html",)).get_content()
+    html = (
+        email.message_from_bytes(locmem.outbox[0].data, policy=policy.default)
+        .get_body(("html",))
+        .get_content()
+    )
     (pixel,) = re.findall(r'src="http://127\.0\.0\.1:8000(/o/[^"]+\.gif)"', html)
     _get(pixel)
     row = Recipient.objects.get(campaign=campaign, contact=lyon)

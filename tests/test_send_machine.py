@@ -68,8 +68,14 @@ class SendMachine(RuleBasedStateMachine):
         return LocmemTransport(answer)
 
     def _runner(self, flaky=False):
-        return Runner(self.campaign.pk, transport=self._transport(flaky), clock=self.clock, batch_size=4,
-                      chunk_size=2, lease_seconds=60)
+        return Runner(
+            self.campaign.pk,
+            transport=self._transport(flaky),
+            clock=self.clock,
+            batch_size=4,
+            chunk_size=2,
+            lease_seconds=60,
+        )
 
     @precondition(lambda self: not self.launched)
     @rule()
@@ -89,7 +95,9 @@ class SendMachine(RuleBasedStateMachine):
         runner = self._runner()
         rows = runner.claim()
         if rows:
-            Recipient.objects.filter(pk__in=[r["id"] for r in rows[:2]]).update(attempted_at=self.clock.now)
+            Recipient.objects.filter(pk__in=[r["id"] for r in rows[:2]]).update(
+                attempted_at=self.clock.now
+            )
 
     @rule(minutes=st.integers(1, 10))
     def time_passes(self, minutes):
@@ -112,12 +120,18 @@ class SendMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.launched)
     @rule(index=st.integers(0, 11))
     def someone_unsubscribes(self, index):
-        rows = list(Recipient.objects.filter(campaign=self.campaign).order_by("id").values_list("id", flat=True))
+        rows = list(
+            Recipient.objects.filter(campaign=self.campaign)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
         unsubscribe(recipient_id=rows[index])
 
     @invariant()
     def never_finished_with_pending_rows(self):
-        status = Campaign.objects.filter(pk=self.campaign.pk).values_list("status", flat=True).first()
+        status = (
+            Campaign.objects.filter(pk=self.campaign.pk).values_list("status", flat=True).first()
+        )
         if status == Campaign.Status.FINISHED:
             assert not Recipient.objects.filter(campaign=self.campaign, status="pending").exists()
 
@@ -126,14 +140,27 @@ class SendMachine(RuleBasedStateMachine):
         seen, twice = set(), set()
         for pk in self.handed:
             (twice if pk in seen else seen).add(pk)
-        ambiguous = set(Recipient.objects.filter(campaign=self.campaign, ambiguous_count__gt=0)
-                        .values_list("id", flat=True))
-        retried = set(Recipient.objects.filter(campaign=self.campaign, attempts__gt=1).values_list("id", flat=True))
+        ambiguous = set(
+            Recipient.objects.filter(campaign=self.campaign, ambiguous_count__gt=0).values_list(
+                "id", flat=True
+            )
+        )
+        retried = set(
+            Recipient.objects.filter(campaign=self.campaign, attempts__gt=1).values_list(
+                "id", flat=True
+            )
+        )
         assert twice <= ambiguous | retried
 
 
 @pytest.mark.django_db
 def test_no_history_finishes_a_campaign_with_pending_rows():
-    run_state_machine_as_test(SendMachine, settings=settings(
-        max_examples=25, stateful_step_count=20, deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+    run_state_machine_as_test(
+        SendMachine,
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=20,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )

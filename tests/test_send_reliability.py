@@ -67,14 +67,24 @@ class ScratchDatabase:
 
 def _env(database: ScratchDatabase, port: int, data_dir: Path) -> dict:
     env = dict(os.environ)
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": database.url,
-        "DATABASE_APP_ROLE": settings.DATABASE_APP_ROLE if database.postgres else "",
-        "EMAIL_URL": f"smtp://127.0.0.1:{port}", "ENSEIGNE_DATA_DIR": str(data_dir),
-        "ENSEIGNE_SMTP_CONCURRENCY": "2", "ENSEIGNE_SEND_LEASE_SECONDS": "4", "ENSEIGNE_SEND_RETRY_SECONDS": "0",
-        "ENSEIGNE_SEND_BATCH_SIZE": "500", "ENSEIGNE_SEND_CHUNK_SIZE": "50", "ENSEIGNE_SEND_MAX_ATTEMPTS": "20",
-        "ENSEIGNE_AMBIGUOUS_POLICY": "retry", "HUEY_URL": "immediate:", "LOG_LEVEL": "ERROR",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": database.url,
+            "DATABASE_APP_ROLE": settings.DATABASE_APP_ROLE if database.postgres else "",
+            "EMAIL_URL": f"smtp://127.0.0.1:{port}",
+            "ENSEIGNE_DATA_DIR": str(data_dir),
+            "ENSEIGNE_SMTP_CONCURRENCY": "2",
+            "ENSEIGNE_SEND_LEASE_SECONDS": "4",
+            "ENSEIGNE_SEND_RETRY_SECONDS": "0",
+            "ENSEIGNE_SEND_BATCH_SIZE": "500",
+            "ENSEIGNE_SEND_CHUNK_SIZE": "50",
+            "ENSEIGNE_SEND_MAX_ATTEMPTS": "20",
+            "ENSEIGNE_AMBIGUOUS_POLICY": "retry",
+            "HUEY_URL": "immediate:",
+            "LOG_LEVEL": "ERROR",
+        }
+    )
     return env
 
 
@@ -86,10 +96,14 @@ def _worker(campaign_id: str, env: dict, *, until_finished: bool = False) -> sub
     args = [sys.executable, "-m", "enseigne.cli", "send_campaign", campaign_id]
     if until_finished:
         args += ["--until-finished", "--timeout", "240"]
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603
+    return subprocess.Popen(  # noqa: S603
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
 
 
-def _kill_when(worker: subprocess.Popen, database: ScratchDatabase, done: int, timeout: float = 120) -> None:
+def _kill_when(
+    worker: subprocess.Popen, database: ScratchDatabase, done: int, timeout: float = 120
+) -> None:
     deadline = time.monotonic() + timeout
     while _sent(database) < done:
         assert worker.poll() is None, worker.stdout.read().decode()[-2000:]
@@ -104,8 +118,14 @@ def test_killed_workers_and_a_faulty_server_lose_nothing_and_double_only_logged_
     handler = FaultyHandler(seed=11, reset=0.01, r451=0.02, r454=0.01, r550=0.005, drop_after=0.005)
     with ScratchDatabase(tmp_path) as database, FaultySink(handler) as sink:
         env = _env(database, sink.port, tmp_path)
-        setup = subprocess.run([sys.executable, "tests/send_scenario.py", str(CONTACTS)], cwd=ROOT, env=env,  # noqa: S603
-                               capture_output=True, text=True, timeout=300)
+        setup = subprocess.run(  # noqa: S603
+            [sys.executable, "tests/send_scenario.py", str(CONTACTS)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert setup.returncode == 0, setup.stderr[-3000:]
         campaign_id = setup.stdout.strip().splitlines()[-1]
 
@@ -117,7 +137,9 @@ def test_killed_workers_and_a_faulty_server_lose_nothing_and_double_only_logged_
         assert third.returncode == 0, output.decode()[-3000:]
 
         rows = database.rows("SELECT id, status, reason, ambiguous_count FROM campaigns_recipient")
-        status = database.rows(f"SELECT status FROM campaigns_campaign WHERE id = {int(campaign_id)}")[0][0]  # noqa: S608
+        status = database.rows(
+            f"SELECT status FROM campaigns_campaign WHERE id = {int(campaign_id)}"  # noqa: S608
+        )[0][0]
 
     assert len(rows) == CONTACTS
     by_status = {}
@@ -131,10 +153,16 @@ def test_killed_workers_and_a_faulty_server_lose_nothing_and_double_only_logged_
     sent = {pk for pk, state, _r, _a in rows if state == "sent"}
     # Refused for good: failed on a 550, or — when a worker that got the 550 had already lost
     # its lease — skipped by the next worker because the address is now suppressed.
-    failed = {pk for pk, state, reason, _a in rows if state == "failed" or (state, reason) == ("skipped", "suppressed")}
+    failed = {
+        pk
+        for pk, state, reason, _a in rows
+        if state == "failed" or (state, reason) == ("skipped", "suppressed")
+    }
     duplicates = {pk for pk, n in kept.items() if n > 1}
     # Every recipient ended sent or refused for good (550): nothing lost.
-    assert sent | failed == {pk for pk, *_ in rows}, [r for r in rows if r[0] not in sent | failed][:10]
+    assert sent | failed == {pk for pk, *_ in rows}, [r for r in rows if r[0] not in sent | failed][
+        :10
+    ]
     assert sent <= set(kept), "a row marked sent never reached the server"
     assert failed <= refused, "a row marked failed was never refused"
     # A message kept twice is always one the pipeline logged as ambiguous.
@@ -148,9 +176,17 @@ def test_no_message_reaches_a_contact_after_their_unsubscribe_is_committed(tmp_p
     handler = FaultyHandler()
     with ScratchDatabase(tmp_path) as database, FaultySink(handler) as sink:
         env = _env(database, sink.port, tmp_path)
-        env["ENSEIGNE_EMAIL_RATE"] = "700"  # long enough a campaign for the unsubscribes to land mid-send
-        setup = subprocess.run([sys.executable, "tests/send_scenario.py", "5000"], cwd=ROOT, env=env,  # noqa: S603
-                               capture_output=True, text=True, timeout=300)
+        env["ENSEIGNE_EMAIL_RATE"] = (
+            "700"  # long enough a campaign for the unsubscribes to land mid-send
+        )
+        setup = subprocess.run(  # noqa: S603
+            [sys.executable, "tests/send_scenario.py", "5000"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert setup.returncode == 0, setup.stderr[-3000:]
         campaign_id = setup.stdout.strip().splitlines()[-1]
         worker = _worker(campaign_id, env, until_finished=True)
@@ -158,13 +194,22 @@ def test_no_message_reaches_a_contact_after_their_unsubscribe_is_committed(tmp_p
             assert worker.poll() is None
             time.sleep(0.02)
         unsubscribing = subprocess.run(  # noqa: S603
-            [sys.executable, "tests/send_scenario.py", "unsubscribe", campaign_id, "500"], cwd=ROOT, env=env,
-            capture_output=True, text=True, timeout=300)
+            [sys.executable, "tests/send_scenario.py", "unsubscribe", campaign_id, "500"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert unsubscribing.returncode == 0, unsubscribing.stderr[-3000:]
         output, _ = worker.communicate(timeout=300)
         assert worker.returncode == 0, output.decode()[-3000:]
-        skipped = {pk for (pk,) in database.rows(
-            "SELECT id FROM campaigns_recipient WHERE status = 'skipped' AND reason = 'no_consent'")}
+        skipped = {
+            pk
+            for (pk,) in database.rows(
+                "SELECT id FROM campaigns_recipient WHERE status = 'skipped' AND reason = 'no_consent'"
+            )
+        }
 
     committed = {}
     for line in unsubscribing.stdout.split("\n"):

@@ -11,13 +11,37 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load(tmp_path, **env):
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("ENSEIGNE_", "DATABASE_", "EMAIL_", "HUEY_"))}
-    environ.update({"ENSEIGNE_MODE": "production", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "m.example.com",
-                    "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3", "HUEY_URL": f"sqlite:///{tmp_path}/q.sqlite3",
-                    "EMAIL_URL": "smtp://127.0.0.1:25", "SMS_URL": "console:", "ENSEIGNE_DATA_DIR": str(tmp_path),
-                    "DJANGO_SETTINGS_MODULE": "config.settings", **env})
-    return subprocess.run([sys.executable, "-c", "import django; django.setup(); from django.conf import settings; "
-                           "print(settings.BASE_URL)"], cwd=ROOT, env=environ, capture_output=True, text=True)
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ENSEIGNE_", "DATABASE_", "EMAIL_", "HUEY_"))
+    }
+    environ.update(
+        {
+            "ENSEIGNE_MODE": "production",
+            "SECRET_KEY": "x" * 50,
+            "ALLOWED_HOSTS": "m.example.com",
+            "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
+            "HUEY_URL": f"sqlite:///{tmp_path}/q.sqlite3",
+            "EMAIL_URL": "smtp://127.0.0.1:25",
+            "SMS_URL": "console:",
+            "ENSEIGNE_DATA_DIR": str(tmp_path),
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            **env,
+        }
+    )
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "print(settings.BASE_URL)",
+        ],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_production_needs_an_https_base_url(tmp_path):

@@ -34,24 +34,47 @@ def texted(world, settings):
     return lyon, lille[0], campaign
 
 
-@pytest.mark.parametrize(("text", "stop"), [
-    ("STOP", True), ("stop", True), ("Arrêt", True), ("ARRET SVP", True), (" Stop.", True), ("STOP SMS", True),
-    ("désabonner", True), ("Unsubscribe", True), ("OK merci", False), ("Ne pas stop", False), ("", False),
-])
+@pytest.mark.parametrize(
+    ("text", "stop"),
+    [
+        ("STOP", True),
+        ("stop", True),
+        ("Arrêt", True),
+        ("ARRET SVP", True),
+        (" Stop.", True),
+        ("STOP SMS", True),
+        ("désabonner", True),
+        ("Unsubscribe", True),
+        ("OK merci", False),
+        ("Ne pas stop", False),
+        ("", False),
+    ],
+)
 def test_stop_keywords(text, stop):
     assert is_stop(text) is stop
 
 
-def test_a_stop_in_brand_scope_suppresses_the_number_everywhere_and_confirms(world, client, texted,
-                                                                           django_capture_on_commit_callbacks):
+def test_a_stop_in_brand_scope_suppresses_the_number_everywhere_and_confirms(
+    world, client, texted, django_capture_on_commit_callbacks
+):
     lyon, lille, campaign = texted
     assert policy_for(world.root).sms_stop_scope == StopScope.BRAND  # the safe default
     phone = lyon[0].phone
     with django_capture_on_commit_callbacks(execute=True):
-        answer = client.post(URL, {"from": phone.replace("+33", "0"), "text": "Arrêt", "id": "in-1"})
-    assert answer.status_code == 200 and answer.json() == {"stop": True, "scope": "brand", "withdrawn": 2}
-    assert set(Contact.objects.filter(phone=phone).values_list("sms_consent", flat=True)) == {ConsentStatus.WITHDRAWN}
-    assert Suppression.objects.filter(unit_path="", channel="sms", value_hash=identifier_hash("phone", phone)).exists()
+        answer = client.post(
+            URL, {"from": phone.replace("+33", "0"), "text": "Arrêt", "id": "in-1"}
+        )
+    assert answer.status_code == 200 and answer.json() == {
+        "stop": True,
+        "scope": "brand",
+        "withdrawn": 2,
+    }
+    assert set(Contact.objects.filter(phone=phone).values_list("sms_consent", flat=True)) == {
+        ConsentStatus.WITHDRAWN
+    }
+    assert Suppression.objects.filter(
+        unit_path="", channel="sms", value_hash=identifier_hash("phone", phone)
+    ).exists()
     row = Recipient.objects.get(campaign=campaign, contact=lyon[0])
     (event,) = Event.objects.filter(kind=Event.Kind.UNSUBSCRIBED)
     assert (event.recipient_id, event.channel, event.unit_id) == (row.pk, "sms", world.unit_a.pk)
@@ -59,18 +82,28 @@ def test_a_stop_in_brand_scope_suppresses_the_number_everywhere_and_confirms(wor
     assert confirmation.to == phone and "Maison Test" in confirmation.text
     # The same reply delivered twice changes nothing more.
     again = client.post(URL, {"from": phone, "text": "STOP", "id": "in-1"})
-    assert again.json()["withdrawn"] == 0 and Event.objects.filter(kind=Event.Kind.UNSUBSCRIBED).count() == 1
-    assert Contact.objects.get(pk=lyon[1].pk).sms_consent == ConsentStatus.GRANTED  # another number: untouched
+    assert (
+        again.json()["withdrawn"] == 0
+        and Event.objects.filter(kind=Event.Kind.UNSUBSCRIBED).count() == 1
+    )
+    assert (
+        Contact.objects.get(pk=lyon[1].pk).sms_consent == ConsentStatus.GRANTED
+    )  # another number: untouched
 
 
-def test_a_stop_in_unit_scope_stays_in_the_unit_that_wrote(world, client, texted, django_capture_on_commit_callbacks):
+def test_a_stop_in_unit_scope_stays_in_the_unit_that_wrote(
+    world, client, texted, django_capture_on_commit_callbacks
+):
     lyon, lille, _campaign = texted
     policy = policy_for(world.root)
     policy.sms_stop_scope = StopScope.UNIT
     policy.save()
     with django_capture_on_commit_callbacks(execute=True):
-        answer = client.post(URL, data=json.dumps({"msisdn": lyon[0].phone, "message": "STOP"}),
-                             content_type="application/json")
+        answer = client.post(
+            URL,
+            data=json.dumps({"msisdn": lyon[0].phone, "message": "STOP"}),
+            content_type="application/json",
+        )
     assert answer.json() == {"stop": True, "scope": "unit", "withdrawn": 1}
     assert Contact.objects.get(pk=lyon[0].pk).sms_consent == ConsentStatus.WITHDRAWN
     assert Contact.objects.get(pk=lille.pk).sms_consent == ConsentStatus.GRANTED
@@ -82,6 +115,9 @@ def test_other_replies_and_bad_calls_change_nothing(world, client, texted):
     assert client.post(URL, {"from": lyon[0].phone, "text": "Merci !"}).json() == {"stop": False}
     assert client.post(URL, {"text": "STOP"}).status_code == 400
     assert client.post(URL, data="[1]", content_type="application/json").status_code == 400
-    assert client.post("/hooks/sms/wrong-key/", {"from": lyon[0].phone, "text": "STOP"}).status_code == 404
+    assert (
+        client.post("/hooks/sms/wrong-key/", {"from": lyon[0].phone, "text": "STOP"}).status_code
+        == 404
+    )
     assert client.get(URL).status_code == 405
     assert Contact.objects.get(pk=lyon[0].pk).sms_consent == ConsentStatus.GRANTED

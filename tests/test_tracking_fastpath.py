@@ -35,9 +35,18 @@ APP = TrackingFastPath(WSGIHandler())
 
 
 def call(path: str, method: str = "GET", agent: str = BROWSER):
-    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_NAME": "testserver", "SERVER_PORT": "80",
-               "HTTP_HOST": "testserver", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""),
-               "wsgi.errors": io.StringIO(), "HTTP_USER_AGENT": agent, "REMOTE_ADDR": "203.0.113.9"}
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "testserver",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": io.StringIO(),
+        "HTTP_USER_AGENT": agent,
+        "REMOTE_ADDR": "203.0.113.9",
+    }
     answer = {}
 
     def start_response(status, headers, exc_info=None):
@@ -63,8 +72,13 @@ def test_a_known_link_is_answered_before_django_with_the_same_headers(world, rec
     assert cold["status"] == warm["status"] == 302
     assert cold["headers"]["Location"] == warm["headers"]["Location"] == SALE
     assert "Content-Language" in cold["headers"] and "Content-Language" not in warm["headers"]
-    for name in ("Cache-Control", "Referrer-Policy", "X-Content-Type-Options", "X-Frame-Options",
-                 "Cross-Origin-Opener-Policy"):
+    for name in (
+        "Cache-Control",
+        "Referrer-Policy",
+        "X-Content-Type-Options",
+        "X-Frame-Options",
+        "Cross-Origin-Opener-Policy",
+    ):
         assert warm["headers"][name] == cold["headers"][name], name
     assert [(r[1], r[7]) for r in recorded] == [(4, recorded[0][7])] * 2  # two clicks, same link
     assert call(path, "HEAD")["status"] == 302 and len(recorded) == 2  # HEAD never counts
@@ -87,7 +101,9 @@ def test_mutated_tokens_fall_back_to_django_and_go_nowhere(world, recorded):
             continue
         tried.add(candidate)
         answer = call(candidate)
-        assert answer["status"] == 404 or answer["headers"].get("Location") in (SALE, SHOP), candidate
+        assert answer["status"] == 404 or answer["headers"].get("Location") in (SALE, SHOP), (
+            candidate
+        )
         assert answer["status"] == 404, candidate
     assert recorded == []
 
@@ -98,7 +114,9 @@ def test_the_pixel_takes_the_fast_path_once_its_unit_is_known(world, recorded):
     cold, warm = call(path), call(path)
     assert cold["status"] == warm["status"] == 200
     assert cold["body"] == warm["body"] and warm["body"].startswith(b"GIF89a")
-    assert warm["headers"]["Content-Type"] == "image/gif" and "Content-Language" not in warm["headers"]
+    assert (
+        warm["headers"]["Content-Type"] == "image/gif" and "Content-Language" not in warm["headers"]
+    )
     assert call(path, "HEAD")["body"] == b""
     assert len(recorded) == 2
 

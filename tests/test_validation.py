@@ -33,7 +33,9 @@ def fast_email(value: str) -> str | None:
 
 
 label = st.text(alphabet="abcXYZ019-_.+", min_size=1, max_size=8)
-tld = st.sampled_from(["fr", "com", "c", "x1", "test", "localhost", "arpa", "FR", "éte", "123", "xn--p1ai"])
+tld = st.sampled_from(
+    ["fr", "com", "c", "x1", "test", "localhost", "arpa", "FR", "éte", "123", "xn--p1ai"]
+)
 emails = st.builds(
     lambda local, labels, top: f"{local}@{'.'.join(labels)}.{top}",
     st.text(alphabet="abcAB09._+-!#é\u212a", min_size=0, max_size=70),
@@ -76,7 +78,9 @@ def fast_phone(value: str) -> str | None:
 
 
 phones = st.builds(
-    lambda prefix, digits, sep: prefix + sep.join(digits[i:i + 2] for i in range(0, len(digits), 2)),
+    lambda prefix, digits, sep: (
+        prefix + sep.join(digits[i : i + 2] for i in range(0, len(digits), 2))
+    ),
     st.sampled_from(["0", "+33", "0033", "+33 ", "+32", "00", "", "+", "0 ", "٠"]),
     st.text(alphabet="0123456789", min_size=7, max_size=11),
     st.sampled_from(["", " ", ".", "-", "/", "  "]),
@@ -97,8 +101,18 @@ def test_plain_french_phone_path_agrees_with_phonenumbers(value):
     assert fast_phone(value) == full_phone(value)
 
 
-@pytest.mark.parametrize("value", ["2024-02-29", "2023-02-29", "1999-13-01", "0000-01-01", "31/12/1999",
-                                   "1999-1-2", "٢٠٢٤-٠١-٠١"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-02-29",
+        "2023-02-29",
+        "1999-13-01",
+        "0000-01-01",
+        "31/12/1999",
+        "1999-1-2",
+        "٢٠٢٤-٠١-٠١",
+    ],
+)
 def test_iso_date_path_agrees_with_strptime(value):
     def full(text):
         for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y"):

@@ -43,13 +43,18 @@ def weights(model: str, clicks: list[Touch], sale_at: dt.datetime) -> list[Decim
     if model == M.LINEAR:
         return [Decimal(1) / len(clicks)] * len(clicks)
     if model == M.TIME_DECAY:
-        raw = [Decimal(2) ** Decimal(-(sale_at - c.at).total_seconds() / 86400 / HALF_LIFE_DAYS) for c in clicks]
+        raw = [
+            Decimal(2) ** Decimal(-(sale_at - c.at).total_seconds() / 86400 / HALF_LIFE_DAYS)
+            for c in clicks
+        ]
         total = sum(raw)
         return [w / total for w in raw]
     return [Decimal(0)] * (len(clicks) - 1) + [Decimal(1)]
 
 
-def credit(conversions: Iterable[Conversion], model: str, window_days: int) -> dict[tuple[int, int], Credit]:
+def credit(
+    conversions: Iterable[Conversion], model: str, window_days: int
+) -> dict[tuple[int, int], Credit]:
     """Credit per (campaign id, unit id) for ``conversions`` under ``model``."""
     conversions = [c for c in conversions if c.contact_id is not None]
     out: dict[tuple[int, int], Credit] = defaultdict(lambda: Credit(Decimal(0), Decimal(0)))
@@ -60,9 +65,14 @@ def credit(conversions: Iterable[Conversion], model: str, window_days: int) -> d
     end = max(c.occurred_at for c in conversions)
     clicks_of = touches({c.contact_id for c in conversions}, start, end)
     for conversion in conversions:
-        clicks = [t for t in clicks_of.get(conversion.contact_id, [])
-                  if conversion.occurred_at - window <= t.at <= conversion.occurred_at]
-        for touch, weight in zip(clicks, weights(model, clicks, conversion.occurred_at), strict=True):
+        clicks = [
+            t
+            for t in clicks_of.get(conversion.contact_id, [])
+            if conversion.occurred_at - window <= t.at <= conversion.occurred_at
+        ]
+        for touch, weight in zip(
+            clicks, weights(model, clicks, conversion.occurred_at), strict=True
+        ):
             if weight:
                 entry = out[(touch.campaign_id, conversion.unit_id)]
                 entry.conversions += weight
@@ -70,7 +80,12 @@ def credit(conversions: Iterable[Conversion], model: str, window_days: int) -> d
     return out
 
 
-def campaign_credit(campaign_id: int, conversions, model: str, window_days: int) -> dict[int, Credit]:
+def campaign_credit(
+    campaign_id: int, conversions, model: str, window_days: int
+) -> dict[int, Credit]:
     """One campaign's credit per unit id."""
-    return {unit: c for (campaign, unit), c in credit(conversions, model, window_days).items()
-            if campaign == campaign_id}
+    return {
+        unit: c
+        for (campaign, unit), c in credit(conversions, model, window_days).items()
+        if campaign == campaign_id
+    }

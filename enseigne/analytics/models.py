@@ -38,9 +38,11 @@ class DailyStat(models.Model):
     cost = models.DecimalField(max_digits=12, decimal_places=4, default=0)
 
     class Meta:
-        indexes = [models.Index(fields=["day"], name="dailystat_day"),
-                   models.Index(fields=["campaign_id", "day"], name="dailystat_campaign"),
-                   models.Index(fields=["unit_path", "day"], name="dailystat_unit")]
+        indexes = [
+            models.Index(fields=["day"], name="dailystat_day"),
+            models.Index(fields=["campaign_id", "day"], name="dailystat_campaign"),
+            models.Index(fields=["unit_path", "day"], name="dailystat_unit"),
+        ]
 
 
 class UnitDay(models.Model):

@@ -40,9 +40,16 @@ from enseigne.tracking.models import Conversion
 # they occurred: the next pass starts this much before the last one to catch them.
 LAG = dt.timedelta(minutes=10)
 K = Event.Kind
-COUNTED = {K.SENT: "sent", K.DELIVERED: "delivered", K.OPENED: "opened", K.CLICKED: "clicks",
-           K.UNSUBSCRIBED: "unsubscribed", K.BOUNCED: "bounced", K.COMPLAINED: "complained",
-           K.CONVERTED: "conversions"}
+COUNTED = {
+    K.SENT: "sent",
+    K.DELIVERED: "delivered",
+    K.OPENED: "opened",
+    K.CLICKED: "clicks",
+    K.UNSUBSCRIBED: "unsubscribed",
+    K.BOUNCED: "bounced",
+    K.COMPLAINED: "complained",
+    K.CONVERTED: "conversions",
+}
 Key = tuple[dt.date, int | None, int, str, str]  # day, campaign, unit, unit path, channel
 
 
@@ -69,11 +76,18 @@ COUNTER_FIELDS = [f.name for f in fields(Counters)]
 
 
 def local_midnight(day: dt.date) -> dt.datetime:
-    return timezone.make_aware(dt.datetime.combine(day, dt.time.min), timezone.get_default_timezone())
+    return timezone.make_aware(
+        dt.datetime.combine(day, dt.time.min), timezone.get_default_timezone()
+    )
 
 
-def aggregate(start: dt.datetime, *, until: dt.datetime | None = None, campaign_id: int | None = None,
-              unit_paths: Iterable[str] | None = None) -> dict[Key, Counters]:
+def aggregate(
+    start: dt.datetime,
+    *,
+    until: dt.datetime | None = None,
+    campaign_id: int | None = None,
+    unit_paths: Iterable[str] | None = None,
+) -> dict[Key, Counters]:
     """Counters per (day, campaign, unit, channel) for the events from ``start`` (to ``until``).
 
     Machine opens and clicks are not counted. ``unit_paths`` keeps only those units' rows.
@@ -81,9 +95,12 @@ def aggregate(start: dt.datetime, *, until: dt.datetime | None = None, campaign_
     tz = timezone.get_default_timezone()
     events = _window(Event.objects.filter(machine=False), start, until, campaign_id, unit_paths)
     out: dict[Key, Counters] = defaultdict(Counters)
-    rows = (events.annotate(day=TruncDate("occurred_at", tzinfo=tz))
-            .values_list("day", "campaign_id", "unit_id", "unit_path", "channel", "kind")
-            .annotate(n=Count("id"), amount=Sum("amount")).order_by())
+    rows = (
+        events.annotate(day=TruncDate("occurred_at", tzinfo=tz))
+        .values_list("day", "campaign_id", "unit_id", "unit_path", "channel", "kind")
+        .annotate(n=Count("id"), amount=Sum("amount"))
+        .order_by()
+    )
     for day, campaign, unit, path, channel, kind, n, amount in rows:
         if unit is None or kind not in COUNTED:
             continue
@@ -118,11 +135,19 @@ def _first_clicks(start, until, campaign_id, unit_paths):
     """
     clicks = Event.objects.filter(kind=K.CLICKED, machine=False, recipient_id__isnull=False)
     recent = _window(clicks, start, until, campaign_id, unit_paths)
-    earlier = clicks.filter(campaign_id=OuterRef("campaign_id"), recipient_id=OuterRef("recipient_id")).filter(
-        Q(occurred_at__lt=OuterRef("occurred_at")) | Q(occurred_at=OuterRef("occurred_at"), id__lt=OuterRef("id")))
-    rows = (recent.filter(~Exists(earlier))
-            .annotate(day=TruncDate("occurred_at", tzinfo=timezone.get_default_timezone()))
-            .values_list("day", "campaign_id", "unit_id", "unit_path", "channel").annotate(n=Count("id")).order_by())
+    earlier = clicks.filter(
+        campaign_id=OuterRef("campaign_id"), recipient_id=OuterRef("recipient_id")
+    ).filter(
+        Q(occurred_at__lt=OuterRef("occurred_at"))
+        | Q(occurred_at=OuterRef("occurred_at"), id__lt=OuterRef("id"))
+    )
+    rows = (
+        recent.filter(~Exists(earlier))
+        .annotate(day=TruncDate("occurred_at", tzinfo=timezone.get_default_timezone()))
+        .values_list("day", "campaign_id", "unit_id", "unit_path", "channel")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
     for day, campaign, unit, path, channel, n in rows:
         yield (day, campaign, unit, path, channel), n
 
@@ -136,15 +161,26 @@ def _add_costs(out: dict[Key, Counters]) -> None:
     if root is None:
         return
     policy = policy_for(root)
-    national = set(Campaign.objects.filter(pk__in=campaign_ids, kind=Campaign.Kind.NATIONAL)
-                   .values_list("pk", flat=True))
+    national = set(
+        Campaign.objects.filter(pk__in=campaign_ids, kind=Campaign.Kind.NATIONAL).values_list(
+            "pk", flat=True
+        )
+    )
     sms_keys = {(key[1], key[2]) for key, c in out.items() if c.sent and key[4] == Channel.SMS}
     segments: dict[tuple[int, int], int] = {}
     if sms_keys:
         # The pipeline gives every row of a (campaign, unit) the same segment count.
-        segments = {(c, u): s or 1 for c, u, s in Recipient.objects.filter(
-            campaign_id__in={c for c, _u in sms_keys}, channel=Channel.SMS, status=Recipient.Status.SENT)
-            .values_list("campaign_id", "unit_id").annotate(s=Max("segments")).order_by()}
+        segments = {
+            (c, u): s or 1
+            for c, u, s in Recipient.objects.filter(
+                campaign_id__in={c for c, _u in sms_keys},
+                channel=Channel.SMS,
+                status=Recipient.Status.SENT,
+            )
+            .values_list("campaign_id", "unit_id")
+            .annotate(s=Max("segments"))
+            .order_by()
+        }
     share = Decimal(100 - policy.national_cofunding_percent) / 100
     for (_day, campaign, unit, _path, channel), counters in out.items():
         if not counters.sent or campaign is None:
@@ -167,9 +203,12 @@ def refresh(now: dt.datetime | None = None) -> dict[str, int]:
         since = state.dirty_from
         if since is None:  # first pass: from the first event
             since = Event.objects.aggregate(first=Min("occurred_at"))["first"] or now
-        elif state.refreshed_at is not None:  # sales reported since the last pass may be older than it
-            late = (Conversion.objects.filter(created_at__gte=state.refreshed_at - LAG)
-                    .aggregate(first=Min("occurred_at"))["first"])
+        elif (
+            state.refreshed_at is not None
+        ):  # sales reported since the last pass may be older than it
+            late = Conversion.objects.filter(created_at__gte=state.refreshed_at - LAG).aggregate(
+                first=Min("occurred_at")
+            )["first"]
             since = min(since, late) if late else since
         first_day = timezone.localtime(since).date()
         start = local_midnight(first_day)
@@ -179,15 +218,29 @@ def refresh(now: dt.datetime | None = None) -> dict[str, int]:
         stats = aggregate(start, until=cutoff)
         DailyStat.objects.filter(day__gte=first_day).delete()
         DailyStat.objects.bulk_create(
-            [DailyStat(day=day, campaign_id=campaign, unit_id=unit, unit_path=path, channel=channel,
-                       **{name: getattr(c, name) for name in COUNTER_FIELDS})
-             for (day, campaign, unit, path, channel), c in stats.items()], batch_size=2000)
+            [
+                DailyStat(
+                    day=day,
+                    campaign_id=campaign,
+                    unit_id=unit,
+                    unit_path=path,
+                    channel=channel,
+                    **{name: getattr(c, name) for name in COUNTER_FIELDS},
+                )
+                for (day, campaign, unit, path, channel), c in stats.items()
+            ],
+            batch_size=2000,
+        )
         bases = snapshot_bases(timezone.localtime(now).date())
         # A ``touch`` waiting on this row's lock applies after the commit, to the new value.
         state.dirty_from = cutoff
         state.refreshed_at = now
         state.save()
-    return {"days": (timezone.localtime(now).date() - first_day).days + 1, "rows": len(stats), "units": bases}
+    return {
+        "days": (timezone.localtime(now).date() - first_day).days + 1,
+        "rows": len(stats),
+        "units": bases,
+    }
 
 
 def _state(*, lock: bool = False) -> RollupState:
@@ -219,12 +272,22 @@ def refreshed_at() -> dt.datetime | None:
 
 def snapshot_bases(day: dt.date) -> int:
     """Each unit's contact base today (rewritten on every pass; earlier days stay as they were)."""
-    rows = (Contact.objects.values_list("unit_id", "unit_path")
-            .annotate(n=Count("id"), email=Count("id", filter=Q(email_consent__in=VALID_CONSENT)),
-                      sms=Count("id", filter=Q(sms_consent__in=VALID_CONSENT))).order_by())
-    snapshot = [UnitDay(day=day, unit_id=unit, unit_path=path, contacts=n, email_ok=email, sms_ok=sms)
-                for unit, path, n, email, sms in rows]
-    units = OrgNode.objects.filter(kind=OrgNode.Kind.UNIT).exclude(pk__in=[s.unit_id for s in snapshot])
+    rows = (
+        Contact.objects.values_list("unit_id", "unit_path")
+        .annotate(
+            n=Count("id"),
+            email=Count("id", filter=Q(email_consent__in=VALID_CONSENT)),
+            sms=Count("id", filter=Q(sms_consent__in=VALID_CONSENT)),
+        )
+        .order_by()
+    )
+    snapshot = [
+        UnitDay(day=day, unit_id=unit, unit_path=path, contacts=n, email_ok=email, sms_ok=sms)
+        for unit, path, n, email, sms in rows
+    ]
+    units = OrgNode.objects.filter(kind=OrgNode.Kind.UNIT).exclude(
+        pk__in=[s.unit_id for s in snapshot]
+    )
     snapshot += [UnitDay(day=day, unit_id=u.pk, unit_path=u.path) for u in units.only("pk", "path")]
     UnitDay.objects.filter(day=day).delete()
     UnitDay.objects.bulk_create(snapshot, batch_size=2000)
@@ -245,12 +308,15 @@ def rebuild_base_history(first: dt.date, last: dt.date) -> int:
 
     changes: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0] * (days + 1))
     unit_of = {}
-    for pk, unit, created in Contact.objects.values_list("pk", "unit_id", "created_at").iterator(chunk_size=20_000):
+    for pk, unit, created in Contact.objects.values_list("pk", "unit_id", "created_at").iterator(
+        chunk_size=20_000
+    ):
         unit_of[pk] = unit
         changes[(unit, "contacts")][min(index(created), days)] += 1
     valid_since: dict[tuple[int, str], dt.datetime] = {}
-    ledger = (ConsentEvent.objects.values_list("contact_id", "channel", "status", "occurred_at")
-              .order_by("contact_id", "channel", "occurred_at", "id"))
+    ledger = ConsentEvent.objects.values_list(
+        "contact_id", "channel", "status", "occurred_at"
+    ).order_by("contact_id", "channel", "occurred_at", "id")
     for contact, channel, status, at in ledger.iterator(chunk_size=20_000):
         unit = unit_of.get(contact)
         if unit is None:
@@ -271,9 +337,16 @@ def rebuild_base_history(first: dt.date, last: dt.date) -> int:
         for offset in range(days):
             for name in running:
                 running[name] += changes[(unit, name)][offset] if (unit, name) in changes else 0
-            rows.append(UnitDay(day=first + dt.timedelta(days=offset), unit_id=unit, unit_path=path,
-                                contacts=running["contacts"], email_ok=running[Channel.EMAIL],
-                                sms_ok=running[Channel.SMS]))
+            rows.append(
+                UnitDay(
+                    day=first + dt.timedelta(days=offset),
+                    unit_id=unit,
+                    unit_path=path,
+                    contacts=running["contacts"],
+                    email_ok=running[Channel.EMAIL],
+                    sms_ok=running[Channel.SMS],
+                )
+            )
     with transaction.atomic(), db_scope(ALL):
         UnitDay.objects.filter(day__gte=first, day__lte=last).delete()
         UnitDay.objects.bulk_create(rows, batch_size=5000)

@@ -92,7 +92,13 @@ class UnitFigures:
 
     def of(self, channel: str) -> Counters:
         """One channel's counters, or both together for ''."""
-        return self.sms if channel == Channel.SMS else self.email if channel == Channel.EMAIL else self.total
+        return (
+            self.sms
+            if channel == Channel.SMS
+            else self.email
+            if channel == Channel.EMAIL
+            else self.total
+        )
 
     def add_channel(self, channel: str, counters: Counters) -> None:
         (self.sms if channel == Channel.SMS else self.email).add(counters)
@@ -165,8 +171,11 @@ def references(since: dt.date, *, weekly: bool = False) -> References:
     by_week: dict[int, dict[dt.date, UnitFigures]] = defaultdict(lambda: defaultdict(UnitFigures))
     with db_scope(ALL):
         rows = DailyStat.objects.filter(day__gte=since, campaign_id__isnull=False)
-        rows = (rows.annotate(week=TruncWeek("day")).values("unit_id", "channel", "week") if weekly
-                else rows.values("unit_id", "channel"))
+        rows = (
+            rows.annotate(week=TruncWeek("day")).values("unit_id", "channel", "week")
+            if weekly
+            else rows.values("unit_id", "channel")
+        )
         for row in rows.annotate(**SUMS).order_by():
             counters = _counters(row)
             if weekly:
@@ -185,12 +194,23 @@ def references(since: dt.date, *, weekly: bool = False) -> References:
         members[group_of[unit]].append(unit)
 
     def medians_of(unit_ids):
-        return {k.key: median(by_unit.get(u, UnitFigures()).value(k.key) for u in unit_ids if u in by_unit)
-                for k in KPIS}
+        return {
+            k.key: median(
+                by_unit.get(u, UnitFigures()).value(k.key) for u in unit_ids if u in by_unit
+            )
+            for k in KPIS
+        }
 
-    return References(network=network, groups=dict(groups), medians=medians_of(units),
-                      group_medians={g: medians_of(m) for g, m in members.items()}, group_of=group_of,
-                      by_unit=dict(by_unit), bases=bases, weekly=dict(by_week))
+    return References(
+        network=network,
+        groups=dict(groups),
+        medians=medians_of(units),
+        group_medians={g: medians_of(m) for g, m in members.items()},
+        group_of=group_of,
+        by_unit=dict(by_unit),
+        bases=bases,
+        weekly=dict(by_week),
+    )
 
 
 def _as_date(value) -> dt.date:
@@ -203,7 +223,9 @@ def _judge(figures: UnitFigures, medians: dict[str, float | None]) -> dict[str, 
     for kpi in KPIS:
         rate = figures.rate(kpi.key)
         if rate is not None:
-            verdicts[kpi.key] = compare(rate, medians.get(kpi.key), higher_is_better=kpi.higher_is_better)
+            verdicts[kpi.key] = compare(
+                rate, medians.get(kpi.key), higher_is_better=kpi.higher_is_better
+            )
     return verdicts
 
 
@@ -217,28 +239,43 @@ def analytics_paths(user: User) -> tuple[str, ...]:
     return paths
 
 
-def network_dashboard(user: User, *, days: int = 90, kpi: str = "email_click_rate", descending: bool = True,
-                      today: dt.date | None = None) -> dict:
+def network_dashboard(
+    user: User,
+    *,
+    days: int = 90,
+    kpi: str = "email_click_rate",
+    descending: bool = True,
+    today: dt.date | None = None,
+) -> dict:
     """Units in the user's analytics scope ranked by ``kpi``, with strengths and weaknesses."""
     paths = analytics_paths(user)
     today = today or timezone.localdate()
     since = today - dt.timedelta(days=days - 1)
     chosen = KPI_BY_KEY.get(kpi, KPIS[0])
     refs = references(since, weekly=True)
-    units = OrgNode.objects.filter(path_filter(paths, "path"), kind=OrgNode.Kind.UNIT).order_by("name")
+    units = OrgNode.objects.filter(path_filter(paths, "path"), kind=OrgNode.Kind.UNIT).order_by(
+        "name"
+    )
     rows = []
     for unit in units:
         figures = refs.by_unit.get(unit.pk, UnitFigures())
         group = refs.group_of.get(unit.pk, 0)
         base = refs.bases.get(unit.pk)
-        rows.append({
-            "unit": unit, "figures": figures, "value": figures.value(chosen.key),
-            "rate": figures.rate(chosen.key), "contacts": base.contacts if base else 0,
-            "group": size_group_label(group),
-            "vs_network": _judge(figures, refs.medians),
-            "vs_similar": _judge(figures, refs.group_medians.get(group, {})),
-            "spark": sparkline(_sparkline_values(refs.weekly.get(unit.pk, {}), since, today, chosen)),
-        })
+        rows.append(
+            {
+                "unit": unit,
+                "figures": figures,
+                "value": figures.value(chosen.key),
+                "rate": figures.rate(chosen.key),
+                "contacts": base.contacts if base else 0,
+                "group": size_group_label(group),
+                "vs_network": _judge(figures, refs.medians),
+                "vs_similar": _judge(figures, refs.group_medians.get(group, {})),
+                "spark": sparkline(
+                    _sparkline_values(refs.weekly.get(unit.pk, {}), since, today, chosen)
+                ),
+            }
+        )
     with_value = [r for r in rows if r["value"] is not None]
     with_value.sort(key=lambda r: r["value"], reverse=descending)
     ranked = with_value + [r for r in rows if r["value"] is None]
@@ -247,12 +284,22 @@ def network_dashboard(user: User, *, days: int = 90, kpi: str = "email_click_rat
         row["flags"] = [(KPI_BY_KEY[k], v) for k, v in row["vs_network"].items() if v]
         row["similar_flags"] = [(KPI_BY_KEY[k], v) for k, v in row["vs_similar"].items() if v]
         row["roi"] = row["figures"].value("roi")
-    return {"rows": ranked, "kpi": chosen, "kpis": KPIS, "days": days, "since": since,
-            "network": refs.network, "network_value": refs.network.value(chosen.key),
-            "relays": relay_rates(paths, since), "refreshed_at": rollups.refreshed_at()}
+    return {
+        "rows": ranked,
+        "kpi": chosen,
+        "kpis": KPIS,
+        "days": days,
+        "since": since,
+        "network": refs.network,
+        "network_value": refs.network.value(chosen.key),
+        "relays": relay_rates(paths, since),
+        "refreshed_at": rollups.refreshed_at(),
+    }
 
 
-def _sparkline_values(weeks: dict[dt.date, UnitFigures], since: dt.date, today: dt.date, kpi: Kpi) -> list[float]:
+def _sparkline_values(
+    weeks: dict[dt.date, UnitFigures], since: dt.date, today: dt.date, kpi: Kpi
+) -> list[float]:
     """The KPI's numerator week by week, from the Monday of ``since`` to this week."""
     first = since - dt.timedelta(days=since.weekday())
     count = (today - first).days // 7 + 1
@@ -266,18 +313,32 @@ def _sparkline_values(weeks: dict[dt.date, UnitFigures], since: dt.date, today: 
 
 def relay_rates(paths, since: dt.date) -> list[dict]:
     """National campaigns of the period: how many units in scope relayed, opted out, did not decide."""
-    campaigns = Campaign.objects.filter(kind=Campaign.Kind.NATIONAL, send_at__date__gte=since).order_by("-send_at")
+    campaigns = Campaign.objects.filter(
+        kind=Campaign.Kind.NATIONAL, send_at__date__gte=since
+    ).order_by("-send_at")
     counts = defaultdict(dict)
-    for campaign_id, status, n in (Relay.objects.filter(path_filter(paths), campaign__in=campaigns)
-                                   .values_list("campaign_id", "status").annotate(n=Count("id")).order_by()):
+    for campaign_id, status, n in (
+        Relay.objects.filter(path_filter(paths), campaign__in=campaigns)
+        .values_list("campaign_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    ):
         counts[campaign_id][status] = n
     out = []
     for campaign in campaigns.filter(pk__in=list(counts)):
         c = counts[campaign.pk]
         total = sum(c.values())
         relayed = c.get(Relay.Status.RELAYED, 0)
-        out.append({"campaign": campaign, "relayed": relayed, "opted_out": c.get(Relay.Status.OPTED_OUT, 0),
-                    "pending": c.get(Relay.Status.PENDING, 0), "total": total, "rate": Rate(relayed, total)})
+        out.append(
+            {
+                "campaign": campaign,
+                "relayed": relayed,
+                "opted_out": c.get(Relay.Status.OPTED_OUT, 0),
+                "pending": c.get(Relay.Status.PENDING, 0),
+                "total": total,
+                "rate": Rate(relayed, total),
+            }
+        )
     return out
 
 
@@ -288,45 +349,90 @@ def unit_dashboard(unit: OrgNode, *, days: int = 90, today: dt.date | None = Non
     """One unit's results, its base, its budget, and how it compares (the caller checked scope)."""
     today = today or timezone.localdate()
     since = today - dt.timedelta(days=days - 1)
-    rows = (DailyStat.objects.filter(unit_path=unit.path, day__gte=since, campaign_id__isnull=False)
-            .values("campaign_id", "channel").annotate(**SUMS, first=Max("day")).order_by("-first"))
-    named = {pk: (name, public_id) for pk, name, public_id in Campaign.objects.filter(
-        pk__in=[r["campaign_id"] for r in rows]).values_list("pk", "name", "public_id")}
+    rows = (
+        DailyStat.objects.filter(unit_path=unit.path, day__gte=since, campaign_id__isnull=False)
+        .values("campaign_id", "channel")
+        .annotate(**SUMS, first=Max("day"))
+        .order_by("-first")
+    )
+    named = {
+        pk: (name, public_id)
+        for pk, name, public_id in Campaign.objects.filter(
+            pk__in=[r["campaign_id"] for r in rows]
+        ).values_list("pk", "name", "public_id")
+    }
     policy = policy_for(unit)
-    credits = credit(Conversion.objects.filter(unit=unit, occurred_at__gte=rollups.local_midnight(since)),
-                     policy.attribution_model, policy.attribution_window_days)
+    credits = credit(
+        Conversion.objects.filter(unit=unit, occurred_at__gte=rollups.local_midnight(since)),
+        policy.attribution_model,
+        policy.attribution_window_days,
+    )
     campaigns = []
     for row in rows:
         c = _counters(row)
         credited = credits.get((row["campaign_id"], unit.pk))
         revenue = credited.revenue.quantize(Decimal("0.01")) if credited else Decimal("0.00")
         name, public_id = named.get(row["campaign_id"], ("?", None))
-        campaigns.append({"name": name, "public_id": public_id,
-                          "channel": row["channel"], "c": c, "delivered": UnitFigures.delivered(c),
-                          "click_rate": Rate(c.clickers, UnitFigures.delivered(c)),
-                          "unsubscribe_rate": Rate(c.unsubscribed, UnitFigures.delivered(c)),
-                          "conversions": credited.conversions if credited else Decimal(0),
-                          "revenue": revenue, "roi": roi(revenue, c.cost)})
+        campaigns.append(
+            {
+                "name": name,
+                "public_id": public_id,
+                "channel": row["channel"],
+                "c": c,
+                "delivered": UnitFigures.delivered(c),
+                "click_rate": Rate(c.clickers, UnitFigures.delivered(c)),
+                "unsubscribe_rate": Rate(c.unsubscribed, UnitFigures.delivered(c)),
+                "conversions": credited.conversions if credited else Decimal(0),
+                "revenue": revenue,
+                "roi": roi(revenue, c.cost),
+            }
+        )
     refs = references(since)
     figures = refs.by_unit.get(unit.pk, UnitFigures())
     group = refs.group_of.get(unit.pk, 0)
     similar = refs.group_medians.get(group, {})
     vs_network, vs_similar = _judge(figures, refs.medians), _judge(figures, similar)
-    comparison = [{"kpi": k, "value": figures.value(k.key), "rate": figures.rate(k.key),
-                   "network": refs.medians.get(k.key), "similar": similar.get(k.key),
-                   "vs_network": vs_network.get(k.key, ""), "vs_similar": vs_similar.get(k.key, "")}
-                  for k in KPIS]
-    return {"unit": unit, "days": days, "since": since, "figures": figures, "total": figures.total,
-            "roi": roi(figures.total.revenue, figures.total.cost), "campaigns": campaigns,
-            "comparison": comparison, "group": size_group_label(group), "base": base_history(unit, since),
-            "budget": budget_burn(unit, today), "refreshed_at": rollups.refreshed_at(),
-            "model": policy.get_attribution_model_display()}
+    comparison = [
+        {
+            "kpi": k,
+            "value": figures.value(k.key),
+            "rate": figures.rate(k.key),
+            "network": refs.medians.get(k.key),
+            "similar": similar.get(k.key),
+            "vs_network": vs_network.get(k.key, ""),
+            "vs_similar": vs_similar.get(k.key, ""),
+        }
+        for k in KPIS
+    ]
+    return {
+        "unit": unit,
+        "days": days,
+        "since": since,
+        "figures": figures,
+        "total": figures.total,
+        "roi": roi(figures.total.revenue, figures.total.cost),
+        "campaigns": campaigns,
+        "comparison": comparison,
+        "group": size_group_label(group),
+        "base": base_history(unit, since),
+        "budget": budget_burn(unit, today),
+        "refreshed_at": rollups.refreshed_at(),
+        "model": policy.get_attribution_model_display(),
+    }
 
 
 def base_history(unit: OrgNode, since: dt.date) -> list[dict]:
-    return [{"day": d.day, "contacts": d.contacts, "email_rate": Rate(d.email_ok, d.contacts),
-             "sms_rate": Rate(d.sms_ok, d.contacts)}
-            for d in UnitDay.objects.filter(unit_path=unit.path, unit_id=unit.pk, day__gte=since).order_by("day")]
+    return [
+        {
+            "day": d.day,
+            "contacts": d.contacts,
+            "email_rate": Rate(d.email_ok, d.contacts),
+            "sms_rate": Rate(d.sms_ok, d.contacts),
+        }
+        for d in UnitDay.objects.filter(
+            unit_path=unit.path, unit_id=unit.pk, day__gte=since
+        ).order_by("day")
+    ]
 
 
 def budget_burn(unit: OrgNode, today: dt.date) -> dict | None:
@@ -334,16 +440,28 @@ def budget_burn(unit: OrgNode, today: dt.date) -> dict | None:
     budget = Budget.objects.filter(unit=unit, starts_on__lte=today, ends_on__gte=today).first()
     if budget is None:
         return None
-    spent = dict(DailyStat.objects.filter(unit_path=unit.path, unit_id=unit.pk, day__gte=budget.starts_on,
-                                          day__lte=min(today, budget.ends_on))
-                 .values_list("day").annotate(s=Sum("cost")).order_by())
+    spent = dict(
+        DailyStat.objects.filter(
+            unit_path=unit.path,
+            unit_id=unit.pk,
+            day__gte=budget.starts_on,
+            day__lte=min(today, budget.ends_on),
+        )
+        .values_list("day")
+        .annotate(s=Sum("cost"))
+        .order_by()
+    )
     left, series, day = budget.amount, [], budget.starts_on
     while day <= min(today, budget.ends_on):
         left -= spent.get(day, 0) or 0
         series.append((day, left.quantize(Decimal("0.01"))))
         day += dt.timedelta(days=1)
-    return {"budget": budget, "left": left.quantize(Decimal("0.01")), "spent": budget.amount - left,
-            "series": series}
+    return {
+        "budget": budget,
+        "left": left.quantize(Decimal("0.01")),
+        "spent": budget.amount - left,
+        "series": series,
+    }
 
 
 # -- campaign report -----------------------------------------------------------------------------
@@ -355,11 +473,19 @@ def campaign_rows(campaign: Campaign, paths) -> dict[rollups.Key, Counters]:
     covered = rollups.covered_until()
     out: dict[rollups.Key, Counters] = {}
     if covered is not None:
-        for row in (DailyStat.objects.filter(path_filter(paths), campaign_id=campaign.pk)
-                    .values("day", "campaign_id", "unit_id", "unit_path", "channel").annotate(**SUMS).order_by()):
-            out[(row["day"], row["campaign_id"], row["unit_id"], row["unit_path"], row["channel"])] = _counters(row)
+        for row in (
+            DailyStat.objects.filter(path_filter(paths), campaign_id=campaign.pk)
+            .values("day", "campaign_id", "unit_id", "unit_path", "channel")
+            .annotate(**SUMS)
+            .order_by()
+        ):
+            out[
+                (row["day"], row["campaign_id"], row["unit_id"], row["unit_path"], row["channel"])
+            ] = _counters(row)
     start = covered if covered is not None else campaign.created_at - dt.timedelta(days=1)
-    for key, counters in rollups.aggregate(start, campaign_id=campaign.pk, unit_paths=paths).items():
+    for key, counters in rollups.aggregate(
+        start, campaign_id=campaign.pk, unit_paths=paths
+    ).items():
         out.setdefault(key, Counters()).add(counters)
     return out
 
@@ -374,8 +500,13 @@ def campaign_report(user: User, campaign: Campaign) -> dict:
         by_day[day].add(counters)
         by_unit[unit].add(counters)
     delivered = UnitFigures.delivered(total)
-    funnel = [(_("Sent"), total.sent), (_("Delivered"), delivered), (_("Opens"), total.opened),
-              (_("Unique clickers"), total.clickers), (_("Conversions"), total.conversions)]
+    funnel = [
+        (_("Sent"), total.sent),
+        (_("Delivered"), delivered),
+        (_("Opens"), total.opened),
+        (_("Unique clickers"), total.clickers),
+        (_("Conversions"), total.conversions),
+    ]
     relays = {}
     if campaign.is_national:
         relays = {r.unit_id: r for r in Relay.objects.filter(path_filter(paths), campaign=campaign)}
@@ -383,43 +514,84 @@ def campaign_report(user: User, campaign: Campaign) -> dict:
     unit_rows = []
     for unit_id, unit in sorted(units.items(), key=lambda item: item[1].name):
         c = by_unit.get(unit_id, Counters())
-        unit_rows.append({"unit": unit, "c": c, "delivered": UnitFigures.delivered(c),
-                          "click_rate": Rate(c.clickers, UnitFigures.delivered(c)),
-                          "relay": relays.get(unit_id), "roi": roi(c.revenue, c.cost)})
+        unit_rows.append(
+            {
+                "unit": unit,
+                "c": c,
+                "delivered": UnitFigures.delivered(c),
+                "click_rate": Rate(c.clickers, UnitFigures.delivered(c)),
+                "relay": relays.get(unit_id),
+                "roi": roi(c.revenue, c.cost),
+            }
+        )
     relayed = sum(1 for r in relays.values() if r.status == Relay.Status.RELAYED)
     policy = policy_for(campaign.owner)
-    sales = list(Conversion.objects.filter(
-        path_filter(paths), occurred_at__gte=campaign.created_at,
-        contact_id__in=Recipient.objects.filter(campaign=campaign).values("contact_id")))
+    sales = list(
+        Conversion.objects.filter(
+            path_filter(paths),
+            occurred_at__gte=campaign.created_at,
+            contact_id__in=Recipient.objects.filter(campaign=campaign).values("contact_id"),
+        )
+    )
     models = []
     for model, label in AttributionModel.choices:
         credits = campaign_credit(campaign.pk, sales, model, policy.attribution_window_days)
         revenue = sum((c.revenue for c in credits.values()), Decimal(0))
-        models.append({"key": model, "label": label, "chosen": model == policy.attribution_model,
-                       "conversions": sum((c.conversions for c in credits.values()), Decimal(0)),
-                       "revenue": revenue.quantize(Decimal("0.01")), "roi": roi(revenue, total.cost)})
+        models.append(
+            {
+                "key": model,
+                "label": label,
+                "chosen": model == policy.attribution_model,
+                "conversions": sum((c.conversions for c in credits.values()), Decimal(0)),
+                "revenue": revenue.quantize(Decimal("0.01")),
+                "roi": roi(revenue, total.cost),
+            }
+        )
         if model == policy.attribution_model:
             for row in unit_rows:
                 credited = credits.get(row["unit"].pk)
-                row["revenue"] = credited.revenue.quantize(Decimal("0.01")) if credited else Decimal("0.00")
+                row["revenue"] = (
+                    credited.revenue.quantize(Decimal("0.01")) if credited else Decimal("0.00")
+                )
                 row["roi"] = roi(row["revenue"], row["c"].cost)
             chosen_revenue = revenue.quantize(Decimal("0.01"))
-    return {"total": total, "revenue": chosen_revenue, "attribution": models,
-            "window_days": policy.attribution_window_days, "delivered": delivered, "funnel": funnel,
-            "click_rate": Rate(total.clickers, delivered), "unsubscribe_rate": Rate(total.unsubscribed, delivered),
-            "roi": roi(chosen_revenue, total.cost), "days": sorted(by_day.items()), "units": unit_rows,
-            "relay_rate": Rate(relayed, len(relays)) if relays else None, "links": link_clicks(campaign, paths)}
+    return {
+        "total": total,
+        "revenue": chosen_revenue,
+        "attribution": models,
+        "window_days": policy.attribution_window_days,
+        "delivered": delivered,
+        "funnel": funnel,
+        "click_rate": Rate(total.clickers, delivered),
+        "unsubscribe_rate": Rate(total.unsubscribed, delivered),
+        "roi": roi(chosen_revenue, total.cost),
+        "days": sorted(by_day.items()),
+        "units": unit_rows,
+        "relay_rate": Rate(relayed, len(relays)) if relays else None,
+        "links": link_clicks(campaign, paths),
+    }
 
 
 def link_clicks(campaign: Campaign, paths) -> list[dict]:
     """Each URL of the campaign with its counted clicks and unique clickers (summed over units)."""
     links = {link.pk: link for link in Link.objects.filter(path_filter(paths), campaign=campaign)}
-    counts = (Event.objects.filter(path_filter(paths), campaign_id=campaign.pk, kind=Event.Kind.CLICKED,
-                                   machine=False, link_id__in=list(links))
-              .values_list("link_id").annotate(n=Count("id"), u=Count("recipient_id", distinct=True)).order_by())
+    counts = (
+        Event.objects.filter(
+            path_filter(paths),
+            campaign_id=campaign.pk,
+            kind=Event.Kind.CLICKED,
+            machine=False,
+            link_id__in=list(links),
+        )
+        .values_list("link_id")
+        .annotate(n=Count("id"), u=Count("recipient_id", distinct=True))
+        .order_by()
+    )
     by_url: dict[str, dict] = {}
     for link in links.values():
-        by_url.setdefault(link.url, {"url": link.url, "position": link.position, "clicks": 0, "clickers": 0})
+        by_url.setdefault(
+            link.url, {"url": link.url, "position": link.position, "clicks": 0, "clickers": 0}
+        )
         by_url[link.url]["position"] = min(by_url[link.url]["position"], link.position)
     for link_id, n, u in counts:
         entry = by_url[links[link_id].url]
@@ -431,15 +603,42 @@ def link_clicks(campaign: Campaign, paths) -> list[dict]:
 def report_csv_rows(report: dict):
     for row in report["units"]:
         c, rate = row["c"], row["click_rate"]
-        yield [row["unit"].name, row["unit"].code, row["relay"].get_status_display() if row["relay"] else "",
-               c.sent, row["delivered"], c.opened, c.clicks, c.clickers,
-               "" if rate.percent is None else f"{rate.percent:.2f}", c.unsubscribed, c.bounced, c.complained,
-               c.conversions, row["revenue"], c.cost.quantize(Decimal("0.01"))]
+        yield [
+            row["unit"].name,
+            row["unit"].code,
+            row["relay"].get_status_display() if row["relay"] else "",
+            c.sent,
+            row["delivered"],
+            c.opened,
+            c.clicks,
+            c.clickers,
+            "" if rate.percent is None else f"{rate.percent:.2f}",
+            c.unsubscribed,
+            c.bounced,
+            c.complained,
+            c.conversions,
+            row["revenue"],
+            c.cost.quantize(Decimal("0.01")),
+        ]
 
 
-REPORT_CSV_HEADER = ["unit", "code", "relay", "sent", "delivered", "opens", "clicks", "unique_clickers",
-                     "click_rate_percent", "unsubscribed", "bounced", "complained", "conversions", "revenue",
-                     "cost"]
+REPORT_CSV_HEADER = [
+    "unit",
+    "code",
+    "relay",
+    "sent",
+    "delivered",
+    "opens",
+    "clicks",
+    "unique_clickers",
+    "click_rate_percent",
+    "unsubscribed",
+    "bounced",
+    "complained",
+    "conversions",
+    "revenue",
+    "cost",
+]
 
 
 # -- best-practice gallery -----------------------------------------------------------------------
@@ -449,7 +648,9 @@ GALLERY_MIN_DELIVERED = 200
 GALLERY_MEASURES = {"clicks": _("click rate"), "sales": _("sales rate")}
 
 
-def gallery(*, measure: str = "clicks", days: int = 365, today: dt.date | None = None) -> list[dict]:
+def gallery(
+    *, measure: str = "clicks", days: int = 365, today: dt.date | None = None
+) -> list[dict]:
     """The network's best local campaigns: their content and results, never anyone's contacts.
 
     Ranked by the lower end of the 95 % interval, so a campaign that did well on 40
@@ -459,10 +660,15 @@ def gallery(*, measure: str = "clicks", days: int = 365, today: dt.date | None =
     today = today or timezone.localdate()
     since = today - dt.timedelta(days=days - 1)
     with db_scope(ALL):
-        local = Campaign.objects.filter(kind=Campaign.Kind.LOCAL, status=Campaign.Status.FINISHED,
-                                        template__is_free=False)
-        rows = (DailyStat.objects.filter(day__gte=since, campaign_id__in=local.values("pk"))
-                .values("campaign_id").annotate(**SUMS).order_by())
+        local = Campaign.objects.filter(
+            kind=Campaign.Kind.LOCAL, status=Campaign.Status.FINISHED, template__is_free=False
+        )
+        rows = (
+            DailyStat.objects.filter(day__gte=since, campaign_id__in=local.values("pk"))
+            .values("campaign_id")
+            .annotate(**SUMS)
+            .order_by()
+        )
         entries = []
         for row in rows:
             c = _counters(row)
@@ -470,18 +676,33 @@ def gallery(*, measure: str = "clicks", days: int = 365, today: dt.date | None =
             if delivered < GALLERY_MIN_DELIVERED:
                 continue
             rate = Rate(c.clickers if measure == "clicks" else c.conversions, delivered)
-            entries.append({"campaign_id": row["campaign_id"], "c": c, "delivered": delivered, "rate": rate,
-                            "click_rate": Rate(c.clickers, delivered), "sales_rate": Rate(c.conversions, delivered),
-                            "unsubscribe_rate": Rate(c.unsubscribed, delivered)})
+            entries.append(
+                {
+                    "campaign_id": row["campaign_id"],
+                    "c": c,
+                    "delivered": delivered,
+                    "rate": rate,
+                    "click_rate": Rate(c.clickers, delivered),
+                    "sales_rate": Rate(c.conversions, delivered),
+                    "unsubscribe_rate": Rate(c.unsubscribed, delivered),
+                }
+            )
         entries.sort(key=lambda e: e["rate"].interval[0], reverse=True)
         entries = entries[:GALLERY_SIZE]
-        campaigns = {c.pk: c for c in Campaign.objects.filter(pk__in=[e["campaign_id"] for e in entries])
-                     .select_related("owner", "template", "local_version")}
+        campaigns = {
+            c.pk: c
+            for c in Campaign.objects.filter(
+                pk__in=[e["campaign_id"] for e in entries]
+            ).select_related("owner", "template", "local_version")
+        }
         for entry in entries:
             campaign = campaigns[entry["campaign_id"]]
             entry["campaign"] = campaign
-            entry["texts"] = [v for v in (campaign.local_version.values.values() if campaign.local_version else [])
-                              if isinstance(v, str) and v.strip()][:3]
+            entry["texts"] = [
+                v
+                for v in (campaign.local_version.values.values() if campaign.local_version else [])
+                if isinstance(v, str) and v.strip()
+            ][:3]
     return entries
 
 
@@ -490,9 +711,16 @@ def get_gallery_campaign(public_id) -> Campaign:
     campaign = None
     if parse_uuid(public_id):
         with db_scope(ALL):
-            campaign = (Campaign.objects.filter(public_id=public_id, kind=Campaign.Kind.LOCAL,
-                                                status=Campaign.Status.FINISHED, template__is_free=False)
-                        .select_related("owner", "template", "local_version").first())
+            campaign = (
+                Campaign.objects.filter(
+                    public_id=public_id,
+                    kind=Campaign.Kind.LOCAL,
+                    status=Campaign.Status.FINISHED,
+                    template__is_free=False,
+                )
+                .select_related("owner", "template", "local_version")
+                .first()
+            )
     if campaign is None:
         raise Http404("No such campaign in the gallery.")
     return campaign

@@ -31,19 +31,39 @@ def gallery_copy(*, actor: User, campaign: Campaign, unit: OrgNode) -> Campaign:
     """A draft of ``campaign`` in ``unit``: same template, same wording; pictures the unit
     cannot use (another unit's own) are left for it to choose. No audience is copied."""
     access = access_for(actor)
-    if not (access.can(Capability.CREATE_LOCAL_CAMPAIGNS, unit) and access.can(Capability.PERSONALISE_TEMPLATES, unit)):
+    if not (
+        access.can(Capability.CREATE_LOCAL_CAMPAIGNS, unit)
+        and access.can(Capability.PERSONALISE_TEMPLATES, unit)
+    ):
         raise PermissionDenied
     template = campaign.template
     if not unit.path.startswith(template.shared_path) or template.current is None:
-        raise ValidationError(_("This campaign's template is not available to %(unit)s.") % {"unit": unit.name})
+        raise ValidationError(
+            _("This campaign's template is not available to %(unit)s.") % {"unit": unit.name}
+        )
     values = campaign_values(campaign)
     usable = {str(a.public_id) for a in assets_visible_to_unit(unit)}
-    values = {k: v for k, v in values.items() if not isinstance(v, dict) or str(v.get("asset", "")) in usable}
+    values = {
+        k: v
+        for k, v in values.items()
+        if not isinstance(v, dict) or str(v.get("asset", "")) in usable
+    }
     base = campaign.name.split(" · ")[0]
-    version = local_version_save(actor=actor, unit=unit, template=template, values=values,
-                                 name=_("%(name)s (from %(unit)s)") % {"name": base, "unit": campaign.owner.name})
-    return campaign_create_local(actor=actor, unit=unit, channel=campaign.channel, name=base, template=template,
-                                 local_version=version)
+    version = local_version_save(
+        actor=actor,
+        unit=unit,
+        template=template,
+        values=values,
+        name=_("%(name)s (from %(unit)s)") % {"name": base, "unit": campaign.owner.name},
+    )
+    return campaign_create_local(
+        actor=actor,
+        unit=unit,
+        channel=campaign.channel,
+        name=base,
+        template=template,
+        local_version=version,
+    )
 
 
 @transaction.atomic
@@ -58,10 +78,18 @@ def gallery_promote(*, actor: User, campaign: Campaign, rate_text: str = "") -> 
         raise ValidationError(_("This campaign's template has no published version."))
     source = with_defaults(version.source, campaign_values(campaign), channel=campaign.channel)
     base = campaign.name.split(" · ")[0]
-    credit = _("Promoted from the local campaign “%(name)s” of %(unit)s") % {"name": campaign.name,
-                                                                             "unit": campaign.owner.name}
-    return template_create(actor=actor, shared_with=root, channel=campaign.channel,
-                           name=_("%(name)s (idea from %(unit)s)") % {"name": base, "unit": campaign.owner.name},
-                           source=source, subject=version.subject, sms_stop=version.sms_stop,
-                           max_segments=version.max_segments,
-                           description=f"{credit}{' — ' + rate_text if rate_text else ''}."[:300])
+    credit = _("Promoted from the local campaign “%(name)s” of %(unit)s") % {
+        "name": campaign.name,
+        "unit": campaign.owner.name,
+    }
+    return template_create(
+        actor=actor,
+        shared_with=root,
+        channel=campaign.channel,
+        name=_("%(name)s (idea from %(unit)s)") % {"name": base, "unit": campaign.owner.name},
+        source=source,
+        subject=version.subject,
+        sms_stop=version.sms_stop,
+        max_segments=version.max_segments,
+        description=f"{credit}{' — ' + rate_text if rate_text else ''}."[:300],
+    )

@@ -87,4 +87,6 @@ def sparkline(values: list[float], width: int = 120, height: int = 24) -> str:
         return ""
     top = max(values) or 1
     step = width / max(1, len(values) - 1)
-    return " ".join(f"{i * step:.1f},{height - 1 - (v / top) * (height - 2):.1f}" for i, v in enumerate(values))
+    return " ".join(
+        f"{i * step:.1f},{height - 1 - (v / top) * (height - 2):.1f}" for i, v in enumerate(values)
+    )

@@ -11,5 +11,9 @@ urlpatterns = [
     path("gallery/<uuid:public_id>/copy/", views.gallery_copy, name="gallery_copy"),
     path("gallery/<uuid:public_id>/promote/", views.gallery_promote, name="gallery_promote"),
     path("campaigns/<uuid:public_id>/report/", views.campaign_report, name="campaign_report"),
-    path("campaigns/<uuid:public_id>/report.csv", views.campaign_report_csv, name="campaign_report_csv"),
+    path(
+        "campaigns/<uuid:public_id>/report.csv",
+        views.campaign_report_csv,
+        name="campaign_report_csv",
+    ),
 ]

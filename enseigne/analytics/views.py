@@ -37,14 +37,27 @@ def results(request: HttpRequest) -> HttpResponse:
     """The network dashboard for those who may see one; a unit's people go to their unit's."""
     if access_for(request.user).can_anywhere(Capability.VIEW_NETWORK_ANALYTICS):
         try:
-            data = selectors.network_dashboard(request.user, days=_days(request), kpi=request.GET.get("kpi", ""),
-                                               descending=request.GET.get("order") != "asc")
+            data = selectors.network_dashboard(
+                request.user,
+                days=_days(request),
+                kpi=request.GET.get("kpi", ""),
+                descending=request.GET.get("order") != "asc",
+            )
         except PermissionDenied:
             data = None
         if data is not None:
-            return render(request, "analytics/network.html", {
-                **data, "periods": selectors.PERIODS, "order": request.GET.get("order", "desc"),
-                "can_record_sales": access_for(request.user).can_anywhere(Capability.RECORD_CONVERSIONS)})
+            return render(
+                request,
+                "analytics/network.html",
+                {
+                    **data,
+                    "periods": selectors.PERIODS,
+                    "order": request.GET.get("order", "desc"),
+                    "can_record_sales": access_for(request.user).can_anywhere(
+                        Capability.RECORD_CONVERSIONS
+                    ),
+                },
+            )
     unit = home_unit_for(request.user)
     if unit is None:
         raise PermissionDenied
@@ -58,19 +71,47 @@ def unit_dashboard(request: HttpRequest, public_id) -> HttpResponse:
     data = selectors.unit_dashboard(unit, days=_days(request))
     base = data["base"]
     charts = {
-        "base_chart": {"kind": "line", "x": [d["day"].isoformat() for d in base], "series": [
-            {"name": _("Contacts"), "data": [d["contacts"] for d in base], "area": True}]},
-        "consent_chart": {"kind": "line", "percent": True, "x": [d["day"].isoformat() for d in base], "series": [
-            {"name": _("E-mail consent"), "data": [_percent(d["email_rate"]) for d in base]},
-            {"name": _("SMS consent"), "data": [_percent(d["sms_rate"]) for d in base]}]},
+        "base_chart": {
+            "kind": "line",
+            "x": [d["day"].isoformat() for d in base],
+            "series": [
+                {"name": _("Contacts"), "data": [d["contacts"] for d in base], "area": True}
+            ],
+        },
+        "consent_chart": {
+            "kind": "line",
+            "percent": True,
+            "x": [d["day"].isoformat() for d in base],
+            "series": [
+                {"name": _("E-mail consent"), "data": [_percent(d["email_rate"]) for d in base]},
+                {"name": _("SMS consent"), "data": [_percent(d["sms_rate"]) for d in base]},
+            ],
+        },
     }
     if data["budget"]:
         series = data["budget"]["series"]
-        charts["budget_chart"] = {"kind": "line", "x": [day.isoformat() for day, _left in series], "series": [
-            {"name": _("Left"), "data": [float(left) for _day, left in series], "step": "end", "area": True}]}
-    return render(request, "analytics/unit.html", {
-        **data, **charts, "periods": selectors.PERIODS,
-        "can_record_sales": access_for(request.user).can(Capability.RECORD_CONVERSIONS, unit)})
+        charts["budget_chart"] = {
+            "kind": "line",
+            "x": [day.isoformat() for day, _left in series],
+            "series": [
+                {
+                    "name": _("Left"),
+                    "data": [float(left) for _day, left in series],
+                    "step": "end",
+                    "area": True,
+                }
+            ],
+        }
+    return render(
+        request,
+        "analytics/unit.html",
+        {
+            **data,
+            **charts,
+            "periods": selectors.PERIODS,
+            "can_record_sales": access_for(request.user).can(Capability.RECORD_CONVERSIONS, unit),
+        },
+    )
 
 
 def _percent(rate) -> float | None:
@@ -83,12 +124,21 @@ def campaign_report(request: HttpRequest, public_id) -> HttpResponse:
     campaign = get_campaign_for_user(request.user, public_id)
     report = selectors.campaign_report(request.user, campaign)
     days = report["days"]
-    timeline = {"kind": "line", "x": [day.isoformat() for day, _c in days], "series": [
-        {"name": _("Sent"), "data": [c.sent for _d, c in days]},
-        {"name": _("Opens"), "data": [c.opened for _d, c in days]},
-        {"name": _("Clicks"), "data": [c.clicks for _d, c in days]},
-        {"name": _("Unsubscribed"), "data": [c.unsubscribed for _d, c in days]}]}
-    return render(request, "analytics/campaign_report.html", {"campaign": campaign, "timeline": timeline, **report})
+    timeline = {
+        "kind": "line",
+        "x": [day.isoformat() for day, _c in days],
+        "series": [
+            {"name": _("Sent"), "data": [c.sent for _d, c in days]},
+            {"name": _("Opens"), "data": [c.opened for _d, c in days]},
+            {"name": _("Clicks"), "data": [c.clicks for _d, c in days]},
+            {"name": _("Unsubscribed"), "data": [c.unsubscribed for _d, c in days]},
+        ],
+    }
+    return render(
+        request,
+        "analytics/campaign_report.html",
+        {"campaign": campaign, "timeline": timeline, **report},
+    )
 
 
 @login_required
@@ -96,8 +146,10 @@ def campaign_report(request: HttpRequest, public_id) -> HttpResponse:
 def campaign_report_csv(request: HttpRequest, public_id) -> StreamingHttpResponse:
     campaign = get_campaign_for_user(request.user, public_id)
     report = selectors.campaign_report(request.user, campaign)
-    response = StreamingHttpResponse(csv_rows(selectors.REPORT_CSV_HEADER, selectors.report_csv_rows(report)),
-                                     content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        csv_rows(selectors.REPORT_CSV_HEADER, selectors.report_csv_rows(report)),
+        content_type="text/csv; charset=utf-8",
+    )
     name = slugify(campaign.name) or "campaign"
     response["Content-Disposition"] = f'attachment; filename="report-{name}.csv"'
     return response
@@ -116,18 +168,35 @@ def sales(request: HttpRequest) -> HttpResponse:
         if upload is None:
             error = _("Choose a CSV file.")
         elif upload.size > MAX_SALES_FILE:
-            error = _("The file is larger than 20 MB: split it, or send the orders through the API.")
+            error = _(
+                "The file is larger than 20 MB: split it, or send the orders through the API."
+            )
         else:
             try:
                 result = conversions_import(actor=request.user, data=upload.read())
             except ValidationError as problem:
                 error = " ".join(problem.messages)
-    recent = (Conversion.objects.filter(path_filter(access.paths)).select_related("unit", "contact")
-              .order_by("-occurred_at")[:50])
-    names = dict(Campaign.objects.filter(pk__in={c.campaign_id for c in recent if c.campaign_id})
-                 .values_list("pk", "name"))
-    return render(request, "analytics/sales.html", {"result": result, "error": error, "recent": recent,
-                                                    "campaign_names": names, "columns": COLUMNS})
+    recent = (
+        Conversion.objects.filter(path_filter(access.paths))
+        .select_related("unit", "contact")
+        .order_by("-occurred_at")[:50]
+    )
+    names = dict(
+        Campaign.objects.filter(
+            pk__in={c.campaign_id for c in recent if c.campaign_id}
+        ).values_list("pk", "name")
+    )
+    return render(
+        request,
+        "analytics/sales.html",
+        {
+            "result": result,
+            "error": error,
+            "recent": recent,
+            "campaign_names": names,
+            "columns": COLUMNS,
+        },
+    )
 
 
 MAX_SALES_FILE = 20 * 1024 * 1024
@@ -140,11 +209,18 @@ def gallery(request: HttpRequest) -> HttpResponse:
     measure = measure if measure in selectors.GALLERY_MEASURES else "clicks"
     access = access_for(request.user)
     units = units_with(request.user, Capability.CREATE_LOCAL_CAMPAIGNS)
-    return render(request, "analytics/gallery.html", {
-        "entries": selectors.gallery(measure=measure), "measure": measure, "measures": selectors.GALLERY_MEASURES,
-        "units": [u for u in units if access.can(Capability.PERSONALISE_TEMPLATES, u)],
-        "can_promote": access.is_hq and access.can_anywhere(Capability.MANAGE_TEMPLATES),
-        "min_delivered": selectors.GALLERY_MIN_DELIVERED})
+    return render(
+        request,
+        "analytics/gallery.html",
+        {
+            "entries": selectors.gallery(measure=measure),
+            "measure": measure,
+            "measures": selectors.GALLERY_MEASURES,
+            "units": [u for u in units if access.can(Capability.PERSONALISE_TEMPLATES, u)],
+            "can_promote": access.is_hq and access.can_anywhere(Capability.MANAGE_TEMPLATES),
+            "min_delivered": selectors.GALLERY_MIN_DELIVERED,
+        },
+    )
 
 
 @login_required
@@ -155,15 +231,21 @@ def gallery_preview(request: HttpRequest, public_id) -> HttpResponse:
     version = campaign.template.current
     if version is None:
         return sandboxed("<p>—</p>")
-    return message_preview(version, services.campaign_values(campaign), campaign.owner, campaign.channel)
+    return message_preview(
+        version, services.campaign_values(campaign), campaign.owner, campaign.channel
+    )
 
 
 @login_required
 @require_POST
 def gallery_copy(request: HttpRequest, public_id) -> HttpResponse:
     campaign = selectors.get_gallery_campaign(public_id)
-    units = {str(u.public_id): u for u in units_with(request.user, Capability.CREATE_LOCAL_CAMPAIGNS)}
-    unit = units.get(request.POST.get("unit", "")) or (next(iter(units.values())) if len(units) == 1 else None)
+    units = {
+        str(u.public_id): u for u in units_with(request.user, Capability.CREATE_LOCAL_CAMPAIGNS)
+    }
+    unit = units.get(request.POST.get("unit", "")) or (
+        next(iter(units.values())) if len(units) == 1 else None
+    )
     if unit is None:
         raise PermissionDenied
     try:
@@ -172,8 +254,11 @@ def gallery_copy(request: HttpRequest, public_id) -> HttpResponse:
         for message in problem.messages:
             messages.error(request, message)
         return redirect("gallery")
-    messages.success(request, _("“%(name)s” is now a draft of %(unit)s: choose its audience and date.")
-                     % {"name": draft.name, "unit": unit.name})
+    messages.success(
+        request,
+        _("“%(name)s” is now a draft of %(unit)s: choose its audience and date.")
+        % {"name": draft.name, "unit": unit.name},
+    )
     return redirect("campaign_detail", public_id=draft.public_id)
 
 

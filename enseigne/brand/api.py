@@ -43,10 +43,20 @@ class AssetOut(Schema):
     @staticmethod
     def from_asset(asset: Asset) -> AssetOut:
         return AssetOut(
-            id=asset.public_id, kind=asset.kind, name=asset.name, folder=asset.folder, tags=asset.tags,
-            variant=asset.variant, own_unit=bool(asset.unit_path), width=asset.width, height=asset.height,
-            size_bytes=asset.size_bytes, thumbnail_url=public_url(asset.thumbnail),
-            email_url=public_url(asset.email_rendition), data=asset.data, created_at=asset.created_at,
+            id=asset.public_id,
+            kind=asset.kind,
+            name=asset.name,
+            folder=asset.folder,
+            tags=asset.tags,
+            variant=asset.variant,
+            own_unit=bool(asset.unit_path),
+            width=asset.width,
+            height=asset.height,
+            size_bytes=asset.size_bytes,
+            thumbnail_url=public_url(asset.thumbnail),
+            email_url=public_url(asset.email_rendition),
+            data=asset.data,
+            created_at=asset.created_at,
         )
 
 
@@ -80,11 +90,18 @@ class TemplateOut(Schema):
     def from_template(template: Template) -> TemplateOut:
         current = template.current
         return TemplateOut(
-            id=template.public_id, channel=template.channel, name=template.name, description=template.description,
-            version=current.number, subject=current.subject,
-            zones=[{**z, "options": [{"value": o["value"], "label": o["label"]} for o in z["options"]]}
-                   for z in current.zones],
-            sms_stop=current.sms_stop, max_segments=current.max_segments,
+            id=template.public_id,
+            channel=template.channel,
+            name=template.name,
+            description=template.description,
+            version=current.number,
+            subject=current.subject,
+            zones=[
+                {**z, "options": [{"value": o["value"], "label": o["label"]} for o in z["options"]]}
+                for z in current.zones
+            ],
+            sms_stop=current.sms_stop,
+            max_segments=current.max_segments,
         )
 
 
@@ -116,9 +133,15 @@ class LocalOut(Schema):
     def from_local(local: LocalVersion) -> LocalOut:
         previous = local.previous_version
         return LocalOut(
-            id=local.public_id, unit=local.unit.public_id, template=local.template.public_id,
-            version=local.version.number, previous_version=previous.number if previous else None, name=local.name,
-            values=local.values, usable=local.is_usable, problems=local.problems,
+            id=local.public_id,
+            unit=local.unit.public_id,
+            template=local.template.public_id,
+            version=local.version.number,
+            previous_version=previous.number if previous else None,
+            name=local.name,
+            values=local.values,
+            usable=local.is_usable,
+            problems=local.problems,
             locked_diff=services.locked_diff(previous, local.version) if previous else "",
             updated_at=local.updated_at,
         )
@@ -149,40 +172,79 @@ class PreviewOut(Schema):
 
 
 @router.get("/assets", response=AssetPage)
-def list_assets(request: HttpRequest, q: str = "", kind: str = "", folder: str = "", tag: str = "",
-                limit: int = 50, offset: int = 0):
-    assets = selectors.asset_search(selectors.assets_for_user(request.user), q=q, kind=kind, folder=folder, tag=tag)
+def list_assets(
+    request: HttpRequest,
+    q: str = "",
+    kind: str = "",
+    folder: str = "",
+    tag: str = "",
+    limit: int = 50,
+    offset: int = 0,
+):
+    assets = selectors.asset_search(
+        selectors.assets_for_user(request.user), q=q, kind=kind, folder=folder, tag=tag
+    )
     limit = max(1, min(limit, 500))
-    return {"count": assets.count(), "results": [AssetOut.from_asset(a) for a in assets[offset:offset + limit]]}
+    return {
+        "count": assets.count(),
+        "results": [AssetOut.from_asset(a) for a in assets[offset : offset + limit]],
+    }
 
 
 @router.post("/assets", response={201: AssetOut})
 def create_asset(
-    request: HttpRequest, kind: Form[str], node: Form[uuid.UUID], own_unit: Form[bool] = False,
-    name: Form[str] = "", folder: Form[str] = "", tags: Form[str] = "", variant: Form[str] = "",
-    data: Form[str] = "", file: File[UploadedFile] | None = None,
+    request: HttpRequest,
+    kind: Form[str],
+    node: Form[uuid.UUID],
+    own_unit: Form[bool] = False,
+    name: Form[str] = "",
+    folder: Form[str] = "",
+    tags: Form[str] = "",
+    variant: Form[str] = "",
+    data: Form[str] = "",
+    file: File[UploadedFile] | None = None,
 ):
     """An image or logo (``file``), or a text snippet, offer or product (``data``: JSON fields).
     ``own_unit`` true adds it to that unit only; otherwise HQ shares it with ``node``'s subtree."""
-    target = (network_selectors.get_unit_for_user(request.user, node) if own_unit
-              else network_selectors.get_node_for_user(request.user, node))
+    target = (
+        network_selectors.get_unit_for_user(request.user, node)
+        if own_unit
+        else network_selectors.get_node_for_user(request.user, node)
+    )
     if kind in CONTENT_FIELDS:
         try:
             fields = json.loads(data or "{}")
         except ValueError:
-            raise ValidationError({"data": "data must be a JSON object of the item's fields."}) from None
+            raise ValidationError(
+                {"data": "data must be a JSON object of the item's fields."}
+            ) from None
         if not isinstance(fields, dict):
             raise ValidationError({"data": "data must be a JSON object of the item's fields."})
         asset = asset_services.asset_create(
-            actor=request.user, node=target, own=own_unit, kind=kind, name=name, data=fields, folder=folder,
-            tags=tags, image=(file.name or "image", file.read()) if file else None,
+            actor=request.user,
+            node=target,
+            own=own_unit,
+            kind=kind,
+            name=name,
+            data=fields,
+            folder=folder,
+            tags=tags,
+            image=(file.name or "image", file.read()) if file else None,
         )
     else:
         if file is None:
             raise ValidationError({"file": "Images and logos need a file."})
         asset = asset_services.asset_upload(
-            actor=request.user, node=target, own=own_unit, kind=kind, name=name, file_name=file.name or "image",
-            data=file.read(), folder=folder, tags=tags, variant=variant,
+            actor=request.user,
+            node=target,
+            own=own_unit,
+            kind=kind,
+            name=name,
+            file_name=file.name or "image",
+            data=file.read(),
+            folder=folder,
+            tags=tags,
+            variant=variant,
         )
     return Status(201, AssetOut.from_asset(asset))
 
@@ -194,7 +256,9 @@ def get_asset(request: HttpRequest, asset_id: uuid.UUID):
 
 @router.delete("/assets/{asset_id}", response={204: None})
 def delete_asset(request: HttpRequest, asset_id: uuid.UUID):
-    asset_services.asset_delete(actor=request.user, asset=selectors.get_asset_for_user(request.user, asset_id))
+    asset_services.asset_delete(
+        actor=request.user, asset=selectors.get_asset_for_user(request.user, asset_id)
+    )
     return Status(204, None)
 
 
@@ -210,7 +274,12 @@ def list_templates(request: HttpRequest, channel: str = ""):
 def get_template(request: HttpRequest, template_id: uuid.UUID):
     template = selectors.get_template_for_user(request.user, template_id)
     out = TemplateOut.from_template(template).dict()
-    return TemplateDetailOut(**out, source=template.current.source if services.can_manage_template(request.user, template) else None)
+    return TemplateDetailOut(
+        **out,
+        source=template.current.source
+        if services.can_manage_template(request.user, template)
+        else None,
+    )
 
 
 @router.post("/templates/{template_id}/versions", response={201: TemplateDetailOut})
@@ -221,7 +290,12 @@ def publish_version(request: HttpRequest, template_id: uuid.UUID, payload: Versi
         raise PermissionDenied
     services.template_publish(actor=request.user, template=template, **payload.dict())
     template.refresh_from_db()
-    return Status(201, TemplateDetailOut(**TemplateOut.from_template(template).dict(), source=template.current.source))
+    return Status(
+        201,
+        TemplateDetailOut(
+            **TemplateOut.from_template(template).dict(), source=template.current.source
+        ),
+    )
 
 
 @router.post("/templates/{template_id}/preview", response=PreviewOut)
@@ -232,14 +306,19 @@ def preview(request: HttpRequest, template_id: uuid.UUID, payload: PreviewIn):
     rendered = services.values_preview(version=template.current, unit=unit, values=payload.values)
     if template.channel == Channel.SMS:
         length = measure(rendered)
-        return PreviewOut(html="", text=rendered, sms_segments=length.segments, sms_encoding=length.encoding)
-    return PreviewOut(html=rendered, text=html_to_text(rendered), sms_segments=None, sms_encoding=None)
+        return PreviewOut(
+            html="", text=rendered, sms_segments=length.segments, sms_encoding=length.encoding
+        )
+    return PreviewOut(
+        html=rendered, text=html_to_text(rendered), sms_segments=None, sms_encoding=None
+    )
 
 
 @router.get("/local-versions", response=list[LocalOut])
 def list_local_versions(request: HttpRequest, template: uuid.UUID | None = None):
-    locals_ = selectors.local_versions_for_user(request.user).select_related("unit", "template", "version",
-                                                                            "previous_version")
+    locals_ = selectors.local_versions_for_user(request.user).select_related(
+        "unit", "template", "version", "previous_version"
+    )
     if template:
         locals_ = locals_.filter(template__public_id=template)
     return [LocalOut.from_local(local) for local in locals_[:500]]
@@ -249,8 +328,9 @@ def list_local_versions(request: HttpRequest, template: uuid.UUID | None = None)
 def create_local_version(request: HttpRequest, payload: LocalIn):
     template = selectors.get_template_for_user(request.user, payload.template)
     unit = selectors.unit_for_template(request.user, template, payload.unit)
-    local = services.local_version_save(actor=request.user, unit=unit, template=template, values=payload.values,
-                                        name=payload.name)
+    local = services.local_version_save(
+        actor=request.user, unit=unit, template=template, values=payload.values, name=payload.name
+    )
     return Status(201, LocalOut.from_local(local))
 
 
@@ -263,6 +343,12 @@ def get_local_version(request: HttpRequest, local_id: uuid.UUID):
 def update_local_version(request: HttpRequest, local_id: uuid.UUID, payload: LocalUpdate):
     """Replace the zone values (zones left out keep HQ's default); the result is re-checked."""
     local = selectors.get_local_version_for_user(request.user, local_id)
-    local = services.local_version_save(actor=request.user, unit=local.unit, template=local.template,
-                                        values=payload.values, name=payload.name, local=local)
+    local = services.local_version_save(
+        actor=request.user,
+        unit=local.unit,
+        template=local.template,
+        values=payload.values,
+        name=payload.name,
+        local=local,
+    )
     return LocalOut.from_local(local)

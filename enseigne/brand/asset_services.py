@@ -27,11 +27,23 @@ from enseigne.network.services import audit
 IMAGE_KINDS = (Asset.Kind.IMAGE, Asset.Kind.LOGO)
 CONTENT_FIELDS = {
     Asset.Kind.TEXT: {"text": 5000},
-    Asset.Kind.OFFER: {"title": 120, "text": 1000, "price": 40, "valid_from": 10, "valid_until": 10,
-                       "legal": 500, "url": 500, "cta": 40},
+    Asset.Kind.OFFER: {
+        "title": 120,
+        "text": 1000,
+        "price": 40,
+        "valid_from": 10,
+        "valid_until": 10,
+        "legal": 500,
+        "url": 500,
+        "cta": 40,
+    },
     Asset.Kind.PRODUCT: {"sku": 64, "name": 200, "price": 40, "url": 500, "cta": 40},
 }
-REQUIRED = {Asset.Kind.TEXT: ("text",), Asset.Kind.OFFER: ("title",), Asset.Kind.PRODUCT: ("sku", "name")}
+REQUIRED = {
+    Asset.Kind.TEXT: ("text",),
+    Asset.Kind.OFFER: ("title",),
+    Asset.Kind.PRODUCT: ("sku", "name"),
+}
 
 
 def _owner(actor: User, node: OrgNode, *, own: bool) -> tuple[str, str]:
@@ -51,7 +63,9 @@ def can_change(actor: User, asset: Asset) -> bool:
     node = OrgNode.objects.filter(path=asset.unit_path or asset.shared_path).first()
     if node is None:
         return False
-    return access.can(Capability.ADD_UNIT_ASSETS if asset.unit_path else Capability.MANAGE_ASSETS, node)
+    return access.can(
+        Capability.ADD_UNIT_ASSETS if asset.unit_path else Capability.MANAGE_ASSETS, node
+    )
 
 
 def clean_tags(tags) -> list[str]:
@@ -71,8 +85,12 @@ def _http_url(value: str, field: str) -> str:
         return ""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError({field: _("Enter a web address starting with https:// (got “%(value)s”).")
-                               % {"value": value[:80]}})
+        raise ValidationError(
+            {
+                field: _("Enter a web address starting with https:// (got “%(value)s”).")
+                % {"value": value[:80]}
+            }
+        )
     return value
 
 
@@ -84,7 +102,10 @@ def clean_content(kind: str, data: dict) -> dict:
     for key, limit in limits.items():
         value = str((data or {}).get(key) or "").strip()
         if len(value) > limit:
-            errors[key] = _("At most %(max)s characters (this has %(length)s).") % {"max": limit, "length": len(value)}
+            errors[key] = _("At most %(max)s characters (this has %(length)s).") % {
+                "max": limit,
+                "length": len(value),
+            }
         cleaned[key] = value
     for key in REQUIRED[kind]:
         if not cleaned.get(key):
@@ -94,10 +115,17 @@ def clean_content(kind: str, data: dict) -> dict:
             try:
                 dt.date.fromisoformat(cleaned[key])
             except ValueError:
-                errors[key] = _("Enter a date as YYYY-MM-DD (got “%(value)s”).") % {"value": cleaned[key]}
-    if (kind == Asset.Kind.OFFER and cleaned.get("valid_from") and cleaned.get("valid_until")
-            and "valid_from" not in errors and "valid_until" not in errors
-            and cleaned["valid_until"] < cleaned["valid_from"]):
+                errors[key] = _("Enter a date as YYYY-MM-DD (got “%(value)s”).") % {
+                    "value": cleaned[key]
+                }
+    if (
+        kind == Asset.Kind.OFFER
+        and cleaned.get("valid_from")
+        and cleaned.get("valid_until")
+        and "valid_from" not in errors
+        and "valid_until" not in errors
+        and cleaned["valid_until"] < cleaned["valid_from"]
+    ):
         errors["valid_until"] = _("The offer ends before it starts.")
     if "url" in limits and "url" not in errors:
         try:
@@ -114,59 +142,122 @@ def _store_image(asset: Asset, upload_name: str, data: bytes) -> None:
     stem = uuid.uuid4().hex
     ext = images.EXTENSIONS[processed.format]
     asset.file.save(f"{stem}.{ext}", ContentFile(processed.original), save=False)
-    asset.thumbnail.save(f"{stem}-thumb.{processed.thumbnail_ext}", ContentFile(processed.thumbnail), save=False)
-    asset.email_rendition.save(f"{stem}-600.{processed.email_ext}", ContentFile(processed.email), save=False)
-    asset.width, asset.height, asset.size_bytes = processed.width, processed.height, len(processed.email)
+    asset.thumbnail.save(
+        f"{stem}-thumb.{processed.thumbnail_ext}", ContentFile(processed.thumbnail), save=False
+    )
+    asset.email_rendition.save(
+        f"{stem}-600.{processed.email_ext}", ContentFile(processed.email), save=False
+    )
+    asset.width, asset.height, asset.size_bytes = (
+        processed.width,
+        processed.height,
+        len(processed.email),
+    )
 
 
 def asset_upload(
-    *, actor: User, node: OrgNode, own: bool, kind: str, name: str, file_name: str, data: bytes,
-    folder: str = "", tags=(), variant: str = "",
+    *,
+    actor: User,
+    node: OrgNode,
+    own: bool,
+    kind: str,
+    name: str,
+    file_name: str,
+    data: bytes,
+    folder: str = "",
+    tags=(),
+    variant: str = "",
 ) -> Asset:
     """An image or logo: checked by content, re-encoded, with thumbnail and e-mail renditions."""
     if kind not in IMAGE_KINDS:
-        raise ValidationError({"kind": _("Upload images and logos; offers, products and texts are typed in.")})
+        raise ValidationError(
+            {"kind": _("Upload images and logos; offers, products and texts are typed in.")}
+        )
     unit_path, shared_path = _owner(actor, node, own=own)
     if variant and (kind != Asset.Kind.LOGO or variant not in Asset.Variant.values):
         raise ValidationError({"variant": _("Only logos have variants (colour, white, square).")})
-    asset = Asset(kind=kind, name=(name or file_name or _("Image")).strip()[:200], folder=folder.strip()[:120],
-                  tags=clean_tags(tags), variant=variant, unit_path=unit_path, shared_path=shared_path,
-                  created_by=actor)
+    asset = Asset(
+        kind=kind,
+        name=(name or file_name or _("Image")).strip()[:200],
+        folder=folder.strip()[:120],
+        tags=clean_tags(tags),
+        variant=variant,
+        unit_path=unit_path,
+        shared_path=shared_path,
+        created_by=actor,
+    )
     try:
         _store_image(asset, file_name, data)
     except ValidationError as exc:
         raise ValidationError({"file": exc.messages}) from None
     asset.save()
-    audit(actor=actor, action="asset.upload", target=asset, node_path=shared_path,
-          changes={"name": asset.name, "kind": kind, "bytes": len(data)})
+    audit(
+        actor=actor,
+        action="asset.upload",
+        target=asset,
+        node_path=shared_path,
+        changes={"name": asset.name, "kind": kind, "bytes": len(data)},
+    )
     return asset
 
 
 def asset_create(
-    *, actor: User, node: OrgNode, own: bool, kind: str, name: str, data: dict, folder: str = "", tags=(),
+    *,
+    actor: User,
+    node: OrgNode,
+    own: bool,
+    kind: str,
+    name: str,
+    data: dict,
+    folder: str = "",
+    tags=(),
     image: tuple[str, bytes] | None = None,
 ) -> Asset:
     """A text snippet, offer or product (a product may come with its picture)."""
     if kind not in CONTENT_FIELDS:
-        raise ValidationError({"kind": _("Unknown kind of library item: %(kind)s.") % {"kind": kind}})
+        raise ValidationError(
+            {"kind": _("Unknown kind of library item: %(kind)s.") % {"kind": kind}}
+        )
     unit_path, shared_path = _owner(actor, node, own=own)
     content = clean_content(kind, data)
-    label = name.strip() or content.get("title") or content.get("name") or content.get("text", "")[:60]
-    asset = Asset(kind=kind, name=label[:200], folder=folder.strip()[:120], tags=clean_tags(tags),
-                  unit_path=unit_path, shared_path=shared_path, data=content, created_by=actor)
+    label = (
+        name.strip() or content.get("title") or content.get("name") or content.get("text", "")[:60]
+    )
+    asset = Asset(
+        kind=kind,
+        name=label[:200],
+        folder=folder.strip()[:120],
+        tags=clean_tags(tags),
+        unit_path=unit_path,
+        shared_path=shared_path,
+        data=content,
+        created_by=actor,
+    )
     if image is not None:
         try:
             _store_image(asset, *image)
         except ValidationError as exc:
             raise ValidationError({"file": exc.messages}) from None
     asset.save()
-    audit(actor=actor, action="asset.create", target=asset, node_path=shared_path,
-          changes={"name": asset.name, "kind": kind})
+    audit(
+        actor=actor,
+        action="asset.create",
+        target=asset,
+        node_path=shared_path,
+        changes={"name": asset.name, "kind": kind},
+    )
     return asset
 
 
-def asset_update(*, actor: User, asset: Asset, name: str | None = None, folder: str | None = None,
-                 tags=None, data: dict | None = None) -> Asset:
+def asset_update(
+    *,
+    actor: User,
+    asset: Asset,
+    name: str | None = None,
+    folder: str | None = None,
+    tags=None,
+    data: dict | None = None,
+) -> Asset:
     if not can_change(actor, asset):
         raise PermissionDenied
     changes = {}
@@ -180,7 +271,13 @@ def asset_update(*, actor: User, asset: Asset, name: str | None = None, folder: 
         asset.data = changes["data"] = clean_content(asset.kind, data)
     with transaction.atomic():
         asset.save()
-        audit(actor=actor, action="asset.update", target=asset, node_path=asset.shared_path, changes=changes)
+        audit(
+            actor=actor,
+            action="asset.update",
+            target=asset,
+            node_path=asset.shared_path,
+            changes=changes,
+        )
     if data is not None:
         local_versions_refresh(asset)
     return asset
@@ -192,11 +289,18 @@ def asset_delete(*, actor: User, asset: Asset) -> None:
         raise PermissionDenied
     used = usage_counts([asset.pk]).get(asset.pk, 0)
     if used:
-        raise ValidationError(_("“%(name)s” is used in %(count)s template(s); remove it from them first.")
-                              % {"name": asset.name, "count": used})
+        raise ValidationError(
+            _("“%(name)s” is used in %(count)s template(s); remove it from them first.")
+            % {"name": asset.name, "count": used}
+        )
     files = asset.stored_files()
-    audit(actor=actor, action="asset.delete", target=asset, node_path=asset.shared_path, changes={"name": asset.name})
+    audit(
+        actor=actor,
+        action="asset.delete",
+        target=asset,
+        node_path=asset.shared_path,
+        changes={"name": asset.name},
+    )
     asset.delete()
     for stored in files:
         stored.storage.delete(stored.name)
-

@@ -37,7 +37,11 @@ def _pattern(rule: str) -> re.Pattern | None:
 
 def _domain_allowed(url: str, domains: list[str]) -> bool:
     host = (urlsplit(url).hostname or "").lower()
-    return any(host == d or host.endswith("." + d) for d in (d.strip().lower().lstrip(".") for d in domains) if d)
+    return any(
+        host == d or host.endswith("." + d)
+        for d in (d.strip().lower().lstrip(".") for d in domains)
+        if d
+    )
 
 
 def clean_values(zones: list[Zone], values: dict) -> dict:
@@ -58,10 +62,19 @@ def clean_values(zones: list[Zone], values: dict) -> dict:
     return cleaned
 
 
-def check(zones: list[Zone], values: dict, *, source: str, guardrails, assets: dict | None = None,
-          channel: str = "email") -> list[str]:
+def check(
+    zones: list[Zone],
+    values: dict,
+    *,
+    source: str,
+    guardrails,
+    assets: dict | None = None,
+    channel: str = "email",
+) -> list[str]:
     problems: list[str] = []
-    patterns = [(rule, _pattern(rule)) for rule in (guardrails.restricted_patterns if guardrails else [])]
+    patterns = [
+        (rule, _pattern(rule)) for rule in (guardrails.restricted_patterns if guardrails else [])
+    ]
     domains = guardrails.allowed_link_domains if guardrails else []
     for zone in zones:
         value = values.get(zone.name)
@@ -71,44 +84,76 @@ def check(zones: list[Zone], values: dict, *, source: str, guardrails, assets: d
             if zone.required and not text.strip():
                 problems.append(_("Zone “%(zone)s” must be filled in.") % {"zone": label})
             if zone.max_length and len(text) > zone.max_length:
-                problems.append(_("Zone “%(zone)s” is %(length)s characters long; the limit is %(max)s.")
-                                % {"zone": label, "length": len(text), "max": zone.max_length})
+                problems.append(
+                    _("Zone “%(zone)s” is %(length)s characters long; the limit is %(max)s.")
+                    % {"zone": label, "length": len(text), "max": zone.max_length}
+                )
             for rule, pattern in patterns:
                 if pattern and pattern.search(text):
                     shown = rule[3:] if rule.startswith("re:") else rule
-                    problems.append(_("Zone “%(zone)s” uses “%(word)s”, which head office does not allow.")
-                                    % {"zone": label, "word": shown})
+                    problems.append(
+                        _("Zone “%(zone)s” uses “%(word)s”, which head office does not allow.")
+                        % {"zone": label, "word": shown}
+                    )
             if zone.kind == "rich" and value and domains:
                 for url in re.findall(r'href="([^"]*)"', value):
                     if url.startswith("mailto:"):
                         continue
                     if not _domain_allowed(url, domains):
-                        problems.append(_("Zone “%(zone)s” links to %(url)s; links may only go to %(domains)s.")
-                                        % {"zone": label, "url": url, "domains": ", ".join(domains)})
+                        problems.append(
+                            _("Zone “%(zone)s” links to %(url)s; links may only go to %(domains)s.")
+                            % {"zone": label, "url": url, "domains": ", ".join(domains)}
+                        )
         elif zone.kind == "choice":
             if value and value not in {o.value for o in zone.options}:
-                problems.append(_("Zone “%(zone)s”: “%(value)s” is not one of head office’s variants.")
-                                % {"zone": label, "value": value})
+                problems.append(
+                    _("Zone “%(zone)s”: “%(value)s” is not one of head office’s variants.")
+                    % {"zone": label, "value": value}
+                )
         elif zone.kind in ("image", "offer", "product"):
             picked = (value or {}).get("asset")
             if zone.required and not picked:
-                problems.append(_("Zone “%(zone)s” needs an item from the library.") % {"zone": label})
+                problems.append(
+                    _("Zone “%(zone)s” needs an item from the library.") % {"zone": label}
+                )
             asset = (assets or {}).get(picked) if picked else None
             if picked and asset is None:
-                problems.append(_("Zone “%(zone)s” uses a library item this unit cannot see.") % {"zone": label})
+                problems.append(
+                    _("Zone “%(zone)s” uses a library item this unit cannot see.") % {"zone": label}
+                )
             elif asset is not None and asset.kind not in ZONE_KINDS[zone.kind]:
-                problems.append(_("Zone “%(zone)s” takes %(wanted)s, not “%(name)s”.")
-                                % {"zone": label, "wanted": _KIND_WORDS[zone.kind](), "name": asset.name})
+                problems.append(
+                    _("Zone “%(zone)s” takes %(wanted)s, not “%(name)s”.")
+                    % {"zone": label, "wanted": _KIND_WORDS[zone.kind](), "name": asset.name}
+                )
             elif asset is not None and asset.kind == "offer" and offer_ended(asset):
-                problems.append(_("Zone “%(zone)s”: the offer “%(name)s” ended on %(date)s.")
-                                % {"zone": label, "name": asset.name, "date": asset.data.get("valid_until")})
-            elif asset is not None and guardrails and asset.size_bytes > guardrails.max_image_kb * 1024:
-                problems.append(_("Zone “%(zone)s”: the image weighs %(kb)s KB; the limit is %(max)s KB.")
-                                % {"zone": label, "kb": asset.size_bytes // 1024, "max": guardrails.max_image_kb})
+                problems.append(
+                    _("Zone “%(zone)s”: the offer “%(name)s” ended on %(date)s.")
+                    % {"zone": label, "name": asset.name, "date": asset.data.get("valid_until")}
+                )
+            elif (
+                asset is not None
+                and guardrails
+                and asset.size_bytes > guardrails.max_image_kb * 1024
+            ):
+                problems.append(
+                    _("Zone “%(zone)s”: the image weighs %(kb)s KB; the limit is %(max)s KB.")
+                    % {
+                        "zone": label,
+                        "kb": asset.size_bytes // 1024,
+                        "max": guardrails.max_image_kb,
+                    }
+                )
     if guardrails and channel == "email":
         if guardrails.require_logo and not _LOGO.search(source):
-            problems.append(_("The template has no logo ({{ brand.logo_url }}), which head office requires."))
+            problems.append(
+                _("The template has no logo ({{ brand.logo_url }}), which head office requires.")
+            )
         if guardrails.require_legal_footer and "brand.legal_footer" not in source:
-            problems.append(_("The template has no legal footer ({{ brand.legal_footer }}), which head office "
-                              "requires."))
+            problems.append(
+                _(
+                    "The template has no legal footer ({{ brand.legal_footer }}), which head office "
+                    "requires."
+                )
+            )
     return problems

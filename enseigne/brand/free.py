@@ -36,8 +36,12 @@ EMAIL_SUBJECT = "{{ zones.headline }}"
 
 def _labels() -> dict[str, str]:
     """The zone labels the editor shows, in the writer's language (attribute-escaped)."""
-    labels = {"picture": _("Picture"), "headline": _("Title (also the e-mail's subject)"),
-              "message": _("Your message"), "offer": _("Offer (optional)")}
+    labels = {
+        "picture": _("Picture"),
+        "headline": _("Title (also the e-mail's subject)"),
+        "message": _("Your message"),
+        "offer": _("Offer (optional)"),
+    }
     return {key: html.escape(label, quote=True) for key, label in labels.items()}
 
 
@@ -48,11 +52,11 @@ def _email_source() -> str:
   <mj-body background-color="#f4f4f4">
     <mj-section background-color="#ffffff"><mj-column>
       <mj-text align="center">{{% if brand.logo_url %}}<img src="{{{{ brand.logo_url }}}}" alt="{{{{ brand.name }}}}" style="display:block;margin:0 auto;max-width:200px;height:auto;border:0">{{% else %}}<strong style="font-size:20px">{{{{ brand.name }}}}</strong>{{% endif %}}</mj-text>
-      <ens-zone name="picture" kind="image" label="{label['picture']}" upload="true" />
-      <mj-text font-size="24px" color="#222222"><ens-zone name="headline" kind="text" max="90" label="{label['headline']}" required="true"></ens-zone></mj-text>
+      <ens-zone name="picture" kind="image" label="{label["picture"]}" upload="true" />
+      <mj-text font-size="24px" color="#222222"><ens-zone name="headline" kind="text" max="90" label="{label["headline"]}" required="true"></ens-zone></mj-text>
       <mj-text font-size="15px" line-height="1.5">{hello}{{% if contact.first_name %}} {{{{ contact.first_name }}}}{{% endif %}},</mj-text>
-      <mj-text font-size="15px" line-height="1.5"><ens-zone name="message" kind="rich" max="3000" label="{label['message']}" required="true"></ens-zone></mj-text>
-      <ens-zone name="offer" kind="offer" label="{label['offer']}" />
+      <mj-text font-size="15px" line-height="1.5"><ens-zone name="message" kind="rich" max="3000" label="{label["message"]}" required="true"></ens-zone></mj-text>
+      <ens-zone name="offer" kind="offer" label="{label["offer"]}" />
     </mj-column></mj-section>
     <mj-section><mj-column>
       <mj-text font-size="12px" color="#555555" line-height="1.5">{{{{ unit.name }}}} · {{{{ unit.address }}}} · {{{{ unit.phone }}}}<br/>{{{{ brand.legal_footer }}}}<br/><a href="{{{{ links.unsubscribe }}}}">{unsubscribe}</a></mj-text>
@@ -68,18 +72,31 @@ def _sms_source() -> str:
 
 def hq_stop_mention(unit: OrgNode) -> str:
     """The STOP mention of head office's newest SMS template: the number HQ declared."""
-    root_path = unit.path[:OrgNode.steplen]
-    version = (TemplateVersion.objects.filter(template__channel=Channel.SMS, template__is_free=False,
-                                              template__shared_path__startswith=root_path)
-               .exclude(sms_stop="").order_by("-created_at").first())
+    root_path = unit.path[: OrgNode.steplen]
+    version = (
+        TemplateVersion.objects.filter(
+            template__channel=Channel.SMS,
+            template__is_free=False,
+            template__shared_path__startswith=root_path,
+        )
+        .exclude(sms_stop="")
+        .order_by("-created_at")
+        .first()
+    )
     if version is None:
-        raise ValidationError(_("Head office has not published an SMS template yet, so its STOP mention is not "
-                                "known; a free SMS cannot be written before that."))
+        raise ValidationError(
+            _(
+                "Head office has not published an SMS template yet, so its STOP mention is not "
+                "known; a free SMS cannot be written before that."
+            )
+        )
     return version.sms_stop
 
 
 def can_write_free(user: User, unit: OrgNode) -> bool:
-    return unit.kind == OrgNode.Kind.UNIT and access_for(user).can(Capability.CREATE_FREE_CAMPAIGNS, unit)
+    return unit.kind == OrgNode.Kind.UNIT and access_for(user).can(
+        Capability.CREATE_FREE_CAMPAIGNS, unit
+    )
 
 
 def free_frame(*, actor: User, unit: OrgNode, channel: str) -> Template:
@@ -97,11 +114,30 @@ def free_frame(*, actor: User, unit: OrgNode, channel: str) -> Template:
         source, subject, stop = _email_source(), EMAIL_SUBJECT, ""
     fields = compiled_version_fields(channel, source, sms_stop=stop)
     with transaction.atomic():
-        frame = Template.objects.create(channel=channel, name=_("Free message – %(unit)s") % {"unit": unit.name}, shared_path=unit.path, is_free=True,
-                                        description=_("Your own text in the brand's frame."))
-        version = TemplateVersion.objects.create(template=frame, number=1, source=source, subject=subject,
-                                                 sms_stop=stop, max_segments=2, created_by=actor, **fields)
+        frame = Template.objects.create(
+            channel=channel,
+            name=_("Free message – %(unit)s") % {"unit": unit.name},
+            shared_path=unit.path,
+            is_free=True,
+            description=_("Your own text in the brand's frame."),
+        )
+        version = TemplateVersion.objects.create(
+            template=frame,
+            number=1,
+            source=source,
+            subject=subject,
+            sms_stop=stop,
+            max_segments=2,
+            created_by=actor,
+            **fields,
+        )
         frame.current = version
         frame.save(update_fields=["current"])
-    audit(actor=actor, action="template.free_frame", target=frame, node_path=unit.path, changes={"channel": channel})
+    audit(
+        actor=actor,
+        action="template.free_frame",
+        target=frame,
+        node_path=unit.path,
+        changes={"channel": channel},
+    )
     return frame

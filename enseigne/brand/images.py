@@ -102,24 +102,41 @@ def process(data: bytes, file_name: str = "") -> Processed:
         raise ValidationError(_("%(name)s is empty.") % {"name": name})
     limit = max_upload_bytes()
     if len(data) > limit:
-        raise ValidationError(_("%(name)s weighs %(size)s MB; the limit is %(max)s MB.")
-                              % {"name": name, "size": round(len(data) / 1048576, 1), "max": limit // 1048576})
+        raise ValidationError(
+            _("%(name)s weighs %(size)s MB; the limit is %(max)s MB.")
+            % {"name": name, "size": round(len(data) / 1048576, 1), "max": limit // 1048576}
+        )
     fmt = sniff(data[:16])
     if fmt is None:
         if _looks_like_svg(data):
-            raise ValidationError(_("%(name)s is an SVG drawing. SVG files can carry scripts and many mail "
-                                    "clients do not show them: export it as PNG and upload that.") % {"name": name})
-        raise ValidationError(_("%(name)s is not a PNG, JPEG, GIF or WebP image (whatever its name says).")
-                              % {"name": name})
+            raise ValidationError(
+                _(
+                    "%(name)s is an SVG drawing. SVG files can carry scripts and many mail "
+                    "clients do not show them: export it as PNG and upload that."
+                )
+                % {"name": name}
+            )
+        raise ValidationError(
+            _("%(name)s is not a PNG, JPEG, GIF or WebP image (whatever its name says).")
+            % {"name": name}
+        )
     try:
         with Image.open(io.BytesIO(data)) as probe:
             if probe.format != fmt:
-                raise ValidationError(_("%(name)s starts like a %(fmt)s image but is not one.")
-                                      % {"name": name, "fmt": fmt})
+                raise ValidationError(
+                    _("%(name)s starts like a %(fmt)s image but is not one.")
+                    % {"name": name, "fmt": fmt}
+                )
             if probe.width * probe.height > MAX_PIXELS:
-                raise ValidationError(_("%(name)s is %(w)s × %(h)s pixels; the limit is %(max)s megapixels.")
-                                      % {"name": name, "w": probe.width, "h": probe.height,
-                                         "max": MAX_PIXELS // 1_000_000})
+                raise ValidationError(
+                    _("%(name)s is %(w)s × %(h)s pixels; the limit is %(max)s megapixels.")
+                    % {
+                        "name": name,
+                        "w": probe.width,
+                        "h": probe.height,
+                        "max": MAX_PIXELS // 1_000_000,
+                    }
+                )
             probe.verify()
         with Image.open(io.BytesIO(data)) as image:
             image.load()
@@ -127,8 +144,15 @@ def process(data: bytes, file_name: str = "") -> Processed:
             if animated:
                 frames = [frame.convert("RGBA") for frame in ImageSequence.Iterator(image)]
                 out = io.BytesIO()
-                frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], loop=0,
-                               duration=image.info.get("duration", 100), disposal=2)
+                frames[0].save(
+                    out,
+                    "GIF",
+                    save_all=True,
+                    append_images=frames[1:],
+                    loop=0,
+                    duration=image.info.get("duration", 100),
+                    disposal=2,
+                )
                 original = out.getvalue()
                 first = frames[0]
             else:
@@ -137,8 +161,10 @@ def process(data: bytes, file_name: str = "") -> Processed:
     except ValidationError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise ValidationError(_("%(name)s could not be read as an image: the file is damaged or incomplete.")
-                              % {"name": name}) from None
+        raise ValidationError(
+            _("%(name)s could not be read as an image: the file is damaged or incomplete.")
+            % {"name": name}
+        ) from None
     alpha = _has_alpha(first)
     thumb_fmt = "PNG" if alpha else "JPEG"
     thumbnail = first.copy()
@@ -149,7 +175,12 @@ def process(data: bytes, file_name: str = "") -> Processed:
         email_fmt = "PNG" if alpha else "JPEG"
         email = _encode(_resized(first, EMAIL_WIDTH_PX), email_fmt)
     return Processed(
-        format=fmt, original=original, thumbnail=_encode(thumbnail, thumb_fmt),
-        thumbnail_ext=EXTENSIONS[thumb_fmt], email=email, email_ext=EXTENSIONS[email_fmt],
-        width=first.width, height=first.height,
+        format=fmt,
+        original=original,
+        thumbnail=_encode(thumbnail, thumb_fmt),
+        thumbnail_ext=EXTENSIONS[thumb_fmt],
+        email=email,
+        email_ext=EXTENSIONS[email_fmt],
+        width=first.width,
+        height=first.height,
     )

@@ -49,22 +49,40 @@ def zone_data(asset: Asset, alt: str = "") -> dict[str, str]:
 def _zone_data(asset: Asset, alt: str) -> dict[str, str]:
     data = asset.data or {}
     if asset.kind in (Asset.Kind.IMAGE, Asset.Kind.LOGO):
-        return {"asset": str(asset.public_id), "src": public_url(asset.email_rendition),
-                "alt": (alt or asset.name)[:200]}
+        return {
+            "asset": str(asset.public_id),
+            "src": public_url(asset.email_rendition),
+            "alt": (alt or asset.name)[:200],
+        }
     if asset.kind == Asset.Kind.OFFER:
         legal = data.get("legal", "")
         if data.get("valid_from") and data.get("valid_until"):
-            period = _("Offer valid from %(start)s to %(end)s.") % {"start": _date(data["valid_from"]),
-                                                                    "end": _date(data["valid_until"])}
+            period = _("Offer valid from %(start)s to %(end)s.") % {
+                "start": _date(data["valid_from"]),
+                "end": _date(data["valid_until"]),
+            }
             legal = f"{period} {legal}".strip()
-        return {"asset": str(asset.public_id), "title": data.get("title", ""), "text": data.get("text", ""),
-                "price": data.get("price", ""), "legal": legal, "url": data.get("url", ""),
-                "cta": data.get("cta") or _("See the offer"), "image": public_url(asset.email_rendition)}
+        return {
+            "asset": str(asset.public_id),
+            "title": data.get("title", ""),
+            "text": data.get("text", ""),
+            "price": data.get("price", ""),
+            "legal": legal,
+            "url": data.get("url", ""),
+            "cta": data.get("cta") or _("See the offer"),
+            "image": public_url(asset.email_rendition),
+        }
     if asset.kind == Asset.Kind.PRODUCT:
-        return {"asset": str(asset.public_id), "title": data.get("name", ""),
-                "text": _("Ref. %(sku)s") % {"sku": data["sku"]} if data.get("sku") else "",
-                "price": data.get("price", ""), "legal": "", "url": data.get("url", ""),
-                "cta": data.get("cta") or _("See the product"), "image": public_url(asset.email_rendition)}
+        return {
+            "asset": str(asset.public_id),
+            "title": data.get("name", ""),
+            "text": _("Ref. %(sku)s") % {"sku": data["sku"]} if data.get("sku") else "",
+            "price": data.get("price", ""),
+            "legal": "",
+            "url": data.get("url", ""),
+            "cta": data.get("cta") or _("See the product"),
+            "image": public_url(asset.email_rendition),
+        }
     return {"asset": str(asset.public_id)}
 
 

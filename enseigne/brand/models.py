@@ -32,7 +32,9 @@ class Asset(models.Model):
     name = models.CharField(_("name"), max_length=200)
     folder = models.CharField(_("folder"), max_length=120, blank=True)
     tags = models.JSONField(_("tags"), default=list, blank=True)
-    variant = models.CharField(_("logo variant"), max_length=10, choices=Variant.choices, blank=True)
+    variant = models.CharField(
+        _("logo variant"), max_length=10, choices=Variant.choices, blank=True
+    )
     # Owner: '' for HQ; a unit's path for the unit's own assets (row-level security).
     unit_path = models.CharField(max_length=255, blank=True)
     # Who sees it: every unit whose path starts with this (HQ chooses; a unit's own = its path).
@@ -76,8 +78,9 @@ class Template(models.Model):
     description = models.CharField(_("description"), max_length=300, blank=True)
     # Which units may use it: those whose path starts with this.
     shared_path = models.CharField(max_length=255)
-    current = models.ForeignKey("TemplateVersion", null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="+")
+    current = models.ForeignKey(
+        "TemplateVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     archived = models.BooleanField(default=False)
     # A unit's free message: Enseigne's own frame (brand header, the unit's footer, the
     # unsubscribe link), every word inside it the unit's (see brand/free.py).
@@ -111,7 +114,9 @@ class TemplateVersion(models.Model):
 
     class Meta:
         ordering = ["template", "-number"]
-        constraints = [models.UniqueConstraint(fields=["template", "number"], name="template_version_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "number"], name="template_version_unique")
+        ]
 
     def __str__(self) -> str:
         return f"{self.template.name} v{self.number}"
@@ -130,8 +135,9 @@ class LocalVersion(models.Model):
     template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="local_versions")
     version = models.ForeignKey(TemplateVersion, on_delete=models.PROTECT, related_name="+")
     # The version it was on before the last HQ change: the unit's diff compares the two.
-    previous_version = models.ForeignKey(TemplateVersion, null=True, blank=True, on_delete=models.SET_NULL,
-                                         related_name="+")
+    previous_version = models.ForeignKey(
+        TemplateVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     name = models.CharField(_("name"), max_length=200)
     values = models.JSONField(default=dict, blank=True)
     # Library items picked in its zones (for usage counts and to refresh them when they change).
@@ -159,12 +165,18 @@ class Guardrails(models.Model):
 
     node = models.OneToOneField(OrgNode, on_delete=models.CASCADE, related_name="guardrails")
     restricted_patterns = models.JSONField(
-        _("restricted words"), default=list, blank=True,
+        _("restricted words"),
+        default=list,
+        blank=True,
         help_text=_("One per line: a word or phrase, or re:<regular expression>."),
     )
     allowed_link_domains = models.JSONField(
-        _("allowed link domains"), default=list, blank=True,
-        help_text=_("Links in editable zones must go to one of these domains (or their subdomains)."),
+        _("allowed link domains"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Links in editable zones must go to one of these domains (or their subdomains)."
+        ),
     )
     max_image_kb = models.PositiveIntegerField(_("maximum image weight (KB)"), default=500)
     require_logo = models.BooleanField(_("a logo is required"), default=True)

@@ -11,26 +11,43 @@ from enseigne.brand.zones import Zone
 from enseigne.network.models import OrgNode
 from enseigne.network.selectors import root_of
 
-SAMPLE_CONTACT = {"first_name": "Camille", "last_name": "Martin", "email": "camille.martin@example.com",
-                  "phone": "+33612345678", "language": "fr", "attributes": {}}
+SAMPLE_CONTACT = {
+    "first_name": "Camille",
+    "last_name": "Martin",
+    "email": "camille.martin@example.com",
+    "phone": "+33612345678",
+    "language": "fr",
+    "attributes": {},
+}
 
 
 def unit_context(unit: OrgNode) -> dict:
     profile = getattr(unit, "profile", None)
     if profile is None:
         return {"name": unit.name, "code": unit.code, "vars": {}}
-    address = ", ".join(p for p in (profile.address_line, f"{profile.postal_code} {profile.city}".strip()) if p)
+    address = ", ".join(
+        p for p in (profile.address_line, f"{profile.postal_code} {profile.city}".strip()) if p
+    )
     return {
-        "name": unit.name, "code": unit.code, "address": address, "city": profile.city,
-        "phone": profile.phone, "email": profile.email, "website": profile.website,
-        "manager": profile.manager_name, "hours": profile.opening_hours, "vars": dict(profile.variables or {}),
+        "name": unit.name,
+        "code": unit.code,
+        "address": address,
+        "city": profile.city,
+        "phone": profile.phone,
+        "email": profile.email,
+        "website": profile.website,
+        "manager": profile.manager_name,
+        "hours": profile.opening_hours,
+        "vars": dict(profile.variables or {}),
     }
 
 
 def brand_logos(root: OrgNode) -> dict[str, str]:
     """The network's logos from the library: ``logo_url`` (colour), ``logo_white_url``, ``logo_square_url``."""
     logos: dict[str, str] = {}
-    for logo in Asset.objects.filter(unit_path="", shared_path=root.path, kind=Asset.Kind.LOGO).order_by("created_at"):
+    for logo in Asset.objects.filter(
+        unit_path="", shared_path=root.path, kind=Asset.Kind.LOGO
+    ).order_by("created_at"):
         key = f"logo_{logo.variant}_url" if logo.variant in ("white", "square") else "logo_url"
         logos.setdefault(key, public_url(logo.email_rendition))
     return {"logo_url": "", "logo_white_url": "", "logo_square_url": "", **logos}
@@ -40,28 +57,56 @@ def brand_context(unit: OrgNode) -> dict:
     root = root_of(unit)
     network = getattr(root, "network", None)
     legal = network.legal_name if network else root.name
-    return {"name": root.name, **brand_logos(root), "sms_sender": root.name[:11],
-            "legal_footer": _("%(legal)s — you receive this e-mail as a customer of %(unit)s.")
-            % {"legal": legal, "unit": unit.name}}
+    return {
+        "name": root.name,
+        **brand_logos(root),
+        "sms_sender": root.name[:11],
+        "legal_footer": _("%(legal)s — you receive this e-mail as a customer of %(unit)s.")
+        % {"legal": legal, "unit": unit.name},
+    }
 
 
 def preview_links() -> dict:
-    return {"unsubscribe": "#unsubscribe", "preferences": "#preferences", "view_online": "#view-online"}
+    return {
+        "unsubscribe": "#unsubscribe",
+        "preferences": "#preferences",
+        "view_online": "#view-online",
+    }
 
 
-def email_preview(version: TemplateVersion, values: dict, unit: OrgNode, contact: dict | None = None):
-    compiled = Compiled(html=version.compiled_html, text=version.compiled_text,
-                        zones=tuple(Zone.from_dict(z) for z in version.zones))
-    return render(compiled, zones=values, contact=contact or SAMPLE_CONTACT, unit=unit_context(unit),
-                  brand=brand_context(unit), links=preview_links())
+def email_preview(
+    version: TemplateVersion, values: dict, unit: OrgNode, contact: dict | None = None
+):
+    compiled = Compiled(
+        html=version.compiled_html,
+        text=version.compiled_text,
+        zones=tuple(Zone.from_dict(z) for z in version.zones),
+    )
+    return render(
+        compiled,
+        zones=values,
+        contact=contact or SAMPLE_CONTACT,
+        unit=unit_context(unit),
+        brand=brand_context(unit),
+        links=preview_links(),
+    )
 
 
-def sms_preview(version: TemplateVersion, values: dict, unit: OrgNode, contact: dict | None = None) -> str:
+def sms_preview(
+    version: TemplateVersion, values: dict, unit: OrgNode, contact: dict | None = None
+) -> str:
     """Sender + body + STOP mention: the two locked ends are always there, whole."""
     zones = tuple(Zone.from_dict(z) for z in version.zones)
     brand = brand_context(unit)
-    body = text_template(version.compiled_text).render(
-        contact=contact or SAMPLE_CONTACT, unit=unit_context(unit), brand=brand,
-        links=preview_links(), zones=zone_context(zones, values, for_text=True),
-    ).strip()
+    body = (
+        text_template(version.compiled_text)
+        .render(
+            contact=contact or SAMPLE_CONTACT,
+            unit=unit_context(unit),
+            brand=brand,
+            links=preview_links(),
+            zones=zone_context(zones, values, for_text=True),
+        )
+        .strip()
+    )
     return f"{brand['sms_sender']}: {body} {version.sms_stop}"

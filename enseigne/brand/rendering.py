@@ -86,13 +86,20 @@ def _only_absolute_links(tag: str, attribute: str, value: str) -> str | None:
 
 def sanitise_rich(value: str) -> str:
     return nh3.clean(
-        value, tags=RICH_TAGS, attributes=RICH_ATTRIBUTES, url_schemes=URL_SCHEMES,
-        link_rel="noopener noreferrer", strip_comments=True, attribute_filter=_only_absolute_links,
+        value,
+        tags=RICH_TAGS,
+        attributes=RICH_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+        attribute_filter=_only_absolute_links,
     )
 
 
 def rich_to_text(value: str) -> str:
-    return htmllib.unescape(nh3.clean(re.sub(r"(?i)<br\s*/?>|</p>|</li>", "\n", value), tags=set())).strip()
+    return htmllib.unescape(
+        nh3.clean(re.sub(r"(?i)<br\s*/?>|</p>|</li>", "\n", value), tags=set())
+    ).strip()
 
 
 _REMOTE_FONT = re.compile(r"<mj-font\b|@import|<link\b", re.IGNORECASE)
@@ -103,7 +110,10 @@ def _mjml_error(source: str, exc: Exception) -> ValidationError:
     position = re.search(r"at position (\d+)", message)
     if position:
         line = line_of(source, int(position.group(1)))
-        return ValidationError(_("line %(line)s: the MJML is not valid (%(detail)s).") % {"line": line, "detail": message})
+        return ValidationError(
+            _("line %(line)s: the MJML is not valid (%(detail)s).")
+            % {"line": line, "detail": message}
+        )
     return ValidationError(_("The MJML is not valid (%(detail)s).") % {"detail": message})
 
 
@@ -128,8 +138,12 @@ class Compiled:
 def compile_email(source: str) -> Compiled:
     """MJML with zones → inlined HTML + text, both Liquid; ValidationError names the line."""
     if _REMOTE_FONT.search(source):
-        raise ValidationError(_("Remote fonts and stylesheets are not allowed: e-mails must not load anything "
-                                "from elsewhere."))
+        raise ValidationError(
+            _(
+                "Remote fonts and stylesheets are not allowed: e-mails must not load anything "
+                "from elsewhere."
+            )
+        )
     parsed = parse(source, channel="email")
     try:
         output = mrml.to_html(
@@ -139,13 +153,20 @@ def compile_email(source: str) -> Compiled:
         )
     except Exception as exc:  # mrml raises OSError/ValueError with a position
         raise _mjml_error(source, exc) from None
-    inliner = css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True, keep_style_tags=False)
+    inliner = css_inline.CSSInliner(
+        load_remote_stylesheets=False, keep_at_rules=True, keep_style_tags=False
+    )
     try:
         inlined = inliner.inline(output.content)
     except css_inline.InlineError as exc:
-        raise ValidationError(_("The CSS could not be inlined (%(detail)s).") % {"detail": exc}) from None
+        raise ValidationError(
+            _("The CSS could not be inlined (%(detail)s).") % {"detail": exc}
+        ) from None
     text = html_to_text(inlined)
-    for label, parse_part, template in (("HTML", html_template, inlined), ("text", text_template, text)):
+    for label, parse_part, template in (
+        ("HTML", html_template, inlined),
+        ("text", text_template, text),
+    ):
         try:
             parse_part(template)
         except LiquidError as exc:
@@ -166,7 +187,9 @@ def text_template(text: str):
     return _env_for(text, html=False).from_string(text)
 
 
-def zone_context(zones: tuple[Zone, ...] | list[Zone], values: dict, *, for_text: bool = False) -> dict:
+def zone_context(
+    zones: tuple[Zone, ...] | list[Zone], values: dict, *, for_text: bool = False
+) -> dict:
     """The ``zones`` variable: each zone's value as data (HQ default where the unit left it)."""
     context = {}
     for zone in zones:
@@ -179,7 +202,9 @@ def zone_context(zones: tuple[Zone, ...] | list[Zone], values: dict, *, for_text
             clean = sanitise_rich(raw)
             context[zone.name] = rich_to_text(clean) if for_text else Markup(clean)  # noqa: S704 (sanitised)
         elif zone.kind == "text":
-            context[zone.name] = value if value not in (None, "") else htmllib.unescape(zone.default)
+            context[zone.name] = (
+                value if value not in (None, "") else htmllib.unescape(zone.default)
+            )
         else:  # image / offer / product: dicts of plain strings, escaped on output
             context[zone.name] = {k: str(v) for k, v in (value or {}).items()}
     return context
@@ -193,20 +218,31 @@ class Personaliser:
     """
 
     def __init__(self, compiled: Compiled, zones: dict):
-        self.html_template, self.text_template = html_template(compiled.html), text_template(compiled.text)
+        self.html_template, self.text_template = (
+            html_template(compiled.html),
+            text_template(compiled.text),
+        )
         self.html_zones = zone_context(compiled.zones, zones)
         self.text_zones = zone_context(compiled.zones, zones, for_text=True)
 
     def html(self, *, contact: dict, unit: dict, brand: dict, links: dict) -> str:
-        return self.html_template.render(contact=contact, unit=unit, brand=brand, links=links, zones=self.html_zones)
+        return self.html_template.render(
+            contact=contact, unit=unit, brand=brand, links=links, zones=self.html_zones
+        )
 
     def text(self, *, contact: dict, unit: dict, brand: dict, links: dict) -> str:
-        return self.text_template.render(contact=contact, unit=unit, brand=brand, links=links, zones=self.text_zones)
+        return self.text_template.render(
+            contact=contact, unit=unit, brand=brand, links=links, zones=self.text_zones
+        )
 
     def render(self, **data) -> tuple[str, str]:
         return self.html(**data), self.text(**data)
 
 
-def render(compiled: Compiled, *, zones: dict, contact: dict, unit: dict, brand: dict, links: dict) -> tuple[str, str]:
+def render(
+    compiled: Compiled, *, zones: dict, contact: dict, unit: dict, brand: dict, links: dict
+) -> tuple[str, str]:
     """One recipient's HTML and text (for previews; sending uses a Personaliser per batch)."""
-    return Personaliser(compiled, zones).render(contact=contact, unit=unit, brand=brand, links=links)
+    return Personaliser(compiled, zones).render(
+        contact=contact, unit=unit, brand=brand, links=links
+    )

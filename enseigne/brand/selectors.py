@@ -20,7 +20,9 @@ def _ancestor_paths(path: str) -> list[str]:
 
 def assets_visible_to_unit(unit: OrgNode) -> QuerySet[Asset]:
     """HQ assets shared with the unit or one of its ancestors, and the unit's own."""
-    return Asset.objects.filter(Q(unit_path="", shared_path__in=_ancestor_paths(unit.path)) | Q(unit_path=unit.path))
+    return Asset.objects.filter(
+        Q(unit_path="", shared_path__in=_ancestor_paths(unit.path)) | Q(unit_path=unit.path)
+    )
 
 
 def _visible_to_paths(paths) -> Q:
@@ -41,8 +43,9 @@ def assets_for_user(user: User) -> QuerySet[Asset]:
     return Asset.objects.filter(_visible_to_paths(access.paths))
 
 
-def asset_search(assets: QuerySet[Asset], *, q: str = "", kind: str = "", folder: str = "",
-                 tag: str = "") -> QuerySet[Asset]:
+def asset_search(
+    assets: QuerySet[Asset], *, q: str = "", kind: str = "", folder: str = "", tag: str = ""
+) -> QuerySet[Asset]:
     if q.strip():
         words = Q()
         for word in q.split()[:5]:
@@ -72,17 +75,21 @@ def usage_counts(asset_ids) -> dict[int, int]:
         return {}
     used: dict[int, set[int]] = {}
     hq = TemplateVersion.assets.through.objects.filter(
-        asset_id__in=asset_ids, templateversion__template__current=F("templateversion_id"),
+        asset_id__in=asset_ids,
+        templateversion__template__current=F("templateversion_id"),
     ).values_list("asset_id", "templateversion__template_id")
     local = LocalVersion.assets.through.objects.filter(asset_id__in=asset_ids).values_list(
-        "asset_id", "localversion__template_id")
+        "asset_id", "localversion__template_id"
+    )
     for asset_id, template_id in [*hq, *local]:
         used.setdefault(asset_id, set()).add(template_id)
     return {asset_id: len(templates) for asset_id, templates in used.items()}
 
 
 def asset_folders(assets: QuerySet[Asset]) -> list[str]:
-    return list(assets.exclude(folder="").order_by("folder").values_list("folder", flat=True).distinct())
+    return list(
+        assets.exclude(folder="").order_by("folder").values_list("folder", flat=True).distinct()
+    )
 
 
 def asset_kind_counts(assets: QuerySet[Asset]) -> dict[str, int]:
@@ -107,7 +114,14 @@ def templates_for_user(user: User, *, free: bool = False) -> QuerySet[Template]:
 
 def get_template_for_user(user: User, public_id) -> Template:
     parsed = parse_uuid(public_id)
-    template = templates_for_user(user, free=True).select_related("current").filter(public_id=parsed).first() if parsed else None
+    template = (
+        templates_for_user(user, free=True)
+        .select_related("current")
+        .filter(public_id=parsed)
+        .first()
+        if parsed
+        else None
+    )
     if template is None:
         raise Http404("No such template.")
     return template
@@ -132,8 +146,12 @@ def local_versions_for_user(user: User) -> QuerySet[LocalVersion]:
 def get_local_version_for_user(user: User, public_id) -> LocalVersion:
     parsed = parse_uuid(public_id)
     local = (
-        local_versions_for_user(user).select_related("unit__profile", "template", "version", "previous_version")
-        .filter(public_id=parsed).first() if parsed else None
+        local_versions_for_user(user)
+        .select_related("unit__profile", "template", "version", "previous_version")
+        .filter(public_id=parsed)
+        .first()
+        if parsed
+        else None
     )
     if local is None:
         raise Http404("No such local version.")

@@ -34,7 +34,7 @@ from enseigne.network.services import audit
 
 def guardrails_for(path: str) -> Guardrails | None:
     """The network's guardrails, for anything at or under ``path``."""
-    return Guardrails.objects.filter(node__path=path[:OrgNode.steplen]).first()
+    return Guardrails.objects.filter(node__path=path[: OrgNode.steplen]).first()
 
 
 def can_manage_template(user: User, template: Template) -> bool:
@@ -47,40 +47,74 @@ def can_manage_template(user: User, template: Template) -> bool:
 def compiled_version_fields(channel: str, source: str, *, sms_stop: str) -> dict:
     if channel == Channel.EMAIL:
         compiled = compile_email(source)
-        return {"zones": [z.as_dict() for z in compiled.zones], "compiled_html": compiled.html,
-                "compiled_text": compiled.text}
+        return {
+            "zones": [z.as_dict() for z in compiled.zones],
+            "compiled_html": compiled.html,
+            "compiled_text": compiled.text,
+        }
     if not sms_stop.strip():
         raise ValidationError(_("An SMS template needs its STOP mention (e.g. “STOP au 36111”)."))
     parsed = parse(source, channel="sms")
-    return {"zones": [z.as_dict() for z in parsed.zones], "compiled_html": "", "compiled_text": parsed.source}
+    return {
+        "zones": [z.as_dict() for z in parsed.zones],
+        "compiled_html": "",
+        "compiled_text": parsed.source,
+    }
 
 
 def template_create(
-    *, actor: User, shared_with: OrgNode, channel: str, name: str, source: str, subject: str = "",
-    description: str = "", sms_stop: str = "", max_segments: int = 2,
+    *,
+    actor: User,
+    shared_with: OrgNode,
+    channel: str,
+    name: str,
+    source: str,
+    subject: str = "",
+    description: str = "",
+    sms_stop: str = "",
+    max_segments: int = 2,
 ) -> Template:
     if not access_for(actor).can(Capability.MANAGE_TEMPLATES, shared_with):
         raise PermissionDenied
     compiled = compiled_version_fields(channel, source, sms_stop=sms_stop)
     with transaction.atomic():
         template = Template.objects.create(
-            channel=channel, name=name, description=description, shared_path=shared_with.path,
+            channel=channel,
+            name=name,
+            description=description,
+            shared_path=shared_with.path,
         )
         version = TemplateVersion.objects.create(
-            template=template, number=1, source=source, subject=subject, sms_stop=sms_stop,
-            max_segments=max_segments, created_by=actor, **compiled,
+            template=template,
+            number=1,
+            source=source,
+            subject=subject,
+            sms_stop=sms_stop,
+            max_segments=max_segments,
+            created_by=actor,
+            **compiled,
         )
         template.current = version
         template.save(update_fields=["current"])
         _link_assets(version)
-        audit(actor=actor, action="template.create", target=template, node_path=shared_with.path,
-              changes={"name": name, "channel": channel})
+        audit(
+            actor=actor,
+            action="template.create",
+            target=template,
+            node_path=shared_with.path,
+            changes={"name": name, "channel": channel},
+        )
     return template
 
 
 def template_publish(
-    *, actor: User, template: Template, source: str, subject: str | None = None,
-    sms_stop: str | None = None, max_segments: int | None = None,
+    *,
+    actor: User,
+    template: Template,
+    source: str,
+    subject: str | None = None,
+    sms_stop: str | None = None,
+    max_segments: int | None = None,
 ) -> TemplateVersion:
     """A new HQ version; every unit's local version follows it (values kept, re-checked)."""
     if not can_manage_template(actor, template):
@@ -92,8 +126,14 @@ def template_publish(
     compiled = compiled_version_fields(template.channel, source, sms_stop=sms_stop)
     with transaction.atomic():
         version = TemplateVersion.objects.create(
-            template=template, number=previous.number + 1, source=source, subject=subject,
-            sms_stop=sms_stop, max_segments=max_segments, created_by=actor, **compiled,
+            template=template,
+            number=previous.number + 1,
+            source=source,
+            subject=subject,
+            sms_stop=sms_stop,
+            max_segments=max_segments,
+            created_by=actor,
+            **compiled,
         )
         Template.objects.filter(pk=template.pk).update(current=version)
         template.current = version
@@ -104,10 +144,24 @@ def template_publish(
             local.previous_version = local.version
             local.version = version
             _recheck(local, guardrails)
-            local.save(update_fields=["previous_version", "version", "values", "status", "problems", "updated_at"])
+            local.save(
+                update_fields=[
+                    "previous_version",
+                    "version",
+                    "values",
+                    "status",
+                    "problems",
+                    "updated_at",
+                ]
+            )
             followed += 1
-        audit(actor=actor, action="template.publish", target=template, node_path=template.shared_path,
-              changes={"version": version.number, "local_versions_followed": followed})
+        audit(
+            actor=actor,
+            action="template.publish",
+            target=template,
+            node_path=template.shared_path,
+            changes={"version": version.number, "local_versions_followed": followed},
+        )
     return version
 
 
@@ -119,16 +173,25 @@ def _link_assets(version: TemplateVersion) -> None:
     used = Q(pk__in=[])
     for path in set(_STORED_FILE.findall(version.source)):  # a file or one of its renditions
         used |= Q(file__startswith=path)
-    if "brand.logo" in version.source:  # the network's logos, through {{ brand.logo_url }} and its variants
-        used |= Q(shared_path=version.template.shared_path[:OrgNode.steplen], kind=Asset.Kind.LOGO)
+    if (
+        "brand.logo" in version.source
+    ):  # the network's logos, through {{ brand.logo_url }} and its variants
+        used |= Q(shared_path=version.template.shared_path[: OrgNode.steplen], kind=Asset.Kind.LOGO)
     ids = list(Asset.objects.filter(used, unit_path="").values_list("pk", flat=True))
     if ids:
         version.assets.set(ids)
 
 
 def template_edit(
-    *, actor: User, template: Template, name: str, description: str, source: str, subject: str | None = None,
-    sms_stop: str | None = None, max_segments: int | None = None,
+    *,
+    actor: User,
+    template: Template,
+    name: str,
+    description: str,
+    source: str,
+    subject: str | None = None,
+    sms_stop: str | None = None,
+    max_segments: int | None = None,
 ) -> TemplateVersion:
     """Rename freely; a change of content publishes a new version (the current one otherwise)."""
     if not can_manage_template(actor, template):
@@ -143,13 +206,24 @@ def template_edit(
     version = current
     with transaction.atomic():
         if content_changed:
-            version = template_publish(actor=actor, template=template, source=source, subject=subject,
-                                       sms_stop=sms_stop, max_segments=max_segments)
+            version = template_publish(
+                actor=actor,
+                template=template,
+                source=source,
+                subject=subject,
+                sms_stop=sms_stop,
+                max_segments=max_segments,
+            )
         if (name, description) != (template.name, template.description):
             template.name, template.description = name, description
             template.save(update_fields=["name", "description"])
-            audit(actor=actor, action="template.rename", target=template, node_path=template.shared_path,
-                  changes={"name": name})
+            audit(
+                actor=actor,
+                action="template.rename",
+                target=template,
+                node_path=template.shared_path,
+                changes={"name": name},
+            )
     return version
 
 
@@ -186,13 +260,22 @@ def _recheck(local: LocalVersion, guardrails: Guardrails | None) -> list[Asset]:
     assets = _visible_assets(local.unit, local.values)
     local.values = _resolve(zones, local.values, assets)
     problems = checks.check(
-        zones, local.values, source=local.version.source, guardrails=guardrails,
-        assets=assets, channel=local.template.channel,
+        zones,
+        local.values,
+        source=local.version.source,
+        guardrails=guardrails,
+        assets=assets,
+        channel=local.template.channel,
     )
     kept = {z.name for z in zones}
     for name in sorted(set(local.values) - kept):
-        problems.append(_("Head office removed the zone “%(zone)s”; what you wrote there is kept but no longer "
-                          "shown.") % {"zone": name})
+        problems.append(
+            _(
+                "Head office removed the zone “%(zone)s”; what you wrote there is kept but no longer "
+                "shown."
+            )
+            % {"zone": name}
+        )
     if local.template.channel == Channel.SMS:
         problems.extend(sms_problems(local.version, local.values, local.unit))
     local.problems = problems
@@ -203,14 +286,23 @@ def _recheck(local: LocalVersion, guardrails: Guardrails | None) -> list[Asset]:
 def sms_problems(version: TemplateVersion, values: dict, unit: OrgNode) -> list[str]:
     length = measure(sms_preview(version, values, unit))
     if length.segments > version.max_segments:
-        return [_("With its sender and STOP mention this SMS takes %(segments)s segments; head office allows "
-                  "%(max)s. Shorten your text (the STOP mention is never cut).")
-                % {"segments": length.segments, "max": version.max_segments}]
+        return [
+            _(
+                "With its sender and STOP mention this SMS takes %(segments)s segments; head office allows "
+                "%(max)s. Shorten your text (the STOP mention is never cut)."
+            )
+            % {"segments": length.segments, "max": version.max_segments}
+        ]
     return []
 
 
 def local_version_save(
-    *, actor: User, unit: OrgNode, template: Template, values: dict, name: str = "",
+    *,
+    actor: User,
+    unit: OrgNode,
+    template: Template,
+    values: dict,
+    name: str = "",
     local: LocalVersion | None = None,
 ) -> LocalVersion:
     if unit.kind != OrgNode.Kind.UNIT or not unit.path.startswith(template.shared_path):
@@ -237,8 +329,17 @@ def local_version_save(
     with transaction.atomic():
         local.save()
         local.assets.set(picked)
-    audit(actor=actor, action="local_version.save", target=local, node_path=unit.path,
-          changes={"template": str(template.public_id), "version": version.number, "problems": len(local.problems)})
+    audit(
+        actor=actor,
+        action="local_version.save",
+        target=local,
+        node_path=unit.path,
+        changes={
+            "template": str(template.public_id),
+            "version": version.number,
+            "problems": len(local.problems),
+        },
+    )
     return local
 
 
@@ -271,10 +372,15 @@ def locked_diff(old: TemplateVersion | None, new: TemplateVersion) -> str:
     """What HQ changed in the locked parts between two versions, as a unified diff."""
     if old is None:
         return ""
-    return "\n".join(difflib.unified_diff(
-        locked_text(old.source).splitlines(), locked_text(new.source).splitlines(),
-        fromfile=f"v{old.number}", tofile=f"v{new.number}", lineterm="",
-    ))
+    return "\n".join(
+        difflib.unified_diff(
+            locked_text(old.source).splitlines(),
+            locked_text(new.source).splitlines(),
+            fromfile=f"v{old.number}",
+            tofile=f"v{new.number}",
+            lineterm="",
+        )
+    )
 
 
 def guardrails_update(*, actor: User, node: OrgNode, **fields) -> Guardrails:
@@ -284,10 +390,17 @@ def guardrails_update(*, actor: User, node: OrgNode, **fields) -> Guardrails:
     for name, value in fields.items():
         setattr(guardrails, name, value)
     guardrails.save()
-    audit(actor=actor, action="guardrails.update", target_type="guardrails", target_id=str(node.public_id),
-          node_path=node.path, changes=dict(fields))
-    for local in LocalVersion.objects.filter(unit_path__startswith=node.path).select_related("unit", "template",
-                                                                                             "version"):
+    audit(
+        actor=actor,
+        action="guardrails.update",
+        target_type="guardrails",
+        target_id=str(node.public_id),
+        node_path=node.path,
+        changes=dict(fields),
+    )
+    for local in LocalVersion.objects.filter(unit_path__startswith=node.path).select_related(
+        "unit", "template", "version"
+    ):
         _recheck(local, guardrails)
         local.save(update_fields=["values", "status", "problems", "updated_at"])
     return guardrails

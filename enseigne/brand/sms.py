@@ -26,8 +26,13 @@ class SmsLength:
     non_gsm: tuple[str, ...] = ()  # the characters that forced UCS-2
 
     def as_dict(self) -> dict:
-        return {"characters": self.characters, "encoding": self.encoding, "units": self.units,
-                "segments": self.segments, "non_gsm": list(self.non_gsm)}
+        return {
+            "characters": self.characters,
+            "encoding": self.encoding,
+            "units": self.units,
+            "segments": self.segments,
+            "non_gsm": list(self.non_gsm),
+        }
 
 
 def _septets(char: str) -> int | None:
@@ -57,4 +62,6 @@ def measure(text: str) -> SmsLength:
         return SmsLength(len(text), "GSM-7", sum(sizes), _segments(sizes, GSM_SINGLE, GSM_MULTI))
     units = [len(c.encode("utf-16-le")) // 2 for c in text]
     non_gsm = tuple(dict.fromkeys(c for c, size in zip(text, sizes, strict=True) if size is None))
-    return SmsLength(len(text), "UCS-2", sum(units), _segments(units, UCS2_SINGLE, UCS2_MULTI), non_gsm)
+    return SmsLength(
+        len(text), "UCS-2", sum(units), _segments(units, UCS2_SINGLE, UCS2_MULTI), non_gsm
+    )

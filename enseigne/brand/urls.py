@@ -11,7 +11,11 @@ urlpatterns = [
     path("brand/templates/new/", views.template_new, name="template_new"),
     path("brand/templates/preview/", views.template_preview, name="template_preview"),
     path("brand/templates/<uuid:public_id>/", views.template_edit, name="template_edit"),
-    path("brand/templates/<uuid:public_id>/personalise/", views.template_personalise, name="template_personalise"),
+    path(
+        "brand/templates/<uuid:public_id>/personalise/",
+        views.template_personalise,
+        name="template_personalise",
+    ),
     path("brand/templates/<uuid:public_id>/preview/", views.local_preview, name="local_preview"),
     path("brand/templates/<uuid:public_id>/sms-length/", views.sms_length, name="sms_length"),
     path("brand/local/<uuid:public_id>/", views.local_version, name="local_version"),

@@ -53,8 +53,10 @@ PAGE_SIZE = 48
 def message_preview(version, values: dict, unit: OrgNode, channel: str) -> HttpResponse:
     """A unit's message, with a sample contact, for a sandboxed preview frame (SMS as plain text)."""
     if channel == Channel.SMS:
-        return sandboxed("<pre style='white-space:pre-wrap;font:16px sans-serif'>"
-                          f"{escape(sms_preview(version, values, unit))}</pre>")
+        return sandboxed(
+            "<pre style='white-space:pre-wrap;font:16px sans-serif'>"
+            f"{escape(sms_preview(version, values, unit))}</pre>"
+        )
     html, _text = email_preview(version, values, unit)
     return sandboxed(html)
 
@@ -64,7 +66,10 @@ def sandboxed(html: str, status: int = 200, *, links_open_tabs: bool = False) ->
     (its own content still runs no script, submits no form and embeds no frame)."""
     response = HttpResponse(html, status=status)
     response["Content-Security-Policy"] = (
-        PREVIEW_CSP + " allow-popups allow-popups-to-escape-sandbox" if links_open_tabs else PREVIEW_CSP)
+        PREVIEW_CSP + " allow-popups allow-popups-to-escape-sandbox"
+        if links_open_tabs
+        else PREVIEW_CSP
+    )
     response["X-Frame-Options"] = "SAMEORIGIN"
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"
@@ -77,8 +82,13 @@ def _preview_error(errors: list[str]) -> HttpResponse:
 
 # ---------------------------------------------------------------- asset library
 
+
 def _owners(user) -> list[tuple[str, str]]:
-    hq_nodes = [n for n in network_selectors.nodes_with(user, Capability.MANAGE_ASSETS) if n.kind != OrgNode.Kind.UNIT]
+    hq_nodes = [
+        n
+        for n in network_selectors.nodes_with(user, Capability.MANAGE_ASSETS)
+        if n.kind != OrgNode.Kind.UNIT
+    ]
     return owner_choices(hq_nodes, network_selectors.units_with(user, Capability.ADD_UNIT_ASSETS))
 
 
@@ -107,17 +117,28 @@ def asset_library(request: HttpRequest) -> HttpResponse:
             upload = data["file"]
             try:
                 asset = asset_services.asset_upload(
-                    actor=request.user, node=node, own=own, kind=data["kind"], name=data["name"],
-                    file_name=upload.name, data=upload.read(), folder=data["folder"], tags=data["tags"],
+                    actor=request.user,
+                    node=node,
+                    own=own,
+                    kind=data["kind"],
+                    name=data["name"],
+                    file_name=upload.name,
+                    data=upload.read(),
+                    folder=data["folder"],
+                    tags=data["tags"],
                     variant=data["variant"],
                 )
             except ValidationError as exc:
                 form_errors(form, exc)
             else:
                 if _wants_json(request):
-                    return JsonResponse({"ok": True, "url": reverse("asset_detail", args=[asset.public_id])},
-                                        status=201)
-                messages.success(request, _("“%(name)s” was added to the library.") % {"name": asset.name})
+                    return JsonResponse(
+                        {"ok": True, "url": reverse("asset_detail", args=[asset.public_id])},
+                        status=201,
+                    )
+                messages.success(
+                    request, _("“%(name)s” was added to the library.") % {"name": asset.name}
+                )
                 return redirect("asset_library")
         if _wants_json(request):
             errors = [str(e) for field in form.errors.values() for e in field]
@@ -129,11 +150,18 @@ def asset_library(request: HttpRequest) -> HttpResponse:
     usage = selectors.usage_counts([a.pk for a in page])
     for asset in page:
         asset.usage = usage.get(asset.pk, 0)
-    return render(request, "brand/assets.html", {
-        "page": page, "filters": filters, "folders": selectors.asset_folders(visible),
-        "kinds": Asset.Kind.choices, "form": form if owners else None,
-        "max_mb": settings.ASSET_MAX_UPLOAD_BYTES // 1048576,
-    })
+    return render(
+        request,
+        "brand/assets.html",
+        {
+            "page": page,
+            "filters": filters,
+            "folders": selectors.asset_folders(visible),
+            "kinds": Asset.Kind.choices,
+            "form": form if owners else None,
+            "max_mb": settings.ASSET_MAX_UPLOAD_BYTES // 1048576,
+        },
+    )
 
 
 @login_required
@@ -149,22 +177,34 @@ def asset_new(request: HttpRequest, kind: str) -> HttpResponse:
         picture = form.cleaned_data.get("image")
         try:
             asset = asset_services.asset_create(
-                actor=request.user, node=node, own=own, kind=kind, name=form.cleaned_data["name"],
-                data=form.content(), folder=form.cleaned_data["folder"], tags=form.cleaned_data["tags"],
+                actor=request.user,
+                node=node,
+                own=own,
+                kind=kind,
+                name=form.cleaned_data["name"],
+                data=form.content(),
+                folder=form.cleaned_data["folder"],
+                tags=form.cleaned_data["tags"],
                 image=(picture.name, picture.read()) if picture else None,
             )
         except ValidationError as exc:
             _content_errors(form, exc)
         else:
-            messages.success(request, _("“%(name)s” was added to the library.") % {"name": asset.name})
+            messages.success(
+                request, _("“%(name)s” was added to the library.") % {"name": asset.name}
+            )
             return redirect("asset_detail", asset.public_id)
-    return render(request, "brand/asset_form.html", {"form": form, "kind_label": Asset.Kind(kind).label})
+    return render(
+        request, "brand/asset_form.html", {"form": form, "kind_label": Asset.Kind(kind).label}
+    )
 
 
 def _content_errors(form, exc: ValidationError) -> None:
     """The service names an item's fields as stored (``price``); the form calls them ``data_price``."""
     if hasattr(exc, "error_dict"):
-        exc = ValidationError({k if k in form.fields else f"data_{k}": v for k, v in exc.message_dict.items()})
+        exc = ValidationError(
+            {k if k in form.fields else f"data_{k}": v for k, v in exc.message_dict.items()}
+        )
     form_errors(form, exc)
 
 
@@ -174,9 +214,15 @@ def asset_detail(request: HttpRequest, public_id) -> HttpResponse:
     can_change = asset_services.can_change(request.user, asset)
     form = None
     if asset.kind in asset_services.CONTENT_FIELDS:
-        initial = {"name": asset.name, "folder": asset.folder, "tags": ", ".join(asset.tags),
-                   **{f"data_{k}": v for k, v in (asset.data or {}).items()}}
-        form = ContentForm(request.POST or None, kind=asset.kind, owners=[], with_owner=False, initial=initial)
+        initial = {
+            "name": asset.name,
+            "folder": asset.folder,
+            "tags": ", ".join(asset.tags),
+            **{f"data_{k}": v for k, v in (asset.data or {}).items()},
+        }
+        form = ContentForm(
+            request.POST or None, kind=asset.kind, owners=[], with_owner=False, initial=initial
+        )
     if request.method == "POST":
         if not can_change:
             raise PermissionDenied
@@ -188,19 +234,29 @@ def asset_detail(request: HttpRequest, public_id) -> HttpResponse:
         if form.is_valid():
             try:
                 asset_services.asset_update(
-                    actor=request.user, asset=asset, name=form.cleaned_data["name"],
-                    folder=form.cleaned_data["folder"], tags=form.cleaned_data["tags"], data=form.content(),
+                    actor=request.user,
+                    asset=asset,
+                    name=form.cleaned_data["name"],
+                    folder=form.cleaned_data["folder"],
+                    tags=form.cleaned_data["tags"],
+                    data=form.content(),
                 )
             except ValidationError as exc:
                 _content_errors(form, exc)
             else:
                 messages.success(request, _("Saved. Local versions that use it show the change."))
                 return redirect("asset_detail", asset.public_id)
-    return render(request, "brand/asset_detail.html", {
-        "asset": asset, "form": form, "can_change": can_change,
-        "usage": selectors.usage_counts([asset.pk]).get(asset.pk, 0),
-        "email_url": asset.email_rendition.url if asset.email_rendition else "",
-    })
+    return render(
+        request,
+        "brand/asset_detail.html",
+        {
+            "asset": asset,
+            "form": form,
+            "can_change": can_change,
+            "usage": selectors.usage_counts([asset.pk]).get(asset.pk, 0),
+            "email_url": asset.email_rendition.url if asset.email_rendition else "",
+        },
+    )
 
 
 @login_required
@@ -229,19 +285,25 @@ def asset_file(request: HttpRequest, path: str) -> HttpResponse:
 
 # ---------------------------------------------------------------- templates
 
+
 @login_required
 def template_list(request: HttpRequest) -> HttpResponse:
     access = access_for(request.user)
     templates = selectors.templates_for_user(request.user).select_related("current")
-    locals_ = selectors.local_versions_for_user(request.user).select_related("template", "unit", "version",
-                                                                            "previous_version")
-    return render(request, "brand/templates.html", {
-        "templates": templates,
-        "local_versions": locals_[:200],
-        "can_manage": access.can_anywhere(Capability.MANAGE_TEMPLATES),
-        "can_personalise": access.can_anywhere(Capability.PERSONALISE_TEMPLATES),
-        "can_guardrails": _guardrails_node(request.user) is not None,
-    })
+    locals_ = selectors.local_versions_for_user(request.user).select_related(
+        "template", "unit", "version", "previous_version"
+    )
+    return render(
+        request,
+        "brand/templates.html",
+        {
+            "templates": templates,
+            "local_versions": locals_[:200],
+            "can_manage": access.can_anywhere(Capability.MANAGE_TEMPLATES),
+            "can_personalise": access.can_anywhere(Capability.PERSONALISE_TEMPLATES),
+            "can_guardrails": _guardrails_node(request.user) is not None,
+        },
+    )
 
 
 @login_required
@@ -252,23 +314,37 @@ def template_new(request: HttpRequest) -> HttpResponse:
     nodes = network_selectors.nodes_with(request.user, Capability.MANAGE_TEMPLATES)
     if not nodes:
         raise PermissionDenied
-    form = TemplateForm(request.POST or None, channel=channel, nodes=nodes,
-                        initial={"source": _starter(channel), "sms_stop": "STOP au 36111"})
+    form = TemplateForm(
+        request.POST or None,
+        channel=channel,
+        nodes=nodes,
+        initial={"source": _starter(channel), "sms_stop": "STOP au 36111"},
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         node = next(n for n in nodes if str(n.public_id) == data["shared_with"])
         try:
             template = services.template_create(
-                actor=request.user, shared_with=node, channel=channel, name=data["name"], source=data["source"],
-                subject=data.get("subject", ""), description=data["description"],
-                sms_stop=data.get("sms_stop", ""), max_segments=data.get("max_segments") or 2,
+                actor=request.user,
+                shared_with=node,
+                channel=channel,
+                name=data["name"],
+                source=data["source"],
+                subject=data.get("subject", ""),
+                description=data["description"],
+                sms_stop=data.get("sms_stop", ""),
+                max_segments=data.get("max_segments") or 2,
             )
         except ValidationError as exc:
             form.add_error("source", exc.messages)
         else:
-            messages.success(request, _("Template “%(name)s” created (version 1).") % {"name": template.name})
+            messages.success(
+                request, _("Template “%(name)s” created (version 1).") % {"name": template.name}
+            )
             return redirect("template_edit", template.public_id)
-    return render(request, "brand/template_edit.html", {"form": form, "channel": channel, "template": None})
+    return render(
+        request, "brand/template_edit.html", {"form": form, "channel": channel, "template": None}
+    )
 
 
 def _starter(channel: str) -> str:
@@ -283,31 +359,53 @@ def template_edit(request: HttpRequest, public_id) -> HttpResponse:
     if not services.can_manage_template(request.user, template):
         raise PermissionDenied
     current = template.current
-    initial = {"name": template.name, "description": template.description, "subject": current.subject,
-               "source": current.source, "sms_stop": current.sms_stop, "max_segments": current.max_segments}
+    initial = {
+        "name": template.name,
+        "description": template.description,
+        "subject": current.subject,
+        "source": current.source,
+        "sms_stop": current.sms_stop,
+        "max_segments": current.max_segments,
+    }
     form = TemplateForm(request.POST or None, channel=template.channel, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             version = services.template_edit(
-                actor=request.user, template=template, name=data["name"], description=data["description"],
-                source=data["source"], subject=data.get("subject"), sms_stop=data.get("sms_stop"),
+                actor=request.user,
+                template=template,
+                name=data["name"],
+                description=data["description"],
+                source=data["source"],
+                subject=data.get("subject"),
+                sms_stop=data.get("sms_stop"),
                 max_segments=data.get("max_segments"),
             )
         except ValidationError as exc:
             form.add_error("source", exc.messages)
         else:
             if version.pk != current.pk:
-                messages.success(request, _("Version %(number)s published; local versions follow it.")
-                                 % {"number": version.number})
+                messages.success(
+                    request,
+                    _("Version %(number)s published; local versions follow it.")
+                    % {"number": version.number},
+                )
             else:
-                messages.info(request, _("Saved. The content did not change, so no new version was made."))
+                messages.info(
+                    request, _("Saved. The content did not change, so no new version was made.")
+                )
             return redirect("template_edit", template.public_id)
-    return render(request, "brand/template_edit.html", {
-        "form": form, "channel": template.channel, "template": template,
-        "versions": template.versions.select_related("created_by")[:20],
-        "local_count": LocalVersion.objects.filter(template=template).count(),
-    })
+    return render(
+        request,
+        "brand/template_edit.html",
+        {
+            "form": form,
+            "channel": template.channel,
+            "template": template,
+            "versions": template.versions.select_related("created_by")[:20],
+            "local_count": LocalVersion.objects.filter(template=template).count(),
+        },
+    )
 
 
 @login_required
@@ -321,8 +419,12 @@ def template_preview(request: HttpRequest) -> HttpResponse:
     if unit is None:
         return _preview_error([_("Add a unit to the network to preview templates.")])
     try:
-        rendered = services.source_preview(channel=channel, source=request.POST.get("source", ""), unit=unit,
-                                           sms_stop=request.POST.get("sms_stop", ""))
+        rendered = services.source_preview(
+            channel=channel,
+            source=request.POST.get("source", ""),
+            unit=unit,
+            sms_stop=request.POST.get("sms_stop", ""),
+        )
     except ValidationError as exc:
         return _preview_error(exc.messages)
     return _preview_page(channel, rendered)
@@ -330,11 +432,16 @@ def template_preview(request: HttpRequest) -> HttpResponse:
 
 def _preview_page(channel: str, rendered: str) -> HttpResponse:
     if channel == Channel.SMS:
-        return sandboxed(render_to_string("brand/preview_sms.html", {"text": rendered, "length": measure(rendered)}))
+        return sandboxed(
+            render_to_string(
+                "brand/preview_sms.html", {"text": rendered, "length": measure(rendered)}
+            )
+        )
     return sandboxed(rendered)
 
 
 # ---------------------------------------------------------------- the unit's side
+
 
 def _posted_values(zones, post) -> dict:
     values = {}
@@ -342,7 +449,9 @@ def _posted_values(zones, post) -> dict:
         key = f"zone_{zone.name}"
         if zone.kind in ZONE_KINDS:
             picked = post.get(key, "")
-            values[zone.name] = {"asset": picked, "alt": post.get(f"{key}_alt", "")} if picked else {}
+            values[zone.name] = (
+                {"asset": picked, "alt": post.get(f"{key}_alt", "")} if picked else {}
+            )
         elif key in post:
             values[zone.name] = post.get(key, "")
     return values
@@ -370,13 +479,24 @@ def _upload_into_zones(request, unit, zones, values) -> None:
         if zone.kind != "image" or not zone.allow_upload or upload is None:
             continue
         asset = asset_services.asset_upload(
-            actor=request.user, node=unit, own=True, kind=Asset.Kind.IMAGE, name=upload.name,
-            file_name=upload.name, data=upload.read(), folder=_("Uploads"),
+            actor=request.user,
+            node=unit,
+            own=True,
+            kind=Asset.Kind.IMAGE,
+            name=upload.name,
+            file_name=upload.name,
+            data=upload.read(),
+            folder=_("Uploads"),
         )
-        values[zone.name] = {"asset": str(asset.public_id), "alt": values.get(zone.name, {}).get("alt", "")}
+        values[zone.name] = {
+            "asset": str(asset.public_id),
+            "alt": values.get(zone.name, {}).get("alt", ""),
+        }
 
 
-def _personalise(request, template: Template, unit: OrgNode, local: LocalVersion | None, units) -> HttpResponse:
+def _personalise(
+    request, template: Template, unit: OrgNode, local: LocalVersion | None, units
+) -> HttpResponse:
     version = local.version if local else template.current
     zones = services.zones_of(version)
     values = dict(local.values) if local else {}
@@ -386,34 +506,60 @@ def _personalise(request, template: Template, unit: OrgNode, local: LocalVersion
         try:
             _upload_into_zones(request, unit, zones, posted)
             saved = services.local_version_save(
-                actor=request.user, unit=unit, template=template, values=posted,
-                name=request.POST.get("name", ""), local=local,
+                actor=request.user,
+                unit=unit,
+                template=template,
+                values=posted,
+                name=request.POST.get("name", ""),
+                local=local,
             )
         except ValidationError as exc:
             errors = exc.messages
             values = {**values, **posted}
         else:
             if saved.problems:
-                messages.warning(request, _("Saved, but this version cannot be used for sending yet: %(problems)s")
-                                 % {"problems": " ".join(saved.problems)})
+                messages.warning(
+                    request,
+                    _("Saved, but this version cannot be used for sending yet: %(problems)s")
+                    % {"problems": " ".join(saved.problems)},
+                )
             else:
                 messages.success(request, _("Saved. This version is ready to use."))
             return redirect("local_version", saved.public_id)
-    diff = services.locked_diff(local.previous_version, local.version) if local and local.previous_version else ""
-    return render(request, "brand/personalise.html", {
-        "template": template, "version": version, "unit": unit, "local": local, "units": units,
-        "fields": _zone_fields(unit, zones, values), "errors": errors, "diff": diff,
-        "can_upload": access_for(request.user).can(Capability.ADD_UNIT_ASSETS, unit),
-        "can_campaign": access_for(request.user).can(Capability.CREATE_LOCAL_CAMPAIGNS, unit),
-        "sms_initial": _sms_length(version, values, unit) if template.channel == Channel.SMS else None,
-    })
+    diff = (
+        services.locked_diff(local.previous_version, local.version)
+        if local and local.previous_version
+        else ""
+    )
+    return render(
+        request,
+        "brand/personalise.html",
+        {
+            "template": template,
+            "version": version,
+            "unit": unit,
+            "local": local,
+            "units": units,
+            "fields": _zone_fields(unit, zones, values),
+            "errors": errors,
+            "diff": diff,
+            "can_upload": access_for(request.user).can(Capability.ADD_UNIT_ASSETS, unit),
+            "can_campaign": access_for(request.user).can(Capability.CREATE_LOCAL_CAMPAIGNS, unit),
+            "sms_initial": _sms_length(version, values, unit)
+            if template.channel == Channel.SMS
+            else None,
+        },
+    )
 
 
 @login_required
 def template_personalise(request: HttpRequest, public_id) -> HttpResponse:
     template = selectors.get_template_for_user(request.user, public_id)
-    units = [u for u in network_selectors.units_with(request.user, Capability.PERSONALISE_TEMPLATES)
-             if u.path.startswith(template.shared_path)]
+    units = [
+        u
+        for u in network_selectors.units_with(request.user, Capability.PERSONALISE_TEMPLATES)
+        if u.path.startswith(template.shared_path)
+    ]
     if not units:
         raise PermissionDenied
     wanted = request.POST.get("unit") or request.GET.get("unit")
@@ -424,7 +570,9 @@ def template_personalise(request: HttpRequest, public_id) -> HttpResponse:
 @login_required
 def local_version(request: HttpRequest, public_id) -> HttpResponse:
     local = selectors.get_local_version_for_user(request.user, public_id)
-    if request.method == "POST" and not access_for(request.user).can(Capability.PERSONALISE_TEMPLATES, local.unit):
+    if request.method == "POST" and not access_for(request.user).can(
+        Capability.PERSONALISE_TEMPLATES, local.unit
+    ):
         raise PermissionDenied
     return _personalise(request, local.template, local.unit, local, [local.unit])
 
@@ -440,14 +588,20 @@ def local_preview(request: HttpRequest, public_id) -> HttpResponse:
     if local_id:
         version = selectors.get_local_version_for_user(request.user, local_id).version
     values = _posted_values(services.zones_of(version), request.POST)
-    return _preview_page(template.channel, services.values_preview(version=version, unit=unit, values=values))
+    return _preview_page(
+        template.channel, services.values_preview(version=version, unit=unit, values=values)
+    )
 
 
 def _sms_length(version, values: dict, unit: OrgNode) -> dict:
     cleaned = services.preview_values(version, values, unit)
     text = sms_preview(version, cleaned, unit)
     length = measure(text)
-    return {"length": length, "over": length.segments > version.max_segments, "max": version.max_segments}
+    return {
+        "length": length,
+        "over": length.segments > version.max_segments,
+        "max": version.max_segments,
+    }
 
 
 @login_required
@@ -464,6 +618,7 @@ def sms_length(request: HttpRequest, public_id) -> HttpResponse:
 
 # ---------------------------------------------------------------- guardrails
 
+
 def _guardrails_node(user) -> OrgNode | None:
     root = network_selectors.network_root()
     if root is None or not access_for(user).can(Capability.MANAGE_TEMPLATES, root):
@@ -479,9 +634,11 @@ def guardrails(request: HttpRequest) -> HttpResponse:
     instance = Guardrails.objects.filter(node=root).first() or Guardrails(node=root)
     form = GuardrailsForm(request.POST or None, instance=instance)
     if request.method == "POST" and form.is_valid():
-        services.guardrails_update(actor=request.user, node=root, **{
-            name: form.cleaned_data[name] for name in form.Meta.fields
-        })
+        services.guardrails_update(
+            actor=request.user,
+            node=root,
+            **{name: form.cleaned_data[name] for name in form.Meta.fields},
+        )
         messages.success(request, _("Guardrails saved; every local version was checked again."))
         return redirect("guardrails")
     return render(request, "brand/guardrails.html", {"form": form})

@@ -28,9 +28,7 @@ from django.utils.translation import gettext as _
 
 KINDS = ("text", "rich", "image", "choice", "offer", "product")
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
-_ZONE = re.compile(
-    r"<ens-zone\b(?P<attrs>[^>]*?)(?:/>|>(?P<body>.*?)</ens-zone\s*>)", re.DOTALL
-)
+_ZONE = re.compile(r"<ens-zone\b(?P<attrs>[^>]*?)(?:/>|>(?P<body>.*?)</ens-zone\s*>)", re.DOTALL)
 _OPTION = re.compile(r"<ens-option\b(?P<attrs>[^>]*?)>(?P<body>.*?)</ens-option\s*>", re.DOTALL)
 _ATTR = re.compile(r'([a-z][a-z0-9_-]*)\s*=\s*"([^"]*)"')
 
@@ -89,14 +87,22 @@ def parse(source: str, *, channel: str = "email") -> Parsed:
         name, kind = attrs.pop("name", ""), attrs.pop("kind", "text")
         where = _("line %(line)s") % {"line": line}
         if not NAME.fullmatch(name):
-            errors.append(_("%(where)s: a zone needs a name of lowercase letters, digits and _ (got “%(name)s”).")
-                          % {"where": where, "name": name})
+            errors.append(
+                _(
+                    "%(where)s: a zone needs a name of lowercase letters, digits and _ (got “%(name)s”)."
+                )
+                % {"where": where, "name": name}
+            )
             continue
         if name in seen:
-            errors.append(_("%(where)s: two zones are called “%(name)s”.") % {"where": where, "name": name})
+            errors.append(
+                _("%(where)s: two zones are called “%(name)s”.") % {"where": where, "name": name}
+            )
             continue
         if kind not in KINDS or (channel == "sms" and kind not in ("text", "choice")):
-            errors.append(_("%(where)s: “%(kind)s” is not a zone kind here.") % {"where": where, "kind": kind})
+            errors.append(
+                _("%(where)s: “%(kind)s” is not a zone kind here.") % {"where": where, "kind": kind}
+            )
             continue
         seen.add(name)
         body = (match["body"] or "").strip()
@@ -107,23 +113,36 @@ def parse(source: str, *, channel: str = "email") -> Parsed:
         options = ()
         if kind == "choice":
             options = tuple(
-                Option(value=o_attrs.get("value", ""), label=o_attrs.get("label", o_attrs.get("value", "")),
-                       content=o["body"].strip())
-                for o in _OPTION.finditer(body) for o_attrs in [_attrs(o["attrs"])]
+                Option(
+                    value=o_attrs.get("value", ""),
+                    label=o_attrs.get("label", o_attrs.get("value", "")),
+                    content=o["body"].strip(),
+                )
+                for o in _OPTION.finditer(body)
+                for o_attrs in [_attrs(o["attrs"])]
             )
             if len(options) < 2 or any(not NAME.fullmatch(o.value) for o in options):
-                errors.append(_("%(where)s: a choice zone needs at least two <ens-option value=\"…\"> variants.")
-                              % {"where": where})
+                errors.append(
+                    _(
+                        '%(where)s: a choice zone needs at least two <ens-option value="…"> variants.'
+                    )
+                    % {"where": where}
+                )
                 continue
             body = options[0].value
         zone = Zone(
-            name=name, kind=kind, label=attrs.pop("label", name.replace("_", " ").capitalize()),
-            default=body, max_length=int(max_length) if max_length else None,
-            required=attrs.pop("required", "") == "true", allow_upload=attrs.pop("upload", "") == "true",
-            options=options, extra=attrs,
+            name=name,
+            kind=kind,
+            label=attrs.pop("label", name.replace("_", " ").capitalize()),
+            default=body,
+            max_length=int(max_length) if max_length else None,
+            required=attrs.pop("required", "") == "true",
+            allow_upload=attrs.pop("upload", "") == "true",
+            options=options,
+            extra=attrs,
         )
         zones.append(zone)
-        pieces.append(source[last:match.start()])
+        pieces.append(source[last : match.start()])
         pieces.append(expand(zone, channel))
         last = match.end()
     pieces.append(source[last:])
@@ -160,12 +179,12 @@ def expand(zone: Zone, channel: str) -> str:
         f'{{% if {ref}.image %}}<img src="{{{{ {ref}.image }}}}" alt="{{{{ {ref}.title }}}}" '
         f'style="display:block;width:100%;height:auto;border:0;margin:0 0 12px">{{% endif %}}'
         f'<h3 style="margin:0 0 8px">{{{{ {ref}.title }}}}</h3>'
-        f'{{% if {ref}.text %}}<p>{{{{ {ref}.text }}}}</p>{{% endif %}}'
-        f'{{% if {ref}.price %}}<p><strong>{{{{ {ref}.price }}}}</strong></p>{{% endif %}}'
+        f"{{% if {ref}.text %}}<p>{{{{ {ref}.text }}}}</p>{{% endif %}}"
+        f"{{% if {ref}.price %}}<p><strong>{{{{ {ref}.price }}}}</strong></p>{{% endif %}}"
         f'{{% if {ref}.legal %}}<p style="font-size:11px;color:#666666">{{{{ {ref}.legal }}}}</p>{{% endif %}}'
         f'{{% if {ref}.url %}}<p><a href="{{{{ {ref}.url }}}}" style="display:inline-block;padding:10px 18px;'
         f'background:#262634;color:#ffffff;text-decoration:none;border-radius:4px">{{{{ {ref}.cta }}}}</a></p>'
-        f'{{% endif %}}</mj-text>'
+        f"{{% endif %}}</mj-text>"
     )
 
 
@@ -189,7 +208,12 @@ def with_defaults(source: str, values: dict, *, channel: str = "email") -> str:
         attrs = _attrs(match["attrs"])
         name, kind = attrs.get("name", ""), attrs.get("kind", "text")
         value = values.get(name)
-        if kind not in ("text", "rich") or not isinstance(value, str) or not value.strip() or match["body"] is None:
+        if (
+            kind not in ("text", "rich")
+            or not isinstance(value, str)
+            or not value.strip()
+            or match["body"] is None
+        ):
             return match.group(0)
         if "</ens-zone" in value.lower():
             return match.group(0)

@@ -45,9 +45,15 @@ class CampaignOut(Schema):
     @staticmethod
     def of(campaign: Campaign) -> CampaignOut:
         return CampaignOut(
-            id=campaign.public_id, kind=campaign.kind, channel=campaign.channel, name=campaign.name,
-            status=campaign.status, owner=campaign.owner.public_id, template=campaign.template.public_id,
-            send_at=campaign.send_at, decision_comment=campaign.decision_comment,
+            id=campaign.public_id,
+            kind=campaign.kind,
+            channel=campaign.channel,
+            name=campaign.name,
+            status=campaign.status,
+            owner=campaign.owner.public_id,
+            template=campaign.template.public_id,
+            send_at=campaign.send_at,
+            decision_comment=campaign.decision_comment,
             needs_confirmation=campaign.needs_confirmation,
             progress=ProgressOut(**selectors.progress(campaign)) if campaign.launched_at else None,
         )
@@ -94,19 +100,41 @@ class ScheduleIn(Schema):
 def create_campaign(request: HttpRequest, payload: CampaignIn):
     template = get_template_for_user(request.user, payload.template)
     if payload.kind == "national":
-        target = network_selectors.get_node_for_user(request.user, payload.target_node) if payload.target_node else None
+        target = (
+            network_selectors.get_node_for_user(request.user, payload.target_node)
+            if payload.target_node
+            else None
+        )
         campaign = services.campaign_create_national(
-            actor=request.user, channel=payload.channel, name=payload.name, template=template, target_node=target,
-            audience_rules=payload.audience_rules, allow_opt_out=payload.allow_opt_out,
-            relay_deadline=payload.relay_deadline, send_at=payload.send_at)
+            actor=request.user,
+            channel=payload.channel,
+            name=payload.name,
+            template=template,
+            target_node=target,
+            audience_rules=payload.audience_rules,
+            allow_opt_out=payload.allow_opt_out,
+            relay_deadline=payload.relay_deadline,
+            send_at=payload.send_at,
+        )
     elif payload.kind == "local":
         if payload.unit is None or payload.segment is None:
             raise ValidationError({"unit": "A local campaign needs a unit and a segment."})
         unit = network_selectors.get_unit_for_user(request.user, payload.unit)
-        local = get_local_version_for_user(request.user, payload.local_version) if payload.local_version else None
+        local = (
+            get_local_version_for_user(request.user, payload.local_version)
+            if payload.local_version
+            else None
+        )
         campaign = services.campaign_create_local(
-            actor=request.user, unit=unit, channel=payload.channel, name=payload.name, template=template,
-            local_version=local, segment=get_segment_for_user(request.user, payload.segment), send_at=payload.send_at)
+            actor=request.user,
+            unit=unit,
+            channel=payload.channel,
+            name=payload.name,
+            template=template,
+            local_version=local,
+            segment=get_segment_for_user(request.user, payload.segment),
+            send_at=payload.send_at,
+        )
     else:
         raise ValidationError({"kind": "kind is 'local' or 'national'."})
     return Status(201, CampaignOut.of(campaign))
@@ -118,9 +146,14 @@ def get_campaign(request: HttpRequest, campaign_id: str):
     detail = CampaignDetailOut(**CampaignOut.of(campaign).dict())
     if campaign.launched_at is None and campaign.status not in ("cancelled", "rejected"):
         result = audience.preview(campaign)
-        detail.audience = AudienceOut(recipients=result.recipients, candidates=result.candidates,
-                                      exclusions=result.exclusions, pressure_sources=dict(result.pressure_sources),
-                                      cost=float(result.cost), hq_cost=float(result.hq_cost))
+        detail.audience = AudienceOut(
+            recipients=result.recipients,
+            candidates=result.candidates,
+            exclusions=result.exclusions,
+            pressure_sources=dict(result.pressure_sources),
+            cost=float(result.cost),
+            hq_cost=float(result.hq_cost),
+        )
     return detail
 
 
@@ -138,17 +171,27 @@ def submit_campaign(request: HttpRequest, campaign_id: str):
 def approve_campaign(request: HttpRequest, campaign_id: str, payload: DecisionIn | None = None):
     campaign = _get(request, campaign_id)
     payload = payload or DecisionIn()
-    return CampaignOut.of(services.campaign_approve(actor=request.user, campaign=campaign, comment=payload.comment,
-                                                    over_budget=payload.over_budget))
+    return CampaignOut.of(
+        services.campaign_approve(
+            actor=request.user,
+            campaign=campaign,
+            comment=payload.comment,
+            over_budget=payload.over_budget,
+        )
+    )
 
 
 @router.post("/campaigns/{campaign_id}/reject", response=CampaignOut)
 def reject_campaign(request: HttpRequest, campaign_id: str, payload: DecisionIn):
     campaign = _get(request, campaign_id)
-    return CampaignOut.of(services.campaign_reject(actor=request.user, campaign=campaign, comment=payload.comment))
+    return CampaignOut.of(
+        services.campaign_reject(actor=request.user, campaign=campaign, comment=payload.comment)
+    )
 
 
 @router.post("/campaigns/{campaign_id}/schedule", response=CampaignOut)
 def schedule_campaign(request: HttpRequest, campaign_id: str, payload: ScheduleIn):
     campaign = _get(request, campaign_id)
-    return CampaignOut.of(services.campaign_schedule(actor=request.user, campaign=campaign, send_at=payload.send_at))
+    return CampaignOut.of(
+        services.campaign_schedule(actor=request.user, campaign=campaign, send_at=payload.send_at)
+    )

@@ -106,10 +106,15 @@ def targets(campaign: Campaign) -> list[Target]:
         return [Target(campaign.owner, campaign.local_version)]
     policy = policy_for(campaign.owner)
     base = campaign.target_node or campaign.owner
-    units = OrgNode.objects.filter(path__startswith=base.path, kind=OrgNode.Kind.UNIT).select_related("profile")
+    units = OrgNode.objects.filter(
+        path__startswith=base.path, kind=OrgNode.Kind.UNIT
+    ).select_related("profile")
     if campaign.target_tag_id:
         units = units.filter(tags=campaign.target_tag_id)
-    relays = {r.unit_id: r for r in Relay.objects.filter(campaign=campaign).select_related("local_version")}
+    relays = {
+        r.unit_id: r
+        for r in Relay.objects.filter(campaign=campaign).select_related("local_version")
+    }
     chosen = []
     for unit in units.order_by("path"):
         relay = relays.get(unit.pk)
@@ -127,7 +132,7 @@ def opted_out_units(campaign: Campaign) -> int:
 
 
 def audience_condition(campaign: Campaign, units: list[OrgNode]) -> Q:
-    """"This contact is in the campaign's audience", before consent and the other checks."""
+    """ "This contact is in the campaign's audience", before consent and the other checks."""
     condition = Q(unit__in=[u.pk for u in units])
     rules = campaign.segment.rules if campaign.segment_id else campaign.audience_rules
     if rules and rules.get("rules"):
@@ -146,7 +151,10 @@ def _has_priority(other: Campaign, campaign: Campaign, priority: str) -> bool:
     if priority == SendingPolicy.Priority.NATIONAL_FIRST and other.kind != campaign.kind:
         return other.is_national
     if priority == SendingPolicy.Priority.NATIONAL_FIRST:
-        return (other.send_at, *scheduled_key(other)) < (campaign.send_at or timezone.now(), *scheduled_key(campaign))
+        return (other.send_at, *scheduled_key(other)) < (
+            campaign.send_at or timezone.now(),
+            *scheduled_key(campaign),
+        )
     return scheduled_key(other) < scheduled_key(campaign)
 
 
@@ -154,10 +162,17 @@ def competitors(campaign: Campaign, when: dt.datetime, days: int) -> list[Campai
     """Planned or running campaigns on the channel, near ``when``, that come before this one."""
     window = dt.timedelta(days=days)
     policy = policy_for(campaign.owner)
-    others = Campaign.objects.filter(
-        channel=campaign.channel, status__in=(*PLANNED, *LAUNCHED), send_at__gt=when - window,
-        send_at__lt=when + window, is_transactional=False,
-    ).exclude(pk=campaign.pk).select_related("owner", "segment", "target_node", "created_by")
+    others = (
+        Campaign.objects.filter(
+            channel=campaign.channel,
+            status__in=(*PLANNED, *LAUNCHED),
+            send_at__gt=when - window,
+            send_at__lt=when + window,
+            is_transactional=False,
+        )
+        .exclude(pk=campaign.pk)
+        .select_related("owner", "segment", "target_node", "created_by")
+    )
     return [o for o in others if _has_priority(o, campaign, policy.pressure_priority)]
 
 
@@ -188,8 +203,13 @@ class Classification:
 
     def campaign_ids(self, words) -> set[int]:
         """The ledger campaigns whose bits are set in one row's ``word_i`` values."""
-        return {self.ledger[w * WORD_BITS + b] for w, word in enumerate(words) if word
-                for b in range(WORD_BITS) if word >> b & 1}
+        return {
+            self.ledger[w * WORD_BITS + b]
+            for w, word in enumerate(words)
+            if word
+            for b in range(WORD_BITS)
+            if word >> b & 1
+        }
 
 
 def _inside(other: Campaign, when: dt.datetime, days: int) -> bool:
@@ -207,8 +227,9 @@ def _db_time(value: dt.datetime):
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def classified(campaign: Campaign, contacts: QuerySet[Contact], when: dt.datetime, *,
-               paths: bool = False) -> Classification:
+def classified(
+    campaign: Campaign, contacts: QuerySet[Contact], when: dt.datetime, *, paths: bool = False
+) -> Classification:
     """Classify ``contacts`` for ``campaign`` at ``when``, set-based.
 
     Each contact row is tested once (address, number, consent, suppression, planned
@@ -221,25 +242,55 @@ def classified(campaign: Campaign, contacts: QuerySet[Contact], when: dt.datetim
     whens = [When(Q(**{f"{address}__isnull": True}) | Q(**{address: ""}), then=Value("no_address"))]
     if channel == Channel.SMS:
         foreign = ~Q(phone__startswith="+33")
-        whens.append(When(~(foreign | Q(phone__startswith=FRENCH_MOBILE[0]) | Q(phone__startswith=FRENCH_MOBILE[1])),
-                          then=Value("invalid_number")))
+        whens.append(
+            When(
+                ~(
+                    foreign
+                    | Q(phone__startswith=FRENCH_MOBILE[0])
+                    | Q(phone__startswith=FRENCH_MOBILE[1])
+                ),
+                then=Value("invalid_number"),
+            )
+        )
     if not campaign.is_transactional:
-        whens.append(When(~Q(**{f"{channel}_consent__in": VALID_CONSENT}), then=Value("no_consent")))
+        whens.append(
+            When(~Q(**{f"{channel}_consent__in": VALID_CONSENT}), then=Value("no_consent"))
+        )
     # One look-up in the channel's suppressed hashes (an IN over a sub-query, which PostgreSQL
     # hashes once); the exact "brand-wide or this unit" test runs only for a hash found there.
     suppressed = Suppression.objects.filter(channel=channel)
     address_hash = f"{address}_hash"
-    whens.append(When(Q(**{f"{address_hash}__in": suppressed.values("value_hash")}) & Q(Exists(suppressed.filter(
-        Q(unit_path="") | Q(unit_path=OuterRef("unit_path")), value_hash=OuterRef(address_hash),
-    ))), then=Value("suppressed")))
+    whens.append(
+        When(
+            Q(**{f"{address_hash}__in": suppressed.values("value_hash")})
+            & Q(
+                Exists(
+                    suppressed.filter(
+                        Q(unit_path="") | Q(unit_path=OuterRef("unit_path")),
+                        value_hash=OuterRef(address_hash),
+                    )
+                )
+            ),
+            then=Value("suppressed"),
+        )
+    )
     rules = [] if campaign.is_transactional else pressure_rules(campaign.owner, channel)
     nearby = competitors(campaign, when, max(r.window_days for r in rules)) if rules else []
     planned = [o for o in nearby if o.status in PLANNED]
     launched = [o for o in nearby if o.status in LAUNCHED]
-    reach = {f"reach_{i}": Case(When(_competitor_reaches(o), then=1), default=0, output_field=IntegerField())
-             for i, o in enumerate(planned)}
-    inner = (contacts.annotate(base_reason=Case(*whens, default=Value(""), output_field=CharField()), **reach)
-             .order_by().values("id", "unit_id", *(["unit_path"] if paths else []), "base_reason", *reach))
+    reach = {
+        f"reach_{i}": Case(
+            When(_competitor_reaches(o), then=1), default=0, output_field=IntegerField()
+        )
+        for i, o in enumerate(planned)
+    }
+    inner = (
+        contacts.annotate(
+            base_reason=Case(*whens, default=Value(""), output_field=CharField()), **reach
+        )
+        .order_by()
+        .values("id", "unit_id", *(["unit_path"] if paths else []), "base_reason", *reach)
+    )
     sql, params = inner.query.sql_with_params()
     if connection.vendor == "postgresql":
         # A fence: PostgreSQL would pull the sub-query up and evaluate its CASE once for each
@@ -249,27 +300,41 @@ def classified(campaign: Campaign, contacts: QuerySet[Contact], when: dt.datetim
     path = ", sub.unit_path" if paths else ""
     # Hand-written SQL around the ORM's: only column names and placeholders are formatted in.
     if not rules:
-        return Classification(f"SELECT sub.id, sub.unit_id{path}, sub.base_reason AS reason{flags} "  # noqa: S608
-                              f"FROM ({sql}) sub", list(params), planned)
-    ledger = _ledger_campaigns(campaign, when - dt.timedelta(days=max(r.window_days for r in rules)))
+        return Classification(
+            f"SELECT sub.id, sub.unit_id{path}, sub.base_reason AS reason{flags} "  # noqa: S608
+            f"FROM ({sql}) sub",
+            list(params),
+            planned,
+        )
+    ledger = _ledger_campaigns(
+        campaign, when - dt.timedelta(days=max(r.window_days for r in rules))
+    )
     loads, loads_params = _loads(campaign, when, rules, planned, launched, ledger)
     words = "".join(f", loads.word_{w}" for w in range(-(-len(ledger) // WORD_BITS)))
     over, over_params = [], []
     for index, rule in enumerate(rules):
-        terms = "".join(f" + sub.reach_{i}" for i, o in enumerate(planned) if _inside(o, when, rule.window_days))
+        terms = "".join(
+            f" + sub.reach_{i}" for i, o in enumerate(planned) if _inside(o, when, rule.window_days)
+        )
         over.append(f"COALESCE(loads.load_{index}, 0){terms} >= %s")
         over_params.append(rule.max_messages)
-    select = (f"SELECT sub.id, sub.unit_id{path}, COALESCE(NULLIF(sub.base_reason, ''), "  # noqa: S608
-              f"CASE WHEN {' OR '.join(over)} THEN 'pressure' ELSE '' END) AS reason{words}{flags} "
-              f"FROM ({sql}) sub LEFT JOIN loads ON loads.contact_id = sub.id")
+    select = (
+        f"SELECT sub.id, sub.unit_id{path}, COALESCE(NULLIF(sub.base_reason, ''), "  # noqa: S608
+        f"CASE WHEN {' OR '.join(over)} THEN 'pressure' ELSE '' END) AS reason{words}{flags} "
+        f"FROM ({sql}) sub LEFT JOIN loads ON loads.contact_id = sub.id"
+    )
     return Classification(select, [*over_params, *params], planned, loads, loads_params, ledger)
 
 
 def _ledger_campaigns(campaign: Campaign, since: dt.datetime) -> list[int]:
     """The campaigns whose sent (or pending) rows may count against the caps since ``since``."""
-    return list(Campaign.objects.filter(channel=campaign.channel, status__in=HAS_SENT)
-                .filter(Q(finished_at__isnull=True) | Q(finished_at__gt=since))
-                .exclude(pk=campaign.pk).order_by("pk").values_list("pk", flat=True))
+    return list(
+        Campaign.objects.filter(channel=campaign.channel, status__in=HAS_SENT)
+        .filter(Q(finished_at__isnull=True) | Q(finished_at__gt=since))
+        .exclude(pk=campaign.pk)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def _loads(campaign, when, rules, planned, launched, ledger) -> tuple[str, list]:
@@ -285,30 +350,52 @@ def _loads(campaign, when, rules, planned, launched, ledger) -> tuple[str, list]
     columns, params, could, could_params = [], [], [], []
     for index, rule in enumerate(rules):
         inside = [o.pk for o in launched if _inside(o, when, rule.window_days)]
-        load = (f"COUNT(*) FILTER (WHERE (r.status = 'sent' AND r.sent_at > %s) "
-                f"OR (r.status = 'pending' AND r.campaign_id IN ({_placeholders(inside)})))")
+        load = (
+            f"COUNT(*) FILTER (WHERE (r.status = 'sent' AND r.sent_at > %s) "
+            f"OR (r.status = 'pending' AND r.campaign_id IN ({_placeholders(inside)})))"
+        )
         load_params = [_db_time(when - dt.timedelta(days=rule.window_days)), *inside]
         columns.append(f"{load} AS load_{index}")
         params += load_params
         could.append(f"{load} >= %s")
-        could_params += [*load_params, rule.max_messages - sum(_inside(o, when, rule.window_days) for o in planned)]
+        could_params += [
+            *load_params,
+            rule.max_messages - sum(_inside(o, when, rule.window_days) for o in planned),
+        ]
     bits, join = [], ""
     if ledger:
-        union = " UNION ALL ".join(["SELECT %s AS campaign_id, %s AS word, %s AS bit"] * len(ledger))
-        params_bits = [v for i, pk in enumerate(ledger) for v in (pk, i // WORD_BITS, 1 << (i % WORD_BITS))]
+        union = " UNION ALL ".join(
+            ["SELECT %s AS campaign_id, %s AS word, %s AS bit"] * len(ledger)
+        )
+        params_bits = [
+            v for i, pk in enumerate(ledger) for v in (pk, i // WORD_BITS, 1 << (i % WORD_BITS))
+        ]
         join = f"LEFT JOIN ({union}) bits ON bits.campaign_id = r.campaign_id "
         either = "bit_or(bits.bit" if connection.vendor == "postgresql" else "SUM(DISTINCT bits.bit"
-        bits = [f"{either}) FILTER (WHERE bits.word = {w}) AS word_{w}" for w in range(-(-len(ledger) // WORD_BITS))]
+        bits = [
+            f"{either}) FILTER (WHERE bits.word = {w}) AS word_{w}"
+            for w in range(-(-len(ledger) // WORD_BITS))
+        ]
     else:
         params_bits = []
     ids = [o.pk for o in launched]
     since = when - dt.timedelta(days=max(r.window_days for r in rules))
     table = Recipient._meta.db_table
-    return (f"WITH loads AS (SELECT r.contact_id, {', '.join(columns + bits)} "  # noqa: S608
-            f"FROM {table} r {join}WHERE r.channel = %s AND r.campaign_id <> %s "
-            f"AND ((r.status = 'sent' AND r.sent_at > %s) OR (r.status = 'pending' AND r.campaign_id IN ({_placeholders(ids)}))) "
-            f"GROUP BY r.contact_id HAVING {' OR '.join(could)}) ",
-            [*params, *params_bits, campaign.channel, campaign.pk, _db_time(since), *ids, *could_params])
+    return (
+        f"WITH loads AS (SELECT r.contact_id, {', '.join(columns + bits)} "  # noqa: S608
+        f"FROM {table} r {join}WHERE r.channel = %s AND r.campaign_id <> %s "
+        f"AND ((r.status = 'sent' AND r.sent_at > %s) OR (r.status = 'pending' AND r.campaign_id IN ({_placeholders(ids)}))) "
+        f"GROUP BY r.contact_id HAVING {' OR '.join(could)}) ",
+        [
+            *params,
+            *params_bits,
+            campaign.channel,
+            campaign.pk,
+            _db_time(since),
+            *ids,
+            *could_params,
+        ],
+    )
 
 
 @contextmanager
@@ -340,13 +427,23 @@ def unit_cost(campaign: Campaign, target: Target, policy: SendingPolicy) -> tupl
 
 def spent(unit: OrgNode, start: dt.date, end: dt.date, policy: SendingPolicy) -> Decimal:
     """What the unit has paid for sent messages in the period (HQ's share of relays excluded)."""
-    rows = (Recipient.objects.filter(unit=unit, status=Recipient.Status.SENT, sent_at__date__gte=start,
-                                     sent_at__date__lte=end)
-            .values("channel", "campaign__kind").annotate(n=Count("id"), segments=Sum("segments")))
+    rows = (
+        Recipient.objects.filter(
+            unit=unit,
+            status=Recipient.Status.SENT,
+            sent_at__date__gte=start,
+            sent_at__date__lte=end,
+        )
+        .values("channel", "campaign__kind")
+        .annotate(n=Count("id"), segments=Sum("segments"))
+    )
     total = Decimal("0")
     for row in rows:
-        cost = (policy.email_thousand_cost / 1000 * row["n"] if row["channel"] == Channel.EMAIL
-                else policy.sms_segment_cost * (row["segments"] or 0))
+        cost = (
+            policy.email_thousand_cost / 1000 * row["n"]
+            if row["channel"] == Channel.EMAIL
+            else policy.sms_segment_cost * (row["segments"] or 0)
+        )
         if row["campaign__kind"] == Campaign.Kind.NATIONAL:
             cost = cost * (100 - policy.national_cofunding_percent) / 100
         total += cost
@@ -387,22 +484,31 @@ def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
         if campaign.channel == Channel.SMS and not campaign.is_transactional:
             tz = _time_zone(target.unit)
             if not window.allows(when, tz):
-                result.deferred.append({"unit": target.unit, "count": affordable,
-                                        "until": window.next_allowed(when, tz)})
+                result.deferred.append(
+                    {
+                        "unit": target.unit,
+                        "count": affordable,
+                        "until": window.next_allowed(when, tz),
+                    }
+                )
     result.exclusions = {k: v for k, v in exclusions.items() if v}
     result.pressure_sources = sources
     return result
 
 
-def _counts(classification: Classification) -> tuple[dict[int, dict[str, int]], list[tuple[str, int]]]:
+def _counts(
+    classification: Classification,
+) -> tuple[dict[int, dict[str, int]], list[tuple[str, int]]]:
     """Contacts per (unit, reason), and how many of those lost to pressure each other campaign
     reaches (the ledger's and the planned ones'), in one pass."""
     planned, words = classification.planned, classification.words
     flags = "".join(f", SUM(c.reach_{i})" for i in range(len(planned)))
     bits = "".join(f", CASE WHEN c.reason = 'pressure' THEN c.word_{w} END" for w in range(words))
     groups = ", ".join(str(n) for n in range(1, 3 + words))
-    query = (f"{classification.ctes}SELECT c.unit_id, c.reason{bits}, COUNT(*){flags} "  # noqa: S608
-             f"FROM ({classification.sql}) c GROUP BY {groups}")
+    query = (
+        f"{classification.ctes}SELECT c.unit_id, c.reason{bits}, COUNT(*){flags} "  # noqa: S608
+        f"FROM ({classification.sql}) c GROUP BY {groups}"
+    )
     per_unit: dict[int, dict[str, int]] = {}
     by_campaign: dict[int, int] = {}
     reached = [0] * len(planned)
@@ -432,8 +538,13 @@ def _budget(campaign, target, policy, when, each, sendable) -> tuple[int, dict |
     remaining = budget.amount - spent(target.unit, budget.starts_on, budget.ends_on, policy)
     needed = unit_each * sendable
     over = needed > remaining
-    line = {"unit": target.unit, "budget": budget.amount, "remaining": remaining,
-            "needed": needed.quantize(Decimal("0.01")), "over": over}
+    line = {
+        "unit": target.unit,
+        "budget": budget.amount,
+        "remaining": remaining,
+        "needed": needed.quantize(Decimal("0.01")),
+        "over": over,
+    }
     if not over or campaign.budget_override:
         return sendable, line
     return (max(0, int(remaining / unit_each)) if unit_each else sendable), line
@@ -450,7 +561,9 @@ def freeze(campaign: Campaign, when: dt.datetime) -> int:
     if not chosen:
         return 0
     policy = policy_for(campaign.owner)
-    classification = classified(campaign, candidates(campaign, [t.unit for t in chosen]), when, paths=True)
+    classification = classified(
+        campaign, candidates(campaign, [t.unit for t in chosen]), when, paths=True
+    )
     table = Recipient._meta.db_table
     with _big_statement(), connection.cursor() as cursor:
         cursor.execute(
@@ -463,20 +576,28 @@ def freeze(campaign: Campaign, when: dt.datetime) -> int:
         )
     window = sms_window(policy)
     # Every unit's count in one pass over the campaign's ledger, not one pass per unit.
-    pending = dict(Recipient.objects.filter(campaign=campaign, status=Recipient.Status.PENDING).order_by()
-                   .values_list("unit_id").annotate(n=Count("id")))
+    pending = dict(
+        Recipient.objects.filter(campaign=campaign, status=Recipient.Status.PENDING)
+        .order_by()
+        .values_list("unit_id")
+        .annotate(n=Count("id"))
+    )
     for target in chosen:
         sendable = pending.get(target.unit.pk, 0)
         if not sendable:
             continue
-        rows = Recipient.objects.filter(campaign=campaign, unit=target.unit, status=Recipient.Status.PENDING)
+        rows = Recipient.objects.filter(
+            campaign=campaign, unit=target.unit, status=Recipient.Status.PENDING
+        )
         each, segments = unit_cost(campaign, target, policy)
         if segments:
             rows.update(segments=segments)
         affordable = _budget(campaign, target, policy, when, each, sendable)[0]
         if affordable < sendable:
             cut = list(rows.order_by("-id").values_list("id", flat=True)[: sendable - affordable])
-            Recipient.objects.filter(pk__in=cut).update(status=Recipient.Status.SKIPPED, reason="over_budget")
+            Recipient.objects.filter(pk__in=cut).update(
+                status=Recipient.Status.SKIPPED, reason="over_budget"
+            )
         if campaign.channel == Channel.SMS and not campaign.is_transactional:
             tz = _time_zone(target.unit)
             if not window.allows(when, tz):

@@ -23,14 +23,20 @@ class LocalDateTimeInput(forms.DateTimeInput):
 
 
 def _datetime_field(label, required=False):
-    return forms.DateTimeField(label=label, required=required, widget=LocalDateTimeInput(),
-                               input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"])
+    return forms.DateTimeField(
+        label=label,
+        required=required,
+        widget=LocalDateTimeInput(),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+    )
 
 
 def _offer_units(form: forms.Form, user, capability: str) -> None:
     """The form's ``unit`` choices: the units where ``user`` holds ``capability`` (chosen if only one)."""
     units = units_with(user, capability)
-    form.fields["unit"].queryset = OrgNode.objects.filter(pk__in=[u.pk for u in units]).order_by("name")
+    form.fields["unit"].queryset = OrgNode.objects.filter(pk__in=[u.pk for u in units]).order_by(
+        "name"
+    )
     if len(units) == 1:
         form.fields["unit"].initial = units[0].pk
 
@@ -39,8 +45,12 @@ class LocalCampaignForm(StyledForm):
     unit = forms.ModelChoiceField(label=_("Unit"), queryset=OrgNode.objects.none())
     channel = forms.ChoiceField(label=_("Channel"), choices=Channel.choices)
     template = forms.ModelChoiceField(label=_("Template"), queryset=None)
-    local_version = forms.ModelChoiceField(label=_("Personalised version"), queryset=None, required=False,
-                                           empty_label=_("Head office's version, unchanged"))
+    local_version = forms.ModelChoiceField(
+        label=_("Personalised version"),
+        queryset=None,
+        required=False,
+        empty_label=_("Head office's version, unchanged"),
+    )
     segment = forms.ModelChoiceField(label=_("Audience (segment)"), queryset=None)
     name = forms.CharField(label=_("Name"), max_length=200, required=False)
     send_at = _datetime_field(_("Send at"))
@@ -49,9 +59,14 @@ class LocalCampaignForm(StyledForm):
         super().__init__(*args, **kwargs)
         _offer_units(self, user, Capability.CREATE_LOCAL_CAMPAIGNS)
         # The units' free frames too: a free campaign is a local one sending the unit's own text.
-        self.fields["template"].queryset = (templates_for_user(user, free=True).exclude(current=None)
-                                            .order_by("is_free", "channel", "name"))
-        self.fields["local_version"].queryset = local_versions_for_user(user).select_related("template")
+        self.fields["template"].queryset = (
+            templates_for_user(user, free=True)
+            .exclude(current=None)
+            .order_by("is_free", "channel", "name")
+        )
+        self.fields["local_version"].queryset = local_versions_for_user(user).select_related(
+            "template"
+        )
         self.fields["segment"].queryset = segments_for_user(user)
 
 
@@ -70,17 +85,21 @@ class NationalCampaignForm(StyledForm):
     channel = forms.ChoiceField(label=_("Channel"), choices=Channel.choices)
     template = forms.ModelChoiceField(label=_("Template"), queryset=None)
     name = forms.CharField(label=_("Name"), max_length=200, required=False)
-    target_node = forms.ModelChoiceField(label=_("Units in"), queryset=None, required=False,
-                                         empty_label=_("The whole network"))
-    target_tag = forms.ModelChoiceField(label=_("Only units tagged"), queryset=UnitTag.objects.order_by("name"),
-                                        required=False)
+    target_node = forms.ModelChoiceField(
+        label=_("Units in"), queryset=None, required=False, empty_label=_("The whole network")
+    )
+    target_tag = forms.ModelChoiceField(
+        label=_("Only units tagged"), queryset=UnitTag.objects.order_by("name"), required=False
+    )
     allow_opt_out = forms.BooleanField(label=_("Units may opt out"), required=False, initial=True)
     relay_deadline = _datetime_field(_("Units decide before"))
     send_at = _datetime_field(_("Send at"))
 
     def __init__(self, user, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["template"].queryset = templates_for_user(user).exclude(current=None).order_by("channel", "name")
+        self.fields["template"].queryset = (
+            templates_for_user(user).exclude(current=None).order_by("channel", "name")
+        )
         self.fields["target_node"].queryset = nodes_for_user(user).exclude(kind=OrgNode.Kind.UNIT)
 
 
@@ -95,32 +114,61 @@ class ScheduleForm(StyledForm):
 
 
 class DecisionForm(StyledForm):
-    comment = forms.CharField(label=_("Comment"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    comment = forms.CharField(
+        label=_("Comment"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
     over_budget = forms.BooleanField(label=_("Approve even over budget"), required=False)
 
 
-WEEKDAYS = [(0, _("Monday")), (1, _("Tuesday")), (2, _("Wednesday")), (3, _("Thursday")), (4, _("Friday")),
-            (5, _("Saturday")), (6, _("Sunday"))]
+WEEKDAYS = [
+    (0, _("Monday")),
+    (1, _("Tuesday")),
+    (2, _("Wednesday")),
+    (3, _("Thursday")),
+    (4, _("Friday")),
+    (5, _("Saturday")),
+    (6, _("Sunday")),
+]
 
 
 class SendingPolicyForm(StyledModelForm):
-    sms_days = forms.TypedMultipleChoiceField(label=_("SMS may be sent on"), choices=WEEKDAYS, coerce=int,
-                                              widget=forms.CheckboxSelectMultiple)
+    sms_days = forms.TypedMultipleChoiceField(
+        label=_("SMS may be sent on"),
+        choices=WEEKDAYS,
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+    )
 
     class Meta:
         model = SendingPolicy
-        fields = ["sms_days", "sms_start", "sms_end", "sms_holiday_country", "pressure_priority",
-                  "sms_segment_cost", "email_thousand_cost", "national_cofunding_percent", "late_start_minutes",
-                  "sms_stop_scope", "attribution_model", "attribution_window_days"]
-        widgets = {"sms_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
-                   "sms_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M")}
-        help_texts = {"sms_holiday_country": _("Two-letter country code (FR); empty: no holiday rule.")}
+        fields = [
+            "sms_days",
+            "sms_start",
+            "sms_end",
+            "sms_holiday_country",
+            "pressure_priority",
+            "sms_segment_cost",
+            "email_thousand_cost",
+            "national_cofunding_percent",
+            "late_start_minutes",
+            "sms_stop_scope",
+            "attribution_model",
+            "attribution_window_days",
+        ]
+        widgets = {
+            "sms_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "sms_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        }
+        help_texts = {
+            "sms_holiday_country": _("Two-letter country code (FR); empty: no holiday rule.")
+        }
 
     def clean_sms_holiday_country(self):
         code = (self.cleaned_data.get("sms_holiday_country") or "").strip().upper()
         if code and code not in holidays.list_supported_countries():
-            raise forms.ValidationError(_("%(code)s is not a country whose public holidays are known.")
-                                        % {"code": code})
+            raise forms.ValidationError(
+                _("%(code)s is not a country whose public holidays are known.") % {"code": code}
+            )
         return code
 
     def clean_national_cofunding_percent(self):
@@ -142,30 +190,54 @@ class PressureForm(StyledForm):
         for i in range(PRESSURE_ROWS):
             rule = rules[i] if i < len(rules) else None
             self.fields[f"channel_{i}"] = forms.ChoiceField(
-                label=_("Channel"), required=False, choices=[("", "—"), *Channel.choices],
-                initial=rule.channel if rule else "")
-            self.fields[f"most_{i}"] = forms.IntegerField(label=_("at most"), required=False, min_value=1,
-                                                          max_value=100, initial=rule.max_messages if rule else None)
-            self.fields[f"days_{i}"] = forms.IntegerField(label=_("in (days)"), required=False, min_value=1,
-                                                          max_value=365, initial=rule.window_days if rule else None)
+                label=_("Channel"),
+                required=False,
+                choices=[("", "—"), *Channel.choices],
+                initial=rule.channel if rule else "",
+            )
+            self.fields[f"most_{i}"] = forms.IntegerField(
+                label=_("at most"),
+                required=False,
+                min_value=1,
+                max_value=100,
+                initial=rule.max_messages if rule else None,
+            )
+            self.fields[f"days_{i}"] = forms.IntegerField(
+                label=_("in (days)"),
+                required=False,
+                min_value=1,
+                max_value=365,
+                initial=rule.window_days if rule else None,
+            )
         self.style_fields()
 
     def rows(self):
-        return [(self[f"channel_{i}"], self[f"most_{i}"], self[f"days_{i}"]) for i in range(PRESSURE_ROWS)]
+        return [
+            (self[f"channel_{i}"], self[f"most_{i}"], self[f"days_{i}"])
+            for i in range(PRESSURE_ROWS)
+        ]
 
     def clean(self):
         data = super().clean()
         rules, seen = [], set()
         for i in range(PRESSURE_ROWS):
-            channel, most, days = data.get(f"channel_{i}"), data.get(f"most_{i}"), data.get(f"days_{i}")
+            channel, most, days = (
+                data.get(f"channel_{i}"),
+                data.get(f"most_{i}"),
+                data.get(f"days_{i}"),
+            )
             if not channel and most is None and days is None:
                 continue
             if not channel or most is None or days is None:
-                raise forms.ValidationError(_("Cap %(n)s: choose a channel, a number of messages and a number "
-                                              "of days.") % {"n": i + 1})
+                raise forms.ValidationError(
+                    _("Cap %(n)s: choose a channel, a number of messages and a number of days.")
+                    % {"n": i + 1}
+                )
             if (channel, days) in seen:
-                raise forms.ValidationError(_("Cap %(n)s: there is already a cap over %(days)s days for this "
-                                              "channel.") % {"n": i + 1, "days": days})
+                raise forms.ValidationError(
+                    _("Cap %(n)s: there is already a cap over %(days)s days for this channel.")
+                    % {"n": i + 1, "days": days}
+                )
             seen.add((channel, days))
             rules.append((channel, most, days))
         data["rules"] = rules
@@ -174,8 +246,12 @@ class PressureForm(StyledForm):
 
 class BudgetForm(StyledForm):
     unit = forms.ModelChoiceField(label=_("Unit"), queryset=OrgNode.objects.none())
-    starts_on = forms.DateField(label=_("Period starts on"), widget=forms.DateInput(attrs={"type": "date"}))
-    ends_on = forms.DateField(label=_("Period ends on"), widget=forms.DateInput(attrs={"type": "date"}))
+    starts_on = forms.DateField(
+        label=_("Period starts on"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    ends_on = forms.DateField(
+        label=_("Period ends on"), widget=forms.DateInput(attrs={"type": "date"})
+    )
     amount = forms.DecimalField(label=_("Amount (€)"), min_value=0, max_digits=10, decimal_places=2)
 
     def __init__(self, user, *args, **kwargs):

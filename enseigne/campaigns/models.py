@@ -46,30 +46,53 @@ class SendingPolicy(models.Model):
         FIRST_SCHEDULED = "first_scheduled", _("First scheduled, first served")
 
     node = models.OneToOneField(OrgNode, on_delete=models.CASCADE, related_name="sending_policy")
-    sms_days = models.JSONField(_("SMS days"), default=default_sms_days, help_text=_("0 = Monday … 6 = Sunday"))
+    sms_days = models.JSONField(
+        _("SMS days"), default=default_sms_days, help_text=_("0 = Monday … 6 = Sunday")
+    )
     sms_start = models.TimeField(_("SMS window opens"), default=dt.time(8, 0))
     sms_end = models.TimeField(_("SMS window closes"), default=dt.time(20, 0))
-    sms_holiday_country = models.CharField(_("no SMS on public holidays of"), max_length=2, default="FR",
-                                           blank=True)
-    pressure_priority = models.CharField(_("pressure priority"), max_length=16, choices=Priority.choices,
-                                         default=Priority.NATIONAL_FIRST)
-    sms_segment_cost = models.DecimalField(_("cost per SMS segment"), max_digits=8, decimal_places=4,
-                                           default=Decimal("0.0450"))
-    email_thousand_cost = models.DecimalField(_("cost per thousand e-mails"), max_digits=8, decimal_places=4,
-                                              default=Decimal("0.8000"))
+    sms_holiday_country = models.CharField(
+        _("no SMS on public holidays of"), max_length=2, default="FR", blank=True
+    )
+    pressure_priority = models.CharField(
+        _("pressure priority"),
+        max_length=16,
+        choices=Priority.choices,
+        default=Priority.NATIONAL_FIRST,
+    )
+    sms_segment_cost = models.DecimalField(
+        _("cost per SMS segment"), max_digits=8, decimal_places=4, default=Decimal("0.0450")
+    )
+    email_thousand_cost = models.DecimalField(
+        _("cost per thousand e-mails"), max_digits=8, decimal_places=4, default=Decimal("0.8000")
+    )
     national_cofunding_percent = models.PositiveSmallIntegerField(
-        _("HQ share of national relays (%)"), default=50)
+        _("HQ share of national relays (%)"), default=50
+    )
     # A scheduled campaign that wakes later than this waits for someone to confirm it.
-    late_start_minutes = models.PositiveIntegerField(_("late start tolerance (minutes)"), default=60)
+    late_start_minutes = models.PositiveIntegerField(
+        _("late start tolerance (minutes)"), default=60
+    )
     # What an SMS STOP reply withdraws: the SMS of the unit that sent the last one, or of the
     # whole brand. Stated in the confirmation SMS.
-    sms_stop_scope = models.CharField(_("an SMS STOP applies to"), max_length=8, choices=StopScope.choices,
-                                      default=StopScope.BRAND)
+    sms_stop_scope = models.CharField(
+        _("an SMS STOP applies to"),
+        max_length=8,
+        choices=StopScope.choices,
+        default=StopScope.BRAND,
+    )
     # Which campaign a sale is credited to: clicks by the buyer within the window before it.
-    attribution_model = models.CharField(_("attribution model"), max_length=12, choices=AttributionModel.choices,
-                                         default=AttributionModel.LAST_CLICK)
+    attribution_model = models.CharField(
+        _("attribution model"),
+        max_length=12,
+        choices=AttributionModel.choices,
+        default=AttributionModel.LAST_CLICK,
+    )
     attribution_window_days = models.PositiveSmallIntegerField(
-        _("attribution window (days)"), default=30, validators=[MinValueValidator(1), MaxValueValidator(365)])
+        _("attribution window (days)"),
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
 
@@ -83,7 +106,11 @@ class PressureRule(models.Model):
 
     class Meta:
         ordering = ["channel", "window_days"]
-        constraints = [models.UniqueConstraint(fields=["node", "channel", "window_days"], name="pressure_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["node", "channel", "window_days"], name="pressure_unique"
+            )
+        ]
 
 
 class Budget(models.Model):
@@ -98,8 +125,11 @@ class Budget(models.Model):
 
     class Meta:
         ordering = ["-starts_on"]
-        constraints = [models.CheckConstraint(condition=Q(starts_on__lte=models.F("ends_on")),
-                                              name="budget_period_order")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(starts_on__lte=models.F("ends_on")), name="budget_period_order"
+            )
+        ]
 
 
 class Campaign(models.Model):
@@ -127,13 +157,20 @@ class Campaign(models.Model):
     owner_path = models.CharField(max_length=255)
     template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="campaigns")
     # Local campaigns: the unit's local version (None = HQ's defaults) and one of its segments.
-    local_version = models.ForeignKey(LocalVersion, null=True, blank=True, on_delete=models.PROTECT,
-                                      related_name="campaigns")
-    segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    local_version = models.ForeignKey(
+        LocalVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
+    )
+    segment = models.ForeignKey(
+        Segment, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     # National campaigns: which units (a subtree, optionally only tagged ones) and which of
     # their contacts (segment rules applied inside each unit).
-    target_node = models.ForeignKey(OrgNode, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    target_tag = models.ForeignKey(UnitTag, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    target_node = models.ForeignKey(
+        OrgNode, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    target_tag = models.ForeignKey(
+        UnitTag, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     audience_rules = models.JSONField(default=dict, blank=True)
     allow_opt_out = models.BooleanField(_("units may opt out"), default=True)
     relay_deadline = models.DateTimeField(_("units decide before"), null=True, blank=True)
@@ -146,8 +183,12 @@ class Campaign(models.Model):
     budget_override = models.BooleanField(default=False)
     decision_comment = models.TextField(blank=True)
     created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
-    submitted_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    decided_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    submitted_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
     launched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -164,8 +205,10 @@ class Campaign(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "send_at"], name="campaign_status_send_at"),
-                   models.Index(fields=["owner_path"], name="campaign_owner_path")]
+        indexes = [
+            models.Index(fields=["status", "send_at"], name="campaign_status_send_at"),
+            models.Index(fields=["owner_path"], name="campaign_owner_path"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -187,13 +230,18 @@ class Relay(models.Model):
         RELAYED = "relayed", _("Relayed")
         OPTED_OUT = "opted_out", _("Opted out")
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="relays", db_index=False)
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="relays", db_index=False
+    )
     unit = models.ForeignKey(OrgNode, on_delete=models.CASCADE, related_name="+")
     unit_path = models.CharField(max_length=255)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    local_version = models.ForeignKey(LocalVersion, null=True, blank=True, on_delete=models.SET_NULL,
-                                      related_name="+")
-    decided_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    local_version = models.ForeignKey(
+        LocalVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -215,8 +263,12 @@ class Recipient(models.Model):
         SKIPPED = "skipped", _("Not sent")
         AMBIGUOUS = "ambiguous", _("Unknown (connection lost)")
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients", db_index=False)
-    contact = models.ForeignKey(Contact, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False)
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="recipients", db_index=False
+    )
+    contact = models.ForeignKey(
+        Contact, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False)
     unit_path = models.CharField(max_length=255)
     channel = models.CharField(max_length=8, choices=Channel.choices)
@@ -238,18 +290,30 @@ class Recipient(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "contact", "channel"], name="recipient_unique"),
+            models.UniqueConstraint(
+                fields=["campaign", "contact", "channel"], name="recipient_unique"
+            ),
             # Every way out of "pending" gives the lease back, so "leased by me" implies
             # pending: the hand-off finds its rows by id and lease alone (see pipeline.py).
-            models.CheckConstraint(condition=Q(lease_owner="") | Q(status="pending"), name="recipient_lease_only_pending"),
+            models.CheckConstraint(
+                condition=Q(lease_owner="") | Q(status="pending"),
+                name="recipient_lease_only_pending",
+            ),
         ]
         indexes = [
             # The claim query: pending rows of one campaign in id order.
-            models.Index(fields=["campaign", "id"], condition=Q(status="pending"), name="recipient_pending"),
+            models.Index(
+                fields=["campaign", "id"], condition=Q(status="pending"), name="recipient_pending"
+            ),
             # Marketing pressure: what a contact received lately on a channel.
-            models.Index(fields=["contact", "channel", "sent_at"], condition=Q(status="sent"),
-                         name="recipient_contact_sent"),
+            models.Index(
+                fields=["contact", "channel", "sent_at"],
+                condition=Q(status="sent"),
+                name="recipient_contact_sent",
+            ),
             models.Index(fields=["campaign", "status"], name="recipient_campaign_status"),
             # A campaign's complaint rate, checked on every complaint.
-            models.Index(fields=["campaign"], condition=Q(feedback="complaint"), name="recipient_complaints"),
+            models.Index(
+                fields=["campaign"], condition=Q(feedback="complaint"), name="recipient_complaints"
+            ),
         ]

@@ -44,7 +44,11 @@ def _require(actor: User | None, capability: str, node: OrgNode) -> None:
 
 
 def edit_capability(campaign: Campaign) -> str:
-    return Capability.CREATE_NATIONAL_CAMPAIGNS if campaign.is_national else Capability.CREATE_LOCAL_CAMPAIGNS
+    return (
+        Capability.CREATE_NATIONAL_CAMPAIGNS
+        if campaign.is_national
+        else Capability.CREATE_LOCAL_CAMPAIGNS
+    )
 
 
 def can_edit(user: User, campaign: Campaign) -> bool:
@@ -58,12 +62,14 @@ def can_approve(user: User, campaign: Campaign) -> bool:
 def _transition(campaign: Campaign, sources, target: str, **fields) -> None:
     """Move ``campaign`` to ``target`` only if it is still in one of ``sources``."""
     changed = Campaign.objects.filter(pk=campaign.pk, status__in=sources).update(
-        status=target, updated_at=timezone.now(), **fields)
+        status=target, updated_at=timezone.now(), **fields
+    )
     if not changed:
         campaign.refresh_from_db(fields=["status"])
-        raise ValidationError(_("This campaign is %(status)s; it cannot be moved to %(target)s.")
-                              % {"status": campaign.get_status_display().lower(),
-                                 "target": S(target).label.lower()})
+        raise ValidationError(
+            _("This campaign is %(status)s; it cannot be moved to %(target)s.")
+            % {"status": campaign.get_status_display().lower(), "target": S(target).label.lower()}
+        )
     campaign.status = target
     for name, value in fields.items():
         setattr(campaign, name, value)
@@ -71,46 +77,82 @@ def _transition(campaign: Campaign, sources, target: str, **fields) -> None:
 
 def _check_template(template: Template, channel: str, unit: OrgNode | None) -> None:
     if template.channel != channel:
-        raise ValidationError({"template": _("This template is for %(channel)s.")
-                               % {"channel": Channel(template.channel).label}})
+        raise ValidationError(
+            {
+                "template": _("This template is for %(channel)s.")
+                % {"channel": Channel(template.channel).label}
+            }
+        )
     if template.current_id is None or template.archived:
         raise ValidationError({"template": _("This template has no published version.")})
-    if unit is not None and not unit.path.startswith(template.shared_path) and not template.shared_path.startswith(
-            unit.path):
+    if (
+        unit is not None
+        and not unit.path.startswith(template.shared_path)
+        and not template.shared_path.startswith(unit.path)
+    ):
         raise ValidationError({"template": _("This template is not shared with this unit.")})
     if template.is_free and (unit is None or template.shared_path != unit.path):
-        raise ValidationError({"template": _("A free message is sent only by the unit that wrote it.")})
+        raise ValidationError(
+            {"template": _("A free message is sent only by the unit that wrote it.")}
+        )
 
 
-def _check_free(actor: User | None, template: Template, local: LocalVersion | None, unit: OrgNode) -> None:
+def _check_free(
+    actor: User | None, template: Template, local: LocalVersion | None, unit: OrgNode
+) -> None:
     """A free campaign (the unit's own text) needs the capability, and the text itself."""
     if not template.is_free:
         return
     _require(actor, Capability.CREATE_FREE_CAMPAIGNS, unit)
     if local is None:
-        raise ValidationError({"local_version": _("Choose the message you wrote: a free campaign has no head "
-                                                  "office version to fall back on.")})
+        raise ValidationError(
+            {
+                "local_version": _(
+                    "Choose the message you wrote: a free campaign has no head "
+                    "office version to fall back on."
+                )
+            }
+        )
 
 
 def _check_local(local: LocalVersion | None, template: Template, unit: OrgNode) -> None:
     if local is None:
         return
     if local.unit_id != unit.pk or local.template_id != template.pk:
-        raise ValidationError({"local_version": _("This personalised version belongs to another unit or template.")})
+        raise ValidationError(
+            {"local_version": _("This personalised version belongs to another unit or template.")}
+        )
     if not local.is_usable:
-        raise ValidationError({"local_version": _("This personalised version needs attention before it can be "
-                                                  "sent: %(problems)s") % {"problems": "; ".join(local.problems)}})
+        raise ValidationError(
+            {
+                "local_version": _(
+                    "This personalised version needs attention before it can be sent: %(problems)s"
+                )
+                % {"problems": "; ".join(local.problems)}
+            }
+        )
 
 
 def _check_sms(actor: User | None, channel: str, node: OrgNode) -> None:
-    if channel == Channel.SMS and actor is not None and not access_for(actor).can(Capability.SEND_SMS, node):
+    if (
+        channel == Channel.SMS
+        and actor is not None
+        and not access_for(actor).can(Capability.SEND_SMS, node)
+    ):
         raise ValidationError({"channel": _("Your role may not send SMS from here.")})
 
 
 @transaction.atomic
 def campaign_create_local(
-    *, actor: User, unit: OrgNode, channel: str, name: str, template: Template,
-    local_version: LocalVersion | None = None, segment: Segment | None = None, send_at: dt.datetime | None = None,
+    *,
+    actor: User,
+    unit: OrgNode,
+    channel: str,
+    name: str,
+    template: Template,
+    local_version: LocalVersion | None = None,
+    segment: Segment | None = None,
+    send_at: dt.datetime | None = None,
 ) -> Campaign:
     _require(actor, Capability.CREATE_LOCAL_CAMPAIGNS, unit)
     if unit.kind != OrgNode.Kind.UNIT:
@@ -122,9 +164,16 @@ def campaign_create_local(
     if segment is not None and not unit.path.startswith(segment.unit_path):
         raise ValidationError({"segment": _("This segment is not available to this unit.")})
     campaign = Campaign.objects.create(
-        kind=Campaign.Kind.LOCAL, channel=channel, name=name.strip() or template.name, owner=unit,
-        owner_path=unit.path, template=template, local_version=local_version, segment=segment,
-        send_at=send_at, created_by=actor,
+        kind=Campaign.Kind.LOCAL,
+        channel=channel,
+        name=name.strip() or template.name,
+        owner=unit,
+        owner_path=unit.path,
+        template=template,
+        local_version=local_version,
+        segment=segment,
+        send_at=send_at,
+        created_by=actor,
     )
     audit(actor=actor, action="campaign.create", target=campaign, node_path=unit.path)
     return campaign
@@ -132,9 +181,17 @@ def campaign_create_local(
 
 @transaction.atomic
 def campaign_create_national(
-    *, actor: User, channel: str, name: str, template: Template, target_node: OrgNode | None = None,
-    target_tag: UnitTag | None = None, audience_rules: dict | None = None, allow_opt_out: bool = True,
-    relay_deadline: dt.datetime | None = None, send_at: dt.datetime | None = None,
+    *,
+    actor: User,
+    channel: str,
+    name: str,
+    template: Template,
+    target_node: OrgNode | None = None,
+    target_tag: UnitTag | None = None,
+    audience_rules: dict | None = None,
+    allow_opt_out: bool = True,
+    relay_deadline: dt.datetime | None = None,
+    send_at: dt.datetime | None = None,
 ) -> Campaign:
     root = root_of(target_node) if target_node else OrgNode.objects.get_root_nodes().first()
     _require(actor, Capability.CREATE_NATIONAL_CAMPAIGNS, root)
@@ -143,12 +200,23 @@ def campaign_create_national(
     if audience_rules:
         SegmentCompiler(actor).compile(audience_rules)  # raises with the rule's position
     if relay_deadline and send_at and relay_deadline > send_at:
-        raise ValidationError({"relay_deadline": _("Units must decide before the campaign is sent.")})
+        raise ValidationError(
+            {"relay_deadline": _("Units must decide before the campaign is sent.")}
+        )
     campaign = Campaign.objects.create(
-        kind=Campaign.Kind.NATIONAL, channel=channel, name=name.strip() or template.name, owner=root,
-        owner_path=root.path, template=template, target_node=target_node, target_tag=target_tag,
-        audience_rules=audience_rules or {}, allow_opt_out=allow_opt_out, relay_deadline=relay_deadline,
-        send_at=send_at, created_by=actor,
+        kind=Campaign.Kind.NATIONAL,
+        channel=channel,
+        name=name.strip() or template.name,
+        owner=root,
+        owner_path=root.path,
+        template=template,
+        target_node=target_node,
+        target_tag=target_tag,
+        audience_rules=audience_rules or {},
+        allow_opt_out=allow_opt_out,
+        relay_deadline=relay_deadline,
+        send_at=send_at,
+        created_by=actor,
     )
     audit(actor=actor, action="campaign.create", target=campaign, node_path=root.path)
     return campaign
@@ -159,13 +227,26 @@ def campaign_update(*, actor: User, campaign: Campaign, **fields) -> Campaign:
     """Change a draft (or a rejected campaign, which goes back to draft)."""
     _require(actor, edit_capability(campaign), campaign.owner)
     if not campaign.is_editable:
-        raise ValidationError(_("Only a draft can be changed; this campaign is %(status)s.")
-                              % {"status": campaign.get_status_display().lower()})
-    allowed = {"name", "send_at", "local_version", "segment", "audience_rules", "allow_opt_out", "relay_deadline",
-               "target_node", "target_tag"}
+        raise ValidationError(
+            _("Only a draft can be changed; this campaign is %(status)s.")
+            % {"status": campaign.get_status_display().lower()}
+        )
+    allowed = {
+        "name",
+        "send_at",
+        "local_version",
+        "segment",
+        "audience_rules",
+        "allow_opt_out",
+        "relay_deadline",
+        "target_node",
+        "target_tag",
+    }
     unknown = set(fields) - allowed
     if unknown:
-        raise ValidationError(_("These fields cannot be changed: %(fields)s") % {"fields": ", ".join(sorted(unknown))})
+        raise ValidationError(
+            _("These fields cannot be changed: %(fields)s") % {"fields": ", ".join(sorted(unknown))}
+        )
     for name, value in fields.items():
         setattr(campaign, name, value)
     if not campaign.is_national:
@@ -180,32 +261,64 @@ def campaign_update(*, actor: User, campaign: Campaign, **fields) -> Campaign:
 def campaign_submit(*, actor: User, campaign: Campaign) -> Campaign:
     """Ask for approval; a role that may send without approval is approved at once."""
     _require(actor, edit_capability(campaign), campaign.owner)
-    _check_template(campaign.template, campaign.channel, None if campaign.is_national else campaign.owner)
+    _check_template(
+        campaign.template, campaign.channel, None if campaign.is_national else campaign.owner
+    )
     if not campaign.is_national:
         _check_free(actor, campaign.template, campaign.local_version, campaign.owner)
         _check_local(campaign.local_version, campaign.template, campaign.owner)
         if campaign.segment_id is None:
-            raise ValidationError({"segment": _("Choose who receives it: one of the unit's segments.")})
+            raise ValidationError(
+                {"segment": _("Choose who receives it: one of the unit's segments.")}
+            )
     if access_for(actor).can(Capability.SEND_WITHOUT_APPROVAL, campaign.owner):
-        _transition(campaign, (S.DRAFT, S.REJECTED), S.APPROVED, submitted_by=actor, decided_by=actor,
-                    decided_at=timezone.now(), decision_comment="")
-        audit(actor=actor, action="campaign.approve", target=campaign, node_path=campaign.owner_path,
-              changes={"automatic": True})
+        _transition(
+            campaign,
+            (S.DRAFT, S.REJECTED),
+            S.APPROVED,
+            submitted_by=actor,
+            decided_by=actor,
+            decided_at=timezone.now(),
+            decision_comment="",
+        )
+        audit(
+            actor=actor,
+            action="campaign.approve",
+            target=campaign,
+            node_path=campaign.owner_path,
+            changes={"automatic": True},
+        )
     else:
-        _transition(campaign, (S.DRAFT, S.REJECTED), S.SUBMITTED, submitted_by=actor, decision_comment="")
+        _transition(
+            campaign, (S.DRAFT, S.REJECTED), S.SUBMITTED, submitted_by=actor, decision_comment=""
+        )
         audit(actor=actor, action="campaign.submit", target=campaign, node_path=campaign.owner_path)
     return campaign
 
 
 @transaction.atomic
-def campaign_approve(*, actor: User, campaign: Campaign, comment: str = "", over_budget: bool = False) -> Campaign:
+def campaign_approve(
+    *, actor: User, campaign: Campaign, comment: str = "", over_budget: bool = False
+) -> Campaign:
     _require(actor, Capability.APPROVE_CAMPAIGNS, campaign.owner)
     if over_budget:
         _require(actor, Capability.EXCEED_BUDGET, campaign.owner)
-    _transition(campaign, (S.SUBMITTED,), S.APPROVED, decided_by=actor, decided_at=timezone.now(),
-                decision_comment=comment.strip(), budget_override=over_budget)
-    audit(actor=actor, action="campaign.approve", target=campaign, node_path=campaign.owner_path,
-          changes={"comment": comment.strip(), "over_budget": over_budget})
+    _transition(
+        campaign,
+        (S.SUBMITTED,),
+        S.APPROVED,
+        decided_by=actor,
+        decided_at=timezone.now(),
+        decision_comment=comment.strip(),
+        budget_override=over_budget,
+    )
+    audit(
+        actor=actor,
+        action="campaign.approve",
+        target=campaign,
+        node_path=campaign.owner_path,
+        changes={"comment": comment.strip(), "over_budget": over_budget},
+    )
     return campaign
 
 
@@ -214,10 +327,21 @@ def campaign_reject(*, actor: User, campaign: Campaign, comment: str) -> Campaig
     _require(actor, Capability.APPROVE_CAMPAIGNS, campaign.owner)
     if not comment.strip():
         raise ValidationError({"comment": _("Say why, so the unit can fix it.")})
-    _transition(campaign, (S.SUBMITTED,), S.REJECTED, decided_by=actor, decided_at=timezone.now(),
-                decision_comment=comment.strip())
-    audit(actor=actor, action="campaign.reject", target=campaign, node_path=campaign.owner_path,
-          changes={"comment": comment.strip()})
+    _transition(
+        campaign,
+        (S.SUBMITTED,),
+        S.REJECTED,
+        decided_by=actor,
+        decided_at=timezone.now(),
+        decision_comment=comment.strip(),
+    )
+    audit(
+        actor=actor,
+        action="campaign.reject",
+        target=campaign,
+        node_path=campaign.owner_path,
+        changes={"comment": comment.strip()},
+    )
     return campaign
 
 
@@ -228,14 +352,29 @@ def campaign_schedule(*, actor: User, campaign: Campaign, send_at: dt.datetime) 
     if timezone.is_naive(send_at):
         raise ValidationError({"send_at": _("Give the time with its time zone.")})
     if campaign.relay_deadline and campaign.relay_deadline > send_at:
-        raise ValidationError({"send_at": _("The campaign must leave after the units' deadline (%(deadline)s).")
-                               % {"deadline": timezone.localtime(campaign.relay_deadline).strftime("%d/%m %H:%M")}})
-    _transition(campaign, (S.APPROVED, S.SCHEDULED), S.SCHEDULED, send_at=send_at, scheduled_at=timezone.now(),
-                needs_confirmation=False)
+        raise ValidationError(
+            {
+                "send_at": _("The campaign must leave after the units' deadline (%(deadline)s).")
+                % {"deadline": timezone.localtime(campaign.relay_deadline).strftime("%d/%m %H:%M")}
+            }
+        )
+    _transition(
+        campaign,
+        (S.APPROVED, S.SCHEDULED),
+        S.SCHEDULED,
+        send_at=send_at,
+        scheduled_at=timezone.now(),
+        needs_confirmation=False,
+    )
     if campaign.is_national:
         relays_announce(campaign)
-    audit(actor=actor, action="campaign.schedule", target=campaign, node_path=campaign.owner_path,
-          changes={"send_at": send_at.isoformat()})
+    audit(
+        actor=actor,
+        action="campaign.schedule",
+        target=campaign,
+        node_path=campaign.owner_path,
+        changes={"send_at": send_at.isoformat()},
+    )
     return campaign
 
 
@@ -243,7 +382,8 @@ def relays_announce(campaign: Campaign) -> int:
     """One pending relay per target unit (existing answers are kept)."""
     units = [t.unit for t in audience.targets(campaign)]
     Relay.objects.bulk_create(
-        [Relay(campaign=campaign, unit=u, unit_path=u.path) for u in units], ignore_conflicts=True)
+        [Relay(campaign=campaign, unit=u, unit_path=u.path) for u in units], ignore_conflicts=True
+    )
     return len(units)
 
 
@@ -256,16 +396,24 @@ def campaign_move(*, actor: User, campaign: Campaign, send_at: dt.datetime) -> C
 
 
 @transaction.atomic
-def relay_decide(*, actor: User, campaign: Campaign, unit: OrgNode, relay: bool,
-                 local_version: LocalVersion | None = None) -> Relay:
+def relay_decide(
+    *,
+    actor: User,
+    campaign: Campaign,
+    unit: OrgNode,
+    relay: bool,
+    local_version: LocalVersion | None = None,
+) -> Relay:
     """A unit relays a national campaign (optionally personalised) or opts out, before the deadline."""
     _require(actor, Capability.CREATE_LOCAL_CAMPAIGNS, unit)
     record = Relay.objects.select_for_update().filter(campaign=campaign, unit=unit).first()
     if record is None:
         raise ValidationError(_("This campaign does not go out from this unit."))
     if campaign.status not in (S.SCHEDULED, S.APPROVED):
-        raise ValidationError(_("It is too late: the campaign is %(status)s.")
-                              % {"status": campaign.get_status_display().lower()})
+        raise ValidationError(
+            _("It is too late: the campaign is %(status)s.")
+            % {"status": campaign.get_status_display().lower()}
+        )
     if campaign.relay_deadline and timezone.now() > campaign.relay_deadline:
         raise ValidationError(_("The deadline to answer has passed."))
     if not relay and not campaign.allow_opt_out:
@@ -276,30 +424,46 @@ def relay_decide(*, actor: User, campaign: Campaign, unit: OrgNode, relay: bool,
     record.local_version = local_version if relay else None
     record.decided_by, record.decided_at = actor, timezone.now()
     record.save()
-    audit(actor=actor, action="campaign.relay" if relay else "campaign.opt_out", target=campaign,
-          node_path=unit.path)
+    audit(
+        actor=actor,
+        action="campaign.relay" if relay else "campaign.opt_out",
+        target=campaign,
+        node_path=unit.path,
+    )
     return record
 
 
 @transaction.atomic
-def campaign_launch(*, actor: User | None, campaign: Campaign, now: dt.datetime | None = None) -> int:
+def campaign_launch(
+    *, actor: User | None, campaign: Campaign, now: dt.datetime | None = None
+) -> int:
     """Freeze the audience into the ledger and start sending. Returns the ledger size."""
     if actor is not None:
         _require(actor, edit_capability(campaign), campaign.owner)
     now = now or timezone.now()
-    _transition(campaign, (S.SCHEDULED, S.APPROVED), S.SENDING, launched_at=now, needs_confirmation=False)
+    _transition(
+        campaign, (S.SCHEDULED, S.APPROVED), S.SENDING, launched_at=now, needs_confirmation=False
+    )
     total = audience.freeze(campaign, now)
     Campaign.objects.filter(pk=campaign.pk).update(recipient_total=total)
     campaign.recipient_total = total
-    audit(actor=actor, action="campaign.launch", target=campaign, node_path=campaign.owner_path,
-          changes={"recipients": total})
+    audit(
+        actor=actor,
+        action="campaign.launch",
+        target=campaign,
+        node_path=campaign.owner_path,
+        changes={"recipients": total},
+    )
     return total
 
 
 def campaigns_due(now: dt.datetime) -> list[Campaign]:
     """Scheduled campaigns whose time has come (and that nobody has to confirm)."""
-    return list(Campaign.objects.filter(status=S.SCHEDULED, send_at__lte=now, needs_confirmation=False)
-                .select_related("owner"))
+    return list(
+        Campaign.objects.filter(
+            status=S.SCHEDULED, send_at__lte=now, needs_confirmation=False
+        ).select_related("owner")
+    )
 
 
 def campaign_wake(*, campaign: Campaign, now: dt.datetime) -> bool:
@@ -307,8 +471,13 @@ def campaign_wake(*, campaign: Campaign, now: dt.datetime) -> bool:
     policy = policy_for(campaign.owner)
     if now - campaign.send_at > dt.timedelta(minutes=policy.late_start_minutes):
         Campaign.objects.filter(pk=campaign.pk, status=S.SCHEDULED).update(needs_confirmation=True)
-        audit(actor=None, action="campaign.late", target=campaign, node_path=campaign.owner_path,
-              changes={"send_at": campaign.send_at.isoformat(), "woke_at": now.isoformat()})
+        audit(
+            actor=None,
+            action="campaign.late",
+            target=campaign,
+            node_path=campaign.owner_path,
+            changes={"send_at": campaign.send_at.isoformat(), "woke_at": now.isoformat()},
+        )
         return False
     campaign_launch(actor=None, campaign=campaign, now=now)
     return True
@@ -334,10 +503,15 @@ def campaign_resume(*, actor: User, campaign: Campaign) -> Campaign:
 def campaign_cancel(*, actor: User, campaign: Campaign) -> Campaign:
     """Stop for good: rows not yet sent are marked not sent, with the reason."""
     _require(actor, edit_capability(campaign), campaign.owner)
-    _transition(campaign, (S.DRAFT, S.SUBMITTED, S.APPROVED, S.REJECTED, S.SCHEDULED, S.PAUSED, S.SENDING),
-                S.CANCELLED, finished_at=timezone.now())
-    Recipient.objects.filter(campaign=campaign, status=Recipient.Status.PENDING, attempted_at__isnull=True).update(
-        status=Recipient.Status.SKIPPED, reason="cancelled", lease_owner="", lease_until=None)
+    _transition(
+        campaign,
+        (S.DRAFT, S.SUBMITTED, S.APPROVED, S.REJECTED, S.SCHEDULED, S.PAUSED, S.SENDING),
+        S.CANCELLED,
+        finished_at=timezone.now(),
+    )
+    Recipient.objects.filter(
+        campaign=campaign, status=Recipient.Status.PENDING, attempted_at__isnull=True
+    ).update(status=Recipient.Status.SKIPPED, reason="cancelled", lease_owner="", lease_until=None)
     audit(actor=actor, action="campaign.cancel", target=campaign, node_path=campaign.owner_path)
     return campaign
 
@@ -349,19 +523,28 @@ def complaints_check(campaign_id: int) -> bool:
     if not selectors.complaint_rate_reaches(complaints, sent, settings.COMPLAINT_PAUSE_RATE):
         return False
     paused = Campaign.objects.filter(pk=campaign_id, status=S.SENDING).update(
-        status=S.PAUSED, pause_reason="complaint_rate", updated_at=timezone.now())
+        status=S.PAUSED, pause_reason="complaint_rate", updated_at=timezone.now()
+    )
     if paused:
         campaign = Campaign.objects.get(pk=campaign_id)
-        audit(actor=None, action="campaign.pause", target=campaign, node_path=campaign.owner_path,
-              changes={"reason": "complaint_rate", "complaints": complaints, "sent": sent})
+        audit(
+            actor=None,
+            action="campaign.pause",
+            target=campaign,
+            node_path=campaign.owner_path,
+            changes={"reason": "complaint_rate", "complaints": complaints, "sent": sent},
+        )
     return bool(paused)
 
 
 def campaign_finish_if_done(campaign_id: int) -> bool:
     """``sending`` → ``finished`` only when no row is pending, in one statement."""
     pending = Recipient.objects.filter(campaign=OuterRef("pk"), status=Recipient.Status.PENDING)
-    return bool(Campaign.objects.filter(pk=campaign_id, status=S.SENDING).exclude(Exists(pending))
-                .update(status=S.FINISHED, finished_at=timezone.now()))
+    return bool(
+        Campaign.objects.filter(pk=campaign_id, status=S.SENDING)
+        .exclude(Exists(pending))
+        .update(status=S.FINISHED, finished_at=timezone.now())
+    )
 
 
 @transaction.atomic
@@ -373,28 +556,49 @@ def sending_policy_update(*, actor: User, node: OrgNode, **fields) -> SendingPol
     if not policy.sms_start < policy.sms_end:
         raise ValidationError({"sms_end": _("The SMS window must close after it opens.")})
     policy.save()
-    audit(actor=actor, action="sending_policy.update", target_type="sending_policy", target_id=str(policy.pk),
-          node_path=policy.node.path, changes={k: str(v) for k, v in fields.items()})
+    audit(
+        actor=actor,
+        action="sending_policy.update",
+        target_type="sending_policy",
+        target_id=str(policy.pk),
+        node_path=policy.node.path,
+        changes={k: str(v) for k, v in fields.items()},
+    )
     return policy
 
 
 @transaction.atomic
-def pressure_rules_replace(*, actor: User, node: OrgNode, rules: list[tuple[str, int, int]]) -> list[PressureRule]:
+def pressure_rules_replace(
+    *, actor: User, node: OrgNode, rules: list[tuple[str, int, int]]
+) -> list[PressureRule]:
     """Replace the network's caps with ``(channel, at most, in days)`` triples."""
     root = root_of(node)
     _require(actor, Capability.MANAGE_SENDING_RULES, root)
     for channel, most, days in rules:
         if channel not in Channel.values or most < 1 or days < 1:
-            raise ValidationError(_("A cap needs a channel, at least 1 message and at least 1 day."))
+            raise ValidationError(
+                _("A cap needs a channel, at least 1 message and at least 1 day.")
+            )
     PressureRule.objects.filter(node=root).delete()
-    created = [PressureRule.objects.create(node=root, channel=c, max_messages=m, window_days=d) for c, m, d in rules]
-    audit(actor=actor, action="pressure_rules.replace", target_type="network", target_id=str(root.public_id),
-          node_path=root.path, changes={"rules": [list(r) for r in rules]})
+    created = [
+        PressureRule.objects.create(node=root, channel=c, max_messages=m, window_days=d)
+        for c, m, d in rules
+    ]
+    audit(
+        actor=actor,
+        action="pressure_rules.replace",
+        target_type="network",
+        target_id=str(root.public_id),
+        node_path=root.path,
+        changes={"rules": [list(r) for r in rules]},
+    )
     return created
 
 
 @transaction.atomic
-def budget_set(*, actor: User, unit: OrgNode, starts_on: dt.date, ends_on: dt.date, amount: Decimal) -> Budget:
+def budget_set(
+    *, actor: User, unit: OrgNode, starts_on: dt.date, ends_on: dt.date, amount: Decimal
+) -> Budget:
     _require(actor, Capability.MANAGE_SENDING_RULES, unit)
     if ends_on < starts_on:
         raise ValidationError({"ends_on": _("The period must end after it starts.")})
@@ -403,10 +607,22 @@ def budget_set(*, actor: User, unit: OrgNode, starts_on: dt.date, ends_on: dt.da
     overlapping = Budget.objects.filter(unit=unit, starts_on__lte=ends_on, ends_on__gte=starts_on)
     budget = overlapping.first()
     if budget is not None and (budget.starts_on, budget.ends_on) != (starts_on, ends_on):
-        raise ValidationError(_("This period overlaps the budget from %(start)s to %(end)s.")
-                              % {"start": budget.starts_on, "end": budget.ends_on})
+        raise ValidationError(
+            _("This period overlaps the budget from %(start)s to %(end)s.")
+            % {"start": budget.starts_on, "end": budget.ends_on}
+        )
     budget, _created = Budget.objects.update_or_create(
-        unit=unit, starts_on=starts_on, ends_on=ends_on, defaults={"amount": amount, "unit_path": unit.path})
-    audit(actor=actor, action="budget.set", target_type="budget", target_id=str(budget.pk), node_path=unit.path,
-          changes={"amount": str(amount), "from": starts_on.isoformat(), "to": ends_on.isoformat()})
+        unit=unit,
+        starts_on=starts_on,
+        ends_on=ends_on,
+        defaults={"amount": amount, "unit_path": unit.path},
+    )
+    audit(
+        actor=actor,
+        action="budget.set",
+        target_type="budget",
+        target_id=str(budget.pk),
+        node_path=unit.path,
+        changes={"amount": str(amount), "from": starts_on.isoformat(), "to": ends_on.isoformat()},
+    )
     return budget

@@ -50,15 +50,22 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
     if status in Campaign.Status.values:
         campaigns = campaigns.filter(status=status)
     access = access_for(request.user)
-    return render(request, "campaigns/list.html", {
-        "campaigns": campaigns[:200], "status": status, "statuses": Campaign.Status.choices,
-        "can_national": access.can_anywhere(Capability.CREATE_NATIONAL_CAMPAIGNS),
-        "can_local": access.can_anywhere(Capability.CREATE_LOCAL_CAMPAIGNS),
-        "can_free": access.can_anywhere(Capability.CREATE_FREE_CAMPAIGNS),
-        "inbox_count": selectors.approval_inbox(request.user).count(),
-        "relays": selectors.relays_for_user(request.user).filter(
-            status="pending", campaign__status__in=("scheduled", "approved")).order_by("campaign__send_at")[:20],
-    })
+    return render(
+        request,
+        "campaigns/list.html",
+        {
+            "campaigns": campaigns[:200],
+            "status": status,
+            "statuses": Campaign.Status.choices,
+            "can_national": access.can_anywhere(Capability.CREATE_NATIONAL_CAMPAIGNS),
+            "can_local": access.can_anywhere(Capability.CREATE_LOCAL_CAMPAIGNS),
+            "can_free": access.can_anywhere(Capability.CREATE_FREE_CAMPAIGNS),
+            "inbox_count": selectors.approval_inbox(request.user).count(),
+            "relays": selectors.relays_for_user(request.user)
+            .filter(status="pending", campaign__status__in=("scheduled", "approved"))
+            .order_by("campaign__send_at")[:20],
+        },
+    )
 
 
 @login_required
@@ -71,7 +78,11 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     form_class = NationalCampaignForm if national else LocalCampaignForm
     # "Use it in a campaign" from a saved local version arrives with its unit, template and version.
-    initial = {key: request.GET[key] for key in ("unit", "channel", "template", "local_version") if key in request.GET}
+    initial = {
+        key: request.GET[key]
+        for key in ("unit", "channel", "template", "local_version")
+        if key in request.GET
+    }
     form = form_class(request.user, request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -102,7 +113,9 @@ def campaign_free(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             form_errors(form, exc)
         else:
-            return redirect(f"{reverse('template_personalise', args=[frame.public_id])}?unit={unit.public_id}")
+            return redirect(
+                f"{reverse('template_personalise', args=[frame.public_id])}?unit={unit.public_id}"
+            )
     return render(request, "campaigns/free.html", {"form": form})
 
 
@@ -116,21 +129,38 @@ def campaign_detail(request: HttpRequest, public_id) -> HttpResponse:
     relay_locals = []
     if campaign.is_national:
         relays = selectors.relays_for_user(user).filter(campaign=campaign).order_by("unit__name")
-        mine = [r for r in relays if access_for(user).can(Capability.CREATE_LOCAL_CAMPAIGNS, r.unit)]
+        mine = [
+            r for r in relays if access_for(user).can(Capability.CREATE_LOCAL_CAMPAIGNS, r.unit)
+        ]
         relay = mine[0] if len(mine) == 1 else None
         if relay is not None:
-            relay_locals = list(LocalVersion.objects.filter(unit=relay.unit, template=campaign.template))
+            relay_locals = list(
+                LocalVersion.objects.filter(unit=relay.unit, template=campaign.template)
+            )
     else:
         relays = []
-    return render(request, "campaigns/detail.html", {
-        "campaign": campaign, "launched": launched, "relays": relays, "relay": relay, "relay_locals": relay_locals,
-        "can_edit": services.can_edit(user, campaign), "can_approve": services.can_approve(user, campaign),
-        "can_exceed": access_for(user).can(Capability.EXCEED_BUDGET, campaign.owner),
-        "progress": selectors.progress(campaign) if launched else None,
-        "skip_reasons": [(audience.HANDOFF_REASONS.get(k, k), n) for k, n in selectors.skip_reasons(campaign)]
-        if launched else [],
-        "schedule_form": ScheduleForm(initial={"send_at": campaign.send_at}), "decision_form": DecisionForm(),
-    })
+    return render(
+        request,
+        "campaigns/detail.html",
+        {
+            "campaign": campaign,
+            "launched": launched,
+            "relays": relays,
+            "relay": relay,
+            "relay_locals": relay_locals,
+            "can_edit": services.can_edit(user, campaign),
+            "can_approve": services.can_approve(user, campaign),
+            "can_exceed": access_for(user).can(Capability.EXCEED_BUDGET, campaign.owner),
+            "progress": selectors.progress(campaign) if launched else None,
+            "skip_reasons": [
+                (audience.HANDOFF_REASONS.get(k, k), n) for k, n in selectors.skip_reasons(campaign)
+            ]
+            if launched
+            else [],
+            "schedule_form": ScheduleForm(initial={"send_at": campaign.send_at}),
+            "decision_form": DecisionForm(),
+        },
+    )
 
 
 @login_required
@@ -188,8 +218,13 @@ def campaign_decide(request, public_id, decision: str):
     form.is_valid()
     comment = form.cleaned_data.get("comment", "")
     if decision == "approve":
-        return campaign_action(request, public_id, services.campaign_approve, comment=comment,
-                    over_budget=form.cleaned_data.get("over_budget", False))
+        return campaign_action(
+            request,
+            public_id,
+            services.campaign_approve,
+            comment=comment,
+            over_budget=form.cleaned_data.get("over_budget", False),
+        )
     return campaign_action(request, public_id, services.campaign_reject, comment=comment)
 
 
@@ -205,7 +240,9 @@ def campaign_schedule(request, public_id):
             for error in errors:
                 messages.error(request, error)
         return redirect("campaign_detail", public_id=campaign.public_id)
-    return campaign_action(request, public_id, services.campaign_schedule, send_at=form.cleaned_data["send_at"])
+    return campaign_action(
+        request, public_id, services.campaign_schedule, send_at=form.cleaned_data["send_at"]
+    )
 
 
 @login_required
@@ -218,18 +255,27 @@ def campaign_cancel(request, public_id):
 @require_POST
 def campaign_relay(request, public_id):
     campaign = _get(request, public_id)
-    relays = [r for r in selectors.relays_for_user(request.user).filter(campaign=campaign)
-              if access_for(request.user).can(Capability.CREATE_LOCAL_CAMPAIGNS, r.unit)]
+    relays = [
+        r
+        for r in selectors.relays_for_user(request.user).filter(campaign=campaign)
+        if access_for(request.user).can(Capability.CREATE_LOCAL_CAMPAIGNS, r.unit)
+    ]
     if not relays:
         raise PermissionDenied
     relay = relays[0]
     local = None
     if request.POST.get("local_version"):
-        local = LocalVersion.objects.filter(unit=relay.unit, template=campaign.template,
-                                            public_id=request.POST["local_version"]).first()
+        local = LocalVersion.objects.filter(
+            unit=relay.unit, template=campaign.template, public_id=request.POST["local_version"]
+        ).first()
     try:
-        services.relay_decide(actor=request.user, campaign=campaign, unit=relay.unit,
-                              relay=request.POST.get("decision") != "opt_out", local_version=local)
+        services.relay_decide(
+            actor=request.user,
+            campaign=campaign,
+            unit=relay.unit,
+            relay=request.POST.get("decision") != "opt_out",
+            local_version=local,
+        )
         messages.success(request, _("Your answer is saved."))
     except ValidationError as exc:
         for message in exc.messages:
@@ -245,8 +291,14 @@ def campaign_progress(request, public_id):
     eta = None
     if campaign.launched_at and progress["done"] and progress["pending"]:
         elapsed = (timezone.now() - campaign.launched_at).total_seconds()
-        eta = timezone.now() + dt.timedelta(seconds=elapsed / progress["done"] * progress["pending"])
-    return render(request, "campaigns/_progress.html", {"campaign": campaign, "progress": progress, "eta": eta})
+        eta = timezone.now() + dt.timedelta(
+            seconds=elapsed / progress["done"] * progress["pending"]
+        )
+    return render(
+        request,
+        "campaigns/_progress.html",
+        {"campaign": campaign, "progress": progress, "eta": eta},
+    )
 
 
 @login_required
@@ -254,7 +306,9 @@ def campaign_progress(request, public_id):
 def approvals(request):
     if not access_for(request.user).can_anywhere(Capability.APPROVE_CAMPAIGNS):
         raise PermissionDenied
-    return render(request, "campaigns/approvals.html", {"campaigns": selectors.approval_inbox(request.user)})
+    return render(
+        request, "campaigns/approvals.html", {"campaigns": selectors.approval_inbox(request.user)}
+    )
 
 
 @login_required
@@ -271,15 +325,22 @@ def calendar_events(request):
     events = []
     for campaign in selectors.calendar_campaigns(request.user, start, end):
         when = campaign.send_at or campaign.created_at
-        events.append({
-            "id": str(campaign.public_id), "title": f"{campaign.name} ({campaign.owner.name})",
-            "start": when.isoformat(), "allDay": False,
-            "editable": campaign.is_editable and services.can_edit(request.user, campaign),
-            "classNames": [f"campaign-{campaign.kind}", f"campaign-{campaign.status}"],
-            "extendedProps": {"kind": campaign.kind, "status": campaign.get_status_display(),
-                              "channel": campaign.channel,
-                              "url": f"/campaigns/{campaign.public_id}/"},
-        })
+        events.append(
+            {
+                "id": str(campaign.public_id),
+                "title": f"{campaign.name} ({campaign.owner.name})",
+                "start": when.isoformat(),
+                "allDay": False,
+                "editable": campaign.is_editable and services.can_edit(request.user, campaign),
+                "classNames": [f"campaign-{campaign.kind}", f"campaign-{campaign.status}"],
+                "extendedProps": {
+                    "kind": campaign.kind,
+                    "status": campaign.get_status_display(),
+                    "channel": campaign.channel,
+                    "url": f"/campaigns/{campaign.public_id}/",
+                },
+            }
+        )
     return JsonResponse(events, safe=False)
 
 
@@ -295,7 +356,9 @@ def campaign_move(request, public_id):
         return JsonResponse({"error": _("Give a date and time.")}, status=400)
     if timezone.is_naive(when):
         when = timezone.make_aware(when)
-    before = audience.preview(campaign, campaign.send_at or timezone.now()) if campaign.send_at else None
+    before = (
+        audience.preview(campaign, campaign.send_at or timezone.now()) if campaign.send_at else None
+    )
     after = audience.preview(campaign, when)
     moved = False
     if request.POST.get("confirm") == "1":
@@ -304,12 +367,15 @@ def campaign_move(request, public_id):
             moved = True
         except ValidationError as exc:
             return JsonResponse({"error": " ".join(exc.messages)}, status=400)
-    return JsonResponse({
-        "moved": moved, "recipients": after.recipients,
-        "pressure": after.exclusions.get("pressure", 0),
-        "pressure_before": before.exclusions.get("pressure", 0) if before else None,
-        "sources": [{"campaign": name, "contacts": n} for name, n in after.pressure_sources],
-    })
+    return JsonResponse(
+        {
+            "moved": moved,
+            "recipients": after.recipients,
+            "pressure": after.exclusions.get("pressure", 0),
+            "pressure_before": before.exclusions.get("pressure", 0) if before else None,
+            "sources": [{"campaign": name, "contacts": n} for name, n in after.pressure_sources],
+        }
+    )
 
 
 @login_required
@@ -343,23 +409,44 @@ def sending_rules(request: HttpRequest) -> HttpResponse:
                 if part == "policy":
                     services.sending_policy_update(actor=user, node=root, **form.cleaned_data)
                 elif part == "pressure":
-                    services.pressure_rules_replace(actor=user, node=root, rules=form.cleaned_data["rules"])
+                    services.pressure_rules_replace(
+                        actor=user, node=root, rules=form.cleaned_data["rules"]
+                    )
                 else:
                     services.budget_set(actor=user, **form.cleaned_data)
             except ValidationError as exc:
                 form_errors(form, exc)
             else:
-                messages.success(request, _("Sending rules saved. They apply to the next preview and hand-off."))
+                messages.success(
+                    request, _("Sending rules saved. They apply to the next preview and hand-off.")
+                )
                 return redirect("sending_rules")
         if part == "policy":
             policy.refresh_from_db()  # the form edited the instance in place
     budgets = []
     for budget in selectors.budgets_for_user(user)[:100]:
         used = audience.spent(budget.unit, budget.starts_on, budget.ends_on, policy)
-        budgets.append({"budget": budget, "spent": used, "left": budget.amount - used,
-                        "percent": min(100, round(100 * used / budget.amount)) if budget.amount else 100})
-    return render(request, "campaigns/rules.html", {
-        "policy": policy, "rules": rules, "can_manage": can_manage, "policy_form": policy_form,
-        "pressure_form": pressure_form, "budget_form": budget_form, "budgets": budgets,
-        "days": [label for value, label in WEEKDAYS if value in policy.sms_days], "today": timezone.localdate(),
-    }, status=400 if request.method == "POST" else 200)
+        budgets.append(
+            {
+                "budget": budget,
+                "spent": used,
+                "left": budget.amount - used,
+                "percent": min(100, round(100 * used / budget.amount)) if budget.amount else 100,
+            }
+        )
+    return render(
+        request,
+        "campaigns/rules.html",
+        {
+            "policy": policy,
+            "rules": rules,
+            "can_manage": can_manage,
+            "policy_form": policy_form,
+            "pressure_form": pressure_form,
+            "budget_form": budget_form,
+            "budgets": budgets,
+            "days": [label for value, label in WEEKDAYS if value in policy.sms_days],
+            "today": timezone.localdate(),
+        },
+        status=400 if request.method == "POST" else 200,
+    )

@@ -41,11 +41,20 @@ class ContactOut(Schema):
     @staticmethod
     def from_contact(contact: Contact) -> ContactOut:
         return ContactOut(
-            id=contact.public_id, unit=contact.unit.public_id, email=contact.email, phone=contact.phone,
-            first_name=contact.first_name, last_name=contact.last_name, birthday=contact.birthday,
-            language=contact.language, is_customer=contact.is_customer, attributes=contact.attributes,
-            tags=sorted(t.name for t in contact.tags.all()), email_consent=contact.email_consent,
-            sms_consent=contact.sms_consent, created_at=contact.created_at,
+            id=contact.public_id,
+            unit=contact.unit.public_id,
+            email=contact.email,
+            phone=contact.phone,
+            first_name=contact.first_name,
+            last_name=contact.last_name,
+            birthday=contact.birthday,
+            language=contact.language,
+            is_customer=contact.is_customer,
+            attributes=contact.attributes,
+            tags=sorted(t.name for t in contact.tags.all()),
+            email_consent=contact.email_consent,
+            sms_consent=contact.sms_consent,
+            created_at=contact.created_at,
         )
 
 
@@ -119,11 +128,19 @@ class ImportOut(Schema):
     @staticmethod
     def from_import(imp: ContactImport) -> ImportOut:
         return ImportOut(
-            id=imp.public_id, unit=imp.unit.public_id, file_name=imp.file_name, status=imp.status,
-            columns=imp.columns, mapping=imp.mapping, total_rows=imp.total_rows,
-            processed_rows=imp.processed_rows, created_count=imp.created_count,
-            updated_count=imp.updated_count, unchanged_count=imp.unchanged_count,
-            rejected_count=imp.rejected_count, error=imp.error,
+            id=imp.public_id,
+            unit=imp.unit.public_id,
+            file_name=imp.file_name,
+            status=imp.status,
+            columns=imp.columns,
+            mapping=imp.mapping,
+            total_rows=imp.total_rows,
+            processed_rows=imp.processed_rows,
+            created_count=imp.created_count,
+            updated_count=imp.updated_count,
+            unchanged_count=imp.unchanged_count,
+            rejected_count=imp.rejected_count,
+            error=imp.error,
         )
 
 
@@ -143,12 +160,19 @@ class CountOut(Schema):
 
 
 @router.get("/contacts", response=ContactPage)
-def list_contacts(request: HttpRequest, q: str = "", unit: uuid.UUID | None = None, tag: str = "",
-                  consent: str = "", limit: int = 50, offset: int = 0):
+def list_contacts(
+    request: HttpRequest,
+    q: str = "",
+    unit: uuid.UUID | None = None,
+    tag: str = "",
+    consent: str = "",
+    limit: int = 50,
+    offset: int = 0,
+):
     node = network_selectors.get_node_for_user(request.user, unit) if unit else None
     contacts = selectors.contact_search(request.user, query=q, unit=node, tag=tag, consent=consent)
     limit = max(1, min(limit, 500))
-    page = contacts.prefetch_related("tags")[offset:offset + limit]
+    page = contacts.prefetch_related("tags")[offset : offset + limit]
     return {"count": contacts.count(), "results": [ContactOut.from_contact(c) for c in page]}
 
 
@@ -191,7 +215,9 @@ def list_consent(request: HttpRequest, contact_id: uuid.UUID):
 def record_consent(request: HttpRequest, contact_id: uuid.UUID, payload: ConsentIn):
     contact = selectors.get_contact_for_user(request.user, contact_id, Capability.EDIT_CONTACTS)
     event = services.consent_record(
-        actor=request.user, contact=contact, source_ref=f"api-user:{request.user.public_id}",
+        actor=request.user,
+        contact=contact,
+        source_ref=f"api-user:{request.user.public_id}",
         **payload.dict(),
     )
     return Status(201, event)
@@ -204,24 +230,36 @@ def list_imports(request: HttpRequest):
 
 @router.post("/imports", response={201: ImportOut})
 def create_import(
-    request: HttpRequest, file: File[UploadedFile], unit: Form[uuid.UUID], mapping: Form[str] = "",
-    consent_channels: Form[str] = "", consent_wording: Form[str] = "", tags: Form[str] = "",
+    request: HttpRequest,
+    file: File[UploadedFile],
+    unit: Form[uuid.UUID],
+    mapping: Form[str] = "",
+    consent_channels: Form[str] = "",
+    consent_wording: Form[str] = "",
+    tags: Form[str] = "",
 ):
     """Upload a CSV. With ``mapping`` (JSON: column → field) the import starts at once;
     without it, the import waits and proposes a mapping in ``mapping``."""
     node = network_selectors.get_unit_for_user(request.user, unit, Capability.IMPORT_CONTACTS)
-    imp = import_prepare(actor=request.user, unit=node, file_name=file.name or "upload.csv", content=file.read())
+    imp = import_prepare(
+        actor=request.user, unit=node, file_name=file.name or "upload.csv", content=file.read()
+    )
     if mapping:
         try:
             chosen = json.loads(mapping)
         except ValueError:
-            raise ValidationError({"mapping": "mapping must be a JSON object: column → field."}) from None
+            raise ValidationError(
+                {"mapping": "mapping must be a JSON object: column → field."}
+            ) from None
         if not isinstance(chosen, dict):
             raise ValidationError({"mapping": "mapping must be a JSON object: column → field."})
         imp = import_start(
-            actor=request.user, contact_import=imp, mapping=chosen,
+            actor=request.user,
+            contact_import=imp,
+            mapping=chosen,
             consent_channels=[c for c in consent_channels.split(",") if c],
-            consent_wording=consent_wording, tags=tags.split(","),
+            consent_wording=consent_wording,
+            tags=tags.split(","),
         )
     return Status(201, ImportOut.from_import(imp))
 
@@ -232,10 +270,14 @@ def get_import(request: HttpRequest, import_id: uuid.UUID):
 
 
 @router.get("/imports/{import_id}/rejections", response=list[RejectionOut])
-def get_import_rejections(request: HttpRequest, import_id: uuid.UUID, limit: int = 1000, offset: int = 0):
+def get_import_rejections(
+    request: HttpRequest, import_id: uuid.UUID, limit: int = 1000, offset: int = 0
+):
     imp = selectors.get_import_for_user(request.user, import_id)
-    rows = imp.rejections.all()[offset:offset + max(1, min(limit, 10_000))]
-    return [RejectionOut(row=r.row_number, field=r.field, value=r.value, reason=r.reason) for r in rows]
+    rows = imp.rejections.all()[offset : offset + max(1, min(limit, 10_000))]
+    return [
+        RejectionOut(row=r.row_number, field=r.field, value=r.value, reason=r.reason) for r in rows
+    ]
 
 
 @router.post("/segments/count", response=CountOut)

@@ -10,32 +10,50 @@ class ContactForm(StyledForm):
     phone = forms.CharField(label=_("Mobile phone"), required=False, max_length=30)
     first_name = forms.CharField(label=_("First name"), required=False, max_length=100)
     last_name = forms.CharField(label=_("Last name"), required=False, max_length=100)
-    birthday = forms.DateField(label=_("Birthday"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    language = forms.ChoiceField(label=_("Language"), required=False, choices=[("", "—"), ("fr", "Français"), ("en", "English")])
+    birthday = forms.DateField(
+        label=_("Birthday"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    language = forms.ChoiceField(
+        label=_("Language"),
+        required=False,
+        choices=[("", "—"), ("fr", "Français"), ("en", "English")],
+    )
     is_customer = forms.BooleanField(label=_("Existing customer (has bought)"), required=False)
     tags = forms.CharField(label=_("Tags"), required=False, help_text=_("Comma-separated"))
 
 
 class NewContactForm(ContactForm):
-    email_consent = forms.BooleanField(label=_("Agrees to receive marketing emails"), required=False)
+    email_consent = forms.BooleanField(
+        label=_("Agrees to receive marketing emails"), required=False
+    )
     sms_consent = forms.BooleanField(label=_("Agrees to receive marketing SMS"), required=False)
-    consent_wording = forms.CharField(label=_("Consent wording version"), required=False, max_length=40, initial="in-store-v1")
+    consent_wording = forms.CharField(
+        label=_("Consent wording version"), required=False, max_length=40, initial="in-store-v1"
+    )
     unit = forms.ChoiceField(label=_("Unit"))
 
 
 class ConsentForm(StyledForm):
     channel = forms.ChoiceField(label=_("Channel"), choices=Channel.choices)
-    status = forms.ChoiceField(label=_("Status"), choices=[
-        (ConsentStatus.GRANTED, ConsentStatus.GRANTED.label),
-        (ConsentStatus.SOFT_OPT_IN, ConsentStatus.SOFT_OPT_IN.label),
-        (ConsentStatus.WITHDRAWN, ConsentStatus.WITHDRAWN.label),
-    ])
-    source = forms.ChoiceField(label=_("How it was collected"), choices=[
-        (ConsentEvent.Source.IN_STORE, ConsentEvent.Source.IN_STORE.label),
-        (ConsentEvent.Source.FORM, ConsentEvent.Source.FORM.label),
-        (ConsentEvent.Source.STAFF, ConsentEvent.Source.STAFF.label),
-    ])
-    wording_version = forms.CharField(label=_("Consent wording version"), required=False, max_length=40)
+    status = forms.ChoiceField(
+        label=_("Status"),
+        choices=[
+            (ConsentStatus.GRANTED, ConsentStatus.GRANTED.label),
+            (ConsentStatus.SOFT_OPT_IN, ConsentStatus.SOFT_OPT_IN.label),
+            (ConsentStatus.WITHDRAWN, ConsentStatus.WITHDRAWN.label),
+        ],
+    )
+    source = forms.ChoiceField(
+        label=_("How it was collected"),
+        choices=[
+            (ConsentEvent.Source.IN_STORE, ConsentEvent.Source.IN_STORE.label),
+            (ConsentEvent.Source.FORM, ConsentEvent.Source.FORM.label),
+            (ConsentEvent.Source.STAFF, ConsentEvent.Source.STAFF.label),
+        ],
+    )
+    wording_version = forms.CharField(
+        label=_("Consent wording version"), required=False, max_length=40
+    )
 
 
 class ImportUploadForm(StyledForm):

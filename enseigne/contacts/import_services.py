@@ -40,16 +40,25 @@ def import_prepare(*, actor: User, unit: OrgNode, file_name: str, content: bytes
         raise ValidationError({"unit": _("Import into a unit.")})
     if len(content) > settings.IMPORT_MAX_BYTES:
         raise ValidationError(
-            {"file": _("The file is larger than %(size)s MB.") % {"size": settings.IMPORT_MAX_BYTES // 1_000_000}}
+            {
+                "file": _("The file is larger than %(size)s MB.")
+                % {"size": settings.IMPORT_MAX_BYTES // 1_000_000}
+            }
         )
     if b"\x00" in content[:4096]:
         raise ValidationError(
-            {"file": _("This is not a CSV text file (it looks binary, e.g. an Excel .xlsx: save it as CSV).")}
+            {
+                "file": _(
+                    "This is not a CSV text file (it looks binary, e.g. an Excel .xlsx: save it as CSV)."
+                )
+            }
         )
     data = _as_utf8(content)
     header = data.split(b"\n", 1)[0].decode("utf-8").strip("\r")
     if not header.strip():
-        raise ValidationError({"file": _("The file is empty or its first line (the column names) is blank.")})
+        raise ValidationError(
+            {"file": _("The file is empty or its first line (the column names) is blank.")}
+        )
     separator = sniff_separator(header)
     columns = [c.strip().strip('"') for c in header.split(separator)]
     if len(set(columns)) != len(columns):
@@ -59,19 +68,34 @@ def import_prepare(*, actor: User, unit: OrgNode, file_name: str, content: bytes
     path = folder / f"{uuid.uuid4()}.csv"
     path.write_bytes(data)
     contact_import = ContactImport.objects.create(
-        unit=unit, unit_path=unit.path, created_by=actor, file_name=file_name[:255],
-        file_path=str(path), file_sha256=hashlib.sha256(content).hexdigest(),
-        columns=columns, mapping=guess_mapping(columns),
+        unit=unit,
+        unit_path=unit.path,
+        created_by=actor,
+        file_name=file_name[:255],
+        file_path=str(path),
+        file_sha256=hashlib.sha256(content).hexdigest(),
+        columns=columns,
+        mapping=guess_mapping(columns),
     )
-    audit(actor=actor, action="import.upload", target=contact_import, node_path=unit.path,
-          changes={"file": file_name[:255]})
+    audit(
+        actor=actor,
+        action="import.upload",
+        target=contact_import,
+        node_path=unit.path,
+        changes={"file": file_name[:255]},
+    )
     return contact_import
 
 
 @transaction.atomic
 def import_start(
-    *, actor: User, contact_import: ContactImport, mapping: dict[str, str],
-    consent_channels: list[str], consent_wording: str = "", tags: list[str] | None = None,
+    *,
+    actor: User,
+    contact_import: ContactImport,
+    mapping: dict[str, str],
+    consent_channels: list[str],
+    consent_wording: str = "",
+    tags: list[str] | None = None,
 ) -> ContactImport:
     if not access_for(actor).can(Capability.IMPORT_CONTACTS, contact_import.unit):
         raise PermissionDenied
@@ -83,37 +107,58 @@ def import_start(
         if not target:
             continue
         if column not in contact_import.columns:
-            raise ValidationError({"mapping": _("The file has no column “%(column)s”.") % {"column": column}})
+            raise ValidationError(
+                {"mapping": _("The file has no column “%(column)s”.") % {"column": column}}
+            )
         if target not in targets:
             raise ValidationError(
-                {"mapping": _("Unknown field “%(field)s” for column “%(column)s”.") % {"field": target, "column": column}}
+                {
+                    "mapping": _("Unknown field “%(field)s” for column “%(column)s”.")
+                    % {"field": target, "column": column}
+                }
             )
         if target in clean.values():
-            raise ValidationError({"mapping": _("Two columns are mapped to “%(field)s”.") % {"field": target}})
+            raise ValidationError(
+                {"mapping": _("Two columns are mapped to “%(field)s”.") % {"field": target}}
+            )
         clean[column] = target
     if not {"email", "phone"} & set(clean.values()):
         raise ValidationError({"mapping": _("Map at least one column to email or phone.")})
     unknown = set(consent_channels) - set(Channel.values)
     if unknown:
         raise ValidationError(
-            {"consent_channels": _("Unknown channels: %(channels)s.") % {"channels": ", ".join(sorted(unknown))}}
+            {
+                "consent_channels": _("Unknown channels: %(channels)s.")
+                % {"channels": ", ".join(sorted(unknown))}
+            }
         )
     if consent_channels and not consent_wording.strip():
         raise ValidationError(
-            {"consent_wording": _("Say which consent wording these contacts agreed to (e.g. “in-store form v2”).")}
+            {
+                "consent_wording": _(
+                    "Say which consent wording these contacts agreed to (e.g. “in-store form v2”)."
+                )
+            }
         )
     updated = ContactImport.objects.filter(
         pk=contact_import.pk, status=ContactImport.Status.MAPPING
     ).update(
-        mapping=clean, consent_channels=sorted(consent_channels), consent_wording=consent_wording.strip()[:40],
+        mapping=clean,
+        consent_channels=sorted(consent_channels),
+        consent_wording=consent_wording.strip()[:40],
         tag_names=sorted({t.strip().lower() for t in (tags or []) if t.strip()}),
         language=translation.get_language() or "",
         status=ContactImport.Status.QUEUED,
     )
     if not updated:
         raise ValidationError(_("This import has already started."))
-    audit(actor=actor, action="import.start", target=contact_import, node_path=contact_import.unit_path,
-          changes={"mapping": clean, "consent_channels": sorted(consent_channels)})
+    audit(
+        actor=actor,
+        action="import.start",
+        target=contact_import,
+        node_path=contact_import.unit_path,
+        changes={"mapping": clean, "consent_channels": sorted(consent_channels)},
+    )
     import_id = contact_import.pk
     transaction.on_commit(lambda: run_contact_import(import_id))
     contact_import.refresh_from_db()

@@ -88,8 +88,12 @@ def split_repeats(rows: list[Row]) -> tuple[list[Row], list[Row]]:
 
 def new_rejection(contact_import: ContactImport, number: int, column: str, value: str, reason: str):
     return ImportRejection(
-        contact_import=contact_import, unit_path=contact_import.unit_path, row_number=number,
-        field=column[:60], value=value[:200], reason=reason[:300],
+        contact_import=contact_import,
+        unit_path=contact_import.unit_path,
+        row_number=number,
+        field=column[:60],
+        value=value[:200],
+        reason=reason[:300],
     )
 
 
@@ -123,7 +127,9 @@ class NewContact:
 def blanks_filled_by(row: Row, current, attributes: dict) -> dict:
     """What ``row`` adds to a contact without overwriting anything: empty fields, the
     customer flag, attributes it does not have yet. ``current(name)`` reads a field."""
-    fills = {name: row.values[name] for name in FILL_FIELDS if row.values.get(name) and not current(name)}
+    fills = {
+        name: row.values[name] for name in FILL_FIELDS if row.values.get(name) and not current(name)
+    }
     if row.values.get("is_customer") and not current("is_customer"):
         fills["is_customer"] = True
     missing = {k: v for k, v in row.attributes.items() if k not in attributes}
@@ -133,13 +139,36 @@ def blanks_filled_by(row: Row, current, attributes: dict) -> dict:
 
 
 CONTACT_COLUMNS = (
-    "public_id", "unit", "unit_path", "source_import", "email", "phone", "first_name", "last_name",
-    "birthday", "language", "is_customer", "attributes", "email_consent", "sms_consent",
-    "created_at", "updated_at",
+    "public_id",
+    "unit",
+    "unit_path",
+    "source_import",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "birthday",
+    "language",
+    "is_customer",
+    "attributes",
+    "email_consent",
+    "sms_consent",
+    "created_at",
+    "updated_at",
 )
 CONSENT_COLUMNS = (
-    "contact", "unit_path", "channel", "purpose", "status", "occurred_at", "source", "source_ref",
-    "wording_version", "user_agent", "recorded_by", "recorded_at",
+    "contact",
+    "unit_path",
+    "channel",
+    "purpose",
+    "status",
+    "occurred_at",
+    "source",
+    "source_ref",
+    "wording_version",
+    "user_agent",
+    "recorded_by",
+    "recorded_at",
 )
 
 
@@ -161,10 +190,17 @@ class BatchWriter:
         kept = self._drop_erased([*fresh, *repeats], result)
         if len(kept) < len(fresh) + len(repeats):
             ids = {id(r) for r in kept}
-            fresh, repeats = [r for r in fresh if id(r) in ids], [r for r in repeats if id(r) in ids]
+            fresh, repeats = (
+                [r for r in fresh if id(r) in ids],
+                [r for r in repeats if id(r) in ids],
+            )
         tag_ids = self._tag_ids([*fresh, *repeats])  # both paths need the batch's tags to exist
         if fresh and connection.vendor == "postgresql":
-            copy_text = chunk.fresh_copy if fresh is chunk.fresh and chunk.fresh_copy else self.fresh_copy(fresh)
+            copy_text = (
+                chunk.fresh_copy
+                if fresh is chunk.fresh and chunk.fresh_copy
+                else self.fresh_copy(fresh)
+            )
             matching = [*self._insert_fresh(fresh, copy_text, result), *repeats]
         else:
             matching = [*fresh, *repeats]
@@ -185,7 +221,9 @@ class BatchWriter:
         the channels declared for the whole file), given the address it would go to."""
         return bool(address) and row.consent.get(channel, channel in self.declared_consent)
 
-    def _write_matching(self, rows: list[Row], tag_ids: dict[str, int], result: BatchResult) -> None:
+    def _write_matching(
+        self, rows: list[Row], tag_ids: dict[str, int], result: BatchResult
+    ) -> None:
         """Look the rows' addresses up in the unit, then create, complete and count."""
         if not rows:
             return
@@ -205,11 +243,18 @@ class BatchWriter:
             match_email = by_email.get(email) if email else None
             match_phone = by_phone.get(phone) if phone else None
             if match_email and match_phone and match_email is not match_phone:
-                result.rejections.append(new_rejection(
-                    self.imp, row.number, "phone", "",
-                    _("the email belongs to one contact and the phone number to another; "
-                      "fix the file or merge them first"),
-                ))
+                result.rejections.append(
+                    new_rejection(
+                        self.imp,
+                        row.number,
+                        "phone",
+                        "",
+                        _(
+                            "the email belongs to one contact and the phone number to another; "
+                            "fix the file or merge them first"
+                        ),
+                    )
+                )
                 continue
             target = match_email or match_phone
             if target is None:
@@ -237,7 +282,9 @@ class BatchWriter:
             now = timezone.now()  # bulk_update runs no auto_now
             for contact in touched.values():
                 contact.updated_at = now
-            Contact.objects.bulk_update(list(touched.values()), [*changed_fields, "updated_at"], batch_size=1000)
+            Contact.objects.bulk_update(
+                list(touched.values()), [*changed_fields, "updated_at"], batch_size=1000
+            )
         tag_changes = self._write_tags(pairs, tag_ids)
         consent_changes = self._write_consent(consent)
         # Every valid row is counted once: created, updated (the first row that changed an
@@ -247,7 +294,9 @@ class BatchWriter:
             if row.created:
                 counted.add(target.pk)
                 continue
-            changed = target.pk in touched or target.pk in tag_changes or target.pk in consent_changes
+            changed = (
+                target.pk in touched or target.pk in tag_changes or target.pk in consent_changes
+            )
             if row.matched is not None and changed and target.pk not in counted:
                 result.updated += 1
             else:
@@ -264,7 +313,9 @@ class BatchWriter:
         history, so its consent is what the file grants and its values are the row's.
         """
         quote = connection.ops.quote_name
-        contacts, consent, tagging, tag = (quote(m._meta.db_table) for m in (Contact, ConsentEvent, ContactTagging, Tag))
+        contacts, consent, tagging, tag = (
+            quote(m._meta.db_table) for m in (Contact, ConsentEvent, ContactTagging, Tag)
+        )
         stage = quote(f"_stage_fresh_{next(_stage_names)}")
         with connection.cursor() as cursor:
             sequence = self._contact_sequence.replace("'", "''")
@@ -277,7 +328,9 @@ class BatchWriter:
                 f"last_name, birthday, language, is_customer, attributes, email_consent, sms_consent, "
                 f"NULL::text[] AS tags FROM {contacts} WITH NO DATA"
             )
-            cursor.execute(f"ALTER TABLE {stage} ALTER COLUMN id SET DEFAULT nextval('{sequence}'::regclass)")
+            cursor.execute(
+                f"ALTER TABLE {stage} ALTER COLUMN id SET DEFAULT nextval('{sequence}'::regclass)"
+            )
             with cursor.cursor.copy(
                 f"COPY {stage} (seq, email, phone, first_name, last_name, birthday, language, is_customer, "
                 f"attributes, email_consent, sms_consent, tags) FROM STDIN"
@@ -312,10 +365,17 @@ class BatchWriter:
                 SELECT seq FROM {stage} WHERE id NOT IN (SELECT id FROM new)
                 """,  # noqa: S608
                 {
-                    "unit": self.unit.pk, "path": self.unit.path, "import": self.imp.pk, "now": now,
-                    "granted": ConsentStatus.GRANTED, "source": ConsentEvent.Source.IMPORT, "ref": self.source_ref,
-                    "wording": self.imp.consent_wording, "user": self.imp.created_by_id,
-                    "email": Channel.EMAIL, "sms": Channel.SMS,
+                    "unit": self.unit.pk,
+                    "path": self.unit.path,
+                    "import": self.imp.pk,
+                    "now": now,
+                    "granted": ConsentStatus.GRANTED,
+                    "source": ConsentEvent.Source.IMPORT,
+                    "ref": self.source_ref,
+                    "wording": self.imp.consent_wording,
+                    "user": self.imp.created_by_id,
+                    "email": Channel.EMAIL,
+                    "sms": Channel.SMS,
                 },
             )
             skipped = [rows[seq] for (seq,) in cursor.fetchall()]
@@ -334,14 +394,28 @@ class BatchWriter:
         for seq, row in enumerate(rows):
             values = row.values
             email, phone = values.get("email"), values.get("phone")
-            lines.append(copy_text_row((
-                seq, email, phone, values.get("first_name", ""), values.get("last_name", ""), values.get("birthday"),
-                values.get("language", ""), values.get("is_customer", False),
-                json.dumps(row.attributes) if row.attributes else "{}",
-                ConsentStatus.GRANTED if self.grants(row, Channel.EMAIL, email) else ConsentStatus.NONE,
-                ConsentStatus.GRANTED if self.grants(row, Channel.SMS, phone) else ConsentStatus.NONE,
-                sorted({*self.import_tags, *row.tags}) or None,
-            )))
+            lines.append(
+                copy_text_row(
+                    (
+                        seq,
+                        email,
+                        phone,
+                        values.get("first_name", ""),
+                        values.get("last_name", ""),
+                        values.get("birthday"),
+                        values.get("language", ""),
+                        values.get("is_customer", False),
+                        json.dumps(row.attributes) if row.attributes else "{}",
+                        ConsentStatus.GRANTED
+                        if self.grants(row, Channel.EMAIL, email)
+                        else ConsentStatus.NONE,
+                        ConsentStatus.GRANTED
+                        if self.grants(row, Channel.SMS, phone)
+                        else ConsentStatus.NONE,
+                        sorted({*self.import_tags, *row.tags}) or None,
+                    )
+                )
+            )
         return "".join(lines)
 
     def _existing(self, rows: list[Row]) -> list[Contact]:
@@ -350,8 +424,9 @@ class BatchWriter:
         if not emails and not phones:
             return []
         # What matching reads and completes; the rest of the row stays in the database.
-        columns = Contact.objects.only(*FILL_FIELDS, "is_customer", "attributes", "email_consent", "sms_consent",
-                                       "updated_at")
+        columns = Contact.objects.only(
+            *FILL_FIELDS, "is_customer", "attributes", "email_consent", "sms_consent", "updated_at"
+        )
         if connection.vendor == "postgresql":
             # One probe of the unit's unique index per address. Asked as "unit and email
             # among these", the planner, whose statistics lag far behind a table an import
@@ -371,7 +446,9 @@ class BatchWriter:
         # Within SQLite's limit on bound variables.
         found: dict[int, Contact] = {}
         for start in range(0, max(len(emails), len(phones)), 10_000):
-            condition = Q(email__in=emails[start:start + 10_000]) | Q(phone__in=phones[start:start + 10_000])
+            condition = Q(email__in=emails[start : start + 10_000]) | Q(
+                phone__in=phones[start : start + 10_000]
+            )
             for contact in columns.filter(condition, unit=self.unit):
                 found[contact.pk] = contact
         return list(found.values())
@@ -383,20 +460,36 @@ class BatchWriter:
         unit_id, path, import_id = self.unit.pk, self.unit.path, self.imp.pk
         rows = (
             (
-                uuid.uuid4(), unit_id, path, import_id, c.values.get("email"), c.values.get("phone"),
-                c.values.get("first_name", ""), c.values.get("last_name", ""), c.values.get("birthday"),
-                c.values.get("language", ""), c.values.get("is_customer", False), c.attributes,
-                c.email_consent, c.sms_consent, now, now,
+                uuid.uuid4(),
+                unit_id,
+                path,
+                import_id,
+                c.values.get("email"),
+                c.values.get("phone"),
+                c.values.get("first_name", ""),
+                c.values.get("last_name", ""),
+                c.values.get("birthday"),
+                c.values.get("language", ""),
+                c.values.get("is_customer", False),
+                c.attributes,
+                c.email_consent,
+                c.sms_consent,
+                now,
+                now,
             )
             for c in new
         )
         by_email = {c.email: c for c in new if c.email}
         by_phone = {c.phone: c for c in new if c.phone}
-        for pk, email, phone in bulk_insert(Contact, CONTACT_COLUMNS, rows, returning=("id", "email", "phone")):
+        for pk, email, phone in bulk_insert(
+            Contact, CONTACT_COLUMNS, rows, returning=("id", "email", "phone")
+        ):
             (by_email[email] if email else by_phone[phone]).pk = pk
 
     def _drop_erased(self, rows: list[Row], result: BatchResult) -> list[Row]:
-        if not Suppression.objects.filter(unit_path=self.unit.path, reason=Suppression.Reason.ERASURE).exists():
+        if not Suppression.objects.filter(
+            unit_path=self.unit.path, reason=Suppression.Reason.ERASURE
+        ).exists():
             return rows
         hashes = {}
         for row in rows:
@@ -408,17 +501,25 @@ class BatchWriter:
             return rows
         erased = set(
             Suppression.objects.filter(
-                unit_path=self.unit.path, reason=Suppression.Reason.ERASURE,
+                unit_path=self.unit.path,
+                reason=Suppression.Reason.ERASURE,
                 value_hash__any=list(hashes),
             ).values_list("value_hash", flat=True)
         )
         refused = {id(hashes[h]) for h in erased}
         for row in rows:
             if id(row) in refused:
-                result.rejections.append(new_rejection(
-                    self.imp, row.number, "", "",
-                    _("this person asked to be erased from this unit (GDPR); they cannot be imported again"),
-                ))
+                result.rejections.append(
+                    new_rejection(
+                        self.imp,
+                        row.number,
+                        "",
+                        "",
+                        _(
+                            "this person asked to be erased from this unit (GDPR); they cannot be imported again"
+                        ),
+                    )
+                )
         return [r for r in rows if id(r) not in refused]
 
     @staticmethod
@@ -428,7 +529,9 @@ class BatchWriter:
             setattr(contact, name, value)
         return list(fills)
 
-    def _write_tags(self, pairs: list[tuple[Contact | NewContact, Row]], tag_ids: dict[str, int]) -> set[int]:
+    def _write_tags(
+        self, pairs: list[tuple[Contact | NewContact, Row]], tag_ids: dict[str, int]
+    ) -> set[int]:
         if not tag_ids:
             return set()
         wanted: set[tuple[int, int]] = set()
@@ -446,17 +549,24 @@ class BatchWriter:
         missing = wanted - existing
         path = self.unit.path
         bulk_insert(
-            ContactTagging, ("contact", "tag", "unit_path"),
-            ((c, t, path) for c, t in missing), ignore_conflicts=True,
+            ContactTagging,
+            ("contact", "tag", "unit_path"),
+            ((c, t, path) for c, t in missing),
+            ignore_conflicts=True,
         )
         return {c for c, _ in missing}
 
-    def _plan_consent(self, pairs: list[tuple[Contact | NewContact, Row]]) -> list[tuple[Contact | NewContact, str]]:
+    def _plan_consent(
+        self, pairs: list[tuple[Contact | NewContact, Row]]
+    ) -> list[tuple[Contact | NewContact, str]]:
         """Consent the file grants: only where the contact has no history for the channel."""
         planned = []
         for target, row in pairs:
             for channel, address in ((Channel.EMAIL, target.email), (Channel.SMS, target.phone)):
-                if not self.grants(row, channel, address) or target.consent_for(channel) != ConsentStatus.NONE:
+                if (
+                    not self.grants(row, channel, address)
+                    or target.consent_for(channel) != ConsentStatus.NONE
+                ):
                     continue
                 planned.append((target, channel))
                 setattr(target, f"{channel}_consent", ConsentStatus.GRANTED)
@@ -465,14 +575,33 @@ class BatchWriter:
     def _write_consent(self, planned: list[tuple[Contact | NewContact, str]]) -> set[int]:
         """Record the planned grants; new contacts were created with their status already."""
         now = timezone.now()
-        path, ref, wording, user_id = self.unit.path, self.source_ref, self.imp.consent_wording, self.imp.created_by_id
-        bulk_insert(ConsentEvent, CONSENT_COLUMNS, (
+        path, ref, wording, user_id = (
+            self.unit.path,
+            self.source_ref,
+            self.imp.consent_wording,
+            self.imp.created_by_id,
+        )
+        bulk_insert(
+            ConsentEvent,
+            CONSENT_COLUMNS,
             (
-                target.pk, path, channel, "marketing", ConsentStatus.GRANTED, now, ConsentEvent.Source.IMPORT,
-                ref, wording, "", user_id, now,
-            )
-            for target, channel in planned
-        ))
+                (
+                    target.pk,
+                    path,
+                    channel,
+                    "marketing",
+                    ConsentStatus.GRANTED,
+                    now,
+                    ConsentEvent.Source.IMPORT,
+                    ref,
+                    wording,
+                    "",
+                    user_id,
+                    now,
+                )
+                for target, channel in planned
+            ),
+        )
         updates: dict[str, list[int]] = {"email": [], "sms": []}
         for target, channel in planned:
             if isinstance(target, Contact):
@@ -480,6 +609,6 @@ class BatchWriter:
         for channel, ids in updates.items():
             for start in range(0, len(ids), 5000):
                 Contact.objects.filter(
-                    pk__in=ids[start:start + 5000], **{f"{channel}_consent": ConsentStatus.NONE}
+                    pk__in=ids[start : start + 5000], **{f"{channel}_consent": ConsentStatus.NONE}
                 ).update(**{f"{channel}_consent": ConsentStatus.GRANTED})
         return {target.pk for target, _ in planned}

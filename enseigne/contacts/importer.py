@@ -40,13 +40,24 @@ from enseigne.contacts.validation import (
 from enseigne.lib.rowsecurity import ALL, db_scope
 
 BASE_TARGETS = (
-    "email", "phone", "first_name", "last_name", "birthday", "language", "is_customer",
-    "tags", "consent_email", "consent_sms",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "birthday",
+    "language",
+    "is_customer",
+    "tags",
+    "consent_email",
+    "consent_sms",
 )
 
 
 def import_targets() -> list[str]:
-    return [*BASE_TARGETS, *(f"attributes.{k}" for k in CustomAttribute.objects.values_list("key", flat=True))]
+    return [
+        *BASE_TARGETS,
+        *(f"attributes.{k}" for k in CustomAttribute.objects.values_list("key", flat=True)),
+    ]
 
 
 _GUESSES = {
@@ -125,7 +136,13 @@ class RowValidator:
                 elif target == "is_customer":
                     row.values["is_customer"] = clean_boolean(value)
                 elif target == "tags":
-                    row.tags = [t for t in (p.strip().lower()[:50] for p in value.replace(";", ",").split(",")) if t]
+                    row.tags = [
+                        t
+                        for t in (
+                            p.strip().lower()[:50] for p in value.replace(";", ",").split(",")
+                        )
+                        if t
+                    ]
                 elif target in {"consent_email", "consent_sms"}:
                     row.consent[target.removeprefix("consent_")] = clean_boolean(value)
                 elif target.startswith("attributes."):
@@ -161,7 +178,9 @@ _UNFINISHED = (ContactImport.Status.QUEUED, ContactImport.Status.RUNNING)
 def run_import(import_id: int) -> ContactImport:
     """Run (or resume) one import; safe to call twice."""
     with db_scope(ALL):
-        claimed = ContactImport.objects.filter(pk=import_id, status__in=_UNFINISHED).update(status=ContactImport.Status.RUNNING, started_at=timezone.now())
+        claimed = ContactImport.objects.filter(pk=import_id, status__in=_UNFINISHED).update(
+            status=ContactImport.Status.RUNNING, started_at=timezone.now()
+        )
         contact_import = ContactImport.objects.select_related("unit__profile").get(pk=import_id)
     if not claimed:
         return contact_import
@@ -190,7 +209,8 @@ def import_give_up(import_id: int) -> None:
 
 def _failed(import_id: int, error: str) -> None:
     ContactImport.objects.filter(pk=import_id).update(
-        status=ContactImport.Status.FAILED, error=error, finished_at=timezone.now())
+        status=ContactImport.Status.FAILED, error=error, finished_at=timezone.now()
+    )
 
 
 def _run_claimed(contact_import: ContactImport) -> ContactImport:
@@ -211,7 +231,9 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
     columns = list(validator.mapping)
 
     language = translation.get_language()
-    copy_fresh = connection.vendor == "postgresql"  # read here: the helper thread opens no connection
+    copy_fresh = (
+        connection.vendor == "postgresql"
+    )  # read here: the helper thread opens no connection
 
     def validate_chunk(offset: int) -> Chunk:
         translation.activate(language)  # the helper thread's own language (thread-local)
@@ -222,7 +244,9 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
             number = offset + index + 2  # line 1 is the header
             row, errors = validator.validate(number, raw)
             if row is None:
-                rejections.extend(new_rejection(contact_import, number, c, v, r) for c, v, r in errors)
+                rejections.extend(
+                    new_rejection(contact_import, number, c, v, r) for c, v, r in errors
+                )
             else:
                 valid.append(row)
         fresh, repeats = split_repeats(valid)
@@ -232,7 +256,10 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
     # Validation is pure Python and touches no database: the next chunk is validated in a
     # helper thread while this one waits for PostgreSQL to write the current chunk.
     offsets = range(contact_import.processed_rows, frame.height, batch_rows)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-validate") as pool, _quick_handover():
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-validate") as pool,
+        _quick_handover(),
+    ):
         upcoming = pool.submit(validate_chunk, offsets[0]) if offsets else None
         for position, offset in enumerate(offsets):
             chunk = upcoming.result()
@@ -252,7 +279,8 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
                 )
     with db_scope(scope):
         ContactImport.objects.filter(pk=import_id).update(
-            status=ContactImport.Status.DONE, finished_at=timezone.now(),
+            status=ContactImport.Status.DONE,
+            finished_at=timezone.now(),
             processed_rows=frame.height,
         )
         contact_import.refresh_from_db()

@@ -61,14 +61,20 @@ class CustomAttribute(models.Model):
 def hashed_identifier(kind: str) -> models.Func:
     """SQL for ``identifier_hash(kind, <column kind>)`` of a stored, already normalised address
     (``enseigne_sha256``: a SQL function on PostgreSQL, a Python one on SQLite); NULL stays NULL."""
-    return models.Func(models.F(kind), function="enseigne_sha256", template=f"%(function)s('{kind}:' || %(expressions)s)",
-                       output_field=models.CharField(max_length=64))
+    return models.Func(
+        models.F(kind),
+        function="enseigne_sha256",
+        template=f"%(function)s('{kind}:' || %(expressions)s)",
+        output_field=models.CharField(max_length=64),
+    )
 
 
 class Contact(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # No index of its own: every index below starts with the unit.
-    unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="contacts", db_index=False)
+    unit = models.ForeignKey(
+        OrgNode, on_delete=models.PROTECT, related_name="contacts", db_index=False
+    )
     # Read by the row-level security policy, never filtered on by queries: they scope by
     # unit id (leakproof, so usable by an index under RLS), hence no index to maintain.
     unit_path = models.CharField(max_length=255)
@@ -77,10 +83,18 @@ class Contact(models.Model):
     # identifier_hash() of each address, kept by the database: a campaign audience matches
     # a million contacts against the (hashed) suppression list by equality on these,
     # where hashing every address in the query cost about a second.
-    email_hash = models.GeneratedField(expression=hashed_identifier("email"), output_field=models.CharField(max_length=64),
-                                       db_persist=True, editable=False)
-    phone_hash = models.GeneratedField(expression=hashed_identifier("phone"), output_field=models.CharField(max_length=64),
-                                       db_persist=True, editable=False)
+    email_hash = models.GeneratedField(
+        expression=hashed_identifier("email"),
+        output_field=models.CharField(max_length=64),
+        db_persist=True,
+        editable=False,
+    )
+    phone_hash = models.GeneratedField(
+        expression=hashed_identifier("phone"),
+        output_field=models.CharField(max_length=64),
+        db_persist=True,
+        editable=False,
+    )
     first_name = models.CharField(_("first name"), max_length=100, blank=True)
     last_name = models.CharField(_("last name"), max_length=100, blank=True)
     birthday = models.DateField(_("birthday"), null=True, blank=True)
@@ -89,29 +103,44 @@ class Contact(models.Model):
     attributes = models.JSONField(default=dict, blank=True)
     # Current consent per channel, kept in step with the ledger by the consent service in
     # the same transaction: the ledger is the proof, these columns make segments fast.
-    email_consent = models.CharField(max_length=12, choices=ConsentStatus.choices, default=ConsentStatus.NONE)
-    sms_consent = models.CharField(max_length=12, choices=ConsentStatus.choices, default=ConsentStatus.NONE)
+    email_consent = models.CharField(
+        max_length=12, choices=ConsentStatus.choices, default=ConsentStatus.NONE
+    )
+    sms_consent = models.CharField(
+        max_length=12, choices=ConsentStatus.choices, default=ConsentStatus.NONE
+    )
     # Whether the person accepted that their own opens are recorded (the ledger's purpose
     # "open_tracking"); without it the open pixel counts for the campaign only.
-    open_tracking = models.BooleanField(_("opens recorded per person"), default=False, db_default=False)
+    open_tracking = models.BooleanField(
+        _("opens recorded per person"), default=False, db_default=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Which import created the contact: written once, never joined on. No database
     # constraint and no index (their per-row check and upkeep were 15 % of a million-row
     # import); Django still clears it when an import is deleted (docs/decisions.md).
     source_import = models.ForeignKey(
-        "ContactImport", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
-        db_constraint=False, db_index=False,
+        "ContactImport",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     tags = models.ManyToManyField(Tag, through="ContactTagging", related_name="contacts")
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["unit", "email"], condition=Q(email__isnull=False), name="contact_unit_email"
+                fields=["unit", "email"],
+                condition=Q(email__isnull=False),
+                name="contact_unit_email",
             ),
             models.UniqueConstraint(
-                fields=["unit", "phone"], condition=Q(phone__isnull=False), name="contact_unit_phone"
+                fields=["unit", "phone"],
+                condition=Q(phone__isnull=False),
+                name="contact_unit_phone",
             ),
             models.CheckConstraint(
                 condition=Q(email__isnull=False) | Q(phone__isnull=False), name="contact_reachable"
@@ -137,8 +166,11 @@ class Contact(models.Model):
 
     def addresses(self) -> list[tuple[str, str]]:
         """(channel, address) for each address the contact has."""
-        return [(channel, address) for channel, address in ((Channel.EMAIL, self.email), (Channel.SMS, self.phone))
-                if address]
+        return [
+            (channel, address)
+            for channel, address in ((Channel.EMAIL, self.email), (Channel.SMS, self.phone))
+            if address
+        ]
 
 
 class ContactTagging(models.Model):
@@ -167,7 +199,9 @@ class ConsentEvent(models.Model):
         SMS_STOP = "sms_stop", _("SMS STOP reply")
 
     # Indexed by consent_contact_channel, which starts with the contact.
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consent_events", db_index=False)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="consent_events", db_index=False
+    )
     unit_path = models.CharField(max_length=255)
     channel = models.CharField(max_length=8, choices=Channel.choices)
     purpose = models.CharField(max_length=40, default="marketing")
@@ -179,12 +213,18 @@ class ConsentEvent(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
-    recorded_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    recorded_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     recorded_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
-        indexes = [models.Index(fields=["contact", "channel", "-occurred_at"], name="consent_contact_channel")]
+        indexes = [
+            models.Index(
+                fields=["contact", "channel", "-occurred_at"], name="consent_contact_channel"
+            )
+        ]
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
@@ -201,7 +241,9 @@ class Suppression(models.Model):
         COMPLAINT = "complaint", _("Spam complaint")
         ERASURE = "erasure", _("Erased at the person's request (GDPR)")
 
-    unit = models.ForeignKey(OrgNode, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    unit = models.ForeignKey(
+        OrgNode, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     unit_path = models.CharField(max_length=255, blank=True)
     channel = models.CharField(max_length=8, choices=Channel.choices)
     value_hash = models.CharField(max_length=64)
@@ -268,7 +310,9 @@ class ContactImport(models.Model):
 class ImportRejection(models.Model):
     """One reason a row of an import file was not imported."""
 
-    contact_import = models.ForeignKey(ContactImport, on_delete=models.CASCADE, related_name="rejections")
+    contact_import = models.ForeignKey(
+        ContactImport, on_delete=models.CASCADE, related_name="rejections"
+    )
     unit_path = models.CharField(max_length=255)
     row_number = models.PositiveIntegerField()
     field = models.CharField(max_length=60)

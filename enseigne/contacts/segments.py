@@ -45,7 +45,13 @@ FIELD_OPS: dict[str, tuple[str, ...]] = {
 ATTRIBUTE_OPS = {
     CustomAttribute.Kind.TEXT: TEXT_OPS,
     CustomAttribute.Kind.CHOICE: ("equals", "not_equals", "is_empty", "is_not_empty"),
-    CustomAttribute.Kind.NUMBER: ("equals", "greater_than", "less_than", "is_empty", "is_not_empty"),
+    CustomAttribute.Kind.NUMBER: (
+        "equals",
+        "greater_than",
+        "less_than",
+        "is_empty",
+        "is_not_empty",
+    ),
     CustomAttribute.Kind.DATE: ("before", "after", "on", "is_empty", "is_not_empty"),
     CustomAttribute.Kind.BOOLEAN: ("is_true", "is_false"),
 }
@@ -56,10 +62,14 @@ def field_catalogue() -> list[dict]:
     """Fields and operators the builder offers, including HQ's custom attributes."""
     fields = [{"field": f, "ops": list(ops)} for f, ops in FIELD_OPS.items()]
     for attribute in CustomAttribute.objects.order_by("key"):
-        fields.append({
-            "field": f"attributes.{attribute.key}", "label": attribute.label,
-            "ops": list(ATTRIBUTE_OPS[attribute.kind]), "choices": attribute.choices,
-        })
+        fields.append(
+            {
+                "field": f"attributes.{attribute.key}",
+                "label": attribute.label,
+                "ops": list(ATTRIBUTE_OPS[attribute.kind]),
+                "choices": attribute.choices,
+            }
+        )
     return fields
 
 
@@ -110,7 +120,9 @@ class SegmentCompiler:
         if field in DATE_FIELDS:
             return _date(field, op, value, where)
         if field == "tag":
-            has = Exists(ContactTagging.objects.filter(contact=OuterRef("pk"), tag__name=str(value).lower()))
+            has = Exists(
+                ContactTagging.objects.filter(contact=OuterRef("pk"), tag__name=str(value).lower())
+            )
             return Q(has) if op == "has" else ~Q(has)
         if field in {"consent_email", "consent_sms"}:
             column = "email_consent" if field == "consent_email" else "sms_consent"
@@ -154,12 +166,18 @@ class SegmentCompiler:
                 raise ValidationError(f"{where}: {attribute.label} needs a number.") from None
             if value.is_integer():
                 value = int(value)
-            return {"equals": Q(**{lookup: value}), "greater_than": Q(**{f"{lookup}__gt": value}),
-                    "less_than": Q(**{f"{lookup}__lt": value})}[op]
+            return {
+                "equals": Q(**{lookup: value}),
+                "greater_than": Q(**{f"{lookup}__gt": value}),
+                "less_than": Q(**{f"{lookup}__lt": value}),
+            }[op]
         if attribute.kind == CustomAttribute.Kind.DATE:
             day = _parse_day(value, where).isoformat()
-            return {"before": Q(**{f"{lookup}__lt": day}), "after": Q(**{f"{lookup}__gt": day}),
-                    "on": Q(**{lookup: day})}[op]
+            return {
+                "before": Q(**{f"{lookup}__lt": day}),
+                "after": Q(**{f"{lookup}__gt": day}),
+                "on": Q(**{lookup: day}),
+            }[op]
         return _text(lookup, op, str(value))
 
 
@@ -209,8 +227,11 @@ def _date(field: str, op: str, value, where: str) -> Q:
         return Q(**{f"{field}__gte": since if field == "created_at" else since.date()})
     day = _parse_day(value, where)
     suffix = "__date" if field == "created_at" else ""
-    return {"before": Q(**{f"{field}{suffix}__lt": day}), "after": Q(**{f"{field}{suffix}__gt": day}),
-            "on": Q(**{f"{field}{suffix}": day})}[op]
+    return {
+        "before": Q(**{f"{field}{suffix}__lt": day}),
+        "after": Q(**{f"{field}{suffix}__gt": day}),
+        "on": Q(**{f"{field}{suffix}": day}),
+    }[op]
 
 
 def compile_rules(user: User, rules) -> Q:

@@ -63,7 +63,12 @@ def get_contact_for_user(user: User, public_id, capability: str | None = None) -
 
 
 def contact_search(
-    user: User, *, query: str = "", unit=None, tag: str = "", consent: str = "",
+    user: User,
+    *,
+    query: str = "",
+    unit=None,
+    tag: str = "",
+    consent: str = "",
 ) -> QuerySet[Contact]:
     """The contacts list: free-text search plus filters, newest first."""
     contacts = contacts_for_user(user)
@@ -72,8 +77,10 @@ def contact_search(
     text = query.strip()
     if text:
         lowered = text.lower()
-        condition = Q(email__startswith=lowered) | Q(last_name__istartswith=text) | Q(
-            first_name__istartswith=text
+        condition = (
+            Q(email__startswith=lowered)
+            | Q(last_name__istartswith=text)
+            | Q(first_name__istartswith=text)
         )
         digits = "".join(ch for ch in text if ch.isdigit())
         if len(digits) >= 4:
@@ -135,8 +142,12 @@ def contact_data_export(contact: Contact) -> dict:
             for e in contact.consent_events.order_by("occurred_at", "id")
         ],
         "suppressions": [
-            {"channel": s.channel, "reason": s.reason, "scope": "brand" if not s.unit_path else "unit",
-             "created_at": s.created_at.isoformat()}
+            {
+                "channel": s.channel,
+                "reason": s.reason,
+                "scope": "brand" if not s.unit_path else "unit",
+                "created_at": s.created_at.isoformat(),
+            }
             for s in contact_suppressions(contact)
         ],
         "created_at": contact.created_at.isoformat(),

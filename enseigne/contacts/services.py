@@ -34,7 +34,15 @@ from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User
 from enseigne.network.services import audit
 
-EDITABLE_FIELDS = ("email", "phone", "first_name", "last_name", "birthday", "language", "is_customer")
+EDITABLE_FIELDS = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "birthday",
+    "language",
+    "is_customer",
+)
 
 
 def _require(actor: User | None, capability: str, unit: OrgNode) -> None:
@@ -71,7 +79,9 @@ def clean_contact_data(data: dict, *, country: str) -> dict:
             cleaned[field] = value
             continue
         try:
-            cleaned[field] = cleaners[field](str(value)) if field in cleaners else str(value).strip()[:100]
+            cleaned[field] = (
+                cleaners[field](str(value)) if field in cleaners else str(value).strip()[:100]
+            )
         except FieldError as exc:
             errors[field] = str(exc)
     if "attributes" in data:
@@ -109,19 +119,31 @@ def _refuse_erased(unit: OrgNode, email: str | None, phone: str | None) -> None:
         hashes[identifier_hash("phone", phone)] = "phone"
     for value_hash in erased_hashes(unit, list(hashes)):
         raise ValidationError(
-            {hashes[value_hash]: "This person asked to be erased from this unit; they cannot be added again."}
+            {
+                hashes[
+                    value_hash
+                ]: "This person asked to be erased from this unit; they cannot be added again."
+            }
         )
 
 
 @transaction.atomic
 def contact_create(
-    *, actor: User | None, unit: OrgNode, data: dict, tags: list[str] | None = None,
-    consents: dict[str, str] | None = None, consent_source: str = ConsentEvent.Source.STAFF,
-    consent_wording: str = "", source_ref: str = "",
+    *,
+    actor: User | None,
+    unit: OrgNode,
+    data: dict,
+    tags: list[str] | None = None,
+    consents: dict[str, str] | None = None,
+    consent_source: str = ConsentEvent.Source.STAFF,
+    consent_wording: str = "",
+    source_ref: str = "",
 ) -> Contact:
     _require(actor, Capability.EDIT_CONTACTS, unit)
     if unit.kind != OrgNode.Kind.UNIT:
-        raise ValidationError({"unit": "Contacts belong to a unit, not to a region or the network."})
+        raise ValidationError(
+            {"unit": "Contacts belong to a unit, not to a region or the network."}
+        )
     cleaned = clean_contact_data(data, country=unit_country(unit))
     if not cleaned.get("email") and not cleaned.get("phone"):
         raise ValidationError({"email": "Give at least an email address or a phone number."})
@@ -137,14 +159,23 @@ def contact_create(
     if tags:
         contact_set_tags(contact=contact, tags=tags)
     for channel, status in (consents or {}).items():
-        consent_record(actor=actor, contact=contact, channel=channel, status=status,
-                       source=consent_source, wording_version=consent_wording, source_ref=source_ref)
+        consent_record(
+            actor=actor,
+            contact=contact,
+            channel=channel,
+            status=status,
+            source=consent_source,
+            wording_version=consent_wording,
+            source_ref=source_ref,
+        )
     audit(actor=actor, action="contact.create", target=contact, node_path=unit.path)
     return contact
 
 
 @transaction.atomic
-def contact_update(*, actor: User | None, contact: Contact, data: dict, tags: list[str] | None = None) -> Contact:
+def contact_update(
+    *, actor: User | None, contact: Contact, data: dict, tags: list[str] | None = None
+) -> Contact:
     _require(actor, Capability.EDIT_CONTACTS, contact.unit)
     cleaned = clean_contact_data(data, country=unit_country(contact.unit))
     email = cleaned.get("email", contact.email)
@@ -153,7 +184,11 @@ def contact_update(*, actor: User | None, contact: Contact, data: dict, tags: li
         raise ValidationError({"email": "Give at least an email address or a phone number."})
     changed = [f for f, v in cleaned.items() if getattr(contact, f) != v]
     if "email" in changed or "phone" in changed:
-        _refuse_erased(contact.unit, email if "email" in changed else None, phone if "phone" in changed else None)
+        _refuse_erased(
+            contact.unit,
+            email if "email" in changed else None,
+            phone if "phone" in changed else None,
+        )
     for field in changed:
         setattr(contact, field, cleaned[field])
     if changed:
@@ -169,8 +204,13 @@ def contact_update(*, actor: User | None, contact: Contact, data: dict, tags: li
         changed.append("tags")
     if changed:
         # Field names only: the audit log never holds personal data.
-        audit(actor=actor, action="contact.update", target=contact, node_path=contact.unit_path,
-              changes={"fields": changed})
+        audit(
+            actor=actor,
+            action="contact.update",
+            target=contact,
+            node_path=contact.unit_path,
+            changes={"fields": changed},
+        )
     return contact
 
 
@@ -195,9 +235,18 @@ def contact_set_tags(*, contact: Contact, tags: list[str]) -> None:
 
 @transaction.atomic
 def consent_record(
-    *, actor: User | None, contact: Contact, channel: str, status: str, source: str,
-    occurred_at: dt.datetime | None = None, wording_version: str = "", source_ref: str = "",
-    ip_address: str | None = None, user_agent: str = "", confirmed_at: dt.datetime | None = None,
+    *,
+    actor: User | None,
+    contact: Contact,
+    channel: str,
+    status: str,
+    source: str,
+    occurred_at: dt.datetime | None = None,
+    wording_version: str = "",
+    source_ref: str = "",
+    ip_address: str | None = None,
+    user_agent: str = "",
+    confirmed_at: dt.datetime | None = None,
 ) -> ConsentEvent:
     """Append a consent event and bring the contact's current status in step with it."""
     if channel not in Channel.values:
@@ -212,12 +261,22 @@ def consent_record(
         )
     address = contact.email if channel == Channel.EMAIL else contact.phone
     if not address:
-        raise ValidationError({"channel": f"This contact has no {Channel(channel).label.lower()} to consent for."})
+        raise ValidationError(
+            {"channel": f"This contact has no {Channel(channel).label.lower()} to consent for."}
+        )
     event = ConsentEvent.objects.create(
-        contact=contact, unit_path=contact.unit_path, channel=channel, status=status,
-        occurred_at=occurred_at or timezone.now(), source=source, source_ref=source_ref[:128],
-        wording_version=wording_version, ip_address=ip_address, user_agent=user_agent[:300],
-        confirmed_at=confirmed_at, recorded_by=actor,
+        contact=contact,
+        unit_path=contact.unit_path,
+        channel=channel,
+        status=status,
+        occurred_at=occurred_at or timezone.now(),
+        source=source,
+        source_ref=source_ref[:128],
+        wording_version=wording_version,
+        ip_address=ip_address,
+        user_agent=user_agent[:300],
+        confirmed_at=confirmed_at,
+        recorded_by=actor,
     )
     field = "email_consent" if channel == Channel.EMAIL else "sms_consent"
     Contact.objects.filter(pk=contact.pk).update(**{field: status})
@@ -226,27 +285,46 @@ def consent_record(
     value_hash = identifier_hash(kind, address)
     if status == ConsentStatus.WITHDRAWN:
         Suppression.objects.get_or_create(
-            unit_path=contact.unit_path, channel=channel, value_hash=value_hash,
+            unit_path=contact.unit_path,
+            channel=channel,
+            value_hash=value_hash,
             defaults={"unit": contact.unit, "reason": Suppression.Reason.UNSUBSCRIBE},
         )
     elif source != ConsentEvent.Source.IMPORT:
         # A fresh, explicit opt-in lifts this unit's earlier unsubscribe (never a bounce,
         # a complaint or an erasure, and never through a file import).
         Suppression.objects.filter(
-            unit_path=contact.unit_path, channel=channel, value_hash=value_hash,
+            unit_path=contact.unit_path,
+            channel=channel,
+            value_hash=value_hash,
             reason=Suppression.Reason.UNSUBSCRIBE,
         ).delete()
     return event
 
 
-def consent_withdraw_all(contacts, *, channel: str, source: str, source_ref: str = "", ip_address: str | None = None,
-                         user_agent: str = "") -> int:
+def consent_withdraw_all(
+    contacts,
+    *,
+    channel: str,
+    source: str,
+    source_ref: str = "",
+    ip_address: str | None = None,
+    user_agent: str = "",
+) -> int:
     """Withdraw ``channel`` for each of ``contacts`` not withdrawn yet; returns how many changed."""
     changed = 0
     for contact in contacts:
         if contact.consent_for(channel) != ConsentStatus.WITHDRAWN:
-            consent_record(actor=None, contact=contact, channel=channel, status=ConsentStatus.WITHDRAWN, source=source,
-                           source_ref=source_ref, ip_address=ip_address, user_agent=user_agent)
+            consent_record(
+                actor=None,
+                contact=contact,
+                channel=channel,
+                status=ConsentStatus.WITHDRAWN,
+                source=source,
+                source_ref=source_ref,
+                ip_address=ip_address,
+                user_agent=user_agent,
+            )
             changed += 1
     return changed
 
@@ -254,15 +332,30 @@ def consent_withdraw_all(contacts, *, channel: str, source: str, source_ref: str
 OPEN_TRACKING = "open_tracking"
 
 
-def open_tracking_record(*, contact: Contact, granted: bool, source: str, source_ref: str = "",
-                         ip_address: str | None = None, user_agent: str = "") -> ConsentEvent | None:
+def open_tracking_record(
+    *,
+    contact: Contact,
+    granted: bool,
+    source: str,
+    source_ref: str = "",
+    ip_address: str | None = None,
+    user_agent: str = "",
+) -> ConsentEvent | None:
     """Record the person's choice about per-person open tracking (a ledger event with its proof)."""
     if contact.open_tracking == granted or not contact.email:
         return None
     event = ConsentEvent.objects.create(
-        contact=contact, unit_path=contact.unit_path, channel=Channel.EMAIL, purpose=OPEN_TRACKING,
-        status=ConsentStatus.GRANTED if granted else ConsentStatus.WITHDRAWN, occurred_at=timezone.now(),
-        source=source, source_ref=source_ref[:128], ip_address=ip_address, user_agent=user_agent[:300])
+        contact=contact,
+        unit_path=contact.unit_path,
+        channel=Channel.EMAIL,
+        purpose=OPEN_TRACKING,
+        status=ConsentStatus.GRANTED if granted else ConsentStatus.WITHDRAWN,
+        occurred_at=timezone.now(),
+        source=source,
+        source_ref=source_ref[:128],
+        ip_address=ip_address,
+        user_agent=user_agent[:300],
+    )
     Contact.objects.filter(pk=contact.pk).update(open_tracking=granted)
     contact.open_tracking = granted
     return event
@@ -272,31 +365,51 @@ def suppress_brand_wide(*, channel: str, address: str, reason: str) -> None:
     """Never send to ``address`` on ``channel`` again, from any unit (a hard bounce, a
     complaint); only its hash is kept. Idempotent."""
     kind = "email" if channel == Channel.EMAIL else "phone"
-    Suppression.objects.get_or_create(unit_path="", channel=channel, value_hash=identifier_hash(kind, address),
-                                      defaults={"reason": reason})
+    Suppression.objects.get_or_create(
+        unit_path="",
+        channel=channel,
+        value_hash=identifier_hash(kind, address),
+        defaults={"reason": reason},
+    )
 
 
 @transaction.atomic
 def contact_erase(*, actor: User, contact: Contact) -> None:
     """GDPR erasure: the person's data goes; a hash stays so no import brings them back."""
     _require(actor, Capability.ERASE_CONTACTS, contact.unit)
-    for kind, channel, value in (("email", Channel.EMAIL, contact.email), ("phone", Channel.SMS, contact.phone)):
+    for kind, channel, value in (
+        ("email", Channel.EMAIL, contact.email),
+        ("phone", Channel.SMS, contact.phone),
+    ):
         if not value:
             continue
         Suppression.objects.update_or_create(
-            unit_path=contact.unit_path, channel=channel, value_hash=identifier_hash(kind, value),
+            unit_path=contact.unit_path,
+            channel=channel,
+            value_hash=identifier_hash(kind, value),
             defaults={"unit": contact.unit, "reason": Suppression.Reason.ERASURE},
         )
     public_id = contact.public_id
     unit_path = contact.unit_path
     contact.delete()
-    audit(actor=actor, action="contact.erase", target_type="contact", target_id=str(public_id),
-          node_path=unit_path)
+    audit(
+        actor=actor,
+        action="contact.erase",
+        target_type="contact",
+        target_id=str(public_id),
+        node_path=unit_path,
+    )
 
 
 @transaction.atomic
 def segment_save(
-    *, actor: User, owner: OrgNode, name: str, rules, description: str = "", segment=None,
+    *,
+    actor: User,
+    owner: OrgNode,
+    name: str,
+    rules,
+    description: str = "",
+    segment=None,
 ):
     """Create or update a saved segment after validating its rules."""
     _require(actor, Capability.MANAGE_SEGMENTS, owner)
@@ -305,12 +418,20 @@ def segment_save(
     compile_rules(actor, rules)
     if segment is None:
         segment = Segment.objects.create(
-            owner=owner, unit_path=owner.path, name=name.strip()[:150],
-            description=description[:300], rules=rules, created_by=actor,
+            owner=owner,
+            unit_path=owner.path,
+            name=name.strip()[:150],
+            description=description[:300],
+            rules=rules,
+            created_by=actor,
         )
         audit(actor=actor, action="segment.create", target=segment, node_path=owner.path)
     else:
-        segment.name, segment.description, segment.rules = name.strip()[:150], description[:300], rules
+        segment.name, segment.description, segment.rules = (
+            name.strip()[:150],
+            description[:300],
+            rules,
+        )
         segment.save(update_fields=["name", "description", "rules", "updated_at"])
         audit(actor=actor, action="segment.update", target=segment, node_path=owner.path)
     return segment
@@ -328,5 +449,10 @@ def export_recorded(*, actor: User, count: int, contact: Contact | None = None) 
     if contact is not None:
         audit(actor=actor, action="contact.export", target=contact, node_path=contact.unit_path)
     else:
-        audit(actor=actor, action="contacts.export", target_type="contacts", target_id="list",
-              changes={"count": count})
+        audit(
+            actor=actor,
+            action="contacts.export",
+            target_type="contacts",
+            target_id="list",
+            changes={"count": count},
+        )

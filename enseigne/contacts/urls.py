@@ -16,7 +16,9 @@ urlpatterns = [
     path("imports/", views.import_list, name="import_list"),
     path("imports/<uuid:public_id>/", views.import_detail, name="import_detail"),
     path("imports/<uuid:public_id>/progress/", views.import_progress, name="import_progress"),
-    path("imports/<uuid:public_id>/rejections.csv", views.import_rejections, name="import_rejections"),
+    path(
+        "imports/<uuid:public_id>/rejections.csv", views.import_rejections, name="import_rejections"
+    ),
     path("segments/", views.segment_list, name="segment_list"),
     path("segments/new/", views.segment_edit, name="segment_new"),
     path("segments/count/", views.segment_preview_count, name="segment_count"),

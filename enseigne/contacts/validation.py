@@ -79,7 +79,9 @@ def _plain_french_phone(raw: str) -> str | None:
     if match is None:
         return None
     national = match[1]
-    if not phonenumbers.is_valid_number(PhoneNumber(country_code=33, national_number=int(national))):
+    if not phonenumbers.is_valid_number(
+        PhoneNumber(country_code=33, national_number=int(national))
+    ):
         return None
     return f"+33{national}"
 
@@ -96,7 +98,8 @@ def clean_phone(value: str, country: str = "FR") -> str:
         raise FieldError(_("not a phone number")) from None
     if not phonenumbers.is_valid_number(number):
         raise FieldError(
-            _("not a valid phone number for %(country)s or in international form") % {"country": country}
+            _("not a valid phone number for %(country)s or in international form")
+            % {"country": country}
         )
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
@@ -172,5 +175,8 @@ LANGUAGES = {"fr", "en", "de", "es", "it", "nl", "pt"}
 def clean_language(value: str) -> str:
     lowered = value.strip().lower()[:2]
     if lowered not in LANGUAGES:
-        raise FieldError(_("not a supported language (%(languages)s)") % {"languages": ", ".join(sorted(LANGUAGES))})
+        raise FieldError(
+            _("not a supported language (%(languages)s)")
+            % {"languages": ", ".join(sorted(LANGUAGES))}
+        )
     return lowered

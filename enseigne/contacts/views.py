@@ -44,34 +44,49 @@ def hq_home(request: HttpRequest) -> HttpResponse:
     access = access_for(request.user)
     if not access.grants:
         raise PermissionDenied
-    nodes = list(network_selectors.nodes_for_user(request.user).select_related("profile").prefetch_related("tags"))
+    nodes = list(
+        network_selectors.nodes_for_user(request.user)
+        .select_related("profile")
+        .prefetch_related("tags")
+    )
     units = [n for n in nodes if n.kind == "unit"]
     counts = selectors.unit_contact_counts(request.user, units)
     for node in nodes:
         node.contact_count = counts.get(node.pk, 0)
         node.indent = len(node.path) // 4 - 1
-    return render(request, "network/hq_home.html", {
-        "nodes": nodes,
-        "network": network_selectors.network_root(),
-        "unit_count": len(units),
-        "contact_total": sum(counts.values()),
-        "can_manage": access.is_hq_admin,
-        "node_form": NodeCreateForm(parents=network_selectors.nodes_for_user(request.user).exclude(kind="unit"))
-        if access.is_hq_admin else None,
-    })
+    return render(
+        request,
+        "network/hq_home.html",
+        {
+            "nodes": nodes,
+            "network": network_selectors.network_root(),
+            "unit_count": len(units),
+            "contact_total": sum(counts.values()),
+            "can_manage": access.is_hq_admin,
+            "node_form": NodeCreateForm(
+                parents=network_selectors.nodes_for_user(request.user).exclude(kind="unit")
+            )
+            if access.is_hq_admin
+            else None,
+        },
+    )
 
 
 @login_required
 def unit_home(request: HttpRequest, public_id) -> HttpResponse:
     unit = network_selectors.get_unit_for_user(request.user, public_id)
     access = access_for(request.user)
-    return render(request, "network/unit_home.html", {
-        "unit": unit,
-        "stats": selectors.unit_contact_stats(request.user, unit),
-        "can_edit": access.can(Capability.MANAGE_NETWORK, unit),
-        "can_import": access.can(Capability.IMPORT_CONTACTS, unit),
-        "can_add": access.can(Capability.EDIT_CONTACTS, unit),
-    })
+    return render(
+        request,
+        "network/unit_home.html",
+        {
+            "unit": unit,
+            "stats": selectors.unit_contact_stats(request.user, unit),
+            "can_edit": access.can(Capability.MANAGE_NETWORK, unit),
+            "can_import": access.can(Capability.IMPORT_CONTACTS, unit),
+            "can_add": access.can(Capability.EDIT_CONTACTS, unit),
+        },
+    )
 
 
 def _filtered_contacts(request: HttpRequest):
@@ -80,8 +95,11 @@ def _filtered_contacts(request: HttpRequest):
     if unit_id:
         unit = network_selectors.get_node_for_user(request.user, unit_id)
     return selectors.contact_search(
-        request.user, query=request.GET.get("q", ""), unit=unit,
-        tag=request.GET.get("tag", "").strip().lower(), consent=request.GET.get("consent", ""),
+        request.user,
+        query=request.GET.get("q", ""),
+        unit=unit,
+        tag=request.GET.get("tag", "").strip().lower(),
+        consent=request.GET.get("consent", ""),
     )
 
 
@@ -110,18 +128,43 @@ def contact_export(request: HttpRequest) -> StreamingHttpResponse:
     export_paths = access_for(request.user).paths_with(Capability.EXPORT_CONTACTS)
     contacts = _filtered_contacts(request).filter(path_filter(export_paths))
     services.export_recorded(actor=request.user, count=contacts.count())
-    header = ["id", "unit", "email", "phone", "first_name", "last_name", "birthday", "language",
-              "email_consent", "sms_consent", "tags", "created_at"]
+    header = [
+        "id",
+        "unit",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "birthday",
+        "language",
+        "email_consent",
+        "sms_consent",
+        "tags",
+        "created_at",
+    ]
 
     def rows():
         # The response streams after the view returns: read under the same scope.
         with db_scope(access_for(request.user).paths):
             for c in contacts.prefetch_related("tags").iterator(chunk_size=2000):
-                yield [c.public_id, c.unit.code, c.email, c.phone, c.first_name, c.last_name,
-                       c.birthday, c.language, c.email_consent, c.sms_consent,
-                       " ".join(t.name for t in c.tags.all()), c.created_at.isoformat()]
+                yield [
+                    c.public_id,
+                    c.unit.code,
+                    c.email,
+                    c.phone,
+                    c.first_name,
+                    c.last_name,
+                    c.birthday,
+                    c.language,
+                    c.email_consent,
+                    c.sms_consent,
+                    " ".join(t.name for t in c.tags.all()),
+                    c.created_at.isoformat(),
+                ]
 
-    response = StreamingHttpResponse(csv_rows(header, rows()), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        csv_rows(header, rows()), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = 'attachment; filename="contacts.csv"'
     return response
 
@@ -135,13 +178,19 @@ def contact_new(request: HttpRequest) -> HttpResponse:
     form.fields["unit"].choices = choices
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        unit = network_selectors.get_unit_for_user(request.user, data["unit"], Capability.EDIT_CONTACTS)
+        unit = network_selectors.get_unit_for_user(
+            request.user, data["unit"], Capability.EDIT_CONTACTS
+        )
         consents = {ch: "granted" for ch in ("email", "sms") if data[f"{ch}_consent"]}
         try:
             contact = services.contact_create(
-                actor=request.user, unit=unit, data={k: data[k] for k in services.EDITABLE_FIELDS},
-                tags=data["tags"].split(","), consents=consents,
-                consent_source="in_store", consent_wording=data["consent_wording"],
+                actor=request.user,
+                unit=unit,
+                data={k: data[k] for k in services.EDITABLE_FIELDS},
+                tags=data["tags"].split(","),
+                consents=consents,
+                consent_source="in_store",
+                consent_wording=data["consent_wording"],
             )
         except ValidationError as exc:
             form_errors(form, exc)
@@ -155,16 +204,20 @@ def contact_new(request: HttpRequest) -> HttpResponse:
 def contact_detail(request: HttpRequest, public_id) -> HttpResponse:
     contact = selectors.get_contact_for_user(request.user, public_id)
     access = access_for(request.user)
-    return render(request, "contacts/detail.html", {
-        "contact": contact,
-        "events": contact.consent_events.select_related("recorded_by"),
-        "tags": contact.tags.order_by("name"),
-        "suppressions": selectors.contact_suppressions(contact),
-        "consent_form": ConsentForm(),
-        "can_edit": access.can(Capability.EDIT_CONTACTS, contact.unit),
-        "can_erase": access.can(Capability.ERASE_CONTACTS, contact.unit),
-        "can_export": access.can(Capability.EXPORT_CONTACTS, contact.unit),
-    })
+    return render(
+        request,
+        "contacts/detail.html",
+        {
+            "contact": contact,
+            "events": contact.consent_events.select_related("recorded_by"),
+            "tags": contact.tags.order_by("name"),
+            "suppressions": selectors.contact_suppressions(contact),
+            "consent_form": ConsentForm(),
+            "can_edit": access.can(Capability.EDIT_CONTACTS, contact.unit),
+            "can_erase": access.can(Capability.ERASE_CONTACTS, contact.unit),
+            "can_export": access.can(Capability.EXPORT_CONTACTS, contact.unit),
+        },
+    )
 
 
 @login_required
@@ -177,15 +230,21 @@ def contact_edit(request: HttpRequest, public_id) -> HttpResponse:
         data = form.cleaned_data
         try:
             services.contact_update(
-                actor=request.user, contact=contact,
-                data={k: data[k] for k in services.EDITABLE_FIELDS}, tags=data["tags"].split(","),
+                actor=request.user,
+                contact=contact,
+                data={k: data[k] for k in services.EDITABLE_FIELDS},
+                tags=data["tags"].split(","),
             )
         except ValidationError as exc:
             form_errors(form, exc)
         else:
             messages.success(request, _("The contact was saved."))
             return redirect("contact_detail", public_id=contact.public_id)
-    return render(request, "contacts/form.html", {"form": form, "contact": contact, "title": _("Edit contact")})
+    return render(
+        request,
+        "contacts/form.html",
+        {"form": form, "contact": contact, "title": _("Edit contact")},
+    )
 
 
 @login_required
@@ -196,8 +255,11 @@ def contact_consent(request: HttpRequest, public_id) -> HttpResponse:
     if form.is_valid():
         try:
             services.consent_record(
-                actor=request.user, contact=contact, channel=form.cleaned_data["channel"],
-                status=form.cleaned_data["status"], source=form.cleaned_data["source"],
+                actor=request.user,
+                contact=contact,
+                channel=form.cleaned_data["channel"],
+                status=form.cleaned_data["status"],
+                source=form.cleaned_data["source"],
                 wording_version=form.cleaned_data["wording_version"],
                 ip_address=request.META.get("REMOTE_ADDR"),
                 user_agent=request.headers.get("User-Agent", ""),
@@ -223,7 +285,12 @@ def contact_erase(request: HttpRequest, public_id) -> HttpResponse:
     contact = selectors.get_contact_for_user(request.user, public_id, Capability.ERASE_CONTACTS)
     if request.method == "POST":
         services.contact_erase(actor=request.user, contact=contact)
-        messages.success(request, _("The contact was erased. Their address stays blocked, as a hash, so no import brings them back."))
+        messages.success(
+            request,
+            _(
+                "The contact was erased. Their address stays blocked, as a hash, so no import brings them back."
+            ),
+        )
         return redirect("contact_list")
     return render(request, "contacts/erase.html", {"contact": contact})
 
@@ -233,23 +300,34 @@ def import_list(request: HttpRequest) -> HttpResponse:
     choices = _unit_choices(request.user, Capability.IMPORT_CONTACTS)
     if not choices:
         raise PermissionDenied
-    form = ImportUploadForm(request.POST or None, request.FILES or None, initial={"unit": choices[0][0]})
+    form = ImportUploadForm(
+        request.POST or None, request.FILES or None, initial={"unit": choices[0][0]}
+    )
     form.fields["unit"].choices = choices
     if request.method == "POST" and form.is_valid():
-        unit = network_selectors.get_unit_for_user(request.user, form.cleaned_data["unit"], Capability.IMPORT_CONTACTS)
+        unit = network_selectors.get_unit_for_user(
+            request.user, form.cleaned_data["unit"], Capability.IMPORT_CONTACTS
+        )
         upload = form.cleaned_data["file"]
         if upload.size > settings.IMPORT_MAX_BYTES:
             form.add_error("file", _("The file is too large."))
         else:
             try:
-                contact_import = import_prepare(actor=request.user, unit=unit, file_name=upload.name, content=upload.read())
+                contact_import = import_prepare(
+                    actor=request.user, unit=unit, file_name=upload.name, content=upload.read()
+                )
             except ValidationError as exc:
                 form_errors(form, exc)
             else:
                 return redirect("import_detail", public_id=contact_import.public_id)
-    return render(request, "contacts/imports.html", {
-        "form": form, "imports": selectors.imports_for_user(request.user)[:30],
-    })
+    return render(
+        request,
+        "contacts/imports.html",
+        {
+            "form": form,
+            "imports": selectors.imports_for_user(request.user)[:30],
+        },
+    )
 
 
 @login_required
@@ -258,10 +336,14 @@ def import_detail(request: HttpRequest, public_id) -> HttpResponse:
     targets = import_targets()
     error = None
     if request.method == "POST" and contact_import.status == ContactImport.Status.MAPPING:
-        mapping = {c: request.POST.get(f"map_{i}", "") for i, c in enumerate(contact_import.columns)}
+        mapping = {
+            c: request.POST.get(f"map_{i}", "") for i, c in enumerate(contact_import.columns)
+        }
         try:
             import_start(
-                actor=request.user, contact_import=contact_import, mapping=mapping,
+                actor=request.user,
+                contact_import=contact_import,
+                mapping=mapping,
                 consent_channels=request.POST.getlist("consent_channels"),
                 consent_wording=request.POST.get("consent_wording", ""),
                 tags=request.POST.get("tags", "").split(","),
@@ -271,20 +353,37 @@ def import_detail(request: HttpRequest, public_id) -> HttpResponse:
             contact_import.mapping = {c: t for c, t in mapping.items() if t}
         else:
             return redirect("import_detail", public_id=contact_import.public_id)
-    columns = [(i, c, contact_import.mapping.get(c, "")) for i, c in enumerate(contact_import.columns)]
-    return render(request, "contacts/import_detail.html", {
-        "imp": contact_import, "columns": columns, "targets": targets, "error": error,
-        "rejections": contact_import.rejections.all()[:20] if contact_import.is_finished else [],
-    })
+    columns = [
+        (i, c, contact_import.mapping.get(c, "")) for i, c in enumerate(contact_import.columns)
+    ]
+    return render(
+        request,
+        "contacts/import_detail.html",
+        {
+            "imp": contact_import,
+            "columns": columns,
+            "targets": targets,
+            "error": error,
+            "rejections": contact_import.rejections.all()[:20]
+            if contact_import.is_finished
+            else [],
+        },
+    )
 
 
 @login_required
 def import_progress(request: HttpRequest, public_id) -> HttpResponse:
     contact_import = selectors.get_import_for_user(request.user, public_id)
-    response = render(request, "contacts/_import_progress.html", {
-        "imp": contact_import,
-        "rejections": contact_import.rejections.all()[:20] if contact_import.is_finished else [],
-    })
+    response = render(
+        request,
+        "contacts/_import_progress.html",
+        {
+            "imp": contact_import,
+            "rejections": contact_import.rejections.all()[:20]
+            if contact_import.is_finished
+            else [],
+        },
+    )
     if contact_import.is_finished and request.htmx:
         response["HX-Refresh"] = "true"
     return response
@@ -300,8 +399,13 @@ def import_rejections(request: HttpRequest, public_id) -> StreamingHttpResponse:
             for r in rejections.iterator(chunk_size=2000):
                 yield [r.row_number, r.field, r.value, r.reason]
 
-    response = StreamingHttpResponse(csv_rows(["row", "column", "value", "reason"], rows()), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="rejected-rows-{contact_import.public_id}.csv"'
+    response = StreamingHttpResponse(
+        csv_rows(["row", "column", "value", "reason"], rows()),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="rejected-rows-{contact_import.public_id}.csv"'
+    )
     return response
 
 
@@ -313,16 +417,23 @@ def segment_list(request: HttpRequest) -> HttpResponse:
             segment.size = segment_count(request.user, segment.rules, segment.owner)
         except ValidationError:
             segment.size = None
-    return render(request, "contacts/segments.html", {
-        "segments": segments,
-        "can_create": access_for(request.user).can_anywhere(Capability.MANAGE_SEGMENTS),
-    })
+    return render(
+        request,
+        "contacts/segments.html",
+        {
+            "segments": segments,
+            "can_create": access_for(request.user).can_anywhere(Capability.MANAGE_SEGMENTS),
+        },
+    )
 
 
 def _owner_choices(user):
     access = access_for(user)
-    return [(str(n.public_id), n.name) for n in network_selectors.nodes_for_user(user)
-            if access.can(Capability.MANAGE_SEGMENTS, n)]
+    return [
+        (str(n.public_id), n.name)
+        for n in network_selectors.nodes_for_user(user)
+        if access.can(Capability.MANAGE_SEGMENTS, n)
+    ]
 
 
 @login_required
@@ -331,15 +442,25 @@ def segment_edit(request: HttpRequest, public_id=None) -> HttpResponse:
     if public_id is not None:
         segment = selectors.get_segment_for_user(request.user, public_id)
     choices = _owner_choices(request.user)
-    can_save = bool(choices) if segment is None else access_for(request.user).can(Capability.MANAGE_SEGMENTS, segment.owner)
+    can_save = (
+        bool(choices)
+        if segment is None
+        else access_for(request.user).can(Capability.MANAGE_SEGMENTS, segment.owner)
+    )
     if segment is None and not can_save:
         raise PermissionDenied
     initial = {"rules": {"match": "all", "rules": []}, "owner": choices[0][0] if choices else ""}
     if segment is not None:
-        initial = {"name": segment.name, "description": segment.description, "rules": segment.rules,
-                   "owner": str(segment.owner.public_id)}
+        initial = {
+            "name": segment.name,
+            "description": segment.description,
+            "rules": segment.rules,
+            "owner": str(segment.owner.public_id),
+        }
     form = SegmentForm(request.POST or None, initial=initial)
-    form.fields["owner"].choices = choices or [(initial["owner"], segment.owner.name if segment else "")]
+    form.fields["owner"].choices = choices or [
+        (initial["owner"], segment.owner.name if segment else "")
+    ]
     if request.method == "POST":
         if not can_save:
             raise PermissionDenied
@@ -347,8 +468,11 @@ def segment_edit(request: HttpRequest, public_id=None) -> HttpResponse:
             owner = network_selectors.get_node_for_user(request.user, form.cleaned_data["owner"])
             try:
                 saved = services.segment_save(
-                    actor=request.user, owner=owner, name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"], rules=form.cleaned_data["rules"],
+                    actor=request.user,
+                    owner=owner,
+                    name=form.cleaned_data["name"],
+                    description=form.cleaned_data["description"],
+                    rules=form.cleaned_data["rules"],
                     segment=segment,
                 )
             except ValidationError as exc:
@@ -357,11 +481,20 @@ def segment_edit(request: HttpRequest, public_id=None) -> HttpResponse:
                 messages.success(request, _("The segment was saved."))
                 return redirect("segment_detail", public_id=saved.public_id)
     rules = form.data.get("rules") if form.is_bound else json.dumps(initial["rules"])
-    return render(request, "contacts/segment_edit.html", {
-        "form": form, "segment": segment, "can_save": can_save, "rules_json": rules,
-        "catalogue": field_catalogue(),
-        "units": [(str(u.public_id), u.name) for u in network_selectors.nodes_for_user(request.user)],
-    })
+    return render(
+        request,
+        "contacts/segment_edit.html",
+        {
+            "form": form,
+            "segment": segment,
+            "can_save": can_save,
+            "rules_json": rules,
+            "catalogue": field_catalogue(),
+            "units": [
+                (str(u.public_id), u.name) for u in network_selectors.nodes_for_user(request.user)
+            ],
+        },
+    )
 
 
 @login_required
@@ -381,6 +514,10 @@ def segment_preview_count(request: HttpRequest) -> HttpResponse:
         rules = json.loads(request.POST.get("rules", ""))
         count = segment_count(request.user, rules)
     except (ValueError, ValidationError) as exc:
-        message = " ".join(exc.messages) if isinstance(exc, ValidationError) else _("The rules are not valid JSON.")
+        message = (
+            " ".join(exc.messages)
+            if isinstance(exc, ValidationError)
+            else _("The rules are not valid JSON.")
+        )
         return render(request, "contacts/_segment_count.html", {"error": message})
     return render(request, "contacts/_segment_count.html", {"count": count})

@@ -11,7 +11,10 @@ def _event_partitions(sender, using="default", **kwargs) -> None:  # noqa: ARG00
     from enseigne.delivery import partitions
 
     connection = connections[using]
-    if connection.vendor == "postgresql" and partitions.TABLE in connection.introspection.table_names():
+    if (
+        connection.vendor == "postgresql"
+        and partitions.TABLE in connection.introspection.table_names()
+    ):
         partitions.ensure_around(dt.date.today(), connection=connection)
 
 
@@ -21,4 +24,6 @@ class DeliveryConfig(AppConfig):
     verbose_name = "Delivery"
 
     def ready(self) -> None:
-        post_migrate.connect(_event_partitions, sender=self, dispatch_uid="enseigne_event_partitions")
+        post_migrate.connect(
+            _event_partitions, sender=self, dispatch_uid="enseigne_event_partitions"
+        )

@@ -50,15 +50,20 @@ _SMTP_CODE = re.compile(r"\b([45]\d\d)[ -]")
 _NO_SUCH_USER = re.compile(
     r"user unknown|unknown user|no such (user|mailbox|recipient)|does not exist|doesn't exist|"
     r"invalid (recipient|mailbox|address)|recipient (address )?rejected|mailbox unavailable|not found|"
-    r"address rejected|n'existe pas|inconnu", re.IGNORECASE)
+    r"address rejected|n'existe pas|inconnu",
+    re.IGNORECASE,
+)
 _BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster", re.IGNORECASE)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|delivery (status notification|failure|has failed)|failure notice|returned mail|"
     r"mail delivery (failed|system)|non remis|non distribu|échec de (la )?(remise|distribution)",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _AUTO_REPLY_SUBJECT = re.compile(
     r"^(auto(matic)?[ -]?(reply|response)|out of (the )?office|absence|r[ée]ponse automatique|autoreply|"
-    r"auto:|i am away|je suis absent)", re.IGNORECASE)
+    r"auto:|i am away|je suis absent)",
+    re.IGNORECASE,
+)
 # On a ledger row, a complaint outranks a hard bounce, which outranks a soft one.
 _FEEDBACK_RANK = {"": 0, K.SOFT: 1, K.HARD: 2, K.COMPLAINT: 3}
 # Headers that carry the address a report was delivered to (the VERP bounce address).
@@ -107,7 +112,11 @@ def _field_blocks(part: email.message.Message) -> list[email.message.Message]:
     if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
         return payload
     text = _text(part).replace("\r\n", "\n")
-    return [email.message_from_string(block.strip() + "\n") for block in re.split(r"\n\s*\n", text) if block.strip()]
+    return [
+        email.message_from_string(block.strip() + "\n")
+        for block in re.split(r"\n\s*\n", text)
+        if block.strip()
+    ]
 
 
 def _address(value: str | None) -> str:
@@ -117,14 +126,19 @@ def _address(value: str | None) -> str:
 
 
 def _row(message: email.message.Message, envelope_to: str) -> int | None:
-    addressed = " ".join([envelope_to, *(str(v) for h in _DELIVERY_HEADERS for v in message.get_all(h) or [])])
+    addressed = " ".join(
+        [envelope_to, *(str(v) for h in _DELIVERY_HEADERS for v in message.get_all(h) or [])]
+    )
     row = bounce_row(addressed)
     if row is not None:
         return row
     # Else a Message-ID of ours quoted in it: the returned message or its headers, a reply.
     texts = [str(message.get("In-Reply-To") or ""), str(message.get("References") or "")]
-    texts += [_text(part) for part in message.walk()
-              if part.get_content_type() == "message/rfc822" or not part.is_multipart()]
+    texts += [
+        _text(part)
+        for part in message.walk()
+        if part.get_content_type() == "message/rfc822" or not part.is_multipart()
+    ]
     return verified_recipient("\n".join(texts))
 
 
@@ -141,8 +155,12 @@ def _delivery_status(message: email.message.Message) -> tuple[str, str, str, boo
             diagnostic = " ".join(str(block.get("Diagnostic-Code") or "").split())
             diagnostic = diagnostic.split(";", 1)[1].strip() if ";" in diagnostic else diagnostic
             status = str(block.get("Status") or "").strip()
-            return status, diagnostic, _address(block.get("Final-Recipient") or block.get("Original-Recipient")), \
-                action == "delayed"
+            return (
+                status,
+                diagnostic,
+                _address(block.get("Final-Recipient") or block.get("Original-Recipient")),
+                action == "delayed",
+            )
         return None  # delivered, relayed, expanded: a success notice, not a bounce
     return None
 
@@ -160,8 +178,14 @@ def parse(raw: bytes, *, envelope_to: str = "") -> Report | None:
             if found is None:
                 return None
             status, diagnostic, address, delayed = found
-            return Report(classify(status, diagnostic, delayed=delayed), row, status, diagnostic[:300], address,
-                          reference)
+            return Report(
+                classify(status, diagnostic, delayed=delayed),
+                row,
+                status,
+                diagnostic[:300],
+                address,
+                reference,
+            )
         if report_type == "feedback-report":
             for part in message.walk():
                 if part.get_content_type() == "message/feedback-report":
@@ -170,15 +194,28 @@ def parse(raw: bytes, *, envelope_to: str = "") -> Report | None:
                     if feedback == "not-spam":
                         return None
                     kind = K.UNKNOWN if feedback == "auth-failure" else K.COMPLAINT
-                    return Report(kind, row, "", f"ARF {feedback}"[:300],
-                                  _address(fields.get("Original-Rcpt-To")), reference)
+                    return Report(
+                        kind,
+                        row,
+                        "",
+                        f"ARF {feedback}"[:300],
+                        _address(fields.get("Original-Rcpt-To")),
+                        reference,
+                    )
     auto = str(message.get("Auto-Submitted") or "").strip().lower()
-    if (auto.startswith("auto-replied") or message.get("X-Autoreply") or message.get("X-Autorespond")
-            or str(message.get("Precedence") or "").lower() == "auto_reply" or _AUTO_REPLY_SUBJECT.search(subject)):
+    if (
+        auto.startswith("auto-replied")
+        or message.get("X-Autoreply")
+        or message.get("X-Autorespond")
+        or str(message.get("Precedence") or "").lower() == "auto_reply"
+        or _AUTO_REPLY_SUBJECT.search(subject)
+    ):
         return Report(K.AUTO_REPLY, row, "", subject[:300], "", reference)
     if _BOUNCE_SENDER.search(str(message.get("From") or "")) or _BOUNCE_SUBJECT.search(subject):
         # A bounce that is not a DSN (qmail, old Exchange): the codes in its words.
-        body = " ".join(_text(part) for part in message.walk() if part.get_content_maintype() == "text")
+        body = " ".join(
+            _text(part) for part in message.walk() if part.get_content_maintype() == "text"
+        )
         status = _STATUS.search(body)
         code = _SMTP_CODE.search(body)
         found = status.group(0) if status else code.group(1) if code else ""
@@ -197,14 +234,25 @@ def record(report: Report, *, source: str, trusted_address: bool = False) -> Bou
     now = timezone.now()
     try:
         with transaction.atomic(), db_scope(ALL):
-            row = (Recipient.objects.filter(pk=report.recipient_id).select_related("contact").first()
-                   if report.recipient_id is not None else None)
+            row = (
+                Recipient.objects.filter(pk=report.recipient_id).select_related("contact").first()
+                if report.recipient_id is not None
+                else None
+            )
             bounce = Bounce.objects.create(
-                kind=report.kind, recipient=row, unit_path=row.unit_path if row else "",
-                status_code=report.status[:16], diagnostic=report.diagnostic[:300], source=source[:20],
-                reference=report.reference[:200])
-            if (row is not None and report.kind in _FEEDBACK_RANK
-                    and _FEEDBACK_RANK[report.kind] >= _FEEDBACK_RANK.get(row.feedback, 0)):
+                kind=report.kind,
+                recipient=row,
+                unit_path=row.unit_path if row else "",
+                status_code=report.status[:16],
+                diagnostic=report.diagnostic[:300],
+                source=source[:20],
+                reference=report.reference[:200],
+            )
+            if (
+                row is not None
+                and report.kind in _FEEDBACK_RANK
+                and _FEEDBACK_RANK[report.kind] >= _FEEDBACK_RANK.get(row.feedback, 0)
+            ):
                 Recipient.objects.filter(pk=row.pk).update(feedback=report.kind, feedback_at=now)
             if row is not None and report.kind in (K.HARD, K.SOFT, K.COMPLAINT):
                 kind = Event.Kind.COMPLAINED if report.kind == K.COMPLAINT else Event.Kind.BOUNCED
@@ -214,7 +262,11 @@ def record(report: Report, *, source: str, trusted_address: bool = False) -> Bou
                 if not address and trusted_address:
                     address = report.address
                 if address:
-                    reason = Suppression.Reason.COMPLAINT if report.kind == K.COMPLAINT else Suppression.Reason.HARD_BOUNCE
+                    reason = (
+                        Suppression.Reason.COMPLAINT
+                        if report.kind == K.COMPLAINT
+                        else Suppression.Reason.HARD_BOUNCE
+                    )
                     suppress_brand_wide(channel=Channel.EMAIL, address=address, reason=reason)
     except IntegrityError:
         return None  # the same report (source, reference) came twice
@@ -230,7 +282,9 @@ def process(raw: bytes, *, source: str, envelope_to: str = "") -> Bounce | None:
         return None
     bounce = record(report, source=source)
     if bounce is not None:
-        logger.info("bounce report: %s row=%s status=%s", report.kind, report.recipient_id, report.status)
+        logger.info(
+            "bounce report: %s row=%s status=%s", report.kind, report.recipient_id, report.status
+        )
     return bounce
 
 

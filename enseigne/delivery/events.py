@@ -32,17 +32,50 @@ from enseigne.lib.bulk import bulk_insert
 from enseigne.lib.rowsecurity import ALL, db_scope
 
 logger = logging.getLogger(__name__)
-FIELDS = ("occurred_at", "kind", "channel", "campaign_id", "unit_id", "unit_path", "recipient_id", "link_id",
-          "machine", "amount")
+FIELDS = (
+    "occurred_at",
+    "kind",
+    "channel",
+    "campaign_id",
+    "unit_id",
+    "unit_path",
+    "recipient_id",
+    "link_id",
+    "machine",
+    "amount",
+)
 MAX_WAITING = 500_000
 SMALL = 50
-Row = tuple[dt.datetime, int, str, int | None, int | None, str, int | None, int | None, bool, Decimal | None]
+Row = tuple[
+    dt.datetime, int, str, int | None, int | None, str, int | None, int | None, bool, Decimal | None
+]
 
 
-def row(*, occurred_at: dt.datetime, kind: int, unit_path: str, channel: str = "", campaign_id: int | None = None,
-        unit_id: int | None = None, recipient_id: int | None = None, link_id: int | None = None,
-        machine: bool = False, amount: Decimal | None = None) -> Row:
-    return (occurred_at, kind, channel, campaign_id, unit_id, unit_path, recipient_id, link_id, machine, amount)
+def row(
+    *,
+    occurred_at: dt.datetime,
+    kind: int,
+    unit_path: str,
+    channel: str = "",
+    campaign_id: int | None = None,
+    unit_id: int | None = None,
+    recipient_id: int | None = None,
+    link_id: int | None = None,
+    machine: bool = False,
+    amount: Decimal | None = None,
+) -> Row:
+    return (
+        occurred_at,
+        kind,
+        channel,
+        campaign_id,
+        unit_id,
+        unit_path,
+        recipient_id,
+        link_id,
+        machine,
+        amount,
+    )
 
 
 def write(rows: Sequence[Row]) -> int:
@@ -79,7 +112,9 @@ class Buffer:
         if self._pid != os.getpid():  # a forked web worker starts with its own, empty buffer
             self._reset()
         with self._lock:
-            if len(self._rows) >= MAX_WAITING:  # the database has been away for long: keep memory bounded
+            if (
+                len(self._rows) >= MAX_WAITING
+            ):  # the database has been away for long: keep memory bounded
                 del self._rows[: MAX_WAITING // 10]
                 logger.error("Event buffer full: dropped the oldest %s events.", MAX_WAITING // 10)
             self._rows.append(event)
@@ -87,7 +122,9 @@ class Buffer:
             if self._thread is None or not self._thread.is_alive():
                 _flush_at_exit()
                 self._stopping = False
-                self._thread = threading.Thread(target=self._run, name="enseigne-events", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="enseigne-events", daemon=True
+                )
                 self._thread.start()
         if waiting >= settings.EVENTS_BATCH:
             self._wake.set()
@@ -148,18 +185,43 @@ def record(event: Row) -> None:
 
 def of_recipient(recipient: Recipient, kind: int, occurred_at: dt.datetime) -> Row:
     """An event about one ledger row (an unsubscribe, a bounce): its campaign, unit and channel."""
-    return row(occurred_at=occurred_at, kind=kind, channel=recipient.channel, campaign_id=recipient.campaign_id,
-               unit_id=recipient.unit_id, unit_path=recipient.unit_path, recipient_id=recipient.pk)
+    return row(
+        occurred_at=occurred_at,
+        kind=kind,
+        channel=recipient.channel,
+        campaign_id=recipient.campaign_id,
+        unit_id=recipient.unit_id,
+        unit_path=recipient.unit_path,
+        recipient_id=recipient.pk,
+    )
 
 
 def record_sent(recipient_ids: Sequence[int], when: dt.datetime) -> None:
     """A ``sent`` event per ledger row, copied by the database in the hand-off's own transaction."""
     source = Recipient.objects.filter(pk__any=list(recipient_ids)).values_list(
-        Value(when, output_field=models.DateTimeField()), Value(Event.Kind.SENT, output_field=models.IntegerField()),
-        "channel", "campaign_id", "unit_id", "unit_path", "id", Value(False, output_field=models.BooleanField()))
+        Value(when, output_field=models.DateTimeField()),
+        Value(Event.Kind.SENT, output_field=models.IntegerField()),
+        "channel",
+        "campaign_id",
+        "unit_id",
+        "unit_path",
+        "id",
+        Value(False, output_field=models.BooleanField()),
+    )
     select, params = source.query.sql_with_params()
-    columns = ", ".join(connection.ops.quote_name(name) for name in (
-        "occurred_at", "kind", "channel", "campaign_id", "unit_id", "unit_path", "recipient_id", "machine"))
+    columns = ", ".join(
+        connection.ops.quote_name(name)
+        for name in (
+            "occurred_at",
+            "kind",
+            "channel",
+            "campaign_id",
+            "unit_id",
+            "unit_path",
+            "recipient_id",
+            "machine",
+        )
+    )
     with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {Event._meta.db_table} ({columns}) {select}", params)  # noqa: S608
 

@@ -21,7 +21,9 @@ from enseigne.delivery.models import Link
 from enseigne.lib.signing import sign_ids
 
 # An href of an <a> or <area>, quoted; the URL stops at the quote.
-_HREF = re.compile(r"""(<(?:a|area)\b[^>]*?\shref\s*=\s*)(["'])(https?://[^"'<>\s]+)\2""", re.IGNORECASE)
+_HREF = re.compile(
+    r"""(<(?:a|area)\b[^>]*?\shref\s*=\s*)(["'])(https?://[^"'<>\s]+)\2""", re.IGNORECASE
+)
 _TEXT_URL = re.compile(r"""https?://[^\s<>"']+""")
 # Punctuation that ends a sentence rather than a URL written in running text.
 _TRAILING = ".,;:!?)]}»"
@@ -34,7 +36,9 @@ def url_hash(url: str) -> str:
 class LinkRewriter:
     """One campaign's links for one unit: created on first sight, then reused for every recipient."""
 
-    def __init__(self, *, campaign_id: int, unit_id: int, unit_path: str, base_url: str, keep_prefix: str) -> None:
+    def __init__(
+        self, *, campaign_id: int, unit_id: int, unit_path: str, base_url: str, keep_prefix: str
+    ) -> None:
         self.campaign_id, self.unit_id, self.unit_path = campaign_id, unit_id, unit_path
         self.base_url = base_url.rstrip("/")
         self.keep_prefix = keep_prefix
@@ -44,8 +48,11 @@ class LinkRewriter:
         link_id = self.ids.get(url)
         if link_id is None:
             link, _ = Link.objects.get_or_create(
-                campaign_id=self.campaign_id, unit_id=self.unit_id, url_hash=url_hash(url),
-                defaults={"url": url, "unit_path": self.unit_path, "position": len(self.ids) + 1})
+                campaign_id=self.campaign_id,
+                unit_id=self.unit_id,
+                url_hash=url_hash(url),
+                defaults={"url": url, "unit_path": self.unit_path, "position": len(self.ids) + 1},
+            )
             link_id = self.ids[url] = link.pk
         return link_id
 
@@ -57,7 +64,9 @@ class LinkRewriter:
             url = html_lib.unescape(match.group(3))
             if url.startswith(self.keep_prefix):
                 return match.group(0)
-            return f"{match.group(1)}{match.group(2)}{self.tracked(url, recipient_id)}{match.group(2)}"
+            return (
+                f"{match.group(1)}{match.group(2)}{self.tracked(url, recipient_id)}{match.group(2)}"
+            )
 
         return _HREF.sub(swap, html)
 
@@ -67,7 +76,7 @@ class LinkRewriter:
             url = found.rstrip(_TRAILING)
             if url.startswith(self.keep_prefix) or not url:
                 return found
-            return self.tracked(url, recipient_id) + found[len(url):]
+            return self.tracked(url, recipient_id) + found[len(url) :]
 
         return _TEXT_URL.sub(swap, text)
 
@@ -77,8 +86,10 @@ class LinkRewriter:
 
     def _pixel_tag(self, recipient_id: int) -> str:
         token = sign_ids("open", self.campaign_id, self.unit_id, recipient_id)
-        return (f'<img src="{self.base_url}/o/{token}.gif" width="1" height="1" alt="" '
-                'style="display:block;width:1px;height:1px;border:0">')
+        return (
+            f'<img src="{self.base_url}/o/{token}.gif" width="1" height="1" alt="" '
+            'style="display:block;width:1px;height:1px;border:0">'
+        )
 
     def pixel(self, html: str, recipient_id: int) -> str:
         """The open pixel before ``</body>`` (or at the end); ``recipient_id`` 0 = counted in aggregate only."""

@@ -43,7 +43,9 @@ def mailbox(name: str, address: str) -> str:
     if not name:
         return address
     if name.isascii() and _SAFE_PHRASE.match(name):
-        phrase = name if "." not in name else '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        phrase = (
+            name if "." not in name else '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        )
     elif name.isascii():
         phrase = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     else:
@@ -55,7 +57,9 @@ def _qp(text: str) -> bytes:
     if "\r" in text:
         text = _CRLF.sub("\n", text)
     # With bare LF line ends b2a_qp writes LF; CRLF is put back in one pass.
-    return binascii.b2a_qp(text.encode(), quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
+    return binascii.b2a_qp(text.encode(), quotetabs=False, istext=True, header=False).replace(
+        b"\n", b"\r\n"
+    )
 
 
 def message_id(campaign_id: int, recipient_id: int, domain: str) -> str:
@@ -76,7 +80,9 @@ def recipient_of(message_id: str) -> int | None:
 def verified_recipient(text: str) -> int | None:
     """The ledger row of the first genuine Message-ID of ours found in ``text`` (the tag is checked)."""
     for campaign, row, tag in OUR_MESSAGE_ID.findall(text or ""):
-        if hmac.compare_digest(tag.encode(), hex_tag(f"mid:{int(campaign)}:{int(row)}", 12).encode()):
+        if hmac.compare_digest(
+            tag.encode(), hex_tag(f"mid:{int(campaign)}:{int(row)}", 12).encode()
+        ):
             return int(row)
     return None
 
@@ -107,9 +113,21 @@ class Envelope:
     list_id: str
 
     @classmethod
-    def build(cls, *, unit_name: str, brand_name: str, from_address: str, reply_to: str, list_id: str,
-              return_path: str) -> Envelope:
-        name = f"{unit_name} – {brand_name}" if brand_name and brand_name not in unit_name else unit_name
+    def build(
+        cls,
+        *,
+        unit_name: str,
+        brand_name: str,
+        from_address: str,
+        reply_to: str,
+        list_id: str,
+        return_path: str,
+    ) -> Envelope:
+        name = (
+            f"{unit_name} – {brand_name}"
+            if brand_name and brand_name not in unit_name
+            else unit_name
+        )
         return cls(
             mail_from=return_path,
             from_header=mailbox(name, from_address),
@@ -118,8 +136,17 @@ class Envelope:
         )
 
 
-def build_email(*, envelope: Envelope, to: str, subject: str, html: str, text: str, message_id: str,
-                unsubscribe_url: str, now: float | None = None) -> bytes:
+def build_email(
+    *,
+    envelope: Envelope,
+    to: str,
+    subject: str,
+    html: str,
+    text: str,
+    message_id: str,
+    unsubscribe_url: str,
+    now: float | None = None,
+) -> bytes:
     boundary = "=_" + message_id.strip("<>").split("@")[0].replace(".", "_")
     if "\r" in unsubscribe_url or "\n" in unsubscribe_url or ">" in unsubscribe_url:
         raise ValueError("An unsubscribe URL cannot contain line breaks or '>'.")
@@ -139,9 +166,14 @@ def build_email(*, envelope: Envelope, to: str, subject: str, html: str, text: s
     ]
     head = "\r\n".join(h for h in headers if h).encode()
     part = f"\r\n--{boundary}\r\nContent-Type: text/{{}}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
-    return b"".join((
-        head, b"\r\n\r\nThis is a multi-part message in MIME format.\r\n",
-        part.format("plain").encode(), _qp(text),
-        part.format("html").encode(), _qp(html),
-        f"\r\n--{boundary}--\r\n".encode(),
-    ))
+    return b"".join(
+        (
+            head,
+            b"\r\n\r\nThis is a multi-part message in MIME format.\r\n",
+            part.format("plain").encode(),
+            _qp(text),
+            part.format("html").encode(),
+            _qp(html),
+            f"\r\n--{boundary}--\r\n".encode(),
+        )
+    )

@@ -38,7 +38,9 @@ class Bounce(models.Model):
         UNKNOWN = "unknown", _("Not understood")
 
     kind = models.CharField(max_length=12, choices=Kind.choices)
-    recipient = models.ForeignKey(Recipient, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    recipient = models.ForeignKey(
+        Recipient, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     unit_path = models.CharField(max_length=255, blank=True)
     status_code = models.CharField(max_length=16, blank=True)
     diagnostic = models.CharField(max_length=300, blank=True)
@@ -48,8 +50,13 @@ class Bounce(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["source", "reference"], condition=~models.Q(reference=""),
-                                               name="bounce_reference_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "reference"],
+                condition=~models.Q(reference=""),
+                name="bounce_reference_unique",
+            )
+        ]
 
 
 class Link(models.Model):
@@ -60,8 +67,12 @@ class Link(models.Model):
     redirects nowhere.
     """
 
-    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+", db_index=False)
-    unit = models.ForeignKey("network.OrgNode", on_delete=models.PROTECT, related_name="+", db_index=False)
+    campaign = models.ForeignKey(
+        "campaigns.Campaign", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    unit = models.ForeignKey(
+        "network.OrgNode", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     unit_path = models.CharField(max_length=255)
     url = models.TextField()
     url_hash = models.CharField(max_length=32)
@@ -70,7 +81,9 @@ class Link(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["campaign", "unit", "url_hash"], name="link_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "unit", "url_hash"], name="link_unique")
+        ]
 
 
 class Event(models.Model):
@@ -109,7 +122,9 @@ class Event(models.Model):
     class Meta:
         indexes = [
             # A campaign's report: counts by kind, unique clicks by recipient (index-only).
-            models.Index(fields=["campaign_id", "kind", "recipient_id"], name="event_campaign_kind"),
+            models.Index(
+                fields=["campaign_id", "kind", "recipient_id"], name="event_campaign_kind"
+            ),
             # Rollups read what arrived since their last pass.
             models.Index(fields=["occurred_at"], name="event_occurred"),
         ]

@@ -60,8 +60,13 @@ def partition_name(month: dt.date) -> str:
 
 def create_table(schema_editor) -> None:
     """The migration's forward step: the partitioned parent and its default partition."""
-    for statement in [CREATE_PARENT, *INDEXES, f"CREATE TABLE {DEFAULT} PARTITION OF {TABLE} DEFAULT",
-                      *unit_row_security_sql(TABLE), *unit_row_security_sql(DEFAULT)]:
+    for statement in [
+        CREATE_PARENT,
+        *INDEXES,
+        f"CREATE TABLE {DEFAULT} PARTITION OF {TABLE} DEFAULT",
+        *unit_row_security_sql(TABLE),
+        *unit_row_security_sql(DEFAULT),
+    ]:
         schema_editor.execute(statement)
 
 
@@ -69,7 +74,9 @@ def existing(connection=default_connection) -> set[str]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s", [TABLE])
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s",
+            [TABLE],
+        )
         return {name for (name,) in cursor.fetchall()}
 
 
@@ -99,15 +106,24 @@ def _create(connection, name: str, start: dt.date, end: dt.date) -> None:
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         # The owner is subject to the forced row-level security too: it moves every unit's rows.
         cursor.execute("SELECT set_config('enseigne.scope', '*', true)")
-        cursor.execute(f"CREATE TABLE {name} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
-        cursor.execute(f"WITH moved AS (DELETE FROM {DEFAULT} WHERE occurred_at >= %s AND occurred_at < %s "  # noqa: S608
-                       f"RETURNING *) INSERT INTO {name} SELECT * FROM moved", bounds)
-        cursor.execute(f"ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", bounds)
+        cursor.execute(
+            f"CREATE TABLE {name} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+        )
+        cursor.execute(
+            f"WITH moved AS (DELETE FROM {DEFAULT} WHERE occurred_at >= %s AND occurred_at < %s "  # noqa: S608
+            f"RETURNING *) INSERT INTO {name} SELECT * FROM moved",
+            bounds,
+        )
+        cursor.execute(
+            f"ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", bounds
+        )
         for statement in unit_row_security_sql(name):
             cursor.execute(statement)
 
 
-def ensure_around(today: dt.date, *, months_ahead: int = 3, connection=default_connection) -> list[str]:
+def ensure_around(
+    today: dt.date, *, months_ahead: int = 3, connection=default_connection
+) -> list[str]:
     """Last month to ``months_ahead`` months from now: what a running system needs."""
     first = month_start(today) - dt.timedelta(days=1)
     last = today

@@ -35,8 +35,12 @@ def campaign_launch(request, public_id):
 @login_required
 @require_POST
 def campaign_pause(request, public_id):
-    return campaign_action(request, public_id, campaign_services.campaign_pause,
-                           done=_("Paused: nothing more leaves until you resume."))
+    return campaign_action(
+        request,
+        public_id,
+        campaign_services.campaign_pause,
+        done=_("Paused: nothing more leaves until you resume."),
+    )
 
 
 @login_required
@@ -56,8 +60,11 @@ def outbox(request):
 @require_GET
 def outbox_message(request, pk: int):
     message = selectors.get_outbox_message_for_user(request.user, pk)
-    return render(request, "delivery/outbox_message.html", {"message": message,
-                                                           "headers": selectors.raw_headers(message)})
+    return render(
+        request,
+        "delivery/outbox_message.html",
+        {"message": message, "headers": selectors.raw_headers(message)},
+    )
 
 
 @login_required

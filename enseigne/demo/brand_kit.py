@@ -57,22 +57,25 @@ def picture(label: str, colour: tuple[int, int, int], shape: str, size=(1200, 80
     draw = ImageDraw.Draw(image)
     w, h = size
     if shape == "lamp":
-        draw.polygon([(w * .38, h * .18), (w * .62, h * .18), (w * .7, h * .45), (w * .3, h * .45)], fill=colour)
-        draw.rectangle((w * .485, h * .45, w * .515, h * .78), fill=INK)
-        draw.ellipse((w * .38, h * .76, w * .62, h * .84), fill=INK)
+        draw.polygon(
+            [(w * 0.38, h * 0.18), (w * 0.62, h * 0.18), (w * 0.7, h * 0.45), (w * 0.3, h * 0.45)],
+            fill=colour,
+        )
+        draw.rectangle((w * 0.485, h * 0.45, w * 0.515, h * 0.78), fill=INK)
+        draw.ellipse((w * 0.38, h * 0.76, w * 0.62, h * 0.84), fill=INK)
     elif shape == "cushion":
-        draw.rounded_rectangle((w * .28, h * .22, w * .72, h * .72), radius=60, fill=colour)
+        draw.rounded_rectangle((w * 0.28, h * 0.22, w * 0.72, h * 0.72), radius=60, fill=colour)
     elif shape == "vase":
-        draw.ellipse((w * .36, h * .32, w * .64, h * .78), fill=colour)
-        draw.rectangle((w * .45, h * .16, w * .55, h * .4), fill=colour)
+        draw.ellipse((w * 0.36, h * 0.32, w * 0.64, h * 0.78), fill=colour)
+        draw.rectangle((w * 0.45, h * 0.16, w * 0.55, h * 0.4), fill=colour)
     elif shape == "candle":
-        draw.rectangle((w * .4, h * .34, w * .6, h * .78), fill=colour)
-        draw.ellipse((w * .475, h * .18, w * .525, h * .32), fill=GOLD)
+        draw.rectangle((w * 0.4, h * 0.34, w * 0.6, h * 0.78), fill=colour)
+        draw.ellipse((w * 0.475, h * 0.18, w * 0.525, h * 0.32), fill=GOLD)
     else:  # a festive window
         for i in range(14):
             x, y = (i * 173) % w, (i * 97) % (h - 200) + 60
             draw.ellipse((x, y, x + 60, y + 60), fill=GOLD if i % 2 else colour)
-    draw.text((w / 2, h * .92), _ascii(label), font=_font(int(h * .07)), fill=INK, anchor="mm")
+    draw.text((w / 2, h * 0.92), _ascii(label), font=_font(int(h * 0.07)), fill=INK, anchor="mm")
     return _png(image)
 
 
@@ -139,28 +142,53 @@ EVENT = """<mjml>
   </mj-body>
 </mjml>"""
 
-SMS_FLASH = ('{{ unit.name }} : <ens-zone name="message" kind="text" max="110" label="Message" required="true">'
-             'Vente flash ce samedi : -20 % sur les luminaires !</ens-zone>')
-SMS_EVENT = ('{{ contact.first_name | default: "Bonjour" }}, rappel : <ens-zone name="event" kind="text" max="90" '
-             'label="Événement" required="true">notre soirée privée jeudi à 18 h 30</ens-zone> chez {{ unit.name }}, '
-             '{{ unit.address }}.')
+SMS_FLASH = (
+    '{{ unit.name }} : <ens-zone name="message" kind="text" max="110" label="Message" required="true">'
+    "Vente flash ce samedi : -20 % sur les luminaires !</ens-zone>"
+)
+SMS_EVENT = (
+    '{{ contact.first_name | default: "Bonjour" }}, rappel : <ens-zone name="event" kind="text" max="90" '
+    'label="Événement" required="true">notre soirée privée jeudi à 18 h 30</ens-zone> chez {{ unit.name }}, '
+    "{{ unit.address }}."
+)
 
 
-def seed_brand_kit(root: OrgNode, units: dict[str, OrgNode], users: dict[str, User], domain: str) -> dict:
+def seed_brand_kit(
+    root: OrgNode, units: dict[str, OrgNode], users: dict[str, User], domain: str
+) -> dict:
     hq = users[f"marketing@{domain}"]
     today = dt.date.today()
 
-    def upload(name, data, kind="image", variant="", folder="", tags=(), node=root, own=False, actor=hq):
-        return asset_services.asset_upload(actor=actor, node=node, own=own, kind=kind, name=name,
-                                           file_name=f"{name}.png", data=data, folder=folder, tags=tags,
-                                           variant=variant)
+    def upload(
+        name, data, kind="image", variant="", folder="", tags=(), node=root, own=False, actor=hq
+    ):
+        return asset_services.asset_upload(
+            actor=actor,
+            node=node,
+            own=own,
+            kind=kind,
+            name=name,
+            file_name=f"{name}.png",
+            data=data,
+            folder=folder,
+            tags=tags,
+            variant=variant,
+        )
 
     for variant, name in (("colour", "Logo"), ("white", "Logo blanc"), ("square", "Logo carré")):
         upload(name, logo(variant), kind="logo", variant=variant, folder="Logos", tags=["logo"])
-    christmas = upload("Vitrine de Noël", picture("Noël chez Maison Lumière", (166, 40, 48), "window"),
-                       folder="Saisons", tags=["noel", "hiver"])
-    upload("Collection printemps", picture("Printemps", (120, 170, 120), "vase"), folder="Saisons",
-           tags=["printemps"])
+    christmas = upload(
+        "Vitrine de Noël",
+        picture("Noël chez Maison Lumière", (166, 40, 48), "window"),
+        folder="Saisons",
+        tags=["noel", "hiver"],
+    )
+    upload(
+        "Collection printemps",
+        picture("Printemps", (120, 170, 120), "vase"),
+        folder="Saisons",
+        tags=["printemps"],
+    )
     products = {}
     for sku, name, price, colour, shape in (
         ("LUM-ARC-01", "Lampe Arc laiton", "129 €", GOLD, "lamp"),
@@ -169,76 +197,198 @@ def seed_brand_kit(root: OrgNode, units: dict[str, OrgNode], users: dict[str, Us
         ("PAR-BOU-07", "Bougie Ambre & cèdre", "24 €", (215, 190, 150), "candle"),
     ):
         products[sku] = asset_services.asset_create(
-            actor=hq, node=root, own=False, kind=Asset.Kind.PRODUCT, name=name, folder="Produits",
-            tags=["catalogue"], data={"sku": sku, "name": name, "price": price,
-                                      "url": f"https://www.{domain}/produits/{sku.lower()}"},
+            actor=hq,
+            node=root,
+            own=False,
+            kind=Asset.Kind.PRODUCT,
+            name=name,
+            folder="Produits",
+            tags=["catalogue"],
+            data={
+                "sku": sku,
+                "name": name,
+                "price": price,
+                "url": f"https://www.{domain}/produits/{sku.lower()}",
+            },
             image=(f"{sku}.png", picture(name, colour, shape)),
         )
     offers = {
         "fetes": asset_services.asset_create(
-            actor=hq, node=root, own=False, kind=Asset.Kind.OFFER, name="", folder="Offres", tags=["noel"],
-            data={"title": "-20 % sur les luminaires", "text": "Sur toute la collection lumière, en magasin.",
-                  "price": "dès 19 €", "valid_from": (today - dt.timedelta(days=7)).isoformat(),
-                  "valid_until": (today + dt.timedelta(days=40)).isoformat(),
-                  "legal": "Hors articles déjà remisés. Dans la limite des stocks disponibles.",
-                  "url": f"https://www.{domain}/offres/fetes", "cta": "J'en profite"}),
+            actor=hq,
+            node=root,
+            own=False,
+            kind=Asset.Kind.OFFER,
+            name="",
+            folder="Offres",
+            tags=["noel"],
+            data={
+                "title": "-20 % sur les luminaires",
+                "text": "Sur toute la collection lumière, en magasin.",
+                "price": "dès 19 €",
+                "valid_from": (today - dt.timedelta(days=7)).isoformat(),
+                "valid_until": (today + dt.timedelta(days=40)).isoformat(),
+                "legal": "Hors articles déjà remisés. Dans la limite des stocks disponibles.",
+                "url": f"https://www.{domain}/offres/fetes",
+                "cta": "J'en profite",
+            },
+        ),
         "bienvenue": asset_services.asset_create(
-            actor=hq, node=root, own=False, kind=Asset.Kind.OFFER, name="", folder="Offres", tags=["bienvenue"],
-            data={"title": "10 € offerts sur votre prochain achat", "text": "Dès 50 € d'achat, sur présentation "
-                  "de cet e-mail.", "valid_from": today.isoformat(),
-                  "valid_until": (today + dt.timedelta(days=90)).isoformat(),
-                  "legal": "Valable une fois par client.", "url": f"https://www.{domain}/bienvenue",
-                  "cta": "Voir le magasin"}),
+            actor=hq,
+            node=root,
+            own=False,
+            kind=Asset.Kind.OFFER,
+            name="",
+            folder="Offres",
+            tags=["bienvenue"],
+            data={
+                "title": "10 € offerts sur votre prochain achat",
+                "text": "Dès 50 € d'achat, sur présentation de cet e-mail.",
+                "valid_from": today.isoformat(),
+                "valid_until": (today + dt.timedelta(days=90)).isoformat(),
+                "legal": "Valable une fois par client.",
+                "url": f"https://www.{domain}/bienvenue",
+                "cta": "Voir le magasin",
+            },
+        ),
     }
-    asset_services.asset_create(actor=hq, node=root, own=False, kind=Asset.Kind.TEXT, name="Livraison offerte",
-                                folder="Textes", data={"text": "Livraison offerte dès 80 € d'achat, retrait gratuit "
-                                                                "en magasin."})
+    asset_services.asset_create(
+        actor=hq,
+        node=root,
+        own=False,
+        kind=Asset.Kind.TEXT,
+        name="Livraison offerte",
+        folder="Textes",
+        data={"text": "Livraison offerte dès 80 € d'achat, retrait gratuit en magasin."},
+    )
     lyon = units["lyon"]
     lyon_manager = users[f"lyon@{domain}"]
-    lyon_window = upload("Vitrine Lyon Presqu'île", picture("Lyon — Presqu'île", (70, 110, 150), "window"),
-                     node=lyon, own=True, actor=lyon_manager, folder="Magasin", tags=["lyon"])
+    lyon_window = upload(
+        "Vitrine Lyon Presqu'île",
+        picture("Lyon — Presqu'île", (70, 110, 150), "window"),
+        node=lyon,
+        own=True,
+        actor=lyon_manager,
+        folder="Magasin",
+        tags=["lyon"],
+    )
     services.guardrails_update(
-        actor=hq, node=root,
-        restricted_patterns=["gratuit", "100 % garanti", "moins cher que", r"re:\bprix\s+cass[ée]s?\b"],
-        allowed_link_domains=[domain, f"www.{domain}"], max_image_kb=300, require_logo=True,
+        actor=hq,
+        node=root,
+        restricted_patterns=[
+            "gratuit",
+            "100 % garanti",
+            "moins cher que",
+            r"re:\bprix\s+cass[ée]s?\b",
+        ],
+        allowed_link_domains=[domain, f"www.{domain}"],
+        max_image_kb=300,
+        require_logo=True,
         require_legal_footer=True,
     )
     make = services.template_create
     templates = {
-        "welcome": make(actor=hq, shared_with=root, channel="email", name="Bienvenue",
-                        description="Envoyé aux nouveaux clients du magasin", source=WELCOME,
-                        subject="Bienvenue chez {{ unit.name }}"),
-        "seasonal": make(actor=hq, shared_with=root, channel="email", name="Promotion de saison",
-                         description="Les fêtes : visuel, offre et produit vedette", source=SEASONAL,
-                         subject="{{ contact.first_name | default: 'Les fêtes' }}, -20 % sur les luminaires"),
-        "event": make(actor=hq, shared_with=root, channel="email", name="Invitation à un événement en magasin",
-                      description="Soirée privée, atelier, inauguration", source=EVENT,
-                      subject="Vous êtes invité·e chez {{ unit.name }}"),
-        "flash": make(actor=hq, shared_with=root, channel="sms", name="SMS promo flash", source=SMS_FLASH,
-                      sms_stop="STOP au 36111", max_segments=1),
-        "reminder": make(actor=hq, shared_with=root, channel="sms", name="SMS rappel d'événement",
-                         source=SMS_EVENT, sms_stop="STOP au 36111", max_segments=2),
+        "welcome": make(
+            actor=hq,
+            shared_with=root,
+            channel="email",
+            name="Bienvenue",
+            description="Envoyé aux nouveaux clients du magasin",
+            source=WELCOME,
+            subject="Bienvenue chez {{ unit.name }}",
+        ),
+        "seasonal": make(
+            actor=hq,
+            shared_with=root,
+            channel="email",
+            name="Promotion de saison",
+            description="Les fêtes : visuel, offre et produit vedette",
+            source=SEASONAL,
+            subject="{{ contact.first_name | default: 'Les fêtes' }}, -20 % sur les luminaires",
+        ),
+        "event": make(
+            actor=hq,
+            shared_with=root,
+            channel="email",
+            name="Invitation à un événement en magasin",
+            description="Soirée privée, atelier, inauguration",
+            source=EVENT,
+            subject="Vous êtes invité·e chez {{ unit.name }}",
+        ),
+        "flash": make(
+            actor=hq,
+            shared_with=root,
+            channel="sms",
+            name="SMS promo flash",
+            source=SMS_FLASH,
+            sms_stop="STOP au 36111",
+            max_segments=1,
+        ),
+        "reminder": make(
+            actor=hq,
+            shared_with=root,
+            channel="sms",
+            name="SMS rappel d'événement",
+            source=SMS_EVENT,
+            sms_stop="STOP au 36111",
+            max_segments=2,
+        ),
     }
     save = services.local_version_save
-    save(actor=lyon_manager, unit=lyon, template=templates["welcome"], name="Bienvenue Lyon",
-         values={"headline": "Bienvenue chez Maison Lumière Lyon",
-                 "message": "<div>Merci de votre visite rue de la République ! Passez nous voir pour nos "
-                            "<strong>ateliers déco</strong> du samedi.</div>",
-                 "tone": "manager", "offer": {"asset": str(offers["bienvenue"].public_id)}})
-    save(actor=lyon_manager, unit=lyon, template=templates["seasonal"], name="Noël à Lyon",
-         values={"headline": "Noël s'illumine à Lyon",
-                 "message": "<div>Notre vitrine de la Presqu'île est prête : venez la découvrir !</div>",
-                 "hero": {"asset": str(lyon_window.public_id), "alt": "La vitrine de Noël du magasin de Lyon"},
-                 "offer": {"asset": str(offers["fetes"].public_id)},
-                 "product": {"asset": str(products["LUM-ARC-01"].public_id)}})
-    save(actor=users[f"lille@{domain}"], unit=units["lille"], template=templates["seasonal"], name="Noël à Lille",
-         values={"headline": "Les fêtes à Lille", "hero": {"asset": str(christmas.public_id)},
-                 "offer": {"asset": str(offers["fetes"].public_id)},
-                 "product": {"asset": str(products["PAR-BOU-07"].public_id)}})
-    save(actor=lyon_manager, unit=lyon, template=templates["flash"], name="Flash samedi Lyon",
-         values={"message": "Samedi seulement : -20 % sur les luminaires !"})
+    save(
+        actor=lyon_manager,
+        unit=lyon,
+        template=templates["welcome"],
+        name="Bienvenue Lyon",
+        values={
+            "headline": "Bienvenue chez Maison Lumière Lyon",
+            "message": "<div>Merci de votre visite rue de la République ! Passez nous voir pour nos "
+            "<strong>ateliers déco</strong> du samedi.</div>",
+            "tone": "manager",
+            "offer": {"asset": str(offers["bienvenue"].public_id)},
+        },
+    )
+    save(
+        actor=lyon_manager,
+        unit=lyon,
+        template=templates["seasonal"],
+        name="Noël à Lyon",
+        values={
+            "headline": "Noël s'illumine à Lyon",
+            "message": "<div>Notre vitrine de la Presqu'île est prête : venez la découvrir !</div>",
+            "hero": {
+                "asset": str(lyon_window.public_id),
+                "alt": "La vitrine de Noël du magasin de Lyon",
+            },
+            "offer": {"asset": str(offers["fetes"].public_id)},
+            "product": {"asset": str(products["LUM-ARC-01"].public_id)},
+        },
+    )
+    save(
+        actor=users[f"lille@{domain}"],
+        unit=units["lille"],
+        template=templates["seasonal"],
+        name="Noël à Lille",
+        values={
+            "headline": "Les fêtes à Lille",
+            "hero": {"asset": str(christmas.public_id)},
+            "offer": {"asset": str(offers["fetes"].public_id)},
+            "product": {"asset": str(products["PAR-BOU-07"].public_id)},
+        },
+    )
+    save(
+        actor=lyon_manager,
+        unit=lyon,
+        template=templates["flash"],
+        name="Flash samedi Lyon",
+        values={"message": "Samedi seulement : -20 % sur les luminaires !"},
+    )
     # Head office has since reworded the seasonal footer: Lyon's and Lille's versions follow and show the diff.
-    services.template_publish(actor=hq, template=templates["seasonal"], source=SEASONAL.replace(
-        "{{ unit.name }} · {{ unit.address }} · {{ unit.hours | newline_to_br }}",
-        "{{ unit.name }} · {{ unit.address }} · {{ unit.phone }}<br/>{{ unit.hours | newline_to_br }}"))
+    services.template_publish(
+        actor=hq,
+        template=templates["seasonal"],
+        source=SEASONAL.replace(
+            "{{ unit.name }} · {{ unit.address }} · {{ unit.hours | newline_to_br }}",
+            "{{ unit.name }} · {{ unit.address }} · {{ unit.phone }}<br/>{{ unit.hours | newline_to_br }}",
+        ),
+    )
     return {"assets": Asset.objects.count(), "templates": len(templates)}

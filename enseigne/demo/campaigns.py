@@ -22,21 +22,29 @@ S = Campaign.Status
 
 def _finish_in_the_past(campaign: Campaign, when: dt.datetime, rng: random.Random) -> None:
     """Freeze the audience as of ``when`` and record it as sent then, with a few failures."""
-    Campaign.objects.filter(pk=campaign.pk).update(status=S.SENDING, send_at=when, launched_at=when,
-                                                   scheduled_at=when - dt.timedelta(days=3))
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=S.SENDING, send_at=when, launched_at=when, scheduled_at=when - dt.timedelta(days=3)
+    )
     campaign.refresh_from_db()
     total = audience.freeze(campaign, when)
-    pending = list(Recipient.objects.filter(campaign=campaign, status="pending").values_list("id", flat=True))
+    pending = list(
+        Recipient.objects.filter(campaign=campaign, status="pending").values_list("id", flat=True)
+    )
     failed = set(rng.sample(pending, k=len(pending) // 60))
-    Recipient.objects.filter(pk__in=failed).update(status="failed", reason="refused", detail="550 5.1.1 User unknown",
-                                                   attempts=1)
+    Recipient.objects.filter(pk__in=failed).update(
+        status="failed", reason="refused", detail="550 5.1.1 User unknown", attempts=1
+    )
     Recipient.objects.filter(campaign=campaign, status="pending").update(
-        status="sent", sent_at=when + dt.timedelta(minutes=4), attempts=1)
-    Campaign.objects.filter(pk=campaign.pk).update(status=S.FINISHED, finished_at=when + dt.timedelta(minutes=9),
-                                                   recipient_total=total)
+        status="sent", sent_at=when + dt.timedelta(minutes=4), attempts=1
+    )
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=S.FINISHED, finished_at=when + dt.timedelta(minutes=9), recipient_total=total
+    )
 
 
-def seed_campaigns(root: OrgNode, units: dict[str, OrgNode], users: dict[str, User], domain: str) -> dict:
+def seed_campaigns(
+    root: OrgNode, units: dict[str, OrgNode], users: dict[str, User], domain: str
+) -> dict:
     rng = random.Random(7)
     now = timezone.now()
     marketer = users[f"marketing@{domain}"]
@@ -48,53 +56,100 @@ def seed_campaigns(root: OrgNode, units: dict[str, OrgNode], users: dict[str, Us
     PressureRule.objects.create(node=root, channel="sms", max_messages=4, window_days=30)
     month_start = now.date().replace(day=1)
     for unit in units.values():
-        Budget.objects.create(unit=unit, unit_path=unit.path, starts_on=month_start,
-                              ends_on=(month_start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1),
-                              amount=Decimal("150.00") if unit.code != "lyon" else Decimal("300.00"))
+        Budget.objects.create(
+            unit=unit,
+            unit_path=unit.path,
+            starts_on=month_start,
+            ends_on=(month_start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1),
+            amount=Decimal("150.00") if unit.code != "lyon" else Decimal("300.00"),
+        )
     templates = {t.name: t for t in Template.objects.all()}
     locals_ = {lv.name: lv for lv in LocalVersion.objects.all()}
     lyon_segment = Segment.objects.get(owner=lyon)
 
     # Past: a national campaign every unit relayed, and a Lyon local one.
-    summer = services.campaign_create_national(actor=marketer, channel="email", name="Soldes d'été",
-                                               template=templates["Promotion de saison"])
+    summer = services.campaign_create_national(
+        actor=marketer,
+        channel="email",
+        name="Soldes d'été",
+        template=templates["Promotion de saison"],
+    )
     services.campaign_submit(actor=marketer, campaign=summer)
     services.relays_announce(summer)
-    Relay.objects.filter(campaign=summer).update(status=Relay.Status.RELAYED, decided_at=now - dt.timedelta(days=70))
+    Relay.objects.filter(campaign=summer).update(
+        status=Relay.Status.RELAYED, decided_at=now - dt.timedelta(days=70)
+    )
     Relay.objects.filter(campaign=summer, unit=lyon).update(local_version=locals_["Noël à Lyon"])
     _finish_in_the_past(summer, now - dt.timedelta(days=65), rng)
-    workshop = services.campaign_create_local(actor=users[f"lyon@{domain}"], unit=lyon, channel="email",
-                                              name="Ateliers déco du samedi", template=templates["Bienvenue"],
-                                              local_version=locals_["Bienvenue Lyon"], segment=lyon_segment)
-    Campaign.objects.filter(pk=workshop.pk).update(status=S.APPROVED, decided_by=users[f"region.sud-est@{domain}"])
+    workshop = services.campaign_create_local(
+        actor=users[f"lyon@{domain}"],
+        unit=lyon,
+        channel="email",
+        name="Ateliers déco du samedi",
+        template=templates["Bienvenue"],
+        local_version=locals_["Bienvenue Lyon"],
+        segment=lyon_segment,
+    )
+    Campaign.objects.filter(pk=workshop.pk).update(
+        status=S.APPROVED, decided_by=users[f"region.sud-est@{domain}"]
+    )
     _finish_in_the_past(workshop, now - dt.timedelta(days=20), rng)
 
     # Waiting for the units: the holidays campaign, to relay (personalised) or opt out.
     holidays = services.campaign_create_national(
-        actor=marketer, channel="email", name="Les fêtes s'illuminent", template=templates["Promotion de saison"],
-        relay_deadline=now + dt.timedelta(days=4))
+        actor=marketer,
+        channel="email",
+        name="Les fêtes s'illuminent",
+        template=templates["Promotion de saison"],
+        relay_deadline=now + dt.timedelta(days=4),
+    )
     services.campaign_submit(actor=marketer, campaign=holidays)
-    services.campaign_schedule(actor=marketer, campaign=holidays, send_at=(now + dt.timedelta(days=6)).replace(
-        hour=9, minute=30, second=0, microsecond=0))
+    services.campaign_schedule(
+        actor=marketer,
+        campaign=holidays,
+        send_at=(now + dt.timedelta(days=6)).replace(hour=9, minute=30, second=0, microsecond=0),
+    )
     nantes = units.get("nantes")
     if nantes is not None:
-        Relay.objects.filter(campaign=holidays, unit=nantes).update(status=Relay.Status.RELAYED, decided_at=now)
+        Relay.objects.filter(campaign=holidays, unit=nantes).update(
+            status=Relay.Status.RELAYED, decided_at=now
+        )
 
     # Waiting for approval: Lille's own Christmas mailing.
     lille_segment = Segment.objects.filter(owner=lille).first()
     if lille_segment is None:
-        lille_segment = segment_save(actor=users[f"lille@{domain}"], owner=lille, name="Tous les clients joignables",
-                                     rules={"match": "all", "rules": [{"field": "consent_email", "op": "is_valid"}]})
+        lille_segment = segment_save(
+            actor=users[f"lille@{domain}"],
+            owner=lille,
+            name="Tous les clients joignables",
+            rules={"match": "all", "rules": [{"field": "consent_email", "op": "is_valid"}]},
+        )
     christmas = services.campaign_create_local(
-        actor=users[f"lille@{domain}"], unit=lille, channel="email", name="Noël à Lille",
-        template=templates["Promotion de saison"], local_version=locals_["Noël à Lille"], segment=lille_segment,
-        send_at=(now + dt.timedelta(days=8)).replace(hour=10, minute=0, second=0, microsecond=0))
+        actor=users[f"lille@{domain}"],
+        unit=lille,
+        channel="email",
+        name="Noël à Lille",
+        template=templates["Promotion de saison"],
+        local_version=locals_["Noël à Lille"],
+        segment=lille_segment,
+        send_at=(now + dt.timedelta(days=8)).replace(hour=10, minute=0, second=0, microsecond=0),
+    )
     services.campaign_submit(actor=users[f"lille@{domain}"], campaign=christmas)
 
     # A Lyon SMS draft: schedule it on a Sunday and watch it wait for Monday 08:00.
-    sms_segment = segment_save(actor=users[f"lyon@{domain}"], owner=lyon, name="Joignables par SMS",
-                               rules={"match": "all", "rules": [{"field": "consent_sms", "op": "is_valid"}]})
-    services.campaign_create_local(actor=users[f"lyon@{domain}"], unit=lyon, channel="sms",
-                                   name="Flash samedi Lyon", template=templates["SMS promo flash"],
-                                   local_version=locals_["Flash samedi Lyon"], segment=sms_segment)
+    sms_segment = segment_save(
+        actor=users[f"lyon@{domain}"],
+        owner=lyon,
+        name="Joignables par SMS",
+        rules={"match": "all", "rules": [{"field": "consent_sms", "op": "is_valid"}]},
+    )
+    services.campaign_create_local(
+        actor=users[f"lyon@{domain}"],
+        unit=lyon,
+        channel="sms",
+        name="Flash samedi Lyon",
+        template=templates["SMS promo flash"],
+        local_version=locals_["Flash samedi Lyon"],
+        segment=sms_segment,
+    )
     return {"campaigns": Campaign.objects.count()}

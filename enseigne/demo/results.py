@@ -31,8 +31,22 @@ from enseigne.network.models import OrgNode, User
 from enseigne.tracking.models import Conversion
 
 K = Event.Kind
-LEDGER_FIELDS = ("campaign", "contact", "unit", "unit_path", "channel", "status", "reason", "detail", "lease_owner",
-                 "attempts", "ambiguous_count", "segments", "sent_at", "feedback")
+LEDGER_FIELDS = (
+    "campaign",
+    "contact",
+    "unit",
+    "unit_path",
+    "channel",
+    "status",
+    "reason",
+    "detail",
+    "lease_owner",
+    "attempts",
+    "ambiguous_count",
+    "segments",
+    "sent_at",
+    "feedback",
+)
 S = Campaign.Status
 
 
@@ -50,27 +64,67 @@ class Profile:
 
 
 PROFILES = {
-    "lyon": Profile(open=0.49, click=0.095, unsubscribe=0.0015, sms_click=0.13, sms_stop=0.004, buy=0.3, basket=88),
-    "marseille": Profile(open=0.35, click=0.04, sms_click=0.015, sms_stop=0.045, buy=0.14, basket=58),
+    "lyon": Profile(
+        open=0.49,
+        click=0.095,
+        unsubscribe=0.0015,
+        sms_click=0.13,
+        sms_stop=0.004,
+        buy=0.3,
+        basket=88,
+    ),
+    "marseille": Profile(
+        open=0.35, click=0.04, sms_click=0.015, sms_stop=0.045, buy=0.14, basket=58
+    ),
     "nantes": Profile(open=0.42, click=0.06, sms_click=0.09, buy=0.2, basket=70),
-    "rouen": Profile(open=0.33, click=0.032, unsubscribe=0.005, sms_click=0.06, buy=0.15, basket=55),
+    "rouen": Profile(
+        open=0.33, click=0.032, unsubscribe=0.005, sms_click=0.06, buy=0.15, basket=55
+    ),
 }
 NATIONALS = [
-    (350, "Soldes d'hiver"), (310, "Saint-Valentin : lumières tamisées"), (270, "Printemps déco"),
-    (225, "Fête des mères"), (190, "Jardin et terrasse"), (120, "Rentrée cocooning"), (85, "Nouvelle collection luminaires"),
-    (40, "Journées portes ouvertes"), (5, "Black Friday"),
+    (350, "Soldes d'hiver"),
+    (310, "Saint-Valentin : lumières tamisées"),
+    (270, "Printemps déco"),
+    (225, "Fête des mères"),
+    (190, "Jardin et terrasse"),
+    (120, "Rentrée cocooning"),
+    (85, "Nouvelle collection luminaires"),
+    (40, "Journées portes ouvertes"),
+    (5, "Black Friday"),
 ]
-LOCAL_EMAIL = ["Atelier déco du samedi", "Vente privée clients fidèles", "Nocturne shopping", "Nouveautés textiles",
-               "Soirée des créateurs", "Inauguration de l'espace luminaires", "Brocante déco", "Atelier couronnes",
-               "Semaine du linge de maison", "Après-midi conseils couleurs", "Vide-vitrine", "Goûter des enfants"]
-LOCAL_SMS = ["Flash week-end", "Dernier jour des soldes", "Rappel soirée privée", "Retrait click & collect prolongé",
-             "Vente flash luminaires", "Ouverture exceptionnelle dimanche"]
+LOCAL_EMAIL = [
+    "Atelier déco du samedi",
+    "Vente privée clients fidèles",
+    "Nocturne shopping",
+    "Nouveautés textiles",
+    "Soirée des créateurs",
+    "Inauguration de l'espace luminaires",
+    "Brocante déco",
+    "Atelier couronnes",
+    "Semaine du linge de maison",
+    "Après-midi conseils couleurs",
+    "Vide-vitrine",
+    "Goûter des enfants",
+]
+LOCAL_SMS = [
+    "Flash week-end",
+    "Dernier jour des soldes",
+    "Rappel soirée privée",
+    "Retrait click & collect prolongé",
+    "Vente flash luminaires",
+    "Ouverture exceptionnelle dimanche",
+]
 STANDOUT = "Atelier bougies parfumées"
-LINKS = ["https://www.maison-lumiere.test/collection", "https://www.maison-lumiere.test/magasins/{code}",
-         "https://www.maison-lumiere.test/offres"]
+LINKS = [
+    "https://www.maison-lumiere.test/collection",
+    "https://www.maison-lumiere.test/magasins/{code}",
+    "https://www.maison-lumiere.test/offres",
+]
 
 
-def seed_results(units: dict[str, OrgNode], users: dict[str, User], domain: str, *, seed: int = 2026) -> dict:
+def seed_results(
+    units: dict[str, OrgNode], users: dict[str, User], domain: str, *, seed: int = 2026
+) -> dict:
     rng = random.Random(seed)
     now = timezone.now()
     reachable = _reachable(units.values())
@@ -81,21 +135,52 @@ def seed_results(units: dict[str, OrgNode], users: dict[str, User], domain: str,
         audience = [c for c, created in reachable[(unit.pk, campaign.channel)] if created < when]
         share = 0.75 if campaign.is_national else 0.9
         for contact_id in rng.sample(audience, k=int(len(audience) * share)):
-            ledger.append((campaign.pk, contact_id, unit.pk, unit.path, campaign.channel, Recipient.Status.SENT, "",
-                           "", "", 1, 0, 1 if campaign.channel == "sms" else 0,
-                           when + dt.timedelta(minutes=rng.randint(1, 20)), ""))
+            ledger.append(
+                (
+                    campaign.pk,
+                    contact_id,
+                    unit.pk,
+                    unit.path,
+                    campaign.channel,
+                    Recipient.Status.SENT,
+                    "",
+                    "",
+                    "",
+                    1,
+                    0,
+                    1 if campaign.channel == "sms" else 0,
+                    when + dt.timedelta(minutes=rng.randint(1, 20)),
+                    "",
+                )
+            )
     bulk_insert(Recipient, LEDGER_FIELDS, ledger)
     totals = Counter()
     rows: list[events.Row] = []
     sales: list[Conversion] = []
     by_key = defaultdict(list)
-    for recipient in Recipient.objects.filter(campaign__in=[p[0] for p in plans]).values_list(
-            "id", "campaign_id", "unit_id", "contact_id", "sent_at").order_by("id"):
+    for recipient in (
+        Recipient.objects.filter(campaign__in=[p[0] for p in plans])
+        .values_list("id", "campaign_id", "unit_id", "contact_id", "sent_at")
+        .order_by("id")
+    ):
         by_key[(recipient[1], recipient[2])].append(recipient)
     for campaign, unit, _when, profile in plans:
         links = _links(campaign, unit)
         for recipient_id, _c, _u, contact_id, sent_at in by_key[(campaign.pk, unit.pk)]:
-            _simulate(rng, rows, sales, totals, campaign, unit, profile, links, recipient_id, contact_id, sent_at, now)
+            _simulate(
+                rng,
+                rows,
+                sales,
+                totals,
+                campaign,
+                unit,
+                profile,
+                links,
+                recipient_id,
+                contact_id,
+                sent_at,
+                now,
+            )
     events.write(rows)
     Conversion.objects.bulk_create(sales, batch_size=5000)
     for campaign_id, total in Counter(entry[0] for entry in ledger).items():
@@ -104,15 +189,21 @@ def seed_results(units: dict[str, OrgNode], users: dict[str, User], domain: str,
     _story_results(rng, units, totals=totals, now=now)
     rollups.rebuild_base_history(now.date() - dt.timedelta(days=365), timezone.localdate())
     rollups.refresh()
-    return {"past_campaigns": len({p[0].pk for p in plans}), "events": sum(totals.values()),
-            "sales": Conversion.objects.count()}
+    return {
+        "past_campaigns": len({p[0].pk for p in plans}),
+        "events": sum(totals.values()),
+        "sales": Conversion.objects.count(),
+    }
 
 
 def _reachable(units) -> dict[tuple[int, str], list[tuple[int, dt.datetime]]]:
     """(unit, channel) → contacts that may receive it, with when they joined."""
     out: dict[tuple[int, str], list[tuple[int, dt.datetime]]] = defaultdict(list)
-    for pk, unit_id, created, email, sms in Contact.objects.filter(unit__in=list(units)).values_list(
-            "pk", "unit_id", "created_at", "email_consent", "sms_consent").order_by("pk"):
+    for pk, unit_id, created, email, sms in (
+        Contact.objects.filter(unit__in=list(units))
+        .values_list("pk", "unit_id", "created_at", "email_consent", "sms_consent")
+        .order_by("pk")
+    ):
         if email in VALID_CONSENT:
             out[(unit_id, "email")].append((pk, created))
         if sms in VALID_CONSENT:
@@ -134,11 +225,22 @@ def _plan(rng, units, users, templates, now, domain):
     made = []
     for days_ago, name in NATIONALS:
         when = _at(now, days_ago, 10)
-        campaign = Campaign(kind=Campaign.Kind.NATIONAL, channel="email", name=name, owner=_root(units),
-                            owner_path=_root(units).path, template=templates["Promotion de saison"],
-                            status=S.FINISHED, send_at=when, scheduled_at=when - dt.timedelta(days=10),
-                            launched_at=when, finished_at=when + dt.timedelta(minutes=30), created_by=marketer,
-                            decided_by=marketer, decided_at=when - dt.timedelta(days=10))
+        campaign = Campaign(
+            kind=Campaign.Kind.NATIONAL,
+            channel="email",
+            name=name,
+            owner=_root(units),
+            owner_path=_root(units).path,
+            template=templates["Promotion de saison"],
+            status=S.FINISHED,
+            send_at=when,
+            scheduled_at=when - dt.timedelta(days=10),
+            launched_at=when,
+            finished_at=when + dt.timedelta(minutes=30),
+            created_by=marketer,
+            decided_by=marketer,
+            decided_at=when - dt.timedelta(days=10),
+        )
         made.append((campaign, when, None))
     for code, unit in units.items():
         is_lyon = code == "lyon"
@@ -146,16 +248,52 @@ def _plan(rng, units, users, templates, now, domain):
         sms_count = 6 if code in ("lyon", "marseille") else rng.randint(2, 3)
         for i, name in enumerate(rng.sample(LOCAL_EMAIL, email_count)):
             when = _at(now, rng.randint(8, 340), 10 + i % 3)
-            made.append((_local(unit, "email", f"{name} · {unit.profile.city}", templates["Invitation à un événement en magasin"],
-                                when, users), when, unit))
+            made.append(
+                (
+                    _local(
+                        unit,
+                        "email",
+                        f"{name} · {unit.profile.city}",
+                        templates["Invitation à un événement en magasin"],
+                        when,
+                        users,
+                    ),
+                    when,
+                    unit,
+                )
+            )
         for name in rng.sample(LOCAL_SMS, sms_count):
             when = _at(now, rng.randint(8, 340), 11)
-            made.append((_local(unit, "sms", f"{name} · {unit.profile.city}", templates["SMS promo flash"], when,
-                                users), when, unit))
+            made.append(
+                (
+                    _local(
+                        unit,
+                        "sms",
+                        f"{name} · {unit.profile.city}",
+                        templates["SMS promo flash"],
+                        when,
+                        users,
+                    ),
+                    when,
+                    unit,
+                )
+            )
     lille = units["lille"]
     standout_when = _at(now, 33, 10)
-    made.append((_local(lille, "email", f"{STANDOUT} · {lille.profile.city}",
-                        templates["Invitation à un événement en magasin"], standout_when, users), standout_when, lille))
+    made.append(
+        (
+            _local(
+                lille,
+                "email",
+                f"{STANDOUT} · {lille.profile.city}",
+                templates["Invitation à un événement en magasin"],
+                standout_when,
+                users,
+            ),
+            standout_when,
+            lille,
+        )
+    )
     Campaign.objects.bulk_create([m[0] for m in made], batch_size=500)
     for campaign, when, _unit in made:
         Campaign.objects.filter(pk=campaign.pk).update(created_at=when - dt.timedelta(days=12))
@@ -166,10 +304,18 @@ def _plan(rng, units, users, templates, now, domain):
             plans.append((campaign, unit, when, _profile(unit, campaign)))
             continue
         for code, each in units.items():
-            relayed = rng.random() < (1.0 if code == "lyon" else 0.55 if code == "marseille" else 0.85)
-            relays.append(Relay(campaign=campaign, unit=each, unit_path=each.path,
-                                status=Relay.Status.RELAYED if relayed else Relay.Status.OPTED_OUT,
-                                decided_at=when - dt.timedelta(days=rng.randint(2, 8))))
+            relayed = rng.random() < (
+                1.0 if code == "lyon" else 0.55 if code == "marseille" else 0.85
+            )
+            relays.append(
+                Relay(
+                    campaign=campaign,
+                    unit=each,
+                    unit_path=each.path,
+                    status=Relay.Status.RELAYED if relayed else Relay.Status.OPTED_OUT,
+                    decided_at=when - dt.timedelta(days=rng.randint(2, 8)),
+                )
+            )
             if relayed:
                 plans.append((campaign, each, when, PROFILES.get(code, Profile())))
     Relay.objects.bulk_create(relays, batch_size=500)
@@ -182,9 +328,20 @@ def _root(units) -> OrgNode:
 
 def _local(unit, channel, name, template, when, users) -> Campaign:
     manager = next((u for e, u in users.items() if e.startswith(f"{unit.code}@")), None)
-    return Campaign(kind=Campaign.Kind.LOCAL, channel=channel, name=name, owner=unit, owner_path=unit.path,
-                    template=template, status=S.FINISHED, send_at=when, scheduled_at=when - dt.timedelta(days=5),
-                    launched_at=when, finished_at=when + dt.timedelta(minutes=10), created_by=manager)
+    return Campaign(
+        kind=Campaign.Kind.LOCAL,
+        channel=channel,
+        name=name,
+        owner=unit,
+        owner_path=unit.path,
+        template=template,
+        status=S.FINISHED,
+        send_at=when,
+        scheduled_at=when - dt.timedelta(days=5),
+        launched_at=when,
+        finished_at=when + dt.timedelta(minutes=10),
+        created_by=manager,
+    )
 
 
 def _profile(unit: OrgNode, campaign: Campaign) -> Profile:
@@ -197,11 +354,18 @@ def _profile(unit: OrgNode, campaign: Campaign) -> Profile:
 def _standout_content(campaign: Campaign, lille: OrgNode, users, domain) -> None:
     """Lille's best campaign carries its own words, for the gallery to show and copy."""
     version = local_version_save(
-        actor=users[f"lille@{domain}"], unit=lille, template=campaign.template, name=STANDOUT,
-        values={"event_name": "Atelier bougies parfumées", "event_when": "Samedi 15 h – 17 h",
-                "details": "<div>Composez votre bougie avec notre parfumeur : cire de soja, mèche en coton, "
-                           "trois senteurs au choix. <strong>Places limitées à 12</strong>, "
-                           "inscription en magasin ou par téléphone.</div>"})
+        actor=users[f"lille@{domain}"],
+        unit=lille,
+        template=campaign.template,
+        name=STANDOUT,
+        values={
+            "event_name": "Atelier bougies parfumées",
+            "event_when": "Samedi 15 h – 17 h",
+            "details": "<div>Composez votre bougie avec notre parfumeur : cire de soja, mèche en coton, "
+            "trois senteurs au choix. <strong>Places limitées à 12</strong>, "
+            "inscription en magasin ou par téléphone.</div>",
+        },
+    )
     Campaign.objects.filter(pk=campaign.pk).update(local_version=version)
 
 
@@ -210,24 +374,41 @@ def _links(campaign: Campaign, unit: OrgNode) -> list[int]:
     for position, url in enumerate(LINKS[: 2 if campaign.channel == "sms" else 3], 1):
         url = url.format(code=unit.code)
         link, _ = Link.objects.get_or_create(
-            campaign=campaign, unit=unit, url_hash=hashlib.sha256(url.encode()).hexdigest()[:32],
-            defaults={"unit_path": unit.path, "url": url, "position": position})
+            campaign=campaign,
+            unit=unit,
+            url_hash=hashlib.sha256(url.encode()).hexdigest()[:32],
+            defaults={"unit_path": unit.path, "url": url, "position": position},
+        )
         made.append(link.pk)
     return made
 
 
-def _simulate(rng, rows, sales, totals, campaign, unit, profile, links, recipient_id, contact_id, sent_at, now):
+def _simulate(
+    rng, rows, sales, totals, campaign, unit, profile, links, recipient_id, contact_id, sent_at, now
+):
     """What one message did."""
+
     def add(kind, when, **extra):
         if when <= now:
-            rows.append(events.row(occurred_at=when, kind=kind, channel=campaign.channel, campaign_id=campaign.pk,
-                                   unit_id=unit.pk, unit_path=unit.path, **extra))
+            rows.append(
+                events.row(
+                    occurred_at=when,
+                    kind=kind,
+                    channel=campaign.channel,
+                    campaign_id=campaign.pk,
+                    unit_id=unit.pk,
+                    unit_path=unit.path,
+                    **extra,
+                )
+            )
             totals[kind] += 1
 
     add(K.SENT, sent_at, recipient_id=recipient_id)
     sms = campaign.channel == "sms"
     if not sms and rng.random() < 0.008:
-        add(K.BOUNCED, sent_at + dt.timedelta(minutes=rng.randint(1, 30)), recipient_id=recipient_id)
+        add(
+            K.BOUNCED, sent_at + dt.timedelta(minutes=rng.randint(1, 30)), recipient_id=recipient_id
+        )
         return
     later = sent_at + dt.timedelta(minutes=rng.randint(2, 60 * 48))
     if not sms and rng.random() < profile.open:
@@ -242,10 +423,19 @@ def _simulate(rng, rows, sales, totals, campaign, unit, profile, links, recipien
             when = last + dt.timedelta(hours=rng.randint(1, 96))
             if when <= now:
                 amount = Decimal(str(round(rng.lognormvariate(0, 0.45) * profile.basket, 2)))
-                sales.append(Conversion(order_id=f"DEMO-{campaign.pk}-{recipient_id}", unit=unit, unit_path=unit.path,
-                                        contact_id=contact_id, amount=amount, occurred_at=when,
-                                        campaign_id=campaign.pk, channel=campaign.channel,
-                                        source=Conversion.Source.DEMO))
+                sales.append(
+                    Conversion(
+                        order_id=f"DEMO-{campaign.pk}-{recipient_id}",
+                        unit=unit,
+                        unit_path=unit.path,
+                        contact_id=contact_id,
+                        amount=amount,
+                        occurred_at=when,
+                        campaign_id=campaign.pk,
+                        channel=campaign.channel,
+                        source=Conversion.Source.DEMO,
+                    )
+                )
                 add(K.CONVERTED, when, recipient_id=recipient_id, amount=amount)
     if rng.random() < (profile.sms_stop if sms else profile.unsubscribe):
         add(K.UNSUBSCRIBED, later + dt.timedelta(minutes=5), recipient_id=recipient_id)
@@ -258,12 +448,28 @@ def _story_results(rng, units, *, totals, now) -> None:
     rows: list[events.Row] = []
     sales: list[Conversion] = []
     for campaign in Campaign.objects.filter(status=S.FINISHED, recipient_total__gt=0).exclude(
-            pk__in=Event.objects.filter(kind=K.SENT).values("campaign_id")):
-        for unit in OrgNode.objects.filter(pk__in=Recipient.objects.filter(campaign=campaign).values("unit_id")):
+        pk__in=Event.objects.filter(kind=K.SENT).values("campaign_id")
+    ):
+        for unit in OrgNode.objects.filter(
+            pk__in=Recipient.objects.filter(campaign=campaign).values("unit_id")
+        ):
             links = _links(campaign, unit)
             for recipient_id, contact_id, sent_at in Recipient.objects.filter(
-                    campaign=campaign, unit=unit, status=Recipient.Status.SENT).values_list("id", "contact_id", "sent_at"):
-                _simulate(rng, rows, sales, totals, campaign, unit, PROFILES.get(unit.code, Profile()), links,
-                          recipient_id, contact_id, sent_at, now)
+                campaign=campaign, unit=unit, status=Recipient.Status.SENT
+            ).values_list("id", "contact_id", "sent_at"):
+                _simulate(
+                    rng,
+                    rows,
+                    sales,
+                    totals,
+                    campaign,
+                    unit,
+                    PROFILES.get(unit.code, Profile()),
+                    links,
+                    recipient_id,
+                    contact_id,
+                    sent_at,
+                    now,
+                )
     events.write(rows)
     Conversion.objects.bulk_create(sales, batch_size=5000)

@@ -58,19 +58,110 @@ REGIONS = {
         ("Rennes", "rennes", "9 rue Le Bastard", "35000", "+33299000108"),
     ],
 }
-MANAGERS = ["Claire Martin", "Julien Bernard", "Sophie Laurent", "Karim Haddad", "Élodie Roux",
-            "Thomas Girard", "Nadia Benali", "Hugo Lefèvre"]
-FIRST_NAMES = ["Camille", "Léa", "Manon", "Chloé", "Emma", "Inès", "Sarah", "Louise", "Jade", "Alice",
-               "Lucas", "Hugo", "Louis", "Gabriel", "Arthur", "Jules", "Nathan", "Théo", "Paul", "Adam",
-               "Marie", "Nathalie", "Isabelle", "Sylvie", "Catherine", "Philippe", "Nicolas", "Pierre",
-               "Laurent", "Stéphane", "Amélie", "Julie", "Margaux", "Yasmine", "Mehdi", "Rayan", "Zoé",
-               "Maël", "Clémence", "Anaïs"]
-LAST_NAMES = ["Martin", "Bernard", "Thomas", "Petit", "Robert", "Richard", "Durand", "Dubois", "Moreau",
-              "Laurent", "Simon", "Michel", "Lefèvre", "Leroy", "Roux", "David", "Bertrand", "Morel",
-              "Fournier", "Girard", "Bonnet", "Dupont", "Lambert", "Fontaine", "Rousseau", "Vincent",
-              "Muller", "Lefebvre", "Faure", "André", "Mercier", "Blanc", "Guérin", "Boyer", "Garnier",
-              "Chevalier", "François", "Legrand", "Gauthier", "Garcia", "Perrin", "Robin", "Clément",
-              "Morin", "Nicolas", "Henry", "Roussel", "Mathieu", "Gautier", "Masson"]
+MANAGERS = [
+    "Claire Martin",
+    "Julien Bernard",
+    "Sophie Laurent",
+    "Karim Haddad",
+    "Élodie Roux",
+    "Thomas Girard",
+    "Nadia Benali",
+    "Hugo Lefèvre",
+]
+FIRST_NAMES = [
+    "Camille",
+    "Léa",
+    "Manon",
+    "Chloé",
+    "Emma",
+    "Inès",
+    "Sarah",
+    "Louise",
+    "Jade",
+    "Alice",
+    "Lucas",
+    "Hugo",
+    "Louis",
+    "Gabriel",
+    "Arthur",
+    "Jules",
+    "Nathan",
+    "Théo",
+    "Paul",
+    "Adam",
+    "Marie",
+    "Nathalie",
+    "Isabelle",
+    "Sylvie",
+    "Catherine",
+    "Philippe",
+    "Nicolas",
+    "Pierre",
+    "Laurent",
+    "Stéphane",
+    "Amélie",
+    "Julie",
+    "Margaux",
+    "Yasmine",
+    "Mehdi",
+    "Rayan",
+    "Zoé",
+    "Maël",
+    "Clémence",
+    "Anaïs",
+]
+LAST_NAMES = [
+    "Martin",
+    "Bernard",
+    "Thomas",
+    "Petit",
+    "Robert",
+    "Richard",
+    "Durand",
+    "Dubois",
+    "Moreau",
+    "Laurent",
+    "Simon",
+    "Michel",
+    "Lefèvre",
+    "Leroy",
+    "Roux",
+    "David",
+    "Bertrand",
+    "Morel",
+    "Fournier",
+    "Girard",
+    "Bonnet",
+    "Dupont",
+    "Lambert",
+    "Fontaine",
+    "Rousseau",
+    "Vincent",
+    "Muller",
+    "Lefebvre",
+    "Faure",
+    "André",
+    "Mercier",
+    "Blanc",
+    "Guérin",
+    "Boyer",
+    "Garnier",
+    "Chevalier",
+    "François",
+    "Legrand",
+    "Gauthier",
+    "Garcia",
+    "Perrin",
+    "Robin",
+    "Clément",
+    "Morin",
+    "Nicolas",
+    "Henry",
+    "Roussel",
+    "Mathieu",
+    "Gautier",
+    "Masson",
+]
 MAIL_DOMAINS = ["example.com", "example.net", "example.org"]
 CONTACT_TAGS = ["vip", "client-fidele", "salon-deco-2026", "cuisine", "luminaires", "textile"]
 
@@ -93,7 +184,16 @@ def reset() -> None:
     with transaction.atomic():
         for model in (DailyStat, UnitDay, RollupState, Event, Conversion, Link):
             model.objects.all().delete()
-        for model in (OutboxMessage, Bounce, Recipient, Relay, Campaign, Budget, PressureRule, SendingPolicy):
+        for model in (
+            OutboxMessage,
+            Bounce,
+            Recipient,
+            Relay,
+            Campaign,
+            Budget,
+            PressureRule,
+            SendingPolicy,
+        ):
             model.objects.all().delete()
         for model in (LocalVersion, Template, Guardrails):
             model.objects.all().delete()
@@ -118,30 +218,54 @@ def seed(contacts_total: int = 20_000, random_seed: int = 42) -> dict:
     rng = random.Random(random_seed)
     roles = network.builtin_roles_ensure()
     root = network.network_create(
-        actor=None, name="Maison Lumière", code="maison-lumiere",
-        legal_name="Maison Lumière SAS", sending_domain="news.maison-lumiere.test",
+        actor=None,
+        name="Maison Lumière",
+        code="maison-lumiere",
+        legal_name="Maison Lumière SAS",
+        sending_domain="news.maison-lumiere.test",
     )
-    network.unit_variable_declare(actor=None, key="parking", label="Parking", help_text="Where customers park")
+    network.unit_variable_declare(
+        actor=None, key="parking", label="Parking", help_text="Where customers park"
+    )
     network.unit_variable_declare(actor=None, key="click_collect", label="Click & collect hours")
-    CustomAttribute.objects.get_or_create(key="loyalty_tier", defaults={
-        "label": "Loyalty tier", "kind": CustomAttribute.Kind.CHOICE, "choices": ["bronze", "silver", "gold"]})
-    CustomAttribute.objects.get_or_create(key="favourite_room", defaults={
-        "label": "Favourite room", "kind": CustomAttribute.Kind.TEXT})
+    CustomAttribute.objects.get_or_create(
+        key="loyalty_tier",
+        defaults={
+            "label": "Loyalty tier",
+            "kind": CustomAttribute.Kind.CHOICE,
+            "choices": ["bronze", "silver", "gold"],
+        },
+    )
+    CustomAttribute.objects.get_or_create(
+        key="favourite_room",
+        defaults={"label": "Favourite room", "kind": CustomAttribute.Kind.TEXT},
+    )
     units: dict[str, OrgNode] = {}
     index = 0
     for region_name, towns in REGIONS.items():
-        region = network.node_create(actor=None, parent=root, kind="region", name=region_name,
-                                     code=region_name.lower())
+        region = network.node_create(
+            actor=None, parent=root, kind="region", name=region_name, code=region_name.lower()
+        )
         for name, code, street, postal, phone in towns:
             unit = network.node_create(
-                actor=None, parent=region, kind="unit", name=f"Maison Lumière {name}", code=code,
+                actor=None,
+                parent=region,
+                kind="unit",
+                name=f"Maison Lumière {name}",
+                code=code,
                 profile={
-                    "address_line": street, "postal_code": postal, "city": name, "phone": phone,
-                    "email": f"{code}@{DOMAIN}", "website": f"https://www.{DOMAIN}/magasins/{code}",
+                    "address_line": street,
+                    "postal_code": postal,
+                    "city": name,
+                    "phone": phone,
+                    "email": f"{code}@{DOMAIN}",
+                    "website": f"https://www.{DOMAIN}/magasins/{code}",
                     "manager_name": MANAGERS[index],
                     "opening_hours": "Mon–Sat 10:00–19:00\nSun closed",
-                    "variables": {"parking": f"Parking {name} Centre, 2 min walk",
-                                  "click_collect": "Mon–Sat 11:00–18:30"},
+                    "variables": {
+                        "parking": f"Parking {name} Centre, 2 min walk",
+                        "click_collect": "Mon–Sat 11:00–18:30",
+                    },
                 },
                 tags=["pilot"] if code in {"lyon", "nantes"} else [],
             )
@@ -150,28 +274,57 @@ def seed(contacts_total: int = 20_000, random_seed: int = 42) -> dict:
     # HQ lets pilot units send SMS even where their role would not (the permission tree).
     users = {}
     for email, first, last, role_key, node_code in DEMO_USERS:
-        user = network.user_create(actor=None, email=email, first_name=first, last_name=last, password=PASSWORD)
+        user = network.user_create(
+            actor=None, email=email, first_name=first, last_name=last, password=PASSWORD
+        )
         node = root if node_code is None else OrgNode.objects.get(code=node_code)
         network.membership_grant(actor=None, user=user, node=node, role=roles[role_key])
         users[email] = user
-    CapabilityRule.objects.create(node=root, capability="send_sms", effect="allow",
-                                  role=roles["unit_manager"], unit_tag=units["lyon"].tags.first())
+    CapabilityRule.objects.create(
+        node=root,
+        capability="send_sms",
+        effect="allow",
+        role=roles["unit_manager"],
+        unit_tag=units["lyon"].tags.first(),
+    )
     _contacts(rng, list(units.values()), contacts_total)
     lyon = units["lyon"]
-    segment_save(actor=users["lyon@" + DOMAIN], owner=lyon, name="Clients fidèles joignables par email",
-                 description="Existing customers with valid email consent",
-                 rules={"match": "all", "rules": [
-                     {"field": "consent_email", "op": "is_valid"},
-                     {"field": "is_customer", "op": "is_true"}]})
-    segment_save(actor=users["siege@" + DOMAIN], owner=root, name="VIP du réseau (SMS)",
-                 rules={"match": "all", "rules": [
-                     {"field": "tag", "op": "has", "value": "vip"},
-                     {"field": "consent_sms", "op": "is_valid"}]})
+    segment_save(
+        actor=users["lyon@" + DOMAIN],
+        owner=lyon,
+        name="Clients fidèles joignables par email",
+        description="Existing customers with valid email consent",
+        rules={
+            "match": "all",
+            "rules": [
+                {"field": "consent_email", "op": "is_valid"},
+                {"field": "is_customer", "op": "is_true"},
+            ],
+        },
+    )
+    segment_save(
+        actor=users["siege@" + DOMAIN],
+        owner=root,
+        name="VIP du réseau (SMS)",
+        rules={
+            "match": "all",
+            "rules": [
+                {"field": "tag", "op": "has", "value": "vip"},
+                {"field": "consent_sms", "op": "is_valid"},
+            ],
+        },
+    )
     brand = seed_brand_kit(root, units, users, DOMAIN)
     campaigns = seed_campaigns(root, units, users, DOMAIN)
     results = seed_results(units, users, DOMAIN)
-    return {"units": len(units), "contacts": Contact.objects.count(), "users": len(users), **brand, **campaigns,
-            **results}
+    return {
+        "units": len(units),
+        "contacts": Contact.objects.count(),
+        "users": len(users),
+        **brand,
+        **campaigns,
+        **results,
+    }
 
 
 def _contacts(rng: random.Random, units: list[OrgNode], total: int) -> None:
@@ -187,23 +340,41 @@ def _contacts(rng: random.Random, units: list[OrgNode], total: int) -> None:
         counter += 1
         local = f"{_ascii(first)}.{_ascii(last)}{counter % 997}".lower()
         email = f"{local}@{rng.choice(MAIL_DOMAINS)}" if rng.random() < 0.92 else None
-        phone = f"+33{rng.choice((61, 62, 64, 65, 66, 67, 68, 76, 77, 78))}{rng.randrange(0, 9_999_999):07d}" if rng.random() < 0.7 or email is None else None
+        phone = (
+            f"+33{rng.choice((61, 62, 64, 65, 66, 67, 68, 76, 77, 78))}{rng.randrange(0, 9_999_999):07d}"
+            if rng.random() < 0.7 or email is None
+            else None
+        )
         # One contact per email and per phone within a unit (both are unique there).
         keys = {(unit.pk, value) for value in (email, phone) if value}
         if keys & seen:
             continue
         seen |= keys
         customer = rng.random() < 0.55
-        contacts.append(Contact(
-            unit=unit, unit_path=unit.path, email=email, phone=phone, first_name=first, last_name=last,
-            birthday=dt.date(rng.randint(1945, 2005), rng.randint(1, 12), rng.randint(1, 28)) if rng.random() < 0.6 else None,
-            language="fr" if rng.random() < 0.93 else "en", is_customer=customer,
-            attributes={"loyalty_tier": rng.choice(["bronze", "bronze", "silver", "gold"])} if customer else {},
-        ))
+        contacts.append(
+            Contact(
+                unit=unit,
+                unit_path=unit.path,
+                email=email,
+                phone=phone,
+                first_name=first,
+                last_name=last,
+                birthday=dt.date(rng.randint(1945, 2005), rng.randint(1, 12), rng.randint(1, 28))
+                if rng.random() < 0.6
+                else None,
+                language="fr" if rng.random() < 0.93 else "en",
+                is_customer=customer,
+                attributes={"loyalty_tier": rng.choice(["bronze", "bronze", "silver", "gold"])}
+                if customer
+                else {},
+            )
+        )
     created = Contact.objects.bulk_create(contacts, batch_size=2000)
     # Spread creation dates over two years so growth charts and date rules have data.
     for contact in created:
-        contact.created_at = now - dt.timedelta(days=rng.randint(0, 730), minutes=rng.randint(0, 1440))
+        contact.created_at = now - dt.timedelta(
+            days=rng.randint(0, 730), minutes=rng.randint(0, 1440)
+        )
     events, taggings = [], []
     for contact in created:
         for channel, field, rate in (("email", "email", 0.72), ("sms", "phone", 0.4)):
@@ -217,29 +388,50 @@ def _contacts(rng: random.Random, units: list[OrgNode], total: int) -> None:
             else:
                 continue
             at = contact.created_at + dt.timedelta(minutes=5)
-            events.append(ConsentEvent(
-                contact=contact, unit_path=contact.unit_path, channel=channel, status=status,
-                occurred_at=at, source=rng.choice(["in_store", "form", "in_store"]),
-                wording_version="in-store-v1", ip_address=None,
-            ))
+            events.append(
+                ConsentEvent(
+                    contact=contact,
+                    unit_path=contact.unit_path,
+                    channel=channel,
+                    status=status,
+                    occurred_at=at,
+                    source=rng.choice(["in_store", "form", "in_store"]),
+                    wording_version="in-store-v1",
+                    ip_address=None,
+                )
+            )
             if rng.random() < 0.05:
                 status = ConsentStatus.WITHDRAWN
-                events.append(ConsentEvent(
-                    contact=contact, unit_path=contact.unit_path, channel=channel, status=status,
-                    occurred_at=at + dt.timedelta(days=rng.randint(1, 300)), source="unsubscribe",
-                ))
+                events.append(
+                    ConsentEvent(
+                        contact=contact,
+                        unit_path=contact.unit_path,
+                        channel=channel,
+                        status=status,
+                        occurred_at=at + dt.timedelta(days=rng.randint(1, 300)),
+                        source="unsubscribe",
+                    )
+                )
             setattr(contact, f"{channel}_consent", status)
         for name in rng.sample(CONTACT_TAGS, rng.choice([0, 0, 1, 1, 2])):
-            taggings.append(ContactTagging(contact=contact, tag=tags[name], unit_path=contact.unit_path))
+            taggings.append(
+                ContactTagging(contact=contact, tag=tags[name], unit_path=contact.unit_path)
+            )
     ConsentEvent.objects.bulk_create(events, batch_size=5000)
     ContactTagging.objects.bulk_create(taggings, batch_size=5000)
     # One prepared UPDATE per contact (bulk_update's CASE expressions took most of the seeding time).
-    fields = [Contact._meta.get_field(name) for name in ("created_at", "email_consent", "sms_consent")]
+    fields = [
+        Contact._meta.get_field(name) for name in ("created_at", "email_consent", "sms_consent")
+    ]
     with connection.cursor() as cursor:
         cursor.executemany(
             f"UPDATE {Contact._meta.db_table} SET created_at = %s, email_consent = %s, sms_consent = %s "  # noqa: S608
             "WHERE id = %s",
-            [[f.get_db_prep_save(getattr(c, f.attname), connection) for f in fields] + [c.pk] for c in created])
+            [
+                [f.get_db_prep_save(getattr(c, f.attname), connection) for f in fields] + [c.pk]
+                for c in created
+            ],
+        )
 
 
 def _ascii(text: str) -> str:

@@ -16,7 +16,9 @@ class LibConfig(AppConfig):
         # Infrastructure hook (not business behaviour): every PostgreSQL connection acts
         # as the unprivileged application role so row-level security applies.
         connection_created.connect(switch_to_app_role, dispatch_uid="enseigne-app-role")
-        connection_created.connect(register_sqlite_functions, dispatch_uid="enseigne-sqlite-functions")
+        connection_created.connect(
+            register_sqlite_functions, dispatch_uid="enseigne-sqlite-functions"
+        )
 
 
 def _sha256_hex(value):

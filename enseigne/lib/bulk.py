@@ -40,7 +40,10 @@ def bulk_insert(
     if connection.vendor == "sqlite" and not returning:
         _sqlite_insert(model, model_fields, rows, ignore_conflicts)
         return []
-    objects = [model(**{f.attname: value for f, value in zip(model_fields, row, strict=True)}) for row in rows]
+    objects = [
+        model(**{f.attname: value for f, value in zip(model_fields, row, strict=True)})
+        for row in rows
+    ]
     created = model.objects.bulk_create(objects, batch_size=2000, ignore_conflicts=ignore_conflicts)
     if not returning or ignore_conflicts:
         return []
@@ -52,30 +55,49 @@ def _sqlite_insert(model, model_fields, rows, ignore_conflicts) -> None:
     """One prepared INSERT run over every row: no model instances, about 5× bulk_create's speed."""
     quote = connection.ops.quote_name
     verb = "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
-    sql = (f"{verb} INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in model_fields)}) "
-           f"VALUES ({', '.join(['%s'] * len(model_fields))})")
+    sql = (
+        f"{verb} INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in model_fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(model_fields))})"
+    )
     adapters = [_sqlite_adapter(f) for f in model_fields]
-    prepared = ([value if adapt is None or value is None else adapt(value)
-                 for adapt, value in zip(adapters, row, strict=True)] for row in rows)
+    prepared = (
+        [
+            value if adapt is None or value is None else adapt(value)
+            for adapt, value in zip(adapters, row, strict=True)
+        ]
+        for row in rows
+    )
     with connection.cursor() as cursor:
         while chunk := list(itertools.islice(prepared, 10_000)):
             cursor.executemany(sql, chunk)
 
 
-_PLAIN = (models.CharField, models.TextField, models.IntegerField, models.BooleanField, models.AutoField)
+_PLAIN = (
+    models.CharField,
+    models.TextField,
+    models.IntegerField,
+    models.BooleanField,
+    models.AutoField,
+)
 
 
 def _sqlite_adapter(field):
     """How a value of ``field`` goes to SQLite: None when as it is (the common, fast case)."""
     ops = connection.ops
     if isinstance(field, models.ForeignKey):
-        return None if isinstance(field.target_field, _PLAIN) else (lambda value: field.get_db_prep_save(value, connection))
+        return (
+            None
+            if isinstance(field.target_field, _PLAIN)
+            else (lambda value: field.get_db_prep_save(value, connection))
+        )
     if isinstance(field, models.DateTimeField):
         return ops.adapt_datetimefield_value
     if isinstance(field, models.DateField):
         return ops.adapt_datefield_value
     if isinstance(field, models.DecimalField):
-        return lambda value: ops.adapt_decimalfield_value(value, field.max_digits, field.decimal_places)
+        return lambda value: ops.adapt_decimalfield_value(
+            value, field.max_digits, field.decimal_places
+        )
     if isinstance(field, _PLAIN):
         return None
     return lambda value: field.get_db_prep_save(value, connection)
@@ -90,7 +112,9 @@ def _copy_insert(model, model_fields, rows, ignore_conflicts, returning) -> list
     # Every identifier below comes from the model's metadata and is quoted; values only
     # travel through COPY.
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMPORARY TABLE {stage} AS SELECT {columns} FROM {table} WITH NO DATA")  # noqa: S608
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {stage} AS SELECT {columns} FROM {table} WITH NO DATA"  # noqa: S608
+        )
         with cursor.cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 if json_positions:
@@ -103,7 +127,9 @@ def _copy_insert(model, model_fields, rows, ignore_conflicts, returning) -> list
         if ignore_conflicts:
             sql += " ON CONFLICT DO NOTHING"
         if returning:
-            sql += " RETURNING " + ", ".join(quote(model._meta.get_field(n).column) for n in returning)
+            sql += " RETURNING " + ", ".join(
+                quote(model._meta.get_field(n).column) for n in returning
+            )
         cursor.execute(sql)
         result = cursor.fetchall() if returning else []
         cursor.execute(f"DROP TABLE {stage}")

@@ -12,7 +12,9 @@ class StyledMixin:
         """Call again after adding fields in a subclass's __init__."""
         for field in self.fields.values():
             widget = field.widget
-            if "form-control" in widget.attrs.get("class", "") or "form-select" in widget.attrs.get("class", ""):
+            if "form-control" in widget.attrs.get("class", "") or "form-select" in widget.attrs.get(
+                "class", ""
+            ):
                 continue
             if isinstance(widget, (forms.CheckboxInput, forms.CheckboxSelectMultiple)):
                 css = "form-check-input"

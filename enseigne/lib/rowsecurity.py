@@ -65,7 +65,12 @@ def db_scope(paths: Iterable[str] | str) -> Iterator[None]:
         try:
             yield
         finally:
-            if outer and previous is not None and previous != value and not connection.needs_rollback:
+            if (
+                outer
+                and previous is not None
+                and previous != value
+                and not connection.needs_rollback
+            ):
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT set_config(%s, %s, true)", [SETTING, previous])
 
@@ -107,7 +112,9 @@ class CreateScopeFunction(Operation):
             schema_editor.execute(
                 f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {quoted}"
             )
-            schema_editor.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}")
+            schema_editor.execute(
+                f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}"
+            )
             schema_editor.execute(
                 "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
                 f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {quoted}"
@@ -135,9 +142,11 @@ def unit_row_security_sql(quoted_table: str, *, shared_rows: bool = False) -> li
     condition = "unit_path::text LIKE ANY ((SELECT enseigne_scope_patterns())::text[])"
     if shared_rows:
         condition = f"(unit_path = '' OR {condition})"
-    return [f"ALTER TABLE {quoted_table} ENABLE ROW LEVEL SECURITY",
-            f"ALTER TABLE {quoted_table} FORCE ROW LEVEL SECURITY",
-            f"CREATE POLICY unit_scope ON {quoted_table} USING ({condition}) WITH CHECK ({condition})"]
+    return [
+        f"ALTER TABLE {quoted_table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {quoted_table} FORCE ROW LEVEL SECURITY",
+        f"CREATE POLICY unit_scope ON {quoted_table} USING ({condition}) WITH CHECK ({condition})",
+    ]
 
 
 class UnitRowSecurity(Operation):
@@ -163,7 +172,9 @@ class UnitRowSecurity(Operation):
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         if schema_editor.connection.vendor != "postgresql":
             return
-        for statement in unit_row_security_sql(schema_editor.quote_name(self.table), shared_rows=self.shared_rows):
+        for statement in unit_row_security_sql(
+            schema_editor.quote_name(self.table), shared_rows=self.shared_rows
+        ):
             schema_editor.execute(statement)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):

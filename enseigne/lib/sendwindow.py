@@ -49,7 +49,10 @@ class SendWindow:
 
     def allows(self, moment: dt.datetime, time_zone: str) -> bool:
         local = moment.astimezone(_zone(time_zone))
-        return self._open_day(local.date()) and self.start <= local.time().replace(tzinfo=None) < self.end
+        return (
+            self._open_day(local.date())
+            and self.start <= local.time().replace(tzinfo=None) < self.end
+        )
 
     def next_allowed(self, moment: dt.datetime, time_zone: str) -> dt.datetime:
         """``moment`` itself when it is inside the window, else the next opening (as UTC)."""

@@ -30,8 +30,14 @@ def unsign_ids(purpose: str, token: str, count: int) -> tuple[int, ...] | None:
     head, _, mac = (token or "").partition(".")
     parts = head.split("-")
     # Only the form sign_ids writes: ASCII digits, no leading zero (so one id has one token).
-    if len(parts) != count or not mac or any(not (p.isascii() and p.isdigit()) or len(p) > 18
-                                             or (p[0] == "0" and p != "0") for p in parts):
+    if (
+        len(parts) != count
+        or not mac
+        or any(
+            not (p.isascii() and p.isdigit()) or len(p) > 18 or (p[0] == "0" and p != "0")
+            for p in parts
+        )
+    ):
         return None
     values = tuple(int(p) for p in parts)
     # Bytes: compare_digest refuses non-ASCII str (a 500 instead of a 404).
@@ -51,7 +57,9 @@ def unsign_id(purpose: str, token: str) -> int | None:
 def hex_tag(message: str, length: int) -> str:
     """A lowercase hex HMAC of ``message`` with the secret key, cut to ``length``: for places
     that must survive case folding or stay hex (Message-IDs, envelope addresses, URL keys)."""
-    return hmac.new(settings.SECRET_KEY.encode(), message.encode(), hashlib.sha256).hexdigest()[:length]
+    return hmac.new(settings.SECRET_KEY.encode(), message.encode(), hashlib.sha256).hexdigest()[
+        :length
+    ]
 
 
 def webhook_key(purpose: str) -> str:

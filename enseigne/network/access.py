@@ -78,7 +78,9 @@ class Access:
             return None
         if any(r.unit_tag_id for r in candidates):
             tag_ids = {t.pk for t in node.tags.all()}
-            candidates = [r for r in candidates if r.unit_tag_id is None or r.unit_tag_id in tag_ids]
+            candidates = [
+                r for r in candidates if r.unit_tag_id is None or r.unit_tag_id in tag_ids
+            ]
         if not candidates:
             return None
         return max(
@@ -110,8 +112,10 @@ def access_for(user: User | None) -> Access:
     cached = getattr(user, "_enseigne_access", None)
     if cached is not None:
         return cached
-    memberships = Membership.objects.filter(user=user).select_related("node", "role").prefetch_related(
-        "role__grants"
+    memberships = (
+        Membership.objects.filter(user=user)
+        .select_related("node", "role")
+        .prefetch_related("role__grants")
     )
     grants = [
         Grant(

@@ -31,10 +31,21 @@ class UnitOut(Schema):
 def _unit_out(u) -> UnitOut:
     p = u.profile
     return UnitOut(
-        id=u.public_id, code=u.code, name=u.name, path=u.path, city=p.city,
-        postal_code=p.postal_code, address_line=p.address_line, phone=p.phone, email=p.email,
-        website=p.website, manager_name=p.manager_name, opening_hours=p.opening_hours,
-        time_zone=p.time_zone, variables=p.variables, tags=sorted(t.name for t in u.tags.all()),
+        id=u.public_id,
+        code=u.code,
+        name=u.name,
+        path=u.path,
+        city=p.city,
+        postal_code=p.postal_code,
+        address_line=p.address_line,
+        phone=p.phone,
+        email=p.email,
+        website=p.website,
+        manager_name=p.manager_name,
+        opening_hours=p.opening_hours,
+        time_zone=p.time_zone,
+        variables=p.variables,
+        tags=sorted(t.name for t in u.tags.all()),
     )
 
 

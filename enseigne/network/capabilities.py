@@ -14,7 +14,10 @@ class Capability(models.TextChoices):
     CREATE_NATIONAL_CAMPAIGNS = "create_national_campaigns", _("Create national campaigns")
     APPROVE_CAMPAIGNS = "approve_campaigns", _("Approve campaigns")
     CREATE_LOCAL_CAMPAIGNS = "create_local_campaigns", _("Create local campaigns")
-    CREATE_FREE_CAMPAIGNS = "create_free_campaigns", _("Write free campaigns (the unit's own text in the brand's frame)")
+    CREATE_FREE_CAMPAIGNS = (
+        "create_free_campaigns",
+        _("Write free campaigns (the unit's own text in the brand's frame)"),
+    )
     SEND_WITHOUT_APPROVAL = "send_without_approval", _("Send without approval")
     SEND_SMS = "send_sms", _("Send SMS")
     EXCEED_BUDGET = "exceed_budget", _("Send over budget")
@@ -42,9 +45,17 @@ BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
         "HQ marketer",
         "hq",
         {
-            C.MANAGE_TEMPLATES, C.MANAGE_ASSETS, C.CREATE_NATIONAL_CAMPAIGNS,
-            C.APPROVE_CAMPAIGNS, C.SEND_WITHOUT_APPROVAL, C.SEND_SMS, C.VIEW_CONTACTS,
-            C.MANAGE_SEGMENTS, C.EXPORT_CONTACTS, C.VIEW_NETWORK_ANALYTICS, C.EXCEED_BUDGET,
+            C.MANAGE_TEMPLATES,
+            C.MANAGE_ASSETS,
+            C.CREATE_NATIONAL_CAMPAIGNS,
+            C.APPROVE_CAMPAIGNS,
+            C.SEND_WITHOUT_APPROVAL,
+            C.SEND_SMS,
+            C.VIEW_CONTACTS,
+            C.MANAGE_SEGMENTS,
+            C.EXPORT_CONTACTS,
+            C.VIEW_NETWORK_ANALYTICS,
+            C.EXCEED_BUDGET,
             C.RECORD_CONVERSIONS,
         },
     ),
@@ -52,8 +63,13 @@ BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
         "Region manager",
         "region",
         {
-            C.APPROVE_CAMPAIGNS, C.CREATE_LOCAL_CAMPAIGNS, C.SEND_WITHOUT_APPROVAL,
-            C.VIEW_CONTACTS, C.MANAGE_SEGMENTS, C.VIEW_NETWORK_ANALYTICS, C.PERSONALISE_TEMPLATES,
+            C.APPROVE_CAMPAIGNS,
+            C.CREATE_LOCAL_CAMPAIGNS,
+            C.SEND_WITHOUT_APPROVAL,
+            C.VIEW_CONTACTS,
+            C.MANAGE_SEGMENTS,
+            C.VIEW_NETWORK_ANALYTICS,
+            C.PERSONALISE_TEMPLATES,
             C.EXCEED_BUDGET,
         },
     ),
@@ -61,9 +77,16 @@ BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
         "Unit manager",
         "unit",
         {
-            C.CREATE_LOCAL_CAMPAIGNS, C.VIEW_CONTACTS, C.EDIT_CONTACTS, C.ERASE_CONTACTS,
-            C.IMPORT_CONTACTS, C.EXPORT_CONTACTS, C.MANAGE_SEGMENTS, C.PERSONALISE_TEMPLATES,
-            C.ADD_UNIT_ASSETS, C.RECORD_CONVERSIONS,
+            C.CREATE_LOCAL_CAMPAIGNS,
+            C.VIEW_CONTACTS,
+            C.EDIT_CONTACTS,
+            C.ERASE_CONTACTS,
+            C.IMPORT_CONTACTS,
+            C.EXPORT_CONTACTS,
+            C.MANAGE_SEGMENTS,
+            C.PERSONALISE_TEMPLATES,
+            C.ADD_UNIT_ASSETS,
+            C.RECORD_CONVERSIONS,
         },
     ),
     "unit_staff": (
@@ -72,4 +95,6 @@ BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
         {C.VIEW_CONTACTS, C.EDIT_CONTACTS},
     ),
 }
-BUILTIN_ROLES = {k: (label, level, {str(c) for c in caps}) for k, (label, level, caps) in BUILTIN_ROLES.items()}
+BUILTIN_ROLES = {
+    k: (label, level, {str(c) for c in caps}) for k, (label, level, caps) in BUILTIN_ROLES.items()
+}

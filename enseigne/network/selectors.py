@@ -47,7 +47,9 @@ def get_unit_for_user(user: User, public_id, capability: str | None = None) -> O
 
 
 def get_node_for_user(user: User, public_id) -> OrgNode:
-    node = nodes_for_user(user).filter(public_id=public_id).first() if parse_uuid(public_id) else None
+    node = (
+        nodes_for_user(user).filter(public_id=public_id).first() if parse_uuid(public_id) else None
+    )
     if node is None:
         raise Http404("No such node.")
     return node
@@ -59,7 +61,7 @@ def network_root() -> OrgNode | None:
 
 def root_of(node: OrgNode) -> OrgNode:
     """The network (root node) a node belongs to, with its brand settings."""
-    return OrgNode.objects.select_related("network").get(path=node.path[:OrgNode.steplen])
+    return OrgNode.objects.select_related("network").get(path=node.path[: OrgNode.steplen])
 
 
 def users_for_admin(user: User) -> QuerySet[User]:
@@ -83,7 +85,9 @@ def roles_for_admin(user: User) -> QuerySet[Role]:
 
 
 def memberships_of(user: User) -> QuerySet[Membership]:
-    return Membership.objects.filter(user=user).select_related("node", "role").order_by("node__path")
+    return (
+        Membership.objects.filter(user=user).select_related("node", "role").order_by("node__path")
+    )
 
 
 def audit_events_for_admin(user: User) -> QuerySet[AuditEvent]:

@@ -22,14 +22,28 @@ from enseigne.network.models import (
 )
 
 PROFILE_FIELDS = (
-    "address_line", "postal_code", "city", "country", "phone", "email", "website",
-    "manager_name", "opening_hours", "time_zone",
+    "address_line",
+    "postal_code",
+    "city",
+    "country",
+    "phone",
+    "email",
+    "website",
+    "manager_name",
+    "opening_hours",
+    "time_zone",
 )
 
 
 def audit(
-    *, actor: User | None, action: str, target=None, target_type: str = "", target_id: str = "",
-    node_path: str = "", changes=None,
+    *,
+    actor: User | None,
+    action: str,
+    target=None,
+    target_type: str = "",
+    target_id: str = "",
+    node_path: str = "",
+    changes=None,
 ) -> None:
     AuditEvent.objects.create(
         actor=actor,
@@ -63,14 +77,23 @@ def builtin_roles_ensure() -> dict[str, Role]:
 
 @transaction.atomic
 def network_create(
-    *, actor: User | None, name: str, code: str, legal_name: str, sending_domain: str,
-    default_country: str = "FR", time_zone: str = "Europe/Paris",
+    *,
+    actor: User | None,
+    name: str,
+    code: str,
+    legal_name: str,
+    sending_domain: str,
+    default_country: str = "FR",
+    time_zone: str = "Europe/Paris",
 ) -> OrgNode:
     _require_hq_admin(actor)
     root = OrgNode.objects.add_root({"kind": OrgNode.Kind.NETWORK, "name": name, "code": code})
     Network.objects.create(
-        node=root, legal_name=legal_name, sending_domain=sending_domain,
-        default_country=default_country, time_zone=time_zone,
+        node=root,
+        legal_name=legal_name,
+        sending_domain=sending_domain,
+        default_country=default_country,
+        time_zone=time_zone,
     )
     audit(actor=actor, action="network.create", target=root, node_path=root.path)
     return root
@@ -78,8 +101,14 @@ def network_create(
 
 @transaction.atomic
 def node_create(
-    *, actor: User | None, parent: OrgNode, kind: str, name: str, code: str,
-    profile: dict | None = None, tags: list[str] | None = None,
+    *,
+    actor: User | None,
+    parent: OrgNode,
+    kind: str,
+    name: str,
+    code: str,
+    profile: dict | None = None,
+    tags: list[str] | None = None,
 ) -> OrgNode:
     """Add a region (under the network or a region) or a unit (under either)."""
     _require_hq_admin(actor)
@@ -95,8 +124,13 @@ def node_create(
         UnitProfile.objects.create(node=node, **_clean_profile(profile or {}))
         if tags:
             node.tags.set(_tags(tags))
-    audit(actor=actor, action=f"{kind}.create", target=node, node_path=node.path,
-          changes={"name": name, "code": code, "parent": str(parent.public_id)})
+    audit(
+        actor=actor,
+        action=f"{kind}.create",
+        target=node,
+        node_path=node.path,
+        changes={"name": name, "code": code, "parent": str(parent.public_id)},
+    )
     return node
 
 
@@ -119,7 +153,9 @@ def _tags(names: list[str]) -> list[UnitTag]:
 
 
 @transaction.atomic
-def unit_profile_update(*, actor: User, unit: OrgNode, data: dict, tags: list[str] | None = None) -> UnitProfile:
+def unit_profile_update(
+    *, actor: User, unit: OrgNode, data: dict, tags: list[str] | None = None
+) -> UnitProfile:
     if not access_for(actor).can(Capability.MANAGE_NETWORK, unit):
         raise PermissionDenied
     profile = unit.profile
@@ -145,7 +181,9 @@ def unit_profile_update(*, actor: User, unit: OrgNode, data: dict, tags: list[st
 
 
 @transaction.atomic
-def unit_variable_declare(*, actor: User | None, key: str, label: str, help_text: str = "") -> UnitVariable:
+def unit_variable_declare(
+    *, actor: User | None, key: str, label: str, help_text: str = ""
+) -> UnitVariable:
     _require_hq_admin(actor)
     variable, _ = UnitVariable.objects.update_or_create(
         key=key, defaults={"label": label, "help_text": help_text}
@@ -156,8 +194,13 @@ def unit_variable_declare(*, actor: User | None, key: str, label: str, help_text
 
 @transaction.atomic
 def user_create(
-    *, actor: User | None, email: str, first_name: str = "", last_name: str = "",
-    password: str | None = None, language: str = "fr",
+    *,
+    actor: User | None,
+    email: str,
+    first_name: str = "",
+    last_name: str = "",
+    password: str | None = None,
+    language: str = "fr",
 ) -> User:
     _require_hq_admin(actor)
     email = email.strip().lower()
@@ -182,16 +225,27 @@ def user_set_active(*, actor: User, user: User, active: bool) -> None:
 @transaction.atomic
 def membership_grant(*, actor: User | None, user: User, node: OrgNode, role: Role) -> Membership:
     _require_hq_admin(actor)
-    expected_kind = {"hq": OrgNode.Kind.NETWORK, "region": OrgNode.Kind.REGION, "unit": OrgNode.Kind.UNIT}
+    expected_kind = {
+        "hq": OrgNode.Kind.NETWORK,
+        "region": OrgNode.Kind.REGION,
+        "unit": OrgNode.Kind.UNIT,
+    }
     if node.kind != expected_kind[role.level]:
         raise ValidationError(
-            {"role": f"The role {role.name} is held at a {expected_kind[role.level].label.lower()}, "
-                     f"not at {node.name}."}
+            {
+                "role": f"The role {role.name} is held at a {expected_kind[role.level].label.lower()}, "
+                f"not at {node.name}."
+            }
         )
     membership, created = Membership.objects.get_or_create(user=user, node=node, role=role)
     if created:
-        audit(actor=actor, action="membership.grant", target=user, node_path=node.path,
-              changes={"role": role.key, "node": str(node.public_id)})
+        audit(
+            actor=actor,
+            action="membership.grant",
+            target=user,
+            node_path=node.path,
+            changes={"role": role.key, "node": str(node.public_id)},
+        )
     forget_access(user)
     return membership
 
@@ -199,9 +253,13 @@ def membership_grant(*, actor: User | None, user: User, node: OrgNode, role: Rol
 @transaction.atomic
 def membership_revoke(*, actor: User, membership: Membership) -> None:
     _require_hq_admin(actor)
-    audit(actor=actor, action="membership.revoke", target=membership.user,
-          node_path=membership.node.path,
-          changes={"role": membership.role.key, "node": str(membership.node.public_id)})
+    audit(
+        actor=actor,
+        action="membership.revoke",
+        target=membership.user,
+        node_path=membership.node.path,
+        changes={"role": membership.role.key, "node": str(membership.node.public_id)},
+    )
     membership.delete()
 
 
@@ -212,7 +270,12 @@ def role_create(*, actor: User, key: str, name: str, level: str, capabilities: l
         raise ValidationError({"key": f"The role key {key!r} is already used."})
     role = Role.objects.create(key=key, name=name, level=level)
     _set_grants(role, capabilities)
-    audit(actor=actor, action="role.create", target=role, changes={"capabilities": sorted(capabilities)})
+    audit(
+        actor=actor,
+        action="role.create",
+        target=role,
+        changes={"capabilities": sorted(capabilities)},
+    )
     return role
 
 
@@ -223,15 +286,21 @@ def role_set_capabilities(*, actor: User, role: Role, capabilities: list[str]) -
         raise ValidationError("HQ admins must keep 'manage users', or nobody could manage roles.")
     before = sorted(role.grants.values_list("capability", flat=True))
     _set_grants(role, capabilities)
-    audit(actor=actor, action="role.update", target=role,
-          changes={"capabilities": {"from": before, "to": sorted(capabilities)}})
+    audit(
+        actor=actor,
+        action="role.update",
+        target=role,
+        changes={"capabilities": {"from": before, "to": sorted(capabilities)}},
+    )
 
 
 def _set_grants(role: Role, capabilities: list[str]) -> None:
     valid = {c.value for c in Capability}
     unknown = set(capabilities) - valid
     if unknown:
-        raise ValidationError({"capabilities": f"Unknown capabilities: {', '.join(sorted(unknown))}."})
+        raise ValidationError(
+            {"capabilities": f"Unknown capabilities: {', '.join(sorted(unknown))}."}
+        )
     role.grants.exclude(capability__in=capabilities).delete()
     existing = set(role.grants.values_list("capability", flat=True))
     RoleGrant.objects.bulk_create(
@@ -241,26 +310,47 @@ def _set_grants(role: Role, capabilities: list[str]) -> None:
 
 @transaction.atomic
 def capability_rule_add(
-    *, actor: User, node: OrgNode, capability: str, effect: str,
-    role: Role | None = None, unit_tag: str | None = None,
+    *,
+    actor: User,
+    node: OrgNode,
+    capability: str,
+    effect: str,
+    role: Role | None = None,
+    unit_tag: str | None = None,
 ) -> CapabilityRule:
     """E.g. allow send_sms for units tagged ``pilot`` under the south-east region."""
     _require_hq_admin(actor)
     if capability == Capability.MANAGE_USERS:
-        raise ValidationError("'Manage users' belongs to HQ admins and cannot be narrowed or widened.")
+        raise ValidationError(
+            "'Manage users' belongs to HQ admins and cannot be narrowed or widened."
+        )
     tag = _tags([unit_tag])[0] if unit_tag else None
     rule = CapabilityRule.objects.create(
         node=node, capability=capability, effect=effect, role=role, unit_tag=tag
     )
-    audit(actor=actor, action="capability_rule.add", target=rule, node_path=node.path,
-          changes={"capability": capability, "effect": effect,
-                   "role": role.key if role else None, "tag": unit_tag})
+    audit(
+        actor=actor,
+        action="capability_rule.add",
+        target=rule,
+        node_path=node.path,
+        changes={
+            "capability": capability,
+            "effect": effect,
+            "role": role.key if role else None,
+            "tag": unit_tag,
+        },
+    )
     return rule
 
 
 @transaction.atomic
 def capability_rule_remove(*, actor: User, rule: CapabilityRule) -> None:
     _require_hq_admin(actor)
-    audit(actor=actor, action="capability_rule.remove", target=rule, node_path=rule.node.path,
-          changes={"capability": rule.capability, "effect": rule.effect})
+    audit(
+        actor=actor,
+        action="capability_rule.remove",
+        target=rule,
+        node_path=rule.node.path,
+        changes={"capability": rule.capability, "effect": rule.effect},
+    )
     rule.delete()

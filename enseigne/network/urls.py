@@ -4,7 +4,13 @@ from django.urls import path
 from enseigne.network import views
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="network/login.html", redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="network/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.home, name="home"),
     path("hq/nodes/new/", views.node_create, name="node_create"),

@@ -48,13 +48,20 @@ def home(request: HttpRequest) -> HttpResponse:
 def node_create(request: HttpRequest) -> HttpResponse:
     if not access_for(request.user).is_hq_admin:
         raise PermissionDenied
-    form = NodeCreateForm(request.POST, parents=selectors.nodes_for_user(request.user).exclude(kind="unit"))
+    form = NodeCreateForm(
+        request.POST, parents=selectors.nodes_for_user(request.user).exclude(kind="unit")
+    )
     if form.is_valid():
         try:
             node = services.node_create(
-                actor=request.user, parent=form.cleaned_data["parent"], kind=form.cleaned_data["kind"],
-                name=form.cleaned_data["name"], code=form.cleaned_data["code"],
-                profile={"city": form.cleaned_data["city"]} if form.cleaned_data["kind"] == "unit" else None,
+                actor=request.user,
+                parent=form.cleaned_data["parent"],
+                kind=form.cleaned_data["kind"],
+                name=form.cleaned_data["name"],
+                code=form.cleaned_data["code"],
+                profile={"city": form.cleaned_data["city"]}
+                if form.cleaned_data["kind"] == "unit"
+                else None,
             )
         except ValidationError as exc:
             form_errors(form, exc)
@@ -78,7 +85,9 @@ def unit_edit(request: HttpRequest, public_id) -> HttpResponse:
         unit.profile.refresh_from_db()
         try:
             services.unit_profile_update(
-                actor=request.user, unit=unit, data=data,
+                actor=request.user,
+                unit=unit,
+                data=data,
                 tags=[t for t in form.cleaned_data["tags"].split(",") if t.strip()],
             )
         except ValidationError as exc:
@@ -87,10 +96,15 @@ def unit_edit(request: HttpRequest, public_id) -> HttpResponse:
             messages.success(request, _("The unit profile was saved."))
             return redirect("unit_home", public_id=unit.public_id)
     values = unit.profile.variables
-    return render(request, "network/unit_edit.html", {
-        "unit": unit, "form": form,
-        "variables": [(v, values.get(v.key, "")) for v in variables],
-    })
+    return render(
+        request,
+        "network/unit_edit.html",
+        {
+            "unit": unit,
+            "form": form,
+            "variables": [(v, values.get(v.key, "")) for v in variables],
+        },
+    )
 
 
 @login_required
@@ -101,10 +115,15 @@ def users(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             user = services.user_create(
-                actor=request.user, email=data["email"], first_name=data["first_name"],
-                last_name=data["last_name"], password=data["password"],
+                actor=request.user,
+                email=data["email"],
+                first_name=data["first_name"],
+                last_name=data["last_name"],
+                password=data["password"],
             )
-            services.membership_grant(actor=request.user, user=user, node=data["node"], role=data["role"])
+            services.membership_grant(
+                actor=request.user, user=user, node=data["node"], role=data["role"]
+            )
         except ValidationError as exc:
             form_errors(form, exc)
         else:
@@ -121,24 +140,40 @@ def user_detail(request: HttpRequest, public_id) -> HttpResponse:
         action = request.POST.get("action")
         try:
             if action == "grant" and form.is_valid():
-                services.membership_grant(actor=request.user, user=person, node=form.cleaned_data["node"],
-                                          role=form.cleaned_data["role"])
+                services.membership_grant(
+                    actor=request.user,
+                    user=person,
+                    node=form.cleaned_data["node"],
+                    role=form.cleaned_data["role"],
+                )
                 messages.success(request, _("The role was granted."))
                 return redirect("user_detail", public_id=person.public_id)
             if action == "revoke":
-                membership = Membership.objects.filter(user=person, pk=request.POST.get("membership")).select_related("node", "role", "user").first()
+                membership = (
+                    Membership.objects.filter(user=person, pk=request.POST.get("membership"))
+                    .select_related("node", "role", "user")
+                    .first()
+                )
                 if membership is not None:
                     services.membership_revoke(actor=request.user, membership=membership)
                     messages.success(request, _("The role was removed."))
                 return redirect("user_detail", public_id=person.public_id)
             if action in {"activate", "deactivate"}:
-                services.user_set_active(actor=request.user, user=person, active=action == "activate")
+                services.user_set_active(
+                    actor=request.user, user=person, active=action == "activate"
+                )
                 return redirect("user_detail", public_id=person.public_id)
         except ValidationError as exc:
             form_errors(form, exc)
-    return render(request, "network/user_detail.html", {
-        "person": person, "memberships": selectors.memberships_of(person), "form": form,
-    })
+    return render(
+        request,
+        "network/user_detail.html",
+        {
+            "person": person,
+            "memberships": selectors.memberships_of(person),
+            "form": form,
+        },
+    )
 
 
 @login_required
@@ -157,15 +192,24 @@ def roles(request: HttpRequest) -> HttpResponse:
                 role = next((r for r in role_list if str(r.pk) == request.POST.get("role")), None)
                 if role is not None:
                     services.role_set_capabilities(
-                        actor=request.user, role=role, capabilities=request.POST.getlist("capabilities"))
-                    messages.success(request, _("The capabilities of %(role)s were saved.") % {"role": role.name})
+                        actor=request.user,
+                        role=role,
+                        capabilities=request.POST.getlist("capabilities"),
+                    )
+                    messages.success(
+                        request, _("The capabilities of %(role)s were saved.") % {"role": role.name}
+                    )
                 return redirect("roles")
             if action == "add_rule" and rule_form.is_valid():
                 services.capability_rule_add(actor=request.user, **rule_form.cleaned_data)
                 messages.success(request, _("The rule was added."))
                 return redirect("roles")
             if action == "remove_rule":
-                rule = CapabilityRule.objects.filter(pk=request.POST.get("rule")).select_related("node").first()
+                rule = (
+                    CapabilityRule.objects.filter(pk=request.POST.get("rule"))
+                    .select_related("node")
+                    .first()
+                )
                 if rule is not None:
                     services.capability_rule_remove(actor=request.user, rule=rule)
                 return redirect("roles")
@@ -173,13 +217,28 @@ def roles(request: HttpRequest) -> HttpResponse:
             messages.error(request, " ".join(exc.messages))
     capabilities = Capability.choices
     matrix = [
-        (role, [(key, label, key in {g.capability for g in role.grants.all()}) for key, label in capabilities])
+        (
+            role,
+            [
+                (key, label, key in {g.capability for g in role.grants.all()})
+                for key, label in capabilities
+            ],
+        )
         for role in role_list
     ]
-    return render(request, "network/roles.html", {
-        "matrix": matrix, "capabilities": capabilities, "form": form, "rule_form": rule_form,
-        "rules": CapabilityRule.objects.select_related("node", "role", "unit_tag").order_by("node__path"),
-    })
+    return render(
+        request,
+        "network/roles.html",
+        {
+            "matrix": matrix,
+            "capabilities": capabilities,
+            "form": form,
+            "rule_form": rule_form,
+            "rules": CapabilityRule.objects.select_related("node", "role", "unit_tag").order_by(
+                "node__path"
+            ),
+        },
+    )
 
 
 @login_required

@@ -42,10 +42,22 @@ def record_conversion(request: HttpRequest, payload: ConversionIn):
     """Record an order. The same ``order_id`` again answers 200 with the order as first recorded."""
     unit = get_unit_for_user(request.user, payload.unit, Capability.RECORD_CONVERSIONS)
     conversion, created = conversion_record(
-        actor=request.user, unit=unit, order_id=payload.order_id, amount=payload.amount,
-        occurred_at=payload.occurred_at, contact_id=payload.contact, email=payload.email, phone=payload.phone)
-    out = ConversionOut(order_id=conversion.order_id, unit=conversion.unit.public_id, amount=conversion.amount,
-                        occurred_at=conversion.occurred_at,
-                        contact=conversion.contact.public_id if conversion.contact else None,
-                        attributed=conversion.campaign_id is not None, duplicate=not created)
+        actor=request.user,
+        unit=unit,
+        order_id=payload.order_id,
+        amount=payload.amount,
+        occurred_at=payload.occurred_at,
+        contact_id=payload.contact,
+        email=payload.email,
+        phone=payload.phone,
+    )
+    out = ConversionOut(
+        order_id=conversion.order_id,
+        unit=conversion.unit.public_id,
+        amount=conversion.amount,
+        occurred_at=conversion.occurred_at,
+        contact=conversion.contact.public_id if conversion.contact else None,
+        attributed=conversion.campaign_id is not None,
+        duplicate=not created,
+    )
     return Status(201 if created else 200, out)

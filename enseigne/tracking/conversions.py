@@ -47,16 +47,28 @@ class Touch:
     recipient_id: int
 
 
-def touches(contact_ids: Iterable[int], start: dt.datetime, end: dt.datetime) -> dict[int, list[Touch]]:
+def touches(
+    contact_ids: Iterable[int], start: dt.datetime, end: dt.datetime
+) -> dict[int, list[Touch]]:
     """Each contact's counted clicks between ``start`` and ``end``, oldest first."""
-    rows = Recipient.objects.filter(contact_id__in=list(contact_ids)).values_list("id", "contact_id")
+    rows = Recipient.objects.filter(contact_id__in=list(contact_ids)).values_list(
+        "id", "contact_id"
+    )
     contact_of = dict(rows)
     out: dict[int, list[Touch]] = defaultdict(list)
     if not contact_of:
         return out
-    clicks = (Event.objects.filter(kind=Event.Kind.CLICKED, machine=False, recipient_id__in=list(contact_of),
-                                   occurred_at__gte=start, occurred_at__lte=end)
-              .values_list("occurred_at", "campaign_id", "channel", "recipient_id").order_by("occurred_at", "id"))
+    clicks = (
+        Event.objects.filter(
+            kind=Event.Kind.CLICKED,
+            machine=False,
+            recipient_id__in=list(contact_of),
+            occurred_at__gte=start,
+            occurred_at__lte=end,
+        )
+        .values_list("occurred_at", "campaign_id", "channel", "recipient_id")
+        .order_by("occurred_at", "id")
+    )
     for at, campaign_id, channel, recipient_id in clicks:
         out[contact_of[recipient_id]].append(Touch(at, campaign_id, channel, recipient_id))
     return out
@@ -68,10 +80,14 @@ def _find_contact(unit: OrgNode, *, contact_id=None, email=None, phone=None) -> 
         try:
             public_id = uuid.UUID(str(contact_id))
         except ValueError:
-            raise ValidationError({"contact": _("%(value)s is not a contact id.") % {"value": contact_id}}) from None
+            raise ValidationError(
+                {"contact": _("%(value)s is not a contact id.") % {"value": contact_id}}
+            ) from None
         found = contacts.filter(public_id=public_id).first()
         if found is None:
-            raise ValidationError({"contact": _("No contact with this id in unit %(unit)s.") % {"unit": unit.name}})
+            raise ValidationError(
+                {"contact": _("No contact with this id in unit %(unit)s.") % {"unit": unit.name}}
+            )
         return found
     try:
         if email:
@@ -85,17 +101,30 @@ def _find_contact(unit: OrgNode, *, contact_id=None, email=None, phone=None) -> 
 
 def clean_amount(value) -> Decimal:
     try:
-        amount = Decimal(str(value).strip().replace(",", ".").replace("\u202f", "").replace(" ", ""))
+        amount = Decimal(
+            str(value).strip().replace(",", ".").replace("\u202f", "").replace(" ", "")
+        )
     except (InvalidOperation, ValueError):
-        raise ValidationError({"amount": _("%(value)s is not an amount.") % {"value": value}}) from None
+        raise ValidationError(
+            {"amount": _("%(value)s is not an amount.") % {"value": value}}
+        ) from None
     if not amount.is_finite() or amount < 0 or amount > MAX_AMOUNT:
         raise ValidationError({"amount": _("The amount must be between 0 and 9,999,999,999.99.")})
     return amount.quantize(Decimal("0.01"))
 
 
-def conversion_record(*, actor: User | None, unit: OrgNode, order_id: str, amount, occurred_at: dt.datetime | None = None,
-                      contact_id=None, email: str | None = None, phone: str | None = None,
-                      source: str = Conversion.Source.API) -> tuple[Conversion, bool]:
+def conversion_record(
+    *,
+    actor: User | None,
+    unit: OrgNode,
+    order_id: str,
+    amount,
+    occurred_at: dt.datetime | None = None,
+    contact_id=None,
+    email: str | None = None,
+    phone: str | None = None,
+    source: str = Conversion.Source.API,
+) -> tuple[Conversion, bool]:
     """Record one order; returns (conversion, created). A known order id returns the first record."""
     if actor is not None and not access_for(actor).can(Capability.RECORD_CONVERSIONS, unit):
         raise PermissionDenied
@@ -121,17 +150,36 @@ def conversion_record(*, actor: User | None, unit: OrgNode, order_id: str, amoun
     try:
         with transaction.atomic():
             conversion = Conversion.objects.create(
-                order_id=order_id, unit=unit, unit_path=unit.path, contact=contact, amount=amount,
-                occurred_at=occurred_at, campaign_id=last.campaign_id if last else None,
-                channel=last.channel if last else "", source=source)
-            events.write([events.row(occurred_at=occurred_at, kind=Event.Kind.CONVERTED, unit_id=unit.pk,
-                                     unit_path=unit.path, channel=last.channel if last else "",
-                                     campaign_id=last.campaign_id if last else None,
-                                     recipient_id=last.recipient_id if last else None, amount=amount)])
+                order_id=order_id,
+                unit=unit,
+                unit_path=unit.path,
+                contact=contact,
+                amount=amount,
+                occurred_at=occurred_at,
+                campaign_id=last.campaign_id if last else None,
+                channel=last.channel if last else "",
+                source=source,
+            )
+            events.write(
+                [
+                    events.row(
+                        occurred_at=occurred_at,
+                        kind=Event.Kind.CONVERTED,
+                        unit_id=unit.pk,
+                        unit_path=unit.path,
+                        channel=last.channel if last else "",
+                        campaign_id=last.campaign_id if last else None,
+                        recipient_id=last.recipient_id if last else None,
+                        amount=amount,
+                    )
+                ]
+            )
     except IntegrityError:  # the same order id, recorded meanwhile or by a unit outside this scope
         recorded = Conversion.objects.filter(order_id=order_id).first()
         if recorded is None:
-            raise ValidationError({"order_id": _("This order id was already recorded for another unit.")}) from None
+            raise ValidationError(
+                {"order_id": _("This order id was already recorded for another unit.")}
+            ) from None
         return recorded, False
     return conversion, True
 
@@ -139,8 +187,16 @@ def conversion_record(*, actor: User | None, unit: OrgNode, order_id: str, amoun
 # -- CSV import ----------------------------------------------------------------------------------
 
 COLUMNS = ("order_id", "unit", "amount", "date", "email", "phone", "contact_id")
-DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d",
-                "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y")
+DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y",
+)
 MAX_ROWS = 100_000
 
 
@@ -166,8 +222,12 @@ def _parse_time(text: str) -> dt.datetime | None:
             except ValueError:
                 continue
     if parsed is None:
-        raise ValidationError({"date": _("%(value)s is not a date (use YYYY-MM-DD HH:MM or DD/MM/YYYY HH:MM).")
-                               % {"value": text}})
+        raise ValidationError(
+            {
+                "date": _("%(value)s is not a date (use YYYY-MM-DD HH:MM or DD/MM/YYYY HH:MM).")
+                % {"value": text}
+            }
+        )
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
 
 
@@ -188,33 +248,51 @@ def conversions_import(*, actor: User, data: bytes) -> ImportResult:
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in ("order_id", "unit", "amount") if c not in header]
     if missing:
-        raise ValidationError(_("Missing column(s): %(columns)s. Expected: %(expected)s.")
-                              % {"columns": ", ".join(missing), "expected": ", ".join(COLUMNS)})
+        raise ValidationError(
+            _("Missing column(s): %(columns)s. Expected: %(expected)s.")
+            % {"columns": ", ".join(missing), "expected": ", ".join(COLUMNS)}
+        )
     reader.fieldnames = header
     access = access_for(actor)
     units = {u.code: u for u in OrgNode.objects.filter(kind=OrgNode.Kind.UNIT)}
     result = ImportResult()
     for line, row in enumerate(reader, start=2):
         if line - 1 > MAX_ROWS:
-            result.errors.append((line, "", _("More than %(n)s rows: split the file.") % {"n": MAX_ROWS}))
+            result.errors.append(
+                (line, "", _("More than %(n)s rows: split the file.") % {"n": MAX_ROWS})
+            )
             break
         code = (row.get("unit") or "").strip()
         unit = units.get(code)
         if unit is None or not access.sees(unit.path):
-            result.errors.append((line, "unit", _("No unit with code %(code)s.") % {"code": code or "—"}))
+            result.errors.append(
+                (line, "unit", _("No unit with code %(code)s.") % {"code": code or "—"})
+            )
             continue
         try:
             _conversion, created = conversion_record(
-                actor=actor, unit=unit, order_id=row.get("order_id") or "", amount=row.get("amount") or "",
-                occurred_at=_parse_time(row.get("date") or ""), contact_id=(row.get("contact_id") or "").strip(),
-                email=(row.get("email") or "").strip(), phone=(row.get("phone") or "").strip(),
-                source=Conversion.Source.CSV)
+                actor=actor,
+                unit=unit,
+                order_id=row.get("order_id") or "",
+                amount=row.get("amount") or "",
+                occurred_at=_parse_time(row.get("date") or ""),
+                contact_id=(row.get("contact_id") or "").strip(),
+                email=(row.get("email") or "").strip(),
+                phone=(row.get("phone") or "").strip(),
+                source=Conversion.Source.CSV,
+            )
         except ValidationError as error:
             for name, messages in error.message_dict.items():
                 result.errors.append((line, name, " ".join(messages)))
             continue
         except PermissionDenied:
-            result.errors.append((line, "unit", _("Your role may not record sales for %(unit)s.") % {"unit": unit.name}))
+            result.errors.append(
+                (
+                    line,
+                    "unit",
+                    _("Your role may not record sales for %(unit)s.") % {"unit": unit.name},
+                )
+            )
             continue
         if created:
             result.created += 1

@@ -20,9 +20,13 @@ from enseigne.tracking import services
 from enseigne.tracking.machines import is_machine
 from enseigne.tracking.views import PIXEL
 
-_COMMON = [("Cache-Control", "private, no-store"), ("Referrer-Policy", "no-referrer"),
-           ("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
-           ("Cross-Origin-Opener-Policy", "same-origin")]
+_COMMON = [
+    ("Cache-Control", "private, no-store"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+]
 _PIXEL_HEADERS = [("Content-Type", "image/gif"), ("Content-Length", str(len(PIXEL))), *_COMMON]
 
 
@@ -53,10 +57,20 @@ class TrackingFastPath:
             return None
         recipient_id, link = target
         if method == "GET":
-            services.click(recipient_id, link, machine=is_machine(environ.get("HTTP_USER_AGENT", ""),
-                                                                  environ.get("REMOTE_ADDR")))
-        start_response("302 Found", [("Location", link.url), ("Content-Type", "text/html; charset=utf-8"),
-                                     ("Content-Length", "0"), *_COMMON])
+            services.click(
+                recipient_id,
+                link,
+                machine=is_machine(environ.get("HTTP_USER_AGENT", ""), environ.get("REMOTE_ADDR")),
+            )
+        start_response(
+            "302 Found",
+            [
+                ("Location", link.url),
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Length", "0"),
+                *_COMMON,
+            ],
+        )
         return [b""]
 
     @staticmethod
@@ -70,8 +84,13 @@ class TrackingFastPath:
         if services.known_unit_path(unit_id) is None:
             return None
         if method == "GET":
-            services.opened(campaign_id, unit_id, recipient_id,
-                            machine=is_machine(environ.get("HTTP_USER_AGENT", ""), environ.get("REMOTE_ADDR"),
-                                               kind="open"))
+            services.opened(
+                campaign_id,
+                unit_id,
+                recipient_id,
+                machine=is_machine(
+                    environ.get("HTTP_USER_AGENT", ""), environ.get("REMOTE_ADDR"), kind="open"
+                ),
+            )
         start_response("200 OK", _PIXEL_HEADERS)
         return [b"" if method == "HEAD" else PIXEL]

@@ -24,7 +24,9 @@ class Conversion(models.Model):
     order_id = models.CharField(_("order id"), max_length=100)
     unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False)
     unit_path = models.CharField(max_length=255)
-    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     amount = models.DecimalField(_("amount"), max_digits=12, decimal_places=2)
     occurred_at = models.DateTimeField(_("time"))
     campaign_id = models.BigIntegerField(null=True, blank=True)
@@ -34,5 +36,7 @@ class Conversion(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["order_id"], name="conversion_order_unique")]
-        indexes = [models.Index(fields=["unit", "occurred_at"], name="conversion_unit_time"),
-                   models.Index(fields=["created_at"], name="conversion_created")]
+        indexes = [
+            models.Index(fields=["unit", "occurred_at"], name="conversion_unit_time"),
+            models.Index(fields=["created_at"], name="conversion_created"),
+        ]

@@ -49,19 +49,38 @@ def unsubscribe_target(token: str) -> UnsubscribeTarget | None:
     if recipient_id is None:
         return None
     with db_scope(ALL):
-        row = (Recipient.objects.filter(pk=recipient_id).select_related("unit", "contact")
-               .only("id", "channel", "unit__name", "unit__path", "contact__email_consent", "contact__sms_consent",
-                     "contact__email", "contact__phone", "contact__open_tracking")
-               .first())
+        row = (
+            Recipient.objects.filter(pk=recipient_id)
+            .select_related("unit", "contact")
+            .only(
+                "id",
+                "channel",
+                "unit__name",
+                "unit__path",
+                "contact__email_consent",
+                "contact__sms_consent",
+                "contact__email",
+                "contact__phone",
+                "contact__open_tracking",
+            )
+            .first()
+        )
         if row is None:
             return None
         contact = row.contact
         already = contact is None or contact.consent_for(row.channel) not in VALID_CONSENT
-        channels = () if contact is None else tuple(
-            (channel, contact.consent_for(channel) in VALID_CONSENT) for channel, _address in contact.addresses())
+        channels = (
+            ()
+            if contact is None
+            else tuple(
+                (channel, contact.consent_for(channel) in VALID_CONSENT)
+                for channel, _address in contact.addresses()
+            )
+        )
         tracking = None if contact is None or not contact.email else contact.open_tracking
-        return UnsubscribeTarget(row.pk, row.channel, row.unit.name, root_of(row.unit).name, already, channels,
-                                 tracking)
+        return UnsubscribeTarget(
+            row.pk, row.channel, row.unit.name, root_of(row.unit).name, already, channels, tracking
+        )
 
 
 def _locked(recipient_id: int) -> tuple[Recipient | None, Contact | None]:
@@ -78,16 +97,30 @@ def unsubscribe(*, recipient_id: int, ip_address: str | None = None, user_agent:
         row, contact = _locked(recipient_id)
         if contact is None or contact.consent_for(row.channel) == ConsentStatus.WITHDRAWN:
             return False
-        consent_record(actor=None, contact=contact, channel=row.channel, status=ConsentStatus.WITHDRAWN,
-                       source=ConsentEvent.Source.UNSUBSCRIBE, source_ref=f"campaign:{row.campaign.public_id}",
-                       ip_address=ip_address, user_agent=user_agent)
+        consent_record(
+            actor=None,
+            contact=contact,
+            channel=row.channel,
+            status=ConsentStatus.WITHDRAWN,
+            source=ConsentEvent.Source.UNSUBSCRIBE,
+            source_ref=f"campaign:{row.campaign.public_id}",
+            ip_address=ip_address,
+            user_agent=user_agent,
+        )
         # In the same transaction: the campaign's unsubscribe count moves with the consent.
         events.write([events.of_recipient(row, Event.Kind.UNSUBSCRIBED, timezone.now())])
         return True
 
 
-def preferences_save(*, recipient_id: int, keep: dict[str, bool], brand_wide: bool, open_tracking: bool | None = None,
-                     ip_address: str | None = None, user_agent: str = "") -> list[str]:
+def preferences_save(
+    *,
+    recipient_id: int,
+    keep: dict[str, bool],
+    brand_wide: bool,
+    open_tracking: bool | None = None,
+    ip_address: str | None = None,
+    user_agent: str = "",
+) -> list[str]:
     """The preference centre: stop the channels not kept, for this shop or for the whole brand;
     accept or refuse that this shop records the person's own opens.
 
@@ -107,14 +140,26 @@ def preferences_save(*, recipient_id: int, keep: dict[str, bool], brand_wide: bo
             if brand_wide:
                 field = "email" if channel == Channel.EMAIL else "phone"
                 same = Contact.objects.select_for_update().filter(**{field: address})
-                suppress_brand_wide(channel=channel, address=address, reason=Suppression.Reason.UNSUBSCRIBE)
-            if consent_withdraw_all(same, channel=channel, source=ConsentEvent.Source.UNSUBSCRIBE,
-                                    source_ref=f"preferences:{row.campaign.public_id}", ip_address=ip_address,
-                                    user_agent=user_agent):
+                suppress_brand_wide(
+                    channel=channel, address=address, reason=Suppression.Reason.UNSUBSCRIBE
+                )
+            if consent_withdraw_all(
+                same,
+                channel=channel,
+                source=ConsentEvent.Source.UNSUBSCRIBE,
+                source_ref=f"preferences:{row.campaign.public_id}",
+                ip_address=ip_address,
+                user_agent=user_agent,
+            ):
                 stopped.append(channel)
         if open_tracking is not None and open_tracking_record(
-                contact=contact, granted=open_tracking, source=ConsentEvent.Source.FORM,
-                source_ref=f"preferences:{row.campaign.public_id}", ip_address=ip_address, user_agent=user_agent):
+            contact=contact,
+            granted=open_tracking,
+            source=ConsentEvent.Source.FORM,
+            source_ref=f"preferences:{row.campaign.public_id}",
+            ip_address=ip_address,
+            user_agent=user_agent,
+        ):
             stopped.append("open_tracking")
         if row.channel in stopped:
             events.write([events.of_recipient(row, Event.Kind.UNSUBSCRIBED, timezone.now())])
@@ -151,7 +196,11 @@ def _link(link_id: int) -> LinkTarget | None:
     if cached is not None:
         return cached
     with db_scope(ALL):
-        link = Link.objects.filter(pk=link_id).only("campaign_id", "unit_id", "unit_path", "url").first()
+        link = (
+            Link.objects.filter(pk=link_id)
+            .only("campaign_id", "unit_id", "unit_path", "url")
+            .first()
+        )
     if link is None:
         return None
     target = LinkTarget(link.pk, link.campaign_id, link.unit_id, link.unit_path, link.url)
@@ -186,9 +235,19 @@ def click_target(token: str, *, cached_only: bool = False) -> tuple[int, LinkTar
 
 
 def click(recipient_id: int, link: LinkTarget, *, machine: bool) -> None:
-    events.record(events.row(occurred_at=timezone.now(), kind=Event.Kind.CLICKED, channel="email",
-                             campaign_id=link.campaign_id, unit_id=link.unit_id, unit_path=link.unit_path,
-                             recipient_id=recipient_id, link_id=link.id, machine=machine))
+    events.record(
+        events.row(
+            occurred_at=timezone.now(),
+            kind=Event.Kind.CLICKED,
+            channel="email",
+            campaign_id=link.campaign_id,
+            unit_id=link.unit_id,
+            unit_path=link.unit_path,
+            recipient_id=recipient_id,
+            link_id=link.id,
+            machine=machine,
+        )
+    )
 
 
 def open_target(token: str) -> tuple[int, int, int] | None:
@@ -214,17 +273,30 @@ def opened(campaign_id: int, unit_id: int, recipient_id: int, *, machine: bool) 
     unit_path = _unit_path(unit_id)
     if unit_path is None:
         return
-    events.record(events.row(occurred_at=timezone.now(), kind=Event.Kind.OPENED, channel="email",
-                             campaign_id=campaign_id, unit_id=unit_id, unit_path=unit_path,
-                             recipient_id=recipient_id or None, machine=machine))
+    events.record(
+        events.row(
+            occurred_at=timezone.now(),
+            kind=Event.Kind.OPENED,
+            channel="email",
+            campaign_id=campaign_id,
+            unit_id=unit_id,
+            unit_path=unit_path,
+            recipient_id=recipient_id or None,
+            machine=machine,
+        )
+    )
 
 
 # -- ESP tracking events (anymail) ------------------------------------------------------------
 
 # anymail's normalised event types → what the report is. Others (delivered, opened…) are
 # for analytics, not for the suppression list.
-_ESP_KINDS = {"bounced": Bounce.Kind.HARD, "deferred": Bounce.Kind.SOFT, "complained": Bounce.Kind.COMPLAINT,
-              "autoresponded": Bounce.Kind.AUTO_REPLY}
+_ESP_KINDS = {
+    "bounced": Bounce.Kind.HARD,
+    "deferred": Bounce.Kind.SOFT,
+    "complained": Bounce.Kind.COMPLAINT,
+    "autoresponded": Bounce.Kind.AUTO_REPLY,
+}
 
 
 def esp_row(metadata: dict | None) -> int | None:
@@ -239,18 +311,38 @@ def esp_event(event, esp_name: str) -> Bounce | None:
     reason = getattr(event, "reject_reason", None)
     raw = getattr(event, "esp_event", None)
     raw_type = str(raw.get("Type", "")) if isinstance(raw, dict) else ""
-    if event.event_type == "bounced" and (reason not in (None, "bounced", "invalid") or raw_type == "SoftBounce"):
+    if event.event_type == "bounced" and (
+        reason not in (None, "bounced", "invalid") or raw_type == "SoftBounce"
+    ):
         kind = Bounce.Kind.SOFT  # blocked, filtered, timed out, mailbox full: the address is fine
     if event.event_type == "rejected":
-        kind = {"bounced": Bounce.Kind.HARD, "invalid": Bounce.Kind.HARD, "spam": Bounce.Kind.COMPLAINT}.get(reason)
+        kind = {
+            "bounced": Bounce.Kind.HARD,
+            "invalid": Bounce.Kind.HARD,
+            "spam": Bounce.Kind.COMPLAINT,
+        }.get(reason)
     if event.event_type == "unsubscribed" and row is not None:
         unsubscribe(recipient_id=row, user_agent=f"{esp_name} webhook")
         return None
     if kind is None:
         return None
     reference = str(getattr(event, "event_id", "") or "") or ":".join(
-        str(x) for x in (event.event_type, getattr(event, "message_id", ""), event.recipient, event.timestamp))
-    report = bounces.Report(kind=kind, recipient_id=row, status=str(reason or ""),
-                            diagnostic=str(getattr(event, "description", "") or getattr(event, "mta_response", "")
-                                           or "")[:300], address=event.recipient or "", reference=reference[:200])
+        str(x)
+        for x in (
+            event.event_type,
+            getattr(event, "message_id", ""),
+            event.recipient,
+            event.timestamp,
+        )
+    )
+    report = bounces.Report(
+        kind=kind,
+        recipient_id=row,
+        status=str(reason or ""),
+        diagnostic=str(
+            getattr(event, "description", "") or getattr(event, "mta_response", "") or ""
+        )[:300],
+        address=event.recipient or "",
+        reference=reference[:200],
+    )
     return bounces.record(report, source=esp_name[:20], trusted_address=True)

@@ -32,8 +32,21 @@ from enseigne.delivery.models import Event
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.selectors import network_root
 
-STOP_WORDS = {"STOP", "STOPP", "ARRET", "ARRETER", "ARRETEZ", "DESABONNER", "DESINSCRIRE", "DESINSCRIPTION",
-              "UNSUBSCRIBE", "STOPALL", "END", "CANCEL", "QUIT"}
+STOP_WORDS = {
+    "STOP",
+    "STOPP",
+    "ARRET",
+    "ARRETER",
+    "ARRETEZ",
+    "DESABONNER",
+    "DESINSCRIRE",
+    "DESINSCRIPTION",
+    "UNSUBSCRIBE",
+    "STOPALL",
+    "END",
+    "CANCEL",
+    "QUIT",
+}
 _WORD = re.compile(r"[A-Z]+")
 
 
@@ -65,16 +78,28 @@ def inbound(*, sender: str, text: str, reference: str = "") -> StopResult | None
         return None
     with transaction.atomic(), db_scope(ALL):
         policy = policy_for(root)
-        last = (Recipient.objects.filter(contact__phone=phone, channel=Channel.SMS, status=Recipient.Status.SENT)
-                .select_related("unit").order_by("-sent_at", "-id").first())
+        last = (
+            Recipient.objects.filter(
+                contact__phone=phone, channel=Channel.SMS, status=Recipient.Status.SENT
+            )
+            .select_related("unit")
+            .order_by("-sent_at", "-id")
+            .first()
+        )
         scope = policy.sms_stop_scope if last is not None else StopScope.BRAND
         contacts = Contact.objects.select_for_update().filter(phone=phone)
         if scope == StopScope.UNIT:
             contacts = contacts.filter(unit=last.unit)
-        withdrawn = consent_withdraw_all(contacts, channel=Channel.SMS, source=ConsentEvent.Source.SMS_STOP,
-                                         source_ref=f"sms:{reference}"[:128])
+        withdrawn = consent_withdraw_all(
+            contacts,
+            channel=Channel.SMS,
+            source=ConsentEvent.Source.SMS_STOP,
+            source_ref=f"sms:{reference}"[:128],
+        )
         if scope == StopScope.BRAND:
-            suppress_brand_wide(channel=Channel.SMS, address=phone, reason=Suppression.Reason.UNSUBSCRIBE)
+            suppress_brand_wide(
+                channel=Channel.SMS, address=phone, reason=Suppression.Reason.UNSUBSCRIBE
+            )
         if last is not None and withdrawn:
             events.write([events.of_recipient(last, Event.Kind.UNSUBSCRIBED, timezone.now())])
         unit_name = last.unit.name if scope == StopScope.UNIT else root.name
@@ -82,12 +107,20 @@ def inbound(*, sender: str, text: str, reference: str = "") -> StopResult | None
         with translation.override(language):
             if scope == StopScope.UNIT:
                 confirmation = _("%(brand)s: you will no longer receive SMS from %(unit)s.") % {
-                    "brand": root.name[:11], "unit": unit_name}
+                    "brand": root.name[:11],
+                    "unit": unit_name,
+                }
             else:
-                confirmation = _("%(brand)s: you will no longer receive SMS from %(brand_name)s (every store).") % {
-                    "brand": root.name[:11], "brand_name": root.name}
-        result = StopResult(phone=phone, scope=scope, unit_name=unit_name, withdrawn=withdrawn,
-                            confirmation=confirmation)
+                confirmation = _(
+                    "%(brand)s: you will no longer receive SMS from %(brand_name)s (every store)."
+                ) % {"brand": root.name[:11], "brand_name": root.name}
+        result = StopResult(
+            phone=phone,
+            scope=scope,
+            unit_name=unit_name,
+            withdrawn=withdrawn,
+            confirmation=confirmation,
+        )
         transaction.on_commit(lambda: _confirm(root.name[:11], result))
     return result
 
@@ -96,7 +129,16 @@ def _confirm(sender: str, result: StopResult) -> None:
     """The confirmation SMS (a service message: no STOP mention, no sending window)."""
     transport = sms_transport()
     try:
-        transport.send([SmsOut(recipient_id=0, sender=sender, to=result.phone, text=result.confirmation,
-                               message_id=f"stop-{result.phone}-{int(timezone.now().timestamp())}")])
+        transport.send(
+            [
+                SmsOut(
+                    recipient_id=0,
+                    sender=sender,
+                    to=result.phone,
+                    text=result.confirmation,
+                    message_id=f"stop-{result.phone}-{int(timezone.now().timestamp())}",
+                )
+            ]
+        )
     finally:
         transport.close()

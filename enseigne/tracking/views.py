@@ -19,8 +19,10 @@ from enseigne.tracking.machines import is_machine
 # A DSN quotes the original message: ours are far below this.
 MAX_REPORT_BYTES = 2 * 1024 * 1024
 # The smallest transparent GIF.
-PIXEL = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
-         b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+PIXEL = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
 
 
 def _private(response: HttpResponse) -> HttpResponse:
@@ -41,8 +43,13 @@ def click(request, token: str):
         raise Http404("Unknown link.")
     recipient_id, link = target
     if request.method == "GET":
-        services.click(recipient_id, link, machine=is_machine(request.META.get("HTTP_USER_AGENT", ""),
-                                                              request.META.get("REMOTE_ADDR")))
+        services.click(
+            recipient_id,
+            link,
+            machine=is_machine(
+                request.META.get("HTTP_USER_AGENT", ""), request.META.get("REMOTE_ADDR")
+            ),
+        )
     return _private(HttpResponseRedirect(link.url))
 
 
@@ -54,9 +61,16 @@ def open_pixel(request, token: str):
         raise Http404("Unknown image.")
     if request.method == "GET":
         campaign_id, unit_id, recipient_id = target
-        services.opened(campaign_id, unit_id, recipient_id,
-                        machine=is_machine(request.META.get("HTTP_USER_AGENT", ""), request.META.get("REMOTE_ADDR"),
-                                           kind="open"))
+        services.opened(
+            campaign_id,
+            unit_id,
+            recipient_id,
+            machine=is_machine(
+                request.META.get("HTTP_USER_AGENT", ""),
+                request.META.get("REMOTE_ADDR"),
+                kind="open",
+            ),
+        )
     return _private(HttpResponse(PIXEL, content_type="image/gif"))
 
 
@@ -68,19 +82,30 @@ def unsubscribe(request, token: str):
     if target is None:
         raise Http404("Unknown link.")
     done, stopped = False, None
-    meta = {"ip_address": request.META.get("REMOTE_ADDR"), "user_agent": request.META.get("HTTP_USER_AGENT", "")}
+    meta = {
+        "ip_address": request.META.get("REMOTE_ADDR"),
+        "user_agent": request.META.get("HTTP_USER_AGENT", ""),
+    }
     if request.method == "POST" and request.POST.get("preferences"):
         # The preference centre: the boxes left ticked are kept, the others stopped.
         stopped = services.preferences_save(
-            recipient_id=target.recipient_id, keep={c: bool(request.POST.get(f"keep_{c}")) for c, _ in target.channels},
+            recipient_id=target.recipient_id,
+            keep={c: bool(request.POST.get(f"keep_{c}")) for c, _ in target.channels},
             brand_wide=request.POST.get("scope") == "brand",
-            open_tracking=None if target.open_tracking is None else bool(request.POST.get("open_tracking")), **meta)
+            open_tracking=None
+            if target.open_tracking is None
+            else bool(request.POST.get("open_tracking")),
+            **meta,
+        )
         target = services.unsubscribe_target(token)
     elif request.method == "POST":  # the button, or a mail client's RFC 8058 one-click POST
         services.unsubscribe(recipient_id=target.recipient_id, **meta)
         done = True
-    response = render(request, "tracking/unsubscribe.html", {
-        "target": target, "done": done or target.already, "token": token, "stopped": stopped})
+    response = render(
+        request,
+        "tracking/unsubscribe.html",
+        {"target": target, "done": done or target.already, "token": token, "stopped": stopped},
+    )
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"
     return response
@@ -109,8 +134,14 @@ def esp_tracking(request, esp: str):
         raise Http404("No such webhook.")
     from anymail import urls as anymail_urls
 
-    view = next((p.callback for p in anymail_urls.urlpatterns if getattr(p, "name", "") == f"{esp}_tracking_webhook"),
-                None)
+    view = next(
+        (
+            p.callback
+            for p in anymail_urls.urlpatterns
+            if getattr(p, "name", "") == f"{esp}_tracking_webhook"
+        ),
+        None,
+    )
     if view is None:
         raise Http404("No such webhook.")
     return view(request)
@@ -142,8 +173,11 @@ def inbound_sms(request, key: str):
     text = next((str(data[k]) for k in _TEXT if data.get(k)), "")
     if not sender:
         return JsonResponse({"error": "No sender number (from)."}, status=400)
-    result = sms_inbound.inbound(sender=sender, text=text,
-                                 reference=next((str(data[k]) for k in _REFERENCE if data.get(k)), ""))
+    result = sms_inbound.inbound(
+        sender=sender,
+        text=text,
+        reference=next((str(data[k]) for k in _REFERENCE if data.get(k)), ""),
+    )
     if result is None:
         return JsonResponse({"stop": False})
     return JsonResponse({"stop": True, "scope": result.scope, "withdrawn": result.withdrawn})

@@ -27,8 +27,10 @@ def interval(rate: Rate) -> str:
     if bounds is None:
         return ""
     low, high = bounds
-    return _("95%% interval: %(low)s–%(high)s %%") % {"low": number_format(100 * low, 1),
-                                                      "high": number_format(100 * high, 1)}
+    return _("95%% interval: %(low)s–%(high)s %%") % {
+        "low": number_format(100 * low, 1),
+        "high": number_format(100 * high, 1),
+    }
 
 
 @register.filter

@@ -14,7 +14,11 @@ def email_transport():
     if scheme in {"smtp", "smtps", "submission"}:
         from enseigne.delivery.channels.smtp.transport import SmtpConfig, SmtpTransport
 
-        return SmtpTransport(SmtpConfig.from_url(url, concurrency=settings.SMTP_CONCURRENCY, rate=settings.EMAIL_RATE))
+        return SmtpTransport(
+            SmtpConfig.from_url(
+                url, concurrency=settings.SMTP_CONCURRENCY, rate=settings.EMAIL_RATE
+            )
+        )
     if scheme == "esp":
         from enseigne.delivery.channels.anymail.transport import AnymailTransport
 
@@ -23,15 +27,20 @@ def email_transport():
         from enseigne.delivery.channels.locmem.transport import LocmemTransport
 
         return LocmemTransport()
-    raise ImproperlyConfigured(f"Campaigns cannot be sent through EMAIL_URL scheme {scheme!r}: use smtp:// or esp:.")
+    raise ImproperlyConfigured(
+        f"Campaigns cannot be sent through EMAIL_URL scheme {scheme!r}: use smtp:// or esp:."
+    )
 
 
 def configured_esp() -> str:
     """``postmark`` for ``EMAIL_URL=esp:anymail.backends.postmark.EmailBackend``; '' without an ESP."""
     parsed = urlparse(settings.EMAIL_URL or "")
     prefix = "anymail.backends."
-    return parsed.path[len(prefix):].rsplit(".", 1)[0] if parsed.scheme == "esp" and parsed.path.startswith(prefix) \
+    return (
+        parsed.path[len(prefix) :].rsplit(".", 1)[0]
+        if parsed.scheme == "esp" and parsed.path.startswith(prefix)
         else ""
+    )
 
 
 def sms_transport():
@@ -61,5 +70,7 @@ def sms_transport():
         from enseigne.delivery.channels.locmem.transport import LocmemTransport
 
         return LocmemTransport()
-    raise ImproperlyConfigured(f"SMS_URL scheme {parsed.scheme!r} is not supported "
-                               "(outbox:, console:, file://, https://, smpp://).")
+    raise ImproperlyConfigured(
+        f"SMS_URL scheme {parsed.scheme!r} is not supported "
+        "(outbox:, console:, file://, https://, smpp://)."
+    )

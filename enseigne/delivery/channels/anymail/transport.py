@@ -29,10 +29,24 @@ class AnymailTransport:
         parsed = email.message_from_bytes(out.data, policy=email.policy.default)
         text = parsed.get_body(("plain",))
         html = parsed.get_body(("html",))
-        headers = {k: str(parsed[k]) for k in ("Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post",
-                                                "List-Id", "Reply-To") if parsed[k]}
-        message = EmailMultiAlternatives(subject=str(parsed["Subject"]), body=text.get_content() if text else "",
-                                         from_email=str(parsed["From"]), to=[out.to], headers=headers)
+        headers = {
+            k: str(parsed[k])
+            for k in (
+                "Message-ID",
+                "List-Unsubscribe",
+                "List-Unsubscribe-Post",
+                "List-Id",
+                "Reply-To",
+            )
+            if parsed[k]
+        }
+        message = EmailMultiAlternatives(
+            subject=str(parsed["Subject"]),
+            body=text.get_content() if text else "",
+            from_email=str(parsed["From"]),
+            to=[out.to],
+            headers=headers,
+        )
         if html is not None:
             message.attach_alternative(html.get_content(), "text/html")
         message.envelope_sender = out.mail_from
@@ -51,7 +65,14 @@ class AnymailTransport:
                 self.backend.send_messages([message])
                 status = message.anymail_status.status or set()
                 if status & {"rejected", "invalid"}:
-                    results.append(Result(Outcome.FAILED, None, ",".join(sorted(status)), hard_bounce="invalid" in status))
+                    results.append(
+                        Result(
+                            Outcome.FAILED,
+                            None,
+                            ",".join(sorted(status)),
+                            hard_bounce="invalid" in status,
+                        )
+                    )
                 else:
                     results.append(Result(Outcome.SENT, 200))
             except AnymailRecipientsRefused as exc:
@@ -59,7 +80,9 @@ class AnymailTransport:
             except AnymailAPIError as exc:
                 code = getattr(getattr(exc, "response", None), "status_code", None)
                 retry = code is None or code == 429 or code >= 500
-                results.append(Result(Outcome.RETRY if retry else Outcome.FAILED, code, str(exc)[:300]))
+                results.append(
+                    Result(Outcome.RETRY if retry else Outcome.FAILED, code, str(exc)[:300])
+                )
         return results
 
     def close(self) -> None:

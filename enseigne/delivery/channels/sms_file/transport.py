@@ -22,8 +22,13 @@ class FileSmsTransport:
         path = self.folder / f"sms-{dt.date.today().isoformat()}.jsonl"
         with path.open("a", encoding="utf-8") as handle:
             for m in messages:
-                handle.write(json.dumps({"id": m.message_id, "from": m.sender, "to": m.to, "text": m.text},
-                                        ensure_ascii=False) + "\n")
+                handle.write(
+                    json.dumps(
+                        {"id": m.message_id, "from": m.sender, "to": m.to, "text": m.text},
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
         return [Result(Outcome.SENT, 200) for _ in messages]
 
     def close(self) -> None:

@@ -24,10 +24,20 @@ class HttpSmsTransport:
         self.limiter = RateLimiter(rate)
 
     def _post(self, message: SmsOut) -> Result:
-        body = json.dumps({"from": message.sender, "to": message.to, "text": message.text,
-                           "reference": message.message_id}).encode()
-        request = urllib.request.Request(self.url, data=body, method="POST",  # noqa: S310 (scheme checked above)
-                                         headers={"Content-Type": "application/json"})
+        body = json.dumps(
+            {
+                "from": message.sender,
+                "to": message.to,
+                "text": message.text,
+                "reference": message.message_id,
+            }
+        ).encode()
+        request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+            self.url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         if self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:

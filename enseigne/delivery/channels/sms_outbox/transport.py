@@ -14,12 +14,24 @@ class OutboxSmsTransport:
 
     def send(self, messages: Iterable[SmsOut]) -> list[Result]:
         messages = list(messages)
-        paths = dict(Recipient.objects.filter(pk__in=[m.recipient_id for m in messages]).values_list("id", "unit_path"))
-        OutboxMessage.objects.bulk_create([
-            OutboxMessage(channel="sms", unit_path=paths.get(m.recipient_id, ""), message_id=m.message_id,
-                          sender=m.sender, recipient=m.to, raw=m.text)
-            for m in messages
-        ])
+        paths = dict(
+            Recipient.objects.filter(pk__in=[m.recipient_id for m in messages]).values_list(
+                "id", "unit_path"
+            )
+        )
+        OutboxMessage.objects.bulk_create(
+            [
+                OutboxMessage(
+                    channel="sms",
+                    unit_path=paths.get(m.recipient_id, ""),
+                    message_id=m.message_id,
+                    sender=m.sender,
+                    recipient=m.to,
+                    raw=m.text,
+                )
+                for m in messages
+            ]
+        )
         return [Result(Outcome.SENT, 200) for _ in messages]
 
     def close(self) -> None:

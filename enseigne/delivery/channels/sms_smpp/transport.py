@@ -15,7 +15,10 @@ class SmppSmsTransport:
         parsed = urlparse(url)
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         self.host, self.port = parsed.hostname or "localhost", parsed.port or 2775
-        self.system_id, self.password = unquote(parsed.username or ""), unquote(parsed.password or "")
+        self.system_id, self.password = (
+            unquote(parsed.username or ""),
+            unquote(parsed.password or ""),
+        )
         self.system_type = query.get("system_type", "")
         self.timeout = timeout
         self.limiter = RateLimiter(rate)
@@ -26,7 +29,9 @@ class SmppSmsTransport:
 
         client = smpplib.client.Client(self.host, self.port, timeout=self.timeout)
         client.connect()
-        client.bind_transmitter(system_id=self.system_id, password=self.password, system_type=self.system_type)
+        client.bind_transmitter(
+            system_id=self.system_id, password=self.password, system_type=self.system_type
+        )
         self.client = client
         return client
 
@@ -41,15 +46,24 @@ class SmppSmsTransport:
             alphanumeric = not message.sender.lstrip("+").isdigit()
             for part in parts:
                 client.send_message(
-                    source_addr_ton=smpplib.consts.SMPP_TON_ALNUM if alphanumeric else smpplib.consts.SMPP_TON_INTL,
-                    source_addr=message.sender, dest_addr_ton=smpplib.consts.SMPP_TON_INTL,
-                    destination_addr=message.to.lstrip("+"), short_message=part, data_coding=coding,
-                    esm_class=msg_type, registered_delivery=True,
+                    source_addr_ton=smpplib.consts.SMPP_TON_ALNUM
+                    if alphanumeric
+                    else smpplib.consts.SMPP_TON_INTL,
+                    source_addr=message.sender,
+                    dest_addr_ton=smpplib.consts.SMPP_TON_INTL,
+                    destination_addr=message.to.lstrip("+"),
+                    short_message=part,
+                    data_coding=coding,
+                    esm_class=msg_type,
+                    registered_delivery=True,
                 )
             return Result(Outcome.SENT, 0)
         except smpplib.exceptions.PDUError as exc:
             status = exc.args[1] if len(exc.args) > 1 else None
-            throttled = status in (smpplib.consts.SMPP_ESME_RTHROTTLED, smpplib.consts.SMPP_ESME_RMSGQFUL)
+            throttled = status in (
+                smpplib.consts.SMPP_ESME_RTHROTTLED,
+                smpplib.consts.SMPP_ESME_RMSGQFUL,
+            )
             return Result(Outcome.RETRY if throttled else Outcome.FAILED, status, str(exc)[:300])
         except (smpplib.exceptions.ConnectionError, OSError) as exc:
             self.close()

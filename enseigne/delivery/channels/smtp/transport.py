@@ -41,10 +41,18 @@ class SmtpConfig:
     def from_url(cls, url: str, *, concurrency: int = 4, rate: float = 0) -> SmtpConfig:
         parsed = urlparse(url)
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-        tls = {"smtps": "ssl", "submission": "starttls"}.get(parsed.scheme, "starttls" if query.get("tls") == "1" else "")
-        return cls(host=parsed.hostname or "localhost", port=parsed.port or (465 if tls == "ssl" else 25),
-                   username=unquote(parsed.username or ""), password=unquote(parsed.password or ""), tls=tls,
-                   concurrency=int(query.get("concurrency", concurrency)), rate=float(query.get("rate", rate)))
+        tls = {"smtps": "ssl", "submission": "starttls"}.get(
+            parsed.scheme, "starttls" if query.get("tls") == "1" else ""
+        )
+        return cls(
+            host=parsed.hostname or "localhost",
+            port=parsed.port or (465 if tls == "ssl" else 25),
+            username=unquote(parsed.username or ""),
+            password=unquote(parsed.password or ""),
+            tls=tls,
+            concurrency=int(query.get("concurrency", concurrency)),
+            rate=float(query.get("rate", rate)),
+        )
 
 
 def classify(code: int, text: str) -> Result:
@@ -65,7 +73,9 @@ class _Connection:
     def open(self) -> smtplib.SMTP:
         c = self.config
         if c.tls == "ssl":
-            smtp = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout, context=ssl.create_default_context())
+            smtp = smtplib.SMTP_SSL(
+                c.host, c.port, timeout=c.timeout, context=ssl.create_default_context()
+            )
         else:
             smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout)
         smtp.ehlo()
@@ -102,8 +112,11 @@ class _Connection:
             self.drop()
             return Result(Outcome.RETRY, None, f"connection: {exc}"[:300])
         try:
-            smtp.send(_LEADING_DOT.sub(b"..", message.data) + (b"" if message.data.endswith(b"\r\n") else b"\r\n")
-                      + b".\r\n")
+            smtp.send(
+                _LEADING_DOT.sub(b"..", message.data)
+                + (b"" if message.data.endswith(b"\r\n") else b"\r\n")
+                + b".\r\n"
+            )
         except (smtplib.SMTPException, OSError) as exc:
             self.drop()  # the server stopped reading before the final dot: it did not take it
             return Result(Outcome.RETRY, None, f"lost before end of data: {exc}"[:300])
@@ -118,7 +131,9 @@ class _Connection:
     def _envelope(self, smtp: smtplib.SMTP, message: EmailOut) -> Result | None:
         """MAIL, RCPT, DATA; None when the server is ready for the message."""
         if self.pipelining:
-            smtp.send(f"MAIL FROM:<{message.mail_from}>\r\nRCPT TO:<{message.to}>\r\nDATA\r\n".encode())
+            smtp.send(
+                f"MAIL FROM:<{message.mail_from}>\r\nRCPT TO:<{message.to}>\r\nDATA\r\n".encode()
+            )
             replies = [smtp.getreply() for _ in range(3)]
         else:
             replies = [smtp.mail(message.mail_from)]
@@ -163,7 +178,10 @@ class SmtpTransport:
         results: dict[int, Result] = {}
         count = 0
         queue: SimpleQueue = SimpleQueue()
-        lanes = [self.pool.submit(self._drain, connection, queue, results) for connection in self.connections]
+        lanes = [
+            self.pool.submit(self._drain, connection, queue, results)
+            for connection in self.connections
+        ]
         try:
             for count, message in enumerate(messages, 1):
                 queue.put((count - 1, message))

@@ -18,7 +18,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--since", help="first month, YYYY-MM (default: last month)")
-        parser.add_argument("--ahead", type=int, default=3, help="months after this one (default 3)")
+        parser.add_argument(
+            "--ahead", type=int, default=3, help="months after this one (default 3)"
+        )
 
     def handle(self, *args, since=None, ahead=3, **options):
         if connection.vendor != "postgresql":
@@ -30,8 +32,12 @@ class Command(BaseCommand):
             try:
                 first = dt.date.fromisoformat(f"{since}-01")
             except ValueError as error:
-                raise CommandError(f"--since must be a month written YYYY-MM, got {since!r}.") from error
+                raise CommandError(
+                    f"--since must be a month written YYYY-MM, got {since!r}."
+                ) from error
             made += partitions.ensure(first, today)
         for name in made:
             self.stdout.write(f"created {name}")
-        self.stdout.write(f"{len(partitions.existing()) - 1} monthly partitions, plus the default one.")
+        self.stdout.write(
+            f"{len(partitions.existing()) - 1} monthly partitions, plus the default one."
+        )

@@ -23,17 +23,31 @@ class Command(BaseCommand):
     help = "Read bounce reports (DSN), complaints (ARF) and automatic replies; suppress hard bounces and complainers."
 
     def add_arguments(self, parser):
-        parser.add_argument("files", nargs="*", help="Saved messages (default: one message on stdin).")
-        parser.add_argument("--maildir", nargs="?", const="", default=None,
-                            help="A Maildir to read and empty (without a value: ENSEIGNE_BOUNCE_MAILDIR).")
-        parser.add_argument("--envelope-to", default="", help="The address the message was delivered to.")
-        parser.add_argument("--print-url", action="store_true",
-                            help="Print the secret URL an MTA can POST raw reports to, and stop.")
+        parser.add_argument(
+            "files", nargs="*", help="Saved messages (default: one message on stdin)."
+        )
+        parser.add_argument(
+            "--maildir",
+            nargs="?",
+            const="",
+            default=None,
+            help="A Maildir to read and empty (without a value: ENSEIGNE_BOUNCE_MAILDIR).",
+        )
+        parser.add_argument(
+            "--envelope-to", default="", help="The address the message was delivered to."
+        )
+        parser.add_argument(
+            "--print-url",
+            action="store_true",
+            help="Print the secret URL an MTA can POST raw reports to, and stop.",
+        )
 
     def handle(self, *args, **options):
         if options["print_url"]:
             key = webhook_key("bounces")
-            self.stdout.write(f"{settings.BASE_URL.rstrip('/')}{reverse('inbound_bounce', args=[key])}")
+            self.stdout.write(
+                f"{settings.BASE_URL.rstrip('/')}{reverse('inbound_bounce', args=[key])}"
+            )
             return
         if options["maildir"] is not None:
             path = options["maildir"] or settings.BOUNCE_MAILDIR
@@ -41,13 +55,21 @@ class Command(BaseCommand):
                 raise CommandError(f"{path} is not a Maildir (no 'new' folder in it).")
             self.stdout.write(f"{process_maildir(path)} message(s) read from {path}.")
             return
-        sources = [(name, Path(name).read_bytes()) for name in options["files"]] or [("stdin", sys.stdin.buffer.read())]
+        sources = [(name, Path(name).read_bytes()) for name in options["files"]] or [
+            ("stdin", sys.stdin.buffer.read())
+        ]
         for name, raw in sources:
             report = parse(raw, envelope_to=options["envelope_to"])
             if report is None:
-                self.stdout.write(f"{name}: not a bounce (a delivery notice or a 'not spam' report), ignored.")
+                self.stdout.write(
+                    f"{name}: not a bounce (a delivery notice or a 'not spam' report), ignored."
+                )
                 continue
             recorded = record(report, source="mailbox")
-            row = f"ledger row {report.recipient_id}" if report.recipient_id else "no ledger row of ours"
+            row = (
+                f"ledger row {report.recipient_id}"
+                if report.recipient_id
+                else "no ledger row of ours"
+            )
             state = "recorded" if recorded else "already recorded"
             self.stdout.write(f"{name}: {report.kind} {report.status} ({row}), {state}.")

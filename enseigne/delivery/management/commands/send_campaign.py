@@ -19,13 +19,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("campaign", help="The campaign's public id (or database id).")
-        parser.add_argument("--until-finished", action="store_true",
-                            help="Keep going (waiting for retries and expired leases) until it is finished.")
+        parser.add_argument(
+            "--until-finished",
+            action="store_true",
+            help="Keep going (waiting for retries and expired leases) until it is finished.",
+        )
         parser.add_argument("--timeout", type=float, default=3600)
 
     def handle(self, *args, **options):
         key = options["campaign"]
-        lookup = {"public_id": key} if parse_uuid(key) else {"pk": int(key)} if key.isdigit() else None
+        lookup = (
+            {"public_id": key} if parse_uuid(key) else {"pk": int(key)} if key.isdigit() else None
+        )
         with db_scope(ALL):
             campaign = Campaign.objects.filter(**lookup).first() if lookup else None
         if campaign is None:
@@ -36,9 +41,15 @@ class Command(BaseCommand):
             while True:
                 stats = runner.run()
                 with db_scope(ALL):
-                    status = Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first()
-                self.stdout.write(f"{stats.sent} sent, {stats.failed} failed, {stats.skipped} not sent, "
-                                  f"{stats.retried} to retry, {stats.ambiguous} ambiguous; campaign {status}")
+                    status = (
+                        Campaign.objects.filter(pk=campaign.pk)
+                        .values_list("status", flat=True)
+                        .first()
+                    )
+                self.stdout.write(
+                    f"{stats.sent} sent, {stats.failed} failed, {stats.skipped} not sent, "
+                    f"{stats.retried} to retry, {stats.ambiguous} ambiguous; campaign {status}"
+                )
                 if not options["until_finished"] or status != Campaign.Status.SENDING:
                     break
                 if time.monotonic() > deadline:

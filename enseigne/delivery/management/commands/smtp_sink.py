@@ -40,10 +40,21 @@ def keep(raw: bytes, mail_from: str, rcpt_tos: list[str]) -> None:
         recipient_id = recipient_of(mid)
         unit_path = ""
         if recipient_id is not None:
-            unit_path = Recipient.objects.filter(pk=recipient_id).values_list("unit_path", flat=True).first() or ""
-        OutboxMessage.objects.create(channel="email", unit_path=unit_path, message_id=mid[:200],
-                                     sender=_header(FROM, head, mail_from)[:300],
-                                     recipient=", ".join(rcpt_tos)[:300], subject=_header(SUBJECT, head)[:300], raw=raw.decode("utf-8", errors="replace"))
+            unit_path = (
+                Recipient.objects.filter(pk=recipient_id)
+                .values_list("unit_path", flat=True)
+                .first()
+                or ""
+            )
+        OutboxMessage.objects.create(
+            channel="email",
+            unit_path=unit_path,
+            message_id=mid[:200],
+            sender=_header(FROM, head, mail_from)[:300],
+            recipient=", ".join(rcpt_tos)[:300],
+            subject=_header(SUBJECT, head)[:300],
+            raw=raw.decode("utf-8", errors="replace"),
+        )
 
 
 class _Store:
@@ -55,7 +66,13 @@ class _Store:
         threading.Thread(target=self._write, daemon=True, name="outbox-writer").start()
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
-        self.queue.put((envelope.original_content or envelope.content, envelope.mail_from, list(envelope.rcpt_tos)))
+        self.queue.put(
+            (
+                envelope.original_content or envelope.content,
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+            )
+        )
         return "250 Message accepted"
 
     def _write(self) -> None:

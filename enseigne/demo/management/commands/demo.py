@@ -36,7 +36,9 @@ class Command(BaseCommand):
             else:
                 self.stdout.write(f"Seeding Maison Lumière with {options['contacts']:,} contacts…")
                 summary = seed.seed(contacts_total=options["contacts"])
-                self.stdout.write(f"Created {summary['units']} units, {summary['contacts']:,} contacts.")
+                self.stdout.write(
+                    f"Created {summary['units']} units, {summary['contacts']:,} contacts."
+                )
         connections.close_all()
         self._print_logins(options["port"])
         if options["no_serve"]:
@@ -67,7 +69,9 @@ class Command(BaseCommand):
                 time.sleep(1)
             for name, child in children.items():
                 if child.poll() is not None:
-                    self.stderr.write(f"The {name} stopped (exit code {child.returncode}); stopping the others.")
+                    self.stderr.write(
+                        f"The {name} stopped (exit code {child.returncode}); stopping the others."
+                    )
         except KeyboardInterrupt:
             pass
         finally:

@@ -9,4 +9,6 @@ class Command(BaseCommand):
     help = "Print the secret URL your SMS provider posts replies to (STOP handling)."
 
     def handle(self, *args, **options):
-        self.stdout.write(f"{settings.BASE_URL.rstrip('/')}{reverse('inbound_sms', args=[webhook_key('sms')])}")
+        self.stdout.write(
+            f"{settings.BASE_URL.rstrip('/')}{reverse('inbound_sms', args=[webhook_key('sms')])}"
+        )
