@@ -208,7 +208,14 @@ SMS_HTTP_TOKEN = env_str("SMS_HTTP_TOKEN", "")
 SMS_RATE = env_int("ENSEIGNE_SMS_RATE", 0)
 SEND_BATCH_SIZE = env_int("ENSEIGNE_SEND_BATCH_SIZE", 1000)
 SEND_CHUNK_SIZE = env_int("ENSEIGNE_SEND_CHUNK_SIZE", 250)
-SEND_LEASE_SECONDS = env_int("ENSEIGNE_SEND_LEASE_SECONDS", 300)
+# A claimed row's lease: a runner renews its leases every third of it, so a dead runner's
+# rows are free again within this many seconds.
+SEND_LEASE_SECONDS = env_int("ENSEIGNE_SEND_LEASE_SECONDS", 30)
+# How many runners (worker processes or threads, on any host) share one campaign at once.
+SEND_RUNNERS_PER_CAMPAIGN = env_int("ENSEIGNE_SEND_RUNNERS_PER_CAMPAIGN", 8)
+# Messages each SMTP connection may have "in flight" (marked before their DATA, outcome not
+# yet durable): the most a crash can leave unknown is connections x this.
+SEND_INFLIGHT_DEPTH = env_int("ENSEIGNE_SEND_INFLIGHT_DEPTH", 2)
 SEND_MAX_ATTEMPTS = env_int("ENSEIGNE_SEND_MAX_ATTEMPTS", 6)
 SEND_RETRY_SECONDS = env_int("ENSEIGNE_SEND_RETRY_SECONDS", 60)
 # SQLite only: once the worker has held the single write lock for SEND_SQLITE_HOLD_MS of

@@ -30,37 +30,21 @@ from django.db.models import (
     When,
 )
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
 from enseigne.brand.models import LocalVersion
 from enseigne.brand.previews import sms_preview
 from enseigne.brand.sms import measure
+from enseigne.campaigns.gates import PREVIEW_REASONS, Reason
 from enseigne.campaigns.models import Campaign, Recipient, Relay, SendingPolicy
 from enseigne.campaigns.selectors import budget_for, policy_for, pressure_rules, sms_window
 from enseigne.contacts.models import VALID_CONSENT, Channel, Contact, Suppression
 from enseigne.contacts.segments import SegmentCompiler
 from enseigne.network.models import OrgNode
 
-REASONS = {
-    "no_address": _("no address for the channel"),
-    "invalid_number": _("not a mobile number"),
-    "no_consent": _("no consent for the channel"),
-    "suppressed": _("unsubscribed, bounced or complained"),
-    "pressure": _("marketing pressure cap reached"),
-    "over_budget": _("over the unit's budget"),
-    "opted_out": _("the unit opted out"),
-}
+# The reasons the preview counts, and their labels (declared once in gates.Reason).
+REASONS = {reason.value: reason.label for reason in PREVIEW_REASONS}
 # At hand-off the pipeline may also skip or fail a row for these.
-HANDOFF_REASONS = {
-    **REASONS,
-    "contact_erased": _("contact erased"),
-    "hard_bounce": _("address rejected"),
-    "refused": _("refused by the receiving server"),
-    "gave_up": _("still refused after every retry"),
-    "connection_lost": _("connection lost after sending (it may have arrived)"),
-    "cancelled": _("campaign cancelled"),
-    "render_error": _("the message could not be personalised for this contact"),
-}
+HANDOFF_REASONS = {reason.value: reason.label for reason in Reason}
 # French mobile numbers; other countries' numbers are assumed able to receive SMS.
 FRENCH_MOBILE = ("+336", "+337")
 PLANNED = (Campaign.Status.APPROVED, Campaign.Status.SCHEDULED)
@@ -227,19 +211,18 @@ def _db_time(value: dt.datetime):
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def classified(
-    campaign: Campaign, contacts: QuerySet[Contact], when: dt.datetime, *, paths: bool = False
-) -> Classification:
-    """Classify ``contacts`` for ``campaign`` at ``when``, set-based.
-
-    Each contact row is tested once (address, number, consent, suppression, planned
-    competitors), and the pressure ledger is aggregated once per contact for all caps, then
-    hash-joined. The first version ran one correlated sub-query per contact and cap, and
-    hashed every address in the query: a million contacts took minutes. ``unit_path`` is
-    selected only with ``paths`` (a million of them cost a tenth of a second to carry)."""
+def gate_cases(campaign: Campaign) -> list[When]:
+    """The row gates (address, number, consent, suppression) as SQL cases on a contact, in
+    order: the first that applies is the contact's reason. The one declaration of these
+    rules: the preview, the freeze and the hand-off all evaluate it."""
     channel = campaign.channel
     address = "email" if channel == Channel.EMAIL else "phone"
-    whens = [When(Q(**{f"{address}__isnull": True}) | Q(**{address: ""}), then=Value("no_address"))]
+    whens = [
+        When(
+            Q(**{f"{address}__isnull": True}) | Q(**{address: ""}),
+            then=Value(Reason.NO_ADDRESS.value),
+        )
+    ]
     if channel == Channel.SMS:
         foreign = ~Q(phone__startswith="+33")
         whens.append(
@@ -249,12 +232,14 @@ def classified(
                     | Q(phone__startswith=FRENCH_MOBILE[0])
                     | Q(phone__startswith=FRENCH_MOBILE[1])
                 ),
-                then=Value("invalid_number"),
+                then=Value(Reason.INVALID_NUMBER.value),
             )
         )
     if not campaign.is_transactional:
         whens.append(
-            When(~Q(**{f"{channel}_consent__in": VALID_CONSENT}), then=Value("no_consent"))
+            When(
+                ~Q(**{f"{channel}_consent__in": VALID_CONSENT}), then=Value(Reason.NO_CONSENT.value)
+            )
         )
     # One look-up in the channel's suppressed hashes (an IN over a sub-query, which PostgreSQL
     # hashes once); the exact "brand-wide or this unit" test runs only for a hash found there.
@@ -271,11 +256,41 @@ def classified(
                     )
                 )
             ),
-            then=Value("suppressed"),
+            then=Value(Reason.SUPPRESSED.value),
         )
     )
+    return whens
+
+
+def classified(
+    campaign: Campaign,
+    contacts: QuerySet[Contact],
+    when: dt.datetime,
+    *,
+    paths: bool = False,
+    handoff_ids: list[int] | None = None,
+) -> Classification:
+    """Classify ``contacts`` for ``campaign`` at ``when``, set-based.
+
+    Each contact row is tested once (address, number, consent, suppression, planned
+    competitors), and the pressure ledger is aggregated once per contact for all caps, then
+    hash-joined. The first version ran one correlated sub-query per contact and cap, and
+    hashed every address in the query: a million contacts took minutes. ``unit_path`` is
+    selected only with ``paths`` (a million of them cost a tenth of a second to carry).
+
+    ``handoff_ids``: the hand-off's check of these contacts (``contacts`` holds just them).
+    Then only messages really sent count against the caps: competitors not yet sent were
+    weighed at the freeze, and counting their pending rows here would let two running
+    campaigns hold each other back."""
+    channel = campaign.channel
+    whens = gate_cases(campaign)
     rules = [] if campaign.is_transactional else pressure_rules(campaign.owner, channel)
-    nearby = competitors(campaign, when, max(r.window_days for r in rules)) if rules else []
+    at_handoff = handoff_ids is not None
+    nearby = (
+        competitors(campaign, when, max(r.window_days for r in rules))
+        if rules and not at_handoff
+        else []
+    )
     planned = [o for o in nearby if o.status in PLANNED]
     launched = [o for o in nearby if o.status in LAUNCHED]
     reach = {
@@ -306,10 +321,14 @@ def classified(
             list(params),
             planned,
         )
-    ledger = _ledger_campaigns(
-        campaign, when - dt.timedelta(days=max(r.window_days for r in rules))
+    ledger = (
+        []
+        if at_handoff
+        else _ledger_campaigns(
+            campaign, when - dt.timedelta(days=max(r.window_days for r in rules))
+        )
     )
-    loads, loads_params = _loads(campaign, when, rules, planned, launched, ledger)
+    loads, loads_params = _loads(campaign, when, rules, planned, launched, ledger, handoff_ids)
     words = "".join(f", loads.word_{w}" for w in range(-(-len(ledger) // WORD_BITS)))
     over, over_params = [], []
     for index, rule in enumerate(rules):
@@ -337,7 +356,7 @@ def _ledger_campaigns(campaign: Campaign, since: dt.datetime) -> list[int]:
     )
 
 
-def _loads(campaign, when, rules, planned, launched, ledger) -> tuple[str, list]:
+def _loads(campaign, when, rules, planned, launched, ledger, only=None) -> tuple[str, list]:
     """``WITH loads(contact_id, load_0, …, word_0, …)``: per contact, its messages inside each
     cap's window (those sent on the channel, and those a running competitor has still to
     send) and which campaigns they came from, as bit sets. Only contacts that the planned
@@ -381,9 +400,11 @@ def _loads(campaign, when, rules, planned, launched, ledger) -> tuple[str, list]
     ids = [o.pk for o in launched]
     since = when - dt.timedelta(days=max(r.window_days for r in rules))
     table = Recipient._meta.db_table
+    # ``only``: a hand-off's few contacts, found through the (contact, channel, sent_at) index.
+    contacts = f"AND r.contact_id IN ({_placeholders(only)}) " if only is not None else ""
     return (
         f"WITH loads AS (SELECT r.contact_id, {', '.join(columns + bits)} "  # noqa: S608
-        f"FROM {table} r {join}WHERE r.channel = %s AND r.campaign_id <> %s "
+        f"FROM {table} r {join}WHERE r.channel = %s AND r.campaign_id <> %s {contacts}"
         f"AND ((r.status = 'sent' AND r.sent_at > %s) OR (r.status = 'pending' AND r.campaign_id IN ({_placeholders(ids)}))) "
         f"GROUP BY r.contact_id HAVING {' OR '.join(could)}) ",
         [
@@ -391,6 +412,7 @@ def _loads(campaign, when, rules, planned, launched, ledger) -> tuple[str, list]
             *params_bits,
             campaign.channel,
             campaign.pk,
+            *(only or []),
             _db_time(since),
             *ids,
             *could_params,

@@ -2,7 +2,11 @@
 
 A transport takes the ready messages and answers one ``Result`` per message, in order.
 The messages come as an iterable that may still be producing them (the pipeline renders
-while the SMTP connections send), so a transport iterates over them once. It never
+while the SMTP connections send), so a transport iterates over them once, and takes the
+next only when it can send it: the pipeline hands a message over only once its "in
+flight" mark is durable, and bounds how many are in flight. As soon as a message's outcome
+is known the transport calls ``on_result(message, result)`` (from any of its threads), so
+the ledger records it without waiting for the rest. It never
 raises for a recipient's problem; it raises only when it cannot work at all
 (configuration), and then nothing was handed off.
 """
@@ -11,10 +15,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Outcome(Enum):
@@ -50,12 +54,30 @@ class SmsOut:
     message_id: str
 
 
+OnResult = Callable[[Any, Result], None]
+
+
 class Transport(Protocol):
     kind: str
+    # How many messages it sends at once (its connections); the pipeline sizes its window on it.
+    lanes: int
 
-    def send(self, messages: Iterable) -> list[Result]: ...
+    def send(self, messages: Iterable, on_result: OnResult | None = None) -> list[Result]: ...
 
     def close(self) -> None: ...
+
+
+def deliver_each(
+    messages: Iterable, deliver: Callable[[Any], Result], on_result: OnResult | None = None
+) -> list[Result]:
+    """The loop of a transport that sends one message at a time."""
+    results = []
+    for message in messages:
+        result = deliver(message)
+        if on_result is not None:
+            on_result(message, result)
+        results.append(result)
+    return results
 
 
 class RateLimiter:

@@ -13,12 +13,20 @@ from collections.abc import Iterable
 from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
 
-from enseigne.delivery.channels.base import EmailOut, Outcome, RateLimiter, Result
+from enseigne.delivery.channels.base import (
+    EmailOut,
+    OnResult,
+    Outcome,
+    RateLimiter,
+    Result,
+    deliver_each,
+)
 from enseigne.lib.signing import sign_id
 
 
 class AnymailTransport:
     kind = "anymail"
+    lanes = 1
 
     def __init__(self, backend: str, *, rate: float = 0):
         self.backend = import_string(backend)(fail_silently=False)
@@ -54,36 +62,28 @@ class AnymailTransport:
         message.metadata = {"enseigne": sign_id("esp", out.recipient_id)}
         return message
 
-    def send(self, messages: Iterable[EmailOut]) -> list[Result]:
+    def send(self, messages: Iterable[EmailOut], on_result: OnResult | None = None) -> list[Result]:
+        return deliver_each(messages, self._deliver, on_result)
+
+    def _deliver(self, out: EmailOut) -> Result:
         from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 
-        results = []
-        for out in messages:
-            self.limiter.take()
-            try:
-                message = self._message(out)
-                self.backend.send_messages([message])
-                status = message.anymail_status.status or set()
-                if status & {"rejected", "invalid"}:
-                    results.append(
-                        Result(
-                            Outcome.FAILED,
-                            None,
-                            ",".join(sorted(status)),
-                            hard_bounce="invalid" in status,
-                        )
-                    )
-                else:
-                    results.append(Result(Outcome.SENT, 200))
-            except AnymailRecipientsRefused as exc:
-                results.append(Result(Outcome.FAILED, None, str(exc)[:300], hard_bounce=True))
-            except AnymailAPIError as exc:
-                code = getattr(getattr(exc, "response", None), "status_code", None)
-                retry = code is None or code == 429 or code >= 500
-                results.append(
-                    Result(Outcome.RETRY if retry else Outcome.FAILED, code, str(exc)[:300])
+        self.limiter.take()
+        try:
+            message = self._message(out)
+            self.backend.send_messages([message])
+            status = message.anymail_status.status or set()
+            if status & {"rejected", "invalid"}:
+                return Result(
+                    Outcome.FAILED, None, ",".join(sorted(status)), hard_bounce="invalid" in status
                 )
-        return results
+            return Result(Outcome.SENT, 200)
+        except AnymailRecipientsRefused as exc:
+            return Result(Outcome.FAILED, None, str(exc)[:300], hard_bounce=True)
+        except AnymailAPIError as exc:
+            code = getattr(getattr(exc, "response", None), "status_code", None)
+            retry = code is None or code == 429 or code >= 500
+            return Result(Outcome.RETRY if retry else Outcome.FAILED, code, str(exc)[:300])
 
     def close(self) -> None:
         pass

@@ -11,11 +11,19 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable
 
-from enseigne.delivery.channels.base import Outcome, RateLimiter, Result, SmsOut
+from enseigne.delivery.channels.base import (
+    OnResult,
+    Outcome,
+    RateLimiter,
+    Result,
+    SmsOut,
+    deliver_each,
+)
 
 
 class HttpSmsTransport:
     kind = "sms_http"
+    lanes = 1
 
     def __init__(self, url: str, *, token: str = "", rate: float = 0, timeout: float = 10):
         if not url.startswith(("https://", "http://")):
@@ -51,12 +59,12 @@ class HttpSmsTransport:
             sent_body = isinstance(exc, TimeoutError) or "timed out" in str(exc)
             return Result(Outcome.AMBIGUOUS if sent_body else Outcome.RETRY, None, str(exc)[:300])
 
-    def send(self, messages: Iterable[SmsOut]) -> list[Result]:
-        results = []
-        for message in messages:
-            self.limiter.take()
-            results.append(self._post(message))
-        return results
+    def send(self, messages: Iterable[SmsOut], on_result: OnResult | None = None) -> list[Result]:
+        return deliver_each(messages, self._deliver, on_result)
+
+    def _deliver(self, message: SmsOut) -> Result:
+        self.limiter.take()
+        return self._post(message)
 
     def close(self) -> None:
         pass

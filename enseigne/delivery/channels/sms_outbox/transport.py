@@ -5,34 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from enseigne.campaigns.models import Recipient
-from enseigne.delivery.channels.base import Outcome, Result, SmsOut
+from enseigne.delivery.channels.base import OnResult, Outcome, Result, SmsOut, deliver_each
 from enseigne.delivery.models import OutboxMessage
 
 
 class OutboxSmsTransport:
     kind = "sms_outbox"
+    lanes = 1
 
-    def send(self, messages: Iterable[SmsOut]) -> list[Result]:
-        messages = list(messages)
-        paths = dict(
-            Recipient.objects.filter(pk__in=[m.recipient_id for m in messages]).values_list(
-                "id", "unit_path"
-            )
+    def send(self, messages: Iterable[SmsOut], on_result: OnResult | None = None) -> list[Result]:
+        return deliver_each(messages, self._deliver, on_result)
+
+    def _deliver(self, m: SmsOut) -> Result:
+        OutboxMessage.objects.create(
+            channel="sms",
+            unit_path=Recipient.objects.filter(pk=m.recipient_id)
+            .values_list("unit_path", flat=True)
+            .first()
+            or "",
+            message_id=m.message_id,
+            sender=m.sender,
+            recipient=m.to,
+            raw=m.text,
         )
-        OutboxMessage.objects.bulk_create(
-            [
-                OutboxMessage(
-                    channel="sms",
-                    unit_path=paths.get(m.recipient_id, ""),
-                    message_id=m.message_id,
-                    sender=m.sender,
-                    recipient=m.to,
-                    raw=m.text,
-                )
-                for m in messages
-            ]
-        )
-        return [Result(Outcome.SENT, 200) for _ in messages]
+        return Result(Outcome.SENT, 200)
 
     def close(self) -> None:
         pass

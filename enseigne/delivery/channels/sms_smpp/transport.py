@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import parse_qs, unquote, urlparse
 
-from enseigne.delivery.channels.base import Outcome, RateLimiter, Result, SmsOut
+from enseigne.delivery.channels.base import (
+    OnResult,
+    Outcome,
+    RateLimiter,
+    Result,
+    SmsOut,
+    deliver_each,
+)
 
 
 class SmppSmsTransport:
     kind = "sms_smpp"
+    lanes = 1
 
     def __init__(self, url: str, *, rate: float = 0, timeout: float = 10):
         parsed = urlparse(url)
@@ -69,12 +77,12 @@ class SmppSmsTransport:
             self.close()
             return Result(Outcome.AMBIGUOUS if self.client else Outcome.RETRY, None, str(exc)[:300])
 
-    def send(self, messages: Iterable[SmsOut]) -> list[Result]:
-        results = []
-        for message in messages:
-            self.limiter.take()
-            results.append(self._submit(message))
-        return results
+    def send(self, messages: Iterable[SmsOut], on_result: OnResult | None = None) -> list[Result]:
+        return deliver_each(messages, self._deliver, on_result)
+
+    def _deliver(self, message: SmsOut) -> Result:
+        self.limiter.take()
+        return self._submit(message)
 
     def close(self) -> None:
         if self.client is not None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from queue import SimpleQueue
 from urllib.parse import parse_qs, unquote, urlparse
 
-from enseigne.delivery.channels.base import EmailOut, Outcome, RateLimiter, Result
+from enseigne.delivery.channels.base import EmailOut, OnResult, Outcome, RateLimiter, Result
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 _HARD = re.compile(r"\b5\.1\.[0-9]+\b|\b5\.7\.1\b|user unknown|no such user|does not exist", re.I)
@@ -164,22 +164,31 @@ class SmtpTransport:
         self.config = config
         self.limiter = RateLimiter(config.rate)
         self.connections = [_Connection(config) for _ in range(max(1, config.concurrency))]
+        self.lanes = len(self.connections)
         self.pool = ThreadPoolExecutor(max_workers=len(self.connections), thread_name_prefix="smtp")
 
-    def _drain(self, connection: _Connection, queue: SimpleQueue, results: dict) -> None:
+    def _drain(
+        self,
+        connection: _Connection,
+        queue: SimpleQueue,
+        results: dict,
+        on_result: OnResult | None,
+    ) -> None:
         while (item := queue.get()) is not None:
             index, message = item
             self.limiter.take()
-            results[index] = connection.deliver(message)
+            result = results[index] = connection.deliver(message)
+            if on_result is not None:
+                on_result(message, result)
 
-    def send(self, messages: Iterable[EmailOut]) -> list[Result]:
+    def send(self, messages: Iterable[EmailOut], on_result: OnResult | None = None) -> list[Result]:
         """Each connection takes the next message as soon as it is free, while the caller may
         still be rendering the ones after it (the GIL is released while a socket waits)."""
         results: dict[int, Result] = {}
         count = 0
         queue: SimpleQueue = SimpleQueue()
         lanes = [
-            self.pool.submit(self._drain, connection, queue, results)
+            self.pool.submit(self._drain, connection, queue, results, on_result)
             for connection in self.connections
         ]
         try:

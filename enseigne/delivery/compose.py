@@ -1,0 +1,170 @@
+"""Composing the messages: what one unit's messages share, then each recipient's message.
+
+Everything a unit's messages have in common (its approved content, its data, the brand's,
+the envelope, the link rewriter) is prepared once per run; per recipient only the
+personalisation, the tracked links and the MIME assembly remain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from enseigne.brand.models import LocalVersion, TemplateVersion
+from enseigne.brand.previews import brand_context, unit_context
+from enseigne.brand.rendering import Compiled, Personaliser, text_template, zone_context
+from enseigne.brand.zones import Zone
+from enseigne.campaigns.models import Campaign, Relay
+from enseigne.contacts.models import Channel
+from enseigne.delivery.channels.base import EmailOut, SmsOut
+from enseigne.delivery.links import LinkRewriter
+from enseigne.delivery.messages import Envelope, bounce_address, build_email, message_id
+from enseigne.lib.signing import sign_id
+from enseigne.network.models import OrgNode
+from enseigne.network.selectors import root_of
+
+
+def _unsubscribe_prefix() -> str:
+    return f"{settings.BASE_URL.rstrip('/')}/u/"
+
+
+def unsubscribe_url(recipient_id: int) -> str:
+    return f"{_unsubscribe_prefix()}{sign_id('unsubscribe', recipient_id)}/"
+
+
+@dataclass
+class UnitContent:
+    """Everything one unit's messages share, prepared once per run."""
+
+    unit: OrgNode
+    version: TemplateVersion
+    unit_data: dict
+    brand_data: dict
+    time_zone: str
+    domain: str
+    personaliser: Personaliser | None = None
+    text_zones: dict = field(default_factory=dict)
+    envelope: Envelope | None = None
+    subject: object | None = None  # the version's subject, parsed once (None: the campaign's name)
+    sms_sender: str = ""
+    sms_body: object | None = None
+    links: LinkRewriter | None = None
+
+
+def prepare(campaign: Campaign, unit_id: int) -> UnitContent:
+    """What every message of ``campaign`` from this unit shares, built once per run."""
+    is_email = campaign.channel == Channel.EMAIL
+    unit = OrgNode.objects.select_related("profile").get(pk=unit_id)
+    local: LocalVersion | None = campaign.local_version
+    if campaign.is_national:
+        relay = (
+            Relay.objects.filter(campaign=campaign, unit_id=unit_id)
+            .select_related("local_version__version")
+            .first()
+        )
+        local = relay.local_version if relay and relay.status == Relay.Status.RELAYED else None
+    # A local version follows HQ's current version; without one, HQ's defaults are sent.
+    version = local.version if local is not None else campaign.template.current
+    values = local.values if local is not None else {}
+    root = root_of(unit)
+    network = getattr(root, "network", None)
+    domain = network.sending_domain if network else "localhost"
+    profile = getattr(unit, "profile", None)
+    content = UnitContent(
+        unit=unit,
+        version=version,
+        unit_data=unit_context(unit),
+        brand_data=brand_context(unit),
+        time_zone=(profile.time_zone if profile else "") or "Europe/Paris",
+        domain=domain,
+    )
+    zones = tuple(Zone.from_dict(z) for z in version.zones)
+    # The SMS body prints the zones' text, and so may an e-mail's subject (a free message's is its title).
+    content.text_zones = zone_context(zones, values, for_text=True)
+    if is_email:
+        compiled = Compiled(html=version.compiled_html, text=version.compiled_text, zones=zones)
+        content.personaliser = Personaliser(compiled, values)
+        content.subject = text_template(version.subject) if version.subject else None
+        content.envelope = Envelope.build(
+            unit_name=unit.name,
+            brand_name=root.name,
+            from_address=f"{unit.code}@{domain}",
+            reply_to=(profile.email if profile else "") or "",
+            list_id=f"{unit.code}.{domain}",
+            return_path=f"bounces@{domain}",
+        )
+        # The unsubscribe link stays as it is: it is not a click, and must work on its own.
+        content.links = LinkRewriter(
+            campaign_id=campaign.pk,
+            unit_id=unit.pk,
+            unit_path=unit.path,
+            base_url=settings.BASE_URL,
+            keep_prefix=_unsubscribe_prefix(),
+        )
+    else:
+        content.sms_body = text_template(version.compiled_text)
+        content.sms_sender = content.brand_data["sms_sender"]
+    return content
+
+
+def message(campaign: Campaign, content: UnitContent, row: dict, contact: dict):
+    """One ledger row's message, personalised for its contact."""
+    person = {
+        "first_name": contact["first_name"],
+        "last_name": contact["last_name"],
+        "email": contact["email"] or "",
+        "phone": contact["phone"] or "",
+        "language": contact["language"],
+        "attributes": contact["attributes"] or {},
+    }
+    mid = message_id(campaign.pk, row["id"], content.domain)
+    unsubscribe = unsubscribe_url(row["id"])
+    links = {"unsubscribe": unsubscribe, "preferences": unsubscribe, "view_online": ""}
+    data = {
+        "contact": person,
+        "unit": content.unit_data,
+        "brand": content.brand_data,
+        "links": links,
+    }
+    if campaign.channel == Channel.EMAIL:
+        html, text = content.personaliser.render(**data)
+        if settings.TRACK_CLICKS:
+            html, text = (
+                content.links.html(html, row["id"]),
+                content.links.text(text, row["id"]),
+            )
+        if settings.TRACK_OPENS:
+            # The pixel names the ledger row only for a person who accepted per-person opens.
+            html = content.links.pixel(html, row["id"] if contact.get("open_tracking") else 0)
+        # One line whatever a zone held (encode_word would keep a line break, encoded).
+        subject = (
+            " ".join(content.subject.render(**data, zones=content.text_zones).split())
+            if content.subject
+            else campaign.name
+        )
+        raw = build_email(
+            envelope=content.envelope,
+            to=contact["email"],
+            subject=subject,
+            html=html,
+            text=text,
+            message_id=mid,
+            unsubscribe_url=links["unsubscribe"],
+        )
+        return EmailOut(
+            recipient_id=row["id"],
+            mail_from=bounce_address(row["id"], content.domain),
+            to=contact["email"],
+            data=raw,
+            message_id=mid,
+        )
+    body = content.sms_body.render(**data, zones=content.text_zones).strip()
+    text = f"{content.sms_sender}: {body} {content.version.sms_stop}".strip()
+    return SmsOut(
+        recipient_id=row["id"],
+        sender=content.sms_sender,
+        to=contact["phone"],
+        text=text,
+        message_id=mid,
+    )

@@ -1,0 +1,211 @@
+"""The send ledger's rows as a worker sees them: claim, lease, mark, give back.
+
+A row is ``pending`` until an outcome is written. Between the claim and the outcome it is
+leased to one worker (``lease_owner``/``lease_until``); just before its message is handed
+over it is marked *in flight* (``attempted_at``), and the outcome clears the mark. After a
+crash, a row whose lease ran out is claimable again: never marked, it is simply sent; marked
+and without outcome, it is *ambiguous* (the message may have left) and the policy decides.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import F, Q
+
+from enseigne.campaigns.gates import Reason
+from enseigne.campaigns.models import Recipient
+from enseigne.contacts.models import Suppression
+from enseigne.contacts.services import suppress_brand_wide
+from enseigne.delivery.channels.base import Outcome, Result
+from enseigne.delivery.events import record_sent
+
+logger = logging.getLogger(__name__)
+R = Recipient.Status
+# Every way out of "pending" gives the lease back and clears the in-flight mark.
+_RELEASED = {"attempted_at": None, "lease_owner": "", "lease_until": None}
+
+
+@dataclass
+class Stats:
+    claimed: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retried: int = 0
+    deferred: int = 0
+    ambiguous: int = 0
+    batches: int = 0
+
+    def add(self, other: Stats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def claim(*, campaign_id: int, worker: str, now: dt.datetime, lease: dt.timedelta, size: int):
+    """Lease up to ``size`` due rows (id, contact, unit, in id order). Call inside a
+    transaction. A row found marked in flight whose lease ran out is ambiguous."""
+    rows = list(
+        Recipient.objects.select_for_update(skip_locked=True)
+        .filter(campaign_id=campaign_id, status=R.PENDING)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .order_by("id")
+        .values("id", "contact_id", "unit_id", "attempted_at")[:size]
+    )
+    if not rows:
+        return []
+    unknown = [r["id"] for r in rows if r["attempted_at"] is not None]
+    if unknown:
+        ambiguous(campaign_id, unknown, now, "the worker stopped while handing it off")
+    rows = [r for r in rows if r["attempted_at"] is None or settings.AMBIGUOUS_POLICY == "retry"]
+    Recipient.objects.filter(pk__any=[r["id"] for r in rows]).update(
+        lease_owner=worker, lease_until=now + lease
+    )
+    return rows
+
+
+def renew(*, campaign_id: int, worker: str, until: dt.datetime) -> int:
+    """Push back the lease of every row this worker holds (its heartbeat)."""
+    return Recipient.objects.filter(
+        campaign_id=campaign_id, status=R.PENDING, lease_owner=worker
+    ).update(lease_until=until)
+
+
+def release(*, ids: Sequence[int], worker: str) -> None:
+    """Give back rows this worker claimed and never put in flight."""
+    Recipient.objects.filter(
+        pk__any=list(ids), lease_owner=worker, attempted_at__isnull=True
+    ).update(lease_owner="", lease_until=None)
+
+
+def put_in_flight(
+    *, ids: Sequence[int], worker: str, now: dt.datetime, lease: dt.timedelta
+) -> set[int]:
+    """Mark rows in flight (just before their hand-off); returns those still leased to this
+    worker, the only ones that may be sent."""
+    ids = list(ids)
+    if not ids:
+        return set()
+    if connection.vendor == "postgresql":
+        table = Recipient._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET attempted_at = %s, lease_until = %s "  # noqa: S608
+                "WHERE id = ANY(%s) AND lease_owner = %s AND lease_until > %s RETURNING id",
+                [now, now + lease, ids, worker, now],
+            )
+            return {row[0] for row in cursor.fetchall()}
+    mine = Recipient.objects.filter(pk__any=ids, lease_owner=worker, lease_until__gt=now)
+    kept = set(mine.values_list("id", flat=True))
+    Recipient.objects.filter(pk__any=list(kept)).update(attempted_at=now, lease_until=now + lease)
+    return kept
+
+
+def end_flight(ids) -> None:
+    """Take back in-flight marks of rows that will not be sent after all (nothing left)."""
+    Recipient.objects.filter(pk__any=list(ids)).update(**_RELEASED)
+
+
+def ambiguous(campaign_id: int, ids: Sequence[int], now: dt.datetime, why: str) -> None:
+    """Log rows that may have left; at-most-once ends them, retry sends them again."""
+    logger.warning(
+        "campaign %s: %d recipient(s) ambiguous (%s), policy %s",
+        campaign_id,
+        len(ids),
+        why,
+        settings.AMBIGUOUS_POLICY,
+    )
+    rows = Recipient.objects.filter(pk__any=list(ids))
+    if settings.AMBIGUOUS_POLICY == "retry":
+        rows.update(
+            ambiguous_count=F("ambiguous_count") + 1,
+            not_before=now + dt.timedelta(seconds=settings.SEND_RETRY_SECONDS),
+            **_RELEASED,
+        )
+    else:
+        rows.update(
+            status=R.AMBIGUOUS,
+            reason=Reason.CONNECTION_LOST,
+            detail=why[:300],
+            ambiguous_count=F("ambiguous_count") + 1,
+            **_RELEASED,
+        )
+
+
+def end(ids: Sequence[int], *, status: str, reason: str, detail: str = "") -> None:
+    """Rows that will not be sent (a gate, a render error), with the reason."""
+    Recipient.objects.filter(pk__any=list(ids)).update(
+        status=status, reason=reason, detail=detail[:300], **_RELEASED
+    )
+
+
+def defer(ids: Sequence[int], until: dt.datetime) -> None:
+    """Rows that may be sent only from ``until`` (the SMS window)."""
+    Recipient.objects.filter(pk__any=list(ids)).update(not_before=until, **_RELEASED)
+
+
+def record_outcomes(
+    *,
+    campaign_id: int,
+    channel: str,
+    worker: str,
+    outcomes: Sequence[tuple[object, Result]],
+    now: dt.datetime,
+    stats: Stats,
+) -> None:
+    """Write what the transport answered for each message (``message.recipient_id``)."""
+    by_outcome: dict[Outcome, list[tuple[object, Result]]] = {}
+    for message, result in outcomes:
+        by_outcome.setdefault(result.outcome, []).append((message, result))
+    mine = Recipient.objects.filter(lease_owner=worker)
+    sent = [m.recipient_id for m, _ in by_outcome.get(Outcome.SENT, [])]
+    if sent:
+        mine.filter(pk__any=sent).update(
+            status=R.SENT, sent_at=now, attempts=F("attempts") + 1, **_RELEASED
+        )
+        record_sent(sent, now)
+        stats.sent += len(sent)
+    for message, result in by_outcome.get(Outcome.RETRY, []):
+        row = mine.filter(pk=message.recipient_id)
+        attempts = (row.values_list("attempts", flat=True).first() or 0) + 1
+        if attempts >= settings.SEND_MAX_ATTEMPTS:
+            row.update(
+                status=R.FAILED,
+                reason=Reason.GAVE_UP,
+                detail=result.detail,
+                attempts=attempts,
+                **_RELEASED,
+            )
+            stats.failed += 1
+        else:
+            backoff = settings.SEND_RETRY_SECONDS * 2 ** (attempts - 1)
+            row.update(
+                attempts=attempts,
+                detail=result.detail,
+                not_before=now + dt.timedelta(seconds=backoff),
+                **_RELEASED,
+            )
+            stats.retried += 1
+    for message, result in by_outcome.get(Outcome.FAILED, []):
+        mine.filter(pk=message.recipient_id).update(
+            status=R.FAILED,
+            reason=Reason.HARD_BOUNCE if result.hard_bounce else Reason.REFUSED,
+            detail=f"{result.code or ''} {result.detail}".strip()[:300],
+            attempts=F("attempts") + 1,
+            **_RELEASED,
+        )
+        stats.failed += 1
+        if result.hard_bounce:
+            suppress_brand_wide(
+                channel=channel, address=message.to, reason=Suppression.Reason.HARD_BOUNCE
+            )
+    lost = [m.recipient_id for m, _ in by_outcome.get(Outcome.AMBIGUOUS, [])]
+    if lost:
+        ambiguous(campaign_id, lost, now, "connection lost after the end of the message")
+        stats.ambiguous += len(lost)
