@@ -30,7 +30,9 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def _system_scope(request):
     """Unit tests act as the system (scope ALL); requests inside set their own scope."""
     names = request.fixturenames
-    if "transactional_db" in names or "live_server" in names:
+    marker = request.node.get_closest_marker("django_db")
+    transactional = marker is not None and marker.kwargs.get("transaction", False)
+    if "transactional_db" in names or "live_server" in names or transactional:
         request.getfixturevalue("transactional_db")
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.http import HttpRequest
 from ninja import Router
 
-from enseigne.campaigns import services
 from enseigne.campaigns.api import CampaignOut
 from enseigne.campaigns.selectors import get_campaign_for_user
-from enseigne.delivery.tasks import send_campaign
+from enseigne.delivery import services
 
 router = Router(tags=["campaigns"])
 
@@ -17,20 +15,18 @@ router = Router(tags=["campaigns"])
 @router.post("/campaigns/{campaign_id}/launch", response=CampaignOut)
 def launch_campaign(request: HttpRequest, campaign_id: str):
     campaign = get_campaign_for_user(request.user, campaign_id)
-    services.campaign_launch(actor=request.user, campaign=campaign)
-    transaction.on_commit(lambda: send_campaign(campaign.pk))
+    services.sending_launch(actor=request.user, campaign=campaign)
     return CampaignOut.of(campaign)
 
 
 @router.post("/campaigns/{campaign_id}/pause", response=CampaignOut)
 def pause_campaign(request: HttpRequest, campaign_id: str):
     campaign = get_campaign_for_user(request.user, campaign_id)
-    return CampaignOut.of(services.campaign_pause(actor=request.user, campaign=campaign))
+    return CampaignOut.of(services.sending_pause(actor=request.user, campaign=campaign))
 
 
 @router.post("/campaigns/{campaign_id}/resume", response=CampaignOut)
 def resume_campaign(request: HttpRequest, campaign_id: str):
     campaign = get_campaign_for_user(request.user, campaign_id)
-    services.campaign_resume(actor=request.user, campaign=campaign)
-    transaction.on_commit(lambda: send_campaign(campaign.pk))
+    services.sending_resume(actor=request.user, campaign=campaign)
     return CampaignOut.of(campaign)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F, Q
+from django.db.models import F, Min, Q
 
 from enseigne.campaigns.gates import Reason
 from enseigne.campaigns.models import Recipient
@@ -68,6 +68,22 @@ def claim(*, campaign_id: int, worker: str, now: dt.datetime, lease: dt.timedelt
         lease_owner=worker, lease_until=now + lease
     )
     return rows
+
+
+def next_due(*, campaign_id: int) -> dt.datetime | None:
+    """When the first pending row of the campaign becomes claimable (its lease's end or its
+    retry time), None when nothing is pending."""
+    rows = Recipient.objects.filter(campaign_id=campaign_id, status=R.PENDING)
+    first = None
+    for until in (
+        rows.filter(lease_until__isnull=False).aggregate(at=Min("lease_until"))["at"],
+        rows.filter(lease_until__isnull=True).aggregate(at=Min("not_before"))["at"],
+    ):
+        if until is not None and (first is None or until < first):
+            first = until
+    if first is None and rows.filter(lease_until__isnull=True, not_before__isnull=True).exists():
+        return dt.datetime.now(dt.UTC)
+    return first
 
 
 def renew(*, campaign_id: int, worker: str, until: dt.datetime) -> int:

@@ -48,7 +48,7 @@ R = Recipient.Status
 # Stop working on a claimed batch when less than this is left on the lease.
 LEASE_MARGIN = dt.timedelta(seconds=20)
 
-__all__ = ["Runner", "Stats", "campaigns_sending", "run_campaign", "worker_name"]
+__all__ = ["Runner", "Stats", "run_campaign", "worker_name"]
 
 
 def worker_name() -> str:
@@ -115,9 +115,13 @@ class Runner:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def run(self, *, max_batches: int | None = None, exclusive: bool = False) -> Stats:
+    def run(
+        self, *, max_batches: int | None = None, exclusive: bool = False, on_working=None
+    ) -> Stats:
         """Claim and hand off until nothing is due. ``exclusive``: only in one of the campaign's
-        runner slots (the queue's runners); without, as an extra (``enseigne send_campaign``)."""
+        runner slots (the queue's runners), and then it also waits out the leases of a runner
+        that died (seconds) rather than leave its rows to the next tick; without, as an extra
+        (``enseigne send_campaign``). ``on_working()`` is called once, when there is work."""
         total = Stats()
         slot = take_slot(self.campaign_id) if exclusive else None
         if exclusive and slot is None:
@@ -127,8 +131,13 @@ class Runner:
         try:
             while max_batches is None or total.batches < max_batches:
                 rows = self.claim()
+                if not rows and exclusive and self._wait_for_leases():
+                    continue
                 if not rows:
                     break
+                if on_working is not None:
+                    on_working()
+                    on_working = None
                 total.add(self._process(rows, journal))
                 total.batches += 1
                 if not journal.durable:
@@ -142,6 +151,23 @@ class Runner:
         with transaction.atomic(), db_scope(ALL):
             campaign_finish_if_done(self.campaign_id)
         return total
+
+    def _wait_for_leases(self) -> bool:
+        """When rows are still pending but leased (another runner's, maybe a dead one's) or
+        waiting to be retried within a lease's time, sleep until the first is due: True."""
+        with transaction.atomic(), db_scope(ALL):
+            due = ledger.next_due(campaign_id=self.campaign_id)
+        if due is None:
+            return False
+        wait = (due - timezone.now()).total_seconds()
+        if wait > self.lease.total_seconds() or self._status_now() != Campaign.Status.SENDING:
+            return False
+        time.sleep(max(0.05, min(wait, 1.0)))
+        return True
+
+    def _status_now(self) -> str:
+        with transaction.atomic(), db_scope(ALL):
+            return self._status()
 
     def close(self) -> None:
         if self._transport is not None:
@@ -293,10 +319,3 @@ def run_campaign(campaign_id: int, *, exclusive: bool = False, **options) -> Sta
         return runner.run(exclusive=exclusive)
     finally:
         runner.close()
-
-
-def campaigns_sending() -> list[int]:
-    with transaction.atomic(), db_scope(ALL):
-        return list(
-            Campaign.objects.filter(status=Campaign.Status.SENDING).values_list("pk", flat=True)
-        )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 import zlib
 from pathlib import Path
 
@@ -27,6 +28,9 @@ from django.db import connection
 
 # The advisory lock space is shared by the whole database: our keys carry this tag.
 _NAMESPACE = zlib.crc32(b"enseigne.runner") & 0x7FFFFFFF
+# Slots this process holds: PostgreSQL grants a session a lock it already has again.
+_held: set[tuple[int, int]] = set()
+_held_lock = threading.Lock()
 
 
 class Slot:
@@ -36,6 +40,8 @@ class Slot:
         self._handle = handle
 
     def release(self) -> None:
+        with _held_lock:
+            _held.discard((self.campaign_id, self.number))
         if self._handle is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._handle, fcntl.LOCK_UN)
@@ -65,23 +71,33 @@ def take_slot(campaign_id: int, slots: int | None = None) -> Slot | None:
     """One free slot of the campaign, held until ``release`` or the holder's death; None
     when every slot is taken."""
     for number in range(slots or settings.SEND_RUNNERS_PER_CAMPAIGN):
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_try_advisory_lock(%s, %s)", [_NAMESPACE, _key(campaign_id, number)]
-                )
-                if cursor.fetchone()[0]:
-                    return Slot(campaign_id, number)
-            continue
-        handle = open(_lock_dir() / f"campaign-{campaign_id}-{number}.lock", "a+")  # noqa: SIM115
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        os.set_inheritable(handle.fileno(), False)
-        return Slot(campaign_id, number, handle)
+        with _held_lock:
+            if (campaign_id, number) in _held:
+                continue
+            _held.add((campaign_id, number))
+        slot = _take(campaign_id, number)
+        if slot is not None:
+            return slot
+        with _held_lock:
+            _held.discard((campaign_id, number))
     return None
+
+
+def _take(campaign_id: int, number: int) -> Slot | None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_try_advisory_lock(%s, %s)", [_NAMESPACE, _key(campaign_id, number)]
+            )
+            return Slot(campaign_id, number) if cursor.fetchone()[0] else None
+    handle = open(_lock_dir() / f"campaign-{campaign_id}-{number}.lock", "a+")  # noqa: SIM115
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    os.set_inheritable(handle.fileno(), False)
+    return Slot(campaign_id, number, handle)
 
 
 def runners_holding(campaign_id: int, slots: int | None = None) -> int:

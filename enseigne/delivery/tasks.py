@@ -2,33 +2,47 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.utils import timezone
-from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, db_task
+import threading
 
-from enseigne.campaigns.services import campaign_wake, campaigns_due
+from django.conf import settings
+from huey import crontab
+from huey.contrib.djhuey import HUEY, db_periodic_task, db_task, on_startup
+
+from enseigne.delivery import services
 from enseigne.delivery.bounces import process_maildir
-from enseigne.delivery.pipeline import campaigns_sending, run_campaign
-from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.delivery.pipeline import run_campaign
+
+
+def _one_more_runner(campaign_id: int) -> None:
+    """A runner that found work asks for another, so every idle worker (on any host) joins
+    the campaign, up to its slots; a task that finds no free slot or no work just ends."""
+    if not HUEY.immediate:
+        send_campaign(campaign_id)
 
 
 @db_task()
 def send_campaign(campaign_id: int) -> None:
-    """One runner per campaign (a lease in the DB, so a killed worker's expires); workers
-    started by hand with ``enseigne send_campaign`` still share the rows through their leases."""
-    run_campaign(campaign_id, exclusive=True)
+    """Run the campaign in one of its runner slots (a dead worker's slot is free at once)."""
+    run_campaign(campaign_id, exclusive=True, on_working=lambda: _one_more_runner(campaign_id))
 
 
 @db_periodic_task(crontab(minute="*"))
 def sending_tick() -> None:
-    """Every minute: launch campaigns that are due, then give every sending campaign a runner."""
-    now = timezone.now()
-    with db_scope(ALL):
-        for campaign in campaigns_due(now):
-            campaign_wake(campaign=campaign, now=now)
-    for campaign_id in campaigns_sending():
-        send_campaign(campaign_id)
+    """Every minute (and when a worker starts): launch campaigns that are due, then give every
+    sending campaign a runner."""
+    services.sending_tick()
+
+
+_started = threading.Lock()
+
+
+@on_startup()
+def look_for_work() -> None:
+    """A worker that starts (or restarts after a crash) looks for work at once rather than at
+    the next minute: campaigns a dead worker left sending resume in seconds. Once per
+    process (each of its threads runs this hook)."""
+    if _started.acquire(blocking=False):
+        sending_tick()
 
 
 @db_periodic_task(crontab(minute="*"))

@@ -12,15 +12,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from enseigne.brand.views import sandboxed
-from enseigne.campaigns import services as campaign_services
 from enseigne.campaigns.views import campaign_action
-from enseigne.delivery import selectors
-from enseigne.delivery.tasks import send_campaign
-
-
-def _wake(campaign) -> None:
-    send_campaign(campaign.pk)
-
+from enseigne.delivery import selectors, services
 
 _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
 
@@ -29,7 +22,7 @@ _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
 @require_POST
 def campaign_launch(request, public_id):
     """Send now (an approved or scheduled campaign, or one that woke too late and waits)."""
-    return campaign_action(request, public_id, campaign_services.campaign_launch, then=_wake)
+    return campaign_action(request, public_id, services.sending_launch)
 
 
 @login_required
@@ -38,7 +31,7 @@ def campaign_pause(request, public_id):
     return campaign_action(
         request,
         public_id,
-        campaign_services.campaign_pause,
+        services.sending_pause,
         done=_("Paused: nothing more leaves until you resume."),
     )
 
@@ -46,7 +39,7 @@ def campaign_pause(request, public_id):
 @login_required
 @require_POST
 def campaign_resume(request, public_id):
-    return campaign_action(request, public_id, campaign_services.campaign_resume, then=_wake)
+    return campaign_action(request, public_id, services.sending_resume)
 
 
 @login_required

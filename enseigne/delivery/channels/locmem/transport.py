@@ -13,8 +13,9 @@ class LocmemTransport:
     kind = "locmem"
     lanes = 1
 
-    def __init__(self, answer=None):
+    def __init__(self, answer=None, lanes: int = 1):
         self.answer = answer  # optional callable(message) -> Result
+        self.lanes = lanes
 
     def send(self, messages: Iterable, on_result: OnResult | None = None) -> list[Result]:
         return deliver_each(messages, self._deliver, on_result)
