@@ -22,6 +22,8 @@ from enseigne.campaigns.models import Campaign, Recipient, Relay, SendingPolicy
 from enseigne.campaigns.selectors import policy_for
 from enseigne.delivery.pipeline import run_campaign
 from tests.campaign_helpers import contacts, email_template, local_campaign
+from tests.factories import PASSWORD
+from tests.test_browser import ARTIFACTS, browser_page  # noqa: F401 (the Chromium fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -338,6 +340,15 @@ def test_after_launch_the_page_shows_when_it_left_then_when_it_ended(world, clie
     assert re.search(r'id="status">Finished<', page)
     assert f"Sending ended on {_shown(campaign.finished_at)}" in page
     assert _shown(moment) not in page
+    page = client.get(
+        f"/campaigns/{campaign.public_id}/", HTTP_ACCEPT_LANGUAGE="fr"
+    ).content.decode()
+    assert (
+        f"Envoi commencé le {_shown(campaign.launched_at, 'fr')} · terminé le "
+        f"{_shown(campaign.finished_at, 'fr')}" in page
+    )
+    assert "<strong>Bilan final :</strong> 3 envoyés" in page
+    assert f"Envoi terminé le {_shown(campaign.finished_at, 'fr')}" in page
 
 
 def test_the_progress_poll_updates_the_header_when_sending_ends(world, client):
@@ -381,3 +392,51 @@ def test_the_summary_counts_what_the_preview_counts(world):
     assert [(line.unit.code, line.recipients) for line in summary.undecided] == [("grenoble", 2)]
     later = send_summary(national, national.relay_deadline + dt.timedelta(hours=1))
     assert not later.now and later.deadline_ahead is None
+
+
+@pytest.mark.browser
+def test_in_chromium_send_now_shows_the_summary_then_sends_once_confirmed(
+    live_server,
+    transactional_db,
+    browser_page,  # noqa: F811
+):
+    from playwright.sync_api import expect
+
+    from enseigne.lib.rowsecurity import ALL, db_scope
+    from tests.factories import build_world
+
+    world = build_world()
+    with db_scope(ALL):
+        contacts(world.unit_a, 2)
+        contacts(world.unit_a, 1, email=False, start=10)
+        campaign = _approved_local(world)
+    page = browser_page
+    page.goto(f"{live_server.url}/login/")
+    page.get_by_label("Email").fill(world.manager_a.email)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.goto(f"{live_server.url}/campaigns/{campaign.public_id}/")
+    page.get_by_role("button", name="Envoyer maintenant").click()
+
+    # The summary, and nothing sent yet.
+    expect(page.get_by_role("heading", level=1)).to_have_text("Envoyer « Local lyon » maintenant ?")
+    expect(page.locator("#audience")).to_contain_text("2 le recevront")
+    expect(page.locator("#audience [data-reason='no_consent']")).to_contain_text("1")
+    expect(page.locator("#leaves")).to_contain_text("Il part maintenant")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "send-confirmation.png"), full_page=True)
+    with db_scope(ALL):
+        assert not Recipient.objects.filter(campaign=campaign).exists()
+        assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.APPROVED
+
+    page.get_by_role("button", name="Confirmer et envoyer maintenant").click()
+    expect(page.locator("#send-dates")).to_contain_text("Envoi commencé le")
+    expect(page.locator("#counts")).to_contain_text("2 envoyés", timeout=20_000)
+    # The in-process queue may finish before the page loads: then the header says so.
+    expect(page.locator("#status")).to_have_text(re.compile("^(Envoi|Terminée)$"))
+    with db_scope(ALL):
+        statuses = sorted(
+            Recipient.objects.filter(campaign=campaign).values_list("status", flat=True)
+        )
+    assert statuses == ["sent", "sent", "skipped"]
+    page.screenshot(path=str(ARTIFACTS / "send-confirmed.png"), full_page=True)
