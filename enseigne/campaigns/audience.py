@@ -63,6 +63,15 @@ class Target:
 
 
 @dataclass
+class UnitCount:
+    """One sending unit in a preview: the version it sends and how many it reaches."""
+
+    unit: OrgNode
+    local_version: LocalVersion | None
+    recipients: int = 0
+
+
+@dataclass
 class Preview:
     when: dt.datetime
     candidates: int = 0
@@ -75,6 +84,7 @@ class Preview:
     hq_cost: Decimal = Decimal("0")
     units: int = 0
     opted_out_units: int = 0
+    per_unit: list[UnitCount] = field(default_factory=list)
 
     @property
     def excluded(self) -> int:
@@ -486,6 +496,8 @@ def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
     window = sms_window(policy)
     for target in chosen:
         counts = per_unit.get(target.unit.pk, {})
+        line = UnitCount(target.unit, target.local_version)
+        result.per_unit.append(line)
         result.candidates += sum(counts.values())
         for reason, n in counts.items():
             if reason:
@@ -499,6 +511,7 @@ def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
             result.budgets.append(budget)
         exclusions["over_budget"] += sendable - affordable
         result.recipients += affordable
+        line.recipients = affordable
         cost = each * affordable
         hq = cost * target.hq_share_percent / 100
         result.cost += cost

@@ -20,6 +20,7 @@ from enseigne.brand.free import free_frame
 from enseigne.brand.models import LocalVersion
 from enseigne.brand.views import message_preview, sandboxed
 from enseigne.campaigns import audience, selectors, services
+from enseigne.campaigns.confirmation import send_summary
 from enseigne.campaigns.forms import (
     WEEKDAYS,
     BudgetForm,
@@ -205,6 +206,37 @@ def campaign_action(request, public_id, action, *, done: str = "", then=None, **
     return redirect("campaign_detail", public_id=campaign.public_id)
 
 
+def confirmed(request: HttpRequest) -> bool:
+    """Whether a send's form comes from its confirmation page (its hidden ``confirm`` field)."""
+    return request.POST.get("confirm") == "yes"
+
+
+def send_confirmation(
+    request: HttpRequest, campaign: Campaign, *, schedule_form: ScheduleForm | None = None
+) -> HttpResponse:
+    """What a send will do, with the button that posts it again confirmed: *Send now* without
+    ``schedule_form``, *Schedule* with the user's (valid) date in it."""
+    if not services.can_edit(request.user, campaign):
+        raise PermissionDenied
+    when = schedule_form.cleaned_data["send_at"] if schedule_form else None
+    try:
+        summary = send_summary(campaign, when)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+        return redirect("campaign_detail", public_id=campaign.public_id)
+    return render(
+        request,
+        "campaigns/confirm_send.html",
+        {
+            "campaign": campaign,
+            "summary": summary,
+            "preview": summary.preview,
+            "schedule_form": schedule_form,
+        },
+    )
+
+
 @login_required
 @require_POST
 def campaign_submit(request, public_id):
@@ -240,6 +272,8 @@ def campaign_schedule(request, public_id):
             for error in errors:
                 messages.error(request, error)
         return redirect("campaign_detail", public_id=campaign.public_id)
+    if not confirmed(request):
+        return send_confirmation(request, campaign, schedule_form=form)
     return campaign_action(
         request, public_id, services.campaign_schedule, send_at=form.cleaned_data["send_at"]
     )

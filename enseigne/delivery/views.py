@@ -12,7 +12,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from enseigne.brand.views import sandboxed
-from enseigne.campaigns.views import campaign_action
+from enseigne.campaigns import selectors as campaign_selectors
+from enseigne.campaigns.views import campaign_action, confirmed, send_confirmation
 from enseigne.delivery import selectors, services
 
 _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
@@ -21,7 +22,11 @@ _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
 @login_required
 @require_POST
 def campaign_launch(request, public_id):
-    """Send now (an approved or scheduled campaign, or one that woke too late and waits)."""
+    """Send now (an approved or scheduled campaign, or one that woke too late and waits). The
+    button's post shows what will leave; only the post from that page, confirmed, launches."""
+    if not confirmed(request):
+        campaign = campaign_selectors.get_campaign_for_user(request.user, public_id)
+        return send_confirmation(request, campaign)
     return campaign_action(request, public_id, services.sending_launch)
 
 
