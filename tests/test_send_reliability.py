@@ -223,3 +223,162 @@ def test_no_message_reaches_a_contact_after_their_unsubscribe_is_committed(tmp_p
     # The race was real: some of the 500 had already received it, the rest were stopped.
     assert skipped and skipped <= set(committed)
     assert len(skipped) + sum(1 for pk in committed if pk in received) == 500
+
+
+# -- the queue's workers: kills, take-over, sharing (issue 17, items 3–5) ----------------------
+
+
+def _scenario(env: dict, contacts: int) -> str:
+    setup = subprocess.run(  # noqa: S603
+        [sys.executable, "tests/send_scenario.py", str(contacts)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert setup.returncode == 0, setup.stderr[-3000:]
+    return setup.stdout.strip().splitlines()[-1]
+
+
+def _consumer(env: dict) -> subprocess.Popen:
+    """``enseigne worker``: a Huey consumer, as an operator starts one per host."""
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "enseigne.cli", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait(condition, timeout: float, what: str, processes=()) -> float:
+    started = time.monotonic()
+    while not condition():
+        for process in processes:
+            assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def _status(database: ScratchDatabase, campaign_id: str) -> str:
+    return database.rows(
+        f"SELECT status FROM campaigns_campaign WHERE id = {int(campaign_id)}"  # noqa: S608
+    )[0][0]
+
+
+def _queue_env(database, port, tmp_path, **extra) -> dict:
+    env = _env(database, port, tmp_path)
+    env.update(
+        {
+            "HUEY_URL": f"sqlite:///{tmp_path / 'huey.sqlite3'}",
+            "ENSEIGNE_AMBIGUOUS_POLICY": "at_most_once",
+            "ENSEIGNE_SEND_LEASE_SECONDS": "6",
+            **extra,
+        }
+    )
+    return env
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_kill_leaves_in_doubt_only_what_was_in_flight_and_sends_the_rest(tmp_path):
+    """At most once: two kills mid-send leave at most the in-flight window unknown each (SMTP
+    connections x depth), never a chunk; rows never handed over are sent by the next worker."""
+    handler = FaultyHandler(seed=5, reset=0.05, r451=0.02, r454=0.01, r550=0.005)
+    total = 4000
+    with ScratchDatabase(tmp_path) as database, FaultySink(handler) as sink:
+        env = _env(database, sink.port, tmp_path)
+        env.update({"ENSEIGNE_AMBIGUOUS_POLICY": "at_most_once", "ENSEIGNE_SEND_CHUNK_SIZE": "250"})
+        campaign_id = _scenario(env, total)
+        first = _worker(campaign_id, env)
+        _kill_when(first, database, total // 4)
+        second = _worker(campaign_id, env)
+        _kill_when(second, database, total // 2)
+        third = _worker(campaign_id, env, until_finished=True)
+        output, _ = third.communicate(timeout=400)
+        assert third.returncode == 0, output.decode()[-3000:]
+        rows = database.rows("SELECT id, status, detail FROM campaigns_recipient")
+        status = _status(database, campaign_id)
+
+    window = 2 * 2  # ENSEIGNE_SMTP_CONCURRENCY x the default ENSEIGNE_SEND_INFLIGHT_DEPTH
+    by_kill = [
+        pk for pk, state, detail in rows if detail == "the worker stopped while handing it off"
+    ]
+    assert len(by_kill) <= 2 * window, len(by_kill)
+    assert {state for _pk, state, _d in rows} <= {"sent", "failed", "skipped", "ambiguous"}
+    assert status == "finished"
+    kept = {recipient_of(mid): n for mid, n in handler.kept.items()}
+    # At most once: nothing doubled; every row the server kept is one the ledger says left or
+    # left in doubt; every row marked sent reached the server.
+    assert max(kept.values()) == 1
+    sent = {pk for pk, state, _d in rows if state == "sent"}
+    unknown = {pk for pk, state, _d in rows if state == "ambiguous"}
+    assert sent <= set(kept)
+    assert set(kept) <= sent | unknown
+    # Faults happened and were retried rather than lost: resets (before end of data) are sent later.
+    assert len(sent) >= total * 0.98
+
+
+@pytest.mark.django_db(transaction=False)
+def test_two_workers_share_a_campaign_and_a_killed_one_is_taken_over_in_seconds(tmp_path):
+    total = 6000
+    with ScratchDatabase(tmp_path) as database, FaultySink(FaultyHandler()) as sink:
+        env = _queue_env(database, sink.port, tmp_path, ENSEIGNE_EMAIL_RATE="600")
+        campaign_id = _scenario(env, total)
+        workers = [_consumer(env), _consumer(env)]
+        try:
+            _wait(lambda: _sent(database) >= total // 4, 180, "the first quarter", workers)
+            # Both workers run the campaign (each holds runners), so both burn CPU on it.
+            cpu = [_cpu_seconds(w.pid) for w in workers]
+            killed = workers.pop(0)
+            killed.send_signal(signal.SIGKILL)
+            killed.wait()
+            at_kill = _sent(database)
+            resumed = _wait(
+                lambda: _sent(database) > at_kill + 50, 30, "sending to resume", workers
+            )
+            remaining = _wait(
+                lambda: _status(database, campaign_id) == "finished", 240, "the end", workers
+            )
+            leases = int(env["ENSEIGNE_SEND_LEASE_SECONDS"])
+        finally:
+            for worker in workers:
+                worker.kill()
+                worker.wait()
+        rows = database.rows("SELECT status, count(*) FROM campaigns_recipient GROUP BY status")
+
+    assert min(cpu) >= 0.25 * sum(cpu), cpu
+    assert resumed < 5, resumed
+    # The dead worker's claimed rows came back after their lease, not after minutes.
+    assert remaining < total / 600 + leases + 30, remaining
+    assert dict(rows).get("pending", 0) == 0
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_worker_restarted_after_a_kill_resumes_at_once(tmp_path):
+    total = 3000
+    with ScratchDatabase(tmp_path) as database, FaultySink(FaultyHandler()) as sink:
+        env = _queue_env(database, sink.port, tmp_path, ENSEIGNE_EMAIL_RATE="400")
+        campaign_id = _scenario(env, total)
+        worker = _consumer(env)
+        try:
+            _wait(lambda: _sent(database) >= total // 3, 180, "a third", [worker])
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+            at_kill = _sent(database)
+            worker = _consumer(env)
+            resumed = _wait(
+                lambda: _sent(database) > at_kill + 50, 60, "sending to resume", [worker]
+            )
+            _wait(lambda: _status(database, campaign_id) == "finished", 240, "the end", [worker])
+        finally:
+            worker.kill()
+            worker.wait()
+    # The new worker looks for work as it starts, not at the next minute's tick.
+    assert resumed < 15, resumed

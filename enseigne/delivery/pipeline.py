@@ -313,9 +313,9 @@ class Runner:
         return content
 
 
-def run_campaign(campaign_id: int, *, exclusive: bool = False, **options) -> Stats:
+def run_campaign(campaign_id: int, *, exclusive: bool = False, on_working=None, **options) -> Stats:
     runner = Runner(campaign_id, **options)
     try:
-        return runner.run(exclusive=exclusive)
+        return runner.run(exclusive=exclusive, on_working=on_working)
     finally:
         runner.close()
