@@ -216,6 +216,8 @@ SEND_RUNNERS_PER_CAMPAIGN = env_int("ENSEIGNE_SEND_RUNNERS_PER_CAMPAIGN", 8)
 # Messages each SMTP connection may have "in flight" (marked before their DATA, outcome not
 # yet durable): the most a crash can leave unknown is connections x this.
 SEND_INFLIGHT_DEPTH = env_int("ENSEIGNE_SEND_INFLIGHT_DEPTH", 2)
+# SQLite (one writer): messages per hand-off chunk, the most a crash can leave unknown there.
+SEND_SQLITE_INFLIGHT = env_int("ENSEIGNE_SEND_SQLITE_INFLIGHT", 32)
 SEND_MAX_ATTEMPTS = env_int("ENSEIGNE_SEND_MAX_ATTEMPTS", 6)
 SEND_RETRY_SECONDS = env_int("ENSEIGNE_SEND_RETRY_SECONDS", 60)
 # SQLite only: once the worker has held the single write lock for SEND_SQLITE_HOLD_MS of

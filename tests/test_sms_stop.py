@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 
 from enseigne.campaigns.models import Recipient, StopScope
 from enseigne.campaigns.selectors import policy_for
@@ -22,6 +25,12 @@ URL = f"/hooks/sms/{webhook_key('sms')}/"
 
 @pytest.fixture
 def texted(world, settings):
+    # Inside the SMS window (a Tuesday, 10:00 in Paris), whatever time the suite runs at.
+    with time_machine.travel(dt.datetime(2026, 11, 17, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))):
+        yield _texted(world, settings)
+
+
+def _texted(world, settings):
     settings.SMS_URL = "locmem:"
     locmem.outbox.clear()
     lyon = contacts(world.unit_a, 2, sms=True)

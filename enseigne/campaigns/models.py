@@ -294,7 +294,7 @@ class Recipient(models.Model):
                 fields=["campaign", "contact", "channel"], name="recipient_unique"
             ),
             # Every way out of "pending" gives the lease back, so "leased by me" implies
-            # pending: the hand-off finds its rows by id and lease alone (see pipeline.py).
+            # pending: the hand-off finds its rows by id and lease alone (see delivery/ledger.py).
             models.CheckConstraint(
                 condition=Q(lease_owner="") | Q(status="pending"),
                 name="recipient_lease_only_pending",

@@ -91,7 +91,12 @@ class Runner:
 
     @property
     def in_flight_window(self) -> int:
-        """The most messages in flight at once: the transport's lanes times their depth."""
+        """The most messages in flight at once: the transport's lanes times their depth. On
+        SQLite, whose one writer cannot commit marks while a chunk is being handed off, it is
+        the chunk: ``SEND_SQLITE_INFLIGHT`` (four messages a chunk sent 145 messages a second
+        there, 32 sent 330)."""
+        if connection.vendor == "sqlite" and not connection.in_atomic_block:
+            return max(1, settings.SEND_SQLITE_INFLIGHT)
         return max(1, getattr(self.transport, "lanes", 1)) * max(1, settings.SEND_INFLIGHT_DEPTH)
 
     def _journal(self):
