@@ -12,7 +12,6 @@ import time_machine
 from django.utils import timezone
 
 from enseigne.analytics import rollups
-from enseigne.brand.services import template_create
 from enseigne.campaigns import audience, pricing, services
 from enseigne.campaigns.models import Budget, Recipient
 from enseigne.campaigns.selectors import policy_for
@@ -21,12 +20,25 @@ from enseigne.delivery.pipeline import run_campaign
 from enseigne.network.models import Network, UnitProfile
 from enseigne.network.selectors import unit_time_zone
 from enseigne.network.services import node_create
-from tests.campaign_helpers import contacts, email_template, launched, local_campaign
+from tests.campaign_helpers import (
+    contacts,
+    email_template,
+    launched,
+    local_campaign,
+    sms_template,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 TUESDAY_TEN = dt.datetime(2027, 3, 2, 10, 0, tzinfo=PARIS)
 # Over 160 GSM-7 characters with the STOP mention: two segments a message.
 LONG_SMS = "Bonjour {{ contact.first_name }}, " + "la nouvelle collection arrive en magasin. " * 3
+
+
+def _paid(unit, policy) -> tuple[Decimal, list[Decimal]]:
+    """What the unit paid since yesterday: on the budget page, and in the rollups."""
+    start = timezone.now() - dt.timedelta(days=1)
+    spent = audience.spent(unit, start.date(), timezone.localdate(), policy)
+    return spent, [c.cost for key, c in rollups.aggregate(start).items() if key[2] == unit.pk]
 
 
 @pytest.fixture(autouse=True)
@@ -40,15 +52,7 @@ def _national(world, channel):
     template = (
         email_template(world, "National")
         if channel == "email"
-        else template_create(
-            actor=world.hq_admin,
-            shared_with=world.root,
-            channel="sms",
-            name="National SMS",
-            source=LONG_SMS,
-            sms_stop="STOP 36111",
-            max_segments=3,
-        )
+        else sms_template(world, "National SMS", source=LONG_SMS, max_segments=3)
     )
     return services.campaign_create_national(
         actor=world.hq_admin, channel=channel, name="Printemps", template=template
@@ -93,11 +97,8 @@ def test_preview_budget_check_spent_and_rollups_agree_on_a_cofunded_national_cam
         assert set(sent.values_list("segments", flat=True)) == {segments}
         unit_part = preview.cost - preview.hq_cost
         assert unit_part == Decimal("0.24")
-        start = timezone.now() - dt.timedelta(days=1)
-        spent = audience.spent(world.unit_a, start.date(), timezone.localdate(), policy)
-        assert spent == unit_part
-        costs = [c.cost for key, c in rollups.aggregate(start).items() if key[2] == world.unit_a.pk]
-        assert sum(costs) == Decimal("0.2400")
+        spent, costs = _paid(world.unit_a, policy)
+        assert (spent, sum(costs)) == (unit_part, Decimal("0.2400"))
         # What is left of the budget pays for nothing more.
         again = audience.preview(_national(world, channel))
         assert again.budgets[0]["remaining"] == Decimal("0.01")
@@ -136,12 +137,7 @@ def test_an_sms_row_without_a_segment_count_is_billed_one_everywhere(world):
         launched(world, campaign)
         assert run_campaign(campaign.pk).sent == 3
         Recipient.objects.filter(campaign=campaign).update(segments=0)
-        start = timezone.now() - dt.timedelta(days=1)
-        assert audience.spent(world.unit_a, start.date(), timezone.localdate(), policy) == Decimal(
-            "0.15"
-        )
-        costs = [c.cost for key, c in rollups.aggregate(start).items() if key[2] == world.unit_a.pk]
-        assert costs == [Decimal("0.1500")]
+        assert _paid(world.unit_a, policy) == (Decimal("0.15"), [Decimal("0.1500")])
 
 
 # -- the time zone ---------------------------------------------------------------------------
