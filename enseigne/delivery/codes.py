@@ -198,6 +198,6 @@ def classify(*, code: int | None = None, enhanced: str = "", text: str = "") -> 
     if status is not Status.PERMANENT:
         return Verdict(status, enhanced=enhanced)
     if parts and parts[1:] not in _SAY_NOTHING:
-        return Verdict(status, parts[0] == 5 and parts[1:] in SUPPRESSING_DETAILS, enhanced)
+        return Verdict(status, parts[1:] in SUPPRESSING_DETAILS, enhanced)
     by_words = (code is None or code in _WORDS_MAY_SUPPRESS) and says_no_such_mailbox(text)
     return Verdict(status, by_words, enhanced)
