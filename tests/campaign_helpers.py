@@ -33,14 +33,15 @@ def email_template(world, name="Saison"):
     )
 
 
-def sms_template(world, name="Flash"):
+def sms_template(world, name="Flash", *, source=SMS_SOURCE, max_segments=2):
     return template_create(
         actor=world.hq_admin,
         shared_with=world.root,
         channel="sms",
         name=name,
-        source=SMS_SOURCE,
+        source=source,
         sms_stop="STOP 36111",
+        max_segments=max_segments,
     )
 
 

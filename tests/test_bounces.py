@@ -130,6 +130,13 @@ def test_a_hard_bounce_to_the_verp_address_suppresses_brand_wide_once(world):
     [
         ("5.2.2", "failed", "smtp; 552 5.2.2 Mailbox full"),
         ("5.7.1", "failed", "smtp; 550 5.7.1 Message rejected as spam"),
+        # A disabled mailbox exists: only a mailbox that does not exist suppresses (codes.py).
+        (
+            "5.2.1",
+            "failed",
+            "smtp; 550 5.2.1 The email account that you tried to reach is disabled.",
+        ),
+        ("5.1.8", "failed", "smtp; 553 5.1.8 Sender address rejected: Domain not found"),
         ("4.4.1", "delayed", "X-Postfix; connect to mail.example.org: Connection timed out"),
     ],
 )

@@ -26,6 +26,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from enseigne.analytics.models import DailyStat, RollupState, UnitDay
+from enseigne.campaigns import pricing
 from enseigne.campaigns.models import Campaign, Recipient
 from enseigne.campaigns.selectors import policy_for
 from enseigne.contacts.models import VALID_CONSENT, Channel, ConsentEvent, Contact
@@ -171,7 +172,7 @@ def _add_costs(out: dict[Key, Counters]) -> None:
     if sms_keys:
         # The pipeline gives every row of a (campaign, unit) the same segment count.
         segments = {
-            (c, u): s or 1
+            (c, u): s
             for c, u, s in Recipient.objects.filter(
                 campaign_id__in={c for c, _u in sms_keys},
                 channel=Channel.SMS,
@@ -181,15 +182,19 @@ def _add_costs(out: dict[Key, Counters]) -> None:
             .annotate(s=Max("segments"))
             .order_by()
         }
-    share = Decimal(100 - policy.national_cofunding_percent) / 100
     for (_day, campaign, unit, _path, channel), counters in out.items():
         if not counters.sent or campaign is None:
             continue
-        if channel == Channel.SMS:
-            cost = policy.sms_segment_cost * segments.get((campaign, unit), 1) * counters.sent
-        else:
-            cost = policy.email_thousand_cost * counters.sent / 1000
-        counters.cost = (cost * share if campaign in national else cost).quantize(Decimal("0.0001"))
+        each = (
+            pricing.billed_segments(segments.get((campaign, unit))) if channel == Channel.SMS else 0
+        )
+        counters.cost = pricing.paid_by_unit(
+            policy,
+            channel=channel,
+            messages=counters.sent,
+            segments=each * counters.sent,
+            national=campaign in national,
+        ).quantize(Decimal("0.0001"))
 
 
 # -- the pass ----------------------------------------------------------------------------------

@@ -34,12 +34,14 @@ from django.utils import timezone
 from enseigne.brand.models import LocalVersion
 from enseigne.brand.previews import sms_preview
 from enseigne.brand.sms import measure
+from enseigne.campaigns import pricing
 from enseigne.campaigns.gates import PREVIEW_REASONS, Reason
 from enseigne.campaigns.models import Campaign, Recipient, Relay, SendingPolicy
 from enseigne.campaigns.selectors import budget_for, policy_for, pressure_rules, sms_window
 from enseigne.contacts.models import VALID_CONSENT, Channel, Contact, Suppression
 from enseigne.contacts.segments import SegmentCompiler
-from enseigne.network.models import OrgNode
+from enseigne.network.models import Network, OrgNode
+from enseigne.network.selectors import root_of, unit_time_zone
 
 # The reasons the preview counts, and their labels (declared once in gates.Reason).
 REASONS = {reason.value: reason.label for reason in PREVIEW_REASONS}
@@ -450,11 +452,12 @@ def _big_statement():
 def unit_cost(campaign: Campaign, target: Target, policy: SendingPolicy) -> tuple[Decimal, int]:
     """(cost of one message for this unit, SMS segments per message)."""
     if campaign.channel == Channel.EMAIL:
-        return policy.email_thousand_cost / 1000, 0
+        return pricing.cost(policy, channel=campaign.channel, messages=1), 0
     version = campaign.template.current
     values = target.local_version.values if target.local_version else {}
     segments = measure(sms_preview(version, values, target.unit)).segments if version else 1
-    return policy.sms_segment_cost * segments, segments
+    segments = pricing.billed_segments(segments)
+    return pricing.cost(policy, channel=campaign.channel, messages=1, segments=segments), segments
 
 
 def spent(unit: OrgNode, start: dt.date, end: dt.date, policy: SendingPolicy) -> Decimal:
@@ -467,19 +470,21 @@ def spent(unit: OrgNode, start: dt.date, end: dt.date, policy: SendingPolicy) ->
             sent_at__date__lte=end,
         )
         .values("channel", "campaign__kind")
-        .annotate(n=Count("id"), segments=Sum("segments"))
+        .annotate(n=Count("id"), segments=Sum(pricing.BILLED_SEGMENTS))
     )
-    total = Decimal("0")
-    for row in rows:
-        cost = (
-            policy.email_thousand_cost / 1000 * row["n"]
-            if row["channel"] == Channel.EMAIL
-            else policy.sms_segment_cost * (row["segments"] or 0)
-        )
-        if row["campaign__kind"] == Campaign.Kind.NATIONAL:
-            cost = cost * (100 - policy.national_cofunding_percent) / 100
-        total += cost
-    return total
+    return sum(
+        (
+            pricing.paid_by_unit(
+                policy,
+                channel=row["channel"],
+                messages=row["n"],
+                segments=row["segments"] or 0,
+                national=row["campaign__kind"] == Campaign.Kind.NATIONAL,
+            )
+            for row in rows
+        ),
+        Decimal("0"),
+    )
 
 
 def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
@@ -494,6 +499,7 @@ def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
     per_unit, sources = _counts(classification)
     exclusions = dict.fromkeys(REASONS, 0)
     window = sms_window(policy)
+    network = _network(campaign)
     for target in chosen:
         counts = per_unit.get(target.unit.pk, {})
         line = UnitCount(target.unit, target.local_version)
@@ -513,11 +519,11 @@ def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
         result.recipients += affordable
         line.recipients = affordable
         cost = each * affordable
-        hq = cost * target.hq_share_percent / 100
+        hq = pricing.hq_share(cost, target.hq_share_percent)
         result.cost += cost
         result.hq_cost += hq
         if campaign.channel == Channel.SMS and not campaign.is_transactional:
-            tz = _time_zone(target.unit)
+            tz = unit_time_zone(target.unit, network=network)
             if not window.allows(when, tz):
                 result.deferred.append(
                     {
@@ -569,7 +575,7 @@ def _budget(campaign, target, policy, when, each, sendable) -> tuple[int, dict |
     budget = budget_for(target.unit, when.date())
     if budget is None or each == 0:
         return sendable, None
-    unit_each = each * (100 - target.hq_share_percent) / 100
+    unit_each = pricing.unit_share(each, target.hq_share_percent)
     remaining = budget.amount - spent(target.unit, budget.starts_on, budget.ends_on, policy)
     needed = unit_each * sendable
     over = needed > remaining
@@ -585,9 +591,11 @@ def _budget(campaign, target, policy, when, each, sendable) -> tuple[int, dict |
     return (max(0, int(remaining / unit_each)) if unit_each else sendable), line
 
 
-def _time_zone(unit: OrgNode) -> str:
-    profile = getattr(unit, "profile", None)
-    return profile.time_zone if profile and profile.time_zone else "Europe/Paris"
+def _network(campaign: Campaign) -> Network | None:
+    """The network whose time zone an SMS campaign's units without one of their own use."""
+    if campaign.channel != Channel.SMS:
+        return None
+    return getattr(root_of(campaign.owner), "network", None)
 
 
 def freeze(campaign: Campaign, when: dt.datetime) -> int:
@@ -610,6 +618,7 @@ def freeze(campaign: Campaign, when: dt.datetime) -> int:
             [*classification.cte_params, campaign.pk, campaign.channel, *classification.params],
         )
     window = sms_window(policy)
+    network = _network(campaign)
     # Every unit's count in one pass over the campaign's ledger, not one pass per unit.
     pending = dict(
         Recipient.objects.filter(campaign=campaign, status=Recipient.Status.PENDING)
@@ -634,7 +643,7 @@ def freeze(campaign: Campaign, when: dt.datetime) -> int:
                 status=Recipient.Status.SKIPPED, reason="over_budget"
             )
         if campaign.channel == Channel.SMS and not campaign.is_transactional:
-            tz = _time_zone(target.unit)
+            tz = unit_time_zone(target.unit, network=network)
             if not window.allows(when, tz):
                 rows.update(not_before=window.next_allowed(when, tz))
     return Recipient.objects.filter(campaign=campaign).count()

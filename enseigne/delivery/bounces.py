@@ -14,9 +14,10 @@ Anyone can send mail to the bounce address, so a report is acted on only when it
 its row in a way nobody else can: the signed VERP address it was sent to, or a genuine
 Message-ID of ours quoted in it. Anything else is kept as "not understood", harmlessly.
 
-Classification follows RFC 3464 (DSN), RFC 3463 (enhanced status codes) and RFC 5965
-(ARF): permanent failures about the address itself (x.1.x, 5.2.1) are hard; a full
-mailbox, a policy block or a delay are soft and suppress nothing; ``Auto-Submitted:
+Reports are read as RFC 3464 (DSN) and RFC 5965 (ARF) write them; their codes are
+classified by ``codes``, the same reading as the hand-off's: only a mailbox that does not
+exist is hard (5.1.1, 5.1.2, 5.1.3, 5.1.6, 5.1.10, or plain words saying so); a full
+mailbox, a policy block, a delay are soft and suppress nothing. ``Auto-Submitted:
 auto-replied`` and out-of-office subjects are automatic replies, not bounces.
 """
 
@@ -37,7 +38,7 @@ from enseigne.campaigns.models import Recipient
 from enseigne.campaigns.services import complaints_check
 from enseigne.contacts.models import Channel, Suppression
 from enseigne.contacts.services import suppress_brand_wide
-from enseigne.delivery import events
+from enseigne.delivery import codes, events
 from enseigne.delivery.messages import bounce_row, verified_recipient
 from enseigne.delivery.models import Bounce, Event
 from enseigne.lib.rowsecurity import ALL, db_scope
@@ -45,14 +46,7 @@ from enseigne.lib.rowsecurity import ALL, db_scope
 logger = logging.getLogger(__name__)
 K = Bounce.Kind
 
-_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _SMTP_CODE = re.compile(r"\b([45]\d\d)[ -]")
-_NO_SUCH_USER = re.compile(
-    r"user unknown|unknown user|no such (user|mailbox|recipient)|does not exist|doesn't exist|"
-    r"invalid (recipient|mailbox|address)|recipient (address )?rejected|mailbox unavailable|not found|"
-    r"address rejected|n'existe pas|inconnu",
-    re.IGNORECASE,
-)
 _BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster", re.IGNORECASE)
 _BOUNCE_SUBJECT = re.compile(
     r"undeliver|delivery (status notification|failure|has failed)|failure notice|returned mail|"
@@ -81,19 +75,19 @@ class Report:
 
 
 def classify(status: str, diagnostic: str = "", *, delayed: bool = False) -> str:
-    """Hard, soft, from an enhanced status code (or an SMTP code) and the server's words."""
-    if delayed or status.startswith("4"):
+    """Hard, soft or unknown, from an enhanced status code (or an SMTP code) and the server's
+    words; a delay is soft whatever its code says."""
+    if delayed:
         return K.SOFT
-    parts = status.split(".")
-    if len(parts) == 3 and parts[0] == "5":
-        if parts[1] == "1" or status == "5.2.1":
-            return K.HARD
-        if status == "5.0.0" and _NO_SUCH_USER.search(diagnostic):
-            return K.HARD
-        return K.SOFT
-    if status in ("550", "551", "553") and _NO_SUCH_USER.search(diagnostic):
-        return K.HARD
-    return K.SOFT if status.startswith("5") else K.UNKNOWN
+    code = codes.reply_code(status)
+    return codes.classify(code=code, enhanced="" if code else status, text=diagnostic).bounce_kind
+
+
+def esp_kind(kind: str, response: str) -> str:
+    """An ESP's final bounce, unless the server reply it quotes says otherwise: an ESP that
+    calls a policy block (550 5.7.1) a bounce suppresses nothing, as the hand-off does not."""
+    verdict = codes.classify(text=response)
+    return verdict.bounce_kind if verdict.temporary or verdict.permanent else kind
 
 
 def _text(part: email.message.Message) -> str:
@@ -216,9 +210,8 @@ def parse(raw: bytes, *, envelope_to: str = "") -> Report | None:
         body = " ".join(
             _text(part) for part in message.walk() if part.get_content_maintype() == "text"
         )
-        status = _STATUS.search(body)
         code = _SMTP_CODE.search(body)
-        found = status.group(0) if status else code.group(1) if code else ""
+        found = codes.enhanced_code(body) or (code.group(1) if code else "")
         line = next((ln.strip() for ln in body.splitlines() if found and found in ln), "")
         kind = classify(found, line) if found else K.UNKNOWN
         return Report(kind, row, found, (line or subject)[:300], "", reference)

@@ -117,7 +117,14 @@ class UnitProfile(models.Model):
     website = models.URLField(_("website"), blank=True)
     manager_name = models.CharField(_("manager's name"), max_length=120, blank=True)
     opening_hours = models.TextField(_("opening hours"), blank=True)
-    time_zone = models.CharField(_("time zone"), max_length=64, default="Europe/Paris")
+    # Empty: the network's (``selectors.unit_time_zone``), so a network abroad needs no
+    # setting on each of its units.
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        blank=True,
+        help_text=_("Leave empty to use the network's time zone."),
+    )
     variables = models.JSONField(_("custom variables"), default=dict, blank=True)
 
     def __str__(self) -> str:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
 from enseigne.lib.ids import parse_uuid
 from enseigne.network.access import access_for, path_filter
-from enseigne.network.models import AuditEvent, Membership, OrgNode, Role, UnitVariable, User
+from enseigne.network.models import (
+    AuditEvent,
+    Membership,
+    Network,
+    OrgNode,
+    Role,
+    UnitVariable,
+    User,
+)
 
 
 def nodes_for_user(user: User) -> QuerySet[OrgNode]:
@@ -62,6 +71,20 @@ def network_root() -> OrgNode | None:
 def root_of(node: OrgNode) -> OrgNode:
     """The network (root node) a node belongs to, with its brand settings."""
     return OrgNode.objects.select_related("network").get(path=node.path[: OrgNode.steplen])
+
+
+def unit_time_zone(unit: OrgNode, *, network: Network | None = None) -> str:
+    """The time zone a unit's customers live in: its profile's, else its network's.
+
+    ``network`` (the unit's, when the caller has it) spares a read for each unit that
+    has no zone of its own; Django's ``TIME_ZONE`` is the last resort of a tree without one.
+    """
+    profile = getattr(unit, "profile", None)
+    if profile is not None and profile.time_zone:
+        return profile.time_zone
+    if network is None:
+        network = Network.objects.filter(node__path=unit.path[: OrgNode.steplen]).first()
+    return network.time_zone if network is not None and network.time_zone else settings.TIME_ZONE
 
 
 def users_for_admin(user: User) -> QuerySet[User]:

@@ -315,6 +315,8 @@ def esp_event(event, esp_name: str) -> Bounce | None:
         reason not in (None, "bounced", "invalid") or raw_type == "SoftBounce"
     ):
         kind = Bounce.Kind.SOFT  # blocked, filtered, timed out, mailbox full: the address is fine
+    if event.event_type == "bounced" and kind is not None:
+        kind = bounces.esp_kind(kind, str(getattr(event, "mta_response", "") or ""))
     if event.event_type == "rejected":
         kind = {
             "bounced": Bounce.Kind.HARD,

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from queue import SimpleQueue
 from urllib.parse import parse_qs, unquote, urlparse
 
+from enseigne.delivery import codes
 from enseigne.delivery.channels.base import EmailOut, OnResult, Outcome, RateLimiter, Result
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
-_HARD = re.compile(r"\b5\.1\.[0-9]+\b|\b5\.7\.1\b|user unknown|no such user|does not exist", re.I)
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,13 @@ class SmtpConfig:
 
 
 def classify(code: int, text: str) -> Result:
-    if 200 <= code < 300:
+    """The hand-off's reading of a reply: the same as a delivery report's (``codes``)."""
+    verdict = codes.classify(code=code, text=text)
+    if verdict.delivered:
         return Result(Outcome.SENT, code)
-    if 400 <= code < 500:
+    if verdict.temporary:
         return Result(Outcome.RETRY, code, text[:300])
-    return Result(Outcome.FAILED, code, text[:300], hard_bounce=bool(_HARD.search(text)))
+    return Result(Outcome.FAILED, code, text[:300], hard_bounce=verdict.suppress)
 
 
 class _Connection:
