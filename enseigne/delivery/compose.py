@@ -22,7 +22,7 @@ from enseigne.delivery.links import LinkRewriter
 from enseigne.delivery.messages import Envelope, bounce_address, build_email, message_id
 from enseigne.lib.signing import sign_id
 from enseigne.network.models import OrgNode
-from enseigne.network.selectors import root_of
+from enseigne.network.selectors import root_of, unit_time_zone
 
 
 def _unsubscribe_prefix() -> str:
@@ -76,7 +76,7 @@ def prepare(campaign: Campaign, unit_id: int) -> UnitContent:
         version=version,
         unit_data=unit_context(unit),
         brand_data=brand_context(unit),
-        time_zone=(profile.time_zone if profile else "") or "Europe/Paris",
+        time_zone=unit_time_zone(unit, network=network),
         domain=domain,
     )
     zones = tuple(Zone.from_dict(z) for z in version.zones)
