@@ -29,6 +29,7 @@ import logging
 import mailbox
 import re
 from dataclasses import dataclass
+from email.utils import collapse_rfc2231_value
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -80,7 +81,7 @@ class Report:
     reference: str = ""  # the report's own id, so that the same report counts once
 
 
-def classify(status: str, diagnostic: str = "", *, delayed: bool = False) -> str:
+def classify(status: str, diagnostic: str = "", *, delayed: bool = False) -> Bounce.Kind:
     """Hard, soft, from an enhanced status code (or an SMTP code) and the server's words."""
     if delayed or status.startswith("4"):
         return K.SOFT
@@ -109,8 +110,10 @@ def _text(part: email.message.Message) -> str:
 def _field_blocks(part: email.message.Message) -> list[email.message.Message]:
     """The header blocks of a message/delivery-status or message/feedback-report part."""
     payload = part.get_payload()
-    if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
-        return payload
+    if isinstance(payload, list):
+        blocks = [item for item in payload if isinstance(item, email.message.Message)]
+        if blocks:
+            return blocks
     text = _text(part).replace("\r\n", "\n")
     return [
         email.message_from_string(block.strip() + "\n")
@@ -172,12 +175,13 @@ def parse(raw: bytes, *, envelope_to: str = "") -> Report | None:
     row = _row(message, envelope_to)
     subject = " ".join(str(message.get("Subject") or "").split())
     if message.get_content_type() == "multipart/report":
-        report_type = (message.get_param("report-type") or "").lower()
+        # An RFC 2231 parameter comes back as a (charset, language, value) tuple.
+        report_type = collapse_rfc2231_value(message.get_param("report-type") or "").lower()
         if report_type == "delivery-status":
-            found = _delivery_status(message)
-            if found is None:
+            dsn = _delivery_status(message)
+            if dsn is None:
                 return None
-            status, diagnostic, address, delayed = found
+            status, diagnostic, address, delayed = dsn
             return Report(
                 classify(status, diagnostic, delayed=delayed),
                 row,
@@ -216,9 +220,9 @@ def parse(raw: bytes, *, envelope_to: str = "") -> Report | None:
         body = " ".join(
             _text(part) for part in message.walk() if part.get_content_maintype() == "text"
         )
-        status = _STATUS.search(body)
-        code = _SMTP_CODE.search(body)
-        found = status.group(0) if status else code.group(1) if code else ""
+        status_match = _STATUS.search(body)
+        code_match = _SMTP_CODE.search(body)
+        found = status_match.group(0) if status_match else code_match.group(1) if code_match else ""
         line = next((ln.strip() for ln in body.splitlines() if found and found in ln), "")
         kind = classify(found, line) if found else K.UNKNOWN
         return Report(kind, row, found, (line or subject)[:300], "", reference)
