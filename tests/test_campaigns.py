@@ -377,6 +377,7 @@ def _oracle(moment: dt.datetime) -> bool:
     )
 
 
+@pytest.mark.slow  # every minute of a year
 def test_the_window_over_a_year_with_both_dst_changes_matches_an_independent_reading():
     window = SendWindow()
     moment = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # starts and signals real processes
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # The demo command's process loop, with each child a plain `sleep` whose pid is written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.db.models import Sum
 
 from enseigne.analytics import selectors
@@ -9,6 +10,8 @@ from enseigne.analytics.models import DailyStat
 from enseigne.delivery.models import Event
 from enseigne.demo import seed
 from enseigne.network.models import User
+
+pytestmark = pytest.mark.slow  # seeds the demo's whole year
 
 
 def test_demo_year_ranks_lyon_first_and_flags_marseille_on_sms(db):

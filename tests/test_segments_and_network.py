@@ -6,10 +6,12 @@ import datetime as dt
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from enseigne.contacts import services
 from enseigne.contacts.models import CustomAttribute
-from enseigne.contacts.segments import segment_contacts, segment_count
+from enseigne.contacts.segments import segment_contacts, segment_count, segment_sizes
 from enseigne.network import services as network
 from enseigne.network.access import access_for
 from enseigne.network.models import AuditEvent, Role
@@ -107,6 +109,60 @@ def test_segment_results_never_leave_the_users_scope(world, people):
             world.manager_a,
             all_of({"field": "unit", "op": "in_subtree", "value": str(world.unit_b.public_id)}),
         )
+
+
+def test_segment_sizes_are_each_segments_count_in_one_query(world, people):
+    legacy = CustomAttribute.objects.create(key="legacy", label="Legacy", kind="text")
+
+    def saved(owner, rules):
+        return services.segment_save(
+            actor=world.hq_admin, owner=owner, name=f"S{owner.pk}", rules=rules
+        )
+
+    everyone = saved(world.root, all_of())
+    emailable_south = saved(world.region_a, all_of({"field": "consent_email", "op": "is_valid"}))
+    vip_lille = saved(world.unit_b, all_of({"field": "tag", "op": "has", "value": "vip"}))
+    not_vip_lyon = saved(world.unit_a, all_of({"field": "tag", "op": "has_not", "value": "vip"}))
+    sms_or_big_gold = saved(
+        world.root,
+        {
+            "match": "any",
+            "rules": [
+                {"field": "consent_sms", "op": "is_valid"},
+                all_of(
+                    {"field": "attributes.tier", "op": "equals", "value": "gold"},
+                    {"field": "attributes.spend", "op": "greater_than", "value": "200"},
+                ),
+            ],
+        },
+    )
+    in_south = saved(
+        world.root,
+        all_of({"field": "unit", "op": "in_subtree", "value": str(world.region_a.public_id)}),
+    )
+    broken = saved(world.root, all_of({"field": "attributes.legacy", "op": "equals", "value": "x"}))
+    legacy.delete()  # HQ removed the attribute the segment still names
+    segments = [everyone, emailable_south, vip_lille, not_vip_lyon, sms_or_big_gold, in_south]
+
+    with CaptureQueriesContext(connection) as captured:
+        sizes = segment_sizes(world.hq_admin, [*segments, broken])
+    # HQ's attributes, the region the "unit" rule names, then every size in one statement
+    assert len(captured.captured_queries) == 3
+    assert [sizes[s.pk] for s in segments] == [4, 2, 1, 1, 2, 3]
+    assert sizes[broken.pk] is None
+
+    for persona in ("region_manager", "manager_a", "manager_b"):
+        user = world.persona(persona)
+        expected = {s.pk: segment_count(user, s.rules, s.owner) for s in segments[:5]}
+        assert segment_sizes(user, segments[:5]) == expected
+    assert segment_sizes(world.manager_a, segments[:5]) == {
+        everyone.pk: 2,
+        emailable_south.pk: 1,
+        vip_lille.pk: 0,
+        not_vip_lyon.pk: 1,
+        sms_or_big_gold.pk: 1,
+    }
+    assert segment_sizes(world.manager_a, []) == {}
 
 
 @pytest.mark.parametrize(

@@ -153,6 +153,7 @@ class SendMachine(RuleBasedStateMachine):
         assert twice <= ambiguous | retried
 
 
+@pytest.mark.slow  # runs the state machine over many histories
 @pytest.mark.django_db
 def test_no_history_finishes_a_campaign_with_pending_rows():
     run_state_machine_as_test(

@@ -113,6 +113,7 @@ def _kill_when(
     worker.wait()
 
 
+@pytest.mark.slow  # worker processes killed mid-send (minutes)
 @pytest.mark.django_db(transaction=False)
 def test_killed_workers_and_a_faulty_server_lose_nothing_and_double_only_logged_ambiguous(tmp_path):
     handler = FaultyHandler(seed=11, reset=0.01, r451=0.02, r454=0.01, r550=0.005, drop_after=0.005)
@@ -171,6 +172,7 @@ def test_killed_workers_and_a_faulty_server_lose_nothing_and_double_only_logged_
     assert ambiguous and failed
 
 
+@pytest.mark.slow  # real worker processes
 @pytest.mark.django_db(transaction=False)
 def test_no_message_reaches_a_contact_after_their_unsubscribe_is_committed(tmp_path):
     handler = FaultyHandler()

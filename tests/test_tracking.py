@@ -141,6 +141,7 @@ def _mutate(token: str, rng: random.Random, alphabet: str) -> str:
     return "0" + token  # a leading zero: the same ids, written differently
 
 
+@pytest.mark.slow  # ten thousand requests
 def test_ten_thousand_mutated_tokens_redirect_nowhere_and_record_nothing(world):
     _sent(world, 5)
     genuine = [p for m in locmem.outbox for p in _clicks(_html(m))]

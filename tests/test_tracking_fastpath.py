@@ -86,6 +86,7 @@ def test_a_known_link_is_answered_before_django_with_the_same_headers(world, rec
     assert recorded[-1][8] is True  # flagged as a machine
 
 
+@pytest.mark.slow  # thousands of requests
 def test_mutated_tokens_fall_back_to_django_and_go_nowhere(world, recorded):
     _sent(world, 3)
     genuine = [p for m in locmem.outbox for p in _clicks(_html(m))]

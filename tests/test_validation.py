@@ -44,6 +44,7 @@ emails = st.builds(
 )
 
 
+@pytest.mark.slow  # hypothesis, thousands of examples
 @settings(max_examples=3000, deadline=None)
 @given(emails)
 @example("a" * 64 + "@example.com")
@@ -87,6 +88,7 @@ phones = st.builds(
 )
 
 
+@pytest.mark.slow  # hypothesis, thousands of examples
 @settings(max_examples=3000, deadline=None)
 @given(phones)
 @example("06 12 34 56 78")

@@ -65,7 +65,8 @@ def approval_inbox(user: User) -> QuerySet[Campaign]:
     )
     allowed = [
         c.pk
-        for c in candidates.select_related("owner")
+        # A rule for tagged units reads the owner's tags: prefetched, not one query per campaign.
+        for c in candidates.select_related("owner").prefetch_related("owner__tags")
         if access.can(Capability.APPROVE_CAMPAIGNS, c.owner)
     ]
     return Campaign.objects.filter(pk__in=allowed).select_related(

@@ -25,7 +25,7 @@ from enseigne.contacts.forms import (
 from enseigne.contacts.import_services import import_prepare, import_start
 from enseigne.contacts.importer import import_targets
 from enseigne.contacts.models import ContactImport, ImportRejection
-from enseigne.contacts.segments import field_catalogue, segment_count
+from enseigne.contacts.segments import field_catalogue, segment_count, segment_sizes
 from enseigne.lib.csvsafe import csv_rows
 from enseigne.lib.rowsecurity import db_scope
 from enseigne.network import selectors as network_selectors
@@ -412,11 +412,9 @@ def import_rejections(request: HttpRequest, public_id) -> StreamingHttpResponse:
 @login_required
 def segment_list(request: HttpRequest) -> HttpResponse:
     segments = list(selectors.segments_for_user(request.user))
+    sizes = segment_sizes(request.user, segments)
     for segment in segments:
-        try:
-            segment.size = segment_count(request.user, segment.rules, segment.owner)
-        except ValidationError:
-            segment.size = None
+        segment.size = sizes[segment.pk]
     return render(
         request,
         "contacts/segments.html",

@@ -30,6 +30,7 @@ import logging
 import mailbox
 import re
 from dataclasses import dataclass
+from email.utils import collapse_rfc2231_value
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -103,8 +104,10 @@ def _text(part: email.message.Message) -> str:
 def _field_blocks(part: email.message.Message) -> list[email.message.Message]:
     """The header blocks of a message/delivery-status or message/feedback-report part."""
     payload = part.get_payload()
-    if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
-        return payload
+    if isinstance(payload, list):
+        blocks = [item for item in payload if isinstance(item, email.message.Message)]
+        if blocks:
+            return blocks
     text = _text(part).replace("\r\n", "\n")
     return [
         email.message_from_string(block.strip() + "\n")
@@ -166,12 +169,13 @@ def parse(raw: bytes, *, envelope_to: str = "") -> Report | None:
     row = _row(message, envelope_to)
     subject = " ".join(str(message.get("Subject") or "").split())
     if message.get_content_type() == "multipart/report":
-        report_type = (message.get_param("report-type") or "").lower()
+        # An RFC 2231 parameter comes back as a (charset, language, value) tuple.
+        report_type = collapse_rfc2231_value(message.get_param("report-type") or "").lower()
         if report_type == "delivery-status":
-            found = _delivery_status(message)
-            if found is None:
+            dsn = _delivery_status(message)
+            if dsn is None:
                 return None
-            status, diagnostic, address, delayed = found
+            status, diagnostic, address, delayed = dsn
             return Report(
                 classify(status, diagnostic, delayed=delayed),
                 row,

@@ -34,7 +34,7 @@ def bulk_insert(
     Rows skipped by ``ignore_conflicts`` return nothing; the order of the returned
     tuples is not the order of ``rows``.
     """
-    model_fields = [model._meta.get_field(name) for name in fields]
+    model_fields = [_column(model, name) for name in fields]
     if connection.vendor == "postgresql":
         return _copy_insert(model, model_fields, rows, ignore_conflicts, returning)
     if connection.vendor == "sqlite" and not returning:
@@ -44,11 +44,21 @@ def bulk_insert(
         model(**{f.attname: value for f, value in zip(model_fields, row, strict=True)})
         for row in rows
     ]
-    created = model.objects.bulk_create(objects, batch_size=2000, ignore_conflicts=ignore_conflicts)
+    created = model._default_manager.bulk_create(
+        objects, batch_size=2000, ignore_conflicts=ignore_conflicts
+    )
     if not returning or ignore_conflicts:
         return []
-    attnames = [model._meta.get_field(name).attname for name in returning]
+    attnames = [_column(model, name).attname for name in returning]
     return [tuple(getattr(obj, name) for name in attnames) for obj in created]
+
+
+def _column(model: type[models.Model], name: str) -> models.Field:
+    """The concrete field ``name``: a reverse relation or generic key has no column to fill."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field):
+        raise TypeError(f"{model.__name__}.{name} is not a column")
+    return field
 
 
 def _sqlite_insert(model, model_fields, rows, ignore_conflicts) -> None:

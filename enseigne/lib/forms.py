@@ -4,6 +4,9 @@ from django import forms
 
 
 class StyledMixin:
+    # Provided by the form class the mixin is combined with.
+    fields: dict[str, forms.Field]
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.style_fields()

@@ -5,9 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db.models import Q
+from django.http import HttpRequest
 
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import CapabilityRule, Membership, OrgNode, User
+
+
+class AuthenticatedRequest(HttpRequest):
+    """A request whose user passed ``login_required`` or the API's token check: never anonymous."""
+
+    user: User
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import email
 import email.policy
 from collections.abc import Iterable
 
-from django.core.mail import EmailMultiAlternatives
+from anymail.message import AnymailMessage
 from django.utils.module_loading import import_string
 
 from enseigne.delivery.channels.base import (
@@ -33,7 +33,7 @@ class AnymailTransport:
         self.limiter = RateLimiter(rate)
 
     @staticmethod
-    def _message(out: EmailOut) -> EmailMultiAlternatives:
+    def _message(out: EmailOut) -> AnymailMessage:
         parsed = email.message_from_bytes(out.data, policy=email.policy.default)
         text = parsed.get_body(("plain",))
         html = parsed.get_body(("html",))
@@ -48,18 +48,18 @@ class AnymailTransport:
             )
             if parsed[k]
         }
-        message = EmailMultiAlternatives(
+        message = AnymailMessage(
             subject=str(parsed["Subject"]),
             body=text.get_content() if text else "",
             from_email=str(parsed["From"]),
             to=[out.to],
             headers=headers,
+            envelope_sender=out.mail_from,
+            # Echoed back by the ESP's tracking events: which ledger row a bounce is about.
+            metadata={"enseigne": sign_id("esp", out.recipient_id)},
         )
         if html is not None:
             message.attach_alternative(html.get_content(), "text/html")
-        message.envelope_sender = out.mail_from
-        # Echoed back by the ESP's tracking events: which ledger row a bounce is about.
-        message.metadata = {"enseigne": sign_id("esp", out.recipient_id)}
         return message
 
     def send(self, messages: Iterable[EmailOut], on_result: OnResult | None = None) -> list[Result]:

@@ -1,0 +1,271 @@
+"""The main list pages read a fixed number of queries, whatever the number of rows (no N+1).
+
+Each test loads a page as the persona who works on it with a few rows, adds many more
+rows of the same shapes, loads it again, and asserts the same exact count both times.
+On PostgreSQL each request also sets its row-level-security scope: a savepoint, the
+``SET``, the restore and the release (4 queries more).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from enseigne.brand.asset_services import asset_create
+from enseigne.brand.services import local_version_save
+from enseigne.campaigns import services as campaigns
+from enseigne.contacts.services import segment_save
+from enseigne.network import services as network
+from enseigne.network.capabilities import Capability
+from enseigne.network.models import Role
+from tests.campaign_helpers import EVERYONE, contacts, email_template, sms_template
+from tests.factories import ContactFactory
+
+pytestmark = pytest.mark.django_db
+
+FEW, MANY = 3, 30
+# Every logged-in page: the session, the user, their memberships (with node and role), the
+# roles' grants and HQ's capability rules; on PostgreSQL also the scope's 4 statements.
+REQUEST = 5 + (4 if connection.vendor == "postgresql" else 0)
+_serial = itertools.count()
+
+
+@pytest.fixture
+def world(world):
+    """The personas, plus an HQ rule for tagged units: with it every permission check on a
+    unit reads the unit's tags, which a page listing many units' objects must prefetch."""
+    network.capability_rule_add(
+        actor=world.hq_admin,
+        node=world.root,
+        capability=Capability.APPROVE_CAMPAIGNS,
+        effect="allow",
+        unit_tag="pilot",
+    )
+    return world
+
+
+def queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(captured.captured_queries)
+
+
+def assert_queries(client, url: str, add_rows, expected: int) -> None:
+    """``url`` reads ``expected`` queries with FEW rows of each kind, and with MANY."""
+    add_rows(FEW)
+    few = queries(client, url)
+    add_rows(MANY - FEW)
+    many = queries(client, url)
+    assert (few, many) == (expected, expected)
+
+
+# Campaigns -----------------------------------------------------------------------------
+
+
+def _local_campaigns(world, unit, template, count, *, submit=False):
+    local = local_version_save(
+        actor=world.hq_admin, unit=unit, template=template, values={"headline": "Soldes"}
+    )
+    segment = segment_save(actor=None, owner=unit, name=f"Tous {next(_serial)}", rules=EVERYONE)
+    actor = world.manager_a if unit == world.unit_a else world.hq_admin
+    for _ in range(count):
+        campaign = campaigns.campaign_create_local(
+            actor=actor,
+            unit=unit,
+            channel="email",
+            name=f"Local {next(_serial)}",
+            template=template,
+            local_version=local,
+            segment=segment,
+        )
+        if submit:
+            campaigns.campaign_submit(actor=actor, campaign=campaign)
+
+
+def _national_campaigns(world, template, count):
+    """Scheduled national campaigns: each announced to every unit (relays)."""
+    send_at = timezone.now() + dt.timedelta(days=10)
+    for _ in range(count):
+        campaign = campaigns.campaign_create_national(
+            actor=world.hq_admin,
+            channel="email",
+            name=f"National {next(_serial)}",
+            template=template,
+            relay_deadline=send_at - dt.timedelta(days=2),
+        )
+        campaigns.campaign_submit(actor=world.hq_admin, campaign=campaign)
+        campaigns.campaign_schedule(actor=world.hq_admin, campaign=campaign, send_at=send_at)
+
+
+@pytest.mark.parametrize(
+    "persona, expected",
+    [
+        # campaigns to approve, their units' tags, the approval count, pending relays, the page
+        ("hq_admin", REQUEST + 5),
+        # pending relays, the page (the store manager approves nothing: no inbox query)
+        ("manager_a", REQUEST + 2),
+    ],
+)
+def test_campaign_list(world, client, persona, expected):
+    template = email_template(world)
+
+    def add(n):
+        _local_campaigns(world, world.unit_a, template, n)
+        _local_campaigns(world, world.unit_a, template, n, submit=True)
+        _national_campaigns(world, template, n)
+
+    client.force_login(world.persona(persona))
+    assert_queries(client, "/campaigns/", add, expected)
+
+
+@pytest.mark.parametrize("persona", ["hq_admin", "region_manager"])
+def test_approvals_inbox(world, client, persona):
+    template = email_template(world)
+
+    def add(n):
+        _local_campaigns(world, world.unit_a, template, n, submit=True)
+
+    client.force_login(world.persona(persona))
+    # submitted campaigns, their units' tags (for the tag rule), the inbox
+    assert_queries(client, "/campaigns/approvals/", add, REQUEST + 3)
+
+
+# Contacts and segments -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persona", ["hq_admin", "manager_a"])
+def test_contact_list(world, client, persona):
+    def add(n):
+        for unit in (world.unit_a, world.unit_b):
+            contacts(unit, n, start=next(_serial) * 100, sms=True)
+
+    client.force_login(world.persona(persona))
+    # the count, the units filter, the units the user may add to, the page
+    assert_queries(client, "/contacts/", add, REQUEST + 4)
+
+
+@pytest.mark.parametrize("persona", ["hq_admin", "manager_a"])
+def test_segment_list(world, client, persona):
+    ContactFactory.create_batch(5, unit=world.unit_a)
+    shapes = [
+        EVERYONE,
+        {"match": "all", "rules": [{"field": "consent_email", "op": "is_valid"}]},
+        {"match": "any", "rules": [{"field": "tag", "op": "has", "value": "vip"}]},
+    ]
+
+    def add(n):
+        for i in range(n):
+            segment_save(
+                actor=world.hq_admin,
+                owner=world.unit_a if i % 2 else world.region_a,
+                name=f"Segment {next(_serial)}",
+                rules=shapes[i % len(shapes)],
+            )
+
+    client.force_login(world.persona(persona))
+    # the segments, HQ's custom attributes, every segment's size in one COUNT … FILTER
+    assert_queries(client, "/segments/", add, REQUEST + 3)
+
+
+# Brand ---------------------------------------------------------------------------------
+
+
+def test_template_list(world, client):
+    def add(n):
+        for i in range(n):
+            template = (
+                email_template(world, name=f"E {next(_serial)}")
+                if i % 2
+                else sms_template(world, name=f"S {next(_serial)}")
+            )
+            local_version_save(
+                actor=world.hq_admin,
+                unit=world.unit_a,
+                template=template,
+                values={"headline": "Soldes"} if i % 2 else {},
+            )
+
+    client.force_login(world.hq_admin)
+    # the guardrails' node, the templates, the local versions
+    assert_queries(client, "/brand/templates/", add, REQUEST + 3)
+
+
+@pytest.mark.parametrize("persona", ["hq_admin", "manager_a"])
+def test_asset_library(world, client, persona):
+    def add(n):
+        for i in range(n):
+            asset_create(
+                actor=world.hq_admin,
+                node=world.unit_a if i % 2 else world.root,
+                own=bool(i % 2),
+                kind="offer",
+                name=f"Offre {next(_serial)}",
+                data={"title": "-20 %", "url": "https://example.com/offre"},
+                folder=f"dossier {i % 3}",
+                tags=["soldes", f"t{i}"],
+            )
+
+    client.force_login(world.persona(persona))
+    # the upload form's owners (2), the count, the page, its uses by HQ's and by local
+    # versions, the folders
+    assert_queries(client, "/brand/assets/", add, REQUEST + 7)
+
+
+# Network -------------------------------------------------------------------------------
+
+
+def test_users(world, client):
+    roles = list(Role.objects.filter(level=Role.Level.UNIT))
+
+    def add(n):
+        for i in range(n):
+            serial = next(_serial)
+            user = network.user_create(actor=None, email=f"user{serial}@example.com")
+            for node in (world.unit_a, world.unit_b)[: 1 + i % 2]:
+                network.membership_grant(
+                    actor=None, user=user, node=node, role=roles[i % len(roles)]
+                )
+
+    client.force_login(world.hq_admin)
+    # the users, their memberships, those memberships' nodes and roles, the form's nodes
+    # and roles
+    assert_queries(client, "/hq/users/", add, REQUEST + 6)
+
+
+def test_hq_home(world, client):
+    def add(n):
+        for i in range(n):
+            serial = next(_serial)
+            unit = network.node_create(
+                actor=None,
+                parent=world.region_a if i % 2 else world.region_b,
+                kind="unit",
+                name=f"Unit {serial}",
+                code=f"unit-{serial}",
+                profile={"city": "Nantes"},
+                tags=["pilot", f"tag-{i % 4}"],
+            )
+            ContactFactory.create_batch(2, unit=unit)
+
+    client.force_login(world.hq_admin)
+    # the tree, its tags, contacts per unit, the network, the form's parent nodes
+    assert_queries(client, "/hq/", add, REQUEST + 5)
+
+
+def test_unit_home(world, client):
+    def add(n):
+        contacts(world.unit_a, n, start=next(_serial) * 100, sms=True)
+        for _ in range(n):
+            segment_save(
+                actor=None, owner=world.unit_a, name=f"Segment {next(_serial)}", rules=EVERYONE
+            )
+
+    client.force_login(world.manager_a)
+    # the unit, its tags, the contact figures, the last imports, the last segments
+    assert_queries(client, f"/units/{world.unit_a.public_id}/", add, REQUEST + 5)
