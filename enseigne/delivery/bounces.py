@@ -191,7 +191,7 @@ def parse(raw: bytes, *, envelope_to: str = "") -> Report | None:
                     feedback = str(fields.get("Feedback-Type") or "").strip().lower()
                     if feedback == "not-spam":
                         return None
-                    kind = K.UNKNOWN if feedback == "auth-failure" else K.COMPLAINT
+                    kind: str = K.UNKNOWN if feedback == "auth-failure" else K.COMPLAINT
                     return Report(
                         kind,
                         row,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from liquid import BoundTemplate
 
 from enseigne.brand.models import LocalVersion, TemplateVersion
 from enseigne.brand.previews import brand_context, unit_context
@@ -43,13 +44,23 @@ class UnitContent:
     brand_data: dict
     time_zone: str
     domain: str
-    personaliser: Personaliser | None = None
     text_zones: dict = field(default_factory=dict)
-    envelope: Envelope | None = None
-    subject: object | None = None  # the version's subject, parsed once (None: the campaign's name)
-    sms_sender: str = ""
-    sms_body: object | None = None
-    links: LinkRewriter | None = None
+    email: EmailParts | None = None
+    sms: SmsParts | None = None
+
+
+@dataclass
+class EmailParts:
+    personaliser: Personaliser
+    envelope: Envelope
+    links: LinkRewriter
+    subject: BoundTemplate | None  # the version's subject, parsed once (None: the campaign's name)
+
+
+@dataclass
+class SmsParts:
+    sender: str
+    body: BoundTemplate
 
 
 def prepare(campaign: Campaign, unit_id: int) -> UnitContent:
@@ -66,6 +77,8 @@ def prepare(campaign: Campaign, unit_id: int) -> UnitContent:
         local = relay.local_version if relay and relay.status == Relay.Status.RELAYED else None
     # A local version follows HQ's current version; without one, HQ's defaults are sent.
     version = local.version if local is not None else campaign.template.current
+    if version is None:
+        raise ValueError(f"campaign {campaign.pk}: its template has no published version")
     values = local.values if local is not None else {}
     root = root_of(unit)
     network = getattr(root, "network", None)
@@ -84,9 +97,7 @@ def prepare(campaign: Campaign, unit_id: int) -> UnitContent:
     content.text_zones = zone_context(zones, values, for_text=True)
     if is_email:
         compiled = Compiled(html=version.compiled_html, text=version.compiled_text, zones=zones)
-        content.personaliser = Personaliser(compiled, values)
-        content.subject = text_template(version.subject) if version.subject else None
-        content.envelope = Envelope.build(
+        envelope = Envelope.build(
             unit_name=unit.name,
             brand_name=root.name,
             from_address=f"{unit.code}@{domain}",
@@ -94,21 +105,29 @@ def prepare(campaign: Campaign, unit_id: int) -> UnitContent:
             list_id=f"{unit.code}.{domain}",
             return_path=f"bounces@{domain}",
         )
-        # The unsubscribe link stays as it is: it is not a click, and must work on its own.
-        content.links = LinkRewriter(
-            campaign_id=campaign.pk,
-            unit_id=unit.pk,
-            unit_path=unit.path,
-            base_url=settings.BASE_URL,
-            keep_prefix=_unsubscribe_prefix(),
+        content.email = EmailParts(
+            personaliser=Personaliser(compiled, values),
+            envelope=envelope,
+            # The unsubscribe link stays as it is: it is not a click, and must work on its own.
+            links=LinkRewriter(
+                campaign_id=campaign.pk,
+                unit_id=unit.pk,
+                unit_path=unit.path,
+                base_url=settings.BASE_URL,
+                keep_prefix=_unsubscribe_prefix(),
+            ),
+            subject=text_template(version.subject) if version.subject else None,
         )
     else:
-        content.sms_body = text_template(version.compiled_text)
-        content.sms_sender = content.brand_data["sms_sender"]
+        content.sms = SmsParts(
+            sender=content.brand_data["sms_sender"], body=text_template(version.compiled_text)
+        )
     return content
 
 
-def message(campaign: Campaign, content: UnitContent, row: dict, contact: dict):
+def message(
+    campaign: Campaign, content: UnitContent, row: dict, contact: dict
+) -> EmailOut | SmsOut:
     """One ledger row's message, personalised for its contact."""
     person = {
         "first_name": contact["first_name"],
@@ -127,24 +146,22 @@ def message(campaign: Campaign, content: UnitContent, row: dict, contact: dict):
         "brand": content.brand_data,
         "links": links,
     }
-    if campaign.channel == Channel.EMAIL:
-        html, text = content.personaliser.render(**data)
+    if content.email is not None:
+        parts = content.email
+        html, text = parts.personaliser.render(**data)
         if settings.TRACK_CLICKS:
-            html, text = (
-                content.links.html(html, row["id"]),
-                content.links.text(text, row["id"]),
-            )
+            html, text = parts.links.html(html, row["id"]), parts.links.text(text, row["id"])
         if settings.TRACK_OPENS:
             # The pixel names the ledger row only for a person who accepted per-person opens.
-            html = content.links.pixel(html, row["id"] if contact.get("open_tracking") else 0)
+            html = parts.links.pixel(html, row["id"] if contact.get("open_tracking") else 0)
         # One line whatever a zone held (encode_word would keep a line break, encoded).
         subject = (
-            " ".join(content.subject.render(**data, zones=content.text_zones).split())
-            if content.subject
+            " ".join(parts.subject.render(**data, zones=content.text_zones).split())
+            if parts.subject
             else campaign.name
         )
         raw = build_email(
-            envelope=content.envelope,
+            envelope=parts.envelope,
             to=contact["email"],
             subject=subject,
             html=html,
@@ -159,11 +176,13 @@ def message(campaign: Campaign, content: UnitContent, row: dict, contact: dict):
             data=raw,
             message_id=mid,
         )
-    body = content.sms_body.render(**data, zones=content.text_zones).strip()
-    text = f"{content.sms_sender}: {body} {content.version.sms_stop}".strip()
+    if content.sms is None:
+        raise ValueError(f"campaign {campaign.pk}: no SMS content prepared")
+    body = content.sms.body.render(**data, zones=content.text_zones).strip()
+    text = f"{content.sms.sender}: {body} {content.version.sms_stop}".strip()
     return SmsOut(
         recipient_id=row["id"],
-        sender=content.sms_sender,
+        sender=content.sms.sender,
         to=contact["phone"],
         text=text,
         message_id=mid,

@@ -30,7 +30,7 @@ from queue import Empty, SimpleQueue
 from django.db import connection, transaction
 
 from enseigne.delivery import ledger
-from enseigne.delivery.channels.base import Result
+from enseigne.delivery.channels.base import EmailOut, Result, SmsOut
 from enseigne.lib.rowsecurity import ALL, db_scope
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class InlineJournal:
         self.campaign_id, self.channel, self.worker = campaign_id, channel, worker
         self.lease, self.clock = lease, clock
         self.stats = ledger.Stats()
-        self._outcomes: list[tuple[object, Result]] = []
+        self._outcomes: list[tuple[EmailOut | SmsOut, Result]] = []
         self._lock = threading.Lock()
 
     def in_flight(self, ids: Sequence[int]) -> set[int]:
@@ -59,7 +59,7 @@ class InlineJournal:
     def defer(self, ids: Sequence[int], until: dt.datetime) -> None:
         ledger.defer(ids, until)
 
-    def outcome(self, message, result: Result) -> None:
+    def outcome(self, message: EmailOut | SmsOut, result: Result) -> None:
         with self._lock:
             self._outcomes.append((message, result))
 
@@ -118,7 +118,7 @@ class ThreadJournal:
             self._slots.release()
         return kept
 
-    def outcome(self, message, result: Result) -> None:
+    def outcome(self, message: EmailOut | SmsOut, result: Result) -> None:
         self._queue.put(("out", message, result))
 
     def end(self, ids: Sequence[int], *, status: str, reason: str, detail: str = "") -> None:

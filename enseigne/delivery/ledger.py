@@ -22,7 +22,7 @@ from enseigne.campaigns.gates import Reason
 from enseigne.campaigns.models import Recipient
 from enseigne.contacts.models import Suppression
 from enseigne.contacts.services import suppress_brand_wide
-from enseigne.delivery.channels.base import Outcome, Result
+from enseigne.delivery.channels.base import EmailOut, Outcome, Result, SmsOut
 from enseigne.delivery.events import record_sent
 
 logger = logging.getLogger(__name__)
@@ -171,12 +171,12 @@ def record_outcomes(
     campaign_id: int,
     channel: str,
     worker: str,
-    outcomes: Sequence[tuple[object, Result]],
+    outcomes: Sequence[tuple[EmailOut | SmsOut, Result]],
     now: dt.datetime,
     stats: Stats,
 ) -> None:
     """Write what the transport answered for each message (``message.recipient_id``)."""
-    by_outcome: dict[Outcome, list[tuple[object, Result]]] = {}
+    by_outcome: dict[Outcome, list[tuple[EmailOut | SmsOut, Result]]] = {}
     for message, result in outcomes:
         by_outcome.setdefault(result.outcome, []).append((message, result))
     mine = Recipient.objects.filter(lease_owner=worker)

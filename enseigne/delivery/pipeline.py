@@ -246,7 +246,9 @@ class Runner:
                 window=self.window,
                 time_zone_of=lambda unit_id: self._content(unit_id).time_zone,
             )
-            ready, stopped, deferred = [], {}, {}
+            ready: list[dict] = []
+            stopped: dict[str, list[int]] = {}
+            deferred: dict[dt.datetime, list[int]] = {}
             for row in chunk:
                 verdict = verdicts[row["id"]]
                 if verdict is None:

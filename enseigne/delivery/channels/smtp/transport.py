@@ -74,6 +74,7 @@ class _Connection:
 
     def open(self) -> smtplib.SMTP:
         c = self.config
+        smtp: smtplib.SMTP
         if c.tls == "ssl":
             smtp = smtplib.SMTP_SSL(
                 c.host, c.port, timeout=c.timeout, context=ssl.create_default_context()
