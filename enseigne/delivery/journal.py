@@ -40,13 +40,28 @@ class JournalError(RuntimeError):
     """The journal could not write: the runner stops, leaving its rows to the ledger."""
 
 
-class InlineJournal:
-    durable = False
-
+class _Journal:
     def __init__(self, *, campaign_id: int, channel: str, worker: str, lease: dt.timedelta, clock):
         self.campaign_id, self.channel, self.worker = campaign_id, channel, worker
         self.lease, self.clock = lease, clock
         self.stats = ledger.Stats()
+
+    def _record(self, outcomes: list[tuple[EmailOut | SmsOut, Result]], now: dt.datetime) -> None:
+        ledger.record_outcomes(
+            campaign_id=self.campaign_id,
+            channel=self.channel,
+            worker=self.worker,
+            outcomes=outcomes,
+            now=now,
+            stats=self.stats,
+        )
+
+
+class InlineJournal(_Journal):
+    durable = False
+
+    def __init__(self, **common):
+        super().__init__(**common)
         self._outcomes: list[tuple[EmailOut | SmsOut, Result]] = []
         self._lock = threading.Lock()
 
@@ -67,37 +82,18 @@ class InlineJournal:
         with self._lock:
             outcomes, self._outcomes = self._outcomes, []
         if outcomes:
-            ledger.record_outcomes(
-                campaign_id=self.campaign_id,
-                channel=self.channel,
-                worker=self.worker,
-                outcomes=outcomes,
-                now=self.clock(),
-                stats=self.stats,
-            )
+            self._record(outcomes, self.clock())
 
     def close(self) -> None:
         self.flush()
 
 
-class ThreadJournal:
+class ThreadJournal(_Journal):
     durable = True
 
-    def __init__(
-        self,
-        *,
-        campaign_id: int,
-        channel: str,
-        worker: str,
-        lease: dt.timedelta,
-        clock,
-        window: int,
-        heartbeat: Callable[[], None] | None = None,
-    ):
-        self.campaign_id, self.channel, self.worker = campaign_id, channel, worker
-        self.lease, self.clock = lease, clock
+    def __init__(self, *, window: int, heartbeat: Callable[[], None] | None = None, **common):
+        super().__init__(**common)
         self.window = window
-        self.stats = ledger.Stats()
         self.error: BaseException | None = None
         self._slots = threading.Semaphore(window)
         self._queue: SimpleQueue = SimpleQueue()
@@ -199,14 +195,7 @@ class ThreadJournal:
                             ids=ids, worker=self.worker, now=now, lease=self.lease
                         )
                     if outcomes:
-                        ledger.record_outcomes(
-                            campaign_id=self.campaign_id,
-                            channel=self.channel,
-                            worker=self.worker,
-                            outcomes=outcomes,
-                            now=now,
-                            stats=self.stats,
-                        )
+                        self._record(outcomes, now)
             except Exception as exc:  # noqa: BLE001 - reported to the runner, which stops
                 logger.exception("campaign %s: the send journal failed", self.campaign_id)
                 self.error = exc
