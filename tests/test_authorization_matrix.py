@@ -303,6 +303,11 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
         "302 302 302 302 403 302",
         "404 404 404 404",
     ),
+    ("campaigns/<uuid:public_id>/reopen/", "POST"): (
+        "campaign",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
     ("campaigns/<uuid:public_id>/relay/", "POST"): (
         "campaign",
         "302 403 403 403 403 403",

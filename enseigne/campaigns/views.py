@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from enseigne.brand.free import free_frame
 from enseigne.brand.models import LocalVersion
 from enseigne.brand.views import message_preview, sandboxed
-from enseigne.campaigns import audience, selectors, services
+from enseigne.campaigns import audience, content, selectors, services
 from enseigne.campaigns.forms import (
     WEEKDAYS,
     BudgetForm,
@@ -157,6 +157,9 @@ def campaign_detail(request: HttpRequest, public_id) -> HttpResponse:
             ]
             if launched
             else [],
+            "content_problems": content.content_problems(campaign)
+            if campaign.status in content.CHECKED
+            else [],
             "schedule_form": ScheduleForm(initial={"send_at": campaign.send_at}),
             "decision_form": DecisionForm(),
         },
@@ -185,6 +188,9 @@ def campaign_message(request: HttpRequest, public_id) -> HttpResponse:
     if version is None or target is None:
         return sandboxed("<p>—</p>")
     values = target.local_version.values if target.local_version else {}
+    if campaign.approved_version_id is not None:  # approved: what is sent is what was approved
+        approved = content.approved_content(campaign, target.unit)
+        version, values = approved.version, approved.values
     return message_preview(version, values, target.unit, campaign.channel)
 
 
@@ -249,6 +255,17 @@ def campaign_schedule(request, public_id):
 @require_POST
 def campaign_cancel(request, public_id):
     return campaign_action(request, public_id, services.campaign_cancel)
+
+
+@login_required
+@require_POST
+def campaign_reopen(request, public_id):
+    return campaign_action(
+        request,
+        public_id,
+        services.campaign_reopen,
+        done=_("Back to draft: choose or write the content again, then submit it."),
+    )
 
 
 @login_required
