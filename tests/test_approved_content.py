@@ -488,6 +488,36 @@ def test_the_campaign_page_says_why_it_stopped_in_english_and_french(world, clie
     assert "Back to draft, to change its content" in fixed  # the store may still change it
 
 
+def test_a_store_sees_a_national_stop_without_another_stores_problem(world, client):
+    template = email_template(world)
+    national = services.campaign_create_national(
+        actor=world.hq_admin, channel="email", name="Printemps", template=template
+    )
+    services.campaign_submit(actor=world.hq_admin, campaign=national)
+    services.campaign_schedule(
+        actor=world.hq_admin, campaign=national, send_at=timezone.now() + dt.timedelta(hours=2)
+    )
+    lille = local_version_save(
+        actor=world.manager_b, unit=world.unit_b, template=template, values={"headline": "Lille"}
+    )
+    services.relay_decide(
+        actor=world.manager_b, campaign=national, unit=world.unit_b, relay=True, local_version=lille
+    )
+    rules(world, restricted_patterns=["lille"])
+    assert campaign_stop_for_content(campaign=national, problems=content_problems(national))
+    url = f"/campaigns/{national.public_id}/"
+    pages = {}
+    for person in (world.manager_a, world.hq_admin):
+        client.force_login(person)
+        with translation.override("en"):
+            html = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+        pages[person.email] = html[html.index('id="content-stop"') : html.index('class="row g-4"')]
+    lyon, hq = pages[world.manager_a.email], pages[world.hq_admin.email]
+    assert "Sending stopped before its next message" in lyon
+    assert "Lille" not in lyon and "solved" not in lyon
+    assert "<strong>Lille’s version of “Saison”</strong> — Zone “Headline” uses “lille”" in hq
+
+
 # -- item 2: offers' and products' links ---------------------------------------------------------
 
 OFFER_SOURCE = EMAIL_SOURCE.replace(

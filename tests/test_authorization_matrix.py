@@ -586,7 +586,15 @@ class Objects:
                 channel="email",
                 name=f"C {side}",
                 template=self.template[side],
-                local_version=self.local[side],
+                # Its own version: a submitted campaign's version can no longer be edited,
+                # and the matrix edits ``self.local``.
+                local_version=local_version_save(
+                    actor=manager,
+                    unit=unit,
+                    template=self.template[side],
+                    values={"headline": f"Campaign {side}"},
+                    name=f"Campaign version {side}",
+                ),
                 segment=segment,
             )
             self.campaign[side] = campaign_submit(actor=manager, campaign=campaign)

@@ -139,6 +139,7 @@ def campaign_detail(request: HttpRequest, public_id) -> HttpResponse:
             )
     else:
         relays = []
+    problems = content.content_problems(campaign) if campaign.status in content.CHECKED else []
     return render(
         request,
         "campaigns/detail.html",
@@ -157,9 +158,11 @@ def campaign_detail(request: HttpRequest, public_id) -> HttpResponse:
             ]
             if launched
             else [],
-            "content_problems": content.content_problems(campaign)
-            if campaign.status in content.CHECKED
-            else [],
+            "content_problems": problems,
+            # Another unit's version is none of a store's business: only the problems it sees.
+            "visible_problems": [
+                p for p in problems if not p.unit_path or access_for(user).sees(p.unit_path)
+            ],
             "schedule_form": ScheduleForm(initial={"send_at": campaign.send_at}),
             "decision_form": DecisionForm(),
         },
