@@ -514,7 +514,7 @@ def test_a_store_sees_a_national_stop_without_another_stores_problem(world, clie
         pages[person.email] = html[html.index('id="content-stop"') : html.index('class="row g-4"')]
     lyon, hq = pages[world.manager_a.email], pages[world.hq_admin.email]
     assert "Sending stopped before its next message" in lyon
-    assert "Lille" not in lyon and "solved" not in lyon
+    assert "Lille" not in lyon and "solved" not in lyon, lyon
     assert "<strong>Lille’s version of “Saison”</strong> — Zone “Headline” uses “lille”" in hq
 
 

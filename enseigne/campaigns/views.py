@@ -163,6 +163,8 @@ def campaign_detail(request: HttpRequest, public_id) -> HttpResponse:
             "visible_problems": [
                 p for p in problems if not p.unit_path or access_for(user).sees(p.unit_path)
             ],
+            # Only someone who sees every unit of the campaign can tell that nothing is left.
+            "content_solved": not problems and access_for(user).sees(campaign.owner_path),
             "schedule_form": ScheduleForm(initial={"send_at": campaign.send_at}),
             "decision_form": DecisionForm(),
         },
