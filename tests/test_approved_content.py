@@ -315,6 +315,48 @@ def test_reopen_is_refused_while_the_content_passes(world):
     assert Campaign.objects.get(pk=campaign.pk).status == "approved"
 
 
+def test_the_migration_snapshots_live_campaigns_and_relays(world):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("enseigne.campaigns.migrations.0010_approved_content_snapshot")
+    template = email_template(world)
+    campaign, _local = store_campaign(world, template)
+    draft, _draft_local = store_campaign(world, template, headline="Brouillon")
+    services.campaign_cancel(actor=world.manager_a, campaign=draft)
+    national = services.campaign_create_national(
+        actor=world.hq_admin, channel="email", name="Printemps", template=template
+    )
+    services.campaign_submit(actor=world.hq_admin, campaign=national)
+    services.campaign_schedule(
+        actor=world.hq_admin, campaign=national, send_at=timezone.now() + dt.timedelta(hours=2)
+    )
+    lille = local_version_save(
+        actor=world.manager_b, unit=world.unit_b, template=template, values={"headline": "Lille"}
+    )
+    services.relay_decide(
+        actor=world.manager_b, campaign=national, unit=world.unit_b, relay=True, local_version=lille
+    )
+    Campaign.objects.update(approved_version=None, approved_values={})  # as before 0010
+    Relay.objects.update(approved_version=None, approved_values={})
+    migration.snapshot_live_campaigns(apps, None)
+    snapshots = {
+        c.pk: (c.approved_version_id, c.approved_values)
+        for c in Campaign.objects.filter(pk__in=[campaign.pk, draft.pk, national.pk])
+    }
+    assert snapshots == {
+        campaign.pk: (template.current_id, {"headline": "Soldes à Lyon"}),
+        national.pk: (template.current_id, {}),
+        draft.pk: (None, {}),  # cancelled: it sends nothing
+    }
+    relay = Relay.objects.get(campaign=national, unit=world.unit_b)
+    assert (relay.approved_version_id, relay.approved_values) == (
+        template.current_id,
+        {"headline": "Lille"},
+    )
+
+
 # -- item 1: HQ publishes a new version ----------------------------------------------------------
 
 
@@ -452,9 +494,11 @@ def test_the_content_gate_reads_a_few_queries_whatever_the_number_of_relays(
             actor=manager, campaign=national, unit=unit, relay=True, local_version=local
         )
     rules(world, restricted_patterns=["lille"])
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(4):  # campaign, relays, versions, guardrails
         problems = content_problems(national)
     assert [p.unit_path for p in problems] == [world.unit_b.path]
+    with django_assert_max_num_queries(3):  # what one unit sends: campaign, relay, versions
+        assert approved_content(national, world.unit_a).values == {"headline": "Lyon"}
 
 
 # -- the campaign page ---------------------------------------------------------------------------

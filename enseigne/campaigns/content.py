@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -27,7 +27,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from enseigne.brand import checks
-from enseigne.brand.models import Asset, LocalVersion, Template, TemplateVersion
+from enseigne.brand.models import Asset, Guardrails, LocalVersion, Template, TemplateVersion
 from enseigne.brand.services import guardrails_for, zones_of
 from enseigne.campaigns.models import Campaign, PauseReason, Relay
 from enseigne.lib.ids import parse_uuid
@@ -100,22 +100,28 @@ class _Checker:
     def __init__(self, campaign: Campaign, snapshots: list[_Snapshot]):
         template: Template = campaign.template
         self.channel = template.channel
+        self.owner_path = campaign.owner_path
+        self.snapshots = snapshots
         ids = {s.version_id for s in snapshots} | {template.current_id}
         self.versions = TemplateVersion.objects.in_bulk([i for i in ids if i is not None])
         self.current = self.versions.get(template.current_id)
-        self.guardrails = guardrails_for(campaign.owner_path) if snapshots else None
+
+    @cached_property
+    def guardrails(self) -> Guardrails | None:
+        return guardrails_for(self.owner_path)
+
+    @cached_property
+    def assets(self) -> dict[str, Asset]:
         picks = {
             parse_uuid(value.get("asset"))
-            for s in snapshots
+            for s in self.snapshots
             for value in s.values.values()
             if isinstance(value, dict) and value.get("asset")
         }
         picks.discard(None)
-        self.assets = (
-            {str(a.public_id): a for a in Asset.objects.filter(public_id__in=picks)}
-            if picks
-            else {}
-        )
+        if not picks:
+            return {}
+        return {str(a.public_id): a for a in Asset.objects.filter(public_id__in=picks)}
 
     def _problems(self, snapshot: _Snapshot, version: TemplateVersion) -> list[str]:
         # What the unit may use: head office's items shared above it, and its own.
@@ -161,8 +167,11 @@ def approved_content(campaign: Campaign, unit: OrgNode) -> ApprovedContent:
     checker = _Checker(fresh, snapshots)
     if not snapshots:
         return ApprovedContent(checker.current, {})
-    version, _unused = checker.resolve(snapshots[0])
-    return ApprovedContent(version, snapshots[0].values)
+    (snapshot,) = snapshots
+    if snapshot.version_id == fresh.template.current_id:  # nothing to follow, nothing to check
+        return ApprovedContent(checker.current, snapshot.values)
+    version, _unused = checker.resolve(snapshot)
+    return ApprovedContent(version, snapshot.values)
 
 
 def content_problems(campaign: Campaign) -> list[ContentProblem]:
