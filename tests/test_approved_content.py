@@ -630,7 +630,7 @@ def test_an_offer_or_product_link_to_another_domain_makes_the_version_unusable(
     assert (fixed.is_usable, fixed.problems) == (True, [])
 
 
-def test_an_offer_edited_after_approval_keeps_the_approved_link(world, offer_template):
+def test_an_offer_edited_after_approval_keeps_the_approved_link(world, offer_template, client):
     rules(world, allowed_link_domains=["maison-lumiere.fr"])
     offer = own(world, Asset.Kind.OFFER, "https://maison-lumiere.fr/promo")
     local = local_version_save(
@@ -663,6 +663,9 @@ def test_an_offer_edited_after_approval_keeps_the_approved_link(world, offer_tem
         "https://maison-lumiere.fr/promo"
     )
     assert content_problems(campaign) == []
+    client.force_login(world.manager_a)  # the campaign page's preview shows what is sent
+    preview = client.get(f"/campaigns/{campaign.public_id}/message/").content.decode()
+    assert "https://maison-lumiere.fr/promo" in preview and "evil.example" not in preview
     # Head office narrowing the domains afterwards stops it.
     rules(world, allowed_link_domains=["boutique.maison-lumiere.fr"])
     assert [p.message for p in content_problems(campaign)] == [
