@@ -303,6 +303,11 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
         "302 302 302 302 403 302",
         "404 404 404 404",
     ),
+    ("campaigns/<uuid:public_id>/reopen/", "POST"): (
+        "campaign",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
     ("campaigns/<uuid:public_id>/relay/", "POST"): (
         "campaign",
         "302 403 403 403 403 403",
@@ -583,7 +588,15 @@ class Objects:
                 channel="email",
                 name=f"C {side}",
                 template=self.template[side],
-                local_version=self.local[side],
+                # Its own version: a submitted campaign's version can no longer be edited,
+                # and the matrix edits ``self.local``.
+                local_version=local_version_save(
+                    actor=manager,
+                    unit=unit,
+                    template=self.template[side],
+                    values={"headline": f"Campaign {side}"},
+                    name=f"Campaign version {side}",
+                ),
                 segment=segment,
             )
             self.campaign[side] = campaign_submit(actor=manager, campaign=campaign)

@@ -6,7 +6,9 @@ A local version with problems is kept (nothing typed is lost) but cannot be used
 
 from __future__ import annotations
 
+import html
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 from django.utils.translation import gettext as _
@@ -35,13 +37,48 @@ def _pattern(rule: str) -> re.Pattern | None:
     return re.compile(rf"(?<!\w){re.escape(rule)}(?!\w)", re.IGNORECASE)
 
 
+# Characters IDNA 2003 (Python's codec) maps away but browsers (UTS #46) keep: a host
+# holding one would be compared as one domain and opened as another.
+_IDNA_DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")
+
+
+def _ascii_host(host: str) -> str | None:
+    """``host`` lowercased, without its final dot, in its ASCII (punycode) form; None if a
+    browser could read it as another host than we do."""
+    host = unicodedata.normalize("NFKC", host).lower().rstrip(".")
+    if not host or "%" in host or _IDNA_DEVIATIONS & set(host):
+        return None
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+
+
+def link_host(url: str) -> str | None:
+    """The host a mail client opens for ``url``, or None when it is not an absolute http(s)
+    link. Parsed the way browsers do (tabs and line breaks dropped, a backslash read as a
+    slash), so ``https://allowed.example\\@evil.example`` is evil.example here as it is there."""
+    url = re.sub(r"[\t\n\r]", "", url).strip("\x00 ").replace("\\", "/")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return _ascii_host(parts.hostname or "")
+
+
 def _domain_allowed(url: str, domains: list[str]) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return any(
-        host == d or host.endswith("." + d)
-        for d in (d.strip().lower().lstrip(".") for d in domains)
-        if d
-    )
+    host = link_host(url)
+    if host is None:
+        return False
+    allowed = (_ascii_host(d.strip().lstrip(".")) for d in domains if d.strip())
+    return any(host == d or host.endswith("." + d) for d in allowed if d)
+
+
+def _link_problem(label: str, url: str, domains: list[str]) -> str:
+    return _("Zone “%(zone)s” links to %(url)s; links may only go to %(domains)s.") % {
+        "zone": label,
+        "url": url,
+        "domains": ", ".join(domains),
+    }
 
 
 def clean_values(zones: list[Zone], values: dict) -> dict:
@@ -97,13 +134,11 @@ def check(
                     )
             if zone.kind == "rich" and value and domains:
                 for url in re.findall(r'href="([^"]*)"', value):
-                    if url.startswith("mailto:"):
+                    url = html.unescape(url)
+                    if url.strip().lower().startswith("mailto:"):
                         continue
                     if not _domain_allowed(url, domains):
-                        problems.append(
-                            _("Zone “%(zone)s” links to %(url)s; links may only go to %(domains)s.")
-                            % {"zone": label, "url": url, "domains": ", ".join(domains)}
-                        )
+                        problems.append(_link_problem(label, url, domains))
         elif zone.kind == "choice":
             if value and value not in {o.value for o in zone.options}:
                 problems.append(
@@ -144,6 +179,11 @@ def check(
                         "max": guardrails.max_image_kb,
                     }
                 )
+            # An offer's or product's button is a link like any other: the one the message
+            # carries (the library's address, copied into the value when it was picked).
+            url = value.get("url") if isinstance(value, dict) else None
+            if zone.kind != "image" and url and domains and not _domain_allowed(str(url), domains):
+                problems.append(_link_problem(label, str(url), domains))
     if guardrails and channel == "email":
         if guardrails.require_logo and not _LOGO.search(source):
             problems.append(
@@ -157,3 +197,16 @@ def check(
                 )
             )
     return problems
+
+
+def removed_zones(zones: list[Zone], values: dict) -> list[str]:
+    """Values kept for zones head office took out of the template: each one is a problem."""
+    kept = {z.name for z in zones}
+    return [
+        _(
+            "Head office removed the zone “%(zone)s”; what you wrote there is kept but no longer "
+            "shown."
+        )
+        % {"zone": name}
+        for name in sorted(set(values) - kept)
+    ]

@@ -10,6 +10,12 @@ from django.utils.translation import gettext_lazy as _
 from enseigne.contacts.models import Channel
 from enseigne.network.models import OrgNode, User
 
+# The statuses (``campaigns.Campaign.Status`` values) of a campaign whose content was sent
+# for approval or approved: a local version it uses can no longer be edited, so what was
+# approved is what the unit sees. Declared here because ``brand`` may not import
+# ``campaigns``; ``Campaign.CONTENT_FROZEN`` is this tuple.
+CONTENT_FROZEN_STATUSES = ("submitted", "approved", "scheduled", "sending", "paused")
+
 
 class Asset(models.Model):
     """An image, logo, text snippet, offer or product. HQ assets have ``unit_path`` ''."""

@@ -8,11 +8,14 @@ import re
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from enseigne.brand import checks
 from enseigne.brand.library import ZONE_KINDS, zone_data
 from enseigne.brand.models import (
+    CONTENT_FROZEN_STATUSES,
     Asset,
     Guardrails,
     LocalVersion,
@@ -267,15 +270,7 @@ def _recheck(local: LocalVersion, guardrails: Guardrails | None) -> list[Asset]:
         assets=assets,
         channel=local.template.channel,
     )
-    kept = {z.name for z in zones}
-    for name in sorted(set(local.values) - kept):
-        problems.append(
-            _(
-                "Head office removed the zone “%(zone)s”; what you wrote there is kept but no longer "
-                "shown."
-            )
-            % {"zone": name}
-        )
+    problems.extend(checks.removed_zones(zones, local.values))
     if local.template.channel == Channel.SMS:
         problems.extend(sms_problems(local.version, local.values, local.unit))
     local.problems = problems
@@ -327,6 +322,10 @@ def local_version_save(
     local.previous_version = None  # the unit has seen head office's change
     picked = _recheck(local, guardrails_for(unit.path))
     with transaction.atomic():
+        if local.pk is not None:
+            # Locked so that an approval taking its snapshot comes wholly before or after.
+            LocalVersion.objects.select_for_update().filter(pk=local.pk).first()
+            _refuse_if_frozen(local)
         local.save()
         local.assets.set(picked)
     audit(
@@ -341,6 +340,41 @@ def local_version_save(
         },
     )
     return local
+
+
+def _refuse_if_frozen(local: LocalVersion) -> None:
+    """A version sent for approval or approved is what will be sent: editing it is refused,
+    naming the campaigns (see docs/decisions.md, "Approved content is frozen")."""
+    uses = [
+        (campaign, None if campaign.status == "submitted" else campaign.decided_at)
+        for campaign in local.campaigns.filter(status__in=CONTENT_FROZEN_STATUSES).order_by("pk")
+    ]
+    relays = local.relays.filter(campaign__status__in=CONTENT_FROZEN_STATUSES).select_related(
+        "campaign"
+    )
+    uses += [(relay.campaign, relay.decided_at) for relay in relays.order_by("pk")]
+    if not uses:
+        return
+    names = [
+        _("the campaign “%(name)s” (%(status)s, approved on %(date)s)")
+        % {
+            "name": campaign.name,
+            "status": campaign.get_status_display().lower(),
+            "date": date_format(timezone.localtime(when), "SHORT_DATE_FORMAT"),
+        }
+        if when
+        else _("the campaign “%(name)s” (%(status)s)")
+        % {"name": campaign.name, "status": campaign.get_status_display().lower()}
+        for campaign, when in uses
+    ]
+    raise ValidationError(
+        _(
+            "This version is used by %(campaigns)s: what was approved is what is sent, so it "
+            "cannot be changed any more. To send something else, write a new version from the "
+            "template."
+        )
+        % {"campaigns": ", ".join(names)}
+    )
 
 
 def preview_values(version: TemplateVersion, values: dict, unit: OrgNode) -> dict:

@@ -16,7 +16,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from enseigne.brand.models import LocalVersion, Template
+from enseigne.brand.models import CONTENT_FROZEN_STATUSES, LocalVersion, Template, TemplateVersion
 from enseigne.contacts.models import Channel, Contact, Segment
 from enseigne.lib.sendwindow import DEFAULT_DAYS
 from enseigne.network.models import OrgNode, UnitTag, User
@@ -132,7 +132,17 @@ class Budget(models.Model):
         ]
 
 
+class PauseReason(models.TextChoices):
+    """Why the system (not a person) paused a campaign."""
+
+    COMPLAINT_RATE = "complaint_rate", _("spam complaints reached the limit")
+    CONTENT = "content", _("its approved content no longer passes head office's rules")
+
+
 class Campaign(models.Model):
+    # A local version used by a campaign in one of these is frozen (brand cannot import us).
+    CONTENT_FROZEN = CONTENT_FROZEN_STATUSES
+
     class Kind(models.TextChoices):
         NATIONAL = "national", _("National")
         LOCAL = "local", _("Local")
@@ -200,6 +210,14 @@ class Campaign(models.Model):
     recipient_total = models.PositiveIntegerField(default=0)
     # Why sending stopped when the system paused it (e.g. the complaint rate); '' otherwise.
     pause_reason = models.CharField(max_length=40, blank=True)
+    # What was approved, frozen at approval (see campaigns/content.py): HQ's version and the
+    # zone values (a copy of the local version's; {} = HQ's defaults). None until approved.
+    approved_version = models.ForeignKey(
+        TemplateVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_values = models.JSONField(default=dict, blank=True)
+    # Why the content gate stopped it ({"unit_path", "subject", "message"} each), when it did.
+    content_problems = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -221,6 +239,10 @@ class Campaign(models.Model):
     def is_editable(self) -> bool:
         return self.status in (self.Status.DRAFT, self.Status.REJECTED)
 
+    @property
+    def is_stopped_for_content(self) -> bool:
+        return self.status == self.Status.PAUSED and self.pause_reason == PauseReason.CONTENT
+
 
 class Relay(models.Model):
     """A unit's answer to a national campaign: relay it (maybe personalised) or opt out."""
@@ -237,8 +259,14 @@ class Relay(models.Model):
     unit_path = models.CharField(max_length=255)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     local_version = models.ForeignKey(
-        LocalVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        LocalVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="relays"
     )
+    # The local version as it was relayed (its version and values): what this unit sends.
+    # None = HQ's defaults (relayed unchanged, or not decided).
+    approved_version = models.ForeignKey(
+        TemplateVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_values = models.JSONField(default=dict, blank=True)
     decided_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -6,21 +6,28 @@ Every state change is a compare-and-swap on the status (``UPDATE … WHERE statu
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from enseigne.brand.models import LocalVersion, Template
 from enseigne.campaigns import audience, selectors
+from enseigne.campaigns.content import (
+    campaign_stop_for_content,
+    content_problems,
+    problems_text,
+)
 from enseigne.campaigns.models import (
     Budget,
     Campaign,
+    PauseReason,
     PressureRule,
     Recipient,
     Relay,
@@ -130,6 +137,34 @@ def _check_local(local: LocalVersion | None, template: Template, unit: OrgNode) 
                 )
                 % {"problems": "; ".join(local.problems)}
             }
+        )
+
+
+def _approved_fields(campaign: Campaign) -> dict:
+    """What approval freezes (campaigns/content.py): the local version as it is now, locked
+    against an edit in the same instant, or head office's current version and defaults."""
+    if campaign.is_national or campaign.local_version_id is None:
+        current = Template.objects.values_list("current_id", flat=True).get(pk=campaign.template_id)
+        return {"approved_version_id": current, "approved_values": {}}
+    local = (
+        LocalVersion.objects.select_for_update()
+        .select_related("template")
+        .get(pk=campaign.local_version_id)
+    )
+    _check_local(local, campaign.template, campaign.owner)
+    return {"approved_version_id": local.version_id, "approved_values": copy.deepcopy(local.values)}
+
+
+def _refuse_content(problems) -> None:
+    if problems:
+        raise ValidationError(
+            [
+                _(
+                    "This campaign cannot be sent: what was approved no longer passes head "
+                    "office's rules."
+                ),
+                *problems_text(problems),
+            ]
         )
 
 
@@ -280,6 +315,7 @@ def campaign_submit(*, actor: User, campaign: Campaign) -> Campaign:
             decided_by=actor,
             decided_at=timezone.now(),
             decision_comment="",
+            **_approved_fields(campaign),
         )
         audit(
             actor=actor,
@@ -311,6 +347,7 @@ def campaign_approve(
         decided_at=timezone.now(),
         decision_comment=comment.strip(),
         budget_override=over_budget,
+        **_approved_fields(campaign),
     )
     audit(
         actor=actor,
@@ -418,10 +455,16 @@ def relay_decide(
         raise ValidationError(_("The deadline to answer has passed."))
     if not relay and not campaign.allow_opt_out:
         raise ValidationError(_("Head office does not allow units to opt out of this campaign."))
-    if relay:
-        _check_local(local_version, campaign.template, unit)
+    local = None
+    if relay and local_version is not None:
+        # Locked so that an edit in the same instant comes wholly before or after the snapshot.
+        local = LocalVersion.objects.select_for_update().get(pk=local_version.pk)
+        _check_local(local, campaign.template, unit)
     record.status = Relay.Status.RELAYED if relay else Relay.Status.OPTED_OUT
-    record.local_version = local_version if relay else None
+    record.local_version = local
+    # What this unit sends (campaigns/content.py); None = head office's version and defaults.
+    record.approved_version_id = local.version_id if local else None
+    record.approved_values = copy.deepcopy(local.values) if local else {}
     record.decided_by, record.decided_at = actor, timezone.now()
     record.save()
     audit(
@@ -440,21 +483,36 @@ def campaign_launch(
     """Freeze the audience into the ledger and start sending. Returns the ledger size."""
     if actor is not None:
         _require(actor, edit_capability(campaign), campaign.owner)
-    now = now or timezone.now()
+    _refuse_content(content_problems(campaign))
+    return _start(actor, campaign, (S.SCHEDULED, S.APPROVED), now or timezone.now())
+
+
+def _start(actor: User | None, campaign: Campaign, sources, now: dt.datetime) -> int:
+    """Go to sending. The first time, freeze the audience into the ledger; a campaign that
+    was stopped and approved again carries on with the ledger it has (nothing lost, nothing
+    added)."""
+    first = campaign.launched_at is None
     _transition(
-        campaign, (S.SCHEDULED, S.APPROVED), S.SENDING, launched_at=now, needs_confirmation=False
+        campaign,
+        sources,
+        S.SENDING,
+        launched_at=now if first else campaign.launched_at,
+        needs_confirmation=False,
+        pause_reason="",
+        content_problems=[],
     )
-    total = audience.freeze(campaign, now)
-    Campaign.objects.filter(pk=campaign.pk).update(recipient_total=total)
-    campaign.recipient_total = total
+    if first:
+        total = audience.freeze(campaign, now)
+        Campaign.objects.filter(pk=campaign.pk).update(recipient_total=total)
+        campaign.recipient_total = total
     audit(
         actor=actor,
         action="campaign.launch",
         target=campaign,
         node_path=campaign.owner_path,
-        changes={"recipients": total},
+        changes={"recipients": campaign.recipient_total, "first": first},
     )
-    return total
+    return campaign.recipient_total
 
 
 def campaigns_due(now: dt.datetime) -> list[Campaign]:
@@ -467,7 +525,12 @@ def campaigns_due(now: dt.datetime) -> list[Campaign]:
 
 
 def campaign_wake(*, campaign: Campaign, now: dt.datetime) -> bool:
-    """Launch a due campaign, unless it woke far too late: then it waits for a person."""
+    """Launch a due campaign, unless its approved content no longer passes (then it stops
+    and its people are told) or it woke far too late (then it waits for a person)."""
+    problems = content_problems(campaign)
+    if problems:
+        campaign_stop_for_content(campaign=campaign, problems=problems)
+        return False
     policy = policy_for(campaign.owner)
     if now - campaign.send_at > dt.timedelta(minutes=policy.late_start_minutes):
         Campaign.objects.filter(pk=campaign.pk, status=S.SCHEDULED).update(needs_confirmation=True)
@@ -493,9 +556,53 @@ def campaign_pause(*, actor: User, campaign: Campaign) -> Campaign:
 
 @transaction.atomic
 def campaign_resume(*, actor: User, campaign: Campaign) -> Campaign:
+    """Carry on where it stopped, once what was approved passes head office's rules again.
+    A campaign stopped before its launch is launched now."""
     _require(actor, edit_capability(campaign), campaign.owner)
-    _transition(campaign, (S.PAUSED,), S.SENDING, pause_reason="")
+    _refuse_content(content_problems(campaign))
+    if campaign.launched_at is None:
+        _start(actor, campaign, (S.PAUSED,), timezone.now())
+    else:
+        _transition(campaign, (S.PAUSED,), S.SENDING, pause_reason="", content_problems=[])
     audit(actor=actor, action="campaign.resume", target=campaign, node_path=campaign.owner_path)
+    return campaign
+
+
+@transaction.atomic
+def campaign_reopen(*, actor: User, campaign: Campaign) -> Campaign:
+    """Back to draft, to change content that head office's rules now refuse: the campaign
+    stopped for its content, or approved and not launched yet with a problem. It is submitted
+    and approved again with its new content; if it had started, it then carries on with its
+    ledger (see docs/decisions.md)."""
+    _require(actor, edit_capability(campaign), campaign.owner)
+    if campaign.status != S.PAUSED and not content_problems(campaign):
+        raise ValidationError(
+            _("Its approved content passes head office's rules: there is nothing to change.")
+        )
+    stopped = Q(status=S.PAUSED, pause_reason=PauseReason.CONTENT)
+    not_started = Q(status__in=(S.APPROVED, S.SCHEDULED), launched_at__isnull=True)
+    reopened = (
+        Campaign.objects.filter(pk=campaign.pk)
+        .filter(stopped | not_started)
+        .update(
+            status=S.DRAFT,
+            pause_reason="",
+            content_problems=[],
+            approved_version=None,
+            approved_values={},
+            needs_confirmation=False,
+            updated_at=timezone.now(),
+        )
+    )
+    if not reopened:
+        campaign.refresh_from_db(fields=["status"])
+        raise ValidationError(
+            _("This campaign is %(status)s; only one stopped for its content goes back to draft.")
+            % {"status": campaign.get_status_display().lower()}
+        )
+    campaign.status, campaign.pause_reason, campaign.content_problems = S.DRAFT, "", []
+    campaign.approved_version, campaign.approved_values = None, {}
+    audit(actor=actor, action="campaign.reopen", target=campaign, node_path=campaign.owner_path)
     return campaign
 
 
@@ -523,7 +630,7 @@ def complaints_check(campaign_id: int) -> bool:
     if not selectors.complaint_rate_reaches(complaints, sent, settings.COMPLAINT_PAUSE_RATE):
         return False
     paused = Campaign.objects.filter(pk=campaign_id, status=S.SENDING).update(
-        status=S.PAUSED, pause_reason="complaint_rate", updated_at=timezone.now()
+        status=S.PAUSED, pause_reason=PauseReason.COMPLAINT_RATE, updated_at=timezone.now()
     )
     if paused:
         campaign = Campaign.objects.get(pk=campaign_id)

@@ -29,6 +29,7 @@ urlpatterns = [
     ),
     path("campaigns/<uuid:public_id>/schedule/", views.campaign_schedule, name="campaign_schedule"),
     path("campaigns/<uuid:public_id>/cancel/", views.campaign_cancel, name="campaign_cancel"),
+    path("campaigns/<uuid:public_id>/reopen/", views.campaign_reopen, name="campaign_reopen"),
     path("campaigns/<uuid:public_id>/relay/", views.campaign_relay, name="campaign_relay"),
     path("campaigns/<uuid:public_id>/move/", views.campaign_move, name="campaign_move"),
 ]

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from enseigne.brand.free import free_frame
 from enseigne.brand.models import LocalVersion
 from enseigne.brand.views import message_preview, sandboxed
-from enseigne.campaigns import audience, selectors, services
+from enseigne.campaigns import audience, content, selectors, services
 from enseigne.campaigns.confirmation import send_summary
 from enseigne.campaigns.forms import (
     WEEKDAYS,
@@ -140,6 +140,7 @@ def campaign_detail(request: HttpRequest, public_id) -> HttpResponse:
             )
     else:
         relays = []
+    problems = content.content_problems(campaign) if campaign.status in content.CHECKED else []
     return render(
         request,
         "campaigns/detail.html",
@@ -158,6 +159,13 @@ def campaign_detail(request: HttpRequest, public_id) -> HttpResponse:
             ]
             if launched
             else [],
+            "content_problems": problems,
+            # Another unit's version is none of a store's business: only the problems it sees.
+            "visible_problems": [
+                p for p in problems if not p.unit_path or access_for(user).sees(p.unit_path)
+            ],
+            # Only someone who sees every unit of the campaign can tell that nothing is left.
+            "content_solved": not problems and access_for(user).sees(campaign.owner_path),
             "schedule_form": ScheduleForm(initial={"send_at": campaign.send_at}),
             "decision_form": DecisionForm(),
         },
@@ -186,6 +194,9 @@ def campaign_message(request: HttpRequest, public_id) -> HttpResponse:
     if version is None or target is None:
         return sandboxed("<p>—</p>")
     values = target.local_version.values if target.local_version else {}
+    if campaign.approved_version_id is not None:  # approved: what is sent is what was approved
+        approved = content.approved_content(campaign, target.unit)
+        version, values = approved.version, approved.values
     return message_preview(version, values, target.unit, campaign.channel)
 
 
@@ -283,6 +294,17 @@ def campaign_schedule(request, public_id):
 @require_POST
 def campaign_cancel(request, public_id):
     return campaign_action(request, public_id, services.campaign_cancel)
+
+
+@login_required
+@require_POST
+def campaign_reopen(request, public_id):
+    return campaign_action(
+        request,
+        public_id,
+        services.campaign_reopen,
+        done=_("Back to draft: choose or write the content again, then submit it."),
+    )
 
 
 @login_required
