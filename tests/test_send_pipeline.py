@@ -239,3 +239,29 @@ def test_a_transport_crash_leaves_only_the_window_unknown():
         status = Campaign.objects.get(pk=campaign.pk).status
     assert ambiguous == in_flight and stats.sent == 40 - 16 - in_flight
     assert status == "finished"
+
+
+@pytest.mark.django_db
+def test_a_word_forbidden_mid_send_stops_the_runner_before_its_next_batch(world):
+    from enseigne.brand.services import guardrails_update
+    from enseigne.delivery.channels.locmem import transport as locmem
+
+    locmem.outbox.clear()
+    contacts(world.unit_a, 6)
+    campaign = local_campaign(world)
+    launched(world, campaign)
+    runner = Runner(campaign.pk, batch_size=2)
+    assert runner.run(max_batches=1).sent == 2
+    guardrails_update(
+        actor=world.hq_admin,
+        node=world.root,
+        require_logo=False,
+        require_legal_footer=False,
+        restricted_patterns=["soldes"],
+    )
+    stats = Runner(campaign.pk, batch_size=2).run()
+    campaign.refresh_from_db()
+    assert stats.sent == 0 and len(locmem.outbox) == 2
+    assert (campaign.status, campaign.pause_reason) == ("paused", "content")
+    assert "soldes" in str(campaign.content_problems).lower()
+    assert Recipient.objects.filter(campaign=campaign, status="pending").count() == 4

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from liquid import BoundTemplate
 
-from enseigne.brand.models import LocalVersion, TemplateVersion
+from enseigne.brand.models import TemplateVersion
 from enseigne.brand.previews import brand_context, unit_context
 from enseigne.brand.rendering import Compiled, Personaliser, text_template, zone_context
 from enseigne.brand.zones import Zone
-from enseigne.campaigns.models import Campaign, Relay
+from enseigne.campaigns.content import approved_content
+from enseigne.campaigns.models import Campaign
 from enseigne.contacts.models import Channel
 from enseigne.delivery.channels.base import EmailOut, SmsOut
 from enseigne.delivery.links import LinkRewriter
@@ -36,7 +37,9 @@ def unsubscribe_url(recipient_id: int) -> str:
 
 @dataclass
 class UnitContent:
-    """Everything one unit's messages share, prepared once per run."""
+    """Everything one unit's messages share, prepared once per run (content is fixed at
+    approval, so a run's content does not move under it; the content gate stops the run
+    before its next batch when what was approved may no longer be sent)."""
 
     unit: OrgNode
     version: TemplateVersion
@@ -67,19 +70,10 @@ def prepare(campaign: Campaign, unit_id: int) -> UnitContent:
     """What every message of ``campaign`` from this unit shares, built once per run."""
     is_email = campaign.channel == Channel.EMAIL
     unit = OrgNode.objects.select_related("profile").get(pk=unit_id)
-    local: LocalVersion | None = campaign.local_version
-    if campaign.is_national:
-        relay = (
-            Relay.objects.filter(campaign=campaign, unit_id=unit_id)
-            .select_related("local_version__version")
-            .first()
-        )
-        local = relay.local_version if relay and relay.status == Relay.Status.RELAYED else None
-    # A local version follows HQ's current version; without one, HQ's defaults are sent.
-    version = local.version if local is not None else campaign.template.current
-    if version is None:
-        raise ValueError(f"campaign {campaign.pk}: its template has no published version")
-    values = local.values if local is not None else {}
+    # What was approved (the snapshot, following HQ's newer version where it still fits), never
+    # what the unit's version holds now.
+    approved = approved_content(campaign, unit)
+    version, values = approved.version, approved.values
     root = root_of(unit)
     network = getattr(root, "network", None)
     domain = network.sending_domain if network else "localhost"

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from enseigne.campaigns.content import campaign_stop_for_content, content_problems
 from enseigne.campaigns.gates import Reason
 from enseigne.campaigns.models import Campaign, Recipient
 from enseigne.campaigns.selectors import policy_for, sms_window
@@ -135,6 +136,8 @@ class Runner:
         journal = self._journal()
         try:
             while max_batches is None or total.batches < max_batches:
+                if not self._content_passes():
+                    break
                 rows = self.claim()
                 if not rows and exclusive and self._wait_for_leases():
                     continue
@@ -156,6 +159,20 @@ class Runner:
         with transaction.atomic(), db_scope(ALL):
             campaign_finish_if_done(self.campaign_id)
         return total
+
+    def _content_passes(self) -> bool:
+        """The content gate, before every batch: what was approved may still be sent (HQ has
+        not since forbidden a word in it, withdrawn the template…); if not, the campaign
+        stops here, says why, and its creator and approver are told."""
+        with transaction.atomic(), db_scope(ALL):
+            if self._status() != Campaign.Status.SENDING:
+                return True  # nothing will be claimed anyway
+            problems = content_problems(self.campaign)
+            if problems:
+                campaign_stop_for_content(campaign=self.campaign, problems=problems)
+                logger.warning("campaign %s stopped by the content gate", self.campaign_id)
+                return False
+        return True
 
     def _wait_for_leases(self) -> bool:
         """When rows are still pending but leased (another runner's, maybe a dead one's) or
