@@ -288,6 +288,7 @@ def _queue_env(database, port, tmp_path, **extra) -> dict:
     return env
 
 
+@pytest.mark.slow  # worker processes killed mid-send (minutes)
 @pytest.mark.django_db(transaction=False)
 def test_a_kill_leaves_in_doubt_only_what_was_in_flight_and_sends_the_rest(tmp_path):
     """At most once: two kills mid-send leave at most the in-flight window unknown each (SMTP
@@ -328,6 +329,7 @@ def test_a_kill_leaves_in_doubt_only_what_was_in_flight_and_sends_the_rest(tmp_p
     assert len(sent) >= total * 0.98
 
 
+@pytest.mark.slow  # queue workers, one killed (minutes)
 @pytest.mark.django_db(transaction=False)
 def test_two_workers_share_a_campaign_and_a_killed_one_is_taken_over_in_seconds(tmp_path):
     total = 6000
@@ -365,6 +367,7 @@ def test_two_workers_share_a_campaign_and_a_killed_one_is_taken_over_in_seconds(
     assert dict(rows).get("pending", 0) == 0
 
 
+@pytest.mark.slow  # a queue worker killed and restarted
 @pytest.mark.django_db(transaction=False)
 def test_a_worker_restarted_after_a_kill_resumes_at_once(tmp_path):
     total = 3000
