@@ -30,8 +30,8 @@ from queue import Empty, SimpleQueue
 from django.db import connection, transaction
 
 from enseigne.delivery import ledger
-from enseigne.delivery.channels.base import EmailOut, Result, SmsOut
-from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.delivery.channels.base import EmailOut, Outcome, Result, SmsOut
+from enseigne.lib.rowsecurity import ALL, SETTING
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class ThreadJournal(_Journal):
         self._slots = threading.Semaphore(window)
         self._queue: SimpleQueue = SimpleQueue()
         self._heartbeat = heartbeat
+        self._scoped: object = None
         self._thread = threading.Thread(target=self._run, name="send-journal", daemon=True)
         self._thread.start()
 
@@ -172,7 +173,8 @@ class ThreadJournal(_Journal):
         if self._heartbeat is None or self.error is not None:
             return
         try:
-            with transaction.atomic(), db_scope(ALL):
+            self._ensure_scope()
+            with transaction.atomic():
                 self._heartbeat()
         except Exception as exc:  # noqa: BLE001 - a missed beat only shortens the lease
             logger.warning("campaign %s: lease renewal failed: %s", self.campaign_id, exc)
@@ -183,19 +185,7 @@ class ThreadJournal(_Journal):
         stops = [item for item in items if item[0] in ("end", "defer")]
         if self.error is None and (flights or outcomes or stops):
             try:
-                now = self.clock()
-                with transaction.atomic(), db_scope(ALL):
-                    for kind, ids, *rest in stops:
-                        if kind == "end":
-                            ledger.end(ids, status=rest[0], reason=rest[1], detail=rest[2])
-                        else:
-                            ledger.defer(ids, rest[0])
-                    for _kind, ids, box, _done in flights:
-                        box["kept"] = ledger.put_in_flight(
-                            ids=ids, worker=self.worker, now=now, lease=self.lease
-                        )
-                    if outcomes:
-                        self._record(outcomes, now)
+                self._commit(flights, outcomes, stops)
             except Exception as exc:  # noqa: BLE001 - reported to the runner, which stops
                 logger.exception("campaign %s: the send journal failed", self.campaign_id)
                 self.error = exc
@@ -204,3 +194,38 @@ class ThreadJournal(_Journal):
         for item in items:
             if item[0] in ("fly", "flush"):
                 item[-1].set()
+
+    def _ensure_scope(self) -> None:
+        """This connection only ever does the system's work on the ledger: its scope is set
+        once per session (again after a reconnection), not in every transaction."""
+        connection.ensure_connection()
+        if self._scoped is not connection.connection:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config(%s, %s, false)", [SETTING, ALL])
+            self._scoped = connection.connection
+
+    def _commit(self, flights: list, outcomes: list, stops: list) -> None:
+        """One transaction: the rows stopped by a gate, then the in-flight marks and the sent
+        rows in one statement, then any other outcome (rare: retries, refusals, doubt)."""
+        self._ensure_scope()
+        now = self.clock()
+        sent = [m.recipient_id for m, result in outcomes if result.outcome is Outcome.SENT]
+        others = [(m, result) for m, result in outcomes if result.outcome is not Outcome.SENT]
+        with transaction.atomic():
+            for kind, ids, *rest in stops:
+                if kind == "end":
+                    ledger.end(ids, status=rest[0], reason=rest[1], detail=rest[2])
+                else:
+                    ledger.defer(ids, rest[0])
+            kept = ledger.journal_write(
+                worker=self.worker,
+                now=now,
+                lease=self.lease,
+                in_flight=[pk for _kind, ids, _box, _done in flights for pk in ids],
+                sent=sent,
+            )
+            for _kind, ids, box, _done in flights:
+                box["kept"] = kept.intersection(ids)
+            self.stats.sent += len(sent)
+            if others:
+                self._record(others, now)

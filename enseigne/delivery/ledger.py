@@ -24,6 +24,7 @@ from enseigne.contacts.models import Suppression
 from enseigne.contacts.services import suppress_brand_wide
 from enseigne.delivery.channels.base import EmailOut, Outcome, Result, SmsOut
 from enseigne.delivery.events import record_sent
+from enseigne.delivery.models import Event
 
 logger = logging.getLogger(__name__)
 R = Recipient.Status
@@ -126,6 +127,44 @@ def put_in_flight(
 def end_flight(ids) -> None:
     """Take back in-flight marks of rows that will not be sent after all (nothing left)."""
     Recipient.objects.filter(pk__any=list(ids)).update(**_RELEASED)
+
+
+def journal_write(
+    *,
+    worker: str,
+    now: dt.datetime,
+    lease: dt.timedelta,
+    in_flight: Sequence[int],
+    sent: Sequence[int],
+) -> set[int]:
+    """PostgreSQL, the journal's common case in one statement: mark ``in_flight`` rows (those
+    still leased to ``worker``, returned), and record ``sent`` rows with their ``sent``
+    events. The ORM's three statements cost the worker more CPU than composing the message."""
+    table = Recipient._meta.db_table
+    events = Event._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH fly AS (UPDATE {table} SET attempted_at = %(now)s, lease_until = %(until)s "  # noqa: S608
+            "WHERE id = ANY(%(fly)s) AND lease_owner = %(worker)s AND lease_until > %(now)s "
+            "RETURNING id), "
+            f"done AS (UPDATE {table} SET status = 'sent', sent_at = %(now)s, "
+            "attempts = attempts + 1, attempted_at = NULL, lease_owner = '', lease_until = NULL "
+            "WHERE id = ANY(%(sent)s) AND lease_owner = %(worker)s "
+            "RETURNING id, channel, campaign_id, unit_id, unit_path), "
+            f"logged AS (INSERT INTO {events} (occurred_at, kind, channel, campaign_id, unit_id, "
+            "unit_path, recipient_id, machine) SELECT %(now)s, %(kind)s, channel, campaign_id, "
+            "unit_id, unit_path, id, false FROM done) "
+            "SELECT id FROM fly",
+            {
+                "now": now,
+                "until": now + lease,
+                "fly": list(in_flight),
+                "sent": list(sent),
+                "worker": worker,
+                "kind": int(Event.Kind.SENT),
+            },
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def ambiguous(campaign_id: int, ids: Sequence[int], now: dt.datetime, why: str) -> None:
