@@ -297,7 +297,13 @@ def test_a_kill_leaves_in_doubt_only_what_was_in_flight_and_sends_the_rest(tmp_p
     total = 4000
     with ScratchDatabase(tmp_path) as database, FaultySink(handler) as sink:
         env = _env(database, sink.port, tmp_path)
-        env.update({"ENSEIGNE_AMBIGUOUS_POLICY": "at_most_once", "ENSEIGNE_SEND_CHUNK_SIZE": "250"})
+        env.update(
+            {
+                "ENSEIGNE_AMBIGUOUS_POLICY": "at_most_once",
+                "ENSEIGNE_SEND_CHUNK_SIZE": "250",
+                "ENSEIGNE_SEND_INFLIGHT_DEPTH": "2",
+            }
+        )
         campaign_id = _scenario(env, total)
         first = _worker(campaign_id, env)
         _kill_when(first, database, total // 4)

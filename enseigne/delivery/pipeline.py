@@ -298,7 +298,8 @@ class Runner:
         transport's lanes, each group marked in flight (and committed) before it is handed
         over. A row whose message cannot be built (a template error on this contact's data)
         ends failed, with the error, instead of stopping the campaign."""
-        group = max(1, getattr(self.transport, "lanes", 1)) if journal.durable else len(rows)
+        # Half the window a group: one group is marked while the other is on the wire.
+        group = max(1, self.in_flight_window // 2) if journal.durable else len(rows)
         pending: list = []
         for index, row in enumerate(rows):
             try:
