@@ -27,7 +27,9 @@ messages (the bytes Enseigne produced for the first recipients) with
 Prints the rates (from the workers' start, and from the first message), the ratio to the
 raw loop, the per-message CPU of both, each worker's CPU share and peak RSS. With
 ``BENCH_PROFILE=<dir>``, each worker's runner threads are profiled with cProfile (one
-``.prof`` file per runner in that dir): slower, for finding where the time goes.
+``.prof`` file per runner in that dir); with ``BENCH_SAMPLE=<dir>``, every thread of each
+worker is sampled every 5 ms (counts of the innermost Python function and the innermost
+``enseigne`` one, as JSON in that dir). Both are slower: for finding where the time goes.
 """
 
 from __future__ import annotations
@@ -71,6 +73,36 @@ if profile_dir:
             profile.dump_stats(os.path.join(profile_dir, f"{os.getpid()}-{uuid.uuid4().hex[:6]}.prof"))
 
     tasks.run_campaign = profiled
+sample_dir = os.environ.get("BENCH_SAMPLE")
+if sample_dir:
+    import collections, json, sys as _sys, threading, time as _time
+
+    def sampler():
+        me = threading.get_ident()
+        leaf, ours, both = collections.Counter(), collections.Counter(), collections.Counter()
+        path = os.path.join(sample_dir, f"{os.getpid()}.json")
+        last = _time.monotonic()
+        while True:
+            _time.sleep(0.005)
+            for ident, frame in _sys._current_frames().items():
+                if ident == me:
+                    continue
+                top = f"{frame.f_code.co_filename.rsplit('/', 2)[-2:]}:{frame.f_code.co_name}"
+                mine, f = "-", frame
+                while f is not None:
+                    if "/enseigne/" in f.f_code.co_filename:
+                        mine = f"{f.f_code.co_filename.split('/enseigne/', 1)[1]}:{f.f_code.co_name}"
+                        break
+                    f = f.f_back
+                leaf[top] += 1
+                ours[mine] += 1
+                both[f"{mine} > {top}"] += 1
+            if _time.monotonic() - last > 2:
+                last = _time.monotonic()
+                with open(path, "w") as out:
+                    json.dump({"leaf": leaf, "ours": ours, "both": both}, out)
+
+    threading.Thread(target=sampler, daemon=True).start()
 from enseigne.cli import main
 main(["enseigne", "worker"])
 """
