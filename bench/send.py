@@ -80,6 +80,7 @@ if sample_dir:
     def sampler():
         me = threading.get_ident()
         leaf, ours, both = collections.Counter(), collections.Counter(), collections.Counter()
+        cpu = {}
         path = os.path.join(sample_dir, f"{os.getpid()}.json")
         last = _time.monotonic()
         while True:
@@ -99,8 +100,18 @@ if sample_dir:
                 both[f"{mine} > {top}"] += 1
             if _time.monotonic() - last > 2:
                 last = _time.monotonic()
+                for thread in threading.enumerate():
+                    try:
+                        with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
+                            fields = stat.read().rsplit(")", 1)[1].split()
+                    except OSError:
+                        continue
+                    cpu[(thread.native_id, thread.name)] = int(fields[11]) + int(fields[12])
+                by_name = collections.Counter()
+                for (_tid, name), ticks in cpu.items():
+                    by_name[name.rstrip("0123456789_").rstrip("-")] += ticks
                 with open(path, "w") as out:
-                    json.dump({"leaf": leaf, "ours": ours, "both": both}, out)
+                    json.dump({"leaf": leaf, "ours": ours, "both": both, "cpu": by_name}, out)
 
     threading.Thread(target=sampler, daemon=True).start()
 from enseigne.cli import main
@@ -223,6 +234,13 @@ class Database:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _commits(db: Database) -> int:
+    """Transactions committed in the scratch database so far (PostgreSQL; 0 on SQLite)."""
+    if not db.url.startswith("postgres"):
+        return 0
+    return db.one("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")[0]
 
 
 def _baseline(port: int, messages: list[bytes], lanes: int) -> tuple[float, float]:
@@ -351,6 +369,7 @@ def run(args, count: int, data_dir: str) -> dict:
         setup_seconds = time.perf_counter() - setup_started
         db = Database(args.database)
         busy_before = _cpu_busy()
+        commits_before = _commits(db)
         if args.mode == "worker":
             _flush_huey(args.huey)
             env["HUEY_URL"] = args.huey
@@ -358,6 +377,8 @@ def run(args, count: int, data_dir: str) -> dict:
         else:
             result = _send_with_commands(args, env, campaign_id, count, db)
         result["busy"] = (_cpu_busy() - busy_before) / result["elapsed"] / (os.cpu_count() or 1)
+        time.sleep(1)  # the server publishes its counters within a second
+        result["commits"] = _commits(db) - commits_before
         result["statuses"] = dict(
             db.conn.execute(
                 "SELECT status, count(*) FROM campaigns_recipient GROUP BY status"
@@ -447,6 +468,10 @@ def main() -> None:
                 [
                     "each worker's CPU (share)",
                     ", ".join(f"{c:.1f} s ({c / cpu:.0%})" for c in r["cpu"]) if cpu else "-",
+                ],
+                [
+                    "PostgreSQL transactions per message (all connections)",
+                    f"{r['commits'] / args.recipients:.2f}",
                 ],
                 ["each worker's peak RSS", ", ".join(f"{m} MB" for m in r["rss"])],
                 ["ledger at the end", ", ".join(f"{k} {v:,}" for k, v in r["statuses"].items())],
