@@ -26,8 +26,8 @@ messages (the bytes Enseigne produced for the first recipients) with
 
 Prints the rates (from the workers' start, and from the first message), the ratio to the
 raw loop, the per-message CPU of both, each worker's CPU share and peak RSS. With
-``BENCH_PROFILE=<dir>``, each worker's runner threads are profiled with cProfile (one
-``.prof`` file per runner in that dir); with ``BENCH_SAMPLE=<dir>``, every thread of each
+``BENCH_PROFILE=<dir>``, each worker's runner and journal threads are profiled with
+cProfile on the thread's CPU clock (one ``.prof`` file per thread in that dir); with ``BENCH_SAMPLE=<dir>``, every thread of each
 worker is sampled every 5 ms (counts of the innermost Python function and the innermost
 ``enseigne`` one, as JSON in that dir). Both are slower: for finding where the time goes.
 """
@@ -58,21 +58,26 @@ if profile_dir:
     import cProfile, functools, threading, uuid
     import django
     django.setup()
-    from enseigne.delivery import tasks
+    import time as _time
+    from enseigne.delivery import journal, tasks
 
-    inner = tasks.run_campaign
+    def profiled(inner, kind):
+        # Timed by the thread's own CPU clock: the shares are CPU, not waits.
+        @functools.wraps(inner)
+        def wrapper(*args, **kwargs):
+            profile = cProfile.Profile(_time.thread_time)
+            profile.enable()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                profile.disable()
+                name = f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:6]}.prof"
+                profile.dump_stats(os.path.join(profile_dir, name))
 
-    @functools.wraps(inner)
-    def profiled(*args, **kwargs):
-        profile = cProfile.Profile()
-        profile.enable()
-        try:
-            return inner(*args, **kwargs)
-        finally:
-            profile.disable()
-            profile.dump_stats(os.path.join(profile_dir, f"{os.getpid()}-{uuid.uuid4().hex[:6]}.prof"))
+        return wrapper
 
-    tasks.run_campaign = profiled
+    tasks.run_campaign = profiled(tasks.run_campaign, "runner")
+    journal.ThreadJournal._run = profiled(journal.ThreadJournal._run, "journal")
 sample_dir = os.environ.get("BENCH_SAMPLE")
 if sample_dir:
     import collections, json, sys as _sys, threading, time as _time
@@ -301,6 +306,8 @@ def _send_with_workers(args, env: dict, campaign_id: str, count: int, db: Databa
             time.sleep(0.1)
         elapsed = time.perf_counter() - started
         usage = [_cpu_and_rss(w.pid) for w in workers]
+        if os.environ.get("BENCH_PROFILE") or os.environ.get("BENCH_SAMPLE"):
+            time.sleep(5)  # the runners see the campaign finished and write their profiles
     finally:
         for worker in workers:
             worker.terminate()
