@@ -214,7 +214,7 @@ def main() -> None:  # noqa: C901, PLR0912, PLR0915 - one scenario, told in orde
                     events.append((f"worker {len(workers)} started beside", now))
                 for kill in kills:
                     if kill.resumed is None and _kept(handler) > kill.kept:
-                        kill.resumed = now - kill.at
+                        kill.resumed = max(0.0, time.monotonic() - started - kill.at)
                     if kill.ended is None and kill.held:
                         rows = db.rows(
                             "SELECT status, lease_owner FROM campaigns_recipient WHERE id = ANY(%s)",
