@@ -67,11 +67,23 @@ def _lock_dir() -> Path:
     return path
 
 
-def take_slot(campaign_id: int, slots: int | None = None) -> Slot | None:
+def runs_here(campaign_id: int) -> bool:
+    """Does this process already hold a slot of the campaign?"""
+    with _held_lock:
+        return any(held == campaign_id for held, _number in _held)
+
+
+def take_slot(
+    campaign_id: int, slots: int | None = None, *, one_per_process: bool = True
+) -> Slot | None:
     """One free slot of the campaign, held until ``release`` or the holder's death; None
-    when every slot is taken."""
+    when every slot is taken, or (``one_per_process``) when this process holds one already:
+    a second runner in one interpreter adds no speed (one GIL) and doubles what a kill of
+    the process leaves in doubt."""
     for number in range(slots or settings.SEND_RUNNERS_PER_CAMPAIGN):
         with _held_lock:
+            if one_per_process and any(held == campaign_id for held, _n in _held):
+                return None
             if (campaign_id, number) in _held:
                 continue
             _held.add((campaign_id, number))

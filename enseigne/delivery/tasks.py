@@ -11,6 +11,7 @@ from huey.contrib.djhuey import HUEY, db_periodic_task, db_task, on_startup
 from enseigne.delivery import services
 from enseigne.delivery.bounces import process_maildir
 from enseigne.delivery.pipeline import run_campaign
+from enseigne.delivery.slots import runs_here
 
 
 def _one_more_runner(campaign_id: int) -> None:
@@ -20,9 +21,20 @@ def _one_more_runner(campaign_id: int) -> None:
         send_campaign(campaign_id)
 
 
+# How many times a runner's task that landed on a worker already running its campaign is
+# handed on to the queue, for another worker to take.
+HOPS = 3
+
+
 @db_task()
-def send_campaign(campaign_id: int) -> None:
-    """Run the campaign in one of its runner slots (a dead worker's slot is free at once)."""
+def send_campaign(campaign_id: int, hops: int = 0) -> None:
+    """Run the campaign in one of its runner slots (a dead worker's slot is free at once),
+    one runner per worker process; a task that lands on a process already running the
+    campaign goes back to the queue a second later, for another worker."""
+    if runs_here(campaign_id):
+        if hops < HOPS and not HUEY.immediate:
+            send_campaign.schedule((campaign_id, hops + 1), delay=1)
+        return
     run_campaign(campaign_id, exclusive=True, on_working=lambda: _one_more_runner(campaign_id))
 
 
