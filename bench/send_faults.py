@@ -11,7 +11,7 @@ connection resets before the end of the message, 451, 454 and 550 replies, and, 
 ``--drop-after``, connections dropped after the end of the message (kept, no reply).
 
 The run, with the product's defaults (lease 30 s, retries 60 s doubled, policy
-``at_most_once``, 4 SMTP connections x depth 2 per runner):
+``at_most_once``, 4 SMTP connections x depth 8, one runner per worker):
 
 - one worker starts and finds the campaign by itself;
 - at ``--kill-at`` fractions of the recipients kept by the sink, the oldest worker still
@@ -290,7 +290,8 @@ def main() -> None:  # noqa: C901, PLR0912, PLR0915 - one scenario, told in orde
     delivered_in_doubt = in_doubt & set(kept)
     failed_other = {pk for pk, state, *_ in rows if state == "failed" and pk not in failed_550}
 
-    window = 4 * 2
+    # A killed worker's doubt: one runner's SMTP connections x the in-flight depth (defaults).
+    window = 4 * int(os.environ.get("ENSEIGNE_SEND_INFLIGHT_DEPTH", "8"))
     print(
         f"\n{args.recipients:,} recipients on PostgreSQL; sink faults: resets {args.reset:.1%}, "
         f"451 {args.r451:.1%}, 454 {args.r454:.1%}, 550 {args.r550:.1%}, "
