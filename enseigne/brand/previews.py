@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
+from liquid.exceptions import LiquidError, ResourceLimitError
 
 from enseigne.brand.library import public_url
 from enseigne.brand.models import Asset, TemplateVersion
-from enseigne.brand.rendering import Compiled, render, text_template, zone_context
+from enseigne.brand.rendering import (
+    Compiled,
+    html_template,
+    render,
+    text_template,
+    zone_context,
+)
 from enseigne.brand.zones import Zone
 from enseigne.network.models import OrgNode
 from enseigne.network.selectors import root_of
@@ -74,6 +82,29 @@ def preview_links() -> dict:
     }
 
 
+def _not_rendered(exc: LiquidError) -> ValidationError:
+    # A limit of liquid_bounds (or a merge tag that fails on the sample data): the reason,
+    # never a server error.
+    return ValidationError(
+        _("The message cannot be rendered: %(reason)s") % {"reason": str(exc).splitlines()[0]}
+    )
+
+
+def check_within_limits(*, html: str, text: str, zones: tuple[Zone, ...]) -> None:
+    """Render a new version once with the sample contact and the zones' defaults, so a
+    template that breaks a render limit (output, filters, ranges, time) is refused when
+    saved, not found out recipient by recipient."""
+    data = {"contact": SAMPLE_CONTACT, "unit": {}, "brand": {}, "links": preview_links()}
+    try:
+        if html:
+            html_template(html).render(**data, zones=zone_context(zones, {}))
+        text_template(text).render(**data, zones=zone_context(zones, {}, for_text=True))
+    except ResourceLimitError as exc:
+        raise _not_rendered(exc) from None
+    except LiquidError:
+        pass  # data-dependent merge-tag errors are the preview's to show, with real data
+
+
 def email_preview(
     version: TemplateVersion, values: dict, unit: OrgNode, contact: dict | None = None
 ):
@@ -82,14 +113,17 @@ def email_preview(
         text=version.compiled_text,
         zones=tuple(Zone.from_dict(z) for z in version.zones),
     )
-    return render(
-        compiled,
-        zones=values,
-        contact=contact or SAMPLE_CONTACT,
-        unit=unit_context(unit),
-        brand=brand_context(unit),
-        links=preview_links(),
-    )
+    try:
+        return render(
+            compiled,
+            zones=values,
+            contact=contact or SAMPLE_CONTACT,
+            unit=unit_context(unit),
+            brand=brand_context(unit),
+            links=preview_links(),
+        )
+    except LiquidError as exc:
+        raise _not_rendered(exc) from None
 
 
 def sms_preview(
@@ -98,15 +132,18 @@ def sms_preview(
     """Sender + body + STOP mention: the two locked ends are always there, whole."""
     zones = tuple(Zone.from_dict(z) for z in version.zones)
     brand = brand_context(unit)
-    body = (
-        text_template(version.compiled_text)
-        .render(
-            contact=contact or SAMPLE_CONTACT,
-            unit=unit_context(unit),
-            brand=brand,
-            links=preview_links(),
-            zones=zone_context(zones, values, for_text=True),
+    try:
+        body = (
+            text_template(version.compiled_text)
+            .render(
+                contact=contact or SAMPLE_CONTACT,
+                unit=unit_context(unit),
+                brand=brand,
+                links=preview_links(),
+                zones=zone_context(zones, values, for_text=True),
+            )
+            .strip()
         )
-        .strip()
-    )
+    except LiquidError as exc:
+        raise _not_rendered(exc) from None
     return f"{brand['sms_sender']}: {body} {version.sms_stop}"

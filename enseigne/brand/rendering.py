@@ -22,10 +22,15 @@ import mrml
 import nh3
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
-from liquid import Environment
 from liquid.exceptions import LiquidError
 from markupsafe import Markup
 
+from enseigne.brand.liquid_bounds import (
+    BoundedEnvironment,
+    LoopFreeEnvironment,
+    RenderLimitError,
+    measured_at_the_end,
+)
 from enseigne.brand.zones import Zone, line_of, parse
 
 RICH_TAGS = {"p", "br", "strong", "em", "b", "i", "u", "ul", "ol", "li", "a"}
@@ -33,44 +38,17 @@ RICH_ATTRIBUTES = {"a": {"href", "title"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 
 
-class SafeEnvironment(Environment):
-    """Liquid with resource limits and without the tags that load other templates."""
-
-    loop_iteration_limit = 1_000
-    output_stream_limit = 2_000_000
-    context_depth_limit = 30
-    local_namespace_limit = 20_000
-
-    def setup_tags_and_filters(self, *, extra: bool = False) -> None:
-        super().setup_tags_and_filters(extra=extra)
-        for tag in ("include", "render"):
-            self.tags.pop(tag, None)
-
-
-class LoopFreeEnvironment(SafeEnvironment):
-    """The same limits minus the output-size counter, for templates without loops.
-
-    Without loop tags (and without include/render, which SafeEnvironment removes) the
-    output cannot grow beyond the template plus the data it prints, all of it bounded
-    (zone values are capped when saved, contact fields by their columns). Counting every
-    write made rendering about 1.5 times slower, so it is kept for templates that loop.
-    """
-
-    output_stream_limit = None
-
-
-HTML_ENV = SafeEnvironment(autoescape=True)
-TEXT_ENV = SafeEnvironment(autoescape=False)
+# The limits every render runs under (bounded filters, ranges, output, time): liquid_bounds.
+HTML_ENV = BoundedEnvironment(autoescape=True)
+TEXT_ENV = BoundedEnvironment(autoescape=False)
 _LOOP_FREE_HTML_ENV = LoopFreeEnvironment(autoescape=True)
 _LOOP_FREE_TEXT_ENV = LoopFreeEnvironment(autoescape=False)
-# Any tag that can repeat output: for, tablerow, and `liquid` (which may hold a for).
-_LOOPING_TAG = re.compile(r"\{%-?\s*(for|tablerow|liquid)\b")
 
 
-def _env_for(source: str, *, html: bool) -> SafeEnvironment:
-    if _LOOPING_TAG.search(source):
-        return HTML_ENV if html else TEXT_ENV
-    return _LOOP_FREE_HTML_ENV if html else _LOOP_FREE_TEXT_ENV
+def _env_for(source: str, *, html: bool) -> BoundedEnvironment:
+    if measured_at_the_end(source):
+        return _LOOP_FREE_HTML_ENV if html else _LOOP_FREE_TEXT_ENV
+    return HTML_ENV if html else TEXT_ENV
 
 
 _ABSOLUTE_LINK = re.compile(r"(?:https?://[^\s]+|mailto:[^\s]+)", re.IGNORECASE)
@@ -185,6 +163,30 @@ def html_template(html: str):
 @lru_cache(maxsize=256)
 def text_template(text: str):
     return _env_for(text, html=False).from_string(text)
+
+
+# A subject is one header line: RFC 5322 allows 998 characters; inboxes show about 60.
+SUBJECT_LIMIT_CHARS = 998
+
+
+def check_subject(subject: str) -> None:
+    """Parse a version's subject as it will be sent (ValidationError names the subject)."""
+    try:
+        text_template(subject)
+    except LiquidError as exc:
+        raise ValidationError(_("Subject, merge tags: %(detail)s") % {"detail": exc}) from None
+
+
+def render_subject(template, **data) -> str:
+    """The subject on one line (a zone may hold a line break), within its limit."""
+    subject = " ".join(template.render(**data).split())
+    if len(subject) > SUBJECT_LIMIT_CHARS:
+        raise RenderLimitError(
+            _("The subject would make %(length)s characters; the limit is %(max)s.")
+            % {"length": f"{len(subject):,}", "max": SUBJECT_LIMIT_CHARS},
+            token=None,
+        )
+    return subject
 
 
 def zone_context(

@@ -22,8 +22,8 @@ from enseigne.brand.models import (
     Template,
     TemplateVersion,
 )
-from enseigne.brand.previews import email_preview, sms_preview
-from enseigne.brand.rendering import compile_email
+from enseigne.brand.previews import check_within_limits, email_preview, sms_preview
+from enseigne.brand.rendering import check_subject, compile_email
 from enseigne.brand.selectors import assets_visible_to_unit
 from enseigne.brand.sms import measure
 from enseigne.brand.zones import Zone, locked_text, parse
@@ -50,6 +50,7 @@ def can_manage_template(user: User, template: Template) -> bool:
 def compiled_version_fields(channel: str, source: str, *, sms_stop: str) -> dict:
     if channel == Channel.EMAIL:
         compiled = compile_email(source)
+        check_within_limits(html=compiled.html, text=compiled.text, zones=compiled.zones)
         return {
             "zones": [z.as_dict() for z in compiled.zones],
             "compiled_html": compiled.html,
@@ -58,6 +59,7 @@ def compiled_version_fields(channel: str, source: str, *, sms_stop: str) -> dict
     if not sms_stop.strip():
         raise ValidationError(_("An SMS template needs its STOP mention (e.g. “STOP au 36111”)."))
     parsed = parse(source, channel="sms")
+    check_within_limits(html="", text=parsed.source, zones=tuple(parsed.zones))
     return {
         "zones": [z.as_dict() for z in parsed.zones],
         "compiled_html": "",
@@ -79,6 +81,7 @@ def template_create(
 ) -> Template:
     if not access_for(actor).can(Capability.MANAGE_TEMPLATES, shared_with):
         raise PermissionDenied
+    check_subject(subject)
     compiled = compiled_version_fields(channel, source, sms_stop=sms_stop)
     with transaction.atomic():
         template = Template.objects.create(
@@ -126,6 +129,7 @@ def template_publish(
     subject = previous.subject if subject is None else subject
     sms_stop = previous.sms_stop if sms_stop is None else sms_stop
     max_segments = previous.max_segments if max_segments is None else max_segments
+    check_subject(subject)
     compiled = compiled_version_fields(template.channel, source, sms_stop=sms_stop)
     with transaction.atomic():
         version = TemplateVersion.objects.create(

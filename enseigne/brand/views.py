@@ -52,12 +52,15 @@ PAGE_SIZE = 48
 
 def message_preview(version, values: dict, unit: OrgNode, channel: str) -> HttpResponse:
     """A unit's message, with a sample contact, for a sandboxed preview frame (SMS as plain text)."""
-    if channel == Channel.SMS:
-        return sandboxed(
-            "<pre style='white-space:pre-wrap;font:16px sans-serif'>"
-            f"{escape(sms_preview(version, values, unit))}</pre>"
-        )
-    html, _text = email_preview(version, values, unit)
+    try:
+        if channel == Channel.SMS:
+            return sandboxed(
+                "<pre style='white-space:pre-wrap;font:16px sans-serif'>"
+                f"{escape(sms_preview(version, values, unit))}</pre>"
+            )
+        html, _text = email_preview(version, values, unit)
+    except ValidationError as exc:
+        return _preview_error(exc.messages)
     return sandboxed(html)
 
 
@@ -588,9 +591,11 @@ def local_preview(request: HttpRequest, public_id) -> HttpResponse:
     if local_id:
         version = selectors.get_local_version_for_user(request.user, local_id).version
     values = _posted_values(services.zones_of(version), request.POST)
-    return _preview_page(
-        template.channel, services.values_preview(version=version, unit=unit, values=values)
-    )
+    try:
+        rendered = services.values_preview(version=version, unit=unit, values=values)
+    except ValidationError as exc:
+        return _preview_error(exc.messages)
+    return _preview_page(template.channel, rendered)
 
 
 def _sms_length(version, values: dict, unit: OrgNode) -> dict:

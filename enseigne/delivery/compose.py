@@ -14,7 +14,13 @@ from liquid import BoundTemplate
 
 from enseigne.brand.models import TemplateVersion
 from enseigne.brand.previews import brand_context, unit_context
-from enseigne.brand.rendering import Compiled, Personaliser, text_template, zone_context
+from enseigne.brand.rendering import (
+    Compiled,
+    Personaliser,
+    render_subject,
+    text_template,
+    zone_context,
+)
 from enseigne.brand.zones import Zone
 from enseigne.campaigns.content import approved_content
 from enseigne.campaigns.models import Campaign
@@ -150,7 +156,7 @@ def message(
             html = parts.links.pixel(html, row["id"] if contact.get("open_tracking") else 0)
         # One line whatever a zone held (encode_word would keep a line break, encoded).
         subject = (
-            " ".join(parts.subject.render(**data, zones=content.text_zones).split())
+            render_subject(parts.subject, **data, zones=content.text_zones)
             if parts.subject
             else campaign.name
         )
