@@ -11,6 +11,7 @@ Two renditions are made: a thumbnail for the library and an e-mail rendition at 
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -20,7 +21,15 @@ from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 THUMBNAIL_PX = 320
 EMAIL_WIDTH_PX = 600
-MAX_PIXELS = 40_000_000  # a 40-megapixel image is already far beyond any e-mail need
+# What an upload may decode to, checked from the headers before any pixel is decoded:
+# frames × width × height pixels of 4 bytes (RGBA). 40 megapixels is one large photo
+# (already far beyond any e-mail need: 160 MB decoded), or e.g. 160 frames of 500 × 500.
+# Frames are then decoded one at a time, so an upload's peak memory stays within a small
+# multiple of this (measured in tests/test_bounds.py, UPLOAD_PEAK_BYTES; see README).
+MAX_PIXELS = 40_000_000  # all frames together
+BYTES_PER_PIXEL = 4
+MAX_DECODED_BYTES = MAX_PIXELS * BYTES_PER_PIXEL
+MAX_FRAMES = 500  # 50 s of animation at 10 frames a second
 
 _SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "PNG"),
@@ -53,6 +62,67 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+def gif_extent(data: bytes, *, stop_after: int) -> tuple[int, int, int]:
+    """(frames, width, height) of a GIF read from its block structure without decoding any
+    pixel: the canvas grows to the largest frame, as the decoder's does. Counting stops
+    after ``stop_after`` frames (a 10 MB file may declare 500,000 of them)."""
+    size = len(data)
+    if size < 13:
+        return 0, 0, 0
+    width, height = int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    pos = 13
+    if data[10] & 0x80:  # global colour table
+        pos += 3 << ((data[10] & 7) + 1)
+    frames = 0
+
+    def skip_sub_blocks(pos: int) -> int:
+        while pos < size and data[pos]:
+            pos += data[pos] + 1
+        return pos + 1
+
+    while pos < size and frames <= stop_after:
+        block = data[pos]
+        if block == 0x21:  # extension: label, then sub-blocks
+            pos = skip_sub_blocks(pos + 2)
+        elif block == 0x2C and pos + 10 <= size:  # image descriptor
+            frames += 1
+            left, top, w, h = (
+                int.from_bytes(data[pos + i : pos + i + 2], "little") for i in (1, 3, 5, 7)
+            )
+            width, height = max(width, left + w), max(height, top + h)
+            local = data[pos + 9]
+            pos += 10
+            if local & 0x80:  # local colour table
+                pos += 3 << ((local & 7) + 1)
+            pos = skip_sub_blocks(pos + 1)  # after the LZW code size
+        else:  # the trailer, or garbage after the last frame: the decoder stops there too
+            break
+    return frames, width, height
+
+
+def _too_large(name: str, *, frames: int, width: int, height: int) -> ValidationError:
+    megabytes = frames * width * height * BYTES_PER_PIXEL // 1_000_000
+    if frames > 1:
+        return ValidationError(
+            _(
+                "%(name)s is an animation of %(frames)s frames of %(w)s × %(h)s pixels: "
+                "%(mb)s MB once decoded; the limit is %(max)s MB. Use fewer or smaller frames."
+            )
+            % {
+                "name": name,
+                "frames": frames,
+                "w": width,
+                "h": height,
+                "mb": megabytes,
+                "max": MAX_DECODED_BYTES // 1_000_000,
+            }
+        )
+    return ValidationError(
+        _("%(name)s is %(w)s × %(h)s pixels; the limit is %(max)s megapixels.")
+        % {"name": name, "w": width, "h": height, "max": MAX_PIXELS // 1_000_000}
+    )
+
+
 def _looks_like_svg(head: bytes) -> bool:
     text = head[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     return text.startswith((b"<?xml", b"<svg", b"<!doctype svg")) or b"<svg" in text
@@ -71,7 +141,8 @@ def _has_alpha(image: Image.Image) -> bool:
 def _encode(image: Image.Image, fmt: str) -> bytes:
     out = io.BytesIO()
     if fmt == "JPEG":
-        image.convert("RGB").save(out, "JPEG", quality=85, optimize=True, progressive=True)
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        rgb.save(out, "JPEG", quality=85, optimize=True, progressive=True)
     elif fmt == "PNG":
         image.save(out, "PNG", optimize=True)
     elif fmt == "WEBP":
@@ -82,10 +153,14 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
 
 
 def _flat(image: Image.Image) -> Image.Image:
-    """RGB or RGBA pixels with the EXIF orientation applied (and nothing else kept)."""
-    image = ImageOps.exif_transpose(image)
+    """RGB or RGBA pixels with the EXIF orientation applied (and nothing else kept).
+
+    In place where it can be: each copy of a 40-megapixel image is 120-160 MB."""
+    ImageOps.exif_transpose(image, in_place=True)
     mode = "RGBA" if _has_alpha(image) else "RGB"
-    return image.convert(mode)
+    flat = image if image.mode == mode else image.convert(mode)
+    flat.info = {}  # no metadata of the upload (ICC profile, text chunks…) is written again
+    return flat
 
 
 def _resized(image: Image.Image, width: int) -> Image.Image:
@@ -93,6 +168,31 @@ def _resized(image: Image.Image, width: int) -> Image.Image:
         return image.copy()
     height = max(1, round(image.height * width / image.width))
     return image.resize((width, height), Image.Resampling.LANCZOS)
+
+
+def _damaged(name: str) -> ValidationError:
+    return ValidationError(
+        _("%(name)s could not be read as an image: the file is damaged or incomplete.")
+        % {"name": name}
+    )
+
+
+def _animation(image: Image.Image) -> bytes:
+    """The animation re-encoded frame by frame: one decoded RGBA frame at a time, the GIF
+    writer keeping each as palette pixels (one byte each) until it writes the file."""
+    frames = (frame.convert("RGBA") for frame in ImageSequence.Iterator(image))
+    first = next(frames)
+    out = io.BytesIO()
+    first.save(
+        out,
+        "GIF",
+        save_all=True,
+        append_images=frames,
+        loop=0,
+        duration=image.info.get("duration", 100),
+        disposal=2,
+    )
+    return out.getvalue()
 
 
 def process(data: bytes, file_name: str = "") -> Processed:
@@ -120,55 +220,71 @@ def process(data: bytes, file_name: str = "") -> Processed:
             _("%(name)s is not a PNG, JPEG, GIF or WebP image (whatever its name says).")
             % {"name": name}
         )
+    # Only GIF animations are kept animated; other formats keep their first frame.
+    frames, gif_width, gif_height = (
+        gif_extent(data, stop_after=MAX_FRAMES) if fmt == "GIF" else (1, 0, 0)
+    )
+    if frames > MAX_FRAMES:
+        raise ValidationError(
+            _("%(name)s has more than %(max)s frames; the limit is %(max)s.")
+            % {"name": name, "max": MAX_FRAMES}
+        )
     try:
-        with Image.open(io.BytesIO(data)) as probe:
+        with warnings.catch_warnings():
+            # Pillow's own bomb check (at 89 MP) would only warn; ours refuses first.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            probe = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise ValidationError(
+            _(
+                "%(name)s announces far more than %(max)s megapixels; the limit is %(max)s megapixels."
+            )
+            % {"name": name, "max": MAX_PIXELS // 1_000_000}
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        raise _damaged(name) from None
+    try:
+        with probe:
             if probe.format != fmt:
                 raise ValidationError(
                     _("%(name)s starts like a %(fmt)s image but is not one.")
                     % {"name": name, "fmt": fmt}
                 )
-            if probe.width * probe.height > MAX_PIXELS:
-                raise ValidationError(
-                    _("%(name)s is %(w)s × %(h)s pixels; the limit is %(max)s megapixels.")
-                    % {
-                        "name": name,
-                        "w": probe.width,
-                        "h": probe.height,
-                        "max": MAX_PIXELS // 1_000_000,
-                    }
-                )
+            # Decoded bytes are bounded before any pixel is decoded (the headers give the
+            # size, the block structure the frame count).
+            width, height = max(probe.width, gif_width), max(probe.height, gif_height)
+            if max(frames, 1) * width * height > MAX_PIXELS:
+                raise _too_large(name, frames=max(frames, 1), width=width, height=height)
             probe.verify()
         with Image.open(io.BytesIO(data)) as image:
             image.load()
-            animated = fmt == "GIF" and getattr(image, "n_frames", 1) > 1
+            animated = frames > 1
             if animated:
-                frames = [frame.convert("RGBA") for frame in ImageSequence.Iterator(image)]
-                out = io.BytesIO()
-                frames[0].save(
-                    out,
-                    "GIF",
-                    save_all=True,
-                    append_images=frames[1:],
-                    loop=0,
-                    duration=image.info.get("duration", 100),
-                    disposal=2,
-                )
-                original = out.getvalue()
-                first = frames[0]
+                original = _animation(image)
+                image.seek(0)
+                first = image.convert("RGBA")
             else:
                 first = _flat(image)
                 original = _encode(first, fmt)
     except ValidationError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise ValidationError(
-            _("%(name)s could not be read as an image: the file is damaged or incomplete.")
-            % {"name": name}
-        ) from None
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        Image.DecompressionBombError,
+    ):
+        raise _damaged(name) from None
     alpha = _has_alpha(first)
     thumb_fmt = "PNG" if alpha else "JPEG"
-    thumbnail = first.copy()
-    thumbnail.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
+    box = (THUMBNAIL_PX, THUMBNAIL_PX)
+    thumbnail = (
+        ImageOps.contain(first, box, Image.Resampling.LANCZOS)  # never a full-size copy
+        if first.width > THUMBNAIL_PX or first.height > THUMBNAIL_PX
+        else first.copy()
+    )
     if animated and first.width <= EMAIL_WIDTH_PX:
         email, email_fmt = original, "GIF"
     else:

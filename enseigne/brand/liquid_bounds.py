@@ -19,6 +19,7 @@ import time
 from io import StringIO
 from typing import Any
 
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from liquid import BoundTemplate, Environment, RenderContext
 from liquid.exceptions import OutputStreamLimitError, ResourceLimitError
@@ -50,10 +51,14 @@ class OutputLimitError(RenderLimitError, OutputStreamLimitError):
     """The whole output is over ``OUTPUT_LIMIT_CHARS`` (python-liquid's class, for callers)."""
 
 
+def _number(value: int) -> str:
+    return number_format(value, force_grouping=True)
+
+
 def _too_long(what: str, length: int, limit: int) -> RenderLimitError:
     return RenderLimitError(
         _("%(what)s would make %(length)s characters; the limit is %(max)s.")
-        % {"what": what, "length": f"{length:,}", "max": f"{limit:,}"},
+        % {"what": what, "length": _number(length), "max": _number(limit)},
         token=None,
     )
 
@@ -61,7 +66,7 @@ def _too_long(what: str, length: int, limit: int) -> RenderLimitError:
 def _too_many(what: str, count: int) -> RenderLimitError:
     return RenderLimitError(
         _("%(what)s holds %(count)s items; the limit is %(max)s.")
-        % {"what": what, "count": f"{count:,}", "max": f"{ITEMS_LIMIT:,}"},
+        % {"what": what, "count": _number(count), "max": _number(ITEMS_LIMIT)},
         token=None,
     )
 
@@ -69,7 +74,7 @@ def _too_many(what: str, count: int) -> RenderLimitError:
 def output_too_long(length: int) -> OutputLimitError:
     return OutputLimitError(
         _("The message would make %(length)s characters; the limit is %(max)s.")
-        % {"length": f"{length:,}", "max": f"{OUTPUT_LIMIT_CHARS:,}"},
+        % {"length": _number(length), "max": _number(OUTPUT_LIMIT_CHARS)},
         token=None,
     )
 
@@ -134,6 +139,14 @@ class MeasuredTemplate(BoundTemplate):
         return output
 
 
+def _printed_length(item: Any) -> int:
+    if isinstance(item, str):
+        return len(item)
+    if isinstance(item, int):
+        return len(str(item))
+    return 24  # anything else prints as a short word or number
+
+
 def _check_input(name: str, left: Any, args: tuple) -> None:
     for value in (left, *args):
         if isinstance(value, range) and len(value) > ITEMS_LIMIT:
@@ -149,9 +162,7 @@ def _check_input(name: str, left: Any, args: tuple) -> None:
         if len(left) > ITEMS_LIMIT:
             raise _too_many(f"« {name} »", len(left))
         separator = len(str(args[0])) if args else 1
-        length = separator * max(0, len(left) - 1) + sum(
-            len(item) if isinstance(item, str) else 24 for item in left
-        )
+        length = separator * max(0, len(left) - 1) + sum(_printed_length(i) for i in left)
         if length > VALUE_LIMIT_CHARS:
             raise _too_long(f"« {name} »", length, VALUE_LIMIT_CHARS)
 

@@ -183,7 +183,7 @@ def render_subject(template, **data) -> str:
     if len(subject) > SUBJECT_LIMIT_CHARS:
         raise RenderLimitError(
             _("The subject would make %(length)s characters; the limit is %(max)s.")
-            % {"length": f"{len(subject):,}", "max": SUBJECT_LIMIT_CHARS},
+            % {"length": len(subject), "max": SUBJECT_LIMIT_CHARS},
             token=None,
         )
     return subject

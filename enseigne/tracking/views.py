@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from enseigne.delivery import bounces
 from enseigne.delivery.channels import configured_esp
 from enseigne.lib.signing import webhook_key_matches
+from enseigne.lib.textinput import accepts_nul_bytes
 from enseigne.tracking import services, sms_inbound
 from enseigne.tracking.machines import is_machine
 
@@ -111,6 +112,7 @@ def unsubscribe(request, token: str):
     return response
 
 
+@accepts_nul_bytes  # a raw e-mail; bounces.process reads what it needs from it
 @csrf_exempt  # the secret key in the path authorises it; the MTA has no session
 @require_POST
 def inbound_bounce(request, key: str):
