@@ -91,7 +91,7 @@ class CharLimitedStringIO(LimitedStringIO):
 
 def _spend(context: Any) -> None:
     """The time budget, started by the first filter or loop of a render."""
-    deadline = getattr(context, "deadline", 0.0)
+    deadline = context.deadline
     now = time.monotonic()
     if not deadline:
         context.deadline = now + RENDER_TIME_LIMIT_SECONDS
@@ -105,11 +105,17 @@ def _spend(context: Any) -> None:
 
 class BoundedContext(RenderContext):
     # Set on first use: a render without filters or loops makes no clock call at all.
-    __slots__ = ("deadline",)
+    # (A class default rather than a slot: reading an unset slot raises, which costs more
+    # than the whole check.)
+    deadline = 0.0
 
     def raise_for_loop_limit(self, length: int = 1) -> None:
         super().raise_for_loop_limit(length)
         _spend(self)
+
+    def filter(self, name: str, token: Any) -> Any:  # noqa: A003 - python-liquid's name
+        _spend(self)  # each filter call spends from the render's budget
+        return super().filter(name, token)
 
     def get_buffer(self, buf=None) -> StringIO:  # capture blocks
         if self.env.output_stream_limit is None:
@@ -133,7 +139,12 @@ class MeasuredTemplate(BoundTemplate):
     context_class = BoundedContext
 
     def render(self, *args: Any, **kwargs: Any) -> str:
-        output = super().render(*args, **kwargs)
+        # BoundTemplate.render's own four lines, plus the measure: the sending path renders
+        # this for every recipient, and a super() call with the data repacked costs more.
+        context = self.context_class(self, globals=self.make_globals(dict(*args, **kwargs)))
+        buffer = StringIO()
+        self.render_with_context(context, buffer)
+        output = buffer.getvalue()
         if len(output) > OUTPUT_LIMIT_CHARS:
             raise output_too_long(len(output))
         return output
@@ -147,24 +158,42 @@ def _printed_length(item: Any) -> int:
     return 24  # anything else prints as a short word or number
 
 
-def _check_input(name: str, left: Any, args: tuple) -> None:
-    for value in (left, *args):
-        if isinstance(value, range) and len(value) > ITEMS_LIMIT:
-            raise _too_many(_("A range"), len(value))
-    # The filters whose result can be many times their input are measured before they run.
-    if name in ("replace", "replace_first", "replace_last") and isinstance(left, str) and args:
+def _check_ranges(name: str, left: Any, args: tuple) -> None:
+    if type(left) is range and len(left) > ITEMS_LIMIT:
+        raise _too_many(_("A range"), len(left))
+    for arg in args:
+        if type(arg) is range and len(arg) > ITEMS_LIMIT:
+            raise _too_many(_("A range"), len(arg))
+
+
+# The filters whose result can be many times their input are measured before they run.
+def _check_replace(name: str, left: Any, args: tuple) -> None:
+    _check_ranges(name, left, args)
+    if isinstance(left, str) and args:
         old, new = str(args[0]), str(args[1]) if len(args) > 1 else ""
         count = left.count(old) if name == "replace" else 1
         length = len(left) + count * (len(new) - len(old))
         if length > VALUE_LIMIT_CHARS:
             raise _too_long(f"« {name} »", length, VALUE_LIMIT_CHARS)
-    elif name == "join" and isinstance(left, (list, tuple, range)):
+
+
+def _check_join(name: str, left: Any, args: tuple) -> None:
+    _check_ranges(name, left, args)
+    if isinstance(left, (list, tuple, range)):
         if len(left) > ITEMS_LIMIT:
             raise _too_many(f"« {name} »", len(left))
         separator = len(str(args[0])) if args else 1
         length = separator * max(0, len(left) - 1) + sum(_printed_length(i) for i in left)
         if length > VALUE_LIMIT_CHARS:
             raise _too_long(f"« {name} »", length, VALUE_LIMIT_CHARS)
+
+
+_INPUT_CHECKS = {
+    "replace": _check_replace,
+    "replace_first": _check_replace,
+    "replace_last": _check_replace,
+    "join": _check_join,
+}
 
 
 def _check_result(name: str, result: Any) -> None:
@@ -182,20 +211,19 @@ def _check_result(name: str, result: Any) -> None:
 
 
 def bounded_filter(name: str, func: Any) -> Any:
-    """``func`` measured: its inputs before it runs, its result after, the time budget."""
-    wants_context = getattr(func, "with_context", False)
+    """``func`` measured: its inputs before it runs, its result after. It keeps ``func``'s
+    ``with_context``/``with_environment`` flags, so python-liquid passes the same arguments
+    (a filter without them costs no extra ``partial`` per call)."""
+
+    check_input = _INPUT_CHECKS.get(name, _check_ranges)
 
     @functools.wraps(func)
-    def bounded(left: Any, *args: Any, context: Any, **kwargs: Any) -> Any:
-        _spend(context)
-        _check_input(name, left, args)
-        if wants_context:
-            kwargs["context"] = context
+    def bounded(left: Any, *args: Any, **kwargs: Any) -> Any:
+        check_input(name, left, args)
         result = func(left, *args, **kwargs)
         _check_result(name, result)
         return result
 
-    bounded.with_context = True  # type: ignore[attr-defined]
     bounded.__dict__.pop("filter_async", None)  # only synchronous rendering is used
     return bounded
 
