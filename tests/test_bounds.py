@@ -399,6 +399,21 @@ def test_a_huge_subject_is_refused_and_a_broken_one_is_not_saved(world):
             source=_SOURCE,
             subject="Bonjour {{ contact.first_name ",
         )
+    # a subject that would be too long with the zones' defaults is refused when saved
+    for subject in (
+        "{% for i in (1..200) %}{{ zones.headline }}{% endfor %}",
+        "{{ zones.headline" + " | append: zones.headline" * 200 + " }}",
+        "{{ zones.headline | replace: 'o', 'ooooooooooooooooooooooooooooooooooooooooooooo' }}" * 12,
+    ):
+        with translation.override("en"), pytest.raises(ValidationError, match="subject would"):
+            services.template_create(
+                actor=world.hq_marketer,
+                shared_with=world.root,
+                channel="email",
+                name="Long",
+                source=_SOURCE.replace("MARK", ""),
+                subject=subject,
+            )
 
 
 _SOURCE = """<mjml><mj-body><mj-section><mj-column>

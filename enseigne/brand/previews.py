@@ -12,6 +12,7 @@ from enseigne.brand.rendering import (
     Compiled,
     html_template,
     render,
+    render_subject,
     text_template,
     zone_context,
 )
@@ -90,15 +91,20 @@ def _not_rendered(exc: LiquidError) -> ValidationError:
     )
 
 
-def check_within_limits(*, html: str, text: str, zones: tuple[Zone, ...]) -> None:
+def check_within_limits(
+    *, html: str, text: str, zones: tuple[Zone, ...], subject: str = ""
+) -> None:
     """Render a new version once with the sample contact and the zones' defaults, so a
-    template that breaks a render limit (output, filters, ranges, time) is refused when
-    saved, not found out recipient by recipient."""
+    template that breaks a render limit (output, filters, ranges, time, the subject's
+    length) is refused when saved, not found out recipient by recipient."""
     data = {"contact": SAMPLE_CONTACT, "unit": {}, "brand": {}, "links": preview_links()}
+    text_zones = zone_context(zones, {}, for_text=True)
     try:
         if html:
             html_template(html).render(**data, zones=zone_context(zones, {}))
-        text_template(text).render(**data, zones=zone_context(zones, {}, for_text=True))
+        text_template(text).render(**data, zones=text_zones)
+        if subject:
+            render_subject(text_template(subject), **data, zones=text_zones)
     except ResourceLimitError as exc:
         raise _not_rendered(exc) from None
     except LiquidError:

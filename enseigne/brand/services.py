@@ -47,10 +47,12 @@ def can_manage_template(user: User, template: Template) -> bool:
     return access_for(user).can(Capability.MANAGE_TEMPLATES, node)
 
 
-def compiled_version_fields(channel: str, source: str, *, sms_stop: str) -> dict:
+def compiled_version_fields(channel: str, source: str, *, sms_stop: str, subject: str = "") -> dict:
     if channel == Channel.EMAIL:
         compiled = compile_email(source)
-        check_within_limits(html=compiled.html, text=compiled.text, zones=compiled.zones)
+        check_within_limits(
+            html=compiled.html, text=compiled.text, zones=compiled.zones, subject=subject
+        )
         return {
             "zones": [z.as_dict() for z in compiled.zones],
             "compiled_html": compiled.html,
@@ -82,7 +84,7 @@ def template_create(
     if not access_for(actor).can(Capability.MANAGE_TEMPLATES, shared_with):
         raise PermissionDenied
     check_subject(subject)
-    compiled = compiled_version_fields(channel, source, sms_stop=sms_stop)
+    compiled = compiled_version_fields(channel, source, sms_stop=sms_stop, subject=subject)
     with transaction.atomic():
         template = Template.objects.create(
             channel=channel,
@@ -130,7 +132,7 @@ def template_publish(
     sms_stop = previous.sms_stop if sms_stop is None else sms_stop
     max_segments = previous.max_segments if max_segments is None else max_segments
     check_subject(subject)
-    compiled = compiled_version_fields(template.channel, source, sms_stop=sms_stop)
+    compiled = compiled_version_fields(template.channel, source, sms_stop=sms_stop, subject=subject)
     with transaction.atomic():
         version = TemplateVersion.objects.create(
             template=template,
