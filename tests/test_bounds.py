@@ -562,6 +562,13 @@ def test_a_nul_in_a_patch_or_a_query_string_is_refused(client, world):
         **_bearer(world.manager_a),
     )
     assert response.status_code == 422 and list(response.json()["detail"]) == ["last_name"]
+    response = client.patch(
+        f"/api/v1/contacts/{contact.public_id}",
+        json.dumps({"last_name": "Mar\x00tin"}),
+        content_type="application/merge-patch+json",
+        **_bearer(world.manager_a),
+    )
+    assert response.status_code == 422 and list(response.json()["detail"]) == ["last_name"]
     contact.refresh_from_db()
     assert contact.last_name != "Mar\x00tin"
     for url in ("/api/v1/contacts?q=%00", "/api/v1/contacts?tag=vip%00", "/api/v1/contacts?%00=1"):

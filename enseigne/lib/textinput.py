@@ -74,7 +74,7 @@ def _fields_with_nul(request: HttpRequest) -> list[str]:
             for key, values in request.POST.lists():
                 if NUL in key or any(NUL in v for v in values):
                     found.append(key)
-        elif request.content_type == "application/json":
+        elif (request.content_type or "").endswith("json"):  # application/json, …+json
             body = request.body
             # Cheap test first: a NUL reaches JSON only as an escape (or as a raw byte,
             # which is not JSON and is refused as a NUL all the same).
