@@ -4,11 +4,11 @@ python-liquid's own limits count loop iterations, the local namespace and (optio
 output, but a filter may still build any amount of text in one expression (a chain of
 ``replace`` multiplies its input at each step) and a range literal feeds a filter millions
 of items. Here every filter is wrapped: its inputs and result are measured against the
-limits below, and each call checks the render's time budget. The output limit always
-holds: templates that can loop count each write (by characters, which costs a third of
-python-liquid's UTF-8 count); loop-free templates, whose worst case is known when they are
-parsed (each output at most one bounded value), are measured once, at the end, so the
-per-recipient render on the sending path pays nothing per write.
+limits below, and each filter call and loop checks the render's time budget. The output
+limit always holds: templates that can loop count each write (characters, cheaper than
+python-liquid's UTF-8 encoding of every write); loop-free templates, whose worst case is
+known when they are parsed (each output at most one bounded value), are measured once at
+the end, so the per-recipient render on the sending path pays nothing per write.
 """
 
 from __future__ import annotations
