@@ -643,3 +643,14 @@ def test_file_contents_and_raw_report_bodies_are_not_text(client, world, setting
             "and send again."
         ]
     }
+
+
+def test_a_provider_webhook_still_reads_its_body_and_its_nul_is_refused(client, world):
+    from enseigne.lib.signing import webhook_key
+
+    url = f"/hooks/sms/{webhook_key('sms')}/"
+    # multipart (the test client's default): the middleware reads the form, the view the body
+    response = client.post(url, {"from": "+33612345678", "text": "STOP\x00"})
+    assert response.status_code == 400 and "“text”" in response.content.decode()
+    response = client.post(url, {"from": "", "text": "Bonjour"})
+    assert response.status_code == 400 and "No sender" in response.content.decode()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
@@ -62,6 +63,20 @@ def accepts_nul_bytes(view: Callable) -> Callable:
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+def _keep_body_readable(request: HttpRequest) -> None:
+    """Parsing a multipart form consumes the stream, after which a view that reads
+    ``request.body`` (a provider's webhook) fails. Below Django's in-memory limit the body
+    is read first, and the form is parsed from that copy; an upload above it streams to its
+    handlers as before (and ``request.body`` would refuse it anyway)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2_621_440
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return
+    if length <= limit:
+        request.body  # noqa: B018 - cached on the request
+
+
 def _fields_with_nul(request: HttpRequest) -> list[str]:
     found: list[str] = []
     if NUL in request.path:
@@ -71,6 +86,7 @@ def _fields_with_nul(request: HttpRequest) -> list[str]:
             found.append(key)
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
         if request.content_type in _FORM_TYPES:
+            _keep_body_readable(request)
             for key, values in request.POST.lists():
                 if NUL in key or any(NUL in v for v in values):
                     found.append(key)
