@@ -60,7 +60,11 @@ _FEEDBACK_RANK = {"": 0, K.SOFT: 1, K.HARD: 2, K.COMPLAINT: 3}
 
 def parse(raw: bytes, *, envelope_to: str = "") -> Report | None:
     """Read one report; None for what is not one (a success notice, an ARF 'not-spam')."""
-    return _read(raw, envelope_to=envelope_to)
+    try:
+        return _read(raw, envelope_to=envelope_to)
+    except Exception:  # a reading bug must not block the mailbox: kept as not understood
+        logger.exception("bounce report: unreadable")
+        return Report(K.UNKNOWN, diagnostic="unreadable report")
 
 
 def _same_address(a: str, b: str) -> bool:
@@ -83,7 +87,7 @@ def record(report: Report, *, source: str, trusted_address: bool = False) -> Bou
                 if report.recipient_id is not None
                 else None
             )
-            address = row.contact.email if row is not None and row.contact is not None else ""
+            address = (row.contact.email or "") if row is not None and row.contact else ""
             if (
                 row is not None
                 and report.addresses

@@ -179,7 +179,7 @@ def _parts(message: email.message.Message) -> list[tuple[email.message.Message, 
     while queue and len(found) < MAX_PARTS:
         part, depth = queue.pop(0)
         found.append((part, depth))
-        payload = part.get_payload()
+        payload = _payload(part)
         if not isinstance(payload, list):
             continue
         nested = depth + (1 if part.get_content_type() == "message/rfc822" else 0)
@@ -189,6 +189,14 @@ def _parts(message: email.message.Message) -> list[tuple[email.message.Message, 
     return found
 
 
+def _payload(part: email.message.Message) -> object:
+    """``get_payload()``, which raises on some broken parts (a NUL in the charset name)."""
+    try:
+        return part.get_payload()
+    except Exception:
+        return ""
+
+
 def _decoded(part: email.message.Message) -> str:
     """A leaf part's content as text, whatever its transfer encoding and declared charset."""
     try:
@@ -196,7 +204,7 @@ def _decoded(part: email.message.Message) -> str:
     except Exception:  # a broken transfer encoding: read what is there
         payload = None
     if not isinstance(payload, bytes):
-        raw = part.get_payload()
+        raw = _payload(part)
         return raw if isinstance(raw, str) else ""
     charset = "utf-8"
     try:
@@ -236,7 +244,7 @@ def _headers_text(message: email.message.Message) -> str:
 
 def _field_blocks(part: email.message.Message) -> list[email.message.Message]:
     """The header blocks of a message/delivery-status or message/feedback-report part."""
-    payload = part.get_payload()
+    payload = _payload(part)
     if isinstance(payload, list):
         blocks = [item for item in payload if isinstance(item, email.message.Message)]
         if blocks:
@@ -315,8 +323,12 @@ def _feedback(
     if not address:  # Yahoo and others leave it out: the returned message's To says it
         for returned, _depth in parts:
             if returned.get_content_type() == "message/rfc822":
-                inner = returned.get_payload()
-                if isinstance(inner, list) and inner:
+                inner = _payload(returned)
+                if (
+                    isinstance(inner, list)
+                    and inner
+                    and isinstance(inner[0], email.message.Message)
+                ):
                     address = _address(_header(inner[0], "To"))
             elif returned.get_content_type() == "text/rfc822-headers":
                 address = _address(_header(email.message_from_string(_decoded(returned)), "To"))
@@ -345,6 +357,10 @@ def _json_notification(body: str) -> dict | None:
     return value
 
 
+def _dict(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def _first(items: object) -> dict:
     return items[0] if isinstance(items, list) and items and isinstance(items[0], dict) else {}
 
@@ -357,9 +373,10 @@ def _esp_json(notice: dict) -> tuple[Report | None, int | None] | None:
         return Report(K.UNKNOWN, diagnostic="SNS subscription confirmation"), None
     if not kind:
         return None
-    mail = notice.get("mail") if isinstance(notice.get("mail"), dict) else {}
+    mail = _dict(notice.get("mail"))
     row = None
-    for header in mail.get("headers") or []:
+    headers = mail.get("headers")
+    for header in headers if isinstance(headers, list) else []:
         if isinstance(header, dict) and str(header.get("name", "")).lower() == "x-metadata":
             try:
                 metadata = json.loads(str(header.get("value") or ""))
@@ -367,7 +384,7 @@ def _esp_json(notice: dict) -> tuple[Report | None, int | None] | None:
                 continue
             row = esp_row(metadata if isinstance(metadata, dict) else None)
     if kind == "Bounce":
-        bounce = notice.get("bounce") if isinstance(notice.get("bounce"), dict) else {}
+        bounce = _dict(notice.get("bounce"))
         first = _first(bounce.get("bouncedRecipients"))
         address = _address(first.get("emailAddress"))
         status = clean(first.get("status"), 32)
@@ -385,7 +402,7 @@ def _esp_json(notice: dict) -> tuple[Report | None, int | None] | None:
             verdict = K.UNKNOWN
         return Report(verdict, None, status, (words or label)[:300], address), row
     if kind == "Complaint":
-        complaint = notice.get("complaint") if isinstance(notice.get("complaint"), dict) else {}
+        complaint = _dict(notice.get("complaint"))
         feedback = str(complaint.get("complaintFeedbackType") or "abuse")
         if feedback == "not-spam":
             return None, row
@@ -398,7 +415,7 @@ def _esp_json(notice: dict) -> tuple[Report | None, int | None] | None:
             _address(first.get("emailAddress")),
         ), row
     if kind == "DeliveryDelay":
-        delay = notice.get("deliveryDelay") if isinstance(notice.get("deliveryDelay"), dict) else {}
+        delay = _dict(notice.get("deliveryDelay"))
         first = _first(delay.get("delayedRecipients"))
         return Report(
             DELAY,
@@ -513,12 +530,9 @@ def row_of(
         return row
     texts = [_header(message, "In-Reply-To"), _header(message, "References")]
     for part, _depth in parts:
-        if part.get_content_type() == "message/rfc822":
-            texts += [
-                _headers_text(item)
-                for item in part.get_payload() or []
-                if isinstance(item, email.message.Message)
-            ]
+        payload = _payload(part)
+        if part.get_content_type() == "message/rfc822" and isinstance(payload, list):
+            texts += [_headers_text(i) for i in payload if isinstance(i, email.message.Message)]
         elif not part.is_multipart():
             texts.append(_decoded(part)[: _MAX_BODY * 5])
     return verified_recipient("\n".join(texts))
