@@ -453,8 +453,11 @@ def _plain_bounce(
         kind = classify(found, line)
     else:
         # No code: a failure notice is permanent, and its words may say no such mailbox.
+        # Only what follows the failed address: the template around it is not its reason.
+        start = explanation.find(address) if address else -1
+        reason = explanation[start:] if start >= 0 else explanation
         kind = (
-            classify("5.0.0", explanation)
+            classify("5.0.0", reason)
             if failed_header or _PERMANENT_WORDS.search(words)
             else K.UNKNOWN
         )
