@@ -22,10 +22,11 @@ later reply names it. So, with an enhanced code of class 5, exactly these detail
 - X.1.10 recipient address has a null MX (RFC 7505; Exchange Online also sends it for
   "recipient not found").
 
-Nothing else suppresses: X.1.4 (ambiguous), X.1.7 and X.1.8 (the *sender's* address),
-X.2.x (the mailbox exists: disabled, full, message too large for it), X.3.x (the system:
-X.3.4 message too big), X.4.x (routing, DNS, which can be a passing outage), X.5.x and X.6.x
-(protocol, content), X.7.x (policy, spam, block lists, authentication: X.7.1 included).
+Nothing else suppresses, except the provider wordings below: X.1.4 (ambiguous), X.1.7 and
+X.1.8 (the *sender's* address), X.2.x (the mailbox exists: disabled, full, message too
+large for it), X.3.x (the system: X.3.4 message too big), X.4.x (routing, DNS, which can be
+a passing outage), X.5.x and X.6.x (protocol, content), X.7.x (policy, spam, block lists,
+authentication: X.7.1 included).
 Nor does any 4xx (greylisting, rate limits, a full mailbox for now).
 
 **An enhanced code wins over the words**: ``550 5.7.1 mailbox unavailable`` is a policy
