@@ -8,6 +8,7 @@ report about an address we never sent to or about another unit's contact.
 from __future__ import annotations
 
 import json
+import mailbox
 import pathlib
 import time
 
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from enseigne.contacts.models import Suppression
-from enseigne.delivery import bounces
+from enseigne.delivery import bounces, report_reading
 from enseigne.delivery.models import Bounce
 from enseigne.delivery.report_reading import read
 from enseigne.lib.signing import sign_id
@@ -286,3 +287,20 @@ def test_corpus_reports_cut_and_spliced_are_read_without_an_exception(path, cut,
     raw = raw[:at] + insert + raw[at:]
     report = read(raw)
     assert report is None or report.recipient_id is None
+
+
+def test_a_reading_bug_keeps_the_report_and_never_blocks_the_mailbox(world, monkeypatch, tmp_path):
+    def broken(*args, **kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(report_reading, "_report", broken)
+    box = mailbox.Maildir(tmp_path / "bounces", create=True)
+    box.add(b"From: MAILER-DAEMON@x.example\r\nMessage-ID: <a@x>\r\n\r\n550 5.1.1")
+    box.add(b"From: MAILER-DAEMON@x.example\r\nMessage-ID: <b@x>\r\n\r\n550 5.1.1")
+    assert bounces.process_maildir(str(tmp_path / "bounces")) == 2
+    assert len(box) == 0
+    assert list(Bounce.objects.values_list("kind", "diagnostic")) == [
+        ("unknown", "unreadable report"),
+        ("unknown", "unreadable report"),
+    ]
+    assert not Suppression.objects.exists()
