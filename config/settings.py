@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
@@ -210,10 +211,31 @@ if PROXY_COUNT < 0:
     raise ImproperlyConfigured("ENSEIGNE_PROXY_COUNT must be 0 or more.")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PROXY_COUNT else None
 
+
 # Content-Security-Policy of application pages (enseigne.lib.csp). Message previews send a
 # stricter one of their own (enseigne.brand.views.sandboxed). Library images on S3 come from
-# the bucket's origin; ENSEIGNE_CSP_IMG_SRC adds other image origins.
-CSP_IMG_SRC = ["'self'", "data:", "blob:", *env_list("ENSEIGNE_CSP_IMG_SRC", [])]
+# the bucket's origin (derived below); ENSEIGNE_CSP_IMG_SRC adds other image origins.
+def _asset_origins() -> list[str]:
+    if not ASSET_BUCKET:
+        return []
+    domain = env_str("ENSEIGNE_ASSET_CUSTOM_DOMAIN", "")
+    if domain:
+        return [f"https://{domain}"]
+    endpoint = urlparse(env_str("ENSEIGNE_ASSET_ENDPOINT_URL", ""))
+    if endpoint.netloc:
+        # Path-style (endpoint/bucket/key) or virtual-hosted (bucket.endpoint/key) URLs.
+        base = f"{endpoint.scheme}://"
+        return [base + endpoint.netloc, base + f"{ASSET_BUCKET}.{endpoint.netloc}"]
+    return [f"https://{ASSET_BUCKET}.s3.amazonaws.com"]
+
+
+CSP_IMG_SRC = [
+    "'self'",
+    "data:",
+    "blob:",
+    *_asset_origins(),
+    *env_list("ENSEIGNE_CSP_IMG_SRC", []),
+]
 CSP_REPORT_ONLY = env_bool("ENSEIGNE_CSP_REPORT_ONLY", False)
 
 # Login throttling (django-axes, see docs/decisions.md): after LOGIN_FAILURE_LIMIT wrong

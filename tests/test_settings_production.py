@@ -143,3 +143,34 @@ def test_bad_hardening_settings_refuse_to_start(tmp_path, name, value, message):
     result = _run(tmp_path, ["-c", PRINT], **{name: value})
     assert result.returncode != 0
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "origins"),
+    [
+        ({}, []),
+        (
+            {"ENSEIGNE_ASSET_BUCKET": "lib", "ENSEIGNE_ASSET_CUSTOM_DOMAIN": "media.example.com"},
+            ["https://media.example.com"],
+        ),
+        (
+            {
+                "ENSEIGNE_ASSET_BUCKET": "lib",
+                "ENSEIGNE_ASSET_ENDPOINT_URL": "https://s3.fr-par.scw.cloud",
+            },
+            ["https://s3.fr-par.scw.cloud", "https://lib.s3.fr-par.scw.cloud"],
+        ),
+        ({"ENSEIGNE_ASSET_BUCKET": "lib"}, ["https://lib.s3.amazonaws.com"]),
+        (
+            {"ENSEIGNE_CSP_IMG_SRC": "https://a.example, https://b.example"},
+            ["https://a.example", "https://b.example"],
+        ),
+    ],
+)
+def test_library_images_on_s3_are_allowed_by_the_policy(tmp_path, env, origins):
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; print(s.CSP_IMG_SRC)"
+    )
+    result = _run(tmp_path, ["-c", code], **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(["'self'", "data:", "blob:", *origins])
