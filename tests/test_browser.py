@@ -153,9 +153,15 @@ def test_hostile_local_version_preview_runs_no_script_and_locked_parts_follow(
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
 
-    # The detector works: the same payloads in an ordinary page of the same origin do run.
-    page.goto(f"{live_server.url}/login/")
-    page.set_content(f"<body>{' '.join(HOSTILE)}</body>")
+    # The detector works: the same payloads in an ordinary page of the same origin do run
+    # (a page with no policy: Enseigne's own pages would refuse them too).
+    page.route(
+        f"{live_server.url}/control/",
+        lambda route: route.fulfill(
+            body=f"<body>{' '.join(HOSTILE)}</body>", content_type="text/html"
+        ),
+    )
+    page.goto(f"{live_server.url}/control/")
     page.wait_for_timeout(500)
     assert any("pwned-script" in url for url in pwned), (
         f"the control page should have run the payloads: {pwned}"
