@@ -359,10 +359,28 @@ IMPORT_MAX_BYTES = env_int("ENSEIGNE_IMPORT_MAX_BYTES", 200 * 1024 * 1024)
 IMPORT_BATCH_ROWS = env_int("ENSEIGNE_IMPORT_BATCH_ROWS", 20_000)
 CONTACTS_PAGE_SIZE = 50
 
+# One line per event, in UTC (ISO 8601), through one handler: Huey's consumer adds its own
+# handler only to a "huey" logger that has none, which printed every worker line twice.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"line": {"()": "enseigne.lib.logs.OneLineUtc"}},
+    "filters": {"expected_refusals": {"()": "enseigne.lib.logs.ExpectedRefusals"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "line",
+            "filters": ["expected_refusals"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "axes": {"level": "WARNING"},
+        "huey": {
+            "handlers": ["console"],
+            "level": env_str("LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
+    },
 }

@@ -347,6 +347,7 @@ def test_a_click_shows_in_the_report_and_lyon_starts_from_a_lille_campaign(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "campaign-report.png"), full_page=True)
 
+    page.get_by_role("button", name="Contenus").click()  # the menu's "Content" group
     page.get_by_role("link", name="Bonnes pratiques").click()
     card = page.locator(f"[data-campaign='{lille.public_id}']")
     expect(card).to_contain_text("Atelier bougies parfumées")
@@ -461,3 +462,35 @@ def test_main_pages_run_under_the_policy_without_a_violation(
     expect(page.locator(".fc").first).to_be_visible()
     assert violations == [], violations
     assert len(visited) == 24
+
+
+def _sign_in(page, url: str, user) -> None:
+    page.goto(f"{url}/login/")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+
+
+@pytest.mark.parametrize("width", [1366, 375])
+def test_the_header_fits_the_screen_for_head_office(
+    live_server, transactional_db, browser_page, width
+):
+    """HQ's menu, its address, log-out and language stay on screen at 1366 px and on a phone."""
+    world = build_world()
+    page = browser_page
+    page.set_viewport_size({"width": width, "height": 800})
+    _sign_in(page, live_server.url, world.hq_admin)
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    if width < 992:  # Bootstrap's lg breakpoint: the menu folds behind its button
+        page.get_by_role("button", name="Menu").click()
+    logout = page.get_by_role("button", name="Se déconnecter")
+    language = page.get_by_role("button", name="English")
+    for control in (logout, language, page.get_by_role("button", name="Réseau")):
+        expect(control).to_be_visible()
+        box = control.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    page.get_by_role("button", name="Réseau").click()
+    page.get_by_role("link", name="Utilisateurs").click()
+    expect(page).to_have_url(f"{live_server.url}/hq/users/")
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, scroll_width  # nothing pushed past the right edge
