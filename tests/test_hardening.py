@@ -428,3 +428,11 @@ def test_security_txt_expiry_rolls_ahead_when_unset_and_is_absent_without_contac
     assert "Expires: 2027-06-01T09:00:00Z" in body.splitlines()
     settings.SECURITY_CONTACT = []
     assert client.get("/.well-known/security.txt").status_code == 404
+
+
+def test_a_failed_attempt_keeps_no_password(world, client):
+    _fail(client, world.manager_a.email, 3)
+    attempt = AccessAttempt.objects.get()
+    assert attempt.failures_since_start == 3
+    assert "wrong-" not in attempt.post_data + attempt.get_data
+    assert attempt.username == world.manager_a.email
