@@ -163,7 +163,8 @@ def test_the_lockout_ends_after_the_cool_off_and_more_tries_do_not_extend_it(wor
 def test_hostile_usernames_answer_a_form_error_never_a_500(world, client, username):
     for _ in range(6):
         answer = _login(client, username, "wrong")
-        assert answer.status_code in (200, 429)
+        # A NUL is refused before any view by RefuseNulMiddleware (400 naming the field).
+        assert answer.status_code in ((400,) if "\x00" in username else (200, 429))
         assert b"<script>alert(1)</script>" not in answer.content
     assert all(len(a.username or "") <= 255 for a in AccessAttempt.objects.all())
     assert all("\x00" not in (a.username or "") for a in AccessAttempt.objects.all())
