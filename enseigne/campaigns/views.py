@@ -403,11 +403,16 @@ def campaign_progress(request, public_id):
         eta = timezone.now() + dt.timedelta(
             seconds=elapsed / progress["done"] * progress["pending"]
         )
-    return render(
+    response = render(
         request,
         "campaigns/_progress.html",
         {"campaign": campaign, "progress": progress, "eta": eta},
     )
+    if request.htmx and campaign.status != Campaign.Status.SENDING:
+        # Sending ended (finished, paused, cancelled): the whole page changes (actions, why
+        # rows were not sent, the report), so htmx loads it again by itself.
+        response["HX-Refresh"] = "true"
+    return response
 
 
 @login_required

@@ -6,13 +6,20 @@ import hashlib
 import uuid
 from pathlib import Path
 
+import polars as pl
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from enseigne.contacts.importer import guess_mapping, import_targets, sniff_separator
+from enseigne.contacts.importer import (
+    count_rows,
+    guess_mapping,
+    import_targets,
+    sniff_separator,
+)
 from enseigne.contacts.models import Channel, ContactImport
 from enseigne.contacts.tasks import run_contact_import
 from enseigne.network.access import access_for
@@ -67,6 +74,10 @@ def import_prepare(*, actor: User, unit: OrgNode, file_name: str, content: bytes
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4()}.csv"
     path.write_bytes(data)
+    try:
+        total_rows = count_rows(path)
+    except (pl.exceptions.PolarsError, OSError):
+        total_rows = None  # the worker reports why it cannot read the file
     contact_import = ContactImport.objects.create(
         unit=unit,
         unit_path=unit.path,
@@ -76,6 +87,7 @@ def import_prepare(*, actor: User, unit: OrgNode, file_name: str, content: bytes
         file_sha256=hashlib.sha256(content).hexdigest(),
         columns=columns,
         mapping=guess_mapping(columns),
+        total_rows=total_rows,
     )
     audit(
         actor=actor,

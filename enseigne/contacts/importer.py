@@ -107,6 +107,21 @@ def read_frame(path: str | Path, columns: list[str] | None = None) -> pl.DataFra
     )
 
 
+def count_rows(path: str | Path) -> int:
+    """The file's data rows, read the way ``read_frame`` reads them (quoted line breaks
+    included), without loading it: shown from the upload on, before the worker starts."""
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline()
+    frame = pl.scan_csv(
+        path,
+        separator=sniff_separator(header),
+        infer_schema=False,
+        truncate_ragged_lines=True,
+        raise_if_empty=False,
+    )
+    return int(frame.select(pl.len()).collect().item())
+
+
 class RowValidator:
     def __init__(self, contact_import: ContactImport):
         self.mapping = {c: t for c, t in contact_import.mapping.items() if t}
