@@ -7,7 +7,6 @@ import uuid
 from pathlib import Path
 
 import polars as pl
-
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
