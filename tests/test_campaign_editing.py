@@ -156,9 +156,7 @@ def test_editing_a_campaign_past_draft_is_refused_with_the_reason(client, world,
     ):
         assert response.redirect_chain[-1][0] == reverse("campaign_detail", args=[draft.public_id])
         label = Campaign.Status(status).label.lower()
-        assert any(label in m and "uplicate" in m for m in _messages(response)), _messages(
-            response
-        )
+        assert any(label in m and "uplicate" in m for m in _messages(response)), _messages(response)
     assert _state(draft) == before
     with pytest.raises(services.ValidationError, match=label):
         services.campaign_update(actor=world.manager_a, campaign=draft, name="Changé")
@@ -335,3 +333,74 @@ def test_rules_set_through_the_api_are_kept_by_an_edit_that_does_not_touch_them(
     )
     national.refresh_from_db()
     assert (national.name, national.audience_rules) == ("API 2", rules)
+
+
+def _relayed_national(world):
+    from decimal import Decimal
+
+    from enseigne.campaigns.models import Budget, SendingPolicy
+    from enseigne.campaigns.selectors import policy_for
+    from tests.campaign_helpers import contacts
+
+    SendingPolicy.objects.filter(pk=policy_for(world.root).pk).update(
+        email_thousand_cost=Decimal("2000")
+    )
+    for unit in (world.unit_a, world.unit_a2, world.unit_b):
+        contacts(unit, 2)
+        Budget.objects.create(
+            unit=unit,
+            unit_path=unit.path,
+            starts_on=timezone.localdate() - dt.timedelta(days=40),
+            ends_on=timezone.localdate() + dt.timedelta(days=40),
+            amount=Decimal("100.00"),
+        )
+    template = email_template(world)
+    national = services.campaign_create_national(
+        actor=world.hq_admin, channel="email", name="Printemps", template=template
+    )
+    services.campaign_submit(actor=world.hq_admin, campaign=national)
+    services.campaign_schedule(
+        actor=world.hq_admin, campaign=national, send_at=timezone.now() + dt.timedelta(days=2)
+    )
+    for unit, manager, words in (
+        (world.unit_a, world.manager_a, "Spécial Lyon"),
+        (world.unit_b, world.manager_b, "Braderie de Lille"),
+    ):
+        version = local_version_save(
+            actor=manager, unit=unit, template=template, values={"headline": words}
+        )
+        services.relay_decide(
+            actor=manager, campaign=national, unit=unit, relay=True, local_version=version
+        )
+    return national
+
+
+def test_each_store_previews_the_national_campaign_with_its_own_footer_and_version(client, world):
+    national = _relayed_national(world)
+    url = reverse("campaign_message", args=[national.public_id])
+    _login(client, world.manager_b)
+    lille = client.get(url).content.decode()
+    assert "Braderie de Lille" in lille and "— Lille." in lille
+    assert "Spécial Lyon" not in lille and "— Lyon." not in lille
+    client.logout()
+    _login(client, world.manager_a)
+    lyon = client.get(url).content.decode()
+    assert "Spécial Lyon" in lyon and "— Lyon." in lyon and "Lille" not in lyon
+
+
+def test_a_store_sees_its_own_budget_only_in_the_national_audience(client, world):
+    national = _relayed_national(world)
+    url = reverse("campaign_preview", args=[national.public_id])
+    _login(client, world.manager_b)
+    lines = client.get(url).context["preview"].budgets
+    assert [b["unit"].code for b in lines] == ["lille"]
+    client.logout()
+    _login(client, world.region_manager)  # a region sees its own units' budgets
+    assert [b["unit"].code for b in client.get(url).context["preview"].budgets] == [
+        "lyon",
+        "grenoble",
+    ]
+    client.logout()
+    _login(client, world.hq_admin)
+    codes = [b["unit"].code for b in client.get(url).context["preview"].budgets]
+    assert sorted(codes) == ["grenoble", "lille", "lyon"]

@@ -106,6 +106,20 @@ def pressure_rules(node: OrgNode, channel: str) -> list[PressureRule]:
     return list(PressureRule.objects.filter(node=root, channel=channel))
 
 
+def visible_budgets(user: User, budgets: list[dict]) -> list[dict]:
+    """The audience's budget lines of the units ``user`` sees: a store sees its own budget,
+    not every store's (a national campaign's preview holds one line per unit)."""
+    access = access_for(user)
+    return [b for b in budgets if access.sees(b["unit"].path)]
+
+
+def target_for_user(user: User, targets: list):
+    """Of a campaign's target units, the first one ``user`` sees (a store: its own), else
+    the first one (None when there is none)."""
+    access = access_for(user)
+    return next((t for t in targets if access.sees(t.unit.path)), targets[0] if targets else None)
+
+
 def budget_for(unit: OrgNode, day) -> Budget | None:
     return Budget.objects.filter(unit=unit, starts_on__lte=day, ends_on__gte=day).first()
 

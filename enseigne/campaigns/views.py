@@ -234,16 +234,18 @@ def campaign_preview(request: HttpRequest, public_id) -> HttpResponse:
     if timezone.is_naive(when):
         when = timezone.make_aware(when)
     result = audience.preview(campaign, when)
+    result.budgets = selectors.visible_budgets(request.user, result.budgets)
     return render(request, "campaigns/_preview.html", {"campaign": campaign, "preview": result})
 
 
 @login_required
 @require_GET
 def campaign_message(request: HttpRequest, public_id) -> HttpResponse:
-    """The message as the first target unit sends it, for the sandboxed preview frame."""
+    """The message as the user's unit sends it (its footer, the version it relayed), or as the
+    first target unit does for someone who sees them all; for the sandboxed preview frame."""
     campaign = _get(request, public_id)
     version = campaign.template.current
-    target = (audience.targets(campaign) or [None])[0]
+    target = selectors.target_for_user(request.user, audience.targets(campaign))
     if version is None or target is None:
         return sandboxed("<p>—</p>")
     values = target.local_version.values if target.local_version else {}
