@@ -7,6 +7,7 @@ import datetime as dt
 import threading
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -131,9 +132,12 @@ def test_the_campaign_page_reaches_its_final_state_by_itself(
     expect(page.locator("#progress-summary")).to_contain_text("0 % envoyés")
     expect(page.get_by_role("button", name="Mettre en pause")).to_be_visible()
 
-    def send():
-        with db_scope(ALL):
-            run_campaign(campaign.pk)
+    def send():  # the worker, in a thread of its own with its own connection
+        try:
+            with db_scope(ALL):
+                run_campaign(campaign.pk)
+        finally:
+            connections.close_all()
 
     worker = threading.Thread(target=send)
     worker.start()
