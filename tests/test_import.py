@@ -211,7 +211,7 @@ def test_rejection_report_download_is_formula_safe(world, do_import, client):
     response = client.get(f"/imports/{imp.public_id}/rejections.csv")
     body = b"".join(response.streaming_content).decode()
     rows = list(csv.reader(io.StringIO(body)))
-    assert rows[0] == ["row", "column", "value", "reason"]
+    assert rows[0] == ["row", "column", "value", "reason", "kind"]
     assert rows[1][0:3] == ["2", "email", '\'=HYPERLINK("x")']
 
 

@@ -65,7 +65,7 @@ def _what_binary(raw: bytes, file_name: str) -> str:
         "pdf": _("a PDF document"),
         "image": _("an image"),
         "gzip": _("a compressed (gzip) file"),
-    }.get(kind, _("a binary file, not text"))
+    }.get(kind, _("a binary file"))
 
 
 def _not_text(raw: bytes, file_name: str) -> NotText:

@@ -185,7 +185,7 @@ def folded(text: str) -> str:
     """Lower case, no accents, punctuation as spaces: how headers and country names compare."""
     decomposed = unicodedata.normalize("NFKD", text.strip().lower())
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(re.sub(r"[^\w+]+", " ", bare).split())
+    return " ".join(re.sub(r"[^\w+]|_", " ", bare).split())
 
 
 # ISO 3166 alpha-3 codes of the countries a French network's customers mostly come from
