@@ -306,6 +306,9 @@ def test_the_one_statement_path_and_the_matching_path_write_the_same_contacts(
     lines.append("p2@example.com;;;;;oui;;;argent")
     lines.append("p8@example.com;06 10 10 00 00;;;;;;;")  # p8's email, p10's phone
     lines.append("nouveau@example.com;;Nouveau;;;;;;")
+    # A new email with a phone already seen (p10's): a new person, kept without the phone.
+    lines.append("famille@example.com;06 10 10 00 00;Famille;;;;oui;;")
+    lines.append("famille2@example.com;06 10 10 00 00;;;;;;;")  # twice, in one batch
     content = "\n".join(lines) + "\n"
     for unit in (world.unit_a, world.unit_b):
         ContactFactory(
@@ -324,8 +327,9 @@ def test_the_one_statement_path_and_the_matching_path_write_the_same_contacts(
     fast = do_import(content, consent=["email"], wording="v3")
     if connection.vendor == "postgresql":
         assert sum(rows for rows, _ in calls) > 100  # most rows took the one-statement path…
-        # …but p3, whom the unit already had, and p1, p2 and p8, written by an earlier batch
-        assert sum(skipped for _, skipped in calls) == 4
+        # …but p3, whom the unit already had, p1, p2 and p8, written by an earlier batch,
+        # and "famille", whose phone p10 already has
+        assert sum(skipped for _, skipped in calls) == 5
     else:
         assert calls == []  # one path only on other databases
 
@@ -338,11 +342,14 @@ def test_the_one_statement_path_and_the_matching_path_write_the_same_contacts(
 
     counts = ("created_count", "updated_count", "unchanged_count", "rejected_count")
     assert [getattr(fast, c) for c in counts] == [getattr(matching, c) for c in counts]
-    assert [getattr(fast, c) for c in counts] == [150, 3, 1, 0]
-    # p8's email with p10's phone: p8, kept without the phone, flagged as a possible duplicate
-    assert [(r.row_number, r.kind, r.value) for r in fast.rejections.all()] == [
-        (154, "duplicate", "+33610100000")
-    ]
+    assert [getattr(fast, c) for c in counts] == [152, 3, 1, 0]
+    # p8's email with p10's phone: p8, kept without the phone, flagged as a possible duplicate;
+    # so are the two new people who give p10's phone with their own email.
+    expected = [(n, "duplicate", "+33610100000") for n in (154, 156, 157)]
+    assert [(r.row_number, r.kind, r.value) for r in fast.rejections.all()] == expected
+    assert [(r.row_number, r.kind, r.value) for r in matching.rejections.all()] == expected
+    famille = Contact.objects.get(unit=world.unit_a, email="famille@example.com")
+    assert (famille.phone, famille.sms_consent) == (None, "none")  # no phone, no SMS consent
     assert _snapshot(world.unit_a) == _snapshot(world.unit_b)
     known = Contact.objects.get(unit=world.unit_a, email="p3@example.com")
     assert (known.first_name, known.last_name) == (
