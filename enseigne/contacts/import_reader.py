@@ -88,6 +88,10 @@ def _guess_encoding(raw: bytes) -> tuple[str, int]:
     """(encoding, BOM length) from the BOM, else from where the zero bytes fall."""
     for bom, encoding in _BOMS:
         if raw.startswith(bom):
+            try:  # FF FE 00 00 is also UTF-16's BOM before a NUL: the decoding decides
+                codecs.getincrementaldecoder(encoding)().decode(raw[len(bom) : len(bom) + 4096])
+            except UnicodeDecodeError:
+                continue
             return encoding, len(bom)
     sample = raw[:4096]
     if len(sample) >= 4:
