@@ -97,9 +97,10 @@ def _guess_encoding(raw: bytes) -> tuple[str, int]:
     if len(sample) >= 4:
         even, odd = sample[0::2].count(0), sample[1::2].count(0)
         half = len(sample) // 2
-        if odd > 0.4 * half and even < 0.05 * half:  # "e\0m\0a\0": UTF-16 LE text
+        # "e\0m\0a\0": UTF-16 LE text (a NUL character in it puts zeros on both sides)
+        if odd > 0.4 * half and even < 0.5 * odd:
             return "utf-16-le", 0
-        if even > 0.4 * half and odd < 0.05 * half:
+        if even > 0.4 * half and odd < 0.5 * even:
             return "utf-16-be", 0
     try:
         raw.decode("utf-8")

@@ -105,7 +105,14 @@ Problem = tuple[str, str, str]  # (column, value, reason)
 
 class RowValidator:
     def __init__(self, contact_import: ContactImport):
-        self.mapping = {c: t for c, t in contact_import.mapping.items() if t}
+        # In the file's column order: a row's report lines read left to right (a JSON
+        # mapping comes back from PostgreSQL with its keys sorted).
+        order = {column: index for index, column in enumerate(contact_import.columns)}
+        self.mapping = {
+            c: t
+            for c, t in sorted(contact_import.mapping.items(), key=lambda i: order.get(i[0], 0))
+            if t
+        }
         self.country = unit_country(contact_import.unit)
         self.country_column = next((c for c, t in self.mapping.items() if t == "country"), None)
         keys = [t.split(".", 1)[1] for t in self.mapping.values() if t.startswith("attributes.")]
