@@ -254,12 +254,16 @@ def _broken_quote(contact_import: ContactImport, file_row: FileRow) -> ImportRej
     )
 
 
+def _line_count(path: str) -> int:
+    with open(path, "rb") as handle:
+        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+
+
 def _run_claimed(contact_import: ContactImport) -> ContactImport:
     import_id = contact_import.pk
     scope = [contact_import.unit_path]
     try:
-        _header, counted = read_rows(contact_import.file_path)
-        total = sum(1 for _row in counted)  # one quick pass: progress needs the total
+        estimate = _line_count(contact_import.file_path) - 1  # for progress: lines, not rows
         header, file_rows = read_rows(contact_import.file_path)
     except (UnicodeDecodeError, OSError) as exc:
         with db_scope(scope):
@@ -268,7 +272,7 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
         return contact_import
     batch_rows = settings.IMPORT_BATCH_ROWS
     with db_scope(scope):
-        ContactImport.objects.filter(pk=import_id).update(total_rows=total)
+        ContactImport.objects.filter(pk=import_id).update(total_rows=max(estimate, 0))
     validator = RowValidator(contact_import)
     writer = BatchWriter(contact_import)
     position = {name: index for index, name in reversed(list(enumerate(header)))}
@@ -282,13 +286,13 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
 
     refused, skipped = ImportRejection.Kind.REFUSED, ImportRejection.Kind.FIELD_SKIPPED
 
-    def validate_chunk(offset: int) -> Chunk:
+    def validate_chunk() -> Chunk:
         translation.activate(language)  # the helper thread's own language (thread-local)
         valid: list[Row] = []
         rejections: list[ImportRejection] = []
         height = 0
         # The helper thread is the only reader of the file, one chunk after the other.
-        for file_row in itertools.islice(file_rows, min(batch_rows, total - offset)):
+        for file_row in itertools.islice(file_rows, batch_rows):
             height += 1
             fields = file_row.fields
             if fields is None:
@@ -309,16 +313,14 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
 
     # Validation is pure Python and touches no database: the next chunk is validated in a
     # helper thread while this one waits for PostgreSQL to write the current chunk.
-    offsets = range(contact_import.processed_rows, total, batch_rows)
+    offset = contact_import.processed_rows
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-validate") as pool,
         _quick_handover(),
     ):
-        upcoming = pool.submit(validate_chunk, offsets[0]) if offsets else None
-        for position, offset in enumerate(offsets):
-            chunk = upcoming.result()
-            if position + 1 < len(offsets):
-                upcoming = pool.submit(validate_chunk, offsets[position + 1])
+        upcoming = pool.submit(validate_chunk)
+        while (chunk := upcoming.result()).height:
+            upcoming = pool.submit(validate_chunk)  # the next chunk, while this one is written
             height, rejections = chunk.height, chunk.rejections
             with db_scope(scope), transaction.atomic():
                 result = writer.write_chunk(chunk)
@@ -332,11 +334,13 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
                     rejected_count=F("rejected_count")
                     + len({r.row_number for r in rejections if r.kind == refused}),
                 )
+            offset += height
     with db_scope(scope):
         ContactImport.objects.filter(pk=import_id).update(
             status=ContactImport.Status.DONE,
             finished_at=timezone.now(),
-            processed_rows=total,
+            processed_rows=offset,
+            total_rows=offset,  # the rows read, now that they are known
         )
         contact_import.refresh_from_db()
     return contact_import
