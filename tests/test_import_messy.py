@@ -344,6 +344,7 @@ def _people_file(separator=";", newline="\n", last_newline=True) -> str:
         ),
         pytest.param(_people_file(",").encode("utf-16-le"), id="UTF-16 LE without BOM"),
         pytest.param(_people_file().encode("utf-8-sig"), id="UTF-8 with BOM"),
+        pytest.param(b"\r\n" * 40 + _people_file().encode(), id="blank lines before the header"),
         pytest.param(_people_file(",", "\r\n").encode("cp1252"), id="Windows-1252, CRLF"),
         pytest.param(
             _people_file().encode().replace(b"noe@", b"no\x00e@"), id="one stray NUL byte"

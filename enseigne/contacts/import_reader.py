@@ -170,21 +170,15 @@ class _Lines:
         return entry[1]
 
 
-def read_header(path: str | Path) -> list[str]:
-    header, rows = read_rows(path)
-    rows.close()
-    return header
-
-
 def read_rows(path: str | Path) -> tuple[list[str], Iterator[FileRow]]:
     """(the header's fields, the data rows). Blank lines are skipped: they are not rows."""
     handle = open(path, encoding="utf-8", newline="")  # noqa: SIM115 (the generator closes it)
     lines = _Lines(handle)
     first = ""
     for first in lines:
+        lines.record.clear()  # blank lines before the header are no record
         if first.strip():
             break
-    lines.record.clear()
     separator, header = parse_header(first)
     return header, _rows(handle, lines, separator, len(header))
 
