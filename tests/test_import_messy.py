@@ -205,6 +205,33 @@ def test_a_country_column_decides_how_national_numbers_are_read(world, do_import
     assert report(imp) == []
 
 
+@pytest.mark.parametrize(
+    ("header", "values", "guessed"),
+    [
+        ("Code", ["CH", "FR", "BE", "CH"], True),
+        ("Origine", ["Suisse", "France", "", "Belgique"], True),
+        ("Zone", ["CHE", "FRA", "BEL"], True),
+        ("Ville", ["Genève", "Lyon", "Bruxelles"], False),
+        ("Code", ["CH", "FR"], False),  # too few to tell
+        ("Code", ["CH", "FR", "XX"], False),
+        ("Langue", ["fr", "de", "it"], False),  # the header places it first
+    ],
+)
+def test_a_column_of_countries_is_proposed_as_the_country_by_its_values(
+    world, header, values, guessed
+):
+    lines = [f"email;mobile;{header}"] + [
+        f"p{i}@example.com;079 123 45 6{i};{value}" for i, value in enumerate(values)
+    ]
+    imp = import_prepare(
+        actor=world.manager_a,
+        unit=world.unit_a,
+        file_name="c.csv",
+        content="\n".join(lines).encode(),
+    )
+    assert (imp.mapping.get(header) == "country") is guessed
+
+
 def test_an_unknown_country_accepts_only_international_numbers(world, do_import):
     imp = do_import(
         "email;mobile;country\n"

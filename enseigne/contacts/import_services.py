@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import uuid
 from pathlib import Path
 
@@ -12,7 +13,13 @@ from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from enseigne.contacts.import_reader import NotText, decode_upload, first_line, parse_header
+from enseigne.contacts.import_reader import (
+    NotText,
+    decode_upload,
+    first_line,
+    parse_header,
+    read_rows,
+)
 from enseigne.contacts.importer import guess_mapping, import_targets
 from enseigne.contacts.models import Channel, ContactImport
 from enseigne.contacts.tasks import run_contact_import
@@ -20,6 +27,15 @@ from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User
 from enseigne.network.services import audit
+
+
+def _first_rows(path: Path, count: int = 20) -> list[list[str]]:
+    """The file's first rows, for guessing a column by its values."""
+    _header, rows = read_rows(path)
+    try:
+        return [row.fields for row in itertools.islice(rows, count) if row.fields is not None]
+    finally:
+        rows.close()
 
 
 @transaction.atomic
@@ -61,7 +77,7 @@ def import_prepare(*, actor: User, unit: OrgNode, file_name: str, content: bytes
         file_path=str(path),
         file_sha256=hashlib.sha256(content).hexdigest(),
         columns=columns,
-        mapping=guess_mapping(columns),
+        mapping=guess_mapping(columns, _first_rows(path)),
     )
     audit(
         actor=actor,

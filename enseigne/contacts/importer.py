@@ -87,7 +87,9 @@ _GUESSES = {
 _GUESS_BY_NAME = {folded(name): target for target, names in _GUESSES.items() for name in names}
 
 
-def guess_mapping(columns: list[str]) -> dict[str, str]:
+def guess_mapping(columns: list[str], samples: list[list[str]] | None = None) -> dict[str, str]:
+    """Each column's proposed field, from its header; a column the header does not place
+    whose first values (``samples``: the first rows) are all countries is the country."""
     mapping = {}
     targets = import_targets()
     for column in columns:
@@ -97,7 +99,26 @@ def guess_mapping(columns: list[str]) -> dict[str, str]:
                 mapping[column] = target
         elif f"attributes.{column.strip().lower()}" in targets:
             mapping[column] = f"attributes.{column.strip().lower()}"
+    if samples and "country" not in mapping.values():
+        for index, column in enumerate(columns):
+            if column not in mapping and _all_countries(
+                row[index] for row in samples if index < len(row)
+            ):
+                mapping[column] = "country"
+                break
     return mapping
+
+
+def _all_countries(values) -> bool:
+    seen = [v for v in (value.strip() for value in values) if v]
+    if len(seen) < 3:  # too few to tell a country column from chance
+        return False
+    try:
+        for value in seen:
+            clean_country(value)
+    except FieldError:
+        return False
+    return True
 
 
 Problem = tuple[str, str, str]  # (column, value, reason)
