@@ -78,7 +78,7 @@ def test_unit_manager_imports_a_csv_and_sees_the_row_report(
     expect(page.locator("#import-status")).to_have_text("Terminé")
     expect(page.locator("#count-created")).to_have_text("2")
     expect(page.locator("#count-rejected")).to_have_text("1")
-    report = page.locator("#rejections tbody tr")
+    report = page.locator("#report-refused tbody tr")
     expect(report).to_have_count(1)
     expect(report.first).to_contain_text("3")
     expect(report.first).to_contain_text("Email")
