@@ -279,6 +279,23 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
         "302 200 200 200 200 200",
         "404 404 404 404",
     ),
+    # The matrix's campaigns are submitted: editing answers with the reason (a redirect to
+    # the campaign page); a duplicate is a new draft of the same owner.
+    ("campaigns/<uuid:public_id>/edit/", "GET"): (
+        "campaign",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/edit/", "POST"): (
+        "campaign",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/duplicate/", "POST"): (
+        "campaign",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
     ("campaigns/<uuid:public_id>/submit/", "POST"): (
         "campaign",
         "302 302 302 302 403 302",

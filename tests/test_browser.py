@@ -78,7 +78,7 @@ def test_unit_manager_imports_a_csv_and_sees_the_row_report(
     expect(page.locator("#import-status")).to_have_text("Terminé")
     expect(page.locator("#count-created")).to_have_text("2")
     expect(page.locator("#count-rejected")).to_have_text("1")
-    report = page.locator("#rejections tbody tr")
+    report = page.locator("#report-refused tbody tr")
     expect(report).to_have_count(1)
     expect(report.first).to_contain_text("3")
     expect(report.first).to_contain_text("Email")
@@ -352,7 +352,10 @@ def test_a_click_shows_in_the_report_and_lyon_starts_from_a_lille_campaign(
     card = page.locator(f"[data-campaign='{lille.public_id}']")
     expect(card).to_contain_text("Atelier bougies parfumées")
     card.get_by_role("button", name="Partir de cette campagne").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Atelier bougies")
+    # The draft's edit page: the store chooses its audience and date there.
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Modifier le brouillon « Atelier bougies »"
+    )
     with db_scope(ALL):
         draft = Campaign.objects.get(owner=world.unit_a, name="Atelier bougies")
     assert draft.status == Campaign.Status.DRAFT

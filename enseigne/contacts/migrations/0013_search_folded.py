@@ -35,7 +35,7 @@ def backwards(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("contacts", "0010_source_import_unconstrained"),
+        ("contacts", "0012_import_rejection_kind"),
     ]
 
     operations = [migrations.RunPython(forwards, backwards)]
