@@ -480,8 +480,10 @@ def sending_rules(request: HttpRequest) -> HttpResponse:
         if part == "policy":
             policy.refresh_from_db()  # the form edited the instance in place
     budgets = []
-    for budget in selectors.budgets_for_user(user)[:100]:
-        used = audience.spent(budget.unit, budget.starts_on, budget.ends_on, policy)
+    shown = list(selectors.budgets_for_user(user)[:100])
+    spent = audience.spent_by_budget(shown, policy)
+    for budget in shown:
+        used = spent[budget.pk]
         budgets.append(
             {
                 "budget": budget,
