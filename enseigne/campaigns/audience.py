@@ -71,6 +71,12 @@ class UnitCount:
     unit: OrgNode
     local_version: LocalVersion | None
     recipients: int = 0
+    # The unit's own share of the figures, so that a viewer who sees only some units of a
+    # national campaign is shown only theirs (campaigns/figures.py).
+    candidates: int = 0
+    exclusions: dict[str, int] = field(default_factory=dict)
+    cost: Decimal = Decimal("0")
+    hq_cost: Decimal = Decimal("0")
 
 
 @dataclass
@@ -535,10 +541,12 @@ def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
         counts = per_unit.get(target.unit.pk, {})
         line = UnitCount(target.unit, target.local_version)
         result.per_unit.append(line)
-        result.candidates += sum(counts.values())
+        line.candidates = sum(counts.values())
+        result.candidates += line.candidates
         for reason, n in counts.items():
             if reason:
                 exclusions[reason] += n
+                line.exclusions[reason] = n
         sendable = counts.get("", 0)
         if not sendable:
             continue
@@ -547,10 +555,13 @@ def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
         if budget is not None:
             result.budgets.append(budget)
         exclusions["over_budget"] += sendable - affordable
+        if sendable > affordable:
+            line.exclusions["over_budget"] = sendable - affordable
         result.recipients += affordable
         line.recipients = affordable
         cost = each * affordable
         hq = pricing.hq_share(cost, target.hq_share_percent)
+        line.cost, line.hq_cost = cost, hq
         result.cost += cost
         result.hq_cost += hq
         if campaign.channel == Channel.SMS and not campaign.is_transactional:
