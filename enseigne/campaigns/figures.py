@@ -35,8 +35,8 @@ from enseigne.campaigns.models import (
     Campaign,
     PressureRule,
     Relay,
-    SendingPolicy,
 )
+from enseigne.campaigns.selectors import policy_for
 from enseigne.contacts.models import ContactImport, Segment, Suppression
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.access import Access
@@ -104,7 +104,9 @@ def _stamp_parts(campaign: Campaign) -> list:
         campaign.local_version_id,
         campaign.budget_override,
         segment,
-        SendingPolicy.objects.filter(node=root).values_list("updated_at", flat=True).first(),
+        # Through policy_for, which creates the policy the first count would otherwise create
+        # after the stamp was taken (leaving fresh figures stale).
+        policy_for(root).updated_at,
         list(
             PressureRule.objects.filter(node=root, channel=campaign.channel)
             .order_by("window_days")

@@ -443,7 +443,10 @@ def campaign_move(request, public_id):
     moved = False
     before = None
     if request.POST.get("confirm") == "1":
-        when = parse_datetime(request.POST.get("send_at", ""))
+        try:
+            when = parse_datetime(request.POST.get("send_at", ""))
+        except ValueError:  # well formed but impossible, e.g. month 13
+            when = None
         if when is None:
             return JsonResponse({"error": _("Give a date and time.")}, status=400)
         if timezone.is_naive(when):
