@@ -376,3 +376,20 @@ def test_a_campaign_with_figures_can_be_deleted(world, draft):
     _counted(draft)
     Campaign.objects.filter(pk=draft.pk).delete()
     assert not AudienceFigures.objects.exists()
+
+
+def test_the_panel_in_french(world, client, draft):
+    _counted(draft)
+    client.force_login(world.manager_a)
+    with mock.patch(COUNT, side_effect=_count_fails):
+        html = client.get(
+            f"/campaigns/{draft.public_id}/audience/", HTTP_ACCEPT_LANGUAGE="fr"
+        ).content.decode()
+    assert "Compté il y a" in html
+    _change_campaign(world, draft)
+    draft.refresh_from_db()
+    with mock.patch(COUNT, side_effect=_count_fails):
+        html = client.get(
+            f"/campaigns/{draft.public_id}/audience/", HTTP_ACCEPT_LANGUAGE="fr"
+        ).content.decode()
+    assert "Périmé" in html and "Nouveau comptage de l'audience…" in html
