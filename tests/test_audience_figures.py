@@ -8,6 +8,7 @@ wait. Each page here is opened with the count made to fail: it must answer all t
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from decimal import Decimal
 from unittest import mock
@@ -53,17 +54,21 @@ def test_the_panel_never_counts_in_the_request_and_asks_the_worker(
     world, client, draft, django_capture_on_commit_callbacks
 ):
     client.force_login(world.manager_a)
-    with mock.patch(COUNT, side_effect=_count_fails):
-        with django_capture_on_commit_callbacks() as queued:
-            html = _panel(client, draft)
+    with (
+        mock.patch(COUNT, side_effect=_count_fails),
+        django_capture_on_commit_callbacks() as queued,
+    ):
+        html = _panel(client, draft)
     assert "Counting the audience… the figures appear here in a few seconds." in html
     assert 'hx-trigger="every 2s"' in html  # the panel asks again until the figures are in
     assert len(queued) == 1  # one task for the worker
     assert AudienceFigures.objects.get(campaign=draft).requested_at is not None
     # Opened again while the worker counts: no second task.
-    with mock.patch(COUNT, side_effect=_count_fails):
-        with django_capture_on_commit_callbacks() as queued:
-            _panel(client, draft)
+    with (
+        mock.patch(COUNT, side_effect=_count_fails),
+        django_capture_on_commit_callbacks() as queued,
+    ):
+        _panel(client, draft)
     assert queued == []
 
 
@@ -76,10 +81,12 @@ def test_the_worker_keeps_the_figures_and_the_panel_shows_them_with_their_age(
     row = AudienceFigures.objects.get(campaign=draft)
     assert row.computed_at is not None and row.requested_at is None
     assert row.for_date == draft.send_at
-    with time_machine.travel(row.computed_at + dt.timedelta(minutes=3)):
-        with mock.patch(COUNT, side_effect=_count_fails):
-            with CaptureQueriesContext(connection) as captured:
-                html = _panel(client, draft)
+    with (
+        time_machine.travel(row.computed_at + dt.timedelta(minutes=3)),
+        mock.patch(COUNT, side_effect=_count_fails),
+        CaptureQueriesContext(connection) as captured,
+    ):
+        html = _panel(client, draft)
     assert _recipients(html) == 3
     assert "Counted 3\xa0minutes ago" in html
     assert "Out of date" not in html and "every 2s" not in html
@@ -145,9 +152,11 @@ def test_a_change_makes_the_figures_stale_and_the_worker_counts_again(
     change(world, draft)
     draft.refresh_from_db()
     client.force_login(world.hq_admin)
-    with mock.patch(COUNT, side_effect=_count_fails):
-        with django_capture_on_commit_callbacks() as queued:
-            html = _panel(client, draft)
+    with (
+        mock.patch(COUNT, side_effect=_count_fails),
+        django_capture_on_commit_callbacks() as queued,
+    ):
+        html = _panel(client, draft)
     # The old figures stay on screen, said to be out of date, while new ones are counted.
     assert 'id="figures-stale"' in html and "Out of date" in html
     assert "Counting the audience again…" in html
@@ -193,9 +202,11 @@ def test_a_request_made_during_a_count_is_counted_after_it(
         return result
 
     figures.figures_request(draft)
-    with mock.patch(COUNT, side_effect=count_while_someone_asks):
-        with django_capture_on_commit_callbacks() as queued:
-            figures_compute(draft.pk)
+    with (
+        mock.patch(COUNT, side_effect=count_while_someone_asks),
+        django_capture_on_commit_callbacks() as queued,
+    ):
+        figures_compute(draft.pk)
     assert len(queued) == 1
 
 
@@ -227,12 +238,14 @@ def test_a_calendar_move_answers_at_once_and_the_worker_counts_the_new_date(
     _counted(draft)
     client.force_login(world.manager_a)
     later = draft.send_at + dt.timedelta(days=3)
-    with mock.patch(COUNT, side_effect=_count_fails):
-        with django_capture_on_commit_callbacks() as queued:
-            answer = client.post(
-                f"/campaigns/{draft.public_id}/move/",
-                {"send_at": later.isoformat(), "confirm": "1"},
-            ).json()
+    with (
+        mock.patch(COUNT, side_effect=_count_fails),
+        django_capture_on_commit_callbacks() as queued,
+    ):
+        answer = client.post(
+            f"/campaigns/{draft.public_id}/move/",
+            {"send_at": later.isoformat(), "confirm": "1"},
+        ).json()
     assert answer["moved"] is True
     assert answer["ready"] is False and answer["computing"] is True
     assert answer["pressure_before"] == 0
@@ -242,16 +255,18 @@ def test_a_calendar_move_answers_at_once_and_the_worker_counts_the_new_date(
     for callback in queued:
         callback()
     with mock.patch(COUNT, side_effect=_count_fails):
-        answer = client.post(f"/campaigns/{draft.public_id}/move/", {"confirm": "0"}).json()
+        answer = client.post(
+            f"/campaigns/{draft.public_id}/move/", {"send_at": later.isoformat(), "confirm": "0"}
+        ).json()
     assert answer["ready"] is True and answer["recipients"] == 3
     assert answer["for_date"] == later.isoformat()
 
 
 def test_a_move_without_a_date_is_refused_and_nothing_moves(world, client, draft):
     client.force_login(world.manager_a)
-    for bad in ("", "demain", "2026-13-45T10:00"):
+    for bad, confirm in itertools.product(("", "demain", "2026-13-45T10:00"), ("0", "1")):
         response = client.post(
-            f"/campaigns/{draft.public_id}/move/", {"send_at": bad, "confirm": "1"}
+            f"/campaigns/{draft.public_id}/move/", {"send_at": bad, "confirm": confirm}
         )
         assert response.status_code == 400
         assert response.json() == {"error": "Give a date and time."}
@@ -358,12 +373,14 @@ def test_saving_the_rules_asks_new_figures_for_the_campaigns_still_to_send(
     services.campaign_submit(actor=world.hq_admin, campaign=draft)
     _counted(draft)
     client.force_login(world.hq_admin)
-    with mock.patch(COUNT, side_effect=_count_fails):
-        with django_capture_on_commit_callbacks() as queued:
-            response = client.post(
-                "/campaigns/rules/",
-                {"part": "pressure", "channel_0": "email", "most_0": "1", "days_0": "7"},
-            )
+    with (
+        mock.patch(COUNT, side_effect=_count_fails),
+        django_capture_on_commit_callbacks() as queued,
+    ):
+        response = client.post(
+            "/campaigns/rules/",
+            {"part": "pressure", "channel_0": "email", "most_0": "1", "days_0": "7"},
+        )
     assert response.status_code == 302
     assert len(queued) == 1
     assert AudienceFigures.objects.get(campaign=draft).requested_at is not None

@@ -440,17 +440,17 @@ def campaign_move(request, public_id):
     campaign = _get(request, public_id)
     if not services.can_edit(request.user, campaign):
         raise PermissionDenied
+    try:
+        when = parse_datetime(request.POST.get("send_at", ""))
+    except ValueError:  # well formed but impossible, e.g. month 13
+        when = None
+    if when is None:
+        return JsonResponse({"error": _("Give a date and time.")}, status=400)
+    if timezone.is_naive(when):
+        when = timezone.make_aware(when)
     moved = False
     before = None
     if request.POST.get("confirm") == "1":
-        try:
-            when = parse_datetime(request.POST.get("send_at", ""))
-        except ValueError:  # well formed but impossible, e.g. month 13
-            when = None
-        if when is None:
-            return JsonResponse({"error": _("Give a date and time.")}, status=400)
-        if timezone.is_naive(when):
-            when = timezone.make_aware(when)
         before = audience_figures(request, campaign)
         try:
             services.campaign_move(actor=request.user, campaign=campaign, send_at=when)
