@@ -222,7 +222,7 @@ def main() -> int:
             while not stop.is_set():
                 with db_scope(ALL):
                     row = AudienceFigures.objects.filter(campaign=national).first()
-                    idle = row is None or row.requested_at is None
+                    idle = row is None or row.queued_at is None
                     if idle:
                         if row is not None and row.computed_at:
                             counts[0] += 1

@@ -62,7 +62,7 @@ def test_the_panel_never_counts_in_the_request_and_asks_the_worker(
     assert "Counting the audience… the figures appear here in a few seconds." in html
     assert 'hx-trigger="every 2s"' in html  # the panel asks again until the figures are in
     assert len(queued) == 1  # one task for the worker
-    assert AudienceFigures.objects.get(campaign=draft).requested_at is not None
+    assert AudienceFigures.objects.get(campaign=draft).queued_at is not None
     # Opened again while the worker counts: no second task.
     with (
         mock.patch(COUNT, side_effect=_count_fails),
@@ -79,7 +79,7 @@ def test_the_worker_keeps_the_figures_and_the_panel_shows_them_with_their_age(
     with django_capture_on_commit_callbacks(execute=True):  # the worker runs the queued count
         _panel(client, draft)
     row = AudienceFigures.objects.get(campaign=draft)
-    assert row.computed_at is not None and row.requested_at is None
+    assert row.computed_at is not None and row.queued_at is None
     assert row.for_date == draft.send_at
     with (
         time_machine.travel(row.computed_at + dt.timedelta(minutes=3)),
@@ -410,3 +410,21 @@ def test_the_panel_in_french(world, client, draft):
             f"/campaigns/{draft.public_id}/audience/", HTTP_ACCEPT_LANGUAGE="fr"
         ).content.decode()
     assert "Périmé" in html and "Nouveau comptage de l'audience…" in html
+
+
+def test_a_lost_count_is_queued_again(world, draft, django_capture_on_commit_callbacks):
+    """A worker killed mid-count leaves ``queued_at`` set: after ``LOST_AFTER`` it is queued
+    again, however often the page asked in between."""
+    with django_capture_on_commit_callbacks() as queued:
+        assert figures.figures_request(draft) is True
+    assert len(queued) == 1
+    queued_at = AudienceFigures.objects.get(campaign=draft).queued_at
+    for minutes in (1, 5, 9):
+        with time_machine.travel(queued_at + dt.timedelta(minutes=minutes)):
+            assert figures.figures_request(draft) is False
+            assert figures.kept(draft).computing
+    with time_machine.travel(queued_at + figures.LOST_AFTER + dt.timedelta(seconds=1)):
+        assert not figures.kept(draft).computing
+        with django_capture_on_commit_callbacks() as queued:
+            assert figures.figures_request(draft) is True
+    assert len(queued) == 1

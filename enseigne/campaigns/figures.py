@@ -263,7 +263,7 @@ def kept(campaign: Campaign, *, now: dt.datetime | None = None) -> Kept:
     row = AudienceFigures.objects.filter(campaign=campaign).first()
     if row is None:
         return Kept(None, None, None, stale=True, computing=False)
-    computing = row.requested_at is not None and now - row.requested_at < LOST_AFTER
+    computing = row.queued_at is not None and now - row.queued_at < LOST_AFTER
     preview = _load(row.figures) if row.figures and row.computed_at else None
     stale = (
         preview is None
@@ -276,16 +276,16 @@ def kept(campaign: Campaign, *, now: dt.datetime | None = None) -> Kept:
 
 def figures_request(campaign: Campaign) -> bool:
     """Ask the worker for new figures, once the current transaction commits. A request made
-    while a count runs is remembered, and the worker counts again when it is done. Returns
-    whether a task was queued."""
+    while a count runs is remembered (``requested_at``), and the worker counts again when it
+    is done; a count queued more than ``LOST_AFTER`` ago is taken as lost and queued again.
+    Returns whether a task was queued."""
     if campaign.status not in COUNTED:
         return False
     now = timezone.now()
     AudienceFigures.objects.bulk_create([AudienceFigures(campaign=campaign)], ignore_conflicts=True)
-    idle = Q(requested_at__isnull=True) | Q(requested_at__lt=now - LOST_AFTER)
-    queued = AudienceFigures.objects.filter(idle, campaign=campaign).update(requested_at=now)
-    if not queued:
-        AudienceFigures.objects.filter(campaign=campaign).update(requested_at=now)
+    AudienceFigures.objects.filter(campaign=campaign).update(requested_at=now)
+    idle = Q(queued_at__isnull=True) | Q(queued_at__lt=now - LOST_AFTER)
+    if not AudienceFigures.objects.filter(idle, campaign=campaign).update(queued_at=now):
         return False
     _enqueue(campaign.pk)
     return True
@@ -322,7 +322,7 @@ def figures_compute(campaign_id: int) -> bool:
             return False
         AudienceFigures.objects.filter(campaign=campaign).update(started_at=started)
         if campaign.status not in COUNTED:
-            AudienceFigures.objects.filter(campaign=campaign).update(requested_at=None)
+            AudienceFigures.objects.filter(campaign=campaign).update(queued_at=None)
             return False
         stamp = inputs_stamp(campaign)
         when = campaign.send_at or started
@@ -330,9 +330,7 @@ def figures_compute(campaign_id: int) -> bool:
             result = audience.preview(campaign, when)
         except Exception:
             logger.exception("audience count failed for campaign %s", campaign_id)
-            AudienceFigures.objects.filter(campaign=campaign).update(
-                requested_at=None, error="failed"
-            )
+            AudienceFigures.objects.filter(campaign=campaign).update(queued_at=None, error="failed")
             raise
         AudienceFigures.objects.update_or_create(
             campaign=campaign,
@@ -344,12 +342,10 @@ def figures_compute(campaign_id: int) -> bool:
                 "error": "",
             },
         )
-        done = AudienceFigures.objects.filter(campaign=campaign, requested_at__lte=started).update(
-            requested_at=None
-        )
-        if (
-            not done
-            and AudienceFigures.objects.filter(campaign=campaign, requested_at__gt=started).exists()
-        ):
+        # Asked again while this count ran: the worker counts once more.
+        again = AudienceFigures.objects.filter(campaign=campaign, requested_at__gt=started)
+        if again.update(queued_at=timezone.now()):
             _enqueue(campaign.pk)
+        else:
+            AudienceFigures.objects.filter(campaign=campaign).update(queued_at=None)
     return True

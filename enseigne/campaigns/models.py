@@ -368,7 +368,9 @@ class AudienceFigures(models.Model):
     # The send date the figures are for (the campaign's date, or the time they were computed).
     for_date = models.DateTimeField(null=True, blank=True)
     computed_at = models.DateTimeField(null=True, blank=True)
-    # A refresh was asked at this time and the worker has not finished it yet.
+    # The last time new figures were asked for (a count that started before it is not enough).
     requested_at = models.DateTimeField(null=True, blank=True)
+    # When a count was queued for the worker; None once it is done (the loss detector's clock).
+    queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=300, blank=True)
