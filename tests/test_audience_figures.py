@@ -224,6 +224,13 @@ def test_the_send_confirmation_reads_the_kept_figures(world, client, draft):
         html = client.post(f"/campaigns/{draft.public_id}/launch/").content.decode()
     assert "Send « Local lyon » now?" in html
     assert "Counting the audience…" in html
+    national = services.campaign_create_national(
+        actor=world.hq_admin, channel="email", name="Printemps", template=email_template(world)
+    )
+    services.campaign_submit(actor=world.hq_admin, campaign=national)
+    with mock.patch(COUNT, side_effect=_count_fails):
+        html = client.post(f"/campaigns/{national.public_id}/launch/").content.decode()
+    assert 'id="answers-pending"' in html and "Counting the audience…" in html
     _counted(draft)
     with mock.patch(COUNT, side_effect=_count_fails):
         html = client.post(f"/campaigns/{draft.public_id}/launch/").content.decode()
