@@ -35,6 +35,7 @@ from enseigne.campaigns.models import (
     Campaign,
     PressureRule,
     Relay,
+    SendingPolicy,
 )
 from enseigne.campaigns.selectors import policy_for
 from enseigne.contacts.models import ContactImport, Segment, Suppression
@@ -77,7 +78,7 @@ class Kept:
 
 
 def _stamp_parts(campaign: Campaign) -> list:
-    root = root_of(campaign.owner)
+    root = campaign.owner_path[: OrgNode.steplen]  # the network's path, without a query
     segment = (
         Segment.objects.filter(pk=campaign.segment_id).values_list("updated_at", flat=True).first()
         if campaign.segment_id
@@ -88,7 +89,7 @@ def _stamp_parts(campaign: Campaign) -> list:
         .exclude(pk=campaign.pk)
         .aggregate(n=Count("id"), last=Max("updated_at"))
     )
-    budgets = Budget.objects.filter(unit_path__startswith=root.path).aggregate(
+    budgets = Budget.objects.filter(unit_path__startswith=root).aggregate(
         n=Count("id"), total=Sum("amount"), last=Max("id")
     )
     return [
@@ -104,11 +105,9 @@ def _stamp_parts(campaign: Campaign) -> list:
         campaign.local_version_id,
         campaign.budget_override,
         segment,
-        # Through policy_for, which creates the policy the first count would otherwise create
-        # after the stamp was taken (leaving fresh figures stale).
-        policy_for(root).updated_at,
+        SendingPolicy.objects.filter(node__path=root).values_list("updated_at", flat=True).first(),
         list(
-            PressureRule.objects.filter(node=root, channel=campaign.channel)
+            PressureRule.objects.filter(node__path=root, channel=campaign.channel)
             .order_by("window_days")
             .values_list("max_messages", "window_days")
         ),
@@ -125,8 +124,15 @@ def _stamp_parts(campaign: Campaign) -> list:
 
 
 def inputs_stamp(campaign: Campaign) -> str:
-    """A fingerprint of what the campaign's audience figures depend on (but the contacts)."""
-    text = json.dumps(_stamp_parts(campaign), default=str, sort_keys=True)
+    """A fingerprint of what the campaign's audience figures depend on (but the contacts).
+
+    Read in the whole network's scope, as the worker reads it: under row-level security a
+    store's request saw only its own relays and budgets, so its fingerprint never matched the
+    worker's and every view found the figures stale. Only a hash leaves this function; the
+    outer scope is restored on the way out (``db_scope`` nests)."""
+    with db_scope(ALL):
+        parts = _stamp_parts(campaign)
+    text = json.dumps(parts, default=str, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -324,6 +330,9 @@ def figures_compute(campaign_id: int) -> bool:
         if campaign.status not in COUNTED:
             AudienceFigures.objects.filter(campaign=campaign).update(queued_at=None)
             return False
+        # The count creates the network's policy if it has none yet: before the fingerprint,
+        # or the figures would be stale as soon as they are kept.
+        policy_for(campaign.owner)
         stamp = inputs_stamp(campaign)
         when = campaign.send_at or started
         try:
