@@ -1,5 +1,6 @@
-// The shared campaign calendar. Dragging a draft first asks the server what the new date
-// does to marketing pressure, then moves it only when the user confirms.
+// The shared campaign calendar. Dragging a draft moves it once the user confirms; the server
+// answers at once and its worker counts the new date's audience and marketing pressure,
+// which the banner shows when they are ready.
 (function () {
   "use strict";
   const element = document.getElementById("calendar");
@@ -23,19 +24,32 @@
     events: element.dataset.events,
     eventClick(info) { info.jsEvent.preventDefault(); window.location = info.event.extendedProps.url; },
     eventDrop(info) {
-      move(info.event.id, info.event.start, false).then((answer) => {
-        if (answer.error) { info.revert(); impact.textContent = answer.error; impact.classList.remove("d-none"); return; }
-        const text = element.dataset.question
-          .replace("%(recipients)s", answer.recipients).replace("%(pressure)s", answer.pressure)
-          .replace("%(before)s", answer.pressure_before === null ? "—" : answer.pressure_before);
-        const sources = answer.sources.map((s) => `${s.campaign} (${s.contacts})`).join(", ");
-        impact.textContent = sources ? `${text} — ${sources}` : text;
-        impact.classList.remove("d-none");
-        if (window.confirm(impact.textContent)) {
-          move(info.event.id, info.event.start, true).then((done) => { if (!done.moved) info.revert(); });
-        } else {
+      // Nothing is counted while the user waits: the move is saved at once and the worker
+      // counts the new date's audience; the banner follows its progress.
+      if (!window.confirm(element.dataset.move)) { info.revert(); return; }
+      move(info.event.id, info.event.start, true).then((answer) => {
+        if (answer.error || !answer.moved) {
           info.revert();
+          impact.textContent = answer.error || "";
+          impact.classList.toggle("d-none", !answer.error);
+          return;
         }
+        const before = answer.pressure_before === null || answer.pressure_before === undefined ? "—" : answer.pressure_before;
+        impact.textContent = element.dataset.counting;
+        impact.classList.remove("d-none");
+        let tries = 0;
+        const poll = () => {
+          move(info.event.id, info.event.start, false).then((now) => {
+            if (!now.ready && tries++ < 60) { setTimeout(poll, 2000); return; }
+            if (!now.ready) { impact.textContent = element.dataset.late; return; }
+            const text = element.dataset.result
+              .replace("%(recipients)s", now.recipients).replace("%(pressure)s", now.pressure)
+              .replace("%(before)s", before);
+            const sources = now.sources.map((s) => `${s.campaign} (${s.contacts})`).join(", ");
+            impact.textContent = sources ? `${text} — ${sources}` : text;
+          });
+        };
+        setTimeout(poll, 1000);
       });
     },
   });

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from enseigne.brand.services import local_version_save
 from enseigne.campaigns import services
+from enseigne.campaigns.figures import figures_compute
 from enseigne.campaigns.models import Campaign
 from enseigne.contacts.services import segment_save
 from tests.campaign_helpers import EVERYONE, email_template, local_campaign, sms_template
@@ -390,6 +391,7 @@ def test_each_store_previews_the_national_campaign_with_its_own_footer_and_versi
 
 def test_a_store_sees_its_own_budget_only_in_the_national_audience(client, world):
     national = _relayed_national(world)
+    figures_compute(national.pk)  # the worker has counted it (pages count nothing)
     url = reverse("campaign_preview", args=[national.public_id])
     _login(client, world.manager_b)
     lines = client.get(url).context["preview"].budgets

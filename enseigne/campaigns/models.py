@@ -340,8 +340,37 @@ class Recipient(models.Model):
                 name="recipient_contact_sent",
             ),
             models.Index(fields=["campaign", "status"], name="recipient_campaign_status"),
+            # What a unit spent in a budget's period (the rules page, the audience's budgets).
+            models.Index(
+                fields=["unit", "sent_at"], condition=Q(status="sent"), name="recipient_unit_sent"
+            ),
             # A campaign's complaint rate, checked on every complaint.
             models.Index(
                 fields=["campaign"], condition=Q(feedback="complaint"), name="recipient_complaints"
             ),
         ]
+
+
+class AudienceFigures(models.Model):
+    """A campaign's audience figures (recipients, exclusions and why, cost, per unit), computed
+    by the worker and kept here so that no page counts a network's contacts in a request.
+
+    ``inputs`` is a fingerprint of what the figures depend on (the campaign, its segment, the
+    network's rules and budgets, its relays, its competitors); a page that finds another one
+    shows the figures as stale and asks the worker for new ones (see campaigns/figures.py).
+    """
+
+    campaign = models.OneToOneField(
+        Campaign, on_delete=models.CASCADE, primary_key=True, related_name="audience_figures"
+    )
+    figures = models.JSONField(default=dict, blank=True)
+    inputs = models.CharField(max_length=64, blank=True)
+    # The send date the figures are for (the campaign's date, or the time they were computed).
+    for_date = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    # The last time new figures were asked for (a count that started before it is not enough).
+    requested_at = models.DateTimeField(null=True, blank=True)
+    # When a count was queued for the worker; None once it is done (the loss detector's clock).
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)

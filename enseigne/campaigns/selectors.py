@@ -106,13 +106,6 @@ def pressure_rules(node: OrgNode, channel: str) -> list[PressureRule]:
     return list(PressureRule.objects.filter(node=root, channel=channel))
 
 
-def visible_budgets(user: User, budgets: list[dict]) -> list[dict]:
-    """The audience's budget lines of the units ``user`` sees: a store sees its own budget,
-    not every store's (a national campaign's preview holds one line per unit)."""
-    access = access_for(user)
-    return [b for b in budgets if access.sees(b["unit"].path)]
-
-
 def target_for_user(user: User, targets: list):
     """Of a campaign's target units, the first one ``user`` sees (a store: its own), else
     the first one (None when there is none)."""

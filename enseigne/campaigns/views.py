@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from enseigne.brand.free import free_frame
 from enseigne.brand.models import LocalVersion
 from enseigne.brand.views import message_preview, sandboxed
-from enseigne.campaigns import audience, content, selectors, services
+from enseigne.campaigns import audience, content, figures, selectors, services
 from enseigne.campaigns.confirmation import send_summary
 from enseigne.campaigns.forms import (
     WEEKDAYS,
@@ -225,17 +225,29 @@ def campaign_detail(request: HttpRequest, public_id) -> HttpResponse:
     )
 
 
+def audience_figures(request: HttpRequest, campaign: Campaign) -> figures.Kept:
+    """The campaign's kept audience figures as this viewer may see them; stale or missing
+    ones are asked of the worker (never counted here: see campaigns/figures.py)."""
+    kept = figures.kept(campaign)
+    if kept.needs_refresh and figures.figures_request(campaign):
+        kept.computing = True
+    if kept.preview is not None:
+        kept.preview = figures.restricted(kept.preview, access_for(request.user), campaign)
+    return kept
+
+
 @login_required
 @require_GET
 def campaign_preview(request: HttpRequest, public_id) -> HttpResponse:
-    """The audience for a date (htmx fragment): who receives it, who does not and why."""
+    """The audience panel (htmx fragment): the kept figures, their age, and while the worker
+    counts, a panel that asks again every few seconds."""
     campaign = _get(request, public_id)
-    when = parse_datetime(request.GET.get("at", "")) or campaign.send_at or timezone.now()
-    if timezone.is_naive(when):
-        when = timezone.make_aware(when)
-    result = audience.preview(campaign, when)
-    result.budgets = selectors.visible_budgets(request.user, result.budgets)
-    return render(request, "campaigns/_preview.html", {"campaign": campaign, "preview": result})
+    kept = audience_figures(request, campaign)
+    return render(
+        request,
+        "campaigns/_preview.html",
+        {"campaign": campaign, "preview": kept.preview, "figures": kept},
+    )
 
 
 @login_required
@@ -285,8 +297,9 @@ def send_confirmation(
     if not services.can_edit(request.user, campaign):
         raise PermissionDenied
     when = schedule_form.cleaned_data["send_at"] if schedule_form else None
+    kept = audience_figures(request, campaign)
     try:
-        summary = send_summary(campaign, when)
+        summary = send_summary(campaign, when, preview=kept.preview)
     except ValidationError as exc:
         for message in exc.messages:
             messages.error(request, message)
@@ -297,7 +310,8 @@ def send_confirmation(
         {
             "campaign": campaign,
             "summary": summary,
-            "preview": summary.preview,
+            "preview": kept.preview,
+            "figures": kept,
             "schedule_form": schedule_form,
         },
     )
@@ -387,6 +401,7 @@ def campaign_relay(request, public_id):
             relay=request.POST.get("decision") != "opt_out",
             local_version=local,
         )
+        figures.figures_request(campaign)
         messages.success(request, _("Your answer is saved."))
     except ValidationError as exc:
         for message in exc.messages:
@@ -460,38 +475,52 @@ def calendar_events(request):
     return JsonResponse(events, safe=False)
 
 
+def _figures_json(kept: figures.Kept) -> dict:
+    preview = kept.preview
+    return {
+        "ready": preview is not None and not kept.stale,
+        "computing": kept.computing,
+        "computed_at": kept.computed_at.isoformat() if kept.computed_at else None,
+        "for_date": kept.for_date.isoformat() if kept.for_date else None,
+        "recipients": preview.recipients if preview else None,
+        "pressure": preview.exclusions.get("pressure", 0) if preview else None,
+        "sources": [{"campaign": name, "contacts": n} for name, n in preview.pressure_sources]
+        if preview
+        else [],
+    }
+
+
 @login_required
 @require_POST
 def campaign_move(request, public_id):
-    """Calendar drag of a draft: with ``confirm`` it is moved; either way the new date's pressure."""
+    """Calendar drag of a draft. It answers at once with the kept figures (their date and age):
+    with ``confirm`` the campaign is moved and the worker counts the new date's audience; the
+    calendar then asks again (without ``confirm``) until the new figures are ``ready``."""
     campaign = _get(request, public_id)
     if not services.can_edit(request.user, campaign):
         raise PermissionDenied
-    when = parse_datetime(request.POST.get("send_at", ""))
+    try:
+        when = parse_datetime(request.POST.get("send_at", ""))
+    except ValueError:  # well formed but impossible, e.g. month 13
+        when = None
     if when is None:
         return JsonResponse({"error": _("Give a date and time.")}, status=400)
     if timezone.is_naive(when):
         when = timezone.make_aware(when)
-    before = (
-        audience.preview(campaign, campaign.send_at or timezone.now()) if campaign.send_at else None
-    )
-    after = audience.preview(campaign, when)
     moved = False
+    before = None
     if request.POST.get("confirm") == "1":
+        before = audience_figures(request, campaign)
         try:
             services.campaign_move(actor=request.user, campaign=campaign, send_at=when)
             moved = True
         except ValidationError as exc:
             return JsonResponse({"error": " ".join(exc.messages)}, status=400)
-    return JsonResponse(
-        {
-            "moved": moved,
-            "recipients": after.recipients,
-            "pressure": after.exclusions.get("pressure", 0),
-            "pressure_before": before.exclusions.get("pressure", 0) if before else None,
-            "sources": [{"campaign": name, "contacts": n} for name, n in after.pressure_sources],
-        }
-    )
+    after = audience_figures(request, campaign)
+    answer = {"moved": moved, **_figures_json(after)}
+    if before is not None:
+        answer["pressure_before"] = _figures_json(before)["pressure"]
+    return JsonResponse(answer)
 
 
 @login_required
@@ -533,6 +562,8 @@ def sending_rules(request: HttpRequest) -> HttpResponse:
             except ValidationError as exc:
                 form_errors(form, exc)
             else:
+                # The campaigns still to send are counted again by the worker, not here.
+                figures.figures_request_for_network(root)
                 messages.success(
                     request, _("Sending rules saved. They apply to the next preview and hand-off.")
                 )
@@ -540,8 +571,10 @@ def sending_rules(request: HttpRequest) -> HttpResponse:
         if part == "policy":
             policy.refresh_from_db()  # the form edited the instance in place
     budgets = []
-    for budget in selectors.budgets_for_user(user)[:100]:
-        used = audience.spent(budget.unit, budget.starts_on, budget.ends_on, policy)
+    shown = list(selectors.budgets_for_user(user)[:100])
+    spent = audience.spent_by_budget(shown, policy)
+    for budget in shown:
+        used = spent[budget.pk]
         budgets.append(
             {
                 "budget": budget,
