@@ -4,14 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("brand", "0003_asset_usage"),
+        ('brand', '0003_asset_usage'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="template",
-            name="is_free",
+            model_name='template',
+            name='is_free',
             field=models.BooleanField(default=False),
         ),
     ]

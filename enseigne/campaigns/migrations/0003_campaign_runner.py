@@ -4,19 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("campaigns", "0002_row_security"),
+        ('campaigns', '0002_row_security'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="campaign",
-            name="runner_owner",
+            model_name='campaign',
+            name='runner_owner',
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name="campaign",
-            name="runner_until",
+            model_name='campaign',
+            name='runner_until',
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

@@ -17,76 +17,21 @@ def grant(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("network", "0004_sending_capabilities"),
+        ('network', '0004_sending_capabilities'),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="capabilityrule",
-            name="capability",
-            field=models.CharField(
-                choices=[
-                    ("manage_users", "Manage users and roles"),
-                    ("manage_network", "Manage the org tree and unit profiles"),
-                    ("manage_templates", "Manage templates"),
-                    ("manage_assets", "Manage assets"),
-                    ("personalise_templates", "Personalise templates (local versions)"),
-                    ("add_unit_assets", "Add the unit's own assets"),
-                    ("create_national_campaigns", "Create national campaigns"),
-                    ("approve_campaigns", "Approve campaigns"),
-                    ("create_local_campaigns", "Create local campaigns"),
-                    (
-                        "create_free_campaigns",
-                        "Write free campaigns (the unit's own text in the brand's frame)",
-                    ),
-                    ("send_without_approval", "Send without approval"),
-                    ("send_sms", "Send SMS"),
-                    ("exceed_budget", "Send over budget"),
-                    ("manage_sending_rules", "Set sending rules, pressure caps and budgets"),
-                    ("view_contacts", "View contacts"),
-                    ("edit_contacts", "Add and edit contacts"),
-                    ("erase_contacts", "Erase contacts (GDPR)"),
-                    ("import_contacts", "Import contacts"),
-                    ("export_contacts", "Export contacts"),
-                    ("manage_segments", "Build segments"),
-                    ("view_network_analytics", "View network analytics"),
-                ],
-                max_length=40,
-            ),
+            model_name='capabilityrule',
+            name='capability',
+            field=models.CharField(choices=[('manage_users', 'Manage users and roles'), ('manage_network', 'Manage the org tree and unit profiles'), ('manage_templates', 'Manage templates'), ('manage_assets', 'Manage assets'), ('personalise_templates', 'Personalise templates (local versions)'), ('add_unit_assets', "Add the unit's own assets"), ('create_national_campaigns', 'Create national campaigns'), ('approve_campaigns', 'Approve campaigns'), ('create_local_campaigns', 'Create local campaigns'), ('create_free_campaigns', "Write free campaigns (the unit's own text in the brand's frame)"), ('send_without_approval', 'Send without approval'), ('send_sms', 'Send SMS'), ('exceed_budget', 'Send over budget'), ('manage_sending_rules', 'Set sending rules, pressure caps and budgets'), ('view_contacts', 'View contacts'), ('edit_contacts', 'Add and edit contacts'), ('erase_contacts', 'Erase contacts (GDPR)'), ('import_contacts', 'Import contacts'), ('export_contacts', 'Export contacts'), ('manage_segments', 'Build segments'), ('view_network_analytics', 'View network analytics')], max_length=40),
         ),
         migrations.AlterField(
-            model_name="rolegrant",
-            name="capability",
-            field=models.CharField(
-                choices=[
-                    ("manage_users", "Manage users and roles"),
-                    ("manage_network", "Manage the org tree and unit profiles"),
-                    ("manage_templates", "Manage templates"),
-                    ("manage_assets", "Manage assets"),
-                    ("personalise_templates", "Personalise templates (local versions)"),
-                    ("add_unit_assets", "Add the unit's own assets"),
-                    ("create_national_campaigns", "Create national campaigns"),
-                    ("approve_campaigns", "Approve campaigns"),
-                    ("create_local_campaigns", "Create local campaigns"),
-                    (
-                        "create_free_campaigns",
-                        "Write free campaigns (the unit's own text in the brand's frame)",
-                    ),
-                    ("send_without_approval", "Send without approval"),
-                    ("send_sms", "Send SMS"),
-                    ("exceed_budget", "Send over budget"),
-                    ("manage_sending_rules", "Set sending rules, pressure caps and budgets"),
-                    ("view_contacts", "View contacts"),
-                    ("edit_contacts", "Add and edit contacts"),
-                    ("erase_contacts", "Erase contacts (GDPR)"),
-                    ("import_contacts", "Import contacts"),
-                    ("export_contacts", "Export contacts"),
-                    ("manage_segments", "Build segments"),
-                    ("view_network_analytics", "View network analytics"),
-                ],
-                max_length=40,
-            ),
+            model_name='rolegrant',
+            name='capability',
+            field=models.CharField(choices=[('manage_users', 'Manage users and roles'), ('manage_network', 'Manage the org tree and unit profiles'), ('manage_templates', 'Manage templates'), ('manage_assets', 'Manage assets'), ('personalise_templates', 'Personalise templates (local versions)'), ('add_unit_assets', "Add the unit's own assets"), ('create_national_campaigns', 'Create national campaigns'), ('approve_campaigns', 'Approve campaigns'), ('create_local_campaigns', 'Create local campaigns'), ('create_free_campaigns', "Write free campaigns (the unit's own text in the brand's frame)"), ('send_without_approval', 'Send without approval'), ('send_sms', 'Send SMS'), ('exceed_budget', 'Send over budget'), ('manage_sending_rules', 'Set sending rules, pressure caps and budgets'), ('view_contacts', 'View contacts'), ('edit_contacts', 'Add and edit contacts'), ('erase_contacts', 'Erase contacts (GDPR)'), ('import_contacts', 'Import contacts'), ('export_contacts', 'Export contacts'), ('manage_segments', 'Build segments'), ('view_network_analytics', 'View network analytics')], max_length=40),
         ),
         migrations.RunPython(grant, migrations.RunPython.noop),
     ]
