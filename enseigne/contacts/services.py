@@ -457,10 +457,14 @@ def export_recorded(*, actor: User, count: int, contact: Contact | None = None) 
     if contact is not None:
         audit(actor=actor, action="contact.export", target=contact, node_path=contact.unit_path)
     else:
+        # Filed under the exporter's own scope: the audit log is unit-owned (row-level
+        # security), and a unit writes lines only at its own paths.
+        paths = access_for(actor).paths
         audit(
             actor=actor,
             action="contacts.export",
             target_type="contacts",
             target_id="list",
-            changes={"count": count},
+            node_path=paths[0] if paths else "",
+            changes={"count": count, "scope": list(paths)} if len(paths) > 1 else {"count": count},
         )
