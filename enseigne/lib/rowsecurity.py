@@ -250,7 +250,7 @@ class UnitRowSecurity(Operation):
         self.root_rows = root_rows
 
     def deconstruct(self):
-        kwargs = {"shared_rows": self.shared_rows}
+        kwargs: dict[str, object] = {"shared_rows": self.shared_rows}
         if self.column != "unit_path":
             kwargs["column"] = self.column
         if self.inherited_rows:
