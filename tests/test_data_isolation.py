@@ -615,3 +615,50 @@ def test_contact_export_neutralises_fullwidth_and_hidden_starts(world, client):
         "'＝cmd|'/c calc'!A1",
         "'\u202e=1+1",
     )
+
+
+# -- Workers see what they work on -----------------------------------------------------------------
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_on_a_fresh_connection_sends_a_campaign_that_rls_now_covers():
+    """A Huey worker's connection has no scope of its own; the pipeline reads the campaign's
+    status outside its scoped blocks too. Run the task on a new thread (a new connection,
+    like a worker's) and it must finish, not spin on a campaign it cannot see."""
+    import threading
+
+    from enseigne.campaigns import services as campaign_services
+    from enseigne.campaigns.models import Recipient
+    from enseigne.delivery.tasks import send_campaign
+    from tests.campaign_helpers import contacts, local_campaign
+    from tests.factories import build_world
+
+    world = build_world()
+    with db_scope(ALL):
+        contacts(world.unit_a, 3)
+        campaign = local_campaign(world)
+        campaign_services.campaign_submit(actor=world.hq_admin, campaign=campaign)
+    with db_scope([world.unit_a.path]), mock.patch("django.db.transaction.on_commit"):
+        campaign_services.campaign_launch(actor=world.manager_a, campaign=campaign)
+    done = []
+
+    def worker():
+        try:
+            assert _scalar("SELECT coalesce(current_setting('enseigne.scope', true), '')") == ""
+            send_campaign(campaign.pk)
+            done.append(_scalar("SELECT coalesce(current_setting('enseigne.scope', true), '')"))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the worker never finished the campaign"
+    assert done == [""]  # the task's system scope ends with the task
+    with db_scope(ALL):
+        assert (
+            sorted(Recipient.objects.filter(campaign=campaign).values_list("status", flat=True))
+            == ["sent"] * 3
+        )
+        assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.FINISHED

@@ -10,6 +10,7 @@ unit's path). No setting means no rows: safe by default.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -34,6 +35,42 @@ def switch_to_app_role(sender, connection, **kwargs) -> None:  # noqa: ARG001
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('role', %s, false)", [role])
+
+
+# Background tasks are system work (the sending pipeline, the scheduler, rollups, bounces):
+# while one runs, its connection's session-level scope is ALL, so a read the task makes
+# outside its own ``db_scope`` still finds the campaign it works on. A task that narrows
+# (an import acting for one unit) sets a transaction-local scope, which wins.
+_task = threading.local()
+
+
+def _set_session_scope(connection, value: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, %s, false)", [SETTING, value])
+
+
+def system_scope_for_new_connection(sender, connection, **kwargs) -> None:  # noqa: ARG001
+    if connection.vendor == "postgresql" and getattr(_task, "running", False):
+        _set_session_scope(connection, ALL)
+
+
+def task_started(task) -> None:  # noqa: ARG001 (Huey's pre_execute hook)
+    _task.running = True
+    if connection.vendor != "postgresql":
+        return
+    # An immediate queue runs the task on the caller's connection: keep its scope to restore.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting(%s, true), set_config(%s, %s, false)", [SETTING, SETTING, ALL]
+        )
+        _task.previous = cursor.fetchone()[0] or ""
+
+
+def task_finished(task, value, exc) -> None:  # noqa: ARG001 (Huey's post_execute hook)
+    _task.running = False
+    if connection.vendor == "postgresql" and connection.connection is not None:
+        _set_session_scope(connection, getattr(_task, "previous", ""))
+    _task.previous = ""
 
 
 def scope_value(paths: Iterable[str] | str) -> str:
