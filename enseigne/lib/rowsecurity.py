@@ -50,7 +50,8 @@ def _set_session_scope(connection, value: str) -> None:
 
 
 def system_scope_for_new_connection(sender, connection, **kwargs) -> None:  # noqa: ARG001
-    if connection.vendor == "postgresql" and getattr(_task, "running", False):
+    system_process = os.environ.get("ENSEIGNE_DB_SYSTEM_SCOPE") == "1"
+    if connection.vendor == "postgresql" and (system_process or getattr(_task, "running", False)):
         _set_session_scope(connection, ALL)
 
 
