@@ -52,3 +52,12 @@ def world(db):
     from tests.factories import build_world
 
     return build_world()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttling counters live in the cache: one test's failed tokens never slow the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
@@ -71,6 +73,7 @@ INSTALLED_APPS = [
     "treebeard",
     "rules.apps.AutodiscoverRulesConfig",
     "huey.contrib.djhuey",
+    "axes",
     "enseigne.lib",
     "enseigne.network",
     "enseigne.contacts",
@@ -96,6 +99,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "enseigne.lib.csp.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -132,6 +138,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "network.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a (username, address) pair that is locked out before any password check.
+    "enseigne.network.login_throttle.LoginThrottleBackend",
     "rules.permissions.ObjectPermissionBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
@@ -186,6 +194,99 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not EMBEDDED)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# HTTPS (production defaults; the embedded demo runs on plain http://127.0.0.1).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not EMBEDDED)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if EMBEDDED else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not EMBEDDED)
+# Preloading is a commitment browsers keep for months after it is withdrawn: the deployer
+# opts in. Off, Django's deploy check would warn (security.W021) about a choice, not a fault.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Reverse proxies in front of the app (nginx, a load balancer…): how many add themselves to
+# X-Forwarded-For and set X-Forwarded-Proto. 0 (the default) trusts neither header, since a
+# client can send them itself: the scheme is the connection's, the address is REMOTE_ADDR.
+PROXY_COUNT = env_int("ENSEIGNE_PROXY_COUNT", 0)
+if PROXY_COUNT < 0:
+    raise ImproperlyConfigured("ENSEIGNE_PROXY_COUNT must be 0 or more.")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PROXY_COUNT else None
+
+
+# Content-Security-Policy of application pages (enseigne.lib.csp). Message previews send a
+# stricter one of their own (enseigne.brand.views.sandboxed). Library images on S3 come from
+# the bucket's origin (derived below); ENSEIGNE_CSP_IMG_SRC adds other image origins.
+def _asset_origins() -> list[str]:
+    if not ASSET_BUCKET:
+        return []
+    domain = env_str("ENSEIGNE_ASSET_CUSTOM_DOMAIN", "")
+    if domain:
+        return [f"https://{domain}"]
+    endpoint = urlparse(env_str("ENSEIGNE_ASSET_ENDPOINT_URL", ""))
+    if endpoint.netloc:
+        # Path-style (endpoint/bucket/key) or virtual-hosted (bucket.endpoint/key) URLs.
+        base = f"{endpoint.scheme}://"
+        return [base + endpoint.netloc, base + f"{ASSET_BUCKET}.{endpoint.netloc}"]
+    return [f"https://{ASSET_BUCKET}.s3.amazonaws.com"]
+
+
+CSP_IMG_SRC = [
+    "'self'",
+    "data:",
+    "blob:",
+    *_asset_origins(),
+    *env_list("ENSEIGNE_CSP_IMG_SRC", []),
+]
+CSP_REPORT_ONLY = env_bool("ENSEIGNE_CSP_REPORT_ONLY", False)
+
+# Login throttling (django-axes, see docs/decisions.md): after LOGIN_FAILURE_LIMIT wrong
+# passwords for one e-mail from one address, that pair waits LOGIN_COOLOFF_MINUTES. Counted
+# per (e-mail, address), so someone guessing a colleague's password locks only themself out.
+AXES_ENABLED = env_bool("ENSEIGNE_LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = env_int("ENSEIGNE_LOGIN_FAILURE_LIMIT", 5)
+LOGIN_COOLOFF_MINUTES = env_int("ENSEIGNE_LOGIN_COOLOFF_MINUTES", 15)
+if AXES_FAILURE_LIMIT < 1 or LOGIN_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured(
+        "ENSEIGNE_LOGIN_FAILURE_LIMIT and ENSEIGNE_LOGIN_COOLOFF_MINUTES must be 1 or more."
+    )
+AXES_COOLOFF_TIME = dt.timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The time a locked-out user is told stays true: more tries during the lockout do not move it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The login form and authenticate() call it "username" (it holds the e-mail).
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "enseigne.network.login_throttle.username_of"
+AXES_CLIENT_IP_CALLABLE = "enseigne.lib.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "enseigne.network.login_throttle.lockout_response"
+# No log of successful logins (addresses are personal data); failed attempts are kept only
+# for their cool-off (deleted at the next login after it).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_VERBOSE = False
+# API bearer tokens: an address that sends TOKEN_FAILURE_LIMIT unknown tokens within
+# TOKEN_FAILURE_WINDOW seconds gets 429 for every bearer call until the window ends.
+TOKEN_FAILURE_LIMIT = env_int("ENSEIGNE_TOKEN_FAILURE_LIMIT", 20)
+TOKEN_FAILURE_WINDOW = env_int("ENSEIGNE_TOKEN_FAILURE_WINDOW", 300)
+
+# /.well-known/security.txt (RFC 9116): where to report a vulnerability. Contacts are
+# mailto: or https: URIs; without one the file is not served (404). Expires is a date the
+# deployer commits to review the file by (RFC 9116 wants it under a year away); unset, it
+# rolls 180 days ahead.
+SECURITY_CONTACT = env_list("ENSEIGNE_SECURITY_CONTACT", [])
+for _contact in SECURITY_CONTACT:
+    if not _contact.startswith(("mailto:", "https://", "tel:")):
+        raise ImproperlyConfigured(
+            f"ENSEIGNE_SECURITY_CONTACT entries must be mailto:, https:// or tel: URIs, got {_contact!r}."
+        )
+_expires = env_str("ENSEIGNE_SECURITY_TXT_EXPIRES", "")
+try:
+    SECURITY_TXT_EXPIRES = dt.date.fromisoformat(_expires) if _expires else None
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"ENSEIGNE_SECURITY_TXT_EXPIRES must be a date (YYYY-MM-DD), got {_expires!r}."
+    ) from exc
+SECURITY_TXT_LANGUAGES = env_str("ENSEIGNE_SECURITY_TXT_LANGUAGES", "fr, en")
+SECURITY_TXT_POLICY = env_str("ENSEIGNE_SECURITY_TXT_POLICY", "")
 
 EMAIL_URL = env_str("EMAIL_URL", "smtp://127.0.0.1:8025" if EMBEDDED else None)
 _email = email_from_url(EMAIL_URL)
@@ -258,10 +359,28 @@ IMPORT_MAX_BYTES = env_int("ENSEIGNE_IMPORT_MAX_BYTES", 200 * 1024 * 1024)
 IMPORT_BATCH_ROWS = env_int("ENSEIGNE_IMPORT_BATCH_ROWS", 20_000)
 CONTACTS_PAGE_SIZE = 50
 
+# One line per event, in UTC (ISO 8601), through one handler: Huey's consumer adds its own
+# handler only to a "huey" logger that has none, which printed every worker line twice.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"line": {"()": "enseigne.lib.logs.OneLineUtc"}},
+    "filters": {"expected_refusals": {"()": "enseigne.lib.logs.ExpectedRefusals"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "line",
+            "filters": ["expected_refusals"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "axes": {"level": "WARNING"},
+        "huey": {
+            "handlers": ["console"],
+            "level": env_str("LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
+    },
 }

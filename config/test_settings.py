@@ -11,3 +11,4 @@ EMAIL_URL = "locmem:"
 SMS_URL = "locmem:"
 SEND_RETRY_SECONDS = 0
 EVENTS_FLUSH_MS = 0  # each event written in its request, so a test reads it at once
+SECURITY_CONTACT = ["mailto:security@enseigne.example"]

@@ -73,7 +73,9 @@ def test_api_patch_and_consent(world, client):
     assert contact.consent_events.get().source_ref == f"api-user:{world.staff_a.public_id}"
 
 
-def test_openapi_schema_is_served(db, client):
+def test_openapi_schema_is_served_to_signed_in_users(world, client):
+    assert client.get("/api/v1/openapi.json").status_code == 401
+    client.force_login(world.staff_a)
     schema = client.get("/api/v1/openapi.json").json()
     assert "/api/v1/contacts/{contact_id}" in schema["paths"]
     assert set(schema["paths"]["/api/v1/contacts/{contact_id}"]) == {"get", "patch", "delete"}

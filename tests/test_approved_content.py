@@ -724,3 +724,48 @@ def test_link_shapes_in_offers_and_rich_zones(url, allowed):
         problems = checks.check(ZONES, values, source="", guardrails=guardrails, assets={})
         expected = [] if allowed else [f"links to {url};"]
         assert [p[p.index("links to ") : p.index(";") + 1] for p in problems] == expected, values
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "word"),
+    [
+        (Asset.Kind.OFFER, {"title": "Tout est GRATUIT"}, "gratuit"),
+        (Asset.Kind.OFFER, {"title": "Promo", "text": "Livraison gratuit !"}, "gratuit"),
+        (Asset.Kind.OFFER, {"title": "Promo", "legal": "Essai gratuit."}, "gratuit"),
+        (Asset.Kind.OFFER, {"title": "Promo", "cta": "C'est gratuit"}, "gratuit"),
+        (Asset.Kind.OFFER, {"title": "Promo", "price": "0 € (gratuit)"}, "gratuit"),
+        (Asset.Kind.PRODUCT, {"sku": "A1", "name": "Lampe (gratuit)"}, "gratuit"),
+        (Asset.Kind.PRODUCT, {"sku": "A1", "name": "Lampe", "cta": "Gratuit !"}, "gratuit"),
+        (Asset.Kind.OFFER, {"title": "Jusqu'à -70 %"}, "re:-[5-9]\\d ?%"),
+    ],
+)
+def test_a_restricted_word_in_an_offer_or_product_makes_the_version_unusable(
+    world, offer_template, kind, data, word
+):
+    """A store's own offer or product prints its title, text, legal lines and button: head
+    office's restricted words are refused there as in a text zone."""
+    rules(world, restricted_patterns=[word])
+    item = own(world, kind, "https://maison-lumiere.fr/x", **data)
+    zone = "deal" if kind == Asset.Kind.OFFER else "item"
+    local = local_version_save(
+        actor=world.manager_a,
+        unit=world.unit_a,
+        template=offer_template,
+        values={zone: {"asset": str(item.public_id)}},
+    )
+    label = "Offre" if zone == "deal" else "Produit"
+    shown = word[3:] if word.startswith("re:") else word
+    assert not local.is_usable
+    assert local.problems == [f"Zone “{label}” uses “{shown}”, which head office does not allow."]
+
+
+def test_a_restricted_word_in_an_address_or_an_id_is_not_a_word(world, offer_template):
+    rules(world, restricted_patterns=["gratuit"])
+    item = own(world, Asset.Kind.OFFER, "https://maison-lumiere.fr/gratuit", title="Promo")
+    local = local_version_save(
+        actor=world.manager_a,
+        unit=world.unit_a,
+        template=offer_template,
+        values={"deal": {"asset": str(item.public_id)}},
+    )
+    assert (local.is_usable, local.problems) == (True, [])

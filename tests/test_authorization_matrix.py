@@ -49,6 +49,7 @@ NO_OBJECT = None
 MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("login/", "GET"): (NO_OBJECT, "200 302 302 302 302 302", None),
     ("logout/", "POST"): (NO_OBJECT, "302 302 302 302 302 302", None),
+    (".well-known/security.txt", "GET"): (NO_OBJECT, "200 200 200 200 200 200", None),
     ("i18n/setlang/", "POST"): (NO_OBJECT, "302 302 302 302 302 302", None),
     ("", "GET"): (NO_OBJECT, "302 302 302 302 302 302", None),
     ("hq/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
@@ -278,6 +279,23 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
         "302 200 200 200 200 200",
         "404 404 404 404",
     ),
+    # The matrix's campaigns are submitted: editing answers with the reason (a redirect to
+    # the campaign page); a duplicate is a new draft of the same owner.
+    ("campaigns/<uuid:public_id>/edit/", "GET"): (
+        "campaign",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/edit/", "POST"): (
+        "campaign",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
+    ("campaigns/<uuid:public_id>/duplicate/", "POST"): (
+        "campaign",
+        "302 302 302 302 403 302",
+        "404 404 404 404",
+    ),
     ("campaigns/<uuid:public_id>/submit/", "POST"): (
         "campaign",
         "302 302 302 302 403 302",
@@ -355,8 +373,8 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("brand/guardrails/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
     ("brand/guardrails/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
     # API v1: bearer tokens only.
-    ("api/v1/openapi.json", "GET"): (NO_OBJECT, "200 200 200 200 200 200", None),
-    ("api/v1/docs", "GET"): (NO_OBJECT, "200 200 200 200 200 200", None),
+    ("api/v1/openapi.json", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
+    ("api/v1/docs", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
     ("api/v1/units", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/units/{unit_id}", "GET"): ("unit", "401 200 200 200 200 200", "404 404 404 404"),
     ("api/v1/contacts", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),

@@ -78,7 +78,7 @@ def test_unit_manager_imports_a_csv_and_sees_the_row_report(
     expect(page.locator("#import-status")).to_have_text("Terminé")
     expect(page.locator("#count-created")).to_have_text("2")
     expect(page.locator("#count-rejected")).to_have_text("1")
-    report = page.locator("#rejections tbody tr")
+    report = page.locator("#report-refused tbody tr")
     expect(report).to_have_count(1)
     expect(report.first).to_contain_text("3")
     expect(report.first).to_contain_text("Email")
@@ -153,9 +153,15 @@ def test_hostile_local_version_preview_runs_no_script_and_locked_parts_follow(
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
 
-    # The detector works: the same payloads in an ordinary page of the same origin do run.
-    page.goto(f"{live_server.url}/login/")
-    page.set_content(f"<body>{' '.join(HOSTILE)}</body>")
+    # The detector works: the same payloads in an ordinary page of the same origin do run
+    # (a page with no policy: Enseigne's own pages would refuse them too).
+    page.route(
+        f"{live_server.url}/control/",
+        lambda route: route.fulfill(
+            body=f"<body>{' '.join(HOSTILE)}</body>", content_type="text/html"
+        ),
+    )
+    page.goto(f"{live_server.url}/control/")
     page.wait_for_timeout(500)
     assert any("pwned-script" in url for url in pwned), (
         f"the control page should have run the payloads: {pwned}"
@@ -341,11 +347,153 @@ def test_a_click_shows_in_the_report_and_lyon_starts_from_a_lille_campaign(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "campaign-report.png"), full_page=True)
 
+    page.get_by_role("button", name="Contenus").click()  # the menu's "Content" group
     page.get_by_role("link", name="Bonnes pratiques").click()
     card = page.locator(f"[data-campaign='{lille.public_id}']")
     expect(card).to_contain_text("Atelier bougies parfumées")
     card.get_by_role("button", name="Partir de cette campagne").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Atelier bougies")
+    # The draft's edit page: the store chooses its audience and date there.
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Modifier le brouillon « Atelier bougies »"
+    )
     with db_scope(ALL):
         draft = Campaign.objects.get(owner=world.unit_a, name="Atelier bougies")
     assert draft.status == Campaign.Status.DRAFT
+
+
+def _csp_console(page) -> list[str]:
+    """Everything Chromium reports against the page's policy, and every uncaught error."""
+    seen: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            seen.append(f"{message.type}: {message.text}")
+            if "Content Security Policy" in message.text or "Refused to" in message.text
+            else None
+        ),
+    )
+    page.on("pageerror", lambda error: seen.append(f"pageerror: {error}"))
+    return seen
+
+
+def _log_in(page, base_url: str, email: str) -> None:
+    page.goto(f"{base_url}/login/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def test_main_pages_run_under_the_policy_without_a_violation(
+    live_server, transactional_db, browser_page
+):
+    from enseigne.brand import services
+
+    world = build_world()
+    with db_scope(ALL):
+        template = services.template_create(
+            actor=world.hq_marketer,
+            shared_with=world.root,
+            channel="email",
+            name="Rentrée",
+            source=HOSTILE_TEMPLATE,
+        )
+        local = services.local_version_save(
+            actor=world.manager_a,
+            unit=world.unit_a,
+            template=template,
+            values={"headline": "Bonjour", "body": "<p>Texte</p>"},
+        )
+    page = browser_page
+    violations = _csp_console(page)
+
+    # The detector works: a script added inline is refused and reported.
+    page.goto(f"{live_server.url}/login/")
+    page.evaluate(
+        "() => { const s = document.createElement('script'); s.textContent = 'window.ran = 1';"
+        " document.body.appendChild(s); }"
+    )
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => window.ran") is None
+    assert any("inline script" in v and "Content Security Policy" in v for v in violations), (
+        violations
+    )
+    violations.clear()
+
+    pages = {
+        world.hq_admin.email: [
+            "/hq/",
+            "/hq/users/",
+            "/hq/roles/",
+            "/hq/audit/",
+            "/campaigns/rules/",
+            "/brand/templates/new/",
+            f"/brand/templates/{template.public_id}/",
+            "/brand/guardrails/",
+            "/results/",
+        ],
+        world.manager_a.email: [
+            f"/units/{world.unit_a.public_id}/",
+            "/contacts/",
+            "/contacts/new/",
+            "/imports/",
+            "/segments/",
+            "/segments/new/",
+            "/campaigns/",
+            "/campaigns/calendar/",
+            "/brand/templates/",
+            f"/brand/local/{local.public_id}/",
+            "/brand/assets/",
+            "/results/",
+            "/gallery/",
+            "/outbox/",
+            "/api/v1/docs",
+        ],
+    }
+    visited = []
+    for email, paths in pages.items():
+        page.context.clear_cookies()
+        _log_in(page, live_server.url, email)
+        for path in paths:
+            response = page.goto(f"{live_server.url}{path}", wait_until="networkidle")
+            assert response.status == 200, path
+            assert "script-src 'self'" in response.headers["content-security-policy"], path
+            visited.append(path)
+    # The pages' own scripts ran: the calendar drew, Swagger UI listed the operations.
+    expect(page.get_by_text("List Units").first).to_be_visible()
+    page.goto(f"{live_server.url}/campaigns/calendar/", wait_until="networkidle")
+    expect(page.locator(".fc").first).to_be_visible()
+    assert violations == [], violations
+    assert len(visited) == 24
+
+
+def _sign_in(page, url: str, user) -> None:
+    page.goto(f"{url}/login/")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+
+
+@pytest.mark.parametrize("width", [1366, 375])
+def test_the_header_fits_the_screen_for_head_office(
+    live_server, transactional_db, browser_page, width
+):
+    """HQ's menu, its address, log-out and language stay on screen at 1366 px and on a phone."""
+    world = build_world()
+    page = browser_page
+    page.set_viewport_size({"width": width, "height": 800})
+    _sign_in(page, live_server.url, world.hq_admin)
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    if width < 992:  # Bootstrap's lg breakpoint: the menu folds behind its button
+        page.get_by_role("button", name="Menu").click()
+    logout = page.get_by_role("button", name="Se déconnecter")
+    language = page.get_by_role("button", name="English")
+    for control in (logout, language, page.get_by_role("button", name="Réseau")):
+        expect(control).to_be_visible()
+        box = control.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    page.get_by_role("button", name="Réseau").click()
+    page.get_by_role("link", name="Utilisateurs").click()
+    expect(page).to_have_url(f"{live_server.url}/hq/users/")
+    scroll_width = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, scroll_width  # nothing pushed past the right edge

@@ -84,6 +84,73 @@ REPLIES = [
     (550, "5.1.6 Recipient mailbox has moved, no forwarding address", P, True, "5.1.6"),
     (556, "5.1.10 Recipient address has null MX", P, True, "5.1.10"),
     (550, "#5.1.1 Recipient not found", P, True, "5.1.1"),
+    # Providers that use codes their own way (issue 18): Outlook.com, Exchange Online's
+    # directory-based edge blocking, a domain that does not exist, Yahoo and AOL.
+    (
+        550,
+        "5.5.0 Requested action not taken: mailbox unavailable (S2017062302). [AM0PR0]",
+        P,
+        True,
+        "5.5.0",
+    ),
+    (
+        550,
+        "5.5.0 Requested action not taken: mailbox unavailable. [DB5EUR03FT012.eop-EUR03.prod]",
+        P,
+        True,
+        "5.5.0",
+    ),
+    (
+        550,
+        "5.4.1 Recipient address rejected: Access denied. AS(201806281) "
+        "[VI1EUR02FT045.eop-EUR02.prod.protection.outlook.com]",
+        P,
+        True,
+        "5.4.1",
+    ),
+    (
+        550,
+        "5.4.4 Host or domain name not found. Name service error for name=lapost.net "
+        "type=A: Host not found",
+        P,
+        True,
+        "5.4.4",
+    ),
+    (550, "5.4.4 <x@orange-fr.example>: Recipient address rejected: NXDOMAIN", P, True, "5.4.4"),
+    (550, "5.4.4 Domain name not found", P, True, "5.4.4"),
+    (
+        554,
+        "delivery error: dd This user doesn't have a yahoo.com account (x@yahoo.com) [0] - "
+        "mta1234.mail.ne1.yahoo.com",
+        P,
+        True,
+        "",
+    ),
+    (
+        554,
+        "delivery error: dd This user doesn\u2019t have a aol.com account (x@aol.com) [0]",
+        P,
+        True,
+        "",
+    ),
+    (552, "1 Requested mail action aborted, mailbox not found", P, True, ""),
+    (554, "5.0.0 delivery error: dd This user doesn't have a ymail.com account", P, True, "5.0.0"),
+    (
+        554,
+        "delivery error: dd Sorry your message to x@yahoo.com cannot be delivered. This mailbox "
+        "is disabled (554.30)",
+        P,
+        False,
+        "",
+    ),
+    (
+        554,
+        "5.7.9 Message not accepted for policy reasons. doesn't have a yahoo.com account",
+        P,
+        False,
+        "5.7.9",
+    ),
+    (554, "This user doesn't have a yahoo.com account - blocked for spam", P, False, ""),
     # The mailbox exists, or the refusal is about something else: never suppressed.
     (
         550,
@@ -131,6 +198,33 @@ REPLIES = [
     (550, "5.2.1 The email account that you tried to reach is disabled.", P, False, "5.2.1"),
     (552, "5.3.4 Message size exceeds fixed maximum message size", P, False, "5.3.4"),
     (550, "5.4.4 Unrouteable address", P, False, "5.4.4"),
+    # The same provider codes with other words suppress nothing.
+    (550, "5.5.0 Invalid EHLO/HELO domain", P, False, "5.5.0"),
+    (
+        550,
+        "5.5.0 Requested action not taken: mailbox unavailable - blocked by policy",
+        P,
+        False,
+        "5.5.0",
+    ),
+    (550, "5.4.1 Relay access denied", P, False, "5.4.1"),
+    (
+        550,
+        "5.4.1 Recipient address rejected: Access denied. Spam source blocked",
+        P,
+        False,
+        "5.4.1",
+    ),
+    (
+        550,
+        "5.4.4 Host or domain name not found. Name service error for name=example.org "
+        "type=MX: Host not found, try again",
+        P,
+        False,
+        "5.4.4",
+    ),
+    (550, "5.4.4 No route to host", P, False, "5.4.4"),
+    (550, "5.4.6 Routing loop detected", P, False, "5.4.6"),
     (
         553,
         "5.1.8 <bounce@news.example.com>: Sender address rejected: Domain not found",
@@ -138,22 +232,7 @@ REPLIES = [
         False,
         "5.1.8",
     ),
-    (
-        550,
-        "5.5.0 Requested action not taken: mailbox unavailable (S2017062302). [AM0PR0]",
-        P,
-        False,
-        "5.5.0",
-    ),
     (554, "5.7.1 Service refuse. Veuillez essayer plus tard. OFR_506 [506]", P, False, "5.7.1"),
-    (
-        554,
-        "delivery error: dd This user doesn't have a yahoo.com account (x@yahoo.com) [0] - "
-        "mta1234.mail.ne1.yahoo.com",
-        P,
-        False,
-        "",
-    ),
     # Greylisting, rate limits, a full mailbox for now: temporary, never suppressed.
     (
         450,
@@ -327,6 +406,27 @@ def test_garbage_nul_bytes_and_very_long_replies():
         ("550", "Remote host said: user unknown", False, "hard"),
         ("550", "Remote host said: mailbox unavailable", False, "soft"),
         ("554", "no such user", False, "soft"),
+        ("5.5.0", "smtp; 550 5.5.0 Requested action not taken: mailbox unavailable", False, "hard"),
+        (
+            "5.4.4",
+            "X-Postfix; Host or domain name not found. Name service error for "
+            "name=gmial.example type=A: Host not found",
+            False,
+            "hard",
+        ),
+        (
+            "5.4.4",
+            "X-Postfix; Host or domain name not found. Name service error for "
+            "name=gmail.com type=MX: Host not found, try again",
+            False,
+            "soft",
+        ),
+        (
+            "5.0.0",
+            "smtp; 554 delivery error: dd This user doesn't have a yahoo.fr account",
+            False,
+            "hard",
+        ),
         ("", "550 5.1.1 user unknown", False, "hard"),
         ("", "", False, "unknown"),
         ("bounced", "", False, "unknown"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from enseigne.analytics import rollups, selectors
@@ -139,7 +140,7 @@ def test_a_unit_copies_a_campaign_into_its_drafts(world, shown, client):
     assert (
         draft.status == Campaign.Status.DRAFT
         and draft.segment is None
-        and answer["Location"].endswith(f"/campaigns/{draft.public_id}/")
+        and answer["Location"].endswith(f"/campaigns/{draft.public_id}/edit/")
     )
     copied = LocalVersion.objects.get(pk=draft.local_version_id)
     assert copied.unit_id == world.unit_a.pk
@@ -150,6 +151,67 @@ def test_a_unit_copies_a_campaign_into_its_drafts(world, shown, client):
     # A campaign that is not in the gallery (a draft) cannot be copied, whoever owns it.
     client.force_login(world.manager_a)
     assert client.post(f"/gallery/{draft.public_id}/copy/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        None,  # sent with head office's defaults: no version of its own
+        {},
+        {"details": "<p>Programme seulement</p>"},
+        {"headline": "   "},
+    ],
+)
+def test_a_starting_point_with_unfinished_words_is_a_draft_to_complete(world, client, values):
+    """A required zone the original left empty does not stop the copy: the draft keeps the
+    version for the unit to complete, and submitting names what is missing."""
+    from enseigne.campaigns.services import campaign_submit
+    from enseigne.contacts.services import segment_save
+    from tests.campaign_helpers import EVERYONE
+
+    template = template_create(
+        actor=world.hq_admin,
+        shared_with=world.root,
+        channel="email",
+        name="Invitation",
+        source=SOURCE.replace('max="80">', 'max="80" label="Titre" required="true">'),
+        subject="S",
+    )
+    source = campaign_create_local(
+        actor=world.hq_admin,
+        unit=world.unit_b,
+        channel="email",
+        name="Soirée · Lille",
+        template=template,
+        local_version=None
+        if values is None
+        else local_version_save(
+            actor=world.hq_admin, unit=world.unit_b, template=template, values=values
+        ),
+        unfinished_version=True,
+    )
+    Campaign.objects.filter(pk=source.pk).update(status=Campaign.Status.FINISHED)
+    client.force_login(world.manager_a)
+    answer = client.post(f"/gallery/{source.public_id}/copy/")
+    draft = Campaign.objects.get(owner=world.unit_a)
+    assert answer["Location"] == f"/campaigns/{draft.public_id}/edit/"
+    assert not draft.local_version.is_usable
+    segment = segment_save(actor=None, owner=world.unit_a, name="Tous", rules=EVERYONE)
+    client.post(
+        f"/campaigns/{draft.public_id}/edit/",
+        {
+            "name": "Soirée",
+            "channel": "email",
+            "template": template.pk,
+            "local_version": draft.local_version_id,
+            "segment": segment.pk,
+            "send_at": "2099-01-02T10:00",
+        },
+    )
+    draft.refresh_from_db()
+    assert (draft.segment_id, draft.send_at.year) == (segment.pk, 2099)
+    with pytest.raises(ValidationError, match="Titre"):
+        campaign_submit(actor=world.manager_a, campaign=draft)
 
 
 def test_hq_promotes_a_campaign_into_a_network_template_crediting_the_unit(world, shown, client):

@@ -397,5 +397,7 @@ def test_a_worker_restarted_after_a_kill_resumes_at_once(tmp_path):
         finally:
             worker.kill()
             worker.wait()
-    # The new worker looks for work as it starts, not at the next minute's tick.
-    assert resumed < 15, resumed
+    # The new worker looks for work as it starts, not at the next minute's tick: within the
+    # issue's 30 s of the kill. Most of it is the new process starting Django (about 2 s on
+    # an idle machine, 16 s once with CI's other half, benches and builds on the same cores).
+    assert resumed < 30, resumed

@@ -15,14 +15,23 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from enseigne.contacts.validation import FieldError, clean_date, clean_email, clean_phone
+from enseigne.contacts.validation import (
+    SERVICE_NUMBER_TYPES,
+    FieldError,
+    clean_date,
+    clean_email,
+    clean_phone,
+)
 
 
 def full_email(value: str) -> str | None:
     try:
-        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+        result = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError:
         return None
+    if len(result.local_part.encode()) > 64:  # RFC 5321, which email-validator lets through
+        return None
+    return result.normalized.lower()
 
 
 def fast_email(value: str) -> str | None:
@@ -66,7 +75,12 @@ def full_phone(value: str) -> str | None:
         number = phonenumbers.parse(value.strip(), "FR")
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(number):
+    if number.country_code == 33:
+        if not phonenumbers.is_valid_number_for_region(number, "FR"):
+            return None
+    elif not phonenumbers.is_valid_number(number):
+        return None
+    if phonenumbers.number_type(number) in SERVICE_NUMBER_TYPES:  # 08…: not a person's phone
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -97,6 +111,8 @@ phones = st.builds(
 @example("0612345678 ")
 @example("06123456789")
 @example("0690123456")
+@example("0800123456")
+@example("08 92 12 34 56")
 @example("+33 (0)6 12 34 56 78")
 @example("٠٦١٢٣٤٥٦٧٨")
 def test_plain_french_phone_path_agrees_with_phonenumbers(value):

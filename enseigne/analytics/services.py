@@ -29,7 +29,10 @@ def campaign_values(campaign: Campaign) -> dict:
 @transaction.atomic
 def gallery_copy(*, actor: User, campaign: Campaign, unit: OrgNode) -> Campaign:
     """A draft of ``campaign`` in ``unit``: same template, same wording; pictures the unit
-    cannot use (another unit's own) are left for it to choose. No audience is copied."""
+    cannot use (another unit's own) are left for it to choose. No audience nor date is
+    copied: the unit chooses them on the draft's edit page. A wording that is not complete
+    for this unit (a required zone the original left to head office's defaults, a picture it
+    cannot use) still makes a draft: the unit completes it before submitting."""
     access = access_for(actor)
     if not (
         access.can(Capability.CREATE_LOCAL_CAMPAIGNS, unit)
@@ -63,6 +66,7 @@ def gallery_copy(*, actor: User, campaign: Campaign, unit: OrgNode) -> Campaign:
         name=base,
         template=template,
         local_version=version,
+        unfinished_version=True,
     )
 
 

@@ -259,7 +259,7 @@ def gallery_copy(request: HttpRequest, public_id) -> HttpResponse:
         _("“%(name)s” is now a draft of %(unit)s: choose its audience and date.")
         % {"name": draft.name, "unit": unit.name},
     )
-    return redirect("campaign_detail", public_id=draft.public_id)
+    return redirect("campaign_edit", public_id=draft.public_id)
 
 
 @login_required

@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.security import HttpBearer
 
+from enseigne.api.docs import VendoredSwagger, signed_in_only
 from enseigne.brand.api import router as brand_router
 from enseigne.campaigns.api import router as campaigns_router
 from enseigne.contacts.api import router as contacts_router
@@ -33,6 +34,8 @@ api = NinjaAPI(
     version="1",
     auth=TokenAuth(),
     urls_namespace="api",
+    docs=VendoredSwagger(),
+    docs_decorator=signed_in_only,
     description="Distributed marketing: units, contacts, consent, imports, assets, templates, campaigns, conversions. "
     "Authenticate with `Authorization: Bearer <token>` (`enseigne create_token <email>`).",
 )

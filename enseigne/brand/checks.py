@@ -99,6 +99,20 @@ def clean_values(zones: list[Zone], values: dict) -> dict:
     return cleaned
 
 
+# The keys of an image, offer or product zone's value that hold an address or an id.
+_NOT_PRINTED_WORDS = frozenset({"asset", "src", "url", "image"})
+
+
+def _restricted(label: str, text: str, patterns: list) -> list[str]:
+    """Head office's restricted words and patterns found in ``text``, one problem each."""
+    return [
+        _("Zone “%(zone)s” uses “%(word)s”, which head office does not allow.")
+        % {"zone": label, "word": rule[3:] if rule.startswith("re:") else rule}
+        for rule, pattern in patterns
+        if pattern and pattern.search(text)
+    ]
+
+
 def check(
     zones: list[Zone],
     values: dict,
@@ -125,13 +139,7 @@ def check(
                     _("Zone “%(zone)s” is %(length)s characters long; the limit is %(max)s.")
                     % {"zone": label, "length": len(text), "max": zone.max_length}
                 )
-            for rule, pattern in patterns:
-                if pattern and pattern.search(text):
-                    shown = rule[3:] if rule.startswith("re:") else rule
-                    problems.append(
-                        _("Zone “%(zone)s” uses “%(word)s”, which head office does not allow.")
-                        % {"zone": label, "word": shown}
-                    )
+            problems.extend(_restricted(label, text, patterns))
             if zone.kind == "rich" and value and domains:
                 for url in re.findall(r'href="([^"]*)"', value):
                     url = html.unescape(url)
@@ -179,6 +187,13 @@ def check(
                         "max": guardrails.max_image_kb,
                     }
                 )
+            # What an item prints (an offer's title, text, legal lines; an image's alt) is text
+            # like a zone's: the same words are refused. Addresses and ids are not words.
+            if isinstance(value, dict):
+                printed = " \n".join(
+                    str(v) for k, v in value.items() if k not in _NOT_PRINTED_WORDS and v
+                )
+                problems.extend(_restricted(label, printed, patterns))
             # An offer's or product's button is a link like any other: the one the message
             # carries (the library's address, copied into the value when it was picked).
             url = value.get("url") if isinstance(value, dict) else None

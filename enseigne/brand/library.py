@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.conf import settings
 from django.utils.translation import gettext as _
 
 from enseigne.brand.models import Asset
+from enseigne.lib.addresses import absolute_url
 
 
 def public_url(field) -> str:
     """An absolute address for a stored file (e-mail images must load from anywhere)."""
-    if not field:
-        return ""
-    url = field.url
-    if url.startswith("/"):
-        url = settings.BASE_URL.rstrip("/") + url
-    return url
+    return absolute_url(field.url) if field else ""
+
+
+def stored_url(field) -> str:
+    """A file's address as zone data keeps it: the path alone for files this server serves
+    (made absolute when a message is rendered, with the address it answers on then), so a
+    demo moved to another port or a renamed host does not send broken pictures."""
+    return field.url if field else ""
 
 
 def _date(value: str) -> str:
@@ -51,7 +53,7 @@ def _zone_data(asset: Asset, alt: str) -> dict[str, str]:
     if asset.kind in (Asset.Kind.IMAGE, Asset.Kind.LOGO):
         return {
             "asset": str(asset.public_id),
-            "src": public_url(asset.email_rendition),
+            "src": stored_url(asset.email_rendition),
             "alt": (alt or asset.name)[:200],
         }
     if asset.kind == Asset.Kind.OFFER:
@@ -70,7 +72,7 @@ def _zone_data(asset: Asset, alt: str) -> dict[str, str]:
             "legal": legal,
             "url": data.get("url", ""),
             "cta": data.get("cta") or _("See the offer"),
-            "image": public_url(asset.email_rendition),
+            "image": stored_url(asset.email_rendition),
         }
     if asset.kind == Asset.Kind.PRODUCT:
         return {
@@ -81,7 +83,7 @@ def _zone_data(asset: Asset, alt: str) -> dict[str, str]:
             "legal": "",
             "url": data.get("url", ""),
             "cta": data.get("cta") or _("See the product"),
-            "image": public_url(asset.email_rendition),
+            "image": stored_url(asset.email_rendition),
         }
     return {"asset": str(asset.public_id)}
 

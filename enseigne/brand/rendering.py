@@ -27,6 +27,7 @@ from liquid.exceptions import LiquidError
 from markupsafe import Markup
 
 from enseigne.brand.zones import Zone, line_of, parse
+from enseigne.lib.addresses import absolute_url
 
 RICH_TAGS = {"p", "br", "strong", "em", "b", "i", "u", "ul", "ol", "li", "a"}
 RICH_ATTRIBUTES = {"a": {"href", "title"}}
@@ -187,6 +188,9 @@ def text_template(text: str):
     return _env_for(text, html=False).from_string(text)
 
 
+PICTURE_KEYS = ("src", "image")
+
+
 def zone_context(
     zones: tuple[Zone, ...] | list[Zone], values: dict, *, for_text: bool = False
 ) -> dict:
@@ -206,7 +210,11 @@ def zone_context(
                 value if value not in (None, "") else htmllib.unescape(zone.default)
             )
         else:  # image / offer / product: dicts of plain strings, escaped on output
-            context[zone.name] = {k: str(v) for k, v in (value or {}).items()}
+            context[zone.name] = {
+                # Pictures are kept as this server's paths: absolute with today's address.
+                k: absolute_url(str(v)) if k in PICTURE_KEYS else str(v)
+                for k, v in (value or {}).items()
+            }
     return context
 
 

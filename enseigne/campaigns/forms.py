@@ -70,6 +70,38 @@ class LocalCampaignForm(StyledForm):
         self.fields["segment"].queryset = segments_for_user(user)
 
 
+class LocalCampaignEditForm(LocalCampaignForm):
+    """A local draft's edit: everything but the unit that sends it."""
+
+    def __init__(self, user, campaign, *args, **kwargs):
+        kwargs.setdefault(
+            "initial",
+            {
+                "name": campaign.name,
+                "channel": campaign.channel,
+                "template": campaign.template_id,
+                "local_version": campaign.local_version_id,
+                "segment": campaign.segment_id,
+                "send_at": campaign.send_at,
+            },
+        )
+        super().__init__(user, *args, **kwargs)
+        del self.fields["unit"]
+        # Only this unit's versions and the segments it may use.
+        self.fields["local_version"].queryset = self.fields["local_version"].queryset.filter(
+            unit=campaign.owner
+        )
+        self.fields["segment"].required = False
+        self.fields["segment"].queryset = segments_for_user(user).filter(
+            unit_path__in=_ancestor_paths(campaign.owner.path)
+        )
+
+
+def _ancestor_paths(path: str) -> list[str]:
+    step = OrgNode.steplen
+    return [path[:end] for end in range(step, len(path) + 1, step)]
+
+
 class FreeMessageForm(StyledForm):
     """Where a free campaign starts: which unit writes, on which channel."""
 
@@ -91,16 +123,65 @@ class NationalCampaignForm(StyledForm):
     target_tag = forms.ModelChoiceField(
         label=_("Only units tagged"), queryset=UnitTag.objects.order_by("name"), required=False
     )
+    audience_segment = forms.ChoiceField(
+        label=_("Contacts who receive it"),
+        required=False,
+        help_text=_(
+            "Head office's segment rules, applied inside each unit; none: every contact who "
+            "consented to the channel."
+        ),
+    )
     allow_opt_out = forms.BooleanField(label=_("Units may opt out"), required=False, initial=True)
     relay_deadline = _datetime_field(_("Units decide before"))
     send_at = _datetime_field(_("Send at"))
 
-    def __init__(self, user, *args, **kwargs):
+    KEEP = "keep"
+
+    def __init__(self, user, *args, campaign=None, **kwargs):
+        if campaign is not None:
+            kwargs.setdefault(
+                "initial",
+                {
+                    "channel": campaign.channel,
+                    "template": campaign.template_id,
+                    "name": campaign.name,
+                    "target_node": campaign.target_node_id,
+                    "target_tag": campaign.target_tag_id,
+                    "allow_opt_out": campaign.allow_opt_out,
+                    "relay_deadline": campaign.relay_deadline,
+                    "send_at": campaign.send_at,
+                },
+            )
         super().__init__(*args, **kwargs)
         self.fields["template"].queryset = (
             templates_for_user(user).exclude(current=None).order_by("channel", "name")
         )
         self.fields["target_node"].queryset = nodes_for_user(user).exclude(kind=OrgNode.Kind.UNIT)
+        # Head office's segments (owned by the network or a region, not by one unit).
+        self.segments = {
+            str(s.public_id): s
+            for s in segments_for_user(user).exclude(owner__kind=OrgNode.Kind.UNIT).order_by("name")
+        }
+        choices = [("", _("Every contact who consented to the channel"))]
+        rules = campaign.audience_rules if campaign is not None else {}
+        chosen = next((key for key, s in self.segments.items() if rules and s.rules == rules), "")
+        if rules and not chosen:  # rules set through the API: kept unless another is chosen
+            choices.append((self.KEEP, _("The campaign's current rules (set through the API)")))
+            chosen = self.KEEP
+        choices += [(key, s.name) for key, s in self.segments.items()]
+        self.fields["audience_segment"].choices = choices
+        self.fields["audience_segment"].initial = chosen
+        self.current_rules = rules
+        self.style_fields()
+
+    def clean(self):
+        data = super().clean()
+        key = data.pop("audience_segment", "")
+        if key == self.KEEP:
+            data["audience_rules"] = self.current_rules
+        else:
+            data["audience_rules"] = dict(self.segments[key].rules) if key else {}
+        return data
 
 
 class ScheduleForm(StyledForm):

@@ -106,6 +106,20 @@ def pressure_rules(node: OrgNode, channel: str) -> list[PressureRule]:
     return list(PressureRule.objects.filter(node=root, channel=channel))
 
 
+def visible_budgets(user: User, budgets: list[dict]) -> list[dict]:
+    """The audience's budget lines of the units ``user`` sees: a store sees its own budget,
+    not every store's (a national campaign's preview holds one line per unit)."""
+    access = access_for(user)
+    return [b for b in budgets if access.sees(b["unit"].path)]
+
+
+def target_for_user(user: User, targets: list):
+    """Of a campaign's target units, the first one ``user`` sees (a store: its own), else
+    the first one (None when there is none)."""
+    access = access_for(user)
+    return next((t for t in targets if access.sees(t.unit.path)), targets[0] if targets else None)
+
+
 def budget_for(unit: OrgNode, day) -> Budget | None:
     return Budget.objects.filter(unit=unit, starts_on__lte=day, ends_on__gte=day).first()
 
@@ -117,17 +131,29 @@ def progress(campaign: Campaign) -> dict:
     )
     done = sum(counts.get(s, 0) for s in ("sent", "failed", "skipped", "ambiguous"))
     total = done + counts.get("pending", 0)
+    sent = counts.get("sent", 0)
+    not_sent = counts.get("skipped", 0) + counts.get("ambiguous", 0)
     return {
         "total": total,
-        "sent": counts.get("sent", 0),
+        "sent": sent,
         "pending": counts.get("pending", 0),
         "failed": counts.get("failed", 0),
         "skipped": counts.get("skipped", 0),
         "ambiguous": counts.get("ambiguous", 0),
         "done": done,
-        "percent": round(100 * done / total) if total else 0,
-        **feedback_summary(campaign, counts.get("sent", 0)),
+        # Rows settled either way, never rounded up to 100 % while one is pending. The bar
+        # shows its parts (sent, not sent, failed): a campaign whose first rows are refused
+        # by a gate is not "32 %" of anything sent.
+        "percent": _floor_percent(done, total),
+        "sent_percent": _floor_percent(sent, total),
+        "failed_percent": _floor_percent(counts.get("failed", 0), total),
+        "not_sent_percent": _floor_percent(not_sent, total),
+        **feedback_summary(campaign, sent),
     }
+
+
+def _floor_percent(part: int, total: int) -> int:
+    return 100 * part // total if total else 0
 
 
 def feedback_summary(campaign: Campaign, sent: int) -> dict:

@@ -122,14 +122,16 @@ def _check_free(
         )
 
 
-def _check_local(local: LocalVersion | None, template: Template, unit: OrgNode) -> None:
+def _check_local(
+    local: LocalVersion | None, template: Template, unit: OrgNode, *, usable: bool = True
+) -> None:
     if local is None:
         return
     if local.unit_id != unit.pk or local.template_id != template.pk:
         raise ValidationError(
             {"local_version": _("This personalised version belongs to another unit or template.")}
         )
-    if not local.is_usable:
+    if usable and not local.is_usable:
         raise ValidationError(
             {
                 "local_version": _(
@@ -177,6 +179,46 @@ def _check_sms(actor: User | None, channel: str, node: OrgNode) -> None:
         raise ValidationError({"channel": _("Your role may not send SMS from here.")})
 
 
+def _check_local_draft(
+    actor: User | None,
+    unit: OrgNode,
+    channel: str,
+    template: Template,
+    local_version: LocalVersion | None,
+    segment: Segment | None,
+    *,
+    usable: bool = True,
+) -> None:
+    """What a local draft must satisfy, on creation and on every edit (``usable``: its
+    personalised version must pass now, not only at submission)."""
+    _check_sms(actor, channel, unit)
+    _check_template(template, channel, unit)
+    _check_free(actor, template, local_version, unit)
+    _check_local(local_version, template, unit, usable=usable)
+    if segment is not None and not unit.path.startswith(segment.unit_path):
+        raise ValidationError({"segment": _("This segment is not available to this unit.")})
+
+
+def _check_national_draft(
+    actor: User | None,
+    root: OrgNode,
+    channel: str,
+    template: Template,
+    audience_rules: dict | None,
+    relay_deadline: dt.datetime | None,
+    send_at: dt.datetime | None,
+) -> None:
+    """What a national draft must satisfy, on creation and on every edit."""
+    _check_sms(actor, channel, root)
+    _check_template(template, channel, None)
+    if audience_rules:
+        SegmentCompiler(actor).compile(audience_rules)  # raises with the rule's position
+    if relay_deadline and send_at and relay_deadline > send_at:
+        raise ValidationError(
+            {"relay_deadline": _("Units must decide before the campaign is sent.")}
+        )
+
+
 @transaction.atomic
 def campaign_create_local(
     *,
@@ -188,16 +230,16 @@ def campaign_create_local(
     local_version: LocalVersion | None = None,
     segment: Segment | None = None,
     send_at: dt.datetime | None = None,
+    unfinished_version: bool = False,
 ) -> Campaign:
+    """A unit's draft. ``unfinished_version``: the personalised version may still need work
+    (a starting point copied from the gallery); submitting refuses it until it is fixed."""
     _require(actor, Capability.CREATE_LOCAL_CAMPAIGNS, unit)
     if unit.kind != OrgNode.Kind.UNIT:
         raise ValidationError({"unit": _("A local campaign is sent by one unit.")})
-    _check_sms(actor, channel, unit)
-    _check_template(template, channel, unit)
-    _check_free(actor, template, local_version, unit)
-    _check_local(local_version, template, unit)
-    if segment is not None and not unit.path.startswith(segment.unit_path):
-        raise ValidationError({"segment": _("This segment is not available to this unit.")})
+    _check_local_draft(
+        actor, unit, channel, template, local_version, segment, usable=not unfinished_version
+    )
     campaign = Campaign.objects.create(
         kind=Campaign.Kind.LOCAL,
         channel=channel,
@@ -230,14 +272,7 @@ def campaign_create_national(
 ) -> Campaign:
     root = root_of(target_node) if target_node else OrgNode.objects.get_root_nodes().first()
     _require(actor, Capability.CREATE_NATIONAL_CAMPAIGNS, root)
-    _check_sms(actor, channel, root)
-    _check_template(template, channel, None)
-    if audience_rules:
-        SegmentCompiler(actor).compile(audience_rules)  # raises with the rule's position
-    if relay_deadline and send_at and relay_deadline > send_at:
-        raise ValidationError(
-            {"relay_deadline": _("Units must decide before the campaign is sent.")}
-        )
+    _check_national_draft(actor, root, channel, template, audience_rules, relay_deadline, send_at)
     campaign = Campaign.objects.create(
         kind=Campaign.Kind.NATIONAL,
         channel=channel,
@@ -257,39 +292,135 @@ def campaign_create_national(
     return campaign
 
 
-@transaction.atomic
-def campaign_update(*, actor: User, campaign: Campaign, **fields) -> Campaign:
-    """Change a draft (or a rejected campaign, which goes back to draft)."""
-    _require(actor, edit_capability(campaign), campaign.owner)
-    if not campaign.is_editable:
-        raise ValidationError(
-            _("Only a draft can be changed; this campaign is %(status)s.")
-            % {"status": campaign.get_status_display().lower()}
-        )
-    allowed = {
+EDITABLE_FIELDS = {
+    Campaign.Kind.LOCAL: {"name", "channel", "template", "local_version", "segment", "send_at"},
+    Campaign.Kind.NATIONAL: {
         "name",
+        "channel",
+        "template",
         "send_at",
-        "local_version",
-        "segment",
         "audience_rules",
         "allow_opt_out",
         "relay_deadline",
         "target_node",
         "target_tag",
-    }
-    unknown = set(fields) - allowed
+    },
+}
+
+
+def edit_refusal(campaign: Campaign) -> str:
+    """Why ``campaign`` cannot be edited any more ('' while it is a draft or was rejected)."""
+    if campaign.is_editable:
+        return ""
+    status = campaign.get_status_display().lower()
+    if campaign.status == S.SUBMITTED:
+        return _(
+            "This campaign is %(status)s: it can no longer be changed. Ask the approver to "
+            "reject it, or duplicate it to start a new draft."
+        ) % {"status": status}
+    return _(
+        "Only a draft can be changed; this campaign is %(status)s. Duplicate it to start a new "
+        "draft."
+    ) % {"status": status}
+
+
+@transaction.atomic
+def campaign_update(*, actor: User, campaign: Campaign, **fields) -> Campaign:
+    """Change a draft (or a rejected campaign, which goes back to draft) until it is submitted.
+
+    The row is locked and its status read again, so a submission in the same instant comes
+    wholly before (the edit is refused with the reason) or after (it submits the edit)."""
+    _require(actor, edit_capability(campaign), campaign.owner)
+    unknown = set(fields) - EDITABLE_FIELDS[campaign.kind]
     if unknown:
         raise ValidationError(
             _("These fields cannot be changed: %(fields)s") % {"fields": ", ".join(sorted(unknown))}
         )
+    locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    campaign.status = locked.status
+    refusal = edit_refusal(campaign)
+    if refusal:
+        raise ValidationError(refusal)
+    original_version = campaign.local_version
     for name, value in fields.items():
         setattr(campaign, name, value)
-    if not campaign.is_national:
-        _check_free(actor, campaign.template, campaign.local_version, campaign.owner)
-        _check_local(campaign.local_version, campaign.template, campaign.owner)
+    if campaign.is_national:
+        _check_national_draft(
+            actor,
+            campaign.owner,
+            campaign.channel,
+            campaign.template,
+            campaign.audience_rules,
+            campaign.relay_deadline,
+            campaign.send_at,
+        )
+    else:
+        _check_local_draft(
+            actor,
+            campaign.owner,
+            campaign.channel,
+            campaign.template,
+            campaign.local_version,
+            campaign.segment,
+            # A version left unfinished (a gallery starting point) may stay while the draft is
+            # worked on; choosing another one needs it usable. Submission checks it anyway.
+            usable="local_version" in fields and fields["local_version"] != original_version,
+        )
+    if "name" in fields:
+        campaign.name = (fields["name"] or "").strip() or campaign.template.name
     campaign.status = S.DRAFT
+    campaign.decision_comment = "" if locked.status == S.REJECTED else campaign.decision_comment
     campaign.save()
+    audit(
+        actor=actor,
+        action="campaign.update",
+        target=campaign,
+        node_path=campaign.owner_path,
+        changes={"fields": sorted(fields)},
+    )
     return campaign
+
+
+COPIED_FIELDS = (
+    "kind",
+    "channel",
+    "owner",
+    "owner_path",
+    "template",
+    "local_version",
+    "segment",
+    "target_node",
+    "target_tag",
+    "audience_rules",
+    "allow_opt_out",
+    "is_transactional",
+)
+
+
+@transaction.atomic
+def campaign_duplicate(*, actor: User, campaign: Campaign) -> Campaign:
+    """A new draft with ``campaign``'s content and audience, in the same owner (a unit's
+    campaign stays the unit's; head office's national one becomes a head office draft).
+    Dates are not copied: the draft gets its own. Whatever the original's state."""
+    _require(actor, edit_capability(campaign), campaign.owner)
+    copy_name = _("%(name)s (copy)") % {"name": campaign.name}
+    if campaign.template.is_free:
+        _require(actor, Capability.CREATE_FREE_CAMPAIGNS, campaign.owner)
+    duplicate = Campaign(**{name: getattr(campaign, name) for name in COPIED_FIELDS})
+    duplicate.audience_rules = copy.deepcopy(campaign.audience_rules)
+    duplicate.name = copy_name[: Campaign._meta.get_field("name").max_length]
+    duplicate.created_by = actor
+    if duplicate.local_version_id is not None and not duplicate.local_version.is_usable:
+        duplicate.local_version = None  # left for the unit to choose again (submit checks it)
+    duplicate.save()
+    audit(
+        actor=actor,
+        action="campaign.duplicate",
+        target=duplicate,
+        node_path=duplicate.owner_path,
+        changes={"from": str(campaign.public_id)},
+    )
+    return duplicate
 
 
 @transaction.atomic

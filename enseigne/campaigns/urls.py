@@ -14,6 +14,12 @@ urlpatterns = [
     path("campaigns/<uuid:public_id>/audience/", views.campaign_preview, name="campaign_preview"),
     path("campaigns/<uuid:public_id>/message/", views.campaign_message, name="campaign_message"),
     path("campaigns/<uuid:public_id>/progress/", views.campaign_progress, name="campaign_progress"),
+    path("campaigns/<uuid:public_id>/edit/", views.campaign_edit, name="campaign_edit"),
+    path(
+        "campaigns/<uuid:public_id>/duplicate/",
+        views.campaign_duplicate,
+        name="campaign_duplicate",
+    ),
     path("campaigns/<uuid:public_id>/submit/", views.campaign_submit, name="campaign_submit"),
     path(
         "campaigns/<uuid:public_id>/approve/",

@@ -26,6 +26,7 @@ from enseigne.campaigns.forms import (
     BudgetForm,
     DecisionForm,
     FreeMessageForm,
+    LocalCampaignEditForm,
     LocalCampaignForm,
     NationalCampaignForm,
     PressureForm,
@@ -98,6 +99,58 @@ def campaign_new(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("Draft saved. Check the audience, then submit it."))
             return redirect("campaign_detail", public_id=campaign.public_id)
     return render(request, "campaigns/new.html", {"form": form, "national": national})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def campaign_edit(request: HttpRequest, public_id) -> HttpResponse:
+    """A draft's name, content, audience and date, until it is submitted."""
+    campaign = _get(request, public_id)
+    if not services.can_edit(request.user, campaign):
+        raise PermissionDenied
+    refusal = services.edit_refusal(campaign)
+    if refusal:
+        messages.error(request, refusal)
+        return redirect("campaign_detail", public_id=campaign.public_id)
+    if campaign.is_national:
+        form = NationalCampaignForm(request.user, request.POST or None, campaign=campaign)
+    else:
+        form = LocalCampaignEditForm(request.user, campaign, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.campaign_update(actor=request.user, campaign=campaign, **form.cleaned_data)
+        except ValidationError as exc:
+            form_errors(form, exc)
+        else:
+            messages.success(request, _("Draft saved. Check the audience, then submit it."))
+            return redirect("campaign_detail", public_id=campaign.public_id)
+    return render(
+        request,
+        "campaigns/new.html",
+        {"form": form, "national": campaign.is_national, "campaign": campaign},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@login_required
+@require_POST
+def campaign_duplicate(request: HttpRequest, public_id) -> HttpResponse:
+    """A new draft from any campaign, in the same owner; its dates are left to choose."""
+    campaign = _get(request, public_id)
+    if not services.can_edit(request.user, campaign):
+        raise PermissionDenied
+    try:
+        duplicate = services.campaign_duplicate(actor=request.user, campaign=campaign)
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+        return redirect("campaign_detail", public_id=campaign.public_id)
+    messages.success(
+        request,
+        _("“%(name)s” is a new draft: check its audience and choose its date.")
+        % {"name": duplicate.name},
+    )
+    return redirect("campaign_edit", public_id=duplicate.public_id)
 
 
 @login_required
@@ -181,16 +234,18 @@ def campaign_preview(request: HttpRequest, public_id) -> HttpResponse:
     if timezone.is_naive(when):
         when = timezone.make_aware(when)
     result = audience.preview(campaign, when)
+    result.budgets = selectors.visible_budgets(request.user, result.budgets)
     return render(request, "campaigns/_preview.html", {"campaign": campaign, "preview": result})
 
 
 @login_required
 @require_GET
 def campaign_message(request: HttpRequest, public_id) -> HttpResponse:
-    """The message as the first target unit sends it, for the sandboxed preview frame."""
+    """The message as the user's unit sends it (its footer, the version it relayed), or as the
+    first target unit does for someone who sees them all; for the sandboxed preview frame."""
     campaign = _get(request, public_id)
     version = campaign.template.current
-    target = (audience.targets(campaign) or [None])[0]
+    target = selectors.target_for_user(request.user, audience.targets(campaign))
     if version is None or target is None:
         return sandboxed("<p>—</p>")
     values = target.local_version.values if target.local_version else {}
@@ -350,11 +405,16 @@ def campaign_progress(request, public_id):
         eta = timezone.now() + dt.timedelta(
             seconds=elapsed / progress["done"] * progress["pending"]
         )
-    return render(
+    response = render(
         request,
         "campaigns/_progress.html",
         {"campaign": campaign, "progress": progress, "eta": eta},
     )
+    if request.htmx and campaign.status != Campaign.Status.SENDING:
+        # Sending ended (finished, paused, cancelled): the whole page changes (actions, why
+        # rows were not sent, the report), so htmx loads it again by itself.
+        response["HX-Refresh"] = "true"
+    return response
 
 
 @login_required

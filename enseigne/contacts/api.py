@@ -149,6 +149,9 @@ class RejectionOut(Schema):
     field: str
     value: str
     reason: str
+    # refused: the row was not imported; skipped: imported without this value;
+    # duplicate: imported, the phone number left to the contact that has it.
+    kind: str
 
 
 class CountIn(Schema):
@@ -276,7 +279,8 @@ def get_import_rejections(
     imp = selectors.get_import_for_user(request.user, import_id)
     rows = imp.rejections.all()[offset : offset + max(1, min(limit, 10_000))]
     return [
-        RejectionOut(row=r.row_number, field=r.field, value=r.value, reason=r.reason) for r in rows
+        RejectionOut(row=r.row_number, field=r.field, value=r.value, reason=r.reason, kind=r.kind)
+        for r in rows
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import uuid
 from pathlib import Path
 
@@ -12,7 +13,15 @@ from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from enseigne.contacts.importer import guess_mapping, import_targets, sniff_separator
+from enseigne.contacts.import_reader import (
+    NotText,
+    count_rows,
+    decode_upload,
+    first_line,
+    parse_header,
+    read_rows,
+)
+from enseigne.contacts.importer import guess_mapping, import_targets
 from enseigne.contacts.models import Channel, ContactImport
 from enseigne.contacts.tasks import run_contact_import
 from enseigne.network.access import access_for
@@ -21,15 +30,13 @@ from enseigne.network.models import OrgNode, User
 from enseigne.network.services import audit
 
 
-def _as_utf8(raw: bytes) -> bytes:
-    """Spreadsheets export UTF-8 (with or without BOM) or Windows-1252; store UTF-8."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
+def _first_rows(path: Path, count: int = 20) -> list[list[str]]:
+    """The file's first rows, for guessing a column by its values."""
+    _header, rows = read_rows(path)
     try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", errors="replace").encode("utf-8")
-    return raw
+        return [row.fields for row in itertools.islice(rows, count) if row.fields is not None]
+    finally:
+        rows.close()
 
 
 @transaction.atomic
@@ -45,28 +52,24 @@ def import_prepare(*, actor: User, unit: OrgNode, file_name: str, content: bytes
                 % {"size": settings.IMPORT_MAX_BYTES // 1_000_000}
             }
         )
-    if b"\x00" in content[:4096]:
-        raise ValidationError(
-            {
-                "file": _(
-                    "This is not a CSV text file (it looks binary, e.g. an Excel .xlsx: save it as CSV)."
-                )
-            }
-        )
-    data = _as_utf8(content)
-    header = data.split(b"\n", 1)[0].decode("utf-8").strip("\r")
+    try:
+        text = decode_upload(
+            content, file_name
+        )  # stored as UTF-8 with \n line ends, whatever it was
+    except NotText as exc:
+        raise ValidationError({"file": str(exc)}) from None
+    header = first_line(text)
     if not header.strip():
         raise ValidationError(
             {"file": _("The file is empty or its first line (the column names) is blank.")}
         )
-    separator = sniff_separator(header)
-    columns = [c.strip().strip('"') for c in header.split(separator)]
+    _separator, columns = parse_header(header)
     if len(set(columns)) != len(columns):
         raise ValidationError({"file": _("Two columns have the same name in the first line.")})
     folder = Path(settings.MEDIA_ROOT) / "imports"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4()}.csv"
-    path.write_bytes(data)
+    path.write_text(text, encoding="utf-8", newline="")
     contact_import = ContactImport.objects.create(
         unit=unit,
         unit_path=unit.path,
@@ -75,7 +78,8 @@ def import_prepare(*, actor: User, unit: OrgNode, file_name: str, content: bytes
         file_path=str(path),
         file_sha256=hashlib.sha256(content).hexdigest(),
         columns=columns,
-        mapping=guess_mapping(columns),
+        mapping=guess_mapping(columns, _first_rows(path)),
+        total_rows=count_rows(path),
     )
     audit(
         actor=actor,

@@ -86,7 +86,14 @@ def split_repeats(rows: list[Row]) -> tuple[list[Row], list[Row]]:
     return fresh, repeats
 
 
-def new_rejection(contact_import: ContactImport, number: int, column: str, value: str, reason: str):
+def new_rejection(
+    contact_import: ContactImport,
+    number: int,
+    column: str,
+    value: str,
+    reason: str,
+    kind: str = ImportRejection.Kind.REFUSED,
+) -> ImportRejection:
     return ImportRejection(
         contact_import=contact_import,
         unit_path=contact_import.unit_path,
@@ -94,6 +101,7 @@ def new_rejection(contact_import: ContactImport, number: int, column: str, value
         field=column[:60],
         value=value[:200],
         reason=reason[:300],
+        kind=kind,
     )
 
 
@@ -181,6 +189,9 @@ class BatchWriter:
         self.source_ref = f"import:{contact_import.public_id} sha256:{contact_import.file_sha256}"
         self.declared_consent = set(contact_import.consent_channels or [])
         self.import_tags = list(contact_import.tag_names or [])
+        self.phone_column = next(
+            (c for c, t in (contact_import.mapping or {}).items() if t == "phone"), "phone"
+        )
 
     def write_chunk(self, chunk: Chunk) -> BatchResult:
         """Write one validated batch: its fresh rows in one statement (PostgreSQL), then
@@ -240,23 +251,27 @@ class BatchWriter:
         pairs: list[tuple[Contact | NewContact, Row]] = []
         for row in rows:
             email, phone = row.values.get("email"), row.values.get("phone")
-            match_email = by_email.get(email) if email else None
-            match_phone = by_phone.get(phone) if phone else None
-            if match_email and match_phone and match_email is not match_phone:
+            # A phone is shared (a family's landline, the shop's number): it identifies
+            # the person only on a row with no email. A row whose email is new, or another
+            # contact's, is that person; the phone, held by someone else, stays with them.
+            target = by_email.get(email) if email else by_phone.get(phone) if phone else None
+            holder = by_phone.get(phone) if email and phone else None
+            if holder is not None and holder is not target:
+                row.values.pop("phone")
                 result.rejections.append(
                     new_rejection(
                         self.imp,
                         row.number,
-                        "phone",
-                        "",
+                        self.phone_column,
+                        phone,
                         _(
-                            "the email belongs to one contact and the phone number to another; "
-                            "fix the file or merge them first"
+                            "possible duplicate: another contact already has this phone number "
+                            "(a shared phone, or the same person with two email addresses?); "
+                            "imported without it"
                         ),
+                        ImportRejection.Kind.POSSIBLE_DUPLICATE,
                     )
                 )
-                continue
-            target = match_email or match_phone
             if target is None:
                 target = NewContact(values=dict(row.values), attributes=dict(row.attributes))
                 new.append(target)

@@ -12,19 +12,19 @@ is ``import_writer``.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 
-import polars as pl
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from enseigne.contacts.import_reader import FileRow, read_rows
 from enseigne.contacts.import_writer import BatchWriter, Chunk, Row, new_rejection, split_repeats
 from enseigne.contacts.models import ContactImport, CustomAttribute, ImportRejection
 from enseigne.contacts.services import unit_country
@@ -33,15 +33,18 @@ from enseigne.contacts.validation import (
     clean_attribute,
     clean_birthday,
     clean_boolean,
+    clean_country,
     clean_email,
     clean_language,
     clean_phone,
+    folded,
 )
 from enseigne.lib.rowsecurity import ALL, db_scope
 
 BASE_TARGETS = (
     "email",
     "phone",
+    "country",
     "first_name",
     "last_name",
     "birthday",
@@ -60,73 +63,111 @@ def import_targets() -> list[str]:
     ]
 
 
+# Header names each field is proposed for, compared without case, accents or
+# punctuation ("Tél." is "tel", "E-mail" is "e mail").
 _GUESSES = {
-    "email": {"email", "e-mail", "mail", "courriel", "adresse email", "adresse e-mail"},
-    "phone": {"phone", "mobile", "telephone", "téléphone", "tel", "tél", "portable", "gsm"},
-    "first_name": {"first_name", "firstname", "first name", "prenom", "prénom"},
-    "last_name": {"last_name", "lastname", "last name", "nom", "name", "surname"},
-    "birthday": {"birthday", "birthdate", "date de naissance", "naissance", "anniversaire"},
+    "email": {"email", "e-mail", "mail", "courriel", "adresse email", "adresse e-mail",
+              "adresse mail", "email address", "e-mail address"},
+    "phone": {"phone", "mobile", "telephone", "téléphone", "tel", "tél", "portable", "gsm",
+              "téléphone portable", "téléphone mobile", "tél portable", "tél mobile",
+              "numéro de téléphone", "numéro de portable", "numéro mobile", "n° de téléphone",
+              "mobile phone", "cell phone", "cellphone", "phone number", "mobile number"},
+    "country": {"country", "pays", "country code", "code pays", "pays iso", "iso country"},
+    "first_name": {"first_name", "firstname", "first name", "prenom", "prénom", "given name"},
+    "last_name": {"last_name", "lastname", "last name", "nom", "name", "surname",
+                  "nom de famille", "family name"},
+    "birthday": {"birthday", "birthdate", "date de naissance", "naissance", "anniversaire",
+                 "date of birth"},
     "language": {"language", "langue", "lang"},
     "is_customer": {"customer", "client", "is_customer"},
     "tags": {"tags", "étiquettes", "etiquettes"},
     "consent_email": {"optin_email", "opt-in email", "consent_email", "consentement email"},
     "consent_sms": {"optin_sms", "opt-in sms", "consent_sms", "consentement sms"},
-}
+}  # fmt: skip
+_GUESS_BY_NAME = {folded(name): target for target, names in _GUESSES.items() for name in names}
 
 
-def guess_mapping(columns: list[str]) -> dict[str, str]:
+def guess_mapping(columns: list[str], samples: list[list[str]] | None = None) -> dict[str, str]:
+    """Each column's proposed field, from its header; a column the header does not place
+    whose first values (``samples``: the first rows) are all countries is the country."""
     mapping = {}
     targets = import_targets()
     for column in columns:
-        key = column.strip().lower()
-        for target, names in _GUESSES.items():
-            if key in names and target not in mapping.values():
+        target = _GUESS_BY_NAME.get(folded(column))
+        if target is not None:
+            if target not in mapping.values():
                 mapping[column] = target
+        elif f"attributes.{column.strip().lower()}" in targets:
+            mapping[column] = f"attributes.{column.strip().lower()}"
+    if samples and "country" not in mapping.values():
+        for index, column in enumerate(columns):
+            if column not in mapping and _all_countries(
+                row[index] for row in samples if index < len(row)
+            ):
+                mapping[column] = "country"
                 break
-        else:
-            if f"attributes.{key}" in targets:
-                mapping[column] = f"attributes.{key}"
     return mapping
 
 
-def sniff_separator(header_line: str) -> str:
-    return max((";", ",", "\t", "|"), key=header_line.count)
+def _all_countries(values) -> bool:
+    seen = [v for v in (value.strip() for value in values) if v]
+    if len(seen) < 3:  # too few to tell a country column from chance
+        return False
+    try:
+        for value in seen:
+            clean_country(value)
+    except FieldError:
+        return False
+    return True
 
 
-def read_frame(path: str | Path, columns: list[str] | None = None) -> pl.DataFrame:
-    """The file as strings only: nothing is guessed, every value is validated by us."""
-    with open(path, encoding="utf-8") as handle:
-        header = handle.readline()
-    return pl.read_csv(
-        path,
-        separator=sniff_separator(header),
-        infer_schema=False,
-        columns=columns,
-        truncate_ragged_lines=True,
-        raise_if_empty=False,
-    )
+Problem = tuple[str, str, str]  # (column, value, reason)
 
 
 class RowValidator:
     def __init__(self, contact_import: ContactImport):
-        self.mapping = {c: t for c, t in contact_import.mapping.items() if t}
+        # In the file's column order: a row's report lines read left to right (a JSON
+        # mapping comes back from PostgreSQL with its keys sorted).
+        order = {column: index for index, column in enumerate(contact_import.columns)}
+        self.mapping = {
+            c: t
+            for c, t in sorted(contact_import.mapping.items(), key=lambda i: order.get(i[0], 0))
+            if t
+        }
         self.country = unit_country(contact_import.unit)
+        self.country_column = next((c for c, t in self.mapping.items() if t == "country"), None)
         keys = [t.split(".", 1)[1] for t in self.mapping.values() if t.startswith("attributes.")]
         self.attributes = {a.key: a for a in CustomAttribute.objects.filter(key__in=keys)}
 
-    def validate(self, number: int, raw: dict) -> tuple[Row | None, list[tuple[str, str, str]]]:
+    def validate(self, number: int, raw: dict) -> tuple[Row | None, list[Problem]]:
+        """(the row, the values left out of it), or (None, why the row is refused).
+
+        A bad value is left out and reported; the row is refused only when it leaves no
+        valid email address and no valid phone number to reach the person by."""
         row = Row(number=number)
-        errors: list[tuple[str, str, str]] = []
+        problems: list[Problem] = []
+        contact_problems: list[Problem] = []
+        country: str | None = self.country
+        if self.country_column is not None:
+            value = (raw.get(self.country_column) or "").strip()
+            if value:
+                try:
+                    country = clean_country(value)
+                except FieldError as exc:
+                    # Nor is it the unit's country: a national number is read with no
+                    # country, so only international ones (+41…) get through.
+                    country = None
+                    problems.append((self.country_column, value[:200], str(exc)))
         for column, target in self.mapping.items():
             value = raw.get(column) or ""
             value = value.strip()
-            if not value:
+            if not value or target == "country":
                 continue
             try:
                 if target == "email":
                     row.values["email"] = clean_email(value)
                 elif target == "phone":
-                    row.values["phone"] = clean_phone(value, self.country)
+                    row.values["phone"] = clean_phone(value, country)
                 elif target in {"first_name", "last_name"}:
                     row.values[target] = value[:100]
                 elif target == "birthday":
@@ -149,10 +190,18 @@ class RowValidator:
                     key = target.split(".", 1)[1]
                     row.attributes[key] = clean_attribute(self.attributes[key], value)
             except FieldError as exc:
-                errors.append((column, value[:200], str(exc)))
-        if not errors and not row.values.get("email") and not row.values.get("phone"):
-            errors.append(("", "", _("no email address and no phone number: nothing to contact")))
-        return (None if errors else row), errors
+                if target in {"consent_email", "consent_sms"}:
+                    # An unreadable answer is not a yes, whatever the file declares.
+                    row.consent[target.removeprefix("consent_")] = False
+                problem = (column, value[:200], str(exc))
+                (contact_problems if target in {"email", "phone"} else problems).append(problem)
+        if row.values.get("email") or row.values.get("phone"):
+            return row, contact_problems + problems
+        if not contact_problems:
+            contact_problems.append(
+                ("", "", _("no email address and no phone number: nothing to contact"))
+            )
+        return None, contact_problems + problems
 
 
 @contextmanager
@@ -213,58 +262,87 @@ def _failed(import_id: int, error: str) -> None:
     )
 
 
+def _broken_quote(contact_import: ContactImport, file_row: FileRow) -> ImportRejection:
+    return new_rejection(
+        contact_import,
+        file_row.line,
+        "",
+        file_row.text,
+        _(
+            "a quotation mark opened on this line does not close where it should, so the line "
+            "cannot be split into columns: check its quotation marks"
+        ),
+    )
+
+
+def _line_count(path: str) -> int:
+    with open(path, "rb") as handle:
+        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+
+
 def _run_claimed(contact_import: ContactImport) -> ContactImport:
     import_id = contact_import.pk
     scope = [contact_import.unit_path]
     try:
-        frame = read_frame(contact_import.file_path)
-    except (pl.exceptions.PolarsError, UnicodeDecodeError, OSError) as exc:
+        header, file_rows = read_rows(contact_import.file_path)
+    except (UnicodeDecodeError, OSError) as exc:
         with db_scope(scope):
             _failed(import_id, _("The file could not be read as CSV: %(detail)s") % {"detail": exc})
         contact_import.refresh_from_db()
         return contact_import
     batch_rows = settings.IMPORT_BATCH_ROWS
-    with db_scope(scope):
-        ContactImport.objects.filter(pk=import_id).update(total_rows=frame.height)
+    if contact_import.total_rows is None:  # not counted at upload: the lines, for progress
+        estimate = _line_count(contact_import.file_path) - 1
+        with db_scope(scope):
+            ContactImport.objects.filter(pk=import_id).update(total_rows=max(estimate, 0))
     validator = RowValidator(contact_import)
     writer = BatchWriter(contact_import)
-    columns = list(validator.mapping)
+    position = {name: index for index, name in reversed(list(enumerate(header)))}
+    columns = [(column, position.get(column)) for column in validator.mapping]
+    file_rows = itertools.islice(file_rows, contact_import.processed_rows, None)  # resume
 
     language = translation.get_language()
     copy_fresh = (
         connection.vendor == "postgresql"
     )  # read here: the helper thread opens no connection
 
-    def validate_chunk(offset: int) -> Chunk:
+    refused, skipped = ImportRejection.Kind.REFUSED, ImportRejection.Kind.FIELD_SKIPPED
+
+    def validate_chunk() -> Chunk:
         translation.activate(language)  # the helper thread's own language (thread-local)
-        chunk = frame.slice(offset, batch_rows).select(columns)
         valid: list[Row] = []
         rejections: list[ImportRejection] = []
-        for index, raw in enumerate(chunk.iter_rows(named=True)):
-            number = offset + index + 2  # line 1 is the header
-            row, errors = validator.validate(number, raw)
-            if row is None:
-                rejections.extend(
-                    new_rejection(contact_import, number, c, v, r) for c, v, r in errors
-                )
-            else:
+        height = 0
+        # The helper thread is the only reader of the file, one chunk after the other.
+        for file_row in itertools.islice(file_rows, batch_rows):
+            height += 1
+            fields = file_row.fields
+            if fields is None:
+                rejections.append(_broken_quote(contact_import, file_row))
+                continue
+            width = len(fields)
+            raw = {c: fields[i] for c, i in columns if i is not None and i < width}
+            row, problems = validator.validate(file_row.line, raw)
+            kind = refused if row is None else skipped
+            rejections.extend(
+                new_rejection(contact_import, file_row.line, c, v, r, kind) for c, v, r in problems
+            )
+            if row is not None:
                 valid.append(row)
         fresh, repeats = split_repeats(valid)
         fresh_copy = writer.fresh_copy(fresh) if fresh and copy_fresh else ""
-        return Chunk(chunk.height, fresh, repeats, rejections, fresh_copy)
+        return Chunk(height, fresh, repeats, rejections, fresh_copy)
 
     # Validation is pure Python and touches no database: the next chunk is validated in a
     # helper thread while this one waits for PostgreSQL to write the current chunk.
-    offsets = range(contact_import.processed_rows, frame.height, batch_rows)
+    offset = contact_import.processed_rows
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-validate") as pool,
         _quick_handover(),
     ):
-        upcoming = pool.submit(validate_chunk, offsets[0]) if offsets else None
-        for position, offset in enumerate(offsets):
-            chunk = upcoming.result()
-            if position + 1 < len(offsets):
-                upcoming = pool.submit(validate_chunk, offsets[position + 1])
+        upcoming = pool.submit(validate_chunk)
+        while (chunk := upcoming.result()).height:
+            upcoming = pool.submit(validate_chunk)  # the next chunk, while this one is written
             height, rejections = chunk.height, chunk.rejections
             with db_scope(scope), transaction.atomic():
                 result = writer.write_chunk(chunk)
@@ -275,13 +353,16 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
                     created_count=F("created_count") + result.created,
                     updated_count=F("updated_count") + result.updated,
                     unchanged_count=F("unchanged_count") + result.unchanged,
-                    rejected_count=F("rejected_count") + len({r.row_number for r in rejections}),
+                    rejected_count=F("rejected_count")
+                    + len({r.row_number for r in rejections if r.kind == refused}),
                 )
+            offset += height
     with db_scope(scope):
         ContactImport.objects.filter(pk=import_id).update(
             status=ContactImport.Status.DONE,
             finished_at=timezone.now(),
-            processed_rows=frame.height,
+            processed_rows=offset,
+            total_rows=offset,  # the rows read, now that they are known
         )
         contact_import.refresh_from_db()
     return contact_import

@@ -308,9 +308,21 @@ class ContactImport(models.Model):
     def is_finished(self) -> bool:
         return self.status in {self.Status.DONE, self.Status.FAILED}
 
+    @property
+    def ignored_columns(self) -> list[str]:
+        """The file's columns mapped to no field: their values were not imported."""
+        mapped = {column for column, target in self.mapping.items() if target}
+        return [column for column in self.columns if column not in mapped]
+
 
 class ImportRejection(models.Model):
-    """One reason a row of an import file was not imported."""
+    """One line of an import's report: why a row was not imported (``refused``), or, for a
+    row that was, a value left out or a possible duplicate to check."""
+
+    class Kind(models.TextChoices):
+        REFUSED = "refused", _("Row not imported")
+        FIELD_SKIPPED = "skipped", _("Value left out")
+        POSSIBLE_DUPLICATE = "duplicate", _("Possible duplicate")
 
     contact_import = models.ForeignKey(
         ContactImport, on_delete=models.CASCADE, related_name="rejections"
@@ -320,6 +332,7 @@ class ImportRejection(models.Model):
     field = models.CharField(max_length=60)
     value = models.CharField(max_length=200, blank=True)
     reason = models.CharField(max_length=300)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REFUSED)
 
     class Meta:
         ordering = ["row_number", "id"]

@@ -15,6 +15,7 @@ from enseigne.contacts.models import (
     Segment,
     Suppression,
 )
+from enseigne.lib.folding import Fold, fold
 from enseigne.lib.hashing import identifier_hash
 from enseigne.lib.ids import parse_uuid
 from enseigne.network.access import access_for, path_filter
@@ -62,6 +63,32 @@ def get_contact_for_user(user: User, public_id, capability: str | None = None) -
     return contact
 
 
+def _search_condition(text: str) -> Q:
+    """A name matches when each word of the query starts its first or last name, case and
+    accents ignored ("dupre" finds "Dupré", "lea dup" finds "Léa Dupont"), or when the
+    query starts a name of several words ("de la" finds "de la Tour"). A query written like
+    an address ("lea.d", "lea@") also matches addresses from their start, and one of 4
+    digits or more the phone numbers that contain them.
+
+    A name search is answered from the folded-name indexes on PostgreSQL; the other kinds
+    read the contacts the user may see."""
+    folded = " ".join((fold(text) or "").split())
+    condition = Q(pk__in=[])
+    if any(c.isalpha() for c in folded):
+        words = Q()
+        for word in folded.split():
+            words &= Q(folded_last__prefix=word) | Q(folded_first__prefix=word)
+        condition = words
+        if " " in folded:  # a name of several words ("de la Tour") typed as it is written
+            condition |= Q(folded_last__prefix=folded) | Q(folded_first__prefix=folded)
+    if " " not in text and ("@" in text or "." in text):
+        condition |= Q(email__startswith=text.lower())
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if len(digits) >= 4:
+        condition |= Q(phone__contains=digits.lstrip("0"))
+    return condition
+
+
 def contact_search(
     user: User,
     *,
@@ -76,16 +103,9 @@ def contact_search(
         contacts = contacts.filter(in_subtree(unit))
     text = query.strip()
     if text:
-        lowered = text.lower()
-        condition = (
-            Q(email__startswith=lowered)
-            | Q(last_name__istartswith=text)
-            | Q(first_name__istartswith=text)
-        )
-        digits = "".join(ch for ch in text if ch.isdigit())
-        if len(digits) >= 4:
-            condition |= Q(phone__contains=digits.lstrip("0"))
-        contacts = contacts.filter(condition)
+        contacts = contacts.alias(
+            folded_last=Fold("last_name"), folded_first=Fold("first_name")
+        ).filter(_search_condition(text))
     if tag:
         contacts = contacts.filter(tags__name=tag)
     if consent == "email":

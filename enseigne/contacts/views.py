@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -364,11 +365,32 @@ def import_detail(request: HttpRequest, public_id) -> HttpResponse:
             "columns": columns,
             "targets": targets,
             "error": error,
-            "rejections": contact_import.rejections.all()[:20]
-            if contact_import.is_finished
-            else [],
+            **_import_report(contact_import),
         },
     )
+
+
+REPORT_LINES_SHOWN = 20
+
+
+def _import_report(contact_import: ContactImport) -> dict:
+    """The finished import's report, by kind: rows not imported, values left out, possible
+    duplicates (the first lines of each, and how many there are)."""
+    if not contact_import.is_finished:
+        return {"report": []}
+    lines = contact_import.rejections.all()
+    counts = dict(lines.values_list("kind").annotate(n=Count("id")).order_by())
+    report = [
+        {
+            "kind": kind,
+            "label": label,
+            "count": counts[kind],
+            "lines": lines.filter(kind=kind)[:REPORT_LINES_SHOWN],
+        }
+        for kind, label in ImportRejection.Kind.choices
+        if counts.get(kind)
+    ]
+    return {"report": report, "report_counts": counts}
 
 
 @login_required
@@ -379,9 +401,7 @@ def import_progress(request: HttpRequest, public_id) -> HttpResponse:
         "contacts/_import_progress.html",
         {
             "imp": contact_import,
-            "rejections": contact_import.rejections.all()[:20]
-            if contact_import.is_finished
-            else [],
+            **_import_report(contact_import),
         },
     )
     if contact_import.is_finished and request.htmx:
@@ -397,10 +417,10 @@ def import_rejections(request: HttpRequest, public_id) -> StreamingHttpResponse:
     def rows():
         with db_scope(access_for(request.user).paths):
             for r in rejections.iterator(chunk_size=2000):
-                yield [r.row_number, r.field, r.value, r.reason]
+                yield [r.row_number, r.field, r.value, r.reason, r.get_kind_display()]
 
     response = StreamingHttpResponse(
-        csv_rows(["row", "column", "value", "reason"], rows()),
+        csv_rows(["row", "column", "value", "reason", "kind"], rows()),
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = (

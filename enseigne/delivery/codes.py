@@ -22,10 +22,11 @@ later reply names it. So, with an enhanced code of class 5, exactly these detail
 - X.1.10 recipient address has a null MX (RFC 7505; Exchange Online also sends it for
   "recipient not found").
 
-Nothing else suppresses: X.1.4 (ambiguous), X.1.7 and X.1.8 (the *sender's* address),
-X.2.x (the mailbox exists: disabled, full, message too large for it), X.3.x (the system:
-X.3.4 message too big), X.4.x (routing, DNS, which can be a passing outage), X.5.x and X.6.x
-(protocol, content), X.7.x (policy, spam, block lists, authentication: X.7.1 included).
+Nothing else suppresses, except the provider wordings below: X.1.4 (ambiguous), X.1.7 and
+X.1.8 (the *sender's* address), X.2.x (the mailbox exists: disabled, full, message too
+large for it), X.3.x (the system: X.3.4 message too big), X.4.x (routing, DNS, which can be
+a passing outage), X.5.x and X.6.x (protocol, content), X.7.x (policy, spam, block lists,
+authentication: X.7.1 included).
 Nor does any 4xx (greylisting, rate limits, a full mailbox for now).
 
 **An enhanced code wins over the words**: ``550 5.7.1 mailbox unavailable`` is a policy
@@ -36,6 +37,19 @@ vendor wordings (English, French, German, a little Spanish and Italian). Not RFC
 stock "mailbox unavailable", which servers send for policy refusals too; and never when
 the text also speaks of policy, spam, blocking or the sender (``_NOT_ABOUT_THE_MAILBOX``).
 552 (storage) and 554 (transaction failed, mostly policy) never suppress on words.
+
+**Three large providers use codes their own way**, and the words they send with them
+are read as the provider means them (``_PROVIDER_CODES``): Outlook.com (Hotmail) answers
+``550 5.5.0 Requested action not taken: mailbox unavailable`` for an address it does not
+have; Exchange Online's directory-based edge blocking answers ``550 5.4.1 Recipient
+address rejected: Access denied`` for one a tenant does not have; a ``5.4.4`` whose words
+say the host or domain name was not found (Postfix's "Host or domain name not found …
+Host not found", an authoritative NXDOMAIN) names a domain that does not exist — a
+permanent failure of the address, as X.1.2 is. The same codes with other words (5.5.0
+"Invalid EHLO", 5.4.4 "Unrouteable address", a lookup to "try again") still suppress
+nothing. And whatever the basic code, a few exact provider wordings say the mailbox does
+not exist (``_PROVIDER_NO_SUCH_MAILBOX``): Yahoo and AOL's ``554 delivery error: dd This
+user doesn't have a yahoo.com account`` and ``552 … mailbox not found``.
 
 For reports, ``bounce_kind`` turns the verdict into a ``Bounce.Kind``: hard when it
 suppresses, soft for any other failure, unknown when nothing could be read.
@@ -105,6 +119,31 @@ _NOT_ABOUT_THE_MAILBOX = re.compile(
     r"dmarc|denied|not (authori[sz]ed|permitted|allowed)|rate limit|too many|quota|"
     r"refus|bloqu|ind[ée]sirable|politique|exp[ée]diteur|[ée]metteur|"
     r"absender|gesperrt|richtlinie",
+    re.IGNORECASE,
+)
+
+
+# (subject, detail) of an enhanced code → the words that, with it, say the mailbox or its
+# domain does not exist. The words matched are taken out before ``_NOT_ABOUT_THE_MAILBOX``
+# reads the rest (Microsoft's "Access denied" is its wording for "not in the directory").
+_PROVIDER_CODES: dict[tuple[int, int], re.Pattern[str]] = {
+    # Outlook.com / Hotmail.
+    (5, 0): re.compile(r"requested action not taken:? mailbox unavailable", re.IGNORECASE),
+    # Exchange Online, directory-based edge blocking (AS(201806281)).
+    (4, 1): re.compile(r"recipient address rejected:? access denied", re.IGNORECASE),
+    # The domain does not exist (not "try again": a lookup that failed for now).
+    (4, 4): re.compile(
+        r"host or domain name not found|\bhost not found\b(?![,.;:]? try again)|nxdomain|"
+        r"\b(no such|unknown|non-?existent) (domain|host)\b|"
+        r"\bdomain (name )?(not found|does not exist|doesn't exist)",
+        re.IGNORECASE,
+    ),
+}
+_LOOKUP_FOR_NOW = re.compile(r"try again|temporar|timed? ?out|servfail|refused", re.IGNORECASE)
+# Exact provider wordings that say the mailbox does not exist under any 5xx basic code.
+_PROVIDER_NO_SUCH_MAILBOX = re.compile(
+    r"\bth(is|e) user doesn[\u2019']?t have an? [\w.-]+ account|"  # Yahoo, AOL
+    r"requested mail action aborted,? mailbox not found",  # Yahoo (552)
     re.IGNORECASE,
 )
 
@@ -197,7 +236,23 @@ def classify(*, code: int | None = None, enhanced: str = "", text: str = "") -> 
     )
     if status is not Status.PERMANENT:
         return Verdict(status, enhanced=enhanced)
+    if parts and parts[1:] in _PROVIDER_CODES:
+        return Verdict(status, _provider_says_no_such_mailbox(parts[1:], text), enhanced)
     if parts and parts[1:] not in _SAY_NOTHING:
         return Verdict(status, parts[1:] in SUPPRESSING_DETAILS, enhanced)
     by_words = (code is None or code in _WORDS_MAY_SUPPRESS) and says_no_such_mailbox(text)
-    return Verdict(status, by_words, enhanced)
+    by_provider = bool(_PROVIDER_NO_SUCH_MAILBOX.search(_clean(text))) and not (
+        _NOT_ABOUT_THE_MAILBOX.search(_PROVIDER_NO_SUCH_MAILBOX.sub(" ", _clean(text)))
+    )
+    return Verdict(status, by_words or by_provider, enhanced)
+
+
+def _provider_says_no_such_mailbox(detail: tuple[int, ...], text: str) -> bool:
+    words = _PROVIDER_CODES[(detail[0], detail[1])]
+    text = _clean(text)
+    if not words.search(text):
+        return False
+    rest = words.sub(" ", text)
+    if detail == (4, 4) and _LOOKUP_FOR_NOW.search(rest):
+        return False
+    return not _NOT_ABOUT_THE_MAILBOX.search(rest)

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from email.utils import formatdate
 
-from enseigne.lib.signing import hex_tag
+from enseigne.lib.signing import hex_tag, unsign_id
 
 _SAFE_PHRASE = re.compile(r"^[A-Za-z0-9 !#$%&'*+\-/=?^_`{|}~.]*$")
 _CRLF = re.compile(r"\r\n|\r|\n")
@@ -85,6 +85,11 @@ def verified_recipient(text: str) -> int | None:
         ):
             return int(row)
     return None
+
+
+def esp_row(metadata: dict | None) -> int | None:
+    """The ledger row an ESP echoes back in the metadata the message was sent with."""
+    return unsign_id("esp", str((metadata or {}).get("enseigne") or ""))
 
 
 def bounce_address(recipient_id: int, domain: str) -> str:

@@ -1,5 +1,6 @@
 """Demo campaigns: past national and local ones with results, a national one waiting for
-relays, a local one waiting for approval, a Lyon SMS draft; rules, pressure caps, budgets."""
+relays, a local one waiting for approval, dated drafts (Lyon's SMS and e-mail, a national
+one) for the calendar; rules, pressure caps, budgets."""
 
 from __future__ import annotations
 
@@ -136,6 +137,14 @@ def seed_campaigns(
     )
     services.campaign_submit(actor=users[f"lille@{domain}"], campaign=christmas)
 
+    # Dated drafts, for the calendar: dragging one shows the pressure of its new date.
+    def next_weekday(weekday: int, hour: int, weeks: int = 0) -> dt.datetime:
+        local = timezone.localtime(now)
+        days = (weekday - local.weekday()) % 7 or 7
+        return (local + dt.timedelta(days=days + 7 * weeks)).replace(
+            hour=hour, minute=0, second=0, microsecond=0
+        )
+
     # A Lyon SMS draft: schedule it on a Sunday and watch it wait for Monday 08:00.
     sms_segment = segment_save(
         actor=users[f"lyon@{domain}"],
@@ -151,5 +160,24 @@ def seed_campaigns(
         template=templates["SMS promo flash"],
         local_version=locals_["Flash samedi Lyon"],
         segment=sms_segment,
+        send_at=next_weekday(5, 10),
+    )
+    services.campaign_create_local(
+        actor=users[f"lyon@{domain}"],
+        unit=lyon,
+        channel="email",
+        name="Nocturne déco Lyon",
+        template=templates["Bienvenue"],
+        local_version=locals_["Bienvenue Lyon"],
+        segment=lyon_segment,
+        send_at=next_weekday(3, 18, weeks=1),
+    )
+    services.campaign_create_national(
+        actor=marketer,
+        channel="email",
+        name="Rentrée des luminaires",
+        template=templates["Promotion de saison"],
+        relay_deadline=next_weekday(1, 12, weeks=2),
+        send_at=next_weekday(3, 9, weeks=2),
     )
     return {"campaigns": Campaign.objects.count()}

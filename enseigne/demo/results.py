@@ -298,6 +298,7 @@ def _plan(rng, units, users, templates, now, domain):
     for campaign, when, _unit in made:
         Campaign.objects.filter(pk=campaign.pk).update(created_at=when - dt.timedelta(days=12))
     _standout_content(made[-1][0], lille, users, domain)
+    _past_words([(c, u) for c, _when, u in made[:-1] if u is not None], users, domain)
     relays = []
     for campaign, when, unit in made:
         if unit is not None:
@@ -367,6 +368,39 @@ def _standout_content(campaign: Campaign, lille: OrgNode, users, domain) -> None
         },
     )
     Campaign.objects.filter(pk=campaign.pk).update(local_version=version)
+
+
+DAYS_FR = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"]
+
+
+def _past_words(campaigns, users, domain) -> None:
+    """Each past local campaign sent its own words (the templates' required zones filled
+    in), so that the gallery shows them and a store can start from any of them."""
+    versions = {}
+    for campaign, unit in campaigns:
+        base = campaign.name.split(" · ")[0]
+        when = timezone.localtime(campaign.send_at)
+        day = f"{DAYS_FR[when.weekday()].capitalize()} {when.day}, {15 + when.day % 4} h"
+        if campaign.channel == "sms":
+            values = {"message": f"{base} : -20 % sur une sélection, ce week-end !"[:110]}
+        else:
+            values = {
+                "event_name": base[:60],
+                "event_when": day,
+                "details": f"<div>{base} : conseils de l'équipe, nouveautés et un verre offert. "
+                "<strong>Entrée libre</strong>, sur inscription en magasin.</div>",
+            }
+        actor = next((u for e, u in users.items() if e.startswith(f"{unit.code}@")), None)
+        version = local_version_save(
+            actor=actor or users[f"siege@{domain}"],
+            unit=unit,
+            template=campaign.template,
+            values=values,
+            name=campaign.name[:200],
+        )
+        versions[campaign.pk] = version.pk
+    for pk, version_pk in versions.items():
+        Campaign.objects.filter(pk=pk).update(local_version_id=version_pk)
 
 
 def _links(campaign: Campaign, unit: OrgNode) -> list[int]:

@@ -40,6 +40,9 @@ def _sha256_hex(value):
 
 
 def register_sqlite_functions(sender, connection, **kwargs) -> None:  # noqa: ARG001
-    """SQL functions PostgreSQL gets from a migration (``enseigne_sha256``), for SQLite."""
+    """SQL functions PostgreSQL gets from migrations (``enseigne_sha256``, ``enseigne_fold``), for SQLite."""
     if connection.vendor == "sqlite":
+        from enseigne.lib.folding import fold
+
         connection.connection.create_function("enseigne_sha256", 1, _sha256_hex, deterministic=True)
+        connection.connection.create_function("enseigne_fold", 1, fold, deterministic=True)

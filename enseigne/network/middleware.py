@@ -1,10 +1,23 @@
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext as _
 
+from enseigne.lib.client_ip import client_ip
 from enseigne.lib.rowsecurity import db_scope
 from enseigne.network.access import access_for
 from enseigne.network.tokens import user_for_token
+
+
+def _count_failure(key: str) -> None:
+    # The window runs from the first failure: incr keeps the key's expiry.
+    if not cache.add(key, 1, timeout=settings.TOKEN_FAILURE_WINDOW):
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=settings.TOKEN_FAILURE_WINDOW)
 
 
 class BearerTokenMiddleware:
@@ -20,8 +33,23 @@ class BearerTokenMiddleware:
     def __call__(self, request: HttpRequest):
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
+            # Tokens carry 256 random bits, so guessing one is hopeless; the limit keeps a
+            # client that tries anyway (or a broken integration) from costing a query a call.
+            failures_key = f"bearer-failures:{client_ip(request)}"
+            if cache.get(failures_key, 0) >= settings.TOKEN_FAILURE_LIMIT:
+                response = JsonResponse(
+                    {
+                        "detail": _(
+                            "Too many invalid API tokens from this address. Try again later."
+                        )
+                    },
+                    status=429,
+                )
+                response["Retry-After"] = str(settings.TOKEN_FAILURE_WINDOW)
+                return response
             user = user_for_token(header[7:].strip())
             if user is None:
+                _count_failure(failures_key)
                 return JsonResponse({"detail": "Invalid or revoked token."}, status=401)
             request.user = user
             request._dont_enforce_csrf_checks = True  # no cookie involved

@@ -12,6 +12,7 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(".well-known/security.txt", views.security_txt, name="security_txt"),
     path("", views.home, name="home"),
     path("hq/nodes/new/", views.node_create, name="node_create"),
     path("hq/users/", views.users, name="users"),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -31,6 +35,26 @@ def form_errors(form, exc: ValidationError) -> None:
             form.add_error(field if field in form.fields else None, errors)
     else:
         form.add_error(None, exc.messages)
+
+
+def security_txt(request: HttpRequest) -> HttpResponse:
+    """RFC 9116: how to report a vulnerability, from the deployer's settings."""
+    if not settings.SECURITY_CONTACT:
+        raise Http404
+    expires = settings.SECURITY_TXT_EXPIRES
+    if expires is None:
+        expires_at = (timezone.now() + dt.timedelta(days=180)).replace(microsecond=0)
+    else:
+        expires_at = dt.datetime.combine(expires, dt.time(23, 59, 59), tzinfo=dt.UTC)
+    lines = [f"Contact: {contact}" for contact in settings.SECURITY_CONTACT]
+    lines.append(f"Expires: {expires_at.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    lines.append(f"Preferred-Languages: {settings.SECURITY_TXT_LANGUAGES}")
+    lines.append(f"Canonical: {settings.BASE_URL.rstrip('/')}/.well-known/security.txt")
+    if settings.SECURITY_TXT_POLICY:
+        lines.append(f"Policy: {settings.SECURITY_TXT_POLICY}")
+    response = HttpResponse("\n".join(lines) + "\n", content_type="text/plain; charset=utf-8")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 @login_required

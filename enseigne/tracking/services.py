@@ -23,6 +23,7 @@ from enseigne.contacts.services import (
     suppress_brand_wide,
 )
 from enseigne.delivery import bounces, events
+from enseigne.delivery.messages import esp_row
 from enseigne.delivery.models import Bounce, Event, Link
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.lib.signing import unsign_id, unsign_ids
@@ -297,11 +298,6 @@ _ESP_KINDS = {
     "complained": Bounce.Kind.COMPLAINT,
     "autoresponded": Bounce.Kind.AUTO_REPLY,
 }
-
-
-def esp_row(metadata: dict | None) -> int | None:
-    """The ledger row an ESP echoes back in the metadata the message was sent with."""
-    return unsign_id("esp", str((metadata or {}).get("enseigne") or ""))
 
 
 def esp_event(event, esp_name: str) -> Bounce | None:

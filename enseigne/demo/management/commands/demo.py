@@ -2,10 +2,12 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import connections
@@ -24,6 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-serve", action="store_true", help="Only seed; start nothing.")
 
     def handle(self, *args, **options):
+        # Every absolute address (pictures, click redirects, unsubscribe links and the
+        # List-Unsubscribe header) names the port the demo answers on, from the seed on.
+        settings.BASE_URL = base_url(options["port"], os.environ)
         set_role_switch(False)
         call_command("migrate", interactive=False, verbosity=0)
         if options["reset"]:
@@ -49,16 +54,22 @@ class Command(BaseCommand):
         self._run_processes(options["port"])
 
     def _print_logins(self, port: int) -> None:
-        self.stdout.write(self.style.SUCCESS(f"\nEnseigne is at http://127.0.0.1:{port}/"))
+        self.stdout.write(self.style.SUCCESS(f"\nEnseigne is at {base_url(port, os.environ)}/"))
         self.stdout.write(f"Every demo login uses the password: {seed.PASSWORD}")
         for email, _first, _last, role, _node in seed.DEMO_USERS:
             self.stdout.write(f"  {email:40} {role}")
 
     def _run_processes(self, port: int) -> None:
         base = [sys.executable, "-m", "enseigne.cli"]
-        env = dict(os.environ)
+        sink_port = free_port()
+        env = demo_environment(port, sink_port, os.environ)
+        self.stdout.write(
+            f"Mail sink on 127.0.0.1:{sink_port}; links point at {env['ENSEIGNE_BASE_URL']}"
+        )
         children = {
-            "SMTP sink": subprocess.Popen([*base, "smtp_sink"], env=env),  # noqa: S603
+            "SMTP sink": subprocess.Popen(  # noqa: S603
+                [*base, "smtp_sink", "--port", str(sink_port)], env=env
+            ),
             "worker": subprocess.Popen([*base, "worker"], env=env),  # noqa: S603
             "web server": subprocess.Popen([*base, "serve", "--port", str(port)], env=env),  # noqa: S603
         }
@@ -79,6 +90,27 @@ class Command(BaseCommand):
             pass
         finally:
             stop_children(list(children.values()))
+
+
+def base_url(port: int, environ) -> str:
+    """The demo's public address: ``ENSEIGNE_BASE_URL`` when set, else this port's."""
+    return environ.get("ENSEIGNE_BASE_URL") or f"http://127.0.0.1:{port}"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (the mail sink's: two demos run side by side)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def demo_environment(port: int, sink_port: int, environ) -> dict[str, str]:
+    """The children's environment: the web port in every absolute address, the worker's
+    mail to this demo's own sink (an ``EMAIL_URL`` set by hand is kept)."""
+    env = dict(environ)
+    env["ENSEIGNE_BASE_URL"] = base_url(port, environ)
+    env.setdefault("EMAIL_URL", f"smtp://127.0.0.1:{sink_port}")
+    return env
 
 
 def _stop(signum, frame):  # noqa: ARG001
