@@ -7,6 +7,9 @@ import sys
 
 # Commands that change the schema run as the database owner, not the RLS-bound app role.
 OWNER_COMMANDS = {"migrate", "flush", "sqlflush", "createcachetable", "event_partitions"}
+# Commands that are the system's own work for the whole network (sending): their connections
+# default to scope ALL, as a queue worker's tasks do (rowsecurity.task_started).
+SYSTEM_COMMANDS = {"send_campaign", "worker", "run_huey"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -15,6 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     command = argv[1] if len(argv) > 1 else "help"
     if command in OWNER_COMMANDS:
         os.environ["ENSEIGNE_DB_AS_OWNER"] = "1"
+    if command in SYSTEM_COMMANDS:
+        os.environ["ENSEIGNE_DB_SYSTEM_SCOPE"] = "1"
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(["enseigne", *argv[1:]])

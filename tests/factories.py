@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import factory
 
 from enseigne.contacts.models import Contact
+from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network import services as network
 from enseigne.network.models import OrgNode, User
 
@@ -48,6 +49,13 @@ PERSONAS = ("hq_admin", "region_manager", "manager_a", "staff_a", "manager_b")
 
 
 def build_world() -> World:
+    # The system builds the world: the audit log it writes is unit-owned (row-level security),
+    # and a live-server or browser test's fresh connection has no scope of its own.
+    with db_scope(ALL):
+        return _build_world()
+
+
+def _build_world() -> World:
     roles = network.builtin_roles_ensure()
     root = network.network_create(
         actor=None,

@@ -123,12 +123,17 @@ def test_the_app_acts_as_an_unprivileged_role(db):
             "AND NOT (relrowsecurity AND relforcerowsecurity) ORDER BY relname"
         )
         assert [r[0] for r in cursor.fetchall()] == ["contacts_customattribute", "contacts_tag"]
-        # HQ-owned brand tables are shared by design; unit-owned ones are protected.
+        # HQ-owned brand tables are shared by design; unit-owned ones are protected (templates
+        # by the path they are shared with). test_data_isolation.py checks every table.
         cursor.execute(
             "SELECT relname FROM pg_class WHERE relname LIKE 'brand_%%' AND relkind = 'r' "
             "AND (relrowsecurity AND relforcerowsecurity) ORDER BY relname"
         )
-        assert [r[0] for r in cursor.fetchall()] == ["brand_asset", "brand_localversion"]
+        assert [r[0] for r in cursor.fetchall()] == [
+            "brand_asset",
+            "brand_localversion",
+            "brand_template",
+        ]
 
 
 @postgres_only

@@ -293,7 +293,9 @@ def test_picks_out_of_scope_wrong_kind_or_expired_are_flagged(world, template):
     assert "Zone “Visuel” takes an image or logo, not “Offre”." in wrong.problems
 
 
-def test_library_changes_reach_local_versions_and_delete_is_refused_while_used(world, template):
+def test_library_changes_reach_local_versions_and_delete_is_refused_while_used(
+    world, template, django_capture_on_commit_callbacks
+):
     deal = offer(world, price="10 €")
     local = services.local_version_save(
         actor=world.manager_a,
@@ -310,7 +312,10 @@ def test_library_changes_reach_local_versions_and_delete_is_refused_while_used(w
         asset_services.asset_delete(actor=world.hq_marketer, asset=deal)
     unused = upload(world)
     path = unused.file.path
-    asset_services.asset_delete(actor=world.hq_marketer, asset=unused)
+    with django_capture_on_commit_callbacks(execute=True):
+        asset_services.asset_delete(actor=world.hq_marketer, asset=unused)
+        # The file goes only once the row's deletion is committed.
+        assert Path(path).exists()
     assert not Asset.objects.filter(pk=unused.pk).exists()
     assert not Path(path).exists()
 

@@ -190,14 +190,15 @@ def asset_upload(
         _store_image(asset, file_name, data)
     except ValidationError as exc:
         raise ValidationError({"file": exc.messages}) from None
-    asset.save()
-    audit(
-        actor=actor,
-        action="asset.upload",
-        target=asset,
-        node_path=shared_path,
-        changes={"name": asset.name, "kind": kind, "bytes": len(data)},
-    )
+    with transaction.atomic():  # the asset and its audit line, or neither
+        asset.save()
+        audit(
+            actor=actor,
+            action="asset.upload",
+            target=asset,
+            node_path=shared_path,
+            changes={"name": asset.name, "kind": kind, "bytes": len(data)},
+        )
     return asset
 
 
@@ -238,14 +239,15 @@ def asset_create(
             _store_image(asset, *image)
         except ValidationError as exc:
             raise ValidationError({"file": exc.messages}) from None
-    asset.save()
-    audit(
-        actor=actor,
-        action="asset.create",
-        target=asset,
-        node_path=shared_path,
-        changes={"name": asset.name, "kind": kind},
-    )
+    with transaction.atomic():  # the asset and its audit line, or neither
+        asset.save()
+        audit(
+            actor=actor,
+            action="asset.create",
+            target=asset,
+            node_path=shared_path,
+            changes={"name": asset.name, "kind": kind},
+        )
     return asset
 
 
@@ -294,13 +296,14 @@ def asset_delete(*, actor: User, asset: Asset) -> None:
             % {"name": asset.name, "count": used}
         )
     files = asset.stored_files()
-    audit(
-        actor=actor,
-        action="asset.delete",
-        target=asset,
-        node_path=asset.shared_path,
-        changes={"name": asset.name},
-    )
-    asset.delete()
-    for stored in files:
-        stored.storage.delete(stored.name)
+    with transaction.atomic():  # the audit line and the deletion, or neither
+        audit(
+            actor=actor,
+            action="asset.delete",
+            target=asset,
+            node_path=asset.shared_path,
+            changes={"name": asset.name},
+        )
+        asset.delete()
+        # The files go once the row is gone for good (a rollback keeps both).
+        transaction.on_commit(lambda: [stored.storage.delete(stored.name) for stored in files])

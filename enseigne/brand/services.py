@@ -423,6 +423,7 @@ def locked_diff(old: TemplateVersion | None, new: TemplateVersion) -> str:
     )
 
 
+@transaction.atomic
 def guardrails_update(*, actor: User, node: OrgNode, **fields) -> Guardrails:
     if not node.is_root() or not access_for(actor).can(Capability.MANAGE_TEMPLATES, node):
         raise PermissionDenied

@@ -664,14 +664,17 @@ def campaign_wake(*, campaign: Campaign, now: dt.datetime) -> bool:
         return False
     policy = policy_for(campaign.owner)
     if now - campaign.send_at > dt.timedelta(minutes=policy.late_start_minutes):
-        Campaign.objects.filter(pk=campaign.pk, status=S.SCHEDULED).update(needs_confirmation=True)
-        audit(
-            actor=None,
-            action="campaign.late",
-            target=campaign,
-            node_path=campaign.owner_path,
-            changes={"send_at": campaign.send_at.isoformat(), "woke_at": now.isoformat()},
-        )
+        with transaction.atomic():  # the flag and its audit line, or neither
+            Campaign.objects.filter(pk=campaign.pk, status=S.SCHEDULED).update(
+                needs_confirmation=True
+            )
+            audit(
+                actor=None,
+                action="campaign.late",
+                target=campaign,
+                node_path=campaign.owner_path,
+                changes={"send_at": campaign.send_at.isoformat(), "woke_at": now.isoformat()},
+            )
         return False
     campaign_launch(actor=None, campaign=campaign, now=now)
     return True
@@ -760,18 +763,19 @@ def complaints_check(campaign_id: int) -> bool:
     complaints, sent = selectors.complaint_counts(campaign_id)
     if not selectors.complaint_rate_reaches(complaints, sent, settings.COMPLAINT_PAUSE_RATE):
         return False
-    paused = Campaign.objects.filter(pk=campaign_id, status=S.SENDING).update(
-        status=S.PAUSED, pause_reason=PauseReason.COMPLAINT_RATE, updated_at=timezone.now()
-    )
-    if paused:
-        campaign = Campaign.objects.get(pk=campaign_id)
-        audit(
-            actor=None,
-            action="campaign.pause",
-            target=campaign,
-            node_path=campaign.owner_path,
-            changes={"reason": "complaint_rate", "complaints": complaints, "sent": sent},
+    with transaction.atomic():  # the pause and its audit line, or neither
+        paused = Campaign.objects.filter(pk=campaign_id, status=S.SENDING).update(
+            status=S.PAUSED, pause_reason=PauseReason.COMPLAINT_RATE, updated_at=timezone.now()
         )
+        if paused:
+            campaign = Campaign.objects.get(pk=campaign_id)
+            audit(
+                actor=None,
+                action="campaign.pause",
+                target=campaign,
+                node_path=campaign.owner_path,
+                changes={"reason": "complaint_rate", "complaints": complaints, "sent": sent},
+            )
     return bool(paused)
 
 

@@ -198,9 +198,11 @@ class ConsentEvent(models.Model):
         STAFF = "staff", _("Entered by staff")
         SMS_STOP = "sms_stop", _("SMS STOP reply")
 
-    # Indexed by consent_contact_channel, which starts with the contact.
+    # Indexed by consent_contact_channel, which starts with the contact. Never cascaded: the
+    # app role may not DELETE the ledger (PostgreSQL grants); erasure removes a contact's events
+    # first through services.contact_erase (docs/decisions.md, "Append-only ledgers").
     contact = models.ForeignKey(
-        Contact, on_delete=models.CASCADE, related_name="consent_events", db_index=False
+        Contact, on_delete=models.DO_NOTHING, related_name="consent_events", db_index=False
     )
     unit_path = models.CharField(max_length=255)
     channel = models.CharField(max_length=8, choices=Channel.choices)

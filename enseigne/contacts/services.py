@@ -29,6 +29,7 @@ from enseigne.contacts.validation import (
     clean_phone,
 )
 from enseigne.lib.hashing import identifier_hash
+from enseigne.lib.rowsecurity import erase_consent_events
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User
@@ -224,6 +225,7 @@ def tags_get_or_create(names: list[str]) -> list[Tag]:
     return [existing[n] for n in clean]
 
 
+@transaction.atomic
 def contact_set_tags(*, contact: Contact, tags: list[str]) -> None:
     wanted = {t.pk: t for t in tags_get_or_create(tags)}
     ContactTagging.objects.filter(contact=contact).exclude(tag_id__in=list(wanted)).delete()
@@ -332,6 +334,7 @@ def consent_withdraw_all(
 OPEN_TRACKING = "open_tracking"
 
 
+@transaction.atomic
 def open_tracking_record(
     *,
     contact: Contact,
@@ -391,6 +394,11 @@ def contact_erase(*, actor: User, contact: Contact) -> None:
         )
     public_id = contact.public_id
     unit_path = contact.unit_path
+    # The consent ledger is append-only for the app role: its events go through the owner
+    # function, first, and only with the contact (they name a person; proof is not needed
+    # once the person is gone, the hashed suppression blocks them).
+    if erase_consent_events(contact.pk) is None:
+        ConsentEvent.objects.filter(contact=contact).delete()
     contact.delete()
     audit(
         actor=actor,
@@ -449,10 +457,14 @@ def export_recorded(*, actor: User, count: int, contact: Contact | None = None) 
     if contact is not None:
         audit(actor=actor, action="contact.export", target=contact, node_path=contact.unit_path)
     else:
+        # Filed under the exporter's own scope: the audit log is unit-owned (row-level
+        # security), and a unit writes lines only at its own paths.
+        paths = access_for(actor).paths
         audit(
             actor=actor,
             action="contacts.export",
             target_type="contacts",
             target_id="list",
-            changes={"count": count},
+            node_path=paths[0] if paths else "",
+            changes={"count": count, "scope": list(paths)} if len(paths) > 1 else {"count": count},
         )

@@ -19,6 +19,20 @@ class LibConfig(AppConfig):
         connection_created.connect(
             register_sqlite_functions, dispatch_uid="enseigne-sqlite-functions"
         )
+        # Background tasks act as the system (rowsecurity.task_started explains why).
+        from huey.contrib.djhuey import HUEY
+
+        from enseigne.lib.rowsecurity import (
+            system_scope_for_new_connection,
+            task_finished,
+            task_started,
+        )
+
+        connection_created.connect(
+            system_scope_for_new_connection, dispatch_uid="enseigne-task-scope"
+        )
+        HUEY.pre_execute(name="enseigne-system-scope")(task_started)
+        HUEY.post_execute(name="enseigne-system-scope")(task_finished)
 
 
 def _sha256_hex(value):

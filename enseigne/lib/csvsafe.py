@@ -5,15 +5,31 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 
 _DANGEROUS_START = ("=", "+", "-", "@", "\t", "\r")
 _PHONE = re.compile(r"^\+[0-9 ]{6,20}$")
 
 
+def _is_dangerous_start(text: str) -> bool:
+    """A formula start, also in the forms a spreadsheet may fold to it: fullwidth and small
+    ``＝ ＋ － ＠`` (NFKC), or hidden behind leading invisible characters (zero-width, BOM,
+    bidi marks and isolates: Unicode format characters) or spaces."""
+    if text.startswith(_DANGEROUS_START):
+        return True
+    if not text:
+        return False
+    if unicodedata.category(text[0]) == "Cf":
+        return True  # nothing legitimate starts with an invisible character
+    first = unicodedata.normalize("NFKC", text.lstrip()[:1])
+    return first.startswith(_DANGEROUS_START) or first == "\u2212"  # the minus sign
+
+
 def neutralise(value: object) -> str:
+    """The one place exports make a cell safe (COMPLIANCE.md, Exports)."""
     text = "" if value is None else str(value)
-    if text.startswith(_DANGEROUS_START) and not _PHONE.match(text):
+    if _is_dangerous_start(text) and not _PHONE.match(text):
         # A leading apostrophe makes spreadsheets show the text as typed, never evaluate it.
         return "'" + text
     return text

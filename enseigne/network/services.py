@@ -214,6 +214,32 @@ def user_create(
 
 
 @transaction.atomic
+def user_create_with_membership(
+    *,
+    actor: User | None,
+    email: str,
+    node: OrgNode,
+    role: Role,
+    first_name: str = "",
+    last_name: str = "",
+    password: str | None = None,
+    language: str = "fr",
+) -> User:
+    """A new user and their first role, in one transaction: a role that does not fit the node
+    refuses both, never a user left with no role."""
+    user = user_create(
+        actor=actor,
+        email=email,
+        first_name=first_name,
+        last_name=last_name,
+        password=password,
+        language=language,
+    )
+    membership_grant(actor=actor, user=user, node=node, role=role)
+    return user
+
+
+@transaction.atomic
 def user_set_active(*, actor: User, user: User, active: bool) -> None:
     _require_hq_admin(actor)
     if user == actor and not active:

@@ -138,15 +138,14 @@ def users(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            user = services.user_create(
+            user = services.user_create_with_membership(
                 actor=request.user,
                 email=data["email"],
                 first_name=data["first_name"],
                 last_name=data["last_name"],
                 password=data["password"],
-            )
-            services.membership_grant(
-                actor=request.user, user=user, node=data["node"], role=data["role"]
+                node=data["node"],
+                role=data["role"],
             )
         except ValidationError as exc:
             form_errors(form, exc)

@@ -138,7 +138,9 @@ def conversion_record(
         occurred_at = timezone.make_aware(occurred_at)
     if occurred_at > now + dt.timedelta(hours=1):
         raise ValidationError({"occurred_at": _("The order is dated in the future.")})
-    existing = Conversion.objects.filter(order_id=order_id).first()
+    # Order ids are the unit's own (its till's numbering): looked up in this unit only, so an
+    # answer never depends on another unit's orders.
+    existing = Conversion.objects.filter(unit=unit, order_id=order_id).first()
     if existing is not None:
         return existing, False
     contact = _find_contact(unit, contact_id=contact_id, email=email, phone=phone)
@@ -174,13 +176,8 @@ def conversion_record(
                     )
                 ]
             )
-    except IntegrityError:  # the same order id, recorded meanwhile or by a unit outside this scope
-        recorded = Conversion.objects.filter(order_id=order_id).first()
-        if recorded is None:
-            raise ValidationError(
-                {"order_id": _("This order id was already recorded for another unit.")}
-            ) from None
-        return recorded, False
+    except IntegrityError:  # the same unit's order id, recorded meanwhile by another request
+        return Conversion.objects.get(unit=unit, order_id=order_id), False
     return conversion, True
 
 

@@ -35,7 +35,13 @@ class Conversion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["order_id"], name="conversion_order_unique")]
+        # Unique per unit, not network-wide: another store must neither block a unit's real
+        # order id by recording it first nor learn whether it exists (docs/decisions.md).
+        constraints = [
+            models.UniqueConstraint(
+                fields=["unit", "order_id"], name="conversion_unit_order_unique"
+            )
+        ]
         indexes = [
             models.Index(fields=["unit", "occurred_at"], name="conversion_unit_time"),
             models.Index(fields=["created_at"], name="conversion_created"),

@@ -31,11 +31,14 @@ class Command(BaseCommand):
         settings.BASE_URL = base_url(options["port"], os.environ)
         set_role_switch(False)
         call_command("migrate", interactive=False, verbosity=0)
+        if options["reset"]:
+            # Wiping the database is the owner's job: the app role may not delete the
+            # append-only ledgers (consent, audit).
+            with db_scope(ALL):
+                seed.reset()
         connections.close_all()
         set_role_switch(True)
         with db_scope(ALL):
-            if options["reset"]:
-                seed.reset()
             if seed.demo_exists():
                 self.stdout.write("The demo network already exists (use --reset to start over).")
             else:
