@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0010_approved_content_snapshot'),
+        ('campaigns', '0011_campaign_row_security'),
         ('contacts', '0010_source_import_unconstrained'),
         ('network', '0007_unit_time_zone_follows_network'),
     ]
