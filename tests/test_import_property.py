@@ -12,7 +12,7 @@ import csv
 import io
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from enseigne.contacts.models import ContactImport, ImportRejection
@@ -120,9 +120,12 @@ def _import(world, callbacks, content: bytes) -> ContactImport:
 @settings(
     max_examples=40,
     deadline=None,
+    derandomize=True,  # the same shapes on every CI run; run locally with a seed to explore
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(csv_files())
+# Found by this property: two NULs in a UTF-8 header were taken for UTF-16.
+@example(file=(b"\x00e\x00mail\n", None))
 def test_every_row_of_any_csv_shape_ends_as_a_contact_or_a_refused_row(
     world, django_capture_on_commit_callbacks, file
 ):
@@ -135,6 +138,7 @@ def test_every_row_of_any_csv_shape_ends_as_a_contact_or_a_refused_row(
 @settings(
     max_examples=600,
     deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(csv_files())

@@ -97,10 +97,11 @@ def _guess_encoding(raw: bytes) -> tuple[str, int]:
     if len(sample) >= 4:
         even, odd = sample[0::2].count(0), sample[1::2].count(0)
         half = len(sample) // 2
-        # "e\0m\0a\0": UTF-16 LE text (a NUL character in it puts zeros on both sides)
-        if odd > 0.4 * half and even < 0.5 * odd:
+        # "e\0m\0a\0": UTF-16 LE text has a zero in nearly every other byte (a NUL character
+        # in it puts zeros on both sides); a few stray NULs in UTF-8 text do not make it so.
+        if odd > 0.8 * half and even < 0.25 * odd:
             return "utf-16-le", 0
-        if even > 0.4 * half and odd < 0.5 * even:
+        if even > 0.8 * half and odd < 0.25 * even:
             return "utf-16-be", 0
     try:
         raw.decode("utf-8")
@@ -183,6 +184,12 @@ def read_rows(path: str | Path) -> tuple[list[str], Iterator[FileRow]]:
     return header, _rows(handle, lines, separator, len(header))
 
 
+def is_row(fields: list[str], line: str) -> bool:
+    """A line of spaces, or nothing, is blank: not a row (a line of separators is one, and
+    so is ``""``, a quoted empty value)."""
+    return bool(fields) and (len(fields) > 1 or bool(line.strip(" \r\n")))
+
+
 def count_rows(path: str | Path) -> int | None:
     """The data rows of a stored upload, counted at the csv module's speed so the progress
     has its total from the upload on (a million rows in about a second). Exact for a
@@ -191,7 +198,15 @@ def count_rows(path: str | Path) -> int | None:
     with open(path, encoding="utf-8", newline="") as handle:
         header = next((line for line in handle if line.strip()), "")
         try:
-            return sum(1 for row in csv.reader(handle, delimiter=sniff_separator(header)) if row)
+            last = ""
+
+            def lines():
+                nonlocal last
+                for last in handle:  # noqa: B007, UP028 (is_row reads the last line)
+                    yield last
+
+            reader = csv.reader(lines(), delimiter=sniff_separator(header))
+            return sum(1 for row in reader if is_row(row, last))
         except csv.Error:
             return None
 
@@ -215,7 +230,7 @@ def _rows(handle, lines: _Lines, separator: str, width: int) -> Iterator[FileRow
                 record = lines.record
                 if len(record) == 1:
                     lines.record = []
-                    if fields:
+                    if is_row(fields, record[0][1]):
                         yield FileRow(record[0][0], fields)
                     continue
                 # A quoted field spans lines: an address or a note, or a broken quote.

@@ -232,7 +232,7 @@ class Runner:
         for start in range(0, len(rows), size):
             chunk = rows[start : start + size]
             late = self.clock() - started > self.lease - min(LEASE_MARGIN, self.lease / 4)
-            if late or self._status_now() != Campaign.Status.SENDING:
+            if late or self._status() != Campaign.Status.SENDING:
                 with transaction.atomic(), db_scope(ALL):
                     ledger.release(ids=[r["id"] for r in rows[start:]], worker=self.worker)
                 break
