@@ -280,6 +280,17 @@ def kept(campaign: Campaign, *, now: dt.datetime | None = None) -> Kept:
     return Kept(preview, row.computed_at, row.for_date, stale, computing, row.error)
 
 
+def kept_for(campaign: Campaign, access: Access) -> Kept:
+    """The kept figures as this viewer may see them; stale or missing ones are asked of the
+    worker (never counted in the request)."""
+    shown = kept(campaign)
+    if shown.needs_refresh and figures_request(campaign):
+        shown.computing = True
+    if shown.preview is not None:
+        shown.preview = restricted(shown.preview, access, campaign)
+    return shown
+
+
 def figures_request(campaign: Campaign) -> bool:
     """Ask the worker for new figures, once the current transaction commits. A request made
     while a count runs is remembered (``requested_at``), and the worker counts again when it

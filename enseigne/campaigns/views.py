@@ -225,24 +225,13 @@ def campaign_detail(request: HttpRequest, public_id) -> HttpResponse:
     )
 
 
-def audience_figures(request: HttpRequest, campaign: Campaign) -> figures.Kept:
-    """The campaign's kept audience figures as this viewer may see them; stale or missing
-    ones are asked of the worker (never counted here: see campaigns/figures.py)."""
-    kept = figures.kept(campaign)
-    if kept.needs_refresh and figures.figures_request(campaign):
-        kept.computing = True
-    if kept.preview is not None:
-        kept.preview = figures.restricted(kept.preview, access_for(request.user), campaign)
-    return kept
-
-
 @login_required
 @require_GET
 def campaign_preview(request: HttpRequest, public_id) -> HttpResponse:
     """The audience panel (htmx fragment): the kept figures, their age, and while the worker
     counts, a panel that asks again every few seconds."""
     campaign = _get(request, public_id)
-    kept = audience_figures(request, campaign)
+    kept = figures.kept_for(campaign, access_for(request.user))
     return render(
         request,
         "campaigns/_preview.html",
@@ -297,7 +286,7 @@ def send_confirmation(
     if not services.can_edit(request.user, campaign):
         raise PermissionDenied
     when = schedule_form.cleaned_data["send_at"] if schedule_form else None
-    kept = audience_figures(request, campaign)
+    kept = figures.kept_for(campaign, access_for(request.user))
     try:
         summary = send_summary(campaign, when, preview=kept.preview)
     except ValidationError as exc:
@@ -510,13 +499,13 @@ def campaign_move(request, public_id):
     moved = False
     before = None
     if request.POST.get("confirm") == "1":
-        before = audience_figures(request, campaign)
+        before = figures.kept_for(campaign, access_for(request.user))
         try:
             services.campaign_move(actor=request.user, campaign=campaign, send_at=when)
             moved = True
         except ValidationError as exc:
             return JsonResponse({"error": " ".join(exc.messages)}, status=400)
-    after = audience_figures(request, campaign)
+    after = figures.kept_for(campaign, access_for(request.user))
     answer = {"moved": moved, **_figures_json(after)}
     if before is not None:
         answer["pressure_before"] = _figures_json(before)["pressure"]
