@@ -43,7 +43,7 @@ def test_api_create_validation_names_the_field(world, client):
         **bearer(world.manager_a),
     )
     assert response.status_code == 422
-    assert sorted(response.json()["detail"]) == ["email", "phone"]
+    assert sorted(response.json()["error"]["fields"]) == ["email", "phone"]
     assert Contact.objects.count() == 0
 
 
