@@ -26,7 +26,7 @@ def test_token_scope_lists_only_own_unit(world, client):
     assert data["count"] == 3
     assert {c["unit"] for c in data["results"]} == {str(world.unit_b.public_id)}
     units = client.get("/api/v1/units", **bearer(world.region_manager)).json()
-    assert sorted(u["code"] for u in units) == ["grenoble", "lyon"]
+    assert sorted(u["code"] for u in units["results"]) == ["grenoble", "lyon"]
 
 
 def test_invalid_token_is_401_and_session_is_not_enough_for_the_api(world, client):

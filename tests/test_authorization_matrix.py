@@ -412,6 +412,14 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
         "401 200 404 200 404 200",
         "404 404 404 404",
     ),
+    ("api/v1/conversions", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
+    ("api/v1/segments", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
+    ("api/v1/segments/{segment_id}", "GET"): (
+        "segment",
+        "401 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("api/v1/campaigns", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/conversions", "POST"): ("unit", "401 201 403 201 403 201", "404 404 404 404"),
     ("api/v1/segments/count", "POST"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/assets", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
@@ -743,6 +751,7 @@ def _url(route: str, target) -> str:
             "{template_id}",
             "{local_id}",
             "{campaign_id}",
+            "{segment_id}",
         ):
             url = url.replace(placeholder, public_id)
     return url
@@ -804,7 +813,7 @@ def _api_body(route: str, method: str, kind: str | None, target, unit, objects):
         return {"comment": "Pas maintenant."}
     if route.endswith("/schedule"):
         return {"send_at": "2099-01-01T10:00:00+01:00"}
-    if route == "api/v1/conversions":
+    if route == "api/v1/conversions" and method == "POST":
         return {"order_id": "M-1", "unit": str(target.public_id), "amount": "10.00"}
     if route.endswith("segments/count"):
         return {"rules": {"match": "all", "rules": []}}

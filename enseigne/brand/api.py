@@ -8,10 +8,11 @@ import uuid
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
-from ninja import File, Form, Router, Schema
+from ninja import File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.responses import Status
 
+from enseigne.api.paging import PageParams, page_of, paginate
 from enseigne.brand import asset_services, selectors, services
 from enseigne.brand.asset_services import CONTENT_FIELDS
 from enseigne.brand.library import public_url
@@ -58,11 +59,6 @@ class AssetOut(Schema):
             data=asset.data,
             created_at=asset.created_at,
         )
-
-
-class AssetPage(Schema):
-    count: int
-    results: list[AssetOut]
 
 
 class ZoneOut(Schema):
@@ -171,24 +167,19 @@ class PreviewOut(Schema):
     sms_encoding: str | None
 
 
-@router.get("/assets", response=AssetPage)
+@router.get("/assets", response=page_of(AssetOut))
 def list_assets(
     request: HttpRequest,
+    page: Query[PageParams],
     q: str = "",
     kind: str = "",
     folder: str = "",
     tag: str = "",
-    limit: int = 50,
-    offset: int = 0,
 ):
     assets = selectors.asset_search(
         selectors.assets_for_user(request.user), q=q, kind=kind, folder=folder, tag=tag
     )
-    limit = max(1, min(limit, 500))
-    return {
-        "count": assets.count(),
-        "results": [AssetOut.from_asset(a) for a in assets[offset : offset + limit]],
-    }
+    return paginate(assets, page, AssetOut.from_asset)
 
 
 @router.post("/assets", response={201: AssetOut})
@@ -262,12 +253,12 @@ def delete_asset(request: HttpRequest, asset_id: uuid.UUID):
     return Status(204, None)
 
 
-@router.get("/templates", response=list[TemplateOut])
-def list_templates(request: HttpRequest, channel: str = ""):
+@router.get("/templates", response=page_of(TemplateOut))
+def list_templates(request: HttpRequest, page: Query[PageParams], channel: str = ""):
     templates = selectors.templates_for_user(request.user).select_related("current")
     if channel:
         templates = templates.filter(channel=channel)
-    return [TemplateOut.from_template(t) for t in templates]
+    return paginate(templates, page, TemplateOut.from_template)
 
 
 @router.get("/templates/{template_id}", response=TemplateDetailOut)
@@ -314,14 +305,16 @@ def preview(request: HttpRequest, template_id: uuid.UUID, payload: PreviewIn):
     )
 
 
-@router.get("/local-versions", response=list[LocalOut])
-def list_local_versions(request: HttpRequest, template: uuid.UUID | None = None):
+@router.get("/local-versions", response=page_of(LocalOut))
+def list_local_versions(
+    request: HttpRequest, page: Query[PageParams], template: uuid.UUID | None = None
+):
     locals_ = selectors.local_versions_for_user(request.user).select_related(
         "unit", "template", "version", "previous_version"
     )
     if template:
         locals_ = locals_.filter(template__public_id=template)
-    return [LocalOut.from_local(local) for local in locals_[:500]]
+    return paginate(locals_, page, LocalOut.from_local)
 
 
 @router.post("/local-versions", response={201: LocalOut})

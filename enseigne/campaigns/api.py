@@ -7,9 +7,10 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 from ninja.responses import Status
 
+from enseigne.api.paging import PageParams, page_of, paginate
 from enseigne.brand.selectors import get_local_version_for_user, get_template_for_user
 from enseigne.campaigns import audience, selectors, services
 from enseigne.campaigns.models import Campaign
@@ -138,6 +139,25 @@ def create_campaign(request: HttpRequest, payload: CampaignIn):
     else:
         raise ValidationError({"kind": "kind is 'local' or 'national'."})
     return Status(201, CampaignOut.of(campaign))
+
+
+@router.get("/campaigns", response=page_of(CampaignOut))
+def list_campaigns(
+    request: HttpRequest,
+    page: Query[PageParams],
+    status: str = "",
+    kind: str = "",
+    channel: str = "",
+):
+    """Campaigns in your scope (and national ones relayed by your units), newest first."""
+    campaigns = selectors.campaigns_for_user(request.user)
+    if status:
+        campaigns = campaigns.filter(status=status)
+    if kind:
+        campaigns = campaigns.filter(kind=kind)
+    if channel:
+        campaigns = campaigns.filter(channel=channel)
+    return paginate(campaigns.order_by("-created_at"), page, CampaignOut.of)
 
 
 @router.get("/campaigns/{campaign_id}", response=CampaignDetailOut)
