@@ -61,6 +61,19 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("hq/roles/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
     ("hq/roles/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
     ("hq/audit/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    # Everyone's own profile and tokens; another user's token id is not found.
+    ("profile/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("profile/", "POST"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("profile/tokens/<uuid:public_id>/revoke/", "POST"): (
+        "user",
+        "302 404 404 404 404 404",
+        None,
+    ),
+    ("profile/tokens/<uuid:public_id>/revoke/", "GET"): (
+        "user",
+        "302 405 405 405 405 405",
+        None,
+    ),
     ("units/<uuid:public_id>/", "GET"): ("unit", "302 200 200 200 200 200", "404 404 404 404"),
     ("units/<uuid:public_id>/edit/", "GET"): ("unit", "302 200 403 403 403 403", "404 404 404 404"),
     ("units/<uuid:public_id>/edit/", "POST"): (

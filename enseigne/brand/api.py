@@ -8,15 +8,16 @@ import uuid
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
-from ninja import File, Form, Query, Router, Schema
+from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.responses import Status
 
+from enseigne.api.bounds import fits, max_length_of
 from enseigne.api.paging import PageParams, page_of, paginate
 from enseigne.brand import asset_services, selectors, services
 from enseigne.brand.asset_services import CONTENT_FIELDS
 from enseigne.brand.library import public_url
-from enseigne.brand.models import Asset, LocalVersion, Template
+from enseigne.brand.models import Asset, LocalVersion, Template, TemplateVersion
 from enseigne.brand.rendering import html_to_text
 from enseigne.brand.sms import measure
 from enseigne.contacts.models import Channel
@@ -106,10 +107,10 @@ class TemplateDetailOut(TemplateOut):
 
 
 class VersionIn(Schema):
-    source: str
-    subject: str | None = None
-    sms_stop: str | None = None
-    max_segments: int | None = None
+    source: str = Field(max_length=200_000)
+    subject: str | None = fits(TemplateVersion, "subject", None)
+    sms_stop: str | None = fits(TemplateVersion, "sms_stop", None)
+    max_segments: int | None = Field(None, ge=1, le=32767)  # the column's range
 
 
 class LocalOut(Schema):
@@ -146,12 +147,12 @@ class LocalOut(Schema):
 class LocalIn(Schema):
     template: uuid.UUID
     unit: uuid.UUID
-    name: str = ""
+    name: str = fits(LocalVersion, "name", "")
     values: dict = {}
 
 
 class LocalUpdate(Schema):
-    name: str = ""
+    name: str = fits(LocalVersion, "name", "")
     values: dict = {}
 
 
@@ -185,14 +186,14 @@ def list_assets(
 @router.post("/assets", response={201: AssetOut})
 def create_asset(
     request: HttpRequest,
-    kind: Form[str],
-    node: Form[uuid.UUID],
+    kind: str = Form(..., max_length=max_length_of(Asset, "kind")),
+    node: uuid.UUID = Form(...),
     own_unit: Form[bool] = False,
-    name: Form[str] = "",
-    folder: Form[str] = "",
-    tags: Form[str] = "",
-    variant: Form[str] = "",
-    data: Form[str] = "",
+    name: str = Form("", max_length=max_length_of(Asset, "name")),
+    folder: str = Form("", max_length=max_length_of(Asset, "folder")),
+    tags: str = Form("", max_length=2_000),
+    variant: str = Form("", max_length=max_length_of(Asset, "variant")),
+    data: str = Form("", max_length=200_000),
     file: File[UploadedFile] | None = None,
 ):
     """An image or logo (``file``), or a text snippet, offer or product (``data``: JSON fields).

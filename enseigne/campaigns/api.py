@@ -7,9 +7,10 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 
+from enseigne.api.bounds import fits
 from enseigne.api.paging import PageParams, page_of, paginate
 from enseigne.brand.selectors import get_local_version_for_user, get_template_for_user
 from enseigne.campaigns import audience, selectors, services
@@ -74,9 +75,9 @@ class CampaignDetailOut(CampaignOut):
 
 
 class CampaignIn(Schema):
-    kind: str = "local"
-    channel: str
-    name: str = ""
+    kind: str = fits(Campaign, "kind", "local")
+    channel: str = fits(Campaign, "channel")
+    name: str = fits(Campaign, "name", "")
     template: uuid.UUID
     unit: uuid.UUID | None = None
     local_version: uuid.UUID | None = None
@@ -89,7 +90,7 @@ class CampaignIn(Schema):
 
 
 class DecisionIn(Schema):
-    comment: str = ""
+    comment: str = Field("", max_length=2_000)
     over_budget: bool = False
 
 

@@ -8,14 +8,15 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
-from ninja import File, Form, Query, Router, Schema
+from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.responses import Status
 
+from enseigne.api.bounds import fits, max_length_of, text_of
 from enseigne.api.paging import PageParams, page_of, paginate
 from enseigne.contacts import selectors, services
 from enseigne.contacts.import_services import import_prepare, import_start
-from enseigne.contacts.models import Contact, ContactImport, Segment
+from enseigne.contacts.models import ConsentEvent, Contact, ContactImport, Segment, Tag
 from enseigne.contacts.segments import segment_count
 from enseigne.network import selectors as network_selectors
 from enseigne.network.capabilities import Capability
@@ -59,39 +60,42 @@ class ContactOut(Schema):
         )
 
 
+TagName = text_of(Tag, "name")
+
+
 class ContactIn(Schema):
     unit: uuid.UUID
-    email: str | None = None
-    phone: str | None = None
-    first_name: str = ""
-    last_name: str = ""
+    email: str | None = fits(Contact, "email", None)
+    phone: str | None = fits(Contact, "phone", None)
+    first_name: str = fits(Contact, "first_name", "")
+    last_name: str = fits(Contact, "last_name", "")
     birthday: dt.date | None = None
-    language: str = ""
+    language: str = fits(Contact, "language", "")
     is_customer: bool = False
     attributes: dict = {}
-    tags: list[str] = []
+    tags: list[TagName] = []
 
 
 class ContactPatch(Schema):
-    email: str | None = None
-    phone: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
+    email: str | None = fits(Contact, "email", None)
+    phone: str | None = fits(Contact, "phone", None)
+    first_name: str | None = fits(Contact, "first_name", None)
+    last_name: str | None = fits(Contact, "last_name", None)
     birthday: dt.date | None = None
-    language: str | None = None
+    language: str | None = fits(Contact, "language", None)
     is_customer: bool | None = None
     attributes: dict | None = None
-    tags: list[str] | None = None
+    tags: list[TagName] | None = None
 
 
 class ConsentIn(Schema):
-    channel: str
-    status: str
-    source: str = "api"
+    channel: str = fits(ConsentEvent, "channel")
+    status: str = fits(ConsentEvent, "status")
+    source: str = fits(ConsentEvent, "source", "api")
     occurred_at: dt.datetime | None = None
-    wording_version: str = ""
-    ip_address: str | None = None
-    user_agent: str = ""
+    wording_version: str = fits(ConsentEvent, "wording_version", "")
+    ip_address: str | None = Field(None, max_length=45)  # the longest IPv6 text form
+    user_agent: str = fits(ConsentEvent, "user_agent", "")
     confirmed_at: dt.datetime | None = None
 
 
@@ -232,10 +236,10 @@ def create_import(
     request: HttpRequest,
     file: File[UploadedFile],
     unit: Form[uuid.UUID],
-    mapping: Form[str] = "",
-    consent_channels: Form[str] = "",
-    consent_wording: Form[str] = "",
-    tags: Form[str] = "",
+    mapping: str = Form("", max_length=20_000),
+    consent_channels: str = Form("", max_length=40),
+    consent_wording: str = Form("", max_length=max_length_of(ContactImport, "consent_wording")),
+    tags: str = Form("", max_length=2_000),
 ):
     """Upload a CSV. With ``mapping`` (JSON: column → field) the import starts at once;
     without it, the import waits and proposes a mapping in ``mapping``."""

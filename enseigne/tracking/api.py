@@ -10,7 +10,9 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from ninja.responses import Status
 
+from enseigne.api.bounds import fits
 from enseigne.api.paging import PageParams, page_of, paginate
+from enseigne.contacts.models import Contact
 from enseigne.network.access import path_filter
 from enseigne.network.capabilities import Capability
 from enseigne.network.selectors import get_node_for_user, get_unit_for_user
@@ -22,13 +24,13 @@ router = Router(tags=["conversions"])
 
 
 class ConversionIn(Schema):
-    order_id: str
+    order_id: str = fits(Conversion, "order_id")
     unit: uuid.UUID
     amount: Decimal
     occurred_at: dt.datetime | None = None
     contact: uuid.UUID | None = None
-    email: str | None = None
-    phone: str | None = None
+    email: str | None = fits(Contact, "email", None)
+    phone: str | None = fits(Contact, "phone", None)
 
 
 class ConversionOut(Schema):
