@@ -28,7 +28,7 @@ API_PREFIX = "/api/"
 
 
 class ErrorDetail(Schema):
-    code: str
+    code: ErrorCode
     message: str
     fields: dict[str, list[str]]
 
