@@ -6,7 +6,6 @@ import tempfile
 
 from django.core.management.base import BaseCommand
 
-
 # The access line without granian's own clock (local time, "+0100"): the time comes from
 # the formatter, in UTC like every other line; the query string is left out (it can hold a
 # signed token).
