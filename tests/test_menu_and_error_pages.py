@@ -3,6 +3,7 @@ language inside the normal layout; logs are one line per event, in UTC."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -135,6 +136,28 @@ def test_the_worker_logs_each_line_once():
     huey = settings.LOGGING["loggers"]["huey"]
     assert huey["propagate"] is False and huey["handlers"] == ["console"]
     assert logging.getLogger("huey").handlers  # so Huey's consumer adds no handler of its own
+
+
+def test_the_worker_writes_one_line_per_task():
+    """Huey's "Executing …" line is dropped; the "… executed in" line and failures stay."""
+    huey = logging.getLogger("huey")
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(OneLineUtc())
+    huey.addHandler(handler)
+    try:
+        huey.info("Executing %s", "enseigne.delivery.tasks.sending_tick: 1")
+        huey.info("%s executed in %0.3fs", "enseigne.delivery.tasks.sending_tick: 1", 0.008)
+        huey.warning("Task %s timed out after %ss.", "2", 30)
+        huey.error("Executing %s", "not Huey's line, kept")
+    finally:
+        huey.removeHandler(handler)
+    lines = out.getvalue().splitlines()
+    assert [line.split(" ", 5)[5] for line in lines] == [
+        "enseigne.delivery.tasks.sending_tick: 1 executed in 0.008s",
+        "Task 2 timed out after 30s.",
+        "Executing not Huey's line, kept",
+    ]
 
 
 @pytest.mark.django_db
