@@ -44,15 +44,19 @@ def campaign_prepare(campaign_id: int) -> str:
     The content gate refusing stops the campaign for its content (with the reasons, as at a
     scheduler wake); an error while freezing pauses it with ``PauseReason.PREPARATION``, so it
     is never left preparing with nobody at work on it."""
-    with db_scope(ALL):
-        try:
+    # One scope per transaction (``db_scope`` opens one): the failure's own write must not
+    # be rolled back with the freeze.
+    try:
+        with db_scope(ALL):
             return _prepare(campaign_id)
-        except _NoLongerPreparing:
+    except _NoLongerPreparing:
+        with db_scope(ALL):
             return Campaign.objects.values_list("status", flat=True).get(pk=campaign_id)
-        except Exception:
-            logger.exception("preparing the audience of campaign %s failed", campaign_id)
+    except Exception:
+        logger.exception("preparing the audience of campaign %s failed", campaign_id)
+        with db_scope(ALL):
             _fail(campaign_id)
-            raise
+        raise
 
 
 def _prepare(campaign_id: int) -> str:
