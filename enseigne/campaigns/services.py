@@ -625,9 +625,9 @@ def campaign_launch_start(
 def campaign_launch(
     *, actor: User | None, campaign: Campaign, now: dt.datetime | None = None
 ) -> int:
-    """Launch and freeze the audience in this transaction (the worker's way, the command
-    line's and the tests'); pages and the API use ``campaign_launch_start``. Returns the
-    ledger size."""
+    """Launch and freeze the audience in this transaction, for scripts and tests; pages, the
+    API and the scheduler use ``campaign_launch_start`` and leave the freeze to the worker.
+    Returns the ledger size."""
     campaign_launch_start(actor=actor, campaign=campaign, now=now)
     if campaign.status == S.PREPARING:
         preparation.campaign_prepare(campaign.pk)
