@@ -19,9 +19,10 @@ from django.utils import timezone, translation
 from enseigne.brand import checks
 from enseigne.brand.asset_services import asset_create, asset_update
 from enseigne.brand.models import Asset, Guardrails, LocalVersion
+from enseigne.brand.previews import email_preview
 from enseigne.brand.services import guardrails_update, local_version_save, template_publish
 from enseigne.brand.zones import Zone
-from enseigne.campaigns import services
+from enseigne.campaigns import preparation, services
 from enseigne.campaigns.content import (
     ContentProblem,
     approved_content,
@@ -167,6 +168,7 @@ def test_frozen_statuses_are_campaign_statuses():
         "submitted",
         "approved",
         "scheduled",
+        "preparing",
         "sending",
         "paused",
     }
@@ -231,15 +233,17 @@ def test_a_word_forbidden_after_approval_stops_launch_and_the_scheduler_and_tell
         services.campaign_resume(actor=world.manager_a, campaign=campaign)
     assert Campaign.objects.get(pk=campaign.pk).status == "paused"
 
-    # Head office takes the word back: resuming launches what was stopped before its launch.
+    # Head office takes the word back: resuming launches what was stopped before its launch
+    # (the worker prepares its audience, then it sends).
     rules(world, restricted_patterns=["gratuit"])
     services.campaign_resume(actor=world.manager_a, campaign=campaign)
     campaign.refresh_from_db()
     assert (campaign.status, campaign.pause_reason, campaign.content_problems) == (
-        "sending",
+        "preparing",
         "",
         [],
     )
+    assert preparation.campaign_prepare(campaign.pk) == "sending"
     run_campaign(campaign.pk)
     assert len(locmem.outbox) == 3
     assert Campaign.objects.get(pk=campaign.pk).status == "finished"
@@ -505,6 +509,7 @@ def test_the_content_gate_reads_a_few_queries_whatever_the_number_of_relays(
 
 
 def test_the_campaign_page_says_why_it_stopped_in_english_and_french(world, client):
+    contacts(world.unit_a, 1)  # an empty audience would finish at once, with nothing to stop
     campaign, _local = store_campaign(world, email_template(world))
     services.campaign_launch(actor=world.manager_a, campaign=campaign)
     rules(world, restricted_patterns=["soldes"])
@@ -769,3 +774,51 @@ def test_a_restricted_word_in_an_address_or_an_id_is_not_a_word(world, offer_tem
         values={"deal": {"asset": str(item.public_id)}},
     )
     assert (local.is_usable, local.problems) == (True, [])
+
+
+# -- head office's version sent as it stands ---------------------------------------------------
+
+REQUIRED_OFFER_SOURCE = EMAIL_SOURCE.replace(
+    "</mj-column>",
+    '</mj-column><mj-column><ens-zone name="offer" kind="offer" label="Offre" required="true" />'
+    "</mj-column>",
+    1,
+)
+
+
+def test_head_offices_version_with_an_empty_required_zone_is_not_sent(world):
+    """Units that did not relay send head office's version with its defaults: a required
+    library zone it leaves empty stops the launch (it used to leave as an empty block)."""
+    template = email_template(world)
+    template_publish(actor=world.hq_admin, template=template, source=REQUIRED_OFFER_SOURCE)
+    contacts(world.unit_a, 2)
+    national = services.campaign_create_national(
+        actor=world.hq_admin, channel="email", name="Fêtes", template=template
+    )
+    services.campaign_submit(actor=world.hq_admin, campaign=national)
+    services.campaign_schedule(
+        actor=world.hq_admin, campaign=national, send_at=timezone.now() + dt.timedelta(hours=2)
+    )
+    problems = content_problems(national)
+    assert [(p.unit_path, p.subject, p.message) for p in problems] == [
+        ("", "head office’s version of “Saison”", "Zone “Offre” needs an item from the library.")
+    ]
+    with pytest.raises(ValidationError, match="needs an item from the library"):
+        services.campaign_launch(actor=world.hq_admin, campaign=national)
+    assert not Recipient.objects.filter(campaign=national).exists()
+
+
+def test_head_offices_version_without_required_zones_passes_and_prints_no_empty_block(world):
+    template = email_template(world)
+    template_publish(
+        actor=world.hq_admin,
+        template=template,
+        source=REQUIRED_OFFER_SOURCE.replace(' required="true"', ""),
+    )
+    national = services.campaign_create_national(
+        actor=world.hq_admin, channel="email", name="Fêtes", template=template
+    )
+    assert content_problems(national) == []
+    template.refresh_from_db()
+    html, _text = email_preview(template.current, {}, world.unit_a)
+    assert "ens-offer" in html and "<h3" not in html  # the empty offer prints nothing

@@ -149,3 +149,94 @@ def test_the_campaign_page_reaches_its_final_state_by_itself(
     expect(page.locator("#progress-summary")).to_contain_text("100 % envoyés")
     expect(page.get_by_role("button", name="Mettre en pause")).to_have_count(0)
     expect(page.locator("#report-link")).to_be_visible()
+
+
+def test_the_calendar_shows_and_moves_the_apps_times_whatever_the_browsers_zone(
+    live_server,
+    transactional_db,
+    browser_page,  # noqa: F811
+):
+    """A marketer whose laptop is set to New York sees a Paris 10:00 campaign at 10 h, and
+    dragging it one day later keeps 10:00 Paris (the calendar used the browser's zone)."""
+    world = build_world()
+    paris = timezone.get_current_timezone()
+    tomorrow = (timezone.localtime() + dt.timedelta(days=1)).date()
+    ten = dt.datetime.combine(tomorrow, dt.time(10, 0), tzinfo=paris)
+    with db_scope(ALL):
+        draft = local_campaign(world, send_at=ten)
+    context = browser_page.context.browser.new_context(
+        locale="fr-FR", timezone_id="America/New_York", viewport={"width": 1280, "height": 900}
+    )
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    _login(page, live_server, world.manager_a)
+    page.goto(f"{live_server.url}/campaigns/calendar/")
+    event = page.locator(".fc-event", has_text="Local lyon")
+    expect(event).to_contain_text("10")
+    assert "4" not in event.locator(".fc-event-time").inner_text()  # not New York's 04:00
+    target = page.locator(
+        f'td[data-date="{tomorrow + dt.timedelta(days=1)}"] .fc-daygrid-day-frame'
+    )
+    event.drag_to(target)
+    expect(page.locator("#pressure-impact")).to_be_visible()
+    with db_scope(ALL):
+        draft.refresh_from_db()
+    assert timezone.localtime(draft.send_at, paris) == ten + dt.timedelta(days=1)
+    context.close()
+
+
+def test_send_now_shows_the_preparation_then_the_progress_then_the_end(
+    live_server,
+    transactional_db,
+    browser_page,  # noqa: F811
+):
+    """*Envoyer maintenant* answers at once: the page says the audience is being prepared,
+    then shows the sending progress once the worker froze it, then the final state, with no
+    reload by the test."""
+    from unittest import mock
+
+    from enseigne.campaigns import preparation, services
+    from enseigne.campaigns.figures import figures_compute
+    from enseigne.delivery.pipeline import run_campaign
+
+    world = build_world()
+    with db_scope(ALL):
+        contacts(world.unit_a, 5)
+        campaign = local_campaign(world)
+        services.campaign_submit(actor=world.hq_admin, campaign=campaign)
+        figures_compute(campaign.pk)
+    page = browser_page
+    _login(page, live_server, world.manager_a)
+    page.goto(f"{live_server.url}/campaigns/{campaign.public_id}/")
+
+    def in_thread(work):  # the worker, in a thread of its own with its own connection
+        def run():
+            try:
+                with db_scope(ALL):
+                    work()
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(timeout=60)
+
+    # The queue would run the worker's part inside the request here (tests run it at once):
+    # held back, so that the page is seen between the launch and the freeze.
+    with mock.patch("enseigne.delivery.services.prepare") as queued:
+        page.get_by_role("button", name="Envoyer maintenant").click()
+        page.locator("#confirm-send").click()
+        expect(page.locator("#preparing")).to_have_text("Préparation de l’audience…")
+        expect(page.locator("#status")).to_have_text("Préparation")
+        expect(page.get_by_role("button", name="Mettre en pause")).to_be_visible()
+    assert [c.args for c in queued.call_args_list] == [(campaign.pk,)]
+
+    in_thread(lambda: preparation.campaign_prepare(campaign.pk))
+    expect(page.locator("#progress-summary")).to_contain_text("0 % envoyés", timeout=15_000)
+    expect(page.locator("#status")).to_have_text("Envoi")
+    expect(page.locator("#preparing")).to_have_count(0)
+
+    in_thread(lambda: run_campaign(campaign.pk))
+    expect(page.locator("#status")).to_have_text("Terminée", timeout=15_000)
+    expect(page.locator("#counts")).to_contain_text("5 envoyés")
+    expect(page.get_by_role("button", name="Mettre en pause")).to_have_count(0)

@@ -39,9 +39,9 @@ api = NinjaAPI(
     description="Distributed marketing: units, contacts, consent, imports, assets, templates, campaigns, conversions. "
     "Authenticate with `Authorization: Bearer <token>`: create a token on your profile page "
     "(or `enseigne create_token <email> --scope … --expires DAYS`); its scopes narrow what your "
-    "role allows. Every 4xx answers `{\"error\": {\"code\", \"message\", \"fields\"}}` "
+    'role allows. Every 4xx answers `{"error": {"code", "message", "fields"}}` '
     "(`code` stable, `message` in the `Accept-Language` language, `fields` per refused field). "
-    "Lists take `limit` (1–500) and `offset` and answer `{\"count\", \"results\"}`.",
+    'Lists take `limit` (1–500) and `offset` and answer `{"count", "results"}`.',
 )
 for router in (
     network_router,

@@ -409,14 +409,21 @@ def campaign_progress(request, public_id):
         eta = timezone.now() + dt.timedelta(
             seconds=elapsed / progress["done"] * progress["pending"]
         )
+    shown = request.GET.get("shown", campaign.status)
     response = render(
         request,
         "campaigns/_progress.html",
-        {"campaign": campaign, "progress": progress, "eta": eta},
+        {
+            "campaign": campaign,
+            "progress": progress,
+            "eta": eta,
+            # Preparing → sending: the header's state follows (the actions stay the same).
+            "status_changed": shown != campaign.status,
+        },
     )
-    if request.htmx and campaign.status != Campaign.Status.SENDING:
-        # Sending ended (finished, paused, cancelled): the whole page changes (actions, why
-        # rows were not sent, the report), so htmx loads it again by itself.
+    if request.htmx and campaign.status not in (Campaign.Status.PREPARING, Campaign.Status.SENDING):
+        # Sending ended (finished, paused, cancelled), or preparing did not lead to it: the
+        # whole page changes (actions, the reason, the report), so htmx loads it again.
         response["HX-Refresh"] = "true"
     return response
 
@@ -449,7 +456,9 @@ def calendar_events(request):
             {
                 "id": str(campaign.public_id),
                 "title": f"{campaign.name} ({campaign.owner.name})",
-                "start": when.isoformat(),
+                # Wall-clock time in the app's time zone, without an offset: the calendar
+                # shows it as the other pages do, whatever the browser's own zone.
+                "start": timezone.localtime(when).replace(tzinfo=None).isoformat(),
                 "allDay": False,
                 "editable": campaign.is_editable and services.can_edit(request.user, campaign),
                 "classNames": [f"campaign-{campaign.kind}", f"campaign-{campaign.status}"],

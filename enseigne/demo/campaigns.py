@@ -24,7 +24,11 @@ S = Campaign.Status
 def _finish_in_the_past(campaign: Campaign, when: dt.datetime, rng: random.Random) -> None:
     """Freeze the audience as of ``when`` and record it as sent then, with a few failures."""
     Campaign.objects.filter(pk=campaign.pk).update(
-        status=S.SENDING, send_at=when, launched_at=when, scheduled_at=when - dt.timedelta(days=3)
+        status=S.SENDING,
+        send_at=when,
+        launched_at=when,
+        frozen_at=when,
+        scheduled_at=when - dt.timedelta(days=3),
     )
     campaign.refresh_from_db()
     total = audience.freeze(campaign, when)
@@ -172,6 +176,18 @@ def seed_campaigns(
         segment=lyon_segment,
         send_at=next_weekday(3, 18, weeks=1),
     )
+    # Waiting for the region manager's approval (the README's approval inbox).
+    welcome = services.campaign_create_local(
+        actor=users[f"lyon@{domain}"],
+        unit=lyon,
+        channel="email",
+        name="Bienvenue aux clients de décembre",
+        template=templates["Bienvenue"],
+        local_version=locals_["Bienvenue Lyon"],
+        segment=lyon_segment,
+        send_at=next_weekday(2, 10, weeks=1),
+    )
+    services.campaign_submit(actor=users[f"lyon@{domain}"], campaign=welcome)
     services.campaign_create_national(
         actor=marketer,
         channel="email",
