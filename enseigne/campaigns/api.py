@@ -8,9 +8,11 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Router, Schema
+from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 
+from enseigne.api.bounds import fits
+from enseigne.api.paging import PageParams, page_of, paginate
 from enseigne.brand.selectors import get_local_version_for_user, get_template_for_user
 from enseigne.campaigns import figures, selectors, services
 from enseigne.campaigns.models import Campaign
@@ -108,9 +110,9 @@ class CampaignDetailOut(CampaignOut):
 
 
 class CampaignIn(Schema):
-    kind: str = "local"
-    channel: str
-    name: str = ""
+    kind: str = fits(Campaign, "kind", "local")
+    channel: str = fits(Campaign, "channel")
+    name: str = fits(Campaign, "name", "")
     template: uuid.UUID
     unit: uuid.UUID | None = None
     local_version: uuid.UUID | None = None
@@ -123,7 +125,7 @@ class CampaignIn(Schema):
 
 
 class DecisionIn(Schema):
-    comment: str = ""
+    comment: str = Field("", max_length=2_000)
     over_budget: bool = False
 
 
@@ -173,6 +175,25 @@ def create_campaign(request: HttpRequest, payload: CampaignIn):
     else:
         raise ValidationError({"kind": "kind is 'local' or 'national'."})
     return Status(201, CampaignOut.of(campaign))
+
+
+@router.get("/campaigns", response=page_of(CampaignOut))
+def list_campaigns(
+    request: HttpRequest,
+    page: Query[PageParams],
+    status: str = "",
+    kind: str = "",
+    channel: str = "",
+):
+    """Campaigns in your scope (and national ones relayed by your units), newest first."""
+    campaigns = selectors.campaigns_for_user(request.user)
+    if status:
+        campaigns = campaigns.filter(status=status)
+    if kind:
+        campaigns = campaigns.filter(kind=kind)
+    if channel:
+        campaigns = campaigns.filter(channel=channel)
+    return paginate(campaigns.order_by("-created_at"), page, CampaignOut.of)
 
 
 @router.get("/campaigns/{campaign_id}", response=CampaignDetailOut)
