@@ -31,6 +31,10 @@ def main() -> None:
 
     started = time.perf_counter()
     world = build(args)
+    # build() analyses after the bulk history; the campaigns made after it too.
+    from enseigne.lib.dbstats import analyze
+
+    analyze()
     print(
         f"{args.contacts:,} contacts in {args.units} units built in "
         f"{time.perf_counter() - started:,.0f} s; measured campaign {world['campaign'].public_id}"
