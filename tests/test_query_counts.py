@@ -16,6 +16,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from enseigne.analytics import rollups
 from enseigne.brand.asset_services import asset_create
 from enseigne.brand.services import local_version_save
 from enseigne.campaigns import services as campaigns
@@ -238,7 +239,8 @@ def test_users(world, client):
     assert_queries(client, "/hq/users/", add, REQUEST + 6)
 
 
-def test_hq_home(world, client):
+@pytest.mark.parametrize("kept", [False, True])
+def test_hq_home(world, client, kept):
     def add(n):
         for i in range(n):
             serial = next(_serial)
@@ -252,10 +254,13 @@ def test_hq_home(world, client):
                 tags=["pilot", f"tag-{i % 4}"],
             )
             ContactFactory.create_batch(2, unit=unit)
+        if kept:  # the worker's pass counted every base
+            rollups.refresh()
 
     client.force_login(world.hq_admin)
-    # the tree, its tags, contacts per unit, the network, the form's parent nodes
-    assert_queries(client, "/hq/", add, REQUEST + 5)
+    # the tree, its tags, when the rollups last counted, the kept bases (none before a pass:
+    # then contacts per unit, live), the network, the form's parent nodes
+    assert_queries(client, "/hq/", add, REQUEST + 6)
 
 
 def test_unit_home(world, client):
