@@ -21,8 +21,8 @@ class BoundedPaginator(Paginator):
 
     @cached_property
     def _bounded_count(self) -> int:
-        # COUNT over a LIMIT subquery: the database stops at the first limit + 1 rows.
-        return self.object_list[: self.limit + 1].count()
+        # COUNT over a LIMIT subquery (a QuerySet's): the database stops at limit + 1 rows.
+        return self.object_list[: self.limit + 1].count()  # type: ignore[attr-defined]
 
     @property
     def capped(self) -> bool:
