@@ -31,9 +31,13 @@ def main() -> None:
 
     started = time.perf_counter()
     world = build(args)
-    # build() analyses after the bulk history; the campaigns made after it too.
+    from enseigne.analytics import rollups
     from enseigne.lib.dbstats import analyze
 
+    # The worker's first rollup pass (every five minutes in production): the dashboards and
+    # the HQ home's contact bases read it.
+    rollups.refresh()
+    # build() analysed after the bulk history; the campaigns and rollups made since too.
     analyze()
     print(
         f"{args.contacts:,} contacts in {args.units} units built in "

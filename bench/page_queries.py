@@ -26,6 +26,28 @@ from _setup import django_ready, table
 from pages import PASSWORD, PERSONAS, pages_for
 
 
+def _blocks(connection, queries) -> int:
+    """Shared blocks (8 kB, from cache or disk) the page's SELECTs touched, by EXPLAIN (ANALYZE,
+    BUFFERS) of each under the system scope: the database's work, which the load does not
+    stretch (PostgreSQL only)."""
+    if connection.vendor != "postgresql":
+        return 0
+    from enseigne.lib.rowsecurity import ALL, db_scope
+
+    total = 0
+    with db_scope(ALL), connection.cursor() as cursor:
+        for _ms, sql in queries:
+            if not sql.lstrip().upper().startswith("SELECT") or "set_config" in sql:
+                continue
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql)
+            plan = cursor.fetchone()[0][0]
+            node = plan["Plan"]
+            total += node.get("Shared Hit Blocks", 0) + node.get("Shared Read Blocks", 0)
+            planning = plan.get("Planning", {})
+            total += planning.get("Shared Hit Blocks", 0) + planning.get("Shared Read Blocks", 0)
+    return total
+
+
 def main() -> int:
     queue = Path(tempfile.gettempdir()) / "enseigne-bench-pages-queue.sqlite3"
     os.environ["HUEY_URL"] = os.environ.get("BENCH_HUEY_URL", f"sqlite:///{queue}")
@@ -35,6 +57,9 @@ def main() -> int:
     parser.add_argument("--password", default=PASSWORD)
     parser.add_argument("--top", type=int, default=2)
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument(
+        "--buffers", action="store_true", help="the 8 kB blocks the page's SELECTs read (EXPLAIN)"
+    )
     parser.add_argument("--repeat", type=int, default=5, help="runs per page (the median shown)")
     options = parser.parse_args()
     django_ready()
@@ -44,7 +69,9 @@ def main() -> int:
 
     from enseigne.network.models import User
 
-    rows = [("persona", "page", "queries", "sql ms", "python cpu ms", "k calls", "request ms")]
+    rows = [
+        ("persona", "page", "queries", "sql ms", "python cpu ms", "k calls", "blocks", "request ms")
+    ]
     slow = []
     for email in options.personas.split(","):
         user = User.objects.get(email=email)
@@ -69,6 +96,7 @@ def main() -> int:
             profile = cProfile.Profile()
             profile.runcall(client.get, url)
             calls = pstats.Stats(profile).total_calls
+            blocks = _blocks(connection, queries) if options.buffers else ""
             persona = email.split("@")[0]
             rows.append(
                 (
@@ -78,6 +106,7 @@ def main() -> int:
                     f"{sql_ms:.0f}",
                     f"{cpu:.0f}",
                     f"{calls / 1000:.1f}",
+                    blocks,
                     f"{elapsed:.0f}",
                 )
             )

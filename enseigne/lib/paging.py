@@ -22,7 +22,9 @@ class BoundedPaginator(Paginator):
     @cached_property
     def _bounded_count(self) -> int:
         # COUNT over a LIMIT subquery (a QuerySet's): the database stops at limit + 1 rows.
-        return self.object_list[: self.limit + 1].count()  # type: ignore[attr-defined]
+        # Unordered: any limit + 1 rows will do, and sorting them all first would not stop.
+        rows = self.object_list.order_by()  # type: ignore[attr-defined]
+        return rows[: self.limit + 1].count()
 
     @property
     def capped(self) -> bool:
