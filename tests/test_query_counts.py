@@ -16,9 +16,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from enseigne.analytics import rollups
+from enseigne.analytics.models import DailyStat
 from enseigne.brand.asset_services import asset_create
 from enseigne.brand.services import local_version_save
 from enseigne.campaigns import services as campaigns
+from enseigne.campaigns.models import Campaign
+from enseigne.contacts.models import ContactImport
 from enseigne.contacts.services import segment_save
 from enseigne.network import services as network
 from enseigne.network.capabilities import Capability
@@ -32,6 +36,8 @@ FEW, MANY = 3, 30
 # Every logged-in page: the session, the user, their memberships (with node and role), the
 # roles' grants and HQ's capability rules; on PostgreSQL also the scope's 4 statements.
 REQUEST = 5 + (4 if connection.vendor == "postgresql" else 0)
+# A read for the whole network inside a page (aggregates only): the same 4 statements.
+NETWORK_SCOPE = 4 if connection.vendor == "postgresql" else 0
 _serial = itertools.count()
 
 
@@ -238,7 +244,8 @@ def test_users(world, client):
     assert_queries(client, "/hq/users/", add, REQUEST + 6)
 
 
-def test_hq_home(world, client):
+@pytest.mark.parametrize("kept", [False, True])
+def test_hq_home(world, client, kept):
     def add(n):
         for i in range(n):
             serial = next(_serial)
@@ -252,10 +259,13 @@ def test_hq_home(world, client):
                 tags=["pilot", f"tag-{i % 4}"],
             )
             ContactFactory.create_batch(2, unit=unit)
+        if kept:  # the worker's pass counted every base
+            rollups.refresh()
 
     client.force_login(world.hq_admin)
-    # the tree, its tags, contacts per unit, the network, the form's parent nodes
-    assert_queries(client, "/hq/", add, REQUEST + 5)
+    # the tree, its tags, when the rollups last counted, the kept bases (none before a pass:
+    # then contacts per unit, live), the network, the form's parent nodes
+    assert_queries(client, "/hq/", add, REQUEST + 6)
 
 
 def test_unit_home(world, client):
@@ -269,3 +279,114 @@ def test_unit_home(world, client):
     client.force_login(world.manager_a)
     # the unit, its tags, the contact figures, the last imports, the last segments
     assert_queries(client, f"/units/{world.unit_a.public_id}/", add, REQUEST + 5)
+
+
+# Imports, sending rules, results, gallery ------------------------------------------------
+
+
+def test_import_list(world, client):
+    def add(n):
+        for i in range(n):
+            ContactImport.objects.create(
+                unit=world.unit_a if i % 2 else world.unit_b,
+                unit_path=(world.unit_a if i % 2 else world.unit_b).path,
+                created_by=world.hq_admin,
+                file_name=f"file-{next(_serial)}.csv",
+                file_path="imports/x.csv",
+                file_sha256="0" * 64,
+                columns=["email", "first_name"],
+                status=ContactImport.Status.DONE,
+            )
+
+    client.force_login(world.hq_admin)
+    # the units the user may import into, the last imports with their units and authors
+    assert_queries(client, "/imports/", add, REQUEST + 2)
+
+
+def test_sending_rules(world, client):
+    template = email_template(world)
+    today = timezone.localdate()
+
+    def add(n):
+        units = []
+        for _ in range(n):
+            serial = next(_serial)
+            units.append(
+                network.node_create(
+                    actor=None,
+                    parent=world.region_a,
+                    kind="unit",
+                    name=f"U{serial}",
+                    code=f"u{serial}",
+                )
+            )
+        for unit in units:
+            campaigns.budget_set(
+                actor=world.hq_admin,
+                unit=unit,
+                starts_on=today.replace(day=1),
+                ends_on=today.replace(day=28),
+                amount=100,
+            )
+        _local_campaigns(world, world.unit_a, template, 1)
+
+    client.force_login(world.hq_admin)
+    client.get("/campaigns/rules/")  # the first visit writes the network's default policy
+    # the org tree five times (the user's top node, the network's root, the budget form's
+    # units), the policy, the caps, the budgets and what each spent (one statement for all)
+    assert_queries(client, "/campaigns/rules/", add, REQUEST + 10)
+
+
+def _daily(unit, campaign_id, *, sent=300, clickers=30, days=3):
+    today = timezone.localdate()
+    DailyStat.objects.bulk_create(
+        DailyStat(
+            day=today - dt.timedelta(days=d),
+            campaign_id=campaign_id,
+            unit_id=unit.pk,
+            unit_path=unit.path,
+            channel="email",
+            sent=sent,
+            delivered=sent,
+            clickers=clickers,
+            clicks=clickers,
+        )
+        for d in range(days)
+    )
+
+
+def test_network_results(world, client):
+    def add(n):
+        for i in range(n):
+            serial = next(_serial)
+            unit = network.node_create(
+                actor=None,
+                parent=world.region_a if i % 2 else world.region_b,
+                kind="unit",
+                name=f"Unit {serial}",
+                code=f"unit-{serial}",
+            )
+            _daily(unit, 10_000 + serial)
+        rollups.refresh()
+
+    client.force_login(world.hq_admin)
+    # the units in scope, the rollups per unit and week, the latest bases, the national
+    # campaigns' relays, when the rollups last ran; the references read network-wide
+    assert_queries(client, "/results/", add, REQUEST + 6 + NETWORK_SCOPE)
+
+
+def test_gallery(world, client):
+    template = email_template(world)
+
+    def add(n):
+        before = set(Campaign.objects.values_list("pk", flat=True))
+        _local_campaigns(world, world.unit_a, template, n)
+        fresh = Campaign.objects.exclude(pk__in=before)
+        Campaign.objects.filter(pk__in=fresh).update(status=Campaign.Status.FINISHED)
+        for pk in fresh.values_list("pk", flat=True):
+            _daily(world.unit_a, pk)
+
+    client.force_login(world.manager_a)
+    # the best campaigns' rollups, their campaigns with owner, template and local version,
+    # the units the user may copy into; the ranking reads network-wide
+    assert_queries(client, "/gallery/", add, REQUEST + 3 + NETWORK_SCOPE)

@@ -3,6 +3,7 @@ from django.urls import path
 from enseigne.analytics import views
 
 urlpatterns = [
+    path("hq/", views.hq_home, name="hq_home"),
     path("results/", views.results, name="results"),
     path("results/sales/", views.sales, name="sales"),
     path("results/units/<uuid:public_id>/", views.unit_dashboard, name="unit_dashboard"),

@@ -12,13 +12,21 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from enseigne.analytics import selectors, services
+from enseigne.analytics.bases import kept_contact_counts
 from enseigne.brand.views import message_preview, sandboxed
 from enseigne.campaigns.models import Campaign
 from enseigne.campaigns.selectors import get_campaign_for_user
 from enseigne.lib.csvsafe import csv_rows
 from enseigne.network.access import access_for, path_filter
 from enseigne.network.capabilities import Capability
-from enseigne.network.selectors import get_unit_for_user, home_unit_for, units_with
+from enseigne.network.forms import NodeCreateForm
+from enseigne.network.selectors import (
+    get_unit_for_user,
+    home_unit_for,
+    network_root,
+    nodes_for_user,
+    units_with,
+)
 from enseigne.tracking.conversions import COLUMNS, conversions_import
 from enseigne.tracking.models import Conversion
 
@@ -29,6 +37,35 @@ def _days(request: HttpRequest) -> int:
     except ValueError:
         days = 90
     return days if days in selectors.PERIODS else 90
+
+
+@login_required
+def hq_home(request: HttpRequest) -> HttpResponse:
+    """The network at a glance: the org tree with each unit's contacts as the rollups counted them."""
+    access = access_for(request.user)
+    if not access.grants:
+        raise PermissionDenied
+    nodes = list(nodes_for_user(request.user).select_related("profile").prefetch_related("tags"))
+    units = [n for n in nodes if n.kind == "unit"]
+    counts, counted_at = kept_contact_counts(request.user, units)
+    for node in nodes:
+        node.contact_count = counts.get(node.pk, 0)
+        node.indent = len(node.path) // 4 - 1
+    return render(
+        request,
+        "network/hq_home.html",
+        {
+            "nodes": nodes,
+            "network": network_root(),
+            "unit_count": len(units),
+            "contact_total": sum(counts.values()),
+            "counted_at": counted_at,
+            "can_manage": access.is_hq_admin,
+            "node_form": NodeCreateForm(parents=nodes_for_user(request.user).exclude(kind="unit"))
+            if access.is_hq_admin
+            else None,
+        },
+    )
 
 
 @login_required

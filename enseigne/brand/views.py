@@ -292,9 +292,26 @@ def asset_file(request: HttpRequest, path: str) -> HttpResponse:
 @login_required
 def template_list(request: HttpRequest) -> HttpResponse:
     access = access_for(request.user)
-    templates = selectors.templates_for_user(request.user).select_related("current")
-    locals_ = selectors.local_versions_for_user(request.user).select_related(
-        "template", "unit", "version", "previous_version"
+    # The list shows names and version numbers: the versions' sources and compiled HTML
+    # (tens of kB each, twice per local version) stay in the database.
+    templates = (
+        selectors.templates_for_user(request.user)
+        .select_related("current")
+        .only("public_id", "channel", "name", "description", "current__number")
+    )
+    locals_ = (
+        selectors.local_versions_for_user(request.user)
+        .select_related("template", "unit", "version", "previous_version")
+        .only(
+            "public_id",
+            "name",
+            "status",
+            "problems",
+            "unit__name",
+            "template__name",
+            "version__number",
+            "previous_version__number",
+        )
     )
     return render(
         request,

@@ -44,6 +44,9 @@ def _get(request, public_id, capability=None) -> Campaign:
     return selectors.get_campaign_for_user(request.user, public_id, capability)
 
 
+LIST_COLUMNS = ("public_id", "name", "kind", "channel", "owner__name", "send_at", "status")
+
+
 @login_required
 @require_GET
 def campaign_list(request: HttpRequest) -> HttpResponse:
@@ -56,7 +59,11 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
         request,
         "campaigns/list.html",
         {
-            "campaigns": campaigns[:200],
+            # The columns the list shows: not the approved content, rules and problems
+            # (JSON) of 200 campaigns, nor their templates.
+            "campaigns": campaigns.select_related(None)
+            .select_related("owner")
+            .only(*LIST_COLUMNS)[:200],
             "status": status,
             "statuses": Campaign.Status.choices,
             "can_national": access.can_anywhere(Capability.CREATE_NATIONAL_CAMPAIGNS),
@@ -65,6 +72,12 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
             "inbox_count": selectors.approval_inbox(request.user).count(),
             "relays": selectors.relays_for_user(request.user)
             .filter(status="pending", campaign__status__in=("scheduled", "approved"))
+            .only(
+                "campaign__public_id",
+                "campaign__name",
+                "campaign__relay_deadline",
+                "unit__name",
+            )
             .order_by("campaign__send_at")[:20],
         },
     )

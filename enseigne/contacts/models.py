@@ -148,6 +148,8 @@ class Contact(models.Model):
         ]
         indexes = [
             models.Index(fields=["unit", "-created_at", "-id"], name="contact_unit_recent"),
+            # The list across many units (HQ, a region): newest first, read until 50 match.
+            models.Index(fields=["-created_at", "-id"], name="contact_recent"),
             models.Index(fields=["unit", "last_name", "first_name"], name="contact_unit_name"),
             models.Index(fields=["unit", "email_consent"], name="contact_unit_email_consent"),
             models.Index(fields=["unit", "sms_consent"], name="contact_unit_sms_consent"),

@@ -3,7 +3,6 @@ from django.urls import path
 from enseigne.contacts import views
 
 urlpatterns = [
-    path("hq/", views.hq_home, name="hq_home"),
     path("units/<uuid:public_id>/", views.unit_home, name="unit_home"),
     path("contacts/", views.contact_list, name="contact_list"),
     path("contacts/new/", views.contact_new, name="contact_new"),

@@ -8,7 +8,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -28,49 +27,16 @@ from enseigne.contacts.importer import import_targets
 from enseigne.contacts.models import ContactImport, ImportRejection
 from enseigne.contacts.segments import field_catalogue, segment_count, segment_sizes
 from enseigne.lib.csvsafe import csv_rows
+from enseigne.lib.paging import BoundedPaginator
 from enseigne.lib.rowsecurity import db_scope
 from enseigne.network import selectors as network_selectors
 from enseigne.network.access import access_for, path_filter
 from enseigne.network.capabilities import Capability
-from enseigne.network.forms import NodeCreateForm
 from enseigne.network.views import form_errors
 
 
 def _unit_choices(user, capability: str):
     return [(str(u.public_id), u.name) for u in network_selectors.units_with(user, capability)]
-
-
-@login_required
-def hq_home(request: HttpRequest) -> HttpResponse:
-    access = access_for(request.user)
-    if not access.grants:
-        raise PermissionDenied
-    nodes = list(
-        network_selectors.nodes_for_user(request.user)
-        .select_related("profile")
-        .prefetch_related("tags")
-    )
-    units = [n for n in nodes if n.kind == "unit"]
-    counts = selectors.unit_contact_counts(request.user, units)
-    for node in nodes:
-        node.contact_count = counts.get(node.pk, 0)
-        node.indent = len(node.path) // 4 - 1
-    return render(
-        request,
-        "network/hq_home.html",
-        {
-            "nodes": nodes,
-            "network": network_selectors.network_root(),
-            "unit_count": len(units),
-            "contact_total": sum(counts.values()),
-            "can_manage": access.is_hq_admin,
-            "node_form": NodeCreateForm(
-                parents=network_selectors.nodes_for_user(request.user).exclude(kind="unit")
-            )
-            if access.is_hq_admin
-            else None,
-        },
-    )
 
 
 @login_required
@@ -107,7 +73,7 @@ def _filtered_contacts(request: HttpRequest):
 @login_required
 def contact_list(request: HttpRequest) -> HttpResponse:
     contacts = _filtered_contacts(request)
-    paginator = Paginator(contacts, settings.CONTACTS_PAGE_SIZE)
+    paginator = BoundedPaginator(contacts, settings.CONTACTS_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     access = access_for(request.user)
     context = {

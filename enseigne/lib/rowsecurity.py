@@ -29,6 +29,10 @@ def set_role_switch(enabled: bool) -> None:
     _role_switch["enabled"] = enabled
 
 
+def role_switch_enabled() -> bool:
+    return _role_switch["enabled"]
+
+
 def switch_to_app_role(sender, connection, **kwargs) -> None:  # noqa: ARG001
     role = settings.DATABASE_APP_ROLE
     if connection.vendor != "postgresql" or not role or not _role_switch["enabled"]:

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand
 from django.db import connections
 
 from enseigne.demo import seed
+from enseigne.lib.dbstats import analyze
 from enseigne.lib.rowsecurity import ALL, db_scope, set_role_switch
 
 
@@ -38,6 +39,7 @@ class Command(BaseCommand):
                 seed.reset()
         connections.close_all()
         set_role_switch(True)
+        seeded = False
         with db_scope(ALL):
             if seed.demo_exists():
                 self.stdout.write("The demo network already exists (use --reset to start over).")
@@ -47,7 +49,12 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"Created {summary['units']} units, {summary['contacts']:,} contacts."
                 )
+                seeded = True
         connections.close_all()
+        if seeded:
+            # The planner's statistics, now rather than when autovacuum wakes up: without
+            # them the first pages plan on an empty database.
+            analyze()
         self._print_logins(options["port"])
         if options["no_serve"]:
             return
