@@ -401,7 +401,7 @@ def _contacts(rng: random.Random, units: list[OrgNode], total: int) -> None:
                     status=status,
                     occurred_at=at,
                     source=rng.choice(["in_store", "form", "in_store"]),
-                    wording_version="in-store-v1",
+                    wording_version="formulaire-magasin-v1",
                     ip_address=None,
                 )
             )
