@@ -157,3 +157,29 @@ def test_the_rich_text_toolbar_speaks_french(client, world):
     assert wording["bold"] == "Gras" and wording["italic"] == "Italique"
     assert wording["link"] != "Link" and wording["url-placeholder"] != "Enter a URL…"
     assert html.index('id="trix-lang"') < html.index("trix.umd.min.js")
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("abc", "pas de signe @"),
+        ("@x.fr", "rien avant le @"),
+        ("a..b@x.fr", "deux points à la suite"),
+        ("a@x", "pas de point dans le domaine après le @"),
+        ("a@x.invalid", "nom de domaine réservé"),
+        ("a@" + "b" * 70 + ".fr", "une partie du domaine est trop longue"),
+        ("a" * 70 + "@x.fr", "plus de 64 caractères avant le @"),
+        ("Léa <lea@x.fr>", "caractères non permis"),
+        ("<a@x.fr", "n’a pas la forme d’une adresse"),
+    ],
+)
+def test_email_validator_reasons_are_ours_and_french(address, reason):
+    # email-validator explains in English; the reason people read is mapped in one place
+    # (contacts.validation) and translated.
+    from django.utils import translation
+
+    from enseigne.contacts.validation import FieldError, clean_email
+
+    with translation.override("fr"), pytest.raises(FieldError) as refused:
+        clean_email(address)
+    assert str(refused.value) == f"adresse e-mail non valide ({reason})"
