@@ -367,7 +367,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"line": {"()": "enseigne.lib.logs.OneLineUtc"}},
-    "filters": {"expected_refusals": {"()": "enseigne.lib.logs.ExpectedRefusals"}},
+    "filters": {
+        "expected_refusals": {"()": "enseigne.lib.logs.ExpectedRefusals"},
+        "one_line_per_task": {"()": "enseigne.lib.logs.OneLinePerTask"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -381,6 +384,7 @@ LOGGING = {
         "axes": {"level": "WARNING"},
         "huey": {
             "handlers": ["console"],
+            "filters": ["one_line_per_task"],
             "level": env_str("LOG_LEVEL", "INFO"),
             "propagate": False,
         },

@@ -9,7 +9,10 @@
   const impact = document.getElementById("pressure-impact");
 
   function move(id, date, confirm) {
-    const body = new URLSearchParams({ send_at: date.toISOString(), confirm: confirm ? "1" : "0" });
+    // The calendar runs in "UTC" over wall-clock times (see timeZone below): the moved date's
+    // UTC fields are the app's local time, sent without an offset for the server to place.
+    const wallClock = date.toISOString().slice(0, 19);
+    const body = new URLSearchParams({ send_at: wallClock, confirm: confirm ? "1" : "0" });
     return fetch(`/campaigns/${id}/move/`, {
       method: "POST", body, headers: { "X-CSRFToken": decodeURIComponent(csrf) }, credentials: "same-origin",
     }).then((r) => r.json());
@@ -19,6 +22,9 @@
     initialView: "dayGridMonth",
     locale: element.dataset.locale === "fr" ? "fr" : "en",
     firstDay: 1,
+    // Events come as the app's wall-clock times without an offset: shown as they are, not
+    // converted to the browser's zone (a marketer abroad sees the store's 10:00 as 10:00).
+    timeZone: "UTC",
     height: "auto",
     headerToolbar: { left: "prev,next today", center: "title", right: "dayGridMonth,timeGridWeek,listMonth" },
     events: element.dataset.events,

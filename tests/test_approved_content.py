@@ -19,6 +19,7 @@ from django.utils import timezone, translation
 from enseigne.brand import checks
 from enseigne.brand.asset_services import asset_create, asset_update
 from enseigne.brand.models import Asset, Guardrails, LocalVersion
+from enseigne.brand.previews import email_preview
 from enseigne.brand.services import guardrails_update, local_version_save, template_publish
 from enseigne.brand.zones import Zone
 from enseigne.campaigns import services
@@ -769,3 +770,51 @@ def test_a_restricted_word_in_an_address_or_an_id_is_not_a_word(world, offer_tem
         values={"deal": {"asset": str(item.public_id)}},
     )
     assert (local.is_usable, local.problems) == (True, [])
+
+
+# -- head office's version sent as it stands ---------------------------------------------------
+
+REQUIRED_OFFER_SOURCE = EMAIL_SOURCE.replace(
+    "</mj-column>",
+    '</mj-column><mj-column><ens-zone name="offer" kind="offer" label="Offre" required="true" />'
+    "</mj-column>",
+    1,
+)
+
+
+def test_head_offices_version_with_an_empty_required_zone_is_not_sent(world):
+    """Units that did not relay send head office's version with its defaults: a required
+    library zone it leaves empty stops the launch (it used to leave as an empty block)."""
+    template = email_template(world)
+    template_publish(actor=world.hq_admin, template=template, source=REQUIRED_OFFER_SOURCE)
+    contacts(world.unit_a, 2)
+    national = services.campaign_create_national(
+        actor=world.hq_admin, channel="email", name="Fêtes", template=template
+    )
+    services.campaign_submit(actor=world.hq_admin, campaign=national)
+    services.campaign_schedule(
+        actor=world.hq_admin, campaign=national, send_at=timezone.now() + dt.timedelta(hours=2)
+    )
+    problems = content_problems(national)
+    assert [(p.unit_path, p.subject, p.message) for p in problems] == [
+        ("", "head office’s version of “Saison”", "Zone “Offre” needs an item from the library.")
+    ]
+    with pytest.raises(ValidationError, match="needs an item from the library"):
+        services.campaign_launch(actor=world.hq_admin, campaign=national)
+    assert not Recipient.objects.filter(campaign=national).exists()
+
+
+def test_head_offices_version_without_required_zones_passes_and_prints_no_empty_block(world):
+    template = email_template(world)
+    template_publish(
+        actor=world.hq_admin,
+        template=template,
+        source=REQUIRED_OFFER_SOURCE.replace(' required="true"', ""),
+    )
+    national = services.campaign_create_national(
+        actor=world.hq_admin, channel="email", name="Fêtes", template=template
+    )
+    assert content_problems(national) == []
+    template.refresh_from_db()
+    html, _text = email_preview(template.current, {}, world.unit_a)
+    assert "ens-offer" in html and "<h3" not in html  # the empty offer prints nothing

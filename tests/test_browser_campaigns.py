@@ -149,3 +149,37 @@ def test_the_campaign_page_reaches_its_final_state_by_itself(
     expect(page.locator("#progress-summary")).to_contain_text("100 % envoyés")
     expect(page.get_by_role("button", name="Mettre en pause")).to_have_count(0)
     expect(page.locator("#report-link")).to_be_visible()
+
+
+def test_the_calendar_shows_and_moves_the_apps_times_whatever_the_browsers_zone(
+    live_server,
+    transactional_db,
+    browser_page,  # noqa: F811
+):
+    """A marketer whose laptop is set to New York sees a Paris 10:00 campaign at 10 h, and
+    dragging it one day later keeps 10:00 Paris (the calendar used the browser's zone)."""
+    world = build_world()
+    paris = timezone.get_current_timezone()
+    tomorrow = (timezone.localtime() + dt.timedelta(days=1)).date()
+    ten = dt.datetime.combine(tomorrow, dt.time(10, 0), tzinfo=paris)
+    with db_scope(ALL):
+        draft = local_campaign(world, send_at=ten)
+    context = browser_page.context.browser.new_context(
+        locale="fr-FR", timezone_id="America/New_York", viewport={"width": 1280, "height": 900}
+    )
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    _login(page, live_server, world.manager_a)
+    page.goto(f"{live_server.url}/campaigns/calendar/")
+    event = page.locator(".fc-event", has_text="Local lyon")
+    expect(event).to_contain_text("10")
+    assert "4" not in event.locator(".fc-event-time").inner_text()  # not New York's 04:00
+    target = page.locator(
+        f'td[data-date="{tomorrow + dt.timedelta(days=1)}"] .fc-daygrid-day-frame'
+    )
+    event.drag_to(target)
+    expect(page.locator("#pressure-impact")).to_be_visible()
+    with db_scope(ALL):
+        draft.refresh_from_db()
+    assert timezone.localtime(draft.send_at, paris) == ten + dt.timedelta(days=1)
+    context.close()

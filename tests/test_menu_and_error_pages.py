@@ -3,8 +3,15 @@ language inside the normal layout; logs are one line per event, in UTC."""
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 
 import pytest
@@ -131,6 +138,28 @@ def test_the_worker_logs_each_line_once():
     assert logging.getLogger("huey").handlers  # so Huey's consumer adds no handler of its own
 
 
+def test_the_worker_writes_one_line_per_task():
+    """Huey's "Executing …" line is dropped; the "… executed in" line and failures stay."""
+    huey = logging.getLogger("huey")
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(OneLineUtc())
+    huey.addHandler(handler)
+    try:
+        huey.info("Executing %s", "enseigne.delivery.tasks.sending_tick: 1")
+        huey.info("%s executed in %0.3fs", "enseigne.delivery.tasks.sending_tick: 1", 0.008)
+        huey.warning("Task %s timed out after %ss.", "2", 30)
+        huey.error("Executing %s", "not Huey's line, kept")
+    finally:
+        huey.removeHandler(handler)
+    lines = out.getvalue().splitlines()
+    assert [line.split(" ", 5)[5] for line in lines] == [
+        "enseigne.delivery.tasks.sending_tick: 1 executed in 0.008s",
+        "Task 2 timed out after 30s.",
+        "Executing not Huey's line, kept",
+    ]
+
+
 @pytest.mark.django_db
 def test_500_and_expired_form_pages_in_both_languages(world):
     request = RequestFactory().get("/boom/")
@@ -146,3 +175,39 @@ def test_500_and_expired_form_pages_in_both_languages(world):
     expired = client.post("/segments/new/", {"name": "x"}, HTTP_ACCEPT_LANGUAGE="fr")
     assert expired.status_code == 403
     assert "Le formulaire a expiré" in expired.content.decode()
+
+
+@pytest.mark.slow  # starts the real server
+def test_the_servers_own_lines_are_one_line_utc_like_the_apps(tmp_path):
+    """`enseigne serve`'s startup and access lines use the same format as every other line
+    (granian's were in local time with "+0100"), and the access line leaves out the query."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "ENSEIGNE_DATA_DIR": str(tmp_path), "TZ": "Europe/Paris"}
+    env.pop("DATABASE_URL", None)
+    env.pop("DATABASE_APP_ROLE", None)
+    out = tmp_path / "serve.log"
+    with out.open("w") as sink:
+        server = subprocess.Popen(  # noqa: S603 (this interpreter, the project's command)
+            [sys.executable, "-m", "enseigne.cli", "serve", "--port", str(port), "--workers", "1"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/login/?next=secret-token")  # noqa: S310
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(10)
+    lines = [line for line in out.read_text().splitlines() if line.strip()]
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [A-Z]+ ")
+    assert lines and all(stamp.match(line) for line in lines), lines
+    access = [line for line in lines if "GET /login/" in line]
+    assert len(access) == 1 and " 200 " in access[0] and "secret-token" not in access[0], lines

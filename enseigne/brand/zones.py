@@ -175,7 +175,7 @@ def expand(zone: Zone, channel: str) -> str:
             f'margin:0 auto">{{% endif %}}</mj-text>'
         )
     return (
-        f'<mj-text css-class="ens-{zone.kind}" padding="{padding}">'
+        f'<mj-text css-class="ens-{zone.kind}" padding="{padding}">{{% if {ref}.asset %}}'
         f'{{% if {ref}.image %}}<img src="{{{{ {ref}.image }}}}" alt="{{{{ {ref}.title }}}}" '
         f'style="display:block;width:100%;height:auto;border:0;margin:0 0 12px">{{% endif %}}'
         f'<h3 style="margin:0 0 8px">{{{{ {ref}.title }}}}</h3>'
@@ -184,7 +184,7 @@ def expand(zone: Zone, channel: str) -> str:
         f'{{% if {ref}.legal %}}<p style="font-size:11px;color:#666666">{{{{ {ref}.legal }}}}</p>{{% endif %}}'
         f'{{% if {ref}.url %}}<p><a href="{{{{ {ref}.url }}}}" style="display:inline-block;padding:10px 18px;'
         f'background:#262634;color:#ffffff;text-decoration:none;border-radius:4px">{{{{ {ref}.cta }}}}</a></p>'
-        f"{{% endif %}}</mj-text>"
+        f"{{% endif %}}{{% endif %}}</mj-text>"
     )
 
 

@@ -141,6 +141,17 @@ class _Checker:
             channel=self.channel,
         ) + checks.removed_zones(zones, snapshot.values)
 
+    def defaults_problems(self) -> list[str]:
+        """What stops head office's version sent as it stands (its defaults): a required zone
+        it leaves empty. Head office's own texts are not held to the units' guardrails."""
+        if self.current is None:
+            return []
+        zones = zones_of(self.current)
+        defaults = {z.name: z.default for z in zones if z.kind in ("text", "rich", "choice")}
+        return checks.check(
+            zones, defaults, source=self.current.source, guardrails=None, channel=self.channel
+        )
+
     def resolve(self, snapshot: _Snapshot) -> tuple[TemplateVersion, list[str]]:
         """The version the snapshot is sent with today, and what stops it (nothing: [])."""
         approved = self.versions[snapshot.version_id]
@@ -195,6 +206,11 @@ def content_problems(campaign: Campaign) -> list[ContentProblem]:
         }
         _version, problems = checker.resolve(snapshot)
         found += [ContentProblem(snapshot.unit_path, subject, message) for message in problems]
+    # Units without a version of their own (a national campaign's units that did not relay,
+    # a local campaign on head office's version) send head office's defaults.
+    if fresh.is_national or not snapshots:
+        subject = _("head office’s version of “%(template)s”") % {"template": template.name}
+        found += [ContentProblem("", subject, m) for m in checker.defaults_problems()]
     return found
 
 

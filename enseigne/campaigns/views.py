@@ -449,7 +449,9 @@ def calendar_events(request):
             {
                 "id": str(campaign.public_id),
                 "title": f"{campaign.name} ({campaign.owner.name})",
-                "start": when.isoformat(),
+                # Wall-clock time in the app's time zone, without an offset: the calendar
+                # shows it as the other pages do, whatever the browser's own zone.
+                "start": timezone.localtime(when).replace(tzinfo=None).isoformat(),
                 "allDay": False,
                 "editable": campaign.is_editable and services.can_edit(request.user, campaign),
                 "classNames": [f"campaign-{campaign.kind}", f"campaign-{campaign.status}"],

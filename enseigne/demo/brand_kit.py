@@ -112,7 +112,7 @@ SEASONAL = """<mjml>
       <mj-text font-size="15px" line-height="1.5"><ens-zone name="message" kind="rich" max="500" label="Message du magasin">Venez découvrir notre sélection de fêtes en magasin.</ens-zone></mj-text>
     </mj-column></mj-section>
     <mj-section background-color="#ffffff"><mj-column>
-      <ens-zone name="offer" kind="offer" label="Offre" required="true" />
+      <ens-zone name="offer" kind="offer" label="Offre" />
     </mj-column><mj-column>
       <ens-zone name="product" kind="product" label="Produit vedette" />
     </mj-column></mj-section>
@@ -303,7 +303,7 @@ def seed_brand_kit(
             name="Promotion de saison",
             description="Les fêtes : visuel, offre et produit vedette",
             source=SEASONAL,
-            subject="{{ contact.first_name | default: 'Les fêtes' }}, -20 % sur les luminaires",
+            subject="{{ contact.first_name | default: 'Bonjour' }}, les fêtes s'illuminent chez {{ unit.name }}",
         ),
         "event": make(
             actor=hq,

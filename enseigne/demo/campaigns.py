@@ -172,6 +172,18 @@ def seed_campaigns(
         segment=lyon_segment,
         send_at=next_weekday(3, 18, weeks=1),
     )
+    # Waiting for the region manager's approval (the README's approval inbox).
+    welcome = services.campaign_create_local(
+        actor=users[f"lyon@{domain}"],
+        unit=lyon,
+        channel="email",
+        name="Bienvenue aux clients de décembre",
+        template=templates["Bienvenue"],
+        local_version=locals_["Bienvenue Lyon"],
+        segment=lyon_segment,
+        send_at=next_weekday(2, 10, weeks=1),
+    )
+    services.campaign_submit(actor=users[f"lyon@{domain}"], campaign=welcome)
     services.campaign_create_national(
         actor=marketer,
         channel="email",

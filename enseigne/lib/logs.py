@@ -35,3 +35,15 @@ class ExpectedRefusals(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+class OneLinePerTask(logging.Filter):
+    """Huey writes two lines for every task it runs ("Executing …", then "… executed in
+    0.01s"); the second says all of it, and a failure has its own line. Keeps one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name == "huey"
+            and record.levelno == logging.INFO
+            and record.msg == "Executing %s"
+        )
