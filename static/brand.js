@@ -3,10 +3,13 @@
 (function () {
   "use strict";
 
-  // The rich-text toolbar speaks the page's language: Trix builds it from Trix.config.lang
-  // when its elements start (just after this script), so the wording is set first.
-  var trixLang = document.getElementById("trix-lang");
-  if (trixLang && window.Trix) Object.assign(window.Trix.config.lang, trixLang.dataset);
+  // The rich-text toolbar speaks the page's language: each editor announces itself before
+  // it builds its toolbar from Trix.config.lang, and the wording (from Django, in
+  // #trix-lang) is set then. This script loads before Trix so it never misses an editor.
+  document.addEventListener("trix-before-initialize", function () {
+    var trixLang = document.getElementById("trix-lang");
+    if (trixLang && window.Trix) Object.assign(window.Trix.config.lang, trixLang.dataset);
+  });
 
   // Live preview: the form is posted into the iframe (so the response keeps its own CSP).
   var form = document.querySelector("form[data-preview-url]");
