@@ -265,3 +265,19 @@ def unmarked_python_strings(path: Path) -> list[str]:
                 text = ast.unparse(node)[:90]
                 found.append(f"{_shown(path)}:{node.lineno}: {name}({text})")
     return found
+
+
+# A number printed just before a plural word translated on its own ("{{ n }} contacts"):
+# French says "1 contact", so the word must come from a plural form of the count.
+_COUNT_THEN_PLURAL = re.compile(
+    r"\{\{ ?[\w.]+(?:\|[\w:\"']+)* ?\}\}(?:\s|</?\w+[^>]*>)*"
+    r"\{% (?:translate|trans) [\"']([a-z]+s)\b[^\"']*[\"'] %\}"
+)
+
+
+def counts_without_plural(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    return [
+        f"{_shown(path)}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)[-60:]!r}"
+        for m in _COUNT_THEN_PLURAL.finditer(text)
+    ]

@@ -10,6 +10,7 @@ themselves, so the French catalogue is the only one to keep complete.
 from __future__ import annotations
 
 import gettext
+import re
 import shutil
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from tests.catalogue_reading import (
     BASE,
     PO_PATH,
+    counts_without_plural,
     extract_catalogue,
     placeholders,
     plural_count,
@@ -129,6 +131,15 @@ def test_templates_show_no_untranslated_text():
     assert found == []
 
 
+def test_counts_are_printed_with_a_plural_form():
+    # "segment(s)" and "{{ n }} contacts" read "1 contacts" in French: each count takes
+    # blocktranslate count / ngettext.
+    found = [_where(e) for e in MESSAGES if re.search(r"[^\W\d_]\(s\)", e.msgid)]
+    for path in sorted((BASE / "templates").rglob("*.html")):
+        found += counts_without_plural(path)
+    assert found == []
+
+
 # The API's modules are reworked by the API errors work (one translated error shape); the
 # demo writes its own data (in French) rather than wording.
 PYTHON_EXEMPT = ("enseigne/api/", "/api.py", "enseigne/demo/")
@@ -207,3 +218,21 @@ def test_the_python_scan_finds_bare_wording(tmp_path, source, flagged):
     path = tmp_path / "module.py"
     path.write_text(source + "\n", encoding="utf-8")
     assert bool(unmarked_python_strings(path)) is flagged
+
+
+@pytest.mark.parametrize(
+    ("source", "flagged"),
+    [
+        ('{{ n }} {% translate "contacts" %}', True),
+        ('<b>{{ n|intcomma }}</b> <span>{% translate "rows rejected" %}</span>', True),
+        ('{{ tag }}</span> <a href="?">{% translate "clear" %}</a>', False),
+        (
+            "{% blocktranslate count n=n %}{{ n }} contact{% plural %}{{ n }} contacts{% endblocktranslate %}",
+            False,
+        ),
+    ],
+)
+def test_the_plural_scan_finds_a_count_before_a_plural_word(tmp_path, source, flagged):
+    path = tmp_path / "page.html"
+    path.write_text(source, encoding="utf-8")
+    assert bool(counts_without_plural(path)) is flagged
