@@ -91,6 +91,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # After the locale (its answers are translated), before anything reads a body.
+    "enseigne.api.errors.ApiErrorMiddleware",
     # After the locale (its refusal is translated), before CSRF reads the form.
     "enseigne.lib.textinput.RefuseNulMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -3,6 +3,13 @@
     DATABASE_URL=… python tests/send_scenario.py <contacts> [<links>]   → prints the campaign id
 
 ``<links>`` adds that many web links to the message (each goes through click tracking).
+With ``SCENARIO_LAUNCH=start`` the campaign is left *preparing* (launched as a page does: the
+worker freezes its audience).
+
+    DATABASE_URL=… python tests/send_scenario.py prepare-and-die <campaign id>
+
+prepares it as the worker does, and kills its own process (SIGKILL) once the ledger rows
+are written and before they are committed: a worker that dies mid-freeze.
 
 The reliability tests run workers as separate processes (so they can be killed), which
 needs a database those processes can reach, not the test run's own.
@@ -32,6 +39,7 @@ def main(total: int, links: int = 0) -> None:
 
     set_role_switch(True)
     from enseigne.brand.services import template_create
+    from enseigne.campaigns import services
     from enseigne.contacts.models import ConsentStatus, Contact
     from tests.campaign_helpers import EMAIL_SOURCE, launched, local_campaign
     from tests.factories import build_world
@@ -66,7 +74,11 @@ def main(total: int, links: int = 0) -> None:
             subject="{{ contact.first_name }}, la saison commence",
         )
         campaign = local_campaign(world, template=template)
-        launched(world, campaign)
+        if os.environ.get("SCENARIO_LAUNCH") == "start":
+            services.campaign_submit(actor=world.hq_admin, campaign=campaign)
+            services.campaign_launch_start(actor=world.hq_admin, campaign=campaign)
+        else:
+            launched(world, campaign)
     print(campaign.pk)
 
 
@@ -98,3 +110,30 @@ def unsubscribe_tail(campaign_id: int, count: int) -> None:
 
 if __name__ == "__main__" and sys.argv[1] == "unsubscribe":
     unsubscribe_tail(int(sys.argv[2]), int(sys.argv[3]))
+
+
+def prepare_and_die(campaign_id: int) -> None:
+    import signal
+    from unittest import mock
+
+    import django
+
+    django.setup()
+    from enseigne.campaigns import audience
+    from enseigne.campaigns.models import Recipient
+    from enseigne.delivery.services import sending_prepare
+
+    real = audience.freeze
+
+    def freeze(campaign, when):
+        total = real(campaign, when)
+        assert Recipient.objects.filter(campaign=campaign).count() == total > 0
+        print("frozen, not committed", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    with mock.patch("enseigne.campaigns.audience.freeze", side_effect=freeze):
+        sending_prepare(campaign_id)
+
+
+if __name__ == "__main__" and sys.argv[1] == "prepare-and-die":
+    prepare_and_die(int(sys.argv[2]))

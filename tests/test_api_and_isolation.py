@@ -26,7 +26,7 @@ def test_token_scope_lists_only_own_unit(world, client):
     assert data["count"] == 3
     assert {c["unit"] for c in data["results"]} == {str(world.unit_b.public_id)}
     units = client.get("/api/v1/units", **bearer(world.region_manager)).json()
-    assert sorted(u["code"] for u in units) == ["grenoble", "lyon"]
+    assert sorted(u["code"] for u in units["results"]) == ["grenoble", "lyon"]
 
 
 def test_invalid_token_is_401_and_session_is_not_enough_for_the_api(world, client):
@@ -43,7 +43,7 @@ def test_api_create_validation_names_the_field(world, client):
         **bearer(world.manager_a),
     )
     assert response.status_code == 422
-    assert sorted(response.json()["detail"]) == ["email", "phone"]
+    assert sorted(response.json()["error"]["fields"]) == ["email", "phone"]
     assert Contact.objects.count() == 0
 
 

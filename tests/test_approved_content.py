@@ -22,7 +22,7 @@ from enseigne.brand.models import Asset, Guardrails, LocalVersion
 from enseigne.brand.previews import email_preview
 from enseigne.brand.services import guardrails_update, local_version_save, template_publish
 from enseigne.brand.zones import Zone
-from enseigne.campaigns import services
+from enseigne.campaigns import preparation, services
 from enseigne.campaigns.content import (
     ContentProblem,
     approved_content,
@@ -168,6 +168,7 @@ def test_frozen_statuses_are_campaign_statuses():
         "submitted",
         "approved",
         "scheduled",
+        "preparing",
         "sending",
         "paused",
     }
@@ -232,15 +233,17 @@ def test_a_word_forbidden_after_approval_stops_launch_and_the_scheduler_and_tell
         services.campaign_resume(actor=world.manager_a, campaign=campaign)
     assert Campaign.objects.get(pk=campaign.pk).status == "paused"
 
-    # Head office takes the word back: resuming launches what was stopped before its launch.
+    # Head office takes the word back: resuming launches what was stopped before its launch
+    # (the worker prepares its audience, then it sends).
     rules(world, restricted_patterns=["gratuit"])
     services.campaign_resume(actor=world.manager_a, campaign=campaign)
     campaign.refresh_from_db()
     assert (campaign.status, campaign.pause_reason, campaign.content_problems) == (
-        "sending",
+        "preparing",
         "",
         [],
     )
+    assert preparation.campaign_prepare(campaign.pk) == "sending"
     run_campaign(campaign.pk)
     assert len(locmem.outbox) == 3
     assert Campaign.objects.get(pk=campaign.pk).status == "finished"
@@ -506,6 +509,7 @@ def test_the_content_gate_reads_a_few_queries_whatever_the_number_of_relays(
 
 
 def test_the_campaign_page_says_why_it_stopped_in_english_and_french(world, client):
+    contacts(world.unit_a, 1)  # an empty audience would finish at once, with nothing to stop
     campaign, _local = store_campaign(world, email_template(world))
     services.campaign_launch(actor=world.manager_a, campaign=campaign)
     rules(world, restricted_patterns=["soldes"])

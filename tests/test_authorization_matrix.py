@@ -61,6 +61,19 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("hq/roles/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
     ("hq/roles/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
     ("hq/audit/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    # Everyone's own profile and tokens; another user's token id is not found.
+    ("profile/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("profile/", "POST"): (NO_OBJECT, "302 200 200 200 200 200", None),
+    ("profile/tokens/<uuid:public_id>/revoke/", "POST"): (
+        "user",
+        "302 404 404 404 404 404",
+        None,
+    ),
+    ("profile/tokens/<uuid:public_id>/revoke/", "GET"): (
+        "user",
+        "302 405 405 405 405 405",
+        None,
+    ),
     ("units/<uuid:public_id>/", "GET"): ("unit", "302 200 200 200 200 200", "404 404 404 404"),
     ("units/<uuid:public_id>/edit/", "GET"): ("unit", "302 200 403 403 403 403", "404 404 404 404"),
     ("units/<uuid:public_id>/edit/", "POST"): (
@@ -412,6 +425,14 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
         "401 200 404 200 404 200",
         "404 404 404 404",
     ),
+    ("api/v1/conversions", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
+    ("api/v1/segments", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
+    ("api/v1/segments/{segment_id}", "GET"): (
+        "segment",
+        "401 200 200 200 200 200",
+        "404 404 404 404",
+    ),
+    ("api/v1/campaigns", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/conversions", "POST"): ("unit", "401 201 403 201 403 201", "404 404 404 404"),
     ("api/v1/segments/count", "POST"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/assets", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
@@ -743,6 +764,7 @@ def _url(route: str, target) -> str:
             "{template_id}",
             "{local_id}",
             "{campaign_id}",
+            "{segment_id}",
         ):
             url = url.replace(placeholder, public_id)
     return url
@@ -804,7 +826,7 @@ def _api_body(route: str, method: str, kind: str | None, target, unit, objects):
         return {"comment": "Pas maintenant."}
     if route.endswith("/schedule"):
         return {"send_at": "2099-01-01T10:00:00+01:00"}
-    if route == "api/v1/conversions":
+    if route == "api/v1/conversions" and method == "POST":
         return {"order_id": "M-1", "unit": str(target.public_id), "amount": "10.00"}
     if route.endswith("segments/count"):
         return {"rules": {"match": "all", "rules": []}}

@@ -545,7 +545,7 @@ def test_a_nul_in_any_json_body_is_refused_naming_the_field(client, world, email
             url, json.dumps(body), content_type="application/json", **_bearer(world.manager_a)
         )
         assert response.status_code == 422, (url, body, response.content[:300])
-        detail = response.json()["detail"]
+        detail = response.json()["error"]["fields"]
         assert list(detail) == [field], (url, detail)
         assert "contains a NUL character" in detail[field][0]
     assert Contact.objects.count() == 0 and LocalVersion.objects.count() == 0
@@ -561,14 +561,14 @@ def test_a_nul_in_a_patch_or_a_query_string_is_refused(client, world):
         content_type="application/json",
         **_bearer(world.manager_a),
     )
-    assert response.status_code == 422 and list(response.json()["detail"]) == ["last_name"]
+    assert response.status_code == 422 and list(response.json()["error"]["fields"]) == ["last_name"]
     response = client.patch(
         f"/api/v1/contacts/{contact.public_id}",
         json.dumps({"last_name": "Mar\x00tin"}),
         content_type="application/merge-patch+json",
         **_bearer(world.manager_a),
     )
-    assert response.status_code == 422 and list(response.json()["detail"]) == ["last_name"]
+    assert response.status_code == 422 and list(response.json()["error"]["fields"]) == ["last_name"]
     contact.refresh_from_db()
     assert contact.last_name != "Mar\x00tin"
     for url in ("/api/v1/contacts?q=%00", "/api/v1/contacts?tag=vip%00", "/api/v1/contacts?%00=1"):

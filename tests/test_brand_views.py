@@ -192,7 +192,7 @@ def test_api_offer_errors_name_the_fields_and_a_unit_cannot_touch_locked_parts(
         **bearer(world.hq_marketer),
     )
     assert response.status_code == 422
-    assert set(response.json()["detail"]) == {"title", "url"}
+    assert set(response.json()["error"]["fields"]) == {"title", "url"}
     before = template.current.compiled_html
     response = client.post(
         "/api/v1/local-versions",

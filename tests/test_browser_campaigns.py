@@ -183,3 +183,60 @@ def test_the_calendar_shows_and_moves_the_apps_times_whatever_the_browsers_zone(
         draft.refresh_from_db()
     assert timezone.localtime(draft.send_at, paris) == ten + dt.timedelta(days=1)
     context.close()
+
+
+def test_send_now_shows_the_preparation_then_the_progress_then_the_end(
+    live_server,
+    transactional_db,
+    browser_page,  # noqa: F811
+):
+    """*Envoyer maintenant* answers at once: the page says the audience is being prepared,
+    then shows the sending progress once the worker froze it, then the final state, with no
+    reload by the test."""
+    from unittest import mock
+
+    from enseigne.campaigns import preparation, services
+    from enseigne.campaigns.figures import figures_compute
+    from enseigne.delivery.pipeline import run_campaign
+
+    world = build_world()
+    with db_scope(ALL):
+        contacts(world.unit_a, 5)
+        campaign = local_campaign(world)
+        services.campaign_submit(actor=world.hq_admin, campaign=campaign)
+        figures_compute(campaign.pk)
+    page = browser_page
+    _login(page, live_server, world.manager_a)
+    page.goto(f"{live_server.url}/campaigns/{campaign.public_id}/")
+
+    def in_thread(work):  # the worker, in a thread of its own with its own connection
+        def run():
+            try:
+                with db_scope(ALL):
+                    work()
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(timeout=60)
+
+    # The queue would run the worker's part inside the request here (tests run it at once):
+    # held back, so that the page is seen between the launch and the freeze.
+    with mock.patch("enseigne.delivery.services.prepare") as queued:
+        page.get_by_role("button", name="Envoyer maintenant").click()
+        page.locator("#confirm-send").click()
+        expect(page.locator("#preparing")).to_have_text("Préparation de l’audience…")
+        expect(page.locator("#status")).to_have_text("Préparation")
+        expect(page.get_by_role("button", name="Mettre en pause")).to_be_visible()
+    assert [c.args for c in queued.call_args_list] == [(campaign.pk,)]
+
+    in_thread(lambda: preparation.campaign_prepare(campaign.pk))
+    expect(page.locator("#progress-summary")).to_contain_text("0 % envoyés", timeout=15_000)
+    expect(page.locator("#status")).to_have_text("Envoi")
+    expect(page.locator("#preparing")).to_have_count(0)
+
+    in_thread(lambda: run_campaign(campaign.pk))
+    expect(page.locator("#status")).to_have_text("Terminée", timeout=15_000)
+    expect(page.locator("#counts")).to_contain_text("5 envoyés")
+    expect(page.get_by_role("button", name="Mettre en pause")).to_have_count(0)

@@ -16,7 +16,7 @@ import time_machine
 from django.utils import formats, timezone, translation
 
 from enseigne.brand.services import local_version_save
-from enseigne.campaigns import figures, services
+from enseigne.campaigns import figures, preparation, services
 from enseigne.campaigns.confirmation import send_summary
 from enseigne.campaigns.figures import figures_compute
 from enseigne.campaigns.models import Campaign, Recipient, Relay, SendingPolicy
@@ -137,9 +137,14 @@ def test_the_confirmed_send_now_launches(world, client):
     assert response.status_code == 302
     assert response["Location"] == f"/campaigns/{national.public_id}/"
     national.refresh_from_db()
-    assert national.status == Campaign.Status.SENDING
-    assert national.launched_at is not None
+    # The post answers at once: the worker freezes the audience.
+    assert national.status == Campaign.Status.PREPARING
+    assert national.launched_at is not None and national.frozen_at is None
     rows = Recipient.objects.filter(campaign=national)
+    assert not rows.exists()
+    assert preparation.campaign_prepare(national.pk) == Campaign.Status.SENDING
+    national.refresh_from_db()
+    assert national.status == Campaign.Status.SENDING and national.recipient_total == 6
     assert sorted(rows.values_list("unit__code", "status")) == [
         ("grenoble", "pending"),
         ("grenoble", "pending"),
@@ -280,6 +285,7 @@ def test_a_store_manager_confirms_the_send_now_of_their_campaign(world, client):
     assert "It leaves now:" in html
     assert not Recipient.objects.filter(campaign=campaign).exists()
     assert client.post(url, {"confirm": "yes"}).status_code == 302
+    preparation.campaign_prepare(campaign.pk)  # the worker's part
     assert sorted(Recipient.objects.filter(campaign=campaign).values_list("status", flat=True)) == [
         "pending",
         "pending",
@@ -324,6 +330,7 @@ def test_after_launch_the_page_shows_when_it_left_then_when_it_ended(world, clie
     client.force_login(world.manager_a)
     client.post(f"/campaigns/{campaign.public_id}/schedule/", {"send_at": posted, "confirm": "yes"})
     client.post(f"/campaigns/{campaign.public_id}/launch/", {"confirm": "yes"})
+    preparation.campaign_prepare(campaign.pk)  # the worker's part
     campaign.refresh_from_db()
     assert campaign.send_at == moment and campaign.launched_at is not None
     page = client.get(f"/campaigns/{campaign.public_id}/").content.decode()
@@ -361,6 +368,7 @@ def test_the_progress_poll_updates_the_header_when_sending_ends(world, client):
     campaign = _approved_local(world)
     client.force_login(world.manager_a)
     client.post(f"/campaigns/{campaign.public_id}/launch/", {"confirm": "yes"})
+    preparation.campaign_prepare(campaign.pk)  # the worker's part
     url = f"/campaigns/{campaign.public_id}/progress/"
     sending = client.get(url, HTTP_HX_REQUEST="true").content.decode()
     assert "hx-swap-oob" not in sending

@@ -401,3 +401,44 @@ def test_a_worker_restarted_after_a_kill_resumes_at_once(tmp_path):
     # issue's 30 s of the kill. Most of it is the new process starting Django (about 2 s on
     # an idle machine, 16 s once with CI's other half, benches and builds on the same cores).
     assert resumed < 30, resumed
+
+
+@pytest.mark.slow  # a worker killed mid-freeze, then a queue worker started
+@pytest.mark.django_db(transaction=False)
+def test_a_worker_killed_while_preparing_leaves_it_preparing_and_the_next_one_sends_it(tmp_path):
+    """Launched as a page launches (the worker freezes the audience), the worker dies with the
+    ledger written but not committed: the campaign is still preparing with no row, nobody holds
+    its slot, and the next worker to start prepares it and sends everything, once."""
+    total = 2000
+    handler = FaultyHandler()
+    with ScratchDatabase(tmp_path) as database, FaultySink(handler) as sink:
+        env = _queue_env(database, sink.port, tmp_path, SCENARIO_LAUNCH="start")
+        campaign_id = _scenario(env, total)
+        assert _status(database, campaign_id) == "preparing"
+        dying = subprocess.run(  # noqa: S603
+            [sys.executable, "tests/send_scenario.py", "prepare-and-die", campaign_id],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert dying.returncode == -signal.SIGKILL, dying.stderr[-3000:]
+        assert "frozen, not committed" in dying.stdout
+        assert _status(database, campaign_id) == "preparing"
+        assert database.rows("SELECT count(*) FROM campaigns_recipient")[0][0] == 0
+        worker = _consumer(env)
+        try:
+            _wait(lambda: _status(database, campaign_id) == "finished", 240, "the end", [worker])
+        finally:
+            worker.kill()
+            worker.wait()
+        rows = dict(database.rows("SELECT status, count(*) FROM campaigns_recipient GROUP BY 1"))
+        frozen = database.rows(
+            f"SELECT recipient_total, frozen_at IS NOT NULL FROM campaigns_campaign "  # noqa: S608
+            f"WHERE id = {int(campaign_id)}"
+        )[0]
+    assert rows == {"sent": total}
+    assert tuple(frozen) in ((total, True), (total, 1))
+    # Each message arrived once (the kill left nothing behind to send twice).
+    assert len(handler.kept) == total and set(handler.kept.values()) == {1}

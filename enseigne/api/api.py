@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.security import HttpBearer
 
+from enseigne.api import errors
 from enseigne.api.docs import VendoredSwagger, signed_in_only
 from enseigne.brand.api import router as brand_router
 from enseigne.campaigns.api import router as campaigns_router
@@ -37,22 +37,19 @@ api = NinjaAPI(
     docs=VendoredSwagger(),
     docs_decorator=signed_in_only,
     description="Distributed marketing: units, contacts, consent, imports, assets, templates, campaigns, conversions. "
-    "Authenticate with `Authorization: Bearer <token>` (`enseigne create_token <email>`).",
+    "Authenticate with `Authorization: Bearer <token>`: create a token on your profile page "
+    "(or `enseigne create_token <email> --scope … --expires DAYS`); its scopes narrow what your "
+    'role allows. Every 4xx answers `{"error": {"code", "message", "fields"}}` '
+    "(`code` stable, `message` in the `Accept-Language` language, `fields` per refused field). "
+    'Lists take `limit` (1–500) and `offset` and answer `{"count", "results"}`.',
 )
-api.add_router("/", network_router)
-api.add_router("/", contacts_router)
-api.add_router("/", brand_router)
-api.add_router("/", campaigns_router)
-api.add_router("/", delivery_router)
-api.add_router("/", tracking_router)
-
-
-@api.exception_handler(ValidationError)
-def validation_error(request, exc: ValidationError):
-    detail = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
-    return api.create_response(request, {"detail": detail}, status=422)
-
-
-@api.exception_handler(PermissionDenied)
-def permission_denied(request, exc):
-    return api.create_response(request, {"detail": "Your role does not allow this."}, status=403)
+for router in (
+    network_router,
+    contacts_router,
+    brand_router,
+    campaigns_router,
+    delivery_router,
+    tracking_router,
+):
+    api.add_router("/", errors.document_errors(router))
+errors.install(api)

@@ -15,6 +15,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from ninja.openapi.docs import DocsBase
 
+from enseigne.api.errors import status_error
+
 
 class VendoredSwagger(DocsBase):
     def render_page(self, request: HttpRequest, api, **kwargs) -> HttpResponse:
@@ -31,7 +33,7 @@ def signed_in_only(view):
         if request.user.is_authenticated:
             return view(request, *args, **kwargs)
         if request.resolver_match and request.resolver_match.url_name == "openapi-json":
-            return JsonResponse({"detail": "Authentication required."}, status=401)
+            return JsonResponse(status_error(401), status=401)
         return redirect_to_login(request.get_full_path())
 
     return wrapper

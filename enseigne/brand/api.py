@@ -8,14 +8,16 @@ import uuid
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
-from ninja import File, Form, Router, Schema
+from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.responses import Status
 
+from enseigne.api.bounds import fits, max_length_of
+from enseigne.api.paging import PageParams, page_of, paginate
 from enseigne.brand import asset_services, selectors, services
 from enseigne.brand.asset_services import CONTENT_FIELDS
 from enseigne.brand.library import public_url
-from enseigne.brand.models import Asset, LocalVersion, Template
+from enseigne.brand.models import Asset, LocalVersion, Template, TemplateVersion
 from enseigne.brand.rendering import html_to_text
 from enseigne.brand.sms import measure
 from enseigne.contacts.models import Channel
@@ -58,11 +60,6 @@ class AssetOut(Schema):
             data=asset.data,
             created_at=asset.created_at,
         )
-
-
-class AssetPage(Schema):
-    count: int
-    results: list[AssetOut]
 
 
 class ZoneOut(Schema):
@@ -110,10 +107,10 @@ class TemplateDetailOut(TemplateOut):
 
 
 class VersionIn(Schema):
-    source: str
-    subject: str | None = None
-    sms_stop: str | None = None
-    max_segments: int | None = None
+    source: str = Field(max_length=200_000)
+    subject: str | None = fits(TemplateVersion, "subject", None)
+    sms_stop: str | None = fits(TemplateVersion, "sms_stop", None)
+    max_segments: int | None = Field(None, ge=1, le=32767)  # the column's range
 
 
 class LocalOut(Schema):
@@ -150,12 +147,12 @@ class LocalOut(Schema):
 class LocalIn(Schema):
     template: uuid.UUID
     unit: uuid.UUID
-    name: str = ""
+    name: str = fits(LocalVersion, "name", "")
     values: dict = {}
 
 
 class LocalUpdate(Schema):
-    name: str = ""
+    name: str = fits(LocalVersion, "name", "")
     values: dict = {}
 
 
@@ -171,37 +168,32 @@ class PreviewOut(Schema):
     sms_encoding: str | None
 
 
-@router.get("/assets", response=AssetPage)
+@router.get("/assets", response=page_of(AssetOut))
 def list_assets(
     request: HttpRequest,
+    page: Query[PageParams],
     q: str = "",
     kind: str = "",
     folder: str = "",
     tag: str = "",
-    limit: int = 50,
-    offset: int = 0,
 ):
     assets = selectors.asset_search(
         selectors.assets_for_user(request.user), q=q, kind=kind, folder=folder, tag=tag
     )
-    limit = max(1, min(limit, 500))
-    return {
-        "count": assets.count(),
-        "results": [AssetOut.from_asset(a) for a in assets[offset : offset + limit]],
-    }
+    return paginate(assets, page, AssetOut.from_asset)
 
 
 @router.post("/assets", response={201: AssetOut})
 def create_asset(
     request: HttpRequest,
-    kind: Form[str],
-    node: Form[uuid.UUID],
+    kind: str = Form(..., max_length=max_length_of(Asset, "kind")),
+    node: uuid.UUID = Form(...),
     own_unit: Form[bool] = False,
-    name: Form[str] = "",
-    folder: Form[str] = "",
-    tags: Form[str] = "",
-    variant: Form[str] = "",
-    data: Form[str] = "",
+    name: str = Form("", max_length=max_length_of(Asset, "name")),
+    folder: str = Form("", max_length=max_length_of(Asset, "folder")),
+    tags: str = Form("", max_length=2_000),
+    variant: str = Form("", max_length=max_length_of(Asset, "variant")),
+    data: str = Form("", max_length=200_000),
     file: File[UploadedFile] | None = None,
 ):
     """An image or logo (``file``), or a text snippet, offer or product (``data``: JSON fields).
@@ -262,12 +254,12 @@ def delete_asset(request: HttpRequest, asset_id: uuid.UUID):
     return Status(204, None)
 
 
-@router.get("/templates", response=list[TemplateOut])
-def list_templates(request: HttpRequest, channel: str = ""):
+@router.get("/templates", response=page_of(TemplateOut))
+def list_templates(request: HttpRequest, page: Query[PageParams], channel: str = ""):
     templates = selectors.templates_for_user(request.user).select_related("current")
     if channel:
         templates = templates.filter(channel=channel)
-    return [TemplateOut.from_template(t) for t in templates]
+    return paginate(templates, page, TemplateOut.from_template)
 
 
 @router.get("/templates/{template_id}", response=TemplateDetailOut)
@@ -314,14 +306,16 @@ def preview(request: HttpRequest, template_id: uuid.UUID, payload: PreviewIn):
     )
 
 
-@router.get("/local-versions", response=list[LocalOut])
-def list_local_versions(request: HttpRequest, template: uuid.UUID | None = None):
+@router.get("/local-versions", response=page_of(LocalOut))
+def list_local_versions(
+    request: HttpRequest, page: Query[PageParams], template: uuid.UUID | None = None
+):
     locals_ = selectors.local_versions_for_user(request.user).select_related(
         "unit", "template", "version", "previous_version"
     )
     if template:
         locals_ = locals_.filter(template__public_id=template)
-    return [LocalOut.from_local(local) for local in locals_[:500]]
+    return paginate(locals_, page, LocalOut.from_local)
 
 
 @router.post("/local-versions", response={201: LocalOut})

@@ -14,7 +14,14 @@ from enseigne.network.models import OrgNode, User
 # for approval or approved: a local version it uses can no longer be edited, so what was
 # approved is what the unit sees. Declared here because ``brand`` may not import
 # ``campaigns``; ``Campaign.CONTENT_FROZEN`` is this tuple.
-CONTENT_FROZEN_STATUSES = ("submitted", "approved", "scheduled", "sending", "paused")
+CONTENT_FROZEN_STATUSES = (
+    "submitted",
+    "approved",
+    "scheduled",
+    "preparing",
+    "sending",
+    "paused",
+)
 
 
 class Asset(models.Model):

@@ -7,14 +7,18 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
-from ninja import Router, Schema
+from django.utils import timezone
+from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 
+from enseigne.api.bounds import fits
+from enseigne.api.paging import PageParams, page_of, paginate
 from enseigne.brand.selectors import get_local_version_for_user, get_template_for_user
-from enseigne.campaigns import audience, selectors, services
+from enseigne.campaigns import figures, selectors, services
 from enseigne.campaigns.models import Campaign
 from enseigne.contacts.selectors import get_segment_for_user
 from enseigne.network import selectors as network_selectors
+from enseigne.network.access import access_for
 
 router = Router(tags=["campaigns"])
 
@@ -60,12 +64,45 @@ class CampaignOut(Schema):
 
 
 class AudienceOut(Schema):
-    recipients: int
-    candidates: int
-    exclusions: dict[str, int]
-    pressure_sources: dict[str, int]
-    cost: float
-    hq_cost: float
+    """The audience figures the worker keeps (never counted in the request). ``counted``
+    false: none kept yet (the figure fields are null) and ``computing`` says a count was
+    asked for. ``stale``: kept figures whose inputs changed or that are older than 15
+    minutes, shown while new ones are counted."""
+
+    counted: bool
+    stale: bool
+    computing: bool
+    computed_at: dt.datetime | None
+    age_seconds: int | None
+    for_date: dt.datetime | None
+    recipients: int | None = None
+    candidates: int | None = None
+    exclusions: dict[str, int] | None = None
+    pressure_sources: dict[str, int] | None = None
+    cost: float | None = None
+    hq_cost: float | None = None
+
+    @staticmethod
+    def of(kept: figures.Kept) -> AudienceOut:
+        shown = AudienceOut(
+            counted=kept.preview is not None,
+            stale=kept.stale,
+            computing=kept.computing,
+            computed_at=kept.computed_at,
+            age_seconds=int((timezone.now() - kept.computed_at).total_seconds())
+            if kept.computed_at
+            else None,
+            for_date=kept.for_date,
+        )
+        if kept.preview is not None:
+            result = kept.preview
+            shown.recipients = result.recipients
+            shown.candidates = result.candidates
+            shown.exclusions = result.exclusions
+            shown.pressure_sources = dict(result.pressure_sources)
+            shown.cost = float(result.cost)
+            shown.hq_cost = float(result.hq_cost)
+        return shown
 
 
 class CampaignDetailOut(CampaignOut):
@@ -73,9 +110,9 @@ class CampaignDetailOut(CampaignOut):
 
 
 class CampaignIn(Schema):
-    kind: str = "local"
-    channel: str
-    name: str = ""
+    kind: str = fits(Campaign, "kind", "local")
+    channel: str = fits(Campaign, "channel")
+    name: str = fits(Campaign, "name", "")
     template: uuid.UUID
     unit: uuid.UUID | None = None
     local_version: uuid.UUID | None = None
@@ -88,7 +125,7 @@ class CampaignIn(Schema):
 
 
 class DecisionIn(Schema):
-    comment: str = ""
+    comment: str = Field("", max_length=2_000)
     over_budget: bool = False
 
 
@@ -140,20 +177,33 @@ def create_campaign(request: HttpRequest, payload: CampaignIn):
     return Status(201, CampaignOut.of(campaign))
 
 
+@router.get("/campaigns", response=page_of(CampaignOut))
+def list_campaigns(
+    request: HttpRequest,
+    page: Query[PageParams],
+    status: str = "",
+    kind: str = "",
+    channel: str = "",
+):
+    """Campaigns in your scope (and national ones relayed by your units), newest first."""
+    campaigns = selectors.campaigns_for_user(request.user)
+    if status:
+        campaigns = campaigns.filter(status=status)
+    if kind:
+        campaigns = campaigns.filter(kind=kind)
+    if channel:
+        campaigns = campaigns.filter(channel=channel)
+    return paginate(campaigns.order_by("-created_at"), page, CampaignOut.of)
+
+
 @router.get("/campaigns/{campaign_id}", response=CampaignDetailOut)
 def get_campaign(request: HttpRequest, campaign_id: str):
     campaign = selectors.get_campaign_for_user(request.user, campaign_id)
     detail = CampaignDetailOut(**CampaignOut.of(campaign).dict())
-    if campaign.launched_at is None and campaign.status not in ("cancelled", "rejected"):
-        result = audience.preview(campaign)
-        detail.audience = AudienceOut(
-            recipients=result.recipients,
-            candidates=result.candidates,
-            exclusions=result.exclusions,
-            pressure_sources=dict(result.pressure_sources),
-            cost=float(result.cost),
-            hq_cost=float(result.hq_cost),
-        )
+    if campaign.status in figures.COUNTED and campaign.status != Campaign.Status.REJECTED:
+        # The kept figures as the caller may see them; missing or stale ones are asked of
+        # the worker, like the campaign page's audience panel.
+        detail.audience = AudienceOut.of(figures.kept_for(campaign, access_for(request.user)))
     return detail
 
 

@@ -50,6 +50,8 @@ HANDOFF_REASONS = {reason.value: reason.label for reason in Reason}
 # French mobile numbers; other countries' numbers are assumed able to receive SMS.
 FRENCH_MOBILE = ("+336", "+337")
 PLANNED = (Campaign.Status.APPROVED, Campaign.Status.SCHEDULED)
+# Going to send with no ledger yet: weighed by their planned audience, like planned ones.
+UNFROZEN = (*PLANNED, Campaign.Status.PREPARING)
 LAUNCHED = (Campaign.Status.SENDING, Campaign.Status.PAUSED)
 # Campaigns that may have sent: their ledger rows count against the caps.
 HAS_SENT = (*LAUNCHED, Campaign.Status.FINISHED, Campaign.Status.CANCELLED)
@@ -167,7 +169,7 @@ def competitors(campaign: Campaign, when: dt.datetime, days: int) -> list[Campai
     others = (
         Campaign.objects.filter(
             channel=campaign.channel,
-            status__in=(*PLANNED, *LAUNCHED),
+            status__in=(*UNFROZEN, *LAUNCHED),
             send_at__gt=when - window,
             send_at__lt=when + window,
             is_transactional=False,
@@ -309,7 +311,7 @@ def classified(
         if rules and not at_handoff
         else []
     )
-    planned = [o for o in nearby if o.status in PLANNED]
+    planned = [o for o in nearby if o.status in UNFROZEN]
     launched = [o for o in nearby if o.status in LAUNCHED]
     reach = {
         f"reach_{i}": Case(

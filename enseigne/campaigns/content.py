@@ -35,8 +35,8 @@ from enseigne.network.models import OrgNode, User
 from enseigne.network.services import audit
 
 S = Campaign.Status
-# The statuses the content gate can stop: not launched yet, or sending.
-STOPPABLE = (S.APPROVED, S.SCHEDULED, S.SENDING)
+# The statuses the content gate can stop: not launched yet, preparing, or sending.
+STOPPABLE = (S.APPROVED, S.SCHEDULED, S.PREPARING, S.SENDING)
 # The statuses whose page shows what the gate finds (paused: what keeps it from resuming).
 CHECKED = (*STOPPABLE, S.PAUSED)
 

@@ -85,7 +85,9 @@ def _stamp_parts(campaign: Campaign) -> list:
         else None
     )
     others = (
-        Campaign.objects.filter(channel=campaign.channel, status__in=(*COUNTED, *audience.LAUNCHED))
+        Campaign.objects.filter(
+            channel=campaign.channel, status__in=(*COUNTED, *audience.UNFROZEN, *audience.LAUNCHED)
+        )
         .exclude(pk=campaign.pk)
         .aggregate(n=Count("id"), last=Max("updated_at"))
     )

@@ -7,7 +7,8 @@ freeze at launch, every hand-off, and journeys later):
 gate          declared in                                 evaluated
 ============  =========================================  ==================================
 content       ``campaigns.content.content_problems``      launch, every scheduler wake,
-                                                          before every batch
+                                                          the worker's preparation (just
+                                                          before the freeze), every batch
 address       ``audience.gate_cases``                     preview, freeze, hand-off (SQL)
 number        ``audience.gate_cases``                     preview, freeze, hand-off (SQL)
 consent       ``audience.gate_cases``                     preview, freeze, hand-off (SQL)

@@ -137,6 +137,7 @@ class PauseReason(models.TextChoices):
 
     COMPLAINT_RATE = "complaint_rate", _("spam complaints reached the limit")
     CONTENT = "content", _("its approved content no longer passes head office's rules")
+    PREPARATION = "preparation", _("preparing its audience failed")
 
 
 class Campaign(models.Model):
@@ -153,6 +154,8 @@ class Campaign(models.Model):
         APPROVED = "approved", _("Approved")
         REJECTED = "rejected", _("Rejected")
         SCHEDULED = "scheduled", _("Scheduled")
+        # Launched: the worker freezes its audience into the ledger, then it is sending.
+        PREPARING = "preparing", _("Preparing")
         SENDING = "sending", _("Sending")
         PAUSED = "paused", _("Paused")
         FINISHED = "finished", _("Finished")
@@ -200,7 +203,10 @@ class Campaign(models.Model):
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    # When it was launched (the date its audience is frozen for), and when the worker froze
+    # it into the ledger: a launched campaign with no ``frozen_at`` is still preparing.
     launched_at = models.DateTimeField(null=True, blank=True)
+    frozen_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # The queue's runner for this campaign holds this lease (one runner per campaign; a
     # crashed runner's lease simply expires). Extra workers started by hand share the rows.

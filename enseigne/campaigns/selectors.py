@@ -25,6 +25,7 @@ from enseigne.network.selectors import root_of
 # National campaigns show up in units' calendars once HQ has scheduled them.
 ANNOUNCED = (
     Campaign.Status.SCHEDULED,
+    Campaign.Status.PREPARING,
     Campaign.Status.SENDING,
     Campaign.Status.PAUSED,
     Campaign.Status.FINISHED,

@@ -13,12 +13,12 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Case, Exists, F, OuterRef, Q, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from enseigne.brand.models import LocalVersion, Template
-from enseigne.campaigns import audience, selectors
+from enseigne.campaigns import audience, preparation, selectors
 from enseigne.campaigns.content import (
     campaign_stop_for_content,
     content_problems,
@@ -608,34 +608,48 @@ def relay_decide(
 
 
 @transaction.atomic
-def campaign_launch(
+def campaign_launch_start(
     *, actor: User | None, campaign: Campaign, now: dt.datetime | None = None
-) -> int:
-    """Freeze the audience into the ledger and start sending. Returns the ledger size."""
+) -> Campaign:
+    """Launch, the part that answers at once: the campaign is ``preparing`` (the worker's
+    ``preparation.campaign_prepare`` freezes its audience, then it is sending), or, if its
+    audience was frozen before it was stopped, sending again."""
     if actor is not None:
         _require(actor, edit_capability(campaign), campaign.owner)
     _refuse_content(content_problems(campaign))
-    return _start(actor, campaign, (S.SCHEDULED, S.APPROVED), now or timezone.now())
+    _start(actor, campaign, (S.SCHEDULED, S.APPROVED), now or timezone.now())
+    return campaign
 
 
-def _start(actor: User | None, campaign: Campaign, sources, now: dt.datetime) -> int:
-    """Go to sending. The first time, freeze the audience into the ledger; a campaign that
-    was stopped and approved again carries on with the ledger it has (nothing lost, nothing
-    added)."""
-    first = campaign.launched_at is None
+@transaction.atomic
+def campaign_launch(
+    *, actor: User | None, campaign: Campaign, now: dt.datetime | None = None
+) -> int:
+    """Launch and freeze the audience in this transaction, for scripts and tests; pages, the
+    API and the scheduler use ``campaign_launch_start`` and leave the freeze to the worker.
+    Returns the ledger size."""
+    campaign_launch_start(actor=actor, campaign=campaign, now=now)
+    if campaign.status == S.PREPARING:
+        preparation.campaign_prepare(campaign.pk)
+        campaign.refresh_from_db()
+    return campaign.recipient_total
+
+
+def _start(actor: User | None, campaign: Campaign, sources, now: dt.datetime) -> None:
+    """Go to ``preparing`` until the audience is frozen into the ledger; a campaign stopped
+    after its freeze and approved again carries on with the ledger it has (nothing lost,
+    nothing added)."""
+    first = campaign.frozen_at is None
     _transition(
         campaign,
         sources,
-        S.SENDING,
+        S.PREPARING if first else S.SENDING,
+        # The date the audience is frozen for (pressure, budgets, the SMS window).
         launched_at=now if first else campaign.launched_at,
         needs_confirmation=False,
         pause_reason="",
         content_problems=[],
     )
-    if first:
-        total = audience.freeze(campaign, now)
-        Campaign.objects.filter(pk=campaign.pk).update(recipient_total=total)
-        campaign.recipient_total = total
     audit(
         actor=actor,
         action="campaign.launch",
@@ -643,7 +657,6 @@ def _start(actor: User | None, campaign: Campaign, sources, now: dt.datetime) ->
         node_path=campaign.owner_path,
         changes={"recipients": campaign.recipient_total, "first": first},
     )
-    return campaign.recipient_total
 
 
 def campaigns_due(now: dt.datetime) -> list[Campaign]:
@@ -676,14 +689,15 @@ def campaign_wake(*, campaign: Campaign, now: dt.datetime) -> bool:
                 changes={"send_at": campaign.send_at.isoformat(), "woke_at": now.isoformat()},
             )
         return False
-    campaign_launch(actor=None, campaign=campaign, now=now)
+    campaign_launch_start(actor=None, campaign=campaign, now=now)
     return True
 
 
 @transaction.atomic
 def campaign_pause(*, actor: User, campaign: Campaign) -> Campaign:
     _require(actor, edit_capability(campaign), campaign.owner)
-    _transition(campaign, (S.SENDING,), S.PAUSED)
+    # While preparing: the worker's freeze is rolled back and resuming prepares it again.
+    _transition(campaign, (S.PREPARING, S.SENDING), S.PAUSED)
     audit(actor=actor, action="campaign.pause", target=campaign, node_path=campaign.owner_path)
     return campaign
 
@@ -691,10 +705,10 @@ def campaign_pause(*, actor: User, campaign: Campaign) -> Campaign:
 @transaction.atomic
 def campaign_resume(*, actor: User, campaign: Campaign) -> Campaign:
     """Carry on where it stopped, once what was approved passes head office's rules again.
-    A campaign stopped before its launch is launched now."""
+    A campaign stopped before its audience was frozen is prepared now."""
     _require(actor, edit_capability(campaign), campaign.owner)
     _refuse_content(content_problems(campaign))
-    if campaign.launched_at is None:
+    if campaign.frozen_at is None:
         _start(actor, campaign, (S.PAUSED,), timezone.now())
     else:
         _transition(campaign, (S.PAUSED,), S.SENDING, pause_reason="", content_problems=[])
@@ -714,7 +728,7 @@ def campaign_reopen(*, actor: User, campaign: Campaign) -> Campaign:
             _("Its approved content passes head office's rules: there is nothing to change.")
         )
     stopped = Q(status=S.PAUSED, pause_reason=PauseReason.CONTENT)
-    not_started = Q(status__in=(S.APPROVED, S.SCHEDULED), launched_at__isnull=True)
+    not_started = Q(status__in=(S.APPROVED, S.SCHEDULED), frozen_at__isnull=True)
     reopened = (
         Campaign.objects.filter(pk=campaign.pk)
         .filter(stopped | not_started)
@@ -725,6 +739,8 @@ def campaign_reopen(*, actor: User, campaign: Campaign) -> Campaign:
             approved_version=None,
             approved_values={},
             needs_confirmation=False,
+            # Stopped while preparing: nothing was frozen, so it was never launched.
+            launched_at=Case(When(frozen_at__isnull=True, then=None), default=F("launched_at")),
             updated_at=timezone.now(),
         )
     )
@@ -736,6 +752,7 @@ def campaign_reopen(*, actor: User, campaign: Campaign) -> Campaign:
         )
     campaign.status, campaign.pause_reason, campaign.content_problems = S.DRAFT, "", []
     campaign.approved_version, campaign.approved_values = None, {}
+    campaign.refresh_from_db(fields=["launched_at"])
     audit(actor=actor, action="campaign.reopen", target=campaign, node_path=campaign.owner_path)
     return campaign
 
@@ -746,7 +763,16 @@ def campaign_cancel(*, actor: User, campaign: Campaign) -> Campaign:
     _require(actor, edit_capability(campaign), campaign.owner)
     _transition(
         campaign,
-        (S.DRAFT, S.SUBMITTED, S.APPROVED, S.REJECTED, S.SCHEDULED, S.PAUSED, S.SENDING),
+        (
+            S.DRAFT,
+            S.SUBMITTED,
+            S.APPROVED,
+            S.REJECTED,
+            S.SCHEDULED,
+            S.PREPARING,
+            S.PAUSED,
+            S.SENDING,
+        ),
         S.CANCELLED,
         finished_at=timezone.now(),
     )

@@ -409,14 +409,21 @@ def campaign_progress(request, public_id):
         eta = timezone.now() + dt.timedelta(
             seconds=elapsed / progress["done"] * progress["pending"]
         )
+    shown = request.GET.get("shown", campaign.status)
     response = render(
         request,
         "campaigns/_progress.html",
-        {"campaign": campaign, "progress": progress, "eta": eta},
+        {
+            "campaign": campaign,
+            "progress": progress,
+            "eta": eta,
+            # Preparing → sending: the header's state follows (the actions stay the same).
+            "status_changed": shown != campaign.status,
+        },
     )
-    if request.htmx and campaign.status != Campaign.Status.SENDING:
-        # Sending ended (finished, paused, cancelled): the whole page changes (actions, why
-        # rows were not sent, the report), so htmx loads it again by itself.
+    if request.htmx and campaign.status not in (Campaign.Status.PREPARING, Campaign.Status.SENDING):
+        # Sending ended (finished, paused, cancelled), or preparing did not lead to it: the
+        # whole page changes (actions, the reason, the report), so htmx loads it again.
         response["HX-Refresh"] = "true"
     return response
 

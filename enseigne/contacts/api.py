@@ -8,13 +8,15 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
-from ninja import File, Form, Router, Schema
+from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.responses import Status
 
+from enseigne.api.bounds import fits, max_length_of, text_of
+from enseigne.api.paging import PageParams, page_of, paginate
 from enseigne.contacts import selectors, services
 from enseigne.contacts.import_services import import_prepare, import_start
-from enseigne.contacts.models import Contact, ContactImport
+from enseigne.contacts.models import ConsentEvent, Contact, ContactImport, Segment, Tag
 from enseigne.contacts.segments import segment_count
 from enseigne.network import selectors as network_selectors
 from enseigne.network.capabilities import Capability
@@ -58,44 +60,42 @@ class ContactOut(Schema):
         )
 
 
-class ContactPage(Schema):
-    count: int
-    results: list[ContactOut]
+TagName = text_of(Tag, "name")
 
 
 class ContactIn(Schema):
     unit: uuid.UUID
-    email: str | None = None
-    phone: str | None = None
-    first_name: str = ""
-    last_name: str = ""
+    email: str | None = fits(Contact, "email", None)
+    phone: str | None = fits(Contact, "phone", None)
+    first_name: str = fits(Contact, "first_name", "")
+    last_name: str = fits(Contact, "last_name", "")
     birthday: dt.date | None = None
-    language: str = ""
+    language: str = fits(Contact, "language", "")
     is_customer: bool = False
     attributes: dict = {}
-    tags: list[str] = []
+    tags: list[TagName] = []
 
 
 class ContactPatch(Schema):
-    email: str | None = None
-    phone: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
+    email: str | None = fits(Contact, "email", None)
+    phone: str | None = fits(Contact, "phone", None)
+    first_name: str | None = fits(Contact, "first_name", None)
+    last_name: str | None = fits(Contact, "last_name", None)
     birthday: dt.date | None = None
-    language: str | None = None
+    language: str | None = fits(Contact, "language", None)
     is_customer: bool | None = None
     attributes: dict | None = None
-    tags: list[str] | None = None
+    tags: list[TagName] | None = None
 
 
 class ConsentIn(Schema):
-    channel: str
-    status: str
-    source: str = "api"
+    channel: str = fits(ConsentEvent, "channel")
+    status: str = fits(ConsentEvent, "status")
+    source: str = fits(ConsentEvent, "source", "api")
     occurred_at: dt.datetime | None = None
-    wording_version: str = ""
-    ip_address: str | None = None
-    user_agent: str = ""
+    wording_version: str = fits(ConsentEvent, "wording_version", "")
+    ip_address: str | None = Field(None, max_length=45)  # the longest IPv6 text form
+    user_agent: str = fits(ConsentEvent, "user_agent", "")
     confirmed_at: dt.datetime | None = None
 
 
@@ -162,21 +162,18 @@ class CountOut(Schema):
     count: int
 
 
-@router.get("/contacts", response=ContactPage)
+@router.get("/contacts", response=page_of(ContactOut))
 def list_contacts(
     request: HttpRequest,
+    page: Query[PageParams],
     q: str = "",
     unit: uuid.UUID | None = None,
     tag: str = "",
     consent: str = "",
-    limit: int = 50,
-    offset: int = 0,
 ):
     node = network_selectors.get_node_for_user(request.user, unit) if unit else None
     contacts = selectors.contact_search(request.user, query=q, unit=node, tag=tag, consent=consent)
-    limit = max(1, min(limit, 500))
-    page = contacts.prefetch_related("tags")[offset : offset + limit]
-    return {"count": contacts.count(), "results": [ContactOut.from_contact(c) for c in page]}
+    return paginate(contacts.prefetch_related("tags"), page, ContactOut.from_contact)
 
 
 @router.post("/contacts", response={201: ContactOut})
@@ -226,9 +223,12 @@ def record_consent(request: HttpRequest, contact_id: uuid.UUID, payload: Consent
     return Status(201, event)
 
 
-@router.get("/imports", response=list[ImportOut])
-def list_imports(request: HttpRequest):
-    return [ImportOut.from_import(i) for i in selectors.imports_for_user(request.user)[:100]]
+@router.get("/imports", response=page_of(ImportOut))
+def list_imports(request: HttpRequest, page: Query[PageParams], status: str = ""):
+    imports = selectors.imports_for_user(request.user)
+    if status:
+        imports = imports.filter(status=status)
+    return paginate(imports, page, ImportOut.from_import)
 
 
 @router.post("/imports", response={201: ImportOut})
@@ -236,10 +236,10 @@ def create_import(
     request: HttpRequest,
     file: File[UploadedFile],
     unit: Form[uuid.UUID],
-    mapping: Form[str] = "",
-    consent_channels: Form[str] = "",
-    consent_wording: Form[str] = "",
-    tags: Form[str] = "",
+    mapping: str = Form("", max_length=20_000),
+    consent_channels: str = Form("", max_length=40),
+    consent_wording: str = Form("", max_length=max_length_of(ContactImport, "consent_wording")),
+    tags: str = Form("", max_length=2_000),
 ):
     """Upload a CSV. With ``mapping`` (JSON: column → field) the import starts at once;
     without it, the import waits and proposes a mapping in ``mapping``."""
@@ -272,18 +272,48 @@ def get_import(request: HttpRequest, import_id: uuid.UUID):
     return ImportOut.from_import(selectors.get_import_for_user(request.user, import_id))
 
 
-@router.get("/imports/{import_id}/rejections", response=list[RejectionOut])
-def get_import_rejections(
-    request: HttpRequest, import_id: uuid.UUID, limit: int = 1000, offset: int = 0
-):
+@router.get("/imports/{import_id}/rejections", response=page_of(RejectionOut))
+def get_import_rejections(request: HttpRequest, import_id: uuid.UUID, page: Query[PageParams]):
     imp = selectors.get_import_for_user(request.user, import_id)
-    rows = imp.rejections.all()[offset : offset + max(1, min(limit, 10_000))]
-    return [
-        RejectionOut(row=r.row_number, field=r.field, value=r.value, reason=r.reason, kind=r.kind)
-        for r in rows
-    ]
+    return paginate(
+        imp.rejections.all(),
+        page,
+        lambda r: RejectionOut(
+            row=r.row_number, field=r.field, value=r.value, reason=r.reason, kind=r.kind
+        ),
+    )
 
 
 @router.post("/segments/count", response=CountOut)
 def count_segment(request: HttpRequest, payload: CountIn):
     return {"count": segment_count(request.user, payload.rules)}
+
+
+class SegmentOut(Schema):
+    id: uuid.UUID
+    owner: uuid.UUID
+    name: str
+    description: str
+    rules: dict
+    updated_at: dt.datetime
+
+    @staticmethod
+    def from_segment(segment: Segment) -> SegmentOut:
+        return SegmentOut(
+            id=segment.public_id,
+            owner=segment.owner.public_id,
+            name=segment.name,
+            description=segment.description,
+            rules=segment.rules,
+            updated_at=segment.updated_at,
+        )
+
+
+@router.get("/segments", response=page_of(SegmentOut))
+def list_segments(request: HttpRequest, page: Query[PageParams]):
+    return paginate(selectors.segments_for_user(request.user), page, SegmentOut.from_segment)
+
+
+@router.get("/segments/{segment_id}", response=SegmentOut)
+def get_segment(request: HttpRequest, segment_id: uuid.UUID):
+    return SegmentOut.from_segment(selectors.get_segment_for_user(request.user, segment_id))

@@ -1,5 +1,6 @@
 """Starting and stopping a campaign's sending: each entry point (page, API, scheduler) makes
-one call here, which changes the campaign and, once that is committed, wakes a runner."""
+one call here, which changes the campaign and, once that is committed, asks the worker to
+prepare it (freeze its audience: ``campaigns.preparation``) or wakes a runner."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
+from enseigne.campaigns import preparation
 from enseigne.campaigns import services as campaigns
 from enseigne.campaigns.models import Campaign
+from enseigne.delivery.slots import take_slot
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import User
 
@@ -22,14 +25,50 @@ def wake(campaign_id: int) -> None:
     transaction.on_commit(lambda: send_campaign(campaign_id))
 
 
+def prepare(campaign_id: int) -> None:
+    """Queue the campaign's preparation (its freeze) once the current transaction commits."""
+    from enseigne.delivery.tasks import prepare_campaign
+
+    transaction.on_commit(lambda: prepare_campaign(campaign_id))
+
+
+def _go(campaign: Campaign) -> None:
+    """Once committed, the worker's next step: prepare a campaign, or send one."""
+    if campaign.status == Campaign.Status.PREPARING:
+        prepare(campaign.pk)
+    else:
+        wake(campaign.pk)
+
+
 @transaction.atomic
 def sending_launch(
     *, actor: User | None, campaign: Campaign, now: dt.datetime | None = None
-) -> int:
-    """Freeze the audience and start sending now; returns the ledger's size."""
-    total = campaigns.campaign_launch(actor=actor, campaign=campaign, now=now)
-    wake(campaign.pk)
-    return total
+) -> Campaign:
+    """Send now: answers at once (the campaign is preparing); the worker freezes the
+    audience, then its runners send."""
+    campaigns.campaign_launch_start(actor=actor, campaign=campaign, now=now)
+    _go(campaign)
+    return campaign
+
+
+def sending_prepare(campaign_id: int) -> str:
+    """The worker's preparation: freeze the audience (``campaigns.preparation``), then wake
+    the runners once that is committed. The campaign's first runner slot (released by the
+    database or the kernel the moment its holder dies) keeps a second worker from counting
+    the same audience meanwhile; correctness never depends on it (see preparation.py).
+    Returns the campaign's status, or '' when another worker is preparing it."""
+    slot = take_slot(campaign_id, 1)
+    if slot is None:
+        return ""
+    try:
+        status = preparation.campaign_prepare(campaign_id)
+    finally:
+        # Before the runners are woken: a runner refuses to start where its campaign's
+        # slot is held by its own process.
+        slot.release()
+    if status == Campaign.Status.SENDING:
+        wake(campaign_id)
+    return status
 
 
 @transaction.atomic
@@ -40,18 +79,21 @@ def sending_pause(*, actor: User, campaign: Campaign) -> Campaign:
 @transaction.atomic
 def sending_resume(*, actor: User, campaign: Campaign) -> Campaign:
     campaigns.campaign_resume(actor=actor, campaign=campaign)
-    wake(campaign.pk)
+    _go(campaign)
     return campaign
 
 
 def sending_tick(now: dt.datetime | None = None) -> list[int]:
-    """The scheduler's pass: launch the campaigns that are due, then give every sending
-    campaign a runner. Returns the sending campaigns' ids."""
+    """The scheduler's pass: launch the campaigns that are due, prepare every campaign left
+    preparing (a worker that died while freezing), then give every sending campaign a
+    runner. Returns the sending campaigns' ids."""
     now = now or timezone.now()
     with transaction.atomic(), db_scope(ALL):
         for campaign in campaigns.campaigns_due(now):
-            if campaigns.campaign_wake(campaign=campaign, now=now):
-                wake(campaign.pk)
+            campaigns.campaign_wake(campaign=campaign, now=now)
+        # Those just launched, and those a dead worker left preparing.
+        for campaign_id in preparation.campaigns_preparing():
+            prepare(campaign_id)
         sending = list(
             Campaign.objects.filter(status=Campaign.Status.SENDING).values_list("pk", flat=True)
         )

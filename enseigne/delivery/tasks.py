@@ -38,6 +38,12 @@ def send_campaign(campaign_id: int, hops: int = 0) -> None:
     run_campaign(campaign_id, exclusive=True, on_working=lambda: _one_more_runner(campaign_id))
 
 
+@db_task()
+def prepare_campaign(campaign_id: int) -> None:
+    """Freeze a launched campaign's audience, then wake its runners (by id; idempotent)."""
+    services.sending_prepare(campaign_id)
+
+
 @db_periodic_task(crontab(minute="*"))
 def sending_tick() -> None:
     """Every minute (and when a worker starts): launch campaigns that are due, then give every

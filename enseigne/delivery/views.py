@@ -23,11 +23,17 @@ _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
 @require_POST
 def campaign_launch(request, public_id):
     """Send now (an approved or scheduled campaign, or one that woke too late and waits). The
-    button's post shows what will leave; only the post from that page, confirmed, launches."""
+    button's post shows what will leave; only the post from that page, confirmed, launches:
+    it answers at once, and the campaign page follows the worker's preparation, then sending."""
     if not confirmed(request):
         campaign = campaign_selectors.get_campaign_for_user(request.user, public_id)
         return send_confirmation(request, campaign)
-    return campaign_action(request, public_id, services.sending_launch)
+    return campaign_action(
+        request,
+        public_id,
+        services.sending_launch,
+        done=_("Launched: the audience is being prepared, then sending starts by itself."),
+    )
 
 
 @login_required

@@ -24,7 +24,11 @@ S = Campaign.Status
 def _finish_in_the_past(campaign: Campaign, when: dt.datetime, rng: random.Random) -> None:
     """Freeze the audience as of ``when`` and record it as sent then, with a few failures."""
     Campaign.objects.filter(pk=campaign.pk).update(
-        status=S.SENDING, send_at=when, launched_at=when, scheduled_at=when - dt.timedelta(days=3)
+        status=S.SENDING,
+        send_at=when,
+        launched_at=when,
+        frozen_at=when,
+        scheduled_at=when - dt.timedelta(days=3),
     )
     campaign.refresh_from_db()
     total = audience.freeze(campaign, when)

@@ -236,6 +236,7 @@ def _plan(rng, units, users, templates, now, domain):
             send_at=when,
             scheduled_at=when - dt.timedelta(days=10),
             launched_at=when,
+            frozen_at=when,
             finished_at=when + dt.timedelta(minutes=30),
             created_by=marketer,
             decided_by=marketer,
@@ -340,6 +341,7 @@ def _local(unit, channel, name, template, when, users) -> Campaign:
         send_at=when,
         scheduled_at=when - dt.timedelta(days=5),
         launched_at=when,
+        frozen_at=when,
         finished_at=when + dt.timedelta(minutes=10),
         created_by=manager,
     )

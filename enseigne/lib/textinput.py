@@ -16,8 +16,10 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
+
+from enseigne.lib.errorshape import ErrorCode, error_response
 
 NUL = "\x00"
 
@@ -121,6 +123,8 @@ class RefuseNulMiddleware:
         shown = (field.replace(NUL, "\\0") for field in fields)
         messages = {field: [nul_message(field)] for field in dict.fromkeys(shown)}
         if request.path.startswith("/api/"):
-            return JsonResponse({"detail": messages}, status=422)
+            return error_response(
+                422, ErrorCode.VALIDATION_FAILED, _("Some fields are not valid."), messages
+            )
         text = "\n".join(m[0] for m in messages.values())
         return HttpResponse(text, status=400, content_type="text/plain; charset=utf-8")

@@ -3,8 +3,9 @@ from __future__ import annotations
 import uuid
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 
+from enseigne.api.paging import PageParams, page_of, paginate
 from enseigne.network import selectors
 
 router = Router(tags=["network"])
@@ -49,10 +50,10 @@ def _unit_out(u) -> UnitOut:
     )
 
 
-@router.get("/units", response=list[UnitOut])
-def list_units(request: HttpRequest):
-    units = selectors.units_for_user(request.user).prefetch_related("tags")
-    return [_unit_out(u) for u in units]
+@router.get("/units", response=page_of(UnitOut))
+def list_units(request: HttpRequest, page: Query[PageParams]):
+    units = selectors.units_for_user(request.user).select_related("profile")
+    return paginate(units.prefetch_related("tags"), page, _unit_out)
 
 
 @router.get("/units/{unit_id}", response=UnitOut)

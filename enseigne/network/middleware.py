@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
 from enseigne.lib.client_ip import client_ip
+from enseigne.lib.errorshape import ErrorCode, error_response
 from enseigne.lib.rowsecurity import db_scope
 from enseigne.network.access import access_for
-from enseigne.network.tokens import user_for_token
+from enseigne.network.tokens import Refusal, resolve, token_allows
 
 
 def _count_failure(key: str) -> None:
@@ -37,20 +38,34 @@ class BearerTokenMiddleware:
             # client that tries anyway (or a broken integration) from costing a query a call.
             failures_key = f"bearer-failures:{client_ip(request)}"
             if cache.get(failures_key, 0) >= settings.TOKEN_FAILURE_LIMIT:
-                response = JsonResponse(
-                    {
-                        "detail": _(
-                            "Too many invalid API tokens from this address. Try again later."
-                        )
-                    },
-                    status=429,
+                response = error_response(
+                    429,
+                    ErrorCode.TOO_MANY_REQUESTS,
+                    _("Too many invalid API tokens from this address. Try again later."),
                 )
                 response["Retry-After"] = str(settings.TOKEN_FAILURE_WINDOW)
                 return response
-            user = user_for_token(header[7:].strip())
-            if user is None:
+            resolved = resolve(header[7:].strip())
+            if resolved.refusal is Refusal.EXPIRED:
+                return error_response(
+                    401,
+                    ErrorCode.TOKEN_EXPIRED,
+                    _("This API token has expired: create a new one on your profile page."),
+                )
+            if resolved.token is None:
                 _count_failure(failures_key)
-                return JsonResponse({"detail": "Invalid or revoked token."}, status=401)
+                return error_response(
+                    401, ErrorCode.TOKEN_INVALID, _("Invalid or revoked API token.")
+                )
+            # The scopes are checked here, once, for every address a token can reach.
+            if not token_allows(resolved.token, request.method or "GET", request.path):
+                return error_response(
+                    403,
+                    ErrorCode.TOKEN_SCOPE,
+                    _("This API token's scope does not allow this call (%(scopes)s).")
+                    % {"scopes": ", ".join(resolved.token.scopes)},
+                )
+            user = resolved.token.user
             request.user = user
             request._dont_enforce_csrf_checks = True  # no cookie involved
             request.authenticated_by_token = True

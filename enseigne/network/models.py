@@ -211,8 +211,21 @@ class AuditEvent(models.Model):
         ordering = ["-occurred_at", "-id"]
 
 
+class TokenScope(models.TextChoices):
+    """What an API token may do, within its user's rights (it never adds to them).
+
+    Each write scope opens the writes and reads of its part of the API; ``read_only`` opens
+    every read and no write, and is never combined with a write scope."""
+
+    READ_ONLY = "read_only", _("Read only (every read, no write)")
+    CONTACTS = "contacts", _("Contacts, consent, imports and segments")
+    CONVERSIONS = "conversions", _("Conversions (orders from a till or an e-shop)")
+    CAMPAIGNS = "campaigns", _("Campaigns, templates and the library")
+
+
 class ApiToken(models.Model):
-    """A bearer token; only its hash is stored. It carries exactly its user's scope."""
+    """A bearer token; only its hash is stored. It carries at most its user's scope,
+    narrowed by ``scopes``, until ``expires_at`` or until revoked."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
@@ -221,3 +234,9 @@ class ApiToken(models.Model):
     key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    scopes = models.JSONField(default=list)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

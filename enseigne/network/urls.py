@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from enseigne.network import views
+from enseigne.network import profile, views
 
 urlpatterns = [
     path(
@@ -14,6 +14,12 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(".well-known/security.txt", views.security_txt, name="security_txt"),
     path("", views.home, name="home"),
+    path("profile/", profile.profile, name="profile"),
+    path(
+        "profile/tokens/<uuid:public_id>/revoke/",
+        profile.token_revoke_view,
+        name="token_revoke",
+    ),
     path("hq/nodes/new/", views.node_create, name="node_create"),
     path("hq/users/", views.users, name="users"),
     path("hq/users/<uuid:public_id>/", views.user_detail, name="user_detail"),

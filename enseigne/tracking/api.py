@@ -7,24 +7,30 @@ import uuid
 from decimal import Decimal
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 from ninja.responses import Status
 
+from enseigne.api.bounds import fits
+from enseigne.api.paging import PageParams, page_of, paginate
+from enseigne.contacts.models import Contact
+from enseigne.network.access import path_filter
 from enseigne.network.capabilities import Capability
-from enseigne.network.selectors import get_unit_for_user
+from enseigne.network.selectors import get_node_for_user, get_unit_for_user
 from enseigne.tracking.conversions import conversion_record
+from enseigne.tracking.models import Conversion
+from enseigne.tracking.selectors import conversions_for_user
 
 router = Router(tags=["conversions"])
 
 
 class ConversionIn(Schema):
-    order_id: str
+    order_id: str = fits(Conversion, "order_id")
     unit: uuid.UUID
     amount: Decimal
     occurred_at: dt.datetime | None = None
     contact: uuid.UUID | None = None
-    email: str | None = None
-    phone: str | None = None
+    email: str | None = fits(Contact, "email", None)
+    phone: str | None = fits(Contact, "phone", None)
 
 
 class ConversionOut(Schema):
@@ -34,10 +40,41 @@ class ConversionOut(Schema):
     occurred_at: dt.datetime
     contact: uuid.UUID | None
     attributed: bool
+
+    @staticmethod
+    def of(conversion: Conversion) -> ConversionOut:
+        return ConversionOut(
+            order_id=conversion.order_id,
+            unit=conversion.unit.public_id,
+            amount=conversion.amount,
+            occurred_at=conversion.occurred_at,
+            contact=conversion.contact.public_id if conversion.contact else None,
+            attributed=conversion.campaign_id is not None,
+        )
+
+
+class ConversionRecordedOut(ConversionOut):
     duplicate: bool
 
 
-@router.post("/conversions", response={200: ConversionOut, 201: ConversionOut})
+@router.get("/conversions", response=page_of(ConversionOut))
+def list_conversions(
+    request: HttpRequest,
+    page: Query[PageParams],
+    unit: uuid.UUID | None = None,
+    since: dt.datetime | None = None,
+):
+    """Orders of your units, newest first; ``since`` keeps those at or after that time."""
+    conversions = conversions_for_user(request.user)
+    if unit:
+        node = get_node_for_user(request.user, unit)
+        conversions = conversions.filter(path_filter([node.path]))
+    if since:
+        conversions = conversions.filter(occurred_at__gte=since)
+    return paginate(conversions, page, ConversionOut.of)
+
+
+@router.post("/conversions", response={200: ConversionRecordedOut, 201: ConversionRecordedOut})
 def record_conversion(request: HttpRequest, payload: ConversionIn):
     """Record an order. The same ``order_id`` again answers 200 with the order as first recorded."""
     unit = get_unit_for_user(request.user, payload.unit, Capability.RECORD_CONVERSIONS)
@@ -51,13 +88,5 @@ def record_conversion(request: HttpRequest, payload: ConversionIn):
         email=payload.email,
         phone=payload.phone,
     )
-    out = ConversionOut(
-        order_id=conversion.order_id,
-        unit=conversion.unit.public_id,
-        amount=conversion.amount,
-        occurred_at=conversion.occurred_at,
-        contact=conversion.contact.public_id if conversion.contact else None,
-        attributed=conversion.campaign_id is not None,
-        duplicate=not created,
-    )
+    out = ConversionRecordedOut(**ConversionOut.of(conversion).dict(), duplicate=not created)
     return Status(201 if created else 200, out)
