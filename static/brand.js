@@ -3,6 +3,14 @@
 (function () {
   "use strict";
 
+  // The rich-text toolbar speaks the page's language: each editor announces itself before
+  // it builds its toolbar from Trix.config.lang, and the wording (from Django, in
+  // #trix-lang) is set then. This script loads before Trix so it never misses an editor.
+  document.addEventListener("trix-before-initialize", function () {
+    var trixLang = document.getElementById("trix-lang");
+    if (trixLang && window.Trix) Object.assign(window.Trix.config.lang, trixLang.dataset);
+  });
+
   // Live preview: the form is posted into the iframe (so the response keeps its own CSP).
   var form = document.querySelector("form[data-preview-url]");
   var frame = document.getElementById("preview");
@@ -75,7 +83,7 @@
         bar.classList.add("d-none");
         errors.textContent = (body.errors || []).join(" ");
       });
-      request.addEventListener("error", function () { errors.textContent = upload.dataset.networkError || "Network error."; });
+      request.addEventListener("error", function () { errors.textContent = upload.dataset.networkError; });
       errors.textContent = "";
       bar.classList.remove("d-none");
       request.send(new FormData(upload));

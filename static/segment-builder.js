@@ -33,20 +33,25 @@
   }
   function renderCondition(rule, parent, index) {
     const row = el("div", { class: "mb-2 condition" });
-    row.appendChild(select(catalogue.map((f) => [f.field, f.label || f.field]), rule.field, "field", (v) => {
-      rule.field = v; rule.op = byField[v].ops[0]; rule.value = ""; changed();
+    // Labels come from the server, translated; the rule keeps the keys.
+    row.appendChild(select(catalogue.map((f) => [f.field, f.label]), rule.field, labels.field, (v) => {
+      rule.field = v; rule.op = byField[v].ops[0][0]; rule.value = ""; changed();
     }));
     const spec = byField[rule.field] || catalogue[0];
-    row.appendChild(select(spec.ops.map((o) => [o, o.replaceAll("_", " ")]), rule.op, "operator", (v) => { rule.op = v; changed(); }));
+    row.appendChild(select(spec.ops, rule.op, labels.operator, (v) => { rule.op = v; changed(); }));
     if (!noValue.has(rule.op)) {
       let valueInput;
+      const pick = (options) => select([["", "—"], ...options], String(rule.value == null ? "" : rule.value), labels.value, (v) => { rule.value = v; changed(); });
       if (rule.field === "unit") {
-        valueInput = select([["", "—"], ...units], rule.value || "", "value", (v) => { rule.value = v; changed(); });
-      } else if (spec.choices && spec.choices.length) {
-        valueInput = select([["", "—"], ...spec.choices.map((c) => [c, c])], rule.value || "", "value", (v) => { rule.value = v; changed(); });
+        valueInput = pick(units);
+      } else if (rule.op === "month_is") {
+        valueInput = pick(labels.months);
+      } else if (spec.choices && spec.choices.length && ["equals", "not_equals"].includes(rule.op)) {
+        valueInput = pick(spec.choices);
       } else {
-        const type = /birthday|created_at/.test(rule.field) && ["before", "after", "on"].includes(rule.op) ? "date" : "text";
-        valueInput = el("input", { class: "form-control form-control-sm d-inline-block w-auto me-1", type: type, "aria-label": "value" });
+        const type = /birthday|created_at/.test(rule.field) && ["before", "after", "on"].includes(rule.op) ? "date"
+          : rule.op === "in_last_days" ? "number" : "text";
+        valueInput = el("input", { class: "form-control form-control-sm d-inline-block w-auto me-1", type: type, "aria-label": labels.value });
         valueInput.value = rule.value == null ? "" : rule.value;
         valueInput.addEventListener("input", () => { rule.value = valueInput.value; sync(); });
       }
@@ -61,7 +66,7 @@
     const box = el("div", { class: parent ? "rule-group" : "" });
     const head = el("div", { class: "mb-2" });
     head.appendChild(el("span", { class: "me-2", text: labels.match }));
-    head.appendChild(select([["all", labels.all], ["any", labels.any]], group.match, "match", (v) => { group.match = v; changed(); }));
+    head.appendChild(select([["all", labels.all], ["any", labels.any]], group.match, labels.match, (v) => { group.match = v; changed(); }));
     box.appendChild(head);
     group.rules.forEach((rule, i) => {
       box.appendChild(rule.match ? renderGroup(rule, group, i) : renderCondition(rule, group, i));

@@ -138,9 +138,9 @@ def test_sms_counter_counts_the_locked_ends(client, world):
     url = f"/brand/templates/{template.public_id}/sms-length/"
     unit = str(world.unit_a.public_id)
     short = client.post(url, {"unit": unit, "zone_m": "Promo"}).content.decode()
-    assert "segment(s) of 1 allowed" in short and "text-danger" not in short
+    assert "1 segment of 1 allowed" in short and "text-danger" not in short
     long = client.post(url, {"unit": unit, "zone_m": "x" * 150}).content.decode()
-    assert "text-danger" in long and "2 segment(s)" in long
+    assert "text-danger" in long and "2 segments of 1 allowed" in long
     emoji = client.post(url, {"unit": unit, "zone_m": "Promo 🎉"}).content.decode()
     assert "UCS-2" in emoji
 

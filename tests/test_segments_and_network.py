@@ -175,11 +175,11 @@ def test_segment_sizes_are_each_segments_count_in_one_query(world, people):
         ),
         (
             all_of({"field": "email", "op": "greater_than", "value": 1}),
-            "rule 1: email cannot use the operator 'greater_than'.",
+            "rule 1: “Email” cannot use the operator 'greater_than'.",
         ),
         (
             all_of({"field": "email", "op": "equals", "value": ""}),
-            "rule 1: email equals needs a value.",
+            "rule 1: “Email is” needs a value.",
         ),
         (
             all_of(all_of({"field": "birthday", "op": "on", "value": "12/05"})),

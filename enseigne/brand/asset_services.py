@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from enseigne.brand import images
 from enseigne.brand.models import Asset
@@ -292,7 +293,11 @@ def asset_delete(*, actor: User, asset: Asset) -> None:
     used = usage_counts([asset.pk]).get(asset.pk, 0)
     if used:
         raise ValidationError(
-            _("“%(name)s” is used in %(count)s template(s); remove it from them first.")
+            ngettext(
+                "“%(name)s” is used in %(count)s template; remove it from it first.",
+                "“%(name)s” is used in %(count)s templates; remove it from them first.",
+                used,
+            )
             % {"name": asset.name, "count": used}
         )
     files = asset.stored_files()

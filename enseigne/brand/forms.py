@@ -106,7 +106,7 @@ class TemplateForm(StyledForm):
     shared_with = forms.ChoiceField(label=_("Units that may use it"))
     subject = forms.CharField(label=_("Subject"), max_length=200, required=False)
     source = forms.CharField(
-        label=_("Source"),
+        label=_("Template content"),
         widget=forms.Textarea(
             attrs={"rows": 24, "class": "font-monospace", "spellcheck": "false", "wrap": "off"}
         ),

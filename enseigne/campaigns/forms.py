@@ -4,6 +4,7 @@ import holidays
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from enseigne.brand.selectors import local_versions_for_user, templates_for_user
 from enseigne.campaigns.models import SendingPolicy
@@ -316,7 +317,11 @@ class PressureForm(StyledForm):
                 )
             if (channel, days) in seen:
                 raise forms.ValidationError(
-                    _("Cap %(n)s: there is already a cap over %(days)s days for this channel.")
+                    ngettext(
+                        "Cap %(n)s: there is already a cap over %(days)s day for this channel.",
+                        "Cap %(n)s: there is already a cap over %(days)s days for this channel.",
+                        days,
+                    )
                     % {"n": i + 1, "days": days}
                 )
             seen.add((channel, days))

@@ -28,7 +28,10 @@ class NewContactForm(ContactForm):
     )
     sms_consent = forms.BooleanField(label=_("Agrees to receive marketing SMS"), required=False)
     consent_wording = forms.CharField(
-        label=_("Consent wording version"), required=False, max_length=40, initial="in-store-v1"
+        label=_("Consent wording version"),
+        required=False,
+        max_length=40,
+        initial="formulaire-magasin-v1",
     )
     unit = forms.ChoiceField(label=_("Unit"))
 

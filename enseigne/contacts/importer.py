@@ -24,6 +24,7 @@ from django.db.models import F
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from enseigne.contacts.fields import ATTRIBUTE_PREFIX, field_label
 from enseigne.contacts.import_reader import FileRow, read_rows
 from enseigne.contacts.import_writer import BatchWriter, Chunk, Row, new_rejection, split_repeats
 from enseigne.contacts.models import ContactImport, CustomAttribute, ImportRejection
@@ -57,9 +58,15 @@ BASE_TARGETS = (
 
 
 def import_targets() -> list[str]:
+    return [key for key, _label in import_target_choices()]
+
+
+def import_target_choices() -> list[tuple[str, str]]:
+    """The contact fields a column can fill: (key kept in the mapping, label people read)."""
+    attributes = CustomAttribute.objects.order_by("key").values_list("key", "label")
     return [
-        *BASE_TARGETS,
-        *(f"attributes.{k}" for k in CustomAttribute.objects.values_list("key", flat=True)),
+        *((key, field_label(key)) for key in BASE_TARGETS),
+        *((f"{ATTRIBUTE_PREFIX}{key}", label) for key, label in attributes),
     ]
 
 

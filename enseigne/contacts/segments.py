@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from enseigne.contacts.fields import field_label, operator_label
 from enseigne.contacts.models import (
     VALID_CONSENT,
     ConsentStatus,
@@ -61,18 +63,39 @@ NO_VALUE_OPS = {"is_empty", "is_not_empty", "is_valid", "is_not_valid", "is_true
 
 
 def field_catalogue() -> list[dict]:
-    """Fields and operators the builder offers, including HQ's custom attributes."""
-    fields = [{"field": f, "ops": list(ops)} for f, ops in FIELD_OPS.items()]
+    """Fields and operators the builder offers, with their labels, and HQ's custom attributes.
+
+    Operators and choices are ``[key, label]`` pairs: the rules keep the keys.
+    """
+
+    def ops(keys) -> list[list[str]]:
+        return [[op, operator_label(op)] for op in keys]
+
+    consent = [[status.value, str(status.label)] for status in ConsentStatus]
+    fields = [
+        {
+            "field": f,
+            "label": field_label(f),
+            "ops": ops(keys),
+            **({"choices": consent} if f.startswith("consent_") else {}),
+        }
+        for f, keys in FIELD_OPS.items()
+    ]
     for attribute in CustomAttribute.objects.order_by("key"):
         fields.append(
             {
                 "field": f"attributes.{attribute.key}",
                 "label": attribute.label,
-                "ops": list(ATTRIBUTE_OPS[attribute.kind]),
-                "choices": attribute.choices,
+                "ops": ops(ATTRIBUTE_OPS[attribute.kind]),
+                "choices": [[choice, choice] for choice in attribute.choices],
             }
         )
     return fields
+
+
+def _where(number: str) -> str:
+    """Where a problem is, as the builder numbers rules: "rule 2.1"."""
+    return _("rule %(number)s") % {"number": number} if number else _("rule")
 
 
 class SegmentCompiler:
@@ -83,41 +106,51 @@ class SegmentCompiler:
 
     def compile(self, tree) -> Q:
         self.conditions = 0  # the limit is per tree: one compiler may compile several
-        return self._tree(tree, "rule", 1)
+        return self._tree(tree, "", 1)
 
-    def _tree(self, tree, where: str, depth: int) -> Q:
+    def _tree(self, tree, number: str, depth: int) -> Q:
+        where = _where(number)
         if not isinstance(tree, dict) or tree.get("match") not in {"all", "any"}:
-            raise ValidationError(f"{where}: a group needs match 'all' or 'any'.")
+            raise ValidationError(
+                _("%(where)s: a group needs match 'all' or 'any'.") % {"where": where}
+            )
         if depth > MAX_DEPTH:
-            raise ValidationError(f"{where}: groups can be nested {MAX_DEPTH} levels deep at most.")
+            raise ValidationError(
+                _("%(where)s: groups can be nested %(depth)s levels deep at most.")
+                % {"where": where, "depth": MAX_DEPTH}
+            )
         rules = tree.get("rules")
         if not isinstance(rules, list):
-            raise ValidationError(f"{where}: a group needs a list of rules.")
+            raise ValidationError(_("%(where)s: a group needs a list of rules.") % {"where": where})
         query = Q()
         for index, rule in enumerate(rules, start=1):
-            label = f"{where} {index}" if depth == 1 else f"{where}.{index}"
+            inner = f"{number}.{index}" if number else str(index)
             if isinstance(rule, dict) and "match" in rule:
-                part = self._tree(rule, label, depth + 1)
+                part = self._tree(rule, inner, depth + 1)
             else:
-                part = self._condition(rule, label)
+                part = self._condition(rule, _where(inner))
             query = (query & part) if tree["match"] == "all" else (query | part)
         return query
 
     def _condition(self, rule, where: str) -> Q:
         self.conditions += 1
         if self.conditions > MAX_CONDITIONS:
-            raise ValidationError(f"A segment has {MAX_CONDITIONS} conditions at most.")
+            raise ValidationError(
+                _("A segment has %(most)s conditions at most.") % {"most": MAX_CONDITIONS}
+            )
         if not isinstance(rule, dict):
-            raise ValidationError(f"{where}: not a condition.")
+            raise ValidationError(_("%(where)s: not a condition.") % {"where": where})
         field, op, value = rule.get("field"), rule.get("op"), rule.get("value")
         if isinstance(field, str) and field.startswith("attributes."):
             return self._attribute(field.split(".", 1)[1], op, value, where)
         if field not in FIELD_OPS:
-            raise ValidationError(f"{where}: unknown field {field!r}.")
+            raise ValidationError(
+                _("%(where)s: unknown field %(field)r.") % {"where": where, "field": field}
+            )
         if op not in FIELD_OPS[field]:
-            raise ValidationError(f"{where}: {field} cannot use the operator {op!r}.")
+            raise _wrong_operator(where, field_label(field), op)
         if op not in NO_VALUE_OPS and (value is None or value == ""):
-            raise ValidationError(f"{where}: {field} {op} needs a value.")
+            raise _needs_value(where, field_label(field), op)
         if field in TEXT_FIELDS:
             return _text(field, op, value)
         if field in DATE_FIELDS:
@@ -134,7 +167,10 @@ class SegmentCompiler:
             if op == "is_not_valid":
                 return ~Q(**{f"{column}__in": VALID_CONSENT})
             if value not in ConsentStatus.values:
-                raise ValidationError(f"{where}: unknown consent status {value!r}.")
+                raise ValidationError(
+                    _("%(where)s: unknown consent status %(value)r.")
+                    % {"where": where, "value": value}
+                )
             return Q(**{column: value})
         if field == "is_customer":
             return Q(is_customer=op == "is_true")
@@ -143,16 +179,19 @@ class SegmentCompiler:
     def _unit(self, op: str, value, where: str) -> Q:
         node = OrgNode.objects.filter(public_id=value).first() if parse_uuid(value) else None
         if node is None or not access_for(self.user).sees(node.path):
-            raise ValidationError(f"{where}: unknown unit or region.")
+            raise ValidationError(_("%(where)s: unknown unit or region.") % {"where": where})
         query = in_subtree(node)
         return query if op == "in_subtree" else ~query
 
     def _attribute(self, key: str, op, value, where: str) -> Q:
         attribute = self.attributes.get(key)
         if attribute is None:
-            raise ValidationError(f"{where}: HQ has not declared the attribute {key!r}.")
+            raise ValidationError(
+                _("%(where)s: HQ has not declared the attribute %(key)r.")
+                % {"where": where, "key": key}
+            )
         if op not in ATTRIBUTE_OPS[attribute.kind]:
-            raise ValidationError(f"{where}: {attribute.label} cannot use the operator {op!r}.")
+            raise _wrong_operator(where, attribute.label, op)
         lookup = f"attributes__{key}"
         if op == "is_empty":
             return Q(**{f"{lookup}__isnull": True})
@@ -161,12 +200,15 @@ class SegmentCompiler:
         if op in {"is_true", "is_false"}:
             return Q(**{lookup: op == "is_true"})
         if value is None or value == "":
-            raise ValidationError(f"{where}: {attribute.label} {op} needs a value.")
+            raise _needs_value(where, attribute.label, op)
         if attribute.kind == CustomAttribute.Kind.NUMBER:
             try:
                 value = float(value)
             except (TypeError, ValueError):
-                raise ValidationError(f"{where}: {attribute.label} needs a number.") from None
+                raise ValidationError(
+                    _("%(where)s: “%(field)s” needs a number.")
+                    % {"where": where, "field": attribute.label}
+                ) from None
             if value.is_integer():
                 value = int(value)
             return {
@@ -182,6 +224,20 @@ class SegmentCompiler:
                 "on": Q(**{lookup: day}),
             }[op]
         return _text(lookup, op, str(value))
+
+
+def _wrong_operator(where: str, label: str, op) -> ValidationError:
+    return ValidationError(
+        _("%(where)s: “%(field)s” cannot use the operator %(op)r.")
+        % {"where": where, "field": label, "op": op}
+    )
+
+
+def _needs_value(where: str, label: str, op: str) -> ValidationError:
+    return ValidationError(
+        _("%(where)s: “%(field)s %(operator)s” needs a value.")
+        % {"where": where, "field": label, "operator": operator_label(op)}
+    )
 
 
 def _text(field: str, op: str, value) -> Q:
@@ -205,7 +261,9 @@ def _parse_day(value, where: str) -> dt.date:
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
-        raise ValidationError(f"{where}: {value!r} is not a date (YYYY-MM-DD).") from None
+        raise ValidationError(
+            _("%(where)s: %(value)r is not a date (YYYY-MM-DD).") % {"where": where, "value": value}
+        ) from None
 
 
 def _date(field: str, op: str, value, where: str) -> Q:
@@ -219,13 +277,15 @@ def _date(field: str, op: str, value, where: str) -> Q:
         except (TypeError, ValueError):
             month = 0
         if not 1 <= month <= 12:
-            raise ValidationError(f"{where}: the month must be 1 to 12.")
+            raise ValidationError(_("%(where)s: the month must be 1 to 12.") % {"where": where})
         return Q(**{f"{field}__month": month})
     if op == "in_last_days":
         try:
             days = int(value)
         except (TypeError, ValueError):
-            raise ValidationError(f"{where}: give a number of days.") from None
+            raise ValidationError(
+                _("%(where)s: give a number of days.") % {"where": where}
+            ) from None
         since = timezone.now() - dt.timedelta(days=days)
         return Q(**{f"{field}__gte": since if field == "created_at" else since.date()})
     day = _parse_day(value, where)

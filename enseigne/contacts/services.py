@@ -7,6 +7,7 @@ import datetime as dt
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from enseigne.contacts.models import (
     Channel,
@@ -121,9 +122,9 @@ def _refuse_erased(unit: OrgNode, email: str | None, phone: str | None) -> None:
     for value_hash in erased_hashes(unit, list(hashes)):
         raise ValidationError(
             {
-                hashes[
-                    value_hash
-                ]: "This person asked to be erased from this unit; they cannot be added again."
+                hashes[value_hash]: _(
+                    "This person asked to be erased from this unit; they cannot be added again."
+                )
             }
         )
 
@@ -143,11 +144,11 @@ def contact_create(
     _require(actor, Capability.EDIT_CONTACTS, unit)
     if unit.kind != OrgNode.Kind.UNIT:
         raise ValidationError(
-            {"unit": "Contacts belong to a unit, not to a region or the network."}
+            {"unit": _("Contacts belong to a unit, not to a region or the network.")}
         )
     cleaned = clean_contact_data(data, country=unit_country(unit))
     if not cleaned.get("email") and not cleaned.get("phone"):
-        raise ValidationError({"email": "Give at least an email address or a phone number."})
+        raise ValidationError({"email": _("Give at least an email address or a phone number.")})
     _refuse_erased(unit, cleaned.get("email"), cleaned.get("phone"))
     contact = Contact(unit=unit, unit_path=unit.path, **cleaned)
     try:
@@ -155,7 +156,7 @@ def contact_create(
             contact.save()
     except IntegrityError:
         raise ValidationError(
-            {"email": "A contact with this email or phone already exists in this unit."}
+            {"email": _("A contact with this email or phone already exists in this unit.")}
         ) from None
     if tags:
         contact_set_tags(contact=contact, tags=tags)
@@ -182,7 +183,7 @@ def contact_update(
     email = cleaned.get("email", contact.email)
     phone = cleaned.get("phone", contact.phone)
     if not email and not phone:
-        raise ValidationError({"email": "Give at least an email address or a phone number."})
+        raise ValidationError({"email": _("Give at least an email address or a phone number.")})
     changed = [f for f, v in cleaned.items() if getattr(contact, f) != v]
     if "email" in changed or "phone" in changed:
         _refuse_erased(
@@ -198,7 +199,7 @@ def contact_update(
                 contact.save(update_fields=[*changed, "updated_at"])
         except IntegrityError:
             raise ValidationError(
-                {"email": "Another contact of this unit already has this email or phone."}
+                {"email": _("Another contact of this unit already has this email or phone.")}
             ) from None
     if tags is not None:
         contact_set_tags(contact=contact, tags=tags)
@@ -252,19 +253,27 @@ def consent_record(
 ) -> ConsentEvent:
     """Append a consent event and bring the contact's current status in step with it."""
     if channel not in Channel.values:
-        raise ValidationError({"channel": f"Unknown channel {channel!r}."})
+        raise ValidationError({"channel": _("Unknown channel %(value)r.") % {"value": channel}})
     if status not in ConsentStatus.values or status == ConsentStatus.NONE:
-        raise ValidationError({"status": f"Unknown consent status {status!r}."})
+        raise ValidationError(
+            {"status": _("Unknown consent status %(value)r.") % {"value": status}}
+        )
     if source not in ConsentEvent.Source.values:
-        raise ValidationError({"source": f"Unknown consent source {source!r}."})
+        raise ValidationError(
+            {"source": _("Unknown consent source %(value)r.") % {"value": source}}
+        )
     if status == ConsentStatus.SOFT_OPT_IN and not contact.is_customer:
         raise ValidationError(
-            {"status": "Soft opt-in is only for existing customers (a real purchase)."}
+            {"status": _("Soft opt-in is only for existing customers (a real purchase).")}
         )
     address = contact.email if channel == Channel.EMAIL else contact.phone
     if not address:
         raise ValidationError(
-            {"channel": f"This contact has no {Channel(channel).label.lower()} to consent for."}
+            {
+                "channel": _("This contact has no email address to consent for.")
+                if channel == Channel.EMAIL
+                else _("This contact has no phone number to consent for.")
+            }
         )
     event = ConsentEvent.objects.create(
         contact=contact,
@@ -422,7 +431,7 @@ def segment_save(
     """Create or update a saved segment after validating its rules."""
     _require(actor, Capability.MANAGE_SEGMENTS, owner)
     if not name.strip():
-        raise ValidationError({"name": "Give the segment a name."})
+        raise ValidationError({"name": _("Give the segment a name.")})
     compile_rules(actor, rules)
     if segment is None:
         segment = Segment.objects.create(

@@ -59,6 +59,7 @@ _EMAIL_REASONS = (
     ("display name and angle brackets", gettext_noop("a name or <…> around the address")),
     ("too long before the @-sign", gettext_noop("too long before the @")),
     ("too long", gettext_noop("too long")),
+    ("separated by so many characters", gettext_noop("a part of the domain is too long")),
     ("two periods in a row", gettext_noop("two dots in a row")),
     ("period and a hyphen", gettext_noop("a dot next to a hyphen")),
     ("special-use or reserved name", gettext_noop("a reserved domain name")),

@@ -11,10 +11,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from enseigne.contacts import selectors, services
+from enseigne.contacts.fields import builder_labels
 from enseigne.contacts.forms import (
     ConsentForm,
     ContactForm,
@@ -23,7 +25,7 @@ from enseigne.contacts.forms import (
     SegmentForm,
 )
 from enseigne.contacts.import_services import import_prepare, import_start
-from enseigne.contacts.importer import import_targets
+from enseigne.contacts.importer import import_target_choices
 from enseigne.contacts.models import ContactImport, ImportRejection
 from enseigne.contacts.segments import field_catalogue, segment_count, segment_sizes
 from enseigne.lib.csvsafe import csv_rows
@@ -300,7 +302,7 @@ def import_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def import_detail(request: HttpRequest, public_id) -> HttpResponse:
     contact_import = selectors.get_import_for_user(request.user, public_id)
-    targets = import_targets()
+    targets = import_target_choices()
     error = None
     if request.method == "POST" and contact_import.status == ContactImport.Status.MAPPING:
         mapping = {
@@ -474,6 +476,7 @@ def segment_edit(request: HttpRequest, public_id=None) -> HttpResponse:
             "can_save": can_save,
             "rules_json": rules,
             "catalogue": field_catalogue(),
+            "builder_labels": {**builder_labels(), "countUrl": reverse("segment_count")},
             "units": [
                 (str(u.public_id), u.name) for u in network_selectors.nodes_for_user(request.user)
             ],

@@ -58,6 +58,9 @@ REGIONS = {
         ("Rennes", "rennes", "9 rue Le Bastard", "35000", "+33299000108"),
     ],
 }
+# The units' own texts, as a French store writes them (the profile is data, not UI wording).
+OPENING_HOURS = "Du lundi au samedi, de 10 h à 19 h\nFermé le dimanche"
+LOYALTY_TIERS = ["bronze", "argent", "or"]
 MANAGERS = [
     "Claire Martin",
     "Julien Bernard",
@@ -225,20 +228,22 @@ def seed(contacts_total: int = 20_000, random_seed: int = 42) -> dict:
         sending_domain="news.maison-lumiere.test",
     )
     network.unit_variable_declare(
-        actor=None, key="parking", label="Parking", help_text="Where customers park"
+        actor=None, key="parking", label="Parking", help_text="Où les clients se garent"
     )
-    network.unit_variable_declare(actor=None, key="click_collect", label="Click & collect hours")
+    network.unit_variable_declare(
+        actor=None, key="click_collect", label="Horaires du retrait en magasin (click & collect)"
+    )
     CustomAttribute.objects.get_or_create(
         key="loyalty_tier",
         defaults={
-            "label": "Loyalty tier",
+            "label": "Niveau de fidélité",
             "kind": CustomAttribute.Kind.CHOICE,
-            "choices": ["bronze", "silver", "gold"],
+            "choices": LOYALTY_TIERS,
         },
     )
     CustomAttribute.objects.get_or_create(
         key="favourite_room",
-        defaults={"label": "Favourite room", "kind": CustomAttribute.Kind.TEXT},
+        defaults={"label": "Pièce préférée", "kind": CustomAttribute.Kind.TEXT},
     )
     units: dict[str, OrgNode] = {}
     index = 0
@@ -261,10 +266,10 @@ def seed(contacts_total: int = 20_000, random_seed: int = 42) -> dict:
                     "email": f"{code}@{DOMAIN}",
                     "website": f"https://www.{DOMAIN}/magasins/{code}",
                     "manager_name": MANAGERS[index],
-                    "opening_hours": "Mon–Sat 10:00–19:00\nSun closed",
+                    "opening_hours": OPENING_HOURS,
                     "variables": {
-                        "parking": f"Parking {name} Centre, 2 min walk",
-                        "click_collect": "Mon–Sat 11:00–18:30",
+                        "parking": f"Parking {name} Centre, à 2 minutes à pied",
+                        "click_collect": "Du lundi au samedi, de 11 h à 18 h 30",
                     },
                 },
                 tags=["pilot"] if code in {"lyon", "nantes"} else [],
@@ -293,7 +298,7 @@ def seed(contacts_total: int = 20_000, random_seed: int = 42) -> dict:
         actor=users["lyon@" + DOMAIN],
         owner=lyon,
         name="Clients fidèles joignables par email",
-        description="Existing customers with valid email consent",
+        description="Clients existants ayant donné leur consentement e-mail",
         rules={
             "match": "all",
             "rules": [
@@ -364,7 +369,7 @@ def _contacts(rng: random.Random, units: list[OrgNode], total: int) -> None:
                 else None,
                 language="fr" if rng.random() < 0.93 else "en",
                 is_customer=customer,
-                attributes={"loyalty_tier": rng.choice(["bronze", "bronze", "silver", "gold"])}
+                attributes={"loyalty_tier": rng.choice([*LOYALTY_TIERS[:1], *LOYALTY_TIERS])}
                 if customer
                 else {},
             )
@@ -396,7 +401,7 @@ def _contacts(rng: random.Random, units: list[OrgNode], total: int) -> None:
                     status=status,
                     occurred_at=at,
                     source=rng.choice(["in_store", "form", "in_store"]),
-                    wording_version="in-store-v1",
+                    wording_version="formulaire-magasin-v1",
                     ip_address=None,
                 )
             )

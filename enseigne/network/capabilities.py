@@ -2,6 +2,7 @@
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 
 class Capability(models.TextChoices):
@@ -34,15 +35,16 @@ class Capability(models.TextChoices):
 
 C = Capability
 
-# Built-in roles: key -> (label, level, capabilities). HQ admins may add more.
+# Built-in roles: key -> (name, level, capabilities). HQ admins may add more. The name is
+# stored in English and shown translated (``Role.label``); HQ's own roles show as named.
 BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
     "hq_admin": (
-        "HQ admin",
+        gettext_noop("HQ admin"),
         "hq",
         {c.value for c in Capability},
     ),
     "hq_marketer": (
-        "HQ marketer",
+        gettext_noop("HQ marketer"),
         "hq",
         {
             C.MANAGE_TEMPLATES,
@@ -60,7 +62,7 @@ BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
         },
     ),
     "region_manager": (
-        "Region manager",
+        gettext_noop("Region manager"),
         "region",
         {
             C.APPROVE_CAMPAIGNS,
@@ -74,7 +76,7 @@ BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
         },
     ),
     "unit_manager": (
-        "Unit manager",
+        gettext_noop("Unit manager"),
         "unit",
         {
             C.CREATE_LOCAL_CAMPAIGNS,
@@ -90,7 +92,7 @@ BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
         },
     ),
     "unit_staff": (
-        "Unit staff",
+        gettext_noop("Unit staff"),
         "unit",
         {C.VIEW_CONTACTS, C.EDIT_CONTACTS},
     ),

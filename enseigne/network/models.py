@@ -7,6 +7,7 @@ import uuid
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from treebeard.mp_tree import MP_Node
 
@@ -143,7 +144,12 @@ class Role(models.Model):
     is_builtin = models.BooleanField(default=False)
 
     def __str__(self) -> str:
-        return self.name
+        return self.label
+
+    @property
+    def label(self) -> str:
+        """The name people read: a built-in role's in their language, HQ's own as written."""
+        return gettext(self.name) if self.is_builtin else self.name
 
 
 class RoleGrant(models.Model):

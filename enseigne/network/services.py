@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from enseigne.network.access import access_for, forget_access
 from enseigne.network.capabilities import BUILTIN_ROLES, Capability
@@ -57,14 +58,14 @@ def audit(
 
 def _require_hq_admin(actor: User | None) -> None:
     if actor is not None and not access_for(actor).is_hq_admin:
-        raise PermissionDenied("Only HQ admins manage users, roles and the network.")
+        raise PermissionDenied(_("Only HQ admins manage users, roles and the network."))
 
 
 def builtin_roles_ensure() -> dict[str, Role]:
     """Create the built-in roles and their grants; idempotent."""
     roles = {}
     for key, (label, level, capabilities) in BUILTIN_ROLES.items():
-        role, _ = Role.objects.get_or_create(
+        role, _created = Role.objects.get_or_create(
             key=key, defaults={"name": label, "level": level, "is_builtin": True}
         )
         existing = set(role.grants.values_list("capability", flat=True))
@@ -113,11 +114,11 @@ def node_create(
     """Add a region (under the network or a region) or a unit (under either)."""
     _require_hq_admin(actor)
     if parent.kind == OrgNode.Kind.UNIT:
-        raise ValidationError({"parent": "A unit cannot contain other nodes."})
+        raise ValidationError({"parent": _("A unit cannot contain other units or regions.")})
     if kind not in {OrgNode.Kind.REGION, OrgNode.Kind.UNIT}:
-        raise ValidationError({"kind": "Choose a region or a unit."})
+        raise ValidationError({"kind": _("Choose a region or a unit.")})
     if OrgNode.objects.filter(code=code).exists():
-        raise ValidationError({"code": f"The code {code!r} is already used."})
+        raise ValidationError({"code": _("The code “%(code)s” is already used.") % {"code": code}})
     parent.refresh_from_db()
     node = OrgNode.objects.add_child(parent, {"kind": kind, "name": name, "code": code})
     if kind == OrgNode.Kind.UNIT:
@@ -137,13 +138,21 @@ def node_create(
 def _clean_profile(data: dict) -> dict:
     unknown = set(data) - set(PROFILE_FIELDS) - {"variables"}
     if unknown:
-        raise ValidationError({"profile": f"Unknown profile fields: {', '.join(sorted(unknown))}."})
+        raise ValidationError(
+            {
+                "profile": _("Unknown profile fields: %(fields)s.")
+                % {"fields": ", ".join(sorted(unknown))}
+            }
+        )
     if "variables" in data:
         declared = set(UnitVariable.objects.values_list("key", flat=True))
         undeclared = set(data["variables"]) - declared
         if undeclared:
             raise ValidationError(
-                {"variables": f"HQ has not declared: {', '.join(sorted(undeclared))}."}
+                {
+                    "variables": _("HQ has not declared: %(keys)s.")
+                    % {"keys": ", ".join(sorted(undeclared))}
+                }
             )
     return data
 
@@ -185,7 +194,7 @@ def unit_variable_declare(
     *, actor: User | None, key: str, label: str, help_text: str = ""
 ) -> UnitVariable:
     _require_hq_admin(actor)
-    variable, _ = UnitVariable.objects.update_or_create(
+    variable, _created = UnitVariable.objects.update_or_create(
         key=key, defaults={"label": label, "help_text": help_text}
     )
     audit(actor=actor, action="unit_variable.declare", target=variable, changes={"key": key})
@@ -205,7 +214,9 @@ def user_create(
     _require_hq_admin(actor)
     email = email.strip().lower()
     if User.objects.filter(email=email).exists():
-        raise ValidationError({"email": f"A user with the email {email} already exists."})
+        raise ValidationError(
+            {"email": _("A user with the email %(email)s already exists.") % {"email": email}}
+        )
     user = User.objects.create_user(
         email, password, first_name=first_name, last_name=last_name, language=language
     )
@@ -243,7 +254,7 @@ def user_create_with_membership(
 def user_set_active(*, actor: User, user: User, active: bool) -> None:
     _require_hq_admin(actor)
     if user == actor and not active:
-        raise ValidationError("You cannot deactivate your own account.")
+        raise ValidationError(_("You cannot deactivate your own account."))
     User.objects.filter(pk=user.pk).update(is_active=active)
     audit(actor=actor, action="user.activate" if active else "user.deactivate", target=user)
 
@@ -257,12 +268,12 @@ def membership_grant(*, actor: User | None, user: User, node: OrgNode, role: Rol
         "unit": OrgNode.Kind.UNIT,
     }
     if node.kind != expected_kind[role.level]:
-        raise ValidationError(
-            {
-                "role": f"The role {role.name} is held at a {expected_kind[role.level].label.lower()}, "
-                f"not at {node.name}."
-            }
-        )
+        held_at = {
+            "hq": _("The role “%(role)s” is held at the head office, not at %(node)s."),
+            "region": _("The role “%(role)s” is held at a region, not at %(node)s."),
+            "unit": _("The role “%(role)s” is held at a unit, not at %(node)s."),
+        }[role.level]
+        raise ValidationError({"role": held_at % {"role": role.label, "node": node.name}})
     membership, created = Membership.objects.get_or_create(user=user, node=node, role=role)
     if created:
         audit(
@@ -293,7 +304,7 @@ def membership_revoke(*, actor: User, membership: Membership) -> None:
 def role_create(*, actor: User, key: str, name: str, level: str, capabilities: list[str]) -> Role:
     _require_hq_admin(actor)
     if Role.objects.filter(key=key).exists():
-        raise ValidationError({"key": f"The role key {key!r} is already used."})
+        raise ValidationError({"key": _("The role key “%(key)s” is already used.") % {"key": key}})
     role = Role.objects.create(key=key, name=name, level=level)
     _set_grants(role, capabilities)
     audit(
@@ -309,7 +320,10 @@ def role_create(*, actor: User, key: str, name: str, level: str, capabilities: l
 def role_set_capabilities(*, actor: User, role: Role, capabilities: list[str]) -> None:
     _require_hq_admin(actor)
     if role.key == "hq_admin" and Capability.MANAGE_USERS not in capabilities:
-        raise ValidationError("HQ admins must keep 'manage users', or nobody could manage roles.")
+        raise ValidationError(
+            _("HQ admins must keep “%(capability)s”, or nobody could manage roles.")
+            % {"capability": Capability.MANAGE_USERS.label}
+        )
     before = sorted(role.grants.values_list("capability", flat=True))
     _set_grants(role, capabilities)
     audit(
@@ -325,7 +339,10 @@ def _set_grants(role: Role, capabilities: list[str]) -> None:
     unknown = set(capabilities) - valid
     if unknown:
         raise ValidationError(
-            {"capabilities": f"Unknown capabilities: {', '.join(sorted(unknown))}."}
+            {
+                "capabilities": _("Unknown capabilities: %(keys)s.")
+                % {"keys": ", ".join(sorted(unknown))}
+            }
         )
     role.grants.exclude(capability__in=capabilities).delete()
     existing = set(role.grants.values_list("capability", flat=True))
@@ -348,7 +365,8 @@ def capability_rule_add(
     _require_hq_admin(actor)
     if capability == Capability.MANAGE_USERS:
         raise ValidationError(
-            "'Manage users' belongs to HQ admins and cannot be narrowed or widened."
+            _("“%(capability)s” belongs to HQ admins and cannot be narrowed or widened.")
+            % {"capability": Capability.MANAGE_USERS.label}
         )
     tag = _tags([unit_tag])[0] if unit_tag else None
     rule = CapabilityRule.objects.create(

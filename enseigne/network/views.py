@@ -220,7 +220,8 @@ def roles(request: HttpRequest) -> HttpResponse:
                         capabilities=request.POST.getlist("capabilities"),
                     )
                     messages.success(
-                        request, _("The capabilities of %(role)s were saved.") % {"role": role.name}
+                        request,
+                        _("The capabilities of %(role)s were saved.") % {"role": role.label},
                     )
                 return redirect("roles")
             if action == "add_rule" and rule_form.is_valid():

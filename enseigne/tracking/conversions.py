@@ -23,6 +23,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from enseigne.campaigns.models import Recipient
 from enseigne.campaigns.selectors import policy_for
@@ -246,7 +247,11 @@ def conversions_import(*, actor: User, data: bytes) -> ImportResult:
     missing = [c for c in ("order_id", "unit", "amount") if c not in header]
     if missing:
         raise ValidationError(
-            _("Missing column(s): %(columns)s. Expected: %(expected)s.")
+            ngettext(
+                "Missing column: %(columns)s. Expected: %(expected)s.",
+                "Missing columns: %(columns)s. Expected: %(expected)s.",
+                len(missing),
+            )
             % {"columns": ", ".join(missing), "expected": ", ".join(COLUMNS)}
         )
     reader.fieldnames = header
