@@ -3,10 +3,13 @@ parses their HTML; tests/test_browser_accessibility.py runs axe-core over them i
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from django.urls import reverse
+from django.utils import timezone
 
+from enseigne.campaigns import services
 from enseigne.contacts.import_services import import_prepare
 from enseigne.lib.rowsecurity import ALL, db_scope
 from tests.campaign_helpers import email_template, local_campaign
@@ -46,6 +49,11 @@ def main_pages(world) -> list[Page]:
         template = email_template(world)
         campaign = local_campaign(world, template=template)
         segment = campaign.segment
+        scheduled = local_campaign(world, template=template)
+        services.campaign_submit(actor=world.hq_admin, campaign=scheduled)
+        services.campaign_schedule(
+            actor=world.hq_admin, campaign=scheduled, send_at=timezone.now() + dt.timedelta(days=3)
+        )
     return [
         Page("home", reverse("home")),
         Page("contacts", reverse("contact_list")),
@@ -58,6 +66,7 @@ def main_pages(world) -> list[Page]:
         Page("personalise", reverse("template_personalise", args=[template.public_id])),
         Page("campaigns", reverse("campaign_list")),
         Page("campaign detail", reverse("campaign_detail", args=[campaign.public_id])),
+        Page("scheduled campaign", reverse("campaign_detail", args=[scheduled.public_id])),
         Page("calendar", reverse("campaign_calendar")),
         Page("rules", reverse("sending_rules")),
         Page("results", reverse("results")),
