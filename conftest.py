@@ -61,3 +61,13 @@ def _fresh_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """A request in French leaves French active in the thread (the locale middleware does not
+    reset it); tests that run after it without a request start from the default again."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()
