@@ -70,6 +70,7 @@ def main_pages(world) -> list[Page]:
         Page("calendar", reverse("campaign_calendar")),
         Page("rules", reverse("sending_rules")),
         Page("results", reverse("results")),
+        Page("profile", reverse("profile")),
     ]
 
 
