@@ -59,5 +59,18 @@
       });
     },
   });
+  // FullCalendar names each day cell after its number only, which screen readers announce in
+  // place of the cell's events; its toolbar icons are images without text inside buttons that
+  // have a title. The cell's own content names it, and the icons are decoration.
+  function accessible() {
+    element.querySelectorAll("td[role=gridcell][aria-labelledby]").forEach((cell) => cell.removeAttribute("aria-labelledby"));
+    element.querySelectorAll(".fc-icon[role=img]").forEach((icon) => {
+      icon.removeAttribute("role");
+      icon.setAttribute("aria-hidden", "true");
+    });
+  }
+  calendar.setOption("datesSet", accessible);
+  calendar.setOption("eventsSet", accessible);
   calendar.render();
+  accessible();
 })();

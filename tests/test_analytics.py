@@ -19,6 +19,7 @@ from enseigne.campaigns import services
 from enseigne.delivery import events
 from enseigne.delivery.models import Event
 from tests.campaign_helpers import contacts, email_template, local_campaign
+from tests.exports import export_rows
 
 PARIS = ZoneInfo("Europe/Paris")
 K = Event.Kind
@@ -281,9 +282,9 @@ def test_report_csv_is_formula_safe(world, history, client):
     with time_machine.travel(at(10, 13), tick=False):
         response = client.get(reverse("campaign_report_csv", args=[national.public_id]))
         page = client.get(reverse("campaign_report", args=[national.public_id]))
-    body = b"".join(response.streaming_content).decode()
-    assert body.splitlines()[0].startswith("unit,code,relay,sent")
-    assert "'=HYPERLINK" in body
+    rows = export_rows(response)
+    assert rows[0][:4] == ["Unit", "Code", "Relay", "Sent"]
+    assert [r[0][1:] for r in rows if r[0].startswith("'=")] == ['=HYPERLINK("http://evil")']
     assert page.status_code == 200
     client.force_login(world.manager_b)
     assert (

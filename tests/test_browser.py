@@ -88,7 +88,7 @@ def test_unit_manager_imports_a_csv_and_sees_the_row_report(
     with page.expect_download() as download:
         page.locator("#download-report").click()
     content = Path(download.value.path()).read_text()
-    assert content.splitlines()[1].startswith("3,Email,hugo@,")
+    assert content.splitlines()[1].startswith("3;Email;hugo@;")
     with db_scope(ALL):
         stored = sorted(
             Contact.objects.filter(unit=world.unit_a).values_list("email", "email_consent")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
@@ -12,6 +9,7 @@ from enseigne.contacts import selectors, services
 from enseigne.contacts.models import ConsentEvent, ConsentStatus, Contact, Suppression
 from enseigne.lib.csvsafe import neutralise
 from enseigne.lib.hashing import identifier_hash
+from tests.exports import export_dicts
 from tests.factories import ContactFactory
 
 
@@ -183,10 +181,10 @@ def test_contact_export_is_scoped_and_formula_safe(world, client):
     ContactFactory(unit=world.unit_b, first_name="Autre")
     client.force_login(world.manager_a)
     response = client.get("/contacts/export.csv")
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = export_dicts(response)
     assert len(rows) == 1
-    assert rows[0]["first_name"] == "'=cmd|'/c calc'!A1"
-    assert rows[0]["phone"] == "+33612345678"
+    assert rows[0]["First name"] == "'=cmd|'/c calc'!A1"
+    assert rows[0]["Phone"] == "+33612345678"
 
 
 def test_unit_a_lists_and_searches_never_contain_unit_b(world):

@@ -4,9 +4,7 @@ that no spreadsheet evaluates."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from unittest import mock
 
 import pytest
@@ -26,6 +24,7 @@ from enseigne.network.models import AuditEvent, Membership, Role, User
 from enseigne.tracking.conversions import conversion_record, conversions_import
 from enseigne.tracking.models import Conversion
 from tests.campaign_helpers import email_template
+from tests.exports import export_dicts
 from tests.factories import ContactFactory
 
 # Row-level security and table grants exist only on PostgreSQL (SQLite has neither; the
@@ -610,8 +609,8 @@ def test_contact_export_neutralises_fullwidth_and_hidden_starts(world, client):
     ContactFactory(unit=world.unit_a, first_name="＝cmd|'/c calc'!A1", last_name="\u202e=1+1")
     client.force_login(world.manager_a)
     response = client.get("/contacts/export.csv")
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert (rows[0]["first_name"], rows[0]["last_name"]) == (
+    rows = export_dicts(response)
+    assert (rows[0]["First name"], rows[0]["Last name"]) == (
         "'＝cmd|'/c calc'!A1",
         "'\u202e=1+1",
     )

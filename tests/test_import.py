@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 import pytest
 from django.core.exceptions import ValidationError
 
 from enseigne.contacts import services
 from enseigne.contacts.import_services import import_prepare, import_start
 from enseigne.contacts.models import ConsentEvent, ConsentStatus, Contact, ContactImport
+from tests.exports import export_rows
 from tests.factories import ContactFactory
 
 GOOD_AND_BAD = (
@@ -209,9 +207,8 @@ def test_rejection_report_download_is_formula_safe(world, do_import, client):
     imp = do_import('email\n=HYPERLINK("x")\n')
     client.force_login(world.manager_a)
     response = client.get(f"/imports/{imp.public_id}/rejections.csv")
-    body = b"".join(response.streaming_content).decode()
-    rows = list(csv.reader(io.StringIO(body)))
-    assert rows[0] == ["row", "column", "value", "reason", "kind"]
+    rows = export_rows(response)
+    assert rows[0] == ["Row", "Column", "Value", "Reason", "Kind"]
     assert rows[1][0:3] == ["2", "email", '\'=HYPERLINK("x")']
 
 

@@ -15,6 +15,7 @@ from django.utils import translation
 from enseigne.contacts.import_services import import_prepare
 from enseigne.contacts.models import ConsentStatus, Contact, ContactImport
 from enseigne.contacts.validation import FieldError, clean_email, clean_phone
+from tests.exports import export_rows
 from tests.factories import ContactFactory
 from tests.test_import import run
 
@@ -584,8 +585,6 @@ def test_the_report_page_shows_each_kind_of_line_in_the_users_language(
         table = page[start : page.index("</section>", start)]
         assert f"<td>{row}</td>" in table
     assert "+33611223344" in page[page.index('id="report-duplicate"') :]
-    body = b"".join(
-        client.get(f"/imports/{imp.public_id}/rejections.csv").streaming_content
-    ).decode()
-    assert body.splitlines()[0] == "row,column,value,reason,kind"
-    assert len(body.splitlines()) == 4
+    rows = export_rows(client.get(f"/imports/{imp.public_id}/rejections.csv"))
+    assert rows[0] == ["Row", "Column", "Value", "Reason", "Kind"]
+    assert len(rows) == 4

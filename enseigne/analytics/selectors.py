@@ -19,6 +19,7 @@ from django.db.models.functions import TruncWeek
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from enseigne.analytics import rollups
 from enseigne.analytics.attribution import campaign_credit, credit
@@ -630,21 +631,21 @@ def report_csv_rows(report: dict):
 
 
 REPORT_CSV_HEADER = [
-    "unit",
-    "code",
-    "relay",
-    "sent",
-    "delivered",
-    "opens",
-    "clicks",
-    "unique_clickers",
-    "click_rate_percent",
-    "unsubscribed",
-    "bounced",
-    "complained",
-    "conversions",
-    "revenue",
-    "cost",
+    pgettext_lazy("CSV column", "Unit"),
+    pgettext_lazy("CSV column", "Code"),
+    pgettext_lazy("CSV column", "Relay"),
+    pgettext_lazy("CSV column", "Sent"),
+    pgettext_lazy("CSV column", "Delivered"),
+    pgettext_lazy("CSV column", "Opens"),
+    pgettext_lazy("CSV column", "Clicks"),
+    pgettext_lazy("CSV column", "Unique clickers"),
+    pgettext_lazy("CSV column", "Click rate (%)"),
+    pgettext_lazy("CSV column", "Unsubscribes"),
+    pgettext_lazy("CSV column", "Bounces"),
+    pgettext_lazy("CSV column", "Complaints"),
+    pgettext_lazy("CSV column", "Conversions"),
+    pgettext_lazy("CSV column", "Revenue"),
+    pgettext_lazy("CSV column", "Cost"),
 ]
 
 

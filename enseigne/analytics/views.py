@@ -16,7 +16,7 @@ from enseigne.analytics.bases import kept_contact_counts
 from enseigne.brand.views import message_preview, sandboxed
 from enseigne.campaigns.models import Campaign
 from enseigne.campaigns.selectors import get_campaign_for_user
-from enseigne.lib.csvsafe import csv_rows
+from enseigne.lib.csvexport import csv_download
 from enseigne.network.access import access_for, path_filter
 from enseigne.network.capabilities import Capability
 from enseigne.network.forms import NodeCreateForm
@@ -183,13 +183,13 @@ def campaign_report(request: HttpRequest, public_id) -> HttpResponse:
 def campaign_report_csv(request: HttpRequest, public_id) -> StreamingHttpResponse:
     campaign = get_campaign_for_user(request.user, public_id)
     report = selectors.campaign_report(request.user, campaign)
-    response = StreamingHttpResponse(
-        csv_rows(selectors.REPORT_CSV_HEADER, selectors.report_csv_rows(report)),
-        content_type="text/csv; charset=utf-8",
-    )
     name = slugify(campaign.name) or "campaign"
-    response["Content-Disposition"] = f'attachment; filename="report-{name}.csv"'
-    return response
+    return csv_download(
+        request,
+        filename=f"report-{name}.csv",
+        header=selectors.REPORT_CSV_HEADER,
+        rows=selectors.report_csv_rows(report),
+    )
 
 
 @login_required

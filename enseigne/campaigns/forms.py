@@ -291,6 +291,13 @@ class PressureForm(StyledForm):
                 max_value=365,
                 initial=rule.window_days if rule else None,
             )
+            # The table's column headers are visual only: each field says which cap it is.
+            for name in ("channel", "most", "days"):
+                field = self.fields[f"{name}_{i}"]
+                field.widget.attrs["aria-label"] = _("Cap %(number)s: %(field)s") % {
+                    "number": i + 1,
+                    "field": field.label,
+                }
         self.style_fields()
 
     def rows(self):

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_POST
 
 from enseigne.contacts import selectors, services
@@ -28,7 +29,7 @@ from enseigne.contacts.import_services import import_prepare, import_start
 from enseigne.contacts.importer import import_target_choices
 from enseigne.contacts.models import ContactImport, ImportRejection
 from enseigne.contacts.segments import field_catalogue, segment_count, segment_sizes
-from enseigne.lib.csvsafe import csv_rows
+from enseigne.lib.csvexport import csv_download
 from enseigne.lib.paging import BoundedPaginator
 from enseigne.lib.rowsecurity import db_scope
 from enseigne.network import selectors as network_selectors
@@ -90,6 +91,30 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+# Column titles in the reader's language: the exports are opened in a spreadsheet by people.
+CONTACT_EXPORT_HEADER = [
+    pgettext_lazy("CSV column", "Identifier"),
+    pgettext_lazy("CSV column", "Unit"),
+    pgettext_lazy("CSV column", "Email"),
+    pgettext_lazy("CSV column", "Phone"),
+    pgettext_lazy("CSV column", "First name"),
+    pgettext_lazy("CSV column", "Last name"),
+    pgettext_lazy("CSV column", "Birthday"),
+    pgettext_lazy("CSV column", "Language"),
+    pgettext_lazy("CSV column", "Email consent"),
+    pgettext_lazy("CSV column", "SMS consent"),
+    pgettext_lazy("CSV column", "Tags"),
+    pgettext_lazy("CSV column", "Created on"),
+]
+REJECTION_REPORT_HEADER = [
+    pgettext_lazy("CSV column", "Row"),
+    pgettext_lazy("CSV column", "Column"),
+    pgettext_lazy("CSV column", "Value"),
+    pgettext_lazy("CSV column", "Reason"),
+    pgettext_lazy("CSV column", "Kind"),
+]
+
+
 @login_required
 def contact_export(request: HttpRequest) -> StreamingHttpResponse:
     if not access_for(request.user).can_anywhere(Capability.EXPORT_CONTACTS):
@@ -97,20 +122,6 @@ def contact_export(request: HttpRequest) -> StreamingHttpResponse:
     export_paths = access_for(request.user).paths_with(Capability.EXPORT_CONTACTS)
     contacts = _filtered_contacts(request).filter(path_filter(export_paths))
     services.export_recorded(actor=request.user, count=contacts.count())
-    header = [
-        "id",
-        "unit",
-        "email",
-        "phone",
-        "first_name",
-        "last_name",
-        "birthday",
-        "language",
-        "email_consent",
-        "sms_consent",
-        "tags",
-        "created_at",
-    ]
 
     def rows():
         # The response streams after the view returns: read under the same scope.
@@ -131,11 +142,7 @@ def contact_export(request: HttpRequest) -> StreamingHttpResponse:
                     c.created_at.isoformat(),
                 ]
 
-    response = StreamingHttpResponse(
-        csv_rows(header, rows()), content_type="text/csv; charset=utf-8"
-    )
-    response["Content-Disposition"] = 'attachment; filename="contacts.csv"'
-    return response
+    return csv_download(request, filename="contacts.csv", header=CONTACT_EXPORT_HEADER, rows=rows())
 
 
 @login_required
@@ -387,14 +394,12 @@ def import_rejections(request: HttpRequest, public_id) -> StreamingHttpResponse:
             for r in rejections.iterator(chunk_size=2000):
                 yield [r.row_number, r.field, r.value, r.reason, r.get_kind_display()]
 
-    response = StreamingHttpResponse(
-        csv_rows(["row", "column", "value", "reason", "kind"], rows()),
-        content_type="text/csv; charset=utf-8",
+    return csv_download(
+        request,
+        filename=f"rejected-rows-{contact_import.public_id}.csv",
+        header=REJECTION_REPORT_HEADER,
+        rows=rows(),
     )
-    response["Content-Disposition"] = (
-        f'attachment; filename="rejected-rows-{contact_import.public_id}.csv"'
-    )
-    return response
 
 
 @login_required

@@ -35,14 +35,30 @@ def neutralise(value: object) -> str:
     return text
 
 
-def csv_rows(header: list[str], rows: Iterable[Iterable[object]]) -> Iterator[str]:
-    """Yield CSV text chunks: the header then each row, every cell neutralised."""
+# Excel opens a UTF-8 file as UTF-8 only when it starts with a byte-order mark, and a French
+# Excel splits columns on ";" (the decimal separator is the comma). Both are the default; a
+# user whose spreadsheet expects "," chooses it.
+BOM = "\ufeff"
+SEPARATORS = {"semicolon": ";", "comma": ","}
+DEFAULT_SEPARATOR = "semicolon"
+
+
+def csv_rows(
+    header: Iterable[object], rows: Iterable[Iterable[object]], *, separator: str = ";"
+) -> Iterator[bytes]:
+    """Yield UTF-8 CSV chunks: the byte-order mark and the header, then each row, every cell
+    neutralised. The header is read at once (lazy translations follow the caller's language)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, dialect="excel", delimiter=separator)
     writer.writerow([neutralise(cell) for cell in header])
-    yield buffer.getvalue()
-    for row in rows:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow([neutralise(cell) for cell in row])
-        yield buffer.getvalue()
+    first = BOM + buffer.getvalue()
+
+    def chunks() -> Iterator[bytes]:
+        yield first.encode()
+        for row in rows:
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerow([neutralise(cell) for cell in row])
+            yield buffer.getvalue().encode()
+
+    return chunks()

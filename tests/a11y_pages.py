@@ -1,0 +1,77 @@
+"""The main pages of each persona, shared by the accessibility checks (tests/test_accessibility.py
+parses their HTML; tests/test_browser_accessibility.py runs axe-core over them in Chromium)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.urls import reverse
+from django.utils import timezone
+
+from enseigne.campaigns import services
+from enseigne.contacts.import_services import import_prepare
+from enseigne.lib.rowsecurity import ALL, db_scope
+from tests.campaign_helpers import email_template, local_campaign
+from tests.factories import ContactFactory
+
+PERSONAS = ("hq_admin", "hq_marketer", "region_manager", "manager_a", "staff_a")
+
+# Pages a persona's role may not open answer the error page, checked like any other: 403, or
+# 404 for an object its role may not read at all.
+NOT_OPEN = {
+    "hq_marketer": {"import": 403, "import detail": 404, "personalise": 403},
+    "region_manager": {"import": 403, "import detail": 404},
+    "staff_a": {"import": 403, "import detail": 404, "personalise": 403},
+}
+
+
+def expected_status(persona: str, page: Page) -> int:
+    return NOT_OPEN.get(persona, {}).get(page.name, 200)
+
+
+@dataclass(frozen=True)
+class Page:
+    name: str
+    url: str
+
+
+def main_pages(world) -> list[Page]:
+    """Builds one of each object the pages show, in unit A (Lyon), and lists the pages."""
+    with db_scope(ALL):
+        contact = ContactFactory(unit=world.unit_a, first_name="Léa", last_name="Dupré")
+        contact_import = import_prepare(
+            actor=world.manager_a,
+            unit=world.unit_a,
+            file_name="clients.csv",
+            content="Prénom;Nom;Email;Mobile\nLéa;Martin;lea@example.com;0612345678\n".encode(),
+        )
+        template = email_template(world)
+        campaign = local_campaign(world, template=template)
+        segment = campaign.segment
+        scheduled = local_campaign(world, template=template)
+        services.campaign_submit(actor=world.hq_admin, campaign=scheduled)
+        services.campaign_schedule(
+            actor=world.hq_admin, campaign=scheduled, send_at=timezone.now() + dt.timedelta(days=3)
+        )
+    return [
+        Page("home", reverse("home")),
+        Page("contacts", reverse("contact_list")),
+        Page("contact detail", reverse("contact_detail", args=[contact.public_id])),
+        Page("import", reverse("import_list")),
+        Page("import detail", reverse("import_detail", args=[contact_import.public_id])),
+        Page("segments", reverse("segment_list")),
+        Page("segment builder", reverse("segment_detail", args=[segment.public_id])),
+        Page("templates", reverse("template_list")),
+        Page("personalise", reverse("template_personalise", args=[template.public_id])),
+        Page("campaigns", reverse("campaign_list")),
+        Page("campaign detail", reverse("campaign_detail", args=[campaign.public_id])),
+        Page("scheduled campaign", reverse("campaign_detail", args=[scheduled.public_id])),
+        Page("calendar", reverse("campaign_calendar")),
+        Page("rules", reverse("sending_rules")),
+        Page("results", reverse("results")),
+        Page("profile", reverse("profile")),
+    ]
+
+
+LOGIN = Page("login", "/login/")
