@@ -8,6 +8,7 @@ import uuid
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.responses import Status
@@ -207,11 +208,9 @@ def create_asset(
         try:
             fields = json.loads(data or "{}")
         except ValueError:
-            raise ValidationError(
-                {"data": "data must be a JSON object of the item's fields."}
-            ) from None
+            fields = None
         if not isinstance(fields, dict):
-            raise ValidationError({"data": "data must be a JSON object of the item's fields."})
+            raise ValidationError({"data": _("data must be a JSON object of the item’s fields.")})
         asset = asset_services.asset_create(
             actor=request.user,
             node=target,
@@ -225,7 +224,7 @@ def create_asset(
         )
     else:
         if file is None:
-            raise ValidationError({"file": "Images and logos need a file."})
+            raise ValidationError({"file": _("Images and logos need a file.")})
         asset = asset_services.asset_upload(
             actor=request.user,
             node=target,

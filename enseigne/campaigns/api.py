@@ -8,6 +8,7 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 
@@ -155,7 +156,7 @@ def create_campaign(request: HttpRequest, payload: CampaignIn):
         )
     elif payload.kind == "local":
         if payload.unit is None or payload.segment is None:
-            raise ValidationError({"unit": "A local campaign needs a unit and a segment."})
+            raise ValidationError({"unit": _("A local campaign needs a unit and a segment.")})
         unit = network_selectors.get_unit_for_user(request.user, payload.unit)
         local = (
             get_local_version_for_user(request.user, payload.local_version)
@@ -173,7 +174,7 @@ def create_campaign(request: HttpRequest, payload: CampaignIn):
             send_at=payload.send_at,
         )
     else:
-        raise ValidationError({"kind": "kind is 'local' or 'national'."})
+        raise ValidationError({"kind": _("kind is “local” or “national”.")})
     return Status(201, CampaignOut.of(campaign))
 
 

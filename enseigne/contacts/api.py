@@ -8,6 +8,7 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.responses import Status
@@ -251,11 +252,9 @@ def create_import(
         try:
             chosen = json.loads(mapping)
         except ValueError:
-            raise ValidationError(
-                {"mapping": "mapping must be a JSON object: column → field."}
-            ) from None
+            chosen = None
         if not isinstance(chosen, dict):
-            raise ValidationError({"mapping": "mapping must be a JSON object: column → field."})
+            raise ValidationError({"mapping": _("mapping must be a JSON object: column → field.")})
         imp = import_start(
             actor=request.user,
             contact_import=imp,
