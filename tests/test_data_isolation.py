@@ -531,6 +531,7 @@ def test_a_late_campaigns_flag_and_its_audit_line_are_written_together(world):
 
 
 def test_a_complaint_pause_and_its_audit_line_are_written_together(world):
+    from enseigne.campaigns import pausing
     from enseigne.campaigns import selectors as campaign_selectors
     from enseigne.campaigns import services as campaign_services
     from tests.campaign_helpers import local_campaign
@@ -539,7 +540,7 @@ def test_a_complaint_pause_and_its_audit_line_are_written_together(world):
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
     with (
         mock.patch.object(campaign_selectors, "complaint_counts", return_value=(500, 100_000)),
-        mock.patch.object(campaign_services, "audit", side_effect=_boom),
+        mock.patch.object(pausing, "audit", side_effect=_boom),
         pytest.raises(Boom),
     ):
         campaign_services.complaints_check(campaign.pk)

@@ -25,6 +25,7 @@ from django.utils import timezone
 from enseigne.campaigns import audience
 from enseigne.campaigns.content import campaign_stop_for_content, content_problems
 from enseigne.campaigns.models import Campaign, PauseReason
+from enseigne.campaigns.pausing import system_pause
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.services import audit
 
@@ -96,19 +97,7 @@ def _prepare(campaign_id: int) -> str:
 
 
 def _fail(campaign_id: int) -> None:
-    with transaction.atomic():
-        failed = Campaign.objects.filter(pk=campaign_id, status=S.PREPARING).update(
-            status=S.PAUSED, pause_reason=PauseReason.PREPARATION, updated_at=timezone.now()
-        )
-        if failed:
-            campaign = Campaign.objects.get(pk=campaign_id)
-            audit(
-                actor=None,
-                action="campaign.pause",
-                target=campaign,
-                node_path=campaign.owner_path,
-                changes={"reason": PauseReason.PREPARATION.value},
-            )
+    system_pause(campaign_id, expected=S.PREPARING, reason=PauseReason.PREPARATION)
 
 
 def campaigns_preparing() -> list[int]:

@@ -33,6 +33,7 @@ from enseigne.campaigns.models import (
     Relay,
     SendingPolicy,
 )
+from enseigne.campaigns.pausing import system_pause
 from enseigne.campaigns.selectors import policy_for
 from enseigne.contacts.models import Channel, Segment
 from enseigne.contacts.segments import SegmentCompiler
@@ -789,20 +790,13 @@ def complaints_check(campaign_id: int) -> bool:
     complaints, sent = selectors.complaint_counts(campaign_id)
     if not selectors.complaint_rate_reaches(complaints, sent, settings.COMPLAINT_PAUSE_RATE):
         return False
-    with transaction.atomic():  # the pause and its audit line, or neither
-        paused = Campaign.objects.filter(pk=campaign_id, status=S.SENDING).update(
-            status=S.PAUSED, pause_reason=PauseReason.COMPLAINT_RATE, updated_at=timezone.now()
-        )
-        if paused:
-            campaign = Campaign.objects.get(pk=campaign_id)
-            audit(
-                actor=None,
-                action="campaign.pause",
-                target=campaign,
-                node_path=campaign.owner_path,
-                changes={"reason": "complaint_rate", "complaints": complaints, "sent": sent},
-            )
-    return bool(paused)
+    return system_pause(
+        campaign_id,
+        expected=S.SENDING,
+        reason=PauseReason.COMPLAINT_RATE,
+        complaints=complaints,
+        sent=sent,
+    )
 
 
 def campaign_finish_if_done(campaign_id: int) -> bool:
