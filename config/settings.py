@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "enseigne.lib",
     "enseigne.network",
     "enseigne.contacts",
+    "enseigne.identity",
     "enseigne.brand",
     "enseigne.campaigns",
     "enseigne.delivery",
@@ -302,6 +303,13 @@ ANYMAIL = {
     for name, value in os.environ.items()
     if name.startswith("ANYMAIL_")
 }
+
+# Who learns of contact records written, in the writer's transaction (enseigne.contacts.records):
+# identity links each new record to its person there.
+ENSEIGNE_RECORD_HOOKS = ["enseigne.identity.linking.link_new_records"]
+# A matching key (e-mail, phone) held by more records than this links none of them: a shop's
+# phone typed on every card or a test address would otherwise make one person of strangers.
+ENSEIGNE_IDENTITY_SHARED_KEY_CAP = env_int("ENSEIGNE_IDENTITY_SHARED_KEY_CAP", 10)
 
 # Campaign sending (see docs/deploying.md in the README's engineer section).
 SMTP_CONCURRENCY = env_int("ENSEIGNE_SMTP_CONCURRENCY", 4)

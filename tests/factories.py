@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import factory
 
 from enseigne.contacts.models import Contact
+from enseigne.contacts.records import record_of, records_written
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network import services as network
 from enseigne.network.models import OrgNode, User
@@ -17,6 +18,7 @@ PASSWORD = "a-long-test-password"
 class ContactFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Contact
+        skip_postgeneration_save = True
 
     unit = None
     unit_path = factory.LazyAttribute(lambda o: o.unit.path)
@@ -24,6 +26,12 @@ class ContactFactory(factory.django.DjangoModelFactory):
     phone = None
     first_name = factory.Sequence(lambda n: f"Prénom{n}")
     last_name = factory.Sequence(lambda n: f"Nom{n}")
+
+    @factory.post_generation
+    def person(obj, create, extracted, **kwargs):  # noqa: N805 (factory_boy's hook)
+        """Like every writer of records, the factory tells identity (its person link)."""
+        if create:
+            records_written([record_of(obj)])
 
 
 @dataclass

@@ -35,6 +35,7 @@ from enseigne.contacts.models import (
     Suppression,
     Tag,
 )
+from enseigne.contacts.records import Record, records_written
 from enseigne.contacts.services import tags_get_or_create
 from enseigne.lib.bulk import bulk_insert, copy_text_row
 from enseigne.lib.hashing import identifier_hash
@@ -377,7 +378,7 @@ class BatchWriter:
                     SELECT new.id, tag.id, %(path)s
                     FROM new JOIN {stage} AS stage ON stage.id = new.id JOIN {tag} AS tag ON tag.name = ANY (stage.tags)
                 )
-                SELECT seq FROM {stage} WHERE id NOT IN (SELECT id FROM new)
+                SELECT stage.seq, new.id FROM {stage} AS stage LEFT JOIN new ON new.id = stage.id
                 """,  # noqa: S608
                 {
                     "unit": self.unit.pk,
@@ -393,8 +394,23 @@ class BatchWriter:
                     "sms": Channel.SMS,
                 },
             )
-            skipped = [rows[seq] for (seq,) in cursor.fetchall()]
-        result.created += len(rows) - len(skipped)
+            skipped, written = [], []
+            for seq, pk in cursor.fetchall():
+                if pk is None:
+                    skipped.append(rows[seq])
+                else:
+                    values = rows[seq].values
+                    written.append(
+                        Record(
+                            pk,
+                            self.unit.path,
+                            values.get("email"),
+                            values.get("phone"),
+                            values.get("birthday"),
+                        )
+                    )
+        records_written(written)
+        result.created += len(written)
         return skipped
 
     @cached_property
@@ -496,10 +512,14 @@ class BatchWriter:
         )
         by_email = {c.email: c for c in new if c.email}
         by_phone = {c.phone: c for c in new if c.phone}
+        written = []
         for pk, email, phone in bulk_insert(
             Contact, CONTACT_COLUMNS, rows, returning=("id", "email", "phone")
         ):
-            (by_email[email] if email else by_phone[phone]).pk = pk
+            target = by_email[email] if email else by_phone[phone]
+            target.pk = pk
+            written.append(Record(pk, path, email, phone, target.values.get("birthday")))
+        records_written(written)
 
     def _drop_erased(self, rows: list[Row], result: BatchResult) -> list[Row]:
         if not Suppression.objects.filter(

@@ -20,6 +20,7 @@ from enseigne.contacts.models import (
     Suppression,
     Tag,
 )
+from enseigne.contacts.records import record_of, records_written
 from enseigne.contacts.segments import compile_rules
 from enseigne.contacts.validation import (
     FieldError,
@@ -158,6 +159,7 @@ def contact_create(
         raise ValidationError(
             {"email": _("A contact with this email or phone already exists in this unit.")}
         ) from None
+    records_written([record_of(contact)])
     if tags:
         contact_set_tags(contact=contact, tags=tags)
     for channel, status in (consents or {}).items():

@@ -30,6 +30,7 @@ from enseigne.contacts.models import (
     Suppression,
     Tag,
 )
+from enseigne.contacts.records import record_of, records_written
 from enseigne.contacts.services import segment_save, tags_get_or_create
 from enseigne.delivery.models import Bounce, Event, Link, OutboxMessage
 from enseigne.demo.brand_kit import seed_brand_kit
@@ -375,6 +376,7 @@ def _contacts(rng: random.Random, units: list[OrgNode], total: int) -> None:
             )
         )
     created = Contact.objects.bulk_create(contacts, batch_size=2000)
+    records_written([record_of(c) for c in created])
     # Spread creation dates over two years so growth charts and date rules have data.
     for contact in created:
         contact.created_at = now - dt.timedelta(

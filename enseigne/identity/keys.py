@@ -1,0 +1,132 @@
+"""The deterministic matching keys of a record: normalised e-mail and E.164 phone.
+
+A key is ``identifier_hash`` of the normalised value, the same hash the suppression list
+and the contacts' ``email_hash``/``phone_hash`` columns use, so without the Gmail rules a
+record's e-mail key equals its ``email_hash``. A placeholder (``test@test.fr``,
+``aucun@…``) identifies nobody and gives no key.
+"""
+
+from __future__ import annotations
+
+import re
+
+from enseigne.lib.hashing import identifier_hash, normalise_email
+
+GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+# Local parts people type when they have, or will not give, no address.
+PLACEHOLDER_LOCALS = frozenset(
+    {
+        "test",
+        "tests",
+        "aucun",
+        "aucune",
+        "pas",
+        "pasde",
+        "pasdemail",
+        "noemail",
+        "nomail",
+        "no",
+        "non",
+        "none",
+        "null",
+        "nil",
+        "na",
+        "n.a",
+        "x",
+        "xx",
+        "xxx",
+        "a",
+        "abc",
+        "email",
+        "mail",
+        "inconnu",
+        "client",
+        "nepas",
+        "refus",
+        "refuse",
+        "sansemail",
+        "sans",
+        "vide",
+        "example",
+        "exemple",
+        "fake",
+        "faux",
+        "dummy",
+        "nobody",
+        "personne",
+        "noreply",
+        "no-reply",
+        "ne-pas-repondre",
+    }
+)
+PLACEHOLDER_DOMAINS = frozenset(
+    {
+        "test.fr",
+        "test.com",
+        "test.test",
+        "example.com",
+        "example.org",
+        "example.net",
+        "exemple.fr",
+        "exemple.com",
+        "x.x",
+        "xx.xx",
+        "xxx.xxx",
+        "a.a",
+        "aucun.fr",
+        "aucun.com",
+        "nomail.com",
+        "noemail.com",
+        "none.com",
+        "mailinator.com",
+        "yopmail.com",
+        "yopmail.fr",
+        "jetable.org",
+    }
+)
+_REPEATED = re.compile(r"^(.)\1*$")
+
+
+def is_placeholder_email(email: str) -> bool:
+    """Whether ``email`` (already normalised) is one people type instead of a real one."""
+    local, _, domain = email.rpartition("@")
+    plain = local.replace(".", "").replace("-", "").replace("_", "")
+    return (
+        local in PLACEHOLDER_LOCALS
+        or plain in PLACEHOLDER_LOCALS
+        or domain in PLACEHOLDER_DOMAINS
+        or bool(_REPEATED.match(plain))
+        or domain.split(".")[0] in {"aucun", "aucune", "none", "noemail", "nomail", "test"}
+    )
+
+
+def email_key(email: str | None, *, gmail_rules: bool = False) -> str | None:
+    """The e-mail's matching value, or None when it identifies nobody."""
+    if not email:
+        return None
+    normalised = normalise_email(email)
+    if "@" not in normalised or is_placeholder_email(normalised):
+        return None
+    if gmail_rules:
+        local, _, domain = normalised.rpartition("@")
+        if domain in GMAIL_DOMAINS:
+            normalised = local.split("+", 1)[0].replace(".", "") + "@gmail.com"
+    return normalised
+
+
+def phone_key(phone: str | None) -> str | None:
+    """An E.164 number (as the contacts store it) is its own key; a repeated digit is not."""
+    if not phone or not phone.startswith("+") or _REPEATED.match(phone[-8:]):
+        return None
+    return phone
+
+
+def record_keys(email: str | None, phone: str | None, *, gmail_rules: bool) -> dict[str, str]:
+    """{kind: key hash} for the keys a record has."""
+    keys = {}
+    if (value := email_key(email, gmail_rules=gmail_rules)) is not None:
+        keys["email"] = identifier_hash("email", value)
+    if (value := phone_key(phone)) is not None:
+        keys["phone"] = identifier_hash("phone", value)
+    return keys

@@ -1,0 +1,187 @@
+"""Deterministic matching at write time (issue 20): a new record joins its person."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from enseigne.contacts import services as contacts
+from enseigne.contacts.models import Contact
+from enseigne.contacts.records import Record
+from enseigne.identity import keys
+from enseigne.identity.linking import link_new_records, link_unlinked
+from enseigne.identity.models import IdentityPolicy, LinkMethod, MatchCandidate, RecordLink
+from tests.factories import ContactFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def person_of(contact: Contact) -> int:
+    return RecordLink.objects.get(contact=contact).person_id
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "test@test.fr",
+        "aucun@aucun.fr",
+        "AUCUN@orange.fr",
+        "noemail@gmail.com",
+        "x@x.x",
+        "xxxx@free.fr",
+        "pas.de.mail@laposte.net",
+        "someone@example.com",
+        "a@yopmail.com",
+        "no-reply@wanadoo.fr",
+    ],
+)
+def test_placeholder_emails_give_no_key(email):
+    assert keys.email_key(email) is None
+
+
+@pytest.mark.parametrize(
+    ("email", "gmail", "expected"),
+    [
+        ("Marie.Dupont@Orange.FR", False, "marie.dupont@orange.fr"),
+        (" marie.dupont@orange.fr ", False, "marie.dupont@orange.fr"),
+        ("marie.dupont+promo@gmail.com", False, "marie.dupont+promo@gmail.com"),
+        ("marie.dupont+promo@gmail.com", True, "mariedupont@gmail.com"),
+        ("Marie.Dupont@googlemail.com", True, "mariedupont@gmail.com"),
+        ("marie.dupont+x@orange.fr", True, "marie.dupont+x@orange.fr"),
+        ("", False, None),
+        (None, False, None),
+        ("no-at-sign", False, None),
+    ],
+)
+def test_email_key_normalises(email, gmail, expected):
+    assert keys.email_key(email, gmail_rules=gmail) == expected
+
+
+@pytest.mark.parametrize("phone", ["+33600000000", "+33611111111", "0612345678", "", None])
+def test_placeholder_or_unnormalised_phones_give_no_key(phone):
+    assert keys.phone_key(phone) is None
+
+
+def test_same_email_in_two_units_is_one_person(world):
+    lyon = ContactFactory(unit=world.unit_a, email="marie@orange.fr")
+    lille = ContactFactory(unit=world.unit_b, email="MARIE@orange.fr ".strip().lower())
+    assert person_of(lyon) == person_of(lille)
+    assert RecordLink.objects.get(contact=lille).method == LinkMethod.EMAIL
+    assert RecordLink.objects.get(contact=lyon).method == LinkMethod.ALONE
+
+
+def test_same_phone_joins_when_no_email(world):
+    lyon = ContactFactory(unit=world.unit_a, email=None, phone="+33612345678")
+    lille = ContactFactory(unit=world.unit_b, email="paul@free.fr", phone="+33612345678")
+    assert person_of(lyon) == person_of(lille)
+    assert RecordLink.objects.get(contact=lille).method == LinkMethod.PHONE
+
+
+def test_different_people_stay_apart(world):
+    a = ContactFactory(unit=world.unit_a, email="a.martin@orange.fr")
+    b = ContactFactory(unit=world.unit_b, email="b.martin@orange.fr")
+    assert person_of(a) != person_of(b)
+
+
+def test_placeholder_email_never_merges(world):
+    a = ContactFactory(unit=world.unit_a, email="test@test.fr", phone="+33612345601")
+    b = ContactFactory(unit=world.unit_b, email="test@test.fr", phone="+33612345602")
+    assert person_of(a) != person_of(b)
+
+
+def test_gmail_rules_only_where_the_network_opts_in(world):
+    a = ContactFactory(unit=world.unit_a, email="marie.dupont@gmail.com")
+    b = ContactFactory(unit=world.unit_b, email="mariedupont+lille@gmail.com")
+    assert person_of(a) != person_of(b)
+    IdentityPolicy.objects.create(network=world.root.network, gmail_rules=True)
+    c = ContactFactory(unit=world.unit_a, email="jeanne.roux@googlemail.com")
+    d = ContactFactory(unit=world.unit_b, email="jeanneroux+promo@gmail.com")
+    assert person_of(c) == person_of(d)
+
+
+def test_contradicting_phone_match_is_refused(world):
+    """Same phone, different e-mails and different birthdays: two people (a family phone)."""
+    mother = ContactFactory(
+        unit=world.unit_a,
+        email="mere@orange.fr",
+        phone="+33612345678",
+        birthday=dt.date(1960, 3, 1),
+    )
+    daughter = ContactFactory(
+        unit=world.unit_b,
+        email="fille@orange.fr",
+        phone="+33612345678",
+        birthday=dt.date(1992, 7, 9),
+    )
+    assert person_of(mother) != person_of(daughter)
+    refusal = MatchCandidate.objects.get()
+    assert refusal.reason == MatchCandidate.Reason.CONTRADICTION
+    assert refusal.status == MatchCandidate.Status.REFUSED
+
+
+def test_email_and_phone_pointing_to_two_people_waits_for_review(world):
+    a = ContactFactory(unit=world.unit_a, email="anne@orange.fr", phone=None)
+    b = ContactFactory(unit=world.unit_a2, email=None, phone="+33698765432")
+    c = ContactFactory(unit=world.unit_b, email="anne@orange.fr", phone="+33698765432")
+    assert person_of(c) == person_of(a) != person_of(b)
+    candidate = MatchCandidate.objects.get()
+    assert candidate.reason == MatchCandidate.Reason.CONFLICT
+    assert candidate.status == MatchCandidate.Status.OPEN
+    assert {candidate.left_id, candidate.right_id} == {a.pk, b.pk}
+
+
+def test_a_shared_shop_phone_never_merges_everyone(world, settings):
+    settings.ENSEIGNE_IDENTITY_SHARED_KEY_CAP = 2
+    shop_phone = "+33478123456"
+    a = ContactFactory(unit=world.unit_a, email=None, phone=shop_phone)
+    b = ContactFactory(unit=world.unit_a2, email=None, phone=shop_phone)
+    c = ContactFactory(unit=world.unit_b, email=None, phone=shop_phone)
+    assert person_of(a) == person_of(b)  # two records may be one person
+    assert person_of(c) != person_of(a)  # the third holder makes it a shared phone
+    alert = MatchCandidate.objects.get(reason=MatchCandidate.Reason.SHARED_KEY)
+    assert alert.detail == {"kind": "phone", "records": 3}
+    assert c.pk in {alert.left_id, alert.right_id}
+
+
+def test_batch_records_sharing_a_key_are_one_person(world):
+    made = [
+        Contact.objects.create(unit=u, unit_path=u.path, email="jean@laposte.net")
+        for u in (world.unit_a, world.unit_a2, world.unit_b)
+    ]
+    linked = link_new_records([Record(c.pk, c.unit_path, c.email, None) for c in made])
+    assert len(set(linked.values())) == 1
+
+
+def test_two_networks_never_share_a_person(world):
+    from enseigne.network import services as network
+
+    other = network.network_create(
+        actor=None, name="Autre", code="autre", legal_name="Autre SAS", sending_domain="a.example"
+    )
+    shop = network.node_create(actor=None, parent=other, kind="unit", name="Nice", code="nice")
+    a = ContactFactory(unit=world.unit_a, email="claire@orange.fr")
+    b = ContactFactory(unit=shop, email="claire@orange.fr")
+    assert person_of(a) != person_of(b)
+
+
+def test_service_and_unlinked_records_get_a_person(world):
+    created = contacts.contact_create(
+        actor=world.manager_b, unit=world.unit_b, data={"email": "zoe@orange.fr"}
+    )
+    assert RecordLink.objects.filter(contact=created).exists()
+    bare = Contact.objects.create(
+        unit=world.unit_a, unit_path=world.unit_a.path, email="zoe@orange.fr"
+    )
+    assert link_unlinked() == 1
+    assert person_of(bare) == person_of(created)
+
+
+def test_erasing_a_record_removes_its_link_and_keys(world):
+    from enseigne.identity.models import RecordKey
+
+    record = ContactFactory(unit=world.unit_a, email="efface@orange.fr", phone="+33655443322")
+    assert RecordKey.objects.filter(contact=record).count() == 2
+    record.delete()
+    assert not RecordKey.objects.filter(contact_id=record.pk).exists()
+    assert not RecordLink.objects.filter(contact_id=record.pk).exists()
