@@ -149,8 +149,8 @@ def test_batch_records_sharing_a_key_are_one_person(world):
         Contact.objects.create(unit=u, unit_path=u.path, email="jean@laposte.net")
         for u in (world.unit_a, world.unit_a2, world.unit_b)
     ]
-    linked = link_new_records([Record(c.pk, c.unit_path, c.email, None) for c in made])
-    assert len(set(linked.values())) == 1
+    link_new_records([Record(c.pk, c.unit_path, c.email, None) for c in made])
+    assert len({person_of(c) for c in made}) == 1
 
 
 def test_two_networks_never_share_a_person(world):
@@ -178,10 +178,61 @@ def test_service_and_unlinked_records_get_a_person(world):
 
 
 def test_erasing_a_record_removes_its_link_and_keys(world):
-    from enseigne.identity.models import RecordKey
-
     record = ContactFactory(unit=world.unit_a, email="efface@orange.fr", phone="+33655443322")
-    assert RecordKey.objects.filter(contact=record).count() == 2
+    link = RecordLink.objects.get(contact=record)
+    assert link.email_key and link.phone_key
     record.delete()
-    assert not RecordKey.objects.filter(contact_id=record.pk).exists()
     assert not RecordLink.objects.filter(contact_id=record.pk).exists()
+    # A record written after the erasure finds nobody through the erased keys.
+    again = ContactFactory(unit=world.unit_b, email="efface@orange.fr")
+    assert RecordLink.objects.get(contact=again).method == LinkMethod.ALONE
+
+
+def test_a_record_alone_joins_the_person_its_new_email_leads_to(world):
+    lille = ContactFactory(unit=world.unit_b, email="claire.m@orange.fr")
+    lyon = ContactFactory(unit=world.unit_a, email=None, phone="+33611223344")
+    assert person_of(lyon) != person_of(lille)
+    contacts.contact_update(
+        actor=world.manager_a, contact=lyon, data={"email": "claire.m@orange.fr"}
+    )
+    assert person_of(lyon) == person_of(lille)
+    assert RecordLink.objects.get(contact=lyon).method == LinkMethod.EMAIL
+
+
+def test_a_record_with_company_stays_and_the_new_key_waits_for_review(world):
+    a = ContactFactory(unit=world.unit_a, email="luc@free.fr")
+    b = ContactFactory(unit=world.unit_b, email="luc@free.fr")
+    other = ContactFactory(unit=world.unit_a2, email=None, phone="+33655667788")
+    contacts.contact_update(actor=world.manager_a, contact=a, data={"phone": "+33655667788"})
+    assert person_of(a) == person_of(b) != person_of(other)
+    assert MatchCandidate.objects.filter(reason=MatchCandidate.Reason.CONFLICT).count() == 1
+    link = RecordLink.objects.get(contact=a)
+    assert link.phone_key is not None  # the keys follow the record
+
+
+def test_imports_link_new_records_and_relink_completed_ones(
+    world, django_capture_on_commit_callbacks
+):
+    """Both import paths: a fresh row meets the person another store knows; a row giving an
+    existing contact its first phone makes that record meet the phone's person."""
+    from tests.test_import import run
+
+    lille = ContactFactory(unit=world.unit_b, email="ines.roy@orange.fr")
+    lille_phone = ContactFactory(unit=world.unit_b, email=None, phone="+33677889900")
+    lyon = ContactFactory(unit=world.unit_a, email="paul.roy@orange.fr")
+    imp = run(
+        world,
+        "prenom;nom;email;mobile\n"
+        "Inès;Roy;ines.roy@orange.fr;\n"
+        "Paul;Roy;paul.roy@orange.fr;06 77 88 99 00\n"
+        "Nina;Roy;nina.roy@orange.fr;\n",
+        django_capture_on_commit_callbacks=django_capture_on_commit_callbacks,
+    )
+    assert imp.created_count == 2 and imp.updated_count == 1
+    ines = Contact.objects.get(unit=world.unit_a, email="ines.roy@orange.fr")
+    nina = Contact.objects.get(unit=world.unit_a, email="nina.roy@orange.fr")
+    assert person_of(ines) == person_of(lille)
+    assert person_of(nina) not in {person_of(lille), person_of(lille_phone)}
+    lyon.refresh_from_db()
+    assert lyon.phone == "+33677889900"
+    assert person_of(lyon) == person_of(lille_phone)

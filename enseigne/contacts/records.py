@@ -2,18 +2,19 @@
 
 Contacts come before identity in the dependency order, yet a new record must join its
 person in the transaction that writes it (issue 20). Rather than a signal, the writers
-call ``records_written`` explicitly and settings name who is told
-(``ENSEIGNE_RECORD_HOOKS``, dotted paths to callables taking the list of records): the
-wiring is in config, readable in one place, and contacts imports no later app
-(docs/decisions.md, "Records tell identity through a port").
+call ``records_written`` explicitly and settings name who is told (``ENSEIGNE_RECORD_HOOKS``, dotted paths to
+objects with ``written(records)`` and ``changed(records)``): the wiring is in config,
+readable in one place, and contacts imports no later app (docs/decisions.md, "Records tell
+identity through a port").
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -30,11 +31,14 @@ class Record:
     birthday: datetime.date | None = None
 
 
-Hook = Callable[[Sequence[Record]], object]
+class RecordHook(Protocol):
+    def written(self, records: Sequence[Record]) -> object: ...
+
+    def changed(self, records: Sequence[Record]) -> object: ...
 
 
 @cache
-def _hooks() -> tuple[Hook, ...]:
+def _hooks() -> tuple[RecordHook, ...]:
     return tuple(import_string(path) for path in getattr(settings, "ENSEIGNE_RECORD_HOOKS", ()))
 
 
@@ -42,7 +46,14 @@ def records_written(records: Sequence[Record]) -> None:
     """Tell every hook of new records; call inside the transaction that wrote them."""
     if records:
         for hook in _hooks():
-            hook(records)
+            hook.written(records)
+
+
+def records_changed(records: Sequence[Record]) -> None:
+    """Tell every hook that these records' e-mail or phone changed (same transaction)."""
+    if records:
+        for hook in _hooks():
+            hook.changed(records)
 
 
 def record_of(contact) -> Record:

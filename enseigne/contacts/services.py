@@ -20,7 +20,7 @@ from enseigne.contacts.models import (
     Suppression,
     Tag,
 )
-from enseigne.contacts.records import record_of, records_written
+from enseigne.contacts.records import record_of, records_changed, records_written
 from enseigne.contacts.segments import compile_rules
 from enseigne.contacts.validation import (
     FieldError,
@@ -203,6 +203,8 @@ def contact_update(
             raise ValidationError(
                 {"email": _("Another contact of this unit already has this email or phone.")}
             ) from None
+        if {"email", "phone", "birthday"} & set(changed):
+            records_changed([record_of(contact)])
     if tags is not None:
         contact_set_tags(contact=contact, tags=tags)
         changed.append("tags")

@@ -23,7 +23,6 @@ is decided by the selectors and row-level security on the links.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -38,15 +37,8 @@ from enseigne.lib.bulk import bulk_insert
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import Network, OrgNode
 
-from . import keys as identity_keys
-from .models import (
-    IdentityPolicy,
-    LinkMethod,
-    MatchCandidate,
-    Person,
-    RecordKey,
-    RecordLink,
-)
+from .keys import record_keys
+from .models import IdentityPolicy, LinkMethod, MatchCandidate, Person, RecordLink
 
 
 def shared_key_cap() -> int:
@@ -59,22 +51,14 @@ def network_root(path: str) -> str:
 
 def policy_for(root_path: str) -> IdentityPolicy:
     """The network's identity policy (defaults until HQ changes them)."""
+    policy = IdentityPolicy.objects.filter(network__node__path=root_path).first()
+    if policy is not None:
+        return policy
     network = Network.objects.filter(node__path=root_path).first()
-    if network is None:
-        return IdentityPolicy(mode=IdentityPolicy.Mode.ONE_CONTROLLER, gmail_rules=False)
-    policy = IdentityPolicy.objects.filter(network=network).first()
-    return policy or IdentityPolicy(network=network)
+    return IdentityPolicy(network=network) if network else IdentityPolicy()
 
 
-def keys_of(record: Record, *, gmail_rules: bool) -> dict[str, str]:
-    """{kind: hash}, the hash prefixed by the network so two networks never share a person."""
-    root = network_root(record.unit_path)
-    return {
-        kind: hashlib.sha256(f"{root}|{key_hash}".encode()).hexdigest()
-        for kind, key_hash in identity_keys.record_keys(
-            record.email, record.phone, gmail_rules=gmail_rules
-        ).items()
-    }
+KIND_COLUMN = {"email": "email_key", "phone": "phone_key"}
 
 
 class _Groups:
@@ -95,42 +79,119 @@ class _Groups:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def link_new_records(records: Sequence[Record]) -> dict[int, int]:
-    """Link each new record to its person; return {contact id: person id}."""
+def link_new_records(records: Sequence[Record]) -> None:
+    """Link each new record to its person, in the caller's transaction."""
     if not records:
-        return {}
+        return
     by_root: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_root[network_root(record.unit_path)].append(record)
-    linked: dict[int, int] = {}
     with db_scope(ALL):
         for root, group in by_root.items():
-            linked.update(_link(group, policy_for(root)))
-    return linked
+            policy = policy_for(root)
+            now = timezone.now()
+            if connection.vendor == "postgresql":
+                # One network links one batch at a time: two stores importing the same
+                # new customer at once would otherwise each make her a person.
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"identity:{root}"]
+                    )
+                group = _link_fresh(root, group, policy, now)
+            if group:
+                _link(root, group, policy, now)
 
 
-def _link(records: list[Record], policy: IdentityPolicy) -> dict[int, int]:
-    now = timezone.now()
-    record_keys = {r.contact_id: keys_of(r, gmail_rules=policy.gmail_rules) for r in records}
-    wanted = {h for ks in record_keys.values() for h in ks.values()}
-    holders: dict[str, list[tuple[int, int]]] = defaultdict(list)  # hash -> [(contact, person)]
-    for key_hash, contact_id, person_id in _existing_holders(wanted):
-        holders[key_hash].append((contact_id, person_id))
+def _link_fresh(
+    root: str, records: list[Record], policy: IdentityPolicy, now: datetime.datetime
+) -> list[Record]:
+    """PostgreSQL: link in one statement every record whose keys nobody holds (the bulk of an
+    import); return the others, which need the rules below. Each key is looked up with one
+    probe of its index, whatever the planner thinks of a table an import fills faster than
+    its statistics follow, and with no JIT compiling for a plan this simple.
+    """
+    quote = connection.ops.quote_name
+    link, person = quote(RecordLink._meta.db_table), quote(Person._meta.db_table)
+    email_keys, phone_keys = [], []
+    for r in records:
+        email_key, phone_key = record_keys(root, r.email, r.phone, gmail_rules=policy.gmail_rules)
+        email_keys.append(email_key)
+        phone_keys.append(phone_key)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(
+            f"""
+            WITH rec AS (
+                SELECT * FROM unnest(%(ids)s::bigint[], %(paths)s::text[], %(ek)s::text[], %(pk)s::text[])
+                    AS r (id, unit_path, ek, pk)
+            ), held AS (
+                SELECT rec.id FROM rec CROSS JOIN LATERAL
+                    (SELECT 1 FROM {link} WHERE email_key = rec.ek LIMIT 1) AS found
+                UNION
+                SELECT rec.id FROM rec CROSS JOIN LATERAL
+                    (SELECT 1 FROM {link} WHERE phone_key = rec.pk LIMIT 1) AS found
+                UNION
+                SELECT rec.id FROM rec JOIN
+                    (SELECT ek FROM rec WHERE ek IS NOT NULL GROUP BY ek HAVING count(*) > 1) AS twice
+                    USING (ek)
+                UNION
+                SELECT rec.id FROM rec JOIN
+                    (SELECT pk FROM rec WHERE pk IS NOT NULL GROUP BY pk HAVING count(*) > 1) AS twice
+                    USING (pk)
+            ), alone AS (
+                SELECT rec.*, nextval(pg_get_serial_sequence(%(person_table)s, 'id')) AS person
+                FROM rec WHERE NOT EXISTS (SELECT 1 FROM held WHERE held.id = rec.id)
+            ), people AS (
+                INSERT INTO {person} (id, public_id, created_at)
+                SELECT person, gen_random_uuid(), %(now)s FROM alone
+            ), links AS (
+                INSERT INTO {link} (contact_id, person_id, unit_path, method, linked_at, email_key, phone_key)
+                SELECT id, person, unit_path, %(alone)s, %(now)s, ek, pk FROM alone
+            )
+            SELECT id FROM held
+            """,  # noqa: S608 (identifiers from the models' metadata, values as parameters)
+            {
+                "ids": [r.contact_id for r in records],
+                "paths": [r.unit_path for r in records],
+                "ek": email_keys,
+                "pk": phone_keys,
+                "person_table": Person._meta.db_table,
+                "now": now,
+                "alone": LinkMethod.ALONE,
+            },
+        )
+        held = {pk for (pk,) in cursor.fetchall()}
+    return [r for r in records if r.contact_id in held]
 
+
+def _link(root: str, records: list[Record], policy: IdentityPolicy, now: datetime.datetime) -> None:
+    gmail = policy.gmail_rules
+    keys = {
+        r.contact_id: dict(
+            zip(
+                ("email", "phone"),
+                record_keys(root, r.email, r.phone, gmail_rules=gmail),
+                strict=True,
+            )
+        )
+        for r in records
+    }
+    in_batch: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for contact_id, record in keys.items():
+        for kind, key in record.items():
+            if key is not None:
+                in_batch[kind, key].append(contact_id)
+    holders = _existing_holders(in_batch)  # (kind, key) -> [(contact, person, manual)]
     cap = shared_key_cap()
-    in_batch: dict[str, list[int]] = defaultdict(list)
-    for contact_id, ks in record_keys.items():
-        for key_hash in ks.values():
-            in_batch[key_hash].append(contact_id)
-    shared = {h for h in wanted if len(holders.get(h, ())) + len(in_batch[h]) > cap}
+    shared = {k for k, members in in_batch.items() if len(holders.get(k, ())) + len(members) > cap}
 
-    groups = _Groups(record_keys)
-    for key_hash, members in in_batch.items():
-        if key_hash not in shared:
+    groups = _Groups(keys)
+    for key, members in in_batch.items():
+        if key not in shared:
             for other in members[1:]:
                 groups.union(members[0], other)
     members_of: dict[int, list[int]] = defaultdict(list)
-    for contact_id in record_keys:
+    for contact_id in keys:
         members_of[groups.find(contact_id)].append(contact_id)
 
     by_id = {r.contact_id: r for r in records}
@@ -140,13 +201,13 @@ def _link(records: list[Record], policy: IdentityPolicy) -> dict[int, int]:
     new_groups: list[list[int]] = []
     for members in members_of.values():
         found: dict[str, dict[int, int]] = {"email": {}, "phone": {}}  # kind -> {person: holder}
-        for contact_id in members:
-            for kind, key_hash in record_keys[contact_id].items():
-                if key_hash in shared:
-                    continue
-                for holder, person in holders.get(key_hash, ()):
-                    found[kind].setdefault(person, holder)
-        chosen = _choose(members, found, record_keys, by_id, candidates)
+        if holders:
+            for contact_id in members:
+                for kind, key in keys[contact_id].items():
+                    if key is not None and (kind, key) not in shared:
+                        for holder, person in holders.get((kind, key), ()):
+                            found[kind].setdefault(person, holder)
+        chosen = _choose(members, found, keys, by_id, candidates) if holders else None
         if chosen is None:
             new_groups.append(members)
             continue
@@ -155,57 +216,50 @@ def _link(records: list[Record], policy: IdentityPolicy) -> dict[int, int]:
             person_of[contact_id], method_of[contact_id] = person, method
 
     for members, person in zip(new_groups, _new_persons(len(new_groups), now), strict=True):
-        method = LinkMethod.ALONE if len(members) == 1 else _shared_kind(members, record_keys)
+        method = LinkMethod.ALONE if len(members) == 1 else _shared_kind(members, keys)
         for contact_id in members:
             person_of[contact_id], method_of[contact_id] = person, method
 
-    for key_hash in shared:
-        holder = holders.get(key_hash, [(in_batch[key_hash][0], 0)])[0][0]
-        newcomer = (
-            next(c for c in in_batch[key_hash] if c != holder)
-            if len(in_batch[key_hash]) > 1 or holder not in in_batch[key_hash]
-            else None
-        )
+    for kind, key in shared:
+        members = in_batch[kind, key]
+        earlier = holders.get((kind, key))
+        holder = earlier[0][0] if earlier else members[0]
+        newcomer = next((c for c in members if c != holder), None)
         if newcomer is not None:
-            kind = next(k for k, h in record_keys[newcomer].items() if h == key_hash)
+            count = len(earlier or ()) + len(members)
             candidates.append(
                 (
                     holder,
                     newcomer,
                     MatchCandidate.Reason.SHARED_KEY,
-                    {
-                        "kind": kind,
-                        "records": len(holders.get(key_hash, ())) + len(in_batch[key_hash]),
-                    },
+                    {"kind": kind, "records": count},
                 )
             )
 
     bulk_insert(
         RecordLink,
-        ("contact", "person", "unit_path", "method", "linked_at"),
+        ("contact", "person", "unit_path", "method", "linked_at", "email_key", "phone_key"),
         (
-            (r.contact_id, person_of[r.contact_id], r.unit_path, method_of[r.contact_id], now)
+            (
+                r.contact_id,
+                person_of[r.contact_id],
+                r.unit_path,
+                method_of[r.contact_id],
+                now,
+                keys[r.contact_id]["email"],
+                keys[r.contact_id]["phone"],
+            )
             for r in records
-        ),
-    )
-    bulk_insert(
-        RecordKey,
-        ("contact", "person", "unit_path", "kind", "key_hash"),
-        (
-            (r.contact_id, person_of[r.contact_id], r.unit_path, kind, key_hash)
-            for r in records
-            for kind, key_hash in record_keys[r.contact_id].items()
         ),
     )
     if candidates:
         _queue(candidates)
-    return person_of
 
 
 def _choose(
     members: list[int],
     found: dict[str, dict[int, int]],
-    record_keys: dict[int, dict[str, str]],
+    keys: dict[int, dict[str, str | None]],
     by_id: dict[int, Record],
     candidates: list[tuple[int, int, str, dict]],
 ) -> tuple[int, str] | None:
@@ -227,7 +281,7 @@ def _choose(
     if found["phone"]:
         person, holder = next(iter(found["phone"].items()))
         newcomer = by_id[members[0]]
-        if _contradicts(newcomer, holder, record_keys[members[0]]):
+        if _contradicts(newcomer, holder, keys[members[0]]["email"]):
             candidates.append(
                 (
                     holder,
@@ -247,45 +301,60 @@ def _choose(
     return None
 
 
-def _contradicts(newcomer: Record, holder_id: int, newcomer_keys: dict[str, str]) -> bool:
+def _contradicts(newcomer: Record, holder_id: int, newcomer_email_key: str | None) -> bool:
     """Different valid e-mails and different birthdays: two people sharing a phone."""
-    if newcomer.birthday is None or "email" not in newcomer_keys:
+    if newcomer.birthday is None or newcomer_email_key is None:
         return False
-    holder = Contact.objects.filter(pk=holder_id).values("email", "birthday").first()
+    holder = Contact.objects.filter(pk=holder_id).values("birthday").first()
     if not holder or holder["birthday"] is None or holder["birthday"] == newcomer.birthday:
         return False
     holder_key = (
-        RecordKey.objects.filter(contact_id=holder_id, kind=RecordKey.Kind.EMAIL)
-        .values_list("key_hash", flat=True)
-        .first()
+        RecordLink.objects.filter(contact_id=holder_id).values_list("email_key", flat=True).first()
     )
-    return holder_key is not None and holder_key != newcomer_keys["email"]
+    return holder_key is not None and holder_key != newcomer_email_key
 
 
-def _shared_kind(members: list[int], record_keys: dict[int, dict[str, str]]) -> str:
-    emails = {record_keys[m].get("email") for m in members}
-    return LinkMethod.EMAIL if len(emails - {None}) < len(members) else LinkMethod.PHONE
+def _shared_kind(members: list[int], keys: dict[int, dict[str, str | None]]) -> str:
+    emails = [keys[m]["email"] for m in members if keys[m]["email"] is not None]
+    return LinkMethod.EMAIL if len(set(emails)) < len(emails) else LinkMethod.PHONE
 
 
-def _existing_holders(wanted: set[str]) -> list[tuple[str, int, int]]:
+def _existing_holders(
+    wanted: dict[tuple[str, str], list[int]],
+) -> dict[tuple[str, str], list[tuple[int, int]]]:
+    """The records already holding each key: {(kind, key): [(contact, person)]}."""
+    found: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     if not wanted:
-        return []
-    if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(RecordKey._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT key_hash, contact_id, person_id FROM {table} WHERE key_hash = ANY (%s)",  # noqa: S608
-                [sorted(wanted)],
-            )
-            return cursor.fetchall()
-    found: list[tuple[str, int, int]] = []
-    ordered = sorted(wanted)
-    for start in range(0, len(ordered), 5000):
-        found.extend(
-            RecordKey.objects.filter(key_hash__in=ordered[start : start + 5000]).values_list(
-                "key_hash", "contact_id", "person_id"
-            )
-        )
+        return found
+    table = connection.ops.quote_name(RecordLink._meta.db_table)
+    for kind, column in KIND_COLUMN.items():
+        values = sorted(key for k, key in wanted if k == kind)
+        if not values:
+            continue
+        if connection.vendor == "postgresql":
+            # One probe of the key's index per value, whatever the planner thinks of a table
+            # an import is filling faster than its statistics follow (a hashed seq scan of
+            # every key otherwise), and no JIT compiling for a plan this simple.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL jit = off")
+                cursor.execute(
+                    f"SELECT wanted.key, link.contact_id, link.person_id "  # noqa: S608
+                    f"FROM unnest(%s::text[]) AS wanted (key) CROSS JOIN LATERAL "
+                    f"(SELECT contact_id, person_id FROM {table} WHERE {column} = wanted.key "
+                    f"LIMIT %s) AS link",
+                    [values, shared_key_cap() + 1],
+                )
+                rows = cursor.fetchall()
+        else:
+            rows = []
+            for start in range(0, len(values), 5000):
+                rows.extend(
+                    RecordLink.objects.filter(
+                        **{f"{column}__in": values[start : start + 5000]}
+                    ).values_list(column, "contact_id", "person_id")
+                )
+        for key, contact_id, person_id in rows:
+            found[kind, key].append((contact_id, person_id))
     return found
 
 
@@ -345,3 +414,74 @@ def link_unlinked(batch: int = 20_000) -> int:
                 return done
             link_new_records([Record(*row) for row in rows])
             done += len(rows)
+
+
+def relink_changed(records: Sequence[Record]) -> None:
+    """A record's e-mail or phone changed: keep its keys true and, where it was alone, let it
+    join the person its new keys lead to. A record that shares its person with others stays
+    (the new key pointing elsewhere waits in the review queue); a link made by hand never
+    moves."""
+    if not records:
+        return
+    with db_scope(ALL):
+        links = RecordLink.objects.in_bulk([r.contact_id for r in records])
+        unlinked = [r for r in records if r.contact_id not in links]
+        if unlinked:
+            link_new_records(unlinked)
+        for record in records:
+            link = links.get(record.contact_id)
+            if link is not None:
+                _relink(record, link)
+
+
+def _relink(record: Record, link: RecordLink) -> None:
+    root = network_root(record.unit_path)
+    policy = policy_for(root)
+    email_key, phone_key = record_keys(
+        root, record.email, record.phone, gmail_rules=policy.gmail_rules
+    )
+    RecordLink.objects.filter(pk=link.pk).update(email_key=email_key, phone_key=phone_key)
+    if link.is_manual:
+        return
+    wanted = {
+        (k, v): [record.contact_id] for k, v in (("email", email_key), ("phone", phone_key)) if v
+    }
+    others = {
+        person
+        for holders in _existing_holders(wanted).values()
+        for contact_id, person in holders
+        if contact_id != record.contact_id and person != link.person_id
+    }
+    if not others:
+        return
+    alone = not RecordLink.objects.filter(person_id=link.person_id).exclude(pk=link.pk).exists()
+    target = min(others)
+    if alone and len(others) == 1:
+        method = (
+            LinkMethod.EMAIL
+            if email_key
+            and RecordLink.objects.filter(person_id=target, email_key=email_key).exists()
+            else LinkMethod.PHONE
+        )
+        RecordLink.objects.filter(pk=link.pk).update(
+            person_id=target, method=method, linked_at=timezone.now()
+        )
+        Person.objects.filter(pk=link.person_id, links__isnull=True).delete()
+        return
+    holder = (
+        RecordLink.objects.filter(person_id=target).values_list("contact_id", flat=True).first()
+    )
+    if holder is not None:
+        _queue(
+            [(record.contact_id, holder, MatchCandidate.Reason.CONFLICT, {"kinds": ["changed"]})]
+        )
+
+
+class _Hooks:
+    """What contacts tells identity (settings.ENSEIGNE_RECORD_HOOKS)."""
+
+    written = staticmethod(link_new_records)
+    changed = staticmethod(relink_changed)
+
+
+hooks = _Hooks()

@@ -9,7 +9,6 @@ class Migration(migrations.Migration):
     dependencies = [("identity", "0001_initial"), ("network", "0009_token_scopes_and_expiry")]
     operations = [
         UnitRowSecurity("identity_recordlink"),
-        UnitRowSecurity("identity_recordkey"),
         # HQ's review queue, its merge/split history and its "kept apart" pairs: '' rows
         # only a scope holding the network root reads or writes.
         UnitRowSecurity("identity_matchcandidate", root_rows=True),
