@@ -402,11 +402,11 @@ def _queue(candidates: list[tuple[int, int, str, dict]]) -> None:
 
 def link_unlinked(batch: int = 20_000) -> int:
     """Link every record that has no person yet (existing data, a failed hook); return how many."""
-    done = 0
+    done, after = 0, 0
     with db_scope(ALL):
         while True:
             rows = list(
-                Contact.objects.filter(identity_link__isnull=True)
+                Contact.objects.filter(pk__gt=after, identity_link__isnull=True)
                 .order_by("pk")
                 .values_list("pk", "unit_path", "email", "phone", "birthday")[:batch]
             )
@@ -414,6 +414,7 @@ def link_unlinked(batch: int = 20_000) -> int:
                 return done
             link_new_records([Record(*row) for row in rows])
             done += len(rows)
+            after = rows[-1][0]
 
 
 def relink_changed(records: Sequence[Record]) -> None:
