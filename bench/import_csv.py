@@ -26,7 +26,6 @@ from pathlib import Path
 
 from _setup import django_ready, table
 
-
 # Real mailbox providers: example.com is a placeholder domain, which gives no matching key.
 DOMAINS = ("orange.fr", "gmail.com", "free.fr", "laposte.net", "sfr.fr", "hotmail.fr")
 

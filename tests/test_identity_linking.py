@@ -236,3 +236,14 @@ def test_imports_link_new_records_and_relink_completed_ones(
     lyon.refresh_from_db()
     assert lyon.phone == "+33677889900"
     assert person_of(lyon) == person_of(lille_phone)
+
+
+def test_migrate_links_records_that_existed_before_identity(world):
+    from django.core.management import call_command
+
+    older = Contact.objects.create(
+        unit=world.unit_a, unit_path=world.unit_a.path, email="ancienne@orange.fr"
+    )
+    assert not RecordLink.objects.filter(contact=older).exists()
+    call_command("migrate", verbosity=0)
+    assert RecordLink.objects.filter(contact=older).exists()
