@@ -247,3 +247,16 @@ def test_migrate_links_records_that_existed_before_identity(world):
     assert not RecordLink.objects.filter(contact=older).exists()
     call_command("migrate", verbosity=0)
     assert RecordLink.objects.filter(contact=older).exists()
+
+
+def test_the_nightly_upkeep_drops_persons_whose_last_record_was_erased(world):
+    from enseigne.identity.linking import prune_empty_persons
+    from enseigne.identity.models import Person
+
+    kept = ContactFactory(unit=world.unit_a, email="reste@orange.fr")
+    gone = ContactFactory(unit=world.unit_b, email="parti@orange.fr")
+    gone_person = person_of(gone)
+    gone.delete()
+    assert prune_empty_persons() == 1
+    assert not Person.objects.filter(pk=gone_person).exists()
+    assert Person.objects.filter(pk=person_of(kept)).exists()

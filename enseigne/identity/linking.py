@@ -486,3 +486,10 @@ class _Hooks:
 
 
 hooks = _Hooks()
+
+
+def prune_empty_persons() -> int:
+    """Delete persons no record links to any more (after erasures); return how many."""
+    with db_scope(ALL):
+        deleted, _ = Person.objects.filter(links__isnull=True).delete()
+    return deleted

@@ -1,0 +1,17 @@
+"""Background upkeep of the person links (thin: the work is in identity.linking)."""
+
+from __future__ import annotations
+
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task
+
+from enseigne.identity import linking
+
+
+@db_periodic_task(crontab(minute="17", hour="3"))
+def identity_nightly() -> None:
+    """Link any record written outside the writers, then drop persons left without records
+    (their last record erased): a person holds no personal data, but counts of people and
+    the API must not show empty ones."""
+    linking.link_unlinked()
+    linking.prune_empty_persons()
