@@ -47,3 +47,25 @@ def records_written(records: Sequence[Record]) -> None:
 
 def record_of(contact) -> Record:
     return Record(contact.pk, contact.unit_path, contact.email, contact.phone, contact.birthday)
+
+
+# What later apps hold about a record (its purchases, the messages it was sent), for the
+# GDPR export: settings ``ENSEIGNE_RECORD_EXPORT_PARTS`` name callables taking a contact and
+# returning {section: data}. The store's per-record export and HQ's per-person export both
+# go through ``contacts.selectors.contact_data_export``, so both hold the same sections.
+ExportPart = Callable[[object], dict]
+
+
+@cache
+def _export_parts() -> tuple[ExportPart, ...]:
+    return tuple(
+        import_string(path) for path in getattr(settings, "ENSEIGNE_RECORD_EXPORT_PARTS", ())
+    )
+
+
+def export_parts(contact) -> dict:
+    """Every later app's sections about ``contact``, merged in the settings' order."""
+    sections: dict = {}
+    for part in _export_parts():
+        sections.update(part(contact))
+    return sections
