@@ -514,6 +514,7 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
 
 # Issue 20, HQ's GDPR rights per person (enseigne/identity/urls_gdpr.py, included under
 # hq/people/): HQ only; every store or region user gets 404, whichever person it names.
+# Then HQ's people analytics (enseigne/analytics/people.py).
 MATRIX.update(
     {
         ("hq/people/<uuid:public_id>/export.json", "GET"): (
@@ -531,6 +532,8 @@ MATRIX.update(
             "302 302 404 404 404 404",
             "404 404 404 404",
         ),
+        # The cross-shopping matrix and the base in people: HQ's analytics only.
+        ("results/people/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
     }
 )
 
