@@ -307,6 +307,8 @@ ANYMAIL = {
 # Who learns of contact records written, in the writer's transaction (enseigne.contacts.records):
 # identity links each new record to its person there.
 ENSEIGNE_RECORD_HOOKS = ["enseigne.identity.linking.link_new_records"]
+# Who forgets a record being erased (contacts.records.records_erased): HQ's review queue.
+ENSEIGNE_RECORD_ERASE_HOOKS = ["enseigne.identity.erasure.forget_erased_records"]
 # What later apps add to a record's GDPR export (the store's and HQ's per-person file).
 ENSEIGNE_RECORD_EXPORT_PARTS = ["enseigne.tracking.record_export.purchases_and_messages"]
 # A matching key (e-mail, phone) held by more records than this links none of them: a shop's

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from enseigne.contacts import services as contacts
 from enseigne.contacts.models import ConsentEvent, Contact, Suppression
 from enseigne.identity import gdpr
-from enseigne.identity.models import Person, RecordLink
+from enseigne.identity.models import MatchCandidate, Person, RecordLink
 from enseigne.lib.hashing import identifier_hash
 from enseigne.network.models import AuditEvent
 from enseigne.tracking.models import Conversion
@@ -200,3 +200,18 @@ def test_a_store_still_erases_only_its_own_record(world, client, claire):
     assert client.post(f"/contacts/{records[2].public_id}/erase/").status_code == 302
     assert Contact.objects.filter(pk__in=[r.pk for r in records]).count() == 2
     assert RecordLink.objects.filter(person=person).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_store_erases_a_record_waiting_in_hqs_review_queue(world, client):
+    """HQ's review rows are out of the store's sight: the erasure still removes them (on
+    PostgreSQL the deferred foreign key failed the store's erasure at commit)."""
+    ContactFactory(unit=world.unit_a, email="anne.roux@orange.fr", phone="+33611112222")
+    bea = ContactFactory(unit=world.unit_b, email="bea.roux@orange.fr", phone="+33633334444")
+    # Anne's e-mail with Béa's phone: the pair waits in HQ's review queue.
+    ContactFactory(unit=world.unit_a2, email="anne.roux@orange.fr", phone="+33633334444")
+    assert MatchCandidate.objects.filter(status="open").count() == 1
+    client.force_login(world.manager_b)
+    assert client.post(f"/contacts/{bea.public_id}/erase/").status_code == 302
+    assert not Contact.objects.filter(pk=bea.pk).exists()
+    assert MatchCandidate.objects.count() == 0

@@ -69,3 +69,23 @@ def export_parts(contact) -> dict:
     for part in _export_parts():
         sections.update(part(contact))
     return sections
+
+
+# Who forgets a record about to be erased, in the erasure's transaction (settings
+# ``ENSEIGNE_RECORD_ERASE_HOOKS``): rows a later app keeps about the record that the
+# eraser's scope cannot see (HQ's review queue) would otherwise outlive it.
+EraseHook = Callable[[Sequence[int]], object]
+
+
+@cache
+def _erase_hooks() -> tuple[EraseHook, ...]:
+    return tuple(
+        import_string(path) for path in getattr(settings, "ENSEIGNE_RECORD_ERASE_HOOKS", ())
+    )
+
+
+def records_erased(contact_ids: Sequence[int]) -> None:
+    """Tell every erase hook; call inside the erasing transaction, before the delete."""
+    if contact_ids:
+        for hook in _erase_hooks():
+            hook(contact_ids)
