@@ -69,12 +69,28 @@ def person_records(person: Person) -> list[Contact]:
 
 
 def person_data_export(person: Person) -> dict:
-    """Everything held about the person: each linked record as its store would export it."""
+    """Everything held about the person: each linked record as its store would export it,
+    and why it is linked to the person (how, with what score, when)."""
+    records = person_records(person)
+    links = {link.contact_id: link for link in RecordLink.objects.filter(contact__in=records)}
     return {
         "format": FORMAT,
         "person": str(person.public_id),
         "exported_at": timezone.now().isoformat(),
-        "records": [contact_data_export(contact) for contact in person_records(person)],
+        "records": [
+            {**contact_data_export(contact), "link": _link_export(links.get(contact.pk))}
+            for contact in records
+        ],
+    }
+
+
+def _link_export(link: RecordLink | None) -> dict | None:
+    if link is None:
+        return None
+    return {
+        "method": link.method,
+        "score": link.score,
+        "linked_at": link.linked_at.isoformat(),
     }
 
 
