@@ -22,6 +22,7 @@ from enseigne.campaigns.services import campaign_create_local, campaign_submit
 from enseigne.contacts.models import ConsentEvent, Contact, ContactImport, Segment
 from enseigne.contacts.services import segment_save
 from enseigne.delivery.models import Link, OutboxMessage
+from enseigne.identity.models import Person
 from enseigne.lib.signing import sign_id, sign_ids, webhook_key
 from enseigne.network.models import AuditEvent, OrgNode, User
 from enseigne.network.tokens import token_create
@@ -511,6 +512,32 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
 }
 
 
+# Issue 20, HQ's GDPR rights per person (enseigne/identity/urls_gdpr.py, included under
+# hq/people/): HQ only; every store or region user gets 404, whichever person it names.
+# Then HQ's people analytics (enseigne/analytics/people.py).
+MATRIX.update(
+    {
+        ("hq/people/<uuid:public_id>/export.json", "GET"): (
+            "gdpr_person",
+            "302 200 404 404 404 404",
+            "404 404 404 404",
+        ),
+        ("hq/people/<uuid:public_id>/erase/", "GET"): (
+            "gdpr_person",
+            "302 200 404 404 404 404",
+            "404 404 404 404",
+        ),
+        ("hq/people/<uuid:public_id>/erase/", "POST"): (
+            "gdpr_person",
+            "302 302 404 404 404 404",
+            "404 404 404 404",
+        ),
+        # The cross-shopping matrix and the base in people: HQ's analytics only.
+        ("results/people/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    }
+)
+
+
 def _django_routes(patterns=None, prefix: str = "") -> set[str]:
     routes = set()
     for pattern in patterns if patterns is not None else get_resolver().url_patterns:
@@ -720,6 +747,8 @@ class Objects:
     def target(self, kind: str, persona: str, which: str):
         side = self.side(persona, which)
         unit = self.world.unit_a if side == "a" else self.world.unit_b
+        if kind == "gdpr_person":  # issue 20: the person of the side's contact
+            return Person.objects.get(links__contact=self.contact[side])
         return {
             "unit": unit,
             "contact": self.contact[side],

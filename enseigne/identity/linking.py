@@ -37,6 +37,7 @@ from enseigne.lib.bulk import bulk_insert
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import Network, OrgNode
 
+from .erasure import forget_erased_records
 from .keys import record_keys
 from .models import IdentityPolicy, LinkMethod, MatchCandidate, Person, RecordLink
 
@@ -483,6 +484,7 @@ class _Hooks:
 
     written = staticmethod(link_new_records)
     changed = staticmethod(relink_changed)
+    erased = staticmethod(forget_erased_records)
 
 
 hooks = _Hooks()
