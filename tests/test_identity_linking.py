@@ -8,7 +8,7 @@ import pytest
 
 from enseigne.contacts import services as contacts
 from enseigne.contacts.models import Contact
-from enseigne.contacts.records import Record
+from enseigne.contacts.records import Record, record_of
 from enseigne.identity import keys
 from enseigne.identity.linking import link_new_records, link_unlinked
 from enseigne.identity.models import IdentityPolicy, LinkMethod, MatchCandidate, RecordLink
@@ -131,17 +131,146 @@ def test_email_and_phone_pointing_to_two_people_waits_for_review(world):
     assert {candidate.left_id, candidate.right_id} == {a.pk, b.pk}
 
 
-def test_a_shared_shop_phone_never_merges_everyone(world, settings):
+def test_a_key_past_the_cap_links_nobody_more_and_alerts_once(world, settings):
+    """Up to the cap a mobile joins records (one person may shop in a few stores); past it the
+    key is a shared one: the record goes alone, HQ gets one alert for the key, not one per
+    newcomer."""
+    from enseigne.network import services as network
+
     settings.ENSEIGNE_IDENTITY_SHARED_KEY_CAP = 2
-    shop_phone = "+33478123456"
-    a = ContactFactory(unit=world.unit_a, email=None, phone=shop_phone)
-    b = ContactFactory(unit=world.unit_a2, email=None, phone=shop_phone)
-    c = ContactFactory(unit=world.unit_b, email=None, phone=shop_phone)
-    assert person_of(a) == person_of(b)  # two records may be one person
-    assert person_of(c) != person_of(a)  # the third holder makes it a shared phone
+    shared = "+33678123456"
+    a = ContactFactory(unit=world.unit_a, email=None, phone=shared)
+    b = ContactFactory(unit=world.unit_a2, email=None, phone=shared)
+    c = ContactFactory(unit=world.unit_b, email=None, phone=shared)
+    extra = network.node_create(
+        actor=None, parent=world.region_b, kind="unit", name="Lens", code="lens"
+    )
+    d = ContactFactory(unit=extra, email=None, phone=shared)
+    assert person_of(a) == person_of(b)
+    assert len({person_of(a), person_of(c), person_of(d)}) == 3
     alert = MatchCandidate.objects.get(reason=MatchCandidate.Reason.SHARED_KEY)
-    assert alert.detail == {"kind": "phone", "records": 3}
+    assert alert.detail["kind"] == "phone" and alert.detail["records"] == 3
     assert c.pk in {alert.left_id, alert.right_id}
+
+
+def test_a_landline_is_a_households_and_waits_for_review(world):
+    husband = ContactFactory(unit=world.unit_a, email=None, phone="+33478123456")
+    wife = ContactFactory(
+        unit=world.unit_b,
+        email="anne.roux@orange.fr",
+        phone="+33478123456",
+        birthday=dt.date(1970, 1, 2),
+    )
+    assert person_of(husband) != person_of(wife)
+    review = MatchCandidate.objects.get()
+    assert review.reason == MatchCandidate.Reason.LANDLINE
+    assert review.status == MatchCandidate.Status.OPEN
+
+
+def test_a_contradiction_within_one_batch_is_refused_too(world):
+    mother = Contact.objects.create(
+        unit=world.unit_a,
+        unit_path=world.unit_a.path,
+        email="mere@orange.fr",
+        phone="+33612345678",
+        birthday=dt.date(1960, 3, 1),
+    )
+    daughter = Contact.objects.create(
+        unit=world.unit_b,
+        unit_path=world.unit_b.path,
+        email="fille@orange.fr",
+        phone="+33612345678",
+        birthday=dt.date(1992, 7, 9),
+    )
+    link_new_records([record_of(mother), record_of(daughter)])
+    assert person_of(mother) != person_of(daughter)
+    assert MatchCandidate.objects.get().reason == MatchCandidate.Reason.CONTRADICTION
+
+
+def test_an_edit_cannot_join_through_a_contradicting_phone(world):
+    mother = ContactFactory(
+        unit=world.unit_a,
+        email="mere2@orange.fr",
+        phone="+33612345670",
+        birthday=dt.date(1960, 3, 1),
+    )
+    daughter = ContactFactory(
+        unit=world.unit_b, email="fille2@orange.fr", phone=None, birthday=dt.date(1992, 7, 9)
+    )
+    contacts.contact_update(actor=world.manager_b, contact=daughter, data={"phone": "+33612345670"})
+    assert person_of(mother) != person_of(daughter)
+    assert MatchCandidate.objects.get().reason == MatchCandidate.Reason.CONTRADICTION
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "mail@famille-martin.fr",
+        "j@orange.fr",
+        "a.martin@free.fr",
+        "sans.souci@laposte.net",
+        "na.li@sfr.fr",
+    ],
+)
+def test_real_addresses_give_a_key(email):
+    assert keys.email_key(email) == email
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "test1@orange.fr",
+        "testtest@free.fr",
+        "pasdemail123@sfr.fr",
+        "123456@orange.fr",
+        "no.name@free.fr",
+        "contact@x.fr",
+    ],
+)
+def test_more_placeholders_give_no_key(email):
+    assert keys.email_key(email) is None
+
+
+def test_case_of_an_address_does_not_matter(world):
+    lyon = ContactFactory(unit=world.unit_a, email="marie.curie@orange.fr")
+    other = Contact.objects.create(
+        unit=world.unit_b, unit_path=world.unit_b.path, email="Marie.Curie@Orange.FR"
+    )
+    link_new_records([record_of(other)])
+    assert person_of(lyon) == person_of(other)
+
+
+def test_a_store_reads_no_link_not_even_its_own(world):
+    """Separate controllers: a link's method says another store holds the address. Row-level
+    security shows links to HQ and the system only (PostgreSQL; selectors are the wall on
+    SQLite)."""
+    from django.db import connection
+
+    from enseigne.lib.rowsecurity import db_scope
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row-level security exists only on PostgreSQL; CI runs this file on both")
+    mine = ContactFactory(unit=world.unit_b, email="suzanne@orange.fr")
+    ContactFactory(unit=world.unit_a, email="suzanne@orange.fr")
+    with db_scope([world.unit_b.path]):
+        assert not RecordLink.objects.filter(contact=mine).exists()
+        assert RecordLink.objects.count() == 0
+    with db_scope([world.root.path]):
+        assert RecordLink.objects.filter(contact=mine).exists()
+
+
+def test_a_store_erasing_its_record_leaves_no_key_behind(world):
+    """Erased through the product's own service, under the store's scope: the link (an HQ-only
+    row) goes too, so the address finds nobody afterwards."""
+    from enseigne.lib.rowsecurity import db_scope
+
+    record = ContactFactory(unit=world.unit_b, email="oubli@orange.fr")
+    ContactFactory(unit=world.unit_a2, email="autre@orange.fr")
+    with db_scope([world.unit_b.path]):
+        contacts.contact_erase(actor=world.manager_b, contact=record)
+    assert not RecordLink.objects.filter(contact_id=record.pk).exists()
+    again = ContactFactory(unit=world.unit_a, email="oubli@orange.fr")
+    assert RecordLink.objects.get(contact=again).method == LinkMethod.ALONE
 
 
 def test_batch_records_sharing_a_key_are_one_person(world):
@@ -238,15 +367,20 @@ def test_imports_link_new_records_and_relink_completed_ones(
     assert person_of(lyon) == person_of(lille_phone)
 
 
-def test_migrate_links_records_that_existed_before_identity(world):
+def test_link_people_links_records_that_existed_before_identity(world):
+    from io import StringIO
+
     from django.core.management import call_command
 
+    newer = ContactFactory(unit=world.unit_b, email="ancienne@orange.fr")
     older = Contact.objects.create(
         unit=world.unit_a, unit_path=world.unit_a.path, email="ancienne@orange.fr"
     )
     assert not RecordLink.objects.filter(contact=older).exists()
-    call_command("migrate", verbosity=0)
-    assert RecordLink.objects.filter(contact=older).exists()
+    out = StringIO()
+    call_command("link_people", stdout=out)
+    assert person_of(older) == person_of(newer)
+    assert out.getvalue().startswith("1 records linked")
 
 
 def test_the_nightly_upkeep_drops_persons_whose_last_record_was_erased(world):

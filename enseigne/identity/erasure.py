@@ -5,8 +5,7 @@ scope only), so a store erasing its own record cannot see them, and Django's cas
 which reads before it deletes, would leave them pointing at a deleted record: on
 PostgreSQL the erasure then failed at commit. The erasure tells identity through the
 contacts' record hooks (``records_erased``), and identity removes them as
-system work in the same transaction. The link and keys are the record's unit's rows:
-the cascade removes those.
+system work in the same transaction, with the record's link and keys (HQ-only rows too).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from django.db.models import Q
 
 from enseigne.lib.rowsecurity import ALL, db_scope
 
-from .models import KeptApart, MatchCandidate
+from .models import KeptApart, MatchCandidate, RecordLink
 
 
 def forget_erased_records(contact_ids: Sequence[int]) -> None:
@@ -25,3 +24,5 @@ def forget_erased_records(contact_ids: Sequence[int]) -> None:
     with db_scope(ALL):
         for model in (MatchCandidate, KeptApart):
             model.objects.filter(Q(left_id__in=ids) | Q(right_id__in=ids)).delete()
+        # Out of a store's sight too (HQ-only rows): its keys must not outlive the record.
+        RecordLink.objects.filter(contact_id__in=ids).delete()

@@ -19,19 +19,21 @@ PLACEHOLDER_LOCALS = frozenset(
     {
         "test",
         "tests",
+        "testtest",
         "aucun",
         "aucune",
         "pas",
         "pasde",
         "pasdemail",
+        "pasdadresse",
         "noemail",
         "nomail",
+        "noname",
         "no",
         "non",
         "none",
         "null",
         "nil",
-        "na",
         "n.a",
         "x",
         "xx",
@@ -39,14 +41,13 @@ PLACEHOLDER_LOCALS = frozenset(
         "a",
         "abc",
         "email",
-        "mail",
         "inconnu",
+        "inconnue",
         "client",
         "nepas",
         "refus",
         "refuse",
         "sansemail",
-        "sans",
         "vide",
         "example",
         "exemple",
@@ -54,10 +55,10 @@ PLACEHOLDER_LOCALS = frozenset(
         "faux",
         "dummy",
         "nobody",
-        "personne",
         "noreply",
         "no-reply",
         "ne-pas-repondre",
+        "nepasrepondre",
     }
 )
 PLACEHOLDER_DOMAINS = frozenset(
@@ -74,6 +75,7 @@ PLACEHOLDER_DOMAINS = frozenset(
         "xx.xx",
         "xxx.xxx",
         "a.a",
+        "x.fr",
         "aucun.fr",
         "aucun.com",
         "nomail.com",
@@ -87,18 +89,25 @@ PLACEHOLDER_DOMAINS = frozenset(
 )
 # A domain whose first label says there is no address: aucun.fr, none.net, test.org…
 PLACEHOLDER_DOMAIN_NAMES = frozenset({"aucun", "aucune", "none", "noemail", "nomail", "test"})
-_REPEATED = re.compile(r"^(.)\1*$")
+# Two or more of one character (aa@, 0000@), digits only (123456@), or a placeholder word
+# followed by digits (test1@, pasdemail123@).
+_REPEATED = re.compile(r"^(.)\1+$")
+_DIGITS = re.compile(r"^[0-9]+$")
+_NUMBERED = re.compile(r"^([a-z]+)[0-9]+$")
 
 
 def is_placeholder_email(email: str) -> bool:
     """Whether ``email`` (already normalised) is one people type instead of a real one."""
     local, _, domain = email.rpartition("@")
     plain = local.replace(".", "").replace("-", "").replace("_", "")
+    numbered = _NUMBERED.match(plain)
     return (
         local in PLACEHOLDER_LOCALS
         or plain in PLACEHOLDER_LOCALS
         or domain in PLACEHOLDER_DOMAINS
         or bool(_REPEATED.match(plain))
+        or bool(_DIGITS.match(plain))
+        or (numbered is not None and numbered.group(1) in PLACEHOLDER_LOCALS)
         or domain.split(".")[0] in PLACEHOLDER_DOMAIN_NAMES
     )
 

@@ -26,9 +26,13 @@ import datetime
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
 
+import phonenumbers
 from django.conf import settings
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from enseigne.contacts.models import Contact
@@ -39,7 +43,7 @@ from enseigne.network.models import Network, OrgNode
 
 from .erasure import forget_erased_records
 from .keys import record_keys
-from .models import IdentityPolicy, LinkMethod, MatchCandidate, Person, RecordLink
+from .models import IdentityPolicy, KeptApart, LinkMethod, MatchCandidate, Person, RecordLink
 
 
 def shared_key_cap() -> int:
@@ -60,6 +64,26 @@ def policy_for(root_path: str) -> IdentityPolicy:
 
 
 KIND_COLUMN = {"email": "email_key", "phone": "phone_key"}
+
+
+@contextmanager
+def jit_off(cursor):
+    """No JIT compiling for these simple plans over many rows, and the caller's setting back
+    afterwards (``SET LOCAL`` would otherwise last the caller's whole transaction)."""
+    cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', true)")
+    previous = cursor.fetchone()[0]
+    try:
+        yield
+    finally:
+        cursor.execute("SELECT set_config('jit', %s, true)", [previous])
+
+
+def _lock_network(root: str) -> None:
+    """One network links one batch at a time, until the writer commits: two stores writing
+    the same new customer at once would otherwise each make her a person."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"identity:{root}"])
 
 
 class _Groups:
@@ -118,8 +142,7 @@ def _link_fresh(
         email_key, phone_key = record_keys(root, r.email, r.phone, gmail_rules=policy.gmail_rules)
         email_keys.append(email_key)
         phone_keys.append(phone_key)
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL jit = off")
+    with connection.cursor() as cursor, jit_off(cursor):
         cursor.execute(
             f"""
             WITH rec AS (
@@ -186,19 +209,33 @@ def _link(root: str, records: list[Record], policy: IdentityPolicy, now: datetim
     cap = shared_key_cap()
     shared = {k for k, members in in_batch.items() if len(holders.get(k, ())) + len(members) > cap}
 
+    by_id = {r.contact_id: r for r in records}
+    candidates: list[tuple[int, int, str, dict]] = []
     groups = _Groups(keys)
-    for key, members in in_batch.items():
-        if key not in shared:
-            for other in members[1:]:
-                groups.union(members[0], other)
+    for (kind, key), members in in_batch.items():
+        if (kind, key) in shared:
+            continue
+        for other in members[1:]:
+            first = members[0]
+            verdict = (
+                JOIN
+                if kind == "email"
+                else phone_verdict(
+                    by_id[other].phone,
+                    (keys[other]["email"], by_id[other].birthday),
+                    (keys[first]["email"], by_id[first].birthday),
+                )
+            )
+            if verdict == JOIN:
+                groups.union(first, other)
+            else:
+                candidates.append((first, other, *_VERDICT_REASONS[verdict]))
     members_of: dict[int, list[int]] = defaultdict(list)
     for contact_id in keys:
         members_of[groups.find(contact_id)].append(contact_id)
 
-    by_id = {r.contact_id: r for r in records}
     person_of: dict[int, int] = {}
     method_of: dict[int, str] = {}
-    candidates: list[tuple[int, int, str, dict]] = []
     new_groups: list[list[int]] = []
     for members in members_of.values():
         found: dict[str, dict[int, int]] = {"email": {}, "phone": {}}  # kind -> {person: holder}
@@ -221,19 +258,21 @@ def _link(root: str, records: list[Record], policy: IdentityPolicy, now: datetim
         for contact_id in members:
             person_of[contact_id], method_of[contact_id] = person, method
 
-    for kind, key in shared:
+    alerted = _alerted_keys(shared)
+    for kind, key in sorted(shared - alerted):
+        # One alert per key, naming two of its holders; the key links nobody from now on.
         members = in_batch[kind, key]
-        earlier = holders.get((kind, key))
+        earlier = sorted(holders.get((kind, key), ()))
         holder = earlier[0][0] if earlier else members[0]
         newcomer = next((c for c in members if c != holder), None)
         if newcomer is not None:
-            count = len(earlier or ()) + len(members)
+            count = len(earlier) + len(members)
             candidates.append(
                 (
                     holder,
                     newcomer,
                     MatchCandidate.Reason.SHARED_KEY,
-                    {"kind": kind, "records": count},
+                    {"kind": kind, "key": key, "records": count},
                 )
             )
 
@@ -280,17 +319,15 @@ def _choose(
                 break
         return person, LinkMethod.EMAIL
     if found["phone"]:
-        person, holder = next(iter(found["phone"].items()))
+        person, holder = min(found["phone"].items())
         newcomer = by_id[members[0]]
-        if _contradicts(newcomer, holder, keys[members[0]]["email"]):
-            candidates.append(
-                (
-                    holder,
-                    newcomer.contact_id,
-                    MatchCandidate.Reason.CONTRADICTION,
-                    {"refused": True},
-                )
-            )
+        verdict = phone_verdict(
+            newcomer.phone,
+            (keys[members[0]]["email"], newcomer.birthday),
+            _holder_identifiers(holder),
+        )
+        if verdict != JOIN:
+            candidates.append((holder, newcomer.contact_id, *_VERDICT_REASONS[verdict]))
             return None
         for other, other_holder in found["phone"].items():
             if other != person:
@@ -302,22 +339,69 @@ def _choose(
     return None
 
 
-def _contradicts(newcomer: Record, holder_id: int, newcomer_email_key: str | None) -> bool:
-    """Different valid e-mails and different birthdays: two people sharing a phone."""
-    if newcomer.birthday is None or newcomer_email_key is None:
+# What a shared phone alone decides (one rule for batches, writes and edits).
+JOIN, REVIEW, REFUSE = "join", "review", "refuse"
+_VERDICT_REASONS = {
+    REVIEW: (MatchCandidate.Reason.LANDLINE, {}),
+    REFUSE: (MatchCandidate.Reason.CONTRADICTION, {"refused": True}),
+}
+
+
+def phone_verdict(
+    phone: str | None,
+    newcomer: tuple[str | None, datetime.date | None],
+    holder: tuple[str | None, datetime.date | None],
+) -> str:
+    """Whether two records sharing only a phone are one person.
+
+    Each side is (e-mail key, birthday). Two different e-mails *and* two different birthdays
+    are two people (a family's phone): refused, never queued. A landline is a household's,
+    not a person's: queued for review rather than joined. A mobile joins.
+    """
+    (email_a, birthday_a), (email_b, birthday_b) = newcomer, holder
+    different_emails = bool(email_a and email_b and email_a != email_b)
+    if different_emails and birthday_a and birthday_b and birthday_a != birthday_b:
+        return REFUSE
+    return JOIN if is_mobile(phone) else REVIEW
+
+
+@lru_cache(maxsize=4096)
+def is_mobile(phone: str | None) -> bool:
+    """A mobile number (or one the numbering plan cannot tell from a landline, as in the US)."""
+    if not phone:
         return False
-    holder = Contact.objects.filter(pk=holder_id).values("birthday").first()
-    if not holder or holder["birthday"] is None or holder["birthday"] == newcomer.birthday:
+    try:
+        kind = phonenumbers.number_type(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
         return False
-    holder_key = (
-        RecordLink.objects.filter(contact_id=holder_id).values_list("email_key", flat=True).first()
+    return kind in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
     )
-    return holder_key is not None and holder_key != newcomer_email_key
+
+
+def _holder_identifiers(holder_id: int) -> tuple[str | None, datetime.date | None]:
+    row = (
+        RecordLink.objects.filter(contact_id=holder_id)
+        .values_list("email_key", "contact__birthday")
+        .first()
+    )
+    return (row[0], row[1]) if row else (None, None)
 
 
 def _shared_kind(members: list[int], keys: dict[int, dict[str, str | None]]) -> str:
     emails = [keys[m]["email"] for m in members if keys[m]["email"] is not None]
     return LinkMethod.EMAIL if len(set(emails)) < len(emails) else LinkMethod.PHONE
+
+
+def _alerted_keys(shared: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The shared keys HQ was already told of."""
+    if not shared:
+        return set()
+    told = MatchCandidate.objects.filter(
+        reason=MatchCandidate.Reason.SHARED_KEY, detail__key__in=[key for _, key in shared]
+    ).values_list("detail__kind", "detail__key")
+    return {(kind, key) for kind, key in told}
 
 
 def _existing_holders(
@@ -336,13 +420,12 @@ def _existing_holders(
             # One probe of the key's index per value, whatever the planner thinks of a table
             # an import is filling faster than its statistics follow (a hashed seq scan of
             # every key otherwise), and no JIT compiling for a plan this simple.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL jit = off")
+            with connection.cursor() as cursor, jit_off(cursor):
                 cursor.execute(
                     f"SELECT wanted.key, link.contact_id, link.person_id "  # noqa: S608
                     f"FROM unnest(%s::text[]) AS wanted (key) CROSS JOIN LATERAL "
                     f"(SELECT contact_id, person_id FROM {table} WHERE {column} = wanted.key "
-                    f"LIMIT %s) AS link",
+                    f"ORDER BY contact_id LIMIT %s) AS link",
                     [values, shared_key_cap() + 1],
                 )
                 rows = cursor.fetchall()
@@ -402,10 +485,12 @@ def _queue(candidates: list[tuple[int, int, str, dict]]) -> None:
 
 
 def link_unlinked(batch: int = 20_000) -> int:
-    """Link every record that has no person yet (existing data, a failed hook); return how many."""
+    """Link every record that has no person yet (records older than identity, or written by
+    raw SQL outside the writers); return how many. One transaction per page, so a network's
+    writers wait at most one page; a record another writer linked meanwhile is left as it is."""
     done, after = 0, 0
-    with db_scope(ALL):
-        while True:
+    while True:
+        with db_scope(ALL):
             rows = list(
                 Contact.objects.filter(pk__gt=after, identity_link__isnull=True)
                 .order_by("pk")
@@ -413,9 +498,16 @@ def link_unlinked(batch: int = 20_000) -> int:
             )
             if not rows:
                 return done
-            link_new_records([Record(*row) for row in rows])
-            done += len(rows)
-            after = rows[-1][0]
+            for root in sorted({network_root(row[1]) for row in rows}):
+                _lock_network(root)
+            linked = set(
+                RecordLink.objects.filter(pk__in=[row[0] for row in rows]).values_list(
+                    "pk", flat=True
+                )
+            )
+            link_new_records([Record(*row) for row in rows if row[0] not in linked])
+        done += len(rows) - len(linked)
+        after = rows[-1][0]
 
 
 def relink_changed(records: Sequence[Record]) -> None:
@@ -426,6 +518,8 @@ def relink_changed(records: Sequence[Record]) -> None:
     if not records:
         return
     with db_scope(ALL):
+        for root in {network_root(r.unit_path) for r in records}:
+            _lock_network(root)
         links = RecordLink.objects.in_bulk([r.contact_id for r in records])
         unlinked = [r for r in records if r.contact_id not in links]
         if unlinked:
@@ -448,35 +542,47 @@ def _relink(record: Record, link: RecordLink) -> None:
     wanted = {
         (k, v): [record.contact_id] for k, v in (("email", email_key), ("phone", phone_key)) if v
     }
-    others = {
-        person
-        for holders in _existing_holders(wanted).values()
-        for contact_id, person in holders
-        if contact_id != record.contact_id and person != link.person_id
-    }
-    if not others:
+    holders = _existing_holders(wanted)
+    others: dict[str, dict[int, int]] = {"email": {}, "phone": {}}  # kind -> {person: holder}
+    for (kind, _key), found in holders.items():
+        if len(found) >= shared_key_cap():
+            continue
+        for contact_id, person in found:
+            if contact_id != record.contact_id and person != link.person_id:
+                others[kind].setdefault(person, contact_id)
+    apart = _kept_apart_from(record.contact_id)
+    for kind in others:
+        others[kind] = {p: h for p, h in others[kind].items() if h not in apart}
+    if others["email"]:
+        target, holder = min(others["email"].items())
+        method = LinkMethod.EMAIL
+    elif others["phone"]:
+        target, holder = min(others["phone"].items())
+        method = LinkMethod.PHONE
+        verdict = phone_verdict(
+            record.phone, (email_key, record.birthday), _holder_identifiers(holder)
+        )
+        if verdict != JOIN:
+            _queue([(holder, record.contact_id, *_VERDICT_REASONS[verdict])])
+            return
+    else:
         return
     alone = not RecordLink.objects.filter(person_id=link.person_id).exclude(pk=link.pk).exists()
-    target = min(others)
-    if alone and len(others) == 1:
-        method = (
-            LinkMethod.EMAIL
-            if email_key
-            and RecordLink.objects.filter(person_id=target, email_key=email_key).exists()
-            else LinkMethod.PHONE
-        )
+    if alone:
         RecordLink.objects.filter(pk=link.pk).update(
             person_id=target, method=method, linked_at=timezone.now()
         )
         Person.objects.filter(pk=link.person_id, links__isnull=True).delete()
-        return
-    holder = (
-        RecordLink.objects.filter(person_id=target).values_list("contact_id", flat=True).first()
-    )
-    if holder is not None:
+    else:
         _queue(
             [(record.contact_id, holder, MatchCandidate.Reason.CONFLICT, {"kinds": ["changed"]})]
         )
+
+
+def _kept_apart_from(contact_id: int) -> set[int]:
+    """The records HQ said are not the same person as this one."""
+    pairs = KeptApart.objects.filter(Q(left_id=contact_id) | Q(right_id=contact_id))
+    return {x for pair in pairs.values_list("left_id", "right_id") for x in pair} - {contact_id}
 
 
 class _Hooks:

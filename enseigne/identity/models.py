@@ -124,6 +124,7 @@ class MatchCandidate(models.Model):
         CONFLICT = "conflict", _("Their e-mail and phone point to different people")
         SHARED_KEY = "shared_key", _("Too many records share this e-mail or phone")
         CONTRADICTION = "contradiction", _("Different e-mails and different birthdays")
+        LANDLINE = "landline", _("Same landline (a household's phone, not a person's)")
         MODEL = "model", _("The model's score is in the review band")
         SPLIT = "split", _("Kept apart by hand but share a key")
 
