@@ -10,6 +10,7 @@ maps each record to the person that generated it.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 
 import pandas as pd
@@ -143,9 +144,9 @@ def generate(records: int, units: int = 100, seed: int = 7) -> tuple[pd.DataFram
     rng = random.Random(seed)
     surnames = _surname_pool(rng, max(3000, records // 40))
     # Zipf-like weights: common names are common.
-    sur_w = [1 / (i + 10) for i in range(len(surnames))]
-    ff_w = [1 / (i + 3) for i in range(len(FIRST_F))]
-    fm_w = [1 / (i + 3) for i in range(len(FIRST_M))]
+    sur_w = list(itertools.accumulate(1 / (i + 10) for i in range(len(surnames))))
+    ff_w = list(itertools.accumulate(1 / (i + 3) for i in range(len(FIRST_F))))
+    fm_w = list(itertools.accumulate(1 / (i + 3) for i in range(len(FIRST_M))))
     cities = [c.replace("_", " ") for c in CITIES]
     stores = []
     for u in range(units):
@@ -159,6 +160,7 @@ def generate(records: int, units: int = 100, seed: int = 7) -> tuple[pd.DataFram
                 "phone": f"+334{rng.randrange(10**8):08d}",
             }
         )
+    shop_phone = {s["unit"]: s["phone"] for s in stores}
     people = int(records * 0.8)
     extra_choices = (0, 1, 2, 3)
     extra_weights = (0.80, 0.15, 0.04, 0.01)
@@ -179,8 +181,8 @@ def generate(records: int, units: int = 100, seed: int = 7) -> tuple[pd.DataFram
     used_locals: set[str] = set()
     while len(ids) < records:
         female = rng.random() < 0.55
-        first = rng.choices(FIRST_F if female else FIRST_M, ff_w if female else fm_w)[0]
-        last = rng.choices(surnames, sur_w)[0]
+        first = rng.choices(FIRST_F if female else FIRST_M, cum_weights=ff_w if female else fm_w)[0]
+        last = rng.choices(surnames, cum_weights=sur_w)[0]
         birthday = dt.date.fromordinal(start_day + rng.randrange(span))
         home = rng.randrange(units)
         store = stores[home]
@@ -219,7 +221,7 @@ def generate(records: int, units: int = 100, seed: int = 7) -> tuple[pd.DataFram
                 if rng.random() < 0.04:
                     f, la = la, f
                 if female and rng.random() < 0.08:
-                    la = rng.choices(surnames, sur_w)[0]  # maiden / married name
+                    la = rng.choices(surnames, cum_weights=sur_w)[0]  # maiden / married name
                 r = rng.random()
                 if r < 0.15:
                     ph = f"+33{rng.choice('67')}{rng.randrange(10**8):08d}"
@@ -243,7 +245,7 @@ def generate(records: int, units: int = 100, seed: int = 7) -> tuple[pd.DataFram
             # Network noise on every record.
             r = rng.random()
             if r < 0.02:
-                ph = next(s["phone"] for s in stores if s["unit"] == unit)  # the shop's phone
+                ph = shop_phone[unit]  # the shop's own phone
             elif r < 0.12:
                 ph = None
             r = rng.random()

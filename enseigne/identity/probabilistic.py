@@ -162,7 +162,7 @@ class MatchSettings:
     match_threshold: float = 0.5
     # Pairs in [review_threshold, match_threshold) go to review; every pair inside a cluster
     # must be at least this good.
-    review_threshold: float = 0.2
+    review_threshold: float = 0.05
     # A component with more records than this raises an alert instead of merging.
     cluster_size_cap: int = 20
     # A phone / e-mail / e-mail local part held by more records than this is ignored.
@@ -469,7 +469,11 @@ def _blocking_rules(has_address: bool) -> list[Any]:
     rules: list[Any] = [
         block_on("phone"),
         block_on("email_local"),
-        block_on("first_name_n", "last_name_n"),
+        # Same name within one département (a common name network-wide is a big block).
+        CustomRule(
+            "l.first_name_n = r.first_name_n AND l.last_name_n = r.last_name_n"
+            " AND substr(l.postcode, 1, 2) = substr(r.postcode, 1, 2)"
+        ),
         CustomRule("l.first_name_n = r.last_name_n AND l.last_name_n = r.first_name_n"),
         block_on("birthday", "postcode"),
         block_on("last_name_n", "birthday"),
@@ -477,7 +481,10 @@ def _blocking_rules(has_address: bool) -> list[Any]:
         block_on("postcode", "last_name_n"),
         block_on("postcode", "first_name_n"),
         block_on("city_n", "birthday"),
-        block_on("city_n", "last_name_n"),
+        CustomRule(
+            "l.city_n = r.city_n AND l.last_name_n = r.last_name_n"
+            " AND substr(l.first_name_n, 1, 1) = substr(r.first_name_n, 1, 1)"
+        ),
     ]
     if has_address:
         rules.append(block_on("address_n"))
@@ -753,8 +760,7 @@ def match(
         def side(which: int | None, name: str) -> Any:
             where = "" if which is None else f" WHERE _side = {which}"
             pdf = con.sql(f"SELECT {columns} FROM {table}{where}").df()
-            sdf = spark_session.createDataFrame(pdf.astype(object).where(pdf.notna(), None))
-            return db_api.register(sdf, table_name=name)
+            return db_api.register(pdf, table_name=name)
 
         inputs = (
             side(None, "records")
@@ -841,8 +847,7 @@ def _score_within_components(
         def side(which: int | None, name: str) -> Any:
             where = "" if which is None else f" WHERE _side = {which}"
             pdf = con.sql(f"SELECT {cols} FROM identity_in_components{where}").df()
-            sdf = spark_session.createDataFrame(pdf.astype(object).where(pdf.notna(), None))
-            return db_api.register(sdf, table_name=name)
+            return db_api.register(pdf, table_name=name)
 
         inputs = (
             side(None, "comp_records")
