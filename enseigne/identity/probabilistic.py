@@ -231,9 +231,7 @@ def _name_sql(col: str) -> str:
     stripped = spaced
     for _ in range(2):
         stripped = f"regexp_replace({stripped}, ' ({particles}) ', ' ', 'g')"
-    return (
-        f"coalesce(nullif(replace({stripped}, ' ', ''), ''), nullif(replace({spaced}, ' ', ''), ''))"
-    )
+    return f"coalesce(nullif(replace({stripped}, ' ', ''), ''), nullif(replace({spaced}, ' ', ''), ''))"
 
 
 def _prepare_sql(source: str, has_address: bool) -> str:
@@ -302,7 +300,7 @@ def _prepare_sql(source: str, has_address: bool) -> str:
             email_problem || CASE WHEN email_problem IS NOT NULL THEN ' (ignored)' END
         ) AS notes
     FROM counted
-    """
+    """  # noqa: S608 (internal table names, no user input)
 
 
 def _check_input(df: pd.DataFrame) -> pd.DataFrame:
@@ -362,7 +360,12 @@ class _SwappedJaroWinklerLevel(cll.CustomLevel):
         return f"{jw}({f}_l, {la}_r) >= {t} AND {jw}({la}_l, {f}_r) >= {t}"
 
 
-def _comparisons(has_address: bool, has_phone: bool, has_email: bool) -> list[Any]:
+def _comparisons(
+    has_address: bool, has_phone: bool, has_email: bool, u_floor: float = 1e-7
+) -> list[Any]:
+    """``u_floor``: the u given to an identifier's exact level when random sampling never
+    saw two unrelated records share it (on a large network: 1 / sampled pairs); it is
+    replaced by the sampled value whenever there is one."""
     f, la = "first_name_n", "last_name_n"
     names = cl.CustomComparison(
         output_column_name="name",
@@ -427,7 +430,7 @@ def _comparisons(has_address: bool, has_phone: bool, has_email: bool) -> list[An
         output_column_name="phone",
         comparison_levels=[
             cll.NullLevel("phone"),
-            cll.ExactMatchLevel("phone").configure(label_for_charts="exact"),
+            cll.ExactMatchLevel("phone").configure(label_for_charts="exact", u_probability=u_floor),
             cll.ElseLevel().configure(label_for_charts="different"),
         ],
     )
@@ -435,8 +438,10 @@ def _comparisons(has_address: bool, has_phone: bool, has_email: bool) -> list[An
         output_column_name="email",
         comparison_levels=[
             cll.NullLevel("email_local"),
-            cll.ExactMatchLevel("email").configure(label_for_charts="exact"),
-            cll.ExactMatchLevel("email_local").configure(label_for_charts="same local part"),
+            cll.ExactMatchLevel("email").configure(label_for_charts="exact", u_probability=u_floor),
+            cll.ExactMatchLevel("email_local").configure(
+                label_for_charts="same local part", u_probability=u_floor
+            ),
             cll.ElseLevel().configure(label_for_charts="different"),
         ],
     )
@@ -492,11 +497,15 @@ def _blocking_rules(has_address: bool) -> list[Any]:
 
 
 def settings_for(
-    mode: Mode, has_address: bool, has_phone: bool = True, has_email: bool = True
+    mode: Mode,
+    has_address: bool,
+    has_phone: bool = True,
+    has_email: bool = True,
+    u_floor: float = 1e-7,
 ) -> SettingsCreator:
     return SettingsCreator(
         link_type="dedupe_only" if mode == "dedupe" else "link_only",
-        comparisons=_comparisons(has_address, has_phone, has_email),
+        comparisons=_comparisons(has_address, has_phone, has_email, u_floor),
         blocking_rules_to_generate_predictions=_blocking_rules(has_address),
         retain_matching_columns=True,
         retain_intermediate_calculation_columns=False,
@@ -523,8 +532,10 @@ def train_and_score(
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     t: dict[str, float] = {}
     start = time.perf_counter()
-    deterministic = ["l.first_name_n = r.first_name_n AND l.last_name_n = r.last_name_n"
-                     " AND l.birthday = r.birthday"]
+    deterministic = [
+        "l.first_name_n = r.first_name_n AND l.last_name_n = r.last_name_n"
+        " AND l.birthday = r.birthday"
+    ]
     if has_email:
         deterministic.append("l.email = r.email")
     if has_phone:
@@ -540,9 +551,7 @@ def train_and_score(
         )
     t["em"] = time.perf_counter() - start - t["u"]
     mid = time.perf_counter()
-    predictions = linker.inference.predict(
-        threshold_match_probability=settings.review_threshold
-    )
+    predictions = linker.inference.predict(threshold_match_probability=settings.review_threshold)
     pairs = predictions.as_pandas_dataframe()
     t["predict"] = time.perf_counter() - mid
     return pairs, t
@@ -582,7 +591,9 @@ def strong_components(pairs: pd.DataFrame, settings: MatchSettings) -> dict[str,
     3 records or more and at most the size cap (those whose missing pairs are worth
     scoring before the density check)."""
     uf = _UnionFind()
-    strong = pairs[(pairs["match_probability"] >= settings.match_threshold) & ~pairs["contradiction"]]
+    strong = pairs[
+        (pairs["match_probability"] >= settings.match_threshold) & ~pairs["contradiction"]
+    ]
     for a, b in zip(strong["left_id"], strong["right_id"], strict=True):
         uf.union(a, b)
     nodes = set(uf.parent) | set(uf.parent.values())
@@ -643,16 +654,14 @@ def cluster_pairs(
             )
             alerted.update(members)
             continue
-        dense = all(
-            _key(members[i], members[j]) in good for i in range(n) for j in range(i + 1, n)
-        )
+        dense = all(_key(members[i], members[j]) in good for i in range(n) for j in range(i + 1, n))
         if dense:
             for m in members:
                 cluster_of[m] = members[0]
             continue
         # Complete linkage over the strong edges, best first.
         group: dict[str, list[str]] = {m: [m] for m in members}
-        for p, a, b in sorted(strong_by_root.get(root, []), reverse=True):
+        for _p, a, b in sorted(strong_by_root.get(root, []), reverse=True):
             ga, gb = group[a], group[b]
             if ga is gb:
                 continue
@@ -730,11 +739,11 @@ def match(
     con = _duckdb_connection(settings)
     table = prepare(frames, con, settings.shared_value_limit)
     has_address = bool(
-        con.execute(f"SELECT count(address_n) FROM {table}").fetchone()[0]  # type: ignore[index]
+        con.execute(f"SELECT count(address_n) FROM {table}").fetchall()[0][0]  # type: ignore[index]  # noqa: S608 (internal table names, no user input)
     )
     has_email, has_phone = con.execute(
-        f"SELECT count(email) > 0, count(phone) > 0 FROM {table}"
-    ).fetchone()  # type: ignore[misc]
+        f"SELECT count(email) > 0, count(phone) > 0 FROM {table}"  # noqa: S608 (internal table names, no user input)
+    ).fetchall()[0]  # type: ignore[misc]
     columns = (
         "unique_id, unit_id, first_name_n, last_name_n, birthday, postcode, city_n, "
         "address_n, phone, email, email_local, notes"
@@ -759,7 +768,7 @@ def match(
 
         def side(which: int | None, name: str) -> Any:
             where = "" if which is None else f" WHERE _side = {which}"
-            pdf = con.sql(f"SELECT {columns} FROM {table}{where}").df()
+            pdf = con.sql(f"SELECT {columns} FROM {table}{where}").df()  # noqa: S608 (internal table names, no user input)
             return db_api.register(pdf, table_name=name)
 
         inputs = (
@@ -772,7 +781,7 @@ def match(
 
     linker = Linker(
         inputs,
-        settings_for(mode, has_address, bool(has_phone), bool(has_email)),
+        settings_for(mode, has_address, bool(has_phone), bool(has_email), 1 / settings.u_max_pairs),
         log_level=logging.WARNING,
     )
     raw_pairs, t = train_and_score(linker, settings, bool(has_email), bool(has_phone))
@@ -797,7 +806,7 @@ def match(
             pairs = pairs.drop_duplicates("_k").drop(columns="_k").reset_index(drop=True)
     timings["rescore"] = time.perf_counter() - mid
     mid = time.perf_counter()
-    record_ids = con.execute(f"SELECT unique_id FROM {table}").df()["unique_id"]
+    record_ids = con.execute(f"SELECT unique_id FROM {table}").df()["unique_id"]  # noqa: S608 (internal table names, no user input)
     pairs, clusters, alerts = cluster_pairs(pairs, record_ids, settings)
     timings["cluster"] = time.perf_counter() - mid
     timings["total"] = time.perf_counter() - start
@@ -818,12 +827,10 @@ def _score_within_components(
 ) -> pd.DataFrame:
     """Score every pair inside the given components with the trained model: the same
     model, blocked on the component id (public API: a new Linker from the saved model)."""
-    comp = pd.DataFrame(
-        {"unique_id": list(components), "component_id": list(components.values())}
-    )
+    comp = pd.DataFrame({"unique_id": list(components), "component_id": list(components.values())})
     con.register("identity_components", comp)
     con.execute(
-        f"CREATE OR REPLACE TABLE identity_in_components AS SELECT {columns}, _side, c.component_id "
+        f"CREATE OR REPLACE TABLE identity_in_components AS SELECT {columns}, _side, c.component_id "  # noqa: S608 (internal table names, no user input)
         f"FROM {table} JOIN identity_components c USING (unique_id)"
     )
     con.unregister("identity_components")
@@ -836,7 +843,9 @@ def _score_within_components(
     inputs: Any
     if backend == "duckdb":
         if mode == "dedupe":
-            inputs = _register_side(db_api, con, "identity_in_components", cols, None, "comp_records")
+            inputs = _register_side(
+                db_api, con, "identity_in_components", cols, None, "comp_records"
+            )
         else:
             inputs = [
                 _register_side(db_api, con, "identity_in_components", cols, 0, "comp_left"),
@@ -846,7 +855,7 @@ def _score_within_components(
 
         def side(which: int | None, name: str) -> Any:
             where = "" if which is None else f" WHERE _side = {which}"
-            pdf = con.sql(f"SELECT {cols} FROM identity_in_components{where}").df()
+            pdf = con.sql(f"SELECT {cols} FROM identity_in_components{where}").df()  # noqa: S608 (internal table names, no user input)
             return db_api.register(pdf, table_name=name)
 
         inputs = (
@@ -859,11 +868,15 @@ def _score_within_components(
 
 
 def _register_side(
-    db_api: Any, con: duckdb.DuckDBPyConnection, table: str, columns: str, which: int | None,
+    db_api: Any,
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: str,
+    which: int | None,
     name: str,
 ) -> Any:
     where = "" if which is None else f" WHERE _side = {which}"
-    con.execute(f"CREATE OR REPLACE TABLE {name}_t AS SELECT {columns} FROM {table}{where}")
+    con.execute(f"CREATE OR REPLACE TABLE {name}_t AS SELECT {columns} FROM {table}{where}")  # noqa: S608 (internal table names, no user input)
     return db_api.register(f"{name}_t", table_name=name)
 
 
