@@ -250,18 +250,28 @@ def _prepare_sql(source: str, has_address: bool) -> str:
     local_like = " OR ".join(f"starts_with(e_local, '{p}')" for p in PLACEHOLDER_LOCAL_PREFIXES)
     address = _name_sql("address") if has_address else "CAST(NULL AS VARCHAR)"
     return f"""
-    WITH raw AS (
+    WITH name_values AS (
+        -- Names and cities repeat: normalise each distinct value once, then join.
+        SELECT DISTINCT CAST(first_name AS VARCHAR) AS v FROM {source}
+        UNION SELECT CAST(last_name AS VARCHAR) FROM {source}
+        UNION SELECT CAST(city AS VARCHAR) FROM {source}
+    ), name_keys AS (
+        SELECT v, {_name_sql("v")} AS k FROM name_values WHERE v IS NOT NULL
+    ), raw AS (
         SELECT CAST(record_id AS VARCHAR) AS unique_id, CAST(unit_id AS VARCHAR) AS unit_id,
                _side,
-               {_name_sql("first_name")} AS first_name_n,
-               {_name_sql("last_name")} AS last_name_n,
+               fn.k AS first_name_n,
+               ln.k AS last_name_n,
                strftime(TRY_CAST(birthday AS DATE), '%Y-%m-%d') AS birthday,
                nullif(upper(regexp_replace(coalesce(CAST(postcode AS VARCHAR), ''), '[^0-9A-Za-z]', '', 'g')), '') AS postcode,
-               {_name_sql("city")} AS city_n,
+               cn.k AS city_n,
                {address} AS address_n,
                {phone} AS phone_raw,
                {email} AS email_raw
-        FROM {source}
+        FROM {source} s
+        LEFT JOIN name_keys fn ON fn.v = CAST(s.first_name AS VARCHAR)
+        LEFT JOIN name_keys ln ON ln.v = CAST(s.last_name AS VARCHAR)
+        LEFT JOIN name_keys cn ON cn.v = CAST(s.city AS VARCHAR)
     ), parsed AS (
         SELECT *,
             split_part(email_raw, '@', 1) AS e_local_full,
