@@ -72,6 +72,8 @@ import splink.comparison_library as cl
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from splink.blocking_rule_library import CustomRule
 
+from enseigne.identity import keys
+
 INPUT_COLUMNS = (
     "record_id",
     "unit_id",
@@ -107,7 +109,8 @@ NAME_PARTICLES = (
     "ter",
 )
 
-# Local parts and domains that say "no e-mail" (compared after lower-casing).
+# Local parts and domains that say "no e-mail" (compared after lower-casing): the
+# deterministic keys' lists (enseigne/identity/keys.py) plus these.
 PLACEHOLDER_LOCALS = (
     "test",
     "tests",
@@ -248,6 +251,8 @@ def _prepare_sql(source: str, has_address: bool) -> str:
     phone = "nullif(replace(replace(trim(replace(CAST(phone AS VARCHAR), chr(0), '')), ' ', ''), '.', ''), '')"
     domain_like = " OR ".join(f"starts_with(e_domain, '{p}')" for p in PLACEHOLDER_DOMAIN_PREFIXES)
     local_like = " OR ".join(f"starts_with(e_local, '{p}')" for p in PLACEHOLDER_LOCAL_PREFIXES)
+    locals_sql = _sql_list(sorted(set(PLACEHOLDER_LOCALS) | keys.PLACEHOLDER_LOCALS))
+    domains_sql = _sql_list(sorted(keys.PLACEHOLDER_DOMAINS | {"x.x", "xx.xx", "a.a", "test.test"}))
     address = _name_sql("address") if has_address else "CAST(NULL AS VARCHAR)"
     return f"""
     WITH name_values AS (
@@ -276,15 +281,21 @@ def _prepare_sql(source: str, has_address: bool) -> str:
         SELECT *,
             split_part(email_raw, '@', 1) AS e_local_full,
             split_part(split_part(email_raw, '@', 1), '+', 1) AS e_local,
-            split_part(email_raw, '@', 2) AS e_domain
+            split_part(email_raw, '@', 2) AS e_domain,
+            regexp_replace(split_part(email_raw, '@', 1), '[._-]', '', 'g') AS e_plain
         FROM raw
     ), checked AS (
         SELECT *,
             CASE
               WHEN email_raw IS NULL THEN NULL
               WHEN NOT regexp_full_match(email_raw, '[^@\\s]+@[^@\\s]+\\.[^@\\s]+') THEN 'malformed e-mail'
-              WHEN e_local IN ({_sql_list(PLACEHOLDER_LOCALS)}) OR {local_like} OR {domain_like}
-                   OR e_domain IN ('x.x', 'xx.xx', 'a.a', 'test.test')
+              WHEN e_local IN ({locals_sql}) OR e_plain IN ({locals_sql})
+                   OR {local_like} OR {domain_like}
+                   OR e_domain IN ({domains_sql})
+                   OR split_part(e_domain, '.', 1) IN ({_sql_list(keys.PLACEHOLDER_DOMAIN_NAMES)})
+                   OR regexp_full_match(e_plain, '[0-9]+')
+                   OR (length(e_plain) >= 2 AND length(list_distinct(string_split(e_plain, ''))) = 1)
+                   OR regexp_extract(e_plain, '^([a-z]+)[0-9]+$', 1) IN ({locals_sql})
                 THEN 'placeholder e-mail'
             END AS email_problem,
             CASE

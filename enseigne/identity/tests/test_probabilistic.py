@@ -304,8 +304,21 @@ def test_prepare_normalises_names_emails_phones_and_shared_values():
             _record("4", "", None, None, None, None, None, "not-an-email"),
         ]
         + [
-            _record(f"s{i}", "X", "Y", None, None, None, SHOP_PHONE, f"contact{i}@shop.fr")
+            _record(f"s{i}", "X", "Y", None, None, None, SHOP_PHONE, f"marie.x{i}@shop.fr")
             for i in range(6)
+        ]
+        + [
+            _record(f"e{i}", "X", "Y", None, None, None, None, email)
+            for i, email in enumerate(
+                [
+                    "aa@orange.fr",
+                    "123456@free.fr",
+                    "test1@gmail.com",
+                    "jean@yopmail.com",
+                    "p.dupont@none.net",
+                    "jean.dupont@orange.fr",
+                ]
+            )
         ]
     )
     con = duckdb.connect()
@@ -333,8 +346,13 @@ def test_prepare_normalises_names_emails_phones_and_shared_values():
     # The shop's phone (on 6 records > limit 5) is ignored, with the reason kept.
     assert got.loc["s0", "phone"] is None
     assert "phone shared by 6 records (ignored)" in got.loc["s0", "notes"]
+    # The deterministic keys' placeholder shapes (enseigne/identity/keys.py) hold here too.
+    for i in range(5):
+        assert got.loc[f"e{i}", "email"] is None, got.loc[f"e{i}"]
+        assert "placeholder e-mail" in got.loc[f"e{i}", "notes"]
+    assert got.loc["e5", "email"] == "jean.dupont@orange.fr"
     # Distinct e-mails whose local part is not shared stay.
-    assert got.loc["s0", "email"] == "contact0@shop.fr"
+    assert got.loc["s0", "email"] == "marie.x0@shop.fr"
 
 
 def test_prepare_rejects_missing_columns_and_duplicate_ids():
