@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from huey import crontab
-from huey.contrib.djhuey import db_periodic_task
+from huey.contrib.djhuey import db_periodic_task, db_task
 
 from enseigne.identity import linking
 
@@ -15,3 +15,14 @@ def identity_nightly() -> None:
     the API must not show empty ones."""
     linking.link_unlinked()
     linking.prune_empty_persons()
+
+
+@db_task()
+def match_network(root_id: int) -> None:
+    """The model's pass over one network (HQ asks for it; it takes minutes at a million)."""
+    from enseigne.identity.batch import match_network as run
+    from enseigne.network.models import OrgNode
+
+    root = OrgNode.objects.filter(pk=root_id, depth=1).first()
+    if root is not None:
+        run(root)
