@@ -21,6 +21,7 @@ from django.db.models import (
     CharField,
     Count,
     Exists,
+    F,
     IntegerField,
     OuterRef,
     Q,
@@ -29,6 +30,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from enseigne.brand.models import LocalVersion
@@ -40,6 +42,7 @@ from enseigne.campaigns.models import Budget, Campaign, Recipient, Relay, Sendin
 from enseigne.campaigns.selectors import budget_for, policy_for, pressure_rules, sms_window
 from enseigne.contacts.models import VALID_CONSENT, Channel, Contact, Suppression
 from enseigne.contacts.segments import SegmentCompiler
+from enseigne.identity import sending as by_person
 from enseigne.network.models import Network, OrgNode
 from enseigne.network.selectors import root_of, unit_time_zone
 
@@ -79,6 +82,9 @@ class UnitCount:
     exclusions: dict[str, int] = field(default_factory=dict)
     cost: Decimal = Decimal("0")
     hq_cost: Decimal = Decimal("0")
+    # Its contacts another record of the same person receives the campaign through:
+    # {sending unit id: contacts} (a national campaign sends one message a person).
+    elsewhere: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,6 +101,9 @@ class Preview:
     units: int = 0
     opted_out_units: int = 0
     per_unit: list[UnitCount] = field(default_factory=list)
+    # Whether the viewer may read which units the ``other_unit`` contacts receive it from
+    # (not a store's viewer in a network of separate controllers: figures.restricted).
+    names_elsewhere: bool = True
 
     @property
     def excluded(self) -> int:
@@ -102,6 +111,22 @@ class Preview:
 
     def exclusion_rows(self) -> list[tuple[str, str, int]]:
         return [(key, str(REASONS[key]), n) for key, n in self.exclusions.items() if n]
+
+    def elsewhere_rows(self) -> list[tuple[OrgNode, int]]:
+        """ "Already receives it from <unit>": contacts per sending unit, most first (empty
+        for a viewer who may not learn of other units' customers)."""
+        if not self.names_elsewhere:
+            return []
+        totals: dict[int, int] = {}
+        for line in self.per_unit:
+            for unit_id, n in line.elsewhere.items():
+                totals[unit_id] = totals.get(unit_id, 0) + n
+        units = {line.unit.pk: line.unit for line in self.per_unit}
+        missing = [pk for pk in totals if pk not in units]
+        if missing:
+            units.update(OrgNode.objects.in_bulk(missing))
+        rows = [(units[pk], n) for pk, n in totals.items() if pk in units]
+        return sorted(rows, key=lambda row: (-row[1], row[0].name))
 
 
 def targets(campaign: Campaign) -> list[Target]:
@@ -200,6 +225,9 @@ class Classification:
     ctes: str = ""
     cte_params: list = field(default_factory=list)
     ledger: list[int] = field(default_factory=list)
+    # A national campaign's: rows also carry ``via_unit`` (the unit an ``other_unit`` row's
+    # person receives the campaign from).
+    one_per_person: bool = False
 
     @property
     def words(self) -> int:
@@ -265,17 +293,23 @@ def gate_cases(campaign: Campaign) -> list[When]:
     # hashes once); the exact "brand-wide or this unit" test runs only for a hash found there.
     suppressed = Suppression.objects.filter(channel=channel)
     address_hash = f"{address}_hash"
+    # A brand-wide suppression applies to the person: another record of theirs, under
+    # another address, is stopped too (identity.sending; a small set of person ids).
+    root = campaign.owner_path[: OrgNode.steplen]
     whens.append(
         When(
-            Q(**{f"{address_hash}__in": suppressed.values("value_hash")})
-            & Q(
-                Exists(
-                    suppressed.filter(
-                        Q(unit_path="") | Q(unit_path=OuterRef("unit_path")),
-                        value_hash=OuterRef(address_hash),
+            (
+                Q(**{f"{address_hash}__in": suppressed.values("value_hash")})
+                & Q(
+                    Exists(
+                        suppressed.filter(
+                            Q(unit_path="") | Q(unit_path=OuterRef("unit_path")),
+                            value_hash=OuterRef(address_hash),
+                        )
                     )
                 )
-            ),
+            )
+            | Q(identity_link__person__in=by_person.brand_wide_suppressed_persons(channel, root)),
             then=Value(Reason.SUPPRESSED.value),
         )
     )
@@ -293,17 +327,21 @@ def classified(
     """Classify ``contacts`` for ``campaign`` at ``when``, set-based.
 
     Each contact row is tested once (address, number, consent, suppression, planned
-    competitors), and the pressure ledger is aggregated once per contact for all caps, then
+    competitors), and the pressure ledger is aggregated once per person for all caps, then
     hash-joined. The first version ran one correlated sub-query per contact and cap, and
     hashed every address in the query: a million contacts took minutes. ``unit_path`` is
     selected only with ``paths`` (a million of them cost a tenth of a second to carry).
+
+    Pressure counts per person: messages to any record of the contact's person (identity)
+    count against its caps. A national campaign then sends one message a person: of the
+    person's records that pass every gate, the one HQ's rule ranks first receives it, the
+    others are ``other_unit`` (``_one_per_person``).
 
     ``handoff_ids``: the hand-off's check of these contacts (``contacts`` holds just them).
     Then only messages really sent count against the caps: competitors not yet sent were
     weighed at the freeze, and counting their pending rows here would let two running
     campaigns hold each other back."""
     channel = campaign.channel
-    whens = gate_cases(campaign)
     rules = [] if campaign.is_transactional else pressure_rules(campaign.owner, channel)
     at_handoff = handoff_ids is not None
     nearby = (
@@ -313,56 +351,148 @@ def classified(
     )
     planned = [o for o in nearby if o.status in UNFROZEN]
     launched = [o for o in nearby if o.status in LAUNCHED]
-    reach = {
-        f"reach_{i}": Case(
-            When(_competitor_reaches(o), then=1), default=0, output_field=IntegerField()
-        )
-        for i, o in enumerate(planned)
-    }
-    inner = (
-        contacts.annotate(
-            base_reason=Case(*whens, default=Value(""), output_field=CharField()), **reach
-        )
-        .order_by()
-        .values("id", "unit_id", *(["unit_path"] if paths else []), "base_reason", *reach)
-    )
-    sql, params = inner.query.sql_with_params()
-    if connection.vendor == "postgresql":
-        # A fence: PostgreSQL would pull the sub-query up and evaluate its CASE once for each
-        # mention of base_reason and reach_i outside; kept, it runs in the parallel workers.
-        sql += " OFFSET 0"
-    flags = "".join(f", sub.reach_{i}" for i in range(len(planned)))
-    path = ", sub.unit_path" if paths else ""
-    # Hand-written SQL around the ORM's: only column names and placeholders are formatted in.
-    if not rules:
-        return Classification(
-            f"SELECT sub.id, sub.unit_id{path}, sub.base_reason AS reason{flags} "  # noqa: S608
-            f"FROM ({sql}) sub",
-            list(params),
-            planned,
-        )
     ledger = (
         []
-        if at_handoff
+        if at_handoff or not rules
         else _ledger_campaigns(
             campaign, when - dt.timedelta(days=max(r.window_days for r in rules))
         )
     )
-    loads, loads_params = _loads(campaign, when, rules, planned, launched, ledger, handoff_ids)
-    words = "".join(f", loads.word_{w}" for w in range(-(-len(ledger) // WORD_BITS)))
-    over, over_params = [], []
-    for index, rule in enumerate(rules):
-        terms = "".join(
-            f" + sub.reach_{i}" for i, o in enumerate(planned) if _inside(o, when, rule.window_days)
+    ctes, cte_params = "", []
+    if rules:
+        ctes, cte_params = _loads(campaign, when, rules, planned, launched, ledger, handoff_ids)
+    build = _Rows(campaign, when, rules, planned, ledger, paths)
+    sql, params = build(contacts)
+    result = Classification(sql, params, planned, ctes, cte_params, ledger)
+    if campaign.is_national:
+        result.sql, result.params = _one_per_person(campaign, contacts, build, handoff_ids)
+        result.one_per_person = True
+    return result
+
+
+@dataclass
+class _Rows:
+    """The classification's SELECT for a set of contacts: ``id, unit_id, [unit_path,]
+    person, reason, word_…, reach_…`` (``person``: the contact's person, or minus its id
+    when it has no link, so that it is its own)."""
+
+    campaign: Campaign
+    when: dt.datetime
+    rules: list
+    planned: list[Campaign]
+    ledger: list[int]
+    paths: bool
+
+    def __call__(self, contacts: QuerySet[Contact]) -> tuple[str, list]:
+        planned, rules, when = self.planned, self.rules, self.when
+        reach = {
+            f"reach_{i}": Case(
+                When(_competitor_reaches(o), then=1), default=0, output_field=IntegerField()
+            )
+            for i, o in enumerate(planned)
+        }
+        inner = (
+            contacts.annotate(
+                base_reason=Case(
+                    *gate_cases(self.campaign), default=Value(""), output_field=CharField()
+                ),
+                person=Coalesce(F("identity_link__person"), -F("id")),
+                **reach,
+            )
+            .order_by()
+            .values(
+                "id",
+                "unit_id",
+                *(["unit_path"] if self.paths else []),
+                "person",
+                "base_reason",
+                *reach,
+            )
         )
-        over.append(f"COALESCE(loads.load_{index}, 0){terms} >= %s")
-        over_params.append(rule.max_messages)
-    select = (
-        f"SELECT sub.id, sub.unit_id{path}, COALESCE(NULLIF(sub.base_reason, ''), "  # noqa: S608
-        f"CASE WHEN {' OR '.join(over)} THEN 'pressure' ELSE '' END) AS reason{words}{flags} "
-        f"FROM ({sql}) sub LEFT JOIN loads ON loads.contact_id = sub.id"
+        sql, params = inner.query.sql_with_params()
+        if connection.vendor == "postgresql":
+            # A fence: PostgreSQL would pull the sub-query up and evaluate its CASE once for
+            # each mention of base_reason and reach_i outside; kept, it runs in the parallel
+            # workers.
+            sql += " OFFSET 0"
+        flags = "".join(f", sub.reach_{i}" for i in range(len(planned)))
+        path = ", sub.unit_path" if self.paths else ""
+        # Hand-written SQL around the ORM's: only column names and placeholders are formatted.
+        if not rules:
+            return (
+                f"SELECT sub.id, sub.unit_id{path}, sub.person, "  # noqa: S608
+                f"sub.base_reason AS reason{flags} FROM ({sql}) sub",
+                list(params),
+            )
+        words = "".join(f", loads.word_{w}" for w in range(-(-len(self.ledger) // WORD_BITS)))
+        over, over_params = [], []
+        for index, rule in enumerate(rules):
+            terms = "".join(
+                f" + sub.reach_{i}"
+                for i, o in enumerate(planned)
+                if _inside(o, when, rule.window_days)
+            )
+            over.append(f"COALESCE(loads.load_{index}, 0){terms} >= %s")
+            over_params.append(rule.max_messages)
+        return (
+            f"SELECT sub.id, sub.unit_id{path}, sub.person, "  # noqa: S608
+            f"COALESCE(NULLIF(sub.base_reason, ''), "
+            f"CASE WHEN {' OR '.join(over)} THEN 'pressure' ELSE '' END) AS reason{words}{flags} "
+            f"FROM ({sql}) sub LEFT JOIN loads ON loads.person = sub.person",
+            [*over_params, *params],
+        )
+
+
+def _one_per_person(
+    campaign: Campaign, contacts: QuerySet[Contact], build: _Rows, handoff_ids: list[int] | None
+) -> tuple[str, list]:
+    """The classification of a national campaign: one message a person.
+
+    Of a person's records that pass every gate themselves (their own consent, suppression,
+    pressure…), the first by HQ's rule (``identity.sending.ranking``) is kept; the others
+    end ``other_unit``, with ``via_unit`` the unit that sends instead. Only persons with
+    several records are ranked (a second, smaller pass with a window function), so the
+    single-record majority costs one hash-join probe. At hand-off a record also yields to
+    a record of its person this campaign already sent to (links made after the freeze)."""
+    multi, multi_params = build(
+        contacts.filter(identity_link__person__in=by_person.shared_persons())
     )
-    return Classification(select, [*over_params, *params], planned, loads, loads_params, ledger)
+    rule = by_person.sending_store_rule(campaign.owner_path[: OrgNode.steplen])
+    ranked = (
+        "SELECT x.id, ROW_NUMBER() OVER w AS place, FIRST_VALUE(x.unit_id) OVER w AS first_unit "  # noqa: S608
+        f"FROM ({multi}) x JOIN {by_person.CONTACTS} k ON k.id = x.id WHERE x.reason = '' "
+        f"WINDOW w AS (PARTITION BY x.person ORDER BY {by_person.ranking(rule, 'k')})"
+    )
+    sql, params = build(contacts)
+    columns = ["c.id", "c.unit_id", *(["c.unit_path"] if build.paths else []), "c.person"]
+    columns += (
+        [f"c.word_{w}" for w in range(-(-len(build.ledger) // WORD_BITS))] if build.rules else []
+    )
+    columns += [f"c.reach_{i}" for i in range(len(build.planned))]
+    yields = "d.place > 1"
+    via = "CASE WHEN d.place > 1 THEN d.first_unit END"
+    sent, sent_params = "", []
+    if handoff_ids is not None:
+        recipients = Recipient._meta.db_table
+        links = by_person.LINKS
+        sent = (
+            f"LEFT JOIN (SELECT l.person_id AS person, MIN(r.unit_id) AS unit_id "  # noqa: S608
+            f"FROM {recipients} r JOIN {links} l ON l.contact_id = r.contact_id "
+            f"WHERE r.campaign_id = %s AND r.status = 'sent' AND l.person_id IN "
+            f"(SELECT m.person_id FROM {links} m WHERE m.contact_id IN ({_placeholders(handoff_ids)})) "
+            "GROUP BY l.person_id) s ON s.person = c.person "
+        )
+        sent_params = [campaign.pk, *handoff_ids]
+        yields = f"({yields} OR s.person IS NOT NULL)"
+        via = "COALESCE(s.unit_id, CASE WHEN d.place > 1 THEN d.first_unit END)"
+    select = (
+        f"SELECT {', '.join(columns)}, "  # noqa: S608
+        f"CASE WHEN c.reason = '' AND {yields} THEN '{Reason.OTHER_UNIT.value}' "
+        "ELSE c.reason END AS reason, "
+        f"CASE WHEN c.reason = '' AND {yields} THEN {via} END AS via_unit "
+        f"FROM ({sql}) c LEFT JOIN ({ranked}) d ON d.id = c.id {sent}"
+    )
+    return select, [*params, *multi_params, *sent_params]
 
 
 def _ledger_campaigns(campaign: Campaign, since: dt.datetime) -> list[int]:
@@ -377,11 +507,12 @@ def _ledger_campaigns(campaign: Campaign, since: dt.datetime) -> list[int]:
 
 
 def _loads(campaign, when, rules, planned, launched, ledger, only=None) -> tuple[str, list]:
-    """``WITH loads(contact_id, load_0, …, word_0, …)``: per contact, its messages inside each
-    cap's window (those sent on the channel, and those a running competitor has still to
-    send) and which campaigns they came from, as bit sets. Only contacts that the planned
-    competitors could push over a cap are kept: in a real ledger most contacts had one
-    message, and the hash join then holds a fraction of them.
+    """``WITH loads(person, load_0, …, word_0, …)``: per person, the messages to any of their
+    records inside each cap's window (those sent on the channel, and those a running
+    competitor has still to send) and which campaigns they came from, as bit sets. A record
+    with no link is its own person (minus its id, as ``_Rows`` keys it). Only persons that
+    the planned competitors could push over a cap are kept: in a real ledger most people had
+    one message, and the hash join then holds a fraction of them.
 
     Bit sets rather than a list of ids: ``string_agg`` cannot aggregate in parallel on
     PostgreSQL 15, ``bit_or`` can (SQLite has no ``bit_or``; a sum of distinct powers of two
@@ -420,23 +551,31 @@ def _loads(campaign, when, rules, planned, launched, ledger, only=None) -> tuple
     ids = [o.pk for o in launched]
     since = when - dt.timedelta(days=max(r.window_days for r in rules))
     table = Recipient._meta.db_table
-    # ``only``: a hand-off's few contacts, found through the (contact, channel, sent_at) index.
-    contacts = f"AND r.contact_id IN ({_placeholders(only)}) " if only is not None else ""
+    # ``only``: a hand-off's few contacts and their persons' other records, found through the
+    # (contact, channel, sent_at) index.
+    contacts = (
+        f"AND r.contact_id IN ({by_person.same_persons_sql(_placeholders(only))}) "
+        if only is not None
+        else ""
+    )
+    person = "COALESCE(pl.person_id, -r.contact_id)"
     # Materialised on PostgreSQL: inlined, a planner that guessed one contact row (fresh
     # statistics are rare right after an import, and row security hides the rest) put the
     # aggregate on the inner side of a nested loop and ran it once per contact: 40 s for
     # 1,200 contacts of the demo. Computed once, it is hash-joined.
     materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
     return (
-        f"WITH loads AS {materialized}(SELECT r.contact_id, {', '.join(columns + bits)} "  # noqa: S608
-        f"FROM {table} r {join}WHERE r.channel = %s AND r.campaign_id <> %s {contacts}"
+        f"WITH loads AS {materialized}(SELECT {person} AS person, {', '.join(columns + bits)} "  # noqa: S608
+        f"FROM {table} r LEFT JOIN {by_person.LINKS} pl ON pl.contact_id = r.contact_id "
+        f"{join}WHERE r.channel = %s AND r.campaign_id <> %s {contacts}"
         f"AND ((r.status = 'sent' AND r.sent_at > %s) OR (r.status = 'pending' AND r.campaign_id IN ({_placeholders(ids)}))) "
-        f"GROUP BY r.contact_id HAVING {' OR '.join(could)}) ",
+        f"GROUP BY {person} HAVING {' OR '.join(could)}) ",
         [
             *params,
             *params_bits,
             campaign.channel,
             campaign.pk,
+            *(only or []),
             *(only or []),
             _db_time(since),
             *ids,
@@ -540,13 +679,15 @@ def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
         return result
     policy = policy_for(campaign.owner)
     classification = classified(campaign, candidates(campaign, [t.unit for t in chosen]), when)
-    per_unit, sources = _counts(classification)
+    elsewhere_of: dict[int, dict[int, int]] = {}
+    per_unit, sources = _counts(classification, elsewhere_of)
     exclusions = dict.fromkeys(REASONS, 0)
     window = sms_window(policy)
     network = _network(campaign)
     for target in chosen:
         counts = per_unit.get(target.unit.pk, {})
         line = UnitCount(target.unit, target.local_version)
+        line.elsewhere = elsewhere_of.get(target.unit.pk, {})
         result.per_unit.append(line)
         line.candidates = sum(counts.values())
         result.candidates += line.candidates
@@ -587,16 +728,18 @@ def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
 
 
 def _counts(
-    classification: Classification,
+    classification: Classification, elsewhere_of: dict[int, dict[int, int]]
 ) -> tuple[dict[int, dict[str, int]], list[tuple[str, int]]]:
     """Contacts per (unit, reason), and how many of those lost to pressure each other campaign
-    reaches (the ledger's and the planned ones'), in one pass."""
+    reaches (the ledger's and the planned ones'), in one pass. ``elsewhere_of`` receives,
+    per unit, the units its ``other_unit`` contacts receive the campaign from."""
     planned, words = classification.planned, classification.words
     flags = "".join(f", SUM(c.reach_{i})" for i in range(len(planned)))
     bits = "".join(f", CASE WHEN c.reason = 'pressure' THEN c.word_{w} END" for w in range(words))
-    groups = ", ".join(str(n) for n in range(1, 3 + words))
+    via = "c.via_unit" if classification.one_per_person else "NULL"
+    groups = ", ".join(str(n) for n in range(1, 4 + words))
     query = (
-        f"{classification.ctes}SELECT c.unit_id, c.reason{bits}, COUNT(*){flags} "  # noqa: S608
+        f"{classification.ctes}SELECT c.unit_id, c.reason, {via}{bits}, COUNT(*){flags} "  # noqa: S608
         f"FROM ({classification.sql}) c GROUP BY {groups}"
     )
     per_unit: dict[int, dict[str, int]] = {}
@@ -605,10 +748,13 @@ def _counts(
     with _big_statement(), connection.cursor() as cursor:
         cursor.execute(query, [*classification.cte_params, *classification.params])
         rows = cursor.fetchall()
-    for unit_id, reason, *rest in rows:
+    for unit_id, reason, via_unit, *rest in rows:
         row_words, (n, *reach) = rest[:words], rest[words:]
         counts = per_unit.setdefault(unit_id, {})
         counts[reason] = counts.get(reason, 0) + n
+        if via_unit is not None:
+            elsewhere = elsewhere_of.setdefault(unit_id, {})
+            elsewhere[via_unit] = elsewhere.get(via_unit, 0) + n
         if reason == "pressure":
             for pk in classification.campaign_ids(row_words):
                 by_campaign[pk] = by_campaign.get(pk, 0) + n

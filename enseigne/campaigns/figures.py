@@ -16,6 +16,7 @@ these), labels them stale and asks the worker for new ones. Writes that obviousl
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -39,6 +40,8 @@ from enseigne.campaigns.models import (
 )
 from enseigne.campaigns.selectors import policy_for
 from enseigne.contacts.models import ContactImport, Segment, Suppression
+from enseigne.identity import sending as by_person
+from enseigne.identity.models import IdentityPolicy
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.access import Access
 from enseigne.network.models import OrgNode
@@ -121,6 +124,10 @@ def _stamp_parts(campaign: Campaign) -> list:
         others,
         budgets,
         Suppression.objects.filter(channel=campaign.channel).aggregate(last=Max("id")),
+        # Who a national campaign sends to, for people with records in several units.
+        IdentityPolicy.objects.filter(network__node__path=root)
+        .values_list("sending_store", "mode")
+        .first(),
         ContactImport.objects.aggregate(last=Max("id")),
     ]
 
@@ -161,6 +168,8 @@ def _dump(preview: audience.Preview) -> dict:
                 "exclusions": line.exclusions,
                 "cost": str(line.cost),
                 "hq_cost": str(line.hq_cost),
+                # JSON keys are text: the sending units' ids as strings.
+                "elsewhere": {str(pk): n for pk, n in line.elsewhere.items()},
             }
             for line in preview.per_unit
         ],
@@ -212,6 +221,7 @@ def _load(data: dict) -> audience.Preview:
                 exclusions=line["exclusions"],
                 cost=Decimal(line["cost"]),
                 hq_cost=Decimal(line["hq_cost"]),
+                elsewhere={int(pk): n for pk, n in line.get("elsewhere", {}).items()},
             )
         )
     preview.budgets = [
@@ -240,10 +250,21 @@ def _load(data: dict) -> audience.Preview:
 def restricted(preview: audience.Preview, access: Access, campaign: Campaign) -> audience.Preview:
     """The figures a viewer may see: all of them for one who sees the campaign's owner (HQ for
     a national campaign), else only the units they see, with totals of those units. Other
-    campaigns' names (pressure sources) are head office's business only."""
+    campaigns' names (pressure sources) are head office's business only.
+
+    Which other units send to the viewer's contacts of the same person ("already receives
+    it from Lille") shows in a network of one controller; with separate controllers a unit
+    learns nothing of other units' customers: it sees the count under the reason's neutral
+    label, never a unit's name (docs/decisions.md, "Sending by person (issue 20)")."""
     if access.sees(campaign.owner_path):
         return preview
-    mine = [line for line in preview.per_unit if access.sees(line.unit.path)]
+    root = campaign.owner_path[: OrgNode.steplen]
+    names = not by_person.separate_controllers(root)
+    mine = [
+        line if names else dataclasses.replace(line, elsewhere={})
+        for line in preview.per_unit
+        if access.sees(line.unit.path)
+    ]
     exclusions: dict[str, int] = {}
     for line in mine:
         for reason, n in line.exclusions.items():
@@ -259,6 +280,7 @@ def restricted(preview: audience.Preview, access: Access, campaign: Campaign) ->
         per_unit=mine,
         budgets=[b for b in preview.budgets if access.sees(b["unit"].path)],
         deferred=[d for d in preview.deferred if access.sees(d["unit"].path)],
+        names_elsewhere=names,
     )
 
 
