@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, Q, Subquery, Sum
 from django.utils import timezone
 
 from enseigne.brand.models import LocalVersion
@@ -110,7 +110,16 @@ def _stamp_parts(campaign: Campaign) -> list:
         campaign.local_version_id,
         campaign.budget_override,
         segment,
-        SendingPolicy.objects.filter(node__path=root).values_list("updated_at", flat=True).first(),
+        # With the identity policy's (who a national campaign sends to, for people with
+        # records in several units), in the same query.
+        SendingPolicy.objects.filter(node__path=root)
+        .annotate(
+            identity=Subquery(
+                IdentityPolicy.objects.filter(network__node__path=root).values("updated_at")[:1]
+            )
+        )
+        .values_list("updated_at", "identity")
+        .first(),
         list(
             PressureRule.objects.filter(node__path=root, channel=campaign.channel)
             .order_by("window_days")
@@ -124,10 +133,6 @@ def _stamp_parts(campaign: Campaign) -> list:
         others,
         budgets,
         Suppression.objects.filter(channel=campaign.channel).aggregate(last=Max("id")),
-        # Who a national campaign sends to, for people with records in several units.
-        IdentityPolicy.objects.filter(network__node__path=root)
-        .values_list("sending_store", "mode")
-        .first(),
         ContactImport.objects.aggregate(last=Max("id")),
     ]
 
