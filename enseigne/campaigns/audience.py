@@ -21,7 +21,6 @@ from django.db.models import (
     CharField,
     Count,
     Exists,
-    F,
     IntegerField,
     OuterRef,
     Q,
@@ -30,7 +29,6 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from enseigne.brand.models import LocalVersion
@@ -259,10 +257,17 @@ def _db_time(value: dt.datetime):
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def gate_cases(campaign: Campaign) -> list[When]:
+def gate_cases(campaign: Campaign, suppressed_people: list[int] | None = None) -> list[When]:
     """The row gates (address, number, consent, suppression) as SQL cases on a contact, in
     order: the first that applies is the contact's reason. The one declaration of these
-    rules: the preview, the freeze and the hand-off all evaluate it."""
+    rules: the preview, the freeze and the hand-off all evaluate it.
+
+    ``suppressed_people``: the records a brand-wide suppression stops through their person
+    (``identity.sending.brand_wide_suppressed_records``), read beforehand for a whole
+    audience; None: read in the statement (a hand-off's few contacts). In a whole
+    audience's statement that sub-query planned a parallel scan of the links, and a scan
+    under a sub-query's own workers cannot run in parallel itself: the contacts' scan
+    lost its workers and the preview took twice as long."""
     channel = campaign.channel
     address = "email" if channel == Channel.EMAIL else "phone"
     whens = [
@@ -294,8 +299,15 @@ def gate_cases(campaign: Campaign) -> list[When]:
     suppressed = Suppression.objects.filter(channel=channel)
     address_hash = f"{address}_hash"
     # A brand-wide suppression applies to the person: another record of theirs, under
-    # another address, is stopped too (identity.sending; a small set of person ids).
+    # another address, is stopped too (identity.sending; a small set of contact ids).
     root = campaign.owner_path[: OrgNode.steplen]
+    by_their_person = (
+        Q(id__in=by_person.brand_wide_suppressed_records(channel, root))
+        if suppressed_people is None
+        else Q(id__in=suppressed_people)
+        if suppressed_people
+        else Q(pk__in=[])
+    )
     whens.append(
         When(
             (
@@ -309,7 +321,7 @@ def gate_cases(campaign: Campaign) -> list[When]:
                     )
                 )
             )
-            | Q(identity_link__person__in=by_person.brand_wide_suppressed_persons(channel, root)),
+            | by_their_person,
             then=Value(Reason.SUPPRESSED.value),
         )
     )
@@ -335,7 +347,10 @@ def classified(
     Pressure counts per person: messages to any record of the contact's person (identity)
     count against its caps. A national campaign then sends one message a person: of the
     person's records that pass every gate, the one HQ's rule ranks first receives it, the
-    others are ``other_unit`` (``_one_per_person``).
+    others are ``other_unit`` (``_one_per_person``). Only the records of persons with
+    several records (``identity.sending.shared_links_sql``, a fifth of a network at most)
+    carry a person id; the others are keyed by minus their contact id, which keeps the
+    contacts' scan as it was (joining every contact to its link doubled the preview).
 
     ``handoff_ids``: the hand-off's check of these contacts (``contacts`` holds just them).
     Then only messages really sent count against the caps: competitors not yet sent were
@@ -358,23 +373,57 @@ def classified(
             campaign, when - dt.timedelta(days=max(r.window_days for r in rules))
         )
     )
-    ctes, cte_params = "", []
+    ctes: list[str] = []
+    cte_params: list = []
+    by_persons = bool(rules) or campaign.is_national
+    if by_persons:
+        shared, shared_params = by_person.shared_links_sql(
+            _placeholders(handoff_ids) if handoff_ids is not None else None
+        )
+        ctes.append(f"shared AS {_materialized()}({shared})")
+        cte_params += [*shared_params, *(handoff_ids or [])]
     if rules:
-        ctes, cte_params = _loads(campaign, when, rules, planned, launched, ledger, handoff_ids)
-    build = _Rows(campaign, when, rules, planned, ledger, paths)
+        loads, loads_params = _loads(campaign, when, rules, planned, launched, ledger, handoff_ids)
+        ctes.append(loads)
+        cte_params += loads_params
+    suppressed_people = (
+        None
+        if at_handoff
+        else list(
+            by_person.brand_wide_suppressed_records(
+                channel, campaign.owner_path[: OrgNode.steplen]
+            ).values_list("contact", flat=True)
+        )
+    )
+    build = _Rows(
+        campaign,
+        when,
+        rules,
+        planned,
+        ledger,
+        paths,
+        dated=campaign.is_national,
+        suppressed_people=suppressed_people,
+    )
     sql, params = build(contacts)
-    result = Classification(sql, params, planned, ctes, cte_params, ledger)
+    result = Classification(
+        sql, params, planned, f"WITH {', '.join(ctes)} " if ctes else "", cte_params, ledger
+    )
     if campaign.is_national:
-        result.sql, result.params = _one_per_person(campaign, contacts, build, handoff_ids)
-        result.one_per_person = True
+        _one_per_person(campaign, result, build, handoff_ids)
     return result
+
+
+def _materialized() -> str:
+    """Computed once and hash-joined (PostgreSQL would otherwise inline a CTE used once)."""
+    return "MATERIALIZED " if connection.vendor == "postgresql" else ""
 
 
 @dataclass
 class _Rows:
     """The classification's SELECT for a set of contacts: ``id, unit_id, [unit_path,]
-    person, reason, word_…, reach_…`` (``person``: the contact's person, or minus its id
-    when it has no link, so that it is its own)."""
+    [created_at,] reason, word_…, reach_…``. Pressure is the person's: ``loads`` holds each
+    record's person's messages."""
 
     campaign: Campaign
     when: dt.datetime
@@ -382,6 +431,10 @@ class _Rows:
     planned: list[Campaign]
     ledger: list[int]
     paths: bool
+    # With ``created_at``: the sending record's rule reads it (national campaigns).
+    dated: bool = False
+    # See ``gate_cases``.
+    suppressed_people: list[int] | None = None
 
     def __call__(self, contacts: QuerySet[Contact]) -> tuple[str, list]:
         planned, rules, when = self.planned, self.rules, self.when
@@ -394,9 +447,10 @@ class _Rows:
         inner = (
             contacts.annotate(
                 base_reason=Case(
-                    *gate_cases(self.campaign), default=Value(""), output_field=CharField()
+                    *gate_cases(self.campaign, self.suppressed_people),
+                    default=Value(""),
+                    output_field=CharField(),
                 ),
-                person=Coalesce(F("identity_link__person"), -F("id")),
                 **reach,
             )
             .order_by()
@@ -404,7 +458,7 @@ class _Rows:
                 "id",
                 "unit_id",
                 *(["unit_path"] if self.paths else []),
-                "person",
+                *(["created_at"] if self.dated else []),
                 "base_reason",
                 *reach,
             )
@@ -417,10 +471,11 @@ class _Rows:
             sql += " OFFSET 0"
         flags = "".join(f", sub.reach_{i}" for i in range(len(planned)))
         path = ", sub.unit_path" if self.paths else ""
+        path += ", sub.created_at" if self.dated else ""
         # Hand-written SQL around the ORM's: only column names and placeholders are formatted.
         if not rules:
             return (
-                f"SELECT sub.id, sub.unit_id{path}, sub.person, "  # noqa: S608
+                f"SELECT sub.id, sub.unit_id{path}, "  # noqa: S608
                 f"sub.base_reason AS reason{flags} FROM ({sql}) sub",
                 list(params),
             )
@@ -435,64 +490,66 @@ class _Rows:
             over.append(f"COALESCE(loads.load_{index}, 0){terms} >= %s")
             over_params.append(rule.max_messages)
         return (
-            f"SELECT sub.id, sub.unit_id{path}, sub.person, "  # noqa: S608
+            f"SELECT sub.id, sub.unit_id{path}, "  # noqa: S608
             f"COALESCE(NULLIF(sub.base_reason, ''), "
             f"CASE WHEN {' OR '.join(over)} THEN 'pressure' ELSE '' END) AS reason{words}{flags} "
-            f"FROM ({sql}) sub LEFT JOIN loads ON loads.person = sub.person",
+            f"FROM ({sql}) sub LEFT JOIN loads ON loads.contact_id = sub.id",
             [*over_params, *params],
         )
 
 
 def _one_per_person(
-    campaign: Campaign, contacts: QuerySet[Contact], build: _Rows, handoff_ids: list[int] | None
-) -> tuple[str, list]:
-    """The classification of a national campaign: one message a person.
+    campaign: Campaign, classification: Classification, build: _Rows, handoff_ids: list[int] | None
+) -> None:
+    """Make ``classification`` a national campaign's: one message a person.
 
     Of a person's records that pass every gate themselves (their own consent, suppression,
     pressure…), the first by HQ's rule (``identity.sending.ranking``) is kept; the others
-    end ``other_unit``, with ``via_unit`` the unit that sends instead. Only persons with
-    several records are ranked (a second, smaller pass with a window function), so the
-    single-record majority costs one hash-join probe. At hand-off a record also yields to
-    a record of its person this campaign already sent to (links made after the freeze)."""
-    multi, multi_params = build(
-        contacts.filter(identity_link__person__in=by_person.shared_persons())
-    )
+    end ``other_unit``, with ``via_unit`` the unit that sends instead. The rows are
+    classified once (a materialised ``cls``); only eligible records of shared persons are
+    ranked (a window over that part), and the rest passes through a ``UNION ALL``: a join
+    of the whole audience back to its ranked part cost as much as the classification. At
+    hand-off a record also yields to a record of its person this campaign already sent to
+    (records linked after the freeze)."""
     rule = by_person.sending_store_rule(campaign.owner_path[: OrgNode.steplen])
-    ranked = (
-        "SELECT x.id, ROW_NUMBER() OVER w AS place, FIRST_VALUE(x.unit_id) OVER w AS first_unit "  # noqa: S608
-        f"FROM ({multi}) x JOIN {by_person.CONTACTS} k ON k.id = x.id WHERE x.reason = '' "
-        f"WINDOW w AS (PARTITION BY x.person ORDER BY {by_person.ranking(rule, 'k')})"
-    )
-    sql, params = build(contacts)
-    columns = ["c.id", "c.unit_id", *(["c.unit_path"] if build.paths else []), "c.person"]
+    rows = classification.sql
+    columns = ["id", "unit_id", *(["unit_path"] if build.paths else [])]
     columns += (
-        [f"c.word_{w}" for w in range(-(-len(build.ledger) // WORD_BITS))] if build.rules else []
+        [f"word_{w}" for w in range(-(-len(build.ledger) // WORD_BITS))] if build.rules else []
     )
-    columns += [f"c.reach_{i}" for i in range(len(build.planned))]
+    columns += [f"reach_{i}" for i in range(len(build.planned))]
     yields = "d.place > 1"
     via = "CASE WHEN d.place > 1 THEN d.first_unit END"
     sent, sent_params = "", []
     if handoff_ids is not None:
         recipients = Recipient._meta.db_table
-        links = by_person.LINKS
         sent = (
-            f"LEFT JOIN (SELECT l.person_id AS person, MIN(r.unit_id) AS unit_id "  # noqa: S608
-            f"FROM {recipients} r JOIN {links} l ON l.contact_id = r.contact_id "
-            f"WHERE r.campaign_id = %s AND r.status = 'sent' AND l.person_id IN "
-            f"(SELECT m.person_id FROM {links} m WHERE m.contact_id IN ({_placeholders(handoff_ids)})) "
-            "GROUP BY l.person_id) s ON s.person = c.person "
+            f"LEFT JOIN (SELECT sh.person_id AS person, MIN(r.unit_id) AS unit_id "  # noqa: S608
+            f"FROM {recipients} r JOIN shared sh ON sh.contact_id = r.contact_id "
+            "WHERE r.campaign_id = %s AND r.status = 'sent' GROUP BY sh.person_id) s "
+            "ON s.person = d.person_id "
         )
-        sent_params = [campaign.pk, *handoff_ids]
+        sent_params = [campaign.pk]
         yields = f"({yields} OR s.person IS NOT NULL)"
         via = "COALESCE(s.unit_id, CASE WHEN d.place > 1 THEN d.first_unit END)"
-    select = (
-        f"SELECT {', '.join(columns)}, "  # noqa: S608
-        f"CASE WHEN c.reason = '' AND {yields} THEN '{Reason.OTHER_UNIT.value}' "
-        "ELSE c.reason END AS reason, "
-        f"CASE WHEN c.reason = '' AND {yields} THEN {via} END AS via_unit "
-        f"FROM ({sql}) c LEFT JOIN ({ranked}) d ON d.id = c.id {sent}"
+    ranked = (
+        "SELECT x.*, sh.person_id, ROW_NUMBER() OVER w AS place, "  # noqa: S608
+        "FIRST_VALUE(x.unit_id) OVER w AS first_unit "
+        "FROM cls x JOIN shared sh ON sh.contact_id = x.id WHERE x.reason = '' "
+        f"WINDOW w AS (PARTITION BY sh.person_id ORDER BY {by_person.ranking(rule, 'x')})"
     )
-    return select, [*params, *multi_params, *sent_params]
+    classification.sql = (
+        f"SELECT {', '.join(f'c.{c}' for c in columns)}, c.reason, NULL AS via_unit "  # noqa: S608
+        "FROM cls c WHERE c.reason <> '' OR c.id NOT IN (SELECT contact_id FROM shared) UNION ALL "
+        f"SELECT {', '.join(f'd.{c}' for c in columns)}, "
+        f"CASE WHEN {yields} THEN '{Reason.OTHER_UNIT.value}' ELSE '' END, "
+        f"CASE WHEN {yields} THEN {via} END FROM ({ranked}) d {sent}"
+    )
+    ctes = classification.ctes.rstrip()
+    classification.ctes = (f"{ctes}, " if ctes else "WITH ") + f"cls AS {_materialized()}({rows}) "
+    classification.cte_params = [*classification.cte_params, *classification.params]
+    classification.params = sent_params
+    classification.one_per_person = True
 
 
 def _ledger_campaigns(campaign: Campaign, since: dt.datetime) -> list[int]:
@@ -507,10 +564,10 @@ def _ledger_campaigns(campaign: Campaign, since: dt.datetime) -> list[int]:
 
 
 def _loads(campaign, when, rules, planned, launched, ledger, only=None) -> tuple[str, list]:
-    """``WITH loads(person, load_0, …, word_0, …)``: per person, the messages to any of their
+    """``loads(contact_id, person, load_0, …, word_0, …)`` (CTEs that read ``shared``): per person, the messages to any of their
     records inside each cap's window (those sent on the channel, and those a running
     competitor has still to send) and which campaigns they came from, as bit sets. A record
-    with no link is its own person (minus its id, as ``_Rows`` keys it). Only persons that
+    that shares its person with no other is its own (minus its id, as ``_Rows`` keys it). Only persons that
     the planned competitors could push over a cap are kept: in a real ledger most people had
     one message, and the hash join then holds a fraction of them.
 
@@ -551,31 +608,33 @@ def _loads(campaign, when, rules, planned, launched, ledger, only=None) -> tuple
     ids = [o.pk for o in launched]
     since = when - dt.timedelta(days=max(r.window_days for r in rules))
     table = Recipient._meta.db_table
-    # ``only``: a hand-off's few contacts and their persons' other records, found through the
-    # (contact, channel, sent_at) index.
+    # ``only``: a hand-off's few contacts and their persons' other records (``shared`` holds
+    # these at hand-off), found through the (contact, channel, sent_at) index.
     contacts = (
-        f"AND r.contact_id IN ({by_person.same_persons_sql(_placeholders(only))}) "
+        f"AND r.contact_id IN (SELECT contact_id FROM shared UNION SELECT c.id FROM "  # noqa: S608
+        f"{Contact._meta.db_table} c WHERE c.id IN ({_placeholders(only)})) "
         if only is not None
         else ""
     )
-    person = "COALESCE(pl.person_id, -r.contact_id)"
+    person = "COALESCE(sh.person_id, -r.contact_id)"
     # Materialised on PostgreSQL: inlined, a planner that guessed one contact row (fresh
     # statistics are rare right after an import, and row security hides the rest) put the
     # aggregate on the inner side of a nested loop and ran it once per contact: 40 s for
     # 1,200 contacts of the demo. Computed once, it is hash-joined.
-    materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
     return (
-        f"WITH loads AS {materialized}(SELECT {person} AS person, {', '.join(columns + bits)} "  # noqa: S608
-        f"FROM {table} r LEFT JOIN {by_person.LINKS} pl ON pl.contact_id = r.contact_id "
+        f"person_loads AS {_materialized()}(SELECT {person} AS person, {', '.join(columns + bits)} "  # noqa: S608
+        f"FROM {table} r LEFT JOIN shared sh ON sh.contact_id = r.contact_id "
         f"{join}WHERE r.channel = %s AND r.campaign_id <> %s {contacts}"
         f"AND ((r.status = 'sent' AND r.sent_at > %s) OR (r.status = 'pending' AND r.campaign_id IN ({_placeholders(ids)}))) "
-        f"GROUP BY {person} HAVING {' OR '.join(could)}) ",
+        f"GROUP BY {person} HAVING {' OR '.join(could)}), "
+        # Back to records: every record of each person kept (a record alone is -person).
+        f"loads AS {_materialized()}(SELECT COALESCE(sh.contact_id, -p.person) AS contact_id, "
+        "p.* FROM person_loads p LEFT JOIN shared sh ON sh.person_id = p.person) ",
         [
             *params,
             *params_bits,
             campaign.channel,
             campaign.pk,
-            *(only or []),
             *(only or []),
             _db_time(since),
             *ids,

@@ -16,7 +16,7 @@ whole network's contacts in one statement (campaigns/audience.py).
 from __future__ import annotations
 
 from django.apps import apps
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 
 from enseigne.contacts.models import Channel, ConsentEvent, Contact, Suppression
@@ -38,26 +38,22 @@ def separate_controllers(root_path: str) -> bool:
     return policy_for(root_path).mode == IdentityPolicy.Mode.SEPARATE_CONTROLLERS
 
 
-def shared_persons() -> QuerySet:
-    """Persons with more than one record: the only ones a national campaign has to choose
-    for. Most people have one record; ranking only these keeps the audience fast."""
+def shared_links_sql(handoff: str | None = None) -> tuple[str, list]:
+    """SQL for ``(contact_id, person_id)`` of the records whose person has other records:
+    the only ones a campaign needs a person for (most people have one record, and a record
+    alone is its own person). ``handoff``: placeholders for a hand-off's contact ids (the
+    caller passes them after the returned parameters); then the links of those contacts'
+    persons, all of them, found by index."""
+    if handoff is not None:
+        return (
+            f"SELECT o.contact_id, o.person_id FROM {LINKS} o WHERE o.person_id IN "  # noqa: S608
+            f"(SELECT m.person_id FROM {LINKS} m WHERE m.contact_id IN ({handoff}))",
+            [],
+        )
     return (
-        RecordLink.objects.order_by()
-        .values("person")
-        .annotate(records=Count("contact"))
-        .filter(records__gt=1)
-        .values("person")
-    )
-
-
-def same_persons_sql(placeholders: str) -> str:
-    """SQL for the contact ids given twice as ``placeholders`` and every other record of
-    their persons (a hand-off's pressure check counts what any record of the person
-    received). Takes the ids' parameters twice: first for the links, then the ids."""
-    return (
-        f"SELECT o.contact_id FROM {LINKS} o JOIN {LINKS} m ON m.person_id = o.person_id "  # noqa: S608
-        f"WHERE m.contact_id IN ({placeholders}) UNION SELECT c.id FROM {CONTACTS} c "
-        f"WHERE c.id IN ({placeholders})"
+        f"SELECT o.contact_id, o.person_id FROM {LINKS} o WHERE o.person_id IN "  # noqa: S608
+        f"(SELECT m.person_id FROM {LINKS} m GROUP BY m.person_id HAVING COUNT(*) > 1)",
+        [],
     )
 
 
@@ -92,8 +88,8 @@ def ranking(rule: str, alias: str) -> str:
     return ", ".join(terms)
 
 
-def brand_wide_suppressed_persons(channel: str, root_path: str) -> QuerySet:
-    """Persons one of whose records has an address suppressed brand-wide on ``channel``
+def brand_wide_suppressed_records(channel: str, root_path: str) -> QuerySet:
+    """The records of the persons one of whose records has an address suppressed brand-wide on ``channel``
     (a hard bounce, a complaint, a brand-wide STOP): their other records, even under
     another address, get nothing either.
 
@@ -110,4 +106,5 @@ def brand_wide_suppressed_persons(channel: str, root_path: str) -> QuerySet:
         [root_path, channel],
     )
     keys = RecordKey.objects.filter(kind=kind, key_hash__in=hashes).values("contact")
-    return RecordLink.objects.filter(contact__in=keys).values("person")
+    persons = RecordLink.objects.filter(contact__in=keys).values("person")
+    return RecordLink.objects.filter(person__in=persons).values("contact")
