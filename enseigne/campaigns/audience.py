@@ -29,6 +29,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from enseigne.brand.models import LocalVersion
@@ -410,7 +411,7 @@ def classified(
         sql, params, planned, f"WITH {', '.join(ctes)} " if ctes else "", cte_params, ledger
     )
     if campaign.is_national:
-        _one_per_person(campaign, result, build, handoff_ids)
+        _one_per_person(campaign, result, build, contacts, handoff_ids)
     return result
 
 
@@ -499,20 +500,30 @@ class _Rows:
 
 
 def _one_per_person(
-    campaign: Campaign, classification: Classification, build: _Rows, handoff_ids: list[int] | None
+    campaign: Campaign,
+    classification: Classification,
+    build: _Rows,
+    contacts: QuerySet[Contact],
+    handoff_ids: list[int] | None,
 ) -> None:
     """Make ``classification`` a national campaign's: one message a person.
 
     Of a person's records that pass every gate themselves (their own consent, suppression,
     pressure…), the first by HQ's rule (``identity.sending.ranking``) is kept; the others
-    end ``other_unit``, with ``via_unit`` the unit that sends instead. The rows are
-    classified once (a materialised ``cls``); only eligible records of shared persons are
-    ranked (a window over that part), and the rest passes through a ``UNION ALL``: a join
-    of the whole audience back to its ranked part cost as much as the classification. At
-    hand-off a record also yields to a record of its person this campaign already sent to
-    (records linked after the freeze)."""
+    end ``other_unit``, with ``via_unit`` the unit that sends instead. Records whose person
+    has no other pass through a ``UNION ALL`` as classified; the records of shared persons
+    (a fifth of a network at most) are classified again on their own and ranked by a
+    window. Rejected, both measured on 200,000 contacts: keeping the whole classification
+    (a materialised CTE) to rank part of it, and joining the whole audience back to its
+    ranked part, each cost more than this second, small pass. At hand-off a record also
+    yields to a record of its person this campaign already sent to (records linked after
+    the freeze)."""
     rule = by_person.sending_store_rule(campaign.owner_path[: OrgNode.steplen])
-    rows = classification.sql
+    rows, rows_params = classification.sql, classification.params
+    # Hand-written SQL: ``shared`` is the CTE ``classified`` defines.
+    sharing, sharing_params = build(
+        contacts.filter(id__in=RawSQL("SELECT contact_id FROM shared", []))  # noqa: S611
+    )
     columns = ["id", "unit_id", *(["unit_path"] if build.paths else [])]
     columns += (
         [f"word_{w}" for w in range(-(-len(build.ledger) // WORD_BITS))] if build.rules else []
@@ -535,20 +546,18 @@ def _one_per_person(
     ranked = (
         "SELECT x.*, sh.person_id, ROW_NUMBER() OVER w AS place, "  # noqa: S608
         "FIRST_VALUE(x.unit_id) OVER w AS first_unit "
-        "FROM cls x JOIN shared sh ON sh.contact_id = x.id WHERE x.reason = '' "
+        f"FROM ({sharing}) x JOIN shared sh ON sh.contact_id = x.id WHERE x.reason = '' "
         f"WINDOW w AS (PARTITION BY sh.person_id ORDER BY {by_person.ranking(rule, 'x')})"
     )
     classification.sql = (
         f"SELECT {', '.join(f'c.{c}' for c in columns)}, c.reason, NULL AS via_unit "  # noqa: S608
-        "FROM cls c WHERE c.reason <> '' OR c.id NOT IN (SELECT contact_id FROM shared) UNION ALL "
+        f"FROM ({rows}) c WHERE c.reason <> '' OR c.id NOT IN (SELECT contact_id FROM shared) "
+        "UNION ALL "
         f"SELECT {', '.join(f'd.{c}' for c in columns)}, "
         f"CASE WHEN {yields} THEN '{Reason.OTHER_UNIT.value}' ELSE '' END, "
         f"CASE WHEN {yields} THEN {via} END FROM ({ranked}) d {sent}"
     )
-    ctes = classification.ctes.rstrip()
-    classification.ctes = (f"{ctes}, " if ctes else "WITH ") + f"cls AS {_materialized()}({rows}) "
-    classification.cte_params = [*classification.cte_params, *classification.params]
-    classification.params = sent_params
+    classification.params = [*rows_params, *sharing_params, *sent_params]
     classification.one_per_person = True
 
 
