@@ -405,3 +405,14 @@ def test_the_french_label_names_the_store(world, client):
     ).content.decode()
     assert "reçoit déjà ce message de Lille" in html
     assert "Reçoit déjà ce message d’un autre magasin du réseau" in html
+
+
+def test_figures_are_stale_once_hq_changes_the_sending_store_rule(world):
+    from enseigne.campaigns.figures import inputs_stamp
+    from enseigne.campaigns.selectors import policy_for
+
+    campaign = _national(world)
+    policy_for(campaign.owner)  # as the worker's count does before it takes the stamp
+    before = inputs_stamp(campaign)
+    _policy(world, sending_store=IdentityPolicy.SendingStore.OLDEST_RECORD)
+    assert inputs_stamp(campaign) != before
