@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from enseigne.contacts.models import Contact
@@ -41,6 +42,7 @@ from enseigne.network.models import Network, OrgNode
 from . import keys as identity_keys
 from .models import (
     IdentityPolicy,
+    KeptApart,
     LinkMethod,
     MatchCandidate,
     Person,
@@ -134,6 +136,7 @@ def _link(records: list[Record], policy: IdentityPolicy) -> dict[int, int]:
         members_of[groups.find(contact_id)].append(contact_id)
 
     by_id = {r.contact_id: r for r in records}
+    kept_apart = _kept_apart_persons(list(record_keys))
     person_of: dict[int, int] = {}
     method_of: dict[int, str] = {}
     candidates: list[tuple[int, int, str, dict]] = []
@@ -145,7 +148,8 @@ def _link(records: list[Record], policy: IdentityPolicy) -> dict[int, int]:
                 if key_hash in shared:
                     continue
                 for holder, person in holders.get(key_hash, ()):
-                    found[kind].setdefault(person, holder)
+                    if not any(person in kept_apart.get(m, ()) for m in members):
+                        found[kind].setdefault(person, holder)
         chosen = _choose(members, found, record_keys, by_id, candidates)
         if chosen is None:
             new_groups.append(members)
@@ -262,6 +266,34 @@ def _contradicts(newcomer: Record, holder_id: int, newcomer_keys: dict[str, str]
     return holder_key is not None and holder_key != newcomer_keys["email"]
 
 
+def _kept_apart_persons(contact_ids: list[int]) -> dict[int, set[int]]:
+    """{record: persons it must not join}: HQ kept it apart from one of their records.
+
+    Only a record that had a link before (``link_unlinked`` repairing it) can be in a pair,
+    so for new records this is one indexed read that finds nothing."""
+    pairs = KeptApart.objects.filter(
+        Q(left_id__in=contact_ids) | Q(right_id__in=contact_ids)
+    ).values_list("left_id", "right_id")
+    others: dict[int, set[int]] = defaultdict(set)
+    wanted = set(contact_ids)
+    for left, right in pairs:
+        if left in wanted:
+            others[left].add(right)
+        if right in wanted:
+            others[right].add(left)
+    if not others:
+        return {}
+    person_of = dict(
+        RecordLink.objects.filter(
+            contact_id__in={o for group in others.values() for o in group}
+        ).values_list("contact_id", "person_id")
+    )
+    return {
+        contact: {person_of[o] for o in group if o in person_of}
+        for contact, group in others.items()
+    }
+
+
 def _shared_kind(members: list[int], record_keys: dict[int, dict[str, str]]) -> str:
     emails = {record_keys[m].get("email") for m in members}
     return LinkMethod.EMAIL if len(emails - {None}) < len(members) else LinkMethod.PHONE
@@ -345,3 +377,85 @@ def link_unlinked(batch: int = 20_000) -> int:
                 return done
             link_new_records([Record(*row) for row in rows])
             done += len(rows)
+
+
+def rekey_network(root: str, batch: int = 5_000) -> int:
+    """Recompute the e-mail keys of a network's records after HQ changed the Gmail rules;
+    return how many keys changed.
+
+    A record that was alone and now shares its new key with one other person joins it, as
+    a new record would (``method=email``). A link set by hand is never moved, a record
+    is never put with a person HQ kept it apart from, and a shared key links nobody.
+    Turning the rules off again keeps the persons already joined (undo a merge by hand)."""
+    policy = policy_for(root)
+    changed: list[int] = []
+    with db_scope(ALL):
+        last = 0
+        while True:
+            rows = list(
+                Contact.objects.filter(unit_path__startswith=root, pk__gt=last, email__isnull=False)
+                .order_by("pk")
+                .values_list("pk", "unit_path", "email", "phone", "birthday")[:batch]
+            )
+            if not rows:
+                break
+            last = rows[-1][0]
+            records = [Record(*row) for row in rows]
+            current = dict(
+                RecordKey.objects.filter(
+                    contact_id__in=[r.contact_id for r in records], kind=RecordKey.Kind.EMAIL
+                ).values_list("contact_id", "key_hash")
+            )
+            person_of = dict(
+                RecordLink.objects.filter(
+                    contact_id__in=[r.contact_id for r in records]
+                ).values_list("contact_id", "person_id")
+            )
+            for record in records:
+                new = keys_of(record, gmail_rules=policy.gmail_rules).get("email")
+                old = current.get(record.contact_id)
+                if new == old or record.contact_id not in person_of:
+                    continue
+                changed.append(record.contact_id)
+                RecordKey.objects.filter(
+                    contact_id=record.contact_id, kind=RecordKey.Kind.EMAIL
+                ).delete()
+                if new is not None:
+                    RecordKey.objects.create(
+                        contact_id=record.contact_id,
+                        person_id=person_of[record.contact_id],
+                        unit_path=record.unit_path,
+                        kind=RecordKey.Kind.EMAIL,
+                        key_hash=new,
+                    )
+        _rejoin_alone(changed)
+    return len(changed)
+
+
+def _rejoin_alone(contact_ids: list[int]) -> None:
+    cap = shared_key_cap()
+    for start in range(0, len(contact_ids), 1000):
+        chunk = contact_ids[start : start + 1000]
+        kept_apart = _kept_apart_persons(chunk)
+        links = RecordLink.objects.filter(contact_id__in=chunk).exclude(method=LinkMethod.MANUAL)
+        for link in links:
+            if RecordLink.objects.filter(person_id=link.person_id).count() != 1:
+                continue
+            key = (
+                RecordKey.objects.filter(contact_id=link.contact_id, kind=RecordKey.Kind.EMAIL)
+                .values_list("key_hash", flat=True)
+                .first()
+            )
+            if key is None:
+                continue
+            holders = RecordKey.objects.filter(key_hash=key).exclude(contact_id=link.contact_id)
+            persons = set(holders.values_list("person_id", flat=True)[: cap + 1])
+            if len(persons) != 1 or holders.count() >= cap:
+                continue
+            (person,) = persons
+            if person in kept_apart.get(link.contact_id, ()):
+                continue
+            RecordLink.objects.filter(pk=link.pk).update(
+                person_id=person, method=LinkMethod.EMAIL, linked_at=timezone.now()
+            )
+            RecordKey.objects.filter(contact_id=link.contact_id).update(person_id=person)
