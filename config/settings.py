@@ -307,6 +307,8 @@ ANYMAIL = {
 # Who learns of contact records written, in the writer's transaction (enseigne.contacts.records):
 # identity links each new record to its person there.
 ENSEIGNE_RECORD_HOOKS = ["enseigne.identity.linking.link_new_records"]
+# Who answers "which person is this record?" for the contacts API (HQ, one controller mode).
+ENSEIGNE_PERSON_LOOKUP = "enseigne.identity.selectors.person_public_id"
 # A matching key (e-mail, phone) held by more records than this links none of them: a shop's
 # phone typed on every card or a test address would otherwise make one person of strangers.
 ENSEIGNE_IDENTITY_SHARED_KEY_CAP = env_int("ENSEIGNE_IDENTITY_SHARED_KEY_CAP", 10)

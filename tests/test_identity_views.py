@@ -229,3 +229,48 @@ def test_hq_menu_shows_the_customer_base(client, world):
     login(client, world.hq_admin)
     assert 'href="/hq/people/"' in client.get("/contacts/").content.decode()
     services.policy_update(actor=world.hq_admin, mode="one_controller", gmail_rules=False)
+
+
+def _pages_of_a_store(client, world, record) -> list[str]:
+    """What manager B reads about its own record, csrf tokens and timings taken out."""
+    pages = []
+    for url in (
+        f"/contacts/{record.public_id}/",
+        "/contacts/",
+        f"/contacts/?q={record.first_name}",
+        f"/units/{world.unit_b.public_id}/",
+        f"/contacts/{record.public_id}/data.json",
+    ):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        # A CSRF token is 64 random letters and digits, new on every page.
+        pages.append(re.sub(r"\b[A-Za-z0-9]{64}\b", "", response.content.decode()))
+    return pages
+
+
+@pytest.mark.parametrize(
+    ("mode", "learns"),
+    [(IdentityPolicy.Mode.SEPARATE_CONTROLLERS, False), (IdentityPolicy.Mode.ONE_CONTROLLER, True)],
+)
+def test_a_store_learns_nothing_of_another_stores_record_in_separate_mode(
+    client, world, mode, learns
+):
+    """Byte for byte, a store's pages on its record are the same whether or not another
+    store holds a record of the same person (separate controllers); in one-controller mode
+    the count shows, which proves the comparison can fail."""
+    set_mode(world, mode)
+    mine = ContactFactory(unit=world.unit_b, email="claire@orange.fr", first_name="Claire")
+    login(client, world.manager_b)
+    before = _pages_of_a_store(client, world, mine)
+    ContactFactory(unit=world.unit_a, email="claire@orange.fr", first_name="Claire")
+    assert RecordLink.objects.values("person_id").distinct().count() == 1
+    after = _pages_of_a_store(client, world, mine)
+    assert (before != after) is learns
+    if learns:
+        assert [b == a for b, a in zip(before, after, strict=True)] == [
+            False,
+            True,
+            True,
+            True,
+            True,
+        ]

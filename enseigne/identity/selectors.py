@@ -136,6 +136,27 @@ def people_summaries(user: User, people: Sequence[Person]) -> dict[int, dict]:
     return summaries
 
 
+def people_records_ids(user: User, people: Sequence[Person]) -> dict[int, dict]:
+    """For the API's list: each person's name (its most recent record's), record ids and
+    unit ids, in three queries for the page."""
+    links = RecordLink.objects.filter(person__in=people).values_list("person_id", "contact_id")
+    contact_person = {contact: person for person, contact in links}
+    records = (
+        contact_selectors.contacts_for_user(user)
+        .filter(pk__in=list(contact_person))
+        .select_related("unit")
+        .order_by("-updated_at", "-pk")
+    )
+    out: dict[int, dict] = {p.pk: {"name": "", "records": [], "units": []} for p in people}
+    for record in records:
+        entry = out[contact_person[record.pk]]
+        entry["name"] = entry["name"] or record.display_name
+        entry["records"].append(record.public_id)
+        if record.unit.public_id not in entry["units"]:
+            entry["units"].append(record.unit.public_id)
+    return out
+
+
 # --- Why a record is linked ---------------------------------------------------------------
 
 
