@@ -6,10 +6,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from django.http import HttpRequest
 from ninja import Query, Router, Schema
 
 from enseigne.api.paging import PageParams, page_of
+from enseigne.network.access import AuthenticatedRequest
 
 from . import selectors
 
@@ -51,7 +51,7 @@ class PersonOut(Schema):
 
 
 @router.get("/people", response=page_of(PersonSummaryOut))
-def list_people(request: HttpRequest, page: Query[PageParams], q: str = ""):
+def list_people(request: AuthenticatedRequest, page: Query[PageParams], q: str = ""):
     """People of the network (HQ only), newest first; ``q`` searches names, e-mails and
     phones of their records, accents and case ignored."""
     people = selectors.people_search(request.user, query=q)
@@ -73,7 +73,7 @@ def list_people(request: HttpRequest, page: Query[PageParams], q: str = ""):
 
 
 @router.get("/people/{person_id}", response=PersonOut)
-def get_person(request: HttpRequest, person_id: uuid.UUID):
+def get_person(request: AuthenticatedRequest, person_id: uuid.UUID):
     """One person: its records and why each is linked, and the golden record with each
     field's rule and source."""
     person = selectors.get_person_for_user(request.user, person_id)

@@ -359,7 +359,7 @@ def undo(*, actor: User | None, change: IdentityChange, reason: str = "") -> Ide
             root=root,
             reverses=change,
         )
-        _keep_apart(restored, reversal)  # type: ignore[arg-type]
+        _keep_apart(restored, reversal)
         return reversal
 
 

@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 from enseigne.contacts.models import Contact
 from enseigne.lib.ids import parse_uuid
 from enseigne.lib.paging import BoundedPaginator
-from enseigne.network.access import access_for
+from enseigne.network.access import AuthenticatedRequest, access_for
 
 from . import selectors, services
 from .models import IdentityPolicy, Person, RecordLink
@@ -49,13 +49,13 @@ def _messages_of(exc: Exception) -> str:
     return str(exc) or _("You may not do this.")
 
 
-def _records_chosen(request: HttpRequest, root: str) -> list[Contact]:
+def _records_chosen(request: AuthenticatedRequest, root: str) -> list[Contact]:
     ids = [parsed for v in request.POST.getlist("records") if (parsed := parse_uuid(v))]
     return list(Contact.objects.filter(public_id__in=ids, unit_path__startswith=root))
 
 
 @login_required
-def person_search(request: HttpRequest) -> HttpResponse:
+def person_search(request: AuthenticatedRequest) -> HttpResponse:
     selectors.get_identity_root_for_user(request.user)
     query = request.GET.get("q", "")
     people = selectors.people_search(request.user, query=query)
@@ -72,7 +72,7 @@ def person_search(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def person_detail(request: HttpRequest, public_id) -> HttpResponse:
+def person_detail(request: AuthenticatedRequest, public_id) -> HttpResponse:
     person = selectors.get_person_for_user(request.user, public_id)
     card = selectors.person_card(request.user, person)
     return render(
@@ -84,7 +84,7 @@ def person_detail(request: HttpRequest, public_id) -> HttpResponse:
 
 @login_required
 @require_POST
-def person_merge(request: HttpRequest) -> HttpResponse:
+def person_merge(request: AuthenticatedRequest) -> HttpResponse:
     root = selectors.get_identity_root_for_user(request.user)
     ids = [parsed for v in request.POST.getlist("people") if (parsed := parse_uuid(v))]
     people = list(
@@ -103,12 +103,12 @@ def person_merge(request: HttpRequest) -> HttpResponse:
     messages.success(
         request, _("The records are now one person. You can undo this in the history.")
     )
-    return redirect("person_detail", public_id=change.into.public_id)
+    return redirect("person_detail", public_id=change.into.public_id)  # type: ignore[union-attr]
 
 
 @login_required
 @require_POST
-def person_split(request: HttpRequest, public_id) -> HttpResponse:
+def person_split(request: AuthenticatedRequest, public_id) -> HttpResponse:
     person = selectors.get_person_for_user(request.user, public_id)
     root = selectors.get_identity_root_for_user(request.user)
     records = [
@@ -129,11 +129,11 @@ def person_split(request: HttpRequest, public_id) -> HttpResponse:
             "The records now make a separate person and will stay apart. You can undo this in the history."
         ),
     )
-    return redirect("person_detail", public_id=change.into.public_id)
+    return redirect("person_detail", public_id=change.into.public_id)  # type: ignore[union-attr]
 
 
 @login_required
-def review_queue(request: HttpRequest) -> HttpResponse:
+def review_queue(request: AuthenticatedRequest) -> HttpResponse:
     candidates = selectors.open_candidates(request.user)
     page = BoundedPaginator(candidates, 20).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
@@ -146,7 +146,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def review_decide(request: HttpRequest, pk: int) -> HttpResponse:
+def review_decide(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     candidate = selectors.get_candidate_for_user(request.user, pk)
     decision = request.POST.get("decision", "")
     if decision not in (services.Decision.MERGE, services.Decision.KEEP_APART):
@@ -165,7 +165,7 @@ def review_decide(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def change_history(request: HttpRequest) -> HttpResponse:
+def change_history(request: AuthenticatedRequest) -> HttpResponse:
     changes = selectors.changes_for_user(request.user)
     page = BoundedPaginator(changes, 30).get_page(request.GET.get("page"))
     return render(
@@ -177,7 +177,7 @@ def change_history(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def change_undo(request: HttpRequest, pk: int) -> HttpResponse:
+def change_undo(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     change = selectors.get_change_for_user(request.user, pk)
     try:
         services.undo(actor=request.user, change=change)
@@ -189,7 +189,7 @@ def change_undo(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def identity_settings(request: HttpRequest) -> HttpResponse:
+def identity_settings(request: AuthenticatedRequest) -> HttpResponse:
     root = selectors.get_identity_root_for_user(request.user)
     policy = selectors.policy_of_root(root)
     form = PolicyForm(
