@@ -70,20 +70,26 @@ def _linked_under(root: str) -> Q:
     return Q(Exists(RecordLink.objects.filter(person=OuterRef("pk"), unit_path__startswith=root)))
 
 
+# A search reads at most this many matching records (the contacts' name indexes find them);
+# the persons behind them are the answer. A query matching more is too vague to page through.
+SEARCH_RECORDS_CAP = 2_000
+
+
 def people_search(user: User, *, query: str = "") -> QuerySet[Person]:
     """Persons with a record matching ``query`` (name, e-mail or phone; accents and case
     ignored, as the contacts list searches), newest first."""
     root = get_identity_root_for_user(user)
-    people = Person.objects.filter(_linked_under(root))
     text = query.strip()
-    if text:
-        matching = contact_selectors.contact_search(user, query=text).order_by()
-        people = people.filter(
-            Exists(
-                RecordLink.objects.filter(person=OuterRef("pk"), contact__in=matching.values("pk"))
-            )
-        )
-    return people.order_by("-created_at", "-id")
+    if not text:
+        return Person.objects.filter(_linked_under(root)).order_by("-id")
+    matching = list(
+        contact_selectors.contact_search(user, query=text).values_list("pk", flat=True)[
+            :SEARCH_RECORDS_CAP
+        ]
+    )
+    return Person.objects.filter(
+        pk__in=RecordLink.objects.filter(contact_id__in=matching).values("person_id")
+    ).order_by("-id")
 
 
 def get_person_for_user(user: User, public_id) -> Person:
@@ -436,13 +442,8 @@ def person_public_id(user: User, contact: Contact) -> uuid.UUID | None:
     )
 
 
-def base_counts(user: User) -> dict[str, int]:
+def open_review_count(user: User) -> int:
     root = get_identity_root_for_user(user)
-    links = RecordLink.objects.filter(unit_path__startswith=root)
-    return {
-        "records": links.count(),
-        "people": links.values("person_id").distinct().count(),
-        "open": MatchCandidate.objects.filter(
-            status=MatchCandidate.Status.OPEN, left__unit_path__startswith=root
-        ).count(),
-    }
+    return MatchCandidate.objects.filter(
+        status=MatchCandidate.Status.OPEN, left__unit_path__startswith=root
+    ).count()

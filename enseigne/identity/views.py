@@ -67,7 +67,7 @@ def person_search(request: AuthenticatedRequest) -> HttpResponse:
     return render(
         request,
         "identity/search.html",
-        {"page": page, "q": query, "counts": selectors.base_counts(request.user)},
+        {"page": page, "q": query, "open": selectors.open_review_count(request.user)},
     )
 
 
