@@ -168,6 +168,9 @@ def review_decide(request: AuthenticatedRequest, pk: int) -> HttpResponse:
 def change_history(request: AuthenticatedRequest) -> HttpResponse:
     changes = selectors.changes_for_user(request.user)
     page = BoundedPaginator(changes, 30).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    for change in page.object_list:
+        change.record_count = sum(1 for move in change.moves if "contact" in move)
     return render(
         request,
         "identity/history.html",
