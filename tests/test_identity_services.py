@@ -299,3 +299,22 @@ def test_settings_are_hq_only_and_audited(world):
         "mode": "separate_controllers",
         "gmail_rules": False,
     }
+
+
+@pytest.mark.parametrize(
+    ("mode", "queries"),
+    [(IdentityPolicy.Mode.ONE_CONTROLLER, 3), (IdentityPolicy.Mode.SEPARATE_CONTROLLERS, 2)],
+)
+def test_the_store_count_costs_few_queries(
+    world, lyon_lille, django_assert_num_queries, mode, queries
+):
+    """The contact page's count: the network, its policy, one count (none in separate mode).
+    On PostgreSQL the count runs as system work: a savepoint, the scope, the release."""
+    from django.db import connection
+
+    IdentityPolicy.objects.create(network=world.root.network, mode=mode)
+    lyon, _ = lyon_lille
+    if connection.vendor == "postgresql" and mode == IdentityPolicy.Mode.ONE_CONTROLLER:
+        queries += 3
+    with django_assert_num_queries(queries):
+        other_units_count(lyon)
