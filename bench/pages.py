@@ -55,6 +55,7 @@ def pages_for(user) -> list[str]:
         "/campaigns/rules/",
         "/campaigns/approvals/",
         "/results/",
+        "/results/people/",
         "/gallery/",
         "/outbox/",
     ]
@@ -67,6 +68,7 @@ def pages_for(user) -> list[str]:
             urls.append(f"/campaigns/{campaign.public_id}/audience/")
         else:
             urls.append(f"/campaigns/{campaign.public_id}/progress/")
+            urls.append(f"/campaigns/{campaign.public_id}/report/")
     return urls
 
 

@@ -306,12 +306,16 @@ ANYMAIL = {
 
 # Who learns of contact records written, in the writer's transaction (enseigne.contacts.records):
 # identity links each new record to its person there.
-ENSEIGNE_RECORD_HOOKS = ["enseigne.identity.linking.link_new_records"]
+ENSEIGNE_RECORD_HOOKS = ["enseigne.identity.linking.hooks"]
+# What later apps add to a record's GDPR export (the store's and HQ's per-person file).
+ENSEIGNE_RECORD_EXPORT_PARTS = ["enseigne.tracking.record_export.purchases_and_messages"]
 # Who answers "which person is this record?" for the contacts API (HQ, one controller mode).
 ENSEIGNE_PERSON_LOOKUP = "enseigne.identity.selectors.person_public_id"
 # A matching key (e-mail, phone) held by more records than this links none of them: a shop's
 # phone typed on every card or a test address would otherwise make one person of strangers.
 ENSEIGNE_IDENTITY_SHARED_KEY_CAP = env_int("ENSEIGNE_IDENTITY_SHARED_KEY_CAP", 10)
+# HQ's people figures: a cross-shopping cell under this many people shows "< N", not its count.
+ENSEIGNE_SMALL_COUNT_THRESHOLD = env_int("ENSEIGNE_SMALL_COUNT_THRESHOLD", 5)
 
 # Campaign sending (see docs/deploying.md in the README's engineer section).
 SMTP_CONCURRENCY = env_int("ENSEIGNE_SMTP_CONCURRENCY", 4)

@@ -28,6 +28,7 @@ from enseigne.identity.models import (
     IdentityPolicy,
     KeptApart,
     MatchCandidate,
+    Person,
     RecordLink,
 )
 from enseigne.lib.signing import sign_id, sign_ids, webhook_key
@@ -547,6 +548,32 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
 }
 
 
+# Issue 20, HQ's GDPR rights per person (enseigne/identity/urls_gdpr.py, included under
+# hq/people/): HQ only; every store or region user gets 404, whichever person it names.
+# Then HQ's people analytics (enseigne/analytics/people.py).
+MATRIX.update(
+    {
+        ("hq/people/<uuid:public_id>/export.json", "GET"): (
+            "gdpr_person",
+            "302 200 404 404 404 404",
+            "404 404 404 404",
+        ),
+        ("hq/people/<uuid:public_id>/erase/", "GET"): (
+            "gdpr_person",
+            "302 200 404 404 404 404",
+            "404 404 404 404",
+        ),
+        ("hq/people/<uuid:public_id>/erase/", "POST"): (
+            "gdpr_person",
+            "302 302 404 404 404 404",
+            "404 404 404 404",
+        ),
+        # The cross-shopping matrix and the base in people: HQ's analytics only.
+        ("results/people/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    }
+)
+
+
 def _django_routes(patterns=None, prefix: str = "") -> set[str]:
     routes = set()
     for pattern in patterns if patterns is not None else get_resolver().url_patterns:
@@ -758,6 +785,8 @@ class Objects:
         if kind in ("person", "candidate", "change"):
             return self.identity(kind, side)
         unit = self.world.unit_a if side == "a" else self.world.unit_b
+        if kind == "gdpr_person":  # issue 20: the person of the side's contact
+            return Person.objects.get(links__contact=self.contact[side])
         return {
             "unit": unit,
             "contact": self.contact[side],

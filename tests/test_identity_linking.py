@@ -8,7 +8,7 @@ import pytest
 
 from enseigne.contacts import services as contacts
 from enseigne.contacts.models import Contact
-from enseigne.contacts.records import Record
+from enseigne.contacts.records import Record, record_of
 from enseigne.identity import keys
 from enseigne.identity.linking import link_new_records, link_unlinked
 from enseigne.identity.models import IdentityPolicy, LinkMethod, MatchCandidate, RecordLink
@@ -131,17 +131,146 @@ def test_email_and_phone_pointing_to_two_people_waits_for_review(world):
     assert {candidate.left_id, candidate.right_id} == {a.pk, b.pk}
 
 
-def test_a_shared_shop_phone_never_merges_everyone(world, settings):
+def test_a_key_past_the_cap_links_nobody_more_and_alerts_once(world, settings):
+    """Up to the cap a mobile joins records (one person may shop in a few stores); past it the
+    key is a shared one: the record goes alone, HQ gets one alert for the key, not one per
+    newcomer."""
+    from enseigne.network import services as network
+
     settings.ENSEIGNE_IDENTITY_SHARED_KEY_CAP = 2
-    shop_phone = "+33478123456"
-    a = ContactFactory(unit=world.unit_a, email=None, phone=shop_phone)
-    b = ContactFactory(unit=world.unit_a2, email=None, phone=shop_phone)
-    c = ContactFactory(unit=world.unit_b, email=None, phone=shop_phone)
-    assert person_of(a) == person_of(b)  # two records may be one person
-    assert person_of(c) != person_of(a)  # the third holder makes it a shared phone
+    shared = "+33678123456"
+    a = ContactFactory(unit=world.unit_a, email=None, phone=shared)
+    b = ContactFactory(unit=world.unit_a2, email=None, phone=shared)
+    c = ContactFactory(unit=world.unit_b, email=None, phone=shared)
+    extra = network.node_create(
+        actor=None, parent=world.region_b, kind="unit", name="Lens", code="lens"
+    )
+    d = ContactFactory(unit=extra, email=None, phone=shared)
+    assert person_of(a) == person_of(b)
+    assert len({person_of(a), person_of(c), person_of(d)}) == 3
     alert = MatchCandidate.objects.get(reason=MatchCandidate.Reason.SHARED_KEY)
-    assert alert.detail == {"kind": "phone", "records": 3}
+    assert alert.detail["kind"] == "phone" and alert.detail["records"] == 3
     assert c.pk in {alert.left_id, alert.right_id}
+
+
+def test_a_landline_is_a_households_and_waits_for_review(world):
+    husband = ContactFactory(unit=world.unit_a, email=None, phone="+33478123456")
+    wife = ContactFactory(
+        unit=world.unit_b,
+        email="anne.roux@orange.fr",
+        phone="+33478123456",
+        birthday=dt.date(1970, 1, 2),
+    )
+    assert person_of(husband) != person_of(wife)
+    review = MatchCandidate.objects.get()
+    assert review.reason == MatchCandidate.Reason.LANDLINE
+    assert review.status == MatchCandidate.Status.OPEN
+
+
+def test_a_contradiction_within_one_batch_is_refused_too(world):
+    mother = Contact.objects.create(
+        unit=world.unit_a,
+        unit_path=world.unit_a.path,
+        email="mere@orange.fr",
+        phone="+33612345678",
+        birthday=dt.date(1960, 3, 1),
+    )
+    daughter = Contact.objects.create(
+        unit=world.unit_b,
+        unit_path=world.unit_b.path,
+        email="fille@orange.fr",
+        phone="+33612345678",
+        birthday=dt.date(1992, 7, 9),
+    )
+    link_new_records([record_of(mother), record_of(daughter)])
+    assert person_of(mother) != person_of(daughter)
+    assert MatchCandidate.objects.get().reason == MatchCandidate.Reason.CONTRADICTION
+
+
+def test_an_edit_cannot_join_through_a_contradicting_phone(world):
+    mother = ContactFactory(
+        unit=world.unit_a,
+        email="mere2@orange.fr",
+        phone="+33612345670",
+        birthday=dt.date(1960, 3, 1),
+    )
+    daughter = ContactFactory(
+        unit=world.unit_b, email="fille2@orange.fr", phone=None, birthday=dt.date(1992, 7, 9)
+    )
+    contacts.contact_update(actor=world.manager_b, contact=daughter, data={"phone": "+33612345670"})
+    assert person_of(mother) != person_of(daughter)
+    assert MatchCandidate.objects.get().reason == MatchCandidate.Reason.CONTRADICTION
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "mail@famille-martin.fr",
+        "j@orange.fr",
+        "a.martin@free.fr",
+        "sans.souci@laposte.net",
+        "na.li@sfr.fr",
+    ],
+)
+def test_real_addresses_give_a_key(email):
+    assert keys.email_key(email) == email
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "test1@orange.fr",
+        "testtest@free.fr",
+        "pasdemail123@sfr.fr",
+        "123456@orange.fr",
+        "no.name@free.fr",
+        "contact@x.fr",
+    ],
+)
+def test_more_placeholders_give_no_key(email):
+    assert keys.email_key(email) is None
+
+
+def test_case_of_an_address_does_not_matter(world):
+    lyon = ContactFactory(unit=world.unit_a, email="marie.curie@orange.fr")
+    other = Contact.objects.create(
+        unit=world.unit_b, unit_path=world.unit_b.path, email="Marie.Curie@Orange.FR"
+    )
+    link_new_records([record_of(other)])
+    assert person_of(lyon) == person_of(other)
+
+
+def test_a_store_reads_no_link_not_even_its_own(world):
+    """Separate controllers: a link's method says another store holds the address. Row-level
+    security shows links to HQ and the system only (PostgreSQL; selectors are the wall on
+    SQLite)."""
+    from django.db import connection
+
+    from enseigne.lib.rowsecurity import db_scope
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row-level security exists only on PostgreSQL; CI runs this file on both")
+    mine = ContactFactory(unit=world.unit_b, email="suzanne@orange.fr")
+    ContactFactory(unit=world.unit_a, email="suzanne@orange.fr")
+    with db_scope([world.unit_b.path]):
+        assert not RecordLink.objects.filter(contact=mine).exists()
+        assert RecordLink.objects.count() == 0
+    with db_scope([world.root.path]):
+        assert RecordLink.objects.filter(contact=mine).exists()
+
+
+def test_a_store_erasing_its_record_leaves_no_key_behind(world):
+    """Erased through the product's own service, under the store's scope: the link (an HQ-only
+    row) goes too, so the address finds nobody afterwards."""
+    from enseigne.lib.rowsecurity import db_scope
+
+    record = ContactFactory(unit=world.unit_b, email="oubli@orange.fr")
+    ContactFactory(unit=world.unit_a2, email="autre@orange.fr")
+    with db_scope([world.unit_b.path]):
+        contacts.contact_erase(actor=world.manager_b, contact=record)
+    assert not RecordLink.objects.filter(contact_id=record.pk).exists()
+    again = ContactFactory(unit=world.unit_a, email="oubli@orange.fr")
+    assert RecordLink.objects.get(contact=again).method == LinkMethod.ALONE
 
 
 def test_batch_records_sharing_a_key_are_one_person(world):
@@ -149,8 +278,8 @@ def test_batch_records_sharing_a_key_are_one_person(world):
         Contact.objects.create(unit=u, unit_path=u.path, email="jean@laposte.net")
         for u in (world.unit_a, world.unit_a2, world.unit_b)
     ]
-    linked = link_new_records([Record(c.pk, c.unit_path, c.email, None) for c in made])
-    assert len(set(linked.values())) == 1
+    link_new_records([Record(c.pk, c.unit_path, c.email, None) for c in made])
+    assert len({person_of(c) for c in made}) == 1
 
 
 def test_two_networks_never_share_a_person(world):
@@ -178,10 +307,90 @@ def test_service_and_unlinked_records_get_a_person(world):
 
 
 def test_erasing_a_record_removes_its_link_and_keys(world):
-    from enseigne.identity.models import RecordKey
-
     record = ContactFactory(unit=world.unit_a, email="efface@orange.fr", phone="+33655443322")
-    assert RecordKey.objects.filter(contact=record).count() == 2
+    link = RecordLink.objects.get(contact=record)
+    assert link.email_key and link.phone_key
     record.delete()
-    assert not RecordKey.objects.filter(contact_id=record.pk).exists()
     assert not RecordLink.objects.filter(contact_id=record.pk).exists()
+    # A record written after the erasure finds nobody through the erased keys.
+    again = ContactFactory(unit=world.unit_b, email="efface@orange.fr")
+    assert RecordLink.objects.get(contact=again).method == LinkMethod.ALONE
+
+
+def test_a_record_alone_joins_the_person_its_new_email_leads_to(world):
+    lille = ContactFactory(unit=world.unit_b, email="claire.m@orange.fr")
+    lyon = ContactFactory(unit=world.unit_a, email=None, phone="+33611223344")
+    assert person_of(lyon) != person_of(lille)
+    contacts.contact_update(
+        actor=world.manager_a, contact=lyon, data={"email": "claire.m@orange.fr"}
+    )
+    assert person_of(lyon) == person_of(lille)
+    assert RecordLink.objects.get(contact=lyon).method == LinkMethod.EMAIL
+
+
+def test_a_record_with_company_stays_and_the_new_key_waits_for_review(world):
+    a = ContactFactory(unit=world.unit_a, email="luc@free.fr")
+    b = ContactFactory(unit=world.unit_b, email="luc@free.fr")
+    other = ContactFactory(unit=world.unit_a2, email=None, phone="+33655667788")
+    contacts.contact_update(actor=world.manager_a, contact=a, data={"phone": "+33655667788"})
+    assert person_of(a) == person_of(b) != person_of(other)
+    assert MatchCandidate.objects.filter(reason=MatchCandidate.Reason.CONFLICT).count() == 1
+    link = RecordLink.objects.get(contact=a)
+    assert link.phone_key is not None  # the keys follow the record
+
+
+def test_imports_link_new_records_and_relink_completed_ones(
+    world, django_capture_on_commit_callbacks
+):
+    """Both import paths: a fresh row meets the person another store knows; a row giving an
+    existing contact its first phone makes that record meet the phone's person."""
+    from tests.test_import import run
+
+    lille = ContactFactory(unit=world.unit_b, email="ines.roy@orange.fr")
+    lille_phone = ContactFactory(unit=world.unit_b, email=None, phone="+33677889900")
+    lyon = ContactFactory(unit=world.unit_a, email="paul.roy@orange.fr")
+    imp = run(
+        world,
+        "prenom;nom;email;mobile\n"
+        "Inès;Roy;ines.roy@orange.fr;\n"
+        "Paul;Roy;paul.roy@orange.fr;06 77 88 99 00\n"
+        "Nina;Roy;nina.roy@orange.fr;\n",
+        django_capture_on_commit_callbacks=django_capture_on_commit_callbacks,
+    )
+    assert imp.created_count == 2 and imp.updated_count == 1
+    ines = Contact.objects.get(unit=world.unit_a, email="ines.roy@orange.fr")
+    nina = Contact.objects.get(unit=world.unit_a, email="nina.roy@orange.fr")
+    assert person_of(ines) == person_of(lille)
+    assert person_of(nina) not in {person_of(lille), person_of(lille_phone)}
+    lyon.refresh_from_db()
+    assert lyon.phone == "+33677889900"
+    assert person_of(lyon) == person_of(lille_phone)
+
+
+def test_link_people_links_records_that_existed_before_identity(world):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    newer = ContactFactory(unit=world.unit_b, email="ancienne@orange.fr")
+    older = Contact.objects.create(
+        unit=world.unit_a, unit_path=world.unit_a.path, email="ancienne@orange.fr"
+    )
+    assert not RecordLink.objects.filter(contact=older).exists()
+    out = StringIO()
+    call_command("link_people", stdout=out)
+    assert person_of(older) == person_of(newer)
+    assert out.getvalue().startswith("1 records linked")
+
+
+def test_the_nightly_upkeep_drops_persons_whose_last_record_was_erased(world):
+    from enseigne.identity.linking import prune_empty_persons
+    from enseigne.identity.models import Person
+
+    kept = ContactFactory(unit=world.unit_a, email="reste@orange.fr")
+    gone = ContactFactory(unit=world.unit_b, email="parti@orange.fr")
+    gone_person = person_of(gone)
+    gone.delete()
+    assert prune_empty_persons() == 1
+    assert not Person.objects.filter(pk=gone_person).exists()
+    assert Person.objects.filter(pk=person_of(kept)).exists()

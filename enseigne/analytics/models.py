@@ -65,3 +65,55 @@ class RollupState(models.Model):
 
     dirty_from = models.DateTimeField(null=True, blank=True)
     refreshed_at = models.DateTimeField(null=True, blank=True)
+
+
+# People, not records (issue 20). Each rollup pass counts them once for HQ; every row is
+# filed under the network's root path, so row-level security shows it to HQ's scope only
+# (a store's scope, even in the "one controller" mode, never reads these rows).
+
+
+class NetworkPeople(models.Model):
+    """The network's base counted in records and in people, at the last rollup pass."""
+
+    unit_path = models.CharField(max_length=255, unique=True)  # the network root
+    # Every contact record of every unit: prospects and customers, with or without consent.
+    records = models.PositiveIntegerField(default=0)
+    # The distinct persons those records are linked to (a record not linked yet counts as one).
+    people = models.PositiveIntegerField(default=0)
+    # Persons with records in two units or more.
+    shared = models.PositiveIntegerField(default=0)
+    # Persons who are existing customers (a record marked so) in two units or more.
+    cross_customers = models.PositiveIntegerField(default=0)
+    counted_at = models.DateTimeField()
+
+
+class CrossShopping(models.Model):
+    """Persons who are customers of both units (``left`` <= ``right``; equal: of that unit)."""
+
+    unit_path = models.CharField(max_length=255)  # the network root
+    left_unit_id = models.BigIntegerField()
+    right_unit_id = models.BigIntegerField()
+    people = models.PositiveIntegerField()
+    # On the diagonal: how many of the unit's customers are customers of another unit too.
+    elsewhere = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["left_unit_id", "right_unit_id"], name="crossshopping_pair"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(left_unit_id__lte=models.F("right_unit_id")),
+                name="crossshopping_ordered",
+            ),
+        ]
+
+
+class CampaignReach(models.Model):
+    """How many distinct persons a campaign's sent messages reached (HQ's figure)."""
+
+    campaign_id = models.BigIntegerField(unique=True)
+    unit_path = models.CharField(max_length=255)  # the network root
+    sent = models.PositiveIntegerField(default=0)
+    people = models.PositiveIntegerField(default=0)
+    counted_at = models.DateTimeField()

@@ -25,6 +25,7 @@ from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from enseigne.analytics import people
 from enseigne.analytics.models import DailyStat, RollupState, UnitDay
 from enseigne.campaigns import pricing
 from enseigne.campaigns.models import Campaign, Recipient
@@ -237,6 +238,9 @@ def refresh(now: dt.datetime | None = None) -> dict[str, int]:
             batch_size=2000,
         )
         bases = snapshot_bases(timezone.localtime(now).date())
+        # People, not records (issue 20): the network's figures and the reach of the
+        # campaigns that sent in the rebuilt days.
+        people.count_people(now, {key[1] for key, c in stats.items() if c.sent and key[1]})
         # A ``touch`` waiting on this row's lock applies after the commit, to the new value.
         state.dirty_from = cutoff
         state.refreshed_at = now

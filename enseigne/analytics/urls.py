@@ -6,6 +6,7 @@ urlpatterns = [
     path("hq/", views.hq_home, name="hq_home"),
     path("results/", views.results, name="results"),
     path("results/sales/", views.sales, name="sales"),
+    path("results/people/", views.people_shopping, name="people_shopping"),
     path("results/units/<uuid:public_id>/", views.unit_dashboard, name="unit_dashboard"),
     path("gallery/", views.gallery, name="gallery"),
     path("gallery/<uuid:public_id>/preview/", views.gallery_preview, name="gallery_preview"),

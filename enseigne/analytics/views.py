@@ -11,7 +11,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from enseigne.analytics import selectors, services
+from enseigne.analytics import people, selectors, services
 from enseigne.analytics.bases import kept_contact_counts
 from enseigne.brand.views import message_preview, sandboxed
 from enseigne.campaigns.models import Campaign
@@ -48,6 +48,8 @@ def hq_home(request: HttpRequest) -> HttpResponse:
     nodes = list(nodes_for_user(request.user).select_related("profile").prefetch_related("tags"))
     units = [n for n in nodes if n.kind == "unit"]
     counts, counted_at = kept_contact_counts(request.user, units)
+    root = network_root()
+    hq_root = people.hq_root_for(request.user, root)
     for node in nodes:
         node.contact_count = counts.get(node.pk, 0)
         node.indent = len(node.path) // 4 - 1
@@ -56,11 +58,13 @@ def hq_home(request: HttpRequest) -> HttpResponse:
         "network/hq_home.html",
         {
             "nodes": nodes,
-            "network": network_root(),
+            "network": root,
             "unit_count": len(units),
             "contact_total": sum(counts.values()),
             "counted_at": counted_at,
             "can_manage": access.is_hq_admin,
+            # HQ only, in both network modes: the base counted in people (issue 20).
+            "people": people.network_people(hq_root.path) if hq_root else None,
             "node_form": NodeCreateForm(parents=nodes_for_user(request.user).exclude(kind="unit"))
             if access.is_hq_admin
             else None,
@@ -171,10 +175,35 @@ def campaign_report(request: HttpRequest, public_id) -> HttpResponse:
             {"name": _("Unsubscribed"), "data": [c.unsubscribed for _d, c in days]},
         ],
     }
+    hq_root = people.hq_root_for(request.user)
     return render(
         request,
         "analytics/campaign_report.html",
-        {"campaign": campaign, "timeline": timeline, **report},
+        {
+            "campaign": campaign,
+            "timeline": timeline,
+            # HQ only: how many distinct people the sent messages reached (issue 20).
+            "reach": people.campaign_reach(campaign.pk) if hq_root else None,
+            "show_reach": hq_root is not None,
+            **report,
+        },
+    )
+
+
+@login_required
+@require_GET
+def people_shopping(request: HttpRequest) -> HttpResponse:
+    """HQ's cross-shopping matrix: people who are customers of two stores (issue 20)."""
+    hq_root = people.hq_root_for(request.user)
+    if hq_root is None:
+        raise PermissionDenied
+    return render(
+        request,
+        "analytics/people.html",
+        {
+            "figures": people.network_people(hq_root.path),
+            **people.cross_shopping(hq_root.path),
+        },
     )
 
 

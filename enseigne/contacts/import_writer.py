@@ -35,7 +35,7 @@ from enseigne.contacts.models import (
     Suppression,
     Tag,
 )
-from enseigne.contacts.records import Record, records_written
+from enseigne.contacts.records import Record, records_changed, records_written
 from enseigne.contacts.services import tags_get_or_create
 from enseigne.lib.bulk import bulk_insert, copy_text_row
 from enseigne.lib.hashing import identifier_hash
@@ -248,6 +248,7 @@ class BatchWriter:
                 by_phone[contact.phone] = contact
         new: list[NewContact] = []
         touched: dict[int, Contact] = {}
+        rekeyed: set[int] = set()  # existing contacts the file gave a first email or phone
         changed_fields: set[str] = set()
         pairs: list[tuple[Contact | NewContact, Row]] = []
         for row in rows:
@@ -284,6 +285,8 @@ class BatchWriter:
                 if fields:
                     changed_fields.update(fields)
                     touched[target.pk] = target
+                    if {"email", "phone"} & set(fields):
+                        rekeyed.add(target.pk)
                 row.matched = target.pk
             # The row may have given the contact its first email or phone: later rows find it.
             if target.email:
@@ -300,6 +303,13 @@ class BatchWriter:
                 contact.updated_at = now
             Contact.objects.bulk_update(
                 list(touched.values()), [*changed_fields, "updated_at"], batch_size=1000
+            )
+            records_changed(
+                [
+                    Record(pk, self.unit.path, c.email, c.phone, c.birthday)
+                    for pk, c in touched.items()
+                    if pk in rekeyed
+                ]
             )
         tag_changes = self._write_tags(pairs, tag_ids)
         consent_changes = self._write_consent(consent)

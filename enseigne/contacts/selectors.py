@@ -15,6 +15,7 @@ from enseigne.contacts.models import (
     Segment,
     Suppression,
 )
+from enseigne.contacts.records import export_parts
 from enseigne.lib.folding import Fold, fold
 from enseigne.lib.hashing import identifier_hash
 from enseigne.lib.ids import parse_uuid
@@ -172,6 +173,8 @@ def contact_data_export(contact: Contact) -> dict:
         ],
         "created_at": contact.created_at.isoformat(),
         "updated_at": contact.updated_at.isoformat(),
+        # Purchases, messages sent and what they did: held by later apps (records.py).
+        **export_parts(contact),
     }
 
 

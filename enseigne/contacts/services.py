@@ -20,7 +20,7 @@ from enseigne.contacts.models import (
     Suppression,
     Tag,
 )
-from enseigne.contacts.records import record_of, records_written
+from enseigne.contacts.records import record_of, records_changed, records_erased, records_written
 from enseigne.contacts.segments import compile_rules
 from enseigne.contacts.validation import (
     FieldError,
@@ -203,6 +203,8 @@ def contact_update(
             raise ValidationError(
                 {"email": _("Another contact of this unit already has this email or phone.")}
             ) from None
+        if {"email", "phone", "birthday"} & set(changed):
+            records_changed([record_of(contact)])
     if tags is not None:
         contact_set_tags(contact=contact, tags=tags)
         changed.append("tags")
@@ -410,6 +412,8 @@ def contact_erase(*, actor: User, contact: Contact) -> None:
     # once the person is gone, the hashed suppression blocks them).
     if erase_consent_events(contact.pk) is None:
         ConsentEvent.objects.filter(contact=contact).delete()
+    # Rows other apps keep about the record out of this scope's sight (HQ's review queue).
+    records_erased([contact.pk])
     contact.delete()
     audit(
         actor=actor,

@@ -1,16 +1,16 @@
 """The deterministic matching keys of a record: normalised e-mail and E.164 phone.
 
-A key is ``identifier_hash`` of the normalised value, the same hash the suppression list
-and the contacts' ``email_hash``/``phone_hash`` columns use, so without the Gmail rules a
-record's e-mail key equals its ``email_hash``. A placeholder (``test@test.fr``,
+A key is the SHA-256 of the normalised value salted with the network's root path (so two
+networks never share a person); it is kept on the record's link. A placeholder (``test@test.fr``,
 ``aucun@…``) identifies nobody and gives no key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 
-from enseigne.lib.hashing import identifier_hash, normalise_email
+from enseigne.lib.hashing import normalise_email
 
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
@@ -19,19 +19,21 @@ PLACEHOLDER_LOCALS = frozenset(
     {
         "test",
         "tests",
+        "testtest",
         "aucun",
         "aucune",
         "pas",
         "pasde",
         "pasdemail",
+        "pasdadresse",
         "noemail",
         "nomail",
+        "noname",
         "no",
         "non",
         "none",
         "null",
         "nil",
-        "na",
         "n.a",
         "x",
         "xx",
@@ -39,14 +41,13 @@ PLACEHOLDER_LOCALS = frozenset(
         "a",
         "abc",
         "email",
-        "mail",
         "inconnu",
+        "inconnue",
         "client",
         "nepas",
         "refus",
         "refuse",
         "sansemail",
-        "sans",
         "vide",
         "example",
         "exemple",
@@ -54,10 +55,10 @@ PLACEHOLDER_LOCALS = frozenset(
         "faux",
         "dummy",
         "nobody",
-        "personne",
         "noreply",
         "no-reply",
         "ne-pas-repondre",
+        "nepasrepondre",
     }
 )
 PLACEHOLDER_DOMAINS = frozenset(
@@ -74,6 +75,7 @@ PLACEHOLDER_DOMAINS = frozenset(
         "xx.xx",
         "xxx.xxx",
         "a.a",
+        "x.fr",
         "aucun.fr",
         "aucun.com",
         "nomail.com",
@@ -85,19 +87,28 @@ PLACEHOLDER_DOMAINS = frozenset(
         "jetable.org",
     }
 )
-_REPEATED = re.compile(r"^(.)\1*$")
+# A domain whose first label says there is no address: aucun.fr, none.net, test.org…
+PLACEHOLDER_DOMAIN_NAMES = frozenset({"aucun", "aucune", "none", "noemail", "nomail", "test"})
+# Two or more of one character (aa@, 0000@), digits only (123456@), or a placeholder word
+# followed by digits (test1@, pasdemail123@).
+_REPEATED = re.compile(r"^(.)\1+$")
+_DIGITS = re.compile(r"^[0-9]+$")
+_NUMBERED = re.compile(r"^([a-z]+)[0-9]+$")
 
 
 def is_placeholder_email(email: str) -> bool:
     """Whether ``email`` (already normalised) is one people type instead of a real one."""
     local, _, domain = email.rpartition("@")
     plain = local.replace(".", "").replace("-", "").replace("_", "")
+    numbered = _NUMBERED.match(plain)
     return (
         local in PLACEHOLDER_LOCALS
         or plain in PLACEHOLDER_LOCALS
         or domain in PLACEHOLDER_DOMAINS
         or bool(_REPEATED.match(plain))
-        or domain.split(".")[0] in {"aucun", "aucune", "none", "noemail", "nomail", "test"}
+        or bool(_DIGITS.match(plain))
+        or (numbered is not None and numbered.group(1) in PLACEHOLDER_LOCALS)
+        or domain.split(".")[0] in PLACEHOLDER_DOMAIN_NAMES
     )
 
 
@@ -122,11 +133,18 @@ def phone_key(phone: str | None) -> str | None:
     return phone
 
 
-def record_keys(email: str | None, phone: str | None, *, gmail_rules: bool) -> dict[str, str]:
-    """{kind: key hash} for the keys a record has."""
-    keys = {}
-    if (value := email_key(email, gmail_rules=gmail_rules)) is not None:
-        keys["email"] = identifier_hash("email", value)
-    if (value := phone_key(phone)) is not None:
-        keys["phone"] = identifier_hash("phone", value)
-    return keys
+def record_keys(
+    network: str, email: str | None, phone: str | None, *, gmail_rules: bool
+) -> tuple[str | None, str | None]:
+    """(e-mail key, phone key) of a record: SHA-256 of the normalised value, salted with the
+    network's root path so two networks never share a person; None where it has none."""
+    email_value = email_key(email, gmail_rules=gmail_rules)
+    phone_value = phone_key(phone)
+    return (
+        None if email_value is None else _hash(f"{network}|email:{email_value}"),
+        None if phone_value is None else _hash(f"{network}|phone:{phone_value}"),
+    )
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -23,11 +23,13 @@ is decided by the selectors and row-level security on the links.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
 
+import phonenumbers
 from django.conf import settings
 from django.db import connection
 from django.db.models import Q
@@ -39,16 +41,9 @@ from enseigne.lib.bulk import bulk_insert
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import Network, OrgNode
 
-from . import keys as identity_keys
-from .models import (
-    IdentityPolicy,
-    KeptApart,
-    LinkMethod,
-    MatchCandidate,
-    Person,
-    RecordKey,
-    RecordLink,
-)
+from .erasure import forget_erased_records
+from .keys import GMAIL_DOMAINS, record_keys
+from .models import IdentityPolicy, KeptApart, LinkMethod, MatchCandidate, Person, RecordLink
 
 
 def shared_key_cap() -> int:
@@ -61,22 +56,34 @@ def network_root(path: str) -> str:
 
 def policy_for(root_path: str) -> IdentityPolicy:
     """The network's identity policy (defaults until HQ changes them)."""
+    policy = IdentityPolicy.objects.filter(network__node__path=root_path).first()
+    if policy is not None:
+        return policy
     network = Network.objects.filter(node__path=root_path).first()
-    if network is None:
-        return IdentityPolicy(mode=IdentityPolicy.Mode.ONE_CONTROLLER, gmail_rules=False)
-    policy = IdentityPolicy.objects.filter(network=network).first()
-    return policy or IdentityPolicy(network=network)
+    return IdentityPolicy(network=network) if network else IdentityPolicy()
 
 
-def keys_of(record: Record, *, gmail_rules: bool) -> dict[str, str]:
-    """{kind: hash}, the hash prefixed by the network so two networks never share a person."""
-    root = network_root(record.unit_path)
-    return {
-        kind: hashlib.sha256(f"{root}|{key_hash}".encode()).hexdigest()
-        for kind, key_hash in identity_keys.record_keys(
-            record.email, record.phone, gmail_rules=gmail_rules
-        ).items()
-    }
+KIND_COLUMN = {"email": "email_key", "phone": "phone_key"}
+
+
+@contextmanager
+def jit_off(cursor):
+    """No JIT compiling for these simple plans over many rows, and the caller's setting back
+    afterwards (``SET LOCAL`` would otherwise last the caller's whole transaction)."""
+    cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', true)")
+    previous = cursor.fetchone()[0]
+    try:
+        yield
+    finally:
+        cursor.execute("SELECT set_config('jit', %s, true)", [previous])
+
+
+def _lock_network(root: str) -> None:
+    """One network links one batch at a time, until the writer commits: two stores writing
+    the same new customer at once would otherwise each make her a person."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"identity:{root}"])
 
 
 class _Groups:
@@ -97,60 +104,153 @@ class _Groups:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def link_new_records(records: Sequence[Record]) -> dict[int, int]:
-    """Link each new record to its person; return {contact id: person id}."""
+def link_new_records(records: Sequence[Record]) -> None:
+    """Link each new record to its person, in the caller's transaction."""
     if not records:
-        return {}
+        return
     by_root: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_root[network_root(record.unit_path)].append(record)
-    linked: dict[int, int] = {}
     with db_scope(ALL):
         for root, group in by_root.items():
-            linked.update(_link(group, policy_for(root)))
-    return linked
+            policy = policy_for(root)
+            now = timezone.now()
+            if connection.vendor == "postgresql":
+                # One network links one batch at a time: two stores importing the same
+                # new customer at once would otherwise each make her a person.
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"identity:{root}"]
+                    )
+                group = _link_fresh(root, group, policy, now)
+            if group:
+                _link(root, group, policy, now)
 
 
-def _link(records: list[Record], policy: IdentityPolicy) -> dict[int, int]:
-    now = timezone.now()
-    record_keys = {r.contact_id: keys_of(r, gmail_rules=policy.gmail_rules) for r in records}
-    wanted = {h for ks in record_keys.values() for h in ks.values()}
-    holders: dict[str, list[tuple[int, int]]] = defaultdict(list)  # hash -> [(contact, person)]
-    for key_hash, contact_id, person_id in _existing_holders(wanted):
-        holders[key_hash].append((contact_id, person_id))
+def _link_fresh(
+    root: str, records: list[Record], policy: IdentityPolicy, now: datetime.datetime
+) -> list[Record]:
+    """PostgreSQL: link in one statement every record whose keys nobody holds (the bulk of an
+    import); return the others, which need the rules below. Each key is looked up with one
+    probe of its index, whatever the planner thinks of a table an import fills faster than
+    its statistics follow, and with no JIT compiling for a plan this simple.
+    """
+    quote = connection.ops.quote_name
+    link, person = quote(RecordLink._meta.db_table), quote(Person._meta.db_table)
+    email_keys, phone_keys = [], []
+    for r in records:
+        email_key, phone_key = record_keys(root, r.email, r.phone, gmail_rules=policy.gmail_rules)
+        email_keys.append(email_key)
+        phone_keys.append(phone_key)
+    with connection.cursor() as cursor, jit_off(cursor):
+        cursor.execute(
+            f"""
+            WITH rec AS (
+                SELECT * FROM unnest(%(ids)s::bigint[], %(paths)s::text[], %(ek)s::text[], %(pk)s::text[])
+                    AS r (id, unit_path, ek, pk)
+            ), held AS (
+                SELECT rec.id FROM rec CROSS JOIN LATERAL
+                    (SELECT 1 FROM {link} WHERE email_key = rec.ek LIMIT 1) AS found
+                UNION
+                SELECT rec.id FROM rec CROSS JOIN LATERAL
+                    (SELECT 1 FROM {link} WHERE phone_key = rec.pk LIMIT 1) AS found
+                UNION
+                SELECT rec.id FROM rec JOIN
+                    (SELECT ek FROM rec WHERE ek IS NOT NULL GROUP BY ek HAVING count(*) > 1) AS twice
+                    USING (ek)
+                UNION
+                SELECT rec.id FROM rec JOIN
+                    (SELECT pk FROM rec WHERE pk IS NOT NULL GROUP BY pk HAVING count(*) > 1) AS twice
+                    USING (pk)
+            ), alone AS (
+                SELECT rec.*, nextval(pg_get_serial_sequence(%(person_table)s, 'id')) AS person
+                FROM rec WHERE NOT EXISTS (SELECT 1 FROM held WHERE held.id = rec.id)
+            ), people AS (
+                INSERT INTO {person} (id, public_id, created_at)
+                SELECT person, gen_random_uuid(), %(now)s FROM alone
+            ), links AS (
+                INSERT INTO {link} (contact_id, person_id, unit_path, method, linked_at, email_key, phone_key)
+                SELECT id, person, unit_path, %(alone)s, %(now)s, ek, pk FROM alone
+            )
+            SELECT id FROM held
+            """,  # noqa: S608 (identifiers from the models' metadata, values as parameters)
+            {
+                "ids": [r.contact_id for r in records],
+                "paths": [r.unit_path for r in records],
+                "ek": email_keys,
+                "pk": phone_keys,
+                "person_table": Person._meta.db_table,
+                "now": now,
+                "alone": LinkMethod.ALONE,
+            },
+        )
+        held = {pk for (pk,) in cursor.fetchall()}
+    return [r for r in records if r.contact_id in held]
 
+
+def _link(root: str, records: list[Record], policy: IdentityPolicy, now: datetime.datetime) -> None:
+    gmail = policy.gmail_rules
+    keys = {
+        r.contact_id: dict(
+            zip(
+                ("email", "phone"),
+                record_keys(root, r.email, r.phone, gmail_rules=gmail),
+                strict=True,
+            )
+        )
+        for r in records
+    }
+    in_batch: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for contact_id, record in keys.items():
+        for kind, key in record.items():
+            if key is not None:
+                in_batch[kind, key].append(contact_id)
+    holders = _existing_holders(in_batch)  # (kind, key) -> [(contact, person, manual)]
     cap = shared_key_cap()
-    in_batch: dict[str, list[int]] = defaultdict(list)
-    for contact_id, ks in record_keys.items():
-        for key_hash in ks.values():
-            in_batch[key_hash].append(contact_id)
-    shared = {h for h in wanted if len(holders.get(h, ())) + len(in_batch[h]) > cap}
-
-    groups = _Groups(record_keys)
-    for key_hash, members in in_batch.items():
-        if key_hash not in shared:
-            for other in members[1:]:
-                groups.union(members[0], other)
-    members_of: dict[int, list[int]] = defaultdict(list)
-    for contact_id in record_keys:
-        members_of[groups.find(contact_id)].append(contact_id)
+    shared = {k for k, members in in_batch.items() if len(holders.get(k, ())) + len(members) > cap}
 
     by_id = {r.contact_id: r for r in records}
-    kept_apart = _kept_apart_persons(list(record_keys))
+    candidates: list[tuple[int, int, str, dict]] = []
+    groups = _Groups(keys)
+    for (kind, key), members in in_batch.items():
+        if (kind, key) in shared:
+            continue
+        for other in members[1:]:
+            first = members[0]
+            verdict = (
+                JOIN
+                if kind == "email"
+                else phone_verdict(
+                    by_id[other].phone,
+                    (keys[other]["email"], by_id[other].birthday),
+                    (keys[first]["email"], by_id[first].birthday),
+                )
+            )
+            if verdict == JOIN:
+                groups.union(first, other)
+            else:
+                candidates.append((first, other, *_VERDICT_REASONS[verdict]))
+    members_of: dict[int, list[int]] = defaultdict(list)
+    for contact_id in keys:
+        members_of[groups.find(contact_id)].append(contact_id)
+
     person_of: dict[int, int] = {}
     method_of: dict[int, str] = {}
-    candidates: list[tuple[int, int, str, dict]] = []
     new_groups: list[list[int]] = []
+    # A record HQ kept apart from some records (only one relinked by link_unlinked can be)
+    # never joins their person.
+    kept_apart = _kept_apart_persons(list(keys)) if holders else {}
     for members in members_of.values():
         found: dict[str, dict[int, int]] = {"email": {}, "phone": {}}  # kind -> {person: holder}
-        for contact_id in members:
-            for kind, key_hash in record_keys[contact_id].items():
-                if key_hash in shared:
-                    continue
-                for holder, person in holders.get(key_hash, ()):
-                    if not any(person in kept_apart.get(m, ()) for m in members):
-                        found[kind].setdefault(person, holder)
-        chosen = _choose(members, found, record_keys, by_id, candidates)
+        barred = {p for m in members for p in kept_apart.get(m, ())}
+        if holders:
+            for contact_id in members:
+                for kind, key in keys[contact_id].items():
+                    if key is not None and (kind, key) not in shared:
+                        for holder, person in holders.get((kind, key), ()):
+                            if person not in barred:
+                                found[kind].setdefault(person, holder)
+        chosen = _choose(members, found, keys, by_id, candidates) if holders else None
         if chosen is None:
             new_groups.append(members)
             continue
@@ -159,57 +259,52 @@ def _link(records: list[Record], policy: IdentityPolicy) -> dict[int, int]:
             person_of[contact_id], method_of[contact_id] = person, method
 
     for members, person in zip(new_groups, _new_persons(len(new_groups), now), strict=True):
-        method = LinkMethod.ALONE if len(members) == 1 else _shared_kind(members, record_keys)
+        method = LinkMethod.ALONE if len(members) == 1 else _shared_kind(members, keys)
         for contact_id in members:
             person_of[contact_id], method_of[contact_id] = person, method
 
-    for key_hash in shared:
-        holder = holders.get(key_hash, [(in_batch[key_hash][0], 0)])[0][0]
-        newcomer = (
-            next(c for c in in_batch[key_hash] if c != holder)
-            if len(in_batch[key_hash]) > 1 or holder not in in_batch[key_hash]
-            else None
-        )
+    alerted = _alerted_keys(shared)
+    for kind, key in sorted(shared - alerted):
+        # One alert per key, naming two of its holders; the key links nobody from now on.
+        members = in_batch[kind, key]
+        earlier = sorted(holders.get((kind, key), ()))
+        holder = earlier[0][0] if earlier else members[0]
+        newcomer = next((c for c in members if c != holder), None)
         if newcomer is not None:
-            kind = next(k for k, h in record_keys[newcomer].items() if h == key_hash)
+            count = len(earlier) + len(members)
             candidates.append(
                 (
                     holder,
                     newcomer,
                     MatchCandidate.Reason.SHARED_KEY,
-                    {
-                        "kind": kind,
-                        "records": len(holders.get(key_hash, ())) + len(in_batch[key_hash]),
-                    },
+                    {"kind": kind, "key": key, "records": count},
                 )
             )
 
     bulk_insert(
         RecordLink,
-        ("contact", "person", "unit_path", "method", "linked_at"),
+        ("contact", "person", "unit_path", "method", "linked_at", "email_key", "phone_key"),
         (
-            (r.contact_id, person_of[r.contact_id], r.unit_path, method_of[r.contact_id], now)
+            (
+                r.contact_id,
+                person_of[r.contact_id],
+                r.unit_path,
+                method_of[r.contact_id],
+                now,
+                keys[r.contact_id]["email"],
+                keys[r.contact_id]["phone"],
+            )
             for r in records
-        ),
-    )
-    bulk_insert(
-        RecordKey,
-        ("contact", "person", "unit_path", "kind", "key_hash"),
-        (
-            (r.contact_id, person_of[r.contact_id], r.unit_path, kind, key_hash)
-            for r in records
-            for kind, key_hash in record_keys[r.contact_id].items()
         ),
     )
     if candidates:
         _queue(candidates)
-    return person_of
 
 
 def _choose(
     members: list[int],
     found: dict[str, dict[int, int]],
-    record_keys: dict[int, dict[str, str]],
+    keys: dict[int, dict[str, str | None]],
     by_id: dict[int, Record],
     candidates: list[tuple[int, int, str, dict]],
 ) -> tuple[int, str] | None:
@@ -229,17 +324,15 @@ def _choose(
                 break
         return person, LinkMethod.EMAIL
     if found["phone"]:
-        person, holder = next(iter(found["phone"].items()))
+        person, holder = min(found["phone"].items())
         newcomer = by_id[members[0]]
-        if _contradicts(newcomer, holder, record_keys[members[0]]):
-            candidates.append(
-                (
-                    holder,
-                    newcomer.contact_id,
-                    MatchCandidate.Reason.CONTRADICTION,
-                    {"refused": True},
-                )
-            )
+        verdict = phone_verdict(
+            newcomer.phone,
+            (keys[members[0]]["email"], newcomer.birthday),
+            _holder_identifiers(holder),
+        )
+        if verdict != JOIN:
+            candidates.append((holder, newcomer.contact_id, *_VERDICT_REASONS[verdict]))
             return None
         for other, other_holder in found["phone"].items():
             if other != person:
@@ -251,73 +344,106 @@ def _choose(
     return None
 
 
-def _contradicts(newcomer: Record, holder_id: int, newcomer_keys: dict[str, str]) -> bool:
-    """Different valid e-mails and different birthdays: two people sharing a phone."""
-    if newcomer.birthday is None or "email" not in newcomer_keys:
+# What a shared phone alone decides (one rule for batches, writes and edits).
+JOIN, REVIEW, REFUSE = "join", "review", "refuse"
+_VERDICT_REASONS = {
+    REVIEW: (MatchCandidate.Reason.LANDLINE, {}),
+    REFUSE: (MatchCandidate.Reason.CONTRADICTION, {"refused": True}),
+}
+
+
+def phone_verdict(
+    phone: str | None,
+    newcomer: tuple[str | None, datetime.date | None],
+    holder: tuple[str | None, datetime.date | None],
+) -> str:
+    """Whether two records sharing only a phone are one person.
+
+    Each side is (e-mail key, birthday). Two different e-mails *and* two different birthdays
+    are two people (a family's phone): refused, never queued. A landline is a household's,
+    not a person's: queued for review rather than joined. A mobile joins.
+    """
+    (email_a, birthday_a), (email_b, birthday_b) = newcomer, holder
+    different_emails = bool(email_a and email_b and email_a != email_b)
+    if different_emails and birthday_a and birthday_b and birthday_a != birthday_b:
+        return REFUSE
+    return JOIN if is_mobile(phone) else REVIEW
+
+
+@lru_cache(maxsize=4096)
+def is_mobile(phone: str | None) -> bool:
+    """A mobile number (or one the numbering plan cannot tell from a landline, as in the US)."""
+    if not phone:
         return False
-    holder = Contact.objects.filter(pk=holder_id).values("email", "birthday").first()
-    if not holder or holder["birthday"] is None or holder["birthday"] == newcomer.birthday:
+    try:
+        kind = phonenumbers.number_type(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
         return False
-    holder_key = (
-        RecordKey.objects.filter(contact_id=holder_id, kind=RecordKey.Kind.EMAIL)
-        .values_list("key_hash", flat=True)
+    return kind in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    )
+
+
+def _holder_identifiers(holder_id: int) -> tuple[str | None, datetime.date | None]:
+    row = (
+        RecordLink.objects.filter(contact_id=holder_id)
+        .values_list("email_key", "contact__birthday")
         .first()
     )
-    return holder_key is not None and holder_key != newcomer_keys["email"]
+    return (row[0], row[1]) if row else (None, None)
 
 
-def _kept_apart_persons(contact_ids: list[int]) -> dict[int, set[int]]:
-    """{record: persons it must not join}: HQ kept it apart from one of their records.
-
-    Only a record that had a link before (``link_unlinked`` repairing it) can be in a pair,
-    so for new records this is one indexed read that finds nothing."""
-    pairs = KeptApart.objects.filter(
-        Q(left_id__in=contact_ids) | Q(right_id__in=contact_ids)
-    ).values_list("left_id", "right_id")
-    others: dict[int, set[int]] = defaultdict(set)
-    wanted = set(contact_ids)
-    for left, right in pairs:
-        if left in wanted:
-            others[left].add(right)
-        if right in wanted:
-            others[right].add(left)
-    if not others:
-        return {}
-    person_of = dict(
-        RecordLink.objects.filter(
-            contact_id__in={o for group in others.values() for o in group}
-        ).values_list("contact_id", "person_id")
-    )
-    return {
-        contact: {person_of[o] for o in group if o in person_of}
-        for contact, group in others.items()
-    }
+def _shared_kind(members: list[int], keys: dict[int, dict[str, str | None]]) -> str:
+    emails = [keys[m]["email"] for m in members if keys[m]["email"] is not None]
+    return LinkMethod.EMAIL if len(set(emails)) < len(emails) else LinkMethod.PHONE
 
 
-def _shared_kind(members: list[int], record_keys: dict[int, dict[str, str]]) -> str:
-    emails = {record_keys[m].get("email") for m in members}
-    return LinkMethod.EMAIL if len(emails - {None}) < len(members) else LinkMethod.PHONE
+def _alerted_keys(shared: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The shared keys HQ was already told of."""
+    if not shared:
+        return set()
+    told = MatchCandidate.objects.filter(
+        reason=MatchCandidate.Reason.SHARED_KEY, detail__key__in=[key for _, key in shared]
+    ).values_list("detail__kind", "detail__key")
+    return {(kind, key) for kind, key in told}
 
 
-def _existing_holders(wanted: set[str]) -> list[tuple[str, int, int]]:
+def _existing_holders(
+    wanted: dict[tuple[str, str], list[int]],
+) -> dict[tuple[str, str], list[tuple[int, int]]]:
+    """The records already holding each key: {(kind, key): [(contact, person)]}."""
+    found: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     if not wanted:
-        return []
-    if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(RecordKey._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT key_hash, contact_id, person_id FROM {table} WHERE key_hash = ANY (%s)",  # noqa: S608
-                [sorted(wanted)],
-            )
-            return cursor.fetchall()
-    found: list[tuple[str, int, int]] = []
-    ordered = sorted(wanted)
-    for start in range(0, len(ordered), 5000):
-        found.extend(
-            RecordKey.objects.filter(key_hash__in=ordered[start : start + 5000]).values_list(
-                "key_hash", "contact_id", "person_id"
-            )
-        )
+        return found
+    table = connection.ops.quote_name(RecordLink._meta.db_table)
+    for kind, column in KIND_COLUMN.items():
+        values = sorted(key for k, key in wanted if k == kind)
+        if not values:
+            continue
+        if connection.vendor == "postgresql":
+            # One probe of the key's index per value, whatever the planner thinks of a table
+            # an import is filling faster than its statistics follow (a hashed seq scan of
+            # every key otherwise), and no JIT compiling for a plan this simple.
+            with connection.cursor() as cursor, jit_off(cursor):
+                cursor.execute(
+                    f"SELECT wanted.key, link.contact_id, link.person_id "  # noqa: S608
+                    f"FROM unnest(%s::text[]) AS wanted (key) CROSS JOIN LATERAL "
+                    f"(SELECT contact_id, person_id FROM {table} WHERE {column} = wanted.key "
+                    f"ORDER BY contact_id LIMIT %s) AS link",
+                    [values, shared_key_cap() + 1],
+                )
+                rows = cursor.fetchall()
+        else:
+            rows = []
+            for start in range(0, len(values), 5000):
+                rows.extend(
+                    RecordLink.objects.filter(
+                        **{f"{column}__in": values[start : start + 5000]}
+                    ).values_list(column, "contact_id", "person_id")
+                )
+        for key, contact_id, person_id in rows:
+            found[kind, key].append((contact_id, person_id))
     return found
 
 
@@ -364,98 +490,181 @@ def _queue(candidates: list[tuple[int, int, str, dict]]) -> None:
 
 
 def link_unlinked(batch: int = 20_000) -> int:
-    """Link every record that has no person yet (existing data, a failed hook); return how many."""
-    done = 0
-    with db_scope(ALL):
-        while True:
+    """Link every record that has no person yet (records older than identity, or written by
+    raw SQL outside the writers); return how many. One transaction per page, so a network's
+    writers wait at most one page; a record another writer linked meanwhile is left as it is."""
+    done, after = 0, 0
+    while True:
+        with db_scope(ALL):
             rows = list(
-                Contact.objects.filter(identity_link__isnull=True)
+                Contact.objects.filter(pk__gt=after, identity_link__isnull=True)
                 .order_by("pk")
                 .values_list("pk", "unit_path", "email", "phone", "birthday")[:batch]
             )
             if not rows:
                 return done
-            link_new_records([Record(*row) for row in rows])
-            done += len(rows)
+            for root in sorted({network_root(row[1]) for row in rows}):
+                _lock_network(root)
+            linked = set(
+                RecordLink.objects.filter(pk__in=[row[0] for row in rows]).values_list(
+                    "pk", flat=True
+                )
+            )
+            link_new_records([Record(*row) for row in rows if row[0] not in linked])
+        done += len(rows) - len(linked)
+        after = rows[-1][0]
 
 
-def rekey_network(root: str, batch: int = 5_000) -> int:
-    """Recompute the e-mail keys of a network's records after HQ changed the Gmail rules;
-    return how many keys changed.
-
-    A record that was alone and now shares its new key with one other person joins it, as
-    a new record would (``method=email``). A link set by hand is never moved, a record
-    is never put with a person HQ kept it apart from, and a shared key links nobody.
-    Turning the rules off again keeps the persons already joined (undo a merge by hand)."""
-    policy = policy_for(root)
-    changed: list[int] = []
+def relink_changed(records: Sequence[Record]) -> None:
+    """A record's e-mail or phone changed: keep its keys true and, where it was alone, let it
+    join the person its new keys lead to. A record that shares its person with others stays
+    (the new key pointing elsewhere waits in the review queue); a link made by hand never
+    moves."""
+    if not records:
+        return
     with db_scope(ALL):
-        last = 0
+        for root in {network_root(r.unit_path) for r in records}:
+            _lock_network(root)
+        links = RecordLink.objects.in_bulk([r.contact_id for r in records])
+        unlinked = [r for r in records if r.contact_id not in links]
+        if unlinked:
+            link_new_records(unlinked)
+        for record in records:
+            link = links.get(record.contact_id)
+            if link is not None:
+                _relink(record, link)
+
+
+def _relink(record: Record, link: RecordLink) -> None:
+    root = network_root(record.unit_path)
+    policy = policy_for(root)
+    email_key, phone_key = record_keys(
+        root, record.email, record.phone, gmail_rules=policy.gmail_rules
+    )
+    RecordLink.objects.filter(pk=link.pk).update(email_key=email_key, phone_key=phone_key)
+    if link.is_manual:
+        return
+    wanted = {
+        (k, v): [record.contact_id] for k, v in (("email", email_key), ("phone", phone_key)) if v
+    }
+    holders = _existing_holders(wanted)
+    others: dict[str, dict[int, int]] = {"email": {}, "phone": {}}  # kind -> {person: holder}
+    for (kind, _key), found in holders.items():
+        if len(found) >= shared_key_cap():
+            continue
+        for contact_id, person in found:
+            if contact_id != record.contact_id and person != link.person_id:
+                others[kind].setdefault(person, contact_id)
+    apart = _kept_apart_from(record.contact_id)
+    for kind in others:
+        others[kind] = {p: h for p, h in others[kind].items() if h not in apart}
+    if others["email"]:
+        target, holder = min(others["email"].items())
+        method = LinkMethod.EMAIL
+    elif others["phone"]:
+        target, holder = min(others["phone"].items())
+        method = LinkMethod.PHONE
+        verdict = phone_verdict(
+            record.phone, (email_key, record.birthday), _holder_identifiers(holder)
+        )
+        if verdict != JOIN:
+            _queue([(holder, record.contact_id, *_VERDICT_REASONS[verdict])])
+            return
+    else:
+        return
+    alone = not RecordLink.objects.filter(person_id=link.person_id).exclude(pk=link.pk).exists()
+    if alone:
+        RecordLink.objects.filter(pk=link.pk).update(
+            person_id=target, method=method, linked_at=timezone.now()
+        )
+        Person.objects.filter(pk=link.person_id, links__isnull=True).delete()
+    else:
+        _queue(
+            [(record.contact_id, holder, MatchCandidate.Reason.CONFLICT, {"kinds": ["changed"]})]
+        )
+
+
+def _kept_apart_persons(contact_ids: list[int]) -> dict[int, set[int]]:
+    """{record: persons it must not join}: HQ kept it apart from one of their records."""
+    pairs = KeptApart.objects.filter(
+        Q(left_id__in=contact_ids) | Q(right_id__in=contact_ids)
+    ).values_list("left_id", "right_id")
+    wanted = set(contact_ids)
+    others: dict[int, set[int]] = defaultdict(set)
+    for left, right in pairs:
+        if left in wanted:
+            others[left].add(right)
+        if right in wanted:
+            others[right].add(left)
+    if not others:
+        return {}
+    person_of = dict(
+        RecordLink.objects.filter(
+            contact_id__in={o for group in others.values() for o in group}
+        ).values_list("contact_id", "person_id")
+    )
+    return {c: {person_of[o] for o in group if o in person_of} for c, group in others.items()}
+
+
+def _kept_apart_from(contact_id: int) -> set[int]:
+    """The records HQ said are not the same person as this one."""
+    pairs = KeptApart.objects.filter(Q(left_id=contact_id) | Q(right_id=contact_id))
+    return {x for pair in pairs.values_list("left_id", "right_id") for x in pair} - {contact_id}
+
+
+class _Hooks:
+    """What contacts tells identity (settings.ENSEIGNE_RECORD_HOOKS)."""
+
+    written = staticmethod(link_new_records)
+    changed = staticmethod(relink_changed)
+    erased = staticmethod(forget_erased_records)
+
+
+hooks = _Hooks()
+
+
+def prune_empty_persons() -> int:
+    """Delete persons no record links to any more (after erasures); return how many."""
+    with db_scope(ALL):
+        deleted, _ = Person.objects.filter(links__isnull=True).delete()
+    return deleted
+
+
+def rekey_network(root: str, batch: int = 2_000) -> int:
+    """Recompute the e-mail keys of a network's Gmail records after HQ changed the Gmail
+    rules; return how many keys changed.
+
+    Each changed record goes through ``relink_changed``, as an edited record would: a record
+    that was alone joins the person its new key leads to, a link made by hand never moves,
+    a record HQ kept apart never joins, a shared key links nobody. Turning the rules off
+    again leaves persons joined (HQ splits by hand)."""
+    policy = policy_for(root)
+    gmail = Q()
+    for domain in sorted(GMAIL_DOMAINS):
+        gmail |= Q(email__iendswith="@" + domain)
+    changed = 0
+    after = 0
+    with db_scope(ALL):
         while True:
             rows = list(
-                Contact.objects.filter(unit_path__startswith=root, pk__gt=last, email__isnull=False)
+                Contact.objects.filter(gmail, unit_path__startswith=root, pk__gt=after)
                 .order_by("pk")
                 .values_list("pk", "unit_path", "email", "phone", "birthday")[:batch]
             )
             if not rows:
-                break
-            last = rows[-1][0]
-            records = [Record(*row) for row in rows]
+                return changed
+            after = rows[-1][0]
             current = dict(
-                RecordKey.objects.filter(
-                    contact_id__in=[r.contact_id for r in records], kind=RecordKey.Kind.EMAIL
-                ).values_list("contact_id", "key_hash")
+                RecordLink.objects.filter(contact_id__in=[row[0] for row in rows]).values_list(
+                    "contact_id", "email_key"
+                )
             )
-            person_of = dict(
-                RecordLink.objects.filter(
-                    contact_id__in=[r.contact_id for r in records]
-                ).values_list("contact_id", "person_id")
-            )
-            for record in records:
-                new = keys_of(record, gmail_rules=policy.gmail_rules).get("email")
-                old = current.get(record.contact_id)
-                if new == old or record.contact_id not in person_of:
-                    continue
-                changed.append(record.contact_id)
-                RecordKey.objects.filter(
-                    contact_id=record.contact_id, kind=RecordKey.Kind.EMAIL
-                ).delete()
-                if new is not None:
-                    RecordKey.objects.create(
-                        contact_id=record.contact_id,
-                        person_id=person_of[record.contact_id],
-                        unit_path=record.unit_path,
-                        kind=RecordKey.Kind.EMAIL,
-                        key_hash=new,
-                    )
-        _rejoin_alone(changed)
-    return len(changed)
-
-
-def _rejoin_alone(contact_ids: list[int]) -> None:
-    cap = shared_key_cap()
-    for start in range(0, len(contact_ids), 1000):
-        chunk = contact_ids[start : start + 1000]
-        kept_apart = _kept_apart_persons(chunk)
-        links = RecordLink.objects.filter(contact_id__in=chunk).exclude(method=LinkMethod.MANUAL)
-        for link in links:
-            if RecordLink.objects.filter(person_id=link.person_id).count() != 1:
-                continue
-            key = (
-                RecordKey.objects.filter(contact_id=link.contact_id, kind=RecordKey.Kind.EMAIL)
-                .values_list("key_hash", flat=True)
-                .first()
-            )
-            if key is None:
-                continue
-            holders = RecordKey.objects.filter(key_hash=key).exclude(contact_id=link.contact_id)
-            persons = set(holders.values_list("person_id", flat=True)[: cap + 1])
-            if len(persons) != 1 or holders.count() >= cap:
-                continue
-            (person,) = persons
-            if person in kept_apart.get(link.contact_id, ()):
-                continue
-            RecordLink.objects.filter(pk=link.pk).update(
-                person_id=person, method=LinkMethod.EMAIL, linked_at=timezone.now()
-            )
-            RecordKey.objects.filter(contact_id=link.contact_id).update(person_id=person)
+            stale = [
+                Record(*row)
+                for row in rows
+                if row[0] in current
+                and record_keys(root, row[2], row[3], gmail_rules=policy.gmail_rules)[0]
+                != current[row[0]]
+            ]
+            relink_changed(stale)
+            changed += len(stale)

@@ -3,9 +3,9 @@
 A contact stays its unit's record (its consent, its relationship); a ``Person`` is HQ's
 view of the human behind one or more records. Each record has exactly one
 ``RecordLink`` saying which person it belongs to, how that was decided (a shared e-mail
-or phone, a model's score, or a person's hand) and when. ``RecordKey`` holds the hashed
-matching keys of each record, so a new record finds its person in the same transaction
-that writes it, whatever unit is writing.
+or phone, a model's score, or a person's hand) and when, with the record's hashed
+matching keys, so a new record finds its person in the same transaction that writes it,
+whatever unit is writing.
 
 Only hashes, ids and the decision travel here: names, addresses and consent stay on the
 records, read through the contacts selectors with the reader's scope.
@@ -59,56 +59,62 @@ class LinkMethod(models.TextChoices):
 
 
 class RecordLink(models.Model):
-    """Which person a record belongs to, and why. Unit-owned (row-level security)."""
+    """Which person a record belongs to, why, and the record's matching keys.
 
+    Unit-owned (row-level security on ``unit_path``). The keys are hashes of the record's
+    normalised e-mail and E.164 phone (``identity.keys``), salted with the network's root
+    path; matching reads them across units as system work, no selector shows them.
+    Keeping them on the link (not in a table of their own) writes one row per record,
+    which is what kept an import's matching within 15 % of the import (docs/benchmarks.md).
+    """
+
+    # No database constraints (as Contact.source_import): their per-row checks at commit
+    # cost an import more than the link's own insert. Django still cascades a record's
+    # deletion to its link, and links are written only by identity.linking and services.
     contact = models.OneToOneField(
-        Contact, on_delete=models.CASCADE, primary_key=True, related_name="identity_link"
+        Contact,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="identity_link",
+        db_constraint=False,
     )
-    person = models.ForeignKey(Person, on_delete=models.PROTECT, related_name="links")
+    person = models.ForeignKey(
+        Person, on_delete=models.PROTECT, related_name="links", db_constraint=False
+    )
     unit_path = models.CharField(max_length=255)
     method = models.CharField(max_length=8, choices=LinkMethod.choices)
     score = models.FloatField(null=True, blank=True)
     linked_at = models.DateTimeField()
     linked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
+    email_key = models.CharField(max_length=64, null=True, blank=True)
+    phone_key = models.CharField(max_length=64, null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["person"], name="recordlink_person")]
+        indexes = [
+            models.Index(fields=["person"], name="recordlink_person"),
+            models.Index(
+                fields=["email_key"],
+                name="recordlink_email_key",
+                condition=models.Q(email_key__isnull=False),
+            ),
+            models.Index(
+                fields=["phone_key"],
+                name="recordlink_phone_key",
+                condition=models.Q(phone_key__isnull=False),
+            ),
+        ]
 
     @property
     def is_manual(self) -> bool:
         """A decision a person made: no later matching run moves it."""
         return self.method == LinkMethod.MANUAL
-
-
-class RecordKey(models.Model):
-    """A hashed matching key (normalised e-mail, E.164 phone) of one record.
-
-    Not unit-owned on purpose: a record written by one unit must find the person whose
-    records in other units share its key, under that unit's scope. It holds no value, only
-    ``identifier_hash`` of the normalised key, and no selector shows it to a unit.
-    """
-
-    class Kind(models.TextChoices):
-        EMAIL = "email", _("e-mail")
-        PHONE = "phone", _("phone")
-
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+", db_index=False)
-    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="+", db_index=False)
-    # The record's unit, for row-level security: matching reads keys as system work.
-    unit_path = models.CharField(max_length=255)
-    kind = models.CharField(max_length=5, choices=Kind.choices)
-    key_hash = models.CharField(max_length=64)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["contact", "kind"], name="recordkey_contact_kind")
-        ]
-        indexes = [
-            models.Index(fields=["key_hash"], name="recordkey_hash"),
-            models.Index(fields=["person"], name="recordkey_person"),
-        ]
 
 
 class MatchCandidate(models.Model):
@@ -118,6 +124,7 @@ class MatchCandidate(models.Model):
         CONFLICT = "conflict", _("Their e-mail and phone point to different people")
         SHARED_KEY = "shared_key", _("Too many records share this e-mail or phone")
         CONTRADICTION = "contradiction", _("Different e-mails and different birthdays")
+        LANDLINE = "landline", _("Same landline (a household's phone, not a person's)")
         MODEL = "model", _("The model's score is in the review band")
         SPLIT = "split", _("Kept apart by hand but share a key")
 

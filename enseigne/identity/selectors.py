@@ -39,7 +39,6 @@ from .models import (
     KeptApart,
     MatchCandidate,
     Person,
-    RecordKey,
     RecordLink,
 )
 from .services import identity_root
@@ -172,13 +171,18 @@ def shared_key_kinds(records: Sequence[Contact]) -> dict[int, list[str]]:
     Only the kinds ("e-mail", "phone"), never a value: the keys are hashes and the card
     says which identifier matched, not the other store's address."""
     ids = [r.pk for r in records]
-    rows = list(
-        RecordKey.objects.filter(contact_id__in=ids).values_list("contact_id", "kind", "key_hash")
-    )
-    holders = Counter(key_hash for _c, _k, key_hash in rows)
+    rows = [
+        (contact_id, kind, key)
+        for contact_id, email_key, phone_key in RecordLink.objects.filter(
+            contact_id__in=ids
+        ).values_list("contact_id", "email_key", "phone_key")
+        for kind, key in (("email", email_key), ("phone", phone_key))
+        if key
+    ]
+    holders = Counter(key for _c, _k, key in rows)
     kinds: dict[int, list[str]] = {pk: [] for pk in ids}
-    for contact_id, kind, key_hash in rows:
-        if holders[key_hash] > 1:
+    for contact_id, kind, key in rows:
+        if holders[key] > 1:
             kinds[contact_id].append(kind)
     return {pk: sorted(set(k)) for pk, k in kinds.items()}
 

@@ -41,7 +41,6 @@ from .models import (
     LinkMethod,
     MatchCandidate,
     Person,
-    RecordKey,
     RecordLink,
 )
 
@@ -82,9 +81,7 @@ def _contradiction(contact_ids: Sequence[Sequence[int]]) -> tuple[int, int] | No
     birthdays: two people, whatever anyone says."""
     flat = [c for group in contact_ids for c in group]
     emails = dict(
-        RecordKey.objects.filter(contact_id__in=flat, kind=RecordKey.Kind.EMAIL).values_list(
-            "contact_id", "key_hash"
-        )
+        RecordLink.objects.filter(contact_id__in=flat).values_list("contact_id", "email_key")
     )
     birthdays = dict(Contact.objects.filter(pk__in=flat).values_list("pk", "birthday"))
     for group_a, group_b in combinations(contact_ids, 2):
@@ -126,8 +123,6 @@ def _relink(targets: dict[int, dict], *, actor: User | None, now: dt.datetime) -
             linked_at=target.get("linked_at", now),
             linked_by_id=target.get("linked_by", actor.pk if actor else None),
         )
-        if link.person_id != target["person"]:
-            RecordKey.objects.filter(contact_id=link.contact_id).update(person_id=target["person"])
     return entries
 
 
@@ -310,6 +305,11 @@ def undo(*, actor: User | None, change: IdentityChange, reason: str = "") -> Ide
                 _("Later changes moved some of these records: undo them first, newest first.")
             )
         now = timezone.now()
+        # A person emptied by the change may have been pruned since (no records, no data):
+        # it comes back under its id.
+        wanted = {m["from"] for m in contact_moves}
+        present = set(Person.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+        Person.objects.bulk_create([Person(pk=pk) for pk in sorted(wanted - present)])
         targets = {
             m["contact"]: {
                 "person": m["from"],

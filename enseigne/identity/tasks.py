@@ -1,10 +1,24 @@
-from huey.contrib.djhuey import db_task
+"""Background upkeep of the person links (thin: the work is in identity.linking)."""
 
-from enseigne.identity.linking import rekey_network
+from __future__ import annotations
+
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task
+
+from enseigne.identity import linking
+
+
+@db_periodic_task(crontab(minute="17", hour="3"))
+def identity_nightly() -> None:
+    """Link any record written outside the writers, then drop persons left without records
+    (their last record erased): a person holds no personal data, but counts of people and
+    the API must not show empty ones."""
+    linking.link_unlinked()
+    linking.prune_empty_persons()
 
 
 @db_task(retries=2, retry_delay=30)
 def rekey_network_task(root: str) -> None:
     """Recompute a network's e-mail keys after HQ changed the Gmail rules (idempotent: a
     retry finds the keys already done unchanged)."""
-    rekey_network(root)
+    linking.rekey_network(root)

@@ -234,6 +234,7 @@ def unit_row_security_sql(
     column: str = "unit_path",
     inherited_rows: bool = False,
     root_rows: bool = False,
+    hq_only: bool = False,
 ) -> list[str]:
     """The statements that enable and force RLS on a table, with the unit-scope policy.
 
@@ -255,6 +256,10 @@ def unit_row_security_sql(
     ]
     if root_rows:
         condition = f"(({column} = '' AND (SELECT enseigne_scope_holds_root())) OR {condition})"
+    if hq_only:
+        # Rows about a unit's records that the unit itself must not read (which other units
+        # share its customers): only a scope holding the network root, or the system.
+        condition = "(SELECT enseigne_scope_holds_root())"
     statements.append(
         f"CREATE POLICY unit_scope ON {quoted_table} USING ({condition}) WITH CHECK ({condition})"
     )
@@ -271,7 +276,7 @@ class UnitRowSecurity(Operation):
     ``shared_rows``: rows whose unit_path is '' belong to the whole brand (e.g. a
     brand-wide suppression) and are visible to every scope. ``column``: the path column
     when it is not ``unit_path`` (a campaign's owner, a template's share). For
-    ``inherited_rows`` and ``root_rows`` see ``unit_row_security_sql``.
+    ``inherited_rows``, ``root_rows`` and ``hq_only`` see ``unit_row_security_sql``.
     """
 
     reduces_to_sql = True
@@ -284,8 +289,10 @@ class UnitRowSecurity(Operation):
         column: str = "unit_path",
         inherited_rows: bool = False,
         root_rows: bool = False,
+        hq_only: bool = False,
     ):
         self.table = table
+        self.hq_only = hq_only
         self.shared_rows = shared_rows
         self.column = column
         self.inherited_rows = inherited_rows
@@ -299,6 +306,8 @@ class UnitRowSecurity(Operation):
             kwargs["inherited_rows"] = True
         if self.root_rows:
             kwargs["root_rows"] = True
+        if self.hq_only:
+            kwargs["hq_only"] = True
         return (self.__class__.__name__, [self.table], kwargs)
 
     def state_forwards(self, app_label, state):
@@ -313,6 +322,7 @@ class UnitRowSecurity(Operation):
             column=schema_editor.quote_name(self.column),
             inherited_rows=self.inherited_rows,
             root_rows=self.root_rows,
+            hq_only=self.hq_only,
         ):
             schema_editor.execute(statement)
 
