@@ -11,7 +11,10 @@ what makes a preview work for its answer:
 - two finished national campaigns whose ledgers say they reached every third contact
   2 days ago and every fifth 5 days ago (so every fifteenth contact is at the cap);
 - a national campaign scheduled for tomorrow, which counts against the cap too;
-- 1 % of the addresses (all with consent) on the brand-wide (hashed) suppression list.
+- 1 % of the addresses (all with consent) on the brand-wide (hashed) suppression list;
+- every contact linked to its person (identity), ``--shared`` of them (20 %) in pairs of
+  neighbouring units: a national campaign sends those one message a person, and pressure
+  counts per person.
 
 Measured as HQ, through the same code as the campaign page, under row-level security:
 ``audience.preview`` of a national e-mail campaign to every unit (median of 3), beside a
@@ -56,6 +59,41 @@ def _p95(values: list[float]) -> float:
     return sorted(values)[max(0, round(len(values) * 0.95) - 1)]
 
 
+def link_people(per_unit: int, shared: float) -> None:
+    """Every contact linked to its person, as the product's writers leave them (identity);
+    ``shared`` of them, in pairs of neighbouring units (a contact and the one of the same
+    rank in the unit before), are one person: two records for one person.
+
+    The contacts of one unit were generated in one statement after the previous unit's, so
+    rank ``g`` of unit ``u`` is ``first + u * per_unit + g``."""
+    from django.db import connection
+
+    step = max(1, round(1 / shared)) if shared else 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(id), count(*) FROM contacts_contact")
+        first, total = cursor.fetchone()
+        # One person a contact, in contact order (one statement: consecutive ids).
+        cursor.execute(
+            "INSERT INTO identity_person (public_id, created_at) "
+            "SELECT gen_random_uuid(), now() FROM generate_series(1, %s)",
+            [total],
+        )
+        cursor.execute("SELECT min(id) FROM identity_person")
+        (person_base,) = cursor.fetchone()
+        rank = "(c.id - %s)"
+        twin = (
+            f"CASE WHEN {rank} %% {step} = 0 AND ({rank} / %s) %% 2 = 1 "
+            f"THEN {rank} - %s ELSE {rank} END"
+            if step
+            else rank
+        )
+        cursor.execute(
+            "INSERT INTO identity_recordlink (contact_id, person_id, unit_path, method, linked_at) "
+            f"SELECT c.id, %s + {twin}, c.unit_path, 'email', now() FROM contacts_contact c",  # noqa: S608
+            [person_base, *([first, first, per_unit, first, per_unit, first] if step else [first])],
+        )
+
+
 def build(args) -> dict:
     from django.db import connection, transaction
     from django.utils import timezone
@@ -92,6 +130,8 @@ def build(args) -> dict:
         with transaction.atomic():
             generate(units, args.contacts // args.units)
         generated = time.perf_counter() - started
+        with transaction.atomic():
+            link_people(args.contacts // args.units, args.shared)
         services.pressure_rules_replace(
             actor=hq, node=root, rules=[("email", 2, 7), ("email", 4, 30)]
         )
@@ -318,6 +358,12 @@ def main() -> None:
     parser.add_argument("--database", default=DEFAULT_DATABASE)
     parser.add_argument("--repeat", type=int, default=20, help="claims per measure")
     parser.add_argument("--skip-preview", action="store_true")
+    parser.add_argument(
+        "--shared",
+        type=float,
+        default=0.2,
+        help="share of the records that are one person with a record of another unit",
+    )
     args = parser.parse_args()
     os.environ["DATABASE_URL"] = args.database
     os.environ.setdefault("DATABASE_APP_ROLE", "enseigne_app")

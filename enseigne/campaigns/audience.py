@@ -29,6 +29,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from enseigne.brand.models import LocalVersion
@@ -40,6 +41,7 @@ from enseigne.campaigns.models import Budget, Campaign, Recipient, Relay, Sendin
 from enseigne.campaigns.selectors import budget_for, policy_for, pressure_rules, sms_window
 from enseigne.contacts.models import VALID_CONSENT, Channel, Contact, Suppression
 from enseigne.contacts.segments import SegmentCompiler
+from enseigne.identity import sending as by_person
 from enseigne.network.models import Network, OrgNode
 from enseigne.network.selectors import root_of, unit_time_zone
 
@@ -79,6 +81,9 @@ class UnitCount:
     exclusions: dict[str, int] = field(default_factory=dict)
     cost: Decimal = Decimal("0")
     hq_cost: Decimal = Decimal("0")
+    # Its contacts another record of the same person receives the campaign through:
+    # {sending unit id: contacts} (a national campaign sends one message a person).
+    elsewhere: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,6 +100,9 @@ class Preview:
     units: int = 0
     opted_out_units: int = 0
     per_unit: list[UnitCount] = field(default_factory=list)
+    # Whether the viewer may read which units the ``other_unit`` contacts receive it from
+    # (not a store's viewer in a network of separate controllers: figures.restricted).
+    names_elsewhere: bool = True
 
     @property
     def excluded(self) -> int:
@@ -102,6 +110,22 @@ class Preview:
 
     def exclusion_rows(self) -> list[tuple[str, str, int]]:
         return [(key, str(REASONS[key]), n) for key, n in self.exclusions.items() if n]
+
+    def elsewhere_rows(self) -> list[tuple[OrgNode, int]]:
+        """ "Already receives it from <unit>": contacts per sending unit, most first (empty
+        for a viewer who may not learn of other units' customers)."""
+        if not self.names_elsewhere:
+            return []
+        totals: dict[int, int] = {}
+        for line in self.per_unit:
+            for unit_id, n in line.elsewhere.items():
+                totals[unit_id] = totals.get(unit_id, 0) + n
+        units = {line.unit.pk: line.unit for line in self.per_unit}
+        missing = [pk for pk in totals if pk not in units]
+        if missing:
+            units.update(OrgNode.objects.in_bulk(missing))
+        rows = [(units[pk], n) for pk, n in totals.items() if pk in units]
+        return sorted(rows, key=lambda row: (-row[1], row[0].name))
 
 
 def targets(campaign: Campaign) -> list[Target]:
@@ -200,6 +224,9 @@ class Classification:
     ctes: str = ""
     cte_params: list = field(default_factory=list)
     ledger: list[int] = field(default_factory=list)
+    # A national campaign's: rows also carry ``via_unit`` (the unit an ``other_unit`` row's
+    # person receives the campaign from).
+    one_per_person: bool = False
 
     @property
     def words(self) -> int:
@@ -231,10 +258,17 @@ def _db_time(value: dt.datetime):
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def gate_cases(campaign: Campaign) -> list[When]:
+def gate_cases(campaign: Campaign, suppressed_people: list[int] | None = None) -> list[When]:
     """The row gates (address, number, consent, suppression) as SQL cases on a contact, in
     order: the first that applies is the contact's reason. The one declaration of these
-    rules: the preview, the freeze and the hand-off all evaluate it."""
+    rules: the preview, the freeze and the hand-off all evaluate it.
+
+    ``suppressed_people``: the records a brand-wide suppression stops through their person
+    (``identity.sending.brand_wide_suppressed_records``), read beforehand for a whole
+    audience; None: read in the statement (a hand-off's few contacts). In a whole
+    audience's statement that sub-query planned a parallel scan of the links, and a scan
+    under a sub-query's own workers cannot run in parallel itself: the contacts' scan
+    lost its workers and the preview took twice as long."""
     channel = campaign.channel
     address = "email" if channel == Channel.EMAIL else "phone"
     whens = [
@@ -265,17 +299,30 @@ def gate_cases(campaign: Campaign) -> list[When]:
     # hashes once); the exact "brand-wide or this unit" test runs only for a hash found there.
     suppressed = Suppression.objects.filter(channel=channel)
     address_hash = f"{address}_hash"
+    # A brand-wide suppression applies to the person: another record of theirs, under
+    # another address, is stopped too (identity.sending; a small set of contact ids).
+    root = campaign.owner_path[: OrgNode.steplen]
+    by_their_person = (
+        Q(id__in=by_person.brand_wide_suppressed_records(channel, root))
+        if suppressed_people is None
+        else Q(id__in=suppressed_people)
+        if suppressed_people
+        else Q(pk__in=[])
+    )
     whens.append(
         When(
-            Q(**{f"{address_hash}__in": suppressed.values("value_hash")})
-            & Q(
-                Exists(
-                    suppressed.filter(
-                        Q(unit_path="") | Q(unit_path=OuterRef("unit_path")),
-                        value_hash=OuterRef(address_hash),
+            (
+                Q(**{f"{address_hash}__in": suppressed.values("value_hash")})
+                & Q(
+                    Exists(
+                        suppressed.filter(
+                            Q(unit_path="") | Q(unit_path=OuterRef("unit_path")),
+                            value_hash=OuterRef(address_hash),
+                        )
                     )
                 )
-            ),
+            )
+            | by_their_person,
             then=Value(Reason.SUPPRESSED.value),
         )
     )
@@ -293,17 +340,24 @@ def classified(
     """Classify ``contacts`` for ``campaign`` at ``when``, set-based.
 
     Each contact row is tested once (address, number, consent, suppression, planned
-    competitors), and the pressure ledger is aggregated once per contact for all caps, then
+    competitors), and the pressure ledger is aggregated once per person for all caps, then
     hash-joined. The first version ran one correlated sub-query per contact and cap, and
     hashed every address in the query: a million contacts took minutes. ``unit_path`` is
     selected only with ``paths`` (a million of them cost a tenth of a second to carry).
+
+    Pressure counts per person: messages to any record of the contact's person (identity)
+    count against its caps. A national campaign then sends one message a person: of the
+    person's records that pass every gate, the one HQ's rule ranks first receives it, the
+    others are ``other_unit`` (``_one_per_person``). Only the records of persons with
+    several records (``identity.sending.shared_links_sql``, a fifth of a network at most)
+    carry a person id; the others are keyed by minus their contact id, which keeps the
+    contacts' scan as it was (joining every contact to its link doubled the preview).
 
     ``handoff_ids``: the hand-off's check of these contacts (``contacts`` holds just them).
     Then only messages really sent count against the caps: competitors not yet sent were
     weighed at the freeze, and counting their pending rows here would let two running
     campaigns hold each other back."""
     channel = campaign.channel
-    whens = gate_cases(campaign)
     rules = [] if campaign.is_transactional else pressure_rules(campaign.owner, channel)
     at_handoff = handoff_ids is not None
     nearby = (
@@ -313,56 +367,198 @@ def classified(
     )
     planned = [o for o in nearby if o.status in UNFROZEN]
     launched = [o for o in nearby if o.status in LAUNCHED]
-    reach = {
-        f"reach_{i}": Case(
-            When(_competitor_reaches(o), then=1), default=0, output_field=IntegerField()
-        )
-        for i, o in enumerate(planned)
-    }
-    inner = (
-        contacts.annotate(
-            base_reason=Case(*whens, default=Value(""), output_field=CharField()), **reach
-        )
-        .order_by()
-        .values("id", "unit_id", *(["unit_path"] if paths else []), "base_reason", *reach)
-    )
-    sql, params = inner.query.sql_with_params()
-    if connection.vendor == "postgresql":
-        # A fence: PostgreSQL would pull the sub-query up and evaluate its CASE once for each
-        # mention of base_reason and reach_i outside; kept, it runs in the parallel workers.
-        sql += " OFFSET 0"
-    flags = "".join(f", sub.reach_{i}" for i in range(len(planned)))
-    path = ", sub.unit_path" if paths else ""
-    # Hand-written SQL around the ORM's: only column names and placeholders are formatted in.
-    if not rules:
-        return Classification(
-            f"SELECT sub.id, sub.unit_id{path}, sub.base_reason AS reason{flags} "  # noqa: S608
-            f"FROM ({sql}) sub",
-            list(params),
-            planned,
-        )
     ledger = (
         []
-        if at_handoff
+        if at_handoff or not rules
         else _ledger_campaigns(
             campaign, when - dt.timedelta(days=max(r.window_days for r in rules))
         )
     )
-    loads, loads_params = _loads(campaign, when, rules, planned, launched, ledger, handoff_ids)
-    words = "".join(f", loads.word_{w}" for w in range(-(-len(ledger) // WORD_BITS)))
-    over, over_params = [], []
-    for index, rule in enumerate(rules):
-        terms = "".join(
-            f" + sub.reach_{i}" for i, o in enumerate(planned) if _inside(o, when, rule.window_days)
+    ctes: list[str] = []
+    cte_params: list = []
+    by_persons = bool(rules) or campaign.is_national
+    if by_persons:
+        shared, shared_params = by_person.shared_links_sql(
+            _placeholders(handoff_ids) if handoff_ids is not None else None
         )
-        over.append(f"COALESCE(loads.load_{index}, 0){terms} >= %s")
-        over_params.append(rule.max_messages)
-    select = (
-        f"SELECT sub.id, sub.unit_id{path}, COALESCE(NULLIF(sub.base_reason, ''), "  # noqa: S608
-        f"CASE WHEN {' OR '.join(over)} THEN 'pressure' ELSE '' END) AS reason{words}{flags} "
-        f"FROM ({sql}) sub LEFT JOIN loads ON loads.contact_id = sub.id"
+        ctes.append(f"shared AS {_materialized()}({shared})")
+        cte_params += [*shared_params, *(handoff_ids or [])]
+    if rules:
+        loads, loads_params = _loads(campaign, when, rules, planned, launched, ledger, handoff_ids)
+        ctes.append(loads)
+        cte_params += loads_params
+    suppressed_people = (
+        None
+        if at_handoff
+        else list(
+            by_person.brand_wide_suppressed_records(
+                channel, campaign.owner_path[: OrgNode.steplen]
+            ).values_list("contact", flat=True)
+        )
     )
-    return Classification(select, [*over_params, *params], planned, loads, loads_params, ledger)
+    build = _Rows(
+        campaign,
+        when,
+        rules,
+        planned,
+        ledger,
+        paths,
+        dated=campaign.is_national,
+        suppressed_people=suppressed_people,
+    )
+    sql, params = build(contacts)
+    result = Classification(
+        sql, params, planned, f"WITH {', '.join(ctes)} " if ctes else "", cte_params, ledger
+    )
+    if campaign.is_national:
+        _one_per_person(campaign, result, build, contacts, handoff_ids)
+    return result
+
+
+def _materialized() -> str:
+    """Computed once and hash-joined (PostgreSQL would otherwise inline a CTE used once)."""
+    return "MATERIALIZED " if connection.vendor == "postgresql" else ""
+
+
+@dataclass
+class _Rows:
+    """The classification's SELECT for a set of contacts: ``id, unit_id, [unit_path,]
+    [created_at,] reason, word_…, reach_…``. Pressure is the person's: ``loads`` holds each
+    record's person's messages."""
+
+    campaign: Campaign
+    when: dt.datetime
+    rules: list
+    planned: list[Campaign]
+    ledger: list[int]
+    paths: bool
+    # With ``created_at``: the sending record's rule reads it (national campaigns).
+    dated: bool = False
+    # See ``gate_cases``.
+    suppressed_people: list[int] | None = None
+
+    def __call__(self, contacts: QuerySet[Contact]) -> tuple[str, list]:
+        planned, rules, when = self.planned, self.rules, self.when
+        reach = {
+            f"reach_{i}": Case(
+                When(_competitor_reaches(o), then=1), default=0, output_field=IntegerField()
+            )
+            for i, o in enumerate(planned)
+        }
+        inner = (
+            contacts.annotate(
+                base_reason=Case(
+                    *gate_cases(self.campaign, self.suppressed_people),
+                    default=Value(""),
+                    output_field=CharField(),
+                ),
+                **reach,
+            )
+            .order_by()
+            .values(
+                "id",
+                "unit_id",
+                *(["unit_path"] if self.paths else []),
+                *(["created_at"] if self.dated else []),
+                "base_reason",
+                *reach,
+            )
+        )
+        sql, params = inner.query.sql_with_params()
+        if connection.vendor == "postgresql":
+            # A fence: PostgreSQL would pull the sub-query up and evaluate its CASE once for
+            # each mention of base_reason and reach_i outside; kept, it runs in the parallel
+            # workers.
+            sql += " OFFSET 0"
+        flags = "".join(f", sub.reach_{i}" for i in range(len(planned)))
+        path = ", sub.unit_path" if self.paths else ""
+        path += ", sub.created_at" if self.dated else ""
+        # Hand-written SQL around the ORM's: only column names and placeholders are formatted.
+        if not rules:
+            return (
+                f"SELECT sub.id, sub.unit_id{path}, "  # noqa: S608
+                f"sub.base_reason AS reason{flags} FROM ({sql}) sub",
+                list(params),
+            )
+        words = "".join(f", loads.word_{w}" for w in range(-(-len(self.ledger) // WORD_BITS)))
+        over, over_params = [], []
+        for index, rule in enumerate(rules):
+            terms = "".join(
+                f" + sub.reach_{i}"
+                for i, o in enumerate(planned)
+                if _inside(o, when, rule.window_days)
+            )
+            over.append(f"COALESCE(loads.load_{index}, 0){terms} >= %s")
+            over_params.append(rule.max_messages)
+        return (
+            f"SELECT sub.id, sub.unit_id{path}, "  # noqa: S608
+            f"COALESCE(NULLIF(sub.base_reason, ''), "
+            f"CASE WHEN {' OR '.join(over)} THEN 'pressure' ELSE '' END) AS reason{words}{flags} "
+            f"FROM ({sql}) sub LEFT JOIN loads ON loads.contact_id = sub.id",
+            [*over_params, *params],
+        )
+
+
+def _one_per_person(
+    campaign: Campaign,
+    classification: Classification,
+    build: _Rows,
+    contacts: QuerySet[Contact],
+    handoff_ids: list[int] | None,
+) -> None:
+    """Make ``classification`` a national campaign's: one message a person.
+
+    Of a person's records that pass every gate themselves (their own consent, suppression,
+    pressure…), the first by HQ's rule (``identity.sending.ranking``) is kept; the others
+    end ``other_unit``, with ``via_unit`` the unit that sends instead. Records whose person
+    has no other pass through a ``UNION ALL`` as classified; the records of shared persons
+    (a fifth of a network at most) are classified again on their own and ranked by a
+    window. Rejected, both measured on 200,000 contacts: keeping the whole classification
+    (a materialised CTE) to rank part of it, and joining the whole audience back to its
+    ranked part, each cost more than this second, small pass. At hand-off a record also
+    yields to a record of its person this campaign already sent to (records linked after
+    the freeze)."""
+    rule = by_person.sending_store_rule(campaign.owner_path[: OrgNode.steplen])
+    rows, rows_params = classification.sql, classification.params
+    # Hand-written SQL: ``shared`` is the CTE ``classified`` defines.
+    sharing, sharing_params = build(
+        contacts.filter(id__in=RawSQL("SELECT contact_id FROM shared", []))  # noqa: S611
+    )
+    columns = ["id", "unit_id", *(["unit_path"] if build.paths else [])]
+    columns += (
+        [f"word_{w}" for w in range(-(-len(build.ledger) // WORD_BITS))] if build.rules else []
+    )
+    columns += [f"reach_{i}" for i in range(len(build.planned))]
+    yields = "d.place > 1"
+    via = "CASE WHEN d.place > 1 THEN d.first_unit END"
+    sent, sent_params = "", []
+    if handoff_ids is not None:
+        recipients = Recipient._meta.db_table
+        sent = (
+            f"LEFT JOIN (SELECT sh.person_id AS person, MIN(r.unit_id) AS unit_id "  # noqa: S608
+            f"FROM {recipients} r JOIN shared sh ON sh.contact_id = r.contact_id "
+            "WHERE r.campaign_id = %s AND r.status = 'sent' GROUP BY sh.person_id) s "
+            "ON s.person = d.person_id "
+        )
+        sent_params = [campaign.pk]
+        yields = f"({yields} OR s.person IS NOT NULL)"
+        via = "COALESCE(s.unit_id, CASE WHEN d.place > 1 THEN d.first_unit END)"
+    ranked = (
+        "SELECT x.*, sh.person_id, ROW_NUMBER() OVER w AS place, "  # noqa: S608
+        "FIRST_VALUE(x.unit_id) OVER w AS first_unit "
+        f"FROM ({sharing}) x JOIN shared sh ON sh.contact_id = x.id WHERE x.reason = '' "
+        f"WINDOW w AS (PARTITION BY sh.person_id ORDER BY {by_person.ranking(rule, 'x')})"
+    )
+    classification.sql = (
+        f"SELECT {', '.join(f'c.{c}' for c in columns)}, c.reason, NULL AS via_unit "  # noqa: S608
+        f"FROM ({rows}) c WHERE c.reason <> '' OR c.id NOT IN (SELECT contact_id FROM shared) "
+        "UNION ALL "
+        f"SELECT {', '.join(f'd.{c}' for c in columns)}, "
+        f"CASE WHEN {yields} THEN '{Reason.OTHER_UNIT.value}' ELSE '' END, "
+        f"CASE WHEN {yields} THEN {via} END FROM ({ranked}) d {sent}"
+    )
+    classification.params = [*rows_params, *sharing_params, *sent_params]
+    classification.one_per_person = True
 
 
 def _ledger_campaigns(campaign: Campaign, since: dt.datetime) -> list[int]:
@@ -377,11 +573,12 @@ def _ledger_campaigns(campaign: Campaign, since: dt.datetime) -> list[int]:
 
 
 def _loads(campaign, when, rules, planned, launched, ledger, only=None) -> tuple[str, list]:
-    """``WITH loads(contact_id, load_0, …, word_0, …)``: per contact, its messages inside each
-    cap's window (those sent on the channel, and those a running competitor has still to
-    send) and which campaigns they came from, as bit sets. Only contacts that the planned
-    competitors could push over a cap are kept: in a real ledger most contacts had one
-    message, and the hash join then holds a fraction of them.
+    """``loads(contact_id, person, load_0, …, word_0, …)`` (CTEs that read ``shared``): per person, the messages to any of their
+    records inside each cap's window (those sent on the channel, and those a running
+    competitor has still to send) and which campaigns they came from, as bit sets. A record
+    that shares its person with no other is its own (minus its id, as ``_Rows`` keys it). Only persons that
+    the planned competitors could push over a cap are kept: in a real ledger most people had
+    one message, and the hash join then holds a fraction of them.
 
     Bit sets rather than a list of ids: ``string_agg`` cannot aggregate in parallel on
     PostgreSQL 15, ``bit_or`` can (SQLite has no ``bit_or``; a sum of distinct powers of two
@@ -420,18 +617,28 @@ def _loads(campaign, when, rules, planned, launched, ledger, only=None) -> tuple
     ids = [o.pk for o in launched]
     since = when - dt.timedelta(days=max(r.window_days for r in rules))
     table = Recipient._meta.db_table
-    # ``only``: a hand-off's few contacts, found through the (contact, channel, sent_at) index.
-    contacts = f"AND r.contact_id IN ({_placeholders(only)}) " if only is not None else ""
+    # ``only``: a hand-off's few contacts and their persons' other records (``shared`` holds
+    # these at hand-off), found through the (contact, channel, sent_at) index.
+    contacts = (
+        f"AND r.contact_id IN (SELECT contact_id FROM shared UNION SELECT c.id FROM "  # noqa: S608
+        f"{Contact._meta.db_table} c WHERE c.id IN ({_placeholders(only)})) "
+        if only is not None
+        else ""
+    )
+    person = "COALESCE(sh.person_id, -r.contact_id)"
     # Materialised on PostgreSQL: inlined, a planner that guessed one contact row (fresh
     # statistics are rare right after an import, and row security hides the rest) put the
     # aggregate on the inner side of a nested loop and ran it once per contact: 40 s for
     # 1,200 contacts of the demo. Computed once, it is hash-joined.
-    materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
     return (
-        f"WITH loads AS {materialized}(SELECT r.contact_id, {', '.join(columns + bits)} "  # noqa: S608
-        f"FROM {table} r {join}WHERE r.channel = %s AND r.campaign_id <> %s {contacts}"
+        f"person_loads AS {_materialized()}(SELECT {person} AS person, {', '.join(columns + bits)} "  # noqa: S608
+        f"FROM {table} r LEFT JOIN shared sh ON sh.contact_id = r.contact_id "
+        f"{join}WHERE r.channel = %s AND r.campaign_id <> %s {contacts}"
         f"AND ((r.status = 'sent' AND r.sent_at > %s) OR (r.status = 'pending' AND r.campaign_id IN ({_placeholders(ids)}))) "
-        f"GROUP BY r.contact_id HAVING {' OR '.join(could)}) ",
+        f"GROUP BY {person} HAVING {' OR '.join(could)}), "
+        # Back to records: every record of each person kept (a record alone is -person).
+        f"loads AS {_materialized()}(SELECT COALESCE(sh.contact_id, -p.person) AS contact_id, "
+        "p.* FROM person_loads p LEFT JOIN shared sh ON sh.person_id = p.person) ",
         [
             *params,
             *params_bits,
@@ -540,13 +747,15 @@ def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
         return result
     policy = policy_for(campaign.owner)
     classification = classified(campaign, candidates(campaign, [t.unit for t in chosen]), when)
-    per_unit, sources = _counts(classification)
+    elsewhere_of: dict[int, dict[int, int]] = {}
+    per_unit, sources = _counts(classification, elsewhere_of)
     exclusions = dict.fromkeys(REASONS, 0)
     window = sms_window(policy)
     network = _network(campaign)
     for target in chosen:
         counts = per_unit.get(target.unit.pk, {})
         line = UnitCount(target.unit, target.local_version)
+        line.elsewhere = elsewhere_of.get(target.unit.pk, {})
         result.per_unit.append(line)
         line.candidates = sum(counts.values())
         result.candidates += line.candidates
@@ -587,16 +796,18 @@ def preview(campaign: Campaign, when: dt.datetime | None = None) -> Preview:
 
 
 def _counts(
-    classification: Classification,
+    classification: Classification, elsewhere_of: dict[int, dict[int, int]]
 ) -> tuple[dict[int, dict[str, int]], list[tuple[str, int]]]:
     """Contacts per (unit, reason), and how many of those lost to pressure each other campaign
-    reaches (the ledger's and the planned ones'), in one pass."""
+    reaches (the ledger's and the planned ones'), in one pass. ``elsewhere_of`` receives,
+    per unit, the units its ``other_unit`` contacts receive the campaign from."""
     planned, words = classification.planned, classification.words
     flags = "".join(f", SUM(c.reach_{i})" for i in range(len(planned)))
     bits = "".join(f", CASE WHEN c.reason = 'pressure' THEN c.word_{w} END" for w in range(words))
-    groups = ", ".join(str(n) for n in range(1, 3 + words))
+    via = "c.via_unit" if classification.one_per_person else "NULL"
+    groups = ", ".join(str(n) for n in range(1, 4 + words))
     query = (
-        f"{classification.ctes}SELECT c.unit_id, c.reason{bits}, COUNT(*){flags} "  # noqa: S608
+        f"{classification.ctes}SELECT c.unit_id, c.reason, {via}{bits}, COUNT(*){flags} "  # noqa: S608
         f"FROM ({classification.sql}) c GROUP BY {groups}"
     )
     per_unit: dict[int, dict[str, int]] = {}
@@ -605,10 +816,13 @@ def _counts(
     with _big_statement(), connection.cursor() as cursor:
         cursor.execute(query, [*classification.cte_params, *classification.params])
         rows = cursor.fetchall()
-    for unit_id, reason, *rest in rows:
+    for unit_id, reason, via_unit, *rest in rows:
         row_words, (n, *reach) = rest[:words], rest[words:]
         counts = per_unit.setdefault(unit_id, {})
         counts[reason] = counts.get(reason, 0) + n
+        if via_unit is not None:
+            elsewhere = elsewhere_of.setdefault(unit_id, {})
+            elsewhere[via_unit] = elsewhere.get(via_unit, 0) + n
         if reason == "pressure":
             for pk in classification.campaign_ids(row_words):
                 by_campaign[pk] = by_campaign.get(pk, 0) + n

@@ -16,6 +16,7 @@ these), labels them stale and asks the worker for new ones. Writes that obviousl
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, Q, Subquery, Sum
 from django.utils import timezone
 
 from enseigne.brand.models import LocalVersion
@@ -39,6 +40,8 @@ from enseigne.campaigns.models import (
 )
 from enseigne.campaigns.selectors import policy_for
 from enseigne.contacts.models import ContactImport, Segment, Suppression
+from enseigne.identity import sending as by_person
+from enseigne.identity.models import IdentityPolicy
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.access import Access
 from enseigne.network.models import OrgNode
@@ -107,7 +110,16 @@ def _stamp_parts(campaign: Campaign) -> list:
         campaign.local_version_id,
         campaign.budget_override,
         segment,
-        SendingPolicy.objects.filter(node__path=root).values_list("updated_at", flat=True).first(),
+        # With the identity policy's (who a national campaign sends to, for people with
+        # records in several units), in the same query.
+        SendingPolicy.objects.filter(node__path=root)
+        .annotate(
+            identity=Subquery(
+                IdentityPolicy.objects.filter(network__node__path=root).values("updated_at")[:1]
+            )
+        )
+        .values_list("updated_at", "identity")
+        .first(),
         list(
             PressureRule.objects.filter(node__path=root, channel=campaign.channel)
             .order_by("window_days")
@@ -161,6 +173,8 @@ def _dump(preview: audience.Preview) -> dict:
                 "exclusions": line.exclusions,
                 "cost": str(line.cost),
                 "hq_cost": str(line.hq_cost),
+                # JSON keys are text: the sending units' ids as strings.
+                "elsewhere": {str(pk): n for pk, n in line.elsewhere.items()},
             }
             for line in preview.per_unit
         ],
@@ -212,6 +226,7 @@ def _load(data: dict) -> audience.Preview:
                 exclusions=line["exclusions"],
                 cost=Decimal(line["cost"]),
                 hq_cost=Decimal(line["hq_cost"]),
+                elsewhere={int(pk): n for pk, n in line.get("elsewhere", {}).items()},
             )
         )
     preview.budgets = [
@@ -240,10 +255,21 @@ def _load(data: dict) -> audience.Preview:
 def restricted(preview: audience.Preview, access: Access, campaign: Campaign) -> audience.Preview:
     """The figures a viewer may see: all of them for one who sees the campaign's owner (HQ for
     a national campaign), else only the units they see, with totals of those units. Other
-    campaigns' names (pressure sources) are head office's business only."""
+    campaigns' names (pressure sources) are head office's business only.
+
+    Which other units send to the viewer's contacts of the same person ("already receives
+    it from Lille") shows in a network of one controller; with separate controllers a unit
+    learns nothing of other units' customers: it sees the count under the reason's neutral
+    label, never a unit's name (docs/decisions.md, "Sending by person (issue 20)")."""
     if access.sees(campaign.owner_path):
         return preview
-    mine = [line for line in preview.per_unit if access.sees(line.unit.path)]
+    root = campaign.owner_path[: OrgNode.steplen]
+    names = not by_person.separate_controllers(root)
+    mine = [
+        line if names else dataclasses.replace(line, elsewhere={})
+        for line in preview.per_unit
+        if access.sees(line.unit.path)
+    ]
     exclusions: dict[str, int] = {}
     for line in mine:
         for reason, n in line.exclusions.items():
@@ -259,6 +285,7 @@ def restricted(preview: audience.Preview, access: Access, campaign: Campaign) ->
         per_unit=mine,
         budgets=[b for b in preview.budgets if access.sees(b["unit"].path)],
         deferred=[d for d in preview.deferred if access.sees(d["unit"].path)],
+        names_elsewhere=names,
     )
 
 

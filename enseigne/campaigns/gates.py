@@ -14,8 +14,11 @@ number        ``audience.gate_cases``                     preview, freeze, hand-
 consent       ``audience.gate_cases``                     preview, freeze, hand-off (SQL)
 suppression   ``audience.gate_cases``                     preview, freeze, hand-off (SQL)
 pressure      ``audience.classified`` (the ledger's       preview and freeze (with the
-              loads against ``PressureRule``)             planned competitors), hand-off
-                                                          (messages really sent)
+              loads, per person, against                  planned competitors), hand-off
+              ``PressureRule``)                           (messages really sent)
+one a person  ``audience._one_per_person`` (national      preview, freeze, hand-off (SQL)
+              campaigns; the sending record chosen by
+              ``identity.sending.ranking``)
 SMS window    ``lib.sendwindow.SendWindow``               preview, freeze, hand-off
 budget        ``audience._budget``                        preview, freeze
 ============  =========================================  ==================================
@@ -40,6 +43,9 @@ class Reason(models.TextChoices):
     NO_CONSENT = "no_consent", _("no consent for the channel")
     SUPPRESSED = "suppressed", _("unsubscribed, bounced or complained")
     PRESSURE = "pressure", _("marketing pressure cap reached")
+    # A national campaign sends one message a person: another record of the same person
+    # (in another unit) receives it. No unit's name here: the label is read by every viewer.
+    OTHER_UNIT = "other_unit", _("already receives it from another unit of the network")
     OVER_BUDGET = "over_budget", _("over the unit's budget")
     OPTED_OUT = "opted_out", _("the unit opted out")
     # Only at hand-off, or as the outcome of one.
@@ -59,6 +65,7 @@ PREVIEW_REASONS = (
     Reason.NO_CONSENT,
     Reason.SUPPRESSED,
     Reason.PRESSURE,
+    Reason.OTHER_UNIT,
     Reason.OVER_BUDGET,
     Reason.OPTED_OUT,
 )

@@ -1,7 +1,8 @@
 """The deterministic matching keys of a record: normalised e-mail and E.164 phone.
 
-A key is the SHA-256 of the normalised value salted with the network's root path (so two
-networks never share a person); it is kept on the record's link. A placeholder (``test@test.fr``,
+A key is the SHA-256 of the network's root path and the normalised value's
+``identifier_hash`` (so two networks never share a person, and a brand-wide suppression's
+hash gives the key); it is kept on the record's link. A placeholder (``test@test.fr``,
 ``aucun@…``) identifies nobody and gives no key.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from enseigne.lib.hashing import normalise_email
+from enseigne.lib.hashing import identifier_hash, normalise_email
 
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
@@ -136,15 +137,16 @@ def phone_key(phone: str | None) -> str | None:
 def record_keys(
     network: str, email: str | None, phone: str | None, *, gmail_rules: bool
 ) -> tuple[str | None, str | None]:
-    """(e-mail key, phone key) of a record: SHA-256 of the normalised value, salted with the
-    network's root path so two networks never share a person; None where it has none."""
+    """(e-mail key, phone key) of a record, None where it has none: SHA-256 of the network's
+    root path and the normalised value's ``identifier_hash`` (the suppression list's hash),
+    so two networks never share a person and a brand-wide suppression finds its keys."""
     email_value = email_key(email, gmail_rules=gmail_rules)
     phone_value = phone_key(phone)
     return (
-        None if email_value is None else _hash(f"{network}|email:{email_value}"),
-        None if phone_value is None else _hash(f"{network}|phone:{phone_value}"),
+        None if email_value is None else _salted(network, identifier_hash("email", email_value)),
+        None if phone_value is None else _salted(network, identifier_hash("phone", phone_value)),
     )
 
 
-def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def _salted(network: str, value_hash: str) -> str:
+    return hashlib.sha256(f"{network}|{value_hash}".encode()).hexdigest()

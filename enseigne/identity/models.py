@@ -30,12 +30,33 @@ class IdentityPolicy(models.Model):
         ONE_CONTROLLER = "one_controller", _("One controller (an integrated chain)")
         SEPARATE_CONTROLLERS = "separate_controllers", _("Separate controllers (franchise)")
 
+    class SendingStore(models.TextChoices):
+        """Which of a person's records a national campaign sends to (one message a person)."""
+
+        LAST_PURCHASE = (
+            "last_purchase",
+            _(
+                "The store of the last purchase, else of the last interaction, else the oldest record"
+            ),
+        )
+        LAST_INTERACTION = (
+            "last_interaction",
+            _("The store of the last interaction, else the oldest record"),
+        )
+        OLDEST_RECORD = "oldest_record", _("The store that registered the person first")
+
     network = models.OneToOneField(Network, on_delete=models.CASCADE, related_name="identity")
     mode = models.CharField(
         _("data controllers"), max_length=24, choices=Mode.choices, default=Mode.ONE_CONTROLLER
     )
     gmail_rules = models.BooleanField(
         _("treat Gmail addresses with dots or +suffix as one address"), default=False
+    )
+    sending_store = models.CharField(
+        _("a national campaign sends from"),
+        max_length=16,
+        choices=SendingStore.choices,
+        default=SendingStore.LAST_PURCHASE,
     )
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -17,6 +17,17 @@ def identity_nightly() -> None:
     linking.prune_empty_persons()
 
 
+@db_task()
+def match_network(root_id: int) -> None:
+    """The model's pass over one network (HQ asks for it; it takes minutes at a million)."""
+    from enseigne.identity.batch import match_network as run
+    from enseigne.network.models import OrgNode
+
+    root = OrgNode.objects.filter(pk=root_id, depth=1).first()
+    if root is not None:
+        run(root)
+
+
 @db_task(retries=2, retry_delay=30)
 def rekey_network_task(root: str) -> None:
     """Recompute a network's e-mail keys after HQ changed the Gmail rules (idempotent: a

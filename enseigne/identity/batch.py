@@ -1,0 +1,210 @@
+"""The probabilistic pass over a whole network: the model's clusters become persons, its
+review band becomes HQ's review queue (issue 20).
+
+``probabilistic.match`` is pure data code; this module feeds it the network's records and
+writes back what it found, under the rules the write-time linking follows too:
+
+- a link set by hand (``manual``) never moves, and two records HQ kept apart are never put
+  together (``KeptApart``), whatever the model says;
+- a cluster that joins several persons merges them whole into the oldest one: every record
+  of a person moves, so no person is split by a model run; the moved records say
+  ``model`` with the pair's probability;
+- pairs in the review band, refused contradictions and over-sized clusters become
+  ``MatchCandidate`` rows (reason ``model`` or ``contradiction``), with the comparison levels
+  a reviewer reads; a pair already decided keeps its decision.
+
+It runs as system work (scope ALL) in the worker: ``identity.tasks.match_network`` or
+``enseigne match_people``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+import pandas as pd
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from enseigne.contacts.models import Contact
+from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.network.models import OrgNode
+from enseigne.network.services import audit
+
+from .models import KeptApart, LinkMethod, MatchCandidate, Person, RecordLink
+from .probabilistic import MatchResult, MatchSettings, match
+
+LEVEL_COLUMNS_SUFFIX = "_level"
+
+
+def network_records(root: OrgNode) -> pd.DataFrame:
+    """The network's records as the matcher reads them (postcode and city from the
+    contacts' attributes where HQ declared them)."""
+    rows = []
+    contacts = Contact.objects.filter(unit_path__startswith=root.path).values_list(
+        "pk", "unit_id", "first_name", "last_name", "birthday", "email", "phone", "attributes"
+    )
+    for pk, unit_id, first, last, birthday, email, phone, attributes in contacts.iterator(
+        chunk_size=20_000
+    ):
+        attributes = attributes if isinstance(attributes, dict) else {}
+        rows.append(
+            {
+                "record_id": str(pk),
+                "unit_id": str(unit_id),
+                "first_name": first or None,
+                "last_name": last or None,
+                "birthday": birthday,
+                "postcode": str(attributes.get("postcode") or "") or None,
+                "city": str(attributes.get("city") or "") or None,
+                "phone": phone,
+                "email": email,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "record_id",
+            "unit_id",
+            "first_name",
+            "last_name",
+            "birthday",
+            "postcode",
+            "city",
+            "phone",
+            "email",
+        ],
+    )
+
+
+def match_network(root: OrgNode, settings: MatchSettings | None = None) -> dict[str, int]:
+    """Run the model over ``root``'s network and write what it found; return the counts."""
+    with db_scope(ALL):
+        frame = network_records(root)
+    if len(frame) < 2:
+        return {"records": len(frame), "merged": 0, "queued": 0}
+    result = match(frame, settings=settings)
+    with transaction.atomic(), db_scope(ALL):
+        counts = _write(result)
+        audit(
+            actor=None,
+            action="identity.model_run",
+            target=root,
+            node_path=root.path,
+            changes=counts,
+        )
+    counts["records"] = len(frame)
+    return counts
+
+
+def _write(result: MatchResult) -> dict[str, int]:
+    now = timezone.now()
+    members: dict[str, list[int]] = defaultdict(list)
+    for record_id, cluster_id in result.clusters[["record_id", "cluster_id"]].itertuples(
+        index=False
+    ):
+        members[cluster_id].append(int(record_id))
+    clustered = {cid: ids for cid, ids in members.items() if len(ids) > 1}
+    ids = [i for group in clustered.values() for i in group]
+    links = {link.contact_id: link for link in RecordLink.objects.filter(contact_id__in=ids)}
+    pair_scores = _pair_scores(result)
+    merged = 0
+    for group in clustered.values():
+        merged += _merge_cluster(group, links, pair_scores, now)
+    queued = _queue(result, links)
+    return {"merged": merged, "queued": queued}
+
+
+def _pair_scores(result: MatchResult) -> dict[int, float]:
+    """The best probability each record reached with a cluster mate."""
+    best: dict[int, float] = {}
+    matched = result.pairs[result.pairs["decision"] == "match"]
+    for left, right, probability in matched[
+        ["left_id", "right_id", "match_probability"]
+    ].itertuples(index=False):
+        for record in (int(left), int(right)):
+            best[record] = max(best.get(record, 0.0), float(probability))
+    return best
+
+
+def _merge_cluster(
+    group: list[int], links: dict[int, RecordLink], scores: dict[int, float], now: dt.datetime
+) -> int:
+    persons = sorted({links[i].person_id for i in group if i in links})
+    if len(persons) < 2:
+        return 0
+    target = persons[0]
+    moving = list(RecordLink.objects.filter(person_id__in=persons[1:]))
+    if any(link.is_manual for link in moving):
+        return 0  # a person HQ shaped by hand is not reshaped by the model
+    staying = list(RecordLink.objects.filter(person_id=target).values_list("contact_id", flat=True))
+    moved_ids = [link.contact_id for link in moving]
+    apart = KeptApart.objects.filter(
+        Q(left_id__in=moved_ids, right_id__in=staying)
+        | Q(left_id__in=staying, right_id__in=moved_ids)
+    )
+    if apart.exists():
+        return 0
+    for link in moving:
+        link.person_id = target
+        link.method = LinkMethod.MODEL
+        link.score = scores.get(link.contact_id)
+        link.linked_at = now
+    RecordLink.objects.bulk_update(
+        moving, ["person", "method", "score", "linked_at"], batch_size=1000
+    )
+    Person.objects.filter(pk__in=persons[1:], links__isnull=True).delete()
+    return len(moving)
+
+
+def _queue(result: MatchResult, links: dict[int, RecordLink]) -> int:
+    level_columns = [c for c in result.pairs.columns if c.endswith(LEVEL_COLUMNS_SUFFIX)]
+    rows = []
+    wanted = result.pairs[result.pairs["decision"].isin(["review", "refused"])]
+    for pair in wanted.to_dict("records"):
+        left, right = sorted((int(pair["left_id"]), int(pair["right_id"])))
+        refused = pair["decision"] == "refused"
+        rows.append(
+            MatchCandidate(
+                left_id=left,
+                right_id=right,
+                reason=MatchCandidate.Reason.CONTRADICTION
+                if refused
+                else MatchCandidate.Reason.MODEL,
+                status=MatchCandidate.Status.REFUSED if refused else MatchCandidate.Status.OPEN,
+                score=float(pair["match_probability"]),
+                detail={
+                    "levels": {
+                        c[: -len(LEVEL_COLUMNS_SUFFIX)]: str(pair[c]) for c in level_columns
+                    },
+                    "weight": float(pair["match_weight"]),
+                    "why": str(pair.get("reason") or ""),
+                    "notes": str(pair.get("notes") or ""),
+                },
+            )
+        )
+    for alert in result.alerts:
+        ids = sorted(int(r) for r in alert.record_ids)[:2]
+        if len(ids) == 2:
+            rows.append(
+                MatchCandidate(
+                    left_id=ids[0],
+                    right_id=ids[1],
+                    reason=MatchCandidate.Reason.MODEL,
+                    detail={"alert": alert.reason, "records": len(alert.record_ids)},
+                )
+            )
+    # Records now in one person need no review; a pair already decided keeps its decision.
+    person_of = dict(
+        RecordLink.objects.filter(
+            contact_id__in={r.left_id for r in rows} | {r.right_id for r in rows}
+        ).values_list("contact_id", "person_id")
+    )
+    rows = [
+        r
+        for r in rows
+        if person_of.get(r.left_id) is None or person_of.get(r.left_id) != person_of.get(r.right_id)
+    ]
+    MatchCandidate.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
+    return len(rows)

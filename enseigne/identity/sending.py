@@ -1,0 +1,109 @@
+"""Sending by person: what campaigns need to know of persons, as SQL they can join.
+
+A national campaign sends one message a person (per channel), from one of the person's
+records: the one HQ's rule (``IdentityPolicy.sending_store``) ranks first among the records
+that pass every gate themselves. Marketing pressure and brand-wide suppressions apply to
+the person: a message to any record of the person counts against their caps, and an
+address suppressed brand-wide stops every record of its person.
+
+A record with no link (written before identity, or by a raw insert) is its own person:
+its person key is minus its contact id, which no person id can equal.
+
+These are SQL fragments and querysets, not Python loops: a national audience classifies a
+whole network's contacts in one statement (campaigns/audience.py).
+"""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
+
+from enseigne.contacts.models import Channel, ConsentEvent, Contact, Suppression
+
+from .linking import policy_for
+from .models import IdentityPolicy, RecordLink
+
+LINKS = RecordLink._meta.db_table
+CONTACTS = Contact._meta.db_table
+Rule = IdentityPolicy.SendingStore
+
+
+def sending_store_rule(root_path: str) -> str:
+    """The network's rule for choosing the sending store of a person (read only)."""
+    return policy_for(root_path).sending_store
+
+
+def separate_controllers(root_path: str) -> bool:
+    return policy_for(root_path).mode == IdentityPolicy.Mode.SEPARATE_CONTROLLERS
+
+
+def shared_links_sql(handoff: str | None = None) -> tuple[str, list]:
+    """SQL for ``(contact_id, person_id)`` of the records whose person has other records:
+    the only ones a campaign needs a person for (most people have one record, and a record
+    alone is its own person). ``handoff``: placeholders for a hand-off's contact ids (the
+    caller passes them after the returned parameters); then the links of those contacts'
+    persons, all of them, found by index."""
+    if handoff is not None:
+        return (
+            f"SELECT o.contact_id, o.person_id FROM {LINKS} o WHERE o.person_id IN "  # noqa: S608
+            f"(SELECT m.person_id FROM {LINKS} m WHERE m.contact_id IN ({handoff}))",
+            [],
+        )
+    return (
+        f"SELECT o.contact_id, o.person_id FROM {LINKS} o WHERE o.person_id IN "  # noqa: S608
+        f"(SELECT m.person_id FROM {LINKS} m GROUP BY m.person_id HAVING COUNT(*) > 1)",
+        [],
+    )
+
+
+def ranking(rule: str, alias: str) -> str:
+    """ORDER BY terms ranking records ``alias`` (with ``id`` and ``created_at``) of one
+    person, the sending record first.
+
+    - last purchase: the record's latest order reported by its store (tracking's
+      conversions, read by table name through the app registry: tracking comes after
+      campaigns and identity in the dependency order, and the rule only reads it);
+    - last interaction: the record's latest consent event (given in store, by a form, the
+      API, a confirmation, an unsubscribe): the customer's own act with that store. Opens
+      and clicks are left out: the event log carries no contact (recipient ids only, not
+      indexed for this), and opens are mostly machines and privacy proxies;
+    - then the oldest record (the store that registered the person first), then the
+      smallest id, so the choice is the same at every count.
+    """
+    purchases = apps.get_model("tracking", "Conversion")._meta.db_table
+    consents = ConsentEvent._meta.db_table
+    terms = []
+    if rule == Rule.LAST_PURCHASE:
+        terms.append(
+            f"(SELECT MAX(p.occurred_at) FROM {purchases} p WHERE p.contact_id = {alias}.id) "  # noqa: S608
+            "DESC NULLS LAST"
+        )
+    if rule in (Rule.LAST_PURCHASE, Rule.LAST_INTERACTION):
+        terms.append(
+            f"(SELECT MAX(e.occurred_at) FROM {consents} e WHERE e.contact_id = {alias}.id) "  # noqa: S608
+            "DESC NULLS LAST"
+        )
+    terms += [f"{alias}.created_at ASC", f"{alias}.id ASC"]
+    return ", ".join(terms)
+
+
+def brand_wide_suppressed_records(channel: str, root_path: str) -> QuerySet:
+    """The records of the persons one of whose records has an address suppressed brand-wide on ``channel``
+    (a hard bounce, a complaint, a brand-wide STOP): their other records, even under
+    another address, get nothing either.
+
+    Found through the matching keys (indexed by hash): a key is the hash of the network
+    and the address's own hash, so the suppression list's hashes give the keys directly.
+    With the Gmail rules on, a Gmail address with dots or a +suffix has another key than
+    its suppression: that record is still stopped by its own address, not its siblings."""
+    column = "email_key" if channel == Channel.EMAIL else "phone_key"
+    suppressions = Suppression._meta.db_table
+    # Table names and placeholders only are formatted in.
+    hashes = RawSQL(  # noqa: S611
+        f"SELECT enseigne_sha256(%s || '|' || s.value_hash) FROM {suppressions} s "  # noqa: S608
+        "WHERE s.unit_path = '' AND s.channel = %s",
+        [root_path, channel],
+    )
+    persons = RecordLink.objects.filter(**{f"{column}__in": hashes}).values("person")
+    return RecordLink.objects.filter(person__in=persons).values("contact")
