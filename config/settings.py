@@ -309,6 +309,8 @@ ANYMAIL = {
 ENSEIGNE_RECORD_HOOKS = ["enseigne.identity.linking.hooks"]
 # What later apps add to a record's GDPR export (the store's and HQ's per-person file).
 ENSEIGNE_RECORD_EXPORT_PARTS = ["enseigne.tracking.record_export.purchases_and_messages"]
+# Who answers "which person is this record?" for the contacts API (HQ, one controller mode).
+ENSEIGNE_PERSON_LOOKUP = "enseigne.identity.selectors.person_public_id"
 # A matching key (e-mail, phone) held by more records than this links none of them: a shop's
 # phone typed on every card or a test address would otherwise make one person of strangers.
 ENSEIGNE_IDENTITY_SHARED_KEY_CAP = env_int("ENSEIGNE_IDENTITY_SHARED_KEY_CAP", 10)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from enseigne.campaigns import services
 from enseigne.contacts.import_services import import_prepare
+from enseigne.identity.models import RecordLink
 from enseigne.lib.rowsecurity import ALL, db_scope
 from tests.campaign_helpers import email_template, local_campaign
 from tests.factories import ContactFactory
@@ -19,10 +20,24 @@ PERSONAS = ("hq_admin", "hq_marketer", "region_manager", "manager_a", "staff_a")
 
 # Pages a persona's role may not open answer the error page, checked like any other: 403, or
 # 404 for an object its role may not read at all.
+# HQ's customer base does not exist for a region or a store (404).
+CUSTOMER_BASE = (
+    "customer base",
+    "person card",
+    "review queue",
+    "identity history",
+    "identity settings",
+)
 NOT_OPEN = {
     "hq_marketer": {"import": 403, "import detail": 404, "personalise": 403},
-    "region_manager": {"import": 403, "import detail": 404},
-    "staff_a": {"import": 403, "import detail": 404, "personalise": 403},
+    "region_manager": {"import": 403, "import detail": 404, **dict.fromkeys(CUSTOMER_BASE, 404)},
+    "manager_a": dict.fromkeys(CUSTOMER_BASE, 404),
+    "staff_a": {
+        "import": 403,
+        "import detail": 404,
+        "personalise": 403,
+        **dict.fromkeys(CUSTOMER_BASE, 404),
+    },
 }
 
 
@@ -40,6 +55,13 @@ def main_pages(world) -> list[Page]:
     """Builds one of each object the pages show, in unit A (Lyon), and lists the pages."""
     with db_scope(ALL):
         contact = ContactFactory(unit=world.unit_a, first_name="Léa", last_name="Dupré")
+        # One woman in two stores, and a pair waiting for review (e-mail and phone disagree).
+        ContactFactory(unit=world.unit_a, email="lea.dupre@orange.fr", first_name="Léa")
+        ContactFactory(unit=world.unit_a2, email=None, phone="+33698765432", first_name="Léa")
+        shared = ContactFactory(
+            unit=world.unit_b, email="lea.dupre@orange.fr", phone="+33698765432", first_name="Léa"
+        )
+        person = RecordLink.objects.get(contact=shared).person
         contact_import = import_prepare(
             actor=world.manager_a,
             unit=world.unit_a,
@@ -71,6 +93,11 @@ def main_pages(world) -> list[Page]:
         Page("rules", reverse("sending_rules")),
         Page("results", reverse("results")),
         Page("profile", reverse("profile")),
+        Page("customer base", reverse("person_search") + "?q=lea"),
+        Page("person card", reverse("person_detail", args=[person.public_id])),
+        Page("review queue", reverse("review_queue")),
+        Page("identity history", reverse("change_history")),
+        Page("identity settings", reverse("identity_settings")),
     ]
 
 

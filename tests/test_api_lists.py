@@ -20,6 +20,7 @@ LISTS = (
     "local-versions",
     "campaigns",
     "conversions",
+    "people",
 )
 
 

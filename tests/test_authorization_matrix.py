@@ -22,7 +22,15 @@ from enseigne.campaigns.services import campaign_create_local, campaign_submit
 from enseigne.contacts.models import ConsentEvent, Contact, ContactImport, Segment
 from enseigne.contacts.services import segment_save
 from enseigne.delivery.models import Link, OutboxMessage
-from enseigne.identity.models import Person
+from enseigne.identity import services as identity_services
+from enseigne.identity.models import (
+    IdentityChange,
+    IdentityPolicy,
+    KeptApart,
+    MatchCandidate,
+    Person,
+    RecordLink,
+)
 from enseigne.lib.signing import sign_id, sign_ids, webhook_key
 from enseigne.network.models import AuditEvent, OrgNode, User
 from enseigne.network.tokens import token_create
@@ -80,6 +88,27 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("units/<uuid:public_id>/edit/", "POST"): (
         "unit",
         "302 200 403 403 403 403",
+        "404 404 404 404",
+    ),
+    # HQ's mother base: for a store or a region it does not exist (404, as a missing object).
+    # Empty POSTs from HQ are refused with a message on the page they came from (302).
+    ("hq/people/", "GET"): (NO_OBJECT, "302 200 404 404 404 404", None),
+    ("hq/people/merge/", "POST"): (NO_OBJECT, "302 302 404 404 404 404", None),
+    ("hq/people/merge/", "GET"): (NO_OBJECT, "302 405 405 405 405 405", None),
+    ("hq/people/review/", "GET"): (NO_OBJECT, "302 200 404 404 404 404", None),
+    ("hq/people/review/<int:pk>/", "POST"): ("candidate", "302 302 404 404 404 404", None),
+    ("hq/people/history/", "GET"): (NO_OBJECT, "302 200 404 404 404 404", None),
+    ("hq/people/history/<int:pk>/undo/", "POST"): ("change", "302 302 404 404 404 404", None),
+    ("hq/people/settings/", "GET"): (NO_OBJECT, "302 200 404 404 404 404", None),
+    ("hq/people/settings/", "POST"): (NO_OBJECT, "302 200 404 404 404 404", None),
+    ("hq/people/<uuid:public_id>/", "GET"): (
+        "person",
+        "302 200 404 404 404 404",
+        "404 404 404 404",
+    ),
+    ("hq/people/<uuid:public_id>/split/", "POST"): (
+        "person",
+        "302 302 404 404 404 404",
         "404 404 404 404",
     ),
     ("contacts/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
@@ -418,6 +447,13 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
         "401 201 403 201 201 201",
         "404 404 404 404",
     ),
+    # The customer base: HQ tokens only; a store's token finds nothing there (404).
+    ("api/v1/people", "GET"): (NO_OBJECT, "401 200 404 404 404 404", None),
+    ("api/v1/people/{person_id}", "GET"): (
+        "person",
+        "401 200 404 404 404 404",
+        "404 404 404 404",
+    ),
     ("api/v1/imports", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/imports", "POST"): ("unit", "401 201 403 201 403 201", "404 404 404 404"),
     ("api/v1/imports/{import_id}", "GET"): ("import", "401 200 404 200 404 200", "404 404 404 404"),
@@ -746,6 +782,8 @@ class Objects:
 
     def target(self, kind: str, persona: str, which: str):
         side = self.side(persona, which)
+        if kind in ("person", "candidate", "change"):
+            return self.identity(kind, side)
         unit = self.world.unit_a if side == "a" else self.world.unit_b
         if kind == "gdpr_person":  # issue 20: the person of the side's contact
             return Person.objects.get(links__contact=self.contact[side])
@@ -765,6 +803,17 @@ class Objects:
             "gallery": self.gallery[side],
             "user": self.world.manager_a,
         }[kind]
+
+    def identity(self, kind: str, side: str):
+        """A person of the side's contact, a review entry, a merge: made only when asked."""
+        left, right = sorted((self.contact["a"], self.contact["b"]), key=lambda c: c.pk)
+        if kind == "person":
+            return RecordLink.objects.get(contact=self.contact[side]).person
+        if kind == "candidate":
+            return MatchCandidate.objects.create(
+                left=left, right=right, reason=MatchCandidate.Reason.MODEL, score=0.7
+            )
+        return identity_services.merge(actor=self.world.hq_admin, records=[left, right])
 
 
 def _url(route: str, target) -> str:
@@ -794,6 +843,7 @@ def _url(route: str, target) -> str:
             "{local_id}",
             "{campaign_id}",
             "{segment_id}",
+            "{person_id}",
         ):
             url = url.replace(placeholder, public_id)
     return url
@@ -819,6 +869,11 @@ def _snapshot():
         Relay.objects.count(),
         OutboxMessage.objects.count(),
         Conversion.objects.count(),
+        sorted(RecordLink.objects.values_list("contact_id", "person_id", "method")),
+        sorted(MatchCandidate.objects.values_list("pk", "status")),
+        IdentityChange.objects.count(),
+        KeptApart.objects.count(),
+        sorted(IdentityPolicy.objects.values_list("mode", "gmail_rules")),
     )
 
 

@@ -12,6 +12,7 @@ from enseigne.brand.api import router as brand_router
 from enseigne.campaigns.api import router as campaigns_router
 from enseigne.contacts.api import router as contacts_router
 from enseigne.delivery.api import router as delivery_router
+from enseigne.identity.api import router as identity_router
 from enseigne.network.api import router as network_router
 from enseigne.tracking.api import router as tracking_router
 
@@ -46,6 +47,7 @@ api = NinjaAPI(
 for router in (
     network_router,
     contacts_router,
+    identity_router,
     brand_router,
     campaigns_router,
     delivery_router,

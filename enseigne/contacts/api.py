@@ -18,6 +18,7 @@ from enseigne.api.paging import PageParams, page_of, paginate
 from enseigne.contacts import selectors, services
 from enseigne.contacts.import_services import import_prepare, import_start
 from enseigne.contacts.models import ConsentEvent, Contact, ContactImport, Segment, Tag
+from enseigne.contacts.records import person_id_for
 from enseigne.contacts.segments import segment_count
 from enseigne.network import selectors as network_selectors
 from enseigne.network.capabilities import Capability
@@ -177,12 +178,24 @@ def list_contacts(
     return paginate(contacts.prefetch_related("tags"), page, ContactOut.from_contact)
 
 
-@router.post("/contacts", response={201: ContactOut})
+class ContactCreatedOut(ContactOut):
+    person_id: uuid.UUID | None = Field(
+        None,
+        description="The person this record joined (HQ tokens, one-controller networks only; "
+        "absent otherwise).",
+    )
+
+
+@router.post("/contacts", response={201: ContactCreatedOut}, exclude_unset=True)
 def create_contact(request: HttpRequest, payload: ContactIn):
     unit = network_selectors.get_unit_for_user(request.user, payload.unit, Capability.EDIT_CONTACTS)
     data = payload.dict(exclude={"unit", "tags"})
     contact = services.contact_create(actor=request.user, unit=unit, data=data, tags=payload.tags)
-    return Status(201, ContactOut.from_contact(contact))
+    created = ContactCreatedOut(**ContactOut.from_contact(contact).dict())
+    person_id = person_id_for(request.user, contact)
+    if person_id is not None:
+        created.person_id = person_id
+    return Status(201, created)
 
 
 @router.get("/contacts/{contact_id}", response=ContactOut)

@@ -91,3 +91,17 @@ def records_erased(contact_ids: Sequence[int]) -> None:
     if contact_ids:
         for hook in _hooks():
             hook.erased(contact_ids)
+
+
+@cache
+def _person_lookup() -> Callable[[object, object], object] | None:
+    path = getattr(settings, "ENSEIGNE_PERSON_LOOKUP", "")
+    return import_string(path) if path else None
+
+
+def person_id_for(user, contact):
+    """The public id of the person behind ``contact`` as ``user`` may learn it, or None
+    (a later app answers, named in settings ``ENSEIGNE_PERSON_LOOKUP``: identity decides
+    what the network's mode allows)."""
+    lookup = _person_lookup()
+    return lookup(user, contact) if lookup is not None else None

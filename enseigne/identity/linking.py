@@ -42,7 +42,7 @@ from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import Network, OrgNode
 
 from .erasure import forget_erased_records
-from .keys import record_keys
+from .keys import GMAIL_DOMAINS, record_keys
 from .models import IdentityPolicy, KeptApart, LinkMethod, MatchCandidate, Person, RecordLink
 
 
@@ -237,14 +237,19 @@ def _link(root: str, records: list[Record], policy: IdentityPolicy, now: datetim
     person_of: dict[int, int] = {}
     method_of: dict[int, str] = {}
     new_groups: list[list[int]] = []
+    # A record HQ kept apart from some records (only one relinked by link_unlinked can be)
+    # never joins their person.
+    kept_apart = _kept_apart_persons(list(keys)) if holders else {}
     for members in members_of.values():
         found: dict[str, dict[int, int]] = {"email": {}, "phone": {}}  # kind -> {person: holder}
+        barred = {p for m in members for p in kept_apart.get(m, ())}
         if holders:
             for contact_id in members:
                 for kind, key in keys[contact_id].items():
                     if key is not None and (kind, key) not in shared:
                         for holder, person in holders.get((kind, key), ()):
-                            found[kind].setdefault(person, holder)
+                            if person not in barred:
+                                found[kind].setdefault(person, holder)
         chosen = _choose(members, found, keys, by_id, candidates) if holders else None
         if chosen is None:
             new_groups.append(members)
@@ -579,6 +584,28 @@ def _relink(record: Record, link: RecordLink) -> None:
         )
 
 
+def _kept_apart_persons(contact_ids: list[int]) -> dict[int, set[int]]:
+    """{record: persons it must not join}: HQ kept it apart from one of their records."""
+    pairs = KeptApart.objects.filter(
+        Q(left_id__in=contact_ids) | Q(right_id__in=contact_ids)
+    ).values_list("left_id", "right_id")
+    wanted = set(contact_ids)
+    others: dict[int, set[int]] = defaultdict(set)
+    for left, right in pairs:
+        if left in wanted:
+            others[left].add(right)
+        if right in wanted:
+            others[right].add(left)
+    if not others:
+        return {}
+    person_of = dict(
+        RecordLink.objects.filter(
+            contact_id__in={o for group in others.values() for o in group}
+        ).values_list("contact_id", "person_id")
+    )
+    return {c: {person_of[o] for o in group if o in person_of} for c, group in others.items()}
+
+
 def _kept_apart_from(contact_id: int) -> set[int]:
     """The records HQ said are not the same person as this one."""
     pairs = KeptApart.objects.filter(Q(left_id=contact_id) | Q(right_id=contact_id))
@@ -601,3 +628,43 @@ def prune_empty_persons() -> int:
     with db_scope(ALL):
         deleted, _ = Person.objects.filter(links__isnull=True).delete()
     return deleted
+
+
+def rekey_network(root: str, batch: int = 2_000) -> int:
+    """Recompute the e-mail keys of a network's Gmail records after HQ changed the Gmail
+    rules; return how many keys changed.
+
+    Each changed record goes through ``relink_changed``, as an edited record would: a record
+    that was alone joins the person its new key leads to, a link made by hand never moves,
+    a record HQ kept apart never joins, a shared key links nobody. Turning the rules off
+    again leaves persons joined (HQ splits by hand)."""
+    policy = policy_for(root)
+    gmail = Q()
+    for domain in sorted(GMAIL_DOMAINS):
+        gmail |= Q(email__iendswith="@" + domain)
+    changed = 0
+    after = 0
+    with db_scope(ALL):
+        while True:
+            rows = list(
+                Contact.objects.filter(gmail, unit_path__startswith=root, pk__gt=after)
+                .order_by("pk")
+                .values_list("pk", "unit_path", "email", "phone", "birthday")[:batch]
+            )
+            if not rows:
+                return changed
+            after = rows[-1][0]
+            current = dict(
+                RecordLink.objects.filter(contact_id__in=[row[0] for row in rows]).values_list(
+                    "contact_id", "email_key"
+                )
+            )
+            stale = [
+                Record(*row)
+                for row in rows
+                if row[0] in current
+                and record_keys(root, row[2], row[3], gmail_rules=policy.gmail_rules)[0]
+                != current[row[0]]
+            ]
+            relink_changed(stale)
+            changed += len(stale)

@@ -26,3 +26,10 @@ def match_network(root_id: int) -> None:
     root = OrgNode.objects.filter(pk=root_id, depth=1).first()
     if root is not None:
         run(root)
+
+
+@db_task(retries=2, retry_delay=30)
+def rekey_network_task(root: str) -> None:
+    """Recompute a network's e-mail keys after HQ changed the Gmail rules (idempotent: a
+    retry finds the keys already done unchanged)."""
+    linking.rekey_network(root)

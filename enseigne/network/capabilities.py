@@ -31,6 +31,10 @@ class Capability(models.TextChoices):
     MANAGE_SEGMENTS = "manage_segments", _("Build segments")
     VIEW_NETWORK_ANALYTICS = "view_network_analytics", _("View network analytics")
     RECORD_CONVERSIONS = "record_conversions", _("Record sales (conversions)")
+    MANAGE_IDENTITY = (
+        "manage_identity",
+        _("Manage the customer base (search people, merge and split records)"),
+    )
 
 
 C = Capability
@@ -59,6 +63,7 @@ BUILTIN_ROLES: dict[str, tuple[str, str, set[str]]] = {
             C.VIEW_NETWORK_ANALYTICS,
             C.EXCEED_BUDGET,
             C.RECORD_CONVERSIONS,
+            C.MANAGE_IDENTITY,
         },
     ),
     "region_manager": (

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from enseigne.network.access import Access
 from enseigne.network.capabilities import Capability
+from enseigne.network.models import OrgNode
 
 
 def _everyone(access: Access) -> bool:
@@ -27,6 +28,16 @@ def _sees_several_units(access: Access) -> bool:
 
 def _hq_admin(access: Access) -> bool:
     return access.is_hq_admin
+
+
+def _manages_identity(access: Access) -> bool:
+    """HQ with manage_identity at the network root: the mother base is HQ's alone."""
+    return any(
+        len(g.path) == OrgNode.steplen
+        and g.role_level == "hq"
+        and Capability.MANAGE_IDENTITY in g.capabilities
+        for g in access.grants
+    )
 
 
 def _may(capability: str) -> Callable[[Access], bool]:
@@ -68,6 +79,7 @@ MENU: tuple[Group, ...] = (
             Entry(_("Contacts"), "contact_list"),
             Entry(_("Imports"), "import_list", _may(Capability.IMPORT_CONTACTS)),
             Entry(_("Segments"), "segment_list"),
+            Entry(_("Customer base"), "person_search", _manages_identity),
         ),
     ),
     Group(

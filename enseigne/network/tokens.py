@@ -37,6 +37,8 @@ _API_AREAS: dict[str, TokenScope | None] = {
     "contacts": TokenScope.CONTACTS,
     "imports": TokenScope.CONTACTS,
     "segments": TokenScope.CONTACTS,
+    # The customer base (HQ only): read with a contacts or read-only token.
+    "people": TokenScope.CONTACTS,
     "conversions": TokenScope.CONVERSIONS,
     "campaigns": TokenScope.CAMPAIGNS,
     "templates": TokenScope.CAMPAIGNS,

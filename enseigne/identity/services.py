@@ -1,0 +1,431 @@
+"""HQ's decisions on the customer base: merge, split, keep apart, undo, settings.
+
+Each decision is one ``IdentityChange`` that lists what it changed, entry by entry, so it
+can be read and reversed exactly:
+
+- ``{"contact", "from", "to", "method", "score", "linked_at", "linked_by"}``: a record's
+  link before the change (``from`` and its method, score, time and author) and the person
+  it was put in (``to``);
+- ``{"released": [left, right]}``: a "kept apart" pair the change removed;
+- ``{"candidate", "status"}``: a review entry the change decided, with its status before.
+
+The "kept apart" pairs a change creates point to it (``KeptApart.change``). Undoing a
+change is itself a change (``reverses``), audited like any other; a change is undone at
+most once (``reverses`` is unique). Links set here are ``manual``: no matching run moves
+them (see ``linking``). The audit log gets ids and counts, never a name or an address.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from itertools import combinations
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+
+from enseigne.contacts.models import Contact
+from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.network.access import access_for
+from enseigne.network.capabilities import Capability
+from enseigne.network.models import Network, OrgNode, User
+from enseigne.network.services import audit
+
+from .models import (
+    IdentityChange,
+    IdentityPolicy,
+    KeptApart,
+    LinkMethod,
+    MatchCandidate,
+    Person,
+    RecordLink,
+)
+
+
+class Decision:
+    MERGE = "merge"
+    KEEP_APART = "keep_apart"
+
+
+def identity_root(actor: User | None) -> str:
+    """The network root whose customer base ``actor`` manages.
+
+    Only HQ reaches the mother base: anyone else is answered as if it did not exist (404
+    in the views); an HQ role without the capability is refused (403)."""
+    access = access_for(actor)
+    roots = [g for g in access.grants if len(g.path) == OrgNode.steplen and g.role_level == "hq"]
+    if not roots:
+        raise LookupError("not HQ")
+    for grant in roots:
+        if Capability.MANAGE_IDENTITY in grant.capabilities:
+            return grant.path
+    raise PermissionDenied(_("Your role does not manage the customer base."))
+
+
+def _require_manager(actor: User | None) -> str:
+    try:
+        return identity_root(actor)
+    except LookupError:
+        raise PermissionDenied(_("Only HQ manages the customer base.")) from None
+
+
+def _pair(a: int, b: int) -> tuple[int, int]:
+    return (a, b) if a < b else (b, a)
+
+
+def _contradiction(contact_ids: Sequence[Sequence[int]]) -> tuple[int, int] | None:
+    """Two records from two different groups with different valid e-mails AND different
+    birthdays: two people, whatever anyone says."""
+    flat = [c for group in contact_ids for c in group]
+    emails = dict(
+        RecordLink.objects.filter(contact_id__in=flat).values_list("contact_id", "email_key")
+    )
+    birthdays = dict(Contact.objects.filter(pk__in=flat).values_list("pk", "birthday"))
+    for group_a, group_b in combinations(contact_ids, 2):
+        for a in group_a:
+            for b in group_b:
+                if (
+                    emails.get(a)
+                    and emails.get(b)
+                    and emails[a] != emails[b]
+                    and birthdays.get(a)
+                    and birthdays.get(b)
+                    and birthdays[a] != birthdays[b]
+                ):
+                    return a, b
+    return None
+
+
+def _relink(targets: dict[int, dict], *, actor: User | None, now: dt.datetime) -> list[dict]:
+    """Put each record where ``targets`` says; return the entries that say where it was."""
+    entries = []
+    links = RecordLink.objects.filter(contact_id__in=targets).select_for_update()
+    for link in links.order_by("contact_id"):
+        target = targets[link.contact_id]
+        entries.append(
+            {
+                "contact": link.contact_id,
+                "from": link.person_id,
+                "to": target["person"],
+                "method": link.method,
+                "score": link.score,
+                "linked_at": link.linked_at.isoformat(),
+                "linked_by": link.linked_by_id,
+            }
+        )
+        RecordLink.objects.filter(pk=link.pk).update(
+            person_id=target["person"],
+            method=target.get("method", LinkMethod.MANUAL),
+            score=target.get("score"),
+            linked_at=target.get("linked_at", now),
+            linked_by_id=target.get("linked_by", actor.pk if actor else None),
+        )
+    return entries
+
+
+def _close_candidates(
+    contact_ids: Iterable[int], status: str, *, actor: User | None, now: dt.datetime
+) -> list[dict]:
+    """Decide the open review entries between these records; return their entries."""
+    ids = list(contact_ids)
+    open_ones = MatchCandidate.objects.filter(
+        left_id__in=ids, right_id__in=ids, status=MatchCandidate.Status.OPEN
+    )
+    entries = [
+        {"candidate": pk, "status": MatchCandidate.Status.OPEN}
+        for pk in open_ones.values_list("pk", flat=True)
+    ]
+    MatchCandidate.objects.filter(pk__in=[e["candidate"] for e in entries]).update(
+        status=status, decided_at=now, decided_by=actor
+    )
+    return entries
+
+
+def _record_change(
+    *,
+    actor: User | None,
+    kind: str,
+    moves: list[dict],
+    into: int | None,
+    reason: str,
+    root: str,
+    reverses: IdentityChange | None = None,
+) -> IdentityChange:
+    try:
+        with transaction.atomic():
+            change = IdentityChange.objects.create(
+                kind=kind,
+                moves=moves,
+                into_id=into,
+                reason=reason[:300],
+                made_by=actor,
+                reverses=reverses,
+            )
+    except IntegrityError:
+        raise ValidationError(_("This change was already undone.")) from None
+    records = sum(1 for m in moves if "contact" in m)
+    audit(
+        actor=actor,
+        action="identity.undo" if reverses else f"identity.{kind}",
+        target_type="identitychange",
+        target_id=str(change.pk),
+        node_path=root,
+        changes={
+            "records": records,
+            "persons": len({m["from"] for m in moves if "contact" in m}),
+            **({"reverses": reverses.pk} if reverses else {}),
+        },
+    )
+    return change
+
+
+@transaction.atomic
+def merge(
+    *,
+    actor: User | None,
+    persons: Sequence[Person] = (),
+    records: Sequence[Contact] = (),
+    reason: str = "",
+) -> IdentityChange:
+    """Put the given persons and records together as one person (by hand).
+
+    The person kept is the one with the most records (the oldest on a tie), so the id an
+    integration holds most often stays valid. Refused when two records would contradict
+    (different e-mails and different birthdays)."""
+    root = _require_manager(actor)
+    with db_scope(ALL):
+        person_ids = {p.pk for p in persons}
+        record_ids = [r.pk for r in records]
+        person_ids |= set(
+            RecordLink.objects.filter(contact_id__in=record_ids).values_list("person_id", flat=True)
+        )
+        groups: dict[int, list[int]] = {pk: [] for pk in person_ids}
+        for contact_id, person_id in RecordLink.objects.filter(
+            person_id__in=person_ids, unit_path__startswith=root
+        ).values_list("contact_id", "person_id"):
+            groups[person_id].append(contact_id)
+        groups = {pk: members for pk, members in groups.items() if members}
+        if len(groups) < 2:
+            raise ValidationError(_("Choose records of at least two different people to merge."))
+        clash = _contradiction(list(groups.values()))
+        if clash is not None:
+            raise ValidationError(
+                _(
+                    "These records cannot be merged: two of them have different e-mail "
+                    "addresses and different birthdays, so they are two people."
+                )
+            )
+        into = min(groups, key=lambda pk: (-len(groups[pk]), pk))
+        now = timezone.now()
+        members = [c for group in groups.values() for c in group]
+        moves = _relink({c: {"person": into} for c in members}, actor=actor, now=now)
+        released = KeptApart.objects.filter(left_id__in=members, right_id__in=members)
+        for left, right in released.values_list("left_id", "right_id"):
+            moves.append({"released": [left, right]})
+        released.delete()
+        moves += _close_candidates(members, MatchCandidate.Status.MERGED, actor=actor, now=now)
+        return _record_change(
+            actor=actor,
+            kind=IdentityChange.Kind.MERGE,
+            moves=moves,
+            into=into,
+            reason=reason,
+            root=root,
+        )
+
+
+@transaction.atomic
+def split(*, actor: User | None, records: Sequence[Contact], reason: str = "") -> IdentityChange:
+    """The records leave their person for a new one, and stay apart from the records left
+    behind: each separated pair is kept apart, so no later run joins them again."""
+    root = _require_manager(actor)
+    with db_scope(ALL):
+        moving = sorted({r.pk for r in records})
+        persons = set(
+            RecordLink.objects.filter(
+                contact_id__in=moving, unit_path__startswith=root
+            ).values_list("person_id", flat=True)
+        )
+        if len(persons) != 1 or not moving:
+            raise ValidationError(_("Choose records of one person to split off."))
+        (source,) = persons
+        staying = list(
+            RecordLink.objects.filter(person_id=source)
+            .exclude(contact_id__in=moving)
+            .values_list("contact_id", flat=True)
+        )
+        if not staying:
+            raise ValidationError(
+                _("Leave at least one record with the person: these are all of its records.")
+            )
+        now = timezone.now()
+        new_person = Person.objects.create()
+        moves = _relink({c: {"person": new_person.pk} for c in moving}, actor=actor, now=now)
+        moves += _close_candidates(
+            [*moving, *staying], MatchCandidate.Status.REJECTED, actor=actor, now=now
+        )
+        change = _record_change(
+            actor=actor,
+            kind=IdentityChange.Kind.SPLIT,
+            moves=moves,
+            into=new_person.pk,
+            reason=reason,
+            root=root,
+        )
+        _keep_apart([_pair(a, b) for a in moving for b in staying], change)
+        return change
+
+
+def _keep_apart(pairs: Iterable[tuple[int, int]], change: IdentityChange) -> None:
+    KeptApart.objects.bulk_create(
+        [KeptApart(left_id=left, right_id=right, change=change) for left, right in set(pairs)],
+        ignore_conflicts=True,
+    )
+
+
+@transaction.atomic
+def undo(*, actor: User | None, change: IdentityChange, reason: str = "") -> IdentityChange:
+    """Reverse ``change`` exactly; refused when a later change moved the same records."""
+    root = _require_manager(actor)
+    with db_scope(ALL):
+        change = IdentityChange.objects.select_for_update().get(pk=change.pk)
+        if IdentityChange.objects.filter(reverses=change).exists():
+            raise ValidationError(_("This change was already undone."))
+        contact_moves = [m for m in change.moves if "contact" in m]
+        current = dict(
+            RecordLink.objects.filter(
+                contact_id__in=[m["contact"] for m in contact_moves]
+            ).values_list("contact_id", "person_id")
+        )
+        if any(current.get(m["contact"]) != m["to"] for m in contact_moves):
+            raise ValidationError(
+                _("Later changes moved some of these records: undo them first, newest first.")
+            )
+        now = timezone.now()
+        # A person emptied by the change may have been pruned since (no records, no data):
+        # it comes back under its id.
+        wanted = {m["from"] for m in contact_moves}
+        present = set(Person.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+        Person.objects.bulk_create([Person(pk=pk) for pk in sorted(wanted - present)])
+        targets = {
+            m["contact"]: {
+                "person": m["from"],
+                "method": m["method"],
+                "score": m["score"],
+                "linked_at": parse_datetime(m["linked_at"]),
+                "linked_by": m["linked_by"],
+            }
+            for m in contact_moves
+        }
+        moves = _relink(targets, actor=actor, now=now)
+        # The pairs the change kept apart are released; those it released are kept again.
+        created = KeptApart.objects.filter(change=change)
+        moves += [
+            {"released": [left, right]}
+            for left, right in created.values_list("left_id", "right_id")
+        ]
+        created.delete()
+        restored = [tuple(m["released"]) for m in change.moves if "released" in m]
+        for m in change.moves:
+            if "candidate" in m:
+                candidate = MatchCandidate.objects.filter(pk=m["candidate"]).first()
+                if candidate is not None:
+                    moves.append({"candidate": candidate.pk, "status": candidate.status})
+                    MatchCandidate.objects.filter(pk=candidate.pk).update(
+                        status=m["status"],
+                        decided_at=None if m["status"] == MatchCandidate.Status.OPEN else now,
+                        decided_by=None if m["status"] == MatchCandidate.Status.OPEN else actor,
+                    )
+        opposite = (
+            IdentityChange.Kind.SPLIT
+            if change.kind == IdentityChange.Kind.MERGE
+            else IdentityChange.Kind.MERGE
+        )
+        # Undoing a split puts the records back into the person they left.
+        into = (
+            next((m["from"] for m in contact_moves), None)
+            if change.kind == IdentityChange.Kind.SPLIT
+            else None
+        )
+        reversal = _record_change(
+            actor=actor,
+            kind=opposite,
+            moves=moves,
+            into=into,
+            reason=reason,
+            root=root,
+            reverses=change,
+        )
+        _keep_apart(restored, reversal)
+        return reversal
+
+
+@transaction.atomic
+def decide(
+    *, actor: User | None, candidate: MatchCandidate, decision: str, reason: str = ""
+) -> IdentityChange:
+    """HQ's answer to a review entry: the two records are one person, or two."""
+    _require_manager(actor)
+    with db_scope(ALL):
+        candidate = MatchCandidate.objects.select_for_update().get(pk=candidate.pk)
+        if candidate.status != MatchCandidate.Status.OPEN:
+            raise ValidationError(_("This pair was already decided."))
+        left, right = candidate.left, candidate.right
+        same = (
+            RecordLink.objects.filter(contact_id__in=[left.pk, right.pk])
+            .values("person_id")
+            .distinct()
+            .count()
+            == 1
+        )
+        if decision == Decision.MERGE:
+            if same:
+                raise ValidationError(_("These two records are already one person."))
+            return merge(actor=actor, records=[left, right], reason=reason)
+        if decision != Decision.KEEP_APART:
+            raise ValidationError(_("Unknown decision."))
+        if same:
+            return split(actor=actor, records=[right], reason=reason)
+        now = timezone.now()
+        moves = _close_candidates(
+            [left.pk, right.pk], MatchCandidate.Status.REJECTED, actor=actor, now=now
+        )
+        change = _record_change(
+            actor=actor,
+            kind=IdentityChange.Kind.SPLIT,
+            moves=moves,
+            into=None,
+            reason=reason,
+            root=_require_manager(actor),
+        )
+        _keep_apart([_pair(left.pk, right.pk)], change)
+        return change
+
+
+@transaction.atomic
+def policy_update(
+    *, actor: User | None, mode: str, gmail_rules: bool
+) -> tuple[IdentityPolicy, bool]:
+    """Save HQ's identity settings; return the policy and whether the e-mail keys of the
+    network's records must be recomputed (the Gmail rules changed)."""
+    root = _require_manager(actor)
+    if mode not in IdentityPolicy.Mode.values:
+        raise ValidationError({"mode": _("Choose one of the two modes.")})
+    network = Network.objects.get(node__path=root)
+    policy, _created = IdentityPolicy.objects.select_for_update().get_or_create(network=network)
+    rekey = policy.gmail_rules != gmail_rules
+    before = {"mode": policy.mode, "gmail_rules": policy.gmail_rules}
+    policy.mode, policy.gmail_rules = mode, gmail_rules
+    policy.save(update_fields=["mode", "gmail_rules", "updated_at"])
+    audit(
+        actor=actor,
+        action="identity.settings",
+        target_type="identitypolicy",
+        target_id=str(policy.pk),
+        node_path=root,
+        changes={"before": before, "after": {"mode": mode, "gmail_rules": gmail_rules}},
+    )
+    return policy, rekey
