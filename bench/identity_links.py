@@ -36,7 +36,7 @@ def generate(units, records: int) -> None:
                 """
                 INSERT INTO contacts_contact (public_id, unit_id, unit_path, email, phone, first_name, last_name,
                     language, is_customer, attributes, email_consent, sms_consent, open_tracking, created_at, updated_at)
-                SELECT gen_random_uuid(), %(unit)s, %(path)s, 'client.' || p || '@orange.fr',
+                SELECT gen_random_uuid(), %(unit)s, %(path)s, 'marie.' || p || '.martin@orange.fr',
                     CASE WHEN p %% 10 < 7 THEN '+336' || lpad(p::text, 8, '0') END, 'Prénom', 'Nom' || p,
                     'fr', true, '{}'::jsonb, 'granted', 'none', false, now(), now()
                 FROM (SELECT (%(start)s + g) %% %(people)s + 1 AS p FROM generate_series(1, %(n)s) AS g) AS s
@@ -104,9 +104,11 @@ def main() -> None:
         started = time.perf_counter()
         generate(units, args.records)
         generated = time.perf_counter() - started
-        started = time.perf_counter()
-        linked = link_unlinked()
-        link_all = time.perf_counter() - started
+    # Outside the set-up's transaction: link_unlinked commits page by page, as in production.
+    started = time.perf_counter()
+    linked = link_unlinked()
+    link_all = time.perf_counter() - started
+    with db_scope(ALL):
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE identity_recordlink")
             cursor.execute("ANALYZE identity_person")
@@ -122,7 +124,7 @@ def main() -> None:
             # Every other write is someone another unit knows; the rest are new people.
             known = n % 2 == 0
             email = (
-                f"client.{(n * 977 + offset) % (args.records // 2) + 1}@orange.fr"
+                f"marie.{(n * 977 + offset) % (args.records // 2) + 1}.martin@orange.fr"
                 if known
                 else f"new.{offset}.{n}@sfr.fr"
             )

@@ -36,16 +36,16 @@ def make_csv(path: Path, rows: int, seed: int = 7) -> int:
     with path.open("w", encoding="utf-8") as out:
         out.write("prenom;nom;email;mobile;naissance\n")
         for i in range(rows):
-            email = f"client.{i}@{DOMAINS[i % len(DOMAINS)]}"
+            email = f"prenom.{i}.nom@{DOMAINS[i % len(DOMAINS)]}"
             phone = f"0{rng.choice((61, 62, 64, 65, 66, 67, 68, 76, 77, 78))}{rng.randrange(0, 9_999_999):07d}"
             birthday = (
                 f"{rng.randint(1950, 2004)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
             )
             if i % 50 == 0:  # 2 % bad rows
                 bad += 1
-                email = f"client.{i}@"
+                email = f"prenom.{i}.nom@"
             if i % 97 == 0 and i:  # a few repeats of an earlier person: dedup
-                email = f"client.{i - 1}@{DOMAINS[(i - 1) % len(DOMAINS)]}"
+                email = f"prenom.{i - 1}.nom@{DOMAINS[(i - 1) % len(DOMAINS)]}"
             out.write(f"Prénom{i};Nom{i};{email};{phone};{birthday}\n")
     return bad
 
