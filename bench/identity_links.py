@@ -149,32 +149,13 @@ def main() -> None:
 
     def import_once(on: bool, code: str) -> float:
         from enseigne.contacts.importer import run_import
-        from enseigne.contacts.models import ContactImport
 
         hooks(on)
         with db_scope(ALL):
             unit = network.node_create(actor=None, parent=root, kind="unit", name=code, code=code)
         path = Path(tempfile.mkdtemp()) / "contacts.csv"
         import_csv.make_csv(path, args.import_rows)
-        with db_scope([unit.path]):
-            imp = ContactImport.objects.create(
-                unit=unit,
-                unit_path=unit.path,
-                file_name="bench.csv",
-                file_path=str(path),
-                file_sha256="0" * 64,
-                columns=["prenom", "nom", "email", "mobile", "naissance"],
-                mapping={
-                    "prenom": "first_name",
-                    "nom": "last_name",
-                    "email": "email",
-                    "mobile": "phone",
-                    "naissance": "birthday",
-                },
-                consent_channels=["email"],
-                consent_wording="bench",
-                status=ContactImport.Status.QUEUED,
-            )
+        imp = import_csv.queued_import(unit, path)
         started = time.perf_counter()
         run_import(imp.pk)
         return time.perf_counter() - started

@@ -50,6 +50,32 @@ def make_csv(path: Path, rows: int, seed: int = 7) -> int:
     return bad
 
 
+def queued_import(unit, path: Path):
+    """A queued import of ``path`` (make_csv's columns) into ``unit``, as the mapping page leaves it."""
+    from enseigne.contacts.models import ContactImport
+    from enseigne.lib.rowsecurity import db_scope
+
+    with db_scope([unit.path]):
+        return ContactImport.objects.create(
+            unit=unit,
+            unit_path=unit.path,
+            file_name="bench.csv",
+            file_path=str(path),
+            file_sha256="0" * 64,
+            columns=["prenom", "nom", "email", "mobile", "naissance"],
+            mapping={
+                "prenom": "first_name",
+                "nom": "last_name",
+                "email": "email",
+                "mobile": "phone",
+                "naissance": "birthday",
+            },
+            consent_channels=["email"],
+            consent_wording="bench",
+            status=ContactImport.Status.QUEUED,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
@@ -100,25 +126,7 @@ def main() -> None:
     validate_rate = sample / (time.perf_counter() - start)
 
     def timed_import(unit=unit) -> tuple[ContactImport, float]:
-        with db_scope([unit.path]):
-            imp = ContactImport.objects.create(
-                unit=unit,
-                unit_path=unit.path,
-                file_name="bench.csv",
-                file_path=str(path),
-                file_sha256="0" * 64,
-                columns=["prenom", "nom", "email", "mobile", "naissance"],
-                mapping={
-                    "prenom": "first_name",
-                    "nom": "last_name",
-                    "email": "email",
-                    "mobile": "phone",
-                    "naissance": "birthday",
-                },
-                consent_channels=["email"],
-                consent_wording="bench",
-                status=ContactImport.Status.QUEUED,
-            )
+        imp = queued_import(unit, path)
         start = time.perf_counter()
         run_import(imp.pk)
         elapsed = time.perf_counter() - start

@@ -33,7 +33,7 @@ from enseigne.network.models import OrgNode
 from enseigne.network.services import audit
 
 from .models import KeptApart, LinkMethod, MatchCandidate, Person, RecordLink
-from .probabilistic import MatchResult, MatchSettings, match
+from .probabilistic import INPUT_COLUMNS, MatchResult, MatchSettings, match
 
 LEVEL_COLUMNS_SUFFIX = "_level"
 
@@ -62,20 +62,7 @@ def network_records(root: OrgNode) -> pd.DataFrame:
                 "email": email,
             }
         )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "record_id",
-            "unit_id",
-            "first_name",
-            "last_name",
-            "birthday",
-            "postcode",
-            "city",
-            "phone",
-            "email",
-        ],
-    )
+    return pd.DataFrame(rows, columns=list(INPUT_COLUMNS))
 
 
 def match_network(root: OrgNode, settings: MatchSettings | None = None) -> dict[str, int]:

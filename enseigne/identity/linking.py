@@ -533,15 +533,15 @@ def relink_changed(records: Sequence[Record]) -> None:
         unlinked = [r for r in records if r.contact_id not in links]
         if unlinked:
             link_new_records(unlinked)
+        policies = {root: policy_for(root) for root in {network_root(r.unit_path) for r in records}}
         for record in records:
             link = links.get(record.contact_id)
             if link is not None:
-                _relink(record, link)
+                _relink(record, link, policies[network_root(record.unit_path)])
 
 
-def _relink(record: Record, link: RecordLink) -> None:
+def _relink(record: Record, link: RecordLink, policy: IdentityPolicy) -> None:
     root = network_root(record.unit_path)
-    policy = policy_for(root)
     email_key, phone_key = record_keys(
         root, record.email, record.phone, gmail_rules=policy.gmail_rules
     )
