@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "enseigne.contacts",
     "enseigne.identity",
     "enseigne.brand",
+    "enseigne.commerce",
     "enseigne.campaigns",
     "enseigne.delivery",
     "enseigne.tracking",

@@ -10,6 +10,7 @@ from enseigne.api import errors
 from enseigne.api.docs import VendoredSwagger, signed_in_only
 from enseigne.brand.api import router as brand_router
 from enseigne.campaigns.api import router as campaigns_router
+from enseigne.commerce.api import router as commerce_router
 from enseigne.contacts.api import router as contacts_router
 from enseigne.delivery.api import router as delivery_router
 from enseigne.identity.api import router as identity_router
@@ -37,7 +38,7 @@ api = NinjaAPI(
     urls_namespace="api",
     docs=VendoredSwagger(),
     docs_decorator=signed_in_only,
-    description="Distributed marketing: units, contacts, consent, imports, assets, templates, campaigns, conversions. "
+    description="Distributed marketing: units, contacts, consent, imports, assets, templates, campaigns, conversions, orders. "
     "Authenticate with `Authorization: Bearer <token>`: create a token on your profile page "
     "(or `enseigne create_token <email> --scope … --expires DAYS`); its scopes narrow what your "
     'role allows. Every 4xx answers `{"error": {"code", "message", "fields"}}` '
@@ -49,6 +50,7 @@ for router in (
     contacts_router,
     identity_router,
     brand_router,
+    commerce_router,
     campaigns_router,
     delivery_router,
     tracking_router,

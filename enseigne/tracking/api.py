@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
+from typing import Literal
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 
 from enseigne.api.bounds import fits
 from enseigne.api.paging import PageParams, page_of, paginate
+from enseigne.commerce.cleaning import MAX_LINES
 from enseigne.contacts.models import Contact
 from enseigne.network.access import path_filter
 from enseigne.network.capabilities import Capability
@@ -31,6 +33,9 @@ class ConversionIn(Schema):
     contact: uuid.UUID | None = None
     email: str | None = fits(Contact, "email", None)
     phone: str | None = fits(Contact, "phone", None)
+    # The order's lines (see POST /orders/batch for their fields); kept with the order.
+    lines: list[dict] | None = Field(None, max_length=MAX_LINES)
+    channel: Literal["in_store", "online"] | None = None
 
 
 class ConversionOut(Schema):
@@ -87,6 +92,8 @@ def record_conversion(request: HttpRequest, payload: ConversionIn):
         contact_id=payload.contact,
         email=payload.email,
         phone=payload.phone,
+        lines=payload.lines,
+        channel=payload.channel,
     )
     out = ConversionRecordedOut(**ConversionOut.of(conversion).dict(), duplicate=not created)
     return Status(201 if created else 200, out)

@@ -27,6 +27,8 @@ from django.utils.translation import ngettext
 
 from enseigne.campaigns.models import Recipient
 from enseigne.campaigns.selectors import policy_for
+from enseigne.commerce.models import Order
+from enseigne.commerce.services import order_record
 from enseigne.contacts.models import Contact
 from enseigne.contacts.services import unit_country
 from enseigne.contacts.validation import FieldError, clean_email, clean_phone
@@ -38,6 +40,11 @@ from enseigne.network.models import OrgNode, User
 from enseigne.tracking.models import Conversion
 
 MAX_AMOUNT = Decimal("9999999999.99")
+ORDER_SOURCE: dict[str, str] = {
+    Conversion.Source.API: Order.Source.API,
+    Conversion.Source.CSV: Order.Source.CSV,
+    Conversion.Source.DEMO: Order.Source.DEMO,
+}
 
 
 @dataclass(frozen=True)
@@ -125,8 +132,14 @@ def conversion_record(
     email: str | None = None,
     phone: str | None = None,
     source: str = Conversion.Source.API,
+    lines: list | None = None,
+    channel: str | None = None,
 ) -> tuple[Conversion, bool]:
-    """Record one order; returns (conversion, created). A known order id returns the first record."""
+    """Record one order; returns (conversion, created). A known order id returns the first record.
+
+    The order itself (with ``lines``, when the till sends them) is recorded in the same
+    transaction (``commerce``); an order the unit already has (from a till's batch) is
+    linked, not recorded twice."""
     if actor is not None and not access_for(actor).can(Capability.RECORD_CONVERSIONS, unit):
         raise PermissionDenied
     order_id = (order_id or "").strip()
@@ -150,9 +163,25 @@ def conversion_record(
         window = dt.timedelta(days=policy_for(unit).attribution_window_days)
         clicks = touches([contact.pk], occurred_at - window, occurred_at).get(contact.pk, [])
         last = clicks[-1] if clicks else None
+    purchase = {
+        "order_id": order_id,
+        "occurred_at": occurred_at,
+        "total": amount,
+        "channel": channel or "",
+        "contact": str(contact.public_id) if contact is not None else "",
+        "lines": lines,
+    }
     try:
         with transaction.atomic():
+            recorded = order_record(
+                actor=None, unit=unit, order=purchase, source=ORDER_SOURCE[source]
+            )
+            if recorded.problems:
+                raise ValidationError(
+                    {problem.field: problem.message for problem in recorded.problems}
+                )
             conversion = Conversion.objects.create(
+                purchase_id=recorded.order_pk,
                 order_id=order_id,
                 unit=unit,
                 unit_path=unit.path,

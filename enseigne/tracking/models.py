@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from enseigne.commerce.models import Order
 from enseigne.contacts.models import Contact
 from enseigne.network.models import OrgNode
 
@@ -29,6 +30,11 @@ class Conversion(models.Model):
     )
     amount = models.DecimalField(_("amount"), max_digits=12, decimal_places=2)
     occurred_at = models.DateTimeField(_("time"))
+    # The order this conversion credits (its lines, its channel); null for conversions
+    # recorded before orders were kept. (``order_id`` is the till's id, hence the name.)
+    purchase = models.OneToOneField(
+        Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversion"
+    )
     campaign_id = models.BigIntegerField(null=True, blank=True)
     channel = models.CharField(max_length=8, blank=True)
     source = models.CharField(max_length=8, choices=Source.choices)

@@ -1,0 +1,88 @@
+"""Orders over the JSON API: a till sends its day (or its last minutes) in batches."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from ninja import Router, Schema
+
+from enseigne.commerce.models import Order
+from enseigne.commerce.services import MAX_BATCH, Outcome, Status, orders_record
+from enseigne.network.access import AuthenticatedRequest
+from enseigne.network.capabilities import Capability
+from enseigne.network.selectors import get_unit_for_user
+
+router = Router(tags=["orders"])
+
+
+class OrderBatchIn(Schema):
+    """``orders``: up to 1,000 objects, each ``{"order_id", "occurred_at", "total", "channel"
+    ("in_store" | "online"), "contact" | "email" | "phone", "lines": [{"sku", "category",
+    "quantity", "unit_amount", "amount", "discount", "is_return"}]}``. Amounts are decimal
+    numbers (JSON numbers or strings such as "12.50"), negative only on return lines."""
+
+    unit: uuid.UUID
+    orders: list[Any]
+
+
+class ProblemOut(Schema):
+    field: str
+    rule: str
+    message: str
+
+
+class OrderResultOut(Schema):
+    index: int
+    order_id: str
+    status: str
+    errors: list[ProblemOut]
+    unknown_skus: list[str]
+
+    @staticmethod
+    def of(outcome: Outcome) -> OrderResultOut:
+        return OrderResultOut(
+            index=outcome.index,
+            order_id=outcome.order_id,
+            status=outcome.status,
+            errors=[
+                ProblemOut(field=p.field, rule=p.rule, message=p.message) for p in outcome.problems
+            ],
+            unknown_skus=outcome.unknown_skus,
+        )
+
+
+class OrderBatchOut(Schema):
+    created: int
+    duplicates: int
+    refused: int
+    results: list[OrderResultOut]
+
+
+@router.post("/orders/batch", response={200: OrderBatchOut})
+def record_orders(request: AuthenticatedRequest, payload: OrderBatchIn):
+    """Record up to 1,000 orders of one unit. Each order answers ``created``, ``duplicate``
+    (the unit has this ``order_id`` already: sending a batch again is harmless) or
+    ``refused`` with its errors (field, rule, message); the others are recorded all the same.
+    A line whose SKU the library does not know is kept and listed in ``unknown_skus``."""
+    unit = get_unit_for_user(request.user, payload.unit, Capability.RECORD_CONVERSIONS)
+    if len(payload.orders) > MAX_BATCH:
+        raise ValidationError(
+            {
+                "orders": _(
+                    "At most %(max)s orders per call (this one has %(count)s): split the batch."
+                )
+                % {"max": f"{MAX_BATCH:,}", "count": f"{len(payload.orders):,}"}
+            }
+        )
+    outcomes = orders_record(
+        actor=request.user, unit=unit, orders=payload.orders, source=Order.Source.API
+    )
+    return OrderBatchOut(
+        created=sum(o.status == Status.CREATED for o in outcomes),
+        duplicates=sum(o.status == Status.DUPLICATE for o in outcomes),
+        refused=sum(o.status == Status.REFUSED for o in outcomes),
+        results=[OrderResultOut.of(o) for o in outcomes],
+    )

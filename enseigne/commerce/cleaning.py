@@ -1,0 +1,423 @@
+"""Reading one order as sent (API JSON or a CSV row's text): each problem named by field and rule.
+
+Nothing here touches the database: the same cleaning serves the API's batches, the
+conversions endpoint and the CSV import, and a batch is cleaned before any write.
+Amounts are decimal numbers in the unit's currency; JSON numbers and strings such as
+``"12.50"`` are read, anything else (``"abc"``, ``NaN``, ``Infinity``, ``true``) is refused.
+A decimal comma (``"12,50"``) is read only from a CSV file, where a French spreadsheet
+writes it; in JSON it is refused rather than guessed (``"1,500"`` may mean 1.5 or 1,500).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from enseigne.commerce.models import AMOUNT_PLACES, MAX_AMOUNT_DIGITS, Order
+
+MAX_AMOUNT = Decimal(10 ** (MAX_AMOUNT_DIGITS - AMOUNT_PLACES)) - Decimal("0.01")
+MAX_QUANTITY = Decimal("9999999.999")
+MAX_LINES = 500
+CENT = Decimal("0.01")
+DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y",
+)
+# The future an order's time may reach (tills' clocks drift).
+CLOCK_SLACK = dt.timedelta(hours=1)
+
+_PLAIN_DECIMAL = re.compile(r"-?\d+(\.\d+)?")
+_COMMA_DECIMAL = re.compile(r"-?\d{1,3}([ \u00a0\u202f.]\d{3})+(,\d+)?|-?\d+(,\d+)?")
+
+
+class Rule(models.TextChoices):
+    """Why a value is refused: stable codes a till's software can act on."""
+
+    REQUIRED = "required", gettext_lazy("required")
+    TOO_LONG = "too_long", gettext_lazy("too long")
+    NOT_A_NUMBER = "not_a_number", gettext_lazy("not a decimal number")
+    OUT_OF_RANGE = "out_of_range", gettext_lazy("out of range")
+    TOO_PRECISE = "too_precise", gettext_lazy("too many decimals")
+    NEGATIVE_OUTSIDE_RETURN = "negative_outside_return", gettext_lazy("negative outside a return")
+    RETURN_NOT_NEGATIVE = "return_not_negative", gettext_lazy("return not negative")
+    NOT_A_DATE = "not_a_date", gettext_lazy("not a date")
+    IN_THE_FUTURE = "in_the_future", gettext_lazy("in the future")
+    NOT_A_CHOICE = "not_a_choice", gettext_lazy("not one of the choices")
+    NOT_TEXT = "not_text", gettext_lazy("not text")
+    NOT_A_LIST = "not_a_list", gettext_lazy("not a list")
+    NOT_AN_OBJECT = "not_an_object", gettext_lazy("not an object")
+    TOO_MANY = "too_many", gettext_lazy("too many")
+    UNKNOWN_CONTACT = "unknown_contact", gettext_lazy("unknown contact")
+    INVALID_ADDRESS = "invalid_address", gettext_lazy("invalid e-mail or phone")
+    UNKNOWN_FIELD = "unknown_field", gettext_lazy("unknown field")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    field: str
+    rule: str
+    message: str
+
+
+class Refused(ValueError):
+    def __init__(self, rule: str, message: str):
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+
+
+@dataclass(slots=True)
+class CleanLine:
+    sku: str
+    quantity: Decimal
+    amount: Decimal
+    unit_amount: Decimal | None = None
+    discount: Decimal = Decimal(0)
+    category: str = ""
+    is_return: bool = False
+
+
+@dataclass(slots=True)
+class CleanOrder:
+    external_id: str
+    occurred_at: dt.datetime
+    total: Decimal
+    channel: str = Order.Channel.IN_STORE
+    contact_id: str = ""
+    email: str = ""
+    phone: str = ""
+    lines: list[CleanLine] = field(default_factory=list)
+
+
+def parse_decimal(value, *, decimal_comma: bool = False) -> Decimal:
+    """A decimal number from JSON (number or string) or CSV text; Refused otherwise."""
+    if isinstance(value, bool) or value is None:
+        raise Refused(Rule.NOT_A_NUMBER, _("Must be a decimal number."))
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise Refused(Rule.NOT_A_NUMBER, _("Must be a decimal number."))
+        return value
+    if isinstance(value, float):
+        number = Decimal(repr(value))  # the shortest text of the float: 0.1 is 0.1
+        if not number.is_finite():
+            raise Refused(Rule.NOT_A_NUMBER, _("Must be a decimal number."))
+        return number
+    if not isinstance(value, str):
+        raise Refused(Rule.NOT_A_NUMBER, _("Must be a decimal number."))
+    text = value.strip()
+    if _PLAIN_DECIMAL.fullmatch(text):
+        return Decimal(text)
+    if decimal_comma and _COMMA_DECIMAL.fullmatch(text):
+        for mark in (" ", "\u00a0", "\u202f", "."):
+            text = text.replace(mark, "")
+        return Decimal(text.replace(",", "."))
+    if decimal_comma:
+        message = _("Must be a decimal number such as 12.50 or 12,50 (got “%(value)s”).")
+    else:
+        message = _("Must be a decimal number such as 12.50 (got “%(value)s”).")
+    raise Refused(Rule.NOT_A_NUMBER, message % {"value": text[:40]})
+
+
+def parse_amount(value, *, decimal_comma: bool = False) -> Decimal:
+    """An amount in the unit's currency, to the cent, of either sign (the caller checks the sign)."""
+    try:
+        amount = parse_decimal(value, decimal_comma=decimal_comma)
+    except InvalidOperation:  # pragma: no cover - the patterns only let decimals through
+        raise Refused(Rule.NOT_A_NUMBER, _("Must be a decimal number.")) from None
+    if abs(amount) > MAX_AMOUNT:
+        raise Refused(
+            Rule.OUT_OF_RANGE,
+            _("Must be between -%(max)s and %(max)s.") % {"max": f"{MAX_AMOUNT:,}"},
+        )
+    rounded = amount.quantize(CENT)
+    if rounded != amount:
+        if isinstance(value, float) and abs(rounded - amount) < Decimal("1e-9"):
+            return rounded  # 0.1 + 0.2 from a till's float arithmetic is 0.30
+        raise Refused(Rule.TOO_PRECISE, _("At most 2 decimals (cents)."))
+    return rounded
+
+
+def parse_quantity(value, *, decimal_comma: bool = False) -> Decimal:
+    quantity = parse_decimal(value, decimal_comma=decimal_comma)
+    if quantity == 0 or abs(quantity) > MAX_QUANTITY:
+        raise Refused(
+            Rule.OUT_OF_RANGE,
+            _("Must be a quantity other than 0, at most %(max)s.") % {"max": "9,999,999.999"},
+        )
+    if quantity.quantize(Decimal("0.001")) != quantity:
+        raise Refused(Rule.TOO_PRECISE, _("At most 3 decimals."))
+    return quantity
+
+
+def parse_time(value, *, now: dt.datetime | None = None) -> dt.datetime:
+    """An order's time: ISO 8601 or a spreadsheet's date, in the network's time zone when
+    it names none; at most an hour ahead of now."""
+    if isinstance(value, dt.datetime):
+        parsed: dt.datetime | None = value
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError:
+            parsed = None
+            for fmt in DATE_FORMATS:
+                try:
+                    parsed = dt.datetime.strptime(text, fmt)  # noqa: DTZ007 (zone set below)
+                    break
+                except ValueError:
+                    continue
+    else:
+        parsed = None
+    if parsed is None:
+        raise Refused(
+            Rule.NOT_A_DATE,
+            _("%(value)s is not a date (use YYYY-MM-DD HH:MM or DD/MM/YYYY HH:MM).")
+            % {"value": str(value)[:40]},
+        )
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed)
+    if parsed > (now or timezone.now()) + CLOCK_SLACK:
+        raise Refused(Rule.IN_THE_FUTURE, _("The order is dated in the future."))
+    return parsed
+
+
+def _text(value, limit: int, *, required: bool = False) -> str:
+    if value is None:
+        value = ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # a till sending its SKU 12345 as a number means the text
+    if not isinstance(value, str):
+        raise Refused(Rule.NOT_TEXT, _("Must be text."))
+    value = value.strip()
+    if required and not value:
+        raise Refused(Rule.REQUIRED, _("This field is required."))
+    if len(value) > limit:
+        raise Refused(
+            Rule.TOO_LONG,
+            _("At most %(max)s characters (this has %(length)s).")
+            % {"max": limit, "length": len(value)},
+        )
+    return value
+
+
+_TRUE = {"1", "true", "yes", "oui", "o", "y", "vrai", "x", "return", "retour"}
+_FALSE = {"", "0", "false", "no", "non", "n", "faux"}
+
+
+def _flag(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise Refused(Rule.NOT_A_CHOICE, _("Must be true or false."))
+
+
+LINE_FIELDS = ("sku", "category", "quantity", "unit_amount", "amount", "discount", "is_return")
+ORDER_FIELDS = (
+    "order_id",
+    "occurred_at",
+    "total",
+    "channel",
+    "contact",
+    "email",
+    "phone",
+    "lines",
+)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def run(self, name: str, func, *args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except Refused as refused:
+            self.problems.append(Problem(name, refused.rule, refused.message))
+            return None
+
+
+def clean_line(
+    raw, prefix: str, collect: _Collector, *, decimal_comma: bool = False
+) -> CleanLine | None:
+    if not isinstance(raw, Mapping):
+        collect.problems.append(Problem(prefix, Rule.NOT_AN_OBJECT, _("Must be a JSON object.")))
+        return None
+    before = len(collect.problems)
+    run = collect.run
+    sku = run(f"{prefix}.sku", _text, raw.get("sku"), 64, required=True)
+    category = run(f"{prefix}.category", _text, raw.get("category"), 120)
+    is_return = run(f"{prefix}.is_return", _flag, raw.get("is_return"))
+    quantity = Decimal(1)
+    if raw.get("quantity") not in (None, ""):
+        quantity = run(
+            f"{prefix}.quantity", parse_quantity, raw.get("quantity"), decimal_comma=decimal_comma
+        )
+
+    def amount_of(name: str):
+        value = raw.get(name)
+        if value is None or value == "":
+            return None
+        return run(f"{prefix}.{name}", parse_amount, value, decimal_comma=decimal_comma)
+
+    unit_amount, amount, discount = (
+        amount_of("unit_amount"),
+        amount_of("amount"),
+        amount_of("discount"),
+    )
+    if len(collect.problems) > before:
+        return None
+    if amount is None and unit_amount is None:
+        collect.problems.append(
+            Problem(f"{prefix}.amount", Rule.REQUIRED, _("Give the line's amount or unit price."))
+        )
+        return None
+    discount = discount or Decimal(0)
+    if amount is None:
+        amount = (quantity * unit_amount - discount * (-1 if quantity < 0 else 1)).quantize(CENT)
+    for name, value in (("unit_amount", unit_amount), ("discount", discount)):
+        if value is not None and value < 0:
+            collect.problems.append(
+                Problem(
+                    f"{prefix}.{name}",
+                    Rule.NEGATIVE_OUTSIDE_RETURN,
+                    _("Must not be negative (a return has a negative quantity and amount)."),
+                )
+            )
+    if len(collect.problems) > before:  # the amount derived from them would repeat it
+        return None
+    if is_return:
+        if quantity > 0 or amount > 0:
+            collect.problems.append(
+                Problem(
+                    f"{prefix}.quantity" if quantity > 0 else f"{prefix}.amount",
+                    Rule.RETURN_NOT_NEGATIVE,
+                    _("A return line has a negative quantity and an amount of 0 or less."),
+                )
+            )
+    else:
+        for name, value in (("quantity", quantity), ("amount", amount)):
+            if value < 0:
+                collect.problems.append(
+                    Problem(
+                        f"{prefix}.{name}",
+                        Rule.NEGATIVE_OUTSIDE_RETURN,
+                        _("Negative only on a return line (set is_return)."),
+                    )
+                )
+    if len(collect.problems) > before:
+        return None
+    return CleanLine(
+        sku=sku,
+        quantity=quantity,
+        amount=amount,
+        unit_amount=unit_amount,
+        discount=discount,
+        category=category or "",
+        is_return=bool(is_return),
+    )
+
+
+def clean_order(
+    raw, *, decimal_comma: bool = False, now: dt.datetime | None = None, strict: bool = True
+) -> tuple[CleanOrder | None, list[Problem]]:
+    """(the order, []) or (None, every problem found). ``strict``: unknown keys are refused
+    (a misspelt ``totl`` must not pass as an order without a total)."""
+    collect = _Collector()
+    if not isinstance(raw, Mapping):
+        return None, [Problem("", Rule.NOT_AN_OBJECT, _("Must be a JSON object."))]
+    if strict:
+        for key in raw:
+            if key not in ORDER_FIELDS:
+                collect.problems.append(
+                    Problem(str(key), Rule.UNKNOWN_FIELD, _("Unknown field: check its spelling."))
+                )
+    run = collect.run
+    external_id = run("order_id", _text, raw.get("order_id"), 100, required=True)
+    occurred_at = now or timezone.now()
+    if raw.get("occurred_at") not in (None, ""):
+        occurred_at = run("occurred_at", parse_time, raw.get("occurred_at"), now=now)
+    channel = run("channel", _text, raw.get("channel"), 8) or Order.Channel.IN_STORE
+    if channel not in Order.Channel.values:
+        collect.problems.append(
+            Problem(
+                "channel",
+                Rule.NOT_A_CHOICE,
+                _("Must be one of: %(choices)s.") % {"choices": ", ".join(Order.Channel.values)},
+            )
+        )
+    contact_id = run("contact", _text, raw.get("contact"), 36) or ""
+    email = run("email", _text, raw.get("email"), 254) or ""
+    phone = run("phone", _text, raw.get("phone"), 40) or ""
+    total = None
+    if raw.get("total") not in (None, ""):
+        total = run("total", parse_amount, raw.get("total"), decimal_comma=decimal_comma)
+    lines: list[CleanLine] = []
+    raw_lines = raw.get("lines")
+    if raw_lines is not None:
+        if not isinstance(raw_lines, list):
+            collect.problems.append(Problem("lines", Rule.NOT_A_LIST, _("Must be a list.")))
+        elif len(raw_lines) > MAX_LINES:
+            collect.problems.append(
+                Problem(
+                    "lines",
+                    Rule.TOO_MANY,
+                    _("At most %(max)s lines per order.") % {"max": MAX_LINES},
+                )
+            )
+        else:
+            for index, raw_line in enumerate(raw_lines):
+                line = clean_line(raw_line, f"lines[{index}]", collect, decimal_comma=decimal_comma)
+                if line is not None:
+                    lines.append(line)
+    if collect.problems:
+        return None, collect.problems
+    if total is None:
+        if not lines:
+            return None, [Problem("total", Rule.REQUIRED, _("Give the total or the lines."))]
+        total = sum((line.amount for line in lines), Decimal(0))
+        if abs(total) > MAX_AMOUNT:
+            return None, [
+                Problem(
+                    "total", Rule.OUT_OF_RANGE, _("The lines add up beyond the largest amount.")
+                )
+            ]
+    if total < 0 and not any(line.is_return for line in lines):
+        return None, [
+            Problem(
+                "total",
+                Rule.NEGATIVE_OUTSIDE_RETURN,
+                _("A negative total is only for an order with return lines."),
+            )
+        ]
+    return (
+        CleanOrder(
+            external_id=external_id,
+            occurred_at=occurred_at,
+            total=total,
+            channel=channel,
+            contact_id=contact_id,
+            email=email,
+            phone=phone,
+            lines=lines,
+        ),
+        [],
+    )

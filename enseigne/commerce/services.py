@@ -1,0 +1,309 @@
+"""Recording orders: a till's batch, one order from the conversions endpoint, a CSV import.
+
+Every order is cleaned first (``cleaning``); a refused order is reported with its index,
+field and rule and the others are recorded. An order id the unit already has is a
+duplicate: reported as such, nothing written (an API retry, a file imported twice). A
+buyer is found in the unit only: another unit's contact id is answered exactly like an
+unknown one. A line whose SKU the library does not know is kept and flagged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from enseigne.brand.models import Asset
+from enseigne.commerce.cleaning import CleanOrder, Problem, Rule, clean_order
+from enseigne.commerce.models import Order, OrderLine
+from enseigne.contacts.models import Contact
+from enseigne.contacts.services import unit_country
+from enseigne.contacts.validation import FieldError, clean_email, clean_phone
+from enseigne.lib.bulk import bulk_insert
+from enseigne.network.access import access_for
+from enseigne.network.capabilities import Capability
+from enseigne.network.models import OrgNode, User
+
+MAX_BATCH = 1000
+
+
+class Status:
+    CREATED = "created"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one order of a batch (``index``: its place in the batch, from 0)."""
+
+    index: int
+    order_id: str
+    status: str
+    problems: list[Problem] = field(default_factory=list)
+    unknown_skus: list[str] = field(default_factory=list)
+    order_pk: int | None = None
+
+
+def may_record(actor: User | None, unit: OrgNode) -> None:
+    """Orders are sales: who may record a conversion may record an order (one capability)."""
+    if actor is not None and not access_for(actor).can(Capability.RECORD_CONVERSIONS, unit):
+        raise PermissionDenied
+
+
+def unknown_contact_message(unit: OrgNode) -> str:
+    # The same words for another unit's contact as for none at all: nothing leaks.
+    return _("No contact with this id in unit %(unit)s.") % {"unit": unit.name}
+
+
+def _buyers(unit: OrgNode, orders: Sequence[CleanOrder]) -> dict[int, int | Problem | None]:
+    """Each order's buyer (contact pk), None for an order with no known buyer, or the
+    problem; three queries at most, all within ``unit``."""
+    found: dict[int, int | Problem | None] = {}
+    by_id: dict[uuid.UUID, list[int]] = {}
+    by_email: dict[str, list[int]] = {}
+    by_phone: dict[str, list[int]] = {}
+    country = None
+    for position, order in enumerate(orders):
+        found[position] = None
+        if order.contact_id:
+            try:
+                by_id.setdefault(uuid.UUID(order.contact_id), []).append(position)
+            except ValueError:
+                found[position] = Problem(
+                    "contact", Rule.UNKNOWN_CONTACT, unknown_contact_message(unit)
+                )
+        elif order.email:
+            try:
+                by_email.setdefault(clean_email(order.email), []).append(position)
+            except FieldError as error:
+                found[position] = Problem("email", Rule.INVALID_ADDRESS, str(error))
+        elif order.phone:
+            if country is None:
+                country = unit_country(unit)
+            try:
+                by_phone.setdefault(clean_phone(order.phone, country), []).append(position)
+            except FieldError as error:
+                found[position] = Problem("phone", Rule.INVALID_ADDRESS, str(error))
+    contacts = Contact.objects.filter(unit=unit)
+    if by_id:
+        by_public_id = dict(
+            contacts.filter(public_id__in=list(by_id)).values_list("public_id", "pk")
+        )
+        for public_id, positions in by_id.items():
+            for position in positions:
+                pk = by_public_id.get(public_id)
+                found[position] = (
+                    pk
+                    if pk is not None
+                    else Problem("contact", Rule.UNKNOWN_CONTACT, unknown_contact_message(unit))
+                )
+    for lookup, wanted in (("email", by_email), ("phone", by_phone)):
+        if wanted:
+            known = dict(
+                contacts.filter(**{f"{lookup}__in": list(wanted)}).values_list(lookup, "pk")
+            )
+            for value, positions in wanted.items():
+                for position in positions:
+                    found[position] = known.get(value)  # an unknown buyer: an anonymous sale
+    return found
+
+
+def products_for(unit: OrgNode, skus: Iterable[str]) -> dict[str, Asset]:
+    """The library's product for each SKU the unit sees: its own first, else HQ's shared
+    with the nearest node above it (then the oldest)."""
+    skus = list(set(skus))
+    if not skus:
+        return {}
+    step = OrgNode.steplen
+    above = [unit.path[:end] for end in range(step, len(unit.path) + 1, step)]
+    candidates = Asset.objects.filter(
+        kind=Asset.Kind.PRODUCT, data__sku__in=skus, unit_path__in=["", unit.path]
+    ).filter(shared_path__in=above)
+    best: dict[str, tuple[tuple, Asset]] = {}
+    for asset in candidates.only("pk", "data", "unit_path", "shared_path"):
+        sku = str(asset.data.get("sku") or "")
+        rank = (asset.unit_path != unit.path, -len(asset.shared_path), asset.pk)
+        if sku and (sku not in best or rank < best[sku][0]):
+            best[sku] = (rank, asset)
+    return {sku: asset for sku, (_rank, asset) in best.items()}
+
+
+def orders_record(
+    *,
+    actor: User | None,
+    unit: OrgNode,
+    orders: Sequence[Mapping],
+    source: str = Order.Source.API,
+    decimal_comma: bool = False,
+    strict: bool = True,
+) -> list[Outcome]:
+    """Record a batch of orders for ``unit``; one outcome per order, in the batch's order."""
+    may_record(actor, unit)
+    if len(orders) > MAX_BATCH:
+        raise ValueError("orders_record takes at most MAX_BATCH orders")  # the entry points say so
+    now = timezone.now()
+    outcomes: list[Outcome] = []
+    cleaned: list[tuple[Outcome, CleanOrder]] = []
+    first_of: dict[str, int] = {}
+    for index, raw in enumerate(orders):
+        order, problems = clean_order(raw, decimal_comma=decimal_comma, now=now, strict=strict)
+        raw_id = raw.get("order_id") if isinstance(raw, Mapping) else None
+        outcome = Outcome(index, order.external_id if order else str(raw_id or "")[:100], "")
+        outcomes.append(outcome)
+        if order is None:
+            outcome.status, outcome.problems = Status.REFUSED, problems
+        elif order.external_id in first_of:  # the same order twice in one batch: counted once
+            outcome.status = Status.DUPLICATE
+        else:
+            first_of[order.external_id] = index
+            cleaned.append((outcome, order))
+    buyers = _buyers(unit, [order for _outcome, order in cleaned])
+    to_write: list[tuple[Outcome, CleanOrder, int | None]] = []
+    for position, (outcome, order) in enumerate(cleaned):
+        buyer = buyers[position]
+        if isinstance(buyer, Problem):
+            outcome.status, outcome.problems = Status.REFUSED, [buyer]
+            # A refused order frees its id: a later copy in the batch may still be recorded.
+        else:
+            to_write.append((outcome, order, buyer))
+    if to_write:
+        _write(unit, to_write, source, now)
+    return outcomes
+
+
+def _write(
+    unit: OrgNode,
+    to_write: list[tuple[Outcome, CleanOrder, int | None]],
+    source: str,
+    now,
+) -> None:
+    products = products_for(unit, (line.sku for _o, order, _b in to_write for line in order.lines))
+    with transaction.atomic():
+        known = set(
+            Order.objects.filter(
+                unit=unit, external_id__in=[order.external_id for _o, order, _b in to_write]
+            ).values_list("external_id", flat=True)
+        )
+        fresh = []
+        for outcome, order, buyer in to_write:
+            if order.external_id in known:
+                outcome.status = Status.DUPLICATE
+            else:
+                fresh.append((outcome, order, buyer))
+        if not fresh:
+            return
+        # PostgreSQL: a concurrent request may insert the same order id meanwhile; its rows
+        # are skipped (ON CONFLICT) and reported as duplicates. SQLite writes one at a time.
+        racing = connection.vendor == "postgresql"
+        inserted = bulk_insert(
+            Order,
+            (
+                "public_id",
+                "unit",
+                "unit_path",
+                "external_id",
+                "contact",
+                "occurred_at",
+                "total",
+                "channel",
+                "source",
+                "created_at",
+            ),
+            (
+                (
+                    uuid.uuid4(),
+                    unit.pk,
+                    unit.path,
+                    order.external_id,
+                    buyer,
+                    order.occurred_at,
+                    order.total,
+                    order.channel,
+                    source,
+                    now,
+                )
+                for _outcome, order, buyer in fresh
+            ),
+            ignore_conflicts=racing,
+            returning=("id", "external_id"),
+        )
+        pk_of = {external_id: pk for pk, external_id in inserted}
+        lines = []
+        for outcome, order, _buyer in fresh:
+            pk = pk_of.get(order.external_id)
+            if pk is None:
+                outcome.status = Status.DUPLICATE
+                continue
+            outcome.status, outcome.order_pk = Status.CREATED, pk
+            for position, line in enumerate(order.lines):
+                product = products.get(line.sku)
+                if product is None and line.sku not in outcome.unknown_skus:
+                    outcome.unknown_skus.append(line.sku)
+                lines.append(
+                    (
+                        pk,
+                        unit.path,
+                        position,
+                        line.sku,
+                        product.pk if product else None,
+                        product is None,
+                        line.category or ((product.data.get("category") or "") if product else ""),
+                        line.quantity,
+                        line.unit_amount,
+                        line.amount,
+                        line.discount,
+                        line.is_return,
+                    )
+                )
+        if lines:
+            bulk_insert(
+                OrderLine,
+                (
+                    "order",
+                    "unit_path",
+                    "position",
+                    "sku",
+                    "product",
+                    "unknown_sku",
+                    "category",
+                    "quantity",
+                    "unit_amount",
+                    "amount",
+                    "discount",
+                    "is_return",
+                ),
+                lines,
+            )
+
+
+def order_record(
+    *,
+    actor: User | None,
+    unit: OrgNode,
+    order: Mapping,
+    source: str = Order.Source.API,
+    decimal_comma: bool = False,
+) -> Outcome:
+    """One order (the conversions endpoint's): its outcome, with ``order_pk`` when it is
+    recorded now or was before."""
+    outcome = orders_record(
+        actor=actor,
+        unit=unit,
+        orders=[order],
+        source=source,
+        decimal_comma=decimal_comma,
+        strict=False,
+    )[0]
+    if outcome.status == Status.DUPLICATE:
+        outcome.order_pk = (
+            Order.objects.filter(unit=unit, external_id=outcome.order_id)
+            .values_list("pk", flat=True)
+            .first()
+        )
+    return outcome
