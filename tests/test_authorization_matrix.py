@@ -19,6 +19,7 @@ from enseigne.brand.models import Asset, Guardrails, LocalVersion, Template, Tem
 from enseigne.brand.services import local_version_save, template_create
 from enseigne.campaigns.models import Campaign, Recipient, Relay
 from enseigne.campaigns.services import campaign_create_local, campaign_submit
+from enseigne.commerce.models import Order, OrderLine
 from enseigne.contacts.models import ConsentEvent, Contact, ContactImport, Segment
 from enseigne.contacts.services import segment_save
 from enseigne.delivery.models import Link, OutboxMessage
@@ -471,6 +472,7 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ),
     ("api/v1/campaigns", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/conversions", "POST"): ("unit", "401 201 403 201 403 201", "404 404 404 404"),
+    ("api/v1/orders/batch", "POST"): ("unit", "401 200 403 200 403 200", "404 404 404 404"),
     ("api/v1/segments/count", "POST"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/assets", "GET"): (NO_OBJECT, "401 200 200 200 200 200", None),
     ("api/v1/assets", "POST"): ("unit", "401 201 403 201 403 201", "404 404 404 404"),
@@ -869,6 +871,8 @@ def _snapshot():
         Relay.objects.count(),
         OutboxMessage.objects.count(),
         Conversion.objects.count(),
+        Order.objects.count(),
+        OrderLine.objects.count(),
         sorted(RecordLink.objects.values_list("contact_id", "person_id", "method")),
         sorted(MatchCandidate.objects.values_list("pk", "status")),
         IdentityChange.objects.count(),
@@ -912,6 +916,11 @@ def _api_body(route: str, method: str, kind: str | None, target, unit, objects):
         return {"send_at": "2099-01-01T10:00:00+01:00"}
     if route == "api/v1/conversions" and method == "POST":
         return {"order_id": "M-1", "unit": str(target.public_id), "amount": "10.00"}
+    if route == "api/v1/orders/batch":
+        return {
+            "unit": str(target.public_id),
+            "orders": [{"order_id": "M-1", "lines": [{"sku": "S", "amount": "10.00"}]}],
+        }
     if route.endswith("segments/count"):
         return {"rules": {"match": "all", "rules": []}}
     return None

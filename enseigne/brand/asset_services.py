@@ -38,7 +38,14 @@ CONTENT_FIELDS = {
         "url": 500,
         "cta": 40,
     },
-    Asset.Kind.PRODUCT: {"sku": 64, "name": 200, "price": 40, "url": 500, "cta": 40},
+    Asset.Kind.PRODUCT: {
+        "sku": 64,
+        "name": 200,
+        "category": 120,
+        "price": 40,
+        "url": 500,
+        "cta": 40,
+    },
 }
 REQUIRED = {
     Asset.Kind.TEXT: ("text",),
@@ -47,7 +54,7 @@ REQUIRED = {
 }
 
 
-def _owner(actor: User, node: OrgNode, *, own: bool) -> tuple[str, str]:
+def owner_paths(actor: User, node: OrgNode, *, own: bool) -> tuple[str, str]:
     """(unit_path, shared_path) for a new asset, after checking the actor may add it there."""
     access = access_for(actor)
     if own:
@@ -174,7 +181,7 @@ def asset_upload(
         raise ValidationError(
             {"kind": _("Upload images and logos; offers, products and texts are typed in.")}
         )
-    unit_path, shared_path = _owner(actor, node, own=own)
+    unit_path, shared_path = owner_paths(actor, node, own=own)
     if variant and (kind != Asset.Kind.LOGO or variant not in Asset.Variant.values):
         raise ValidationError({"variant": _("Only logos have variants (colour, white, square).")})
     asset = Asset(
@@ -220,7 +227,7 @@ def asset_create(
         raise ValidationError(
             {"kind": _("Unknown kind of library item: %(kind)s.") % {"kind": kind}}
         )
-    unit_path, shared_path = _owner(actor, node, own=own)
+    unit_path, shared_path = owner_paths(actor, node, own=own)
     content = clean_content(kind, data)
     label = (
         name.strip() or content.get("title") or content.get("name") or content.get("text", "")[:60]

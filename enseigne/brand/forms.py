@@ -66,6 +66,7 @@ _LABELS = {
     "cta": _("Button label"),
     "sku": _("SKU"),
     "name": _("Product name"),
+    "category": _("Category"),
 }
 
 

@@ -60,7 +60,7 @@ class Asset(models.Model):
     # The weight of the e-mail rendition: what a recipient downloads (guardrail "max image weight").
     size_bytes = models.PositiveIntegerField(default=0)
     # Text snippet: {"text"}; offer: {"title","text","price","valid_from","valid_until","legal","url","cta"};
-    # product: {"sku","name","price","url","image"}.
+    # product: {"sku","name","category","price","url","cta"} (orders' lines find it by SKU).
     data = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

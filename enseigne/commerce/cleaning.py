@@ -11,10 +11,9 @@ writes it; in JSON it is refused rather than guessed (``"1,500"`` may mean 1.5 o
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.db import models
 from django.utils import timezone
@@ -22,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from enseigne.commerce.models import AMOUNT_PLACES, MAX_AMOUNT_DIGITS, Order
+from enseigne.lib import decimals
 
 MAX_AMOUNT = Decimal(10 ** (MAX_AMOUNT_DIGITS - AMOUNT_PLACES)) - Decimal("0.01")
 MAX_QUANTITY = Decimal("9999999.999")
@@ -39,9 +39,6 @@ DATE_FORMATS = (
 )
 # The future an order's time may reach (tills' clocks drift).
 CLOCK_SLACK = dt.timedelta(hours=1)
-
-_PLAIN_DECIMAL = re.compile(r"-?\d+(\.\d+)?")
-_COMMA_DECIMAL = re.compile(r"-?\d{1,3}([ \u00a0\u202f.]\d{3})+(,\d+)?|-?\d+(,\d+)?")
 
 
 class Rule(models.TextChoices):
@@ -104,42 +101,15 @@ class CleanOrder:
 
 
 def parse_decimal(value, *, decimal_comma: bool = False) -> Decimal:
-    """A decimal number from JSON (number or string) or CSV text; Refused otherwise."""
-    if isinstance(value, bool) or value is None:
-        raise Refused(Rule.NOT_A_NUMBER, _("Must be a decimal number."))
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise Refused(Rule.NOT_A_NUMBER, _("Must be a decimal number."))
-        return value
-    if isinstance(value, float):
-        number = Decimal(repr(value))  # the shortest text of the float: 0.1 is 0.1
-        if not number.is_finite():
-            raise Refused(Rule.NOT_A_NUMBER, _("Must be a decimal number."))
-        return number
-    if not isinstance(value, str):
-        raise Refused(Rule.NOT_A_NUMBER, _("Must be a decimal number."))
-    text = value.strip()
-    if _PLAIN_DECIMAL.fullmatch(text):
-        return Decimal(text)
-    if decimal_comma and _COMMA_DECIMAL.fullmatch(text):
-        for mark in (" ", "\u00a0", "\u202f", "."):
-            text = text.replace(mark, "")
-        return Decimal(text.replace(",", "."))
-    if decimal_comma:
-        message = _("Must be a decimal number such as 12.50 or 12,50 (got “%(value)s”).")
-    else:
-        message = _("Must be a decimal number such as 12.50 (got “%(value)s”).")
-    raise Refused(Rule.NOT_A_NUMBER, message % {"value": text[:40]})
+    try:
+        return decimals.parse_decimal(value, decimal_comma=decimal_comma)
+    except decimals.NotADecimal as error:
+        raise Refused(Rule.NOT_A_NUMBER, str(error)) from None
 
 
 def parse_amount(value, *, decimal_comma: bool = False) -> Decimal:
     """An amount in the unit's currency, to the cent, of either sign (the caller checks the sign)."""
-    try:
-        amount = parse_decimal(value, decimal_comma=decimal_comma)
-    except InvalidOperation:  # pragma: no cover - the patterns only let decimals through
-        raise Refused(Rule.NOT_A_NUMBER, _("Must be a decimal number.")) from None
+    amount = parse_decimal(value, decimal_comma=decimal_comma)
     if abs(amount) > MAX_AMOUNT:
         raise Refused(
             Rule.OUT_OF_RANGE,

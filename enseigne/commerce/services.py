@@ -142,8 +142,11 @@ def orders_record(
     source: str = Order.Source.API,
     decimal_comma: bool = False,
     strict: bool = True,
+    dry_run: bool = False,
 ) -> list[Outcome]:
-    """Record a batch of orders for ``unit``; one outcome per order, in the batch's order."""
+    """Record a batch of orders for ``unit``; one outcome per order, in the batch's order.
+
+    ``dry_run``: every check, the duplicates and the unknown SKUs as if recording, and no write."""
     may_record(actor, unit)
     if len(orders) > MAX_BATCH:
         raise ValueError("orders_record takes at most MAX_BATCH orders")  # the entry points say so
@@ -169,11 +172,10 @@ def orders_record(
         buyer = buyers[position]
         if isinstance(buyer, Problem):
             outcome.status, outcome.problems = Status.REFUSED, [buyer]
-            # A refused order frees its id: a later copy in the batch may still be recorded.
         else:
             to_write.append((outcome, order, buyer))
     if to_write:
-        _write(unit, to_write, source, now)
+        _write(unit, to_write, source, now, dry_run=dry_run)
     return outcomes
 
 
@@ -182,6 +184,8 @@ def _write(
     to_write: list[tuple[Outcome, CleanOrder, int | None]],
     source: str,
     now,
+    *,
+    dry_run: bool = False,
 ) -> None:
     products = products_for(unit, (line.sku for _o, order, _b in to_write for line in order.lines))
     with transaction.atomic():
@@ -196,6 +200,13 @@ def _write(
                 outcome.status = Status.DUPLICATE
             else:
                 fresh.append((outcome, order, buyer))
+                outcome.unknown_skus = list(
+                    dict.fromkeys(line.sku for line in order.lines if line.sku not in products)
+                )
+        if dry_run:
+            for outcome, _order, _buyer in fresh:
+                outcome.status = Status.CREATED
+            return
         if not fresh:
             return
         # PostgreSQL: a concurrent request may insert the same order id meanwhile; its rows
@@ -238,13 +249,11 @@ def _write(
         for outcome, order, _buyer in fresh:
             pk = pk_of.get(order.external_id)
             if pk is None:
-                outcome.status = Status.DUPLICATE
+                outcome.status, outcome.unknown_skus = Status.DUPLICATE, []
                 continue
             outcome.status, outcome.order_pk = Status.CREATED, pk
             for position, line in enumerate(order.lines):
                 product = products.get(line.sku)
-                if product is None and line.sku not in outcome.unknown_skus:
-                    outcome.unknown_skus.append(line.sku)
                 lines.append(
                     (
                         pk,

@@ -1,0 +1,166 @@
+"""A product catalogue (SKU, name, category, price) imported into the asset library.
+
+Each row creates the owner's product with that SKU or updates it (name, category, price;
+its link, button and picture stay). The file is read like a contacts import (any encoding
+a spreadsheet writes, ``;`` or ``,``, a decimal comma in prices). A bad row is reported with
+its line, column, value and reason, and the others are imported; a dry run writes nothing.
+Products are written through the library's own services, so each change is audited and
+the local versions that show a product follow its new price.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from enseigne.brand.asset_services import asset_create, asset_update, clean_content, owner_paths
+from enseigne.brand.models import Asset
+from enseigne.contacts.import_reader import NotText, decode_upload, read_rows
+from enseigne.contacts.validation import folded
+from enseigne.lib.decimals import NotADecimal, parse_decimal
+from enseigne.network.models import OrgNode, User
+
+FIELDS = ("sku", "name", "category", "price")
+MAX_ROWS = 100_000
+_GUESSES = {
+    "sku": {"sku", "ref", "reference", "ref article", "reference article", "code article",
+            "code", "ean", "product code"},
+    "name": {"name", "nom", "libelle", "designation", "produit", "product", "product name",
+             "nom du produit"},
+    "category": {"category", "categorie", "famille", "rayon", "univers"},
+    "price": {"price", "prix", "prix ttc", "prix de vente", "pv", "pvc", "unit price"},
+}  # fmt: skip
+_GUESS_BY_NAME = {folded(name): target for target, names in _GUESSES.items() for name in names}
+
+
+@dataclass
+class CatalogueResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[tuple[int, str, str, str]] = field(
+        default_factory=list
+    )  # line, column, value, reason
+
+    @property
+    def rejected(self) -> int:
+        return len({line for line, *_rest in self.errors})
+
+
+def _price(text: str) -> str:
+    """The price as the library keeps it (``12.50``), from ``12,50``, ``12.5`` or ``1 299,00``."""
+    try:
+        price = parse_decimal(text.replace("€", "").strip(), decimal_comma=True)
+    except NotADecimal as error:
+        raise ValidationError({"price": str(error)}) from None
+    if price < 0 or price != price.quantize(Decimal("0.01")):
+        raise ValidationError({"price": _("A price of 0 or more, to the cent.")})
+    return f"{price:.2f}"
+
+
+def catalogue_import(
+    *,
+    actor: User,
+    node: OrgNode,
+    own: bool,
+    file_name: str,
+    content: bytes,
+    dry_run: bool = False,
+) -> CatalogueResult:
+    """Create or update the owner's products by SKU (HQ's shared with ``node``'s subtree,
+    or, with ``own``, the unit's own); report bad rows."""
+    unit_path, _shared_path = owner_paths(actor, node, own=own)  # PermissionDenied if not allowed
+    try:
+        text = decode_upload(content, file_name)
+    except NotText as exc:
+        raise ValidationError({"file": str(exc)}) from None
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".csv", newline="") as handle:
+        handle.write(text)
+        handle.flush()
+        header, rows = read_rows(handle.name)
+        columns = {}
+        for index, name in enumerate(header):
+            target = _GUESS_BY_NAME.get(folded(name))
+            if target is not None and target not in columns:
+                columns[target] = (index, name)
+        missing = [f for f in ("sku", "name") if f not in columns]
+        if missing:
+            raise ValidationError(
+                {
+                    "file": _("No column for: %(fields)s (the first line names the columns).")
+                    % {"fields": ", ".join(missing)}
+                }
+            )
+        result = CatalogueResult()
+        rows_list = list(rows)
+    if len(rows_list) > MAX_ROWS:
+        raise ValidationError(
+            {"file": _("More than %(n)s rows: split the file.") % {"n": f"{MAX_ROWS:,}"}}
+        )
+    existing: dict[str, Asset] = {}
+    for asset in Asset.objects.filter(kind=Asset.Kind.PRODUCT, unit_path=unit_path).order_by("pk"):
+        existing.setdefault(str(asset.data.get("sku") or ""), asset)
+    seen: dict[str, int] = {}
+    for row in rows_list:
+        if row.fields is None:
+            result.errors.append(
+                (
+                    row.line,
+                    "",
+                    row.text[:200],
+                    _("The line cannot be split into columns: check its quotation marks."),
+                )
+            )
+            continue
+        values = {
+            target: (row.fields[index].strip() if index < len(row.fields) else "")
+            for target, (index, _name) in columns.items()
+        }
+        try:
+            if values.get("price"):
+                values["price"] = _price(values["price"])
+            data = clean_content(Asset.Kind.PRODUCT, values)
+        except ValidationError as error:
+            for name, messages in error.message_dict.items():
+                column = columns.get(name, (0, name))[1]
+                result.errors.append(
+                    (row.line, column, values.get(name, "")[:200], " ".join(messages))
+                )
+            continue
+        sku = data["sku"]
+        if sku in seen:
+            result.errors.append(
+                (
+                    row.line,
+                    columns["sku"][1],
+                    sku,
+                    _("The same SKU as line %(line)s.") % {"line": seen[sku]},
+                )
+            )
+            continue
+        seen[sku] = row.line
+        asset = existing.get(sku)
+        if asset is None:
+            result.created += 1
+            if not dry_run:
+                existing[sku] = asset_create(
+                    actor=actor,
+                    node=node,
+                    own=own,
+                    kind=Asset.Kind.PRODUCT,
+                    name=data["name"],
+                    data=data,
+                )
+            continue
+        merged = {**asset.data, **{k: v for k, v in data.items() if k in FIELDS and k in columns}}
+        if merged == asset.data and asset.name == data["name"]:
+            result.unchanged += 1
+            continue
+        result.updated += 1
+        if not dry_run:
+            asset_update(actor=actor, asset=asset, name=data["name"], data=merged)
+    return result

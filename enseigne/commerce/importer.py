@@ -1,0 +1,437 @@
+"""Importing orders from a CSV file: one row per order line, the rows of an order share its id.
+
+The file is read with the contacts import's reader (any encoding a spreadsheet writes, ``;``
+or ``,``, a broken quotation mark costs only its lines) and its columns are proposed a
+field from their names, as for contacts. Rows are grouped by order id (anywhere in the
+file), then recorded by the same service as the API's batches, so the rules are the
+same; a decimal comma is read here (``12,50``). The report names each refused row, its
+column, value and rule; a line with an SKU the library does not know is kept and flagged.
+A dry run checks everything, duplicates included, and writes only the report. Running an
+import again records nothing twice (its orders are duplicates).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from enseigne.commerce.cleaning import LINE_FIELDS, Rule
+from enseigne.commerce.models import Order, OrderImport, OrderImportProblem
+from enseigne.commerce.services import MAX_BATCH, Outcome, Status, may_record, orders_record
+from enseigne.contacts.import_reader import (
+    NotText,
+    count_rows,
+    decode_upload,
+    first_line,
+    parse_header,
+    read_rows,
+)
+from enseigne.contacts.validation import folded
+from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.network.models import OrgNode, User
+
+# The file's fields, order-level first; a row's line fields make one line of its order.
+ORDER_TARGETS = ("order_id", "occurred_at", "total", "channel", "contact", "email", "phone")
+TARGETS = ORDER_TARGETS + LINE_FIELDS
+TARGET_LABELS = {
+    "order_id": gettext_lazy("Order id"),
+    "occurred_at": gettext_lazy("Date and time"),
+    "total": gettext_lazy("Order total"),
+    "channel": gettext_lazy("Channel (in_store, online)"),
+    "contact": gettext_lazy("Contact id"),
+    "email": gettext_lazy("E-mail"),
+    "phone": gettext_lazy("Phone"),
+    "sku": gettext_lazy("SKU"),
+    "category": gettext_lazy("Category"),
+    "quantity": gettext_lazy("Quantity"),
+    "unit_amount": gettext_lazy("Unit price"),
+    "amount": gettext_lazy("Line amount"),
+    "discount": gettext_lazy("Discount"),
+    "is_return": gettext_lazy("Return (yes/no)"),
+}
+MAX_ROWS = 500_000  # an order's rows may be anywhere in the file: the file is grouped in memory
+
+_GUESSES = {
+    "order_id": {"order_id", "order id", "order", "commande", "n commande", "no commande",
+                 "numero commande", "numero de commande", "id commande", "ticket", "n ticket",
+                 "numero ticket", "transaction", "transaction id"},
+    "occurred_at": {"occurred_at", "date", "date commande", "date achat", "date d achat",
+                    "datetime", "date heure", "order date", "purchase date"},
+    "total": {"total", "total commande", "montant total", "total ttc", "order total"},
+    "channel": {"channel", "canal", "canal de vente"},
+    "contact": {"contact", "contact_id", "contact id", "id contact"},
+    "email": {"email", "e-mail", "mail", "courriel", "adresse email"},
+    "phone": {"phone", "telephone", "tel", "mobile", "portable"},
+    "sku": {"sku", "ref", "reference", "ref article", "reference article", "code article",
+            "article", "ean", "product code"},
+    "category": {"category", "categorie", "famille", "rayon", "univers"},
+    "quantity": {"quantity", "qty", "quantite", "qte", "nb", "nombre"},
+    "unit_amount": {"unit_amount", "unit price", "prix unitaire", "pu", "prix", "price"},
+    "amount": {"amount", "montant", "montant ligne", "line amount", "total ligne", "line total"},
+    "discount": {"discount", "remise", "reduction", "rabais"},
+    "is_return": {"is_return", "return", "retour", "avoir"},
+}  # fmt: skip
+_GUESS_BY_NAME = {folded(name): target for target, names in _GUESSES.items() for name in names}
+
+
+def guess_mapping(columns: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for column in columns:
+        target = _GUESS_BY_NAME.get(folded(column))
+        if target is not None and target not in mapping.values():
+            mapping[column] = target
+    return mapping
+
+
+@transaction.atomic
+def order_import_prepare(
+    *, actor: User, unit: OrgNode, file_name: str, content: bytes
+) -> OrderImport:
+    """Store the file as UTF-8 text and propose a mapping (the first step, as for contacts)."""
+    may_record(actor, unit)
+    if unit.kind != OrgNode.Kind.UNIT:
+        raise ValidationError({"unit": _("Import into a unit.")})
+    if len(content) > settings.IMPORT_MAX_BYTES:
+        raise ValidationError(
+            {
+                "file": _("The file is larger than %(size)s MB.")
+                % {"size": settings.IMPORT_MAX_BYTES // 1_000_000}
+            }
+        )
+    try:
+        text = decode_upload(content, file_name)
+    except NotText as exc:
+        raise ValidationError({"file": str(exc)}) from None
+    header = first_line(text)
+    if not header.strip():
+        raise ValidationError(
+            {"file": _("The file is empty or its first line (the column names) is blank.")}
+        )
+    _separator, columns = parse_header(header)
+    if len(set(columns)) != len(columns):
+        raise ValidationError({"file": _("Two columns have the same name in the first line.")})
+    folder = Path(settings.MEDIA_ROOT) / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"orders-{uuid.uuid4()}.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    return OrderImport.objects.create(
+        unit=unit,
+        unit_path=unit.path,
+        created_by=actor,
+        file_name=file_name[:255],
+        file_path=str(path),
+        file_sha256=hashlib.sha256(content).hexdigest(),
+        columns=columns,
+        mapping=guess_mapping(columns),
+        total_rows=count_rows(path),
+    )
+
+
+@transaction.atomic
+def order_import_start(
+    *, actor: User, order_import: OrderImport, mapping: dict[str, str], dry_run: bool = False
+) -> OrderImport:
+    """Check the mapping and queue the import (or its dry run)."""
+    may_record(actor, order_import.unit)
+    if order_import.status != OrderImport.Status.MAPPING:
+        raise ValidationError(_("This import has already started."))
+    clean: dict[str, str] = {}
+    for column, target in mapping.items():
+        if not target:
+            continue
+        if column not in order_import.columns:
+            raise ValidationError(
+                {"mapping": _("The file has no column “%(column)s”.") % {"column": column}}
+            )
+        if target not in TARGETS:
+            raise ValidationError(
+                {
+                    "mapping": _("Unknown field “%(field)s” for column “%(column)s”.")
+                    % {"field": target, "column": column}
+                }
+            )
+        if target in clean.values():
+            raise ValidationError(
+                {"mapping": _("Two columns are mapped to “%(field)s”.") % {"field": target}}
+            )
+        clean[column] = target
+    if "order_id" not in clean.values():
+        raise ValidationError({"mapping": _("Map a column to the order id.")})
+    if not {"total", "amount", "unit_amount"} & set(clean.values()):
+        raise ValidationError(
+            {"mapping": _("Map a column to the order total, the line amount or the unit price.")}
+        )
+    updated = OrderImport.objects.filter(
+        pk=order_import.pk, status=OrderImport.Status.MAPPING
+    ).update(
+        mapping=clean,
+        dry_run=dry_run,
+        language=translation.get_language() or "",
+        status=OrderImport.Status.QUEUED,
+    )
+    if not updated:
+        raise ValidationError(_("This import has already started."))
+    order_import.refresh_from_db()
+    return order_import
+
+
+@dataclass
+class _Group:
+    """One order of the file: its fields, its lines, and the file line of each."""
+
+    first_line: int
+    order: dict[str, str] = field(default_factory=dict)
+    lines: list[dict[str, str]] = field(default_factory=list)
+    line_numbers: list[int] = field(default_factory=list)
+    order_field_lines: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Report:
+    problems: list[OrderImportProblem] = field(default_factory=list)
+    refused_rows: int = 0
+
+
+def _problem(order_import, kind, line, column, value, rule, reason) -> OrderImportProblem:
+    return OrderImportProblem(
+        order_import=order_import,
+        unit_path=order_import.unit_path,
+        kind=kind,
+        row_number=line,
+        column=column[:255],
+        value=str(value)[:255],
+        rule=rule,
+        reason=str(reason)[:500],
+    )
+
+
+def _group_rows(order_import: OrderImport, report: _Report) -> tuple[list[_Group], int]:
+    """The file's orders in order of first appearance, and the number of rows read."""
+    header, rows = read_rows(order_import.file_path)
+    position = {name: index for index, name in reversed(list(enumerate(header)))}
+    columns = [
+        (column, target, position.get(column)) for column, target in order_import.mapping.items()
+    ]
+    groups: dict[str, _Group] = {}
+    refused = OrderImportProblem.Kind.REFUSED
+    count = 0
+    for file_row in itertools.islice(rows, MAX_ROWS + 1):
+        count += 1
+        if count > MAX_ROWS:
+            report.problems.append(
+                _problem(
+                    order_import, refused, file_row.line, "", "", Rule.TOO_MANY,
+                    _("More than %(n)s rows: split the file.") % {"n": f"{MAX_ROWS:,}"},
+                )
+            )  # fmt: skip
+            count -= 1
+            break
+        if file_row.fields is None:
+            report.refused_rows += 1
+            report.problems.append(
+                _problem(
+                    order_import, refused, file_row.line, "", file_row.text, Rule.NOT_TEXT,
+                    _("a quotation mark opened on this line does not close where it should, so "
+                      "the line cannot be split into columns: check its quotation marks"),
+                )
+            )  # fmt: skip
+            continue
+        width = len(file_row.fields)
+        values = {
+            target: file_row.fields[index].strip()
+            for column, target, index in columns
+            if index is not None and index < width
+        }
+        order_id = values.get("order_id", "")
+        if not order_id:
+            report.refused_rows += 1
+            report.problems.append(
+                _problem(
+                    order_import, refused, file_row.line, _column_of(order_import, "order_id"),
+                    "", Rule.REQUIRED, _("This row has no order id."),
+                )
+            )  # fmt: skip
+            continue
+        group = groups.get(order_id)
+        if group is None:
+            group = groups[order_id] = _Group(first_line=file_row.line)
+        conflict = next(
+            (
+                target
+                for target in ORDER_TARGETS
+                if values.get(target) and group.order.get(target, values[target]) != values[target]
+            ),
+            None,
+        )
+        if conflict is not None:
+            report.refused_rows += 1
+            report.problems.append(
+                _problem(
+                    order_import, refused, file_row.line, _column_of(order_import, conflict),
+                    values[conflict], Rule.NOT_A_CHOICE,
+                    _("Differs from line %(line)s of the same order.")
+                    % {"line": group.order_field_lines[conflict]},
+                )
+            )  # fmt: skip
+            continue
+        for target in ORDER_TARGETS:
+            if values.get(target) and target not in group.order:
+                group.order[target] = values[target]
+                group.order_field_lines[target] = file_row.line
+        line = {target: values[target] for target in LINE_FIELDS if values.get(target)}
+        if line:
+            group.lines.append(line)
+            group.line_numbers.append(file_row.line)
+    rows.close()
+    return list(groups.values()), count
+
+
+def _column_of(order_import: OrderImport, target: str) -> str:
+    return next((c for c, t in order_import.mapping.items() if t == target), "")
+
+
+def _report_outcome(
+    order_import: OrderImport, group: _Group, outcome: Outcome, report: _Report
+) -> None:
+    if outcome.status == Status.REFUSED:
+        report.refused_rows += max(1, len(group.lines))
+        for problem in outcome.problems:
+            line, target = group.first_line, problem.field
+            if problem.field.startswith("lines["):
+                index_text, _dot, target = problem.field[len("lines[") :].partition("].")
+                line = group.line_numbers[int(index_text)]
+                value = group.lines[int(index_text)].get(target, "")
+            else:
+                line = group.order_field_lines.get(target, group.first_line)
+                value = group.order.get(target, "")
+            report.problems.append(
+                _problem(
+                    order_import,
+                    OrderImportProblem.Kind.REFUSED,
+                    line,
+                    _column_of(order_import, target),
+                    value,
+                    problem.rule,
+                    problem.message,
+                )
+            )
+    unknown = set(outcome.unknown_skus)
+    for line_values, line in zip(group.lines, group.line_numbers, strict=True):
+        if line_values.get("sku") in unknown:
+            report.problems.append(
+                _problem(
+                    order_import,
+                    OrderImportProblem.Kind.FLAGGED,
+                    line,
+                    _column_of(order_import, "sku"),
+                    line_values["sku"],
+                    "unknown_sku",
+                    _("No product with this SKU in the library: the line is kept and flagged."),
+                )
+            )
+
+
+def _batches(groups: list[_Group]) -> Iterator[list[_Group]]:
+    for start in range(0, len(groups), MAX_BATCH):
+        yield groups[start : start + MAX_BATCH]
+
+
+def order_import_run(import_id: int) -> OrderImport:
+    """Run one queued import (or dry run) to its end; safe to call twice."""
+    with db_scope(ALL):
+        claimed = OrderImport.objects.filter(pk=import_id, status=OrderImport.Status.QUEUED).update(
+            status=OrderImport.Status.RUNNING, started_at=timezone.now()
+        )
+        order_import = OrderImport.objects.select_related("unit__profile").get(pk=import_id)
+    if not claimed:
+        return order_import
+    with translation.override(order_import.language or settings.LANGUAGE_CODE):
+        return _run_claimed(order_import)
+
+
+def _run_claimed(order_import: OrderImport) -> OrderImport:
+    scope = [order_import.unit_path]
+    report = _Report()
+    try:
+        groups, rows_read = _group_rows(order_import, report)
+    except (UnicodeDecodeError, OSError) as exc:
+        with db_scope(scope):
+            OrderImport.objects.filter(pk=order_import.pk).update(
+                status=OrderImport.Status.FAILED,
+                error=_("The file could not be read as CSV: %(detail)s") % {"detail": exc},
+                finished_at=timezone.now(),
+            )
+        order_import.refresh_from_db()
+        return order_import
+    with db_scope(scope):
+        OrderImportProblem.objects.bulk_create(report.problems, batch_size=2000)
+        OrderImport.objects.filter(pk=order_import.pk).update(refused_rows=report.refused_rows)
+    processed = report.refused_rows
+    for batch in _batches(groups):
+        report = _Report()
+        raw_orders = [{**group.order, "lines": group.lines} for group in batch]
+        with db_scope(scope), transaction.atomic():
+            outcomes = orders_record(
+                actor=None,
+                unit=order_import.unit,
+                orders=raw_orders,
+                source=Order.Source.CSV,
+                decimal_comma=True,
+                strict=False,
+                dry_run=order_import.dry_run,
+            )
+            for group, outcome in zip(batch, outcomes, strict=True):
+                _report_outcome(order_import, group, outcome, report)
+            OrderImportProblem.objects.bulk_create(report.problems, batch_size=2000)
+            created = [
+                o for o, g in zip(outcomes, batch, strict=True) if o.status == Status.CREATED
+            ]
+            processed += sum(max(1, len(g.lines)) for g in batch)
+            OrderImport.objects.filter(pk=order_import.pk).update(
+                processed_rows=min(processed, rows_read),
+                created_count=F("created_count") + len(created),
+                duplicate_count=F("duplicate_count")
+                + sum(o.status == Status.DUPLICATE for o in outcomes),
+                refused_count=F("refused_count")
+                + sum(o.status == Status.REFUSED for o in outcomes),
+                refused_rows=F("refused_rows") + report.refused_rows,
+                line_count=F("line_count")
+                + sum(
+                    len(g.lines)
+                    for o, g in zip(outcomes, batch, strict=True)
+                    if o.status == Status.CREATED
+                ),
+                unknown_sku_lines=F("unknown_sku_lines")
+                + sum(p.kind == OrderImportProblem.Kind.FLAGGED for p in report.problems),
+            )
+    with db_scope(scope):
+        OrderImport.objects.filter(pk=order_import.pk).update(
+            status=OrderImport.Status.DONE,
+            finished_at=timezone.now(),
+            processed_rows=rows_read,
+            total_rows=rows_read,
+        )
+        order_import.refresh_from_db()
+    return order_import
+
+
+def start_and_run(
+    *, actor: User, order_import: OrderImport, mapping: dict[str, str], dry_run: bool
+) -> OrderImport:
+    """The command line's way: start, then run in this process (the UI would queue it)."""
+    order_import = order_import_start(
+        actor=actor, order_import=order_import, mapping=mapping, dry_run=dry_run
+    )
+    return order_import_run(order_import.pk)
