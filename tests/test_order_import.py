@@ -229,7 +229,7 @@ def test_the_catalogue_creates_and_updates_by_sku_and_reports_bad_rows(world, pr
 
 
 def test_catalogue_dry_run_and_rights(world):
-    content = "sku,name,price\nQ-1,Sac,10\n".encode()
+    content = b"sku,name,price\nQ-1,Sac,10\n"
     dry = catalogue_import(
         actor=world.hq_admin,
         node=world.root,
@@ -255,7 +255,7 @@ def test_an_order_line_finds_the_imported_product(world, client):
         node=world.root,
         own=False,
         file_name="c.csv",
-        content="sku;name;category;price\nZ-1;Ceinture;Cuir;35,00\n".encode(),
+        content=b"sku;name;category;price\nZ-1;Ceinture;Cuir;35,00\n",
     )
     done = _import(world, b"order_id,sku,amount\nZ-ORDER,Z-1,35\n")
     assert done.unknown_sku_lines == 0

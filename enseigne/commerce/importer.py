@@ -294,7 +294,7 @@ def _group_rows(order_import: OrderImport, report: _Report) -> tuple[list[_Group
         if line:
             group.lines.append(line)
             group.line_numbers.append(file_row.line)
-    rows.close()
+    getattr(rows, "close", lambda: None)()  # the generator closes the file
     return list(groups.values()), count
 
 
