@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.models.fields.json import KT
 from django.utils.translation import gettext_lazy as _
 
 from enseigne.contacts.models import Channel
@@ -67,7 +68,13 @@ class Asset(models.Model):
 
     class Meta:
         ordering = ["folder", "name"]
-        indexes = [models.Index(fields=["shared_path", "kind"], name="asset_shared_kind")]
+        indexes = [
+            models.Index(fields=["shared_path", "kind"], name="asset_shared_kind"),
+            # Order lines find their product by SKU (commerce.services.products_for).
+            models.Index(
+                KT("data__sku"), condition=models.Q(kind="product"), name="asset_product_sku"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -6,11 +6,12 @@ import uuid
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.http import JsonResponse
 from django.utils.translation import gettext as _
 from ninja import Router, Schema
 
 from enseigne.commerce.models import Order
-from enseigne.commerce.services import MAX_BATCH, Outcome, Status, orders_record
+from enseigne.commerce.services import MAX_BATCH, Status, orders_record
 from enseigne.network.access import AuthenticatedRequest
 from enseigne.network.capabilities import Capability
 from enseigne.network.selectors import get_unit_for_user
@@ -41,18 +42,6 @@ class OrderResultOut(Schema):
     errors: list[ProblemOut]
     unknown_skus: list[str]
 
-    @staticmethod
-    def of(outcome: Outcome) -> OrderResultOut:
-        return OrderResultOut(
-            index=outcome.index,
-            order_id=outcome.order_id,
-            status=outcome.status,
-            errors=[
-                ProblemOut(field=p.field, rule=p.rule, message=p.message) for p in outcome.problems
-            ],
-            unknown_skus=outcome.unknown_skus,
-        )
-
 
 class OrderBatchOut(Schema):
     created: int
@@ -80,9 +69,24 @@ def record_orders(request: AuthenticatedRequest, payload: OrderBatchIn):
     outcomes = orders_record(
         actor=request.user, unit=unit, orders=payload.orders, source=Order.Source.API
     )
-    return OrderBatchOut(
-        created=sum(o.status == Status.CREATED for o in outcomes),
-        duplicates=sum(o.status == Status.DUPLICATE for o in outcomes),
-        refused=sum(o.status == Status.REFUSED for o in outcomes),
-        results=[OrderResultOut.of(o) for o in outcomes],
-    )
+    # Built as plain data and sent as is: validating a thousand results against the schema
+    # again cost a sixth of the call (bench/orders_ingest.py); the schema still documents it.
+    body = {
+        "created": sum(o.status == Status.CREATED for o in outcomes),
+        "duplicates": sum(o.status == Status.DUPLICATE for o in outcomes),
+        "refused": sum(o.status == Status.REFUSED for o in outcomes),
+        "results": [
+            {
+                "index": o.index,
+                "order_id": o.order_id,
+                "status": o.status,
+                "errors": [
+                    {"field": p.field, "rule": str(p.rule), "message": p.message}
+                    for p in o.problems
+                ],
+                "unknown_skus": o.unknown_skus,
+            }
+            for o in outcomes
+        ],
+    }
+    return JsonResponse(body)

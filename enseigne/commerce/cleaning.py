@@ -39,6 +39,7 @@ DATE_FORMATS = (
 )
 # The future an order's time may reach (tills' clocks drift).
 CLOCK_SLACK = dt.timedelta(hours=1)
+CHANNELS = frozenset(Order.Channel.values)
 
 
 class Rule(models.TextChoices):
@@ -107,7 +108,7 @@ def parse_decimal(value, *, decimal_comma: bool = False) -> Decimal:
         raise Refused(Rule.NOT_A_NUMBER, str(error)) from None
 
 
-def parse_amount(value, *, decimal_comma: bool = False) -> Decimal:
+def parse_amount(value, decimal_comma: bool = False) -> Decimal:
     """An amount in the unit's currency, to the cent, of either sign (the caller checks the sign)."""
     amount = parse_decimal(value, decimal_comma=decimal_comma)
     if abs(amount) > MAX_AMOUNT:
@@ -123,7 +124,7 @@ def parse_amount(value, *, decimal_comma: bool = False) -> Decimal:
     return rounded
 
 
-def parse_quantity(value, *, decimal_comma: bool = False) -> Decimal:
+def parse_quantity(value, decimal_comma: bool = False) -> Decimal:
     quantity = parse_decimal(value, decimal_comma=decimal_comma)
     if quantity == 0 or abs(quantity) > MAX_QUANTITY:
         raise Refused(
@@ -135,7 +136,7 @@ def parse_quantity(value, *, decimal_comma: bool = False) -> Decimal:
     return quantity
 
 
-def parse_time(value, *, now: dt.datetime | None = None) -> dt.datetime:
+def parse_time(value, now: dt.datetime | None = None) -> dt.datetime:
     """An order's time: ISO 8601 or a spreadsheet's date, in the network's time zone when
     it names none; at most an hour ahead of now."""
     if isinstance(value, dt.datetime):
@@ -167,7 +168,7 @@ def parse_time(value, *, now: dt.datetime | None = None) -> dt.datetime:
     return parsed
 
 
-def _text(value, limit: int, *, required: bool = False) -> str:
+def _text(value, limit: int, required: bool = False) -> str:
     if value is None:
         value = ""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -217,11 +218,14 @@ class _Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
 
-    def run(self, name: str, func, *args, **kwargs):
+    def run(self, prefix: str, name: str, func, *args):
+        """``func(*args)``, or None with the problem noted under ``prefix.name`` (the name is
+        only built for a problem: a batch cleans tens of thousands of values)."""
         try:
-            return func(*args, **kwargs)
+            return func(*args)
         except Refused as refused:
-            self.problems.append(Problem(name, refused.rule, refused.message))
+            field = f"{prefix}.{name}" if prefix else name
+            self.problems.append(Problem(field, refused.rule, refused.message))
             return None
 
 
@@ -233,26 +237,23 @@ def clean_line(
         return None
     before = len(collect.problems)
     run = collect.run
-    sku = run(f"{prefix}.sku", _text, raw.get("sku"), 64, required=True)
-    category = run(f"{prefix}.category", _text, raw.get("category"), 120)
-    is_return = run(f"{prefix}.is_return", _flag, raw.get("is_return"))
-    quantity = Decimal(1)
-    if raw.get("quantity") not in (None, ""):
-        quantity = run(
-            f"{prefix}.quantity", parse_quantity, raw.get("quantity"), decimal_comma=decimal_comma
+    get = raw.get
+    sku = run(prefix, "sku", _text, get("sku"), 64, True)
+    category = run(prefix, "category", _text, get("category"), 120)
+    is_return = run(prefix, "is_return", _flag, get("is_return"))
+    quantity: Decimal | None = Decimal(1)
+    value = get("quantity")
+    if value is not None and value != "":
+        quantity = run(prefix, "quantity", parse_quantity, value, decimal_comma)
+    amounts: dict[str, Decimal | None] = {}
+    for name in ("unit_amount", "amount", "discount"):
+        value = get(name)
+        amounts[name] = (
+            None
+            if value is None or value == ""
+            else run(prefix, name, parse_amount, value, decimal_comma)
         )
-
-    def amount_of(name: str):
-        value = raw.get(name)
-        if value is None or value == "":
-            return None
-        return run(f"{prefix}.{name}", parse_amount, value, decimal_comma=decimal_comma)
-
-    unit_amount, amount, discount = (
-        amount_of("unit_amount"),
-        amount_of("amount"),
-        amount_of("discount"),
-    )
+    unit_amount, amount, discount = amounts["unit_amount"], amounts["amount"], amounts["discount"]
     if len(collect.problems) > before:
         return None
     if amount is None and unit_amount is None:
@@ -321,12 +322,12 @@ def clean_order(
                     Problem(str(key), Rule.UNKNOWN_FIELD, _("Unknown field: check its spelling."))
                 )
     run = collect.run
-    external_id = run("order_id", _text, raw.get("order_id"), 100, required=True)
+    external_id = run("", "order_id", _text, raw.get("order_id"), 100, True)
     occurred_at = now or timezone.now()
     if raw.get("occurred_at") not in (None, ""):
-        occurred_at = run("occurred_at", parse_time, raw.get("occurred_at"), now=now)
-    channel = run("channel", _text, raw.get("channel"), 8) or Order.Channel.IN_STORE
-    if channel not in Order.Channel.values:
+        occurred_at = run("", "occurred_at", parse_time, raw.get("occurred_at"), now)
+    channel = run("", "channel", _text, raw.get("channel"), 8) or Order.Channel.IN_STORE
+    if channel not in CHANNELS:
         collect.problems.append(
             Problem(
                 "channel",
@@ -334,12 +335,12 @@ def clean_order(
                 _("Must be one of: %(choices)s.") % {"choices": ", ".join(Order.Channel.values)},
             )
         )
-    contact_id = run("contact", _text, raw.get("contact"), 36) or ""
-    email = run("email", _text, raw.get("email"), 254) or ""
-    phone = run("phone", _text, raw.get("phone"), 40) or ""
+    contact_id = run("", "contact", _text, raw.get("contact"), 36) or ""
+    email = run("", "email", _text, raw.get("email"), 254) or ""
+    phone = run("", "phone", _text, raw.get("phone"), 40) or ""
     total = None
     if raw.get("total") not in (None, ""):
-        total = run("total", parse_amount, raw.get("total"), decimal_comma=decimal_comma)
+        total = run("", "total", parse_amount, raw.get("total"), decimal_comma)
     lines: list[CleanLine] = []
     raw_lines = raw.get("lines")
     if raw_lines is not None:

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
+from django.db.models import TextField
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -114,24 +117,38 @@ def _buyers(unit: OrgNode, orders: Sequence[CleanOrder]) -> dict[int, int | Prob
     return found
 
 
-def products_for(unit: OrgNode, skus: Iterable[str]) -> dict[str, Asset]:
+@dataclass(frozen=True, slots=True)
+class Product:
+    pk: int
+    category: str
+
+
+def products_for(unit: OrgNode, skus: Iterable[str]) -> dict[str, Product]:
     """The library's product for each SKU the unit sees: its own first, else HQ's shared
-    with the nearest node above it (then the oldest)."""
+    with the nearest node above it (then the oldest). Reads the SKU and category only (by
+    the index on a product's SKU), not the items' whole data."""
     skus = list(set(skus))
     if not skus:
         return {}
     step = OrgNode.steplen
     above = [unit.path[:end] for end in range(step, len(unit.path) + 1, step)]
-    candidates = Asset.objects.filter(
-        kind=Asset.Kind.PRODUCT, data__sku__in=skus, unit_path__in=["", unit.path]
-    ).filter(shared_path__in=above)
-    best: dict[str, tuple[tuple, Asset]] = {}
-    for asset in candidates.only("pk", "data", "unit_path", "shared_path"):
-        sku = str(asset.data.get("sku") or "")
-        rank = (asset.unit_path != unit.path, -len(asset.shared_path), asset.pk)
-        if sku and (sku not in best or rank < best[sku][0]):
-            best[sku] = (rank, asset)
-    return {sku: asset for sku, (_rank, asset) in best.items()}
+    candidates = (
+        Asset.objects.filter(kind=Asset.Kind.PRODUCT)
+        # Cast: a plain text IN (a JSON key's own IN lookup prepares each SKU as JSON, slowly);
+        # text to text adds no cast in SQL, so the expression index still serves.
+        .annotate(
+            product_sku=Cast(KT("data__sku"), TextField()),
+            product_category=KT("data__category"),
+        )
+        .filter(product_sku__in=skus, unit_path__in=["", unit.path], shared_path__in=above)
+        .values_list("pk", "product_sku", "product_category", "unit_path", "shared_path")
+    )
+    best: dict[str, tuple[tuple, Product]] = {}
+    for pk, sku, category, unit_path, shared_path in candidates:
+        rank = (unit_path != unit.path, -len(shared_path), pk)
+        if sku not in best or rank < best[sku][0]:
+            best[sku] = (rank, Product(pk, category or ""))
+    return {sku: product for sku, (_rank, product) in best.items()}
 
 
 def orders_record(
@@ -262,7 +279,7 @@ def _write(
                         line.sku,
                         product.pk if product else None,
                         product is None,
-                        line.category or ((product.data.get("category") or "") if product else ""),
+                        line.category or (product.category if product else ""),
                         line.quantity,
                         line.unit_amount,
                         line.amount,
