@@ -200,8 +200,23 @@ class IdentityChange(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reversed_by"
     )
 
+    # The reason the system gives when it splits on its own (``linking._detach_shared``),
+    # stored as a code and read in the reader's language.
+    SHARED_KEY_REASON = "auto:shared-key"
+
     class Meta:
         indexes = [models.Index(fields=["-made_at"], name="identitychange_recent")]
+
+    @property
+    def reason_display(self) -> str:
+        if self.reason == self.SHARED_KEY_REASON:
+            return str(
+                _(
+                    "Automatic: an e-mail or phone typed on too many records (a shop's "
+                    "number, a test address) had joined these records."
+                )
+            )
+        return self.reason
 
 
 class KeptApart(models.Model):

@@ -384,11 +384,14 @@ def candidate_persons(candidates: Sequence[MatchCandidate]) -> dict[int, Person]
 def changes_for_user(user: User) -> QuerySet[IdentityChange]:
     """The network's merges, splits and undos, newest first.
 
-    The rows are the network's ('' rows only HQ reads); a change belongs to the network
-    whose HQ made it."""
+    A change carries its network's root path (HQ's rows: row-level security lets no
+    region or store read them); changes written before it did ('' rows) belong to the
+    network whose HQ made them."""
     root = get_identity_root_for_user(user)
     return (
-        IdentityChange.objects.filter(made_by__memberships__node__path=root)
+        IdentityChange.objects.filter(
+            Q(unit_path=root) | Q(unit_path="", made_by__memberships__node__path=root)
+        )
         .distinct()
         .select_related("made_by", "into", "reverses")
         .order_by("-made_at", "-id")
