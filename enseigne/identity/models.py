@@ -116,6 +116,9 @@ class RecordLink(models.Model):
     )
     email_key = models.CharField(max_length=64, null=True, blank=True)
     phone_key = models.CharField(max_length=64, null=True, blank=True)
+    # A model link's reason: the record it was compared with (``with``), the comparison
+    # levels and the match weight of that best pair (``identity.evidence`` reads it).
+    evidence = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [

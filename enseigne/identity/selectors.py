@@ -32,6 +32,7 @@ from enseigne.lib.ids import parse_uuid
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import OrgNode, User
 
+from . import evidence
 from .linking import policy_for
 from .models import (
     IdentityChange,
@@ -314,8 +315,12 @@ def person_card(user: User, person: Person) -> PersonCard:
     )
     facts = {"last_purchase_contact": purchases[0].contact_id if purchases else None}
     kinds = shared_key_kinds(records)
+    by_pk = {record.pk: record for record in records}
     for record in records:
         record.matched_kinds = kinds.get(record.pk, [])  # type: ignore[attr-defined]
+        found = record.link.evidence or {}  # type: ignore[attr-defined]
+        record.comparisons = evidence.comparisons(found)  # type: ignore[attr-defined]
+        record.compared_with = by_pk.get(found.get("with"))  # type: ignore[attr-defined]
     proofs = _latest_consent_proofs(records)
     consents = [
         {
