@@ -41,6 +41,7 @@ CALLS = [
     ("POST", "/api/v1/segments/count", {READ, CONTACTS}),
     ("GET", "/api/v1/conversions", {READ, CONVERSIONS}),
     ("POST", "/api/v1/conversions", {CONVERSIONS}),
+    ("POST", "/api/v1/orders/batch", {CONVERSIONS}),
     ("GET", "/api/v1/campaigns", {READ, CAMPAIGNS}),
     ("POST", "/api/v1/campaigns/x/launch", {CAMPAIGNS}),
     ("POST", "/api/v1/templates/x/preview", {READ, CAMPAIGNS}),

@@ -266,6 +266,24 @@ def test_token_scoping_is_the_apis(world, client):
     assert Order.objects.get().unit_id == world.unit_b.pk
 
 
+def test_only_a_token_with_the_conversions_scope_sends_orders(world, client):
+    from enseigne.network.models import TokenScope
+    from enseigne.network.tokens import token_create
+
+    body = json.dumps({"unit": str(world.unit_a.public_id), "orders": [_order("TK-1")]})
+    for scopes, expected in (
+        ([TokenScope.READ_ONLY], 403),
+        ([TokenScope.CONTACTS, TokenScope.CAMPAIGNS], 403),
+        ([TokenScope.CONVERSIONS], 200),
+    ):
+        _token, key = token_create(user=world.manager_a, scopes=scopes)
+        answer = client.post(
+            URL, data=body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}"
+        )
+        assert answer.status_code == expected, scopes
+        assert Order.objects.count() == (expected == 200)
+
+
 def test_more_than_a_thousand_orders_are_refused_whole(world, client):
     orders = [_order(f"B-{i}") for i in range(1001)]
     answer = _post(client, world.manager_a, world.unit_a, orders)

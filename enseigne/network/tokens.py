@@ -40,6 +40,8 @@ _API_AREAS: dict[str, TokenScope | None] = {
     # The customer base (HQ only): read with a contacts or read-only token.
     "people": TokenScope.CONTACTS,
     "conversions": TokenScope.CONVERSIONS,
+    # A till's orders are its sales: the same scope as conversions.
+    "orders": TokenScope.CONVERSIONS,
     "campaigns": TokenScope.CAMPAIGNS,
     "templates": TokenScope.CAMPAIGNS,
     "local-versions": TokenScope.CAMPAIGNS,
