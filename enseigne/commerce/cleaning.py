@@ -254,15 +254,17 @@ def clean_line(
             else run(prefix, name, parse_amount, value, decimal_comma)
         )
     unit_amount, amount, discount = amounts["unit_amount"], amounts["amount"], amounts["discount"]
-    if len(collect.problems) > before:
-        return None
-    if amount is None and unit_amount is None:
-        collect.problems.append(
-            Problem(f"{prefix}.amount", Rule.REQUIRED, _("Give the line's amount or unit price."))
-        )
+    if quantity is None or len(collect.problems) > before:
         return None
     discount = discount or Decimal(0)
     if amount is None:
+        if unit_amount is None:
+            collect.problems.append(
+                Problem(
+                    f"{prefix}.amount", Rule.REQUIRED, _("Give the line's amount or unit price.")
+                )
+            )
+            return None
         amount = (quantity * unit_amount - discount * (-1 if quantity < 0 else 1)).quantize(CENT)
     for name, value in (("unit_amount", unit_amount), ("discount", discount)):
         if value is not None and value < 0:
