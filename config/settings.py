@@ -313,6 +313,7 @@ ENSEIGNE_RECORD_HOOKS = ["enseigne.identity.linking.hooks"]
 # the person).
 ENSEIGNE_SEGMENT_FIELDS = [
     "enseigne.campaigns.segment_fields.fields",
+    "enseigne.commerce.segment_fields.fields",
     "enseigne.identity.segment_fields.fields",
 ]
 # What later apps add to a record's GDPR export (the store's and HQ's per-person file).

@@ -35,14 +35,14 @@
     const row = el("div", { class: "mb-2 condition" });
     // Labels come from the server, translated; the rule keeps the keys.
     row.appendChild(select(catalogue.map((f) => [f.field, f.label]), rule.field, labels.field, (v) => {
-      rule.field = v; rule.op = byField[v].ops[0][0]; rule.value = ""; changed();
+      rule.field = v; rule.op = byField[v].ops[0][0]; rule.value = ""; delete rule.days; changed();
     }));
     const spec = byField[rule.field] || catalogue[0];
     row.appendChild(select(spec.ops, rule.op, labels.operator, (v) => { rule.op = v; changed(); }));
     if (!noValue.has(rule.op)) {
       let valueInput;
       const pick = (options) => select([["", "—"], ...options], String(rule.value == null ? "" : rule.value), labels.value, (v) => { rule.value = v; changed(); });
-      const input = (spec.inputs || {})[rule.op];
+      const [input, withDays] = ((spec.inputs || {})[rule.op] || "").split("+");
       if (rule.field === "unit") {
         valueInput = pick(units);
       } else if (input === "choice") {
@@ -52,13 +52,22 @@
       } else if (spec.choices && spec.choices.length && ["equals", "not_equals"].includes(rule.op)) {
         valueInput = pick(spec.choices);
       } else {
-        const type = /birthday|created_at/.test(rule.field) && ["before", "after", "on"].includes(rule.op) ? "date"
+        const type = input === "date" || (/birthday|created_at/.test(rule.field) && ["before", "after", "on"].includes(rule.op)) ? "date"
           : rule.op === "in_last_days" || input === "number" ? "number" : "text";
         valueInput = el("input", { class: "form-control form-control-sm d-inline-block w-auto me-1", type: type, "aria-label": labels.value });
         valueInput.value = rule.value == null ? "" : rule.value;
         valueInput.addEventListener("input", () => { rule.value = valueInput.value; sync(); });
       }
       row.appendChild(valueInput);
+      if (withDays) {
+        // "… in the last N days": the rule keeps the days beside the value.
+        const days = el("input", { class: "form-control form-control-sm d-inline-block w-auto me-1", type: "number", min: "1", "aria-label": labels.days });
+        days.value = rule.days == null ? "" : rule.days;
+        days.addEventListener("input", () => { rule.days = days.value; sync(); });
+        row.appendChild(el("span", { class: "me-1", text: labels.inTheLast }));
+        row.appendChild(days);
+        row.appendChild(el("span", { class: "me-1", text: labels.daysUnit }));
+      }
     }
     const remove = el("button", { type: "button", class: "btn btn-sm btn-link text-danger", text: labels.remove });
     remove.addEventListener("click", () => { parent.rules.splice(index, 1); changed(); });

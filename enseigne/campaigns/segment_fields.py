@@ -79,7 +79,7 @@ def _ledger_rows(kind: int | None, campaign: Campaign | None, since: dt.datetime
 
 
 def _compiler(kind: int | None):
-    def compile_condition(user: User, op: str, value, where: str) -> Q:
+    def compile_condition(user: User, op: str, value, where: str, days: int | None) -> Q:
         campaign, since = None, None
         if op in {"campaign", "not_campaign"}:
             campaign = _campaign(user, value, where)

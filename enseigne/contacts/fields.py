@@ -56,6 +56,14 @@ OPERATOR_LABELS = {
     "not_campaign": pgettext_lazy("segment operator", "not this campaign"),
     "any_in_last_days": pgettext_lazy("segment operator", "any, within the last … days"),
     "none_in_last_days": pgettext_lazy("segment operator", "none within the last … days"),
+    "ever": pgettext_lazy("segment operator", "at least once"),
+    "never": pgettext_lazy("segment operator", "never"),
+    "category_in_last_days": pgettext_lazy("segment operator", "in the category"),
+    "not_category_in_last_days": pgettext_lazy("segment operator", "nothing in the category"),
+    "sku_in_last_days": pgettext_lazy("segment operator", "the product (SKU)"),
+    "not_sku_in_last_days": pgettext_lazy("segment operator", "not the product (SKU)"),
+    "at_least_in_last_days": pgettext_lazy("segment operator", "at least"),
+    "less_than_in_last_days": pgettext_lazy("segment operator", "less than"),
 }
 
 ATTRIBUTE_PREFIX = "attributes."
@@ -85,5 +93,8 @@ def builder_labels() -> dict:
         "field": str(_("Field")),
         "operator": str(_("Condition")),
         "value": str(_("Value")),
+        "days": str(_("Number of days")),
+        "inTheLast": str(_("in the last")),
+        "daysUnit": str(_("days")),
         "months": [[str(number), str(name)] for number, name in MONTHS.items()],
     }

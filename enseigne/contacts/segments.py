@@ -68,7 +68,10 @@ ATTRIBUTE_OPS = {
 NO_VALUE_OPS = {"is_empty", "is_not_empty", "is_valid", "is_not_valid", "is_true", "is_false"}
 
 
-NUMBER, CHOICE = "number", "choice"
+NUMBER, CHOICE, TEXT, DATE = "number", "choice", "text", "date"
+# Appended to a value kind: the operator also takes ``days`` ("in category X in the last
+# N days": the rule keeps ``{"value": "X", "days": 90}``).
+WITH_DAYS = "+days"
 MAX_DAYS = 3650
 
 
@@ -78,9 +81,10 @@ class ExtraField:
     clicked, bought…) lives in apps that come after contacts, so they describe their
     conditions here and settings ``ENSEIGNE_SEGMENT_FIELDS`` names who provides them.
 
-    ``ops`` maps each operator to the kind of value it takes (``NUMBER``, ``CHOICE`` or
-    ``""`` for none); ``negations`` maps each negative operator to the positive one it
-    denies; ``compile(user, op, value, where)`` returns a filter on ``Contact``
+    ``ops`` maps each operator to the kind of value it takes (``NUMBER``, ``CHOICE``,
+    ``TEXT``, ``DATE`` or ``""`` for none), followed by ``WITH_DAYS`` when it also takes a
+    number of days; ``negations`` maps each negative operator to the positive one it
+    denies; ``compile(user, op, value, where, days)`` returns a filter on ``Contact``
     and raises ``ValidationError`` naming ``where`` on a bad value; ``choices(user)`` lists
     the ``[key, label]`` values the user may pick; ``available(user)`` says whether the
     user may use the field at all (an unavailable field is unknown to them).
@@ -89,7 +93,7 @@ class ExtraField:
     field: str
     label: str | Promise
     ops: dict[str, str]
-    compile: Callable[[User, str, object, str], Q]
+    compile: Callable[[User, str, object, str, int | None], Q]
     choices: Callable[[User], list[list[str]]] | None = None
     available: Callable[[User], bool] = lambda user: True
     # A negative operator and the positive one it denies ("none within…" → "any within…").
@@ -218,9 +222,11 @@ class SegmentCompiler:
         if extra is not None and extra.available(self.user):
             if op not in extra.ops:
                 raise _wrong_operator(where, str(extra.label), op)
-            if extra.ops[op] and (value is None or value == ""):
+            kind = extra.ops[op]
+            if kind.removesuffix(WITH_DAYS) and (value is None or value == ""):
                 raise _needs_value(where, str(extra.label), op)
-            return extra.compile(self.user, op, value, where)
+            days = days_value(rule.get("days"), where) if kind.endswith(WITH_DAYS) else None
+            return extra.compile(self.user, op, value, where, days)
         if field not in FIELD_OPS:
             raise ValidationError(
                 _("%(where)s: unknown field %(field)r.") % {"where": where, "field": field}

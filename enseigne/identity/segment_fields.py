@@ -45,11 +45,11 @@ def for_person(record_condition: Q) -> Q:
 
 
 def _lift(extra: ExtraField):
-    def compile_condition(user: User, op: str, value, where: str) -> Q:
+    def compile_condition(user: User, op: str, value, where: str, days: int | None) -> Q:
         positive = extra.negations.get(op)
         if positive is None:
-            return for_person(extra.compile(user, op, value, where))
-        return ~for_person(extra.compile(user, positive, value, where))
+            return for_person(extra.compile(user, op, value, where, days))
+        return ~for_person(extra.compile(user, positive, value, where, days))
 
     return compile_condition
 

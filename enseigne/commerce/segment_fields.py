@@ -1,0 +1,283 @@
+"""Segment conditions on what customers bought (issue 21).
+
+Offered through ``contacts.segments.ExtraField`` (settings ``ENSEIGNE_SEGMENT_FIELDS``);
+identity gives each a person twin for HQ. What counts:
+
+- a *purchase* is an order with a buyer and a positive total (an order made only of
+  returns is not one); "amount spent" nets returns; "number of purchases" counts orders;
+- *bought in a category / a product* means a sold line (not a return) of that category
+  or SKU;
+- *first purchase* is the buyer's earliest purchase; *average basket* the mean total of
+  their purchases; *favourite category* the category with the highest net amount over
+  the last 365 days (ties: the first in alphabetical order).
+
+Each compiles to "the contact is among the buyers of these orders", read inside the
+reader's row-level scope like every other query.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.db.models import Avg, CharField, Count, Min, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from enseigne.brand.selectors import assets_for_user
+from enseigne.contacts.segments import (
+    CHOICE,
+    DATE,
+    NUMBER,
+    TEXT,
+    WITH_DAYS,
+    ExtraField,
+    days_value,
+)
+from enseigne.network.models import User
+
+from .cleaning import Refused, parse_amount
+from .models import Order, OrderLine
+
+FAVOURITE_WINDOW_DAYS = 365
+CATEGORY_CHOICES_SHOWN = 500
+
+
+def purchases() -> QuerySet[Order]:
+    return Order.objects.filter(contact__isnull=False, total__gt=0)
+
+
+def _since(days: int | None) -> dt.datetime:
+    return timezone.now() - dt.timedelta(days=days or 0)
+
+
+def _buyers(orders: QuerySet) -> Q:
+    return Q(pk__in=orders.values("contact_id"))
+
+
+def _amount(value, where: str) -> Decimal:
+    try:
+        return parse_amount(value)
+    except (Refused, ValueError, TypeError):
+        raise ValidationError(
+            _("%(where)s: give an amount such as 49.90.") % {"where": where}
+        ) from None
+
+
+def _count(value, where: str) -> int:
+    try:
+        count = int(str(value).strip())
+    except (TypeError, ValueError):
+        count = -1
+    if count < 1:
+        raise ValidationError(_("%(where)s: give a whole number from 1.") % {"where": where})
+    return count
+
+
+def _longest(name: str) -> int:
+    field = OrderLine._meta.get_field(name)
+    assert isinstance(field, CharField)
+    return field.max_length or 0
+
+
+def _label(value, where: str, limit: int) -> str:
+    text = str(value).strip() if isinstance(value, str | int) else ""
+    if not text or len(text) > limit or "\x00" in text:
+        raise ValidationError(
+            _("%(where)s: give a category or product code of %(most)s characters at most.")
+            % {"where": where, "most": limit}
+        )
+    return text
+
+
+def _sold_lines(days: int | None) -> QuerySet[OrderLine]:
+    lines = OrderLine.objects.filter(is_return=False, order__contact__isnull=False)
+    if days is not None:
+        lines = lines.filter(order__occurred_at__gte=_since(days))
+    return lines
+
+
+def _bought(user: User, op: str, value, where: str, days: int | None) -> Q:
+    if op in {"ever", "never"}:
+        did = _buyers(purchases())
+        return did if op == "ever" else ~did
+    did = _buyers(purchases().filter(occurred_at__gte=_since(days_value(value, where))))
+    return did if op == "any_in_last_days" else ~did
+
+
+def _category(user: User, op: str, value, where: str, days: int | None) -> Q:
+    category = _label(value, where, _longest("category"))
+    did = Q(pk__in=_sold_lines(days).filter(category__iexact=category).values("order__contact_id"))
+    return did if op == "category_in_last_days" else ~did
+
+
+def _product(user: User, op: str, value, where: str, days: int | None) -> Q:
+    sku = _label(value, where, _longest("sku"))
+    did = Q(pk__in=_sold_lines(days).filter(sku=sku).values("order__contact_id"))
+    return did if op == "sku_in_last_days" else ~did
+
+
+def _spent(user: User, op: str, value, where: str, days: int | None) -> Q:
+    amount = _amount(value, where)
+    spent = (
+        Order.objects.filter(contact__isnull=False, occurred_at__gte=_since(days))
+        .values("contact_id")
+        .annotate(net=Sum("total"))
+    )
+    if op == "at_least_in_last_days":
+        return Q(pk__in=spent.filter(net__gte=amount).values("contact_id"))
+    # "Less than X" includes those who spent nothing in the period.
+    return ~Q(pk__in=spent.filter(net__gte=amount).values("contact_id"))
+
+
+def _count_of(user: User, op: str, value, where: str, days: int | None) -> Q:
+    count = _count(value, where)
+    many = (
+        purchases()
+        .filter(occurred_at__gte=_since(days))
+        .values("contact_id")
+        .annotate(n=Count("pk"))
+        .filter(n__gte=count)
+        .values("contact_id")
+    )
+    return Q(pk__in=many) if op == "at_least_in_last_days" else ~Q(pk__in=many)
+
+
+def _first(user: User, op: str, value, where: str, days: int | None) -> Q:
+    firsts = purchases().values("contact_id").annotate(first=Min("occurred_at"))
+    if op == "in_last_days":
+        return Q(
+            pk__in=firsts.filter(first__gte=_since(days_value(value, where))).values("contact_id")
+        )
+    try:
+        day = dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationError(
+            _("%(where)s: %(value)r is not a date (YYYY-MM-DD).") % {"where": where, "value": value}
+        ) from None
+    start = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+    end = start + dt.timedelta(days=1)
+    found = {
+        "before": firsts.filter(first__lt=start),
+        "after": firsts.filter(first__gte=end),
+        "on": firsts.filter(first__gte=start, first__lt=end),
+    }[op]
+    return Q(pk__in=found.values("contact_id"))
+
+
+def _basket(user: User, op: str, value, where: str, days: int | None) -> Q:
+    amount = _amount(value, where)
+    baskets = purchases().values("contact_id").annotate(mean=Avg("total"))
+    found = (
+        baskets.filter(mean__gt=amount) if op == "greater_than" else baskets.filter(mean__lt=amount)
+    )
+    return Q(pk__in=found.values("contact_id"))
+
+
+def _favourite(user: User, op: str, value, where: str, days: int | None) -> Q:
+    category = _label(value, where, _longest("category"))
+    quote = connection.ops.quote_name
+    orders, lines = quote(Order._meta.db_table), quote(OrderLine._meta.db_table)
+    since = connection.ops.adapt_datetimefield_value(_since(FAVOURITE_WINDOW_DAYS))
+    # Each buyer's categories by net amount over the window, the best first (ties: the
+    # first name); the buyer is selected when the best is this one and nets above zero.
+    favourite = RawSQL(  # noqa: S611 (table names from the models' metadata, values as parameters)
+        f"""
+        SELECT contact_id FROM (
+            SELECT contact_id, category, net, ROW_NUMBER() OVER (
+                PARTITION BY contact_id ORDER BY net DESC, category
+            ) AS place
+            FROM (
+                SELECT o.contact_id, l.category, SUM(l.amount) AS net
+                FROM {lines} l JOIN {orders} o ON o.id = l.order_id
+                WHERE o.contact_id IS NOT NULL AND o.occurred_at >= %s AND l.category <> ''
+                GROUP BY o.contact_id, l.category
+            ) AS nets
+        ) AS ranked
+        WHERE place = 1 AND net > 0 AND LOWER(category) = LOWER(%s)
+        """,  # noqa: S608 (table names from the models' metadata, values as parameters)
+        [since, category],
+    )
+    found = Q(pk__in=favourite)
+    return found if op == "equals" else ~found
+
+
+def _category_choices(user: User) -> list[list[str]]:
+    categories = (
+        assets_for_user(user)
+        .filter(kind="product")
+        .exclude(data__category="")
+        .values_list("data__category", flat=True)
+        .distinct()[:CATEGORY_CHOICES_SHOWN]
+    )
+    return [[c, c] for c in sorted({str(c) for c in categories if c})]
+
+
+def fields(before: Sequence[ExtraField]) -> list[ExtraField]:
+    days = WITH_DAYS
+    return [
+        ExtraField(
+            field="bought",
+            label=gettext_lazy("Purchases"),
+            ops={"any_in_last_days": NUMBER, "none_in_last_days": NUMBER, "ever": "", "never": ""},
+            compile=_bought,
+            negations={"none_in_last_days": "any_in_last_days", "never": "ever"},
+        ),
+        ExtraField(
+            field="bought_category",
+            label=gettext_lazy("Bought in a category"),
+            ops={
+                "category_in_last_days": CHOICE + days,
+                "not_category_in_last_days": CHOICE + days,
+            },
+            compile=_category,
+            choices=_category_choices,
+            negations={"not_category_in_last_days": "category_in_last_days"},
+        ),
+        ExtraField(
+            field="bought_product",
+            label=gettext_lazy("Bought a product"),
+            ops={"sku_in_last_days": TEXT + days, "not_sku_in_last_days": TEXT + days},
+            compile=_product,
+            negations={"not_sku_in_last_days": "sku_in_last_days"},
+        ),
+        ExtraField(
+            field="spent",
+            label=gettext_lazy("Amount spent"),
+            ops={"at_least_in_last_days": NUMBER + days, "less_than_in_last_days": NUMBER + days},
+            compile=_spent,
+            negations={"less_than_in_last_days": "at_least_in_last_days"},
+        ),
+        ExtraField(
+            field="purchase_count",
+            label=gettext_lazy("Number of purchases"),
+            ops={"at_least_in_last_days": NUMBER + days, "less_than_in_last_days": NUMBER + days},
+            compile=_count_of,
+            negations={"less_than_in_last_days": "at_least_in_last_days"},
+        ),
+        ExtraField(
+            field="first_purchase",
+            label=gettext_lazy("First purchase"),
+            ops={"before": DATE, "after": DATE, "on": DATE, "in_last_days": NUMBER},
+            compile=_first,
+        ),
+        ExtraField(
+            field="average_basket",
+            label=gettext_lazy("Average basket"),
+            ops={"greater_than": NUMBER, "less_than": NUMBER},
+            compile=_basket,
+        ),
+        ExtraField(
+            field="favourite_category",
+            label=gettext_lazy("Favourite category (last 12 months)"),
+            ops={"equals": CHOICE, "not_equals": CHOICE},
+            compile=_favourite,
+            choices=_category_choices,
+            negations={"not_equals": "equals"},
+        ),
+    ]
