@@ -216,7 +216,7 @@ class Classification:
     ('' = will receive), ``word_0``, … (bit sets of the ledger's campaigns that count against
     the contact's caps: bit ``b`` of word ``w`` is campaign ``ledger[w * WORD_BITS + b]``;
     NULL for none), then ``reach_0``, … (1 when planned campaign ``planned[i]`` reaches the
-    contact). A statement over it starts with ``ctes``."""
+    contact's person, through this record or another: ``_person_reaches``). A statement over it starts with ``ctes``."""
 
     sql: str
     params: list
@@ -387,6 +387,10 @@ def classified(
         loads, loads_params = _loads(campaign, when, rules, planned, launched, ledger, handoff_ids)
         ctes.append(loads)
         cte_params += loads_params
+    if rules and planned:
+        reaches, reaches_params = _person_reaches(planned)
+        ctes.append(reaches)
+        cte_params += reaches_params
     suppressed_people = (
         None
         if at_handoff
@@ -405,6 +409,7 @@ def classified(
         paths,
         dated=campaign.is_national,
         suppressed_people=suppressed_people,
+        person_reaches=bool(rules and planned),
     )
     sql, params = build(contacts)
     result = Classification(
@@ -413,6 +418,41 @@ def classified(
     if campaign.is_national:
         _one_per_person(campaign, result, build, contacts, handoff_ids)
     return result
+
+
+def _person_reaches(planned: list[Campaign]) -> tuple[str, list]:
+    """``reaches(contact_id, reach_0, …)`` (a CTE that reads ``shared``): for each record
+    whose person has other records, whether planned campaign ``planned[i]`` reaches the
+    person through any of their records, in any unit (1) or not (0). Kept only for persons
+    some planned campaign reaches; every other record's reach is its own (``_Rows``).
+
+    A planned campaign is not frozen yet, so it has no ledger to count per person: this
+    counts it per person the way its ledger will (a national campaign sends the person one
+    message; a local one reaches the store's record, and through it the person)."""
+    reach = {
+        f"reach_{i}": Case(
+            When(_competitor_reaches(o), then=1), default=0, output_field=IntegerField()
+        )
+        for i, o in enumerate(planned)
+    }
+    anywhere = Q()
+    for other in planned:
+        anywhere |= _competitor_reaches(other)
+    records = (
+        Contact.objects.filter(anywhere, id__in=RawSQL("SELECT contact_id FROM shared", []))  # noqa: S611
+        .annotate(**reach)
+        .order_by()
+        .values("id", *reach)
+    )
+    sql, params = records.query.sql_with_params()
+    maxima = ", ".join(f"MAX(x.reach_{i}) AS reach_{i}" for i in range(len(planned)))
+    columns = ", ".join(f"p.reach_{i}" for i in range(len(planned)))
+    return (
+        f"reaches AS {_materialized()}(SELECT sh.contact_id, {columns} FROM "  # noqa: S608
+        f"(SELECT s.person_id, {maxima} FROM ({sql}) x JOIN shared s ON s.contact_id = x.id "
+        "GROUP BY s.person_id) p JOIN shared sh ON sh.person_id = p.person_id) ",
+        list(params),
+    )
 
 
 def _materialized() -> str:
@@ -436,6 +476,9 @@ class _Rows:
     dated: bool = False
     # See ``gate_cases``.
     suppressed_people: list[int] | None = None
+    # Whether the ``reaches`` CTE holds the planned campaigns' reach of shared persons
+    # (``_person_reaches``): a record's planned messages are its person's.
+    person_reaches: bool = False
 
     def __call__(self, contacts: QuerySet[Contact]) -> tuple[str, list]:
         planned, rules, when = self.planned, self.rules, self.when
@@ -481,20 +524,29 @@ class _Rows:
                 list(params),
             )
         words = "".join(f", loads.word_{w}" for w in range(-(-len(self.ledger) // WORD_BITS)))
+        # A planned campaign reaches the person when it reaches any of their records.
+        reach = [
+            f"COALESCE(reaches.reach_{i}, sub.reach_{i})"
+            if self.person_reaches
+            else f"sub.reach_{i}"
+            for i in range(len(planned))
+        ]
+        flags = "".join(f", {term} AS reach_{i}" for i, term in enumerate(reach))
         over, over_params = [], []
         for index, rule in enumerate(rules):
             terms = "".join(
-                f" + sub.reach_{i}"
+                f" + {reach[i]}"
                 for i, o in enumerate(planned)
                 if _inside(o, when, rule.window_days)
             )
             over.append(f"COALESCE(loads.load_{index}, 0){terms} >= %s")
             over_params.append(rule.max_messages)
+        reaches = " LEFT JOIN reaches ON reaches.contact_id = sub.id" if self.person_reaches else ""
         return (
             f"SELECT sub.id, sub.unit_id{path}, "  # noqa: S608
             f"COALESCE(NULLIF(sub.base_reason, ''), "
             f"CASE WHEN {' OR '.join(over)} THEN 'pressure' ELSE '' END) AS reason{words}{flags} "
-            f"FROM ({sql}) sub LEFT JOIN loads ON loads.contact_id = sub.id",
+            f"FROM ({sql}) sub LEFT JOIN loads ON loads.contact_id = sub.id{reaches}",
             [*over_params, *params],
         )
 
