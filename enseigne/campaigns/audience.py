@@ -258,17 +258,20 @@ def _db_time(value: dt.datetime):
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def gate_cases(campaign: Campaign, suppressed_people: list[int] | None = None) -> list[When]:
+def gate_cases(
+    campaign: Campaign, suppressed_people: list[int] | QuerySet | None = None
+) -> list[When]:
     """The row gates (address, number, consent, suppression) as SQL cases on a contact, in
     order: the first that applies is the contact's reason. The one declaration of these
     rules: the preview, the freeze and the hand-off all evaluate it.
 
     ``suppressed_people``: the records a brand-wide suppression stops through their person
-    (``identity.sending.brand_wide_suppressed_records``), read beforehand for a whole
-    audience; None: read in the statement (a hand-off's few contacts). In a whole
-    audience's statement that sub-query planned a parallel scan of the links, and a scan
-    under a sub-query's own workers cannot run in parallel itself: the contacts' scan
-    lost its workers and the preview took twice as long."""
+    (``identity.sending.brand_wide_suppressed_records``): a list read beforehand for a whole
+    audience, or a sub-query of the statement (a hand-off's, limited to its contacts'
+    persons); None: the whole network's, as a sub-query. In a whole audience's statement
+    that sub-query planned a parallel scan of the links, and a scan under a sub-query's own
+    workers cannot run in parallel itself: the contacts' scan lost its workers and the
+    preview took twice as long."""
     channel = campaign.channel
     address = "email" if channel == Channel.EMAIL else "phone"
     whens = [
@@ -306,7 +309,7 @@ def gate_cases(campaign: Campaign, suppressed_people: list[int] | None = None) -
         Q(id__in=by_person.brand_wide_suppressed_records(channel, root))
         if suppressed_people is None
         else Q(id__in=suppressed_people)
-        if suppressed_people
+        if isinstance(suppressed_people, QuerySet) or suppressed_people
         else Q(pk__in=[])
     )
     whens.append(
@@ -391,14 +394,13 @@ def classified(
         reaches, reaches_params = _person_reaches(planned)
         ctes.append(reaches)
         cte_params += reaches_params
+    # A whole audience's: read beforehand, as a list. A hand-off's: the persons of its
+    # contacts only, a sub-query of its one statement.
+    suppressed: QuerySet = by_person.brand_wide_suppressed_records(
+        channel, campaign.owner_path[: OrgNode.steplen], among=handoff_ids
+    )
     suppressed_people = (
-        None
-        if at_handoff
-        else list(
-            by_person.brand_wide_suppressed_records(
-                channel, campaign.owner_path[: OrgNode.steplen]
-            ).values_list("contact", flat=True)
-        )
+        suppressed if at_handoff else list(suppressed.values_list("contact", flat=True))
     )
     build = _Rows(
         campaign,
@@ -475,7 +477,7 @@ class _Rows:
     # With ``created_at``: the sending record's rule reads it (national campaigns).
     dated: bool = False
     # See ``gate_cases``.
-    suppressed_people: list[int] | None = None
+    suppressed_people: list[int] | QuerySet | None = None
     # Whether the ``reaches`` CTE holds the planned campaigns' reach of shared persons
     # (``_person_reaches``): a record's planned messages are its person's.
     person_reaches: bool = False
