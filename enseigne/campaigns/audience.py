@@ -527,17 +527,17 @@ class _Rows:
             )
         words = "".join(f", loads.word_{w}" for w in range(-(-len(self.ledger) // WORD_BITS)))
         # A planned campaign reaches the person when it reaches any of their records.
-        reach = [
+        person_reach = [
             f"COALESCE(reaches.reach_{i}, sub.reach_{i})"
             if self.person_reaches
             else f"sub.reach_{i}"
             for i in range(len(planned))
         ]
-        flags = "".join(f", {term} AS reach_{i}" for i, term in enumerate(reach))
+        flags = "".join(f", {term} AS reach_{i}" for i, term in enumerate(person_reach))
         over, over_params = [], []
         for index, rule in enumerate(rules):
             terms = "".join(
-                f" + {reach[i]}"
+                f" + {person_reach[i]}"
                 for i, o in enumerate(planned)
                 if _inside(o, when, rule.window_days)
             )
