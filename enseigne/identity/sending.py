@@ -51,9 +51,14 @@ def shared_links_sql(handoff: str | None = None) -> tuple[str, list]:
             f"(SELECT m.person_id FROM {LINKS} m WHERE m.contact_id IN ({handoff}))",
             [],
         )
+    # ORDER BY: the persons are counted in the order of the links' person index (a group
+    # aggregate over an index-only scan) rather than in a hash table of every person: the
+    # audience's statement disables sorts, so the index is the only ordered path. Measured
+    # on 200,000 links (a fifth shared): 74–144 ms against 182–331 ms on a loaded machine.
     return (
         f"SELECT o.contact_id, o.person_id FROM {LINKS} o WHERE o.person_id IN "  # noqa: S608
-        f"(SELECT m.person_id FROM {LINKS} m GROUP BY m.person_id HAVING COUNT(*) > 1)",
+        f"(SELECT m.person_id FROM {LINKS} m GROUP BY m.person_id HAVING COUNT(*) > 1 "
+        "ORDER BY m.person_id)",
         [],
     )
 
