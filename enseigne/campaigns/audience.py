@@ -216,7 +216,7 @@ class Classification:
     ('' = will receive), ``word_0``, … (bit sets of the ledger's campaigns that count against
     the contact's caps: bit ``b`` of word ``w`` is campaign ``ledger[w * WORD_BITS + b]``;
     NULL for none), then ``reach_0``, … (1 when planned campaign ``planned[i]`` reaches the
-    contact). A statement over it starts with ``ctes``."""
+    contact's person, through this record or another: ``_person_reaches``). A statement over it starts with ``ctes``."""
 
     sql: str
     params: list
@@ -258,17 +258,20 @@ def _db_time(value: dt.datetime):
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def gate_cases(campaign: Campaign, suppressed_people: list[int] | None = None) -> list[When]:
+def gate_cases(
+    campaign: Campaign, suppressed_people: list[int] | QuerySet | None = None
+) -> list[When]:
     """The row gates (address, number, consent, suppression) as SQL cases on a contact, in
     order: the first that applies is the contact's reason. The one declaration of these
     rules: the preview, the freeze and the hand-off all evaluate it.
 
     ``suppressed_people``: the records a brand-wide suppression stops through their person
-    (``identity.sending.brand_wide_suppressed_records``), read beforehand for a whole
-    audience; None: read in the statement (a hand-off's few contacts). In a whole
-    audience's statement that sub-query planned a parallel scan of the links, and a scan
-    under a sub-query's own workers cannot run in parallel itself: the contacts' scan
-    lost its workers and the preview took twice as long."""
+    (``identity.sending.brand_wide_suppressed_records``): a list read beforehand for a whole
+    audience, or a sub-query of the statement (a hand-off's, limited to its contacts'
+    persons); None: the whole network's, as a sub-query. In a whole audience's statement
+    that sub-query planned a parallel scan of the links, and a scan under a sub-query's own
+    workers cannot run in parallel itself: the contacts' scan lost its workers and the
+    preview took twice as long."""
     channel = campaign.channel
     address = "email" if channel == Channel.EMAIL else "phone"
     whens = [
@@ -306,7 +309,7 @@ def gate_cases(campaign: Campaign, suppressed_people: list[int] | None = None) -
         Q(id__in=by_person.brand_wide_suppressed_records(channel, root))
         if suppressed_people is None
         else Q(id__in=suppressed_people)
-        if suppressed_people
+        if isinstance(suppressed_people, QuerySet) or suppressed_people
         else Q(pk__in=[])
     )
     whens.append(
@@ -387,14 +390,17 @@ def classified(
         loads, loads_params = _loads(campaign, when, rules, planned, launched, ledger, handoff_ids)
         ctes.append(loads)
         cte_params += loads_params
+    if rules and planned:
+        reaches, reaches_params = _person_reaches(planned)
+        ctes.append(reaches)
+        cte_params += reaches_params
+    # A whole audience's: read beforehand, as a list. A hand-off's: the persons of its
+    # contacts only, a sub-query of its one statement.
+    suppressed: QuerySet = by_person.brand_wide_suppressed_records(
+        channel, campaign.owner_path[: OrgNode.steplen], among=handoff_ids
+    )
     suppressed_people = (
-        None
-        if at_handoff
-        else list(
-            by_person.brand_wide_suppressed_records(
-                channel, campaign.owner_path[: OrgNode.steplen]
-            ).values_list("contact", flat=True)
-        )
+        suppressed if at_handoff else list(suppressed.values_list("contact", flat=True))
     )
     build = _Rows(
         campaign,
@@ -405,6 +411,7 @@ def classified(
         paths,
         dated=campaign.is_national,
         suppressed_people=suppressed_people,
+        person_reaches=bool(rules and planned),
     )
     sql, params = build(contacts)
     result = Classification(
@@ -413,6 +420,41 @@ def classified(
     if campaign.is_national:
         _one_per_person(campaign, result, build, contacts, handoff_ids)
     return result
+
+
+def _person_reaches(planned: list[Campaign]) -> tuple[str, list]:
+    """``reaches(contact_id, reach_0, …)`` (a CTE that reads ``shared``): for each record
+    whose person has other records, whether planned campaign ``planned[i]`` reaches the
+    person through any of their records, in any unit (1) or not (0). Kept only for persons
+    some planned campaign reaches; every other record's reach is its own (``_Rows``).
+
+    A planned campaign is not frozen yet, so it has no ledger to count per person: this
+    counts it per person the way its ledger will (a national campaign sends the person one
+    message; a local one reaches the store's record, and through it the person)."""
+    reach = {
+        f"reach_{i}": Case(
+            When(_competitor_reaches(o), then=1), default=0, output_field=IntegerField()
+        )
+        for i, o in enumerate(planned)
+    }
+    anywhere = Q()
+    for other in planned:
+        anywhere |= _competitor_reaches(other)
+    records = (
+        Contact.objects.filter(anywhere, id__in=RawSQL("SELECT contact_id FROM shared", []))  # noqa: S611
+        .annotate(**reach)
+        .order_by()
+        .values("id", *reach)
+    )
+    sql, params = records.query.sql_with_params()
+    maxima = ", ".join(f"MAX(x.reach_{i}) AS reach_{i}" for i in range(len(planned)))
+    columns = ", ".join(f"p.reach_{i}" for i in range(len(planned)))
+    return (
+        f"reaches AS {_materialized()}(SELECT sh.contact_id, {columns} FROM "  # noqa: S608
+        f"(SELECT s.person_id, {maxima} FROM ({sql}) x JOIN shared s ON s.contact_id = x.id "
+        "GROUP BY s.person_id) p JOIN shared sh ON sh.person_id = p.person_id) ",
+        list(params),
+    )
 
 
 def _materialized() -> str:
@@ -435,7 +477,10 @@ class _Rows:
     # With ``created_at``: the sending record's rule reads it (national campaigns).
     dated: bool = False
     # See ``gate_cases``.
-    suppressed_people: list[int] | None = None
+    suppressed_people: list[int] | QuerySet | None = None
+    # Whether the ``reaches`` CTE holds the planned campaigns' reach of shared persons
+    # (``_person_reaches``): a record's planned messages are its person's.
+    person_reaches: bool = False
 
     def __call__(self, contacts: QuerySet[Contact]) -> tuple[str, list]:
         planned, rules, when = self.planned, self.rules, self.when
@@ -481,20 +526,29 @@ class _Rows:
                 list(params),
             )
         words = "".join(f", loads.word_{w}" for w in range(-(-len(self.ledger) // WORD_BITS)))
+        # A planned campaign reaches the person when it reaches any of their records.
+        person_reach = [
+            f"COALESCE(reaches.reach_{i}, sub.reach_{i})"
+            if self.person_reaches
+            else f"sub.reach_{i}"
+            for i in range(len(planned))
+        ]
+        flags = "".join(f", {term} AS reach_{i}" for i, term in enumerate(person_reach))
         over, over_params = [], []
         for index, rule in enumerate(rules):
             terms = "".join(
-                f" + sub.reach_{i}"
+                f" + {person_reach[i]}"
                 for i, o in enumerate(planned)
                 if _inside(o, when, rule.window_days)
             )
             over.append(f"COALESCE(loads.load_{index}, 0){terms} >= %s")
             over_params.append(rule.max_messages)
+        reaches = " LEFT JOIN reaches ON reaches.contact_id = sub.id" if self.person_reaches else ""
         return (
             f"SELECT sub.id, sub.unit_id{path}, "  # noqa: S608
             f"COALESCE(NULLIF(sub.base_reason, ''), "
             f"CASE WHEN {' OR '.join(over)} THEN 'pressure' ELSE '' END) AS reason{words}{flags} "
-            f"FROM ({sql}) sub LEFT JOIN loads ON loads.contact_id = sub.id",
+            f"FROM ({sql}) sub LEFT JOIN loads ON loads.contact_id = sub.id{reaches}",
             [*over_params, *params],
         )
 

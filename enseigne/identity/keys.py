@@ -127,6 +127,13 @@ def email_key(email: str | None, *, gmail_rules: bool = False) -> str | None:
     return normalised
 
 
+def keys_are_address_hashes(kind: str, *, gmail_rules: bool) -> bool:
+    """Whether every ``kind`` key is its address's own ``identifier_hash`` salted (or none,
+    for a placeholder), so that a suppression's hash gives the key of every record with
+    that address. Not for e-mails under the Gmail rules: their key drops dots and +suffix."""
+    return kind == "phone" or not gmail_rules
+
+
 def phone_key(phone: str | None) -> str | None:
     """An E.164 number (as the contacts store it) is its own key; a repeated digit is not."""
     if not phone or not phone.startswith("+") or _REPEATED.match(phone[-8:]):
