@@ -30,7 +30,7 @@ from enseigne.contacts import selectors as contact_selectors
 from enseigne.contacts.models import VALID_CONSENT, ConsentEvent, Contact
 from enseigne.lib.ids import parse_uuid
 from enseigne.lib.rowsecurity import ALL, db_scope
-from enseigne.network.models import OrgNode, User
+from enseigne.network.models import AuditEvent, OrgNode, User
 
 from .linking import policy_for
 from .models import (
@@ -38,6 +38,7 @@ from .models import (
     IdentityPolicy,
     KeptApart,
     MatchCandidate,
+    ModelRun,
     Person,
     RecordLink,
 )
@@ -451,3 +452,62 @@ def open_review_count(user: User) -> int:
     return MatchCandidate.objects.filter(
         status=MatchCandidate.Status.OPEN, left__unit_path__startswith=root
     ).count()
+
+
+def model_runs(root: str, *, limit: int = 5) -> list[ModelRun]:
+    """The network's latest model runs, newest first (``root`` from
+    ``get_identity_root_for_user``)."""
+    return list(
+        ModelRun.objects.filter(network__node__path=root)
+        .select_related("requested_by")
+        .order_by("-queued_at", "-pk")[:limit]
+    )
+
+
+MATCHING_ACTIONS = (
+    "identity.matching_settings",
+    "identity.model_run_requested",
+    "identity.model_run",
+    "identity.model_run_failed",
+)
+
+
+def matching_history(root: str, *, limit: int = 15) -> list[AuditEvent]:
+    """The audit log's entries for the matching settings and runs of the network."""
+    events = AuditEvent.objects.filter(node_path=root, action__in=MATCHING_ACTIONS)
+    return list(events.select_related("actor").order_by("-occurred_at", "-pk")[:limit])
+
+
+@dataclass
+class SettingChange:
+    label: str | Promise
+    before: Any
+    after: Any
+
+
+def _setting_value(name: str, value: Any) -> Any:
+    if name == "model_schedule" and value in IdentityPolicy.Schedule.values:
+        return IdentityPolicy.Schedule(value).label
+    if name == "model_weekday" and value in IdentityPolicy.Weekday.values:
+        return IdentityPolicy.Weekday(value).label
+    return value
+
+
+def setting_changes(event: AuditEvent) -> list[SettingChange]:
+    """What a settings entry of the audit log changed, field by field, in the reader's
+    language (the log stores the raw values)."""
+    before = event.changes.get("before", {}) if isinstance(event.changes, dict) else {}
+    after = event.changes.get("after", {}) if isinstance(event.changes, dict) else {}
+    labels = {
+        name: IdentityPolicy._meta.get_field(name).verbose_name
+        for name in ("match_threshold", "review_threshold", "model_schedule", "model_weekday")
+    }
+    return [
+        SettingChange(
+            label,
+            _setting_value(name, before.get(name)),
+            _setting_value(name, after.get(name)),
+        )
+        for name, label in labels.items()
+        if before.get(name) != after.get(name)
+    ]
