@@ -500,12 +500,15 @@ def matching_settings_update(
 RUN_EXPIRES_AFTER = dt.timedelta(hours=6)
 
 
-def _expire_lost_runs(network: Network, now: dt.datetime) -> None:
-    lost = ModelRun.objects.filter(network=network).filter(
+def _expire_lost_runs(network: Network | None, now: dt.datetime) -> None:
+    """Fail the runs of ``network`` (of every network: None) lost for hours, audited."""
+    lost = ModelRun.objects.filter(
         Q(status=ModelRun.Status.QUEUED, queued_at__lt=now - RUN_EXPIRES_AFTER)
         | Q(status=ModelRun.Status.RUNNING, started_at__lt=now - RUN_EXPIRES_AFTER)
     )
-    for run in lost.select_related("requested_by"):
+    if network is not None:
+        lost = lost.filter(network=network)
+    for run in lost.select_related("network__node"):
         expired = ModelRun.objects.filter(pk=run.pk, status=run.status).update(
             status=ModelRun.Status.FAILED, finished_at=now, failure=ModelRun.Failure.LOST
         )
@@ -515,7 +518,7 @@ def _expire_lost_runs(network: Network, now: dt.datetime) -> None:
                 action="identity.model_run_failed",
                 target_type="modelrun",
                 target_id=str(run.pk),
-                node_path=network.node.path,
+                node_path=run.network.node.path,
                 changes={"run": run.pk, "trigger": run.trigger, "error": "lost"},
             )
 
@@ -613,19 +616,24 @@ def policies_due(now: dt.datetime) -> list[IdentityPolicy]:
         if slot is None:
             continue
         ran = ModelRun.objects.filter(network=policy.network).filter(
-            Q(queued_at__gte=slot) | Q(finished_at__gte=slot) | Q(status__in=ModelRun.ACTIVE)
+            Q(queued_at__gte=slot)
+            | (Q(finished_at__gte=slot) & ~Q(failure=ModelRun.Failure.LOST))
+            | Q(status__in=ModelRun.ACTIVE)
         )
         if not ran.exists():
             due.append(policy)
     return due
 
 
-def scheduled_runs_start(now: dt.datetime | None = None) -> list[ModelRun]:
+def scheduled_runs_start() -> list[ModelRun]:
     """Queue the runs the schedules ask for now; a network whose run is under way is
     skipped (system work, from the worker's hourly check)."""
     started = []
+    now = timezone.now()
     with db_scope(ALL):
-        for policy in policies_due(now or timezone.now()):
+        with transaction.atomic():
+            _expire_lost_runs(None, now)
+        for policy in policies_due(now):
             try:
                 started.append(
                     model_run_request(
