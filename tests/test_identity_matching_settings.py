@@ -203,6 +203,17 @@ def test_right_thresholds_are_saved_and_audited(
             "model_weekday": 2,
         },
     }
+    page = client.get(SETTINGS_URL).content.decode()
+    history = page[page.index('id="matching-history"') :]
+    assert f"{world.hq_admin.email} changed the matching settings:" in history
+    assert f"Merge automatically from 0.5 → {expected[0]}" in history
+    assert "Run the matching Only when HQ asks (the button below) → Once a week" in history
+    assert "Day of the weekly run Sunday → Wednesday" in history
+    client.cookies["django_language"] = "fr"
+    french = client.get(SETTINGS_URL).content.decode()
+    assert "a modifié les réglages du rapprochement" in french
+    assert "Jour du rapprochement hebdomadaire Dimanche → Mercredi" in french
+    del client.cookies["django_language"]
     # The same values again change nothing and write no second entry.
     client.post(
         MATCHING_URL,

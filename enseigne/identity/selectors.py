@@ -21,7 +21,7 @@ from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, Field, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -472,12 +472,6 @@ MATCHING_ACTIONS = (
 )
 
 
-def matching_history(root: str, *, limit: int = 15) -> list[AuditEvent]:
-    """The audit log's entries for the matching settings and runs of the network."""
-    events = AuditEvent.objects.filter(node_path=root, action__in=MATCHING_ACTIONS)
-    return list(events.select_related("actor").order_by("-occurred_at", "-pk")[:limit])
-
-
 @dataclass
 class SettingChange:
     label: str | Promise
@@ -498,10 +492,12 @@ def setting_changes(event: AuditEvent) -> list[SettingChange]:
     language (the log stores the raw values)."""
     before = event.changes.get("before", {}) if isinstance(event.changes, dict) else {}
     after = event.changes.get("after", {}) if isinstance(event.changes, dict) else {}
-    labels = {
-        name: IdentityPolicy._meta.get_field(name).verbose_name
-        for name in ("match_threshold", "review_threshold", "model_schedule", "model_weekday")
-    }
+    if event.action != "identity.matching_settings":
+        return []
+    labels = {}
+    for name in ("match_threshold", "review_threshold", "model_schedule", "model_weekday"):
+        field = IdentityPolicy._meta.get_field(name)
+        labels[name] = field.verbose_name if isinstance(field, Field) else name
     return [
         SettingChange(
             label,
@@ -510,4 +506,20 @@ def setting_changes(event: AuditEvent) -> list[SettingChange]:
         )
         for name, label in labels.items()
         if before.get(name) != after.get(name)
+    ]
+
+
+@dataclass
+class MatchingEntry:
+    event: AuditEvent
+    setting_changes: list[SettingChange]
+
+
+def matching_history(root: str, *, limit: int = 15) -> list[MatchingEntry]:
+    """The audit log's entries for the matching settings and runs of the network, each
+    settings change told field by field."""
+    events = AuditEvent.objects.filter(node_path=root, action__in=MATCHING_ACTIONS)
+    return [
+        MatchingEntry(event, setting_changes(event))
+        for event in events.select_related("actor").order_by("-occurred_at", "-pk")[:limit]
     ]

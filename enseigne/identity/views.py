@@ -256,9 +256,6 @@ def _settings_page(
     policy = selectors.policy_of_root(root)
     runs = selectors.model_runs(root)
     history = selectors.matching_history(root)
-    for event in history:
-        if event.action == "identity.matching_settings":
-            event.setting_changes = selectors.setting_changes(event)
     return render(
         request,
         "identity/settings.html",
