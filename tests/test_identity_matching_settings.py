@@ -296,6 +296,10 @@ def test_only_hq_with_the_capability_reaches_settings_and_runs(
     assert AuditEvent.objects.count() == before
     with pytest.raises(PermissionDenied):
         services.model_run_request(actor=user)
+    # Naming the network and the system's trigger gives a person nothing more.
+    with pytest.raises(PermissionDenied):
+        services.model_run_request(actor=user, trigger="schedule", network=world.root.network)
+    assert not ModelRun.objects.exists()
 
 
 def test_the_run_needs_a_post_with_its_csrf_token(world):
@@ -350,16 +354,19 @@ def test_a_lost_run_stops_blocking_after_hours_and_says_why(client, world, time_
     time_machine.move_to(dt.datetime(2026, 12, 2, 10, 0, tzinfo=PARIS), tick=False)
     lost = services.model_run_request(actor=world.hq_admin)
     ModelRun.objects.filter(pk=lost.pk).update(status="running", started_at=lost.queued_at)
+    login(client, world.hq_admin)
     time_machine.move_to(dt.datetime(2026, 12, 2, 15, 0, tzinfo=PARIS), tick=False)
     with pytest.raises(ValidationError):
         services.model_run_request(actor=world.hq_admin)
+    assert ' disabled id="run-now"' in client.get(SETTINGS_URL).content.decode()
     time_machine.move_to(dt.datetime(2026, 12, 2, 16, 30, tzinfo=PARIS), tick=False)
+    # Lost: the button is back (the page reads, it never writes), and the request expires it.
+    assert ' disabled id="run-now"' not in client.get(SETTINGS_URL).content.decode()
     services.model_run_request(actor=world.hq_admin)
     lost.refresh_from_db()
     assert (lost.status, lost.failure) == ("failed", "lost")
     assert AuditEvent.objects.filter(action="identity.model_run_failed").count() == 1
     ModelRun.objects.exclude(pk=lost.pk).delete()
-    login(client, world.hq_admin)
     page = client.get(SETTINGS_URL).content.decode()
     assert "The run stopped without finishing" in page
 
@@ -615,7 +622,7 @@ def test_the_schedule_picks_the_networks_it_should(networks, time_machine):
     sunday = wednesday_4am + dt.timedelta(days=4)
     assert sunday.weekday() == 6
     # "running" still looks under way to a read; the hourly check first expires a run lost
-    # for hours (services.RUN_EXPIRES_AFTER), so its network gets its Sunday run.
+    # for hours (ModelRun.EXPIRES_AFTER), so its network gets its Sunday run.
     assert _due(sunday) == {"nightly", "sunday", "ran"}
     time_machine.move_to(sunday, tick=False)
     started = services.scheduled_runs_start()

@@ -13,6 +13,7 @@ records, read through the contacts selectors with the reader's scope.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from django.conf import settings
@@ -344,6 +345,9 @@ class ModelRun(models.Model):
         )
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
+    # A run queued or running this long was lost (a worker killed, a queue emptied): it no
+    # longer blocks the next one. A million records take about two minutes.
+    EXPIRES_AFTER = dt.timedelta(hours=6)
 
     network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
@@ -375,3 +379,18 @@ class ModelRun(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["network", "-queued_at"], name="modelrun_recent")]
+
+    @classmethod
+    def lost(cls, now: dt.datetime) -> models.Q:
+        """The runs still marked queued or running that no worker will finish."""
+        since = now - cls.EXPIRES_AFTER
+        return models.Q(status=cls.Status.QUEUED, queued_at__lt=since) | models.Q(
+            status=cls.Status.RUNNING, started_at__lt=since
+        )
+
+    def is_under_way(self, now: dt.datetime) -> bool:
+        """Queued or running, and not lost: a new run would be refused."""
+        return (
+            self.status in self.ACTIVE
+            and not ModelRun.objects.filter(self.lost(now), pk=self.pk).exists()
+        )

@@ -495,17 +495,9 @@ def matching_settings_update(
     return policy
 
 
-# A run that has been queued or running this long was lost (a worker killed, a queue
-# emptied): it no longer blocks the next one. A million records take about two minutes.
-RUN_EXPIRES_AFTER = dt.timedelta(hours=6)
-
-
 def _expire_lost_runs(network: Network | None, now: dt.datetime) -> None:
     """Fail the runs of ``network`` (of every network: None) lost for hours, audited."""
-    lost = ModelRun.objects.filter(
-        Q(status=ModelRun.Status.QUEUED, queued_at__lt=now - RUN_EXPIRES_AFTER)
-        | Q(status=ModelRun.Status.RUNNING, started_at__lt=now - RUN_EXPIRES_AFTER)
-    )
+    lost = ModelRun.objects.filter(ModelRun.lost(now))
     if network is not None:
         lost = lost.filter(network=network)
     for run in lost.select_related("network__node"):
@@ -532,11 +524,12 @@ def model_run_request(
 ) -> ModelRun:
     """Queue a pass of the model over the network (one at a time per network).
 
-    From the settings page (``hand``) the network is the one ``actor`` manages; the
-    schedule and the command name it and act as the system. A run asked from the page or
+    A person (``actor``, from the settings page) asks for the network they manage; the
+    schedule and the command act as the system (``actor`` None) and name the network. A run asked from the page or
     the schedule goes to the worker once this transaction commits; the command runs it
     itself (``batch.execute_run``)."""
-    if trigger == ModelRun.Trigger.HAND or network is None:
+    if actor is not None or trigger == ModelRun.Trigger.HAND or network is None:
+        # A person asks for their own network only, whatever the caller passed.
         root = _require_manager(actor)
         network = Network.objects.select_related("node").get(node__path=root)
     else:
@@ -580,8 +573,9 @@ def model_run_request(
     return run
 
 
-# Scheduled runs start at this hour of the network's time zone (after the nightly linking
-# of 03:17 UTC), or as soon as the worker's hourly check sees them within the quiet window.
+# Scheduled runs start at this hour of the network's time zone, when the stores are closed,
+# or as soon as the worker's hourly check sees them within the quiet window. A record not
+# linked yet (written by raw SQL; the nightly upkeep links it) waits for the next run.
 SCHEDULE_HOUR = 4
 SCHEDULE_WINDOW = dt.timedelta(hours=3)
 

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
@@ -25,7 +26,7 @@ from enseigne.lib.paging import BoundedPaginator
 from enseigne.network.access import AuthenticatedRequest, access_for
 
 from . import selectors, services
-from .models import IdentityPolicy, ModelRun, Person, RecordLink
+from .models import IdentityPolicy, Person, RecordLink
 
 
 class PolicyForm(forms.Form):
@@ -267,7 +268,7 @@ def _settings_page(
             "is_admin": access_for(request.user).is_hq_admin,
             "last_run": runs[0] if runs else None,
             "runs": runs,
-            "run_active": bool(runs) and runs[0].status in ModelRun.ACTIVE,
+            "run_active": bool(runs) and runs[0].is_under_way(timezone.now()),
             "history": history,
         },
     )
