@@ -451,6 +451,21 @@ def test_a_failed_run_says_so_in_plain_words(client, world, people, monkeypatch)
     services.model_run_request(actor=world.hq_admin)
 
 
+def test_an_interrupted_run_is_marked_failed_and_the_interruption_goes_on(
+    world, people, monkeypatch
+):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "match", interrupted)
+    run = services.model_run_request(actor=None, trigger="command", network=world.root.network)
+    with pytest.raises(KeyboardInterrupt):
+        execute_run(run.pk)
+    run.refresh_from_db()
+    assert (run.status, run.failure_kind) == ("failed", "KeyboardInterrupt")
+    services.model_run_request(actor=world.hq_admin)  # nothing left blocking
+
+
 @pytest.mark.parametrize(
     ("exc", "failure"),
     [

@@ -167,9 +167,10 @@ def execute_run(run_id: int, base: MatchSettings | None = None) -> ModelRun | No
         run.status = ModelRun.Status.RUNNING
     try:
         match_network(run.network.node, settings, run=run)
-    except Exception as exc:
+    except BaseException as exc:
         # Personal data may sit in an exception's message: the log gets its type and where
-        # it happened, the page gets plain words.
+        # it happened, the page gets plain words. An interrupted command (Ctrl-C) or a
+        # stopped worker also marks its run failed, then stops as asked.
         logger.error(
             "identity model run %s failed: %s\n%s",
             run.pk,
@@ -192,6 +193,8 @@ def execute_run(run_id: int, base: MatchSettings | None = None) -> ModelRun | No
                     node_path=run.network.node.path,
                     changes={"run": run.pk, "trigger": run.trigger, "error": type(exc).__name__},
                 )
+        if not isinstance(exc, Exception):
+            raise
     return ModelRun.objects.get(pk=run.pk)
 
 
