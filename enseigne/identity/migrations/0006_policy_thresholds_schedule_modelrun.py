@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('identity', '0004_landline_reason'),
+        ('identity', '0005_recordlink_evidence'),
         ('network', '0010_manage_identity'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
