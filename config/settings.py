@@ -307,6 +307,13 @@ ANYMAIL = {
 # Who learns of contact records written, in the writer's transaction (enseigne.contacts.records):
 # identity links each new record to its person there.
 ENSEIGNE_RECORD_HOOKS = ["enseigne.identity.linking.hooks"]
+# Who offers the segment builder conditions on what customers did (contacts.segments
+# .ExtraField): each provider gets the fields declared before it (identity lifts them to
+# the person).
+ENSEIGNE_SEGMENT_FIELDS = [
+    "enseigne.campaigns.segment_fields.fields",
+    "enseigne.identity.segment_fields.fields",
+]
 # What later apps add to a record's GDPR export (the store's and HQ's per-person file).
 ENSEIGNE_RECORD_EXPORT_PARTS = ["enseigne.tracking.record_export.purchases_and_messages"]
 # Who answers "which person is this record?" for the contacts API (HQ, one controller mode).

@@ -42,15 +42,18 @@
     if (!noValue.has(rule.op)) {
       let valueInput;
       const pick = (options) => select([["", "—"], ...options], String(rule.value == null ? "" : rule.value), labels.value, (v) => { rule.value = v; changed(); });
+      const input = (spec.inputs || {})[rule.op];
       if (rule.field === "unit") {
         valueInput = pick(units);
+      } else if (input === "choice") {
+        valueInput = pick(spec.choices || []);
       } else if (rule.op === "month_is") {
         valueInput = pick(labels.months);
       } else if (spec.choices && spec.choices.length && ["equals", "not_equals"].includes(rule.op)) {
         valueInput = pick(spec.choices);
       } else {
         const type = /birthday|created_at/.test(rule.field) && ["before", "after", "on"].includes(rule.op) ? "date"
-          : rule.op === "in_last_days" ? "number" : "text";
+          : rule.op === "in_last_days" || input === "number" ? "number" : "text";
         valueInput = el("input", { class: "form-control form-control-sm d-inline-block w-auto me-1", type: type, "aria-label": labels.value });
         valueInput.value = rule.value == null ? "" : rule.value;
         valueInput.addEventListener("input", () => { rule.value = valueInput.value; sync(); });

@@ -78,3 +78,49 @@ def test_the_rich_text_toolbar_is_in_french(live_server, transactional_db, brows
     expect(toolbar.locator("input[name=href]")).to_have_attribute(
         "placeholder", "Saisissez une adresse web…"
     )
+
+
+def test_hq_builds_a_segment_on_what_people_did(
+    live_server,
+    transactional_db,
+    browser_page,  # noqa: F811
+):
+    """ "Personne, tous magasins · A cliqué dans une campagne · cette campagne": the campaign
+    is picked from a list, "within the last … days" takes a number; the rules keep keys."""
+    from django.utils import timezone
+
+    from enseigne.campaigns.models import Campaign
+    from tests.campaign_helpers import local_campaign
+
+    world = build_world()
+    with db_scope(ALL):
+        campaign = local_campaign(world)
+        Campaign.objects.filter(pk=campaign.pk).update(launched_at=timezone.now())
+    page = browser_page
+    _login(page, live_server.url, world.hq_admin)
+    page.goto(f"{live_server.url}/segments/new/")
+    page.get_by_role("button", name="+ condition").click()
+    page.get_by_label("Champ").select_option(
+        label="Personne, tous magasins · A cliqué dans une campagne"
+    )
+    operator = page.get_by_label("Condition", exact=True)
+    operator.select_option(label="cette campagne")
+    page.get_by_label("Valeur").select_option(label=f"{campaign.name} ({timezone.now():%Y-%m-%d})")
+    expect(page.locator("#live-count")).to_contain_text("0")
+    page.get_by_role("button", name="+ condition").click()
+    page.get_by_label("Champ").nth(1).select_option(label="A reçu une campagne")
+    page.get_by_label("Condition", exact=True).nth(1).select_option(
+        label="aucune dans les … derniers jours"
+    )
+    days = page.get_by_label("Valeur").nth(1)
+    expect(days).to_have_attribute("type", "number")
+    days.fill("30")
+    page.get_by_label("Nom").fill("Cliqueurs")
+    page.get_by_role("button", name="Enregistrer le segment").click()
+    expect(page.get_by_role("heading", name="Cliqueurs")).to_be_visible()
+    with db_scope(ALL):
+        saved = Segment.objects.get(name="Cliqueurs")
+    assert saved.rules["rules"] == [
+        {"field": "person.clicked", "op": "campaign", "value": str(campaign.public_id)},
+        {"field": "received", "op": "none_in_last_days", "value": "30"},
+    ]

@@ -11,7 +11,13 @@ from enseigne.contacts.models import Contact
 from enseigne.contacts.records import Record, record_of
 from enseigne.identity import keys
 from enseigne.identity.linking import link_new_records, link_unlinked
-from enseigne.identity.models import IdentityPolicy, LinkMethod, MatchCandidate, RecordLink
+from enseigne.identity.models import (
+    IdentityChange,
+    IdentityPolicy,
+    LinkMethod,
+    MatchCandidate,
+    RecordLink,
+)
 from tests.factories import ContactFactory
 
 pytestmark = pytest.mark.django_db
@@ -134,23 +140,114 @@ def test_email_and_phone_pointing_to_two_people_waits_for_review(world):
 def test_a_key_past_the_cap_links_nobody_more_and_alerts_once(world, settings):
     """Up to the cap a mobile joins records (one person may shop in a few stores); past it the
     key is a shared one: the record goes alone, HQ gets one alert for the key, not one per
-    newcomer."""
+    newcomer, and the records the key alone had joined are detached again."""
     from enseigne.network import services as network
 
     settings.ENSEIGNE_IDENTITY_SHARED_KEY_CAP = 2
     shared = "+33678123456"
     a = ContactFactory(unit=world.unit_a, email=None, phone=shared)
     b = ContactFactory(unit=world.unit_a2, email=None, phone=shared)
+    assert person_of(a) == person_of(b)
     c = ContactFactory(unit=world.unit_b, email=None, phone=shared)
     extra = network.node_create(
         actor=None, parent=world.region_b, kind="unit", name="Lens", code="lens"
     )
     d = ContactFactory(unit=extra, email=None, phone=shared)
-    assert person_of(a) == person_of(b)
-    assert len({person_of(a), person_of(c), person_of(d)}) == 3
+    assert len({person_of(a), person_of(b), person_of(c), person_of(d)}) == 4
     alert = MatchCandidate.objects.get(reason=MatchCandidate.Reason.SHARED_KEY)
     assert alert.detail["kind"] == "phone" and alert.detail["records"] == 3
     assert c.pk in {alert.left_id, alert.right_id}
+    detached = IdentityChange.objects.get()
+    assert detached.kind == IdentityChange.Kind.SPLIT and detached.made_by is None
+    assert [m["contact"] for m in detached.moves] == [b.pk]
+    assert RecordLink.objects.get(contact=b).method == LinkMethod.ALONE
+
+
+def other_unit(world, code: str):
+    from enseigne.network import services as network
+
+    return network.node_create(
+        actor=None, parent=world.region_b, kind="unit", name=code.title(), code=code
+    )
+
+
+def shared_phone_network(world, settings, *, cap: int = 2):
+    """Cards in Lyon and Grenoble carry the shop's mobile; Anne's Grenoble card and her Lille
+    card also share her e-mail (one woman, two cards)."""
+    settings.ENSEIGNE_IDENTITY_SHARED_KEY_CAP = cap
+    shop = "+33611223344"
+    anne = ContactFactory(unit=world.unit_a, email=None, phone=shop, first_name="Anne")
+    anne2 = ContactFactory(
+        unit=world.unit_a2, email="anne.roux@orange.fr", phone=shop, first_name="Anne"
+    )
+    anne3 = ContactFactory(unit=world.unit_b, email="anne.roux@orange.fr", phone=None)
+    assert len({person_of(r) for r in (anne, anne2, anne3)}) == 1
+    return shop, anne, anne2, anne3
+
+
+def test_a_key_found_shared_splits_what_it_alone_joined(world, settings):
+    """Records the shared key alone held together leave; records joined by another key stay
+    together; one automatic, audited change."""
+    shop, anne, anne2, anne3 = shared_phone_network(world, settings)
+    louis = ContactFactory(unit=other_unit(world, "lens"), email=None, phone=shop)
+    assert person_of(louis) not in {person_of(anne), person_of(anne2)}
+    auto = IdentityChange.objects.get(reason=IdentityChange.SHARED_KEY_REASON)
+    assert auto.made_by is None and auto.unit_path == world.root.path
+    assert auto.kind == IdentityChange.Kind.SPLIT
+    # The oldest card keeps the person; the two cards that share an e-mail leave together.
+    assert person_of(anne2) == person_of(anne3) != person_of(anne)
+    assert RecordLink.objects.get(contact=anne2).method == LinkMethod.EMAIL
+    assert sorted(m["contact"] for m in auto.moves) == sorted([anne2.pk, anne3.pk])
+    # A second newcomer with the shop's phone changes nothing more.
+    ContactFactory(unit=other_unit(world, "arras"), email=None, phone=shop)
+    assert IdentityChange.objects.filter(reason=IdentityChange.SHARED_KEY_REASON).count() == 1
+
+
+def test_what_hq_merged_by_hand_stays_when_a_key_is_found_shared(world, settings):
+    from enseigne.identity import services
+
+    shop, anne, anne2, anne3 = shared_phone_network(world, settings)
+    paul = ContactFactory(unit=world.unit_b, email="paul.martin@free.fr")
+    services.merge(actor=world.hq_admin, records=[anne, paul], reason="same household card")
+    ContactFactory(unit=other_unit(world, "lens"), email=None, phone=shop)
+    assert len({person_of(r) for r in (anne, anne2, anne3, paul)}) == 1
+    assert not IdentityChange.objects.filter(reason=IdentityChange.SHARED_KEY_REASON).exists()
+    assert MatchCandidate.objects.filter(reason=MatchCandidate.Reason.SHARED_KEY).count() == 1
+
+
+def test_hq_reads_the_automatic_split_and_may_undo_it(world, settings, client):
+    from enseigne.identity import services
+
+    shop, anne, anne2, anne3 = shared_phone_network(world, settings)
+    ContactFactory(unit=other_unit(world, "lens"), email=None, phone=shop)
+    auto = IdentityChange.objects.get(reason=IdentityChange.SHARED_KEY_REASON)
+    client.force_login(world.hq_admin)
+    page = client.get("/hq/people/history/")
+    assert page.status_code == 200
+    assert f'id="change-{auto.pk}"' in page.content.decode()
+    assert "Enseigne" in page.content.decode()
+    services.undo(actor=world.hq_admin, change=auto, reason="it is her shop phone, but one woman")
+    assert len({person_of(r) for r in (anne, anne2, anne3)}) == 1
+
+
+def test_another_networks_hq_does_not_see_the_automatic_split(world, settings, client):
+    from enseigne.network import services as network
+    from tests.factories import PASSWORD
+
+    shop, *_ = shared_phone_network(world, settings)
+    ContactFactory(unit=other_unit(world, "lens"), email=None, phone=shop)
+    auto = IdentityChange.objects.get(reason=IdentityChange.SHARED_KEY_REASON)
+    other = network.network_create(
+        actor=None, name="Autre", code="autre", legal_name="Autre SAS", sending_domain="a.example"
+    )
+    their_hq = network.user_create(actor=None, email="hq@autre.example", password=PASSWORD)
+    network.membership_grant(
+        actor=None, user=their_hq, node=other, role=network.builtin_roles_ensure()["hq_admin"]
+    )
+    client.force_login(their_hq)
+    page = client.get("/hq/people/history/")
+    assert f'id="change-{auto.pk}"' not in page.content.decode()
+    assert client.post(f"/hq/people/history/{auto.pk}/undo/").status_code == 404
 
 
 def test_a_landline_is_a_households_and_waits_for_review(world):

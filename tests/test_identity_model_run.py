@@ -59,6 +59,12 @@ def test_the_model_joins_what_keys_could_not_and_queues_the_doubtful(world, peop
     moved = RecordLink.objects.filter(method=LinkMethod.MODEL)
     assert moved.count() == counts["merged"] > 0
     assert all(0.5 <= link.score <= 1 for link in moved)
+    # Each model link keeps why: the record it was compared with (one of its person's),
+    # the levels and the weight of that pair, and its score is that pair's.
+    for link in moved:
+        assert link.evidence["score"] == link.score and link.evidence["levels"]
+        assert isinstance(link.evidence["weight"], float)
+        assert person(Contact.objects.get(pk=link.evidence["with"])) == link.person_id
     # No stranger joined: two records of different people never share a person.
     truth = {c.pk: key.split("-")[0] for key, c in people.items()}
     by_person: dict[int, set[str]] = {}

@@ -51,6 +51,11 @@ OPERATOR_LABELS = {
     "not_in_subtree": pgettext_lazy("segment operator", "is not in"),
     "greater_than": pgettext_lazy("segment operator", "is more than"),
     "less_than": pgettext_lazy("segment operator", "is less than"),
+    # What customers did (received, opened, clicked…): "Clicked · this campaign".
+    "campaign": pgettext_lazy("segment operator", "this campaign"),
+    "not_campaign": pgettext_lazy("segment operator", "not this campaign"),
+    "any_in_last_days": pgettext_lazy("segment operator", "any, within the last … days"),
+    "none_in_last_days": pgettext_lazy("segment operator", "none within the last … days"),
 }
 
 ATTRIBUTE_PREFIX = "attributes."

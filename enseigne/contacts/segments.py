@@ -7,12 +7,18 @@ problem is ("rule 2.1: ...") so the builder can point at it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from enseigne.contacts.fields import field_label, operator_label
@@ -62,8 +68,61 @@ ATTRIBUTE_OPS = {
 NO_VALUE_OPS = {"is_empty", "is_not_empty", "is_valid", "is_not_valid", "is_true", "is_false"}
 
 
-def field_catalogue() -> list[dict]:
-    """Fields and operators the builder offers, with their labels, and HQ's custom attributes.
+NUMBER, CHOICE = "number", "choice"
+MAX_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class ExtraField:
+    """A condition a later app offers the segment builder: what customers did (received,
+    clicked, bought…) lives in apps that come after contacts, so they describe their
+    conditions here and settings ``ENSEIGNE_SEGMENT_FIELDS`` names who provides them.
+
+    ``ops`` maps each operator to the kind of value it takes (``NUMBER``, ``CHOICE`` or
+    ``""`` for none); ``negations`` maps each negative operator to the positive one it
+    denies; ``compile(user, op, value, where)`` returns a filter on ``Contact``
+    and raises ``ValidationError`` naming ``where`` on a bad value; ``choices(user)`` lists
+    the ``[key, label]`` values the user may pick; ``available(user)`` says whether the
+    user may use the field at all (an unavailable field is unknown to them).
+    """
+
+    field: str
+    label: str | Promise
+    ops: dict[str, str]
+    compile: Callable[[User, str, object, str], Q]
+    choices: Callable[[User], list[list[str]]] | None = None
+    available: Callable[[User], bool] = lambda user: True
+    # A negative operator and the positive one it denies ("none within…" → "any within…").
+    negations: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@lru_cache(maxsize=1)
+def extra_fields() -> dict[str, ExtraField]:
+    """Every later app's conditions, in the settings' order. Each provider is given the
+    fields declared before it (identity lifts them to the person)."""
+    fields: list[ExtraField] = []
+    for path in getattr(settings, "ENSEIGNE_SEGMENT_FIELDS", ()):
+        fields.extend(import_string(path)(tuple(fields)))
+    return {f.field: f for f in fields}
+
+
+def days_value(value, where: str) -> int:
+    """A number of days for "in the last N days" conditions (1 to ten years)."""
+    try:
+        days = int(str(value).strip())
+    except (TypeError, ValueError):
+        days = 0
+    if not 1 <= days <= MAX_DAYS:
+        raise ValidationError(
+            _("%(where)s: give a number of days from 1 to %(most)s.")
+            % {"where": where, "most": MAX_DAYS}
+        )
+    return days
+
+
+def field_catalogue(user: User | None = None) -> list[dict]:
+    """Fields and operators the builder offers, with their labels, HQ's custom attributes
+    and, for ``user``, the later apps' conditions they may use.
 
     Operators and choices are ``[key, label]`` pairs: the rules keep the keys.
     """
@@ -90,6 +149,18 @@ def field_catalogue() -> list[dict]:
                 "choices": [[choice, choice] for choice in attribute.choices],
             }
         )
+    if user is not None:
+        for extra in extra_fields().values():
+            if extra.available(user):
+                fields.append(
+                    {
+                        "field": extra.field,
+                        "label": str(extra.label),
+                        "ops": ops(extra.ops),
+                        "inputs": dict(extra.ops),
+                        "choices": extra.choices(user) if extra.choices else [],
+                    }
+                )
     return fields
 
 
@@ -143,6 +214,13 @@ class SegmentCompiler:
         field, op, value = rule.get("field"), rule.get("op"), rule.get("value")
         if isinstance(field, str) and field.startswith("attributes."):
             return self._attribute(field.split(".", 1)[1], op, value, where)
+        extra = extra_fields().get(field) if isinstance(field, str) else None
+        if extra is not None and extra.available(self.user):
+            if op not in extra.ops:
+                raise _wrong_operator(where, str(extra.label), op)
+            if extra.ops[op] and (value is None or value == ""):
+                raise _needs_value(where, str(extra.label), op)
+            return extra.compile(self.user, op, value, where)
         if field not in FIELD_OPS:
             raise ValidationError(
                 _("%(where)s: unknown field %(field)r.") % {"where": where, "field": field}

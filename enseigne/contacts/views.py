@@ -480,7 +480,7 @@ def segment_edit(request: HttpRequest, public_id=None) -> HttpResponse:
             "segment": segment,
             "can_save": can_save,
             "rules_json": rules,
-            "catalogue": field_catalogue(),
+            "catalogue": field_catalogue(request.user),
             "builder_labels": {**builder_labels(), "countUrl": reverse("segment_count")},
             "units": [
                 (str(u.public_id), u.name) for u in network_selectors.nodes_for_user(request.user)

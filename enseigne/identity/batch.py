@@ -217,27 +217,43 @@ def _write(result: MatchResult) -> dict[str, int]:
     clustered = {cid: ids for cid, ids in members.items() if len(ids) > 1}
     ids = [i for group in clustered.values() for i in group]
     links = {link.contact_id: link for link in RecordLink.objects.filter(contact_id__in=ids)}
-    pair_scores = _pair_scores(result)
+    evidence = _pair_evidence(result, {i: cid for cid, group in clustered.items() for i in group})
     merged = 0
     for group in clustered.values():
-        merged += _merge_cluster(group, links, pair_scores, now)
+        merged += _merge_cluster(group, links, evidence, now)
     return {"merged": merged, **_queue(result, links), "alerts": len(result.alerts)}
 
 
-def _pair_scores(result: MatchResult) -> dict[int, float]:
-    """The best probability each record reached with a cluster mate."""
-    best: dict[int, float] = {}
+def _pair_evidence(result: MatchResult, cluster_of: dict[int, str]) -> dict[int, dict]:
+    """For each record, its best-scoring matched pair inside its cluster: the other record,
+    the probability, the match weight and the comparison levels (what the person card
+    shows)."""
+    best: dict[int, dict] = {}
     matched = result.pairs[result.pairs["decision"] == "match"]
-    for left, right, probability in matched[
-        ["left_id", "right_id", "match_probability"]
-    ].itertuples(index=False):
-        for record in (int(left), int(right)):
-            best[record] = max(best.get(record, 0.0), float(probability))
+    level_columns = [c for c in matched.columns if c.endswith(LEVEL_COLUMNS_SUFFIX)]
+    for pair in matched.to_dict("records"):
+        probability = float(pair["match_probability"])
+        left, right = int(pair["left_id"]), int(pair["right_id"])
+        if cluster_of.get(left) is None or cluster_of.get(left) != cluster_of.get(right):
+            continue
+        for record, other in ((left, right), (right, left)):
+            if record in best and best[record]["score"] >= probability:
+                continue
+            best[record] = {
+                "with": other,
+                "score": probability,
+                "weight": float(pair["match_weight"]),
+                "levels": _levels(pair, level_columns),
+            }
     return best
 
 
+def _levels(pair: dict, level_columns: list[str]) -> dict[str, str]:
+    return {c[: -len(LEVEL_COLUMNS_SUFFIX)]: str(pair[c]) for c in level_columns}
+
+
 def _merge_cluster(
-    group: list[int], links: dict[int, RecordLink], scores: dict[int, float], now: dt.datetime
+    group: list[int], links: dict[int, RecordLink], evidence: dict[int, dict], now: dt.datetime
 ) -> int:
     persons = sorted({links[i].person_id for i in group if i in links})
     if len(persons) < 2:
@@ -257,10 +273,12 @@ def _merge_cluster(
     for link in moving:
         link.person_id = target
         link.method = LinkMethod.MODEL
-        link.score = scores.get(link.contact_id)
+        found = evidence.get(link.contact_id)
+        link.score = found["score"] if found else None
+        link.evidence = found
         link.linked_at = now
     RecordLink.objects.bulk_update(
-        moving, ["person", "method", "score", "linked_at"], batch_size=1000
+        moving, ["person", "method", "score", "evidence", "linked_at"], batch_size=1000
     )
     Person.objects.filter(pk__in=persons[1:], links__isnull=True).delete()
     return len(moving)
@@ -284,9 +302,7 @@ def _queue(result: MatchResult, links: dict[int, RecordLink]) -> dict[str, int]:
                 status=MatchCandidate.Status.REFUSED if refused else MatchCandidate.Status.OPEN,
                 score=float(pair["match_probability"]),
                 detail={
-                    "levels": {
-                        c[: -len(LEVEL_COLUMNS_SUFFIX)]: str(pair[c]) for c in level_columns
-                    },
+                    "levels": _levels(pair, level_columns),
                     "weight": float(pair["match_weight"]),
                     "why": str(pair.get("reason") or ""),
                     "notes": str(pair.get("notes") or ""),

@@ -43,7 +43,15 @@ from enseigne.network.models import Network, OrgNode
 
 from .erasure import forget_erased_records
 from .keys import GMAIL_DOMAINS, record_keys
-from .models import IdentityPolicy, KeptApart, LinkMethod, MatchCandidate, Person, RecordLink
+from .models import (
+    IdentityChange,
+    IdentityPolicy,
+    KeptApart,
+    LinkMethod,
+    MatchCandidate,
+    Person,
+    RecordLink,
+)
 
 
 def shared_key_cap() -> int:
@@ -299,6 +307,59 @@ def _link(root: str, records: list[Record], policy: IdentityPolicy, now: datetim
     )
     if candidates:
         _queue(candidates)
+    for kind, key in sorted(shared - alerted):
+        _detach_shared(root, kind, key)
+
+
+def _detach_shared(root: str, kind: str, key: str) -> None:
+    """A key just found shared (a shop's phone typed on many cards) had joined records only
+    because it was typed on them: each person it holds together is split back into the
+    groups its records' other keys join. The person keeps the group of its oldest record
+    and the records HQ or the model linked; the others leave, by the system, in one audited
+    change HQ may undo (``services.detach``)."""
+    from .services import detach
+
+    persons = set(
+        RecordLink.objects.filter(**{KIND_COLUMN[kind]: key}, unit_path__startswith=root)
+        .values_list("person_id", flat=True)
+        .distinct()
+    )
+    rows_of: dict[int, list[tuple[int, str, str | None, str | None]]] = defaultdict(list)
+    for contact_id, person_id, method, email_key, phone_key in RecordLink.objects.filter(
+        person_id__in=persons
+    ).values_list("contact_id", "person_id", "method", "email_key", "phone_key"):
+        rows_of[person_id].append((contact_id, method, email_key, phone_key))
+    groups_out: list[list[int]] = []
+    keys_of: dict[int, dict[str, str | None]] = {}
+    for rows in rows_of.values():
+        if len(rows) < 2:
+            continue
+        groups = _Groups(c for c, *_ in rows)
+        anchor = min(c for c, *_ in rows)
+        holders: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for contact_id, method, email_key, phone_key in rows:
+            keys_of[contact_id] = {"email": email_key, "phone": phone_key}
+            if method in (LinkMethod.MANUAL, LinkMethod.MODEL):
+                groups.union(anchor, contact_id)
+            for k, value in (("email", email_key), ("phone", phone_key)):
+                if value is not None and (k, value) != (kind, key):
+                    holders[k, value].append(contact_id)
+        for members in holders.values():
+            for other in members[1:]:
+                groups.union(members[0], other)
+        components: dict[int, list[int]] = defaultdict(list)
+        for contact_id, *_ in rows:
+            components[groups.find(contact_id)].append(contact_id)
+        groups_out += [m for top, m in components.items() if top != groups.find(anchor)]
+    if groups_out:
+        detach(
+            root=root,
+            groups=groups_out,
+            methods=[
+                LinkMethod.ALONE if len(m) == 1 else _shared_kind(m, keys_of) for m in groups_out
+            ],
+            reason=IdentityChange.SHARED_KEY_REASON,
+        )
 
 
 def _choose(

@@ -184,6 +184,9 @@ class RecordLink(models.Model):
     )
     email_key = models.CharField(max_length=64, null=True, blank=True)
     phone_key = models.CharField(max_length=64, null=True, blank=True)
+    # A model link's reason: the record it was compared with (``with``), the comparison
+    # levels and the match weight of that best pair (``identity.evidence`` reads it).
+    evidence = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -268,8 +271,23 @@ class IdentityChange(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reversed_by"
     )
 
+    # The reason the system gives when it splits on its own (``linking._detach_shared``),
+    # stored as a code and read in the reader's language.
+    SHARED_KEY_REASON = "auto:shared-key"
+
     class Meta:
         indexes = [models.Index(fields=["-made_at"], name="identitychange_recent")]
+
+    @property
+    def reason_display(self) -> str:
+        if self.reason == self.SHARED_KEY_REASON:
+            return str(
+                _(
+                    "Automatic: an e-mail or phone typed on too many records (a shop's "
+                    "number, a test address) had joined these records."
+                )
+            )
+        return self.reason
 
 
 class KeptApart(models.Model):

@@ -32,6 +32,7 @@ from enseigne.lib.ids import parse_uuid
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import AuditEvent, OrgNode, User
 
+from . import evidence
 from .linking import policy_for
 from .models import (
     IdentityChange,
@@ -315,8 +316,12 @@ def person_card(user: User, person: Person) -> PersonCard:
     )
     facts = {"last_purchase_contact": purchases[0].contact_id if purchases else None}
     kinds = shared_key_kinds(records)
+    by_pk = {record.pk: record for record in records}
     for record in records:
         record.matched_kinds = kinds.get(record.pk, [])  # type: ignore[attr-defined]
+        found = record.link.evidence or {}  # type: ignore[attr-defined]
+        record.comparisons = evidence.comparisons(found)  # type: ignore[attr-defined]
+        record.compared_with = by_pk.get(found.get("with"))  # type: ignore[attr-defined]
     proofs = _latest_consent_proofs(records)
     consents = [
         {
@@ -385,11 +390,14 @@ def candidate_persons(candidates: Sequence[MatchCandidate]) -> dict[int, Person]
 def changes_for_user(user: User) -> QuerySet[IdentityChange]:
     """The network's merges, splits and undos, newest first.
 
-    The rows are the network's ('' rows only HQ reads); a change belongs to the network
-    whose HQ made it."""
+    A change carries its network's root path (HQ's rows: row-level security lets no
+    region or store read them); changes written before it did ('' rows) belong to the
+    network whose HQ made them."""
     root = get_identity_root_for_user(user)
     return (
-        IdentityChange.objects.filter(made_by__memberships__node__path=root)
+        IdentityChange.objects.filter(
+            Q(unit_path=root) | Q(unit_path="", made_by__memberships__node__path=root)
+        )
         .distinct()
         .select_related("made_by", "into", "reverses")
         .order_by("-made_at", "-id")

@@ -163,6 +163,7 @@ def _record_change(
         with transaction.atomic():
             change = IdentityChange.objects.create(
                 kind=kind,
+                unit_path=root,
                 moves=moves,
                 into_id=into,
                 reason=reason[:300],
@@ -282,6 +283,31 @@ def split(*, actor: User | None, records: Sequence[Contact], reason: str = "") -
         )
         _keep_apart([_pair(a, b) for a in moving for b in staying], change)
         return change
+
+
+@transaction.atomic
+def detach(
+    *, root: str, groups: Sequence[Sequence[int]], methods: Sequence[str], reason: str
+) -> IdentityChange:
+    """The system's split: each group of records leaves its person for a new one of its own.
+
+    Used when a key that joined people turns out to be shared (``linking``): no one decided
+    these records differ, so no pair is kept apart and a later model run may join them on
+    their other fields; HQ reads the change in the history and may undo it like any other."""
+    now = timezone.now()
+    targets: dict[int, dict] = {}
+    for group, method in zip(groups, methods, strict=True):
+        person = Person.objects.create()
+        targets.update({c: {"person": person.pk, "method": method} for c in group})
+    moves = _relink(targets, actor=None, now=now)
+    return _record_change(
+        actor=None,
+        kind=IdentityChange.Kind.SPLIT,
+        moves=moves,
+        into=None,
+        reason=reason,
+        root=root,
+    )
 
 
 def _keep_apart(pairs: Iterable[tuple[int, int]], change: IdentityChange) -> None:

@@ -25,7 +25,7 @@ from enseigne.lib.ids import parse_uuid
 from enseigne.lib.paging import BoundedPaginator
 from enseigne.network.access import AuthenticatedRequest, access_for
 
-from . import selectors, services
+from . import evidence, selectors, services
 from .models import IdentityPolicy, Person, RecordLink
 
 
@@ -185,6 +185,7 @@ def review_queue(request: AuthenticatedRequest) -> HttpResponse:
     for candidate in page.object_list:
         candidate.left.person = persons.get(candidate.left_id)
         candidate.right.person = persons.get(candidate.right_id)
+        candidate.comparisons = evidence.comparisons(candidate.detail)  # type: ignore[attr-defined]
     return render(request, "identity/review.html", {"page": page})
 
 
