@@ -29,6 +29,7 @@ from enseigne.identity.models import (
     IdentityPolicy,
     KeptApart,
     MatchCandidate,
+    ModelRun,
     Person,
     RecordLink,
 )
@@ -102,6 +103,12 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ("hq/people/history/<int:pk>/undo/", "POST"): ("change", "302 302 404 404 404 404", None),
     ("hq/people/settings/", "GET"): (NO_OBJECT, "302 200 404 404 404 404", None),
     ("hq/people/settings/", "POST"): (NO_OBJECT, "302 200 404 404 404 404", None),
+    # The model's thresholds and a run: HQ's empty POST is refused on the page (200) or
+    # queues a run (302); the schedule's form is POST only.
+    ("hq/people/settings/matching/", "POST"): (NO_OBJECT, "302 200 404 404 404 404", None),
+    ("hq/people/settings/matching/", "GET"): (NO_OBJECT, "302 405 405 405 405 405", None),
+    ("hq/people/settings/run/", "POST"): (NO_OBJECT, "302 302 404 404 404 404", None),
+    ("hq/people/settings/run/", "GET"): (NO_OBJECT, "302 405 405 405 405 405", None),
     ("hq/people/<uuid:public_id>/", "GET"): (
         "person",
         "302 200 404 404 404 404",
@@ -877,7 +884,17 @@ def _snapshot():
         sorted(MatchCandidate.objects.values_list("pk", "status")),
         IdentityChange.objects.count(),
         KeptApart.objects.count(),
-        sorted(IdentityPolicy.objects.values_list("mode", "gmail_rules")),
+        sorted(
+            IdentityPolicy.objects.values_list(
+                "mode",
+                "gmail_rules",
+                "match_threshold",
+                "review_threshold",
+                "model_schedule",
+                "model_weekday",
+            )
+        ),
+        ModelRun.objects.count(),
     )
 
 

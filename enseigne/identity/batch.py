@@ -13,17 +13,25 @@ writes back what it found, under the rules the write-time linking follows too:
   ``MatchCandidate`` rows (reason ``model`` or ``contradiction``), with the comparison levels
   a reviewer reads; a pair already decided keeps its decision.
 
-It runs as system work (scope ALL) in the worker: ``identity.tasks.match_network`` or
-``enseigne match_people``.
+The thresholds come from the network's ``IdentityPolicy`` (``match_settings``: the only
+place a policy becomes the model's settings). A run is a ``ModelRun`` row HQ asked for on
+the settings page, the schedule queued or ``enseigne match_people`` made; ``execute_run``
+takes it from queued to running (compare-and-swap, so a retried or doubled task runs it
+once) and to finished with its counts, in the transaction that writes the results, or to
+failed with an error in plain words. It runs as system work (scope ALL): in the worker
+(``identity.tasks.run_model``) or in the command.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
+import traceback
 from collections import defaultdict
 
 import pandas as pd
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -32,10 +40,31 @@ from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import OrgNode
 from enseigne.network.services import audit
 
-from .models import KeptApart, LinkMethod, MatchCandidate, Person, RecordLink
+from .linking import policy_for
+from .models import (
+    IdentityPolicy,
+    KeptApart,
+    LinkMethod,
+    MatchCandidate,
+    ModelRun,
+    Person,
+    RecordLink,
+)
 from .probabilistic import INPUT_COLUMNS, MatchResult, MatchSettings, match
 
 LEVEL_COLUMNS_SUFFIX = "_level"
+
+logger = logging.getLogger(__name__)
+
+
+def match_settings(policy: IdentityPolicy, base: MatchSettings | None = None) -> MatchSettings:
+    """The model's settings under HQ's policy: its thresholds over the product's defaults
+    (``base`` keeps a caller's resources, e.g. DuckDB threads)."""
+    return dataclasses.replace(
+        base or MatchSettings(),
+        match_threshold=policy.match_threshold,
+        review_threshold=policy.review_threshold,
+    )
 
 
 def network_records(root: OrgNode) -> pd.DataFrame:
@@ -65,24 +94,117 @@ def network_records(root: OrgNode) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(INPUT_COLUMNS))
 
 
-def match_network(root: OrgNode, settings: MatchSettings | None = None) -> dict[str, int]:
-    """Run the model over ``root``'s network and write what it found; return the counts."""
+def match_network(
+    root: OrgNode, settings: MatchSettings | None = None, *, run: ModelRun | None = None
+) -> dict[str, int]:
+    """Run the model over ``root``'s network and write what it found; return the counts
+    (records read, records merged into another person, pairs queued for review, pairs
+    refused, size alerts). ``settings`` default to the network's policy; ``run``, when
+    given, is marked finished in the transaction that writes the results."""
+    if settings is None:
+        with db_scope(ALL):
+            settings = match_settings(policy_for(root.path))
     with db_scope(ALL):
         frame = network_records(root)
-    if len(frame) < 2:
-        return {"records": len(frame), "merged": 0, "queued": 0}
-    result = match(frame, settings=settings)
+    result = match(frame, settings=settings) if len(frame) >= 2 else None
     with transaction.atomic(), db_scope(ALL):
-        counts = _write(result)
+        counts = {"records": len(frame), "merged": 0, "queued": 0, "refused": 0, "alerts": 0}
+        if result is not None:
+            counts.update(_write(result))
+        _finish(run, counts)
         audit(
-            actor=None,
+            actor=run.requested_by if run else None,
             action="identity.model_run",
             target=root,
             node_path=root.path,
-            changes=counts,
+            changes={
+                **counts,
+                "match_threshold": settings.match_threshold,
+                "review_threshold": settings.review_threshold,
+                **({"run": run.pk, "trigger": run.trigger} if run else {}),
+            },
         )
-    counts["records"] = len(frame)
     return counts
+
+
+def _finish(run: ModelRun | None, counts: dict[str, int]) -> None:
+    if run is None:
+        return
+    ModelRun.objects.filter(pk=run.pk, status=ModelRun.Status.RUNNING).update(
+        status=ModelRun.Status.FINISHED,
+        finished_at=timezone.now(),
+        records=counts["records"],
+        merged=counts["merged"],
+        to_review=counts["queued"],
+        refused=counts["refused"],
+        alerts=counts["alerts"],
+    )
+
+
+def execute_run(run_id: int, base: MatchSettings | None = None) -> ModelRun | None:
+    """Run a queued ``ModelRun`` with the thresholds its network's policy holds now.
+
+    Returns the run as it ended, or None when it was not queued (already taken by another
+    worker, finished, or expired): running it twice would only repeat the work."""
+    now = timezone.now()
+    with transaction.atomic(), db_scope(ALL):
+        run = (
+            ModelRun.objects.select_related("network__node", "requested_by")
+            .filter(pk=run_id, status=ModelRun.Status.QUEUED)
+            .first()
+        )
+        if run is None:
+            return None
+        settings = match_settings(policy_for(run.network.node.path), base)
+        taken = ModelRun.objects.filter(pk=run.pk, status=ModelRun.Status.QUEUED).update(
+            status=ModelRun.Status.RUNNING,
+            started_at=now,
+            match_threshold=settings.match_threshold,
+            review_threshold=settings.review_threshold,
+        )
+        if not taken:
+            return None
+        run.status = ModelRun.Status.RUNNING
+    try:
+        match_network(run.network.node, settings, run=run)
+    except BaseException as exc:
+        # Personal data may sit in an exception's message: the log gets its type and where
+        # it happened, the page gets plain words. An interrupted command (Ctrl-C) or a
+        # stopped worker also marks its run failed, then stops as asked.
+        logger.error(
+            "identity model run %s failed: %s\n%s",
+            run.pk,
+            type(exc).__name__,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        with transaction.atomic(), db_scope(ALL):
+            failed = ModelRun.objects.filter(pk=run.pk, status=ModelRun.Status.RUNNING).update(
+                status=ModelRun.Status.FAILED,
+                finished_at=timezone.now(),
+                failure=failure_of(exc),
+                failure_kind=type(exc).__name__[:80],
+            )
+            if failed:
+                audit(
+                    actor=run.requested_by,
+                    action="identity.model_run_failed",
+                    target_type="modelrun",
+                    target_id=str(run.pk),
+                    node_path=run.network.node.path,
+                    changes={"run": run.pk, "trigger": run.trigger, "error": type(exc).__name__},
+                )
+        if not isinstance(exc, Exception):
+            raise
+    return ModelRun.objects.get(pk=run.pk)
+
+
+def failure_of(exc: BaseException) -> str:
+    """The reason HQ reads for a failed run (``ModelRun.Failure``), never a traceback."""
+    if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:
+        return ModelRun.Failure.OUT_OF_MEMORY
+    if isinstance(exc, DatabaseError):
+        return ModelRun.Failure.DATABASE
+    return ModelRun.Failure.UNEXPECTED
 
 
 def _write(result: MatchResult) -> dict[str, int]:
@@ -99,8 +221,7 @@ def _write(result: MatchResult) -> dict[str, int]:
     merged = 0
     for group in clustered.values():
         merged += _merge_cluster(group, links, evidence, now)
-    queued = _queue(result, links)
-    return {"merged": merged, "queued": queued}
+    return {"merged": merged, **_queue(result, links), "alerts": len(result.alerts)}
 
 
 def _pair_evidence(result: MatchResult, cluster_of: dict[int, str]) -> dict[int, dict]:
@@ -163,7 +284,8 @@ def _merge_cluster(
     return len(moving)
 
 
-def _queue(result: MatchResult, links: dict[int, RecordLink]) -> int:
+def _queue(result: MatchResult, links: dict[int, RecordLink]) -> dict[str, int]:
+    """Write the review entries; return how many were sent to review and how many refused."""
     level_columns = [c for c in result.pairs.columns if c.endswith(LEVEL_COLUMNS_SUFFIX)]
     rows = []
     wanted = result.pairs[result.pairs["decision"].isin(["review", "refused"])]
@@ -210,4 +332,5 @@ def _queue(result: MatchResult, links: dict[int, RecordLink]) -> int:
         if person_of.get(r.left_id) is None or person_of.get(r.left_id) != person_of.get(r.right_id)
     ]
     MatchCandidate.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
-    return len(rows)
+    refused = sum(r.status == MatchCandidate.Status.REFUSED for r in rows)
+    return {"queued": len(rows) - refused, "refused": refused}

@@ -13,6 +13,7 @@ records, read through the contacts selectors with the reader's scope.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from django.conf import settings
@@ -45,6 +46,20 @@ class IdentityPolicy(models.Model):
         )
         OLDEST_RECORD = "oldest_record", _("The store that registered the person first")
 
+    class Schedule(models.TextChoices):
+        OFF = "off", _("Only when HQ asks (the button below)")
+        NIGHTLY = "nightly", _("Every night")
+        WEEKLY = "weekly", _("Once a week")
+
+    class Weekday(models.IntegerChoices):  # datetime.weekday()
+        MONDAY = 0, _("Monday")
+        TUESDAY = 1, _("Tuesday")
+        WEDNESDAY = 2, _("Wednesday")
+        THURSDAY = 3, _("Thursday")
+        FRIDAY = 4, _("Friday")
+        SATURDAY = 5, _("Saturday")
+        SUNDAY = 6, _("Sunday")
+
     network = models.OneToOneField(Network, on_delete=models.CASCADE, related_name="identity")
     mode = models.CharField(
         _("data controllers"), max_length=24, choices=Mode.choices, default=Mode.ONE_CONTROLLER
@@ -58,7 +73,60 @@ class IdentityPolicy(models.Model):
         choices=SendingStore.choices,
         default=SendingStore.LAST_PURCHASE,
     )
+    # The model's thresholds (issue 20): a pair at or above ``match_threshold`` is merged,
+    # a pair in [review_threshold, match_threshold) waits in HQ's review queue, a pair below
+    # is two people. The rule 0 < review < match <= 1 is ``thresholds_error`` (services
+    # check it with a message; the constraint is the database's copy of the same bounds).
+    match_threshold = models.FloatField(_("merge automatically from"), default=0.5)
+    review_threshold = models.FloatField(_("send to the review queue from"), default=0.05)
+    model_schedule = models.CharField(
+        _("run the matching"), max_length=8, choices=Schedule.choices, default=Schedule.OFF
+    )
+    model_weekday = models.PositiveSmallIntegerField(
+        _("day of the weekly run"), choices=Weekday.choices, default=Weekday.SUNDAY
+    )
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(review_threshold__gt=0)
+                & models.Q(review_threshold__lt=models.F("match_threshold"))
+                & models.Q(match_threshold__lte=1),
+                name="identitypolicy_thresholds",
+            ),
+        ]
+
+
+def thresholds_error(match_threshold: float, review_threshold: float) -> dict[str, str] | None:
+    """What is wrong with a pair of thresholds, by field (None when they are right).
+
+    One rule for the settings form, the service and the model run: both are probabilities,
+    the review band starts above 0 (below it every pair of the network would be queued) and
+    ends where automatic merging begins."""
+    if not 0 < match_threshold <= 1:
+        return {
+            "match_threshold": str(
+                _("The merge threshold is a number above 0 and at most 1 (for example 0.5).")
+            )
+        }
+    if not 0 < review_threshold < 1:
+        return {
+            "review_threshold": str(
+                _("The review threshold is a number above 0 and below 1 (for example 0.05).")
+            )
+        }
+    if review_threshold >= match_threshold:
+        return {
+            "review_threshold": str(
+                _(
+                    "The review threshold must be below the merge threshold "
+                    "(%(match)s): pairs between the two go to the review queue."
+                )
+                % {"match": match_threshold}
+            )
+        }
+    return None
 
 
 class Person(models.Model):
@@ -239,3 +307,108 @@ class KeptApart(models.Model):
                 condition=models.Q(left__lt=models.F("right")), name="keptapart_ordered"
             ),
         ]
+
+
+class ModelRun(models.Model):
+    """One pass of the probabilistic model over a network: asked by HQ (the settings page),
+    by the schedule or by the command, and what it did.
+
+    At most one run of a network is queued or running (``modelrun_one_active``): a second
+    request fails on the constraint, whoever asks at the same moment. Network-level rows
+    with ids, counts and a plain-words error: no personal data, no unit's rows (as
+    ``IdentityPolicy``, no row-level security policy)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        FINISHED = "finished", _("Finished")
+        FAILED = "failed", _("Failed")
+
+    class Trigger(models.TextChoices):
+        HAND = "hand", _("Asked from the settings page")
+        SCHEDULE = "schedule", _("Scheduled")
+        COMMAND = "command", _("Command line")
+
+    class Failure(models.TextChoices):
+        """Why a run failed, as HQ reads it (what happened and what to do)."""
+
+        OUT_OF_MEMORY = (
+            "memory",
+            _(
+                "The matching ran out of memory on the server. Ask your technical team to give "
+                "the worker more memory, then run it again."
+            ),
+        )
+        DATABASE = (
+            "database",
+            _(
+                "The database stopped the matching before it could save its results; nothing "
+                "was changed. Run it again; if it fails again, tell your technical team."
+            ),
+        )
+        LOST = (
+            "lost",
+            _(
+                "The run stopped without finishing (the worker was probably restarted); "
+                "nothing was changed. Run it again."
+            ),
+        )
+        UNEXPECTED = (
+            "unexpected",
+            _(
+                "The matching stopped on an unexpected error; nothing was changed. Run it "
+                "again; if it fails again, tell your technical team (the details are in the "
+                "worker's log)."
+            ),
+        )
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    # A run queued or running this long was lost (a worker killed, a queue emptied): it no
+    # longer blocks the next one. A million records take about two minutes.
+    EXPIRES_AFTER = dt.timedelta(hours=6)
+
+    network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(max_length=8, choices=Trigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The thresholds the run used, read from the policy when it starts.
+    match_threshold = models.FloatField(null=True, blank=True)
+    review_threshold = models.FloatField(null=True, blank=True)
+    queued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    records = models.PositiveIntegerField(default=0)
+    merged = models.PositiveIntegerField(default=0)
+    to_review = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+    alerts = models.PositiveIntegerField(default=0)
+    failure = models.CharField(max_length=10, choices=Failure.choices, blank=True)
+    # The exception's class for the technical team (its message may hold personal data).
+    failure_kind = models.CharField(max_length=80, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["network"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="modelrun_one_active",
+            ),
+        ]
+        indexes = [models.Index(fields=["network", "-queued_at"], name="modelrun_recent")]
+
+    @classmethod
+    def lost(cls, now: dt.datetime) -> models.Q:
+        """The runs still marked queued or running that no worker will finish."""
+        since = now - cls.EXPIRES_AFTER
+        return models.Q(status=cls.Status.QUEUED, queued_at__lt=since) | models.Q(
+            status=cls.Status.RUNNING, started_at__lt=since
+        )
+
+    def is_under_way(self, now: dt.datetime) -> bool:
+        """Queued or running, and not lost: a new run would be refused."""
+        return (
+            self.status in self.ACTIVE
+            and not ModelRun.objects.filter(self.lost(now), pk=self.pk).exists()
+        )

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, Field, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -30,7 +30,7 @@ from enseigne.contacts import selectors as contact_selectors
 from enseigne.contacts.models import VALID_CONSENT, ConsentEvent, Contact
 from enseigne.lib.ids import parse_uuid
 from enseigne.lib.rowsecurity import ALL, db_scope
-from enseigne.network.models import OrgNode, User
+from enseigne.network.models import AuditEvent, OrgNode, User
 
 from . import evidence
 from .linking import policy_for
@@ -39,6 +39,7 @@ from .models import (
     IdentityPolicy,
     KeptApart,
     MatchCandidate,
+    ModelRun,
     Person,
     RecordLink,
 )
@@ -459,3 +460,74 @@ def open_review_count(user: User) -> int:
     return MatchCandidate.objects.filter(
         status=MatchCandidate.Status.OPEN, left__unit_path__startswith=root
     ).count()
+
+
+def model_runs(root: str, *, limit: int = 5) -> list[ModelRun]:
+    """The network's latest model runs, newest first (``root`` from
+    ``get_identity_root_for_user``)."""
+    return list(
+        ModelRun.objects.filter(network__node__path=root)
+        .select_related("requested_by")
+        .order_by("-queued_at", "-pk")[:limit]
+    )
+
+
+MATCHING_ACTIONS = (
+    "identity.matching_settings",
+    "identity.model_run_requested",
+    "identity.model_run",
+    "identity.model_run_failed",
+)
+
+
+@dataclass
+class SettingChange:
+    label: str | Promise
+    before: Any
+    after: Any
+
+
+def _setting_value(name: str, value: Any) -> Any:
+    if name == "model_schedule" and value in IdentityPolicy.Schedule.values:
+        return IdentityPolicy.Schedule(value).label
+    if name == "model_weekday" and value in IdentityPolicy.Weekday.values:
+        return IdentityPolicy.Weekday(value).label
+    return value
+
+
+def setting_changes(event: AuditEvent) -> list[SettingChange]:
+    """What a settings entry of the audit log changed, field by field, in the reader's
+    language (the log stores the raw values)."""
+    before = event.changes.get("before", {}) if isinstance(event.changes, dict) else {}
+    after = event.changes.get("after", {}) if isinstance(event.changes, dict) else {}
+    if event.action != "identity.matching_settings":
+        return []
+    labels = {}
+    for name in ("match_threshold", "review_threshold", "model_schedule", "model_weekday"):
+        field = IdentityPolicy._meta.get_field(name)
+        labels[name] = field.verbose_name if isinstance(field, Field) else name
+    return [
+        SettingChange(
+            label,
+            _setting_value(name, before.get(name)),
+            _setting_value(name, after.get(name)),
+        )
+        for name, label in labels.items()
+        if before.get(name) != after.get(name)
+    ]
+
+
+@dataclass
+class MatchingEntry:
+    event: AuditEvent
+    setting_changes: list[SettingChange]
+
+
+def matching_history(root: str, *, limit: int = 15) -> list[MatchingEntry]:
+    """The audit log's entries for the matching settings and runs of the network, each
+    settings change told field by field."""
+    events = AuditEvent.objects.filter(node_path=root, action__in=MATCHING_ACTIONS)
+    return [
+        MatchingEntry(event, setting_changes(event))
+        for event in events.select_related("actor").order_by("-occurred_at", "-pk")[:limit]
+    ]

@@ -18,11 +18,14 @@ them (see ``linking``). The audit log gets ids and counts, never a name or an ad
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections.abc import Iterable, Sequence
 from itertools import combinations
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -40,8 +43,10 @@ from .models import (
     KeptApart,
     LinkMethod,
     MatchCandidate,
+    ModelRun,
     Person,
     RecordLink,
+    thresholds_error,
 )
 
 
@@ -455,3 +460,206 @@ def policy_update(
         changes={"before": before, "after": {"mode": mode, "gmail_rules": gmail_rules}},
     )
     return policy, rekey
+
+
+def _number(value: object, field: str, label: str) -> float:
+    try:
+        number = float(str(value).strip().replace(",", "."))
+    except (TypeError, ValueError):
+        number = float("nan")
+    if number != number or number in (float("inf"), float("-inf")):  # NaN or infinite
+        raise ValidationError(
+            {field: _("%(label)s: write a number between 0 and 1, such as 0.5.") % {"label": label}}
+        )
+    return number
+
+
+@transaction.atomic
+def matching_settings_update(
+    *,
+    actor: User | None,
+    match_threshold: object,
+    review_threshold: object,
+    model_schedule: str,
+    model_weekday: object = IdentityPolicy.Weekday.SUNDAY,
+) -> IdentityPolicy:
+    """Save the model's thresholds and schedule (audited with their values before and after).
+
+    Numbers are accepted as numbers or text (``0,5`` as a French marketer writes it); a
+    wrong value is refused with a message naming its field, and nothing is saved."""
+    root = _require_manager(actor)
+    match_value = _number(match_threshold, "match_threshold", _("Merge automatically from"))
+    review_value = _number(review_threshold, "review_threshold", _("Send to review from"))
+    wrong = thresholds_error(match_value, review_value)
+    if wrong:
+        raise ValidationError(wrong)
+    if model_schedule not in IdentityPolicy.Schedule.values:
+        raise ValidationError({"model_schedule": _("Choose when the matching runs.")})
+    try:
+        weekday = int(str(model_weekday))
+    except ValueError:
+        weekday = -1
+    if weekday not in IdentityPolicy.Weekday.values:
+        raise ValidationError({"model_weekday": _("Choose a day of the week.")})
+    network = Network.objects.get(node__path=root)
+    policy, _created = IdentityPolicy.objects.select_for_update().get_or_create(network=network)
+    fields = ("match_threshold", "review_threshold", "model_schedule", "model_weekday")
+    before = {name: getattr(policy, name) for name in fields}
+    policy.match_threshold, policy.review_threshold = match_value, review_value
+    policy.model_schedule, policy.model_weekday = model_schedule, weekday
+    after = {name: getattr(policy, name) for name in fields}
+    policy.save(update_fields=[*fields, "updated_at"])
+    if before != after:
+        audit(
+            actor=actor,
+            action="identity.matching_settings",
+            target_type="identitypolicy",
+            target_id=str(policy.pk),
+            node_path=root,
+            changes={"before": before, "after": after},
+        )
+    return policy
+
+
+def _expire_lost_runs(network: Network | None, now: dt.datetime) -> None:
+    """Fail the runs of ``network`` (of every network: None) lost for hours, audited."""
+    lost = ModelRun.objects.filter(ModelRun.lost(now))
+    if network is not None:
+        lost = lost.filter(network=network)
+    for run in lost.select_related("network__node"):
+        expired = ModelRun.objects.filter(pk=run.pk, status=run.status).update(
+            status=ModelRun.Status.FAILED, finished_at=now, failure=ModelRun.Failure.LOST
+        )
+        if expired:
+            audit(
+                actor=None,
+                action="identity.model_run_failed",
+                target_type="modelrun",
+                target_id=str(run.pk),
+                node_path=run.network.node.path,
+                changes={"run": run.pk, "trigger": run.trigger, "error": "lost"},
+            )
+
+
+@transaction.atomic
+def model_run_request(
+    *,
+    actor: User | None,
+    trigger: str = ModelRun.Trigger.HAND,
+    network: Network | None = None,
+) -> ModelRun:
+    """Queue a pass of the model over the network (one at a time per network).
+
+    A person (``actor``, from the settings page) asks for the network they manage; the
+    schedule and the command act as the system (``actor`` None) and name the network. A run asked from the page or
+    the schedule goes to the worker once this transaction commits; the command runs it
+    itself (``batch.execute_run``)."""
+    if actor is not None or trigger == ModelRun.Trigger.HAND or network is None:
+        # A person asks for their own network only, whatever the caller passed.
+        root = _require_manager(actor)
+        network = Network.objects.select_related("node").get(node__path=root)
+    else:
+        root = network.node.path
+    now = timezone.now()
+    _expire_lost_runs(network, now)
+    try:
+        with transaction.atomic():
+            run = ModelRun.objects.create(
+                network=network,
+                trigger=trigger,
+                requested_by=actor,
+                queued_at=now,
+                status=ModelRun.Status.QUEUED,
+            )
+    except IntegrityError:
+        active = ModelRun.objects.filter(network=network, status__in=ModelRun.ACTIVE).first()
+        since = timezone.localtime(
+            (active.started_at or active.queued_at) if active else now
+        ).strftime("%H:%M")
+        raise ValidationError(
+            _(
+                "A matching run is already under way (since %(time)s): wait until it "
+                "finishes before starting another."
+            )
+            % {"time": since}
+        ) from None
+    audit(
+        actor=actor,
+        action="identity.model_run_requested",
+        target_type="modelrun",
+        target_id=str(run.pk),
+        node_path=root,
+        changes={"run": run.pk, "trigger": trigger},
+    )
+    if trigger != ModelRun.Trigger.COMMAND:
+        from .tasks import run_model  # the tasks module imports this one
+
+        run_id = run.pk
+        transaction.on_commit(lambda: run_model(run_id))
+    return run
+
+
+# Scheduled runs start at this hour of the network's time zone, when the stores are closed,
+# or as soon as the worker's hourly check sees them within the quiet window. A record not
+# linked yet (written by raw SQL; the nightly upkeep links it) waits for the next run.
+SCHEDULE_HOUR = 4
+SCHEDULE_WINDOW = dt.timedelta(hours=3)
+
+
+def schedule_slot(policy: IdentityPolicy, now: dt.datetime) -> dt.datetime | None:
+    """When the scheduled run due at ``now`` was planned, or None when none is due."""
+    if policy.model_schedule == IdentityPolicy.Schedule.OFF:
+        return None
+    try:
+        zone = zoneinfo.ZoneInfo(policy.network.time_zone or settings.TIME_ZONE)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    local = now.astimezone(zone)
+    slot = local.replace(hour=SCHEDULE_HOUR, minute=0, second=0, microsecond=0)
+    if (
+        policy.model_schedule == IdentityPolicy.Schedule.WEEKLY
+        and slot.weekday() != policy.model_weekday
+    ):
+        return None
+    if not slot <= local < slot + SCHEDULE_WINDOW:
+        return None
+    return slot
+
+
+def policies_due(now: dt.datetime) -> list[IdentityPolicy]:
+    """The networks whose schedule asks for a run now, and which have had none since its
+    planned time (queued, finished, or still under way)."""
+    due = []
+    policies = IdentityPolicy.objects.exclude(model_schedule=IdentityPolicy.Schedule.OFF)
+    for policy in policies.select_related("network__node").order_by("pk"):
+        slot = schedule_slot(policy, now)
+        if slot is None:
+            continue
+        ran = ModelRun.objects.filter(network=policy.network).filter(
+            Q(queued_at__gte=slot)
+            | (Q(finished_at__gte=slot) & ~Q(failure=ModelRun.Failure.LOST))
+            | Q(status__in=ModelRun.ACTIVE)
+        )
+        if not ran.exists():
+            due.append(policy)
+    return due
+
+
+def scheduled_runs_start() -> list[ModelRun]:
+    """Queue the runs the schedules ask for now; a network whose run is under way is
+    skipped (system work, from the worker's hourly check)."""
+    started = []
+    now = timezone.now()
+    with db_scope(ALL):
+        with transaction.atomic():
+            _expire_lost_runs(None, now)
+        for policy in policies_due(now):
+            try:
+                started.append(
+                    model_run_request(
+                        actor=None, trigger=ModelRun.Trigger.SCHEDULE, network=policy.network
+                    )
+                )
+            except ValidationError:
+                continue
+    return started

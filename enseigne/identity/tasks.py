@@ -18,14 +18,20 @@ def identity_nightly() -> None:
 
 
 @db_task()
-def match_network(root_id: int) -> None:
-    """The model's pass over one network (HQ asks for it; it takes minutes at a million)."""
-    from enseigne.identity.batch import match_network as run
-    from enseigne.network.models import OrgNode
+def run_model(run_id: int) -> None:
+    """A pass of the model HQ or the schedule asked for (minutes at a million records).
+    No retry: a failed run says why on the settings page and HQ runs it again."""
+    from enseigne.identity.batch import execute_run
 
-    root = OrgNode.objects.filter(pk=root_id, depth=1).first()
-    if root is not None:
-        run(root)
+    execute_run(run_id)
+
+
+@db_periodic_task(crontab(minute="7"))
+def identity_scheduled_runs() -> None:
+    """Each hour, queue the runs the networks' schedules ask for (services.policies_due)."""
+    from enseigne.identity.services import scheduled_runs_start
+
+    scheduled_runs_start()
 
 
 @db_task(retries=2, retry_delay=30)

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
@@ -40,6 +41,49 @@ class PolicyForm(forms.Form):
             "(marie.dupont@gmail.com = mariedupont+promo@gmail.com)"
         ),
         required=False,
+    )
+
+
+class MatchingForm(forms.Form):
+    """The model's thresholds and schedule. Fields are read as text: the service checks
+    them (``models.thresholds_error``) and names the wrong one."""
+
+    match_threshold = forms.CharField(
+        label=gettext_lazy("Merge automatically from (a number between 0 and 1)"),
+        help_text=gettext_lazy(
+            "Two records whose match score reaches this value become one person without "
+            "anyone checking. Higher: fewer automatic merges, more pairs in the review "
+            "queue, fewer mistakes. 0.5 means the model finds it more likely than not that "
+            "the two records are the same customer."
+        ),
+        required=False,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "class": "form-control"}),
+    )
+    review_threshold = forms.CharField(
+        label=gettext_lazy("Send to the review queue from (a number between 0 and 1)"),
+        help_text=gettext_lazy(
+            "Pairs scoring from this value up to the merge threshold wait in the review "
+            "queue for someone at HQ to decide. Higher: a shorter queue, but look-alikes "
+            "below it are never shown. It must stay below the merge threshold."
+        ),
+        required=False,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "class": "form-control"}),
+    )
+    model_schedule = forms.ChoiceField(
+        label=gettext_lazy("Run the matching"),
+        choices=IdentityPolicy.Schedule.choices,
+        widget=forms.RadioSelect,
+        required=False,
+    )
+    model_weekday = forms.ChoiceField(
+        label=gettext_lazy("Day of the weekly run"),
+        choices=IdentityPolicy.Weekday.choices,
+        required=False,
+        widget=forms.Select(attrs={"class": "form-select"}),
+        help_text=gettext_lazy(
+            "Scheduled runs start around 4 a.m. (the network's time zone), when the stores "
+            "are closed."
+        ),
     )
 
 
@@ -192,14 +236,52 @@ def change_undo(request: AuthenticatedRequest, pk: int) -> HttpResponse:
     return redirect("change_history")
 
 
+def _matching_form(policy: IdentityPolicy, data=None) -> MatchingForm:
+    return MatchingForm(
+        data,
+        initial={
+            "match_threshold": policy.match_threshold,
+            "review_threshold": policy.review_threshold,
+            "model_schedule": policy.model_schedule,
+            "model_weekday": policy.model_weekday,
+        },
+    )
+
+
+def _settings_page(
+    request: AuthenticatedRequest,
+    root: str,
+    *,
+    form: PolicyForm | None = None,
+    matching: MatchingForm | None = None,
+) -> HttpResponse:
+    policy = selectors.policy_of_root(root)
+    runs = selectors.model_runs(root)
+    history = selectors.matching_history(root)
+    return render(
+        request,
+        "identity/settings.html",
+        {
+            "form": form
+            or PolicyForm(initial={"mode": policy.mode, "gmail_rules": policy.gmail_rules}),
+            "matching": matching or _matching_form(policy),
+            "policy": policy,
+            "is_admin": access_for(request.user).is_hq_admin,
+            "last_run": runs[0] if runs else None,
+            "runs": runs,
+            "run_active": bool(runs) and runs[0].is_under_way(timezone.now()),
+            "history": history,
+        },
+    )
+
+
 @login_required
 def identity_settings(request: AuthenticatedRequest) -> HttpResponse:
     root = selectors.get_identity_root_for_user(request.user)
-    policy = selectors.policy_of_root(root)
-    form = PolicyForm(
-        request.POST or None, initial={"mode": policy.mode, "gmail_rules": policy.gmail_rules}
-    )
-    if request.method == "POST" and form.is_valid():
+    if request.method != "POST":
+        return _settings_page(request, root)
+    form = PolicyForm(request.POST)
+    if form.is_valid():
         try:
             _policy, rekey = services.policy_update(
                 actor=request.user,
@@ -213,11 +295,48 @@ def identity_settings(request: AuthenticatedRequest) -> HttpResponse:
                 messages.info(request, _rekey(root))
             messages.success(request, _("The settings were saved."))
             return redirect("identity_settings")
-    return render(
-        request,
-        "identity/settings.html",
-        {"form": form, "policy": policy, "is_admin": access_for(request.user).is_hq_admin},
-    )
+    return _settings_page(request, root, form=form)
+
+
+@login_required
+@require_POST
+def matching_settings(request: AuthenticatedRequest) -> HttpResponse:
+    root = selectors.get_identity_root_for_user(request.user)
+    form = MatchingForm(request.POST)
+    if form.is_valid():
+        try:
+            services.matching_settings_update(
+                actor=request.user,
+                match_threshold=form.cleaned_data["match_threshold"],
+                review_threshold=form.cleaned_data["review_threshold"],
+                model_schedule=form.cleaned_data["model_schedule"],
+                model_weekday=form.cleaned_data["model_weekday"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("The matching settings were saved."))
+            return redirect("identity_settings")
+    return _settings_page(request, root, matching=form)
+
+
+@login_required
+@require_POST
+def model_run_start(request: AuthenticatedRequest) -> HttpResponse:
+    selectors.get_identity_root_for_user(request.user)
+    try:
+        services.model_run_request(actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, _messages_of(exc))
+    else:
+        messages.success(
+            request,
+            _(
+                "The matching is queued. It takes a few minutes for a large base: this page "
+                "shows its progress and its figures."
+            ),
+        )
+    return redirect("identity_settings")
 
 
 def _rekey(root: str) -> str:
