@@ -16,11 +16,13 @@ whole network's contacts in one statement (campaigns/audience.py).
 from __future__ import annotations
 
 from django.apps import apps
+from django.db import connection
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 
 from enseigne.contacts.models import Channel, ConsentEvent, Contact, Suppression
 
+from .keys import salted_key_sql
 from .linking import policy_for
 from .models import IdentityPolicy, RecordLink
 
@@ -100,8 +102,9 @@ def brand_wide_suppressed_records(channel: str, root_path: str) -> QuerySet:
     column = "email_key" if channel == Channel.EMAIL else "phone_key"
     suppressions = Suppression._meta.db_table
     # Table names and placeholders only are formatted in.
+    key = salted_key_sql("%s", "s.value_hash", connection.vendor)
     hashes = RawSQL(  # noqa: S611
-        f"SELECT enseigne_sha256(%s || '|' || s.value_hash) FROM {suppressions} s "  # noqa: S608
+        f"SELECT {key} FROM {suppressions} s "  # noqa: S608
         "WHERE s.unit_path = '' AND s.channel = %s",
         [root_path, channel],
     )
