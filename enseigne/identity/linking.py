@@ -172,8 +172,12 @@ def _link_fresh(records: list[Record], keys: Keys, now: datetime.datetime) -> li
                 SELECT r.*,
                     (SELECT 1 FROM {link} WHERE email_key = r.ek LIMIT 1) IS NULL
                     AND (SELECT 1 FROM {link} WHERE phone_key = r.pk LIMIT 1) IS NULL AS fresh
-                FROM unnest(%(ids)s::bigint[], %(paths)s::text[], %(ek)s::uuid[], %(pk)s::uuid[])
-                    AS r (id, unit_path, ek, pk)
+                FROM unnest(
+                    string_to_array(%(ids)s, ',')::bigint[],
+                    string_to_array(%(paths)s, ','),
+                    string_to_array(%(ek)s, ',', '')::uuid[],
+                    string_to_array(%(pk)s, ',', '')::uuid[]
+                ) AS r (id, unit_path, ek, pk)
             ), alone AS (
                 SELECT id, unit_path, ek, pk, nextval(%(sequence)s::regclass) AS person
                 FROM rec WHERE fresh
@@ -188,10 +192,13 @@ def _link_fresh(records: list[Record], keys: Keys, now: datetime.datetime) -> li
             SELECT id FROM rec WHERE NOT fresh
             """,  # noqa: S608 (identifiers from the models' metadata, values as parameters)
             {
-                "ids": [r.contact_id for r in single],
-                "paths": [r.unit_path for r in single],
-                "ek": [keys[r.contact_id][0] for r in single],
-                "pk": [keys[r.contact_id][1] for r in single],
+                # Each column as one comma-separated text (unit paths are alphanumeric, a
+                # missing key is an empty item): the driver's array adaptation, item by
+                # item in Python, cost as much as computing the keys.
+                "ids": ",".join([str(r.contact_id) for r in single]),
+                "paths": ",".join([r.unit_path for r in single]),
+                "ek": ",".join([keys[r.contact_id][0] or "" for r in single]),
+                "pk": ",".join([keys[r.contact_id][1] or "" for r in single]),
                 "sequence": _person_sequence(),
                 # Time-ordered public ids (Person.public_id): the same layout as
                 # time_ordered_uuid, the random part from the database.
