@@ -264,6 +264,16 @@ def _link(records: list[Record], all_keys: Keys, now: datetime.datetime) -> None
     # A record HQ kept apart from some records (only one relinked by link_unlinked can be)
     # never joins their person.
     kept_apart = _kept_apart_persons(list(keys)) if holders else {}
+    # What the phone rules read of the records holding a phone: one query for the batch
+    # (per record, an import of people another store has by phone made one query a row).
+    identifiers = _holders_identifiers(
+        {
+            holder
+            for (kind, _key), found in holders.items()
+            if kind == "phone"
+            for holder, _ in found
+        }
+    )
     for members in members_of.values():
         found: dict[str, dict[int, int]] = {"email": {}, "phone": {}}  # kind -> {person: holder}
         barred = {p for m in members for p in kept_apart.get(m, ())}
@@ -274,7 +284,7 @@ def _link(records: list[Record], all_keys: Keys, now: datetime.datetime) -> None
                         for holder, person in holders.get((kind, key), ()):
                             if person not in barred:
                                 found[kind].setdefault(person, holder)
-        chosen = _choose(members, found, keys, by_id, candidates) if holders else None
+        chosen = _choose(members, found, keys, by_id, candidates, identifiers) if holders else None
         if chosen is None:
             new_groups.append(members)
             continue
@@ -331,6 +341,7 @@ def _choose(
     keys: dict[int, dict[str, str | None]],
     by_id: dict[int, Record],
     candidates: list[tuple[int, int, str, dict]],
+    identifiers: dict[int, tuple[str | None, datetime.date | None]],
 ) -> tuple[int, str] | None:
     """The existing person the group joins and how, or None for a new person."""
     if found["email"]:
@@ -353,7 +364,7 @@ def _choose(
         verdict = phone_verdict(
             newcomer.phone,
             (keys[members[0]]["email"], newcomer.birthday),
-            _holder_identifiers(holder),
+            identifiers.get(holder, (None, None)),
         )
         if verdict != JOIN:
             candidates.append((holder, newcomer.contact_id, *_VERDICT_REASONS[verdict]))
@@ -416,6 +427,20 @@ def _holder_identifiers(holder_id: int) -> tuple[str | None, datetime.date | Non
         .first()
     )
     return (_hex(row[0]), row[1]) if row else (None, None)
+
+
+def _holders_identifiers(
+    holder_ids: set[int],
+) -> dict[int, tuple[str | None, datetime.date | None]]:
+    """``_holder_identifiers`` of many records at once: {record: (e-mail key, birthday)}."""
+    ordered = sorted(holder_ids)
+    found = {}
+    for start in range(0, len(ordered), 5000):  # within SQLite's limit on bound variables
+        rows = RecordLink.objects.filter(contact_id__in=ordered[start : start + 5000]).values_list(
+            "contact_id", "email_key", "contact__birthday"
+        )
+        found.update({contact_id: (_hex(key), birthday) for contact_id, key, birthday in rows})
+    return found
 
 
 def _hex(key: uuid.UUID | None) -> str | None:
