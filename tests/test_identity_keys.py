@@ -38,6 +38,7 @@ def test_a_key_is_128_bits_of_the_salted_hash(email, phone):
         if value is None:
             assert key is None
             continue
+        assert key is not None
         assert re.fullmatch(r"[0-9a-f]{32}", key)
         assert key == keys.salted_key("0001", identifier_hash(kind, value))
         assert uuid.UUID(key).hex == key  # what the uuid column gives back
