@@ -1,8 +1,12 @@
 """The deterministic matching keys of a record: normalised e-mail and E.164 phone.
 
-A key is the SHA-256 of the network's root path and the normalised value's
-``identifier_hash`` (so two networks never share a person, and a brand-wide suppression's
-hash gives the key); it is kept on the record's link. A placeholder (``test@test.fr``,
+A key is the first 128 bits of the SHA-256 of the network's root path and the normalised
+value's ``identifier_hash`` (so two networks never share a person, and a brand-wide
+suppression's hash gives the key); it is kept on the record's link as a 16-byte ``uuid``
+column. 128 bits leave no practical chance of two values sharing a key (a network of a
+billion records: about 1 in 10^21), and an index entry a quarter the size of the 64-digit
+hex text it replaces, which is what an import's upkeep of the key indexes costs
+(docs/benchmarks.md, "Person matching at write time"). A placeholder (``test@test.fr``,
 ``aucun@…``) identifies nobody and gives no key.
 """
 
@@ -97,20 +101,32 @@ _DIGITS = re.compile(r"^[0-9]+$")
 _NUMBERED = re.compile(r"^([a-z]+)[0-9]+$")
 
 
+_SEPARATORS = str.maketrans("", "", ".-_")
+
+
 def is_placeholder_email(email: str) -> bool:
-    """Whether ``email`` (already normalised) is one people type instead of a real one."""
+    """Whether ``email`` (already normalised) is one people type instead of a real one.
+
+    Called for every record an import writes: the cheap tests come first and the patterns
+    run only on the local parts they can match (one ending in a digit, one starting with
+    its own second character)."""
     local, _, domain = email.rpartition("@")
-    plain = local.replace(".", "").replace("-", "").replace("_", "")
-    numbered = _NUMBERED.match(plain)
-    return (
+    plain = local.translate(_SEPARATORS)
+    if (
         local in PLACEHOLDER_LOCALS
         or plain in PLACEHOLDER_LOCALS
         or domain in PLACEHOLDER_DOMAINS
-        or bool(_REPEATED.match(plain))
-        or bool(_DIGITS.match(plain))
-        or (numbered is not None and numbered.group(1) in PLACEHOLDER_LOCALS)
-        or domain.split(".")[0] in PLACEHOLDER_DOMAIN_NAMES
-    )
+        or domain.partition(".")[0] in PLACEHOLDER_DOMAIN_NAMES
+    ):
+        return True
+    if len(plain) > 1 and plain[0] == plain[1] and _REPEATED.match(plain):
+        return True
+    if plain[-1:].isdigit():
+        numbered = _NUMBERED.match(plain)
+        return bool(_DIGITS.match(plain)) or (
+            numbered is not None and numbered.group(1) in PLACEHOLDER_LOCALS
+        )
+    return False
 
 
 def email_key(email: str | None, *, gmail_rules: bool = False) -> str | None:
@@ -144,16 +160,28 @@ def phone_key(phone: str | None) -> str | None:
 def record_keys(
     network: str, email: str | None, phone: str | None, *, gmail_rules: bool
 ) -> tuple[str | None, str | None]:
-    """(e-mail key, phone key) of a record, None where it has none: SHA-256 of the network's
-    root path and the normalised value's ``identifier_hash`` (the suppression list's hash),
-    so two networks never share a person and a brand-wide suppression finds its keys."""
+    """(e-mail key, phone key) of a record, None where it has none, each as 32 hex digits
+    (how the ``uuid`` key columns read and write them): ``salted_key`` of the normalised
+    value's ``identifier_hash`` (the suppression list's hash), so two networks never share
+    a person and a brand-wide suppression finds its keys."""
     email_value = email_key(email, gmail_rules=gmail_rules)
     phone_value = phone_key(phone)
     return (
-        None if email_value is None else _salted(network, identifier_hash("email", email_value)),
-        None if phone_value is None else _salted(network, identifier_hash("phone", phone_value)),
+        None if email_value is None else salted_key(network, identifier_hash("email", email_value)),
+        None if phone_value is None else salted_key(network, identifier_hash("phone", phone_value)),
     )
 
 
-def _salted(network: str, value_hash: str) -> str:
-    return hashlib.sha256(f"{network}|{value_hash}".encode()).hexdigest()
+def salted_key(network: str, value_hash: str) -> str:
+    """The key of a value whose ``identifier_hash`` is ``value_hash``, in ``network``."""
+    return hashlib.sha256(f"{network}|{value_hash}".encode()).hexdigest()[:KEY_DIGITS]
+
+
+KEY_DIGITS = 32  # 128 bits: a uuid column
+
+
+def salted_key_sql(network_sql: str, value_hash_sql: str, vendor: str) -> str:
+    """``salted_key`` as a SQL expression over two SQL text expressions, comparable with
+    the key columns (``enseigne_sha256``: SQL on PostgreSQL, Python on SQLite)."""
+    digits = f"substr(enseigne_sha256({network_sql} || '|' || {value_hash_sql}), 1, {KEY_DIGITS})"
+    return f"({digits})::uuid" if vendor == "postgresql" else digits

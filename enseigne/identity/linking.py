@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -38,6 +38,7 @@ from django.utils import timezone
 from enseigne.contacts.models import Contact
 from enseigne.contacts.records import Record
 from enseigne.lib.bulk import bulk_insert
+from enseigne.lib.ids import time_ordered_prefix, time_ordered_uuid
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import Network, OrgNode
 
@@ -112,6 +113,9 @@ class _Groups:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+Keys = dict[int, tuple[str | None, str | None]]  # record -> (e-mail key, phone key)
+
+
 def link_new_records(records: Sequence[Record]) -> None:
     """Link each new record to its person, in the caller's transaction."""
     if not records:
@@ -123,6 +127,10 @@ def link_new_records(records: Sequence[Record]) -> None:
         for root, group in by_root.items():
             policy = policy_for(root)
             now = timezone.now()
+            gmail = policy.gmail_rules
+            keys = {
+                r.contact_id: record_keys(root, r.email, r.phone, gmail_rules=gmail) for r in group
+            }
             if connection.vendor == "postgresql":
                 # One network links one batch at a time: two stores importing the same
                 # new customer at once would otherwise each make her a person.
@@ -130,82 +138,98 @@ def link_new_records(records: Sequence[Record]) -> None:
                     cursor.execute(
                         "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"identity:{root}"]
                     )
-                group = _link_fresh(root, group, policy, now)
+                group = _link_fresh(group, keys, now)
             if group:
-                _link(root, group, policy, now)
+                _link(group, keys, now)
 
 
-def _link_fresh(
-    root: str, records: list[Record], policy: IdentityPolicy, now: datetime.datetime
-) -> list[Record]:
-    """PostgreSQL: link in one statement every record whose keys nobody holds (the bulk of an
-    import); return the others, which need the rules below. Each key is looked up with one
-    probe of its index, whatever the planner thinks of a table an import fills faster than
-    its statistics follow, and with no JIT compiling for a plan this simple.
+def _link_fresh(records: list[Record], keys: Keys, now: datetime.datetime) -> list[Record]:
+    """PostgreSQL: link in one statement every record whose keys nobody holds, in the
+    network or in the batch (the bulk of an import); return the others, which need the
+    rules below.
+
+    What this costs is what person matching costs an import, so it does the least per
+    record: the keys shared within the batch are found here (a dictionary), the statement
+    only probes each key's index once (whatever the planner thinks of a table an import
+    fills faster than its statistics follow, and with no JIT compiling for a plan this
+    simple) and writes the person and the link.
     """
+    emails: Counter[str] = Counter()
+    phones: Counter[str] = Counter()
+    for email_key, phone_key in keys.values():
+        if email_key is not None:
+            emails[email_key] += 1
+        if phone_key is not None:
+            phones[phone_key] += 1
+    single: list[Record] = []
+    together: list[Record] = []
+    for r in records:
+        email_key, phone_key = keys[r.contact_id]
+        shares = (email_key is not None and emails[email_key] > 1) or (
+            phone_key is not None and phones[phone_key] > 1
+        )
+        (together if shares else single).append(r)
+    if not single:
+        return together
     quote = connection.ops.quote_name
     link, person = quote(RecordLink._meta.db_table), quote(Person._meta.db_table)
-    email_keys, phone_keys = [], []
-    for r in records:
-        email_key, phone_key = record_keys(root, r.email, r.phone, gmail_rules=policy.gmail_rules)
-        email_keys.append(email_key)
-        phone_keys.append(phone_key)
     with connection.cursor() as cursor, jit_off(cursor):
         cursor.execute(
             f"""
             WITH rec AS (
-                SELECT * FROM unnest(%(ids)s::bigint[], %(paths)s::text[], %(ek)s::text[], %(pk)s::text[])
-                    AS r (id, unit_path, ek, pk)
-            ), held AS (
-                SELECT rec.id FROM rec CROSS JOIN LATERAL
-                    (SELECT 1 FROM {link} WHERE email_key = rec.ek LIMIT 1) AS found
-                UNION
-                SELECT rec.id FROM rec CROSS JOIN LATERAL
-                    (SELECT 1 FROM {link} WHERE phone_key = rec.pk LIMIT 1) AS found
-                UNION
-                SELECT rec.id FROM rec JOIN
-                    (SELECT ek FROM rec WHERE ek IS NOT NULL GROUP BY ek HAVING count(*) > 1) AS twice
-                    USING (ek)
-                UNION
-                SELECT rec.id FROM rec JOIN
-                    (SELECT pk FROM rec WHERE pk IS NOT NULL GROUP BY pk HAVING count(*) > 1) AS twice
-                    USING (pk)
+                SELECT r.*,
+                    (SELECT 1 FROM {link} WHERE email_key = r.ek LIMIT 1) IS NULL
+                    AND (SELECT 1 FROM {link} WHERE phone_key = r.pk LIMIT 1) IS NULL AS fresh
+                FROM unnest(
+                    string_to_array(%(ids)s, ',')::bigint[],
+                    string_to_array(%(paths)s, ','),
+                    string_to_array(%(ek)s, ',', '')::uuid[],
+                    string_to_array(%(pk)s, ',', '')::uuid[]
+                ) AS r (id, unit_path, ek, pk)
             ), alone AS (
-                SELECT rec.*, nextval(pg_get_serial_sequence(%(person_table)s, 'id')) AS person
-                FROM rec WHERE NOT EXISTS (SELECT 1 FROM held WHERE held.id = rec.id)
+                SELECT id, unit_path, ek, pk, nextval(%(sequence)s::regclass) AS person
+                FROM rec WHERE fresh
             ), people AS (
                 INSERT INTO {person} (id, public_id, created_at)
-                SELECT person, gen_random_uuid(), %(now)s FROM alone
+                SELECT person, (%(id_prefix)s || substr(gen_random_uuid()::text, 16))::uuid, %(now)s
+                FROM alone
             ), links AS (
                 INSERT INTO {link} (contact_id, person_id, unit_path, method, linked_at, email_key, phone_key)
                 SELECT id, person, unit_path, %(alone)s, %(now)s, ek, pk FROM alone
             )
-            SELECT id FROM held
+            SELECT id FROM rec WHERE NOT fresh
             """,  # noqa: S608 (identifiers from the models' metadata, values as parameters)
             {
-                "ids": [r.contact_id for r in records],
-                "paths": [r.unit_path for r in records],
-                "ek": email_keys,
-                "pk": phone_keys,
-                "person_table": Person._meta.db_table,
+                # Each column as one comma-separated text (unit paths are alphanumeric, a
+                # missing key is an empty item): the driver's array adaptation, item by
+                # item in Python, cost as much as computing the keys.
+                "ids": ",".join([str(r.contact_id) for r in single]),
+                "paths": ",".join([r.unit_path for r in single]),
+                "ek": ",".join([keys[r.contact_id][0] or "" for r in single]),
+                "pk": ",".join([keys[r.contact_id][1] or "" for r in single]),
+                "sequence": _person_sequence(),
+                # Time-ordered public ids (Person.public_id): the same layout as
+                # time_ordered_uuid, the random part from the database.
+                "id_prefix": time_ordered_prefix(now),
                 "now": now,
                 "alone": LinkMethod.ALONE,
             },
         )
         held = {pk for (pk,) in cursor.fetchall()}
-    return [r for r in records if r.contact_id in held]
+    return [*together, *(r for r in single if r.contact_id in held)]
 
 
-def _link(root: str, records: list[Record], policy: IdentityPolicy, now: datetime.datetime) -> None:
-    gmail = policy.gmail_rules
+@lru_cache(maxsize=1)
+def _person_sequence() -> str:
+    """The sequence numbering persons (looked up once: per row, it was a catalogue read)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Person._meta.db_table])
+        return cursor.fetchone()[0]
+
+
+def _link(records: list[Record], all_keys: Keys, now: datetime.datetime) -> None:
     keys = {
-        r.contact_id: dict(
-            zip(
-                ("email", "phone"),
-                record_keys(root, r.email, r.phone, gmail_rules=gmail),
-                strict=True,
-            )
-        )
+        r.contact_id: dict(zip(("email", "phone"), all_keys[r.contact_id], strict=True))
         for r in records
     }
     in_batch: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -248,6 +272,16 @@ def _link(root: str, records: list[Record], policy: IdentityPolicy, now: datetim
     # A record HQ kept apart from some records (only one relinked by link_unlinked can be)
     # never joins their person.
     kept_apart = _kept_apart_persons(list(keys)) if holders else {}
+    # What the phone rules read of the records holding a phone: one query for the batch
+    # (per record, an import of people another store has by phone made one query a row).
+    identifiers = _holders_identifiers(
+        {
+            holder
+            for (kind, _key), found in holders.items()
+            if kind == "phone"
+            for holder, _ in found
+        }
+    )
     for members in members_of.values():
         found: dict[str, dict[int, int]] = {"email": {}, "phone": {}}  # kind -> {person: holder}
         barred = {p for m in members for p in kept_apart.get(m, ())}
@@ -258,7 +292,7 @@ def _link(root: str, records: list[Record], policy: IdentityPolicy, now: datetim
                         for holder, person in holders.get((kind, key), ()):
                             if person not in barred:
                                 found[kind].setdefault(person, holder)
-        chosen = _choose(members, found, keys, by_id, candidates) if holders else None
+        chosen = _choose(members, found, keys, by_id, candidates, identifiers) if holders else None
         if chosen is None:
             new_groups.append(members)
             continue
@@ -308,7 +342,7 @@ def _link(root: str, records: list[Record], policy: IdentityPolicy, now: datetim
     if candidates:
         _queue(candidates)
     for kind, key in sorted(shared - alerted):
-        _detach_shared(root, kind, key)
+        _detach_shared(network_root(records[0].unit_path), kind, key)
 
 
 def _detach_shared(root: str, kind: str, key: str) -> None:
@@ -328,7 +362,15 @@ def _detach_shared(root: str, kind: str, key: str) -> None:
     for contact_id, person_id, method, email_key, phone_key in RecordLink.objects.filter(
         person_id__in=persons
     ).values_list("contact_id", "person_id", "method", "email_key", "phone_key"):
-        rows_of[person_id].append((contact_id, method, email_key, phone_key))
+        # The key columns read as uuids; the batch's keys are their 32 hex digits.
+        rows_of[person_id].append(
+            (
+                contact_id,
+                method,
+                email_key.hex if email_key else None,
+                phone_key.hex if phone_key else None,
+            )
+        )
     groups_out: list[list[int]] = []
     keys_of: dict[int, dict[str, str | None]] = {}
     for rows in rows_of.values():
@@ -368,6 +410,7 @@ def _choose(
     keys: dict[int, dict[str, str | None]],
     by_id: dict[int, Record],
     candidates: list[tuple[int, int, str, dict]],
+    identifiers: dict[int, tuple[str | None, datetime.date | None]],
 ) -> tuple[int, str] | None:
     """The existing person the group joins and how, or None for a new person."""
     if found["email"]:
@@ -390,7 +433,7 @@ def _choose(
         verdict = phone_verdict(
             newcomer.phone,
             (keys[members[0]]["email"], newcomer.birthday),
-            _holder_identifiers(holder),
+            identifiers.get(holder, (None, None)),
         )
         if verdict != JOIN:
             candidates.append((holder, newcomer.contact_id, *_VERDICT_REASONS[verdict]))
@@ -452,7 +495,26 @@ def _holder_identifiers(holder_id: int) -> tuple[str | None, datetime.date | Non
         .values_list("email_key", "contact__birthday")
         .first()
     )
-    return (row[0], row[1]) if row else (None, None)
+    return (_hex(row[0]), row[1]) if row else (None, None)
+
+
+def _holders_identifiers(
+    holder_ids: set[int],
+) -> dict[int, tuple[str | None, datetime.date | None]]:
+    """``_holder_identifiers`` of many records at once: {record: (e-mail key, birthday)}."""
+    ordered = sorted(holder_ids)
+    found = {}
+    for start in range(0, len(ordered), 5000):  # within SQLite's limit on bound variables
+        rows = RecordLink.objects.filter(contact_id__in=ordered[start : start + 5000]).values_list(
+            "contact_id", "email_key", "contact__birthday"
+        )
+        found.update({contact_id: (_hex(key), birthday) for contact_id, key, birthday in rows})
+    return found
+
+
+def _hex(key: uuid.UUID | None) -> str | None:
+    """A key column's value as ``keys.record_keys`` writes it (32 hex digits)."""
+    return None if key is None else key.hex
 
 
 def _shared_kind(members: list[int], keys: dict[int, dict[str, str | None]]) -> str:
@@ -489,7 +551,7 @@ def _existing_holders(
             with connection.cursor() as cursor, jit_off(cursor):
                 cursor.execute(
                     f"SELECT wanted.key, link.contact_id, link.person_id "  # noqa: S608
-                    f"FROM unnest(%s::text[]) AS wanted (key) CROSS JOIN LATERAL "
+                    f"FROM unnest(%s::uuid[]) AS wanted (key) CROSS JOIN LATERAL "
                     f"(SELECT contact_id, person_id FROM {table} WHERE {column} = wanted.key "
                     f"LIMIT %s) AS link",
                     [values, shared_key_cap() + 1],
@@ -504,7 +566,7 @@ def _existing_holders(
                     ).values_list(column, "contact_id", "person_id")
                 )
         for key, contact_id, person_id in rows:
-            found[kind, key].append((contact_id, person_id))
+            found[kind, key.hex].append((contact_id, person_id))
     # In the same order whatever the database returned: the earliest record first. (No ORDER
     # BY in the probe: with it the planner walked the links' primary key for every key.)
     for holders in found.values():
@@ -519,16 +581,19 @@ def _new_persons(count: int, now: datetime.datetime) -> list[int]:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                [Person._meta.db_table, count],
+                "SELECT nextval(%s::regclass) FROM generate_series(1, %s)",
+                [_person_sequence(), count],
             )
             ids = [pk for (pk,) in cursor.fetchall()]
         bulk_insert(
-            Person, ("id", "public_id", "created_at"), ((pk, uuid.uuid4(), now) for pk in ids)
+            Person,
+            ("id", "public_id", "created_at"),
+            ((pk, time_ordered_uuid(), now) for pk in ids),
         )
         return ids
     created = Person.objects.bulk_create(
-        [Person(public_id=uuid.uuid4(), created_at=now) for _ in range(count)], batch_size=2000
+        [Person(public_id=time_ordered_uuid(), created_at=now) for _ in range(count)],
+        batch_size=2000,
     )
     return [p.pk for p in created]
 
@@ -719,11 +784,12 @@ def rekey_network(root: str, batch: int = 2_000) -> int:
             if not rows:
                 return changed
             after = rows[-1][0]
-            current = dict(
-                RecordLink.objects.filter(contact_id__in=[row[0] for row in rows]).values_list(
-                    "contact_id", "email_key"
-                )
-            )
+            current = {
+                contact_id: _hex(key)
+                for contact_id, key in RecordLink.objects.filter(
+                    contact_id__in=[row[0] for row in rows]
+                ).values_list("contact_id", "email_key")
+            }
             stale = [
                 Record(*row)
                 for row in rows

@@ -14,13 +14,13 @@ records, read through the contacts selectors with the reader's scope.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from enseigne.contacts.models import Contact
+from enseigne.lib.ids import time_ordered_uuid
 from enseigne.network.models import Network
 
 
@@ -130,9 +130,14 @@ def thresholds_error(match_threshold: float, review_threshold: float) -> dict[st
 
 
 class Person(models.Model):
-    """The human behind one or more records. Holds no personal data of its own."""
+    """The human behind one or more records. Holds no personal data of its own.
 
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    The public id is time-ordered (``time_ordered_uuid``): an import writes a person per new
+    customer, and random ids would put each one on a random page of the unique index (on a
+    million persons, a page read and written per row); time-ordered ones fill its last page.
+    """
+
+    public_id = models.UUIDField(default=time_ordered_uuid, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -152,9 +157,11 @@ class RecordLink(models.Model):
 
     Unit-owned (row-level security on ``unit_path``). The keys are hashes of the record's
     normalised e-mail and E.164 phone (``identity.keys``), salted with the network's root
-    path; matching reads them across units as system work, no selector shows them.
-    Keeping them on the link (not in a table of their own) writes one row per record,
-    which is what kept an import's matching within 15 % of the import (docs/benchmarks.md).
+    path, 128 bits each in a ``uuid`` column; matching reads them across units as system
+    work, no selector shows them. They are on the link (not in a table of their own) so an
+    import writes one identity row per record besides its person; what that costs an
+    import, and what was tried to bring it down, is in docs/benchmarks.md ("Person
+    matching at write time").
     """
 
     # No database constraints (as Contact.source_import): their per-row checks at commit
@@ -167,8 +174,13 @@ class RecordLink(models.Model):
         related_name="identity_link",
         db_constraint=False,
     )
+    # Indexed once, by ``recordlink_person`` below (the field's own index doubled it).
     person = models.ForeignKey(
-        Person, on_delete=models.PROTECT, related_name="links", db_constraint=False
+        Person,
+        on_delete=models.PROTECT,
+        related_name="links",
+        db_constraint=False,
+        db_index=False,
     )
     unit_path = models.CharField(max_length=255)
     method = models.CharField(max_length=8, choices=LinkMethod.choices)
@@ -182,8 +194,8 @@ class RecordLink(models.Model):
         related_name="+",
         db_index=False,
     )
-    email_key = models.CharField(max_length=64, null=True, blank=True)
-    phone_key = models.CharField(max_length=64, null=True, blank=True)
+    email_key = models.UUIDField(null=True, blank=True)
+    phone_key = models.UUIDField(null=True, blank=True)
     # A model link's reason: the record it was compared with (``with``), the comparison
     # levels and the match weight of that best pair (``identity.evidence`` reads it).
     evidence = models.JSONField(null=True, blank=True)

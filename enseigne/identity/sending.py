@@ -16,6 +16,7 @@ whole network's contacts in one statement (campaigns/audience.py).
 from __future__ import annotations
 
 from django.apps import apps
+from django.db import connection
 from django.db.models import Exists, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
@@ -118,8 +119,9 @@ def brand_wide_suppressed_records(
     column = f"{kind}_key"
     suppressions = Suppression._meta.db_table
     # Table names and placeholders only are formatted in.
+    key = keys.salted_key_sql("%s", "s.value_hash", connection.vendor)
     hashes = RawSQL(  # noqa: S611
-        f"SELECT enseigne_sha256(%s || '|' || s.value_hash) FROM {suppressions} s "  # noqa: S608
+        f"SELECT {key} FROM {suppressions} s "  # noqa: S608
         "WHERE s.unit_path = '' AND s.channel = %s",
         [root_path, channel],
     )
