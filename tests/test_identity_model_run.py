@@ -3,14 +3,18 @@ the review band becomes HQ's queue, and nothing HQ decided by hand is undone by 
 
 from __future__ import annotations
 
+import datetime as dt
+import random
+
 import pytest
 
 from enseigne.contacts.models import Contact
 from enseigne.contacts.records import record_of
-from enseigne.identity.batch import match_network
+from enseigne.identity.batch import match_network, network_records
 from enseigne.identity.linking import link_new_records
 from enseigne.identity.models import KeptApart, LinkMethod, MatchCandidate, RecordLink
-from enseigne.identity.tests.test_probabilistic import network
+from enseigne.identity.probabilistic import match
+from enseigne.identity.tests.test_probabilistic import SYL, network
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +100,89 @@ def test_a_rerun_never_undoes_a_split_or_a_manual_link(world, people):
     match_network(world.root)
     assert person(a) != person(b)
     assert person(c) == before[c.pk] and person(d) == before[d.pk]
+
+
+def _street(rng: random.Random) -> str:
+    return f"{rng.randrange(1, 200)} rue {''.join(rng.choice(SYL) for _ in range(3))}"
+
+
+def test_the_street_line_reaches_the_model_and_links_a_corrupted_name(world):
+    """A network that keeps its customers' street (attribute ``address``) gets it in the
+    model: two records whose names are both mistyped, with nothing else in common but the
+    street, the postcode and the birthday (one gave an e-mail, the other a phone), are one
+    person, and the street is part of why."""
+    units = {"lyon": world.unit_a, "lille": world.unit_b}
+    rng = random.Random(4)
+    rows = network(400, seed=11)
+    streets = {r["record_id"].split("-")[0]: _street(rng) for r in rows}
+    contacts = [
+        Contact(
+            unit=units[r["unit_id"]],
+            unit_path=units[r["unit_id"]].path,
+            first_name=r["first_name"],
+            last_name=r["last_name"],
+            birthday=r["birthday"],
+            email=r["email"],
+            phone=r["phone"] or (None if r["email"] else f"+3378{i:07d}"),
+            attributes={
+                "postcode": r["postcode"],
+                "city": r["city"],
+                "address": streets[r["record_id"].split("-")[0]],
+            },
+        )
+        for i, r in enumerate(rows)
+    ]
+    same = {"birthday": dt.date(1971, 8, 23), "unit_path": world.unit_a.path}
+    street = {"postcode": "35700", "city": "Rennes", "address": "14 rue de la Motte-Brûlon"}
+    first = Contact(
+        unit=world.unit_a,
+        first_name="Maëlys",
+        last_name="Quéméneur",
+        email="maelys.q@free.fr",
+        attributes=street,
+        **same,
+    )
+    second = Contact(
+        unit=world.unit_b,
+        unit_path=world.unit_b.path,
+        first_name="Maelis",
+        last_name="Kemener",
+        birthday=same["birthday"],
+        phone="+33299112233",
+        attributes={**street, "address": "14, Rue de la Motte Brulon"},
+    )
+    # A record without the attribute reads as no street.
+    bare = Contact(
+        unit=world.unit_b, unit_path=world.unit_b.path, first_name="Yves", phone="+33299000001"
+    )
+    made = Contact.objects.bulk_create([*contacts, first, second, bare])
+    link_new_records([record_of(c) for c in made])
+    first, second, bare = made[-3:]
+
+    frame = network_records(world.root).set_index("record_id")
+    assert frame.loc[str(first.pk), "address"] == "14 rue de la Motte-Brûlon"
+    assert frame.loc[str(second.pk), "address"] == "14, Rue de la Motte Brulon"
+    assert frame.loc[str(bare.pk), "address"] is None
+    assert frame["address"].notna().sum() == len(contacts) + 2
+
+    # The street is compared (after normalisation the two lines are the same) and weighs
+    # for the pair: the model with it scores the pair higher than without it.
+    def pair_of(result):
+        pairs = result.pairs.set_index(["left_id", "right_id"])
+        return pairs.loc[tuple(sorted((str(first.pk), str(second.pk))))]
+
+    with_street = pair_of(match(frame.reset_index()))
+    without = pair_of(match(frame.reset_index().drop(columns="address")))
+    assert with_street["address_level"] == "exact"
+    assert with_street["name_level"] != "exact"
+    assert "address_level" not in without.index
+    assert with_street["match_weight"] > without["match_weight"] + 3
+
+    assert person(first) != person(second)
+    match_network(world.root)
+    assert person(first) == person(second)
+    assert LinkMethod.MODEL in {
+        RecordLink.objects.get(contact=first).method,
+        RecordLink.objects.get(contact=second).method,
+    }
+    assert person(bare) not in (person(first), RecordLink.objects.get(contact=made[0]).person_id)

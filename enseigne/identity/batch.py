@@ -50,7 +50,7 @@ from .models import (
     Person,
     RecordLink,
 )
-from .probabilistic import INPUT_COLUMNS, MatchResult, MatchSettings, match
+from .probabilistic import INPUT_COLUMNS, OPTIONAL_COLUMNS, MatchResult, MatchSettings, match
 
 LEVEL_COLUMNS_SUFFIX = "_level"
 
@@ -68,8 +68,8 @@ def match_settings(policy: IdentityPolicy, base: MatchSettings | None = None) ->
 
 
 def network_records(root: OrgNode) -> pd.DataFrame:
-    """The network's records as the matcher reads them (postcode and city from the
-    contacts' attributes where HQ declared them)."""
+    """The network's records as the matcher reads them (postcode, city and the street line
+    ``address`` from the contacts' attributes where HQ declared them)."""
     rows = []
     contacts = Contact.objects.filter(unit_path__startswith=root.path).values_list(
         "pk", "unit_id", "first_name", "last_name", "birthday", "email", "phone", "attributes"
@@ -87,11 +87,12 @@ def network_records(root: OrgNode) -> pd.DataFrame:
                 "birthday": birthday,
                 "postcode": str(attributes.get("postcode") or "") or None,
                 "city": str(attributes.get("city") or "") or None,
+                "address": str(attributes.get("address") or "") or None,
                 "phone": phone,
                 "email": email,
             }
         )
-    return pd.DataFrame(rows, columns=list(INPUT_COLUMNS))
+    return pd.DataFrame(rows, columns=[*INPUT_COLUMNS, *OPTIONAL_COLUMNS])
 
 
 def match_network(

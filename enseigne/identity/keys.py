@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
+
+import phonenumbers
 
 from enseigne.lib.hashing import identifier_hash, normalise_email
 
@@ -155,6 +158,21 @@ def phone_key(phone: str | None) -> str | None:
     if not phone or not phone.startswith("+") or _REPEATED.match(phone[-8:]):
         return None
     return phone
+
+
+@lru_cache(maxsize=4096)
+def is_mobile(phone: str | None) -> bool:
+    """A mobile number (or one the numbering plan cannot tell from a landline, as in the US)."""
+    if not phone:
+        return False
+    try:
+        kind = phonenumbers.number_type(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return False
+    return kind in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    )
 
 
 def record_keys(

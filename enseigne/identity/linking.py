@@ -27,9 +27,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
 
-import phonenumbers
 from django.conf import settings
 from django.db import connection
 from django.db.models import Q
@@ -43,7 +41,7 @@ from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import Network, OrgNode
 
 from .erasure import forget_erased_records
-from .keys import GMAIL_DOMAINS, record_keys
+from .keys import GMAIL_DOMAINS, is_mobile, record_keys
 from .models import (
     IdentityChange,
     IdentityPolicy,
@@ -472,21 +470,6 @@ def phone_verdict(
     if different_emails and birthday_a and birthday_b and birthday_a != birthday_b:
         return REFUSE
     return JOIN if is_mobile(phone) else REVIEW
-
-
-@lru_cache(maxsize=4096)
-def is_mobile(phone: str | None) -> bool:
-    """A mobile number (or one the numbering plan cannot tell from a landline, as in the US)."""
-    if not phone:
-        return False
-    try:
-        kind = phonenumbers.number_type(phonenumbers.parse(phone, None))
-    except phonenumbers.NumberParseException:
-        return False
-    return kind in (
-        phonenumbers.PhoneNumberType.MOBILE,
-        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    )
 
 
 def _holder_identifiers(holder_id: int) -> tuple[str | None, datetime.date | None]:

@@ -43,14 +43,13 @@ How it works
    the data, never as a cartesian product. Shared values are NULL, so a shop phone opens no
    block. Before the density check (4.), pairs inside a would-be cluster that no rule
    compared are scored with the same model (blocked on the component).
-4. **Clustering** (:func:`cluster_pairs`): pairs with a *hard contradiction* (two different
-   valid e-mails AND two different birthdays) are ``refused``: never merged, not even
-   reviewed. Connected components are taken on *strong* edges (≥ ``match_threshold``); a
-   component is kept only if **every** pair of its members scored ≥ ``review_threshold``
-   (dense); otherwise it is split by complete linkage (two groups join only if all their
-   cross pairs link well) and the strong edges left out go to ``review`` — so nothing chains
-   through one weak link. A component over ``cluster_size_cap`` is an **alert**, never a
-   merge. Pairs between ``review_threshold`` and ``match_threshold`` go to ``review``.
+4. **Clustering** (:mod:`enseigne.identity.clustering`, on the scored pairs): a hard
+   contradiction (two different valid e-mails AND two different birthdays) is ``refused``;
+   connected components on *strong* edges (≥ ``match_threshold``); a component is kept when
+   every pair inside links (≥ ``review_threshold``) or is weak with no conflicting field and
+   a strong neighbour in common, otherwise split by complete linkage with the strong edges
+   left out sent to ``review`` — nothing chains through one link; over
+   ``cluster_size_cap`` records it is an **alert**, never a merge.
 
 Backends: DuckDB (embedded, default) or Spark (``backend="spark"`` with a SparkSession;
 preparation still runs in DuckDB, the model's SQL runs on Spark, and clustering works on
@@ -73,6 +72,13 @@ from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 from splink.blocking_rule_library import CustomRule
 
 from enseigne.identity import keys
+from enseigne.identity.clustering import (
+    Alert,
+    cluster_pairs,
+    field_conflicts,
+    pair_key,
+    strong_components,
+)
 
 INPUT_COLUMNS = (
     "record_id",
@@ -85,6 +91,8 @@ INPUT_COLUMNS = (
     "phone",
     "email",
 )
+# Read when present: the street line (number and street), for networks that keep it.
+OPTIONAL_COLUMNS = ("address",)
 
 NAME_PARTICLES = (
     "de",
@@ -172,8 +180,8 @@ class MatchSettings:
     # A pair at or above this probability is a match (strong edge): "more likely the same
     # person than not" under the model's own prior, trained on the data.
     match_threshold: float = 0.5
-    # Pairs in [review_threshold, match_threshold) go to review; every pair inside a cluster
-    # must be at least this good.
+    # Pairs in [review_threshold, match_threshold) go to review; a pair inside a cluster is at
+    # least this good, or weaker without a conflicting field (clustering.py).
     review_threshold: float = 0.05
     # A component with more records than this raises an alert instead of merging.
     cluster_size_cap: int = 20
@@ -186,12 +194,6 @@ class MatchSettings:
     # DuckDB resources (None: DuckDB's defaults — all cores, 80 % of RAM).
     threads: int | None = None
     memory_limit: str | None = None
-
-
-@dataclass
-class Alert:
-    record_ids: list[str]
-    reason: str
 
 
 @dataclass
@@ -337,7 +339,7 @@ def _check_input(df: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in INPUT_COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"missing columns: {', '.join(missing)}")
-    cols = list(INPUT_COLUMNS) + (["address"] if "address" in df.columns else [])
+    cols = list(INPUT_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in df.columns]
     # NaN (pandas' missing float) would reach DuckDB as the string 'nan'.
     out = df[cols].astype(object)
     return out.where(out.notna(), None)
@@ -588,154 +590,6 @@ def train_and_score(
 
 
 # --------------------------------------------------------------------------------------
-# Clustering
-
-
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-
-    def find(self, x: str) -> str:
-        parent = self.parent
-        root = x
-        while parent.get(root, root) != root:
-            root = parent[root]
-        while parent.get(x, x) != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            if rb < ra:
-                ra, rb = rb, ra
-            self.parent[rb] = ra
-
-
-def _key(a: str, b: str) -> tuple[str, str]:
-    return (a, b) if a < b else (b, a)
-
-
-def strong_components(pairs: pd.DataFrame, settings: MatchSettings) -> dict[str, str]:
-    """record_id → component root over strong, non-contradicted edges, for components of
-    3 records or more and at most the size cap (those whose missing pairs are worth
-    scoring before the density check)."""
-    uf = _UnionFind()
-    strong = pairs[
-        (pairs["match_probability"] >= settings.match_threshold) & ~pairs["contradiction"]
-    ]
-    for a, b in zip(strong["left_id"], strong["right_id"], strict=True):
-        uf.union(a, b)
-    nodes = set(uf.parent) | set(uf.parent.values())
-    roots = {n: uf.find(n) for n in nodes}
-    sizes: dict[str, int] = {}
-    for r in roots.values():
-        sizes[r] = sizes.get(r, 0) + 1
-    return {n: r for n, r in roots.items() if 3 <= sizes[r] <= settings.cluster_size_cap}
-
-
-def cluster_pairs(
-    pairs: pd.DataFrame,
-    record_ids: Iterable[str],
-    settings: MatchSettings,
-) -> tuple[pd.DataFrame, pd.DataFrame, list[Alert]]:
-    """Decide each pair and build clusters. ``pairs`` needs left_id, right_id,
-    match_probability and a boolean ``contradiction``. Returns (pairs with ``decision`` and
-    ``reason``, clusters, alerts)."""
-    left = pairs["left_id"].to_numpy()
-    right = pairs["right_id"].to_numpy()
-    prob = pairs["match_probability"].to_numpy()
-    contra = pairs["contradiction"].to_numpy()
-    good: set[tuple[str, str]] = set()
-    strong: list[tuple[float, str, str]] = []
-    uf = _UnionFind()
-    for a, b, p, c in zip(left, right, prob, contra, strict=True):
-        if c or p < settings.review_threshold:
-            continue
-        good.add(_key(a, b))
-        if p >= settings.match_threshold:
-            strong.append((p, a, b))
-            uf.union(a, b)
-    # Every node of a strong edge is in uf.parent's keys or values (a root that was never
-    # re-parented appears only as a value).
-    nodes = set(uf.parent) | set(uf.parent.values())
-    components: dict[str, list[str]] = {}
-    for node in nodes:
-        components.setdefault(uf.find(node), []).append(node)
-
-    cluster_of: dict[str, str] = {}
-    alerted: set[str] = set()
-    alerts: list[Alert] = []
-    split_reason: dict[tuple[str, str], str] = {}
-    strong_by_root: dict[str, list[tuple[float, str, str]]] = {}
-    for p, a, b in strong:
-        strong_by_root.setdefault(uf.find(a), []).append((p, a, b))
-
-    for root, members in components.items():
-        members = sorted(set(members))
-        n = len(members)
-        if n > settings.cluster_size_cap:
-            alerts.append(
-                Alert(
-                    members,
-                    f"{n} records link together, over the cluster size cap of "
-                    f"{settings.cluster_size_cap}: not merged",
-                )
-            )
-            alerted.update(members)
-            continue
-        dense = all(_key(members[i], members[j]) in good for i in range(n) for j in range(i + 1, n))
-        if dense:
-            for m in members:
-                cluster_of[m] = members[0]
-            continue
-        # Complete linkage over the strong edges, best first.
-        group: dict[str, list[str]] = {m: [m] for m in members}
-        for _p, a, b in sorted(strong_by_root.get(root, []), reverse=True):
-            ga, gb = group[a], group[b]
-            if ga is gb:
-                continue
-            if all(_key(x, y) in good for x in ga for y in gb):
-                merged = ga + gb
-                for x in merged:
-                    group[x] = merged
-            else:
-                split_reason[_key(a, b)] = (
-                    "weak link: the records it would join do not all match each other"
-                )
-        for m in members:
-            g = group[m]
-            cluster_of[m] = min(g)
-
-    decisions = []
-    reasons = []
-    for a, b, p, c in zip(left, right, prob, contra, strict=True):
-        if c:
-            decisions.append("refused")
-            reasons.append("two different valid e-mails and two different birthdays")
-        elif a in alerted or b in alerted:
-            decisions.append("alert")
-            reasons.append("cluster over the size cap")
-        elif a in cluster_of and cluster_of.get(a) == cluster_of.get(b):
-            decisions.append("match")
-            reasons.append("")
-        elif p >= settings.review_threshold:
-            decisions.append("review")
-            reasons.append(split_reason.get(_key(a, b), "score in the review band"))
-        else:
-            decisions.append("below")
-            reasons.append("")
-    out = pairs.assign(decision=decisions, reason=reasons)
-    out = out[out["decision"] != "below"].reset_index(drop=True)
-
-    ids = pd.Series(list(record_ids), dtype=object)
-    clusters = pd.DataFrame(
-        {"record_id": ids, "cluster_id": ids.map(lambda r: cluster_of.get(r, r))}
-    )
-    return out, clusters, alerts
-
-
-# --------------------------------------------------------------------------------------
 # Entry point
 
 
@@ -831,7 +685,7 @@ def match(
             extra_pairs = _readable_pairs(extra, model)
             pairs = pd.concat([pairs, extra_pairs], ignore_index=True)
             pairs["_k"] = [
-                _key(a, b) for a, b in zip(pairs["left_id"], pairs["right_id"], strict=True)
+                pair_key(a, b) for a, b in zip(pairs["left_id"], pairs["right_id"], strict=True)
             ]
             pairs = pairs.drop_duplicates("_k").drop(columns="_k").reset_index(drop=True)
     timings["rescore"] = time.perf_counter() - mid
@@ -937,6 +791,8 @@ def _readable_pairs(raw: pd.DataFrame, model: dict[str, Any]) -> pd.DataFrame:
         ).to_numpy()
     else:
         out["contradiction"] = False
+    phones = (raw["phone_l"], raw["phone_r"]) if "phone_l" in raw.columns else None
+    out["conflicts"] = field_conflicts(out, phones)
     notes_l = raw["notes_l"].fillna("")
     notes_r = raw["notes_r"].fillna("")
     out["notes"] = (
