@@ -147,6 +147,11 @@ class _Density:
             return f"weak link: it would join records with {self.conflict[k]}"
         return WEAK_LINK
 
+    def is_bridge(self, a: str, b: str) -> bool:
+        """A strong edge whose two ends each have other strong neighbours, none shared."""
+        na, nb = self.neighbours[a], self.neighbours[b]
+        return len(na) > 1 and len(nb) > 1 and na.isdisjoint(nb)
+
     def why_not_join(self, first: list[str], second: list[str]) -> str | None:
         cluster = set(first) | set(second)
         for x in first:
@@ -226,15 +231,12 @@ def cluster_pairs(
             for m in members:
                 cluster_of[m] = members[0]
             continue
-        # Complete linkage over the strong edges: first those a third record confirms
-        # (their ends have strong neighbours in common), then the best scored, so a bridge
-        # between two groups is tried last and cannot pull a record out of its own group.
+        # Complete linkage over the strong edges, best first; an edge between two records
+        # that each have other strong neighbours, none in common (a bridge between two
+        # groups), comes last, so it cannot pull a record out of its own group.
         group: dict[str, list[str]] = {m: [m] for m in members}
-        for _support, _p, a, b in sorted(
-            (
-                (len(density.neighbours[a] & density.neighbours[b]), p, a, b)
-                for p, a, b in strong_by_root.get(root, [])
-            ),
+        for _inside, _p, a, b in sorted(
+            ((not density.is_bridge(a, b), p, a, b) for p, a, b in strong_by_root.get(root, [])),
             reverse=True,
         ):
             ga, gb = group[a], group[b]

@@ -641,11 +641,12 @@ def test_a_weak_bridge_between_two_groups_is_review_not_merge():
 
 def test_a_path_of_four_keeps_at_most_one_step_of_chaining():
     # a–b–c–d strong, every other pair weak without conflict: a and d have no common strong
-    # neighbour, so the four are not one cluster.
+    # neighbour, so the four are not one cluster; the middle edge, a bridge between the two
+    # ends' pairs, is the one left out.
     out, groups, _ = _clusters(
         [
             ("a", "b", 0.99, False),
-            ("b", "c", 0.98, False),
+            ("b", "c", 0.999, False),
             ("c", "d", 0.97, False),
             ("a", "c", 0.01, False),
             ("b", "d", 0.01, False),
@@ -654,7 +655,25 @@ def test_a_path_of_four_keeps_at_most_one_step_of_chaining():
         list("abcd"),
         STRICT,
     )
-    assert groups == ["abc", "d"]
+    assert groups == ["ab", "cd"]
+    assert out.loc[("b", "c"), "decision"] == "review"
+    # With a fifth record linking strongly to b and c, b–c is no bridge: a, b, c, e stay
+    # together (every weak pair has b or c in common) and d, whose pairs with a and e have
+    # no common strong neighbour, is left out.
+    out, groups, _ = _clusters(
+        [
+            ("a", "b", 0.99, False),
+            ("b", "c", 0.999, False),
+            ("c", "d", 0.97, False),
+            ("b", "e", 0.98, False),
+            ("c", "e", 0.98, False),
+            *[(x, y, 0.01, False) for x, y in (("a", "c"), ("a", "d"), ("a", "e"), ("b", "d"))],
+            ("d", "e", 0.01, False),
+        ],
+        list("abcde"),
+        STRICT,
+    )
+    assert groups == ["abce", "d"]
     assert out.loc[("c", "d"), "decision"] == "review"
 
 
