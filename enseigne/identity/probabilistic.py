@@ -201,7 +201,8 @@ class MatchResult:
     """``pairs``: one row per scored pair at or above the review threshold, plus refused
     ones — left_id, right_id, match_weight, match_probability, one ``<field>_level`` column
     per comparison (a readable label, e.g. "swapped first/last"), ``decision`` (match,
-    review, refused, alert), ``reason`` and ``notes`` (ignored shared/placeholder values).
+    review, refused, alert), ``reason``, ``notes`` (ignored shared/placeholder values) and,
+    for pairs below the match threshold, ``conflicts`` (the fields they disagree on).
     ``clusters``: record_id → cluster_id (the smallest record_id of the cluster; a
     singleton is its own cluster)."""
 
@@ -673,7 +674,7 @@ def match(
     model = linker.misc.save_model_to_json()
 
     mid = time.perf_counter()
-    pairs = _readable_pairs(raw_pairs, model)
+    pairs = _readable_pairs(raw_pairs, model, settings)
     # Pairs inside a would-be cluster that blocking never compared are scored now, so the
     # density check judges every pair on its evidence rather than on its absence.
     components = strong_components(pairs, settings)
@@ -682,7 +683,7 @@ def match(
             con, db_api, table, columns, components, model, mode, backend, spark_session
         )
         if len(extra):
-            extra_pairs = _readable_pairs(extra, model)
+            extra_pairs = _readable_pairs(extra, model, settings)
             pairs = pd.concat([pairs, extra_pairs], ignore_index=True)
             pairs["_k"] = [
                 pair_key(a, b) for a, b in zip(pairs["left_id"], pairs["right_id"], strict=True)
@@ -764,7 +765,9 @@ def _register_side(
     return db_api.register(f"{name}_t", table_name=name)
 
 
-def _readable_pairs(raw: pd.DataFrame, model: dict[str, Any]) -> pd.DataFrame:
+def _readable_pairs(
+    raw: pd.DataFrame, model: dict[str, Any], settings: MatchSettings
+) -> pd.DataFrame:
     labels = level_labels(model)
     out = pd.DataFrame(
         {
@@ -792,7 +795,8 @@ def _readable_pairs(raw: pd.DataFrame, model: dict[str, Any]) -> pd.DataFrame:
     else:
         out["contradiction"] = False
     phones = (raw["phone_l"], raw["phone_r"]) if "phone_l" in raw.columns else None
-    out["conflicts"] = field_conflicts(out, phones)
+    weak = (out["match_probability"] < settings.match_threshold).to_numpy()
+    out["conflicts"] = field_conflicts(out, phones, rows=weak)
     notes_l = raw["notes_l"].fillna("")
     notes_r = raw["notes_r"].fillna("")
     out["notes"] = (

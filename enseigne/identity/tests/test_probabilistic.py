@@ -697,6 +697,15 @@ def test_field_conflicts_reads_the_levels_and_only_mobiles_conflict():
         "different mobile phones",
         "",
     ]
+    # Only the rows asked for are read (the clustering asks for the weak pairs).
+    weak = [True, False, False, True, True]
+    assert list(field_conflicts(levels, phones, rows=weak)) == [
+        "different e-mails, different birthdays, different mobile phones",
+        "",
+        "",
+        "different mobile phones",
+        "",
+    ]
     # FEBRL-like data: no phone nor e-mail comparison.
     assert list(field_conflicts(levels[["name_level", "birthday_level"]])) == [
         "different birthdays",
