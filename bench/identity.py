@@ -313,7 +313,10 @@ def run_network(records: int, units: int, settings: MatchSettings) -> None:
                 "phases",
                 ", ".join(f"{k} {v:.1f} s" for k, v in t.items()),
             ),
-            ("scored pairs kept (≥ review threshold)", f"{len(result.pairs):,}"),
+            (
+                "scored pairs kept (≥ review threshold, or inside a cluster)",
+                f"{len(result.pairs):,}",
+            ),
             *[(f"pairs: {k}", f"{v:,}") for k, v in decisions.items()],
             ("alerts (cluster over size cap)", f"{len(result.alerts)}"),
             (
