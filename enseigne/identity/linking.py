@@ -27,6 +27,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import connection
