@@ -33,10 +33,10 @@ full run's scores as long as the cut points do not move; the next full run catch
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+import json
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -49,6 +49,8 @@ from .groups import DEFAULT_GRID, cell, validate_grid
 from .models import DEFAULT_WINDOW_MONTHS, CutPoints, PersonScore, RecordScore, RfmPolicy
 
 DAY_SECONDS = 86_400
+# Work memory for the full run's aggregates and sorts (per sort or hash, this transaction).
+WORK_MEM = "256MB"
 LEVELS = (2, 3, 4, 5)
 
 
@@ -83,24 +85,6 @@ def frame_for(root: OrgNode | str, as_of: dt.datetime | None = None) -> Frame:
     return Frame(path, moment, months_before(moment, months), grid)
 
 
-def score_of(value: int, cuts: Sequence[int | None], higher_is_better: bool = True) -> int:
-    """The score ``value`` reaches against cut points: score k starts at ``cuts[k-2]``;
-    ``cuts[4]`` is the run's best value, and a value better than every buyer's (a buyer of
-    today where the best had bought ten days ago) is ranked first, which gives 5."""
-
-    def reaches(cut: int | None) -> bool:
-        return cut is not None and (value >= cut if higher_is_better else value <= cut)
-
-    *starts, best = cuts
-    if best is not None and reaches(best) and value != best:
-        return len(LEVELS) + 1
-    score = 1
-    for k, cut in zip(LEVELS, starts, strict=True):
-        if reaches(cut):
-            score = k
-    return score
-
-
 # --- SQL pieces, PostgreSQL and SQLite -----------------------------------------------------
 
 
@@ -108,12 +92,31 @@ def _q(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def _days_sql(column: str) -> str:
-    """Whole days from ``column`` to the run's time (the ``%(as_of)s`` parameter)."""
+def _days_sql(column: str, as_of: str = "%(as_of)s") -> str:
+    """Whole days from ``column`` to the run's time (``as_of``: an SQL expression)."""
     if connection.vendor == "postgresql":
-        return f"FLOOR(EXTRACT(EPOCH FROM (%(as_of)s - {column})) / {DAY_SECONDS})::int"
+        return f"FLOOR(EXTRACT(EPOCH FROM ({as_of} - {column})) / {DAY_SECONDS})::int"
     # julianday is in days; the offset makes the cast (which truncates) floor negative ones.
-    return f"(CAST(julianday(%(as_of)s) - julianday({column}) + 100000 AS INTEGER) - 100000)"
+    return f"(CAST(julianday({as_of}) - julianday({column}) + 100000 AS INTEGER) - 100000)"
+
+
+def _json_item(column: str, index: int) -> str:
+    if connection.vendor == "postgresql":
+        return f"({column} ->> {index})::bigint"
+    return f"json_extract({column}, '$[{index}]')"
+
+
+def _cut_score_sql(value: str, column: str, higher_is_better: bool) -> str:
+    """The score ``value`` reaches against a cut points row ``c``: score k starts at the
+    (k-2)th cut; the fifth is the run's best value, and a value better than every buyer's
+    (a buyer of today where the best had bought ten days ago) is ranked first: 5."""
+    better, reaches = (">", ">=") if higher_is_better else ("<", "<=")
+    best = _json_item(f"c.{column}", 4)
+    levels = " + ".join(
+        f"(CASE WHEN {value} {reaches} {_json_item(f'c.{column}', i)} THEN 1 ELSE 0 END)"
+        for i in range(4)
+    )
+    return f"(CASE WHEN {value} {better} {best} THEN 5 ELSE 1 + {levels} END)"
 
 
 def _adapt(moment: dt.datetime):
@@ -166,6 +169,8 @@ def _fetch(sql: str, params: dict | Sequence = ()) -> list[tuple]:
 def _temp(name: str, select: str, params: dict) -> None:
     _execute(f"DROP TABLE IF EXISTS {name}")
     _execute(f"CREATE TEMP TABLE {name} AS {select}", params)
+    # A new table has no statistics: without them the joins below go row by row.
+    _execute(f"ANALYZE {name}")
 
 
 SCORE_COLUMNS = (
@@ -212,7 +217,7 @@ def _write_scores(table: str, key: str, scope_sql: str, params: dict, computed_a
         params,
     )
     _execute(
-        f"DELETE FROM {table_q} WHERE {scope_sql} AND NOT EXISTS "
+        f"DELETE FROM {table_q} WHERE ({scope_sql}) AND NOT EXISTS "
         f"(SELECT 1 FROM rfm_scored AS s WHERE s.{key} = {table_q}.{_q(key)})",
         params,
     )
@@ -223,24 +228,24 @@ def _int(value) -> int | None:
 
 
 def _keep_cuts(level: str, frame: Frame, rows: list[tuple], scope_prefix: str) -> None:
-    paths = []
-    for path, buyers, *cuts in rows:
-        paths.append(path)
-        CutPoints.objects.update_or_create(
-            level=level,
-            unit_path=path,
-            defaults={
-                "as_of": frame.as_of,
-                "window_start": frame.window_start,
-                "buyers": buyers,
-                "recency": [_int(cuts[i * 3]) for i in range(5)],
-                "frequency": [_int(cuts[i * 3 + 1]) for i in range(5)],
-                "monetary": [_int(cuts[i * 3 + 2]) for i in range(5)],
-            },
-        )
-    CutPoints.objects.filter(level=level, unit_path__startswith=scope_prefix).exclude(
-        unit_path__in=paths
-    ).delete()
+    """Replace the cut points of every store (or the network) under ``scope_prefix``."""
+    CutPoints.objects.filter(level=level, unit_path__startswith=scope_prefix).delete()
+    CutPoints.objects.bulk_create(
+        [
+            CutPoints(
+                level=level,
+                unit_path=path,
+                as_of=frame.as_of,
+                window_start=frame.window_start,
+                buyers=buyers,
+                recency=[_int(cuts[i * 3]) for i in range(5)],
+                frequency=[_int(cuts[i * 3 + 1]) for i in range(5)],
+                monetary=[_int(cuts[i * 3 + 2]) for i in range(5)],
+            )
+            for path, buyers, *cuts in rows
+        ],
+        batch_size=1000,
+    )
 
 
 def score_records(frame: Frame, prefix: str | None = None) -> None:
@@ -328,11 +333,40 @@ def networks() -> list[str]:
     return list(OrgNode.objects.filter(depth=1).order_by("path").values_list("path", flat=True))
 
 
+@contextmanager
+def _set_based(hash_joins: bool = True):
+    """Hash joins for these statements over whole tables, and no JIT compiling: the score
+    tables' estimates are often stale (a row-by-row plan took 5 s on 5,000 rows),
+    compiling costs more than it saves on such simple plans, and the aggregates and sorts
+    of a million buyers spill to disk in the default 4 MB of work memory. The caller's settings return
+    afterwards (``SET LOCAL`` would otherwise last the caller's whole transaction)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    wanted = {"jit": "off", "work_mem": WORK_MEM}
+    if hash_joins:
+        wanted["enable_nestloop"] = "off"
+    previous = []
+    with connection.cursor() as cursor:
+        for name, value in wanted.items():
+            cursor.execute(
+                "SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value]
+            )
+            previous.append(cursor.fetchone()[0])
+    names = tuple(wanted)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for name, value in zip(names, previous, strict=True):
+                cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+
+
 def full_run(as_of: dt.datetime | None = None, roots: Iterable[str] | None = None) -> None:
     """Recompute every score of every network (or of ``roots``), one network a transaction."""
     for root in roots or networks():
         frame = frame_for(root, as_of)
-        with transaction.atomic():
+        with transaction.atomic(), _set_based():
             score_records(frame)
             score_persons(frame)
 
@@ -340,170 +374,154 @@ def full_run(as_of: dt.datetime | None = None, roots: Iterable[str] | None = Non
 # --- Incremental: the touched buyers against the last full run's cut points -------------
 
 
-@dataclass
-class _Aggregate:
-    unit_path: str
-    last_at: dt.datetime | None
-    n: int
-    cents: int
-
-
-def _cuts(level: str, paths: Iterable[str]) -> dict[str, CutPoints]:
-    return {c.unit_path: c for c in CutPoints.objects.filter(level=level, unit_path__in=paths)}
-
-
-def _scores(cut: CutPoints, last_at: dt.datetime, n: int, cents: int) -> tuple[int, int, int]:
-    days = int((cut.as_of - last_at).total_seconds() // DAY_SECONDS)
-    return (
-        score_of(days, cut.recency, higher_is_better=False),
-        score_of(n, cut.frequency),
-        score_of(cents, cut.monetary),
-    )
-
-
-def _record_aggregates(contact_ids: Sequence[int], start: dt.datetime) -> dict[int, _Aggregate]:
-    found: dict[int, _Aggregate] = {}
-    rows = (
-        Order.objects.filter(contact_id__in=contact_ids, occurred_at__gte=start)
-        .values_list("contact_id", "unit_path", "occurred_at", "total")
-        .iterator(chunk_size=5000)
-    )
-    for contact_id, unit_path, occurred_at, total in rows:
-        aggregate = found.get(contact_id)
-        if aggregate is None:
-            aggregate = found[contact_id] = _Aggregate(unit_path, None, 0, 0)
-        aggregate.unit_path = min(aggregate.unit_path, unit_path)
-        aggregate.cents += int((Decimal(total) * 100).to_integral_value())
-        if total > 0:
-            aggregate.n += 1
-            if aggregate.last_at is None or occurred_at > aggregate.last_at:
-                aggregate.last_at = occurred_at
-    return {c: a for c, a in found.items() if a.n > 0}
+def _touched(contact_ids: list[int]) -> None:
+    if connection.vendor == "postgresql":
+        source = "SELECT DISTINCT unnest(%(ids)s::bigint[]) AS contact_id"
+        ids: object = contact_ids
+    else:
+        source = "SELECT DISTINCT CAST(value AS INTEGER) AS contact_id FROM json_each(%(ids)s)"
+        ids = json.dumps(contact_ids)
+    _temp("rfm_touched", source, {"ids": ids})
 
 
 def refresh_buyers(contact_ids: Iterable[int], now: dt.datetime | None = None) -> None:
     """Update the scores of these records and of their persons after their orders changed.
 
-    Reads only their orders; a store (or network) with no full run yet is ranked whole."""
-    touched = sorted(set(contact_ids))
+    Reads only their orders and their persons' score rows, set-based; a store (or network)
+    with no full run yet is ranked whole."""
+    touched = sorted({int(c) for c in contact_ids})
     if not touched:
         return
     now = now or timezone.now()
-    by_root: dict[str, list[int]] = defaultdict(list)
-    for contact_id, unit_path in (
-        Order.objects.filter(contact_id__in=touched)
-        .values_list("contact_id", "unit_path")
-        .distinct()
-    ):
-        by_root[unit_path[: OrgNode.steplen]].append(contact_id)
-    for root, contacts in by_root.items():
-        with transaction.atomic():
-            _refresh_network(root, sorted(set(contacts)), now)
+    # Index lookups of the touched buyers' orders and links: nested loops stay allowed.
+    with transaction.atomic(), _set_based(hash_joins=False):
+        _touched(touched)
+        orders = _q(Order._meta.db_table)
+        paths = [
+            row[0]
+            for row in _fetch(
+                f"SELECT DISTINCT unit_path FROM {orders} WHERE contact_id IN "
+                "(SELECT contact_id FROM rfm_touched)"
+            )
+        ]
+        for root in sorted({path[: OrgNode.steplen] for path in paths}):
+            _refresh_network(root, [p for p in paths if p.startswith(root)], now)
+        _execute("DROP TABLE rfm_touched")
 
 
-def _refresh_network(root: str, contacts: list[int], now: dt.datetime) -> None:
-    network_cut = _cuts(CutPoints.Level.PERSON, [root]).get(root)
-    frame = frame_for(root, network_cut.as_of if network_cut else now)
+def _refresh_network(root: str, paths: list[str], now: dt.datetime) -> None:
+    network_cut = CutPoints.objects.filter(level=CutPoints.Level.PERSON, unit_path=root).first()
+    frame = frame_for(root, now)
     if network_cut is not None:
         frame = Frame(root, network_cut.as_of, network_cut.window_start, frame.grid)
-    aggregates = _record_aggregates(contacts, frame.window_start)
-    store_paths = {a.unit_path for a in aggregates.values()}
-    cuts = _cuts(CutPoints.Level.RECORD, store_paths)
-    unranked = sorted(store_paths - set(cuts))
-    for path in unranked:  # a store's first buyers: rank the whole store once
-        score_records(frame, prefix=path)
-    rows = []
-    for contact_id, a in aggregates.items():
-        cut = cuts.get(a.unit_path)
-        if cut is None:
-            continue
-        assert a.last_at is not None
-        r, f, m = _scores(cut, a.last_at, a.n, a.cents)
-        rows.append(
-            RecordScore(
-                contact_id=contact_id,
-                unit_path=a.unit_path,
-                last_purchase_at=a.last_at,
-                purchases=a.n,
-                net=Decimal(a.cents) / 100,
-                recency=r,
-                frequency=f,
-                monetary=m,
-                group=frame.grid[cell(r, f)],
-                computed_at=now,
-            )
+    ranked = set(
+        CutPoints.objects.filter(level=CutPoints.Level.RECORD, unit_path__in=paths).values_list(
+            "unit_path", flat=True
         )
-    _upsert(RecordScore, rows, "contact")
-    RecordScore.objects.filter(contact_id__in=contacts).exclude(
-        contact_id__in=list(aggregates)
-    ).delete()
+    )
+    for path in sorted(set(paths) - ranked):  # a store's first buyers: rank it whole once
+        with _set_based():
+            score_records(frame, prefix=path)
+    orders, cuts = _q(Order._meta.db_table), _q(CutPoints._meta.db_table)
+    grid, grid_params = _grid_case(frame.grid)
+    params = {"start": _adapt(frame.window_start), "prefix": root + "%", **grid_params}
+    _temp(
+        "rfm_scored",
+        f"""
+        WITH buyers AS (
+            SELECT contact_id, MIN(unit_path) AS unit_path,
+                   MAX(CASE WHEN total > 0 THEN occurred_at END) AS last_at,
+                   COUNT(CASE WHEN total > 0 THEN 1 END) AS n,
+                   SUM(CAST(ROUND(total * 100) AS BIGINT)) AS cents
+            FROM {orders}
+            WHERE contact_id IN (SELECT contact_id FROM rfm_touched)
+              AND occurred_at >= %(start)s AND unit_path LIKE %(prefix)s
+            GROUP BY contact_id
+        ), measured AS (
+            SELECT b.*, {_days_sql("b.last_at", "c.as_of")} AS days, c.recency, c.frequency,
+                   c.monetary
+            FROM buyers AS b JOIN {cuts} AS c ON c.level = 'record' AND c.unit_path = b.unit_path
+            WHERE b.n > 0
+        ), ranked AS (
+            SELECT contact_id, unit_path, last_at, n, cents, days,
+                   {_cut_score_sql("days", "recency", higher_is_better=False)} AS r,
+                   {_cut_score_sql("n", "frequency", higher_is_better=True)} AS f,
+                   {_cut_score_sql("cents", "monetary", higher_is_better=True)} AS m
+            FROM measured AS c
+        )
+        SELECT ranked.*, {grid} AS grp FROM ranked
+        """,
+        params,
+    )
+    _write_scores(
+        RecordScore._meta.db_table,
+        "contact_id",
+        f"{_q(RecordScore._meta.db_table)}.contact_id IN (SELECT contact_id FROM rfm_touched) "
+        f"AND {_q(RecordScore._meta.db_table)}.unit_path LIKE %(prefix)s",
+        params,
+        now,
+    )
+    _execute("DROP TABLE rfm_scored")
     if network_cut is None:
-        score_persons(frame)
+        with _set_based():
+            score_persons(frame)
         return
-    _refresh_persons(frame, network_cut, contacts, now)
+    _refresh_persons(frame, now)
 
 
-def _refresh_persons(frame: Frame, cut: CutPoints, contacts: list[int], now) -> None:
-    person_of = dict(
-        RecordLink.objects.filter(contact_id__in=contacts).values_list("contact_id", "person_id")
-    )
-    persons = set(person_of.values())
-    members = defaultdict(set)
-    for contact_id, person_id in RecordLink.objects.filter(person_id__in=persons).values_list(
-        "contact_id", "person_id"
-    ):
-        members[person_id].add(contact_id)
-    keys: dict[int, set[int]] = {p: members[p] for p in persons}
-    for contact_id in contacts:
-        if contact_id not in person_of:
-            keys[-contact_id] = {contact_id}
-    record_rows = RecordScore.objects.filter(
-        contact_id__in=[c for group in keys.values() for c in group]
-    ).values_list("contact_id", "last_purchase_at", "purchases", "net")
-    by_contact = {row[0]: row[1:] for row in record_rows}
-    rows = []
-    for key, group in keys.items():
-        found = [by_contact[c] for c in group if c in by_contact]
-        if not found:
-            continue
-        last_at = max(last for last, _n, _net in found)
-        n = sum(count for _last, count, _net in found)
-        cents = sum(int((Decimal(net) * 100).to_integral_value()) for _l, _n, net in found)
-        r, f, m = _scores(cut, last_at, n, cents)
-        rows.append(
-            PersonScore(
-                key=key,
-                person_id=key if key > 0 else None,
-                contact_id=-key if key < 0 else None,
-                unit_path=frame.root,
-                last_purchase_at=last_at,
-                purchases=n,
-                net=Decimal(cents) / 100,
-                recency=r,
-                frequency=f,
-                monetary=m,
-                group=frame.grid[cell(r, f)],
-                computed_at=now,
-            )
+def _refresh_persons(frame: Frame, now: dt.datetime) -> None:
+    records, links = _q(RecordScore._meta.db_table), _q(RecordLink._meta.db_table)
+    cuts, persons = _q(CutPoints._meta.db_table), _q(PersonScore._meta.db_table)
+    # The touched records' persons and all their records; a record not linked: itself.
+    _temp(
+        "rfm_members",
+        f"""
+        SELECT l.contact_id, l.person_id AS key FROM {links} AS l
+        WHERE l.person_id IN (
+            SELECT l2.person_id FROM {links} AS l2
+            WHERE l2.contact_id IN (SELECT contact_id FROM rfm_touched)
         )
-    _upsert(PersonScore, rows, "key")
-    scored = {row.key for row in rows}
-    stale = [key for key in keys if key not in scored]
-    # A record linked since the last run no longer stands for itself.
-    stale += [-c for c in contacts if c in person_of]
-    PersonScore.objects.filter(key__in=stale).delete()
-
-
-def _upsert(model, rows: list, unique: str) -> None:
-    if not rows:
-        return
-    fields = [*SCORE_COLUMNS, "unit_path", "computed_at"]
-    if model is PersonScore:
-        fields += ["person", "contact"]
-    model.objects.bulk_create(
-        rows,
-        batch_size=2000,
-        update_conflicts=True,
-        unique_fields=[unique],
-        update_fields=fields,
+        UNION ALL
+        SELECT t.contact_id, -t.contact_id FROM rfm_touched AS t
+        WHERE NOT EXISTS (SELECT 1 FROM {links} AS l WHERE l.contact_id = t.contact_id)
+        """,
+        {},
     )
+    grid, grid_params = _grid_case(frame.grid)
+    params = {"root": frame.root, **grid_params}
+    _temp(
+        "rfm_scored",
+        f"""
+        WITH buyers AS (
+            SELECT m.key, MAX(CASE WHEN m.key > 0 THEN m.key END) AS person_id,
+                   MAX(CASE WHEN m.key < 0 THEN -m.key END) AS contact_id,
+                   MAX(s.last_purchase_at) AS last_at, SUM(s.purchases) AS n,
+                   SUM(CAST(ROUND(s.net * 100) AS BIGINT)) AS cents
+            FROM rfm_members AS m JOIN {records} AS s ON s.contact_id = m.contact_id
+            GROUP BY m.key
+        ), measured AS (
+            SELECT b.*, {_days_sql("b.last_at", "c.as_of")} AS days, c.recency, c.frequency,
+                   c.monetary, c.unit_path
+            FROM buyers AS b JOIN {cuts} AS c ON c.level = 'person' AND c.unit_path = %(root)s
+        ), ranked AS (
+            SELECT key, person_id, contact_id, unit_path, last_at, n, cents, days,
+                   {_cut_score_sql("days", "recency", higher_is_better=False)} AS r,
+                   {_cut_score_sql("n", "frequency", higher_is_better=True)} AS f,
+                   {_cut_score_sql("cents", "monetary", higher_is_better=True)} AS m
+            FROM measured AS c
+        )
+        SELECT ranked.*, {grid} AS grp FROM ranked
+        """,
+        params,
+    )
+    # A record linked since the last run no longer stands for itself.
+    _write_scores(
+        PersonScore._meta.db_table,
+        "key",
+        f"{persons}.key IN (SELECT key FROM rfm_members) "
+        f"OR {persons}.key IN (SELECT -contact_id FROM rfm_touched)",
+        params,
+        now,
+    )
+    _execute("DROP TABLE rfm_scored")
+    _execute("DROP TABLE rfm_members")
