@@ -132,7 +132,6 @@ def main() -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from enseigne.commerce.models import Order
     from enseigne.lib.rowsecurity import ALL, db_scope
     from enseigne.network.models import OrgNode
     from enseigne.rfm import scoring

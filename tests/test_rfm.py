@@ -14,6 +14,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.utils import timezone
+from django.utils.html import escape
 
 from enseigne.commerce.models import Order
 from enseigne.commerce.order_hooks import orders_written
@@ -399,3 +400,39 @@ def test_months_before_keeps_the_calendar():
     assert scoring.months_before(moment, 1) == moment.replace(month=2, day=28)
     assert scoring.months_before(moment, 24) == moment.replace(year=2024)
     assert scoring.months_before(moment, 3) == moment.replace(year=2025, month=12)
+
+
+# --- the cards ---------------------------------------------------------------------------
+
+
+def test_the_cards_show_the_groups(world, shop, client):
+    from django.urls import reverse
+
+    from enseigne.identity.models import Person
+
+    scoring.full_run(as_of=AS_OF)
+    score_row = RecordScore.objects.filter(unit_path=world.unit_a.path).first()
+    assert score_row is not None
+    record = next(r for r in shop["records"] if r.pk == score_row.contact_id)
+    client.force_login(world.manager_a)
+    page = client.get(reverse("contact_detail", args=[record.public_id])).content.decode()
+    assert 'id="rfm-group"' in page
+    assert f"{escape(Group(score_row.group).label)} <span" in page
+    assert f"R{score_row.recency} F{score_row.frequency} M{score_row.monetary}" in page
+    assert 'id="network-rfm-group"' not in page
+    # A record that bought nothing lately shows no group.
+    quiet = next(
+        r for r in shop["records"] if r.unit_id == world.unit_a.pk and r.pk not in stored_records()
+    )
+    assert (
+        'id="rfm-group"'
+        not in client.get(reverse("contact_detail", args=[quiet.public_id])).content.decode()
+    )
+
+    person_row = PersonScore.objects.filter(person__isnull=False).first()
+    assert person_row is not None
+    person = Person.objects.get(pk=person_row.person_id)
+    client.force_login(world.hq_admin)
+    page = client.get(reverse("person_detail", args=[person.public_id])).content.decode()
+    label = escape(Group(person_row.group).label)
+    assert f'<strong id="network-rfm-group">{label}</strong>' in page
