@@ -184,7 +184,9 @@ SCORE_COLUMNS = (
 )
 
 
-def _write_scores(table: str, key: str, scope_sql: str, params: dict, computed_at) -> None:
+def _write_scores(
+    table: str, key: str, scope_sql: str, params: dict, computed_at, candidates: str = ""
+) -> None:
     """Make ``table`` hold exactly the rows of ``rfm_scored`` within ``scope_sql``: rows
     whose values did not change are left alone (a nightly run rewrites few rows)."""
     new = {
@@ -216,6 +218,15 @@ def _write_scores(table: str, key: str, scope_sql: str, params: dict, computed_a
         f"WHERE NOT EXISTS (SELECT 1 FROM {table_q} AS t WHERE t.{_q(key)} = s.{key})",
         params,
     )
+    if candidates:
+        # The incremental path: the few keys that may go, looked up one by one (the score
+        # table's estimates may be stale; starting from it chose a 2-minute plan).
+        _execute(
+            f"DELETE FROM {table_q} WHERE {_q(key)} IN (SELECT x.k FROM ({candidates}) AS x "
+            f"WHERE NOT EXISTS (SELECT 1 FROM rfm_scored AS s WHERE s.{key} = x.k))",
+            params,
+        )
+        return
     _execute(
         f"DELETE FROM {table_q} WHERE ({scope_sql}) AND NOT EXISTS "
         f"(SELECT 1 FROM rfm_scored AS s WHERE s.{key} = {table_q}.{_q(key)})",
@@ -456,10 +467,11 @@ def _refresh_network(root: str, paths: list[str], now: dt.datetime) -> None:
     _write_scores(
         RecordScore._meta.db_table,
         "contact_id",
-        f"{_q(RecordScore._meta.db_table)}.contact_id IN (SELECT contact_id FROM rfm_touched) "
-        f"AND {_q(RecordScore._meta.db_table)}.unit_path LIKE %(prefix)s",
+        "",
         params,
         now,
+        candidates=f"SELECT r.contact_id AS k FROM {_q(RecordScore._meta.db_table)} AS r "
+        "WHERE r.contact_id IN (SELECT contact_id FROM rfm_touched) AND r.unit_path LIKE %(prefix)s",
     )
     _execute("DROP TABLE rfm_scored")
     if network_cut is None:
@@ -471,7 +483,7 @@ def _refresh_network(root: str, paths: list[str], now: dt.datetime) -> None:
 
 def _refresh_persons(frame: Frame, now: dt.datetime) -> None:
     records, links = _q(RecordScore._meta.db_table), _q(RecordLink._meta.db_table)
-    cuts, persons = _q(CutPoints._meta.db_table), _q(PersonScore._meta.db_table)
+    cuts = _q(CutPoints._meta.db_table)
     # The touched records' persons and all their records; a record not linked: itself.
     _temp(
         "rfm_members",
@@ -480,12 +492,14 @@ def _refresh_persons(frame: Frame, now: dt.datetime) -> None:
         WHERE l.person_id IN (
             SELECT l2.person_id FROM {links} AS l2
             WHERE l2.contact_id IN (SELECT contact_id FROM rfm_touched)
+              AND l2.unit_path LIKE %(prefix)s
         )
         UNION ALL
         SELECT t.contact_id, -t.contact_id FROM rfm_touched AS t
+        JOIN {records} AS s ON s.contact_id = t.contact_id AND s.unit_path LIKE %(prefix)s
         WHERE NOT EXISTS (SELECT 1 FROM {links} AS l WHERE l.contact_id = t.contact_id)
         """,
-        {},
+        {"prefix": frame.root + "%"},
     )
     grid, grid_params = _grid_case(frame.grid)
     params = {"root": frame.root, **grid_params}
@@ -518,10 +532,12 @@ def _refresh_persons(frame: Frame, now: dt.datetime) -> None:
     _write_scores(
         PersonScore._meta.db_table,
         "key",
-        f"{persons}.key IN (SELECT key FROM rfm_members) "
-        f"OR {persons}.key IN (SELECT -contact_id FROM rfm_touched)",
+        "",
         params,
         now,
+        candidates=f"SELECT p.key AS k FROM {_q(PersonScore._meta.db_table)} AS p "
+        "WHERE p.unit_path = %(root)s AND p.key IN "
+        "(SELECT key FROM rfm_members UNION SELECT -contact_id FROM rfm_touched)",
     )
     _execute("DROP TABLE rfm_scored")
     _execute("DROP TABLE rfm_members")
