@@ -345,6 +345,19 @@ def networks() -> list[str]:
 
 
 @contextmanager
+def _nested_loops():
+    """Index lookups for the touched buyers' orders and links (inside ``_set_based``)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    _execute("SELECT set_config('enable_nestloop', 'on', true)")
+    try:
+        yield
+    finally:
+        _execute("SELECT set_config('enable_nestloop', 'off', true)")
+
+
+@contextmanager
 def _set_based(hash_joins: bool = True):
     """Hash joins for these statements over whole tables, and no JIT compiling: the score
     tables' estimates are often stale (a row-by-row plan took 5 s on 5,000 rows),
@@ -404,8 +417,7 @@ def refresh_buyers(contact_ids: Iterable[int], now: dt.datetime | None = None) -
     if not touched:
         return
     now = now or timezone.now()
-    # Index lookups of the touched buyers' orders and links: nested loops stay allowed.
-    with transaction.atomic(), _set_based(hash_joins=False):
+    with transaction.atomic(), _set_based():
         _touched(touched)
         orders = _q(Order._meta.db_table)
         paths = [
@@ -436,34 +448,35 @@ def _refresh_network(root: str, paths: list[str], now: dt.datetime) -> None:
     orders, cuts = _q(Order._meta.db_table), _q(CutPoints._meta.db_table)
     grid, grid_params = _grid_case(frame.grid)
     params = {"start": _adapt(frame.window_start), "prefix": root + "%", **grid_params}
-    _temp(
-        "rfm_scored",
-        f"""
-        WITH buyers AS (
-            SELECT contact_id, MIN(unit_path) AS unit_path,
-                   MAX(CASE WHEN total > 0 THEN occurred_at END) AS last_at,
-                   COUNT(CASE WHEN total > 0 THEN 1 END) AS n,
-                   SUM(CAST(ROUND(total * 100) AS BIGINT)) AS cents
-            FROM {orders}
-            WHERE contact_id IN (SELECT contact_id FROM rfm_touched)
-              AND occurred_at >= %(start)s AND unit_path LIKE %(prefix)s
-            GROUP BY contact_id
-        ), measured AS (
-            SELECT b.*, {_days_sql("b.last_at", "c.as_of")} AS days, c.recency, c.frequency,
-                   c.monetary
-            FROM buyers AS b JOIN {cuts} AS c ON c.level = 'record' AND c.unit_path = b.unit_path
-            WHERE b.n > 0
-        ), ranked AS (
-            SELECT contact_id, unit_path, last_at, n, cents, days,
-                   {_cut_score_sql("days", "recency", higher_is_better=False)} AS r,
-                   {_cut_score_sql("n", "frequency", higher_is_better=True)} AS f,
-                   {_cut_score_sql("cents", "monetary", higher_is_better=True)} AS m
-            FROM measured AS c
+    with _nested_loops():
+        _temp(
+            "rfm_scored",
+            f"""
+            WITH buyers AS (
+                SELECT contact_id, MIN(unit_path) AS unit_path,
+                       MAX(CASE WHEN total > 0 THEN occurred_at END) AS last_at,
+                       COUNT(CASE WHEN total > 0 THEN 1 END) AS n,
+                       SUM(CAST(ROUND(total * 100) AS BIGINT)) AS cents
+                FROM {orders}
+                WHERE contact_id IN (SELECT contact_id FROM rfm_touched)
+                  AND occurred_at >= %(start)s AND unit_path LIKE %(prefix)s
+                GROUP BY contact_id
+            ), measured AS (
+                SELECT b.*, {_days_sql("b.last_at", "c.as_of")} AS days, c.recency, c.frequency,
+                       c.monetary
+                FROM buyers AS b JOIN {cuts} AS c ON c.level = 'record' AND c.unit_path = b.unit_path
+                WHERE b.n > 0
+            ), ranked AS (
+                SELECT contact_id, unit_path, last_at, n, cents, days,
+                       {_cut_score_sql("days", "recency", higher_is_better=False)} AS r,
+                       {_cut_score_sql("n", "frequency", higher_is_better=True)} AS f,
+                       {_cut_score_sql("cents", "monetary", higher_is_better=True)} AS m
+                FROM measured AS c
+            )
+            SELECT ranked.*, {grid} AS grp FROM ranked
+            """,
+            params,
         )
-        SELECT ranked.*, {grid} AS grp FROM ranked
-        """,
-        params,
-    )
     _write_scores(
         RecordScore._meta.db_table,
         "contact_id",
@@ -485,16 +498,23 @@ def _refresh_persons(frame: Frame, now: dt.datetime) -> None:
     records, links = _q(RecordScore._meta.db_table), _q(RecordLink._meta.db_table)
     cuts = _q(CutPoints._meta.db_table)
     # The touched records' persons and all their records; a record not linked: itself.
-    _temp(
-        "rfm_members",
-        f"""
-        SELECT l.contact_id, l.person_id AS key FROM {links} AS l
-        WHERE l.person_id IN (
-            SELECT l2.person_id FROM {links} AS l2
-            WHERE l2.contact_id IN (SELECT contact_id FROM rfm_touched)
-              AND l2.unit_path LIKE %(prefix)s
+    with _nested_loops():
+        _temp(
+            "rfm_members",
+            f"""
+            SELECT l.contact_id, l.person_id AS key FROM {links} AS l
+            WHERE l.person_id IN (
+                SELECT l2.person_id FROM {links} AS l2
+                WHERE l2.contact_id IN (SELECT contact_id FROM rfm_touched)
+                  AND l2.unit_path LIKE %(prefix)s
+            )
+            """,
+            {"prefix": frame.root + "%"},
         )
-        UNION ALL
+    # Hash joins here: the score table's estimates may be stale right after a full run.
+    _execute(
+        f"""
+        INSERT INTO rfm_members (contact_id, key)
         SELECT t.contact_id, -t.contact_id FROM rfm_touched AS t
         JOIN {records} AS s ON s.contact_id = t.contact_id AND s.unit_path LIKE %(prefix)s
         WHERE NOT EXISTS (SELECT 1 FROM {links} AS l WHERE l.contact_id = t.contact_id)
