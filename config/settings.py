@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "enseigne.identity",
     "enseigne.brand",
     "enseigne.commerce",
+    "enseigne.rfm",
     "enseigne.campaigns",
     "enseigne.delivery",
     "enseigne.tracking",
@@ -308,13 +309,18 @@ ANYMAIL = {
 # Who learns of contact records written, in the writer's transaction (enseigne.contacts.records):
 # identity links each new record to its person there.
 ENSEIGNE_RECORD_HOOKS = ["enseigne.identity.linking.hooks"]
+# Who learns of orders written, in the writer's transaction (enseigne.commerce.order_hooks):
+# RFM updates those buyers' scores once it commits.
+ENSEIGNE_ORDER_HOOKS = ["enseigne.rfm.hooks.orders_written"]
 # Who offers the segment builder conditions on what customers did (contacts.segments
 # .ExtraField): each provider gets the fields declared before it (identity lifts them to
 # the person).
 ENSEIGNE_SEGMENT_FIELDS = [
     "enseigne.campaigns.segment_fields.fields",
     "enseigne.commerce.segment_fields.fields",
+    "enseigne.rfm.segment_fields.fields",
     "enseigne.identity.segment_fields.fields",
+    "enseigne.rfm.segment_fields.network_fields",
 ]
 # What later apps add to a record's GDPR export (the store's and HQ's per-person file).
 ENSEIGNE_RECORD_EXPORT_PARTS = ["enseigne.tracking.record_export.purchases_and_messages"]

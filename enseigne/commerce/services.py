@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 from enseigne.brand.models import Asset
 from enseigne.commerce.cleaning import CleanOrder, Problem, Rule, clean_order
 from enseigne.commerce.models import Order, OrderLine
+from enseigne.commerce.order_hooks import orders_written
 from enseigne.contacts.models import Contact
 from enseigne.contacts.services import unit_country
 from enseigne.contacts.validation import FieldError, clean_email, clean_phone
@@ -306,6 +307,8 @@ def _write(
                 ),
                 lines,
             )
+        # Later apps (RFM) update their buyers' figures once this transaction commits.
+        orders_written(buyer for _outcome, order, buyer in fresh if order.external_id in pk_of)
 
 
 def order_record(

@@ -1,0 +1,563 @@
+"""RFM: recency, frequency and monetary scores, per store and for the network (issue 21).
+
+Definitions (docs/decisions.md, "RFM"):
+
+- a *purchase* is an order with a buyer and a total above zero (``commerce`` says so once:
+  ``segment_fields.purchases``); only orders in the *window* count: the network's last
+  ``RfmPolicy.window_months`` months (24 by default) before the run;
+- *recency* is the number of whole days (24 h) from the last purchase to the run,
+  *frequency* the number of purchases, *monetary* the net amount: the totals of all the
+  buyer's orders in the window, returns included (an order made of returns lowers it);
+- a *buyer* has at least one purchase in the window; only buyers are scored;
+- each score is 1 to 5 by quintile of the buyers ranked from worst to best (the oldest
+  last purchase, the fewest purchases, the lowest net): with ``rank`` = 1 + the number of
+  buyers strictly worse and ``n`` buyers, score = 1 + ⌊5 × (rank − 1) / n⌋. Like SQL's
+  NTILE(5) but buyers with equal values always share a score (the lowest their places
+  would give): a store where most buyers bought once has no frequency 2 or 3;
+- records are ranked among their store's buyers; persons (the records of one person
+  summed: the latest purchase, the purchases and the net added) among the network's; a
+  record not linked to a person yet is its own person;
+- the group is the R×F grid's cell (``groups``; HQ may adjust its network's grid).
+
+A full run (nightly, ``rfm_nightly``) recomputes everything set-based in SQL (window
+functions) and keeps each store's and network's *cut points*: for each score k ≥ 2, the
+worst value that reached k. After orders are written, ``refresh_buyers`` recomputes only
+the touched buyers' aggregates and scores them against those cut points, which gives the
+full run's scores as long as the cut points do not move; the next full run catches up.
+"""
+
+# The SQL here is assembled from the models' table and column names and fixed fragments;
+# every value travels as a parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from enseigne.commerce.models import Order
+from enseigne.identity.models import RecordLink
+from enseigne.network.models import OrgNode
+
+from .groups import DEFAULT_GRID, cell, validate_grid
+from .models import DEFAULT_WINDOW_MONTHS, CutPoints, PersonScore, RecordScore, RfmPolicy
+
+DAY_SECONDS = 86_400
+# Work memory for the full run's aggregates and sorts (per sort or hash, this transaction).
+WORK_MEM = "256MB"
+LEVELS = (2, 3, 4, 5)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One network's run parameters: its root, the run's time, the window and the grid."""
+
+    root: str
+    as_of: dt.datetime
+    window_start: dt.datetime
+    grid: dict[str, str]
+
+
+def months_before(moment: dt.datetime, months: int) -> dt.datetime:
+    """The same day and time ``months`` calendar months earlier (the 31st → the month's last)."""
+    year, month = divmod(moment.year * 12 + moment.month - 1 - months, 12)
+    month += 1
+    for day in range(moment.day, 27, -1):
+        try:
+            return moment.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    return moment.replace(year=year, month=month, day=min(moment.day, 28))
+
+
+def frame_for(root: OrgNode | str, as_of: dt.datetime | None = None) -> Frame:
+    path = root if isinstance(root, str) else root.path
+    policy = RfmPolicy.objects.filter(network__node__path=path).first()
+    months = policy.window_months if policy else DEFAULT_WINDOW_MONTHS
+    grid = validate_grid(policy.grid) if policy and policy.grid else dict(DEFAULT_GRID)
+    moment = as_of or timezone.now()
+    return Frame(path, moment, months_before(moment, months), grid)
+
+
+# --- SQL pieces, PostgreSQL and SQLite -----------------------------------------------------
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _days_sql(column: str, as_of: str = "%(as_of)s") -> str:
+    """Whole days from ``column`` to the run's time (``as_of``: an SQL expression)."""
+    if connection.vendor == "postgresql":
+        return f"FLOOR(EXTRACT(EPOCH FROM ({as_of} - {column})) / {DAY_SECONDS})::int"
+    # julianday is in days; the offset makes the cast (which truncates) floor negative ones.
+    return f"(CAST(julianday({as_of}) - julianday({column}) + 100000 AS INTEGER) - 100000)"
+
+
+def _json_item(column: str, index: int) -> str:
+    if connection.vendor == "postgresql":
+        return f"({column} ->> {index})::bigint"
+    return f"json_extract({column}, '$[{index}]')"
+
+
+def _cut_score_sql(value: str, column: str, higher_is_better: bool) -> str:
+    """The score ``value`` reaches against a cut points row ``c``: score k starts at the
+    (k-2)th cut; the fifth is the run's best value, and a value better than every buyer's
+    (a buyer of today where the best had bought ten days ago) is ranked first: 5."""
+    better, reaches = (">", ">=") if higher_is_better else ("<", "<=")
+    best = _json_item(f"c.{column}", 4)
+    levels = " + ".join(
+        f"(CASE WHEN {value} {reaches} {_json_item(f'c.{column}', i)} THEN 1 ELSE 0 END)"
+        for i in range(4)
+    )
+    return f"(CASE WHEN {value} {better} {best} THEN 5 ELSE 1 + {levels} END)"
+
+
+def _adapt(moment: dt.datetime):
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def _grid_case(grid: dict[str, str]) -> tuple[str, dict]:
+    """The grid as a CASE on r and f giving the group, with its parameters."""
+    whens, params = [], {}
+    for r in range(1, 6):
+        for f in range(1, 6):
+            whens.append(f"WHEN {r * 10 + f} THEN %(g{r}{f})s")
+            params[f"g{r}{f}"] = grid[cell(r, f)]
+    return f"CASE r * 10 + f {' '.join(whens)} END", params
+
+
+def _score_sql(partition: str) -> str:
+    over = f"PARTITION BY {partition}" if partition else ""
+    count = f"COUNT(*) OVER ({over})"
+    return f"""
+        1 + 5 * (RANK() OVER ({over} ORDER BY days DESC) - 1) / {count} AS r,
+        1 + 5 * (RANK() OVER ({over} ORDER BY n) - 1) / {count} AS f,
+        1 + 5 * (RANK() OVER ({over} ORDER BY cents) - 1) / {count} AS m
+    """
+
+
+def _cut_sql(partition: str) -> str:
+    cuts = []
+    for k in LEVELS:
+        cuts += [
+            f"MAX(CASE WHEN r >= {k} THEN days END)",
+            f"MIN(CASE WHEN f >= {k} THEN n END)",
+            f"MIN(CASE WHEN m >= {k} THEN cents END)",
+        ]
+    cuts += ["MIN(days)", "MAX(n)", "MAX(cents)"]
+    return f"SELECT {partition}, COUNT(*), {', '.join(cuts)} FROM rfm_scored GROUP BY {partition}"
+
+
+def _execute(sql: str, params: dict | Sequence = ()) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _fetch(sql: str, params: dict | Sequence = ()) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _temp(name: str, select: str, params: dict) -> None:
+    _execute(f"DROP TABLE IF EXISTS {name}")
+    _execute(f"CREATE TEMP TABLE {name} AS {select}", params)
+    # A new table has no statistics: without them the joins below go row by row.
+    _execute(f"ANALYZE {name}")
+
+
+SCORE_COLUMNS = (
+    "last_purchase_at",
+    "purchases",
+    "net",
+    "recency",
+    "frequency",
+    "monetary",
+    "group",
+)
+
+
+def _write_scores(
+    table: str, key: str, scope_sql: str, params: dict, computed_at, candidates: str = ""
+) -> None:
+    """Make ``table`` hold exactly the rows of ``rfm_scored`` within ``scope_sql``: rows
+    whose values did not change are left alone (a nightly run rewrites few rows)."""
+    new = {
+        "last_purchase_at": "s.last_at",
+        "purchases": "s.n",
+        "net": "s.cents / 100.0",
+        "recency": "s.r",
+        "frequency": "s.f",
+        "monetary": "s.m",
+        "group": "s.grp",
+        "unit_path": "s.unit_path",
+    }
+    if key == "key":
+        new |= {"person_id": "s.person_id", "contact_id": "s.contact_id"}
+    table_q = _q(table)
+    changed = " OR ".join(f"t.{_q(c)} IS DISTINCT FROM {v}" for c, v in new.items())
+    assignments = ", ".join(f"{_q(c)} = {v}" for c, v in new.items())
+    params = {**params, "computed_at": computed_at}
+    _execute(
+        f"UPDATE {table_q} AS t SET {assignments}, computed_at = %(computed_at)s "
+        f"FROM rfm_scored AS s WHERE t.{_q(key)} = s.{key} AND ({changed})",
+        params,
+    )
+    columns = [key, *new, "computed_at"]
+    values = [f"s.{key}", *new.values(), "%(computed_at)s"]
+    _execute(
+        f"INSERT INTO {table_q} ({', '.join(_q(c) for c in columns)}) "
+        f"SELECT {', '.join(values)} FROM rfm_scored AS s "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table_q} AS t WHERE t.{_q(key)} = s.{key})",
+        params,
+    )
+    if candidates:
+        # The incremental path: the few keys that may go, looked up one by one (the score
+        # table's estimates may be stale; starting from it chose a 2-minute plan).
+        _execute(
+            f"DELETE FROM {table_q} WHERE {_q(key)} IN (SELECT x.k FROM ({candidates}) AS x "
+            f"WHERE NOT EXISTS (SELECT 1 FROM rfm_scored AS s WHERE s.{key} = x.k))",
+            params,
+        )
+        return
+    _execute(
+        f"DELETE FROM {table_q} WHERE ({scope_sql}) AND NOT EXISTS "
+        f"(SELECT 1 FROM rfm_scored AS s WHERE s.{key} = {table_q}.{_q(key)})",
+        params,
+    )
+
+
+def _int(value) -> int | None:
+    return None if value is None else int(value)
+
+
+def _keep_cuts(level: str, frame: Frame, rows: list[tuple], scope_prefix: str) -> None:
+    """Replace the cut points of every store (or the network) under ``scope_prefix``."""
+    CutPoints.objects.filter(level=level, unit_path__startswith=scope_prefix).delete()
+    CutPoints.objects.bulk_create(
+        [
+            CutPoints(
+                level=level,
+                unit_path=path,
+                as_of=frame.as_of,
+                window_start=frame.window_start,
+                buyers=buyers,
+                recency=[_int(cuts[i * 3]) for i in range(5)],
+                frequency=[_int(cuts[i * 3 + 1]) for i in range(5)],
+                monetary=[_int(cuts[i * 3 + 2]) for i in range(5)],
+            )
+            for path, buyers, *cuts in rows
+        ],
+        batch_size=1000,
+    )
+
+
+def score_records(frame: Frame, prefix: str | None = None) -> None:
+    """Rank the buyer records of every store under ``prefix`` (the network by default)."""
+    prefix = prefix or frame.root
+    orders = _q(Order._meta.db_table)
+    grid, grid_params = _grid_case(frame.grid)
+    params = {
+        "as_of": _adapt(frame.as_of),
+        "start": _adapt(frame.window_start),
+        "prefix": prefix + "%",
+        **grid_params,
+    }
+    # A purchase: a buyer and a total above zero (commerce.segment_fields.purchases).
+    _temp(
+        "rfm_scored",
+        f"""
+        WITH buyers AS (
+            SELECT contact_id, MIN(unit_path) AS unit_path,
+                   MAX(CASE WHEN total > 0 THEN occurred_at END) AS last_at,
+                   COUNT(CASE WHEN total > 0 THEN 1 END) AS n,
+                   SUM(CAST(ROUND(total * 100) AS BIGINT)) AS cents
+            FROM {orders}
+            WHERE contact_id IS NOT NULL AND occurred_at >= %(start)s AND unit_path LIKE %(prefix)s
+            GROUP BY contact_id
+        ), measured AS (
+            SELECT contact_id, unit_path, last_at, n, cents, {_days_sql("last_at")} AS days
+            FROM buyers WHERE n > 0
+        ), ranked AS (
+            SELECT measured.*, {_score_sql("unit_path")} FROM measured
+        )
+        SELECT ranked.*, {grid} AS grp FROM ranked
+        """,
+        params,
+    )
+    _write_scores(
+        RecordScore._meta.db_table,
+        "contact_id",
+        f"{_q(RecordScore._meta.db_table)}.unit_path LIKE %(prefix)s",
+        params,
+        frame.as_of,
+    )
+    _keep_cuts(CutPoints.Level.RECORD, frame, _fetch(_cut_sql("unit_path")), prefix)
+    _execute("DROP TABLE rfm_scored")
+
+
+def score_persons(frame: Frame) -> None:
+    """Rank the network's buyer persons, from its records' scores rows (their aggregates)."""
+    records, links = _q(RecordScore._meta.db_table), _q(RecordLink._meta.db_table)
+    grid, grid_params = _grid_case(frame.grid)
+    params = {"as_of": _adapt(frame.as_of), "prefix": frame.root + "%", **grid_params}
+    _temp(
+        "rfm_scored",
+        f"""
+        WITH buyers AS (
+            SELECT COALESCE(l.person_id, -s.contact_id) AS key,
+                   MAX(l.person_id) AS person_id,
+                   MAX(CASE WHEN l.person_id IS NULL THEN s.contact_id END) AS contact_id,
+                   MAX(s.last_purchase_at) AS last_at, SUM(s.purchases) AS n,
+                   SUM(CAST(ROUND(s.net * 100) AS BIGINT)) AS cents
+            FROM {records} AS s LEFT JOIN {links} AS l ON l.contact_id = s.contact_id
+            WHERE s.unit_path LIKE %(prefix)s
+            GROUP BY COALESCE(l.person_id, -s.contact_id)
+        ), measured AS (
+            SELECT buyers.*, {_days_sql("last_at")} AS days, %(root)s AS unit_path FROM buyers
+        ), ranked AS (
+            SELECT measured.*, {_score_sql("")} FROM measured
+        )
+        SELECT ranked.*, {grid} AS grp FROM ranked
+        """,
+        {**params, "root": frame.root},
+    )
+    _write_scores(
+        PersonScore._meta.db_table,
+        "key",
+        f"{_q(PersonScore._meta.db_table)}.unit_path = %(root)s",
+        {**params, "root": frame.root},
+        frame.as_of,
+    )
+    _keep_cuts(CutPoints.Level.PERSON, frame, _fetch(_cut_sql("unit_path")), frame.root)
+    _execute("DROP TABLE rfm_scored")
+
+
+def networks() -> list[str]:
+    return list(OrgNode.objects.filter(depth=1).order_by("path").values_list("path", flat=True))
+
+
+@contextmanager
+def _nested_loops():
+    """Index lookups for the touched buyers' orders and links (inside ``_set_based``)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    _execute("SELECT set_config('enable_nestloop', 'on', true)")
+    try:
+        yield
+    finally:
+        _execute("SELECT set_config('enable_nestloop', 'off', true)")
+
+
+@contextmanager
+def _set_based(hash_joins: bool = True):
+    """Hash joins for these statements over whole tables, and no JIT compiling: the score
+    tables' estimates are often stale (a row-by-row plan took 5 s on 5,000 rows),
+    compiling costs more than it saves on such simple plans, and the aggregates and sorts
+    of a million buyers spill to disk in the default 4 MB of work memory. The caller's settings return
+    afterwards (``SET LOCAL`` would otherwise last the caller's whole transaction)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    wanted = {"jit": "off", "work_mem": WORK_MEM}
+    if hash_joins:
+        wanted["enable_nestloop"] = "off"
+    previous = []
+    with connection.cursor() as cursor:
+        for name, value in wanted.items():
+            cursor.execute(
+                "SELECT current_setting(%s), set_config(%s, %s, true)", [name, name, value]
+            )
+            previous.append(cursor.fetchone()[0])
+    names = tuple(wanted)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for name, value in zip(names, previous, strict=True):
+                cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+
+
+def full_run(as_of: dt.datetime | None = None, roots: Iterable[str] | None = None) -> None:
+    """Recompute every score of every network (or of ``roots``), one network a transaction."""
+    for root in roots or networks():
+        frame = frame_for(root, as_of)
+        with transaction.atomic(), _set_based():
+            score_records(frame)
+            score_persons(frame)
+
+
+# --- Incremental: the touched buyers against the last full run's cut points -------------
+
+
+def _touched(contact_ids: list[int]) -> None:
+    if connection.vendor == "postgresql":
+        source = "SELECT DISTINCT unnest(%(ids)s::bigint[]) AS contact_id"
+        ids: object = contact_ids
+    else:
+        source = "SELECT DISTINCT CAST(value AS INTEGER) AS contact_id FROM json_each(%(ids)s)"
+        ids = json.dumps(contact_ids)
+    _temp("rfm_touched", source, {"ids": ids})
+
+
+def refresh_buyers(contact_ids: Iterable[int], now: dt.datetime | None = None) -> None:
+    """Update the scores of these records and of their persons after their orders changed.
+
+    Reads only their orders and their persons' score rows, set-based; a store (or network)
+    with no full run yet is ranked whole."""
+    touched = sorted({int(c) for c in contact_ids})
+    if not touched:
+        return
+    now = now or timezone.now()
+    with transaction.atomic(), _set_based():
+        _touched(touched)
+        orders = _q(Order._meta.db_table)
+        paths = [
+            row[0]
+            for row in _fetch(
+                f"SELECT DISTINCT unit_path FROM {orders} WHERE contact_id IN "
+                "(SELECT contact_id FROM rfm_touched)"
+            )
+        ]
+        for root in sorted({path[: OrgNode.steplen] for path in paths}):
+            _refresh_network(root, [p for p in paths if p.startswith(root)], now)
+        _execute("DROP TABLE rfm_touched")
+
+
+def _refresh_network(root: str, paths: list[str], now: dt.datetime) -> None:
+    network_cut = CutPoints.objects.filter(level=CutPoints.Level.PERSON, unit_path=root).first()
+    frame = frame_for(root, now)
+    if network_cut is not None:
+        frame = Frame(root, network_cut.as_of, network_cut.window_start, frame.grid)
+    ranked = set(
+        CutPoints.objects.filter(level=CutPoints.Level.RECORD, unit_path__in=paths).values_list(
+            "unit_path", flat=True
+        )
+    )
+    for path in sorted(set(paths) - ranked):  # a store's first buyers: rank it whole once
+        with _set_based():
+            score_records(frame, prefix=path)
+    orders, cuts = _q(Order._meta.db_table), _q(CutPoints._meta.db_table)
+    grid, grid_params = _grid_case(frame.grid)
+    params = {"start": _adapt(frame.window_start), "prefix": root + "%", **grid_params}
+    with _nested_loops():
+        _temp(
+            "rfm_scored",
+            f"""
+            WITH buyers AS (
+                SELECT contact_id, MIN(unit_path) AS unit_path,
+                       MAX(CASE WHEN total > 0 THEN occurred_at END) AS last_at,
+                       COUNT(CASE WHEN total > 0 THEN 1 END) AS n,
+                       SUM(CAST(ROUND(total * 100) AS BIGINT)) AS cents
+                FROM {orders}
+                WHERE contact_id IN (SELECT contact_id FROM rfm_touched)
+                  AND occurred_at >= %(start)s AND unit_path LIKE %(prefix)s
+                GROUP BY contact_id
+            ), measured AS (
+                SELECT b.*, {_days_sql("b.last_at", "c.as_of")} AS days, c.recency, c.frequency,
+                       c.monetary
+                FROM buyers AS b JOIN {cuts} AS c ON c.level = 'record' AND c.unit_path = b.unit_path
+                WHERE b.n > 0
+            ), ranked AS (
+                SELECT contact_id, unit_path, last_at, n, cents, days,
+                       {_cut_score_sql("days", "recency", higher_is_better=False)} AS r,
+                       {_cut_score_sql("n", "frequency", higher_is_better=True)} AS f,
+                       {_cut_score_sql("cents", "monetary", higher_is_better=True)} AS m
+                FROM measured AS c
+            )
+            SELECT ranked.*, {grid} AS grp FROM ranked
+            """,
+            params,
+        )
+    _write_scores(
+        RecordScore._meta.db_table,
+        "contact_id",
+        "",
+        params,
+        now,
+        candidates=f"SELECT r.contact_id AS k FROM {_q(RecordScore._meta.db_table)} AS r "
+        "WHERE r.contact_id IN (SELECT contact_id FROM rfm_touched) AND r.unit_path LIKE %(prefix)s",
+    )
+    _execute("DROP TABLE rfm_scored")
+    if network_cut is None:
+        with _set_based():
+            score_persons(frame)
+        return
+    _refresh_persons(frame, now)
+
+
+def _refresh_persons(frame: Frame, now: dt.datetime) -> None:
+    records, links = _q(RecordScore._meta.db_table), _q(RecordLink._meta.db_table)
+    cuts = _q(CutPoints._meta.db_table)
+    # The touched records' persons and all their records; a record not linked: itself.
+    with _nested_loops():
+        _temp(
+            "rfm_members",
+            f"""
+            SELECT l.contact_id, l.person_id AS key FROM {links} AS l
+            WHERE l.person_id IN (
+                SELECT l2.person_id FROM {links} AS l2
+                WHERE l2.contact_id IN (SELECT contact_id FROM rfm_touched)
+                  AND l2.unit_path LIKE %(prefix)s
+            )
+            """,
+            {"prefix": frame.root + "%"},
+        )
+    # Hash joins here: the score table's estimates may be stale right after a full run.
+    _execute(
+        f"""
+        INSERT INTO rfm_members (contact_id, key)
+        SELECT t.contact_id, -t.contact_id FROM rfm_touched AS t
+        JOIN {records} AS s ON s.contact_id = t.contact_id AND s.unit_path LIKE %(prefix)s
+        WHERE NOT EXISTS (SELECT 1 FROM {links} AS l WHERE l.contact_id = t.contact_id)
+        """,
+        {"prefix": frame.root + "%"},
+    )
+    grid, grid_params = _grid_case(frame.grid)
+    params = {"root": frame.root, **grid_params}
+    _temp(
+        "rfm_scored",
+        f"""
+        WITH buyers AS (
+            SELECT m.key, MAX(CASE WHEN m.key > 0 THEN m.key END) AS person_id,
+                   MAX(CASE WHEN m.key < 0 THEN -m.key END) AS contact_id,
+                   MAX(s.last_purchase_at) AS last_at, SUM(s.purchases) AS n,
+                   SUM(CAST(ROUND(s.net * 100) AS BIGINT)) AS cents
+            FROM rfm_members AS m JOIN {records} AS s ON s.contact_id = m.contact_id
+            GROUP BY m.key
+        ), measured AS (
+            SELECT b.*, {_days_sql("b.last_at", "c.as_of")} AS days, c.recency, c.frequency,
+                   c.monetary, c.unit_path
+            FROM buyers AS b JOIN {cuts} AS c ON c.level = 'person' AND c.unit_path = %(root)s
+        ), ranked AS (
+            SELECT key, person_id, contact_id, unit_path, last_at, n, cents, days,
+                   {_cut_score_sql("days", "recency", higher_is_better=False)} AS r,
+                   {_cut_score_sql("n", "frequency", higher_is_better=True)} AS f,
+                   {_cut_score_sql("cents", "monetary", higher_is_better=True)} AS m
+            FROM measured AS c
+        )
+        SELECT ranked.*, {grid} AS grp FROM ranked
+        """,
+        params,
+    )
+    # A record linked since the last run no longer stands for itself.
+    _write_scores(
+        PersonScore._meta.db_table,
+        "key",
+        "",
+        params,
+        now,
+        candidates=f"SELECT p.key AS k FROM {_q(PersonScore._meta.db_table)} AS p "
+        "WHERE p.unit_path = %(root)s AND p.key IN "
+        "(SELECT key FROM rfm_members UNION SELECT -contact_id FROM rfm_touched)",
+    )
+    _execute("DROP TABLE rfm_scored")
+    _execute("DROP TABLE rfm_members")

@@ -1,0 +1,27 @@
+"""RFM in the background (thin: the work is in ``scoring``)."""
+
+from __future__ import annotations
+
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task
+
+from . import scoring
+
+
+@db_periodic_task(crontab(minute="41", hour="3"))
+def rfm_nightly() -> None:
+    """Recompute every store's and network's scores and cut points (after identity's
+    nightly pass at 3:17 has linked the day's records)."""
+    scoring.full_run()
+
+
+@db_task(retries=2, retry_delay=30)
+def rfm_refresh_buyers(contact_ids: list[int]) -> None:
+    """Update the scores of buyers whose orders were just written (idempotent)."""
+    scoring.refresh_buyers(contact_ids)
+
+
+@db_task()
+def rfm_full_network(root: str) -> None:
+    """One network's full run (HQ changed its grid or window)."""
+    scoring.full_run(roots=[root])
