@@ -436,3 +436,24 @@ def test_the_cards_show_the_groups(world, shop, client):
     page = client.get(reverse("person_detail", args=[person.public_id])).content.decode()
     label = escape(Group(person_row.group).label)
     assert f'<strong id="network-rfm-group">{label}</strong>' in page
+
+
+def test_a_tills_batch_updates_its_buyers_scores_once_committed(
+    world, client, django_capture_on_commit_callbacks
+):
+    """The product's path: the orders endpoint writes, the order hook queues the refresh
+    after commit, the buyer's store score exists; the order without a buyer touches nobody."""
+    from tests.test_orders import _order, _post
+
+    buyer = ContactFactory(unit=world.unit_a, email="caisse.1.client@orange.fr")
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = _post(
+            client,
+            world.manager_a,
+            world.unit_a,
+            [_order("T-1", contact=str(buyer.public_id), total="45.00"), _order("T-2")],
+        )
+    assert answer.status_code == 200, answer.content
+    score_row = RecordScore.objects.get(contact_id=buyer.pk)
+    assert (score_row.purchases, score_row.net) == (1, Decimal("45.00"))
+    assert RecordScore.objects.count() == 1
