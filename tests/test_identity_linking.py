@@ -203,6 +203,24 @@ def test_a_key_found_shared_splits_what_it_alone_joined(world, settings):
     assert IdentityChange.objects.filter(reason=IdentityChange.SHARED_KEY_REASON).count() == 1
 
 
+def test_two_keys_found_shared_together_split_what_they_joined(world, settings):
+    """The shop's e-mail and the shop's phone typed on the same cards: both cross the cap in
+    one batch; neither may hold the cards together while the other is detached."""
+    settings.ENSEIGNE_IDENTITY_SHARED_KEY_CAP = 2
+    email, phone = "magasin.lyon.centre@orange.fr", "+33611223355"
+    a = ContactFactory(unit=world.unit_a, email=email, phone=phone)
+    b = ContactFactory(unit=world.unit_a2, email=email, phone=phone)
+    assert person_of(a) == person_of(b)
+    c = ContactFactory(unit=world.unit_b, email=email, phone=phone)
+    assert len({person_of(a), person_of(b), person_of(c)}) == 3
+    auto = IdentityChange.objects.get(reason=IdentityChange.SHARED_KEY_REASON)
+    assert [m["contact"] for m in auto.moves] == [b.pk]
+    # A key HQ was told of earlier does not join anyone either: a fourth card sharing only
+    # the phone with the first stays alone.
+    d = ContactFactory(unit=other_unit(world, "lens"), email=None, phone=phone)
+    assert person_of(d) not in {person_of(a), person_of(b), person_of(c)}
+
+
 def test_what_hq_merged_by_hand_stays_when_a_key_is_found_shared(world, settings):
     from enseigne.identity import services
 

@@ -221,7 +221,12 @@ def test_purchase_conditions_match_the_raw_rows(world, purchases, persona, field
         assert expected and mine - expected, "the case must split the records"
 
 
-@pytest.mark.parametrize(("field", "op", "value", "days"), CASES[::3])
+PER_PERSON = {"bought", "bought_category", "bought_product"}
+
+
+@pytest.mark.parametrize(
+    ("field", "op", "value", "days"), [case for case in CASES if case[0] in PER_PERSON]
+)
 def test_person_twins_reach_every_record_of_the_person(world, purchases, field, op, value, days):
     person = dict(RecordLink.objects.values_list("contact_id", "person_id"))
     records_of = defaultdict(set)
@@ -248,7 +253,13 @@ def test_catalogue_offers_purchase_conditions_with_days(world, purchases):
     assert catalogue["bought_category"]["inputs"]["category_in_last_days"] == "choice+days"
     assert catalogue["spent"]["inputs"]["at_least_in_last_days"] == "number+days"
     assert "person.bought" not in catalogue
-    assert "person.bought" in {f["field"] for f in field_catalogue(world.hq_admin)}
+    hq_fields = {f["field"] for f in field_catalogue(world.hq_admin)}
+    assert {f"person.{field}" for field in PER_PERSON} <= hq_fields
+    # A figure summed over one record's orders is not the person's: no twin that would
+    # say "a person who spent 300 in each of two stores did not spend 500".
+    summed = {"spent", "purchase_count", "first_purchase", "average_basket", "favourite_category"}
+    assert summed <= hq_fields
+    assert not {f"person.{field}" for field in summed} & hq_fields
 
 
 @pytest.mark.parametrize(
@@ -284,3 +295,32 @@ def test_a_store_never_sees_another_stores_buyers(world, purchases):
     assert lille
     chosen = selected(world.manager_a, condition("bought", "ever", ""))
     assert not chosen & {o.contact_id for o in lille}
+
+
+def test_a_favourite_category_sums_its_spellings(world):
+    """Tills type "Shoes" and "shoes": one category, 60 + 50 beats Bags' 100."""
+    buyer = ContactFactory(unit=world.unit_a, email="paul.3.martin@orange.fr")
+    now = timezone.now()
+    for number, (category, amount) in enumerate([("Shoes", 60), ("shoes", 50), ("Bags", 100)]):
+        order = Order.objects.create(
+            unit=world.unit_a,
+            unit_path=world.unit_a.path,
+            external_id=f"F{number}",
+            contact=buyer,
+            occurred_at=now - dt.timedelta(days=number + 1),
+            total=Decimal(amount),
+            source="api",
+        )
+        OrderLine.objects.create(
+            order=order,
+            unit_path=world.unit_a.path,
+            position=0,
+            sku=f"S{number}",
+            category=category,
+            quantity=Decimal(1),
+            amount=Decimal(amount),
+        )
+    assert selected(world.hq_admin, condition("favourite_category", "equals", "SHOES")) == {
+        buyer.pk
+    }
+    assert not selected(world.hq_admin, condition("favourite_category", "equals", "Bags"))

@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -85,7 +85,7 @@ def _compiler(kind: int | None):
             campaign = _campaign(user, value, where)
         else:
             since = timezone.now() - dt.timedelta(days=days_value(value, where))
-        did = Q(pk__in=_ledger_rows(kind, campaign, since).values("contact_id"))
+        did = Q(Exists(_ledger_rows(kind, campaign, since).filter(contact=OuterRef("pk"))))
         return ~did if op in NEGATIONS else did
 
     return compile_condition

@@ -98,6 +98,10 @@ class ExtraField:
     available: Callable[[User], bool] = lambda user: True
     # A negative operator and the positive one it denies ("none within…" → "any within…").
     negations: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Whether "any record of the person matches" means the same for the person. Not for a
+    # figure summed over the records (amount spent, number of purchases, average basket,
+    # first purchase, favourite category): a person's needs adding up her records first.
+    per_person: bool = True
 
 
 @lru_cache(maxsize=1)

@@ -340,20 +340,24 @@ def _link(records: list[Record], all_keys: Keys, now: datetime.datetime) -> None
     )
     if candidates:
         _queue(candidates)
-    for kind, key in sorted(shared - alerted):
-        _detach_shared(network_root(records[0].unit_path), kind, key)
+    if shared - alerted:
+        _detach_shared(network_root(records[0].unit_path), shared - alerted, shared | alerted)
 
 
-def _detach_shared(root: str, kind: str, key: str) -> None:
-    """A key just found shared (a shop's phone typed on many cards) had joined records only
-    because it was typed on them: each person it holds together is split back into the
-    groups its records' other keys join. The person keeps the group of its oldest record
-    and the records HQ or the model linked; the others leave, by the system, in one audited
-    change HQ may undo (``services.detach``)."""
+def _detach_shared(root: str, found: set[tuple[str, str]], shared: set[tuple[str, str]]) -> None:
+    """Keys just found shared (a shop's phone or address typed on many cards) had joined
+    records only because they were typed on them: each person they hold together is split
+    back into the groups its records' other keys join — no shared key, no key HQ was already
+    told is shared. The person keeps the group of its oldest record and the records HQ or
+    the model linked; the others leave, by the system, in one audited change HQ may undo
+    (``services.detach``)."""
     from .services import detach
 
+    holding = Q()
+    for kind, key in found:
+        holding |= Q(**{KIND_COLUMN[kind]: key})
     persons = set(
-        RecordLink.objects.filter(**{KIND_COLUMN[kind]: key}, unit_path__startswith=root)
+        RecordLink.objects.filter(holding, unit_path__startswith=root)
         .values_list("person_id", flat=True)
         .distinct()
     )
@@ -370,6 +374,14 @@ def _detach_shared(root: str, kind: str, key: str) -> None:
                 phone_key.hex if phone_key else None,
             )
         )
+    held = {
+        (kind, value)
+        for rows in rows_of.values()
+        for _c, _m, email_key, phone_key in rows
+        for kind, value in (("email", email_key), ("phone", phone_key))
+        if value is not None
+    }
+    ignored = shared | found | _alerted_keys(held)
     groups_out: list[list[int]] = []
     keys_of: dict[int, dict[str, str | None]] = {}
     for rows in rows_of.values():
@@ -383,7 +395,7 @@ def _detach_shared(root: str, kind: str, key: str) -> None:
             if method in (LinkMethod.MANUAL, LinkMethod.MODEL):
                 groups.union(anchor, contact_id)
             for k, value in (("email", email_key), ("phone", phone_key)):
-                if value is not None and (k, value) != (kind, key):
+                if value is not None and (k, value) not in ignored:
                     holders[k, value].append(contact_id)
         for members in holders.values():
             for other in members[1:]:

@@ -1,7 +1,8 @@
 """Segment conditions for the person: "someone who clicked in any store" (issue 21).
 
 Every condition the apps before identity offer on a record (received, opened, clicked…)
-gets a person twin, ``person.<field>``: a record matches when any record of its person
+whose meaning carries over (``ExtraField.per_person``; not the figures summed over a
+record's orders) gets a person twin, ``person.<field>``: a record matches when any record of its person
 matches the record condition — its own included, so a record not linked yet counts as its
 own person. A negative operator ("none within the last 30 days") is the person-level
 denial of the positive one: none of the person's records did it.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -39,8 +40,9 @@ def for_person(record_condition: Q) -> Q:
     """Records whose person has a record matching ``record_condition`` (itself included)."""
     matching = Contact.objects.filter(record_condition).values("pk")
     persons = RecordLink.objects.filter(contact_id__in=matching).values("person_id")
-    return Q(pk__in=RecordLink.objects.filter(person_id__in=persons).values("contact_id")) | Q(
-        pk__in=matching
+    # Semi-joins (negated: anti-joins), not NOT IN over every matching record.
+    return Q(Exists(RecordLink.objects.filter(contact=OuterRef("pk"), person_id__in=persons))) | (
+        record_condition
     )
 
 
@@ -66,5 +68,5 @@ def fields(before: Sequence[ExtraField]) -> list[ExtraField]:
             negations=extra.negations,
         )
         for extra in before
-        if not extra.field.startswith(PREFIX)
+        if extra.per_person and not extra.field.startswith(PREFIX)
     ]

@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from enseigne.commerce.models import Order
@@ -47,6 +48,8 @@ from enseigne.network.models import OrgNode
 
 from .groups import DEFAULT_GRID, cell, validate_grid
 from .models import DEFAULT_WINDOW_MONTHS, CutPoints, PersonScore, RecordScore, RfmPolicy
+
+logger = logging.getLogger(__name__)
 
 DAY_SECONDS = 86_400
 # Work memory for the full run's aggregates and sorts (per sort or hash, this transaction).
@@ -386,13 +389,30 @@ def _set_based(hash_joins: bool = True):
                 cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
 
 
+def _lock_network(root: str) -> None:
+    """One writer of a network's scores at a time, until it commits: the nightly run and a
+    batch's refresh both update, insert and replace cut points, and would otherwise insert
+    the same rows or deadlock."""
+    if connection.vendor == "postgresql":
+        _execute("SELECT pg_advisory_xact_lock(hashtext(%(key)s))", {"key": f"rfm:{root}"})
+
+
 def full_run(as_of: dt.datetime | None = None, roots: Iterable[str] | None = None) -> None:
-    """Recompute every score of every network (or of ``roots``), one network a transaction."""
+    """Recompute every score of every network (or of ``roots``), one network a transaction.
+    A network that fails is logged and the others still run (the next night retries it)."""
+    failed = []
     for root in roots or networks():
         frame = frame_for(root, as_of)
-        with transaction.atomic(), _set_based():
-            score_records(frame)
-            score_persons(frame)
+        try:
+            with transaction.atomic(), _set_based():
+                _lock_network(root)
+                score_records(frame)
+                score_persons(frame)
+        except DatabaseError:
+            logger.exception("RFM full run failed for network %s", root)
+            failed.append(root)
+    if failed:
+        raise RuntimeError(f"RFM full run failed for {len(failed)} network(s): {failed}")
 
 
 # --- Incremental: the touched buyers against the last full run's cut points -------------
@@ -428,6 +448,7 @@ def refresh_buyers(contact_ids: Iterable[int], now: dt.datetime | None = None) -
             )
         ]
         for root in sorted({path[: OrgNode.steplen] for path in paths}):
+            _lock_network(root)
             _refresh_network(root, [p for p in paths if p.startswith(root)], now)
         _execute("DROP TABLE rfm_touched")
 

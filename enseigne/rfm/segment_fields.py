@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -43,7 +43,7 @@ def _groups(value, where: str) -> list[str]:
 
 def _record_group(user: User, op: str, value, where: str, days: int | None) -> Q:
     found = Q(
-        pk__in=RecordScore.objects.filter(group__in=_groups(value, where)).values("contact_id")
+        Exists(RecordScore.objects.filter(group__in=_groups(value, where), contact=OuterRef("pk")))
     )
     return found if op == "equals" else ~found
 
@@ -51,8 +51,8 @@ def _record_group(user: User, op: str, value, where: str, days: int | None) -> Q
 def _network_group(user: User, op: str, value, where: str, days: int | None) -> Q:
     scores = PersonScore.objects.filter(group__in=_groups(value, where))
     persons = scores.filter(person__isnull=False).values("person_id")
-    found = Q(pk__in=RecordLink.objects.filter(person_id__in=persons).values("contact_id")) | Q(
-        pk__in=scores.filter(contact__isnull=False).values("contact_id")
+    found = Q(Exists(RecordLink.objects.filter(contact=OuterRef("pk"), person_id__in=persons))) | Q(
+        Exists(scores.filter(contact=OuterRef("pk")))
     )
     return found if op == "equals" else ~found
 
