@@ -32,6 +32,7 @@ from enseigne.commerce.models import Order, OrderImport, OrderImportProblem
 from enseigne.commerce.services import MAX_BATCH, Outcome, Status, may_record, orders_record
 from enseigne.contacts.import_reader import (
     NotText,
+    clean_mapping,
     count_rows,
     decode_upload,
     first_line,
@@ -147,26 +148,7 @@ def order_import_start(
     may_record(actor, order_import.unit)
     if order_import.status != OrderImport.Status.MAPPING:
         raise ValidationError(_("This import has already started."))
-    clean: dict[str, str] = {}
-    for column, target in mapping.items():
-        if not target:
-            continue
-        if column not in order_import.columns:
-            raise ValidationError(
-                {"mapping": _("The file has no column “%(column)s”.") % {"column": column}}
-            )
-        if target not in TARGETS:
-            raise ValidationError(
-                {
-                    "mapping": _("Unknown field “%(field)s” for column “%(column)s”.")
-                    % {"field": target, "column": column}
-                }
-            )
-        if target in clean.values():
-            raise ValidationError(
-                {"mapping": _("Two columns are mapped to “%(field)s”.") % {"field": target}}
-            )
-        clean[column] = target
+    clean = clean_mapping(mapping, order_import.columns, TARGETS)
     if "order_id" not in clean.values():
         raise ValidationError({"mapping": _("Map a column to the order id.")})
     if not {"total", "amount", "unit_amount"} & set(clean.values()):

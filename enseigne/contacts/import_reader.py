@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
@@ -254,3 +255,32 @@ def _rows(handle, lines: _Lines, separator: str, width: int) -> Iterator[FileRow
                 if len(record) > 1:
                     lines.pending.extend(reversed(record[1:]))
                     yield FileRow(record[0][0], None, record[0][1].rstrip("\n"))
+
+
+def clean_mapping(
+    mapping: Mapping[str, str], columns: Collection[str], targets: Collection[str]
+) -> dict[str, str]:
+    """An import's column → field mapping, checked: each named column exists in the file,
+    each field is one of ``targets`` and is mapped once; unmapped columns are dropped. One
+    rule for every importer (contacts, orders); each adds its own required fields."""
+    clean: dict[str, str] = {}
+    for column, target in mapping.items():
+        if not target:
+            continue
+        if column not in columns:
+            raise ValidationError(
+                {"mapping": _("The file has no column “%(column)s”.") % {"column": column}}
+            )
+        if target not in targets:
+            raise ValidationError(
+                {
+                    "mapping": _("Unknown field “%(field)s” for column “%(column)s”.")
+                    % {"field": target, "column": column}
+                }
+            )
+        if target in clean.values():
+            raise ValidationError(
+                {"mapping": _("Two columns are mapped to “%(field)s”.") % {"field": target}}
+            )
+        clean[column] = target
+    return clean

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 
 from enseigne.contacts.import_reader import (
     NotText,
+    clean_mapping,
     count_rows,
     decode_upload,
     first_line,
@@ -106,26 +107,7 @@ def import_start(
     if contact_import.status != ContactImport.Status.MAPPING:
         raise ValidationError(_("This import has already started."))
     targets = set(import_targets())
-    clean = {}
-    for column, target in mapping.items():
-        if not target:
-            continue
-        if column not in contact_import.columns:
-            raise ValidationError(
-                {"mapping": _("The file has no column “%(column)s”.") % {"column": column}}
-            )
-        if target not in targets:
-            raise ValidationError(
-                {
-                    "mapping": _("Unknown field “%(field)s” for column “%(column)s”.")
-                    % {"field": target, "column": column}
-                }
-            )
-        if target in clean.values():
-            raise ValidationError(
-                {"mapping": _("Two columns are mapped to “%(field)s”.") % {"field": target}}
-            )
-        clean[column] = target
+    clean = clean_mapping(mapping, contact_import.columns, targets)
     if not {"email", "phone"} & set(clean.values()):
         raise ValidationError({"mapping": _("Map at least one column to email or phone.")})
     unknown = set(consent_channels) - set(Channel.values)
