@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from enseigne.brand.models import Asset
 from enseigne.contacts.models import Contact
+from enseigne.lib.imports import ImportProgress
 from enseigne.network.models import OrgNode
 
 # The largest amount an order or a line may carry, either sign (DecimalField(12, 2)).
@@ -111,7 +112,7 @@ class OrderLine(models.Model):
         ]
 
 
-class OrderImport(models.Model):
+class OrderImport(ImportProgress, models.Model):
     """A CSV file of order lines (one row per line, rows of one order share its id),
     mapped, checked (a dry run writes nothing) and recorded, with a row-by-row report."""
 
