@@ -173,3 +173,8 @@ class OrderImportProblem(models.Model):
 
     class Meta:
         ordering = ["row_number", "id"]
+
+    @property
+    def field(self) -> str:
+        """The column, under the name the imports' shared report reads."""
+        return self.column
