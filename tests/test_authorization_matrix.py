@@ -186,6 +186,9 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
         "302 200 404 200 404 200",
         "404 404 404 404",
     ),
+    # HQ's product catalogue, into the library (manage_assets).
+    ("sales/catalogue/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    ("sales/catalogue/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
     ("sales/imports/<uuid:public_id>/report.csv", "GET"): (
         "order_import",
         "302 200 404 200 404 200",

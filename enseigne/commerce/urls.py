@@ -10,4 +10,5 @@ urlpatterns = [
         views.order_import_problems,
         name="order_import_problems",
     ),
+    path("sales/catalogue/", views.catalogue_import_page, name="catalogue_import"),
 ]

@@ -13,7 +13,9 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy, pgettext_lazy
 from django_htmx.middleware import HtmxDetails
 
+from enseigne.brand.catalogue import catalogue_import
 from enseigne.commerce import selectors
+from enseigne.commerce.forms import CatalogueUploadForm
 from enseigne.commerce.importer import (
     TARGET_LABELS,
     TARGETS,
@@ -180,4 +182,47 @@ def order_import_problems(request: _Request, public_id) -> StreamingHttpResponse
         filename=f"order-import-report-{order_import.public_id}.csv",
         header=PROBLEM_REPORT_HEADER,
         rows=rows(),
+    )
+
+
+@login_required
+def catalogue_import_page(request: _Request) -> HttpResponse:
+    """HQ loads its product catalogue into the library: products created or updated by
+    SKU, shared with the chosen node's stores; bad rows reported, the others imported."""
+    nodes = network_selectors.nodes_with(request.user, Capability.MANAGE_ASSETS)
+    choices = [(str(n.public_id), n.name) for n in nodes]
+    if not choices:
+        raise PermissionDenied
+    form = CatalogueUploadForm(
+        request.POST or None, request.FILES or None, initial={"node": choices[0][0]}
+    )
+    node_field = form.fields["node"]
+    assert isinstance(node_field, ChoiceField)
+    node_field.choices = choices
+    result = None
+    if request.method == "POST" and form.is_valid():
+        node = network_selectors.get_node_for_user(request.user, form.cleaned_data["node"])
+        upload = form.cleaned_data["file"]
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            form.add_error("file", gettext_lazy("The file is too large."))
+        else:
+            try:
+                result = catalogue_import(
+                    actor=request.user,
+                    node=node,
+                    own=False,
+                    file_name=upload.name,
+                    content=upload.read(),
+                    dry_run=form.cleaned_data["dry_run"],
+                )
+            except ValidationError as exc:
+                form_errors(form, exc)
+    return render(
+        request,
+        "commerce/catalogue_import.html",
+        {
+            "form": form,
+            "result": result,
+            "dry_run": form.is_bound and form.cleaned_data.get("dry_run"),
+        },
     )
