@@ -26,7 +26,9 @@ from enseigne.contacts.models import Contact
 from enseigne.network.models import OrgNode, User
 from enseigne.rfm.scoring import full_run
 
-# SKU, name, category, price (euros). The first four are the brand kit's products.
+# SKU, name, category, price (euros). The first four are the brand kit's products (with
+# their pictures, in the campaigns' templates); the import loads the others.
+BRAND_KIT_PRODUCTS = 4
 CATALOGUE = [
     ("LUM-ARC-01", "Lampe Arc laiton", "Luminaires", "129.00"),
     ("TEX-LIN-04", "Coussin lin lavé", "Textile", "35.00"),
@@ -96,7 +98,7 @@ def catalogue_csv() -> bytes:
     lines = ["Référence;Libellé;Famille;Prix"]
     lines += [
         f"{sku};{name};{category};{price.replace('.', ',')}"
-        for sku, name, category, price in CATALOGUE
+        for sku, name, category, price in CATALOGUE[BRAND_KIT_PRODUCTS:]
     ]
     return ("\r\n".join(lines) + "\r\n").encode("cp1252")
 
