@@ -32,6 +32,8 @@ from django.utils.translation import gettext_lazy
 from enseigne.brand.selectors import assets_for_user
 from enseigne.contacts.segments import (
     CHOICE,
+    CHOICE_NEGATIONS,
+    CHOICE_OPS,
     DATE,
     NUMBER,
     TEXT,
@@ -45,6 +47,12 @@ from .cleaning import Refused, parse_amount
 from .models import Order, OrderLine
 
 FAVOURITE_WINDOW_DAYS = 365
+# "At least / less than N in the last D days" (amount spent, number of purchases).
+AT_LEAST_OPS = {
+    "at_least_in_last_days": NUMBER + WITH_DAYS,
+    "less_than_in_last_days": NUMBER + WITH_DAYS,
+}
+AT_LEAST_NEGATIONS = {"less_than_in_last_days": "at_least_in_last_days"}
 CATEGORY_CHOICES_SHOWN = 500
 
 
@@ -256,17 +264,17 @@ def fields(before: Sequence[ExtraField]) -> list[ExtraField]:
         ExtraField(
             field="spent",
             label=gettext_lazy("Amount spent"),
-            ops={"at_least_in_last_days": NUMBER + days, "less_than_in_last_days": NUMBER + days},
+            ops=AT_LEAST_OPS,
             compile=_spent,
-            negations={"less_than_in_last_days": "at_least_in_last_days"},
+            negations=AT_LEAST_NEGATIONS,
             per_person=False,
         ),
         ExtraField(
             field="purchase_count",
             label=gettext_lazy("Number of purchases"),
-            ops={"at_least_in_last_days": NUMBER + days, "less_than_in_last_days": NUMBER + days},
+            ops=AT_LEAST_OPS,
             compile=_count_of,
-            negations={"less_than_in_last_days": "at_least_in_last_days"},
+            negations=AT_LEAST_NEGATIONS,
             per_person=False,
         ),
         ExtraField(
@@ -286,10 +294,10 @@ def fields(before: Sequence[ExtraField]) -> list[ExtraField]:
         ExtraField(
             field="favourite_category",
             label=gettext_lazy("Favourite category (last 12 months)"),
-            ops={"equals": CHOICE, "not_equals": CHOICE},
+            ops=CHOICE_OPS,
             compile=_favourite,
             choices=_category_choices,
-            negations={"not_equals": "equals"},
+            negations=CHOICE_NEGATIONS,
             per_person=False,
         ),
     ]

@@ -73,6 +73,9 @@ NUMBER, CHOICE, TEXT, DATE = "number", "choice", "text", "date"
 # N days": the rule keeps ``{"value": "X", "days": 90}``).
 WITH_DAYS = "+days"
 MAX_DAYS = 3650
+# "Is / is not one of these": the operators (and the negation) of a choice condition.
+CHOICE_OPS = {"equals": CHOICE, "not_equals": CHOICE}
+CHOICE_NEGATIONS = {"not_equals": "equals"}
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,13 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from enseigne.contacts.segments import CHOICE, ExtraField
+from enseigne.contacts.segments import CHOICE_NEGATIONS, CHOICE_OPS, ExtraField
 from enseigne.identity.models import RecordLink
 from enseigne.identity.segment_fields import is_hq
 from enseigne.network.models import User
 
 from .groups import Group
 from .models import PersonScore, RecordScore
-
-OPS = {"equals": CHOICE, "not_equals": CHOICE}
-NEGATIONS = {"not_equals": "equals"}
 
 
 def _groups(value, where: str) -> list[str]:
@@ -66,10 +63,10 @@ def fields(before: Sequence[ExtraField]) -> list[ExtraField]:
         ExtraField(
             field="rfm_group",
             label=gettext_lazy("RFM group in the store"),
-            ops=OPS,
+            ops=CHOICE_OPS,
             compile=_record_group,
             choices=_choices,
-            negations=NEGATIONS,
+            negations=CHOICE_NEGATIONS,
         )
     ]
 
@@ -79,10 +76,10 @@ def network_fields(before: Sequence[ExtraField]) -> list[ExtraField]:
         ExtraField(
             field="network_rfm_group",
             label=gettext_lazy("RFM group in the network (person)"),
-            ops=OPS,
+            ops=CHOICE_OPS,
             compile=_network_group,
             choices=_choices,
             available=is_hq,
-            negations=NEGATIONS,
+            negations=CHOICE_NEGATIONS,
         )
     ]

@@ -6,6 +6,7 @@ are planted; cluster_pairs is also tested on its own with hand-made scores."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
 import random
 
@@ -783,6 +784,9 @@ def test_same_settings_run_on_a_local_spark_session(tmp_path):
         )
     finally:
         spark.stop()
+        # py4j's objects close their sockets in finalizers: run them here, not inside a later
+        # test's C code (see tests/catalogue_reading._parse).
+        gc.collect()
     clusters = res.clusters.set_index("record_id")["cluster_id"]
     found = sum(clusters[f"p{p}"] == clusters[f"p{p}-b"] for p in range(0, 400, 5))
     assert found >= 0.9 * 80
