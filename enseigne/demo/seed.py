@@ -56,7 +56,7 @@ from enseigne.identity.models import (
 )
 from enseigne.network import services as network
 from enseigne.network.models import AuditEvent, CapabilityRule, OrgNode, Role, UnitVariable, User
-from enseigne.rfm.models import CutPoints, PersonScore, RecordScore
+from enseigne.rfm.models import CutPoints, PendingBuyer, PersonScore, RecordScore
 from enseigne.tracking.models import Conversion
 
 PASSWORD = "enseigne-demo"  # noqa: S105 (the documented demo password)
@@ -208,7 +208,7 @@ def reset() -> None:
         for model in (DailyStat, UnitDay, RollupState, Event, Conversion, Link):
             model.objects.all().delete()
         # Purchases and their scores (orders hold their unit: they go before the network).
-        for model in (PersonScore, RecordScore, CutPoints, OrderImport, Order):
+        for model in (PendingBuyer, PersonScore, RecordScore, CutPoints, OrderImport, Order):
             model.objects.all().delete()
         for model in (
             OutboxMessage,
