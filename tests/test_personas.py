@@ -265,10 +265,14 @@ def test_hq_edits_personas_and_their_rules_are_checked(world, base, client):
         {"name": "Sans règle", "rules": '{"match": "all", "rules": []}'},
     )
     assert "at least one condition" in bad.content.decode()
-    moved = client.post(f"/hq/personas/{base['personas'][2].public_id}/move/", {"direction": "up"})
+    moved = client.post(f"/hq/personas/{base['personas'][2].public_id}/", {"action": "up"})
     assert moved.status_code == 302
     names = [p.name for p in assignment.personas_of_root(world.root.path)]
     assert names == ["Fidèles joignables", "Anglophones", "Clients"]
+    gone = base["personas"][0]
+    assert client.post(f"/hq/personas/{gone.public_id}/", {"action": "delete"}).status_code == 302
+    names = [p.name for p in assignment.personas_of_root(world.root.path)]
+    assert names == ["Anglophones", "Clients"]
 
 
 def test_stores_see_their_own_counts_only(world, base, client):
@@ -279,13 +283,20 @@ def test_stores_see_their_own_counts_only(world, base, client):
     html = page.content.decode()
     assert str(world.unit_a.public_id) in html
     assert str(world.unit_b.public_id) not in html and str(world.unit_a2.public_id) not in html
-    assert client.get(f"/personas/units/{world.unit_a.public_id}/").status_code == 200
-    assert client.get(f"/personas/units/{world.unit_b.public_id}/").status_code == 404
-    assert client.get(f"/personas/units/{world.region_a.public_id}/").status_code == 404
+    assert client.get(f"/personas/?unit={world.unit_a.public_id}").status_code == 200
+    assert client.get(f"/personas/?unit={world.unit_b.public_id}").status_code == 404
+    assert client.get(f"/personas/?unit={world.region_a.public_id}").status_code == 404
     persona = base["personas"][0]
     for url in (f"/hq/personas/{persona.public_id}/", "/hq/personas/new/", "/hq/rfm/"):
         assert client.get(url).status_code == 404
-    assert client.get(f"/rfm/units/{world.unit_b.public_id}/").status_code == 404
+    assert client.get(f"/rfm/?unit={world.unit_b.public_id}").status_code == 404
+    before = list(PersonaCount.objects.values_list("pk", "count"))
+    assert client.post("/personas/").status_code == 404  # "recompute now" is HQ's
+    assert (
+        client.post(f"/hq/personas/{persona.public_id}/", {"action": "delete"}).status_code == 404
+    )
+    assert list(PersonaCount.objects.values_list("pk", "count")) == before
+    assert len(assignment.personas_of_root(world.root.path)) == 3
     if connection.vendor == "postgresql":
         with db_scope(access_for(world.manager_a).paths):
             assert {r.unit_path for r in PersonaCount.objects.all()} == {world.unit_a.path}
@@ -329,7 +340,7 @@ def test_heat_map_and_migration_equal_the_score_rows(world, base, client):
         (before.get(c, ""), after.get(c, "")) for c in (set(before) | set(after)) & mine
     )
     client.login(username=world.manager_a.email, password=PASSWORD)
-    page = client.get(f"/rfm/units/{unit.public_id}/")
+    page = client.get(f"/rfm/?unit={unit.public_id}")
     assert page.status_code == 200
     migration = page.context["migration"]
     assert (migration.month, migration.before) == (this_month, last_month)

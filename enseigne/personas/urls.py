@@ -2,12 +2,11 @@ from django.urls import path
 
 from enseigne.personas import views
 
+# Few routes on purpose: the authorization matrix tries each route as six users.
 urlpatterns = [
+    # GET: the counts (``?unit=`` one unit or region); POST: HQ's "recompute now".
     path("personas/", views.persona_overview, name="persona_overview"),
-    path("personas/units/<uuid:public_id>/", views.persona_unit, name="persona_unit"),
     path("hq/personas/new/", views.persona_edit, name="persona_new"),
-    path("hq/personas/run/", views.persona_recompute, name="persona_recompute"),
+    # POST ``action``: save (default), up, down or delete.
     path("hq/personas/<uuid:public_id>/", views.persona_edit, name="persona_detail"),
-    path("hq/personas/<uuid:public_id>/move/", views.persona_move, name="persona_move"),
-    path("hq/personas/<uuid:public_id>/delete/", views.persona_delete, name="persona_delete"),
 ]

@@ -12,7 +12,6 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
 
 from enseigne.contacts.fields import builder_labels
 from enseigne.contacts.segments import field_catalogue
@@ -23,7 +22,7 @@ from enseigne.network.models import OrgNode
 
 from . import selectors, services
 from .forms import PersonaForm
-from .models import PersonaCount
+from .models import Persona, PersonaCount
 from .services import PERSONA_FIELDS
 
 
@@ -48,11 +47,18 @@ def _counts_context(user, personas: list, node: OrgNode | None) -> dict[str, Any
 
 @login_required
 def persona_overview(request: AuthenticatedRequest) -> HttpResponse:
-    """The personas of the user's network and their counts in the units the user sees;
-    HQ also edits, reorders and recomputes them, and sees the network's persons."""
+    """The personas of the user's network and their counts in the units the user sees
+    (``?unit=``: under one unit or region, 404 outside the user's); HQ also edits,
+    reorders and recomputes them (POST), and sees the network's persons."""
     user = request.user
-    is_editor = may_manage_identity(user)
+    if request.method == "POST":
+        return _recompute(request)
     personas = list(selectors.personas_of_user_network(user))
+    if request.GET.get("unit"):
+        node = network_selectors.get_node_for_user(user, request.GET["unit"])
+        context = _counts_context(user, personas, node)
+        return render(request, "personas/unit.html", {**context, "node": node})
+    is_editor = may_manage_identity(user)
     context = _counts_context(user, personas, None)
     if is_editor:
         root = selectors.get_personas_root_for_user(user)
@@ -65,13 +71,13 @@ def persona_overview(request: AuthenticatedRequest) -> HttpResponse:
     return render(request, "personas/overview.html", {**context, "is_editor": is_editor})
 
 
-@login_required
-def persona_unit(request: AuthenticatedRequest, public_id) -> HttpResponse:
-    """One unit's (or region's) personas: its counts and their month-by-month evolution."""
-    node = network_selectors.get_node_for_user(request.user, public_id)
-    personas = list(selectors.personas_of_user_network(request.user))
-    context = _counts_context(request.user, personas, node)
-    return render(request, "personas/unit.html", {**context, "node": node})
+def _recompute(request: AuthenticatedRequest) -> HttpResponse:
+    selectors.get_personas_root_for_user(request.user)
+    services.personas_recompute(actor=request.user)
+    messages.success(
+        request, _("The personas are being recomputed: the counts follow in a few moments.")
+    )
+    return redirect("persona_overview")
 
 
 @login_required
@@ -83,6 +89,9 @@ def persona_edit(request: AuthenticatedRequest, public_id=None) -> HttpResponse:
     initial: dict[str, object] = {"rules": {"match": "all", "rules": []}}
     if persona is not None:
         initial = {"name": persona.name, "description": persona.description, "rules": persona.rules}
+    action = request.POST.get("action", "save")
+    if persona is not None and action in {"up", "down", "delete"}:
+        return _act(request, persona, action)
     form = PersonaForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -119,30 +128,11 @@ def persona_edit(request: AuthenticatedRequest, public_id=None) -> HttpResponse:
     )
 
 
-@login_required
-@require_POST
-def persona_move(request: AuthenticatedRequest, public_id) -> HttpResponse:
-    persona = selectors.get_persona_for_user(request.user, public_id)
-    step = -1 if request.POST.get("direction") == "up" else 1
-    services.persona_move(actor=request.user, persona=persona, step=step)
-    return redirect("persona_overview")
-
-
-@login_required
-@require_POST
-def persona_delete(request: AuthenticatedRequest, public_id) -> HttpResponse:
-    persona = selectors.get_persona_for_user(request.user, public_id)
-    services.persona_delete(actor=request.user, persona=persona)
-    messages.success(request, _("The persona was deleted."))
-    return redirect("persona_overview")
-
-
-@login_required
-@require_POST
-def persona_recompute(request: AuthenticatedRequest) -> HttpResponse:
-    selectors.get_personas_root_for_user(request.user)
-    services.personas_recompute(actor=request.user)
-    messages.success(
-        request, _("The personas are being recomputed: the counts follow in a few moments.")
-    )
+def _act(request: AuthenticatedRequest, persona: Persona, action: str) -> HttpResponse:
+    if action == "delete":
+        services.persona_delete(actor=request.user, persona=persona)
+        messages.success(request, _("The persona was deleted."))
+    else:
+        step = -1 if action == "up" else 1
+        services.persona_move(actor=request.user, persona=persona, step=step)
     return redirect("persona_overview")

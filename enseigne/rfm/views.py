@@ -54,13 +54,11 @@ def _page(request: AuthenticatedRequest, node: OrgNode | None) -> HttpResponse:
 
 @login_required
 def rfm_overview(request: AuthenticatedRequest) -> HttpResponse:
-    """The heat map of every unit the user sees (a store manager: their store)."""
-    return _page(request, None)
-
-
-@login_required
-def rfm_unit(request: AuthenticatedRequest, public_id) -> HttpResponse:
-    return _page(request, network_selectors.get_node_for_user(request.user, public_id))
+    """The heat map of every unit the user sees (a store manager: their store), or of one
+    unit or region (``?unit=``)."""
+    unit = request.GET.get("unit")
+    node = network_selectors.get_node_for_user(request.user, unit) if unit else None
+    return _page(request, node)
 
 
 @login_required
