@@ -14,7 +14,7 @@ import logging
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, DateField, Exists, F, OuterRef, Value
+from django.db.models import Count, DateField, Exists, F, OuterRef, Q, Value
 
 from enseigne.contacts.models import Contact
 from enseigne.contacts.segments import SegmentCompiler
@@ -53,12 +53,8 @@ def assign_network(root: str, as_of: dt.datetime | None = None) -> list[str]:
     skipped = []
     placed = Exists(PersonaRecord.objects.filter(contact=OuterRef("pk")))
     for persona in personas:
-        try:
-            if persona.updated_by is None:  # its author was deleted: nobody vouches for it
-                raise ValidationError("no author")
-            condition = SegmentCompiler(persona.updated_by).compile(persona.rules)
-        except ValidationError:
-            logger.warning("Persona %s skipped: its rules no longer compile", persona.pk)
+        condition = _condition(persona)
+        if condition is None:
             skipped.append(persona.name)
             continue
         records = (
@@ -68,7 +64,9 @@ def assign_network(root: str, as_of: dt.datetime | None = None) -> list[str]:
             .values_list("pk", Value(persona.pk), "unit_path")
         )
         insert_select(PersonaRecord, ("contact", "persona", "unit_path"), records)
-    person_placed = PersonaPerson.objects.filter(person__isnull=False).values("person_id")
+    person_placed = PersonaPerson.objects.filter(unit_path=root, person__isnull=False).values(
+        "person_id"
+    )
     unlinked = ~Exists(RecordLink.objects.filter(contact=OuterRef("contact_id")))
     for persona in personas:
         mine = PersonaRecord.objects.filter(persona=persona, unit_path__startswith=root)
@@ -83,6 +81,19 @@ def assign_network(root: str, as_of: dt.datetime | None = None) -> list[str]:
         insert_select(PersonaPerson, ("contact", "persona", "unit_path"), alone)
     _count_month(root, month_of(as_of) if as_of else None)
     return skipped
+
+
+def _condition(persona: Persona) -> Q | None:
+    """The persona's rules compiled as its author; None when they no longer compile (the
+    author lost HQ's role or was deleted, an attribute was removed)."""
+    if persona.updated_by is None:
+        logger.warning("Persona %s skipped: its author was deleted", persona.pk)
+        return None
+    try:
+        return SegmentCompiler(persona.updated_by).compile(persona.rules)
+    except ValidationError:
+        logger.warning("Persona %s skipped: its rules no longer compile", persona.pk)
+        return None
 
 
 def _count_month(root: str, month: dt.date | None) -> None:
