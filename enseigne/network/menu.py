@@ -80,6 +80,8 @@ MENU: tuple[Group, ...] = (
             Entry(_("Imports"), "import_list", _may(Capability.IMPORT_CONTACTS)),
             Entry(_("Segments"), "segment_list"),
             Entry(_("Customer base"), "person_search", _manages_identity),
+            Entry(_("Personas"), "persona_overview"),
+            Entry(_("RFM groups"), "rfm_overview"),
         ),
     ),
     Group(
