@@ -59,9 +59,10 @@ class Evolution:
         return counts[-1] if counts else 0
 
     def series(self, personas: list[Persona]) -> dict:
-        """The chart's data (``static/charts.js``)."""
+        """The chart's data (``static/charts.js``): bars while one month alone would be a
+        line of single invisible points."""
         return {
-            "kind": "line",
+            "kind": "line" if len(self.months) > 1 else "bar",
             "x": [month.strftime("%Y-%m") for month in self.months],
             "series": [
                 {"name": p.name, "data": self.counts.get(p.pk, [0] * len(self.months))}
