@@ -64,15 +64,16 @@ def assign_network(root: str, as_of: dt.datetime | None = None) -> list[str]:
             .values_list("pk", Value(persona.pk), "unit_path")
         )
         insert_select(PersonaRecord, ("contact", "persona", "unit_path"), records)
-    person_placed = PersonaPerson.objects.filter(unit_path=root, person__isnull=False).values(
-        "person_id"
+    # Anti-joins, not NOT IN over the persons placed so far (rescanned for every row).
+    person_placed = Exists(
+        PersonaPerson.objects.filter(unit_path=root, person_id=OuterRef("person_id"))
     )
     unlinked = ~Exists(RecordLink.objects.filter(contact=OuterRef("contact_id")))
     for persona in personas:
         mine = PersonaRecord.objects.filter(persona=persona, unit_path__startswith=root)
         people = (
             RecordLink.objects.filter(contact_id__in=mine.values("contact_id"))
-            .exclude(person_id__in=person_placed)
+            .exclude(person_placed)
             .values_list("person_id", Value(persona.pk), Value(root))
             .distinct()
         )
