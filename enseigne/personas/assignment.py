@@ -1,7 +1,11 @@
+# The SQL here is assembled from the models' table names; every value is a parameter.
+# ruff: noqa: S608
+
 """Who is which persona: each record the first persona (by position) whose rules it
 matches, each person the first persona any of its records has. Set-based: one
-``INSERT … SELECT`` per persona for the records (those not placed by an earlier persona)
-and one per persona for the persons, then the month's counts.
+``INSERT … SELECT`` per persona for the records (those not placed by an earlier persona),
+then one for the persons (the least position among their records' personas) and one for
+the records not linked, then the month's counts.
 
 Run by the worker after the nightly RFM scores (``tasks.personas_nightly``) and on demand
 from HQ's page (``tasks.personas_assign``); one network a transaction.
@@ -27,6 +31,9 @@ from .models import Persona, PersonaCount, PersonaPerson, PersonaRecord
 from .selectors import personas_of_root
 
 logger = logging.getLogger(__name__)
+
+# Persona ids stay below 2**32: (position, id) travel as one integer through MIN().
+_SHIFT = 2**32
 
 
 def _lock_network(root: str) -> None:
@@ -64,24 +71,46 @@ def assign_network(root: str, as_of: dt.datetime | None = None) -> list[str]:
             .values_list("pk", Value(persona.pk), "unit_path")
         )
         insert_select(PersonaRecord, ("contact", "persona", "unit_path"), records)
-    # Anti-joins, not NOT IN over the persons placed so far (rescanned for every row).
-    person_placed = Exists(
-        PersonaPerson.objects.filter(unit_path=root, person_id=OuterRef("person_id"))
-    )
-    unlinked = ~Exists(RecordLink.objects.filter(contact=OuterRef("contact_id")))
-    for persona in personas:
-        mine = PersonaRecord.objects.filter(persona=persona, unit_path__startswith=root)
-        people = (
-            RecordLink.objects.filter(contact_id__in=mine.values("contact_id"))
-            .exclude(person_placed)
-            .values_list("person_id", Value(persona.pk), Value(root))
-            .distinct()
-        )
-        insert_select(PersonaPerson, ("person", "persona", "unit_path"), people)
-        alone = mine.filter(unlinked).values_list("contact_id", Value(persona.pk), Value(root))
-        insert_select(PersonaPerson, ("contact", "persona", "unit_path"), alone)
+    _place_persons(root)
     _count_month(root, month_of(as_of) if as_of else None)
     return skipped
+
+
+def _place_persons(root: str) -> None:
+    """Each person of the network's placed records gets the first of its records'
+    personas: one GROUP BY person over the record rows, the least (position, id) encoded in
+    one integer so that the same SQL runs on SQLite; records not linked are their own
+    person."""
+    q = connection.ops.quote_name
+    record, person, persona, link = (
+        q(PersonaRecord._meta.db_table),
+        q(PersonaPerson._meta.db_table),
+        q(Persona._meta.db_table),
+        q(RecordLink._meta.db_table),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {person} (person_id, persona_id, unit_path)
+            SELECT l.person_id, MIN(p.position * {_SHIFT} + p.id) %% {_SHIFT}, %s
+            FROM {record} r
+            JOIN {link} l ON l.contact_id = r.contact_id
+            JOIN {persona} p ON p.id = r.persona_id
+            WHERE r.unit_path LIKE %s
+            GROUP BY l.person_id
+            """,
+            [root, f"{root}%"],
+        )
+        cursor.execute(
+            f"""
+            INSERT INTO {person} (contact_id, persona_id, unit_path)
+            SELECT r.contact_id, r.persona_id, %s
+            FROM {record} r
+            WHERE r.unit_path LIKE %s
+              AND NOT EXISTS (SELECT 1 FROM {link} l WHERE l.contact_id = r.contact_id)
+            """,
+            [root, f"{root}%"],
+        )
 
 
 def _condition(persona: Persona) -> Q | None:
