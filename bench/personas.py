@@ -14,7 +14,7 @@ Timed, in the same run, as the app role under row-level security (scope ALL, the
 - baseline: the three personas' rules counted one after the other, as HQ's segment count
   (``segment_count``): what the live counts cost;
 - the assignment (``assignment.assign_network``): three ``INSERT … SELECT`` for the records,
-  six for the persons, and the month's counts.
+  two for the persons (linked, not linked), and the month's counts.
 """
 
 from __future__ import annotations
