@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "enseigne.brand",
     "enseigne.commerce",
     "enseigne.rfm",
+    "enseigne.personas",
     "enseigne.campaigns",
     "enseigne.delivery",
     "enseigne.tracking",
@@ -319,8 +320,10 @@ ENSEIGNE_SEGMENT_FIELDS = [
     "enseigne.campaigns.segment_fields.fields",
     "enseigne.commerce.segment_fields.fields",
     "enseigne.rfm.segment_fields.fields",
+    "enseigne.personas.segment_fields.fields",
     "enseigne.identity.segment_fields.fields",
     "enseigne.rfm.segment_fields.network_fields",
+    "enseigne.personas.segment_fields.network_fields",
 ]
 # What later apps add to a record's GDPR export (the store's and HQ's per-person file).
 ENSEIGNE_RECORD_EXPORT_PARTS = ["enseigne.tracking.record_export.purchases_and_messages"]

@@ -9,6 +9,8 @@ urlpatterns = [
     path("", include("enseigne.contacts.urls")),
     path("", include("enseigne.commerce.urls")),
     path("", include("enseigne.identity.urls")),
+    path("", include("enseigne.rfm.urls")),
+    path("", include("enseigne.personas.urls")),
     path("", include("enseigne.brand.urls")),
     path("", include("enseigne.campaigns.urls")),
     path("", include("enseigne.delivery.urls")),

@@ -36,6 +36,7 @@ from enseigne.identity.models import (
 from enseigne.lib.signing import sign_id, sign_ids, webhook_key
 from enseigne.network.models import AuditEvent, OrgNode, User
 from enseigne.network.tokens import token_create
+from enseigne.personas.services import persona_save
 from enseigne.tracking.models import Conversion
 from tests.factories import PASSWORD, ContactFactory, build_world
 
@@ -604,6 +605,19 @@ MATRIX.update(
     }
 )
 
+# Issue 21, personas and the RFM pages: one row a route (each row is six cases of a built
+# world). Everyone reads the counts of the units they see; only HQ edits (a store's
+# ``?unit=`` of another unit answers 404: tests/test_personas.py).
+MATRIX.update(
+    {
+        ("personas/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+        ("hq/personas/new/", "GET"): (NO_OBJECT, "302 200 404 404 404 404", None),
+        ("hq/personas/<uuid:public_id>/", "POST"): ("persona", "302 200 404 404 404 404", None),
+        ("rfm/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+        ("hq/rfm/", "POST"): (NO_OBJECT, "302 200 404 404 404 404", None),
+    }
+)
+
 
 def _django_routes(patterns=None, prefix: str = "") -> set[str]:
     routes = set()
@@ -832,6 +846,12 @@ class Objects:
         unit = self.world.unit_a if side == "a" else self.world.unit_b
         if kind == "gdpr_person":  # issue 20: the person of the side's contact
             return Person.objects.get(links__contact=self.contact[side])
+        if kind == "persona":  # HQ's, for the whole network
+            return persona_save(
+                actor=self.world.hq_admin,
+                name="Clients",
+                rules={"match": "all", "rules": [{"field": "is_customer", "op": "is_true"}]},
+            )
         return {
             "unit": unit,
             "contact": self.contact[side],

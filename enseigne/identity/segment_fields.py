@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -43,6 +43,15 @@ def for_person(record_condition: Q) -> Q:
     # Semi-joins (negated: anti-joins), not NOT IN over every matching record.
     return Q(Exists(RecordLink.objects.filter(contact=OuterRef("pk"), person_id__in=persons))) | (
         record_condition
+    )
+
+
+def person_rows(rows: QuerySet) -> Q:
+    """Records whose person has a row in ``rows`` (a table keyed by ``person`` or, for a
+    record not linked yet, by its own ``contact``: the network's RFM scores, personas)."""
+    persons = rows.filter(person__isnull=False).values("person_id")
+    return Q(Exists(RecordLink.objects.filter(contact=OuterRef("pk"), person_id__in=persons))) | Q(
+        Exists(rows.filter(contact=OuterRef("pk")))
     )
 
 

@@ -81,6 +81,8 @@ MENU: tuple[Group, ...] = (
             Entry(_("Sales imports"), "order_import_list", _may(Capability.RECORD_CONVERSIONS)),
             Entry(_("Segments"), "segment_list"),
             Entry(_("Customer base"), "person_search", _manages_identity),
+            Entry(_("Personas"), "persona_overview"),
+            Entry(_("RFM groups"), "rfm_overview"),
         ),
     ),
     Group(

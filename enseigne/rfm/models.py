@@ -137,3 +137,26 @@ class RefreshWake(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True)
     queued = models.BooleanField(default=False)
+
+
+class GroupSnapshot(models.Model):
+    """A buyer record's scores and group at the end of a month (unit-owned): the
+    month-to-month migration between groups ("who moved from Loyal to At risk") joins two
+    months on the record. The nightly snapshot (``snapshots.snapshot_month``) replaces the
+    current month's rows, so a past month keeps its last night's picture."""
+
+    month = models.DateField()  # the month's first day
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    unit_path = models.CharField(max_length=255)
+    recency = models.PositiveSmallIntegerField("R")
+    frequency = models.PositiveSmallIntegerField("F")
+    net = models.DecimalField(max_digits=14, decimal_places=2)
+    group = models.CharField(max_length=24, choices=Group.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["month", "contact"], name="rfm_groupsnapshot_unique")
+        ]
+        indexes = [models.Index(fields=["unit_path", "month"], name="rfm_groupsnapshot_unit")]

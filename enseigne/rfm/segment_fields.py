@@ -20,8 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from enseigne.contacts.segments import CHOICE_NEGATIONS, CHOICE_OPS, ExtraField
-from enseigne.identity.models import RecordLink
-from enseigne.identity.segment_fields import is_hq
+from enseigne.identity.segment_fields import is_hq, person_rows
 from enseigne.network.models import User
 
 from .groups import Group
@@ -46,11 +45,7 @@ def _record_group(user: User, op: str, value, where: str, days: int | None) -> Q
 
 
 def _network_group(user: User, op: str, value, where: str, days: int | None) -> Q:
-    scores = PersonScore.objects.filter(group__in=_groups(value, where))
-    persons = scores.filter(person__isnull=False).values("person_id")
-    found = Q(Exists(RecordLink.objects.filter(contact=OuterRef("pk"), person_id__in=persons))) | Q(
-        Exists(scores.filter(contact=OuterRef("pk")))
-    )
+    found = person_rows(PersonScore.objects.filter(group__in=_groups(value, where)))
     return found if op == "equals" else ~found
 
 
