@@ -4,7 +4,10 @@
         .venv/bin/python bench/identity_fresh_parts.py --records 20000 --repeat 3
 
 Runs ``linking.link_new_records`` on ``--records`` records of people nobody holds (what
-an import of new customers hands it), then the statement it sends cut down part by part,
+an import of new customers hands it), once computing their keys and once with the keys
+prepared beforehand (``linking.key_preparer``: the import does it in its helper thread, so
+that row's Python is what is left on the writer's thread), then the statement it sends cut
+down part by part,
 each in a transaction rolled back, and prints the CPU per record of the Python thread
 and of the database session (read from /proc: the database must run on this machine).
 CPU, not wall time: the parts are a few µs each and the machine is shared. The rows

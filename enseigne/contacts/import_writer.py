@@ -122,7 +122,7 @@ class NewContact:
     pk: int | None = None
     email_consent: str = ConsentStatus.NONE
     sms_consent: str = ConsentStatus.NONE
-    prepared: tuple = ()  # the row's that creates it (the hooks check it still holds)
+    prepared: tuple = ()  # what the hooks prepared for the row creating it (they check it)
 
     @property
     def email(self) -> str | None:
