@@ -4,7 +4,10 @@
         .venv/bin/python bench/identity_fresh_parts.py --records 20000 --repeat 3
 
 Runs ``linking.link_new_records`` on ``--records`` records of people nobody holds (what
-an import of new customers hands it), then the statement it sends cut down part by part,
+an import of new customers hands it), once computing their keys and once with the keys
+prepared beforehand (``linking.key_preparer``: the import does it in its helper thread, so
+that row's Python is what is left on the writer's thread), then the statement it sends cut
+down part by part,
 each in a transaction rolled back, and prints the CPU per record of the Python thread
 and of the database session (read from /proc: the database must run on this machine).
 CPU, not wall time: the parts are a few µs each and the machine is shared. The rows
@@ -70,7 +73,9 @@ def main() -> None:
     n = args.records
     root = f"Z{int(time.time()) % 1000:03d}"  # a network of its own: nobody holds its keys
     path = root + "0001"
-    measured: dict[str, list[tuple[float, float]]] = {"link_new_records (Python + SQL)": []}
+    whole = "link_new_records (Python + SQL)"
+    prepared = "link_new_records, keys prepared beforehand (as the import does)"
+    measured: dict[str, list[tuple[float, float]]] = {whole: [], prepared: []}
     measured.update({name: [] for name in PARTS})
     first = 0
     with db_scope(ALL):
@@ -82,6 +87,9 @@ def main() -> None:
                     Record(i, path, f"prenom.{i}.nom@orange.fr", f"+336{i % 10**8:08d}")
                     for i in people
                 ]
+                ready = None
+                if name == prepared:  # in the import's helper thread, off the writer's
+                    ready = linking.key_preparer(path)([(r.email, r.phone) for r in records])
                 try:
                     with transaction.atomic(), connection.cursor() as cursor:
                         session, thread = _session_cpu(), time.thread_time()
@@ -104,7 +112,7 @@ def main() -> None:
                                 },
                             )
                         else:
-                            linking.link_new_records(records)
+                            linking.link_new_records(records, ready)
                         thread = time.thread_time() - thread
                         session = _session_cpu() - session  # type: ignore[operator]
                         raise Rollback

@@ -509,3 +509,69 @@ def test_the_nightly_upkeep_drops_persons_whose_last_record_was_erased(world):
     assert prune_empty_persons() == 1
     assert not Person.objects.filter(pk=gone_person).exists()
     assert Person.objects.filter(pk=person_of(kept)).exists()
+
+
+def test_an_import_computes_the_keys_of_new_people_beside_its_validation(
+    world, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The keys of an import's new people come from its helper thread (off the writer's
+    critical path), and they are the keys the writer would have computed."""
+    import threading
+
+    from enseigne.identity import linking
+    from tests.test_import import run
+
+    threads = []
+    original = linking.record_keys
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(linking, "record_keys", spy)
+    lille = ContactFactory(unit=world.unit_b, email="ines.roy@orange.fr")
+    threads.clear()
+    run(
+        world,
+        "prenom;nom;email;mobile\n"
+        "Inès;Roy;ines.roy@orange.fr;06 11 22 33 44\n"
+        "Nina;Roy;nina.roy@orange.fr;06 11 22 33 55\n"
+        "Léa;Roy;;06 11 22 33 66\n",
+        django_capture_on_commit_callbacks=django_capture_on_commit_callbacks,
+    )
+    assert len(threads) == 3
+    assert all(name.startswith("import-validate") for name in threads)
+    made = Contact.objects.filter(unit=world.unit_a)
+    assert made.count() == 3
+    root = world.root.path
+    for contact in made:
+        link = RecordLink.objects.get(contact=contact)
+        email_key, phone_key = keys.record_keys(
+            root, contact.email, contact.phone, gmail_rules=False
+        )
+        assert (linking._hex(link.email_key), linking._hex(link.phone_key)) == (
+            email_key,
+            phone_key,
+        )
+    assert person_of(made.get(email="ines.roy@orange.fr")) == person_of(lille)
+
+
+def test_prepared_keys_count_only_where_they_still_hold(world):
+    """Keys prepared before the write are computed again when the Gmail rule changed
+    meanwhile, or when the record's addresses are not the ones prepared."""
+    from enseigne.identity.linking import key_preparer
+
+    lille = ContactFactory(unit=world.unit_b, email="mariedupont@gmail.com")
+    other = ContactFactory(unit=world.unit_b, email="jeanne.roux@orange.fr")
+    prepare = key_preparer(world.unit_a.path)  # Gmail rules off
+    stale_rule, wrong_address = prepare(
+        [("marie.dupont@gmail.com", None), ("someone.else@orange.fr", None)]
+    )
+    IdentityPolicy.objects.create(network=world.root.network, gmail_rules=True)
+    made = [
+        Contact.objects.create(unit=world.unit_a, unit_path=world.unit_a.path, email=email)
+        for email in ("marie.dupont@gmail.com", "jeanne.roux@orange.fr")
+    ]
+    link_new_records([record_of(c) for c in made], [stale_rule, wrong_address])
+    assert person_of(made[0]) == person_of(lille)
+    assert person_of(made[1]) == person_of(other)

@@ -35,7 +35,12 @@ from enseigne.contacts.models import (
     Suppression,
     Tag,
 )
-from enseigne.contacts.records import Record, records_changed, records_written
+from enseigne.contacts.records import (
+    Record,
+    records_changed,
+    records_preparer,
+    records_written,
+)
 from enseigne.contacts.services import tags_get_or_create
 from enseigne.lib.bulk import bulk_insert, copy_text_row
 from enseigne.lib.hashing import identifier_hash
@@ -53,6 +58,8 @@ class Row:
     consent: dict[str, bool] = field(default_factory=dict)
     matched: int | None = None
     created: bool = False
+    # What the record hooks prepared for the contact this row creates (``BatchWriter.prepare``).
+    prepared: tuple = ()
 
 
 @dataclass
@@ -115,6 +122,7 @@ class NewContact:
     pk: int | None = None
     email_consent: str = ConsentStatus.NONE
     sms_consent: str = ConsentStatus.NONE
+    prepared: tuple = ()  # what the hooks prepared for the row creating it (they check it)
 
     @property
     def email(self) -> str | None:
@@ -193,6 +201,21 @@ class BatchWriter:
         self.phone_column = next(
             (c for c, t in (contact_import.mapping or {}).items() if t == "phone"), "phone"
         )
+        # Read here, in the writer's thread: ``prepare`` runs where there is no database.
+        self.preparer = records_preparer(contact_import.unit_path)
+
+    def prepare(self, rows: list[Row]) -> None:
+        """Let the record hooks prepare the contacts these rows would create (identity:
+        their matching keys), with no database: the import calls it in its helper thread,
+        beside the validation, so this work leaves the writer's thread. Only the fresh
+        rows are worth it (each creates its contact from its own values); a hook checks
+        what it gets against the record it is told of, so a row that ends up otherwise
+        is simply prepared again."""
+        if self.preparer is None or not rows:
+            return
+        addresses = [(row.values.get("email"), row.values.get("phone")) for row in rows]
+        for row, prepared in zip(rows, self.preparer(addresses), strict=True):
+            row.prepared = prepared
 
     def write_chunk(self, chunk: Chunk) -> BatchResult:
         """Write one validated batch: its fresh rows in one statement (PostgreSQL), then
@@ -275,7 +298,9 @@ class BatchWriter:
                     )
                 )
             if target is None:
-                target = NewContact(values=dict(row.values), attributes=dict(row.attributes))
+                target = NewContact(
+                    values=dict(row.values), attributes=dict(row.attributes), prepared=row.prepared
+                )
                 new.append(target)
                 row.created = True
             elif isinstance(target, NewContact):
@@ -409,7 +434,8 @@ class BatchWriter:
                 if pk is None:
                     skipped.append(rows[seq])
                 else:
-                    values = rows[seq].values
+                    row = rows[seq]
+                    values = row.values
                     written.append(
                         Record(
                             pk,
@@ -417,6 +443,7 @@ class BatchWriter:
                             values.get("email"),
                             values.get("phone"),
                             values.get("birthday"),
+                            row.prepared,
                         )
                     )
         records_written(written)
@@ -528,7 +555,9 @@ class BatchWriter:
         ):
             target = by_email[email] if email else by_phone[phone]
             target.pk = pk
-            written.append(Record(pk, path, email, phone, target.values.get("birthday")))
+            written.append(
+                Record(pk, path, email, phone, target.values.get("birthday"), target.prepared)
+            )
         records_written(written)
 
     def _drop_erased(self, rows: list[Row], result: BatchResult) -> list[Row]:

@@ -337,6 +337,7 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
             if row is not None:
                 valid.append(row)
         fresh, repeats = split_repeats(valid)
+        writer.prepare(fresh)  # what the record hooks would do on the writer's thread
         fresh_copy = writer.fresh_copy(fresh) if fresh and copy_fresh else ""
         return Chunk(height, fresh, repeats, rejections, fresh_copy)
 

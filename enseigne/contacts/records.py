@@ -12,31 +12,42 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import cache
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 
-@dataclass(frozen=True)
-class Record:
-    """What a later app needs of a contact record just written."""
+class Record(NamedTuple):
+    """What a later app needs of a contact record just written.
+
+    A tuple, not a dataclass: an import makes one a row, and a frozen dataclass cost 1 µs
+    of the writer's thread each (docs/benchmarks.md, "Person matching at write time")."""
 
     contact_id: int
     unit_path: str
     email: str | None
     phone: str | None
     birthday: datetime.date | None = None
+    # What each hook prepared for this record before it was written (``records_preparer``),
+    # in the hooks' order; empty when nothing was.
+    prepared: tuple = ()
+
+
+Address = tuple[str | None, str | None]  # (e-mail, phone), as the contact will hold them
 
 
 class RecordHook(Protocol):
-    def written(self, records: Sequence[Record]) -> object: ...
+    def written(
+        self, records: Sequence[Record], prepared: Sequence[object] | None = None
+    ) -> object: ...
 
     def changed(self, records: Sequence[Record]) -> object: ...
 
     def erased(self, contact_ids: Sequence[int]) -> object: ...
+
+    # Optional: ``preparer(unit_path)``, read by ``records_preparer``.
 
 
 @cache
@@ -45,10 +56,48 @@ def _hooks() -> tuple[RecordHook, ...]:
 
 
 def records_written(records: Sequence[Record]) -> None:
-    """Tell every hook of new records; call inside the transaction that wrote them."""
+    """Tell every hook of new records; call inside the transaction that wrote them.
+
+    A hook that prepared the records (``records_preparer``) gets what it prepared beside
+    them, one item a record (None where the record was not prepared)."""
     if records:
-        for hook in _hooks():
-            hook.written(records)
+        prepared = any(r.prepared for r in records)
+        for index, hook in enumerate(_hooks()):
+            if prepared:
+                hook.written(records, [r.prepared[index] if r.prepared else None for r in records])
+            else:
+                hook.written(records)
+
+
+Preparer = Callable[[Sequence[Address]], list[tuple]]
+
+
+def records_preparer(unit_path: str) -> Preparer | None:
+    """A function preparing, with no database, records about to be written in a unit.
+
+    A writer of many records (the import) calls this once, where it may read the database,
+    and the function it returns on each batch before writing it, in a thread with no
+    database connection (the import validates the next batch in a helper thread that is
+    idle most of the time): each hook with a ``preparer(unit_path)`` does there the pure
+    computation it would otherwise do in the writer's thread (identity: the records'
+    matching keys). The function takes the records' (e-mail, phone) and returns one tuple
+    a record, an item per hook, to pass as the ``prepared`` of its ``Record``. A hook must
+    check what it is handed still holds (the record's addresses, its own settings) and
+    compute again where not: preparing is an optimisation, never a source of truth. None
+    when no hook prepares anything."""
+    hooks = _hooks()
+    preparers = [hook.preparer(unit_path) if hasattr(hook, "preparer") else None for hook in hooks]
+    if not any(preparers):
+        return None
+
+    def prepare(addresses: Sequence[Address]) -> list[tuple]:
+        columns = [
+            preparer(addresses) if preparer is not None else [None] * len(addresses)
+            for preparer in preparers
+        ]
+        return list(zip(*columns, strict=True))
+
+    return prepare
 
 
 def records_changed(records: Sequence[Record]) -> None:
