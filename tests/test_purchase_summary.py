@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from enseigne.commerce.models import CategoryPurchase, OrderLine
 from enseigne.commerce.services import orders_record
-from enseigne.commerce.summaries import rebuild
+from enseigne.commerce.summaries import rebuild, refresh
 from enseigne.contacts.segments import segment_contacts
 from enseigne.contacts.services import contact_erase
 from enseigne.lib.rowsecurity import ALL, db_scope
@@ -126,7 +126,13 @@ def test_a_store_reads_only_its_own_rows_and_the_rebuild_matches(world):
         with db_scope([world.unit_b.path]):
             assert not CategoryPurchase.objects.exists()
     assert chosen(world.manager_b, "Bijoux", 30) == set()
+    # Never back in time: a writer that saw only an older order (another one committing a
+    # later order for the same buyer meanwhile) leaves the later time alone.
+    later = timezone.now() + dt.timedelta(hours=1)
     with db_scope(ALL):
+        CategoryPurchase.objects.update(last_bought_at=later)
+        refresh([anne.pk])
+        assert CategoryPurchase.objects.get().last_bought_at == later
         CategoryPurchase.objects.all().delete()
         assert rebuild() == 1
     assert summary() == from_lines()
