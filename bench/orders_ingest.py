@@ -12,9 +12,21 @@ the row-level-security scope, JSON, validation, the service, COPY), no network s
 ``--processes N`` runs N such clients at once (each its own connection), like N gunicorn
 workers on N cores.
 
+RFM's refresh of the buyers (queued by the order hook at commit) is counted, two ways:
+- the product: a real Huey worker process (``enseigne worker --workers 1``, SQLite queue in
+  the data dir) runs beside the clients and coalesces the batches' refreshes; the table gives
+  the ingest rate, the time until every buyer is scored, and the CPU per 1,000 orders of the
+  clients, the worker and each one's PostgreSQL backend (the 2-core budget is their sum);
+- the baseline: Huey in immediate mode, one refresh per batch inside the request (what a
+  worker did before refreshes were coalesced: the same work, just not beside the request).
+Both start from the store's history (the bare write below, with the same buyers) ranked by
+a full run as the nightly one would, tables analysed as the owner (``_analyze``), and send
+fresh order ids.
+
 Baselines of the same run, on the same data shape:
 - the bare write: the same orders and lines inserted by ``lib.bulk.bulk_insert`` (COPY
-  through a staging table), no HTTP, no validation, no lookups: the floor for any API;
+  through a staging table), no HTTP, no validation, no lookups: the floor for any API; it
+  is also the store's history for the runs after it;
 - the conversions endpoint, one order per call (how a till reported sales before).
 Then the batch sent again (every order a duplicate), which tills' retries cost.
 """
@@ -27,14 +39,18 @@ import multiprocessing
 import os
 import random
 import resource
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from decimal import Decimal
 
-from _setup import django_ready, recreate_database, table
+from _setup import ROOT, django_ready, recreate_database, table
 
 LINES = 3
 BATCH = 1000
+WORKER_NAME = "enseigne-bench-rfm-worker"
 
 
 def make_orders(
@@ -85,14 +101,65 @@ def _backend_cpu(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _client_run(args) -> tuple[int, float, int, float, float]:
+class BackendWatch(threading.Thread):
+    """CPU seconds of the worker's PostgreSQL backends (found by application name, sampled
+    every 0.2 s: a connection the worker replaces is still counted, from its first sight)."""
+
+    def __init__(self, database: str):
+        super().__init__(daemon=True)
+        self.database, self.first, self.last = database, {}, {}
+        self.stop = threading.Event()
+
+    def sample(self, cursor) -> None:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", [WORKER_NAME]
+        )
+        for (pid,) in cursor.fetchall():
+            cpu = _backend_cpu(pid)
+            self.first.setdefault(pid, cpu)
+            self.last[pid] = max(cpu, self.last.get(pid, 0.0))
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.database.split("?")[0], autocommit=True) as conn:
+            cursor = conn.cursor()
+            while not self.stop.wait(0.2):
+                self.sample(cursor)
+            self.sample(cursor)
+
+    def seconds(self) -> float:
+        return sum(self.last[pid] - self.first[pid] for pid in self.first)
+
+
+def _analyze(database: str) -> None:
+    """Statistics for the data so far, as autovacuum keeps them on a live server (this one
+    may run without it). As the owner: the app role's ANALYZE skips every table it does not
+    own, silently but for a warning. Without them a refresh's plan took the orders table for
+    empty: 57 s instead of 0.04 s for 2,000 buyers (a nested loop over all the orders)."""
+    if database.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(database.split("?")[0], autocommit=True) as conn:
+            conn.execute("ANALYZE")
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds of a process of ours and its threads (the worker)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _client_run(args) -> tuple[int, float, int, float, float, float]:
     """One client process: post its batches; (orders created, seconds, duplicates, CPU
-    seconds of this process — Django's side — and of its PostgreSQL backend): CPU time is
-    what the work costs whatever else loads the machine."""
-    unit_public_id, key, orders, barrier = args
+    seconds of this process — Django's side — and of its PostgreSQL backend, wall-clock
+    start): CPU time is what the work costs whatever else loads the machine."""
+    unit_public_id, key, orders, immediate, barrier = args
     from django.db import connections
     from django.test import Client
+    from huey.contrib.djhuey import HUEY
 
+    HUEY.immediate = immediate
     connections.close_all()
     client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
     created = duplicates = 0
@@ -106,6 +173,7 @@ def _client_run(args) -> tuple[int, float, int, float, float]:
     client.post("/api/v1/orders/batch", data=warm, content_type="application/json")
     barrier.wait()  # every client starts at once: their times overlap
     cpu, db_cpu = _cpu(), _backend_cpu(backend)
+    started_at = time.time()
     start = time.perf_counter()
     for offset in range(0, len(orders), BATCH):
         body = json.dumps({"unit": unit_public_id, "orders": orders[offset : offset + BATCH]})
@@ -123,6 +191,7 @@ def _client_run(args) -> tuple[int, float, int, float, float]:
         duplicates,
         _cpu() - cpu,
         _backend_cpu(backend) - db_cpu,
+        started_at,
     )
 
 
@@ -130,12 +199,15 @@ def _worker(args, queue) -> None:
     queue.put(_client_run(args))
 
 
-def _clients(context, work) -> list[tuple]:
-    """Run each client in its own process, started together after their warm-up."""
+def _clients(context, work, started=None) -> list[tuple]:
+    """Run each client in its own process, started together after their warm-up;
+    ``started()`` is called once they are forked (no thread of ours is forked with them)."""
     barrier, queue = context.Barrier(len(work)), context.Queue()
     processes = [context.Process(target=_worker, args=((*w, barrier), queue)) for w in work]
     for process in processes:
         process.start()
+    if started:
+        started()
     results = [queue.get() for _ in processes]
     for process in processes:
         process.join()
@@ -150,7 +222,17 @@ def main() -> int:
     args = parser.parse_args()
     database = os.environ.get("DATABASE_URL", "")
     recreate_database(database)
+    data_dir = os.environ.get("ENSEIGNE_DATA_DIR", "/tmp/ens-orders-bench")
+    queue_file = f"{data_dir}/bench-huey.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(queue_file + suffix):
+            os.unlink(queue_file + suffix)
+    # The worker's queue; this process and the baseline's clients run tasks inline.
+    os.environ["HUEY_URL"] = f"sqlite:///{queue_file}"
     django_ready()
+    from huey.contrib.djhuey import HUEY
+
+    HUEY.immediate = True
     from django.db import connection, connections, transaction
 
     from enseigne.brand.models import Asset
@@ -168,7 +250,6 @@ def main() -> int:
             actor=None, name="Bench", code="bench", legal_name="Bench", sending_domain="example.com"
         )
         unit = network.node_create(actor=None, parent=root, kind="unit", name="Till", code="till")
-        other = network.node_create(actor=None, parent=root, kind="unit", name="Base", code="base")
         user = network.user_create(actor=None, email="till@example.com", password="x" * 20)
         network.membership_grant(actor=None, user=user, node=unit, role=roles["unit_manager"])
         _token, key = token_create(user=user)
@@ -188,21 +269,18 @@ def main() -> int:
             )
             for i in range(2000)
         )
-        contacts = [
-            (str(p), e)
-            for p, e in Contact.objects.filter(unit=unit).values_list("public_id", "email")
-        ]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+        known = list(Contact.objects.filter(unit=unit).values_list("public_id", "email", "pk"))
+        contacts = [(str(p), e) for p, e, _pk in known]
+        buyer_of = {key: pk for p, e, pk in known for key in (str(p), e)}
+    _analyze(database)
     skus = [f"SKU-{i:05d}" for i in range(2000)]
     total = args.orders - args.orders % (BATCH * args.processes) or BATCH * args.processes
 
-    # Baseline 1: the bare write of the same rows (another unit, so no conflicts).
+    # Baseline 1: the bare write of the same rows, into the same store: also its history.
     bare_orders = make_orders(total, 10**8, contacts, skus, seed=1)
     start = time.perf_counter()
     with db_scope(ALL):
-        products = products_for(other, skus)
+        products = products_for(unit, skus)
         for offset in range(0, total, BATCH):
             chunk = bare_orders[offset : offset + BATCH]
             with transaction.atomic():
@@ -211,7 +289,8 @@ def main() -> int:
                     ("public_id", "unit", "unit_path", "external_id", "contact", "occurred_at",
                      "total", "channel", "source", "created_at"),
                     [
-                        (uuid.uuid4(), other.pk, other.path, o["order_id"], None, o["occurred_at"],
+                        (uuid.uuid4(), unit.pk, unit.path, o["order_id"],
+                         buyer_of.get(o.get("contact") or o.get("email")), o["occurred_at"],
                          Decimal("10"), o["channel"], "api", time_now())
                         for o in chunk
                     ],
@@ -222,7 +301,7 @@ def main() -> int:
                     ("order", "unit_path", "position", "sku", "product", "unknown_sku", "category",
                      "quantity", "unit_amount", "amount", "discount", "is_return"),
                     [
-                        (pk, other.path, p, line["sku"],
+                        (pk, unit.path, p, line["sku"],
                          products[line["sku"]].pk if line["sku"] in products else None,
                          line["sku"] not in products, "", Decimal(line["quantity"]), None,
                          Decimal(line.get("amount") or line["unit_amount"]), Decimal(0),
@@ -233,26 +312,91 @@ def main() -> int:
                 )  # fmt: skip
     bare_seconds = time.perf_counter() - start
 
-    # The product: the batch endpoint, N clients at once.
-    orders = make_orders(total, 0, contacts, skus, seed=2)
-    share = total // args.processes
-    work = [
-        (str(unit.public_id), key, orders[i * share : (i + 1) * share])
-        for i in range(args.processes)
-    ]
-    connections.close_all()
-    context = multiprocessing.get_context("fork")
-    # Timed inside each client from the common start to its last answer (no fork, no warm-up).
-    results = _clients(context, work)
-    batch_seconds = max(r[1] for r in results)
-    created = sum(r[0] for r in results)
-    # The same orders again: all duplicates.
-    again = _clients(context, work)
-    again_seconds = max(r[1] for r in again)
-
-    # Baseline 2: the conversions endpoint, one order per call, one client.
     from django.test import Client
 
+    from enseigne.rfm import scoring
+    from enseigne.rfm.models import PendingBuyer, RecordScore
+
+    # The store's history ranked by a full run, as by last night's: the runs below refresh
+    # buyers of a ranked store, as every day but the first.
+    with db_scope(ALL):
+        scoring.full_run()
+    _analyze(database)
+    share = total // args.processes
+
+    def split(orders, immediate):
+        return [
+            (str(unit.public_id), key, orders[i * share : (i + 1) * share], immediate)
+            for i in range(args.processes)
+        ]
+
+    connections.close_all()
+    context = multiprocessing.get_context("fork")
+
+    # Baseline: one refresh per batch, run inside the request (Huey immediate).
+    inline_orders = make_orders(total, 0, contacts, skus, seed=2)
+    inline = _clients(context, split(inline_orders, True))
+    inline_seconds = max(r[1] for r in inline)
+
+    # The product: a real worker beside the clients, refreshes coalesced.
+    log_path = f"{data_dir}/bench-worker.log"
+    worker_env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if database.startswith("postgres"):
+        worker_env["DATABASE_URL"] = (
+            f"{database}{'&' if '?' in database else '?'}application_name={WORKER_NAME}"
+        )
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "enseigne.cli", "worker", "--workers", "1"],
+            cwd=ROOT,
+            env=worker_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.time() + 60
+        while "consumer started" not in open(log_path).read().lower():  # noqa: SIM115
+            if worker.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"the worker did not start: see {log_path}")
+            time.sleep(0.2)
+        watch = BackendWatch(database) if database.startswith("postgres") else None
+        worker_cpu = _proc_cpu(worker.pid)
+        log_start = len(open(log_path).read())  # noqa: SIM115
+        orders = make_orders(total, 10**7, contacts, skus, seed=2)
+        results = _clients(context, split(orders, False), watch.start if watch else None)
+        with db_scope(ALL):
+            while PendingBuyer.objects.exists():
+                time.sleep(0.05)
+        scored_seconds = time.time() - min(r[5] for r in results)
+        # The refresh's last transaction committed; let its task report before reading.
+        time.sleep(0.5)
+        worker_cpu = _proc_cpu(worker.pid) - worker_cpu
+        if watch:
+            watch.stop.set()
+            watch.join()
+        worker_db_cpu = watch.seconds() if watch else 0.0
+        refreshes = sum(
+            "rfm_refresh_pending:" in line and "executed in" in line
+            for line in open(log_path).read()[log_start:].splitlines()  # noqa: SIM115
+        )
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    connections.close_all()
+    batch_seconds = max(r[1] for r in results)
+    created = sum(r[0] for r in results)
+    # The same orders again: all duplicates (nothing written, nothing to refresh).
+    again = _clients(context, split(orders, True))
+    again_seconds = max(r[1] for r in again)
+    with db_scope(ALL):
+        buyers = set(
+            Order.objects.filter(unit=unit, contact__isnull=False, total__gt=0).values_list(
+                "contact_id", flat=True
+            )
+        )
+        scored = RecordScore.objects.filter(contact_id__in=buyers).count()
+
+    # Baseline 2: the conversions endpoint, one order per call, one client.
     client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
     single = make_orders(args.conversions, 5 * 10**8, contacts, skus, seed=3)
     start = time.perf_counter()
@@ -277,10 +421,15 @@ def main() -> int:
     def cpu_ms(runs, index):  # CPU milliseconds per 1,000 orders
         return sum(r[index] for r in runs) / total * 1_000_000
 
-    cpu_first, cpu_again = cpu_ms(results, 3), cpu_ms(again, 3)
-    db_first, db_again = cpu_ms(results, 4), cpu_ms(again, 4)
-    # What 2 free cores would do: both sides' CPU per order, shared by 2.
-    ideal = 2 * 1_000_000 / (cpu_first + db_first) if cpu_first + db_first else 0
+    cpu_first, cpu_again, cpu_inline = (cpu_ms(r, 3) for r in (results, again, inline))
+    db_first, db_again, db_inline = (cpu_ms(r, 4) for r in (results, again, inline))
+    cpu_worker = worker_cpu / total * 1_000_000
+    db_worker = worker_db_cpu / total * 1_000_000
+    spent = cpu_first + db_first + cpu_worker + db_worker
+    # What 2 free cores would do: every process's CPU per order (clients, worker, both
+    # one's PostgreSQL backends), shared by 2.
+    ideal = 2 * 1_000_000 / spent if spent else 0
+    ideal_inline = 2 * 1_000_000 / (cpu_inline + db_inline) if cpu_inline + db_inline else 0
     rows = [
         (
             "measure",
@@ -293,8 +442,15 @@ def main() -> int:
     rows += [
         ("baseline: bare COPY insert, no API", f"{total:,}", f"{bare_seconds:.2f}",
          f"{total / bare_seconds:,.0f}", ""),
-        (f"batch API, {args.processes} client(s), 1,000/call", f"{created:,}",
-         f"{batch_seconds:.2f}", f"{created / batch_seconds:,.0f}", f"{cpu_first:,.0f} + {db_first:,.0f}"),
+        ("baseline: batch API, a refresh per batch in the request", f"{total:,}",
+         f"{inline_seconds:.2f}", f"{total / inline_seconds:,.0f}",
+         f"{cpu_inline:,.0f} + {db_inline:,.0f}"),
+        (f"batch API, {args.processes} client(s), 1,000/call, worker beside", f"{created:,}",
+         f"{batch_seconds:.2f}", f"{created / batch_seconds:,.0f}",
+         f"{cpu_first:,.0f} + {db_first:,.0f}"),
+        (f"  ... until every buyer is scored ({refreshes} refreshes)", f"{created:,}",
+         f"{scored_seconds:.2f}", f"{created / scored_seconds:,.0f}",
+         f"worker {cpu_worker:,.0f} + {db_worker:,.0f}"),
         ("same batches again (all duplicates)", f"{sum(r[2] for r in again):,}",
          f"{again_seconds:.2f}", f"{total / again_seconds:,.0f}", f"{cpu_again:,.0f} + {db_again:,.0f}"),
         ("baseline: conversions endpoint, 1/call", f"{len(single):,}",
@@ -302,12 +458,15 @@ def main() -> int:
     ]  # fmt: skip
     table(
         f"Order ingest ({connection.vendor}, {LINES} lines/order, {os.cpu_count()} CPUs; "
-        f"stored {stored:,} orders, {lines:,} lines)",
+        f"stored {stored:,} orders, {lines:,} lines; {scored:,} of {len(buyers):,} buyers "
+        "scored)",
         rows,
     )
     print(
-        f"\nFrom the CPU per order: 2 unloaded cores would take about {ideal:,.0f} orders/s "
-        "through the batch API (Django and PostgreSQL sharing them)."
+        f"\nFrom the CPU per order, everything counted (clients, worker, their PostgreSQL "
+        f"backends: {spent:,.0f} ms per 1,000 orders): 2 unloaded cores would take about "
+        f"{ideal:,.0f} orders/s with the worker beside, {ideal_inline:,.0f} with a refresh "
+        "per batch."
     )
     return 0
 

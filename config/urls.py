@@ -7,6 +7,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("enseigne.network.urls")),
     path("", include("enseigne.contacts.urls")),
+    path("", include("enseigne.commerce.urls")),
     path("", include("enseigne.identity.urls")),
     path("", include("enseigne.brand.urls")),
     path("", include("enseigne.campaigns.urls")),

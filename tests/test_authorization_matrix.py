@@ -19,7 +19,7 @@ from enseigne.brand.models import Asset, Guardrails, LocalVersion, Template, Tem
 from enseigne.brand.services import local_version_save, template_create
 from enseigne.campaigns.models import Campaign, Recipient, Relay
 from enseigne.campaigns.services import campaign_create_local, campaign_submit
-from enseigne.commerce.models import Order, OrderLine
+from enseigne.commerce.models import Order, OrderImport, OrderLine
 from enseigne.contacts.models import ConsentEvent, Contact, ContactImport, Segment
 from enseigne.contacts.services import segment_save
 from enseigne.delivery.models import Link, OutboxMessage
@@ -169,6 +169,28 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     ),
     ("imports/<uuid:public_id>/rejections.csv", "GET"): (
         "import",
+        "302 200 404 200 404 200",
+        "404 404 404 404",
+    ),
+    # Sales imports: whoever may record a unit's sales (HQ, store managers); the page is
+    # also its own progress (htmx) and an empty POST on a finished import changes nothing.
+    ("sales/imports/", "GET"): (NO_OBJECT, "302 200 403 200 403 200", None),
+    ("sales/imports/", "POST"): (NO_OBJECT, "302 200 403 200 403 200", None),
+    ("sales/imports/<uuid:public_id>/", "GET"): (
+        "order_import",
+        "302 200 404 200 404 200",
+        "404 404 404 404",
+    ),
+    ("sales/imports/<uuid:public_id>/", "POST"): (
+        "order_import",
+        "302 200 404 200 404 200",
+        "404 404 404 404",
+    ),
+    # HQ's product catalogue, into the library (manage_assets).
+    ("sales/catalogue/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    ("sales/catalogue/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    ("sales/imports/<uuid:public_id>/report.csv", "GET"): (
+        "order_import",
         "302 200 404 200 404 200",
         "404 404 404 404",
     ),
@@ -745,6 +767,20 @@ class Objects:
             )
             for key, unit in (("a", world.unit_a), ("b", world.unit_b))
         }
+        self.order_imports = {
+            key: OrderImport.objects.create(
+                unit=unit,
+                unit_path=unit.path,
+                file_name="ventes.csv",
+                file_path="/nonexistent.csv",
+                file_sha256="0" * 64,
+                columns=["order_id"],
+                mapping={"order_id": "order_id"},
+                status=OrderImport.Status.DONE,
+                total_rows=0,
+            )
+            for key, unit in (("a", world.unit_a), ("b", world.unit_b))
+        }
         self.recipient = {
             side: Recipient.objects.create(
                 campaign=self.campaign[side],
@@ -800,6 +836,7 @@ class Objects:
             "unit": unit,
             "contact": self.contact[side],
             "import": self.imports[side],
+            "order_import": self.order_imports[side],
             "segment": self.segment[side],
             "asset": self.asset[side],
             "template": self.template[side],
@@ -864,6 +901,7 @@ def _snapshot():
         ConsentEvent.objects.count(),
         Segment.objects.count(),
         ContactImport.objects.count(),
+        sorted(OrderImport.objects.values_list("pk", "status")),
         OrgNode.objects.count(),
         User.objects.count(),
         sorted(Contact.objects.values_list("first_name", "email_consent")),

@@ -497,3 +497,61 @@ def test_the_header_fits_the_screen_for_head_office(
     expect(page).to_have_url(f"{live_server.url}/hq/users/")
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= width, scroll_width  # nothing pushed past the right edge
+
+
+def test_a_store_manager_checks_a_till_file_then_imports_its_sales(
+    live_server, transactional_db, browser_page, tmp_path
+):
+    from enseigne.brand.models import Asset
+    from enseigne.commerce.models import Order
+
+    world = build_world()
+    with db_scope(ALL):
+        Asset.objects.create(
+            kind=Asset.Kind.PRODUCT,
+            name="Pull",
+            shared_path=world.root.path,
+            data={"sku": "P-1", "name": "Pull", "category": "Mailles", "price": "49.00"},
+        )
+    page = browser_page
+    till = tmp_path / "ventes-novembre.csv"
+    till.write_bytes(
+        (
+            "N° ticket;Date;Référence;Quantité;Prix unitaire\r\n"
+            "T-1;20/11/2026 10:30;P-1;2;49,00\r\n"
+            "T-1;20/11/2026 10:30;INCONNU;1;19,90\r\n"
+            "T-2;21/11/2026;P-1;1;abc\r\n"
+            "T-3;22/11/2026;P-1;1;12,50\r\n"
+        ).encode("cp1252")
+    )
+    page.goto(f"{live_server.url}/login/")
+    page.get_by_label("Email").fill(world.manager_a.email)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.goto(f"{live_server.url}/sales/imports/")
+    expect(page.get_by_role("heading", name="Importer des ventes")).to_be_visible()
+    page.get_by_label("Fichier CSV").set_input_files(str(till))
+    page.get_by_role("button", name="Envoyer").click()
+    expect(page.locator("select[aria-label='N° ticket']")).to_have_value("order_id")
+    expect(page.locator("select[aria-label='Prix unitaire']")).to_have_value("unit_amount")
+    expect(page.locator("#dry_run")).to_be_checked()
+    page.get_by_role("button", name="Lancer").click()
+
+    expect(page.locator("#import-status")).to_have_text("Terminé")
+    expect(page.locator("#dry-run")).to_be_visible()
+    expect(page.locator("#count-created")).to_have_text("2")
+    expect(page.locator("#count-refused")).to_have_text("1")
+    expect(page.locator("#count-unknown-sku")).to_have_text("1")
+    expect(page.locator("#report-refused tbody tr").first).to_contain_text("abc")
+    expect(page.locator("#report-flagged tbody tr").first).to_contain_text("INCONNU")
+    with db_scope(ALL):
+        assert Order.objects.count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "order-import-dry-run.png"), full_page=True)
+
+    page.get_by_role("button", name="Importer ce fichier pour de bon").click()
+    expect(page.locator("#dry-run")).to_have_count(0)
+    expect(page.locator("#import-status")).to_have_text("Terminé")
+    expect(page.locator("#count-created")).to_have_text("2")
+    with db_scope(ALL):
+        assert sorted(Order.objects.values_list("external_id", flat=True)) == ["T-1", "T-3"]

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow  # seeds the demo
 
 
 def test_every_demo_gallery_entry_becomes_a_lyon_draft_with_audience_and_date(client, db):
-    seed.seed(contacts_total=3000)
+    seed.seed(contacts_total=3000, purchases=False)
     entries = analytics.gallery()
     assert len(entries) >= 10
     lyon = OrgNode.objects.get(code="lyon")
@@ -55,7 +55,7 @@ def test_every_demo_gallery_entry_becomes_a_lyon_draft_with_audience_and_date(cl
 
 
 def test_the_demo_has_dated_drafts_for_the_calendar(db):
-    seed.seed(contacts_total=300)
+    seed.seed(contacts_total=300, purchases=False)
     drafts = Campaign.objects.filter(status=Campaign.Status.DRAFT, send_at__isnull=False)
     by_name = {c.name: c for c in drafts}
     assert {"Flash samedi Lyon", "Nocturne déco Lyon", "Rentrée des luminaires"} <= set(by_name)

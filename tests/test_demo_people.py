@@ -12,6 +12,7 @@ from enseigne.contacts.models import Contact
 from enseigne.demo import people as demo_people
 from enseigne.demo import seed
 from enseigne.identity.models import MatchCandidate, RecordLink
+from tests.demo_purchases import assert_a_year_of_purchases
 
 pytestmark = pytest.mark.slow  # seeds the demo
 
@@ -50,6 +51,8 @@ def test_the_demo_has_people_in_several_stores(db):
     assert figures.people < figures.records == Contact.objects.count()
     assert figures.shared >= 30
     assert CrossShopping.objects.filter(left_unit_id__lt=F("right_unit_id")).exists()
+    # The same seed's year of purchases (issue 21), checked here to seed once.
+    assert_a_year_of_purchases(summary)
 
 
 def test_the_people_are_drawn_the_same_every_time():

@@ -457,33 +457,3 @@ def test_a_tills_batch_updates_its_buyers_scores_once_committed(
     score_row = RecordScore.objects.get(contact_id=buyer.pk)
     assert (score_row.purchases, score_row.net) == (1, Decimal("45.00"))
     assert RecordScore.objects.count() == 1
-
-
-def test_many_orders_in_one_transaction_queue_one_refresh(
-    world, django_capture_on_commit_callbacks, monkeypatch
-):
-    """The sales CSV import records its orders one row at a time: their buyers are gathered
-    and queued once at commit; a rolled-back transaction's buyers are not queued and do not
-    stop the next transaction's."""
-    from django.db import transaction
-
-    from enseigne.rfm import hooks, tasks
-
-    queued: list[list[int]] = []
-    monkeypatch.setattr(tasks, "rfm_refresh_buyers", lambda ids: queued.append(ids))
-    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
-        for buyer in (3, 1, 3, 2):
-            hooks.orders_written([buyer])
-    assert len(callbacks) == 1 and queued == [[1, 2, 3]]
-    queued.clear()
-    with django_capture_on_commit_callbacks(execute=True):
-        try:
-            with transaction.atomic():
-                hooks.orders_written([7])
-                raise RuntimeError("the import failed")
-        except RuntimeError:
-            pass
-        with transaction.atomic():
-            hooks.orders_written([8])
-            hooks.orders_written([9])
-    assert queued == [[8, 9]]

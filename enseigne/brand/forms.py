@@ -70,6 +70,12 @@ _LABELS = {
 }
 
 
+def content_items(data: dict | None) -> list[tuple[str, object]]:
+    """A text, offer or product's filled fields under their labels (the page shows words,
+    not the data's keys)."""
+    return [(_LABELS.get(key, key), value) for key, value in (data or {}).items() if value]
+
+
 class ContentForm(_OwnedForm):
     """A text snippet, offer or product: the fields depend on the kind."""
 

@@ -30,6 +30,7 @@ from enseigne.brand.forms import (
     GuardrailsForm,
     TemplateForm,
     UploadForm,
+    content_items,
     owner_choices,
 )
 from enseigne.brand.library import ZONE_KINDS
@@ -254,6 +255,7 @@ def asset_detail(request: HttpRequest, public_id) -> HttpResponse:
         "brand/asset_detail.html",
         {
             "asset": asset,
+            "content": content_items(asset.data),
             "form": form,
             "can_change": can_change,
             "usage": selectors.usage_counts([asset.pk]).get(asset.pk, 0),

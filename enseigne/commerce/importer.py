@@ -142,9 +142,15 @@ def order_import_prepare(
 
 @transaction.atomic
 def order_import_start(
-    *, actor: User, order_import: OrderImport, mapping: dict[str, str], dry_run: bool = False
+    *,
+    actor: User,
+    order_import: OrderImport,
+    mapping: dict[str, str],
+    dry_run: bool = False,
+    queue: bool = True,
 ) -> OrderImport:
-    """Check the mapping and queue the import (or its dry run)."""
+    """Check the mapping and queue the import (or its dry run) for the worker; without
+    ``queue`` the caller runs it (the command line)."""
     may_record(actor, order_import.unit)
     if order_import.status != OrderImport.Status.MAPPING:
         raise ValidationError(_("This import has already started."))
@@ -165,8 +171,55 @@ def order_import_start(
     )
     if not updated:
         raise ValidationError(_("This import has already started."))
+    if queue:
+        from enseigne.commerce.tasks import run_order_import  # the task runs this module
+
+        import_id = order_import.pk
+        transaction.on_commit(lambda: run_order_import(import_id))
     order_import.refresh_from_db()
     return order_import
+
+
+@transaction.atomic
+def order_import_again(*, actor: User, order_import: OrderImport) -> OrderImport:
+    """After a dry run: import the same file with the same mapping, for real (a new import,
+    so the dry run's report stays as it was)."""
+    may_record(actor, order_import.unit)
+    if not (order_import.dry_run and order_import.status == OrderImport.Status.DONE):
+        raise ValidationError(_("Only a finished dry run can be imported for real."))
+    path = Path(order_import.file_path).with_name(f"orders-{uuid.uuid4()}.csv")
+    path.write_bytes(Path(order_import.file_path).read_bytes())
+    again = OrderImport.objects.create(
+        unit=order_import.unit,
+        unit_path=order_import.unit_path,
+        created_by=actor,
+        file_name=order_import.file_name,
+        file_path=str(path),
+        file_sha256=order_import.file_sha256,
+        columns=order_import.columns,
+        mapping=order_import.mapping,
+        total_rows=order_import.total_rows,
+    )
+    return order_import_start(actor=actor, order_import=again, mapping=again.mapping)
+
+
+def order_import_give_up(import_id: int) -> None:
+    """The worker failed: say so on the import rather than leave an endless progress bar.
+    Each batch committed with its counts and importing the file again records no order
+    twice, so that is the way on."""
+    with db_scope(ALL):
+        unfinished = OrderImport.objects.filter(
+            pk=import_id, status__in=[OrderImport.Status.QUEUED, OrderImport.Status.RUNNING]
+        )
+        order_import = unfinished.first()
+        if order_import is None:
+            return
+        with translation.override(order_import.language or settings.LANGUAGE_CODE):
+            error = _(
+                "Stopped by an unexpected error after %(rows)s rows. Import the file again: "
+                "the orders already recorded are not counted twice."
+            ) % {"rows": order_import.processed_rows}
+        unfinished.update(status=OrderImport.Status.FAILED, error=error, finished_at=timezone.now())
 
 
 @dataclass
@@ -414,6 +467,6 @@ def start_and_run(
 ) -> OrderImport:
     """The command line's way: start, then run in this process (the UI would queue it)."""
     order_import = order_import_start(
-        actor=actor, order_import=order_import, mapping=mapping, dry_run=dry_run
+        actor=actor, order_import=order_import, mapping=mapping, dry_run=dry_run, queue=False
     )
     return order_import_run(order_import.pk)

@@ -97,7 +97,7 @@ def _buyers(unit: OrgNode, orders: Sequence[CleanOrder]) -> dict[int, int | Prob
     contacts = Contact.objects.filter(unit=unit)
     if by_id:
         by_public_id = dict(
-            contacts.filter(public_id__in=list(by_id)).values_list("public_id", "pk")
+            contacts.filter(public_id__any=list(by_id)).values_list("public_id", "pk")
         )
         for public_id, positions in by_id.items():
             for position in positions:
@@ -110,7 +110,7 @@ def _buyers(unit: OrgNode, orders: Sequence[CleanOrder]) -> dict[int, int | Prob
     for lookup, wanted in (("email", by_email), ("phone", by_phone)):
         if wanted:
             known = dict(
-                contacts.filter(**{f"{lookup}__in": list(wanted)}).values_list(lookup, "pk")
+                contacts.filter(**{f"{lookup}__any": list(wanted)}).values_list(lookup, "pk")
             )
             for value, positions in wanted.items():
                 for position in positions:
@@ -135,13 +135,13 @@ def products_for(unit: OrgNode, skus: Iterable[str]) -> dict[str, Product]:
     above = [unit.path[:end] for end in range(step, len(unit.path) + 1, step)]
     candidates = (
         Asset.objects.filter(kind=Asset.Kind.PRODUCT)
-        # Cast: a plain text IN (a JSON key's own IN lookup prepares each SKU as JSON, slowly);
-        # text to text adds no cast in SQL, so the expression index still serves.
+        # Cast: a plain text array (a JSON key's own IN lookup prepares each SKU as JSON,
+        # slowly); text to text adds no cast in SQL, so the expression index still serves.
         .annotate(
             product_sku=Cast(KT("data__sku"), TextField()),
             product_category=KT("data__category"),
         )
-        .filter(product_sku__in=skus, unit_path__in=["", unit.path], shared_path__in=above)
+        .filter(product_sku__any=skus, unit_path__in=["", unit.path], shared_path__in=above)
         .values_list("pk", "product_sku", "product_category", "unit_path", "shared_path")
     )
     best: dict[str, tuple[tuple, Product]] = {}
@@ -209,7 +209,7 @@ def _write(
     with transaction.atomic():
         known = set(
             Order.objects.filter(
-                unit=unit, external_id__in=[order.external_id for _o, order, _b in to_write]
+                unit=unit, external_id__any=[order.external_id for _o, order, _b in to_write]
             ).values_list("external_id", flat=True)
         )
         fresh = []

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from enseigne.lib.imports import ImportProgress
 from enseigne.network.models import OrgNode, User
 
 
@@ -263,7 +264,7 @@ class Suppression(models.Model):
         indexes = [models.Index(fields=["value_hash"], name="suppression_hash")]
 
 
-class ContactImport(models.Model):
+class ContactImport(ImportProgress, models.Model):
     class Status(models.TextChoices):
         MAPPING = "mapping", _("Waiting for column mapping")
         QUEUED = "queued", _("Queued")
@@ -299,22 +300,6 @@ class ContactImport(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-
-    @property
-    def progress_percent(self) -> int:
-        if not self.total_rows:
-            return 100 if self.status == self.Status.DONE else 0
-        return min(100, round(100 * self.processed_rows / self.total_rows))
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in {self.Status.DONE, self.Status.FAILED}
-
-    @property
-    def ignored_columns(self) -> list[str]:
-        """The file's columns mapped to no field: their values were not imported."""
-        mapped = {column for column, target in self.mapping.items() if target}
-        return [column for column in self.columns if column not in mapped]
 
 
 class ImportRejection(models.Model):

@@ -8,12 +8,11 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_POST
 
 from enseigne.contacts import selectors, services
@@ -30,6 +29,7 @@ from enseigne.contacts.importer import import_target_choices
 from enseigne.contacts.models import ContactImport, ImportRejection
 from enseigne.contacts.segments import field_catalogue, segment_count, segment_sizes
 from enseigne.lib.csvexport import csv_download
+from enseigne.lib.imports import import_report
 from enseigne.lib.paging import BoundedPaginator
 from enseigne.lib.rowsecurity import db_scope
 from enseigne.network import selectors as network_selectors
@@ -345,27 +345,41 @@ def import_detail(request: HttpRequest, public_id) -> HttpResponse:
     )
 
 
-REPORT_LINES_SHOWN = 20
+# Each kind of report line: its heading and what the store manager should do about it.
+IMPORT_REPORT_KINDS = (
+    (
+        ImportRejection.Kind.REFUSED,
+        gettext_lazy("Rows not imported"),
+        gettext_lazy(
+            "These rows were not imported. Correct them in the file and import it again: rows "
+            "already imported are not duplicated."
+        ),
+    ),
+    (
+        ImportRejection.Kind.FIELD_SKIPPED,
+        gettext_lazy("Values left out"),
+        gettext_lazy(
+            "These contacts were imported without the value shown, which could not be read. "
+            "Correct it in the file and import it again to complete them, or edit the contact."
+        ),
+    ),
+    (
+        ImportRejection.Kind.POSSIBLE_DUPLICATE,
+        gettext_lazy("Possible duplicates to check"),
+        gettext_lazy(
+            "These contacts were imported, but their phone number already belongs to another "
+            "contact, so it was not added to them. Check whether they are the same person."
+        ),
+    ),
+)
 
 
 def _import_report(contact_import: ContactImport) -> dict:
     """The finished import's report, by kind: rows not imported, values left out, possible
     duplicates (the first lines of each, and how many there are)."""
-    if not contact_import.is_finished:
-        return {"report": []}
-    lines = contact_import.rejections.all()
-    counts = dict(lines.values_list("kind").annotate(n=Count("id")).order_by())
-    report = [
-        {
-            "kind": kind,
-            "label": label,
-            "count": counts[kind],
-            "lines": lines.filter(kind=kind)[:REPORT_LINES_SHOWN],
-        }
-        for kind, label in ImportRejection.Kind.choices
-        if counts.get(kind)
-    ]
-    return {"report": report, "report_counts": counts}
+    return import_report(
+        contact_import.is_finished, contact_import.rejections.all(), IMPORT_REPORT_KINDS
+    )
 
 
 @login_required

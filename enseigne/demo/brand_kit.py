@@ -190,12 +190,13 @@ def seed_brand_kit(
         tags=["printemps"],
     )
     products = {}
-    for sku, name, price, colour, shape in (
-        ("LUM-ARC-01", "Lampe Arc laiton", "129 €", GOLD, "lamp"),
-        ("TEX-LIN-04", "Coussin lin lavé", "35 €", (122, 140, 160), "cushion"),
-        ("DEC-VAS-02", "Vase grès émaillé", "49 €", (90, 120, 110), "vase"),
-        ("PAR-BOU-07", "Bougie Ambre & cèdre", "24 €", (215, 190, 150), "candle"),
-    ):
+    for sku, name, category, price, colour, shape in (
+        ("LUM-ARC-01", "Lampe Arc laiton", "Luminaires", "129 €", GOLD, "lamp"),
+        ("TEX-LIN-04", "Coussin lin lavé", "Textile", "35 €", (122, 140, 160), "cushion"),
+        ("DEC-VAS-02", "Vase grès émaillé", "Décoration", "49 €", (90, 120, 110), "vase"),
+        ("PAR-BOU-07", "Bougie Ambre & cèdre", "Parfums d'intérieur", "24 €", (215, 190, 150),
+         "candle"),
+    ):  # fmt: skip
         products[sku] = asset_services.asset_create(
             actor=hq,
             node=root,
@@ -207,6 +208,7 @@ def seed_brand_kit(
             data={
                 "sku": sku,
                 "name": name,
+                "category": category,
                 "price": price,
                 "url": f"https://www.{domain}/produits/{sku.lower()}",
             },

@@ -27,6 +27,7 @@ from enseigne.campaigns.models import (
     Relay,
     SendingPolicy,
 )
+from enseigne.commerce.models import Order, OrderImport
 from enseigne.contacts.models import (
     ConsentEvent,
     ConsentStatus,
@@ -44,6 +45,7 @@ from enseigne.delivery.models import Bounce, Event, Link, OutboxMessage
 from enseigne.demo.brand_kit import seed_brand_kit
 from enseigne.demo.campaigns import seed_campaigns
 from enseigne.demo.people import seed_people
+from enseigne.demo.purchases import seed_purchases
 from enseigne.demo.results import seed_results
 from enseigne.identity.models import (
     IdentityChange,
@@ -54,6 +56,7 @@ from enseigne.identity.models import (
 )
 from enseigne.network import services as network
 from enseigne.network.models import AuditEvent, CapabilityRule, OrgNode, Role, UnitVariable, User
+from enseigne.rfm.models import CutPoints, PendingBuyer, PersonScore, RecordScore
 from enseigne.tracking.models import Conversion
 
 PASSWORD = "enseigne-demo"  # noqa: S105 (the documented demo password)
@@ -204,6 +207,9 @@ def reset() -> None:
     with transaction.atomic():
         for model in (DailyStat, UnitDay, RollupState, Event, Conversion, Link):
             model.objects.all().delete()
+        # Purchases and their scores (orders hold their unit: they go before the network).
+        for model in (PendingBuyer, PersonScore, RecordScore, CutPoints, OrderImport, Order):
+            model.objects.all().delete()
         for model in (
             OutboxMessage,
             Bounce,
@@ -239,7 +245,9 @@ def reset() -> None:
 
 
 @transaction.atomic
-def seed(contacts_total: int = 20_000, random_seed: int = 42) -> dict:
+def seed(contacts_total: int = 20_000, random_seed: int = 42, purchases: bool = True) -> dict:
+    """The demo network; ``purchases=False`` leaves out the year of orders and RFM's run
+    (tests of the other stages skip their cost: most of it is RFM's full run)."""
     rng = random.Random(random_seed)
     roles = network.builtin_roles_ensure()
     root = network.network_create(
@@ -356,6 +364,11 @@ def seed(contacts_total: int = 20_000, random_seed: int = 42) -> dict:
         seed=random_seed,
     )
     count_people(timezone.now())
+    # A year of purchases with lines, then RFM's full run (issue 21): last, so the stages
+    # above draw what they drew before, and every record, shared ones included, may buy.
+    bought = (
+        seed_purchases(root, units, users["marketing@" + DOMAIN], random_seed) if purchases else {}
+    )
     return {
         "units": len(units),
         "contacts": Contact.objects.count(),
@@ -364,6 +377,7 @@ def seed(contacts_total: int = 20_000, random_seed: int = 42) -> dict:
         **campaigns,
         **results,
         **shared,
+        **bought,
     }
 
 

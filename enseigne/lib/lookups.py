@@ -8,12 +8,14 @@ the plain ``IN`` lookup.
 
 from __future__ import annotations
 
-from django.db.models import CharField, IntegerField
+from django.db.models import CharField, IntegerField, TextField, UUIDField
 from django.db.models.lookups import In
 
 
 @CharField.register_lookup
 @IntegerField.register_lookup  # and so ids (AutoField, BigAutoField)
+@TextField.register_lookup
+@UUIDField.register_lookup  # public ids
 class AnyOf(In):
     lookup_name = "any"
 

@@ -78,6 +78,7 @@ MENU: tuple[Group, ...] = (
         (
             Entry(_("Contacts"), "contact_list"),
             Entry(_("Imports"), "import_list", _may(Capability.IMPORT_CONTACTS)),
+            Entry(_("Sales imports"), "order_import_list", _may(Capability.RECORD_CONVERSIONS)),
             Entry(_("Segments"), "segment_list"),
             Entry(_("Customer base"), "person_search", _manages_identity),
         ),

@@ -117,3 +117,23 @@ class CutPoints(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["level", "unit_path"], name="rfm_cutpoints_unique")
         ]
+
+
+class PendingBuyer(models.Model):
+    """A buyer whose orders a committed transaction wrote and whose scores are not refreshed
+    yet (``hooks``). Written in the writer's transaction, so a rolled-back one leaves none;
+    deleted by the refresh that scores it, in the same transaction, so a worker that dies
+    half-way leaves it for the next one. A buyer may be queued many times (no unique key: a
+    writer never waits on another writer or on a running refresh)."""
+
+    id = models.BigAutoField(primary_key=True)
+    contact_id = models.BigIntegerField()
+    unit_path = models.CharField(max_length=255)
+
+
+class RefreshWake(models.Model):
+    """One row: whether a refresh of the pending buyers is queued and not started yet, so
+    that the commits of a busy minute queue one task, not one each (``hooks``)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True)
+    queued = models.BooleanField(default=False)

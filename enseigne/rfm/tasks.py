@@ -1,11 +1,11 @@
-"""RFM in the background (thin: the work is in ``scoring``)."""
+"""RFM in the background (thin: the work is in ``scoring`` and ``hooks``)."""
 
 from __future__ import annotations
 
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from . import scoring
+from . import hooks, scoring
 
 
 @db_periodic_task(crontab(minute="41", hour="3"))
@@ -16,9 +16,17 @@ def rfm_nightly() -> None:
 
 
 @db_task(retries=2, retry_delay=30)
-def rfm_refresh_buyers(contact_ids: list[int]) -> None:
-    """Update the scores of buyers whose orders were just written (idempotent)."""
-    scoring.refresh_buyers(contact_ids)
+def rfm_refresh_pending() -> None:
+    """Update the scores of the buyers whose orders were written since the last refresh
+    (woken by the writers' commits; idempotent)."""
+    hooks.refresh_pending()
+
+
+@db_periodic_task(crontab(minute="*"))
+def rfm_refresh_pending_sweep() -> None:
+    """The same every minute: buyers whose wake-up was lost (a worker killed mid-refresh,
+    a queue that refused the task) wait at most a minute more."""
+    hooks.refresh_pending()
 
 
 @db_task()

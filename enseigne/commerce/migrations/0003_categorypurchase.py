@@ -18,7 +18,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('commerce', '0001_initial'),
+        ('commerce', '0002_orderline_product_no_constraint'),
         ('contacts', '0015_contact_recent'),
         ('network', '0010_manage_identity'),
     ]

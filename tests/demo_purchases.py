@@ -1,0 +1,55 @@
+"""The demo's year of purchases: every store sells, with lines, returns and both channels,
+and RFM's groups exist after the seed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.utils import timezone
+
+from enseigne.commerce.models import Order, OrderLine
+from enseigne.demo.purchases import CATALOGUE
+from enseigne.network.models import OrgNode
+from enseigne.rfm.models import RecordScore
+
+
+def assert_a_year_of_purchases(summary: dict) -> None:
+    """Checked on the demo people's seed (tests/test_demo_people.py): one seed, not two."""
+    now = timezone.now()
+    assert summary["orders"] == Order.objects.count() > 0
+    assert summary["order_lines"] == OrderLine.objects.count()
+    units = OrgNode.objects.filter(kind=OrgNode.Kind.UNIT)
+    per_store: dict[str, float] = {}
+    for unit in units:
+        orders = Order.objects.filter(unit=unit)
+        channels = set(orders.values_list("channel", flat=True))
+        assert channels == {"in_store", "online"}, unit.code
+        assert orders.filter(contact__isnull=True).exists(), unit.code  # anonymous tickets
+        assert orders.filter(occurred_at__lt=now - dt.timedelta(days=270)).exists(), unit.code
+        assert orders.filter(occurred_at__gte=now - dt.timedelta(days=30)).exists(), unit.code
+        assert not orders.filter(occurred_at__gt=now).exists()
+        assert (
+            RecordScore.objects.filter(contact__unit=unit).values("group").distinct().count() >= 4
+        )
+        per_store[unit.code] = orders.filter(contact__isnull=False).count() / max(
+            1, orders.filter(contact__isnull=False).values("contact").distinct().count()
+        )
+    # Every line names a product of the library by SKU, with its category.
+    assert not OrderLine.objects.filter(product__isnull=True).exists()
+    categories = dict((sku, category) for sku, _n, category, _p in CATALOGUE)
+    for sku, category in OrderLine.objects.values_list("sku", "category").distinct():
+        assert categories[sku] == category
+    # Each order's total is its lines' sum; returns are return lines only.
+    sums: dict[int, Decimal] = {}
+    for order_id, amount in OrderLine.objects.values_list("order_id", "amount"):
+        sums[order_id] = sums.get(order_id, Decimal(0)) + amount
+    assert dict(Order.objects.values_list("pk", "total")) == sums
+    assert OrderLine.objects.filter(is_return=True, amount__gte=0).count() == 0
+    assert Order.objects.filter(total__lt=0).count() > 0  # returns
+    # Stores differ as their towns were described: Lyon's customers come back more often
+    # than Grenoble's.
+    assert per_store["lyon"] > per_store["grenoble"]
+    # Every buyer is scored, in their store.
+    buyers = Order.objects.filter(contact__isnull=False, total__gt=0).values("contact").distinct()
+    assert RecordScore.objects.count() == buyers.count()
