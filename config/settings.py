@@ -311,8 +311,12 @@ ANYMAIL = {
 # identity links each new record to its person there.
 ENSEIGNE_RECORD_HOOKS = ["enseigne.identity.linking.hooks"]
 # Who learns of orders written, in the writer's transaction (enseigne.commerce.order_hooks):
-# RFM updates those buyers' scores once it commits.
-ENSEIGNE_ORDER_HOOKS = ["enseigne.rfm.hooks.orders_written"]
+# commerce's purchase summaries follow at once (segments read them); RFM updates those
+# buyers' scores once it commits.
+ENSEIGNE_ORDER_HOOKS = [
+    "enseigne.commerce.summaries.orders_written",
+    "enseigne.rfm.hooks.orders_written",
+]
 # Who offers the segment builder conditions on what customers did (contacts.segments
 # .ExtraField): each provider gets the fields declared before it (identity lifts them to
 # the person).

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from enseigne.commerce.models import Order, OrderLine
+from enseigne.commerce.models import CategoryPurchase, Order, OrderLine
 from enseigne.demo.purchases import CATALOGUE
 from enseigne.network.models import OrgNode
 from enseigne.rfm.models import RecordScore
@@ -53,3 +53,9 @@ def assert_a_year_of_purchases(summary: dict) -> None:
     # Every buyer is scored, in their store.
     buyers = Order.objects.filter(contact__isnull=False, total__gt=0).values("contact").distinct()
     assert RecordScore.objects.count() == buyers.count()
+    # The segments' purchase summary covers every buyer of a sold, categorised line.
+    summarised = set(CategoryPurchase.objects.values_list("contact_id", flat=True).distinct())
+    sold = OrderLine.objects.filter(is_return=False, order__contact__isnull=False).exclude(
+        category=""
+    )
+    assert summarised == set(sold.values_list("order__contact_id", flat=True).distinct()) != set()

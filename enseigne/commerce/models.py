@@ -187,3 +187,40 @@ class OrderImportProblem(models.Model):
     def field(self) -> str:
         """The column, under the name the imports' shared report reads."""
         return self.column
+
+
+class CategoryPurchase(models.Model):
+    """A buyer's latest sold line (not a return) in a category, case aside: what "bought in
+    category X in the last N days" reads, as an index range (``summaries``).
+
+    Written by ``summaries.orders_written`` in the order writer's transaction (the order
+    hook port) and rebuilt by ``enseigne rebuild_purchase_summary``; the record's erasure
+    takes its rows with it. ``category`` is the lines' category as the database's
+    ``UPPER`` spells it, the same function the condition applies to the value asked for.
+    """
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # The record's unit, and its path (row-level security). The condition correlates on the
+    # unit too, so a store's count ranges over its own rows only (see the index).
+    unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False)
+    unit_path = models.CharField(max_length=255)
+    category = models.CharField(max_length=120)
+    last_bought_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "category"], name="categorypurchase_contact_category"
+            )
+        ]
+        # (category, unit, time): one range per unit in scope (a store: one; HQ: one per
+        # unit), by the leakproof unit id as docs/decisions.md asks of RLS-bound reads. The
+        # path is included so that the range is read from the index alone, row-level
+        # security's filter included (an index-only scan; the heap is not visited).
+        indexes = [
+            models.Index(
+                fields=["category", "unit", "last_bought_at"],
+                include=["contact", "unit_path"],
+                name="categorypurchase_recent",
+            )
+        ]

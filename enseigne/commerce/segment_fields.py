@@ -6,7 +6,8 @@ identity gives each a person twin for HQ. What counts:
 - a *purchase* is an order with a buyer and a positive total (an order made only of
   returns is not one); "amount spent" nets returns; "number of purchases" counts orders;
 - *bought in a category / a product* means a sold line (not a return) of that category
-  or SKU;
+  (case aside: "Shoes" and "shoes" are one) or SKU; the category condition reads the
+  buyers' summary (``summaries.CategoryPurchase``), kept by the order writers' hook;
 - *first purchase* is the buyer's earliest purchase; *average basket* the mean total of
   their purchases; *favourite category* the category with the highest net amount over
   the last 365 days (ties: the first in alphabetical order).
@@ -24,7 +25,8 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Avg, CharField, Count, Exists, Min, OuterRef, Q, QuerySet, Sum
-from django.db.models.expressions import RawSQL
+from django.db.models.expressions import RawSQL, Value
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -44,7 +46,7 @@ from enseigne.contacts.segments import (
 from enseigne.network.models import User
 
 from .cleaning import Refused, parse_amount
-from .models import Order, OrderLine
+from .models import CategoryPurchase, Order, OrderLine
 
 FAVOURITE_WINDOW_DAYS = 365
 # "At least / less than N in the last D days" (amount spent, number of purchases).
@@ -127,9 +129,15 @@ def _bought(user: User, op: str, value, where: str, days: int | None) -> Q:
 
 def _category(user: User, op: str, value, where: str, days: int | None) -> Q:
     category = _label(value, where, _longest("category"))
-    did = Q(
-        Exists(_sold_lines(days).filter(category__iexact=category, order__contact=OuterRef("pk")))
-    )
+    # The buyers' summary (one row per buyer and category, its latest sold line): an index
+    # range on (category, unit, time) rather than every candidate's orders and lines. Both sides
+    # go through the database's UPPER, as the summary was written (case-blind).
+    recent = CategoryPurchase.objects.filter(category=Upper(Value(category)))
+    if days is not None:
+        recent = recent.filter(last_bought_at__gte=_since(days))
+    # The unit as well as the contact: true of every row (a row is its record's), it lets
+    # the planner range over the units in scope only (the index leads with category, unit).
+    did = Q(Exists(recent.filter(contact=OuterRef("pk"), unit=OuterRef("unit"))))
     return did if op == "category_in_last_days" else ~did
 
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from enseigne.brand.catalogue import catalogue_import
 from enseigne.brand.models import Asset
 from enseigne.commerce.models import Order, OrderLine
+from enseigne.commerce.summaries import rebuild as rebuild_purchase_summary
 from enseigne.contacts.models import Contact
 from enseigne.network.models import OrgNode, User
 from enseigne.rfm.scoring import full_run
@@ -127,6 +128,8 @@ def seed_purchases(
             line.order = order
             flat.append(line)
     OrderLine.objects.bulk_create(flat, batch_size=5000)
+    # Written in bulk, around the order hooks: the segments' purchase summary from them.
+    rebuild_purchase_summary()
     full_run(as_of=now)
     return {"orders": len(orders), "order_lines": len(flat)}
 
