@@ -340,6 +340,7 @@ def test_heat_map_and_migration_equal_the_score_rows(world, base, client):
     assert page.status_code == 200
     migration = page.context["migration"]
     assert (migration.month, migration.before) == (this_month, last_month)
+    assert page.context["months"] == [last_month, this_month]  # one entry a month
     assert Counter(migration.moves) == expected
     heat = {
         (c.recency, c.frequency): (c.records, c.revenue)

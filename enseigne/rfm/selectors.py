@@ -59,8 +59,13 @@ def heat_map(paths: list[str], root: str) -> list[list[HeatCell]]:
 
 
 def snapshot_months(paths: list[str]) -> list[dt.date]:
-    return sorted(
-        set(GroupSnapshot.objects.filter(unit_path__in=paths).values_list("month", flat=True))
+    """The months with a picture of these units' groups. DISTINCT in the database: the
+    table holds a row per buyer and month (millions for HQ), the page needs a dozen dates."""
+    return list(
+        GroupSnapshot.objects.filter(unit_path__in=paths)
+        .order_by("month")
+        .values_list("month", flat=True)
+        .distinct()
     )
 
 
