@@ -131,3 +131,27 @@ def test_a_refresh_that_dies_loses_no_buyer(world, refreshes, monkeypatch):
     assert [len(chunk) for chunk in calls] == [2, 2, 1]
     assert pending() == [] and RecordScore.objects.count() == 5
     assert hooks.refresh_pending() == 0  # idempotent: nothing left, nothing scored
+
+
+def test_a_queue_that_refuses_the_wake_fails_no_writer(
+    world, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    from enseigne.rfm import tasks
+
+    buyer = ContactFactory(unit=world.unit_a, email="file.down@orange.fr")
+
+    def refuses():
+        raise ConnectionError("the queue is down")
+
+    monkeypatch.setattr(tasks, "rfm_refresh_pending", refuses)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, transaction.atomic():
+        _write(buyer, 1)
+    assert len(callbacks) == 1
+    # The writer's orders are committed and reported as such; the buyer waits for the sweep,
+    # and the flag is down so that the next commit tries the queue again.
+    assert Order.objects.filter(contact=buyer).count() == 1
+    assert pending() == [buyer.pk]
+    assert not RefreshWake.objects.get(pk=1).queued
+    assert "the queue is down" in caplog.text
+    assert hooks.refresh_pending() == 1 and pending() == []
+

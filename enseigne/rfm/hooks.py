@@ -62,10 +62,18 @@ def orders_written(contact_ids: Sequence[int]) -> None:
         if _claim_wake():
             from .tasks import rfm_refresh_pending
 
-            rfm_refresh_pending()
+            try:
+                rfm_refresh_pending()
+            except Exception:
+                # The queue refused the task: lower the flag so the next commit tries
+                # again (the minute's sweep drains meanwhile), and let ``robust`` log it.
+                RefreshWake.objects.filter(pk=1).update(queued=False)
+                raise
 
     setattr(connection, _WAKE_REGISTERED, wake)
-    transaction.on_commit(wake)
+    # Robust: the writer's orders are committed when this runs; a queue that is down must
+    # not turn that into an error (an API client would resend a batch that was recorded).
+    transaction.on_commit(wake, robust=True)
 
 
 def _claim_wake() -> bool:
