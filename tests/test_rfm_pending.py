@@ -155,3 +155,17 @@ def test_a_queue_that_refuses_the_wake_fails_no_writer(
     assert "the queue is down" in caplog.text
     assert hooks.refresh_pending() == 1 and pending() == []
 
+
+def test_the_nightly_run_takes_the_months_picture_of_the_groups(world):
+    from enseigne.rfm.models import GroupSnapshot
+    from enseigne.rfm.snapshots import month_of
+    from enseigne.rfm.tasks import rfm_nightly
+
+    buyers = [ContactFactory(unit=world.unit_a, email=f"nuit.{i}@orange.fr") for i in range(3)]
+    for number, buyer in enumerate(buyers):
+        _write(buyer, number)
+    rfm_nightly.call_local()
+    scores = set(RecordScore.objects.values_list("contact_id", "group"))
+    assert {b.pk for b in buyers} == {c for c, _g in scores}
+    pictured = GroupSnapshot.objects.filter(month=month_of(timezone.now()))
+    assert set(pictured.values_list("contact_id", "group")) == scores

@@ -7,9 +7,6 @@ import logging
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from enseigne.rfm import scoring
-from enseigne.rfm.snapshots import snapshot_month
-
 from . import assignment
 
 logger = logging.getLogger(__name__)
@@ -17,10 +14,8 @@ logger = logging.getLogger(__name__)
 
 @db_periodic_task(crontab(minute="11", hour="4"))
 def personas_nightly() -> None:
-    """After the nightly RFM run (3:41): this month's picture of the RFM groups, then every
-    network's personas (their rules may use the groups) and their counts."""
-    for root in scoring.networks():
-        snapshot_month(root)
+    """After the nightly RFM run (3:41, which also takes the month's picture of the groups):
+    every network's personas (their rules may use the groups) and their counts."""
     for root in assignment.networks_with_personas():
         assignment.assign_network(root)
 

@@ -1,8 +1,8 @@
 """Monthly pictures of the RFM groups, for the month-to-month migration between groups.
 
-Taken after the nightly scores (``personas.tasks.personas_nightly`` runs it once the RFM
-run is done): the current month's rows are replaced by the records' scores of the night,
-so when a month ends its rows are its last night's groups."""
+Taken by the nightly task once the scores are computed (``tasks.rfm_nightly``): the current
+month's rows are replaced by the records' scores of the night, so when a month ends its rows
+are its last night's groups."""
 
 from __future__ import annotations
 

@@ -6,13 +6,20 @@ from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
 from . import hooks, scoring
+from .snapshots import snapshot_month
 
 
 @db_periodic_task(crontab(minute="41", hour="3"))
 def rfm_nightly() -> None:
     """Recompute every store's and network's scores and cut points (after identity's
-    nightly pass at 3:17 has linked the day's records)."""
-    scoring.full_run()
+    nightly pass at 3:17 has linked the day's records), then this month's picture of the
+    groups (the migration page) from them; a network whose run failed keeps its last scores
+    in the picture."""
+    try:
+        scoring.full_run()
+    finally:
+        for root in scoring.networks():
+            snapshot_month(root)
 
 
 @db_task(retries=2, retry_delay=30)
