@@ -15,6 +15,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from enseigne.commerce.models import Order
 from enseigne.contacts.models import Contact
@@ -28,6 +29,7 @@ from enseigne.personas.services import persona_move, persona_save
 from enseigne.rfm import scoring
 from enseigne.rfm.groups import DEFAULT_GRID
 from enseigne.rfm.models import GroupSnapshot, RecordScore, RfmPolicy
+from enseigne.rfm.scoring import months_before
 from enseigne.rfm.snapshots import month_of, previous_month, snapshot_month
 from tests.factories import PASSWORD, ContactFactory
 
@@ -336,11 +338,16 @@ def test_heat_map_and_migration_equal_the_score_rows(world, base, client):
         (before.get(c, ""), after.get(c, "")) for c in (set(before) | set(after)) & mine
     )
     client.login(username=world.manager_a.email, password=PASSWORD)
+    asked = timezone.now()
     page = client.get(f"/rfm/?unit={unit.public_id}")
     assert page.status_code == 200
     migration = page.context["migration"]
     assert (migration.month, migration.before) == (this_month, last_month)
     assert page.context["months"] == [last_month, this_month]  # one entry a month
+    # The caption says which purchases the figures cover: the scores' window.
+    start = page.context["window_start"]
+    assert months_before(asked, 24) <= start <= months_before(timezone.now(), 24)
+    assert date_format(timezone.localtime(start), "DATE_FORMAT") in page.content.decode()
     assert Counter(migration.moves) == expected
     heat = {
         (c.recency, c.frequency): (c.records, c.revenue)

@@ -12,15 +12,20 @@ from django.db.models import Count, Exists, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
-from .groups import DEFAULT_GRID, Group, cell, group_label, validate_grid
-from .models import GroupSnapshot, RecordScore, RfmPolicy
+from .groups import Group, cell, group_label
+from .models import GroupSnapshot, RecordScore
+from .scoring import frame_for
 from .snapshots import previous_month
 
 
 def grid_of(root: str) -> dict[str, str]:
-    """The network's R×F grid (HQ's, or the default)."""
-    policy = RfmPolicy.objects.filter(network__node__path=root).first()
-    return validate_grid(policy.grid) if policy and policy.grid else dict(DEFAULT_GRID)
+    """The network's R×F grid (HQ's, or the default), as scoring reads it."""
+    return frame_for(root).grid
+
+
+def window_start_of(root: str) -> dt.datetime:
+    """The start of the network's window now: the purchases the scores count are after it."""
+    return frame_for(root).window_start
 
 
 @dataclass

@@ -42,6 +42,7 @@ def _page(request: AuthenticatedRequest, node: OrgNode | None) -> HttpResponse:
             "node": node,
             "units": units if node is None or node.kind != OrgNode.Kind.UNIT else [],
             "heat": selectors.heat_map(paths, root) if root else [],
+            "window_start": selectors.window_start_of(root) if root else None,
             "frequencies": list(SCORES),
             "months": months,
             "month": month,
