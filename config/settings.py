@@ -309,7 +309,12 @@ ANYMAIL = {
 
 # Who learns of contact records written, in the writer's transaction (enseigne.contacts.records):
 # identity links each new record to its person there.
-ENSEIGNE_RECORD_HOOKS = ["enseigne.identity.linking.hooks"]
+ENSEIGNE_RECORD_HOOKS = [
+    "enseigne.identity.linking.hooks",
+    # HQ-only rows about a record not linked yet, which a store's erasure cannot see.
+    "enseigne.rfm.hooks.erased_person_scores",
+    "enseigne.personas.services.erased_person_personas",
+]
 # Who learns of orders written, in the writer's transaction (enseigne.commerce.order_hooks):
 # commerce's purchase summaries follow at once (segments read them); RFM updates those
 # buyers' scores once it commits.

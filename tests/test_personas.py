@@ -175,6 +175,26 @@ def test_first_match_per_record_and_per_person_and_reordering(world, base):
     assert {c for c, p in expected.items() if p == english.pk} == english_records
 
 
+def test_a_store_erasing_a_record_not_linked_yet_leaves_no_hq_row_about_it(world, base):
+    """Its person's score and persona are HQ's rows keyed by the record, out of the store's
+    row-level scope (PostgreSQL): the erasure removes them as system work all the same."""
+    from enseigne.contacts.services import contact_erase
+    from enseigne.rfm.models import PersonScore
+
+    lone = next(r for r in base["records"] if r.unit_id == world.unit_b.pk and r.is_customer)
+    RecordLink.objects.filter(contact=lone).delete()
+    scoring.full_run(as_of=AS_OF)
+    assignment.assign_network(world.root.path, as_of=AS_OF)
+    assert PersonaPerson.objects.filter(contact=lone).exists()
+    assert PersonScore.objects.filter(contact=lone).exists()
+    erased = lone.pk
+    with db_scope([world.unit_b.path]):
+        contact_erase(actor=world.manager_b, contact=lone)
+    assert not PersonaPerson.objects.filter(contact_id=erased).exists()
+    assert not PersonScore.objects.filter(contact_id=erased).exists()
+    assert PersonaPerson.objects.exists() and PersonScore.objects.exists()
+
+
 def test_persona_conditions_count_the_raw_rows(world, base):
     """Record level for HQ, a region manager (their subtree) and a store manager, inside
     each one's row-level scope; then HQ's person-level conditions."""

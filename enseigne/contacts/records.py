@@ -15,8 +15,11 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import NamedTuple, Protocol
 
+from django.apps import apps
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+from enseigne.lib.rowsecurity import ALL, db_scope
 
 
 class Record(NamedTuple):
@@ -131,6 +134,28 @@ def export_parts(contact) -> dict:
     for part in _export_parts():
         sections.update(part(contact))
     return sections
+
+
+class HqRowsEraser:
+    """A record hook for a later app whose rows about a record are HQ's (the network root's
+    scope only: a person's RFM score or persona kept for a record not linked yet): the store
+    erasing the record cannot see them, so Django's cascade would leave them. They go as
+    system work in the erasing transaction. ``models`` are "app_label.Model" names with a
+    ``contact`` field."""
+
+    def __init__(self, *models: str) -> None:
+        self.models = models
+
+    def written(self, records: Sequence[Record], prepared: Sequence[object] | None = None) -> None:
+        return None
+
+    def changed(self, records: Sequence[Record]) -> None:
+        return None
+
+    def erased(self, contact_ids: Sequence[int]) -> None:
+        with db_scope(ALL):
+            for label in self.models:
+                apps.get_model(label).objects.filter(contact_id__in=list(contact_ids)).delete()
 
 
 def records_erased(contact_ids: Sequence[int]) -> None:

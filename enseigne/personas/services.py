@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils.translation import gettext as _
 
+from enseigne.contacts.records import HqRowsEraser
 from enseigne.contacts.segments import SegmentCompiler
 from enseigne.identity.services import identity_root
 from enseigne.network.models import Network, User
@@ -120,3 +121,8 @@ def personas_recompute(*, actor: User) -> None:
     from .tasks import personas_assign
 
     transaction.on_commit(lambda: personas_assign(root))
+
+
+# A record not linked yet is its own person: its persona row is HQ's, out of a store's sight
+# when the store erases the record (settings ENSEIGNE_RECORD_HOOKS).
+erased_person_personas = HqRowsEraser("personas.PersonaPerson")

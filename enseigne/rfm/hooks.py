@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from django.db import connection, transaction
 
 from enseigne.contacts.models import Contact
+from enseigne.contacts.records import HqRowsEraser
 
 from . import scoring
 from .models import PendingBuyer, RefreshWake
@@ -117,3 +118,8 @@ def _claim(limit: int) -> list[int]:
             [limit],
         )
         return sorted({row[0] for row in cursor.fetchall()})
+
+
+# A person's score for a record not linked yet is HQ's row (keyed by the record): a store's
+# erasure of the record removes it as system work (settings ENSEIGNE_RECORD_HOOKS).
+erased_person_scores = HqRowsEraser("rfm.PersonScore")
