@@ -131,15 +131,15 @@ def _kept_cut(column: str):
 MEASURES = (("days", "r", False), ("n", "f", True), ("cents", "m", True))
 
 
-def _cuts_sql(source: str, value: str, name: str, higher_is_better: bool) -> str:
-    """Per ``unit_path`` of ``source``: the value at which each score k >= 2 starts
+def _measure_cuts(value: str, name: str, higher_is_better: bool) -> str:
+    """Per store (``part``) of ``rfm_buyers``: the value at which each score k >= 2 starts
     (``{name}0`` … ``{name}3``) and the best value (``{name}4``).
 
     The quintile rule needs only counts: a value scores k or more when the buyers strictly
     worse, ``below``, reach (k-1)/5 of the ``total`` (5 × below >= (k-1) × total), so the
-    cut is the worst value that does. The counts come from a histogram of the values (a
-    few hundred recency days or purchase counts per store; amounts are nearly all
-    distinct): one small sort, never a sort of every buyer per score."""
+    cut is the worst value that does. Recency days and purchase counts take a few hundred
+    values a store: their counts come from a histogram, sorted small; amounts are nearly
+    all distinct: one sort of the buyers' amounts (on integers: store id, cents)."""
     direction = "" if higher_is_better else " DESC"
     worst = "MIN" if higher_is_better else "MAX"
     best = "MAX" if higher_is_better else "MIN"
@@ -147,33 +147,57 @@ def _cuts_sql(source: str, value: str, name: str, higher_is_better: bool) -> str
         f"{worst}(CASE WHEN 5 * below >= {k - 1} * total THEN v END) AS {name}{i}"
         for i, k in enumerate(LEVELS)
     )
+    if value == "cents":
+        counted = f"""
+            SELECT part, {value} AS v,
+                   RANK() OVER (PARTITION BY part ORDER BY {value}{direction}) - 1 AS below,
+                   COUNT(*) OVER (PARTITION BY part) AS total
+            FROM rfm_buyers"""
+    else:
+        counted = f"""
+            SELECT part, v, SUM(c) OVER (PARTITION BY part ORDER BY v{direction}) - c AS below,
+                   SUM(c) OVER (PARTITION BY part) AS total
+            FROM (SELECT part, {value} AS v, CAST(COUNT(*) AS INTEGER) AS c
+                  FROM rfm_buyers GROUP BY part, {value}) AS h"""
     return f"""
-        SELECT unit_path, {cuts}, {best}(v) AS {name}4 FROM (
-            SELECT unit_path, v,
-                   SUM(c) OVER (PARTITION BY unit_path ORDER BY v{direction}) - c AS below,
-                   SUM(c) OVER (PARTITION BY unit_path) AS total
-            FROM (SELECT unit_path, {value} AS v, CAST(COUNT(*) AS INTEGER) AS c
-                  FROM {source} GROUP BY unit_path, {value}) AS h
-        ) AS x GROUP BY unit_path
+        SELECT part, {cuts}, {best}(v) AS {name}4, MAX(total) AS buyers
+        FROM ({counted}) AS x GROUP BY part
     """
 
 
-def _ranked_sql(measured: str) -> str:
-    """CTEs ranking the buyers of ``measured`` (a CTE with unit_path, days, n, cents) among
-    their ``unit_path``'s: their cut points, then ``ranked`` with r, f and m."""
-    ctes = [
-        f"{name}_cuts AS ({_cuts_sql(measured, value, name, better)})"
-        for value, name, better in MEASURES
-    ]
+def _rank(frame: Frame, params: dict, path: str) -> None:
+    """Score the buyers of ``rfm_buyers`` (one row a buyer: ``part``, an integer naming
+    its store, or 0 for the network; days, n, cents) among their part's:
+    their cut points into ``rfm_cuts`` (one row a part), their scores and group into
+    ``rfm_scored``. ``path``: the SQL of the path of part ``r.part``."""
+    columns = ", ".join(f"{name}.{name}{i}" for i in range(5) for _v, name, _b in MEASURES)
+    _temp(
+        "rfm_cuts",
+        f"""
+        SELECT r.part, {path} AS unit_path, r.buyers, {columns}
+        FROM ({_measure_cuts("days", "r", False)}) AS r
+        JOIN ({_measure_cuts("n", "f", True)}) AS f ON f.part = r.part
+        JOIN ({_measure_cuts("cents", "m", True)}) AS m ON m.part = r.part
+        """,
+        params,
+    )
     scores = ", ".join(
-        _cut_score_sql(f"b.{value}", lambda i, n=name: f"{n}_cuts.{n}{i}", better) + f" AS {name}"
+        _cut_score_sql(f"b.{value}", lambda i, n=name: f"c.{n}{i}", better) + f" AS {name}"
         for value, name, better in MEASURES
     )
-    joins = " ".join(
-        f"JOIN {name}_cuts ON {name}_cuts.unit_path = b.unit_path" for _v, name, _b in MEASURES
+    grid, grid_params = _grid_case(frame.grid)
+    _temp(
+        "rfm_scored",
+        f"""
+        WITH ranked AS (
+            SELECT b.*, c.unit_path, {scores}
+            FROM rfm_buyers AS b JOIN rfm_cuts AS c ON c.part = b.part
+        )
+        SELECT ranked.*, {grid} AS grp FROM ranked
+        """,
+        {**params, **grid_params},
+        analyze=False,
     )
-    return f"""{", ".join(ctes)},
-        ranked AS (SELECT b.*, {scores} FROM {measured} AS b {joins})"""
 
 
 def _adapt(moment: dt.datetime):
@@ -190,18 +214,6 @@ def _grid_case(grid: dict[str, str]) -> tuple[str, dict]:
     return f"CASE r * 10 + f {' '.join(whens)} END", params
 
 
-def _cut_sql(partition: str) -> str:
-    cuts = []
-    for k in LEVELS:
-        cuts += [
-            f"MAX(CASE WHEN r >= {k} THEN days END)",
-            f"MIN(CASE WHEN f >= {k} THEN n END)",
-            f"MIN(CASE WHEN m >= {k} THEN cents END)",
-        ]
-    cuts += ["MIN(days)", "MAX(n)", "MAX(cents)"]
-    return f"SELECT {partition}, COUNT(*), {', '.join(cuts)} FROM rfm_scored GROUP BY {partition}"
-
-
 def _execute(sql: str, params: dict | Sequence = ()) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -213,11 +225,11 @@ def _fetch(sql: str, params: dict | Sequence = ()) -> list[tuple]:
         return cursor.fetchall()
 
 
-def _temp(name: str, select: str, params: dict) -> None:
+def _temp(name: str, select: str, params: dict, analyze: bool = True) -> None:
     _execute(f"DROP TABLE IF EXISTS {name}")
     _execute(f"CREATE TEMP TABLE {name} AS {select}", params)
-    # A new table has no statistics: without them the joins below go row by row.
-    _execute(f"ANALYZE {name}")
+    if analyze:  # a new table has no statistics: without them joins may go row by row
+        _execute(f"ANALYZE {name}")
 
 
 SCORE_COLUMNS = (
@@ -268,16 +280,17 @@ def _write_scores(
     assignments = ", ".join(f"{_q(c)} = {v}" for c, v in new.items())
     params = {**params, "computed_at": computed_at}
     bound = f" AND {_any(f't.{_q(key)}', keys)}" if keys else ""
+    columns = ", ".join(_q(c) for c in [key, *new, "computed_at"])
+    values = ", ".join([f"s.{key}", *new.values(), "%(computed_at)s"])
+    # MERGE (PostgreSQL 15) doing both in one join was measured slower at full size
+    # (22.7 s against 11.6 + 3.8 s for the records, load 7.7).
     _execute(
         f"UPDATE {table_q} AS t SET {assignments}, computed_at = %(computed_at)s "
         f"FROM rfm_scored AS s WHERE t.{_q(key)} = s.{key} AND ({changed}){bound}",
         params,
     )
-    columns = [key, *new, "computed_at"]
-    values = [f"s.{key}", *new.values(), "%(computed_at)s"]
     _execute(
-        f"INSERT INTO {table_q} ({', '.join(_q(c) for c in columns)}) "
-        f"SELECT {', '.join(values)} FROM rfm_scored AS s "
+        f"INSERT INTO {table_q} ({columns}) SELECT {values} FROM rfm_scored AS s "
         f"WHERE NOT EXISTS (SELECT 1 FROM {table_q} AS t WHERE t.{_q(key)} = s.{key}{bound})",
         params,
     )
@@ -315,37 +328,44 @@ def _keep_cuts(level: str, frame: Frame, rows: list[tuple], scope_prefix: str) -
     )
 
 
+def _stored_cuts() -> list[tuple]:
+    """``rfm_cuts`` as ``_keep_cuts`` takes it: path, buyers, then each level's r, f, m."""
+    columns = ", ".join(f"{name}{i}" for i in range(5) for _v, name, _b in MEASURES)
+    return _fetch(f"SELECT unit_path, buyers, {columns} FROM rfm_cuts")
+
+
 def score_records(frame: Frame, prefix: str | None = None) -> None:
-    """Rank the buyer records of every store under ``prefix`` (the network by default)."""
+    """Rank the buyer records of every store under ``prefix`` (the network by default).
+    Leaves their aggregates in ``rfm_buyers`` for ``score_persons`` (the caller drops it)."""
     prefix = prefix or frame.root
     orders = _q(Order._meta.db_table)
-    grid, grid_params = _grid_case(frame.grid)
     params = {
         "as_of": _adapt(frame.as_of),
         "start": _adapt(frame.window_start),
         "prefix": prefix + "%",
-        **grid_params,
     }
-    # A purchase: a buyer and a total above zero (commerce.segment_fields.purchases).
+    # A purchase: a buyer and a total above zero (commerce.segment_fields.purchases). The
+    # store's id names its part: ranks sort on an integer, not on its path's text.
     _temp(
-        "rfm_scored",
+        "rfm_buyers",
         f"""
-        WITH buyers AS (
-            SELECT contact_id, MIN(unit_path) AS unit_path,
+        SELECT contact_id, unit_id AS part, last_at, n, cents, {_days_sql("last_at")} AS days
+        FROM (
+            SELECT contact_id, MIN(unit_id) AS unit_id,
                    MAX(CASE WHEN total > 0 THEN occurred_at END) AS last_at,
                    COUNT(CASE WHEN total > 0 THEN 1 END) AS n,
-                   SUM(CAST(ROUND(total * 100) AS BIGINT)) AS cents
+                   CAST(ROUND(SUM(total) * 100) AS BIGINT) AS cents
             FROM {orders}
             WHERE contact_id IS NOT NULL AND occurred_at >= %(start)s AND unit_path LIKE %(prefix)s
             GROUP BY contact_id
-        ), measured AS MATERIALIZED (
-            SELECT contact_id, unit_path, last_at, n, cents, {_days_sql("last_at")} AS days
-            FROM buyers WHERE n > 0
-        ), {_ranked_sql("measured")}
-        SELECT ranked.*, {grid} AS grp FROM ranked
+        ) AS buyers
+        WHERE n > 0
         """,
         params,
+        analyze=False,
     )
+    nodes = _q(OrgNode._meta.db_table)
+    _rank(frame, params, f"(SELECT path FROM {nodes} WHERE id = r.part)")
     _write_scores(
         RecordScore._meta.db_table,
         "contact_id",
@@ -353,43 +373,51 @@ def score_records(frame: Frame, prefix: str | None = None) -> None:
         params,
         frame.as_of,
     )
-    _keep_cuts(CutPoints.Level.RECORD, frame, _fetch(_cut_sql("unit_path")), prefix)
+    _keep_cuts(CutPoints.Level.RECORD, frame, _stored_cuts(), prefix)
     _execute("DROP TABLE rfm_scored")
+    _execute("DROP TABLE rfm_cuts")
+    _execute("ALTER TABLE rfm_buyers RENAME TO rfm_record_buyers")
 
 
-def score_persons(frame: Frame) -> None:
-    """Rank the network's buyer persons, from its records' scores rows (their aggregates)."""
-    records, links = _q(RecordScore._meta.db_table), _q(RecordLink._meta.db_table)
-    grid, grid_params = _grid_case(frame.grid)
-    params = {"as_of": _adapt(frame.as_of), "prefix": frame.root + "%", **grid_params}
+def score_persons(frame: Frame, records: str = "") -> None:
+    """Rank the network's buyer persons from their records' aggregates: ``records``, the
+    table ``score_records`` just left (the full run), or the records' score rows."""
+    links = _q(RecordLink._meta.db_table)
+    params = {"as_of": _adapt(frame.as_of), "prefix": frame.root + "%", "root": frame.root}
+    if not records:
+        records = (
+            f"(SELECT contact_id, last_purchase_at AS last_at, purchases AS n, "
+            f"CAST(ROUND(net * 100) AS BIGINT) AS cents "
+            f"FROM {_q(RecordScore._meta.db_table)} WHERE unit_path LIKE %(prefix)s)"
+        )
     _temp(
-        "rfm_scored",
+        "rfm_buyers",
         f"""
-        WITH buyers AS (
+        SELECT buyers.*, 0 AS part, {_days_sql("last_at")} AS days
+        FROM (
             SELECT COALESCE(l.person_id, -s.contact_id) AS key,
                    MAX(l.person_id) AS person_id,
                    MAX(CASE WHEN l.person_id IS NULL THEN s.contact_id END) AS contact_id,
-                   MAX(s.last_purchase_at) AS last_at, SUM(s.purchases) AS n,
-                   SUM(CAST(ROUND(s.net * 100) AS BIGINT)) AS cents
+                   MAX(s.last_at) AS last_at, CAST(SUM(s.n) AS INTEGER) AS n,
+                   CAST(SUM(s.cents) AS BIGINT) AS cents
             FROM {records} AS s LEFT JOIN {links} AS l ON l.contact_id = s.contact_id
-            WHERE s.unit_path LIKE %(prefix)s
             GROUP BY COALESCE(l.person_id, -s.contact_id)
-        ), measured AS MATERIALIZED (
-            SELECT buyers.*, {_days_sql("last_at")} AS days, %(root)s AS unit_path FROM buyers
-        ), {_ranked_sql("measured")}
-        SELECT ranked.*, {grid} AS grp FROM ranked
+        ) AS buyers
         """,
-        {**params, "root": frame.root},
+        params,
+        analyze=False,
     )
+    _rank(frame, params, "%(root)s")
     _write_scores(
         PersonScore._meta.db_table,
         "key",
         f"{_q(PersonScore._meta.db_table)}.unit_path = %(root)s",
-        {**params, "root": frame.root},
+        params,
         frame.as_of,
     )
-    _keep_cuts(CutPoints.Level.PERSON, frame, _fetch(_cut_sql("unit_path")), frame.root)
-    _execute("DROP TABLE rfm_scored")
+    _keep_cuts(CutPoints.Level.PERSON, frame, _stored_cuts(), frame.root)
+    for table in ("rfm_scored", "rfm_cuts", "rfm_buyers"):
+        _execute(f"DROP TABLE {table}")
 
 
 def networks() -> list[str]:
@@ -422,7 +450,9 @@ def _set_based():
     """Hash joins for these statements over whole tables, and no JIT compiling: the score
     tables' estimates are often stale (a row-by-row plan took 5 s on 5,000 rows),
     compiling costs more than it saves on such simple plans, and the aggregates and sorts
-    of a million buyers spill to disk in the default 4 MB of work memory."""
+    of a million buyers spill to disk in the default 4 MB of work memory. No parallel
+    workers: each would aggregate nearly every buyer (a buyer's orders are spread over the
+    whole table), and merging their partial groups took longer than one pass."""
     return _planner(
         {
             "jit": "off",
@@ -431,6 +461,7 @@ def _set_based():
             "enable_hashjoin": "on",
             "enable_mergejoin": "on",
             "enable_seqscan": "on",
+            "max_parallel_workers_per_gather": "0",
         }
     )
 
@@ -464,7 +495,8 @@ def full_run(as_of: dt.datetime | None = None, roots: Iterable[str] | None = Non
             with transaction.atomic(), _set_based():
                 _lock_network(root)
                 score_records(frame)
-                score_persons(frame)
+                score_persons(frame, records="rfm_record_buyers")
+                _execute("DROP TABLE rfm_record_buyers")
         except DatabaseError:
             logger.exception("RFM full run failed for network %s", root)
             failed.append(root)
@@ -515,6 +547,7 @@ def _refresh_network(root: str, paths: list[str], now: dt.datetime, touched: lis
     for path in sorted(set(paths) - ranked):  # a store's first buyers: rank it whole once
         with _set_based():
             score_records(frame, prefix=path)
+            _execute("DROP TABLE rfm_record_buyers")
     orders, cuts = _q(Order._meta.db_table), _q(CutPoints._meta.db_table)
     grid, grid_params = _grid_case(frame.grid)
     params = {
