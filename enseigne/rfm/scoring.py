@@ -296,6 +296,9 @@ def _write_scores(
     )
     if keys:
         scope_sql = f"({scope_sql}) AND {_any(f'{table_q}.{_q(key)}', keys)}"
+        # The anti-join below looks each row up in the scores: with sequential scans off it
+        # otherwise rescanned the whole temp table per row (156 s for 33,000 buyers).
+        _execute(f"CREATE INDEX rfm_scored_key ON rfm_scored ({key})")
     _execute(
         f"DELETE FROM {table_q} WHERE ({scope_sql}) AND NOT EXISTS "
         f"(SELECT 1 FROM rfm_scored AS s WHERE s.{key} = {table_q}.{_q(key)})",
@@ -507,6 +510,29 @@ def full_run(as_of: dt.datetime | None = None, roots: Iterable[str] | None = Non
 # --- Incremental: the touched buyers against the last full run's cut points -------------
 
 
+def _touched_aggregates(orders: str) -> str:
+    """The touched buyers' aggregates over their orders in the window: on PostgreSQL one
+    index descent per buyer (a LATERAL aggregate from the ids), whatever the estimates. The
+    caller materializes it: inlined, the planner put the store cut points outside and ran
+    the buyers' aggregate again for each of the 203 (130 s for 33,000 buyers)."""
+    aggregates = """MIN(o.unit_path) AS unit_path,
+        MAX(CASE WHEN o.total > 0 THEN o.occurred_at END) AS last_at,
+        COUNT(CASE WHEN o.total > 0 THEN 1 END) AS n,
+        SUM(CAST(ROUND(o.total * 100) AS BIGINT)) AS cents"""
+    window = "o.occurred_at >= %(start)s AND o.unit_path LIKE %(prefix)s"
+    if connection.vendor == "postgresql":
+        return f"""
+            SELECT t.contact_id, a.* FROM unnest(%(ids)s::bigint[]) AS t(contact_id)
+            CROSS JOIN LATERAL (
+                SELECT {aggregates} FROM {orders} AS o
+                WHERE o.contact_id = t.contact_id AND {window}
+            ) AS a
+            WHERE a.unit_path IS NOT NULL"""
+    return f"""
+        SELECT o.contact_id, {aggregates} FROM {orders} AS o
+        WHERE {_any("o.contact_id", "ids")} AND {window} GROUP BY o.contact_id"""
+
+
 def refresh_buyers(contact_ids: Iterable[int], now: dt.datetime | None = None) -> None:
     """Update the scores of these records and of their persons after their orders changed.
 
@@ -559,16 +585,7 @@ def _refresh_network(root: str, paths: list[str], now: dt.datetime, touched: lis
     _temp(
         "rfm_scored",
         f"""
-        WITH buyers AS (
-            SELECT contact_id, MIN(unit_path) AS unit_path,
-                   MAX(CASE WHEN total > 0 THEN occurred_at END) AS last_at,
-                   COUNT(CASE WHEN total > 0 THEN 1 END) AS n,
-                   SUM(CAST(ROUND(total * 100) AS BIGINT)) AS cents
-            FROM {orders}
-            WHERE {_any("contact_id", "ids")}
-              AND occurred_at >= %(start)s AND unit_path LIKE %(prefix)s
-            GROUP BY contact_id
-        ), measured AS (
+        WITH buyers AS MATERIALIZED ({_touched_aggregates(orders)}), measured AS (
             SELECT b.*, {_days_sql("b.last_at", "c.as_of")} AS days, c.recency, c.frequency,
                    c.monetary
             FROM buyers AS b JOIN {cuts} AS c ON c.level = 'record' AND c.unit_path = b.unit_path
@@ -638,7 +655,7 @@ def _refresh_persons(frame: Frame, now: dt.datetime, touched: list[int]) -> None
     _temp(
         "rfm_scored",
         f"""
-        WITH buyers AS (
+        WITH buyers AS MATERIALIZED (
             SELECT m.key, MAX(CASE WHEN m.key > 0 THEN m.key END) AS person_id,
                    MAX(CASE WHEN m.key < 0 THEN -m.key END) AS contact_id,
                    MAX(s.last_purchase_at) AS last_at, SUM(s.purchases) AS n,
