@@ -19,11 +19,13 @@ Definitions (docs/decisions.md, "RFM"):
   record not linked to a person yet is its own person;
 - the group is the R×F grid's cell (``groups``; HQ may adjust its network's grid).
 
-A full run (nightly, ``rfm_nightly``) recomputes everything set-based in SQL (window
-functions) and keeps each store's and network's *cut points*: for each score k ≥ 2, the
-worst value that reached k. After orders are written, ``refresh_buyers`` recomputes only
-the touched buyers' aggregates and scores them against those cut points, which gives the
-full run's scores as long as the cut points do not move; the next full run catches up.
+A full run (nightly, ``rfm_nightly``) recomputes everything set-based in SQL: each store's
+and the network's *cut points* (for each score k ≥ 2, the worst value that reached k),
+counted from the buyers' values, then every buyer scored against them — the same scores as
+ranking, since a value scores k or more exactly when 5 × (buyers strictly worse) ≥ (k − 1)
+× buyers. After orders are written, ``refresh_buyers`` recomputes only the touched buyers'
+aggregates and scores them against the kept cut points, which gives the full run's scores
+as long as the cut points do not move; the next full run catches up.
 """
 
 # The SQL here is assembled from the models' table and column names and fixed fragments;
