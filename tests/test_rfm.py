@@ -329,6 +329,24 @@ def test_a_store_without_a_full_run_is_ranked_whole(world, shop):
     assert stored_persons() == expected["persons"]
 
 
+def test_a_refresh_costs_the_same_statements_for_one_buyer_or_many(world, shop):
+    """The till's path: a refresh reaches orders, links and score rows through the touched
+    ids, so its statements do not grow with the buyers (nor with the network); and buyers
+    of one store or of three are refreshed alike."""
+    from django.test.utils import CaptureQueriesContext
+
+    scoring.full_run(as_of=AS_OF)
+    buyers = [r.pk for r in shop["records"] if r.pk in stored_records()]
+    one_store = [r.pk for r in shop["records"] if r.pk in buyers and r.unit == world.unit_a]
+    counts = []
+    for touched in (buyers[:1], one_store, buyers):
+        with CaptureQueriesContext(connection) as queries:
+            scoring.refresh_buyers(touched, now=AS_OF)
+        counts.append(len(queries))
+    assert counts[0] == counts[1] == counts[2], counts
+    assert stored_records() == reference(shop)["records"]
+
+
 def test_orders_written_update_scores_after_commit(world, shop, django_capture_on_commit_callbacks):
     scoring.full_run(as_of=AS_OF)
     buyers = {o.contact_id for o in shop["orders"]}
