@@ -213,3 +213,26 @@ def test_hq_loads_the_catalogue_dry_run_first_then_for_real(world, client):
     client.logout()
     assert client.login(username=world.manager_a.email, password=PASSWORD)
     assert client.post(url, {"node": str(world.root.public_id)}).status_code == 403
+
+
+def test_every_import_page_refuses_a_file_over_the_limit_and_names_it(world, client, settings):
+    """Contacts, sales and the catalogue share one limit and one message (lib.imports)."""
+    from enseigne.contacts.models import ContactImport
+
+    settings.IMPORT_MAX_BYTES = 1_000_000
+    big = b"email\r\n" + b"x" * 1_000_000
+    assert client.login(username=world.hq_admin.email, password=PASSWORD)
+    pages = [
+        ("import_list", "unit", world.unit_a),
+        ("order_import_list", "unit", world.unit_a),
+        ("catalogue_import", "node", world.root),
+    ]
+    for name, field, node in pages:
+        response = client.post(
+            reverse(name),
+            {field: str(node.public_id), "file": SimpleUploadedFile("gros.csv", big)},
+        )
+        assert response.status_code == 200, name
+        assert "larger than 1 MB" in response.content.decode(), name
+    assert not ContactImport.objects.exists() and not OrderImport.objects.exists()
+    assert not Asset.objects.exists()

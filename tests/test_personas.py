@@ -301,6 +301,8 @@ def test_stores_see_their_own_counts_only(world, base, client):
     html = page.content.decode()
     assert str(world.unit_a.public_id) in html
     assert str(world.unit_b.public_id) not in html and str(world.unit_a2.public_id) not in html
+    # The counts say which month's assignment they are.
+    assert date_format(month_of(AS_OF), "F Y") in html.split('id="persona-counts-month"')[1][:300]
     assert client.get(f"/personas/?unit={world.unit_a.public_id}").status_code == 200
     assert client.get(f"/personas/?unit={world.unit_b.public_id}").status_code == 404
     assert client.get(f"/personas/?unit={world.region_a.public_id}").status_code == 404

@@ -40,6 +40,7 @@ from enseigne.contacts.import_reader import (
     read_rows,
 )
 from enseigne.contacts.validation import folded
+from enseigne.lib.imports import check_upload_size
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import OrgNode, User
 
@@ -104,13 +105,7 @@ def order_import_prepare(
     may_record(actor, unit)
     if unit.kind != OrgNode.Kind.UNIT:
         raise ValidationError({"unit": _("Import into a unit.")})
-    if len(content) > settings.IMPORT_MAX_BYTES:
-        raise ValidationError(
-            {
-                "file": _("The file is larger than %(size)s MB.")
-                % {"size": settings.IMPORT_MAX_BYTES // 1_000_000}
-            }
-        )
+    check_upload_size(len(content))
     try:
         text = decode_upload(content, file_name)
     except NotText as exc:

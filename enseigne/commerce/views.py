@@ -3,7 +3,6 @@ dry run, the worker's progress, the row-by-row report). Thin views over the impo
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -26,7 +25,7 @@ from enseigne.commerce.importer import (
 from enseigne.commerce.models import OrderImport, OrderImportProblem
 from enseigne.contacts.forms import ImportUploadForm
 from enseigne.lib.csvexport import csv_download
-from enseigne.lib.imports import import_report
+from enseigne.lib.imports import check_upload_size, import_report
 from enseigne.lib.rowsecurity import db_scope
 from enseigne.network import selectors as network_selectors
 from enseigne.network.access import access_for
@@ -87,17 +86,15 @@ def order_import_list(request: _Request) -> HttpResponse:
             request.user, form.cleaned_data["unit"], Capability.RECORD_CONVERSIONS
         )
         upload = form.cleaned_data["file"]
-        if upload.size > settings.IMPORT_MAX_BYTES:
-            form.add_error("file", gettext_lazy("The file is too large."))
+        try:
+            check_upload_size(upload.size)
+            order_import = order_import_prepare(
+                actor=request.user, unit=unit, file_name=upload.name, content=upload.read()
+            )
+        except ValidationError as exc:
+            form_errors(form, exc)
         else:
-            try:
-                order_import = order_import_prepare(
-                    actor=request.user, unit=unit, file_name=upload.name, content=upload.read()
-                )
-            except ValidationError as exc:
-                form_errors(form, exc)
-            else:
-                return redirect("order_import_detail", public_id=order_import.public_id)
+            return redirect("order_import_detail", public_id=order_import.public_id)
     return render(
         request,
         "commerce/order_imports.html",
@@ -203,20 +200,18 @@ def catalogue_import_page(request: _Request) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         node = network_selectors.get_node_for_user(request.user, form.cleaned_data["node"])
         upload = form.cleaned_data["file"]
-        if upload.size > settings.IMPORT_MAX_BYTES:
-            form.add_error("file", gettext_lazy("The file is too large."))
-        else:
-            try:
-                result = catalogue_import(
-                    actor=request.user,
-                    node=node,
-                    own=False,
-                    file_name=upload.name,
-                    content=upload.read(),
-                    dry_run=form.cleaned_data["dry_run"],
-                )
-            except ValidationError as exc:
-                form_errors(form, exc)
+        try:
+            check_upload_size(upload.size)
+            result = catalogue_import(
+                actor=request.user,
+                node=node,
+                own=False,
+                file_name=upload.name,
+                content=upload.read(),
+                dry_run=form.cleaned_data["dry_run"],
+            )
+        except ValidationError as exc:
+            form_errors(form, exc)
     return render(
         request,
         "commerce/catalogue_import.html",

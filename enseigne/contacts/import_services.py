@@ -25,6 +25,7 @@ from enseigne.contacts.import_reader import (
 from enseigne.contacts.importer import guess_mapping, import_targets
 from enseigne.contacts.models import Channel, ContactImport
 from enseigne.contacts.tasks import run_contact_import
+from enseigne.lib.imports import check_upload_size
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User
@@ -46,13 +47,7 @@ def import_prepare(*, actor: User, unit: OrgNode, file_name: str, content: bytes
         raise PermissionDenied
     if unit.kind != OrgNode.Kind.UNIT:
         raise ValidationError({"unit": _("Import into a unit.")})
-    if len(content) > settings.IMPORT_MAX_BYTES:
-        raise ValidationError(
-            {
-                "file": _("The file is larger than %(size)s MB.")
-                % {"size": settings.IMPORT_MAX_BYTES // 1_000_000}
-            }
-        )
+    check_upload_size(len(content))
     try:
         text = decode_upload(
             content, file_name

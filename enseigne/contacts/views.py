@@ -29,7 +29,7 @@ from enseigne.contacts.importer import import_target_choices
 from enseigne.contacts.models import ContactImport, ImportRejection
 from enseigne.contacts.segments import field_catalogue, segment_count, segment_sizes
 from enseigne.lib.csvexport import csv_download
-from enseigne.lib.imports import import_report
+from enseigne.lib.imports import check_upload_size, import_report
 from enseigne.lib.paging import BoundedPaginator
 from enseigne.lib.rowsecurity import db_scope
 from enseigne.network import selectors as network_selectors
@@ -285,17 +285,15 @@ def import_list(request: HttpRequest) -> HttpResponse:
             request.user, form.cleaned_data["unit"], Capability.IMPORT_CONTACTS
         )
         upload = form.cleaned_data["file"]
-        if upload.size > settings.IMPORT_MAX_BYTES:
-            form.add_error("file", _("The file is too large."))
+        try:
+            check_upload_size(upload.size)
+            contact_import = import_prepare(
+                actor=request.user, unit=unit, file_name=upload.name, content=upload.read()
+            )
+        except ValidationError as exc:
+            form_errors(form, exc)
         else:
-            try:
-                contact_import = import_prepare(
-                    actor=request.user, unit=unit, file_name=upload.name, content=upload.read()
-                )
-            except ValidationError as exc:
-                form_errors(form, exc)
-            else:
-                return redirect("import_detail", public_id=contact_import.public_id)
+            return redirect("import_detail", public_id=contact_import.public_id)
     return render(
         request,
         "contacts/imports.html",

@@ -7,9 +7,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
+from django.utils.translation import gettext as _
 
 REPORT_LINES_SHOWN = 20
+
+
+def check_upload_size(size: int) -> None:
+    """Every import's one size limit, with an error that names it (the page checks the
+    upload's size before reading it; the importer checks what it is handed)."""
+    if size > settings.IMPORT_MAX_BYTES:
+        raise ValidationError(
+            {
+                "file": _("The file is larger than %(size)s MB.")
+                % {"size": settings.IMPORT_MAX_BYTES // 1_000_000}
+            }
+        )
 
 
 class ImportProgress:

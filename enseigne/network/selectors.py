@@ -29,6 +29,14 @@ def units_for_user(user: User) -> QuerySet[OrgNode]:
     return nodes_for_user(user).filter(kind=OrgNode.Kind.UNIT).select_related("profile")
 
 
+def units_under(user: User, node: OrgNode | None = None) -> list[OrgNode]:
+    """The units ``user`` sees (under ``node``, one the user sees), in tree order."""
+    units = units_for_user(user)
+    if node is not None:
+        units = units.filter(path__startswith=node.path)
+    return list(units)
+
+
 def nodes_with(user: User, capability: str) -> list[OrgNode]:
     """The nodes the user sees where their roles (and HQ's rules) grant ``capability``."""
     access = access_for(user)

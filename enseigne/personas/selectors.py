@@ -16,7 +16,6 @@ from enseigne.identity.selectors import get_identity_root_for_user
 from enseigne.lib.ids import parse_uuid
 from enseigne.network.access import access_for
 from enseigne.network.models import OrgNode, User
-from enseigne.network.selectors import units_for_user
 
 from .models import Persona, PersonaCount
 
@@ -89,21 +88,14 @@ def evolution(paths: list[str], level: str = PersonaCount.Level.RECORD, months: 
     )
 
 
-def units_under(user: User, node: OrgNode | None = None) -> list[OrgNode]:
-    """The units ``user`` sees (under ``node``, one the user sees), in tree order."""
-    units = units_for_user(user)
-    if node is not None:
-        units = units.filter(path__startswith=node.path)
-    return list(units)
-
-
-def unit_counts(paths: list[str]) -> dict[tuple[str, int], int]:
-    """(unit path, persona pk) → records, the latest month, for the units ``paths``."""
+def unit_counts(paths: list[str]) -> tuple[dt.date | None, dict[tuple[str, int], int]]:
+    """The latest month counted for the units ``paths`` (None before any assignment) and
+    its (unit path, persona pk) → records."""
     rows = PersonaCount.objects.filter(level=PersonaCount.Level.RECORD, unit_path__in=paths)
     latest = rows.order_by("-month").values_list("month", flat=True).first()
     if latest is None:
-        return {}
-    return {
+        return None, {}
+    return latest, {
         (path, persona): count
         for path, persona, count in rows.filter(month=latest).values_list(
             "unit_path", "persona_id", "count"

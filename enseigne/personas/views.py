@@ -27,9 +27,9 @@ from .services import PERSONA_FIELDS
 
 
 def _counts_context(user, personas: list, node: OrgNode | None) -> dict[str, Any]:
-    units = selectors.units_under(user, node)
+    units = network_selectors.units_under(user, node)
     paths = [unit.path for unit in units]
-    counts = selectors.unit_counts(paths)
+    month, counts = selectors.unit_counts(paths)
     rows: list[dict[str, Any]] = [
         {"unit": unit, "counts": [counts.get((unit.path, p.pk), 0) for p in personas]}
         for unit in units
@@ -37,6 +37,7 @@ def _counts_context(user, personas: list, node: OrgNode | None) -> dict[str, Any
     evolution = selectors.evolution(paths)
     return {
         "personas": personas,
+        "counts_month": month,
         "rows": rows,
         "totals": [sum(row["counts"][i] for row in rows) for i in range(len(personas))],
         "has_counts": bool(counts) or bool(evolution.months),

@@ -67,6 +67,7 @@ class Frame:
     as_of: dt.datetime
     window_start: dt.datetime
     grid: dict[str, str]
+    window_months: int = DEFAULT_WINDOW_MONTHS
 
 
 def months_before(moment: dt.datetime, months: int) -> dt.datetime:
@@ -87,7 +88,7 @@ def frame_for(root: OrgNode | str, as_of: dt.datetime | None = None) -> Frame:
     months = policy.window_months if policy else DEFAULT_WINDOW_MONTHS
     grid = validate_grid(policy.grid) if policy and policy.grid else dict(DEFAULT_GRID)
     moment = as_of or timezone.now()
-    return Frame(path, moment, months_before(moment, months), grid)
+    return Frame(path, moment, months_before(moment, months), grid, months)
 
 
 # --- SQL pieces, PostgreSQL and SQLite -----------------------------------------------------

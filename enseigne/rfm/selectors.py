@@ -13,7 +13,7 @@ from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
 from .groups import Group, cell, group_label
-from .models import GroupSnapshot, RecordScore
+from .models import GroupSnapshot, RecordScore, RfmPolicy
 from .scoring import frame_for
 from .snapshots import previous_month
 
@@ -21,6 +21,16 @@ from .snapshots import previous_month
 def grid_of(root: str) -> dict[str, str]:
     """The network's R×F grid (HQ's, or the default), as scoring reads it."""
     return frame_for(root).grid
+
+
+def policy_of(root: str) -> RfmPolicy | None:
+    """HQ's RFM settings for the network, if HQ changed any."""
+    return RfmPolicy.objects.filter(network__node__path=root).first()
+
+
+def window_months_of(root: str) -> int:
+    """The network's window in months (HQ's, or the default)."""
+    return frame_for(root).window_months
 
 
 def window_start_of(root: str) -> dt.datetime:

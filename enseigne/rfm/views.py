@@ -17,15 +17,12 @@ from enseigne.network.models import OrgNode
 
 from . import selectors
 from .groups import CELLS, SCORES, Group, cell
-from .models import DEFAULT_WINDOW_MONTHS, MAX_WINDOW_MONTHS, RfmPolicy
+from .models import MAX_WINDOW_MONTHS
 from .services import rfm_policy_update
 
 
 def _page(request: AuthenticatedRequest, node: OrgNode | None) -> HttpResponse:
-    visible = network_selectors.units_for_user(request.user)
-    if node is not None:
-        visible = visible.filter(path__startswith=node.path)
-    units = list(visible)
+    units = network_selectors.units_under(request.user, node)
     paths = [unit.path for unit in units]
     root = (node.path if node else (paths[0] if paths else ""))[: OrgNode.steplen]
     months = selectors.snapshot_months(paths)
@@ -66,9 +63,9 @@ def rfm_overview(request: AuthenticatedRequest) -> HttpResponse:
 def rfm_settings(request: AuthenticatedRequest) -> HttpResponse:
     """HQ's grid (a group for each of the 25 R×F cells) and window."""
     root = get_identity_root_for_user(request.user)
-    policy = RfmPolicy.objects.filter(network__node__path=root).first()
+    policy = selectors.policy_of(root)
     grid = selectors.grid_of(root)
-    window: object = policy.window_months if policy else DEFAULT_WINDOW_MONTHS
+    window: object = selectors.window_months_of(root)
     errors: list[str] = []
     if request.method == "POST":
         grid = {key: request.POST.get(key, "") for key in CELLS}
