@@ -611,6 +611,8 @@ MATRIX.update(
 MATRIX.update(
     {
         ("personas/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+        # "Recompute now": HQ's alone.
+        ("personas/", "POST"): (NO_OBJECT, "302 302 404 404 404 404", None),
         ("hq/personas/new/", "GET"): (NO_OBJECT, "302 200 404 404 404 404", None),
         ("hq/personas/<uuid:public_id>/", "POST"): ("persona", "302 200 404 404 404 404", None),
         ("rfm/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),

@@ -119,6 +119,11 @@ def test_dry_run_then_for_real_then_again_counts_each_order_once(world, client, 
     assert (real.status, real.dry_run, real.created_count, real.line_count) == ("done", False, 2, 3)
     assert Order.objects.filter(unit=world.unit_a).count() == 2
     assert OrderLine.objects.filter(unknown_sku=True).count() == 1
+    # A second click on "for real" (another tab, a double click) leads to the same import.
+    imports = OrderImport.objects.count()
+    assert post(detail, {"for_real": "1"}).url == response.url
+    assert OrderImport.objects.count() == imports
+    assert real.file_path == order_import.file_path
 
     # The same file sent again: every order is a duplicate, nothing counted twice.
     again = _upload(client, world, content)

@@ -178,22 +178,27 @@ def order_import_start(
 @transaction.atomic
 def order_import_again(*, actor: User, order_import: OrderImport) -> OrderImport:
     """After a dry run: import the same file with the same mapping, for real (a new import,
-    so the dry run's report stays as it was)."""
+    so the dry run's report stays as it was). Once: a second click (or a second tab) gets
+    the import the first one started. Both read the one uploaded file; no copy is made."""
     may_record(actor, order_import.unit)
-    if not (order_import.dry_run and order_import.status == OrderImport.Status.DONE):
+    dry = OrderImport.objects.select_for_update().get(pk=order_import.pk)
+    if not (dry.dry_run and dry.status == OrderImport.Status.DONE):
         raise ValidationError(_("Only a finished dry run can be imported for real."))
-    path = Path(order_import.file_path).with_name(f"orders-{uuid.uuid4()}.csv")
-    path.write_bytes(Path(order_import.file_path).read_bytes())
+    started = OrderImport.objects.filter(
+        unit=dry.unit, file_path=dry.file_path, dry_run=False, created_at__gte=dry.created_at
+    ).first()
+    if started is not None:
+        return started
     again = OrderImport.objects.create(
-        unit=order_import.unit,
-        unit_path=order_import.unit_path,
+        unit=dry.unit,
+        unit_path=dry.unit_path,
         created_by=actor,
-        file_name=order_import.file_name,
-        file_path=str(path),
-        file_sha256=order_import.file_sha256,
-        columns=order_import.columns,
-        mapping=order_import.mapping,
-        total_rows=order_import.total_rows,
+        file_name=dry.file_name,
+        file_path=dry.file_path,
+        file_sha256=dry.file_sha256,
+        columns=dry.columns,
+        mapping=dry.mapping,
+        total_rows=dry.total_rows,
     )
     return order_import_start(actor=actor, order_import=again, mapping=again.mapping)
 
