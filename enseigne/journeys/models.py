@@ -193,3 +193,22 @@ class EnrollmentStep(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["enrollment", "id"], name="journeys_step_enrollment")]
+
+
+class JourneySend(models.Model):
+    """The ledger campaign of one send step of a run's version (``campaigns`` kind
+    ``journey``): its rows are the messages of that step, sent by the campaign runners
+    through every gate."""
+
+    run = models.ForeignKey(JourneyRun, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(JourneyVersion, on_delete=models.PROTECT, related_name="+")
+    step = models.CharField(max_length=40)
+    campaign = models.OneToOneField(
+        "campaigns.Campaign", on_delete=models.PROTECT, related_name="journey_send"
+    )
+    unit_path = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "version", "step"], name="journeys_send_step")
+        ]
