@@ -228,7 +228,9 @@ class ConsentEvent(models.Model):
         indexes = [
             models.Index(
                 fields=["contact", "channel", "-occurred_at"], name="consent_contact_channel"
-            )
+            ),
+            # What a store recorded lately (the journeys' consent trigger reads it every minute).
+            models.Index(fields=["unit_path", "recorded_at"], name="consent_unit_recorded"),
         ]
 
     def save(self, *args, **kwargs):

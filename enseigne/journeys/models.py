@@ -108,6 +108,10 @@ class JourneyRun(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The triggers' progress (journeys.triggers): events read up to this moment, and the
+    # last of the store's local days whose dates and inactivity were read.
+    events_read_at = models.DateTimeField(null=True, blank=True)
+    days_read_on = models.DateField(null=True, blank=True)
 
     class Meta:
         constraints = [
