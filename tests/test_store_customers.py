@@ -14,6 +14,8 @@ from collections import Counter, defaultdict
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -72,6 +74,10 @@ def _order(unit, contact, n, days, lines, source="api"):
 
 @pytest.fixture
 def shop(world):
+    return seed_shop(world)
+
+
+def seed_shop(world) -> dict:
     """Lyon: 10 records, 8 customers; Grenoble 8 and Lille 9, no customers. Orders with
     lines over 14 months: returns, a line without category, a category spelled two ways, an
     anonymous order, a category only Lille sells. Two personas (customers, everyone)."""
@@ -418,3 +424,25 @@ def test_persona_counters_are_one_query(world, shop, django_assert_num_queries):
     campaign = _sent_campaign(world, "Une", lyon, clicked=lyon[:2])
     with django_assert_num_queries(1):
         by_persona.persona_counters(Event.objects.all(), [campaign.pk], shop["clients"])
+
+
+def test_the_section_reads_the_same_queries_whatever_the_number_of_stores(world, shop):
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            customers.store_customers(world.unit_a)
+        return len(captured)
+
+    few = count()
+    for serial in range(4):
+        unit = network.node_create(
+            actor=None, parent=world.region_b, kind="unit", name=f"M{serial}", code=f"m{serial}"
+        )
+        for i in range(3):
+            record = ContactFactory(unit=unit, email=f"m{serial}.{i}@orange.fr")
+            _order(unit, record, 100 * serial + i, days=10 + i, lines=[("Vins", Decimal(9), False)])
+    scoring.full_run()
+    assignment.assign_network(world.root.path)
+    # The network's RFM policy (the window), whether any order is the demo's, the RFM counts,
+    # the personas' latest month, its counts and the personas' names, the categories; on
+    # PostgreSQL each of the four system-scope blocks also sets and restores the scope.
+    assert count() == few == 7 + (12 if connection.vendor == "postgresql" else 0)
