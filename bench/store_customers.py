@@ -5,7 +5,8 @@
       .venv/bin/python bench/store_customers.py --contacts 500000 --units 50
 
 Contacts, orders (two years, 1.67 a contact) and lines (3 an order, 40 categories) are
-generated as bench/behaviour.py generates them, RFM by the product's full run. Each figure
+generated as bench/behaviour.py generates them, RFM by the product's full run, the purchase
+summaries by their rebuild. Each figure
 is the median of 5 runs of ``analytics.customers`` as the store manager's row-level scope
 sees it (the network-wide reads widen to the system scope inside), beside the baseline of
 the same run: the rest of the store's dashboard (``selectors.unit_dashboard``).
@@ -40,6 +41,8 @@ def main() -> None:
     from django.utils import timezone
 
     from enseigne.analytics import customers, selectors
+    from enseigne.commerce.models import CategoryPurchase
+    from enseigne.commerce.summaries import rebuild
     from enseigne.lib.rowsecurity import ALL, db_scope
     from enseigne.network import services as network
     from enseigne.network.models import OrgNode
@@ -66,12 +69,19 @@ def main() -> None:
         print(f"{orders:,} orders, {lines:,} lines")
         with db_scope(ALL):
             scoring.full_run(as_of=timezone.now())
+    with db_scope(ALL):
+        summarised = CategoryPurchase.objects.exists()
+    if fresh or not summarised:
+        # Orders were loaded around the product's writers: the order hook's summaries too.
+        with db_scope(ALL):
+            rebuild()
         vacuum_analyze(database)
     with db_scope(ALL):
         unit = OrgNode.objects.filter(path__startswith=root.path, kind="unit").order_by("path")[0]
         today = timezone.localdate()
         since = today - dt.timedelta(days=customers.CATEGORY_DAYS - 1)
         window = customers.rfm_selectors.window_start_of(root.path)
+        _rfm, buyers = customers.rfm_shares(unit, root.path, ranked=True)
 
     def as_store(fn):
         def run():
@@ -84,7 +94,10 @@ def main() -> None:
         ("whole section", lambda: customers.store_customers(unit)),
         ("RFM groups", lambda: customers.rfm_shares(unit, root.path, ranked=True)),
         ("personas", lambda: customers.persona_shares(unit, root.path, ranked=True)),
-        ("top categories", lambda: customers.category_figures(unit, root.path, since)),
+        (
+            "top categories",
+            lambda: customers.category_figures(unit, root.path, since, buyers, ranked=True),
+        ),
         ("demo check", lambda: customers.demo_figures(unit, root.path, window)),
         ("baseline: rest of the dashboard", lambda: selectors.unit_dashboard(unit, days=90)),
     ]

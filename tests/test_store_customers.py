@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from enseigne.analytics import by_persona, customers, rollups, selectors
 from enseigne.campaigns.models import Recipient
+from enseigne.commerce import summaries
 from enseigne.commerce.models import Order, OrderLine
 from enseigne.delivery import events
 from enseigne.delivery.models import Event
@@ -111,6 +112,7 @@ def seed_shop(world) -> dict:
     n += 1
     old = records[world.unit_a.pk][0]
     _order(world.unit_a, old, n, days=400, lines=[("Vins", Decimal(500), False)])  # too old
+    summaries.rebuild()  # the order hook's summaries, for orders written around the hook
     scoring.full_run()
     hq = world.hq_admin
     clients = persona_save(
@@ -184,8 +186,9 @@ def test_the_section_equals_references_from_the_raw_rows(world, shop, small_thre
     assert [rows[str(p.public_id)].verdict for p in (clients, everyone)] == ["above", "below"]
 
     revenue, buyers = _category_reference(world.root.path)
-    stores = [p for p, cats in revenue.items() if sum(cats.values()) > 0]
-    assert len(stores) == 3
+    rfm_buyers = {path: sum(c.values()) for path, c in groups.items()}
+    stores = [p for p, total in rfm_buyers.items() if total >= customers.MIN_PEOPLE]
+    assert len(stores) == section.categories.stores == 3
     ours = revenue[world.unit_a.path]
     top = sorted(ours, key=lambda k: (-ours[k], k))[: customers.TOP_CATEGORIES]
     assert [row.category.upper() for row in section.categories.rows] == top
@@ -193,17 +196,14 @@ def test_the_section_equals_references_from_the_raw_rows(world, shop, small_thre
     for row in section.categories.rows:
         key = row.category.upper()
         assert row.revenue == ours[key]
+        assert row.share == pytest.approx(float(ours[key] / sum(ours.values())))
         assert row.buyers == len(buyers[world.unit_a.path][key])
-        assert row.median_revenue == pytest.approx(
-            statistics.median(float(revenue[p].get(key, 0)) for p in stores)
-        )
+        assert (row.reach.hits, row.reach.n) == (row.buyers, rfm_buyers[world.unit_a.path])
         assert row.median_buyers == pytest.approx(
             statistics.median(len(buyers[p].get(key, ())) for p in stores)
         )
-        assert row.median_share == pytest.approx(
-            statistics.median(
-                float(revenue[p].get(key, 0) / sum(revenue[p].values())) for p in stores
-            )
+        assert row.median_reach == pytest.approx(
+            statistics.median(len(buyers[p].get(key, ())) / rfm_buyers[p] for p in stores)
         )
     # Lyon returned a line: its revenue is net of it.
     assert any(r.is_return for r in OrderLine.objects.filter(unit_path=world.unit_a.path))
@@ -257,7 +257,7 @@ def test_small_volumes_are_said_and_never_compared(world, shop, client, monkeypa
     section = customers.store_customers(world.unit_a)
     assert section.personas.too_few_stores and not section.personas.too_few_people
     assert section.categories.too_few_stores
-    assert all(row.median_revenue is None for row in section.categories.rows)
+    assert all(row.median_buyers is None for row in section.categories.rows)
     html = client.get(
         reverse("unit_dashboard", args=[world.unit_a.public_id]), HTTP_ACCEPT_LANGUAGE="fr"
     ).content.decode()
@@ -426,7 +426,9 @@ def test_persona_counters_are_one_query(world, shop, django_assert_num_queries):
         by_persona.persona_counters(Event.objects.all(), [campaign.pk], shop["clients"])
 
 
-def test_the_section_reads_the_same_queries_whatever_the_number_of_stores(world, shop):
+def test_the_section_reads_the_same_queries_whatever_the_number_of_stores(
+    world, shop, small_thresholds
+):
     def count() -> int:
         with CaptureQueriesContext(connection) as captured:
             customers.store_customers(world.unit_a)
@@ -443,6 +445,7 @@ def test_the_section_reads_the_same_queries_whatever_the_number_of_stores(world,
     scoring.full_run()
     assignment.assign_network(world.root.path)
     # The network's RFM policy (the window), whether any order is the demo's, the RFM counts,
-    # the personas' latest month, its counts and the personas' names, the categories; on
-    # PostgreSQL each of the four system-scope blocks also sets and restores the scope.
-    assert count() == few == 7 + (12 if connection.vendor == "postgresql" else 0)
+    # the personas' latest month, its counts and the personas' names, the store's lines by
+    # category, the network's buyers of its top categories; on PostgreSQL each of the four
+    # system-scope blocks also sets and restores the scope.
+    assert count() == few == 8 + (12 if connection.vendor == "postgresql" else 0)

@@ -21,7 +21,7 @@ from django.db.models.functions import Upper
 from django.utils import timezone
 
 from enseigne.analytics.stats import Rate, compare, median
-from enseigne.commerce.models import Order, OrderLine
+from enseigne.commerce.models import CategoryPurchase, Order, OrderLine
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import OrgNode
 from enseigne.personas import selectors as persona_selectors
@@ -68,12 +68,13 @@ class Shares:
 class CategoryRow:
     category: str
     revenue: Decimal
-    buyers: int
     share: float | None  # of the store's categorised revenue
-    median_revenue: float | None
+    buyers: int
+    reach: Rate  # buyers of the category among the store's RFM buyers
     median_buyers: float | None
-    median_share: float | None
+    median_reach: float | None
     too_few_buyers: bool
+    verdict: str = ""
 
 
 @dataclass
@@ -81,7 +82,7 @@ class Categories:
     rows: list[CategoryRow]
     since: dt.date
     revenue: Decimal  # the store's categorised net revenue over the period
-    stores: int  # stores with a categorised sale over the period (the median's)
+    stores: int  # stores in the median (those the RFM median counts)
     too_few_stores: bool
 
 
@@ -124,11 +125,14 @@ def _shares(
     return Shares(rows, total, len(eligible), comparable, too_few_people, too_few_stores)
 
 
-def rfm_shares(unit: OrgNode, root: str, *, ranked: bool) -> Shares:
+def rfm_shares(unit: OrgNode, root: str, *, ranked: bool) -> tuple[Shares, dict[str, int]]:
+    """The store's buyers per RFM group beside the median store's shares, and every store's
+    RFM buyers (the categories' reach is counted among them)."""
     with db_scope(ALL):
         by_store = rfm_selectors.group_counts_by_unit(root)
     keys = [(key, str(label)) for key, label in Group.choices]
-    return _shares(by_store.get(unit.path, {}), by_store, keys, ranked=ranked)
+    shares = _shares(by_store.get(unit.path, {}), by_store, keys, ranked=ranked)
+    return shares, {path: sum(counts.values()) for path, counts in by_store.items()}
 
 
 def persona_shares(unit: OrgNode, root: str, *, ranked: bool) -> Shares:
@@ -144,54 +148,74 @@ def persona_shares(unit: OrgNode, root: str, *, ranked: bool) -> Shares:
     return shares
 
 
-def category_figures(unit: OrgNode, root: str, since: dt.date) -> Categories:
+def category_figures(
+    unit: OrgNode, root: str, since: dt.date, buyers_by_store: dict[str, int], *, ranked: bool
+) -> Categories:
     """The store's top categories by net revenue since ``since`` (returns deducted, lines
-    without a category left out) with their buyers (records with a sold line in it), and the
-    median store's revenue, buyers and share for each: one grouped query over the network's
-    lines, categories as ``UPPER`` spells them (the purchase summaries' rule)."""
+    without a category left out), read from its own lines, with their buyers (records with a
+    sold line in it) and their reach (those buyers among the store's RFM buyers,
+    ``buyers_by_store``); beside them the median store's buyers and reach, from the purchase
+    summaries (``commerce.CategoryPurchase``: the record's latest sold line per category, the
+    rule "bought in category X in the last N days" reads), over the stores of the RFM median.
+
+    Revenue is not compared: the network's would be a scan of every store's lines per page.
+    """
     start = timezone.make_aware(dt.datetime.combine(since, dt.time.min))
-    with db_scope(ALL):
-        rows = list(
-            OrderLine.objects.filter(unit_path__startswith=root, order__occurred_at__gte=start)
-            .exclude(category="")
-            .values_list("unit_path", Upper("category"))
-            .annotate(
-                revenue=Sum("amount"),
-                buyers=Count("order__contact_id", distinct=True, filter=Q(is_return=False)),
-                spelling=Max("category"),
-            )
-            .order_by()
+    mine = list(
+        OrderLine.objects.filter(order__unit=unit, order__occurred_at__gte=start)
+        .exclude(category="")
+        .values_list(Upper("category"))
+        .annotate(
+            revenue=Sum("amount"),
+            buyers=Count("order__contact_id", distinct=True, filter=Q(is_return=False)),
+            spelling=Max("category"),
         )
-    by_store: dict[str, dict[str, tuple[Decimal, int]]] = {}
-    spelled: dict[str, str] = {}
-    for path, category, revenue, buyers, spelling in rows:
-        by_store.setdefault(path, {})[category] = (revenue or Decimal(0), buyers)
-        if path == unit.path:
-            spelled[category] = spelling
-    totals = {path: sum(r for r, _b in cats.values()) for path, cats in by_store.items()}
-    stores = [path for path, total in totals.items() if total > 0]
+        .order_by()
+    )
+    revenue = sum((amount or Decimal(0) for _c, amount, _b, _s in mine), Decimal(0))
+    top = sorted(mine, key=lambda row: (-(row[1] or 0), row[0]))[:TOP_CATEGORIES]
+    stores = [path for path, total in buyers_by_store.items() if total >= MIN_PEOPLE]
     too_few_stores = len(stores) < MIN_STORES
-    mine = by_store.get(unit.path, {})
-    revenue = totals.get(unit.path, Decimal(0))
-    top = sorted(mine.items(), key=lambda item: (-item[1][0], item[0]))[:TOP_CATEGORIES]
+    counts: dict[tuple[str, str], int] = {}
+    if top and not too_few_stores:
+        with db_scope(ALL):
+            counts = {
+                (path, category): n
+                for path, category, n in CategoryPurchase.objects.filter(
+                    category__in=[row[0] for row in top],
+                    unit_path__startswith=root,
+                    last_bought_at__gte=start,
+                )
+                .values_list("unit_path", "category")
+                .annotate(n=Count("pk"))
+                .order_by()
+            }
+    comparable = not too_few_stores and buyers_by_store.get(unit.path, 0) >= MIN_PEOPLE
     out = []
-    for category, (amount, buyers) in top:
-
-        def median_of(value, category=category):
-            if too_few_stores:
-                return None
-            return median(value(path, by_store[path].get(category)) for path in stores)
-
+    for category, amount, buyers, spelling in top:
+        amount = amount or Decimal(0)
+        reach = Rate(buyers, buyers_by_store.get(unit.path, 0))
+        median_buyers = median_reach = None
+        if not too_few_stores:
+            median_buyers = median(counts.get((path, category), 0) for path in stores)
+            median_reach = median(
+                counts.get((path, category), 0) / buyers_by_store[path] for path in stores
+            )
+        too_few_buyers = buyers < MIN_CATEGORY_BUYERS
+        verdict = ""
+        if ranked and comparable and not too_few_buyers:
+            verdict = {"better": "above", "worse": "below"}.get(compare(reach, median_reach), "")
         out.append(
             CategoryRow(
-                category=spelled.get(category, category),
+                category=spelling,
                 revenue=amount,
-                buyers=buyers,
                 share=float(amount / revenue) if revenue > 0 else None,
-                median_revenue=median_of(lambda _p, cell: float(cell[0]) if cell else 0.0),
-                median_buyers=median_of(lambda _p, cell: cell[1] if cell else 0),
-                median_share=median_of(lambda p, cell: float(cell[0] / totals[p]) if cell else 0.0),
-                too_few_buyers=buyers < MIN_CATEGORY_BUYERS,
+                buyers=buyers,
+                reach=reach,
+                median_buyers=median_buyers,
+                median_reach=median_reach,
+                too_few_buyers=too_few_buyers,
+                verdict=verdict,
             )
         )
     return Categories(out, since, revenue, len(stores), too_few_stores)
@@ -220,10 +244,11 @@ def store_customers(unit: OrgNode, *, today: dt.date | None = None) -> StoreCust
     earliest = min(window_start, timezone.make_aware(dt.datetime.combine(since, dt.time.min)))
     demo_only, network_has_demo = demo_figures(unit, root, earliest)
     ranked = not demo_only
+    rfm, buyers_by_store = rfm_shares(unit, root, ranked=ranked)
     return StoreCustomers(
-        rfm=rfm_shares(unit, root, ranked=ranked),
+        rfm=rfm,
         personas=persona_shares(unit, root, ranked=ranked),
-        categories=category_figures(unit, root, since),
+        categories=category_figures(unit, root, since, buyers_by_store, ranked=ranked),
         window_start=window_start,
         demo_only=demo_only,
         network_has_demo=network_has_demo,
