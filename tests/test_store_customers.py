@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from enseigne.analytics import by_persona, customers, rollups, selectors
+from enseigne.analytics.stats import compare
 from enseigne.campaigns.models import Recipient
 from enseigne.commerce import summaries
 from enseigne.commerce.models import Order, OrderLine
@@ -170,6 +171,14 @@ def test_the_section_equals_references_from_the_raw_rows(world, shop, small_thre
     for row in section.rfm.rows:
         assert row.count == mine[row.key]
         assert row.median == pytest.approx(medians[row.key])
+    # A group with a buyer or two is not called above a median of 0 %, beyond chance as it is.
+    tiny = [
+        row
+        for row in section.rfm.rows
+        if max(row.count, row.median * row.share.n) < customers.MIN_ROW_PEOPLE
+    ]
+    assert any(compare(row.share, row.median) for row in tiny)
+    assert not any(row.verdict for row in tiny)
 
     personas = defaultdict(Counter)
     for path, persona in PersonaRecord.objects.values_list("unit_path", "persona_id"):

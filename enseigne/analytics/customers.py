@@ -36,6 +36,10 @@ MIN_PEOPLE = 30
 MIN_STORES = 3
 # A category with fewer buyers in the store is listed but not compared.
 MIN_CATEGORY_BUYERS = 10
+# A group or persona is called above or below the median store only when the store has, or
+# would have at the median's share, at least this many people in it: 1 buyer against a
+# median of 0 % is beyond chance, and says nothing.
+MIN_ROW_PEOPLE = 5
 TOP_CATEGORIES = 5
 CATEGORY_DAYS = 365
 
@@ -119,7 +123,7 @@ def _shares(
             else None
         )
         verdict = ""
-        if comparable and ranked:
+        if comparable and ranked and max(count, (middle or 0) * total) >= MIN_ROW_PEOPLE:
             verdict = {"better": "above", "worse": "below"}.get(compare(share, middle), "")
         rows.append(ShareRow(str(key), label, count, share, middle, verdict))
     return Shares(rows, total, len(eligible), comparable, too_few_people, too_few_stores)
