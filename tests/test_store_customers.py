@@ -332,15 +332,14 @@ def _sent_campaign(world, name, recipients, clicked, converted=()):
 
 
 def _persona_reference(campaign, persona) -> dict[str, int]:
-    """From the raw rows: the persona's recipients' sent, clicks, unique clickers, conversions."""
-    members = set(
-        PersonaRecord.objects.filter(persona=persona).values_list("contact_id", flat=True)
-    )
-    theirs = set(
-        Recipient.objects.filter(campaign=campaign, contact_id__in=members).values_list(
-            "pk", flat=True
+    """From the raw rows: the persona's recipients' (every recipient's for None) sent, clicks,
+    unique clickers, conversions."""
+    recipients = Recipient.objects.filter(campaign=campaign)
+    if persona is not None:
+        recipients = recipients.filter(
+            contact_id__in=PersonaRecord.objects.filter(persona=persona).values("contact_id")
         )
-    )
+    theirs = set(recipients.values_list("pk", flat=True))
     counts: Counter = Counter()
     clickers = set()
     for kind, recipient, machine in Event.objects.filter(campaign_id=campaign.pk).values_list(
@@ -366,10 +365,14 @@ def test_the_campaign_report_by_persona_counts_that_personas_recipients(world, s
     found = selectors.campaign_persona_results(world.manager_a, campaign, clients)
     expected = _persona_reference(campaign, clients)
     assert expected == {"sent": 8, "clicks": 6, "clickers": 3, "conversions": 2}
-    c = found["c"]
+    c = found["chosen"]["c"]
     assert {k: getattr(c, k) for k in expected} == expected
     assert c.opened == 0 and c.revenue == Decimal(50)
-    assert found["click_rate"].hits == 3 and found["click_rate"].n == 8
+    assert found["chosen"]["click_rate"].hits == 3 and found["chosen"]["click_rate"].n == 8
+    # Beside it, every recipient counted the same way (the machine click left out).
+    everyone = _persona_reference(campaign, None)
+    assert everyone == {"sent": 10, "clicks": 8, "clickers": 4, "conversions": 3}
+    assert {k: getattr(found["everyone"]["c"], k) for k in everyone} == everyone
 
     client.login(email=world.manager_a.email, password=PASSWORD)
     url = reverse("campaign_report", args=[campaign.public_id])

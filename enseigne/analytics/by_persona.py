@@ -27,17 +27,23 @@ K = Event.Kind
 FEW_DELIVERED = 100
 
 
-def persona_counters(events: QuerySet[Event], campaign_ids: Iterable[int], persona: Persona):
+def persona_counters(
+    events: QuerySet[Event], campaign_ids: Iterable[int], persona: Persona | None
+) -> dict[int, Counters]:
     """Per campaign of ``campaign_ids``: the counters of ``events`` (already narrowed to the
-    reader's units and period) whose recipient's record has ``persona``. One grouped query."""
+    reader's units and period) whose recipient's record has ``persona`` — every recipient's
+    for None, counted the same way, to set beside it. One grouped query."""
     ids = list(campaign_ids)
-    recipients = Recipient.objects.filter(
-        campaign_id__in=ids,
-        contact_id__in=PersonaRecord.objects.filter(persona=persona).values("contact_id"),
-    ).values("pk")
+    events = events.filter(machine=False, campaign_id__in=ids)
+    if persona is not None:
+        events = events.filter(
+            recipient_id__in=Recipient.objects.filter(
+                campaign_id__in=ids,
+                contact_id__in=PersonaRecord.objects.filter(persona=persona).values("contact_id"),
+            ).values("pk")
+        )
     rows = (
-        events.filter(machine=False, campaign_id__in=ids, recipient_id__in=recipients)
-        .exclude(kind=K.OPENED)
+        events.exclude(kind=K.OPENED)
         .values_list("campaign_id", "kind")
         .annotate(n=Count("id"), people=Count("recipient_id", distinct=True), amount=Sum("amount"))
         .order_by()

@@ -583,19 +583,20 @@ def campaign_report(user: User, campaign: Campaign) -> dict:
 
 def campaign_persona_results(user: User, campaign: Campaign, persona: Persona) -> dict:
     """The campaign's results among its recipients whose record has ``persona``, within the
-    user's scope, beside the report's totals (the same counters for every recipient)."""
-    paths = access_for(user).paths
-    events = Event.objects.filter(path_filter(paths))
-    c = by_persona.persona_counters(events, [campaign.pk], persona).get(campaign.pk, Counters())
-    delivered = UnitFigures.delivered(c)
-    return {
-        "persona": persona,
-        "c": c,
-        "delivered": delivered,
-        "click_rate": Rate(c.clickers, delivered),
-        "sales_rate": Rate(c.conversions, delivered),
-        "unsubscribe_rate": Rate(c.unsubscribed, delivered),
-    }
+    user's scope, beside every recipient's counted the same way (from the events, opens
+    left out: ``by_persona``)."""
+    events = Event.objects.filter(path_filter(access_for(user).paths))
+    out = {"persona": persona}
+    for key, chosen in (("chosen", persona), ("everyone", None)):
+        c = by_persona.persona_counters(events, [campaign.pk], chosen).get(campaign.pk, Counters())
+        delivered = UnitFigures.delivered(c)
+        out[key] = {
+            "c": c,
+            "delivered": delivered,
+            "click_rate": Rate(c.clickers, delivered),
+            "unsubscribe_rate": Rate(c.unsubscribed, delivered),
+        }
+    return out
 
 
 def link_clicks(campaign: Campaign, paths) -> list[dict]:
