@@ -11,15 +11,17 @@ the local versions that show a product follow its new price.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Literal
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from enseigne.brand.asset_services import asset_create, asset_update, clean_content, owner_paths
 from enseigne.brand.models import Asset
-from enseigne.contacts.import_reader import NotText, decode_upload, read_rows
+from enseigne.contacts.import_reader import FileRow, NotText, decode_upload, read_rows
 from enseigne.contacts.validation import folded
 from enseigne.lib.decimals import NotADecimal, parse_decimal
 from enseigne.network.models import OrgNode, User
@@ -35,6 +37,17 @@ _GUESSES = {
     "price": {"price", "prix", "prix ttc", "prix de vente", "pv", "pvc", "unit price"},
 }  # fmt: skip
 _GUESS_BY_NAME = {folded(name): target for target, names in _GUESSES.items() for name in names}
+REQUIRED = ("sku", "name")
+
+
+def guess_mapping(columns: list[str]) -> dict[str, str]:
+    """Each column's proposed field, from its name (French or English, any case or accent)."""
+    mapping: dict[str, str] = {}
+    for column in columns:
+        target = _GUESS_BY_NAME.get(folded(column))
+        if target is not None and target not in mapping.values():
+            mapping[column] = target
+    return mapping
 
 
 @dataclass
@@ -62,59 +75,35 @@ def _price(text: str) -> str:
     return f"{price:.2f}"
 
 
-def catalogue_import(
-    *,
-    actor: User,
-    node: OrgNode,
-    own: bool,
-    file_name: str,
-    content: bytes,
-    dry_run: bool = False,
-) -> CatalogueResult:
-    """Create or update the owner's products by SKU (HQ's shared with ``node``'s subtree,
-    or, with ``own``, the unit's own); report bad rows."""
-    unit_path, _shared_path = owner_paths(actor, node, own=own)  # PermissionDenied if not allowed
-    try:
-        text = decode_upload(content, file_name)
-    except NotText as exc:
-        raise ValidationError({"file": str(exc)}) from None
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".csv", newline="") as handle:
-        handle.write(text)
-        handle.flush()
-        header, rows = read_rows(handle.name)
-        columns = {}
-        for index, name in enumerate(header):
-            target = _GUESS_BY_NAME.get(folded(name))
-            if target is not None and target not in columns:
-                columns[target] = (index, name)
-        missing = [f for f in ("sku", "name") if f not in columns]
-        if missing:
-            raise ValidationError(
-                {
-                    "file": _("No column for: %(fields)s (the first line names the columns).")
-                    % {"fields": ", ".join(missing)}
-                }
-            )
-        result = CatalogueResult()
-        rows_list = list(rows)
-    if len(rows_list) > MAX_ROWS:
-        raise ValidationError(
-            {"file": _("More than %(n)s rows: split the file.") % {"n": f"{MAX_ROWS:,}"}}
-        )
-    existing: dict[str, Asset] = {}
-    for asset in Asset.objects.filter(kind=Asset.Kind.PRODUCT, unit_path=unit_path).order_by("pk"):
-        existing.setdefault(str(asset.data.get("sku") or ""), asset)
+Problem = tuple[int, str, str, str]  # line, column, value, reason
+
+
+@dataclass
+class CheckedRow:
+    """A file row checked: its product's fields, or why it is not imported."""
+
+    line: int
+    data: dict | None
+    problems: list[Problem]
+
+
+def check_rows(
+    header: list[str], rows: Iterable[FileRow], mapping: dict[str, str]
+) -> list[CheckedRow]:
+    """Every row of the file checked against the mapping (column -> field), a second row
+    with an SKU seen before included. Reads and writes no database."""
+    position = {name: index for index, name in reversed(list(enumerate(header)))}
+    columns = {
+        target: (position[column], column)
+        for column, target in mapping.items()
+        if target in FIELDS and column in position
+    }
+    checked: list[CheckedRow] = []
     seen: dict[str, int] = {}
-    for row in rows_list:
+    for row in rows:
         if row.fields is None:
-            result.errors.append(
-                (
-                    row.line,
-                    "",
-                    row.text[:200],
-                    _("The line cannot be split into columns: check its quotation marks."),
-                )
-            )
+            reason = _("The line cannot be split into columns: check its quotation marks.")
+            checked.append(CheckedRow(row.line, None, [(row.line, "", row.text[:200], reason)]))
             continue
         values = {
             target: (row.fields[index].strip() if index < len(row.fields) else "")
@@ -125,42 +114,119 @@ def catalogue_import(
                 values["price"] = _price(values["price"])
             data = clean_content(Asset.Kind.PRODUCT, values)
         except ValidationError as error:
-            for name, messages in error.message_dict.items():
-                column = columns.get(name, (0, name))[1]
-                result.errors.append(
-                    (row.line, column, values.get(name, "")[:200], " ".join(messages))
-                )
+            problems = [
+                (row.line, columns.get(name, (0, name))[1], values.get(name, "")[:200], " ".join(m))
+                for name, m in error.message_dict.items()
+            ]
+            checked.append(CheckedRow(row.line, None, problems))
             continue
         sku = data["sku"]
         if sku in seen:
-            result.errors.append(
-                (
-                    row.line,
-                    columns["sku"][1],
-                    sku,
-                    _("The same SKU as line %(line)s.") % {"line": seen[sku]},
-                )
-            )
+            reason = _("The same SKU as line %(line)s.") % {"line": seen[sku]}
+            checked.append(CheckedRow(row.line, None, [(row.line, columns["sku"][1], sku, reason)]))
             continue
         seen[sku] = row.line
-        asset = existing.get(sku)
-        if asset is None:
-            result.created += 1
-            if not dry_run:
-                existing[sku] = asset_create(
-                    actor=actor,
-                    node=node,
-                    own=own,
-                    kind=Asset.Kind.PRODUCT,
-                    name=data["name"],
-                    data=data,
-                )
-            continue
-        merged = {**asset.data, **{k: v for k, v in data.items() if k in FIELDS and k in columns}}
-        if merged == asset.data and asset.name == data["name"]:
-            result.unchanged += 1
-            continue
-        result.updated += 1
+        checked.append(CheckedRow(row.line, data, []))
+    return checked
+
+
+def existing_products(unit_path: str) -> dict[str, Asset]:
+    """The owner's products by SKU (the first one where two share an SKU)."""
+    existing: dict[str, Asset] = {}
+    for asset in Asset.objects.filter(kind=Asset.Kind.PRODUCT, unit_path=unit_path).order_by("pk"):
+        existing.setdefault(str(asset.data.get("sku") or ""), asset)
+    return existing
+
+
+def product_write(
+    *,
+    actor: User,
+    node: OrgNode,
+    own: bool,
+    existing: dict[str, Asset],
+    data: dict,
+    mapped: Iterable[str],
+    dry_run: bool,
+) -> Literal["created", "updated", "unchanged"]:
+    """Create the product with this SKU, or update the fields the file maps (``mapped``);
+    ``existing`` (``existing_products``) learns a created product."""
+    sku = data["sku"]
+    asset = existing.get(sku)
+    if asset is None:
         if not dry_run:
-            asset_update(actor=actor, asset=asset, name=data["name"], data=merged)
+            existing[sku] = asset_create(
+                actor=actor,
+                node=node,
+                own=own,
+                kind=Asset.Kind.PRODUCT,
+                name=data["name"],
+                data=data,
+            )
+        return "created"
+    mapped = set(mapped)
+    merged = {**asset.data, **{k: v for k, v in data.items() if k in FIELDS and k in mapped}}
+    if merged == asset.data and asset.name == data["name"]:
+        return "unchanged"
+    if not dry_run:
+        asset_update(actor=actor, asset=asset, name=data["name"], data=merged)
+    return "updated"
+
+
+def missing_fields(mapping: dict[str, str]) -> list[str]:
+    """The fields every catalogue file must have a column for, and this mapping has not."""
+    return [f for f in REQUIRED if f not in mapping.values()]
+
+
+def catalogue_import(
+    *,
+    actor: User,
+    node: OrgNode,
+    own: bool,
+    file_name: str,
+    content: bytes,
+    dry_run: bool = False,
+) -> CatalogueResult:
+    """Create or update the owner's products by SKU (HQ's shared with ``node``'s subtree,
+    or, with ``own``, the unit's own), in this process, columns found by their names;
+    report bad rows. The command line's and the demo's way; the page queues
+    ``commerce.catalogue_importer`` for the worker."""
+    unit_path, _shared_path = owner_paths(actor, node, own=own)  # PermissionDenied if not allowed
+    try:
+        text = decode_upload(content, file_name)
+    except NotText as exc:
+        raise ValidationError({"file": str(exc)}) from None
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".csv", newline="") as handle:
+        handle.write(text)
+        handle.flush()
+        header, rows = read_rows(handle.name)
+        mapping = guess_mapping(header)
+        missing = missing_fields(mapping)
+        if missing:
+            raise ValidationError(
+                {
+                    "file": _("No column for: %(fields)s (the first line names the columns).")
+                    % {"fields": ", ".join(missing)}
+                }
+            )
+        rows_list = list(rows)
+    if len(rows_list) > MAX_ROWS:
+        raise ValidationError(
+            {"file": _("More than %(n)s rows: split the file.") % {"n": f"{MAX_ROWS:,}"}}
+        )
+    result = CatalogueResult()
+    existing = existing_products(unit_path)
+    for row in check_rows(header, rows_list, mapping):
+        result.errors.extend(row.problems)
+        if row.data is None:
+            continue
+        outcome = product_write(
+            actor=actor,
+            node=node,
+            own=own,
+            existing=existing,
+            data=row.data,
+            mapped=mapping.values(),
+            dry_run=dry_run,
+        )
+        setattr(result, outcome, getattr(result, outcome) + 1)
     return result

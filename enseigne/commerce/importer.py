@@ -12,12 +12,8 @@ import again records nothing twice (its orders are duplicates).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -30,17 +26,15 @@ from django.utils.translation import gettext_lazy
 from enseigne.commerce.cleaning import LINE_FIELDS, Rule
 from enseigne.commerce.models import Order, OrderImport, OrderImportProblem
 from enseigne.commerce.services import MAX_BATCH, Outcome, Status, may_record, orders_record
-from enseigne.contacts.import_reader import (
-    NotText,
-    clean_mapping,
-    count_rows,
-    decode_upload,
-    first_line,
-    parse_header,
-    read_rows,
-)
+from enseigne.contacts.import_reader import clean_mapping, read_rows, store_upload
 from enseigne.contacts.validation import folded
-from enseigne.lib.imports import check_upload_size
+from enseigne.lib.imports import (
+    check_upload_size,
+    import_again,
+    import_checkpoint,
+    import_claim,
+    lease_renewed,
+)
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import OrgNode, User
 
@@ -106,32 +100,17 @@ def order_import_prepare(
     if unit.kind != OrgNode.Kind.UNIT:
         raise ValidationError({"unit": _("Import into a unit.")})
     check_upload_size(len(content))
-    try:
-        text = decode_upload(content, file_name)
-    except NotText as exc:
-        raise ValidationError({"file": str(exc)}) from None
-    header = first_line(text)
-    if not header.strip():
-        raise ValidationError(
-            {"file": _("The file is empty or its first line (the column names) is blank.")}
-        )
-    _separator, columns = parse_header(header)
-    if len(set(columns)) != len(columns):
-        raise ValidationError({"file": _("Two columns have the same name in the first line.")})
-    folder = Path(settings.MEDIA_ROOT) / "imports"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"orders-{uuid.uuid4()}.csv"
-    path.write_text(text, encoding="utf-8", newline="")
+    stored = store_upload(content, file_name, prefix="orders-")
     return OrderImport.objects.create(
         unit=unit,
         unit_path=unit.path,
         created_by=actor,
         file_name=file_name[:255],
-        file_path=str(path),
-        file_sha256=hashlib.sha256(content).hexdigest(),
-        columns=columns,
-        mapping=guess_mapping(columns),
-        total_rows=count_rows(path),
+        file_path=stored.path,
+        file_sha256=stored.sha256,
+        columns=stored.columns,
+        mapping=guess_mapping(stored.columns),
+        total_rows=stored.total_rows,
     )
 
 
@@ -163,6 +142,7 @@ def order_import_start(
         dry_run=dry_run,
         language=translation.get_language() or "",
         status=OrderImport.Status.QUEUED,
+        **lease_renewed(),
     )
     if not updated:
         raise ValidationError(_("This import has already started."))
@@ -177,36 +157,23 @@ def order_import_start(
 
 @transaction.atomic
 def order_import_again(*, actor: User, order_import: OrderImport) -> OrderImport:
-    """After a dry run: import the same file with the same mapping, for real (a new import,
-    so the dry run's report stays as it was). Once: a second click (or a second tab) gets
-    the import the first one started. Both read the one uploaded file; no copy is made."""
+    """After a dry run: the same file for real, once (``lib.imports.import_again``)."""
     may_record(actor, order_import.unit)
-    dry = OrderImport.objects.select_for_update().get(pk=order_import.pk)
-    if not (dry.dry_run and dry.status == OrderImport.Status.DONE):
-        raise ValidationError(_("Only a finished dry run can be imported for real."))
-    started = OrderImport.objects.filter(
-        unit=dry.unit, file_path=dry.file_path, dry_run=False, created_at__gte=dry.created_at
-    ).first()
-    if started is not None:
-        return started
-    again = OrderImport.objects.create(
-        unit=dry.unit,
-        unit_path=dry.unit_path,
-        created_by=actor,
-        file_name=dry.file_name,
-        file_path=dry.file_path,
-        file_sha256=dry.file_sha256,
-        columns=dry.columns,
-        mapping=dry.mapping,
-        total_rows=dry.total_rows,
+    return import_again(
+        OrderImport,
+        order_import.pk,
+        owner="unit",
+        actor=actor,
+        start=lambda again: order_import_start(
+            actor=actor, order_import=again, mapping=again.mapping
+        ),
     )
-    return order_import_start(actor=actor, order_import=again, mapping=again.mapping)
 
 
 def order_import_give_up(import_id: int) -> None:
-    """The worker failed: say so on the import rather than leave an endless progress bar.
-    Each batch committed with its counts and importing the file again records no order
-    twice, so that is the way on."""
+    """The worker failed, for good: say so on the import rather than leave an endless
+    progress bar. Each batch committed with its counts and importing the file again records
+    no order twice, so that is the way on."""
     with db_scope(ALL):
         unfinished = OrderImport.objects.filter(
             pk=import_id, status__in=[OrderImport.Status.QUEUED, OrderImport.Status.RUNNING]
@@ -378,17 +345,11 @@ def _report_outcome(
             )
 
 
-def _batches(groups: list[_Group]) -> Iterator[list[_Group]]:
-    for start in range(0, len(groups), MAX_BATCH):
-        yield groups[start : start + MAX_BATCH]
-
-
 def order_import_run(import_id: int) -> OrderImport:
-    """Run one queued import (or dry run) to its end; safe to call twice."""
+    """Run one queued import (or dry run) to its end, or go on with one whose run died
+    after its last committed batch; safe to call twice (``lib.imports.import_claim``)."""
     with db_scope(ALL):
-        claimed = OrderImport.objects.filter(pk=import_id, status=OrderImport.Status.QUEUED).update(
-            status=OrderImport.Status.RUNNING, started_at=timezone.now()
-        )
+        claimed = import_claim(OrderImport, import_id)
         order_import = OrderImport.objects.select_related("unit__profile").get(pk=import_id)
     if not claimed:
         return order_import
@@ -397,24 +358,40 @@ def order_import_run(import_id: int) -> OrderImport:
 
 
 def _run_claimed(order_import: OrderImport) -> OrderImport:
+    """Read and group the whole file (the same groups on every run), then record its orders
+    batch by batch from the checkpoint: each batch's orders, report lines, counts and
+    checkpoint commit together, so a run that dies leaves whole batches behind it."""
+    import_id = order_import.pk
     scope = [order_import.unit_path]
     report = _Report()
     try:
         groups, rows_read = _group_rows(order_import, report)
     except (UnicodeDecodeError, OSError) as exc:
         with db_scope(scope):
-            OrderImport.objects.filter(pk=order_import.pk).update(
+            OrderImport.objects.filter(pk=import_id).update(
                 status=OrderImport.Status.FAILED,
                 error=_("The file could not be read as CSV: %(detail)s") % {"detail": exc},
                 finished_at=timezone.now(),
             )
         order_import.refresh_from_db()
         return order_import
-    with db_scope(scope):
-        OrderImportProblem.objects.bulk_create(report.problems, batch_size=2000)
-        OrderImport.objects.filter(pk=order_import.pk).update(refused_rows=report.refused_rows)
+    done = order_import.orders_done
     processed = report.refused_rows
-    for batch in _batches(groups):
+    if done is None:  # the rows refused while reading: reported once, with the checkpoint
+        with db_scope(scope), transaction.atomic():
+            OrderImportProblem.objects.bulk_create(report.problems, batch_size=2000)
+            import_checkpoint(
+                OrderImport,
+                import_id,
+                {"orders_done": None},
+                orders_done=0,
+                refused_rows=report.refused_rows,
+                processed_rows=processed,
+            )
+        done = 0
+    processed += sum(max(1, len(g.lines)) for g in groups[:done])
+    for start in range(done, len(groups), MAX_BATCH):
+        batch = groups[start : start + MAX_BATCH]
         report = _Report()
         raw_orders = [{**group.order, "lines": group.lines} for group in batch]
         with db_scope(scope), transaction.atomic():
@@ -430,36 +407,40 @@ def _run_claimed(order_import: OrderImport) -> OrderImport:
             for group, outcome in zip(batch, outcomes, strict=True):
                 _report_outcome(order_import, group, outcome, report)
             OrderImportProblem.objects.bulk_create(report.problems, batch_size=2000)
-            created = [
-                o for o, g in zip(outcomes, batch, strict=True) if o.status == Status.CREATED
-            ]
             processed += sum(max(1, len(g.lines)) for g in batch)
-            OrderImport.objects.filter(pk=order_import.pk).update(
+            import_checkpoint(
+                OrderImport,
+                import_id,
+                {"orders_done": start},
+                orders_done=start + len(batch),
                 processed_rows=min(processed, rows_read),
-                created_count=F("created_count") + len(created),
-                duplicate_count=F("duplicate_count")
-                + sum(o.status == Status.DUPLICATE for o in outcomes),
-                refused_count=F("refused_count")
-                + sum(o.status == Status.REFUSED for o in outcomes),
-                refused_rows=F("refused_rows") + report.refused_rows,
-                line_count=F("line_count")
-                + sum(
-                    len(g.lines)
-                    for o, g in zip(outcomes, batch, strict=True)
-                    if o.status == Status.CREATED
-                ),
-                unknown_sku_lines=F("unknown_sku_lines")
-                + sum(p.kind == OrderImportProblem.Kind.FLAGGED for p in report.problems),
+                **_batch_counts(batch, outcomes, report),
             )
     with db_scope(scope):
-        OrderImport.objects.filter(pk=order_import.pk).update(
+        OrderImport.objects.filter(pk=import_id).update(
             status=OrderImport.Status.DONE,
             finished_at=timezone.now(),
             processed_rows=rows_read,
             total_rows=rows_read,
+            lease_until=None,
         )
         order_import.refresh_from_db()
     return order_import
+
+
+def _batch_counts(batch: list[_Group], outcomes: list[Outcome], report: _Report) -> dict:
+    """What a recorded batch adds to the import's counts."""
+    created = [(o, g) for o, g in zip(outcomes, batch, strict=True) if o.status == Status.CREATED]
+    return {
+        "created_count": F("created_count") + len(created),
+        "duplicate_count": F("duplicate_count")
+        + sum(o.status == Status.DUPLICATE for o in outcomes),
+        "refused_count": F("refused_count") + sum(o.status == Status.REFUSED for o in outcomes),
+        "refused_rows": F("refused_rows") + report.refused_rows,
+        "line_count": F("line_count") + sum(len(g.lines) for _o, g in created),
+        "unknown_sku_lines": F("unknown_sku_lines")
+        + sum(p.kind == OrderImportProblem.Kind.FLAGGED for p in report.problems),
+    }
 
 
 def start_and_run(

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
+import uuid
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -284,3 +287,41 @@ def clean_mapping(
             )
         clean[column] = target
     return clean
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    """An uploaded CSV file kept as UTF-8 text for the worker, and what its first line says."""
+
+    path: str
+    columns: list[str]
+    sha256: str
+    total_rows: int | None
+
+
+def store_upload(content: bytes, file_name: str, prefix: str) -> StoredUpload:
+    """Every import's first step: decode the upload (any encoding a spreadsheet writes),
+    check its first line names distinct columns, store it as UTF-8 with ``\n`` line ends
+    under ``MEDIA_ROOT/imports``. A ``ValidationError`` on ``file`` says what is wrong."""
+    try:
+        text = decode_upload(content, file_name)
+    except NotText as exc:
+        raise ValidationError({"file": str(exc)}) from None
+    header = first_line(text)
+    if not header.strip():
+        raise ValidationError(
+            {"file": _("The file is empty or its first line (the column names) is blank.")}
+        )
+    _separator, columns = parse_header(header)
+    if len(set(columns)) != len(columns):
+        raise ValidationError({"file": _("Two columns have the same name in the first line.")})
+    folder = Path(settings.MEDIA_ROOT) / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{prefix}{uuid.uuid4()}.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    return StoredUpload(
+        path=str(path),
+        columns=columns,
+        sha256=hashlib.sha256(content).hexdigest(),
+        total_rows=count_rows(path),
+    )

@@ -40,6 +40,7 @@ from enseigne.contacts.validation import (
     clean_phone,
     folded,
 )
+from enseigne.lib.imports import import_checkpoint, import_claim
 from enseigne.lib.rowsecurity import ALL, db_scope
 
 BASE_TARGETS = (
@@ -232,11 +233,9 @@ _UNFINISHED = (ContactImport.Status.QUEUED, ContactImport.Status.RUNNING)
 
 
 def run_import(import_id: int) -> ContactImport:
-    """Run (or resume) one import; safe to call twice."""
+    """Run (or resume) one import; safe to call twice (``lib.imports.import_claim``)."""
     with db_scope(ALL):
-        claimed = ContactImport.objects.filter(pk=import_id, status__in=_UNFINISHED).update(
-            status=ContactImport.Status.RUNNING, started_at=timezone.now()
-        )
+        claimed = import_claim(ContactImport, import_id)
         contact_import = ContactImport.objects.select_related("unit__profile").get(pk=import_id)
     if not claimed:
         return contact_import
@@ -356,7 +355,10 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
                 result = writer.write_chunk(chunk)
                 rejections.extend(result.rejections)
                 ImportRejection.objects.bulk_create(rejections, batch_size=2000)
-                ContactImport.objects.filter(pk=import_id).update(
+                import_checkpoint(
+                    ContactImport,
+                    import_id,
+                    {"processed_rows": offset},
                     processed_rows=offset + height,
                     created_count=F("created_count") + result.created,
                     updated_count=F("updated_count") + result.updated,
@@ -371,6 +373,7 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
             finished_at=timezone.now(),
             processed_rows=offset,
             total_rows=offset,  # the rows read, now that they are known
+            lease_until=None,
         )
         contact_import.refresh_from_db()
     return contact_import

@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from enseigne.lib.imports import ImportProgress
+from enseigne.lib.imports import ImportProgress, ImportStatus
 from enseigne.network.models import OrgNode, User
 
 
@@ -264,13 +264,8 @@ class Suppression(models.Model):
         indexes = [models.Index(fields=["value_hash"], name="suppression_hash")]
 
 
-class ContactImport(ImportProgress, models.Model):
-    class Status(models.TextChoices):
-        MAPPING = "mapping", _("Waiting for column mapping")
-        QUEUED = "queued", _("Queued")
-        RUNNING = "running", _("Importing")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
+class ContactImport(ImportProgress):
+    Status = ImportStatus
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+")
