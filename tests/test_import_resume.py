@@ -12,6 +12,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from enseigne.brand import catalogue
 from enseigne.brand.models import Asset
 from enseigne.commerce import catalogue_importer
 from enseigne.commerce import importer as order_importer
@@ -28,6 +29,9 @@ from enseigne.contacts.import_writer import BatchWriter
 from enseigne.contacts.models import Contact, ImportRejection
 from enseigne.contacts.tasks import contact_imports_sweep
 from enseigne.lib.imports import IMPORT_ATTEMPTS, IMPORT_LEASE, LeaseLost, import_sweep
+from tests.test_order_import import product  # noqa: F401 (the library's product P-1)
+
+pytestmark = pytest.mark.usefixtures("product")
 
 # Nine orders over 14 rows, with what a report holds: a refused order (bad price, its two
 # rows), an unknown SKU (kept, flagged), a row with no order id, a broken quotation mark.
@@ -52,16 +56,6 @@ ORDERS = (
 @pytest.fixture(autouse=True)
 def _media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
-
-
-@pytest.fixture
-def product(world):
-    return Asset.objects.create(
-        kind=Asset.Kind.PRODUCT,
-        name="Pull",
-        shared_path=world.root.path,
-        data={"sku": "P-1", "name": "Pull", "category": "Mailles", "price": "49.00"},
-    )
 
 
 def _after_the_lease():
@@ -103,7 +97,7 @@ def _order_state(order_import: OrderImport):
 
 
 def test_a_sales_import_killed_mid_way_is_resumed_by_the_sweep_and_writes_each_order_once(
-    world, product, monkeypatch
+    world, monkeypatch
 ):
     monkeypatch.setattr(order_importer, "MAX_BATCH", 2)  # five batches of the nine orders
     reference = order_importer.order_import_run(_orders_started(world.manager_b, world.unit_b).pk)
@@ -149,7 +143,7 @@ def test_a_sales_import_killed_mid_way_is_resumed_by_the_sweep_and_writes_each_o
     assert (order_import.attempts, order_import.lease_until) == (2, None)
 
 
-def test_a_run_taken_for_dead_that_wakes_up_writes_nothing_twice(world, product, monkeypatch):
+def test_a_run_taken_for_dead_that_wakes_up_writes_nothing_twice(world, monkeypatch):
     """Fencing: a run that stalled past its lease (taken over, the import since finished)
     and then goes on from where it believed it was rolls its batch back."""
     monkeypatch.setattr(order_importer, "MAX_BATCH", 2)
@@ -177,7 +171,7 @@ def test_a_run_taken_for_dead_that_wakes_up_writes_nothing_twice(world, product,
     assert run_order_import.call_local(order_import.pk) is None  # the task ends quietly
 
 
-def test_a_run_with_retries_left_lets_the_retry_take_over_at_once(world, product, monkeypatch):
+def test_a_run_with_retries_left_lets_the_retry_take_over_at_once(world, monkeypatch):
     monkeypatch.setattr(order_importer, "MAX_BATCH", 2)
     order_import = _orders_started(world.manager_a, world.unit_a)
     real, calls = order_importer.orders_record, []
@@ -202,7 +196,7 @@ def test_a_run_with_retries_left_lets_the_retry_take_over_at_once(world, product
     assert (counts[0], counts[3], counts[4], len(orders)) == ("done", 8, 0, 8)
 
 
-def test_an_import_that_kills_its_worker_every_time_is_given_up_after_its_attempts(world, product):
+def test_an_import_that_kills_its_worker_every_time_is_given_up_after_its_attempts(world):
     order_import = _orders_started(world.manager_a, world.unit_a)
     queued = []
     for _attempt in range(IMPORT_ATTEMPTS):
@@ -217,7 +211,7 @@ def test_an_import_that_kills_its_worker_every_time_is_given_up_after_its_attemp
     assert order_import.error.startswith("Stopped by an unexpected error after 0 rows.")
 
 
-def test_a_queued_import_whose_task_was_lost_is_queued_again(world, product):
+def test_a_queued_import_whose_task_was_lost_is_queued_again(world):
     order_import = _orders_started(world.manager_a, world.unit_a)
     assert import_sweep(OrderImport, print, order_importer.order_import_give_up) == []
     with _after_the_lease():
@@ -280,7 +274,7 @@ def test_a_catalogue_import_killed_mid_way_is_resumed_by_the_sweep(world, monkey
     imp = catalogue_importer.catalogue_import_start(
         actor=world.hq_admin, catalogue_import=imp, mapping=imp.mapping, queue=False
     )
-    real, calls = catalogue_importer.product_write, []
+    real, calls = catalogue.product_write, []
 
     def killed_in_the_second_chunk(**kwargs):
         calls.append(kwargs)
@@ -288,11 +282,11 @@ def test_a_catalogue_import_killed_mid_way_is_resumed_by_the_sweep(world, monkey
             raise SystemExit("the worker is killed")
         return real(**kwargs)
 
-    monkeypatch.setattr(catalogue_importer, "product_write", killed_in_the_second_chunk)
+    monkeypatch.setattr(catalogue, "product_write", killed_in_the_second_chunk)
     with pytest.raises(SystemExit):
         catalogue_importer.catalogue_import_run(imp.pk)
-    assert Asset.objects.filter(kind=Asset.Kind.PRODUCT).count() == 5  # the first chunk only
-    monkeypatch.setattr(catalogue_importer, "product_write", real)
+    assert Asset.objects.filter(kind=Asset.Kind.PRODUCT, data__sku__startswith="S-").count() == 5  # the first chunk only
+    monkeypatch.setattr(catalogue, "product_write", real)
     with _after_the_lease():
         commerce_imports_sweep.call_local()
     imp.refresh_from_db()
@@ -302,7 +296,7 @@ def test_a_catalogue_import_killed_mid_way_is_resumed_by_the_sweep(world, monkey
         12,
         2,
     )
-    assert Asset.objects.filter(kind=Asset.Kind.PRODUCT).count() == 12
+    assert Asset.objects.filter(kind=Asset.Kind.PRODUCT, data__sku__startswith="S-").count() == 12
     assert list(
         CatalogueImportProblem.objects.filter(catalogue_import=imp).values_list(
             "row_number", "column"

@@ -11,6 +11,7 @@ the local versions that show a product follow its new price.
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,8 +22,14 @@ from django.utils.translation import gettext as _
 
 from enseigne.brand.asset_services import asset_create, asset_update, clean_content, owner_paths
 from enseigne.brand.models import Asset
-from enseigne.contacts.import_reader import FileRow, NotText, decode_upload, read_rows
-from enseigne.contacts.validation import folded
+from enseigne.contacts.import_reader import (
+    FileRow,
+    NotText,
+    decode_upload,
+    guess_by_name,
+    guess_table,
+    read_rows,
+)
 from enseigne.lib.decimals import NotADecimal, parse_decimal
 from enseigne.network.models import OrgNode, User
 
@@ -36,18 +43,13 @@ _GUESSES = {
     "category": {"category", "categorie", "famille", "rayon", "univers"},
     "price": {"price", "prix", "prix ttc", "prix de vente", "pv", "pvc", "unit price"},
 }  # fmt: skip
-_GUESS_BY_NAME = {folded(name): target for target, names in _GUESSES.items() for name in names}
+_GUESS_TABLE = guess_table(_GUESSES)
 REQUIRED = ("sku", "name")
 
 
 def guess_mapping(columns: list[str]) -> dict[str, str]:
     """Each column's proposed field, from its name (French or English, any case or accent)."""
-    mapping: dict[str, str] = {}
-    for column in columns:
-        target = _GUESS_BY_NAME.get(folded(column))
-        if target is not None and target not in mapping.values():
-            mapping[column] = target
-    return mapping
+    return guess_by_name(columns, _GUESS_TABLE)
 
 
 @dataclass
@@ -172,6 +174,36 @@ def product_write(
     return "updated"
 
 
+def write_rows(
+    *,
+    actor: User,
+    node: OrgNode,
+    own: bool,
+    existing: dict[str, Asset],
+    rows: Iterable[CheckedRow],
+    mapped: Iterable[str],
+    dry_run: bool,
+) -> Counter[str]:
+    """Write the checked rows' products (``product_write``); how many were created,
+    updated, unchanged."""
+    mapped = set(mapped)
+    counts: Counter[str] = Counter(created=0, updated=0, unchanged=0)
+    for row in rows:
+        if row.data is not None:
+            counts[
+                product_write(
+                    actor=actor,
+                    node=node,
+                    own=own,
+                    existing=existing,
+                    data=row.data,
+                    mapped=mapped,
+                    dry_run=dry_run,
+                )
+            ] += 1
+    return counts
+
+
 def missing_fields(mapping: dict[str, str]) -> list[str]:
     """The fields every catalogue file must have a column for, and this mapping has not."""
     return [f for f in REQUIRED if f not in mapping.values()]
@@ -213,20 +245,19 @@ def catalogue_import(
         raise ValidationError(
             {"file": _("More than %(n)s rows: split the file.") % {"n": f"{MAX_ROWS:,}"}}
         )
-    result = CatalogueResult()
-    existing = existing_products(unit_path)
-    for row in check_rows(header, rows_list, mapping):
-        result.errors.extend(row.problems)
-        if row.data is None:
-            continue
-        outcome = product_write(
-            actor=actor,
-            node=node,
-            own=own,
-            existing=existing,
-            data=row.data,
-            mapped=mapping.values(),
-            dry_run=dry_run,
-        )
-        setattr(result, outcome, getattr(result, outcome) + 1)
-    return result
+    checked = check_rows(header, rows_list, mapping)
+    counts = write_rows(
+        actor=actor,
+        node=node,
+        own=own,
+        existing=existing_products(unit_path),
+        rows=checked,
+        mapped=mapping.values(),
+        dry_run=dry_run,
+    )
+    return CatalogueResult(
+        created=counts["created"],
+        updated=counts["updated"],
+        unchanged=counts["unchanged"],
+        errors=[problem for row in checked for problem in row.problems],
+    )

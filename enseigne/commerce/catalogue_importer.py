@@ -28,7 +28,7 @@ from enseigne.brand.catalogue import (
     existing_products,
     guess_mapping,
     missing_fields,
-    product_write,
+    write_rows,
 )
 from enseigne.commerce.models import CatalogueImport, CatalogueImportProblem
 from enseigne.contacts.import_reader import clean_mapping, read_rows, store_upload
@@ -37,7 +37,9 @@ from enseigne.lib.imports import (
     import_again,
     import_checkpoint,
     import_claim,
-    lease_renewed,
+    import_give_up,
+    import_not_started,
+    import_queue,
 )
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.access import access_for
@@ -66,12 +68,8 @@ def catalogue_import_prepare(
         node=node,
         unit_path=node.path,
         created_by=actor,
-        file_name=file_name[:255],
-        file_path=stored.path,
-        file_sha256=stored.sha256,
-        columns=stored.columns,
         mapping=guess_mapping(stored.columns),
-        total_rows=stored.total_rows,
+        **stored.import_fields(),
     )
 
 
@@ -86,8 +84,7 @@ def catalogue_import_start(
 ) -> CatalogueImport:
     """Check the mapping and queue the import (or its dry run) for the worker."""
     owner_paths(actor, catalogue_import.node, own=False)
-    if catalogue_import.status != CatalogueImport.Status.MAPPING:
-        raise ValidationError(_("This import has already started."))
+    import_not_started(catalogue_import)
     clean = clean_mapping(mapping, catalogue_import.columns, TARGETS)
     missing = missing_fields(clean)
     if missing:
@@ -101,22 +98,10 @@ def catalogue_import_start(
         raise ValidationError(
             {"file": _("More than %(n)s rows: split the file.") % {"n": f"{MAX_ROWS:,}"}}
         )
-    updated = CatalogueImport.objects.filter(
-        pk=catalogue_import.pk, status=CatalogueImport.Status.MAPPING
-    ).update(
-        mapping=clean,
-        dry_run=dry_run,
-        language=translation.get_language() or "",
-        status=CatalogueImport.Status.QUEUED,
-        **lease_renewed(),
-    )
-    if not updated:
-        raise ValidationError(_("This import has already started."))
-    if queue:
-        from enseigne.commerce.tasks import run_catalogue_import  # the task runs this module
+    from enseigne.commerce.tasks import run_catalogue_import  # the task runs this module
 
-        import_id = catalogue_import.pk
-        transaction.on_commit(lambda: run_catalogue_import(import_id))
+    task = run_catalogue_import if queue else None
+    import_queue(CatalogueImport, catalogue_import.pk, task, mapping=clean, dry_run=dry_run)
     catalogue_import.refresh_from_db()
     return catalogue_import
 
@@ -137,23 +122,18 @@ def catalogue_import_again(*, actor: User, catalogue_import: CatalogueImport) ->
 
 
 def catalogue_import_give_up(import_id: int) -> None:
-    """The worker failed for good: say so rather than leave an endless progress bar."""
-    with db_scope(ALL):
-        unfinished = CatalogueImport.objects.filter(
-            pk=import_id,
-            status__in=[CatalogueImport.Status.QUEUED, CatalogueImport.Status.RUNNING],
-        )
-        catalogue_import = unfinished.first()
-        if catalogue_import is None:
-            return
-        with translation.override(catalogue_import.language or settings.LANGUAGE_CODE):
-            error = _(
+    """The worker failed for good; importing the file again writes no product twice."""
+    import_give_up(
+        CatalogueImport,
+        import_id,
+        lambda catalogue_import: (
+            _(
                 "Stopped by an unexpected error after %(rows)s rows. Import the file again: "
                 "the products already written are found by their SKU, not created twice."
-            ) % {"rows": catalogue_import.processed_rows}
-        unfinished.update(
-            status=CatalogueImport.Status.FAILED, error=error, finished_at=timezone.now()
-        )
+            )
+            % {"rows": catalogue_import.processed_rows}
+        ),
+    )
 
 
 def catalogue_import_run(import_id: int) -> CatalogueImport:
@@ -201,11 +181,18 @@ def _run_claimed(catalogue_import: CatalogueImport) -> CatalogueImport:
         existing = existing_products(unit_path)
     for start in range(done, len(checked), CHUNK_ROWS):
         chunk = checked[start : start + CHUNK_ROWS]
-        counts = {"created": 0, "updated": 0, "unchanged": 0}
-        problems: list[CatalogueImportProblem] = []
         with db_scope(scope), transaction.atomic():
-            for row in chunk:
-                problems.extend(
+            counts = write_rows(
+                actor=actor,
+                node=node,
+                own=False,
+                existing=existing,
+                rows=chunk,
+                mapped=catalogue_import.mapping.values(),
+                dry_run=catalogue_import.dry_run,
+            )
+            CatalogueImportProblem.objects.bulk_create(
+                [
                     CatalogueImportProblem(
                         catalogue_import=catalogue_import,
                         unit_path=catalogue_import.unit_path,
@@ -214,20 +201,11 @@ def _run_claimed(catalogue_import: CatalogueImport) -> CatalogueImport:
                         value=value[:255],
                         reason=reason[:500],
                     )
+                    for row in chunk
                     for line, column, value, reason in row.problems
-                )
-                if row.data is not None:
-                    outcome = product_write(
-                        actor=actor,
-                        node=node,
-                        own=False,
-                        existing=existing,
-                        data=row.data,
-                        mapped=catalogue_import.mapping.values(),
-                        dry_run=catalogue_import.dry_run,
-                    )
-                    counts[outcome] += 1
-            CatalogueImportProblem.objects.bulk_create(problems, batch_size=2000)
+                ],
+                batch_size=2000,
+            )
             import_checkpoint(
                 CatalogueImport,
                 import_id,

@@ -26,14 +26,21 @@ from django.utils.translation import gettext_lazy
 from enseigne.commerce.cleaning import LINE_FIELDS, Rule
 from enseigne.commerce.models import Order, OrderImport, OrderImportProblem
 from enseigne.commerce.services import MAX_BATCH, Outcome, Status, may_record, orders_record
-from enseigne.contacts.import_reader import clean_mapping, read_rows, store_upload
-from enseigne.contacts.validation import folded
+from enseigne.contacts.import_reader import (
+    clean_mapping,
+    guess_by_name,
+    guess_table,
+    read_rows,
+    store_upload,
+)
 from enseigne.lib.imports import (
     check_upload_size,
     import_again,
     import_checkpoint,
     import_claim,
-    lease_renewed,
+    import_give_up,
+    import_not_started,
+    import_queue,
 )
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import OrgNode, User
@@ -79,16 +86,11 @@ _GUESSES = {
     "discount": {"discount", "remise", "reduction", "rabais"},
     "is_return": {"is_return", "return", "retour", "avoir"},
 }  # fmt: skip
-_GUESS_BY_NAME = {folded(name): target for target, names in _GUESSES.items() for name in names}
+_GUESS_TABLE = guess_table(_GUESSES)
 
 
 def guess_mapping(columns: list[str]) -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    for column in columns:
-        target = _GUESS_BY_NAME.get(folded(column))
-        if target is not None and target not in mapping.values():
-            mapping[column] = target
-    return mapping
+    return guess_by_name(columns, _GUESS_TABLE)
 
 
 @transaction.atomic
@@ -105,12 +107,8 @@ def order_import_prepare(
         unit=unit,
         unit_path=unit.path,
         created_by=actor,
-        file_name=file_name[:255],
-        file_path=stored.path,
-        file_sha256=stored.sha256,
-        columns=stored.columns,
         mapping=guess_mapping(stored.columns),
-        total_rows=stored.total_rows,
+        **stored.import_fields(),
     )
 
 
@@ -126,8 +124,7 @@ def order_import_start(
     """Check the mapping and queue the import (or its dry run) for the worker; without
     ``queue`` the caller runs it (the command line)."""
     may_record(actor, order_import.unit)
-    if order_import.status != OrderImport.Status.MAPPING:
-        raise ValidationError(_("This import has already started."))
+    import_not_started(order_import)
     clean = clean_mapping(mapping, order_import.columns, TARGETS)
     if "order_id" not in clean.values():
         raise ValidationError({"mapping": _("Map a column to the order id.")})
@@ -135,22 +132,10 @@ def order_import_start(
         raise ValidationError(
             {"mapping": _("Map a column to the order total, the line amount or the unit price.")}
         )
-    updated = OrderImport.objects.filter(
-        pk=order_import.pk, status=OrderImport.Status.MAPPING
-    ).update(
-        mapping=clean,
-        dry_run=dry_run,
-        language=translation.get_language() or "",
-        status=OrderImport.Status.QUEUED,
-        **lease_renewed(),
-    )
-    if not updated:
-        raise ValidationError(_("This import has already started."))
-    if queue:
-        from enseigne.commerce.tasks import run_order_import  # the task runs this module
+    from enseigne.commerce.tasks import run_order_import  # the task runs this module
 
-        import_id = order_import.pk
-        transaction.on_commit(lambda: run_order_import(import_id))
+    task = run_order_import if queue else None
+    import_queue(OrderImport, order_import.pk, task, mapping=clean, dry_run=dry_run)
     order_import.refresh_from_db()
     return order_import
 
@@ -171,22 +156,19 @@ def order_import_again(*, actor: User, order_import: OrderImport) -> OrderImport
 
 
 def order_import_give_up(import_id: int) -> None:
-    """The worker failed, for good: say so on the import rather than leave an endless
-    progress bar. Each batch committed with its counts and importing the file again records
-    no order twice, so that is the way on."""
-    with db_scope(ALL):
-        unfinished = OrderImport.objects.filter(
-            pk=import_id, status__in=[OrderImport.Status.QUEUED, OrderImport.Status.RUNNING]
-        )
-        order_import = unfinished.first()
-        if order_import is None:
-            return
-        with translation.override(order_import.language or settings.LANGUAGE_CODE):
-            error = _(
+    """The worker failed for good. Each batch committed with its counts and importing the
+    file again records no order twice, so that is the way on."""
+    import_give_up(
+        OrderImport,
+        import_id,
+        lambda order_import: (
+            _(
                 "Stopped by an unexpected error after %(rows)s rows. Import the file again: "
                 "the orders already recorded are not counted twice."
-            ) % {"rows": order_import.processed_rows}
-        unfinished.update(status=OrderImport.Status.FAILED, error=error, finished_at=timezone.now())
+            )
+            % {"rows": order_import.processed_rows}
+        ),
+    )
 
 
 @dataclass

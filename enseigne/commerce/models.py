@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from enseigne.brand.models import Asset
 from enseigne.contacts.models import Contact
-from enseigne.lib.imports import ImportProgress, ImportStatus
+from enseigne.lib.imports import ImportProgress
 from enseigne.network.models import OrgNode
 
 # The largest amount an order or a line may carry, either sign (DecimalField(12, 2)).
@@ -125,24 +125,8 @@ class OrderImport(ImportProgress):
     """A CSV file of order lines (one row per line, rows of one order share its id),
     mapped, checked (a dry run writes nothing) and recorded, with a row-by-row report."""
 
-    Status = ImportStatus
-
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+")
-    unit_path = models.CharField(max_length=255)
-    created_by = models.ForeignKey(
-        "network.User", null=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    file_name = models.CharField(max_length=255)
-    file_path = models.CharField(max_length=500)
-    file_sha256 = models.CharField(max_length=64)
-    columns = models.JSONField(default=list)
-    mapping = models.JSONField(default=dict)
     dry_run = models.BooleanField(default=False)
-    language = models.CharField(max_length=8, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.MAPPING)
-    total_rows = models.PositiveIntegerField(null=True)
-    processed_rows = models.PositiveIntegerField(default=0)
     created_count = models.PositiveIntegerField(default=0)
     duplicate_count = models.PositiveIntegerField(default=0)
     refused_count = models.PositiveIntegerField(default=0)  # orders
@@ -153,13 +137,6 @@ class OrderImport(ImportProgress):
     # are recorded, with their report lines and counts; None until the rows refused while
     # reading the file are reported. A run that resumes a dead one goes on from there.
     orders_done = models.PositiveIntegerField(null=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
 
 
 class OrderImportProblem(models.Model):
@@ -193,35 +170,12 @@ class CatalogueImport(ImportProgress):
     writes nothing) and loaded into the library by SKU, with a row-by-row report. Owned by
     the node the products are shared with (``unit_path`` is its path)."""
 
-    Status = ImportStatus
-
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     node = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+")
-    unit_path = models.CharField(max_length=255)
-    created_by = models.ForeignKey(
-        "network.User", null=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    file_name = models.CharField(max_length=255)
-    file_path = models.CharField(max_length=500)
-    file_sha256 = models.CharField(max_length=64)
-    columns = models.JSONField(default=list)
-    mapping = models.JSONField(default=dict)
     dry_run = models.BooleanField(default=False)
-    language = models.CharField(max_length=8, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.MAPPING)
-    total_rows = models.PositiveIntegerField(null=True)
-    processed_rows = models.PositiveIntegerField(default=0)
     created_count = models.PositiveIntegerField(default=0)
     updated_count = models.PositiveIntegerField(default=0)
     unchanged_count = models.PositiveIntegerField(default=0)
     rejected_count = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
 
 
 class CatalogueImportProblem(models.Model):

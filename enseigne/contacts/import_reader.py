@@ -27,6 +27,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from enseigne.contacts.validation import folded
+
 SEPARATORS = (";", ",", "\t", "|")
 # A quoted field spanning more lines than this is a broken quote, not an address: it
 # bounds the work a stray quotation mark can cause (each line is re-read at most once).
@@ -297,6 +299,17 @@ class StoredUpload:
     columns: list[str]
     sha256: str
     total_rows: int | None
+    file_name: str
+
+    def import_fields(self) -> dict:
+        """The fields every import model (``lib.imports.ImportProgress``) keeps of its file."""
+        return {
+            "file_name": self.file_name[:255],
+            "file_path": self.path,
+            "file_sha256": self.sha256,
+            "columns": self.columns,
+            "total_rows": self.total_rows,
+        }
 
 
 def store_upload(content: bytes, file_name: str, prefix: str) -> StoredUpload:
@@ -324,4 +337,21 @@ def store_upload(content: bytes, file_name: str, prefix: str) -> StoredUpload:
         columns=columns,
         sha256=hashlib.sha256(content).hexdigest(),
         total_rows=count_rows(path),
+        file_name=file_name,
     )
+
+
+def guess_table(guesses: Mapping[str, Collection[str]]) -> dict[str, str]:
+    """A field per header name (``{field: names}``), names compared as ``folded`` does:
+    without case, accents or punctuation ("Tél." is "tel")."""
+    return {folded(name): target for target, names in guesses.items() for name in names}
+
+
+def guess_by_name(columns: list[str], table: Mapping[str, str]) -> dict[str, str]:
+    """Each column's proposed field from its name (``guess_table``), a field once."""
+    mapping: dict[str, str] = {}
+    for column in columns:
+        target = table.get(folded(column))
+        if target is not None and target not in mapping.values():
+            mapping[column] = target
+    return mapping

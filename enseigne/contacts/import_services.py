@@ -7,14 +7,13 @@ from pathlib import Path
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import translation
 from django.utils.translation import gettext as _
 
 from enseigne.contacts.import_reader import clean_mapping, read_rows, store_upload
 from enseigne.contacts.importer import guess_mapping, import_targets
 from enseigne.contacts.models import Channel, ContactImport
 from enseigne.contacts.tasks import run_contact_import
-from enseigne.lib.imports import check_upload_size, lease_renewed
+from enseigne.lib.imports import check_upload_size, import_not_started, import_queue
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User
@@ -42,12 +41,8 @@ def import_prepare(*, actor: User, unit: OrgNode, file_name: str, content: bytes
         unit=unit,
         unit_path=unit.path,
         created_by=actor,
-        file_name=file_name[:255],
-        file_path=stored.path,
-        file_sha256=stored.sha256,
-        columns=stored.columns,
         mapping=guess_mapping(stored.columns, _first_rows(Path(stored.path))),
-        total_rows=stored.total_rows,
+        **stored.import_fields(),
     )
     audit(
         actor=actor,
@@ -71,8 +66,7 @@ def import_start(
 ) -> ContactImport:
     if not access_for(actor).can(Capability.IMPORT_CONTACTS, contact_import.unit):
         raise PermissionDenied
-    if contact_import.status != ContactImport.Status.MAPPING:
-        raise ValidationError(_("This import has already started."))
+    import_not_started(contact_import)
     targets = set(import_targets())
     clean = clean_mapping(mapping, contact_import.columns, targets)
     if not {"email", "phone"} & set(clean.values()):
@@ -93,19 +87,15 @@ def import_start(
                 )
             }
         )
-    updated = ContactImport.objects.filter(
-        pk=contact_import.pk, status=ContactImport.Status.MAPPING
-    ).update(
+    import_queue(
+        ContactImport,
+        contact_import.pk,
+        run_contact_import,
         mapping=clean,
         consent_channels=sorted(consent_channels),
         consent_wording=consent_wording.strip()[:40],
         tag_names=sorted({t.strip().lower() for t in (tags or []) if t.strip()}),
-        language=translation.get_language() or "",
-        status=ContactImport.Status.QUEUED,
-        **lease_renewed(),
     )
-    if not updated:
-        raise ValidationError(_("This import has already started."))
     audit(
         actor=actor,
         action="import.start",
@@ -113,7 +103,5 @@ def import_start(
         node_path=contact_import.unit_path,
         changes={"mapping": clean, "consent_channels": sorted(consent_channels)},
     )
-    import_id = contact_import.pk
-    transaction.on_commit(lambda: run_contact_import(import_id))
     contact_import.refresh_from_db()
     return contact_import

@@ -41,6 +41,7 @@ from enseigne.contacts.validation import (
     folded,
 )
 from enseigne.lib.imports import import_checkpoint, import_claim
+from enseigne.lib.imports import import_give_up as give_up
 from enseigne.lib.rowsecurity import ALL, db_scope
 
 BASE_TARGETS = (
@@ -249,17 +250,18 @@ def import_give_up(import_id: int) -> None:
     Each batch committed with its progress, so everything before that line is in the base
     and nothing after it was touched; the user sees that, not an endless progress bar.
     """
-    with db_scope(ALL):
-        contact_import = ContactImport.objects.filter(pk=import_id, status__in=_UNFINISHED).first()
-        if contact_import is None:
-            return
-        with translation.override(contact_import.language or settings.LANGUAGE_CODE):
-            error = _(
+    give_up(
+        ContactImport,
+        import_id,
+        lambda contact_import: (
+            _(
                 "Stopped by an unexpected error at line %(line)s. The lines before it were imported; "
                 "the ones from there on were not. Start the import again, or tell your administrator "
                 "if it happens again."
-            ) % {"line": contact_import.processed_rows + 2}
-        _failed(import_id, error)
+            )
+            % {"line": contact_import.processed_rows + 2}
+        ),
+    )
 
 
 def _failed(import_id: int, error: str) -> None:

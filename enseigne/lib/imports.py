@@ -6,15 +6,16 @@ are passed in."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
@@ -89,22 +90,40 @@ class LeaseLost(Exception):
 
 
 class ImportProgress(models.Model):
-    """An import's state, shared by every import model: ``status`` (``queued``, ``running``,
-    then ``done``/``failed``), ``total_rows``, ``processed_rows``, ``columns``, ``mapping``,
-    and the worker's lease."""
+    """What every import model (contacts, sales, catalogue) keeps the same way: its stored
+    file and mapping, its steps (``ImportStatus``), its progress, and the worker's lease.
+    Each model adds its owner (a unit or a node, whose path is ``unit_path``) and counts."""
 
-    status: str
-    total_rows: int | None
-    processed_rows: int
-    columns: list[str]
-    mapping: dict[str, str]
-
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    unit_path = models.CharField(max_length=255)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    file_name = models.CharField(max_length=255)
+    file_path = models.CharField(max_length=500)
+    file_sha256 = models.CharField(max_length=64)
+    columns = models.JSONField(default=list)
+    mapping = models.JSONField(default=dict)
+    # The language of whoever started the import: its row-by-row report is written in it.
+    language = models.CharField(max_length=8, blank=True)
+    status = models.CharField(
+        max_length=10, choices=ImportStatus.choices, default=ImportStatus.MAPPING
+    )
+    total_rows = models.PositiveIntegerField(null=True)
+    processed_rows = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
     # Until when the run (or, while queued, the queue) owns the import; see IMPORT_LEASE.
     lease_until = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
 
+    Status = ImportStatus
+
     class Meta:
         abstract = True
+        ordering = ["-created_at"]
 
     @property
     def progress_percent(self) -> int:
@@ -121,6 +140,51 @@ class ImportProgress(models.Model):
         """The file's columns mapped to no field: their values were not imported."""
         mapped = {column for column, target in self.mapping.items() if target}
         return [column for column in self.columns if column not in mapped]
+
+
+def import_not_started(imp: ImportProgress) -> None:
+    """An import's mapping step is over once it is queued: say so to a second submit."""
+    if imp.status != ImportStatus.MAPPING:
+        raise ValidationError(_("This import has already started."))
+
+
+def import_queue(
+    model: type[ImportProgress],
+    import_id: int,
+    task: Callable[[int], Any] | None,
+    **fields: Any,
+) -> None:
+    """Queue a mapped import (``fields``: its checked mapping and options), as one
+    compare-and-swap from the mapping step, in the starter's language, with the queue's
+    lease; ``task`` runs it after commit (None: the caller runs it, as the command line)."""
+    updated = model._default_manager.filter(Q(status=ImportStatus.MAPPING), pk=import_id).update(
+        **fields,
+        language=translation.get_language() or "",
+        status=ImportStatus.QUEUED,
+        **lease_renewed(),
+    )
+    if not updated:
+        raise ValidationError(_("This import has already started."))
+    if task is not None:
+        transaction.on_commit(lambda: task(import_id))
+
+
+def import_give_up(
+    model: type[ImportProgress], import_id: int, message: Callable[[Any], str]
+) -> None:
+    """An import's run failed for good: mark it failed with ``message(import)``, written in
+    the starter's language (where it stopped, what to do), rather than leave an endless
+    progress bar. Nothing when it has finished meanwhile."""
+    unfinished = Q(status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING])
+    with db_scope(ALL):
+        imp = model._default_manager.filter(unfinished, pk=import_id).first()
+        if imp is None:
+            return
+        with translation.override(imp.language or settings.LANGUAGE_CODE):
+            error = message(imp)
+        model._default_manager.filter(unfinished, pk=import_id).update(
+            status=ImportStatus.FAILED, error=error, finished_at=timezone.now()
+        )
 
 
 _RUNNING = Q(status=ImportStatus.RUNNING)
