@@ -15,6 +15,7 @@ from django.urls import reverse
 from enseigne.brand.models import Asset
 from enseigne.commerce.models import CatalogueImport
 from tests.factories import PASSWORD
+from tests.test_order_import import _media  # noqa: F401 (a fixture: files under tmp_path)
 
 FR = {"HTTP_ACCEPT_LANGUAGE": "fr"}
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
@@ -29,22 +30,6 @@ EXCEL = (
     "P-7;Écharpe;Textile;1 299,50;0\r\n"
     "P-9;Plaid (doublon);Textile;80;1\r\n"
 )
-
-
-@pytest.fixture(autouse=True)
-def _media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-
-
-@pytest.fixture
-def post(client, django_capture_on_commit_callbacks):
-    """A POST whose work queued after commit runs then (Huey is immediate in tests)."""
-
-    def posting(url, data=None, **headers):
-        with django_capture_on_commit_callbacks(execute=True):
-            return client.post(url, data or {}, **headers)
-
-    return posting
 
 
 @pytest.fixture

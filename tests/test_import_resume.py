@@ -29,7 +29,7 @@ from enseigne.contacts.import_writer import BatchWriter
 from enseigne.contacts.models import Contact, ImportRejection
 from enseigne.contacts.tasks import contact_imports_sweep
 from enseigne.lib.imports import IMPORT_ATTEMPTS, IMPORT_LEASE, LeaseLost, import_sweep
-from tests.test_order_import import product  # noqa: F401 (the library's product P-1)
+from tests.test_order_import import _media, product  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("product")
 
@@ -51,11 +51,6 @@ ORDERS = (
     "A-9;23/11/2026;P-1;1;9\r\n"
     "A-10;23/11/2026;P-1;1;10\r\n"
 )
-
-
-@pytest.fixture(autouse=True)
-def _media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
 
 
 def _after_the_lease():
@@ -272,9 +267,9 @@ def test_a_catalogue_import_killed_mid_way_is_resumed_by_the_sweep(world, monkey
         actor=world.hq_admin, node=world.root, file_name="c.csv", content=content
     )
     imp = catalogue_importer.catalogue_import_start(
-        actor=world.hq_admin, catalogue_import=imp, mapping=imp.mapping, queue=False
-    )
-    real, calls = catalogue.product_write, []
+        actor=world.hq_admin, catalogue_import=imp, mapping=imp.mapping
+    )  # queued once the test's transaction commits, which it never does: run here
+    real, calls = catalogue.asset_create, []
 
     def killed_in_the_second_chunk(**kwargs):
         calls.append(kwargs)
@@ -282,11 +277,13 @@ def test_a_catalogue_import_killed_mid_way_is_resumed_by_the_sweep(world, monkey
             raise SystemExit("the worker is killed")
         return real(**kwargs)
 
-    monkeypatch.setattr(catalogue, "product_write", killed_in_the_second_chunk)
+    monkeypatch.setattr(catalogue, "asset_create", killed_in_the_second_chunk)
     with pytest.raises(SystemExit):
         catalogue_importer.catalogue_import_run(imp.pk)
-    assert Asset.objects.filter(kind=Asset.Kind.PRODUCT, data__sku__startswith="S-").count() == 5  # the first chunk only
-    monkeypatch.setattr(catalogue, "product_write", real)
+    assert (
+        Asset.objects.filter(kind=Asset.Kind.PRODUCT, data__sku__startswith="S-").count() == 5
+    )  # the first chunk only
+    monkeypatch.setattr(catalogue, "asset_create", real)
     with _after_the_lease():
         commerce_imports_sweep.call_local()
     imp.refresh_from_db()

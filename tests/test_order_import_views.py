@@ -29,17 +29,6 @@ def _media(settings, tmp_path):
 
 
 @pytest.fixture
-def post(client, django_capture_on_commit_callbacks):
-    """A POST whose work queued after commit runs then (Huey is immediate in tests)."""
-
-    def posting(url, data=None):
-        with django_capture_on_commit_callbacks(execute=True):
-            return client.post(url, data or {})
-
-    return posting
-
-
-@pytest.fixture
 def setup(world, client):
     Asset.objects.create(
         kind=Asset.Kind.PRODUCT,

@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -96,7 +95,7 @@ def check_rows(
     with an SKU seen before included. Reads and writes no database."""
     position = {name: index for index, name in reversed(list(enumerate(header)))}
     columns = {
-        target: (position[column], column)
+        target: (position[column], column[:255])  # as a report line keeps it
         for column, target in mapping.items()
         if target in FIELDS and column in position
     }
@@ -132,76 +131,54 @@ def check_rows(
     return checked
 
 
-def existing_products(unit_path: str) -> dict[str, Asset]:
-    """The owner's products by SKU (the first one where two share an SKU)."""
-    existing: dict[str, Asset] = {}
-    for asset in Asset.objects.filter(kind=Asset.Kind.PRODUCT, unit_path=unit_path).order_by("pk"):
-        existing.setdefault(str(asset.data.get("sku") or ""), asset)
-    return existing
+@dataclass
+class Library:
+    """Where a catalogue's products go: the actor (whose rights and name each write checks
+    and audits), the node they are shared with or, with ``own``, the unit's own, and the
+    owner's products by SKU (the first one where two share an SKU), which learns the
+    products created."""
 
+    actor: User
+    node: OrgNode
+    own: bool
+    existing: dict[str, Asset]
 
-def product_write(
-    *,
-    actor: User,
-    node: OrgNode,
-    own: bool,
-    existing: dict[str, Asset],
-    data: dict,
-    mapped: Iterable[str],
-    dry_run: bool,
-) -> Literal["created", "updated", "unchanged"]:
-    """Create the product with this SKU, or update the fields the file maps (``mapped``);
-    ``existing`` (``existing_products``) learns a created product."""
-    sku = data["sku"]
-    asset = existing.get(sku)
-    if asset is None:
-        if not dry_run:
-            existing[sku] = asset_create(
-                actor=actor,
-                node=node,
-                own=own,
-                kind=Asset.Kind.PRODUCT,
-                name=data["name"],
-                data=data,
-            )
-        return "created"
-    mapped = set(mapped)
-    merged = {**asset.data, **{k: v for k, v in data.items() if k in FIELDS and k in mapped}}
-    if merged == asset.data and asset.name == data["name"]:
-        return "unchanged"
-    if not dry_run:
-        asset_update(actor=actor, asset=asset, name=data["name"], data=merged)
-    return "updated"
+    @classmethod
+    def of(cls, actor: User, node: OrgNode, *, own: bool) -> Library:
+        unit_path, _shared_path = owner_paths(actor, node, own=own)  # PermissionDenied
+        products = Asset.objects.filter(kind=Asset.Kind.PRODUCT, unit_path=unit_path)
+        existing: dict[str, Asset] = {}
+        for asset in products.order_by("pk"):
+            existing.setdefault(str(asset.data.get("sku") or ""), asset)
+        return cls(actor, node, own, existing)
 
-
-def write_rows(
-    *,
-    actor: User,
-    node: OrgNode,
-    own: bool,
-    existing: dict[str, Asset],
-    rows: Iterable[CheckedRow],
-    mapped: Iterable[str],
-    dry_run: bool,
-) -> Counter[str]:
-    """Write the checked rows' products (``product_write``); how many were created,
-    updated, unchanged."""
-    mapped = set(mapped)
-    counts: Counter[str] = Counter(created=0, updated=0, unchanged=0)
-    for row in rows:
-        if row.data is not None:
-            counts[
-                product_write(
-                    actor=actor,
-                    node=node,
-                    own=own,
-                    existing=existing,
-                    data=row.data,
-                    mapped=mapped,
-                    dry_run=dry_run,
-                )
-            ] += 1
-    return counts
+    def write(self, rows: Iterable[CheckedRow], mapped: Iterable[str], dry_run: bool) -> Counter:
+        """Create each checked row's product, or update the fields the file maps
+        (``mapped``); how many were created, updated, unchanged."""
+        fields = set(FIELDS) & set(mapped)
+        counts: Counter[str] = Counter(created=0, updated=0, unchanged=0)
+        for data in (row.data for row in rows if row.data is not None):
+            asset = self.existing.get(data["sku"])
+            if asset is None:
+                counts["created"] += 1
+                if not dry_run:
+                    self.existing[data["sku"]] = asset_create(
+                        actor=self.actor,
+                        node=self.node,
+                        own=self.own,
+                        kind=Asset.Kind.PRODUCT,
+                        name=data["name"],
+                        data=data,
+                    )
+                continue
+            merged = {**asset.data, **{k: v for k, v in data.items() if k in fields}}
+            if merged == asset.data and asset.name == data["name"]:
+                counts["unchanged"] += 1
+                continue
+            counts["updated"] += 1
+            if not dry_run:
+                asset_update(actor=self.actor, asset=asset, name=data["name"], data=merged)
+        return counts
 
 
 def missing_fields(mapping: dict[str, str]) -> list[str]:
@@ -222,7 +199,7 @@ def catalogue_import(
     or, with ``own``, the unit's own), in this process, columns found by their names;
     report bad rows. The command line's and the demo's way; the page queues
     ``commerce.catalogue_importer`` for the worker."""
-    unit_path, _shared_path = owner_paths(actor, node, own=own)  # PermissionDenied if not allowed
+    library = Library.of(actor, node, own=own)
     try:
         text = decode_upload(content, file_name)
     except NotText as exc:
@@ -246,15 +223,7 @@ def catalogue_import(
             {"file": _("More than %(n)s rows: split the file.") % {"n": f"{MAX_ROWS:,}"}}
         )
     checked = check_rows(header, rows_list, mapping)
-    counts = write_rows(
-        actor=actor,
-        node=node,
-        own=own,
-        existing=existing_products(unit_path),
-        rows=checked,
-        mapped=mapping.values(),
-        dry_run=dry_run,
-    )
+    counts = library.write(checked, mapping.values(), dry_run)
     return CatalogueResult(
         created=counts["created"],
         updated=counts["updated"],

@@ -12,11 +12,9 @@ lines, counts and checkpoint, so a run that dies is taken over after its last ch
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -24,24 +22,24 @@ from enseigne.brand.asset_services import owner_paths
 from enseigne.brand.catalogue import (
     FIELDS,
     MAX_ROWS,
+    Library,
     check_rows,
-    existing_products,
     guess_mapping,
     missing_fields,
-    write_rows,
 )
 from enseigne.commerce.models import CatalogueImport, CatalogueImportProblem
-from enseigne.contacts.import_reader import clean_mapping, read_rows, store_upload
+from enseigne.contacts.import_reader import clean_mapping, import_create, read_rows
 from enseigne.lib.imports import (
-    check_upload_size,
     import_again,
     import_checkpoint,
-    import_claim,
+    import_done,
     import_give_up,
     import_not_started,
     import_queue,
+    import_run,
+    import_unreadable,
 )
-from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.lib.rowsecurity import db_scope
 from enseigne.network.access import access_for
 from enseigne.network.models import OrgNode, User
 
@@ -52,6 +50,8 @@ TARGET_LABELS = {
     "category": gettext_lazy("Category"),
     "price": gettext_lazy("Price"),
 }
+# A report line's fields, in the order ``brand.catalogue.check_rows`` gives them.
+PROBLEM_FIELDS = ("row_number", "column", "value", "reason")
 CHUNK_ROWS = 500  # rows written per transaction: each product is an audited library write
 
 
@@ -62,14 +62,13 @@ def catalogue_import_prepare(
     """Store the file and propose a mapping; the products will be shared with ``node``'s
     subtree (HQ's library: whoever manages assets there)."""
     owner_paths(actor, node, own=False)  # PermissionDenied if not allowed
-    check_upload_size(len(content))
-    stored = store_upload(content, file_name, prefix="catalogue-")
-    return CatalogueImport.objects.create(
+    return import_create(
+        CatalogueImport,
+        actor,
+        (file_name, content),
+        lambda stored: guess_mapping(stored.columns),
         node=node,
         unit_path=node.path,
-        created_by=actor,
-        mapping=guess_mapping(stored.columns),
-        **stored.import_fields(),
     )
 
 
@@ -80,9 +79,9 @@ def catalogue_import_start(
     catalogue_import: CatalogueImport,
     mapping: dict[str, str],
     dry_run: bool = False,
-    queue: bool = True,
 ) -> CatalogueImport:
-    """Check the mapping and queue the import (or its dry run) for the worker."""
+    """Check the mapping and queue the import (or its dry run) for the worker, once this
+    transaction commits."""
     owner_paths(actor, catalogue_import.node, own=False)
     import_not_started(catalogue_import)
     clean = clean_mapping(mapping, catalogue_import.columns, TARGETS)
@@ -100,8 +99,9 @@ def catalogue_import_start(
         )
     from enseigne.commerce.tasks import run_catalogue_import  # the task runs this module
 
-    task = run_catalogue_import if queue else None
-    import_queue(CatalogueImport, catalogue_import.pk, task, mapping=clean, dry_run=dry_run)
+    import_queue(
+        CatalogueImport, catalogue_import.pk, run_catalogue_import, mapping=clean, dry_run=dry_run
+    )
     catalogue_import.refresh_from_db()
     return catalogue_import
 
@@ -138,16 +138,8 @@ def catalogue_import_give_up(import_id: int) -> None:
 
 def catalogue_import_run(import_id: int) -> CatalogueImport:
     """Run one queued catalogue import (or dry run) to its end, or go on with one whose run
-    died; safe to call twice."""
-    with db_scope(ALL):
-        claimed = import_claim(CatalogueImport, import_id)
-        catalogue_import = CatalogueImport.objects.select_related("node", "created_by").get(
-            pk=import_id
-        )
-    if not claimed:
-        return catalogue_import
-    with translation.override(catalogue_import.language or settings.LANGUAGE_CODE):
-        return _run_claimed(catalogue_import)
+    died; safe to call twice (``lib.imports.import_run``)."""
+    return import_run(CatalogueImport, import_id, _run_claimed, "node", "created_by")
 
 
 def _run_claimed(catalogue_import: CatalogueImport) -> CatalogueImport:
@@ -161,13 +153,7 @@ def _run_claimed(catalogue_import: CatalogueImport) -> CatalogueImport:
         finally:
             getattr(rows, "close", lambda: None)()  # the generator closes the file
     except (UnicodeDecodeError, OSError) as exc:
-        with db_scope(scope):
-            CatalogueImport.objects.filter(pk=import_id).update(
-                status=CatalogueImport.Status.FAILED,
-                error=_("The file could not be read as CSV: %(detail)s") % {"detail": exc},
-                finished_at=timezone.now(),
-            )
-        catalogue_import.refresh_from_db()
+        import_unreadable(catalogue_import, exc)
         return catalogue_import
     if actor is None:  # the products are written in their importer's name (the audit log)
         catalogue_import_give_up(import_id)
@@ -175,34 +161,23 @@ def _run_claimed(catalogue_import: CatalogueImport) -> CatalogueImport:
         return catalogue_import
     # The library's writes check and audit the importer's rights, under the importer's scope.
     scope = list(access_for(actor).paths)
-    unit_path, _shared = owner_paths(actor, node, own=False)
-    done = catalogue_import.processed_rows
     with db_scope(scope):
-        existing = existing_products(unit_path)
-    for start in range(done, len(checked), CHUNK_ROWS):
+        library = Library.of(actor, node, own=False)
+    for start in range(catalogue_import.processed_rows, len(checked), CHUNK_ROWS):
         chunk = checked[start : start + CHUNK_ROWS]
         with db_scope(scope), transaction.atomic():
-            counts = write_rows(
-                actor=actor,
-                node=node,
-                own=False,
-                existing=existing,
-                rows=chunk,
-                mapped=catalogue_import.mapping.values(),
-                dry_run=catalogue_import.dry_run,
+            counts = library.write(
+                chunk, catalogue_import.mapping.values(), catalogue_import.dry_run
             )
             CatalogueImportProblem.objects.bulk_create(
                 [
                     CatalogueImportProblem(
                         catalogue_import=catalogue_import,
                         unit_path=catalogue_import.unit_path,
-                        row_number=line,
-                        column=column[:255],
-                        value=value[:255],
-                        reason=reason[:500],
+                        **dict(zip(PROBLEM_FIELDS, problem, strict=True)),
                     )
                     for row in chunk
-                    for line, column, value, reason in row.problems
+                    for problem in row.problems
                 ],
                 batch_size=2000,
             )
@@ -216,27 +191,5 @@ def _run_claimed(catalogue_import: CatalogueImport) -> CatalogueImport:
                 unchanged_count=F("unchanged_count") + counts["unchanged"],
                 rejected_count=F("rejected_count") + sum(r.data is None for r in chunk),
             )
-    with db_scope(scope):
-        CatalogueImport.objects.filter(pk=import_id).update(
-            status=CatalogueImport.Status.DONE,
-            finished_at=timezone.now(),
-            processed_rows=len(checked),
-            total_rows=len(checked),
-            lease_until=None,
-        )
-        catalogue_import.refresh_from_db()
+    import_done(catalogue_import, len(checked))
     return catalogue_import
-
-
-def start_and_run(
-    *, actor: User, catalogue_import: CatalogueImport, mapping: dict[str, str], dry_run: bool
-) -> CatalogueImport:
-    """Start, then run in this process (tests; the page queues it)."""
-    catalogue_import = catalogue_import_start(
-        actor=actor,
-        catalogue_import=catalogue_import,
-        mapping=mapping,
-        dry_run=dry_run,
-        queue=False,
-    )
-    return catalogue_import_run(catalogue_import.pk)

@@ -15,11 +15,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -30,19 +28,20 @@ from enseigne.contacts.import_reader import (
     clean_mapping,
     guess_by_name,
     guess_table,
+    import_create,
     read_rows,
-    store_upload,
 )
 from enseigne.lib.imports import (
-    check_upload_size,
     import_again,
     import_checkpoint,
-    import_claim,
+    import_done,
     import_give_up,
     import_not_started,
     import_queue,
+    import_run,
+    import_unreadable,
 )
-from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.lib.rowsecurity import db_scope
 from enseigne.network.models import OrgNode, User
 
 # The file's fields, order-level first; a row's line fields make one line of its order.
@@ -101,14 +100,13 @@ def order_import_prepare(
     may_record(actor, unit)
     if unit.kind != OrgNode.Kind.UNIT:
         raise ValidationError({"unit": _("Import into a unit.")})
-    check_upload_size(len(content))
-    stored = store_upload(content, file_name, prefix="orders-")
-    return OrderImport.objects.create(
+    return import_create(
+        OrderImport,
+        actor,
+        (file_name, content),
+        lambda stored: guess_mapping(stored.columns),
         unit=unit,
         unit_path=unit.path,
-        created_by=actor,
-        mapping=guess_mapping(stored.columns),
-        **stored.import_fields(),
     )
 
 
@@ -329,14 +327,8 @@ def _report_outcome(
 
 def order_import_run(import_id: int) -> OrderImport:
     """Run one queued import (or dry run) to its end, or go on with one whose run died
-    after its last committed batch; safe to call twice (``lib.imports.import_claim``)."""
-    with db_scope(ALL):
-        claimed = import_claim(OrderImport, import_id)
-        order_import = OrderImport.objects.select_related("unit__profile").get(pk=import_id)
-    if not claimed:
-        return order_import
-    with translation.override(order_import.language or settings.LANGUAGE_CODE):
-        return _run_claimed(order_import)
+    after its last committed batch; safe to call twice (``lib.imports.import_run``)."""
+    return import_run(OrderImport, import_id, _run_claimed, "unit__profile")
 
 
 def _run_claimed(order_import: OrderImport) -> OrderImport:
@@ -349,13 +341,7 @@ def _run_claimed(order_import: OrderImport) -> OrderImport:
     try:
         groups, rows_read = _group_rows(order_import, report)
     except (UnicodeDecodeError, OSError) as exc:
-        with db_scope(scope):
-            OrderImport.objects.filter(pk=import_id).update(
-                status=OrderImport.Status.FAILED,
-                error=_("The file could not be read as CSV: %(detail)s") % {"detail": exc},
-                finished_at=timezone.now(),
-            )
-        order_import.refresh_from_db()
+        import_unreadable(order_import, exc)
         return order_import
     done = order_import.orders_done
     processed = report.refused_rows
@@ -398,15 +384,7 @@ def _run_claimed(order_import: OrderImport) -> OrderImport:
                 processed_rows=min(processed, rows_read),
                 **_batch_counts(batch, outcomes, report),
             )
-    with db_scope(scope):
-        OrderImport.objects.filter(pk=import_id).update(
-            status=OrderImport.Status.DONE,
-            finished_at=timezone.now(),
-            processed_rows=rows_read,
-            total_rows=rows_read,
-            lease_until=None,
-        )
-        order_import.refresh_from_db()
+    import_done(order_import, rows_read)
     return order_import
 
 

@@ -111,15 +111,17 @@ def _import_detail(
     *,
     start: Callable[[dict[str, str], bool], object],
     again: Callable[[], object],
-    page: tuple[str, str, str],
+    page: str,
     targets: list[tuple[str, object]],
     report: dict,
 ) -> HttpResponse:
     """An import's page (sales or catalogue): the mapping form, then the progress and the
     report, polled by htmx while the worker runs (one address for the page and its
     progress, so one row in the authorization matrix); after a dry run, "import for real".
-    ``page``: the page's URL name, template and progress template."""
-    url_name, template, progress_template = page
+    ``page`` names its URL (``<page>_detail``) and templates (``commerce/<page>_detail.html``,
+    ``commerce/_<page>_progress.html``)."""
+    url_name, template = f"{page}_detail", f"commerce/{page}_detail.html"
+    progress_template = f"commerce/_{page}_progress.html"
     if request.htmx and request.method == "GET":
         response = render(request, progress_template, {"imp": imp, **report})
         if imp.is_finished:
@@ -160,11 +162,7 @@ def order_import_detail(request: _Request, public_id) -> HttpResponse:
             actor=request.user, order_import=order_import, mapping=mapping, dry_run=dry_run
         ),
         again=lambda: order_import_again(actor=request.user, order_import=order_import),
-        page=(
-            "order_import_detail",
-            "commerce/order_import_detail.html",
-            "commerce/_order_import_progress.html",
-        ),
+        page="order_import",
         targets=[(key, TARGET_LABELS[key]) for key in TARGETS],
         report=import_report(order_import.is_finished, order_import.problems.all(), REPORT_KINDS),
     )
@@ -230,11 +228,7 @@ def catalogue_import_detail(request: _Request, public_id) -> HttpResponse:
         again=lambda: catalogue_importer.catalogue_import_again(
             actor=request.user, catalogue_import=catalogue_import
         ),
-        page=(
-            "catalogue_import_detail",
-            "commerce/catalogue_import_detail.html",
-            "commerce/_catalogue_import_progress.html",
-        ),
+        page="catalogue_import",
         targets=[
             (key, catalogue_importer.TARGET_LABELS[key]) for key in catalogue_importer.TARGETS
         ],

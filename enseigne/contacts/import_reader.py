@@ -18,9 +18,10 @@ import codecs
 import csv
 import hashlib
 import uuid
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -28,6 +29,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from enseigne.contacts.validation import folded
+from enseigne.lib.imports import check_upload_size
 
 SEPARATORS = (";", ",", "\t", "|")
 # A quoted field spanning more lines than this is a broken quote, not an address: it
@@ -355,3 +357,21 @@ def guess_by_name(columns: list[str], table: Mapping[str, str]) -> dict[str, str
         if target is not None and target not in mapping.values():
             mapping[column] = target
     return mapping
+
+
+def import_create(
+    model: Any,
+    actor: Any,
+    upload: tuple[str, bytes],
+    guess: Callable[[StoredUpload], dict[str, str]],
+    **owner: Any,
+) -> Any:
+    """Every import's first step: the upload (its name and content) checked for size and
+    stored (``store_upload``, named after the model), the import created with its owner
+    (its unit or node and ``unit_path``), its importer and the mapping ``guess`` proposes."""
+    file_name, content = upload
+    check_upload_size(len(content))
+    stored = store_upload(content, file_name, prefix=f"{model._meta.model_name}-")
+    return model.objects.create(
+        created_by=actor, mapping=guess(stored), **owner, **stored.import_fields()
+    )

@@ -9,11 +9,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from enseigne.contacts.import_reader import clean_mapping, read_rows, store_upload
+from enseigne.contacts.import_reader import clean_mapping, import_create, read_rows
 from enseigne.contacts.importer import guess_mapping, import_targets
 from enseigne.contacts.models import Channel, ContactImport
 from enseigne.contacts.tasks import run_contact_import
-from enseigne.lib.imports import check_upload_size, import_not_started, import_queue
+from enseigne.lib.imports import import_not_started, import_queue
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User
@@ -35,14 +35,13 @@ def import_prepare(*, actor: User, unit: OrgNode, file_name: str, content: bytes
         raise PermissionDenied
     if unit.kind != OrgNode.Kind.UNIT:
         raise ValidationError({"unit": _("Import into a unit.")})
-    check_upload_size(len(content))
-    stored = store_upload(content, file_name, prefix="")
-    contact_import = ContactImport.objects.create(
+    contact_import = import_create(
+        ContactImport,
+        actor,
+        (file_name, content),
+        lambda stored: guess_mapping(stored.columns, _first_rows(Path(stored.path))),
         unit=unit,
         unit_path=unit.path,
-        created_by=actor,
-        mapping=guess_mapping(stored.columns, _first_rows(Path(stored.path))),
-        **stored.import_fields(),
     )
     audit(
         actor=actor,

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from enseigne.contacts.fields import ATTRIBUTE_PREFIX, field_label
@@ -40,9 +40,9 @@ from enseigne.contacts.validation import (
     clean_phone,
     folded,
 )
-from enseigne.lib.imports import import_checkpoint, import_claim
+from enseigne.lib.imports import import_checkpoint, import_done, import_run, import_unreadable
 from enseigne.lib.imports import import_give_up as give_up
-from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.lib.rowsecurity import db_scope
 
 BASE_TARGETS = (
     "email",
@@ -230,18 +230,9 @@ def _quick_handover(interval: float = 0.001) -> Iterator[None]:
         sys.setswitchinterval(previous)
 
 
-_UNFINISHED = (ContactImport.Status.QUEUED, ContactImport.Status.RUNNING)
-
-
 def run_import(import_id: int) -> ContactImport:
-    """Run (or resume) one import; safe to call twice (``lib.imports.import_claim``)."""
-    with db_scope(ALL):
-        claimed = import_claim(ContactImport, import_id)
-        contact_import = ContactImport.objects.select_related("unit__profile").get(pk=import_id)
-    if not claimed:
-        return contact_import
-    with translation.override(contact_import.language or settings.LANGUAGE_CODE):
-        return _run_claimed(contact_import)
+    """Run (or resume) one import; safe to call twice (``lib.imports.import_run``)."""
+    return import_run(ContactImport, import_id, _run_claimed, "unit__profile")
 
 
 def import_give_up(import_id: int) -> None:
@@ -261,12 +252,6 @@ def import_give_up(import_id: int) -> None:
             )
             % {"line": contact_import.processed_rows + 2}
         ),
-    )
-
-
-def _failed(import_id: int, error: str) -> None:
-    ContactImport.objects.filter(pk=import_id).update(
-        status=ContactImport.Status.FAILED, error=error, finished_at=timezone.now()
     )
 
 
@@ -294,9 +279,7 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
     try:
         header, file_rows = read_rows(contact_import.file_path)
     except (UnicodeDecodeError, OSError) as exc:
-        with db_scope(scope):
-            _failed(import_id, _("The file could not be read as CSV: %(detail)s") % {"detail": exc})
-        contact_import.refresh_from_db()
+        import_unreadable(contact_import, exc)
         return contact_import
     batch_rows = settings.IMPORT_BATCH_ROWS
     if contact_import.total_rows is None:  # not counted at upload: the lines, for progress
@@ -369,13 +352,5 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
                     + len({r.row_number for r in rejections if r.kind == refused}),
                 )
             offset += height
-    with db_scope(scope):
-        ContactImport.objects.filter(pk=import_id).update(
-            status=ContactImport.Status.DONE,
-            finished_at=timezone.now(),
-            processed_rows=offset,
-            total_rows=offset,  # the rows read, now that they are known
-            lease_until=None,
-        )
-        contact_import.refresh_from_db()
+    import_done(contact_import, offset)
     return contact_import

@@ -233,6 +233,44 @@ def import_checkpoint(
         raise LeaseLost(import_id)
 
 
+def import_run(model: Any, import_id: int, run_claimed: Callable[[Any], T], *related: str) -> T:
+    """Run an import to its end (``run_claimed``, in its starter's language), or go on with
+    one whose run died, after its last committed batch; safe to call twice: an import
+    another run holds, or one finished, is returned as it is."""
+    with db_scope(ALL):
+        claimed = import_claim(model, import_id)
+        imp = model._default_manager.select_related(*related).get(pk=import_id)
+    if not claimed:
+        return imp
+    with translation.override(imp.language or settings.LANGUAGE_CODE):
+        return run_claimed(imp)
+
+
+def import_unreadable(imp: Any, error: Exception) -> None:
+    """The stored file cannot be read (gone, not text any more): the import failed, saying
+    why. Retrying would not help."""
+    with db_scope([imp.unit_path]):
+        type(imp)._default_manager.filter(pk=imp.pk).update(
+            status=ImportStatus.FAILED,
+            error=_("The file could not be read as CSV: %(detail)s") % {"detail": error},
+            finished_at=timezone.now(),
+        )
+        imp.refresh_from_db()
+
+
+def import_done(imp: Any, rows: int) -> None:
+    """The run read and wrote every row (``rows``: the file's, now that they are known)."""
+    with db_scope([imp.unit_path]):
+        type(imp)._default_manager.filter(pk=imp.pk).update(
+            status=ImportStatus.DONE,
+            finished_at=timezone.now(),
+            processed_rows=rows,
+            total_rows=rows,
+            lease_until=None,
+        )
+        imp.refresh_from_db()
+
+
 def import_release(model: type[ImportProgress], import_id: int) -> None:
     """A run failed on an error it will retry: let the retry claim the import at once."""
     model._default_manager.filter(_RUNNING, pk=import_id).update(lease_until=None)
