@@ -121,19 +121,16 @@ def catalogue_import_again(*, actor: User, catalogue_import: CatalogueImport) ->
     )
 
 
+# What a failed import says (lib.imports.import_give_up fills in where it stopped).
+_STOPPED = gettext_lazy(
+    "Stopped by an unexpected error after %(rows)s rows. Import the file again: "
+    "the products already written are found by their SKU, not created twice."
+)
+
+
 def catalogue_import_give_up(import_id: int) -> None:
     """The worker failed for good; importing the file again writes no product twice."""
-    import_give_up(
-        CatalogueImport,
-        import_id,
-        lambda catalogue_import: (
-            _(
-                "Stopped by an unexpected error after %(rows)s rows. Import the file again: "
-                "the products already written are found by their SKU, not created twice."
-            )
-            % {"rows": catalogue_import.processed_rows}
-        ),
-    )
+    import_give_up(CatalogueImport, import_id, _STOPPED)
 
 
 def catalogue_import_run(import_id: int) -> CatalogueImport:

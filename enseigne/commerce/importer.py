@@ -153,20 +153,17 @@ def order_import_again(*, actor: User, order_import: OrderImport) -> OrderImport
     )
 
 
+# What a failed import says (lib.imports.import_give_up fills in where it stopped).
+_STOPPED = gettext_lazy(
+    "Stopped by an unexpected error after %(rows)s rows. Import the file again: "
+    "the orders already recorded are not counted twice."
+)
+
+
 def order_import_give_up(import_id: int) -> None:
     """The worker failed for good. Each batch committed with its counts and importing the
     file again records no order twice, so that is the way on."""
-    import_give_up(
-        OrderImport,
-        import_id,
-        lambda order_import: (
-            _(
-                "Stopped by an unexpected error after %(rows)s rows. Import the file again: "
-                "the orders already recorded are not counted twice."
-            )
-            % {"rows": order_import.processed_rows}
-        ),
-    )
+    import_give_up(OrderImport, import_id, _STOPPED)
 
 
 @dataclass

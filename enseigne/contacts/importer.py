@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from enseigne.contacts.fields import ATTRIBUTE_PREFIX, field_label
 from enseigne.contacts.import_reader import FileRow, read_rows
@@ -235,24 +236,21 @@ def run_import(import_id: int) -> ContactImport:
     return import_run(ContactImport, import_id, _run_claimed, "unit__profile")
 
 
+# What a failed import says (lib.imports.import_give_up fills in where it stopped).
+_STOPPED = gettext_lazy(
+    "Stopped by an unexpected error at line %(line)s. The lines before it were imported; "
+    "the ones from there on were not. Start the import again, or tell your administrator "
+    "if it happens again."
+)
+
+
 def import_give_up(import_id: int) -> None:
     """Mark an import that failed its last attempt as failed, saying where it stopped.
 
     Each batch committed with its progress, so everything before that line is in the base
     and nothing after it was touched; the user sees that, not an endless progress bar.
     """
-    give_up(
-        ContactImport,
-        import_id,
-        lambda contact_import: (
-            _(
-                "Stopped by an unexpected error at line %(line)s. The lines before it were imported; "
-                "the ones from there on were not. Start the import again, or tell your administrator "
-                "if it happens again."
-            )
-            % {"line": contact_import.processed_rows + 2}
-        ),
-    )
+    give_up(ContactImport, import_id, _STOPPED)
 
 
 def _broken_quote(contact_import: ContactImport, file_row: FileRow) -> ImportRejection:

@@ -169,19 +169,18 @@ def import_queue(
         transaction.on_commit(lambda: task(import_id))
 
 
-def import_give_up(
-    model: type[ImportProgress], import_id: int, message: Callable[[Any], str]
-) -> None:
-    """An import's run failed for good: mark it failed with ``message(import)``, written in
-    the starter's language (where it stopped, what to do), rather than leave an endless
-    progress bar. Nothing when it has finished meanwhile."""
+def import_give_up(model: type[ImportProgress], import_id: int, message: Any) -> None:
+    """An import's run failed for good: mark it failed with ``message`` (lazy, written in
+    the starter's language; ``%(rows)s`` is the rows done, ``%(line)s`` the file line it
+    stopped at), rather than leave an endless progress bar. Nothing when it has finished."""
     unfinished = Q(status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING])
     with db_scope(ALL):
         imp = model._default_manager.filter(unfinished, pk=import_id).first()
         if imp is None:
             return
         with translation.override(imp.language or settings.LANGUAGE_CODE):
-            error = message(imp)
+            done = imp.processed_rows
+            error = str(message) % {"rows": done, "line": done + 2}
         model._default_manager.filter(unfinished, pk=import_id).update(
             status=ImportStatus.FAILED, error=error, finished_at=timezone.now()
         )
