@@ -29,7 +29,7 @@ from enseigne.contacts.importer import import_target_choices
 from enseigne.contacts.models import ContactImport, ImportRejection
 from enseigne.contacts.segments import field_catalogue, segment_count, segment_sizes
 from enseigne.lib.csvexport import csv_download
-from enseigne.lib.imports import check_upload_size, import_report
+from enseigne.lib.imports import import_report, upload_form, upload_prepare
 from enseigne.lib.paging import BoundedPaginator
 from enseigne.lib.rowsecurity import db_scope
 from enseigne.network import selectors as network_selectors
@@ -273,27 +273,17 @@ def contact_erase(request: HttpRequest, public_id) -> HttpResponse:
 
 @login_required
 def import_list(request: HttpRequest) -> HttpResponse:
-    choices = _unit_choices(request.user, Capability.IMPORT_CONTACTS)
-    if not choices:
-        raise PermissionDenied
-    form = ImportUploadForm(
-        request.POST or None, request.FILES or None, initial={"unit": choices[0][0]}
-    )
-    form.fields["unit"].choices = choices
-    if request.method == "POST" and form.is_valid():
+    units = network_selectors.units_with(request.user, Capability.IMPORT_CONTACTS)
+    form = upload_form(ImportUploadForm, request, "unit", units)
+
+    def prepare(data: dict, file_name: str, content: bytes) -> ContactImport:
         unit = network_selectors.get_unit_for_user(
-            request.user, form.cleaned_data["unit"], Capability.IMPORT_CONTACTS
+            request.user, data["unit"], Capability.IMPORT_CONTACTS
         )
-        upload = form.cleaned_data["file"]
-        try:
-            check_upload_size(upload.size)
-            contact_import = import_prepare(
-                actor=request.user, unit=unit, file_name=upload.name, content=upload.read()
-            )
-        except ValidationError as exc:
-            form_errors(form, exc)
-        else:
-            return redirect("import_detail", public_id=contact_import.public_id)
+        return import_prepare(actor=request.user, unit=unit, file_name=file_name, content=content)
+
+    if request.method == "POST" and (contact_import := upload_prepare(form, prepare)):
+        return redirect("import_detail", public_id=contact_import.public_id)
     return render(
         request,
         "contacts/imports.html",

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('contacts', '0015_contact_recent'),
+        ('contacts', '0016_import_leases'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
