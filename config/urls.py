@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("enseigne.campaigns.urls")),
     path("", include("enseigne.delivery.urls")),
     path("", include("enseigne.tracking.urls")),
+    path("", include("enseigne.journeys.urls")),
     path("", include("enseigne.analytics.urls")),
     # HQ's per-person GDPR rights (issue 20); names identity:gdpr-export, identity:gdpr-erase.
     path("hq/people/", include("enseigne.identity.urls_gdpr")),

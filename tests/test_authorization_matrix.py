@@ -9,6 +9,7 @@ anonymous API calls get 401. Every denied write is checked to have changed nothi
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -637,6 +638,29 @@ MATRIX.update(
     }
 )
 
+# Issue 22, journeys: HQ designs (every other user 404), stores run (a store's staff may
+# read its run, not act on it; another unit's run is 404).
+MATRIX.update(
+    {
+        ("hq/journeys/", "GET"): (NO_OBJECT, "302 200 404 404 404 404", None),
+        ("hq/journeys/", "POST"): (NO_OBJECT, "302 200 404 404 404 404", None),
+        ("hq/journeys/<uuid:public_id>/", "GET"): ("journey", "302 200 404 404 404 404", None),
+        ("hq/journeys/<uuid:public_id>/", "POST"): ("journey", "302 200 404 404 404 404", None),
+        ("journeys/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+        ("journeys/", "POST"): (NO_OBJECT, "302 200 200 200 403 200", None),
+        ("journeys/runs/<uuid:public_id>/", "GET"): (
+            "journey_run",
+            "302 200 200 200 200 200",
+            "404 404 404 404",
+        ),
+        ("journeys/runs/<uuid:public_id>/", "POST"): (
+            "journey_run",
+            "302 302 302 302 403 302",
+            "404 404 404 404",
+        ),
+    }
+)
+
 
 def _django_routes(patterns=None, prefix: str = "") -> set[str]:
     routes = set()
@@ -868,6 +892,29 @@ class Objects:
             "b": segment_save(actor=None, owner=world.unit_b, name="B", rules=rules),
         }
 
+    def journey(self, kind: str, unit):
+        from enseigne.journeys import services as journeys
+        from tests.campaign_helpers import email_template
+
+        hello = email_template(self.world, "Journey")
+        template = journeys.journey_template_create(
+            actor=self.world.hq_admin, owner=self.world.root, name="Bienvenue"
+        )
+        journeys.journey_publish(
+            actor=self.world.hq_admin,
+            template=template,
+            flow={
+                "trigger": {"kind": "consent", "channel": "email"},
+                "start": "hello",
+                "steps": {"hello": {"kind": "send_email", "template": str(hello.public_id)}},
+            },
+        )
+        if kind == "journey":
+            return template
+        return journeys.journey_activate(
+            actor=self.world.hq_admin, template=template, unit=unit, starts_on=date.today()
+        )
+
     def side(self, persona: str, which: str) -> str:
         home = "b" if persona == "manager_b" else "a"
         return home if which == "own" else ("a" if home == "b" else "b")
@@ -879,6 +926,8 @@ class Objects:
         unit = self.world.unit_a if side == "a" else self.world.unit_b
         if kind == "gdpr_person":  # issue 20: the person of the side's contact
             return Person.objects.get(links__contact=self.contact[side])
+        if kind in ("journey", "journey_run"):  # HQ's journey, run by the side's store
+            return self.journey(kind, unit)
         if kind == "persona":  # HQ's, for the whole network
             return persona_save(
                 actor=self.world.hq_admin,

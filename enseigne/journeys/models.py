@@ -104,6 +104,9 @@ class JourneyRun(models.Model):
     starts_on = models.DateField(_("starts on"))
     # HQ imposed it (on a region or a tag): the store may personalise it, not stop it.
     mandatory = models.BooleanField(default=False)
+    # Paused by HQ's network-wide pause: only HQ's resume starts it again (a store's own
+    # pause is left alone by HQ's resume).
+    paused_by_hq = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -40,6 +40,16 @@ def _manages_identity(access: Access) -> bool:
     )
 
 
+def _designs_journeys(access: Access) -> bool:
+    """HQ with create_national_campaigns at the network root (journeys.services)."""
+    return any(
+        len(g.path) == OrgNode.steplen
+        and g.role_level == "hq"
+        and Capability.CREATE_NATIONAL_CAMPAIGNS in g.capabilities
+        for g in access.grants
+    )
+
+
 def _may(capability: str) -> Callable[[Access], bool]:
     def shown(access: Access) -> bool:
         return access.can_anywhere(capability)
@@ -100,6 +110,8 @@ MENU: tuple[Group, ...] = (
         (
             Entry(_("Campaigns"), "campaign_list"),
             Entry(_("Calendar"), "campaign_calendar"),
+            Entry(_("Journeys"), "journey_list"),
+            Entry(_("Journey designs"), "hq_journeys", _designs_journeys),
             Entry(_("Outbox"), "outbox"),
         ),
     ),

@@ -1,0 +1,138 @@
+"""Scoped reads of journeys: HQ's designs, the journeys a store may run, runs and figures.
+
+Another unit's run, or a journey a user may not design, answers 404 like a missing one."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from enseigne.lib.ids import parse_uuid
+from enseigne.network.access import access_for, path_filter
+from enseigne.network.models import OrgNode, User
+
+from .models import Enrollment, EnrollmentStep, JourneyRun, JourneyTemplate
+from .services import may_design_for_network, may_design_for_store
+
+
+def get_hq_root_for_user(user: User) -> OrgNode:
+    """The network whose journeys ``user`` designs: 404 for anyone but HQ's designers."""
+    if not may_design_for_network(user):
+        raise Http404("No such page.")
+    return OrgNode.objects.get(path=access_for(user).grants[0].path[: OrgNode.steplen])
+
+
+def hq_templates(root: OrgNode) -> QuerySet[JourneyTemplate]:
+    return (
+        JourneyTemplate.objects.filter(owner=root)
+        .select_related("live_version")
+        .annotate(
+            runs_total=Count("runs", filter=~Q(runs__status=JourneyRun.Status.STOPPED)),
+        )
+        .order_by("name")
+    )
+
+
+def get_designable_template_for_user(user: User, public_id) -> JourneyTemplate:
+    """A journey ``user`` designs: HQ's for HQ, a store's own for that store."""
+    key = parse_uuid(public_id)
+    template = (
+        JourneyTemplate.objects.select_related("owner", "live_version")
+        .filter(public_id=key)
+        .first()
+        if key
+        else None
+    )
+    if template is not None:
+        if template.owner.is_root():
+            allowed = may_design_for_network(user) and access_for(user).sees(template.owner_path)
+        else:
+            allowed = may_design_for_store(user, template.owner)
+        if allowed:
+            return template
+    raise Http404("No such journey.")
+
+
+def templates_offered(user: User) -> QuerySet[JourneyTemplate]:
+    """Published journeys the user's stores may run: their network's and their own."""
+    access = access_for(user)
+    roots = {grant.path[: OrgNode.steplen] for grant in access.grants}
+    return (
+        JourneyTemplate.objects.filter(live_version__isnull=False)
+        .filter(Q(owner__path__in=roots) | path_filter(access.paths, "owner_path"))
+        .select_related("owner", "live_version")
+        .order_by("name")
+    )
+
+
+def get_offered_template_for_user(user: User, public_id) -> JourneyTemplate:
+    key = parse_uuid(public_id)
+    template = templates_offered(user).filter(public_id=key).first() if key else None
+    if template is None:
+        raise Http404("No such journey.")
+    return template
+
+
+def runs_for_user(user: User) -> QuerySet[JourneyRun]:
+    return (
+        JourneyRun.objects.filter(path_filter(access_for(user).paths))
+        .select_related("template", "version", "unit")
+        .order_by("unit__path", "template__name")
+    )
+
+
+def get_run_for_user(user: User, public_id) -> JourneyRun:
+    key = parse_uuid(public_id)
+    run = runs_for_user(user).filter(public_id=key).first() if key else None
+    if run is None:
+        raise Http404("No such journey run.")
+    return run
+
+
+@dataclass
+class StepFigures:
+    entered: int = 0
+    waiting: int = 0
+    sent: int = 0
+    held_out: int = 0
+    goal: int = 0
+    exited: int = 0
+    stopped: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def step_figures(runs: QuerySet[JourneyRun]) -> dict[str, StepFigures]:
+    """Per step id, over these runs (every version): how many entered it (passed through it
+    or wait there), wait there, were sent its message, were held out of it (control group),
+    reached the goal or left the journey there (at an exit or at its last step), or
+    stopped there. Two grouped queries."""
+    out = EnrollmentStep.Outcome
+    figures: dict[str, StepFigures] = defaultdict(StepFigures)
+    enrollments = Enrollment.objects.filter(run__in=runs)
+    history = EnrollmentStep.objects.filter(enrollment__in=enrollments).order_by()
+    for row in history.values("step", "outcome").annotate(n=Count("id")):
+        figures[row["step"]].outcomes[row["outcome"]] = row["n"]
+    # Everyone with a line at the step passed there; people waiting at a wait have none yet.
+    for row in history.values("step").annotate(people=Count("enrollment_id", distinct=True)):
+        figures[row["step"]].entered = row["people"]
+    for figure in figures.values():
+        counts = figure.outcomes
+        figure.sent = counts.get(out.SENT, 0)
+        figure.held_out = counts.get(out.HELD_OUT, 0)
+        figure.goal = counts.get(out.GOAL, 0)
+        figure.exited = counts.get(out.EXITED, 0) + counts.get(out.DONE, 0)
+        figure.stopped = counts.get(out.STOPPED, 0)
+    waiting = (
+        enrollments.filter(status=Enrollment.Status.WAITING)
+        .order_by()
+        .values("step")
+        .annotate(n=Count("id"))
+    )
+    for row in waiting:
+        figure = figures[row["step"]]
+        figure.waiting = row["n"]
+        figure.entered += row["n"]
+    return dict(figures)

@@ -1,0 +1,231 @@
+"""Journeys' pages: HQ's list and designer, the stores' list and their run's page."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from enseigne.network import selectors as network_selectors
+from enseigne.network.access import AuthenticatedRequest
+from enseigne.network.models import OrgNode, UnitTag
+
+from . import drawing, selectors, services
+from . import flow as flows
+from .forms import ActivateForm, JourneyTemplateForm, MandatoryForm, PublishForm
+from .models import JourneyRun
+
+
+@login_required
+def hq_journeys(request: AuthenticatedRequest) -> HttpResponse:
+    """HQ's journeys with their live version and runs; POST creates one, or pauses or
+    resumes every journey of the network (``action``)."""
+    root = selectors.get_hq_root_for_user(request.user)
+    action = request.POST.get("action", "create")
+    if request.method == "POST" and action in {"pause_all", "resume_all"}:
+        return _network_pause(request, action, None, "hq_journeys")
+    form = JourneyTemplateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            template = services.journey_template_create(
+                actor=request.user, owner=root, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("The journey was created: publish its first version."))
+            return redirect("hq_journey", public_id=template.public_id)
+    return render(
+        request,
+        "journeys/hq_list.html",
+        {"templates": selectors.hq_templates(root), "form": form},
+    )
+
+
+def _form_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.message_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+def _network_pause(request, action: str, template, then: str, **kwargs) -> HttpResponse:
+    if action == "pause_all":
+        count = services.journeys_pause_network(actor=request.user, template=template)
+        messages.success(request, _("%(n)s running journeys were paused.") % {"n": count})
+    else:
+        count = services.journeys_resume_network(actor=request.user, template=template)
+        messages.success(request, _("%(n)s journeys were resumed.") % {"n": count})
+    return redirect(then, **kwargs)
+
+
+@login_required
+def hq_journey(request: AuthenticatedRequest, public_id) -> HttpResponse:
+    """A journey's flow drawn, its figures over every store, and HQ's actions (POST
+    ``action``: publish, mandatory, pause_all, resume_all)."""
+    template = selectors.get_designable_template_for_user(request.user, public_id)
+    action = request.POST.get("action", "publish")
+    if request.method == "POST" and action in {"pause_all", "resume_all"}:
+        return _network_pause(request, action, template, "hq_journey", public_id=public_id)
+    root = template.owner
+    regions = [
+        (str(n.public_id), n.name)
+        for n in network_selectors.nodes_for_user(request.user).filter(
+            path__startswith=root.path, kind__in=(OrgNode.Kind.NETWORK, OrgNode.Kind.REGION)
+        )
+    ]
+    tags = [(str(t.pk), t.name) for t in UnitTag.objects.order_by("name")]
+    live = template.live_version
+    publish = PublishForm(
+        request.POST if action == "publish" else None,
+        initial={"flow": json.dumps(live.flow, indent=2, ensure_ascii=False) if live else ""},
+    )
+    mandatory = MandatoryForm(
+        request.POST if action == "mandatory" else None, regions=regions, tags=tags
+    )
+    if request.method == "POST" and action == "publish" and publish.is_valid():
+        try:
+            version = services.journey_publish(
+                actor=request.user,
+                template=template,
+                flow=publish.cleaned_data["flow"],
+                move_people=publish.cleaned_data["move_people"],
+            )
+        except ValidationError as exc:
+            publish.add_error("flow", exc.messages)
+        else:
+            messages.success(
+                request, _("Version %(n)s is published and live.") % {"n": version.number}
+            )
+            return redirect("hq_journey", public_id=public_id)
+    if request.method == "POST" and action == "mandatory" and mandatory.is_valid():
+        node = tag = None
+        if mandatory.cleaned_data["node"]:
+            node = network_selectors.get_node_for_user(request.user, mandatory.cleaned_data["node"])
+        else:
+            tag = UnitTag.objects.get(pk=mandatory.cleaned_data["tag"])
+        try:
+            count = services.journey_make_mandatory(
+                actor=request.user, template=template, node=node, tag=tag
+            )
+        except ValidationError as exc:
+            mandatory.add_error(None, exc.messages)
+        else:
+            messages.success(
+                request, _("The journey is now mandatory in %(n)s stores.") % {"n": count}
+            )
+            return redirect("hq_journey", public_id=public_id)
+    runs = JourneyRun.objects.filter(template=template).select_related("unit", "version")
+    return render(
+        request,
+        "journeys/hq_detail.html",
+        {
+            "template": template,
+            "publish": publish,
+            "mandatory": mandatory,
+            "runs": runs.order_by("unit__path"),
+            "versions": template.versions.order_by("-number"),
+            **_flow_context(live.flow if live else None, runs),
+        },
+    )
+
+
+def _flow_context(raw_flow, runs) -> dict:
+    """The flow drawn with each step's figures over ``runs``."""
+    if raw_flow is None:
+        return {"boxes": [], "trigger": ""}
+    try:
+        parsed = flows.parse(raw_flow)
+    except ValidationError:
+        return {"boxes": [], "trigger": ""}
+    return {
+        "boxes": drawing.with_figures(drawing.draw(parsed), selectors.step_figures(runs)),
+        "trigger": drawing.trigger_label(parsed.trigger),
+        "goal": parsed.goal is not None,
+    }
+
+
+@login_required
+def journey_list(request: AuthenticatedRequest) -> HttpResponse:
+    """The journeys the user's stores may run and their runs; POST activates one."""
+    user = request.user
+    offered = list(selectors.templates_offered(user))
+    units = [u for u in network_selectors.units_under(user) if services.may_run_in(user, u)]
+    if request.method == "POST" and not units:
+        raise PermissionDenied(_("You may not run journeys in any store."))
+    form = ActivateForm(
+        request.POST or None,
+        templates=[(str(t.public_id), t.name) for t in offered],
+        units=[(str(u.public_id), u.name) for u in units],
+        initial={"starts_on": timezone.localdate()},
+    )
+    if request.method == "POST" and form.is_valid():
+        template = selectors.get_offered_template_for_user(user, form.cleaned_data["template"])
+        unit = network_selectors.get_node_for_user(user, form.cleaned_data["unit"])
+        try:
+            run = services.journey_activate(
+                actor=user,
+                template=template,
+                unit=unit,
+                starts_on=form.cleaned_data["starts_on"],
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, _("The journey runs in %(unit)s.") % {"unit": unit.name})
+            return redirect("journey_run", public_id=run.public_id)
+    return render(
+        request,
+        "journeys/list.html",
+        {
+            "offered": offered,
+            "runs": selectors.runs_for_user(user),
+            "form": form if units and offered else None,
+        },
+    )
+
+
+@login_required
+def journey_run(request: AuthenticatedRequest, public_id) -> HttpResponse:
+    """One store's run: its flow drawn with its own figures; POST ``action`` pause, resume
+    or stop."""
+    run = selectors.get_run_for_user(request.user, public_id)
+    may_control = services.may_run_in(request.user, run.unit)
+    is_hq = services.may_design_for_network(request.user)
+    if request.method == "POST":
+        if not (may_control or is_hq):
+            raise PermissionDenied(_("You may not control this store's journeys."))
+        action = request.POST.get("action")
+        act = {
+            "pause": services.journey_run_pause,
+            "resume": services.journey_run_resume,
+            "stop": services.journey_run_stop,
+        }.get(action or "")
+        if act is None:
+            messages.error(request, _("Choose pause, resume or stop."))
+        else:
+            try:
+                act(actor=request.user, run=run)
+            except ValidationError as exc:
+                messages.error(request, " ".join(exc.messages))
+            else:
+                messages.success(request, _("Done."))
+        return redirect("journey_run", public_id=public_id)
+    runs = JourneyRun.objects.filter(pk=run.pk)
+    return render(
+        request,
+        "journeys/run.html",
+        {
+            "run": run,
+            "may_control": may_control,
+            "is_hq": is_hq,
+            **_flow_context(run.version.flow, runs),
+        },
+    )
