@@ -137,22 +137,27 @@ def test_a_new_version_moves_runs_and_people_only_when_chosen(world, design):
         for c, step in zip(people, ("end", "pause"), strict=True)
     )
     # v2 has no step "end": who waits there finishes version 1.
-    v2_flow = flow(str(hello.public_id), extra={"pause": {"kind": "wait", "days": 1}})
-    del v2_flow["steps"]["end"]
-    v2 = services.journey_publish(actor=world.hq_admin, template=template, flow=v2_flow)
+    # Not moving people: the runs follow version 2, everyone in progress finishes version 1.
+    v2 = services.journey_publish(
+        actor=world.hq_admin, template=template, flow=flow(str(hello.public_id))
+    )
     run.refresh_from_db()
     assert run.version == v2
     assert {e.pk: e.version_id for e in Enrollment.objects.all()} == {
         kept.pk: v1.pk,
         moved.pk: v1.pk,
     }
+    # Moving people to a version without the step "end": who waits there stays.
+    v3_flow = flow(str(hello.public_id), extra={"pause": {"kind": "wait", "days": 1}})
+    del v3_flow["steps"]["end"]
     v3 = services.journey_publish(
-        actor=world.hq_admin, template=template, flow=flow(str(hello.public_id)), move_people=True
+        actor=world.hq_admin, template=template, flow=v3_flow, move_people=True
     )
     template.refresh_from_db()
-    assert (template.live_version, v3.number) == (v3, 3)
+    run.refresh_from_db()
+    assert (template.live_version, run.version, v3.number) == (v3, v3, 3)
     assert {e.pk: e.version_id for e in Enrollment.objects.all()} == {
-        kept.pk: v3.pk,
+        kept.pk: v1.pk,
         moved.pk: v3.pk,
     }
 

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from enseigne.journeys import services
-from enseigne.journeys.models import EnrollmentStep, JourneyRun, JourneyVersion
+from enseigne.journeys.models import EnrollmentStep, JourneyRun, JourneyTemplate, JourneyVersion
 from tests.campaign_helpers import contacts, email_template
 from tests.factories import PASSWORD
 
@@ -168,3 +168,27 @@ def test_the_pages_read_in_french(client, world, journey):
     login(client, world.manager_a)
     page = client.get(f"/journeys/runs/{runs['lyon'].public_id}/", **FR).content.decode()
     assert "Mettre en pause" in page
+
+
+def test_a_store_allowed_to_designs_its_own_journey(client, world):
+    from enseigne.network.models import CapabilityRule
+
+    login(client, world.manager_a)
+    own = {"action": "design", "own-name": "Mien", "own-reentry": "never"}
+    own |= {"own-holdout_percent": "0", "own-unit": str(world.unit_a.public_id)}
+    assert client.post("/journeys/", own).status_code == 403
+    CapabilityRule.objects.create(
+        node=world.unit_a, capability="create_free_campaigns", effect=CapabilityRule.Effect.ALLOW
+    )
+    response = client.post("/journeys/", own)
+    assert response.status_code == 302
+    template = JourneyTemplate.objects.get(name="Mien")
+    assert template.owner == world.unit_a
+    hello = email_template(world, "Bienvenue")
+    detail = f"/hq/journeys/{template.public_id}/"
+    client.post(detail, {"action": "publish", "flow": json.dumps(welcome(hello))})
+    assert JourneyVersion.objects.filter(template=template).count() == 1
+    assert "Mien" in client.get("/journeys/").content.decode()
+    # Lille's manager cannot open it.
+    login(client, world.manager_b)
+    assert client.get(detail).status_code == 404

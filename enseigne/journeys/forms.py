@@ -35,6 +35,16 @@ class JourneyTemplateForm(StyledForm):
     )
 
 
+class OwnJourneyForm(JourneyTemplateForm):
+    """A store's own journey: which of its stores designs it."""
+
+    unit = forms.ChoiceField(label=_("Store"))
+
+    def __init__(self, *args, units=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        _choices(self, "unit", list(units))
+
+
 class PublishForm(StyledForm):
     flow = forms.CharField(
         label=_("Flow (JSON)"),

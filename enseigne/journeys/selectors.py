@@ -68,6 +68,18 @@ def templates_offered(user: User) -> QuerySet[JourneyTemplate]:
     )
 
 
+def templates_designed_by_stores(user: User) -> list[JourneyTemplate]:
+    """The stores' own journeys the user may design (published or not)."""
+    access = access_for(user)
+    found = (
+        JourneyTemplate.objects.filter(owner__kind=OrgNode.Kind.UNIT)
+        .filter(path_filter(access.paths, "owner_path"))
+        .select_related("owner", "live_version")
+        .order_by("name")
+    )
+    return [t for t in found if may_design_for_store(user, t.owner)]
+
+
 def get_offered_template_for_user(user: User, public_id) -> JourneyTemplate:
     key = parse_uuid(public_id)
     template = templates_offered(user).filter(public_id=key).first() if key else None

@@ -18,7 +18,7 @@ from enseigne.network.models import OrgNode, UnitTag
 
 from . import drawing, selectors, services
 from . import flow as flows
-from .forms import ActivateForm, JourneyTemplateForm, MandatoryForm, PublishForm
+from .forms import ActivateForm, JourneyTemplateForm, MandatoryForm, OwnJourneyForm, PublishForm
 from .models import JourneyRun
 
 
@@ -154,12 +154,39 @@ def _flow_context(raw_flow, runs) -> dict:
 
 @login_required
 def journey_list(request: AuthenticatedRequest) -> HttpResponse:
-    """The journeys the user's stores may run and their runs; POST activates one."""
+    """The journeys the user's stores may run and their runs; POST activates one, or
+    (``action`` design) starts a store's own journey where the store may design one."""
     user = request.user
-    offered = list(selectors.templates_offered(user))
-    units = [u for u in network_selectors.units_under(user) if services.may_run_in(user, u)]
+    seen = network_selectors.units_under(user)
+    # HQ designs the network's journeys on its own pages, not the stores'.
+    designers = (
+        []
+        if services.may_design_for_network(user)
+        else [u for u in seen if services.may_design_for_store(user, u)]
+    )
+    design = OwnJourneyForm(
+        request.POST if request.POST.get("action") == "design" else None,
+        units=[(str(u.public_id), u.name) for u in designers],
+        prefix="own",
+    )
+    if request.method == "POST" and request.POST.get("action") == "design":
+        if not designers:
+            raise PermissionDenied(_("This store may not design journeys of its own."))
+        if design.is_valid():
+            data = dict(design.cleaned_data)
+            owner = network_selectors.get_node_for_user(user, data.pop("unit"))
+            try:
+                template = services.journey_template_create(actor=user, owner=owner, **data)
+            except ValidationError as exc:
+                _form_errors(design, exc)
+            else:
+                messages.success(request, _("The journey was created: publish its first version."))
+                return redirect("hq_journey", public_id=template.public_id)
+        return _list(request, seen, design, None)
+    units = [u for u in seen if services.may_run_in(user, u)]
     if request.method == "POST" and not units:
         raise PermissionDenied(_("You may not run journeys in any store."))
+    offered = list(selectors.templates_offered(user))
     form = ActivateForm(
         request.POST or None,
         templates=[(str(t.public_id), t.name) for t in offered],
@@ -181,13 +208,21 @@ def journey_list(request: AuthenticatedRequest) -> HttpResponse:
         else:
             messages.success(request, _("The journey runs in %(unit)s.") % {"unit": unit.name})
             return redirect("journey_run", public_id=run.public_id)
+    return _list(request, seen, design if designers else None, form if units and offered else None)
+
+
+def _list(request, seen, design, form) -> HttpResponse:
+    user = request.user
+    own = [t for t in selectors.templates_designed_by_stores(user) if t.owner in seen]
     return render(
         request,
         "journeys/list.html",
         {
-            "offered": offered,
+            "offered": selectors.templates_offered(user),
+            "own": own,
             "runs": selectors.runs_for_user(user),
-            "form": form if units and offered else None,
+            "form": form,
+            "design": design,
         },
     )
 
