@@ -440,50 +440,36 @@ def journey_run_stop(*, actor: User, run: JourneyRun) -> int:
     return len(waiting)
 
 
-@transaction.atomic
 def journeys_pause_network(*, actor: User, template: JourneyTemplate | None = None) -> int:
     """HQ pauses every running journey of the network (or every run of one template);
     only HQ's resume starts them again. Returns the number of runs paused."""
-    root = _hq(actor)
-    runs = JourneyRun.objects.filter(unit_path__startswith=root.path, status=RUN.ACTIVE)
-    if template is not None:
-        runs = runs.filter(template=template)
-    ids = list(runs.values_list("pk", flat=True))
-    JourneyRun.objects.filter(pk__in=ids, status=RUN.ACTIVE).update(
-        status=RUN.PAUSED, paused_by_hq=True
-    )
-    Campaign.objects.filter(_step_campaigns(ids), status=Campaign.Status.SENDING).update(
-        status=Campaign.Status.PAUSED
-    )
-    audit(
-        actor=actor,
-        action="journey.pause_network",
-        target=template or root,
-        node_path=root.path,
-        changes={"runs": len(ids)},
-    )
-    return len(ids)
+    return _switch_network(actor, template, pause=True)
+
+
+def journeys_resume_network(*, actor: User, template: JourneyTemplate | None = None) -> int:
+    """Resume the runs HQ's pause paused (a store's own pause stays)."""
+    return _switch_network(actor, template, pause=False)
 
 
 @transaction.atomic
-def journeys_resume_network(*, actor: User, template: JourneyTemplate | None = None) -> int:
-    """Resume the runs HQ's pause paused (a store's own pause stays)."""
+def _switch_network(actor: User, template: JourneyTemplate | None, *, pause: bool) -> int:
     root = _hq(actor)
-    runs = JourneyRun.objects.filter(
-        unit_path__startswith=root.path, status=RUN.PAUSED, paused_by_hq=True
-    )
+    if pause:
+        runs = JourneyRun.objects.filter(status=RUN.ACTIVE)
+        target, sending = RUN.PAUSED, (Campaign.Status.SENDING, Campaign.Status.PAUSED)
+    else:
+        runs = JourneyRun.objects.filter(status=RUN.PAUSED, paused_by_hq=True)
+        target, sending = RUN.ACTIVE, (Campaign.Status.PAUSED, Campaign.Status.SENDING)
+    runs = runs.filter(unit_path__startswith=root.path)
     if template is not None:
         runs = runs.filter(template=template)
     ids = list(runs.values_list("pk", flat=True))
-    JourneyRun.objects.filter(pk__in=ids, status=RUN.PAUSED).update(
-        status=RUN.ACTIVE, paused_by_hq=False
-    )
-    Campaign.objects.filter(_step_campaigns(ids), status=Campaign.Status.PAUSED).update(
-        status=Campaign.Status.SENDING
-    )
+    # The same filters again: a run a store changed meanwhile is left as it now is.
+    runs.filter(pk__in=ids).update(status=target, paused_by_hq=pause)
+    Campaign.objects.filter(_step_campaigns(ids), status=sending[0]).update(status=sending[1])
     audit(
         actor=actor,
-        action="journey.resume_network",
+        action="journey.pause_network" if pause else "journey.resume_network",
         target=template or root,
         node_path=root.path,
         changes={"runs": len(ids)},

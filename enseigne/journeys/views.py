@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from enseigne.lib.forms import form_errors
 from enseigne.network import selectors as network_selectors
 from enseigne.network.access import AuthenticatedRequest
 from enseigne.network.models import OrgNode, UnitTag
@@ -37,7 +38,7 @@ def hq_journeys(request: AuthenticatedRequest) -> HttpResponse:
                 actor=request.user, owner=root, **form.cleaned_data
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            form_errors(form, exc)
         else:
             messages.success(request, _("The journey was created: publish its first version."))
             return redirect("hq_journey", public_id=template.public_id)
@@ -46,14 +47,6 @@ def hq_journeys(request: AuthenticatedRequest) -> HttpResponse:
         "journeys/hq_list.html",
         {"templates": selectors.hq_templates(root), "form": form},
     )
-
-
-def _form_errors(form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for name, errors in exc.message_dict.items():
-            form.add_error(name if name in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 def _network_pause(request, action: str, template, then: str, **kwargs) -> HttpResponse:
@@ -178,7 +171,7 @@ def journey_list(request: AuthenticatedRequest) -> HttpResponse:
             try:
                 template = services.journey_template_create(actor=user, owner=owner, **data)
             except ValidationError as exc:
-                _form_errors(design, exc)
+                form_errors(design, exc)
             else:
                 messages.success(request, _("The journey was created: publish its first version."))
                 return redirect("hq_journey", public_id=template.public_id)
@@ -204,7 +197,7 @@ def journey_list(request: AuthenticatedRequest) -> HttpResponse:
                 starts_on=form.cleaned_data["starts_on"],
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            form_errors(form, exc)
         else:
             messages.success(request, _("The journey runs in %(unit)s.") % {"unit": unit.name})
             return redirect("journey_run", public_id=run.public_id)
