@@ -77,6 +77,9 @@ def test_hq_sees_the_flow_drawn_in_words_with_its_figures(client, world, journey
     ):
         assert words in page, words
     assert EnrollmentStep.objects.filter(step="hello", outcome="sent").count() == 3
+    # The expert's textarea holds the live flow, and a page just opened shows no error.
+    assert "&quot;start&quot;: &quot;hello&quot;" in page
+    assert "This field is required." not in page
     listing = client.get("/hq/journeys/").content.decode()
     assert "Welcome" in listing and "version 1" in listing
 
@@ -122,7 +125,9 @@ def test_another_stores_run_is_not_found(client, world, journey):
     assert response.status_code == 404
     runs["lille"].refresh_from_db()
     assert runs["lille"].status == "active"
-    listing = client.get("/journeys/").content.decode()
+    listing = client.get("/journeys/", **FR).content.decode()
+    # The start date offered is today, written as a date input reads it (in French too).
+    assert f'value="{timezone.localdate().isoformat()}"' in listing
     assert f"/journeys/runs/{runs['lyon'].public_id}/" in listing
     assert f"/journeys/runs/{runs['lille'].public_id}/" not in listing
 
@@ -192,3 +197,20 @@ def test_a_store_allowed_to_designs_its_own_journey(client, world):
     # Lille's manager cannot open it.
     login(client, world.manager_b)
     assert client.get(detail).status_code == 404
+
+
+def test_per_step_figures_take_three_queries_and_count_each_outcome(
+    world, journey, django_assert_num_queries
+):
+    from enseigne.journeys import engine, selectors
+
+    template, _hello, runs = journey
+    people = contacts(world.unit_a, 4)
+    engine.enroll(runs["lyon"], [p.pk for p in people])
+    engine.advance_due()
+    with django_assert_num_queries(3):
+        figures = selectors.step_figures(JourneyRun.objects.filter(template=template))
+    hello, pause = figures["hello"], figures["pause"]
+    assert (hello.entered, hello.sent, hello.held_out, hello.waiting) == (4, 4, 0, 0)
+    assert (pause.entered, pause.waiting, pause.exited) == (4, 4, 0)
+    assert set(figures) == {"hello", "pause"}

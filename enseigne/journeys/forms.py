@@ -85,7 +85,7 @@ class ActivateForm(StyledForm):
     template = forms.ChoiceField(label=_("Journey"))
     unit = forms.ChoiceField(label=_("Store"))
     starts_on = forms.DateField(
-        label=_("Start date"), widget=forms.DateInput(attrs={"type": "date"})
+        label=_("Start date"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
 
     def __init__(self, *args, templates=(), units=(), **kwargs):

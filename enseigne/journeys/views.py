@@ -64,8 +64,8 @@ def hq_journey(request: AuthenticatedRequest, public_id) -> HttpResponse:
     """A journey's flow drawn, its figures over every store, and HQ's actions (POST
     ``action``: publish, mandatory, pause_all, resume_all)."""
     template = selectors.get_designable_template_for_user(request.user, public_id)
-    action = request.POST.get("action", "publish")
-    if request.method == "POST" and action in {"pause_all", "resume_all"}:
+    action = request.POST.get("action", "publish") if request.method == "POST" else ""
+    if action in {"pause_all", "resume_all"}:
         return _network_pause(request, action, template, "hq_journey", public_id=public_id)
     root = template.owner
     regions = [
@@ -83,7 +83,7 @@ def hq_journey(request: AuthenticatedRequest, public_id) -> HttpResponse:
     mandatory = MandatoryForm(
         request.POST if action == "mandatory" else None, regions=regions, tags=tags
     )
-    if request.method == "POST" and action == "publish" and publish.is_valid():
+    if action == "publish" and publish.is_valid():
         try:
             version = services.journey_publish(
                 actor=request.user,
@@ -98,7 +98,7 @@ def hq_journey(request: AuthenticatedRequest, public_id) -> HttpResponse:
                 request, _("Version %(n)s is published and live.") % {"n": version.number}
             )
             return redirect("hq_journey", public_id=public_id)
-    if request.method == "POST" and action == "mandatory" and mandatory.is_valid():
+    if action == "mandatory" and mandatory.is_valid():
         node = tag = None
         if mandatory.cleaned_data["node"]:
             node = network_selectors.get_node_for_user(request.user, mandatory.cleaned_data["node"])
