@@ -35,7 +35,12 @@ class Order(models.Model):
         DEMO = "demo", _("Demo")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False)
+    # No database constraint: the writer takes the unit from the row it just read in scope,
+    # and a unit with orders is never deleted (Django's PROTECT); its check was a trigger per
+    # order (docs/decisions.md, "Order lines' product").
+    unit = models.ForeignKey(
+        OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     # Read by the row-level security policy; queries scope by unit id (see docs/decisions.md).
     unit_path = models.CharField(max_length=255)
     external_id = models.CharField(_("order id"), max_length=100)
@@ -71,8 +76,13 @@ class Order(models.Model):
 class OrderLine(models.Model):
     """One line of an order: a product (by SKU) sold, or returned (negative quantity)."""
 
-    # No index of its own: the (order, position) constraint's index serves the lookups.
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines", db_index=False)
+    # No index of its own: the (order, position) constraint's index serves the lookups. No
+    # database constraint: the writer inserts the lines with the ids its own insert of the
+    # orders returned, in the same transaction, and nothing deletes orders but Django's
+    # CASCADE; the check was a trigger per line, a sixth of a batch's PostgreSQL time.
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="lines", db_index=False, db_constraint=False
+    )
     unit_path = models.CharField(max_length=255)
     position = models.PositiveSmallIntegerField()
     sku = models.CharField(_("SKU"), max_length=64)
