@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('commerce', '0003_categorypurchase'),
+        ('commerce', '0004_catalogue_import_and_leases'),
         ('contacts', '0015_contact_recent'),
         ('network', '0010_manage_identity'),
     ]
