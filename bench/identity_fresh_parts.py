@@ -35,8 +35,7 @@ ROWS = """rec AS (
 PROBES = """(SELECT 1 FROM identity_recordlink WHERE email_key = r.ek LIMIT 1) IS NULL
     AND (SELECT 1 FROM identity_recordlink WHERE phone_key = r.pk LIMIT 1) IS NULL"""
 PEOPLE = """, people AS (
-    INSERT INTO identity_person (id, public_id, created_at)
-    SELECT person, (%(prefix)s || substr(gen_random_uuid()::text, 16))::uuid, now() FROM alone
+    INSERT INTO identity_person (id, created_at) SELECT person, now() FROM alone
 )"""
 LINKS = """, links AS (
     INSERT INTO identity_recordlink (contact_id, person_id, unit_path, method, linked_at,
@@ -64,7 +63,6 @@ def main() -> None:
     from enseigne.contacts.records import Record
     from enseigne.identity import linking
     from enseigne.identity.keys import record_keys
-    from enseigne.lib.ids import time_ordered_prefix
     from enseigne.lib.rowsecurity import ALL, db_scope
 
     class Rollback(Exception):
@@ -108,7 +106,6 @@ def main() -> None:
                                     "ek": ",".join(k[0] or "" for k in keys),
                                     "pk": ",".join(k[1] or "" for k in keys),
                                     "sequence": linking._person_sequence(),
-                                    "prefix": time_ordered_prefix(),
                                 },
                             )
                         else:

@@ -37,7 +37,6 @@ from django.utils import timezone
 from enseigne.contacts.models import Contact
 from enseigne.contacts.records import Address, Record
 from enseigne.lib.bulk import bulk_insert
-from enseigne.lib.ids import time_ordered_prefix, time_ordered_uuid
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import Network, OrgNode
 
@@ -234,9 +233,7 @@ def _link_fresh(records: list[Record], keys: Keys, now: datetime.datetime) -> li
                 SELECT id, unit_path, ek, pk, nextval(%(sequence)s::regclass) AS person
                 FROM rec WHERE fresh
             ), people AS (
-                INSERT INTO {person} (id, public_id, created_at)
-                SELECT person, (%(id_prefix)s || substr(gen_random_uuid()::text, 16))::uuid, %(now)s
-                FROM alone
+                INSERT INTO {person} (id, created_at) SELECT person, %(now)s FROM alone
             ), links AS (
                 INSERT INTO {link} (contact_id, person_id, unit_path, method, linked_at, email_key, phone_key)
                 SELECT id, person, unit_path, %(alone)s, %(now)s, ek, pk FROM alone
@@ -252,9 +249,6 @@ def _link_fresh(records: list[Record], keys: Keys, now: datetime.datetime) -> li
                 "ek": ",".join([e or "" for e, _p in batch_keys]),
                 "pk": ",".join([p or "" for _e, p in batch_keys]),
                 "sequence": _person_sequence(),
-                # Time-ordered public ids (Person.public_id): the same layout as
-                # time_ordered_uuid, the random part from the database.
-                "id_prefix": time_ordered_prefix(now),
                 "now": now,
                 "alone": LinkMethod.ALONE,
             },
@@ -626,15 +620,10 @@ def _new_persons(count: int, now: datetime.datetime) -> list[int]:
                 [_person_sequence(), count],
             )
             ids = [pk for (pk,) in cursor.fetchall()]
-        bulk_insert(
-            Person,
-            ("id", "public_id", "created_at"),
-            ((pk, time_ordered_uuid(), now) for pk in ids),
-        )
+        bulk_insert(Person, ("id", "created_at"), ((pk, now) for pk in ids))
         return ids
     created = Person.objects.bulk_create(
-        [Person(public_id=time_ordered_uuid(), created_at=now) for _ in range(count)],
-        batch_size=2000,
+        [Person(created_at=now) for _ in range(count)], batch_size=2000
     )
     return [p.pk for p in created]
 
