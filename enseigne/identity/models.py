@@ -308,7 +308,7 @@ class IdentityChange(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reversed_by"
     )
 
-    # The reason the system gives when it splits on its own (``linking._detach_shared``),
+    # The reason the system gives when it splits on its own (``shared_keys.detach_shared``),
     # stored as a code and read in the reader's language.
     SHARED_KEY_REASON = "auto:shared-key"
 
