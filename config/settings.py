@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "enseigne.campaigns",
     "enseigne.delivery",
     "enseigne.tracking",
+    "enseigne.journeys",
     "enseigne.analytics",
     "enseigne.api",
     "enseigne.demo",
@@ -335,7 +336,12 @@ ENSEIGNE_SEGMENT_FIELDS = [
     "enseigne.personas.segment_fields.network_fields",
 ]
 # What later apps add to a record's GDPR export (the store's and HQ's per-person file).
-ENSEIGNE_RECORD_EXPORT_PARTS = ["enseigne.tracking.record_export.purchases_and_messages"]
+ENSEIGNE_RECORD_EXPORT_PARTS = [
+    "enseigne.commerce.record_export.orders",
+    "enseigne.rfm.record_export.scores",
+    "enseigne.personas.record_export.persona",
+    "enseigne.tracking.record_export.purchases_and_messages",
+]
 # Who answers "which person is this record?" for the contacts API (HQ, one controller mode).
 ENSEIGNE_PERSON_LOOKUP = "enseigne.identity.selectors.person_public_id"
 # A matching key (e-mail, phone) held by more records than this links none of them: a shop's

@@ -5,7 +5,7 @@ base does not exist for a store). A store reads one number about its own record,
 in *one controller* mode: how many other stores the person is also a customer of.
 
 The person card reads the records through the contacts selectors (the reader's scope), and
-the purchases and messages the person received from the tracking and sending ledgers.
+the person's orders (commerce) and the messages the person received (the sending ledger).
 Those apps come later in the dependency order, so their models are looked up by name
 (``apps.get_model``) rather than imported: identity reads their tables, it never writes
 them or depends on their code (docs/decisions.md, "HQ's mother base").
@@ -298,12 +298,13 @@ def _latest_consent_proofs(records: list[Contact]) -> dict[tuple[int, str], Cons
 
 def person_card(user: User, person: Person) -> PersonCard:
     records = person_records(user, person)
-    Conversion = apps.get_model("tracking", "Conversion")
+    # The stores' own orders (commerce), not only the sales credited to campaigns.
+    Order = apps.get_model("commerce", "Order")
     Recipient = apps.get_model("campaigns", "Recipient")
     purchases = list(
-        Conversion.objects.filter(contact__in=records)
+        Order.objects.filter(contact__in=records)
         .select_related("unit")
-        .order_by("-occurred_at")[:50]
+        .order_by("-occurred_at", "-id")[:50]
     )
     messages = list(
         Recipient.objects.filter(contact__in=records, status="sent")
