@@ -159,10 +159,11 @@ class Person(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
-        return str(self.public_id)
+        return str(self.public_id) if self.pk else "Person (not saved)"
 
     @property
     def public_id(self) -> uuid.UUID:
+        """Derived from the row id (``identity.public_ids``): a saved person's only."""
         return public_id_of(self.pk)
 
 
