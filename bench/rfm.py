@@ -79,8 +79,8 @@ def load(people: int, lines: int) -> tuple[int, int]:
             {"people": people, "records": records, "stores": stores},
         )
         conn.execute(
-            "INSERT INTO identity_person (id, public_id, created_at) "
-            "SELECT p, gen_random_uuid(), now() FROM generate_series(1, %s) AS p",
+            "INSERT INTO identity_person (id, created_at) "
+            "SELECT p, now() FROM generate_series(1, %s) AS p",
             [people],
         )
         conn.execute(
