@@ -1,0 +1,232 @@
+"""RFM's incremental refresh: the buyers whose orders changed, scored against the last full
+run's cut points, reading only their own rows (after each till batch or import).
+
+Definitions: ``scoring``; docs/decisions.md "RFM".
+"""
+
+# The SQL here is assembled from the models' table and column names and fixed fragments;
+# every value travels as a parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from enseigne.commerce.models import Order
+from enseigne.identity.models import RecordLink
+from enseigne.network.models import OrgNode
+
+from .full import score_persons, score_records, set_based
+from .models import CutPoints, PersonScore, RecordScore
+from .scoring import (
+    Frame,
+    adapt,
+    any_of,
+    cut_score_sql,
+    days_sql,
+    execute,
+    fetch,
+    frame_for,
+    grid_case,
+    id_list,
+    kept_cut,
+    lock_network,
+    planner,
+    quote,
+    temp_table,
+    write_scores,
+)
+
+
+def _index_lookups():
+    """The incremental path: every statement reaches orders, links and score rows through
+    the touched ids (``= ANY(ids)`` on an indexed column), so its cost follows the buyers
+    touched, never the tables' sizes, whatever the estimates say. Sequential scans are off:
+    right after a bulk load or a full run the estimates are stale, and the planner then
+    chose to scan the whole orders or score table and probe the touched buyers for each
+    row (4.7 s for 1,000 buyers in a 20,000-record store; whole-table hash joins, 6.7 s
+    for 33,000 buyers at 2,000,000 people). No JIT compiling either."""
+    return planner({"jit": "off", "enable_seqscan": "off"})
+
+
+def _touched_aggregates(orders: str) -> str:
+    """The touched buyers' aggregates over their orders in the window: on PostgreSQL one
+    index descent per buyer (a LATERAL aggregate from the ids), whatever the estimates. The
+    caller materializes it: inlined, the planner put the store cut points outside and ran
+    the buyers' aggregate again for each of the 203 (130 s for 33,000 buyers)."""
+    aggregates = """MIN(o.unit_path) AS unit_path,
+        MAX(CASE WHEN o.total > 0 THEN o.occurred_at END) AS last_at,
+        COUNT(CASE WHEN o.total > 0 THEN 1 END) AS n,
+        SUM(CAST(ROUND(o.total * 100) AS BIGINT)) AS cents"""
+    window = "o.occurred_at >= %(start)s AND o.unit_path LIKE %(prefix)s"
+    if connection.vendor == "postgresql":
+        return f"""
+            SELECT t.contact_id, a.* FROM unnest(%(ids)s::bigint[]) AS t(contact_id)
+            CROSS JOIN LATERAL (
+                SELECT {aggregates} FROM {orders} AS o
+                WHERE o.contact_id = t.contact_id AND {window}
+            ) AS a
+            WHERE a.unit_path IS NOT NULL"""
+    return f"""
+        SELECT o.contact_id, {aggregates} FROM {orders} AS o
+        WHERE {any_of("o.contact_id", "ids")} AND {window} GROUP BY o.contact_id"""
+
+
+def refresh_buyers(contact_ids: Iterable[int], now: dt.datetime | None = None) -> None:
+    """Update the scores of these records and of their persons after their orders changed.
+
+    Reads only their orders, their persons' links and score rows, by index: the cost
+    follows the buyers touched (a till's batch of 1,000 orders), not the network's size.
+    A store with no cut points yet (no full run since its first buyers) gets them once,
+    from its own buyers (``score_records`` on that store alone); a network with none gets
+    its persons ranked once; every later refresh scores against them."""
+    touched = sorted({int(c) for c in contact_ids})
+    if not touched:
+        return
+    now = now or timezone.now()
+    with transaction.atomic(), _index_lookups():
+        orders = quote(Order._meta.db_table)
+        params = {"ids": id_list(touched)}
+        paths = [
+            row[0]
+            for row in fetch(
+                f"SELECT DISTINCT unit_path FROM {orders} WHERE {any_of('contact_id', 'ids')}",
+                params,
+            )
+        ]
+        for root in sorted({path[: OrgNode.steplen] for path in paths}):
+            lock_network(root)
+            _refresh_network(root, [p for p in paths if p.startswith(root)], now, touched)
+
+
+def _refresh_network(root: str, paths: list[str], now: dt.datetime, touched: list[int]) -> None:
+    network_cut = CutPoints.objects.filter(level=CutPoints.Level.PERSON, unit_path=root).first()
+    frame = frame_for(root, now)
+    if network_cut is not None:
+        frame = Frame(root, network_cut.as_of, network_cut.window_start, frame.grid)
+    ranked = set(
+        CutPoints.objects.filter(level=CutPoints.Level.RECORD, unit_path__in=paths).values_list(
+            "unit_path", flat=True
+        )
+    )
+    for path in sorted(set(paths) - ranked):  # a store's first buyers: rank it whole once
+        with set_based():
+            score_records(frame, prefix=path)
+            execute("DROP TABLE rfm_record_buyers")
+    orders, cuts = quote(Order._meta.db_table), quote(CutPoints._meta.db_table)
+    grid, grid_params = grid_case(frame.grid)
+    params = {
+        "start": adapt(frame.window_start),
+        "prefix": root + "%",
+        "ids": id_list(touched),
+        **grid_params,
+    }
+    temp_table(
+        "rfm_scored",
+        f"""
+        WITH buyers AS MATERIALIZED ({_touched_aggregates(orders)}), measured AS (
+            SELECT b.*, {days_sql("b.last_at", "c.as_of")} AS days, c.recency, c.frequency,
+                   c.monetary
+            FROM buyers AS b JOIN {cuts} AS c ON c.level = 'record' AND c.unit_path = b.unit_path
+            WHERE b.n > 0
+        ), ranked AS (
+            SELECT contact_id, unit_path, last_at, n, cents, days,
+                   {cut_score_sql("days", kept_cut("recency"), higher_is_better=False)} AS r,
+                   {cut_score_sql("n", kept_cut("frequency"), higher_is_better=True)} AS f,
+                   {cut_score_sql("cents", kept_cut("monetary"), higher_is_better=True)} AS m
+            FROM measured AS c
+        )
+        SELECT ranked.*, {grid} AS grp FROM ranked
+        """,
+        params,
+    )
+    records = quote(RecordScore._meta.db_table)
+    write_scores(
+        RecordScore._meta.db_table, "contact_id", f"{records}.unit_path LIKE %(prefix)s",
+        params, now, keys="ids",
+    )  # fmt: skip
+    execute("DROP TABLE rfm_scored")
+    if network_cut is None:
+        with set_based():
+            score_persons(frame)
+        return
+    _refresh_persons(frame, now, touched)
+
+
+def _refresh_persons(frame: Frame, now: dt.datetime, touched: list[int]) -> None:
+    records, links = quote(RecordScore._meta.db_table), quote(RecordLink._meta.db_table)
+    cuts = quote(CutPoints._meta.db_table)
+    prefix = {"prefix": frame.root + "%", "ids": id_list(touched)}
+    # The touched records' persons and all their records; a buyer not linked: itself.
+    persons = fetch(
+        f"SELECT DISTINCT person_id FROM {links} "
+        f"WHERE {any_of('contact_id', 'ids')} AND unit_path LIKE %(prefix)s",
+        prefix,
+    )
+    members = fetch(
+        f"SELECT contact_id, person_id FROM {links} WHERE {any_of('person_id', 'persons')}",
+        {"persons": id_list(p for (p,) in persons)},
+    )
+    members += fetch(
+        f"SELECT s.contact_id, -s.contact_id FROM {records} AS s "
+        f"WHERE {any_of('s.contact_id', 'ids')} AND s.unit_path LIKE %(prefix)s "
+        f"AND NOT EXISTS (SELECT 1 FROM {links} AS l "
+        f"WHERE l.contact_id = s.contact_id AND {any_of('l.contact_id', 'ids')})",
+        prefix,
+    )
+    keys = {key for _c, key in members} | {-c for c in touched}
+    temp_table(
+        "rfm_members",
+        "SELECT CAST(value ->> 0 AS BIGINT) AS contact_id, CAST(value ->> 1 AS BIGINT) AS key "
+        "FROM json_array_elements(%(members)s::json)"
+        if connection.vendor == "postgresql"
+        else "SELECT json_extract(value, '$[0]') AS contact_id, json_extract(value, '$[1]') AS key "
+        "FROM json_each(%(members)s)",
+        {"members": json.dumps([list(m) for m in members])},
+    )
+    grid, grid_params = grid_case(frame.grid)
+    params = {
+        "root": frame.root,
+        "member_ids": id_list(c for c, _k in members),
+        "keys": id_list(keys),
+        **grid_params,
+    }
+    temp_table(
+        "rfm_scored",
+        f"""
+        WITH buyers AS MATERIALIZED (
+            SELECT m.key, MAX(CASE WHEN m.key > 0 THEN m.key END) AS person_id,
+                   MAX(CASE WHEN m.key < 0 THEN -m.key END) AS contact_id,
+                   MAX(s.last_purchase_at) AS last_at, SUM(s.purchases) AS n,
+                   SUM(CAST(ROUND(s.net * 100) AS BIGINT)) AS cents
+            FROM rfm_members AS m JOIN {records} AS s ON s.contact_id = m.contact_id
+            WHERE {any_of("s.contact_id", "member_ids")}
+            GROUP BY m.key
+        ), measured AS (
+            SELECT b.*, {days_sql("b.last_at", "c.as_of")} AS days, c.recency, c.frequency,
+                   c.monetary, c.unit_path
+            FROM buyers AS b JOIN {cuts} AS c ON c.level = 'person' AND c.unit_path = %(root)s
+        ), ranked AS (
+            SELECT key, person_id, contact_id, unit_path, last_at, n, cents, days,
+                   {cut_score_sql("days", kept_cut("recency"), higher_is_better=False)} AS r,
+                   {cut_score_sql("n", kept_cut("frequency"), higher_is_better=True)} AS f,
+                   {cut_score_sql("cents", kept_cut("monetary"), higher_is_better=True)} AS m
+            FROM measured AS c
+        )
+        SELECT ranked.*, {grid} AS grp FROM ranked
+        """,
+        params,
+    )
+    # A record linked since the last run no longer stands for itself: its own key goes.
+    people = quote(PersonScore._meta.db_table)
+    write_scores(
+        PersonScore._meta.db_table, "key", f"{people}.unit_path = %(root)s", params, now,
+        keys="keys",
+    )  # fmt: skip
+    execute("DROP TABLE rfm_scored")
+    execute("DROP TABLE rfm_members")
