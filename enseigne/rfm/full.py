@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 
 from enseigne.commerce.models import Order
 from enseigne.identity.models import RecordLink
@@ -31,6 +31,7 @@ from .scoring import (
     cut_score_sql,
     days_sql,
     execute,
+    fetch,
     frame_for,
     grid_case,
     keep_cuts,
@@ -38,9 +39,9 @@ from .scoring import (
     networks,
     planner,
     quote,
+    score_values,
     stored_cuts,
     temp_table,
-    write_scores,
 )
 
 logger = logging.getLogger(__name__)
@@ -80,44 +81,146 @@ def _measure_cuts(value: str, name: str, higher_is_better: bool) -> str:
     """
 
 
-def _rank(frame: Frame, params: dict, path: str) -> None:
-    """Score the buyers of ``rfm_buyers`` (one row a buyer: ``part``, an integer naming
-    its store, or 0 for the network; days, n, cents) among their part's:
-    their cut points into ``rfm_cuts`` (one row a part), their scores and group into
-    ``rfm_scored``. ``path``: the SQL of the path of part ``r.part``."""
+def _percentile_cuts(path: str) -> str:
+    """``_measure_cuts``' cut points on PostgreSQL in two scans of ``rfm_buyers``, with no
+    window over every buyer: per part, the j-th worst value ``w`` of each measure, j = ⌈(k−1)
+    × buyers / 5⌉ (``percentile_disc``: one sort of the part's values, not of whole rows);
+    the cut is then the first value strictly better than ``w``: exactly the values with at
+    least j buyers strictly worse, the rule above. ``percentile_disc`` takes the ⌈f ×
+    buyers⌉-th value in floating point: f = (k−1)/5 − 10⁻¹² keeps that ceiling exact (0.6 × 5
+    would give 3.0000000000000004) for parts under 10¹¹ buyers."""
+    fractions = "ARRAY[" + ", ".join(f"{(k - 1) / 5} - 1e-12" for k in LEVELS) + "]"
+    worst = ", ".join(
+        f"percentile_disc({fractions}) WITHIN GROUP "
+        f"(ORDER BY {value}{'' if better else ' DESC'}) AS {name}w, "
+        f"{'MAX' if better else 'MIN'}({value}) AS {name}4"
+        for value, name, better in MEASURES
+    )
+    firsts = ", ".join(
+        f"{'MIN' if better else 'MAX'}(b.{value}) FILTER "
+        f"(WHERE b.{value} {'>' if better else '<'} w.{name}w[{i + 1}]) AS {name}{i}"
+        for value, name, better in MEASURES
+        for i in range(len(LEVELS))
+    )
+    best = ", ".join(f"w.{name}4" for _v, name, _b in MEASURES)
+    return f"""
+        WITH w AS MATERIALIZED (
+            SELECT part, COUNT(*) AS buyers, {worst} FROM rfm_buyers GROUP BY part
+        )
+        SELECT w.part, {path} AS unit_path, w.buyers, {firsts}, {best}
+        FROM rfm_buyers AS b JOIN w ON w.part = b.part
+        GROUP BY w.part, w.buyers, {best}
+    """
+
+
+def _cut_points(params: dict, path: str) -> None:
+    """The cut points of each part of ``rfm_buyers`` (one row a buyer: ``part``, an integer
+    naming its store, or 0 for the network; days, n, cents) into ``rfm_cuts``: one row a
+    part, ``{name}0`` … ``{name}3`` where scores 2 … 5 start, ``{name}4`` the best value.
+    ``path``: the SQL of the path of part ``w.part``."""
+    if connection.vendor == "postgresql":
+        temp_table("rfm_cuts", _percentile_cuts(path), params)
+        return
     columns = ", ".join(f"{name}.{name}{i}" for i in range(5) for _v, name, _b in MEASURES)
     temp_table(
         "rfm_cuts",
         f"""
-        SELECT r.part, {path} AS unit_path, r.buyers, {columns}
-        FROM ({_measure_cuts("days", "r", False)}) AS r
-        JOIN ({_measure_cuts("n", "f", True)}) AS f ON f.part = r.part
-        JOIN ({_measure_cuts("cents", "m", True)}) AS m ON m.part = r.part
+        SELECT w.*, {path} AS unit_path FROM (
+            SELECT r.part, r.buyers, {columns}
+            FROM ({_measure_cuts("days", "r", False)}) AS r
+            JOIN ({_measure_cuts("n", "f", True)}) AS f ON f.part = r.part
+            JOIN ({_measure_cuts("cents", "m", True)}) AS m ON m.part = r.part
+        ) AS w
         """,
         params,
     )
+
+
+def _scored(frame: Frame) -> tuple[str, dict]:
+    """The buyers of ``rfm_buyers`` scored against their part's ``rfm_cuts``, with their
+    group: a SELECT the write reads once (not materialized), and its parameters."""
     scores = ", ".join(
         cut_score_sql(f"b.{value}", lambda i, n=name: f"c.{n}{i}", better) + f" AS {name}"
         for value, name, better in MEASURES
     )
     grid, grid_params = grid_case(frame.grid)
-    temp_table(
-        "rfm_scored",
+    return (
         f"""
-        WITH ranked AS (
+        SELECT ranked.*, {grid} AS grp FROM (
             SELECT b.*, c.unit_path, {scores}
             FROM rfm_buyers AS b JOIN rfm_cuts AS c ON c.part = b.part
-        )
-        SELECT ranked.*, {grid} AS grp FROM ranked
+        ) AS ranked
         """,
-        {**params, **grid_params},
-        analyze=False,
+        grid_params,
     )
+
+
+def _write_all(
+    table: str, key: str, scope: str, frame: Frame, params: dict, computed_at: dt.datetime
+) -> None:
+    """Make ``table`` hold exactly the scored buyers of ``rfm_buyers``, within ``scope`` (a
+    condition on its rows ``t``): rows whose values did not change are left alone.
+
+    One join of the scores with the table (FULL JOIN: new, changed and gone rows at once)
+    keeps only the differences (``rfm_diff``, a few thousand rows a night), which are then
+    written by key. The three statements that each joined every score with the table
+    (UPDATE, INSERT … NOT EXISTS, DELETE … NOT EXISTS) were 40 % of the run. A table with
+    no row at all (the first run) is filled from the scores directly."""
+    scored, grid_params = _scored(frame)
+    params = {**params, **grid_params, "computed_at": computed_at}
+    values = score_values(key)
+    table_q, key_q = quote(table), quote(key)
+    columns = [quote(c) for c in values]
+    if not fetch(f"SELECT EXISTS (SELECT 1 FROM {table_q})")[0][0]:
+        execute(
+            f"INSERT INTO {table_q} ({key_q}, {', '.join(columns)}, computed_at) "
+            f"SELECT s.{key}, {', '.join(values.values())}, %(computed_at)s FROM ({scored}) AS s",
+            params,
+        )
+        return
+    changed = " OR ".join(f"t.{quote(c)} IS DISTINCT FROM {v}" for c, v in values.items())
+    new_values = ", ".join(f"{v} AS {quote(c)}" for c, v in values.items())
+    temp_table(
+        "rfm_diff",
+        f"""
+        SELECT s.{key} AS new_key, t.{key_q} AS old_key, {new_values}
+        FROM ({scored}) AS s FULL JOIN {table_q} AS t ON t.{key_q} = s.{key}
+        WHERE CASE WHEN s.{key} IS NULL THEN {scope} WHEN t.{key_q} IS NULL THEN 1 = 1
+                   ELSE {changed} END
+        """,
+        params,
+    )
+    # A few rows, each found by its key (nested loops on the table's unique index).
+    with planner({"enable_nestloop": "on"}):
+        assignments = ", ".join(f"{c} = d.{c}" for c in columns)
+        execute(
+            f"UPDATE {table_q} AS t SET {assignments}, computed_at = %(computed_at)s "
+            f"FROM rfm_diff AS d WHERE t.{key_q} = d.old_key AND d.new_key IS NOT NULL",
+            params,
+        )
+        execute(
+            f"INSERT INTO {table_q} ({key_q}, {', '.join(columns)}, computed_at) "
+            f"SELECT d.new_key, {', '.join(f'd.{c}' for c in columns)}, %(computed_at)s "
+            f"FROM rfm_diff AS d WHERE d.old_key IS NULL",
+            params,
+        )
+        execute(
+            f"DELETE FROM {table_q} WHERE {key_q} IN "
+            f"(SELECT d.old_key FROM rfm_diff AS d WHERE d.new_key IS NULL)"
+        )
+    execute("DROP TABLE rfm_diff")
+
+
+def _aggregate_sorted():
+    """Aggregating a million buyers by sorting their orders took two thirds of the time of
+    a hash table of a million groups (measured at full size: 6.9 s against 10.5 s, load 6)."""
+    return planner({"enable_hashagg": "off"})
 
 
 def score_records(frame: Frame, prefix: str | None = None) -> None:
     """Rank the buyer records of every store under ``prefix`` (the network by default).
-    Leaves their aggregates in ``rfm_buyers`` for ``score_persons`` (the caller drops it)."""
+    Leaves their aggregates in ``rfm_record_buyers`` for ``score_persons`` (the caller
+    drops it)."""
     prefix = prefix or frame.root
     orders = quote(Order._meta.db_table)
     params = {
@@ -127,35 +230,37 @@ def score_records(frame: Frame, prefix: str | None = None) -> None:
     }
     # A purchase: a buyer and a total above zero (commerce.segment_fields.purchases). The
     # store's id names its part: ranks sort on an integer, not on its path's text.
-    temp_table(
-        "rfm_buyers",
-        f"""
-        SELECT contact_id, unit_id AS part, last_at, n, cents, {days_sql("last_at")} AS days
-        FROM (
-            SELECT contact_id, MIN(unit_id) AS unit_id,
-                   MAX(CASE WHEN total > 0 THEN occurred_at END) AS last_at,
-                   COUNT(CASE WHEN total > 0 THEN 1 END) AS n,
-                   CAST(ROUND(SUM(total) * 100) AS BIGINT) AS cents
-            FROM {orders}
-            WHERE contact_id IS NOT NULL AND occurred_at >= %(start)s AND unit_path LIKE %(prefix)s
-            GROUP BY contact_id
-        ) AS buyers
-        WHERE n > 0
-        """,
-        params,
-        analyze=False,
-    )
+    with _aggregate_sorted():
+        temp_table(
+            "rfm_buyers",
+            f"""
+            SELECT contact_id, unit_id AS part, last_at, n, cents, {days_sql("last_at")} AS days
+            FROM (
+                SELECT contact_id, MIN(unit_id) AS unit_id,
+                       MAX(CASE WHEN total > 0 THEN occurred_at END) AS last_at,
+                       COUNT(CASE WHEN total > 0 THEN 1 END) AS n,
+                       CAST(ROUND(SUM(total) * 100) AS BIGINT) AS cents
+                FROM {orders}
+                WHERE contact_id IS NOT NULL AND occurred_at >= %(start)s
+                      AND unit_path LIKE %(prefix)s
+                GROUP BY contact_id
+            ) AS buyers
+            WHERE n > 0
+            """,
+            params,
+            analyze=False,
+        )
     nodes = quote(OrgNode._meta.db_table)
-    _rank(frame, params, f"(SELECT path FROM {nodes} WHERE id = r.part)")
-    write_scores(
+    _cut_points(params, f"(SELECT path FROM {nodes} WHERE id = w.part)")
+    _write_all(
         RecordScore._meta.db_table,
         "contact_id",
-        f"{quote(RecordScore._meta.db_table)}.unit_path LIKE %(prefix)s",
+        "t.unit_path LIKE %(prefix)s",
+        frame,
         params,
         frame.as_of,
     )
     keep_cuts(CutPoints.Level.RECORD, frame, stored_cuts(), prefix)
-    execute("DROP TABLE rfm_scored")
     execute("DROP TABLE rfm_cuts")
     execute("ALTER TABLE rfm_buyers RENAME TO rfm_record_buyers")
 
@@ -171,33 +276,30 @@ def score_persons(frame: Frame, records: str = "") -> None:
             f"CAST(ROUND(net * 100) AS BIGINT) AS cents "
             f"FROM {quote(RecordScore._meta.db_table)} WHERE unit_path LIKE %(prefix)s)"
         )
-    temp_table(
-        "rfm_buyers",
-        f"""
-        SELECT buyers.*, 0 AS part, {days_sql("last_at")} AS days
-        FROM (
-            SELECT COALESCE(l.person_id, -s.contact_id) AS key,
-                   MAX(l.person_id) AS person_id,
-                   MAX(CASE WHEN l.person_id IS NULL THEN s.contact_id END) AS contact_id,
-                   MAX(s.last_at) AS last_at, CAST(SUM(s.n) AS INTEGER) AS n,
-                   CAST(SUM(s.cents) AS BIGINT) AS cents
-            FROM {records} AS s LEFT JOIN {links} AS l ON l.contact_id = s.contact_id
-            GROUP BY COALESCE(l.person_id, -s.contact_id)
-        ) AS buyers
-        """,
-        params,
-        analyze=False,
-    )
-    _rank(frame, params, "%(root)s")
-    write_scores(
-        PersonScore._meta.db_table,
-        "key",
-        f"{quote(PersonScore._meta.db_table)}.unit_path = %(root)s",
-        params,
-        frame.as_of,
+    with _aggregate_sorted():
+        temp_table(
+            "rfm_buyers",
+            f"""
+            SELECT buyers.*, 0 AS part, {days_sql("last_at")} AS days
+            FROM (
+                SELECT COALESCE(l.person_id, -s.contact_id) AS key,
+                       MAX(l.person_id) AS person_id,
+                       MAX(CASE WHEN l.person_id IS NULL THEN s.contact_id END) AS contact_id,
+                       MAX(s.last_at) AS last_at, CAST(SUM(s.n) AS INTEGER) AS n,
+                       CAST(SUM(s.cents) AS BIGINT) AS cents
+                FROM {records} AS s LEFT JOIN {links} AS l ON l.contact_id = s.contact_id
+                GROUP BY COALESCE(l.person_id, -s.contact_id)
+            ) AS buyers
+            """,
+            params,
+            analyze=False,
+        )
+    _cut_points(params, "%(root)s")
+    _write_all(
+        PersonScore._meta.db_table, "key", "t.unit_path = %(root)s", frame, params, frame.as_of
     )
     keep_cuts(CutPoints.Level.PERSON, frame, stored_cuts(), frame.root)
-    for table in ("rfm_scored", "rfm_cuts", "rfm_buyers"):
+    for table in ("rfm_cuts", "rfm_buyers"):
         execute(f"DROP TABLE {table}")
 
 

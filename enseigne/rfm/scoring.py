@@ -177,15 +177,10 @@ def id_list(values: Iterable[int]) -> object:
     return ids if connection.vendor == "postgresql" else json.dumps(ids)
 
 
-def write_scores(
-    table: str, key: str, scope_sql: str, params: dict, computed_at, keys: str = ""
-) -> None:
-    """Make ``table`` hold exactly the rows of ``rfm_scored`` within ``scope_sql``: rows
-    whose values did not change are left alone (a nightly run rewrites few rows).
-
-    ``keys`` (the incremental path): the parameter listing the only keys that may change;
-    every statement reaches the table through them, by its index."""
-    new = {
+def score_values(key: str) -> dict[str, str]:
+    """A score table's columns (but its key and ``computed_at``) from a scored row ``s``
+    (``key``: ``contact_id`` for records, ``key`` for persons)."""
+    values = {
         "last_purchase_at": "s.last_at",
         "purchases": "s.n",
         "net": "s.cents / 100.0",
@@ -196,7 +191,19 @@ def write_scores(
         "unit_path": "s.unit_path",
     }
     if key == "key":
-        new |= {"person_id": "s.person_id", "contact_id": "s.contact_id"}
+        values |= {"person_id": "s.person_id", "contact_id": "s.contact_id"}
+    return values
+
+
+def write_scores(
+    table: str, key: str, scope_sql: str, params: dict, computed_at, keys: str = ""
+) -> None:
+    """Make ``table`` hold exactly the rows of ``rfm_scored`` within ``scope_sql``: rows
+    whose values did not change are left alone (a nightly run rewrites few rows).
+
+    ``keys`` (the incremental path): the parameter listing the only keys that may change;
+    every statement reaches the table through them, by its index."""
+    new = score_values(key)
     table_q = quote(table)
     changed = " OR ".join(f"t.{quote(c)} IS DISTINCT FROM {v}" for c, v in new.items())
     assignments = ", ".join(f"{quote(c)} = {v}" for c, v in new.items())
