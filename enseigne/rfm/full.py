@@ -174,7 +174,10 @@ def _write_all(
     if not fetch(f"SELECT EXISTS (SELECT 1 FROM {table_q})")[0][0]:
         execute(
             f"INSERT INTO {table_q} ({key_q}, {', '.join(columns)}, computed_at) "
-            f"SELECT s.{key}, {', '.join(values.values())}, %(computed_at)s FROM ({scored}) AS s",
+            f"SELECT s.{key}, {', '.join(values.values())}, %(computed_at)s FROM ({scored}) AS s "
+            # In key order, each index is filled page after page (the key's, and the
+            # person's or the record's, which follow it), not at random.
+            f"ORDER BY s.{key}",
             params,
         )
         return
@@ -276,24 +279,25 @@ def score_persons(frame: Frame, records: str = "") -> None:
             f"CAST(ROUND(net * 100) AS BIGINT) AS cents "
             f"FROM {quote(RecordScore._meta.db_table)} WHERE unit_path LIKE %(prefix)s)"
         )
-    with _aggregate_sorted():
-        temp_table(
-            "rfm_buyers",
-            f"""
-            SELECT buyers.*, 0 AS part, {days_sql("last_at")} AS days
-            FROM (
-                SELECT COALESCE(l.person_id, -s.contact_id) AS key,
-                       MAX(l.person_id) AS person_id,
-                       MAX(CASE WHEN l.person_id IS NULL THEN s.contact_id END) AS contact_id,
-                       MAX(s.last_at) AS last_at, CAST(SUM(s.n) AS INTEGER) AS n,
-                       CAST(SUM(s.cents) AS BIGINT) AS cents
-                FROM {records} AS s LEFT JOIN {links} AS l ON l.contact_id = s.contact_id
-                GROUP BY COALESCE(l.person_id, -s.contact_id)
-            ) AS buyers
-            """,
-            params,
-            analyze=False,
-        )
+    # A hash table by person: sorting the joined rows by person took 13.4 s against 3.6 s
+    # (full size, not the same load: 9.5 against 5); the records' aggregate sorts.
+    temp_table(
+        "rfm_buyers",
+        f"""
+        SELECT buyers.*, 0 AS part, {days_sql("last_at")} AS days
+        FROM (
+            SELECT COALESCE(l.person_id, -s.contact_id) AS key,
+                   MAX(l.person_id) AS person_id,
+                   MAX(CASE WHEN l.person_id IS NULL THEN s.contact_id END) AS contact_id,
+                   MAX(s.last_at) AS last_at, CAST(SUM(s.n) AS INTEGER) AS n,
+                   CAST(SUM(s.cents) AS BIGINT) AS cents
+            FROM {records} AS s LEFT JOIN {links} AS l ON l.contact_id = s.contact_id
+            GROUP BY COALESCE(l.person_id, -s.contact_id)
+        ) AS buyers
+        """,
+        params,
+        analyze=False,
+    )
     _cut_points(params, "%(root)s")
     _write_all(
         PersonScore._meta.db_table, "key", "t.unit_path = %(root)s", frame, params, frame.as_of

@@ -195,46 +195,6 @@ def score_values(key: str) -> dict[str, str]:
     return values
 
 
-def write_scores(
-    table: str, key: str, scope_sql: str, params: dict, computed_at, keys: str = ""
-) -> None:
-    """Make ``table`` hold exactly the rows of ``rfm_scored`` within ``scope_sql``: rows
-    whose values did not change are left alone (a nightly run rewrites few rows).
-
-    ``keys`` (the incremental path): the parameter listing the only keys that may change;
-    every statement reaches the table through them, by its index."""
-    new = score_values(key)
-    table_q = quote(table)
-    changed = " OR ".join(f"t.{quote(c)} IS DISTINCT FROM {v}" for c, v in new.items())
-    assignments = ", ".join(f"{quote(c)} = {v}" for c, v in new.items())
-    params = {**params, "computed_at": computed_at}
-    bound = f" AND {any_of(f't.{quote(key)}', keys)}" if keys else ""
-    columns = ", ".join(quote(c) for c in [key, *new, "computed_at"])
-    values = ", ".join([f"s.{key}", *new.values(), "%(computed_at)s"])
-    # MERGE (PostgreSQL 15) doing both in one join was measured slower at full size
-    # (22.7 s against 11.6 + 3.8 s for the records, load 7.7).
-    execute(
-        f"UPDATE {table_q} AS t SET {assignments}, computed_at = %(computed_at)s "
-        f"FROM rfm_scored AS s WHERE t.{quote(key)} = s.{key} AND ({changed}){bound}",
-        params,
-    )
-    execute(
-        f"INSERT INTO {table_q} ({columns}) SELECT {values} FROM rfm_scored AS s "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {table_q} AS t WHERE t.{quote(key)} = s.{key}{bound})",
-        params,
-    )
-    if keys:
-        scope_sql = f"({scope_sql}) AND {any_of(f'{table_q}.{quote(key)}', keys)}"
-        # The anti-join below looks each row up in the scores: with sequential scans off it
-        # otherwise rescanned the whole temp table per row (156 s for 33,000 buyers).
-        execute(f"CREATE INDEX rfm_scored_key ON rfm_scored ({key})")
-    execute(
-        f"DELETE FROM {table_q} WHERE ({scope_sql}) AND NOT EXISTS "
-        f"(SELECT 1 FROM rfm_scored AS s WHERE s.{key} = {table_q}.{quote(key)})",
-        params,
-    )
-
-
 def _int(value) -> int | None:
     return None if value is None else int(value)
 
