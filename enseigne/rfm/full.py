@@ -216,12 +216,6 @@ def _write_all(
     execute("DROP TABLE rfm_diff")
 
 
-def _aggregate_sorted():
-    """Aggregating a million buyers by sorting their orders took two thirds of the time of
-    a hash table of a million groups (measured at full size: 6.9 s against 10.5 s, load 6)."""
-    return planner({"enable_hashagg": "off"})
-
-
 def score_records(frame: Frame, prefix: str | None = None) -> None:
     """Rank the buyer records of every store under ``prefix`` (the network by default).
     Leaves their aggregates in ``rfm_record_buyers`` for ``score_persons`` (the caller
@@ -235,26 +229,25 @@ def score_records(frame: Frame, prefix: str | None = None) -> None:
     }
     # A purchase: a buyer and a total above zero (commerce.segment_fields.purchases). The
     # store's id names its part: ranks sort on an integer, not on its path's text.
-    with _aggregate_sorted():
-        temp_table(
-            "rfm_buyers",
-            f"""
-            SELECT contact_id, unit_id AS part, last_at, n, cents, {days_sql("last_at")} AS days
-            FROM (
-                SELECT contact_id, MIN(unit_id) AS unit_id,
-                       MAX(CASE WHEN total > 0 THEN occurred_at END) AS last_at,
-                       COUNT(CASE WHEN total > 0 THEN 1 END) AS n,
-                       CAST(ROUND(SUM(total) * 100) AS BIGINT) AS cents
-                FROM {orders}
-                WHERE contact_id IS NOT NULL AND occurred_at >= %(start)s
-                      AND unit_path LIKE %(prefix)s
-                GROUP BY contact_id
-            ) AS buyers
-            WHERE n > 0
-            """,
-            params,
-            analyze=False,
-        )
+    temp_table(
+        "rfm_buyers",
+        f"""
+        SELECT contact_id, unit_id AS part, last_at, n, cents, {days_sql("last_at")} AS days
+        FROM (
+            SELECT contact_id, MIN(unit_id) AS unit_id,
+                   MAX(CASE WHEN total > 0 THEN occurred_at END) AS last_at,
+                   COUNT(CASE WHEN total > 0 THEN 1 END) AS n,
+                   CAST(ROUND(SUM(total) * 100) AS BIGINT) AS cents
+            FROM {orders}
+            WHERE contact_id IS NOT NULL AND occurred_at >= %(start)s
+                  AND unit_path LIKE %(prefix)s
+            GROUP BY contact_id
+        ) AS buyers
+        WHERE n > 0
+        """,
+        params,
+        analyze=False,
+    )
     nodes = quote(OrgNode._meta.db_table)
     _cut_points(params, f"(SELECT path FROM {nodes} WHERE id = w.part)")
     _write_all(
@@ -281,12 +274,6 @@ def score_persons(frame: Frame, records: str = "") -> None:
             f"CAST(ROUND(net * 100) AS BIGINT) AS cents "
             f"FROM {quote(RecordScore._meta.db_table)} WHERE unit_path LIKE %(prefix)s)"
         )
-    # A hash table by person (sorting the joined rows by person was slower: 13.4 s against
-    # 3.6 s at full size, loads 9.5 and 5). On PostgreSQL the cents are summed as float8,
-    # exact for whole numbers under 2⁵³ (90 trillion euros): a sum of bigints keeps a
-    # 128-bit state per group, and 1.4 million of them outgrew the memory (524 MB, spilled
-    # to disk) where float8 sums fit (434 MB).
-    cents = "CAST(s.cents AS float8)" if connection.vendor == "postgresql" else "s.cents"
     temp_table(
         "rfm_buyers",
         f"""
@@ -296,7 +283,7 @@ def score_persons(frame: Frame, records: str = "") -> None:
                    MAX(l.person_id) AS person_id,
                    MAX(CASE WHEN l.person_id IS NULL THEN s.contact_id END) AS contact_id,
                    MAX(s.last_at) AS last_at, CAST(SUM(s.n) AS INTEGER) AS n,
-                   CAST(SUM({cents}) AS BIGINT) AS cents
+                   CAST(SUM(s.cents) AS BIGINT) AS cents
             FROM {records} AS s LEFT JOIN {links} AS l ON l.contact_id = s.contact_id
             GROUP BY COALESCE(l.person_id, -s.contact_id)
         ) AS buyers
