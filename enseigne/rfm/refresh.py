@@ -77,6 +77,19 @@ def _touched_aggregates(orders: str) -> str:
         WHERE {any_of("o.contact_id", "ids")} AND {window} GROUP BY o.contact_id"""
 
 
+def _ranked(keys: str, grid: str) -> str:
+    """The end of a scoring query: the buyers of ``measured`` (their ``keys``, figures and
+    the kept cut points' lists) scored against them, and their group."""
+    return f"""ranked AS (
+            SELECT {keys}, last_at, n, cents, days,
+                   {cut_score_sql("days", kept_cut("recency"), higher_is_better=False)} AS r,
+                   {cut_score_sql("n", kept_cut("frequency"), higher_is_better=True)} AS f,
+                   {cut_score_sql("cents", kept_cut("monetary"), higher_is_better=True)} AS m
+            FROM measured AS c
+        )
+        SELECT ranked.*, {grid} AS grp FROM ranked"""
+
+
 def refresh_buyers(contact_ids: Iterable[int], now: dt.datetime | None = None) -> None:
     """Update the scores of these records and of their persons after their orders changed.
 
@@ -138,14 +151,7 @@ def _refresh_network(root: str, now: dt.datetime, touched: list[int]) -> None:
             FROM rfm_touched AS b
             JOIN {cuts} AS c ON c.level = 'record' AND c.unit_path = b.unit_path
             WHERE b.n > 0
-        ), ranked AS (
-            SELECT contact_id, unit_path, last_at, n, cents, days,
-                   {cut_score_sql("days", kept_cut("recency"), higher_is_better=False)} AS r,
-                   {cut_score_sql("n", kept_cut("frequency"), higher_is_better=True)} AS f,
-                   {cut_score_sql("cents", kept_cut("monetary"), higher_is_better=True)} AS m
-            FROM measured AS c
-        )
-        SELECT ranked.*, {grid} AS grp FROM ranked
+        ), {_ranked("contact_id, unit_path", grid)}
         """,
         params,
         analyze=False,
@@ -217,14 +223,7 @@ def _refresh_persons(frame: Frame, now: dt.datetime, touched: list[int]) -> None
             SELECT b.*, {days_sql("b.last_at", "c.as_of")} AS days, c.recency, c.frequency,
                    c.monetary, c.unit_path
             FROM buyers AS b JOIN {cuts} AS c ON c.level = 'person' AND c.unit_path = %(root)s
-        ), ranked AS (
-            SELECT key, person_id, contact_id, unit_path, last_at, n, cents, days,
-                   {cut_score_sql("days", kept_cut("recency"), higher_is_better=False)} AS r,
-                   {cut_score_sql("n", kept_cut("frequency"), higher_is_better=True)} AS f,
-                   {cut_score_sql("cents", kept_cut("monetary"), higher_is_better=True)} AS m
-            FROM measured AS c
-        )
-        SELECT ranked.*, {grid} AS grp FROM ranked
+        ), {_ranked("key, person_id, contact_id, unit_path", grid)}
         """,
         params,
         analyze=False,
