@@ -17,6 +17,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from enseigne.commerce import summaries
+from enseigne.contacts.models import Contact
 
 OrderHook = Callable[[list[int]], object]
 
@@ -36,6 +37,9 @@ def orders_written(
     buyers = sorted({c for c in contact_ids if c is not None})
     if not buyers:
         return
+    # A record with an order is an existing customer: the "existing customer" condition and
+    # the soft opt-in read the flag (one statement; records already flagged are not written).
+    Contact.objects.filter(pk__any=buyers, is_customer=False).update(is_customer=True)
     if order_ids is None:
         summaries.refresh(buyers)
     else:
