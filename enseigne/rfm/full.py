@@ -240,7 +240,7 @@ def score_records(frame: Frame, prefix: str | None = None) -> None:
                    CAST(ROUND(SUM(total) * 100) AS BIGINT) AS cents
             FROM {orders}
             WHERE contact_id IS NOT NULL AND occurred_at >= %(start)s
-                  AND unit_path LIKE %(prefix)s
+                  AND occurred_at <= %(as_of)s AND unit_path LIKE %(prefix)s
             GROUP BY contact_id
         ) AS buyers
         WHERE n > 0
