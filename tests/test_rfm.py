@@ -535,3 +535,24 @@ def test_a_tills_batch_updates_its_buyers_scores_once_committed(
     score_row = RecordScore.objects.get(contact_id=buyer.pk)
     assert (score_row.purchases, score_row.net) == (1, Decimal("45.00"))
     assert RecordScore.objects.count() == 1
+
+
+def test_a_run_as_of_a_past_moment_ignores_later_orders(world):
+    """The month-end pictures (the demo's, a re-run) score what was known at that moment."""
+    buyer = ContactFactory(unit=world.unit_a)
+    when = timezone.now().replace(microsecond=0)
+    for n, days_ago in enumerate((60, 40, 5)):
+        Order.objects.create(
+            unit=world.unit_a,
+            unit_path=world.unit_a.path,
+            external_id=f"P-{n}",
+            contact=buyer,
+            occurred_at=when - dt.timedelta(days=days_ago),
+            total=Decimal("20.00"),
+            source="api",
+        )
+    scoring.full_run(as_of=when - dt.timedelta(days=30))
+    score = RecordScore.objects.get(contact=buyer)
+    assert (score.purchases, score.net) == (2, Decimal("40.00"))
+    scoring.full_run(as_of=when)
+    assert RecordScore.objects.get(contact=buyer).purchases == 3
