@@ -556,3 +556,28 @@ def test_a_run_as_of_a_past_moment_ignores_later_orders(world):
     assert (score.purchases, score.net) == (2, Decimal("40.00"))
     scoring.full_run(as_of=when)
     assert RecordScore.objects.get(contact=buyer).purchases == 3
+
+
+def test_the_heat_map_says_why_a_frequency_score_is_empty(world, client):
+    """Buyers who all bought once share one frequency score: the other columns are empty
+    and the page says why (a store manager read an unexplained column of zeros)."""
+    when = timezone.now().replace(microsecond=0)
+    for n in range(6):
+        Order.objects.create(
+            unit=world.unit_a,
+            unit_path=world.unit_a.path,
+            external_id=f"E-{n}",
+            contact=ContactFactory(unit=world.unit_a),
+            occurred_at=when - dt.timedelta(days=3 + 20 * n),
+            total=Decimal("20.00"),
+            source="api",
+        )
+    scoring.full_run(as_of=when)
+    used = set(RecordScore.objects.values_list("frequency", flat=True))
+    assert len(used) == 1
+    client.force_login(world.manager_a)
+    page = client.get("/rfm/").content.decode()
+    empty = ", ".join(f"F{f}" for f in range(1, 6) if f not in used)
+    assert 'id="rfm-empty-scores"' in page and f"No buyer has {empty}:" in page
+    client.force_login(world.manager_b)  # no buyer at all in Lille: nothing to explain
+    assert 'id="rfm-empty-scores"' not in client.get("/rfm/").content.decode()
