@@ -13,6 +13,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from enseigne.brand import checks
+from enseigne.brand import variants as zone_variants
 from enseigne.brand.library import ZONE_KINDS, zone_data
 from enseigne.brand.models import (
     CONTENT_FROZEN_STATUSES,
@@ -80,11 +81,13 @@ def template_create(
     description: str = "",
     sms_stop: str = "",
     max_segments: int = 2,
+    variants: dict | None = None,
 ) -> Template:
     if not access_for(actor).can(Capability.MANAGE_TEMPLATES, shared_with):
         raise PermissionDenied
     check_subject(subject)
     compiled = compiled_version_fields(channel, source, sms_stop=sms_stop, subject=subject)
+    compiled["variants"] = _checked_variants(compiled, variants, path=shared_with.path)
     with transaction.atomic():
         template = Template.objects.create(
             channel=channel,
@@ -123,8 +126,11 @@ def template_publish(
     subject: str | None = None,
     sms_stop: str | None = None,
     max_segments: int | None = None,
+    variants: dict | None = None,
 ) -> TemplateVersion:
-    """A new HQ version; every unit's local version follows it (values kept, re-checked)."""
+    """A new HQ version; every unit's local version follows it (values kept, re-checked).
+    ``variants`` None: the previous version's variants are carried forward (those of zones
+    still there that take variants, for personas that still exist), checked again."""
     if not can_manage_template(actor, template):
         raise PermissionDenied
     previous = template.current
@@ -133,6 +139,12 @@ def template_publish(
     max_segments = previous.max_segments if max_segments is None else max_segments
     check_subject(subject)
     compiled = compiled_version_fields(template.channel, source, sms_stop=sms_stop, subject=subject)
+    compiled["variants"] = _checked_variants(
+        compiled,
+        previous.variants if variants is None else variants,
+        path=template.shared_path,
+        carried=variants is None,
+    )
     with transaction.atomic():
         version = TemplateVersion.objects.create(
             template=template,
@@ -174,6 +186,23 @@ def template_publish(
     return version
 
 
+def _checked_variants(
+    compiled: dict, variants: dict | None, *, path: str, carried: bool = False
+) -> dict:
+    """Head office's variants per persona for a new version, cleaned and checked by the zone
+    rules and the network's guardrails (``brand.variants``); ValidationError names the zone,
+    the persona and the rule."""
+    if not variants:
+        return {}
+    return zone_variants.clean(
+        [Zone.from_dict(z) for z in compiled["zones"]],
+        variants,
+        personas=zone_variants.network_personas(path),
+        guardrails=guardrails_for(path),
+        keep_unknown=carried,
+    )
+
+
 _STORED_FILE = re.compile(r"assets/\d{4}/\d{2}/[0-9a-f]{32}")
 
 
@@ -201,13 +230,16 @@ def template_edit(
     subject: str | None = None,
     sms_stop: str | None = None,
     max_segments: int | None = None,
+    variants: dict | None = None,
 ) -> TemplateVersion:
-    """Rename freely; a change of content publishes a new version (the current one otherwise)."""
+    """Rename freely; a change of content publishes a new version (the current one otherwise).
+    ``variants`` None: the current ones are kept."""
     if not can_manage_template(actor, template):
         raise PermissionDenied
     current = template.current
     content_changed = (
         source != current.source
+        or (variants is not None and variants != current.variants)
         or (subject is not None and subject != current.subject)
         or (sms_stop is not None and sms_stop != current.sms_stop)
         or (max_segments is not None and max_segments != current.max_segments)
@@ -222,6 +254,7 @@ def template_edit(
                 subject=subject,
                 sms_stop=sms_stop,
                 max_segments=max_segments,
+                variants=variants,
             )
         if (name, description) != (template.name, template.description):
             template.name, template.description = name, description
@@ -390,22 +423,36 @@ def preview_values(version: TemplateVersion, values: dict, unit: OrgNode) -> dic
     return _resolve(zones, cleaned, _visible_assets(unit, cleaned))
 
 
-def values_preview(*, version: TemplateVersion, unit: OrgNode, values: dict) -> str:
-    """The e-mail HTML (or the whole SMS) a unit's zone values give, with a sample contact."""
+def values_preview(
+    *, version: TemplateVersion, unit: OrgNode, values: dict, persona: str | None = None
+) -> str:
+    """The e-mail HTML (or the whole SMS) a unit's zone values give, with a sample contact
+    (``persona``: one of that persona, who gets head office's variants)."""
     resolved = preview_values(version, values, unit)
     if version.template.channel == Channel.SMS:
-        return sms_preview(version, resolved, unit)
-    return email_preview(version, resolved, unit)[0]
+        return sms_preview(version, resolved, unit, persona=persona)
+    return email_preview(version, resolved, unit, persona=persona)[0]
 
 
-def source_preview(*, channel: str, source: str, unit: OrgNode, sms_stop: str = "") -> str:
-    """HQ's unsaved source compiled and rendered with the zones' defaults (ValidationError on errors)."""
+def source_preview(
+    *,
+    channel: str,
+    source: str,
+    unit: OrgNode,
+    sms_stop: str = "",
+    variants: dict | None = None,
+    persona: str | None = None,
+) -> str:
+    """HQ's unsaved source compiled and rendered with the zones' defaults, or as a recipient
+    of ``persona`` sees it with the unsaved ``variants`` (ValidationError on errors)."""
     compiled = compiled_version_fields(channel, source, sms_stop=sms_stop or "STOP")
+    if persona and variants:
+        compiled["variants"] = _checked_variants(compiled, variants, path=unit.path)
     version = TemplateVersion(source=source, sms_stop=sms_stop, **compiled)
     version.template = Template(channel=channel)
     if channel == Channel.SMS:
-        return sms_preview(version, {}, unit)
-    return email_preview(version, {}, unit)[0]
+        return sms_preview(version, {}, unit, persona=persona)
+    return email_preview(version, {}, unit, persona=persona)[0]
 
 
 def locked_diff(old: TemplateVersion | None, new: TemplateVersion) -> str:
