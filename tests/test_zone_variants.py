@@ -6,10 +6,13 @@ checked like the zone, are data for Liquid, and a store keeps them under its own
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 from email import policy
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -29,6 +32,7 @@ from enseigne.personas.models import PersonaPerson, PersonaRecord
 from enseigne.personas.services import persona_delete, persona_save
 from tests.campaign_helpers import contacts, launched, local_campaign
 from tests.factories import PASSWORD, ContactFactory
+from tests.test_api_and_isolation import bearer
 
 pytestmark = pytest.mark.django_db
 
@@ -386,3 +390,65 @@ def test_hq_writes_variants_in_the_editor_and_a_store_sees_them_but_cannot_chang
     local = template.local_versions.get()
     assert local.version.variants["headline"][0]["value"] == "Hello, new season"
     assert local.values["headline"] == "Soldes à Lyon"
+
+
+def test_the_api_publishes_variants_refuses_a_broken_one_and_previews_as_a_persona(
+    world, personas, client
+):
+    english = str(personas[0].public_id)
+    template = _template(world, personas, variants={})
+    url = f"/api/v1/templates/{template.public_id}"
+    hq = bearer(world.hq_admin)
+    body = {"source": SOURCE, "variants": {"headline": [{"persona": english, "value": "Hi"}]}}
+    response = client.post(f"{url}/versions", body, content_type="application/json", **hq)
+    assert response.status_code == 201, response.content
+    assert response.json()["variants"] == {"headline": [{"persona": english, "value": "Hi"}]}
+    body["variants"]["headline"][0]["value"] = "y" * 41
+    response = client.post(f"{url}/versions", body, content_type="application/json", **hq)
+    assert response.status_code == 422
+    assert "is 41 characters long; the limit is 40." in response.content.decode()
+    store = bearer(world.manager_a)
+    preview = {"unit": str(world.unit_a.public_id), "persona": english}
+    html = client.post(f"{url}/preview", preview, content_type="application/json", **store).json()[
+        "html"
+    ]
+    assert "Hi" in html and "Nouvelle saison" not in html
+
+
+def test_an_sms_variant_over_the_segment_limit_is_refused_naming_the_persona(world, personas):
+    english = str(personas[0].public_id)
+    source = 'Bonjour <ens-zone name="message" kind="text" label="Message">-20%</ens-zone>'
+    common = {
+        "actor": world.hq_admin,
+        "shared_with": world.root,
+        "channel": "sms",
+        "name": "Flash",
+        "source": source,
+        "sms_stop": "STOP 36111",
+        "max_segments": 1,
+    }
+    with pytest.raises(ValidationError) as refused:
+        brand.template_create(
+            **common, variants={"message": [{"persona": english, "value": "long " * 40}]}
+        )
+    assert refused.value.messages == [
+        "With head office's variant for the persona “Anglophones”, this SMS takes 2 segments; "
+        "head office allows 1."
+    ]
+    template = brand.template_create(
+        **common, variants={"message": [{"persona": english, "value": "-30% pour vous"}]}
+    )
+    assert template.current.variants["message"][0]["value"] == "-30% pour vous"
+    contact = ContactFactory(
+        unit=world.unit_a,
+        phone="+33611223344",
+        language="en",
+        sms_consent=ConsentStatus.GRANTED,
+    )
+    assign_network(world.root.path)
+    campaign = local_campaign(world, channel="sms", template=template, values={"message": "-20%"})
+    # Inside the SMS window (a Tuesday, 10:00 in Paris), whatever time the suite runs at.
+    with time_machine.travel(dt.datetime(2026, 11, 17, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))):
+        launched(world, campaign)
+        (message,) = _sent(campaign).values()
+    assert message.to == contact.phone and "-30% pour vous" in message.text

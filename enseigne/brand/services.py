@@ -24,7 +24,7 @@ from enseigne.brand.models import (
     TemplateVersion,
 )
 from enseigne.brand.previews import check_within_limits, email_preview, sms_preview
-from enseigne.brand.rendering import check_subject, compile_email
+from enseigne.brand.rendering import check_subject, compile_email, persona_values
 from enseigne.brand.selectors import assets_visible_to_unit
 from enseigne.brand.sms import measure
 from enseigne.brand.zones import Zone, locked_text, parse
@@ -107,6 +107,7 @@ def template_create(
         )
         template.current = version
         template.save(update_fields=["current"])
+        _check_sms_variants(version, template)
         _link_assets(version)
         audit(
             actor=actor,
@@ -156,6 +157,7 @@ def template_publish(
             created_by=actor,
             **compiled,
         )
+        _check_sms_variants(version, template)
         Template.objects.filter(pk=template.pk).update(current=version)
         template.current = version
         _link_assets(version)
@@ -201,6 +203,16 @@ def _checked_variants(
         guardrails=guardrails_for(path),
         keep_unknown=carried,
     )
+
+
+def _check_sms_variants(version: TemplateVersion, template: Template) -> None:
+    """An SMS variant must fit head office's segment limit with its defaults (measured with
+    the sharing node's name; each unit's version is measured again with its own)."""
+    if template.channel == Channel.SMS and version.variants:
+        node = OrgNode.objects.get(path=template.shared_path)
+        problems = variant_sms_problems(version, {}, node)
+        if problems:
+            raise ValidationError(problems)
 
 
 _STORED_FILE = re.compile(r"assets/\d{4}/\d{2}/[0-9a-f]{32}")
@@ -327,7 +339,28 @@ def sms_problems(version: TemplateVersion, values: dict, unit: OrgNode) -> list[
             )
             % {"segments": length.segments, "max": version.max_segments}
         ]
-    return []
+    return variant_sms_problems(version, values, unit)
+
+
+def variant_sms_problems(version: TemplateVersion, values: dict, unit: OrgNode) -> list[str]:
+    """The segment limit for the customers of each persona head office wrote variants for."""
+    names = zone_variants.network_personas(unit.path)
+    problems = []
+    for persona in persona_values(version.variants):
+        length = measure(sms_preview(version, values, unit, persona=persona))
+        if length.segments > version.max_segments:
+            problems.append(
+                _(
+                    "With head office's variant for the persona “%(persona)s”, this SMS takes "
+                    "%(segments)s segments; head office allows %(max)s."
+                )
+                % {
+                    "persona": names.get(persona, persona),
+                    "segments": length.segments,
+                    "max": version.max_segments,
+                }
+            )
+    return problems
 
 
 def local_version_save(
