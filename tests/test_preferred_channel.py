@@ -50,6 +50,7 @@ def history(world):
     for record in records:
         for channel in ("email", "sms"):
             campaign = campaigns[(record.unit_id, channel)]
+            where = {"unit_id": record.unit_id, "unit_path": record.unit_path}
             for _message in range(rng.randint(0, 3)):
                 sent_at = now - dt.timedelta(days=rng.randint(0, 120), hours=1)
                 status = "sent" if rng.random() < 0.9 else "failed"
@@ -65,19 +66,17 @@ def history(world):
                 # The ledger is unique per (campaign, contact, channel): the next message
                 # of the same record needs another campaign.
                 campaign = local_campaign(world, unit=record.unit, channel=channel)
+                on_row = {
+                    "channel": channel,
+                    "campaign_id": row.campaign_id,
+                    "recipient_id": row.pk,
+                }
                 for kind in (K.CLICKED, K.CLICKED, K.CONVERTED, K.OPENED):
                     if rng.random() < 0.45:
+                        at = sent_at + dt.timedelta(days=rng.randint(0, 20))
+                        machine = kind == K.CLICKED and rng.random() < 0.2
                         events.append(
-                            Event(
-                                occurred_at=sent_at + dt.timedelta(days=rng.randint(0, 20)),
-                                kind=kind,
-                                channel=channel,
-                                campaign_id=row.campaign_id,
-                                unit_id=record.unit_id,
-                                unit_path=record.unit_path,
-                                recipient_id=row.pk,
-                                machine=kind == K.CLICKED and rng.random() < 0.2,
-                            )
+                            Event(occurred_at=at, kind=kind, machine=machine, **on_row, **where)
                         )
     Event.objects.bulk_create(events)
     return {"records": records, "now": now}

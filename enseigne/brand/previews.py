@@ -10,9 +10,9 @@ from enseigne.brand.library import public_url
 from enseigne.brand.models import Asset, TemplateVersion
 from enseigne.brand.rendering import (
     Compiled,
+    Personaliser,
     ZoneData,
     html_template,
-    render,
     render_subject,
     text_template,
     zone_context,
@@ -126,14 +126,11 @@ def email_preview(
         zones=tuple(Zone.from_dict(z) for z in version.zones),
     )
     try:
-        return render(
-            compiled,
-            zones=values,
+        return Personaliser(compiled, values, version.variants).render(
             contact=contact or SAMPLE_CONTACT,
             unit=unit_context(unit),
             brand=brand_context(unit),
             links=preview_links(),
-            variants=version.variants,
             persona=persona,
         )
     except LiquidError as exc:

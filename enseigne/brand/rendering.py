@@ -293,17 +293,9 @@ class Personaliser:
 
 
 def render(
-    compiled: Compiled,
-    *,
-    zones: dict,
-    contact: dict,
-    unit: dict,
-    brand: dict,
-    links: dict,
-    variants: dict | None = None,
-    persona: str | None = None,
+    compiled: Compiled, *, zones: dict, contact: dict, unit: dict, brand: dict, links: dict
 ) -> tuple[str, str]:
     """One recipient's HTML and text (for previews; sending uses a Personaliser per batch)."""
-    return Personaliser(compiled, zones, variants).render(
-        contact=contact, unit=unit, brand=brand, links=links, persona=persona
+    return Personaliser(compiled, zones).render(
+        contact=contact, unit=unit, brand=brand, links=links
     )

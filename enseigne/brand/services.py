@@ -468,16 +468,12 @@ def values_preview(
 
 
 def source_preview(
-    *,
-    channel: str,
-    source: str,
-    unit: OrgNode,
-    sms_stop: str = "",
-    variants: dict | None = None,
-    persona: str | None = None,
+    *, channel: str, source: str, unit: OrgNode, sms_stop: str = "", as_persona: tuple = (None, {})
 ) -> str:
-    """HQ's unsaved source compiled and rendered with the zones' defaults, or as a recipient
-    of ``persona`` sees it with the unsaved ``variants`` (ValidationError on errors)."""
+    """HQ's unsaved source compiled and rendered with the zones' defaults, or, given
+    ``as_persona`` (a persona's public id, the unsaved variants), as a customer of that
+    persona sees it (ValidationError on errors)."""
+    persona, variants = as_persona
     compiled = compiled_version_fields(channel, source, sms_stop=sms_stop or "STOP")
     if persona and variants:
         compiled["variants"] = _checked_variants(compiled, variants, path=unit.path)

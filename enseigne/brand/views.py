@@ -501,8 +501,10 @@ def template_preview(request: HttpRequest) -> HttpResponse:
             source=request.POST.get("source", ""),
             unit=unit,
             sms_stop=request.POST.get("sms_stop", ""),
-            variants=_posted_variants(request.POST, personas),
-            persona=_preview_persona(request, personas),
+            as_persona=(
+                _preview_persona(request, personas),
+                _posted_variants(request.POST, personas),
+            ),
         )
     except ValidationError as exc:
         return _preview_error(exc.messages)

@@ -117,23 +117,13 @@ CHANNELS = ChoiceCondition(
 )
 
 
+RECORD_LABEL = gettext_lazy("Preferred channel in the store")
+PERSON_LABEL = gettext_lazy("Preferred channel in the network (person)")
+
+
 def fields(before: Sequence[ExtraField]) -> list[ExtraField]:
-    return [
-        CHANNELS.field(
-            "preferred_channel",
-            gettext_lazy("Preferred channel in the store"),
-            _record,
-            per_person=False,
-        )
-    ]
+    return [CHANNELS.field("preferred_channel", RECORD_LABEL, _record, per_person=False)]
 
 
 def network_fields(before: Sequence[ExtraField]) -> list[ExtraField]:
-    return [
-        CHANNELS.field(
-            "person_preferred_channel",
-            gettext_lazy("Preferred channel in the network (person)"),
-            _person,
-            available=is_hq,
-        )
-    ]
+    return [CHANNELS.field("person_preferred_channel", PERSON_LABEL, _person, available=is_hq)]
