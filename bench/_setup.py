@@ -49,3 +49,34 @@ def table(title: str, rows: list[tuple]) -> None:
         print("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)))
         if index == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def bench_network(code: str, units: int, domain: str = "example.com"):
+    """A fresh network ``code`` with ``units`` stores U0, U1…; returns (root, stores)."""
+    from enseigne.network import services as network
+
+    root = network.network_create(
+        actor=None, name="Bench", code=code, legal_name="Bench", sending_domain=domain
+    )
+    stores = [
+        network.node_create(actor=None, parent=root, kind="unit", name=f"U{i}", code=f"{code}-u{i}")
+        for i in range(units)
+    ]
+    return root, stores
+
+
+def bench_users(root, store, roles):
+    """The bench's HQ admin (on ``root``) and store manager (on ``store``), made once."""
+    from enseigne.network import services as network
+    from enseigne.network.models import Membership, User
+
+    def user(email: str):
+        return User.objects.filter(email=email).first() or network.user_create(
+            actor=None, email=email, password="bench-password-1"
+        )
+
+    hq, manager = user("bench-hq@example.com"), user("bench-unit@example.com")
+    if not Membership.objects.filter(user=hq).exists():
+        network.membership_grant(actor=None, user=hq, node=root, role=roles["hq_admin"])
+        network.membership_grant(actor=None, user=manager, node=store, role=roles["unit_manager"])
+    return hq, manager

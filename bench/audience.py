@@ -95,6 +95,7 @@ def link_people(per_unit: int, shared: float) -> None:
 
 
 def build(args) -> dict:
+    from _setup import bench_network
     from django.db import connection, transaction
     from django.utils import timezone
     from segments import generate
@@ -109,19 +110,7 @@ def build(args) -> dict:
     now = timezone.now()
     with db_scope(ALL):
         roles = network.builtin_roles_ensure()
-        root = network.network_create(
-            actor=None,
-            name="Bench",
-            code="bench-seg",
-            legal_name="Bench",
-            sending_domain="example.com",
-        )
-        units = [
-            network.node_create(
-                actor=None, parent=root, kind="unit", name=f"U{i}", code=f"bench-seg-u{i}"
-            )
-            for i in range(args.units)
-        ]
+        root, units = bench_network("bench-seg", args.units)
         hq = network.user_create(
             actor=None, email="bench-hq@example.com", password="bench-password-1"
         )

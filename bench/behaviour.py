@@ -37,7 +37,7 @@ import os
 import statistics
 import time
 
-from _setup import django_ready, recreate_database, table
+from _setup import bench_network, bench_users, django_ready, recreate_database, table
 from segments import generate
 
 CODE = "bench-behaviour"
@@ -168,7 +168,7 @@ def main() -> None:
     from enseigne.contacts.segments import segment_count
     from enseigne.lib.rowsecurity import ALL, db_scope
     from enseigne.network import services as network
-    from enseigne.network.models import Membership, OrgNode, User
+    from enseigne.network.models import OrgNode
     from enseigne.rfm import scoring
     from enseigne.rfm.models import RecordScore
 
@@ -184,19 +184,7 @@ def main() -> None:
                 raise SystemExit(f"{CODE} holds {found:,} contacts: drop --keep")
         else:
             fresh = True
-            root = network.network_create(
-                actor=None,
-                name="Bench",
-                code=CODE,
-                legal_name="Bench",
-                sending_domain="example.com",
-            )
-            units = [
-                network.node_create(
-                    actor=None, parent=root, kind="unit", name=f"U{i}", code=f"{CODE}-u{i}"
-                )
-                for i in range(args.units)
-            ]
+            root, units = bench_network(CODE, args.units)
             start = time.perf_counter()
             with transaction.atomic():
                 generate(units, per_unit)
@@ -206,19 +194,7 @@ def main() -> None:
         units = list(
             OrgNode.objects.filter(path__startswith=root.path, kind="unit").order_by("path")
         )
-        hq = User.objects.filter(email="bench-hq@example.com").first() or network.user_create(
-            actor=None, email="bench-hq@example.com", password="bench-password-1"
-        )
-        manager = User.objects.filter(email="bench-unit@example.com").first() or (
-            network.user_create(
-                actor=None, email="bench-unit@example.com", password="bench-password-1"
-            )
-        )
-        if not Membership.objects.filter(user=hq).exists():
-            network.membership_grant(actor=None, user=hq, node=root, role=roles["hq_admin"])
-            network.membership_grant(
-                actor=None, user=manager, node=units[0], role=roles["unit_manager"]
-            )
+        hq, manager = bench_users(root, units[0], roles)
     if fresh:
         # The scope's transaction is over: the owner's connection sees the contacts.
         start = time.perf_counter()

@@ -15,7 +15,7 @@ import argparse
 import statistics
 import time
 
-from _setup import django_ready, table
+from _setup import bench_network, bench_users, django_ready, table
 
 RULES = {
     "match": "all",
@@ -89,7 +89,7 @@ def main() -> None:
     from enseigne.contacts.segments import segment_count
     from enseigne.lib.rowsecurity import ALL, db_scope
     from enseigne.network import services as network
-    from enseigne.network.models import Membership, OrgNode, User
+    from enseigne.network.models import OrgNode
 
     per_unit = args.contacts // args.units
     with db_scope(ALL):
@@ -102,19 +102,7 @@ def main() -> None:
         ):
             if root is not None:
                 raise SystemExit("bench-seg exists with another size: use a fresh database")
-            root = network.network_create(
-                actor=None,
-                name="Bench",
-                code="bench-seg",
-                legal_name="Bench",
-                sending_domain="example.com",
-            )
-            units = [
-                network.node_create(
-                    actor=None, parent=root, kind="unit", name=f"U{i}", code=f"bench-seg-u{i}"
-                )
-                for i in range(args.units)
-            ]
+            root, units = bench_network("bench-seg", args.units)
             start = time.perf_counter()
             with transaction.atomic():
                 generate(units, per_unit)
@@ -124,19 +112,7 @@ def main() -> None:
         units = list(
             OrgNode.objects.filter(path__startswith=root.path, kind="unit").order_by("path")
         )
-        hq = User.objects.filter(email="bench-hq@example.com").first() or network.user_create(
-            actor=None, email="bench-hq@example.com", password="bench-password-1"
-        )
-        manager = User.objects.filter(
-            email="bench-unit@example.com"
-        ).first() or network.user_create(
-            actor=None, email="bench-unit@example.com", password="bench-password-1"
-        )
-        if not Membership.objects.filter(user=hq).exists():
-            network.membership_grant(actor=None, user=hq, node=root, role=roles["hq_admin"])
-            network.membership_grant(
-                actor=None, user=manager, node=units[0], role=roles["unit_manager"]
-            )
+        hq, manager = bench_users(root, units[0], roles)
 
     def count_as(user, paths):
         with db_scope(paths):

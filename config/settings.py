@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "enseigne.campaigns",
     "enseigne.delivery",
     "enseigne.tracking",
+    "enseigne.journeys",
     "enseigne.analytics",
     "enseigne.api",
     "enseigne.demo",

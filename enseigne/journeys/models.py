@@ -1,0 +1,195 @@
+"""Journeys (issue 22): triggered, multi-step campaigns HQ designs and every store runs.
+
+docs/decisions.md, "Journeys: the plan before the code", gives the shape: a template (HQ's,
+or a store's own) with immutable published versions of its flow; a store's run of it; one
+enrollment per (run, record, occurrence) waiting at a step until its wake-up time; an
+append-only history of the steps taken. The flow itself is JSON checked by ``flow``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from enseigne.contacts.models import Contact
+from enseigne.network.models import Network, OrgNode
+
+
+class JourneyTemplate(models.Model):
+    """A journey as its author designs it: HQ for the network, or a store for itself."""
+
+    class Reentry(models.TextChoices):
+        NEVER = "never", _("never: once per customer")
+        AFTER = "after", _("again after a number of days")
+        EVERY = "every", _("at every occurrence (a birthday each year)")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="+")
+    owner = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+")
+    owner_path = models.CharField(max_length=255)
+    name = models.CharField(_("name"), max_length=120)
+    description = models.CharField(_("description"), max_length=300, blank=True)
+    reentry = models.CharField(
+        _("enter again"), max_length=8, choices=Reentry.choices, default=Reentry.NEVER
+    )
+    reentry_days = models.PositiveIntegerField(_("days before entering again"), null=True)
+    # Share of the entrants kept out of every send to measure the journey's lift (0–50 %).
+    holdout_percent = models.PositiveSmallIntegerField(_("control group (%)"), default=0)
+    live_version = models.ForeignKey(
+        "JourneyVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="journeys_template_name"),
+            models.CheckConstraint(
+                condition=Q(holdout_percent__lte=50), name="journeys_template_holdout"
+            ),
+            models.CheckConstraint(
+                condition=~Q(reentry="after") | Q(reentry_days__gte=1),
+                name="journeys_template_reentry_days",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JourneyVersion(models.Model):
+    """One published flow of a template, never edited: editing publishes the next number."""
+
+    template = models.ForeignKey(JourneyTemplate, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    # The template's owner (row-level security reads it, as on the template).
+    owner_path = models.CharField(max_length=255)
+    # The trigger and the steps, as ``flow.Flow`` reads them (checked before it is saved).
+    flow = models.JSONField()
+    published_at = models.DateTimeField(auto_now_add=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["template", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "number"], name="journeys_version_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template} v{self.number}"
+
+
+class JourneyRun(models.Model):
+    """A store's run of a journey: the version it follows, from which day, and its state."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Running")
+        PAUSED = "paused", _("Paused")
+        STOPPED = "stopped", _("Stopped")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    template = models.ForeignKey(JourneyTemplate, on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey(JourneyVersion, on_delete=models.PROTECT, related_name="runs")
+    unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+")
+    unit_path = models.CharField(max_length=255)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    starts_on = models.DateField(_("starts on"))
+    # HQ imposed it (on a region or a tag): the store may personalise it, not stop it.
+    mandatory = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["template", "unit"], name="journeys_run_unit")
+        ]
+
+
+class Enrollment(models.Model):
+    """A record's way through one run, for one occurrence of the trigger.
+
+    ``occurrence`` is the trigger's natural key (the birthday's year, the order's id, the
+    consent event's id): a trigger seen twice enrolls once. The row waits at ``step``
+    until ``wake_at``; the engine claims due rows and moves them.
+    """
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", _("In progress")
+        DONE = "done", _("Finished")
+        EXITED = "exited", _("Left the journey")
+        GOAL = "goal", _("Goal reached")
+        STOPPED = "stopped", _("Stopped (journey stopped or step broken)")
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(JourneyRun, on_delete=models.CASCADE, related_name="+", db_index=False)
+    version = models.ForeignKey(JourneyVersion, on_delete=models.PROTECT, related_name="+")
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    unit_path = models.CharField(max_length=255)
+    occurrence = models.CharField(max_length=64, default="")
+    step = models.CharField(max_length=40)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.WAITING)
+    # In the control group: walks the flow, is never sent anything (the lift's reference).
+    held_out = models.BooleanField(default=False)
+    wake_at = models.DateTimeField(null=True)
+    entered_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "contact", "occurrence"], name="journeys_enrollment_once"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="waiting") | Q(wake_at__isnull=False),
+                name="journeys_enrollment_waiting_wakes",
+            ),
+        ]
+        indexes = [
+            # The engine's next-due query: waiting rows in wake-up order.
+            models.Index(
+                fields=["wake_at"], condition=Q(status="waiting"), name="journeys_enrollment_due"
+            ),
+            models.Index(fields=["contact"], name="journeys_enrollment_contact"),
+        ]
+
+
+class EnrollmentStep(models.Model):
+    """What happened at a step (append-only): the journey's per-step figures count these."""
+
+    class Outcome(models.TextChoices):
+        ENTERED = "entered", _("Entered")
+        WAITED = "waited", _("Waited")
+        SENT = "sent", _("Message queued")
+        HELD_OUT = "held_out", _("Not sent (control group)")
+        YES = "yes", _("Condition met")
+        NO = "no", _("Condition not met")
+        BRANCH = "branch", _("Random branch")
+        GOAL = "goal", _("Goal reached")
+        EXITED = "exited", _("Left")
+        DONE = "done", _("Finished")
+        STOPPED = "stopped", _("Stopped")
+
+    id = models.BigAutoField(primary_key=True)
+    enrollment = models.ForeignKey(
+        Enrollment, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    unit_path = models.CharField(max_length=255)
+    step = models.CharField(max_length=40)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    detail = models.CharField(max_length=40, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["enrollment", "id"], name="journeys_step_enrollment")]
