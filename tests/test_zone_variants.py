@@ -452,3 +452,23 @@ def test_an_sms_variant_over_the_segment_limit_is_refused_naming_the_persona(wor
         launched(world, campaign)
         (message,) = _sent(campaign).values()
     assert message.to == contact.phone and "-30% pour vous" in message.text
+
+
+def test_the_campaign_page_previews_the_message_as_each_persona(world, personas, client):
+    english, customers = personas
+    template = _template(world, personas)
+    campaign = local_campaign(world, template=template, values={"headline": "Soldes à Lyon"})
+    client.login(username=world.manager_a.email, password=PASSWORD)
+    page = client.get(f"/campaigns/{campaign.public_id}/").content.decode()
+    assert f'<option value="{english.public_id}">Anglophones</option>' in page
+    url = f"/campaigns/{campaign.public_id}/message/"
+    assert (
+        "Hello, new season" in client.get(url, {"persona": str(english.public_id)}).content.decode()
+    )
+    assert (
+        "Merci, fidèle client"
+        in client.get(url, {"persona": str(customers.public_id)}).content.decode()
+    )
+    for unknown in ({}, {"persona": "nope"}, {"persona": "8b3b4f3e-0000-4000-8000-000000000000"}):
+        html = client.get(url, unknown).content.decode()
+        assert "Soldes à Lyon" in html and "Hello" not in html and "Merci" not in html

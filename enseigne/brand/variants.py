@@ -121,3 +121,12 @@ def described(zones: list[Zone], variants: dict, personas: dict[str, str]) -> di
         for zone in zones
         if variants.get(zone.name)
     }
+
+
+def varied_personas(variants: dict, path: str) -> dict[str, str]:
+    """The network's personas (at or above ``path``) that some zone has a variant for, public
+    id → name, in HQ's order: the choices of a preview "as a customer of…"."""
+    named = {entry["persona"] for entries in variants.values() for entry in entries}
+    if not named:
+        return {}
+    return {key: name for key, name in network_personas(path).items() if key in named}

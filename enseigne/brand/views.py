@@ -52,15 +52,18 @@ PREVIEW_CSP = (
 PAGE_SIZE = 48
 
 
-def message_preview(version, values: dict, unit: OrgNode, channel: str) -> HttpResponse:
-    """A unit's message, with a sample contact, for a sandboxed preview frame (SMS as plain text)."""
+def message_preview(
+    version, values: dict, unit: OrgNode, channel: str, persona: str | None = None
+) -> HttpResponse:
+    """A unit's message, with a sample contact (of ``persona``: head office's variants for it),
+    for a sandboxed preview frame (SMS as plain text)."""
     try:
         if channel == Channel.SMS:
             return sandboxed(
                 "<pre style='white-space:pre-wrap;font:16px sans-serif'>"
-                f"{escape(sms_preview(version, values, unit))}</pre>"
+                f"{escape(sms_preview(version, values, unit, persona=persona))}</pre>"
             )
-        html, _text = email_preview(version, values, unit)
+        html, _text = email_preview(version, values, unit, persona=persona)
     except ValidationError as exc:
         return _preview_error(exc.messages)
     return sandboxed(html)
@@ -634,7 +637,7 @@ def _personalise(
             "units": units,
             "fields": fields,
             "errors": errors,
-            "preview_personas": _varied_personas(version, personas),
+            "preview_personas": zone_variants.varied_personas(version.variants, unit.path),
             "diff": diff,
             "can_upload": access_for(request.user).can(Capability.ADD_UNIT_ASSETS, unit),
             "can_campaign": access_for(request.user).can(Capability.CREATE_LOCAL_CAMPAIGNS, unit),
@@ -643,12 +646,6 @@ def _personalise(
             else None,
         },
     )
-
-
-def _varied_personas(version, personas: dict[str, str]) -> dict[str, str]:
-    """The personas some zone of ``version`` has a variant for (the preview's choices)."""
-    named = {e["persona"] for entries in version.variants.values() for e in entries}
-    return {key: name for key, name in personas.items() if key in named}
 
 
 @login_required
