@@ -350,6 +350,10 @@ def test_hq_writes_variants_in_the_editor_and_a_store_sees_them_but_cannot_chang
         f"variant__headline__{customers.public_id}": "",
         f"variant__tone__{customers.public_id}": "warm",
     }
+    empty = {k: "" if k.startswith("variant__") else v for k, v in form.items()}
+    assert client.post(url, empty).status_code == 302
+    template.refresh_from_db()
+    assert template.current.number == 1, "empty variant fields are no change"
     assert client.post(url, form).status_code == 302
     template.refresh_from_db()
     assert template.current.number == 2
@@ -357,6 +361,10 @@ def test_hq_writes_variants_in_the_editor_and_a_store_sees_them_but_cannot_chang
         "headline": [{"persona": str(english.public_id), "value": "Hello, new season"}],
         "tone": [{"persona": str(customers.public_id), "value": "warm"}],
     }
+    # The same form again: nothing changed, no new version.
+    assert client.post(url, form).status_code == 302
+    template.refresh_from_db()
+    assert template.current.number == 2
     # A variant over the zone's limit: not published, the message names the zone and rule.
     response = client.post(url, {**form, key: "x" * 41})
     assert response.status_code == 200

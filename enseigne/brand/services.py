@@ -249,6 +249,8 @@ def template_edit(
     if not can_manage_template(actor, template):
         raise PermissionDenied
     current = template.current
+    if variants is not None:  # a zone left without variants is no change
+        variants = {zone: entries for zone, entries in variants.items() if entries}
     content_changed = (
         source != current.source
         or (variants is not None and variants != current.variants)
