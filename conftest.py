@@ -73,3 +73,15 @@ def _default_language():
     translation.activate(settings.LANGUAGE_CODE)
     yield
     translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.fixture
+def post(client, django_capture_on_commit_callbacks):
+    """The test client's POST, whose work queued after commit runs then (Huey is immediate
+    in tests): a page that starts an import has run it when the response is back."""
+
+    def posting(url, data=None, **headers):
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(url, data or {}, **headers)
+
+    return posting

@@ -316,11 +316,10 @@ ENSEIGNE_RECORD_HOOKS = [
     "enseigne.rfm.hooks.erased_person_scores",
     "enseigne.personas.services.erased_person_personas",
 ]
-# Who learns of orders written, in the writer's transaction (enseigne.commerce.order_hooks):
-# commerce's purchase summaries follow at once (segments read them); RFM updates those
-# buyers' scores once it commits.
+# Who learns of orders written, in the writer's transaction (enseigne.commerce.order_hooks,
+# which keeps commerce's own purchase summaries first): RFM updates those buyers' scores once
+# it commits.
 ENSEIGNE_ORDER_HOOKS = [
-    "enseigne.commerce.summaries.orders_written",
     "enseigne.rfm.hooks.orders_written",
 ]
 # Who offers the segment builder conditions on what customers did (contacts.segments
@@ -338,7 +337,12 @@ ENSEIGNE_SEGMENT_FIELDS = [
     "enseigne.delivery.segment_fields.network_fields",
 ]
 # What later apps add to a record's GDPR export (the store's and HQ's per-person file).
-ENSEIGNE_RECORD_EXPORT_PARTS = ["enseigne.tracking.record_export.purchases_and_messages"]
+ENSEIGNE_RECORD_EXPORT_PARTS = [
+    "enseigne.commerce.record_export.orders",
+    "enseigne.rfm.record_export.scores",
+    "enseigne.personas.record_export.persona",
+    "enseigne.tracking.record_export.purchases_and_messages",
+]
 # Who answers "which person is this record?" for the contacts API (HQ, one controller mode).
 ENSEIGNE_PERSON_LOOKUP = "enseigne.identity.selectors.person_public_id"
 # A matching key (e-mail, phone) held by more records than this links none of them: a shop's

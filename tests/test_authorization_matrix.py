@@ -19,7 +19,7 @@ from enseigne.brand.models import Asset, Guardrails, LocalVersion, Template, Tem
 from enseigne.brand.services import local_version_save, template_create
 from enseigne.campaigns.models import Campaign, Recipient, Relay
 from enseigne.campaigns.services import campaign_create_local, campaign_submit
-from enseigne.commerce.models import Order, OrderImport, OrderLine
+from enseigne.commerce.models import CatalogueImport, Order, OrderImport, OrderLine
 from enseigne.contacts.models import ConsentEvent, Contact, ContactImport, Segment
 from enseigne.contacts.services import segment_save
 from enseigne.delivery.models import Link, OutboxMessage
@@ -190,6 +190,23 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
     # HQ's product catalogue, into the library (manage_assets).
     ("sales/catalogue/", "GET"): (NO_OBJECT, "302 200 403 403 403 403", None),
     ("sales/catalogue/", "POST"): (NO_OBJECT, "302 200 403 403 403 403", None),
+    # A catalogue import is seen only by whoever manages the library's assets where its
+    # products are shared: HQ; a store or a region gets 404 (as for any other's import).
+    ("sales/catalogue/<uuid:public_id>/", "GET"): (
+        "catalogue_import",
+        "302 200 404 404 404 404",
+        "404 404 404 404",
+    ),
+    ("sales/catalogue/<uuid:public_id>/", "POST"): (
+        "catalogue_import",
+        "302 200 404 404 404 404",
+        "404 404 404 404",
+    ),
+    ("sales/catalogue/<uuid:public_id>/report.csv", "GET"): (
+        "catalogue_import",
+        "302 200 404 404 404 404",
+        "404 404 404 404",
+    ),
     ("sales/imports/<uuid:public_id>/report.csv", "GET"): (
         "order_import",
         "302 200 404 200 404 200",
@@ -797,6 +814,20 @@ class Objects:
             )
             for key, unit in (("a", world.unit_a), ("b", world.unit_b))
         }
+        self.catalogue_imports = {
+            key: CatalogueImport.objects.create(
+                node=node,
+                unit_path=node.path,
+                file_name="catalogue.csv",
+                file_path="/nonexistent.csv",
+                file_sha256="0" * 64,
+                columns=["sku"],
+                mapping={"sku": "sku"},
+                status=CatalogueImport.Status.DONE,
+                total_rows=0,
+            )
+            for key, node in (("a", world.root), ("b", world.region_b))
+        }
         self.recipient = {
             side: Recipient.objects.create(
                 campaign=self.campaign[side],
@@ -859,6 +890,7 @@ class Objects:
             "contact": self.contact[side],
             "import": self.imports[side],
             "order_import": self.order_imports[side],
+            "catalogue_import": self.catalogue_imports[side],
             "segment": self.segment[side],
             "asset": self.asset[side],
             "template": self.template[side],
@@ -924,6 +956,7 @@ def _snapshot():
         Segment.objects.count(),
         ContactImport.objects.count(),
         sorted(OrderImport.objects.values_list("pk", "status")),
+        sorted(CatalogueImport.objects.values_list("pk", "status")),
         OrgNode.objects.count(),
         User.objects.count(),
         sorted(Contact.objects.values_list("first_name", "email_consent")),

@@ -87,7 +87,7 @@ def test_one_file_holds_every_record_of_the_person(world, client, claire):
     assert [
         (e["status"], e["wording_version"], e["ip_address"]) for e in lille["consent_history"]
     ] == [("granted", "web-v3", "192.0.2.7")]
-    assert lille["purchases"] == [
+    assert lille["campaign_conversions"] == [
         {
             "order_id": "LIL-1",
             "amount": "42.50",
@@ -95,7 +95,7 @@ def test_one_file_holds_every_record_of_the_person(world, client, claire):
             "source": "demo",
         }
     ]
-    assert lyon["purchases"] == [] and lyon["messages"] == []
+    assert lyon["campaign_conversions"] == [] and lyon["messages"] == []
     # Nothing of a record not linked to the person.
     text = response.content.decode()
     for value in ("paul.leroy@free.fr", "Paul", "LYO-9", str(stranger.public_id)):
@@ -114,7 +114,7 @@ def test_the_store_export_holds_the_same_sections_for_its_own_record(world, clie
     person, records, _ = claire
     client.force_login(world.manager_b)
     data = client.get(f"/contacts/{records[2].public_id}/data.json").json()
-    assert data["purchases"][0]["order_id"] == "LIL-1"
+    assert data["campaign_conversions"][0]["order_id"] == "LIL-1"
     # The same sections as HQ's file holds for that record (which adds only why it is linked).
     hq_copy = gdpr.person_data_export(person)["records"][2]
     assert hq_copy.pop("link")["method"] == "email"

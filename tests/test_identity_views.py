@@ -8,6 +8,7 @@ import re
 import pytest
 from django.utils import timezone
 
+from enseigne.commerce.models import Order
 from enseigne.contacts import services as contacts
 from enseigne.identity import services
 from enseigne.identity.models import (
@@ -82,12 +83,21 @@ def test_the_card_shows_records_golden_fields_consent_purchases(client, world, h
         source="in_store",
         wording_version="v3",
     )
-    Conversion.objects.create(
-        order_id="L-1",
+    Order.objects.create(
+        external_id="L-1",
         unit=world.unit_b,
         unit_path=world.unit_b.path,
         contact=lille,
-        amount="42.00",
+        total="42.00",
+        occurred_at=timezone.now(),
+        source="api",
+    )
+    Conversion.objects.create(  # credited to a campaign only: not one of the store's orders
+        order_id="CONV-ONLY",
+        unit=world.unit_b,
+        unit_path=world.unit_b.path,
+        contact=lille,
+        amount="7.00",
         occurred_at=timezone.now(),
         source="api",
     )
@@ -103,7 +113,8 @@ def test_the_card_shows_records_golden_fields_consent_purchases(client, world, h
     assert re.search(r"First name</th><td>Hélène</td>", golden)
     # Phone from the store with the last purchase (Lille).
     assert re.search(r"Phone</th><td>\+33611223344</td>\s*<td>" + world.unit_b.name, golden)
-    assert "L-1" in html and "42" in html
+    assert "L-1" in html and "42.00\u202f€" in html
+    assert "CONV-ONLY" not in html
     assert "v3" in html  # the consent's proof: its wording version
     assert "Same e-mail address" in html and "Same phone number" in html
 

@@ -29,17 +29,6 @@ def _media(settings, tmp_path):
 
 
 @pytest.fixture
-def post(client, django_capture_on_commit_callbacks):
-    """A POST whose work queued after commit runs then (Huey is immediate in tests)."""
-
-    def posting(url, data=None):
-        with django_capture_on_commit_callbacks(execute=True):
-            return client.post(url, data or {})
-
-    return posting
-
-
-@pytest.fixture
 def setup(world, client):
     Asset.objects.create(
         kind=Asset.Kind.PRODUCT,
@@ -186,38 +175,6 @@ def test_another_stores_imports_are_not_found_and_not_listed(world, client, setu
     assert "ventes.csv" in client.get(reverse("order_import_list")).content.decode()
     hq_import = _upload(client, world, setup[0])
     assert hq_import.unit == world.unit_a
-
-
-def test_hq_loads_the_catalogue_dry_run_first_then_for_real(world, client):
-    assert client.login(username=world.hq_admin.email, password=PASSWORD)
-    content = (
-        "Référence;Libellé;Famille;Prix\r\nP-9;Plaid laine;Textile;79,00\r\n"
-        ";Sans référence;Textile;10\r\nP-8;Bougie;Parfums;douze\r\n"
-    ).encode("cp1252")
-    url = reverse("catalogue_import")
-
-    def send(dry_run):
-        data = {"node": str(world.root.public_id), "file": SimpleUploadedFile("c.csv", content)}
-        if dry_run:
-            data["dry_run"] = "on"
-        return client.post(url, data).content.decode()
-
-    html = send(dry_run=True)
-    assert 'id="count-created">1<' in html and 'id="count-rejected">2<' in html
-    assert not Asset.objects.filter(kind=Asset.Kind.PRODUCT).exists()
-    html = send(dry_run=False)
-    product = Asset.objects.get(kind=Asset.Kind.PRODUCT)
-    assert (product.data["sku"], product.data["category"], product.data["price"]) == (
-        "P-9",
-        "Textile",
-        "79.00",
-    )
-    assert product.shared_path == world.root.path and product.unit_path == ""
-    assert "<td>3</td><td>Référence</td>" in html and "<td>4</td><td>Prix</td>" in html
-    # A store manager may not load HQ's catalogue.
-    client.logout()
-    assert client.login(username=world.manager_a.email, password=PASSWORD)
-    assert client.post(url, {"node": str(world.root.public_id)}).status_code == 403
 
 
 def test_every_import_page_refuses_a_file_over_the_limit_and_names_it(world, client, settings):

@@ -382,3 +382,32 @@ def test_heat_map_and_migration_equal_the_score_rows(world, base, client):
         raw[(score.recency, score.frequency)] = (n + 1, net + score.net)
     assert {k: v for k, v in heat.items() if v[0]} == dict(raw)
     assert GroupSnapshot.objects.filter(month=this_month).count() == len(after)
+
+
+def test_hqs_changes_are_followed_by_the_assignment(
+    world, base, client, django_capture_on_commit_callbacks
+):
+    """Reordering on the page recomputes at once: the counts and the ``persona`` condition
+    never show the previous order until the night (a store manager's report)."""
+    personas = base["personas"]
+    assignment.assign_network(world.root.path)
+    first, clients, english = personas
+    client.force_login(world.hq_admin)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(f"/hq/personas/{english.public_id}/", {"action": "up"}, follow=True)
+    assert len(callbacks) == 1
+    assert "The personas are being recomputed" in response.content.decode()
+    expected = reference([first, english, clients])
+    assert dict(PersonaRecord.objects.values_list("contact_id", "persona_id")) == expected
+
+
+def test_a_store_sees_what_each_persona_means(world, base, client):
+    persona_save(
+        actor=world.hq_admin,
+        name="Amateurs de lumière",
+        description="Achètent surtout des luminaires",
+        rules={"match": "all", "rules": [{"field": "is_customer", "op": "is_true"}]},
+    )
+    client.force_login(world.manager_a)
+    page = client.get("/personas/").content.decode()
+    assert 'id="persona-legend"' in page and "Achètent surtout des luminaires" in page

@@ -389,5 +389,6 @@ def test_gallery(world, client):
 
     client.force_login(world.manager_a)
     # the best campaigns' rollups, their campaigns with owner, template and local version,
-    # the units the user may copy into; the ranking reads network-wide
-    assert_queries(client, "/gallery/", add, REQUEST + 3 + NETWORK_SCOPE)
+    # the units the user may copy into, the network's personas (the filter); the ranking
+    # reads network-wide
+    assert_queries(client, "/gallery/", add, REQUEST + 4 + NETWORK_SCOPE)

@@ -284,6 +284,9 @@ BAD_VALUES = [
     ("spent", "at_least_in_last_days", "NaN", "30", "amount"),
     ("spent", "at_least_in_last_days", "1e400", "30", "amount"),
     ("spent", "at_least_in_last_days", "12.345", "30", "amount"),
+    ("spent", "at_least_in_last_days", "-5", "30", "0 or more"),
+    ("spent", "at_least_in_last_days", ["50"], "30", "amount"),
+    ("average_basket", "greater_than", "-0.01", None, "0 or more"),
     ("purchase_count", "at_least_in_last_days", "0", "30", "whole number"),
     ("purchase_count", "at_least_in_last_days", "1.5", "30", "whole number"),
     ("first_purchase", "before", "31/12/2025", None, "not a date"),
@@ -297,6 +300,14 @@ def test_bad_values_are_named(world, purchases):
         with pytest.raises(ValidationError, match=message) as error:
             selected(world.hq_admin, condition(field, op, value, days))
         assert "rule 1" in str(error.value), (field, op, value)
+
+
+@pytest.mark.parametrize("typed", ["49.90", "49,90", " 49.9 ", 49.9, "49,9"])
+def test_an_amount_is_read_with_a_comma_or_a_point(world, purchases, typed):
+    def spent(value):
+        return selected(world.hq_admin, condition("spent", "at_least_in_last_days", value, "400"))
+
+    assert spent(typed) == spent("49.90")
 
 
 def test_a_store_never_sees_another_stores_buyers(world, purchases):

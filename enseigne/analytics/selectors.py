@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from enseigne.analytics import rollups
+from enseigne.analytics import by_persona, rollups
 from enseigne.analytics.attribution import campaign_credit, credit
 from enseigne.analytics.models import DailyStat, UnitDay
 from enseigne.analytics.rollups import COUNTER_FIELDS, Counters
@@ -35,6 +35,7 @@ from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.access import access_for, path_filter
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User
+from enseigne.personas.models import Persona
 from enseigne.tracking.models import Conversion
 
 PERIODS = (30, 90, 365)
@@ -580,6 +581,24 @@ def campaign_report(user: User, campaign: Campaign) -> dict:
     }
 
 
+def campaign_persona_results(user: User, campaign: Campaign, persona: Persona) -> dict:
+    """The campaign's results among its recipients whose record has ``persona``, within the
+    user's scope, beside every recipient's counted the same way (from the events, opens
+    left out: ``by_persona``)."""
+    events = Event.objects.filter(path_filter(access_for(user).paths))
+    out = {"persona": persona}
+    for key, chosen in (("chosen", persona), ("everyone", None)):
+        c = by_persona.persona_counters(events, [campaign.pk], chosen).get(campaign.pk, Counters())
+        delivered = UnitFigures.delivered(c)
+        out[key] = {
+            "c": c,
+            "delivered": delivered,
+            "click_rate": Rate(c.clickers, delivered),
+            "unsubscribe_rate": Rate(c.unsubscribed, delivered),
+        }
+    return out
+
+
 def link_clicks(campaign: Campaign, paths) -> list[dict]:
     """Each URL of the campaign with its counted clicks and unique clickers (summed over units)."""
     links = {link.pk: link for link in Link.objects.filter(path_filter(paths), campaign=campaign)}
@@ -657,13 +676,19 @@ GALLERY_MEASURES = {"clicks": _("click rate"), "sales": _("sales rate")}
 
 
 def gallery(
-    *, measure: str = "clicks", days: int = 365, today: dt.date | None = None
+    *,
+    measure: str = "clicks",
+    days: int = 365,
+    today: dt.date | None = None,
+    persona: Persona | None = None,
 ) -> list[dict]:
     """The network's best local campaigns: their content and results, never anyone's contacts.
 
     Ranked by the lower end of the 95 % interval, so a campaign that did well on 40
     messages does not outrank one that did nearly as well on 4,000. Read for the whole
-    network (aggregates only), whoever asks: every unit may learn from every other.
+    network (aggregates only), whoever asks: every unit may learn from every other. With a
+    ``persona``, each campaign's results among the recipients whose record has it
+    (``by_persona``), ranked and thresholded the same way.
     """
     today = today or timezone.localdate()
     since = today - dt.timedelta(days=days - 1)
@@ -677,16 +702,20 @@ def gallery(
             .annotate(**SUMS)
             .order_by()
         )
+        results = {row["campaign_id"]: _counters(row) for row in rows}
+        if persona is not None:
+            results = by_persona.persona_counters(
+                by_persona.events_since(rollups.local_midnight(since)), list(results), persona
+            )
         entries = []
-        for row in rows:
-            c = _counters(row)
+        for campaign_id, c in results.items():
             delivered = UnitFigures.delivered(c)
             if delivered < GALLERY_MIN_DELIVERED:
                 continue
             rate = Rate(c.clickers if measure == "clicks" else c.conversions, delivered)
             entries.append(
                 {
-                    "campaign_id": row["campaign_id"],
+                    "campaign_id": campaign_id,
                     "c": c,
                     "delivered": delivered,
                     "rate": rate,

@@ -11,7 +11,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from enseigne.analytics import people, selectors, services
+from enseigne.analytics import by_persona, customers, people, selectors, services
 from enseigne.analytics.bases import kept_contact_counts
 from enseigne.brand.views import message_preview, sandboxed
 from enseigne.campaigns.models import Campaign
@@ -27,6 +27,8 @@ from enseigne.network.selectors import (
     nodes_for_user,
     units_with,
 )
+from enseigne.personas.models import Persona
+from enseigne.personas.selectors import persona_of_user_network, personas_of_user_network
 from enseigne.tracking.conversions import COLUMNS, conversions_import
 from enseigne.tracking.models import Conversion
 
@@ -151,8 +153,27 @@ def unit_dashboard(request: HttpRequest, public_id) -> HttpResponse:
             **charts,
             "periods": selectors.PERIODS,
             "can_record_sales": access_for(request.user).can(Capability.RECORD_CONVERSIONS, unit),
+            # The unit was authorized above: its own figures and the network's medians only.
+            "customers": customers.store_customers(unit),
+            "min_people": customers.MIN_PEOPLE,
+            "min_stores": customers.MIN_STORES,
+            "min_category_buyers": customers.MIN_CATEGORY_BUYERS,
         },
     )
+
+
+def _persona_filter(request: HttpRequest) -> Persona | None:
+    """The persona of ``?persona=``: one of the user's network's, else ignored with a message
+    (an unknown id and another network's persona alike: no hint which)."""
+    wanted = request.GET.get("persona", "")
+    if not wanted:
+        return None
+    persona = persona_of_user_network(request.user, wanted)
+    if persona is None:
+        messages.warning(
+            request, _("That persona is not one of your network's: all recipients are shown.")
+        )
+    return persona
 
 
 def _percent(rate) -> float | None:
@@ -176,12 +197,19 @@ def campaign_report(request: HttpRequest, public_id) -> HttpResponse:
         ],
     }
     hq_root = people.hq_root_for(request.user)
+    persona = _persona_filter(request)
     return render(
         request,
         "analytics/campaign_report.html",
         {
             "campaign": campaign,
             "timeline": timeline,
+            "personas": personas_of_user_network(request.user),
+            "persona": persona,
+            "by_persona": selectors.campaign_persona_results(request.user, campaign, persona)
+            if persona
+            else None,
+            "min_persona_delivered": by_persona.FEW_DELIVERED,
             # HQ only: how many distinct people the sent messages reached (issue 20).
             "reach": people.campaign_reach(campaign.pk) if hq_root else None,
             "show_reach": hq_root is not None,
@@ -275,11 +303,15 @@ def gallery(request: HttpRequest) -> HttpResponse:
     measure = measure if measure in selectors.GALLERY_MEASURES else "clicks"
     access = access_for(request.user)
     units = units_with(request.user, Capability.CREATE_LOCAL_CAMPAIGNS)
+    persona = _persona_filter(request)
     return render(
         request,
         "analytics/gallery.html",
         {
-            "entries": selectors.gallery(measure=measure),
+            "entries": selectors.gallery(measure=measure, persona=persona),
+            "personas": personas_of_user_network(request.user),
+            "persona": persona,
+            "persona_keep": [("by", measure)],
             "measure": measure,
             "measures": selectors.GALLERY_MEASURES,
             "units": [u for u in units if access.can(Capability.PERSONALISE_TEMPLATES, u)],

@@ -147,6 +147,9 @@ class Campaign(models.Model):
     class Kind(models.TextChoices):
         NATIONAL = "national", _("National")
         LOCAL = "local", _("Local")
+        # One send step of a store's journey (journeys.sends): its ledger rows are added as
+        # people reach the step, and it is never finished while the journey runs.
+        JOURNEY = "journey", _("Journey step")
 
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
@@ -283,7 +286,10 @@ class Relay(models.Model):
 
 
 class Recipient(models.Model):
-    """The send ledger: one row per (campaign, contact, channel), frozen at launch.
+    """The send ledger: one row per (campaign, contact, channel, occurrence), frozen at launch.
+
+    ``occurrence`` is 0 for a campaign; for a journey's step, the enrollment's id (a
+    birthday each year is a new enrollment, so a new row; docs/decisions.md, "Journeys").
 
     ``attempted_at`` is committed before a row is handed to a transport and cleared when
     the outcome is known, so a row found leased-out and attempted after a crash is known
@@ -321,11 +327,12 @@ class Recipient(models.Model):
     # the last one, so counts and the complaint rate need no other table).
     feedback = models.CharField(max_length=12, blank=True)
     feedback_at = models.DateTimeField(null=True, blank=True)
+    occurrence = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["campaign", "contact", "channel"], name="recipient_unique"
+                fields=["campaign", "contact", "channel", "occurrence"], name="recipient_unique"
             ),
             # Every way out of "pending" gives the lease back, so "leased by me" implies
             # pending: the hand-off finds its rows by id and lease alone (see delivery/ledger.py).

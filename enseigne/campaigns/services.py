@@ -800,10 +800,12 @@ def complaints_check(campaign_id: int) -> bool:
 
 
 def campaign_finish_if_done(campaign_id: int) -> bool:
-    """``sending`` → ``finished`` only when no row is pending, in one statement."""
+    """``sending`` → ``finished`` only when no row is pending, in one statement. A journey's
+    step is never finished by its runner: more people reach it while its journey runs."""
     pending = Recipient.objects.filter(campaign=OuterRef("pk"), status=Recipient.Status.PENDING)
     return bool(
         Campaign.objects.filter(pk=campaign_id, status=S.SENDING)
+        .exclude(kind=Campaign.Kind.JOURNEY)
         .exclude(Exists(pending))
         .update(status=S.FINISHED, finished_at=timezone.now())
     )

@@ -8,13 +8,8 @@ class CatalogueUploadForm(StyledForm):
     file = forms.FileField(
         label=_("CSV file"),
         help_text=_(
-            "Columns found by their names: SKU (référence), name (libellé), category "
-            "(famille), price (prix)."
+            "One product per row: SKU (référence), name (libellé), category (famille), price "
+            "(prix). You will match the columns next, and can check the file with a dry run."
         ),
     )
     node = forms.ChoiceField(label=_("Shared with"))
-    dry_run = forms.BooleanField(
-        label=_("Dry run: check every row and show the report, change nothing"),
-        required=False,
-        initial=True,
-    )

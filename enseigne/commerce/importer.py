@@ -12,18 +12,12 @@ import again records nothing twice (its orders are duplicates).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -31,17 +25,23 @@ from enseigne.commerce.cleaning import LINE_FIELDS, Rule
 from enseigne.commerce.models import Order, OrderImport, OrderImportProblem
 from enseigne.commerce.services import MAX_BATCH, Outcome, Status, may_record, orders_record
 from enseigne.contacts.import_reader import (
-    NotText,
     clean_mapping,
-    count_rows,
-    decode_upload,
-    first_line,
-    parse_header,
+    guess_by_name,
+    guess_table,
+    import_create,
     read_rows,
 )
-from enseigne.contacts.validation import folded
-from enseigne.lib.imports import check_upload_size
-from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.lib.imports import (
+    import_again,
+    import_checkpoint,
+    import_done,
+    import_give_up,
+    import_not_started,
+    import_queue,
+    import_run,
+    import_unreadable,
+)
+from enseigne.lib.rowsecurity import db_scope
 from enseigne.network.models import OrgNode, User
 
 # The file's fields, order-level first; a row's line fields make one line of its order.
@@ -85,16 +85,11 @@ _GUESSES = {
     "discount": {"discount", "remise", "reduction", "rabais"},
     "is_return": {"is_return", "return", "retour", "avoir"},
 }  # fmt: skip
-_GUESS_BY_NAME = {folded(name): target for target, names in _GUESSES.items() for name in names}
+_GUESS_TABLE = guess_table(_GUESSES)
 
 
 def guess_mapping(columns: list[str]) -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    for column in columns:
-        target = _GUESS_BY_NAME.get(folded(column))
-        if target is not None and target not in mapping.values():
-            mapping[column] = target
-    return mapping
+    return guess_by_name(columns, _GUESS_TABLE)
 
 
 @transaction.atomic
@@ -105,33 +100,13 @@ def order_import_prepare(
     may_record(actor, unit)
     if unit.kind != OrgNode.Kind.UNIT:
         raise ValidationError({"unit": _("Import into a unit.")})
-    check_upload_size(len(content))
-    try:
-        text = decode_upload(content, file_name)
-    except NotText as exc:
-        raise ValidationError({"file": str(exc)}) from None
-    header = first_line(text)
-    if not header.strip():
-        raise ValidationError(
-            {"file": _("The file is empty or its first line (the column names) is blank.")}
-        )
-    _separator, columns = parse_header(header)
-    if len(set(columns)) != len(columns):
-        raise ValidationError({"file": _("Two columns have the same name in the first line.")})
-    folder = Path(settings.MEDIA_ROOT) / "imports"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"orders-{uuid.uuid4()}.csv"
-    path.write_text(text, encoding="utf-8", newline="")
-    return OrderImport.objects.create(
+    return import_create(
+        OrderImport,
+        actor,
+        (file_name, content),
+        lambda stored: guess_mapping(stored.columns),
         unit=unit,
         unit_path=unit.path,
-        created_by=actor,
-        file_name=file_name[:255],
-        file_path=str(path),
-        file_sha256=hashlib.sha256(content).hexdigest(),
-        columns=columns,
-        mapping=guess_mapping(columns),
-        total_rows=count_rows(path),
     )
 
 
@@ -147,8 +122,7 @@ def order_import_start(
     """Check the mapping and queue the import (or its dry run) for the worker; without
     ``queue`` the caller runs it (the command line)."""
     may_record(actor, order_import.unit)
-    if order_import.status != OrderImport.Status.MAPPING:
-        raise ValidationError(_("This import has already started."))
+    import_not_started(order_import)
     clean = clean_mapping(mapping, order_import.columns, TARGETS)
     if "order_id" not in clean.values():
         raise ValidationError({"mapping": _("Map a column to the order id.")})
@@ -156,70 +130,40 @@ def order_import_start(
         raise ValidationError(
             {"mapping": _("Map a column to the order total, the line amount or the unit price.")}
         )
-    updated = OrderImport.objects.filter(
-        pk=order_import.pk, status=OrderImport.Status.MAPPING
-    ).update(
-        mapping=clean,
-        dry_run=dry_run,
-        language=translation.get_language() or "",
-        status=OrderImport.Status.QUEUED,
-    )
-    if not updated:
-        raise ValidationError(_("This import has already started."))
-    if queue:
-        from enseigne.commerce.tasks import run_order_import  # the task runs this module
+    from enseigne.commerce.tasks import run_order_import  # the task runs this module
 
-        import_id = order_import.pk
-        transaction.on_commit(lambda: run_order_import(import_id))
+    task = run_order_import if queue else None
+    import_queue(OrderImport, order_import.pk, task, mapping=clean, dry_run=dry_run)
     order_import.refresh_from_db()
     return order_import
 
 
 @transaction.atomic
 def order_import_again(*, actor: User, order_import: OrderImport) -> OrderImport:
-    """After a dry run: import the same file with the same mapping, for real (a new import,
-    so the dry run's report stays as it was). Once: a second click (or a second tab) gets
-    the import the first one started. Both read the one uploaded file; no copy is made."""
+    """After a dry run: the same file for real, once (``lib.imports.import_again``)."""
     may_record(actor, order_import.unit)
-    dry = OrderImport.objects.select_for_update().get(pk=order_import.pk)
-    if not (dry.dry_run and dry.status == OrderImport.Status.DONE):
-        raise ValidationError(_("Only a finished dry run can be imported for real."))
-    started = OrderImport.objects.filter(
-        unit=dry.unit, file_path=dry.file_path, dry_run=False, created_at__gte=dry.created_at
-    ).first()
-    if started is not None:
-        return started
-    again = OrderImport.objects.create(
-        unit=dry.unit,
-        unit_path=dry.unit_path,
-        created_by=actor,
-        file_name=dry.file_name,
-        file_path=dry.file_path,
-        file_sha256=dry.file_sha256,
-        columns=dry.columns,
-        mapping=dry.mapping,
-        total_rows=dry.total_rows,
+    return import_again(
+        OrderImport,
+        order_import.pk,
+        owner="unit",
+        actor=actor,
+        start=lambda again: order_import_start(
+            actor=actor, order_import=again, mapping=again.mapping
+        ),
     )
-    return order_import_start(actor=actor, order_import=again, mapping=again.mapping)
+
+
+# What a failed import says (lib.imports.import_give_up fills in where it stopped).
+_STOPPED = gettext_lazy(
+    "Stopped by an unexpected error after %(rows)s rows. Import the file again: "
+    "the orders already recorded are not counted twice."
+)
 
 
 def order_import_give_up(import_id: int) -> None:
-    """The worker failed: say so on the import rather than leave an endless progress bar.
-    Each batch committed with its counts and importing the file again records no order
-    twice, so that is the way on."""
-    with db_scope(ALL):
-        unfinished = OrderImport.objects.filter(
-            pk=import_id, status__in=[OrderImport.Status.QUEUED, OrderImport.Status.RUNNING]
-        )
-        order_import = unfinished.first()
-        if order_import is None:
-            return
-        with translation.override(order_import.language or settings.LANGUAGE_CODE):
-            error = _(
-                "Stopped by an unexpected error after %(rows)s rows. Import the file again: "
-                "the orders already recorded are not counted twice."
-            ) % {"rows": order_import.processed_rows}
-        unfinished.update(status=OrderImport.Status.FAILED, error=error, finished_at=timezone.now())
+    """The worker failed for good. Each batch committed with its counts and importing the
+    file again records no order twice, so that is the way on."""
+    import_give_up(OrderImport, import_id, _STOPPED)
 
 
 @dataclass
@@ -378,43 +322,41 @@ def _report_outcome(
             )
 
 
-def _batches(groups: list[_Group]) -> Iterator[list[_Group]]:
-    for start in range(0, len(groups), MAX_BATCH):
-        yield groups[start : start + MAX_BATCH]
-
-
 def order_import_run(import_id: int) -> OrderImport:
-    """Run one queued import (or dry run) to its end; safe to call twice."""
-    with db_scope(ALL):
-        claimed = OrderImport.objects.filter(pk=import_id, status=OrderImport.Status.QUEUED).update(
-            status=OrderImport.Status.RUNNING, started_at=timezone.now()
-        )
-        order_import = OrderImport.objects.select_related("unit__profile").get(pk=import_id)
-    if not claimed:
-        return order_import
-    with translation.override(order_import.language or settings.LANGUAGE_CODE):
-        return _run_claimed(order_import)
+    """Run one queued import (or dry run) to its end, or go on with one whose run died
+    after its last committed batch; safe to call twice (``lib.imports.import_run``)."""
+    return import_run(OrderImport, import_id, _run_claimed, "unit__profile")
 
 
 def _run_claimed(order_import: OrderImport) -> OrderImport:
+    """Read and group the whole file (the same groups on every run), then record its orders
+    batch by batch from the checkpoint: each batch's orders, report lines, counts and
+    checkpoint commit together, so a run that dies leaves whole batches behind it."""
+    import_id = order_import.pk
     scope = [order_import.unit_path]
     report = _Report()
     try:
         groups, rows_read = _group_rows(order_import, report)
     except (UnicodeDecodeError, OSError) as exc:
-        with db_scope(scope):
-            OrderImport.objects.filter(pk=order_import.pk).update(
-                status=OrderImport.Status.FAILED,
-                error=_("The file could not be read as CSV: %(detail)s") % {"detail": exc},
-                finished_at=timezone.now(),
-            )
-        order_import.refresh_from_db()
+        import_unreadable(order_import, exc)
         return order_import
-    with db_scope(scope):
-        OrderImportProblem.objects.bulk_create(report.problems, batch_size=2000)
-        OrderImport.objects.filter(pk=order_import.pk).update(refused_rows=report.refused_rows)
+    done = order_import.orders_done
     processed = report.refused_rows
-    for batch in _batches(groups):
+    if done is None:  # the rows refused while reading: reported once, with the checkpoint
+        with db_scope(scope), transaction.atomic():
+            OrderImportProblem.objects.bulk_create(report.problems, batch_size=2000)
+            import_checkpoint(
+                OrderImport,
+                import_id,
+                {"orders_done": None},
+                orders_done=0,
+                refused_rows=report.refused_rows,
+                processed_rows=processed,
+            )
+        done = 0
+    processed += sum(max(1, len(g.lines)) for g in groups[:done])
+    for start in range(done, len(groups), MAX_BATCH):
+        batch = groups[start : start + MAX_BATCH]
         report = _Report()
         raw_orders = [{**group.order, "lines": group.lines} for group in batch]
         with db_scope(scope), transaction.atomic():
@@ -430,36 +372,32 @@ def _run_claimed(order_import: OrderImport) -> OrderImport:
             for group, outcome in zip(batch, outcomes, strict=True):
                 _report_outcome(order_import, group, outcome, report)
             OrderImportProblem.objects.bulk_create(report.problems, batch_size=2000)
-            created = [
-                o for o, g in zip(outcomes, batch, strict=True) if o.status == Status.CREATED
-            ]
             processed += sum(max(1, len(g.lines)) for g in batch)
-            OrderImport.objects.filter(pk=order_import.pk).update(
+            import_checkpoint(
+                OrderImport,
+                import_id,
+                {"orders_done": start},
+                orders_done=start + len(batch),
                 processed_rows=min(processed, rows_read),
-                created_count=F("created_count") + len(created),
-                duplicate_count=F("duplicate_count")
-                + sum(o.status == Status.DUPLICATE for o in outcomes),
-                refused_count=F("refused_count")
-                + sum(o.status == Status.REFUSED for o in outcomes),
-                refused_rows=F("refused_rows") + report.refused_rows,
-                line_count=F("line_count")
-                + sum(
-                    len(g.lines)
-                    for o, g in zip(outcomes, batch, strict=True)
-                    if o.status == Status.CREATED
-                ),
-                unknown_sku_lines=F("unknown_sku_lines")
-                + sum(p.kind == OrderImportProblem.Kind.FLAGGED for p in report.problems),
+                **_batch_counts(batch, outcomes, report),
             )
-    with db_scope(scope):
-        OrderImport.objects.filter(pk=order_import.pk).update(
-            status=OrderImport.Status.DONE,
-            finished_at=timezone.now(),
-            processed_rows=rows_read,
-            total_rows=rows_read,
-        )
-        order_import.refresh_from_db()
+    import_done(order_import, rows_read)
     return order_import
+
+
+def _batch_counts(batch: list[_Group], outcomes: list[Outcome], report: _Report) -> dict:
+    """What a recorded batch adds to the import's counts."""
+    created = [(o, g) for o, g in zip(outcomes, batch, strict=True) if o.status == Status.CREATED]
+    return {
+        "created_count": F("created_count") + len(created),
+        "duplicate_count": F("duplicate_count")
+        + sum(o.status == Status.DUPLICATE for o in outcomes),
+        "refused_count": F("refused_count") + sum(o.status == Status.REFUSED for o in outcomes),
+        "refused_rows": F("refused_rows") + report.refused_rows,
+        "line_count": F("line_count") + sum(len(g.lines) for _o, g in created),
+        "unknown_sku_lines": F("unknown_sku_lines")
+        + sum(p.kind == OrderImportProblem.Kind.FLAGGED for p in report.problems),
+    }
 
 
 def start_and_run(

@@ -35,7 +35,12 @@ class Order(models.Model):
         DEMO = "demo", _("Demo")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False)
+    # No database constraint: the writer takes the unit from the row it just read in scope,
+    # and a unit with orders is never deleted (Django's PROTECT); its check was a trigger per
+    # order (docs/decisions.md, "Order lines' product").
+    unit = models.ForeignKey(
+        OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     # Read by the row-level security policy; queries scope by unit id (see docs/decisions.md).
     unit_path = models.CharField(max_length=255)
     external_id = models.CharField(_("order id"), max_length=100)
@@ -71,8 +76,13 @@ class Order(models.Model):
 class OrderLine(models.Model):
     """One line of an order: a product (by SKU) sold, or returned (negative quantity)."""
 
-    # No index of its own: the (order, position) constraint's index serves the lookups.
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines", db_index=False)
+    # No index of its own: the (order, position) constraint's index serves the lookups. No
+    # database constraint: the writer inserts the lines with the ids its own insert of the
+    # orders returned, in the same transaction, and nothing deletes orders but Django's
+    # CASCADE; the check was a trigger per line, a sixth of a batch's PostgreSQL time.
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="lines", db_index=False, db_constraint=False
+    )
     unit_path = models.CharField(max_length=255)
     position = models.PositiveSmallIntegerField()
     sku = models.CharField(_("SKU"), max_length=64)
@@ -121,46 +131,22 @@ class OrderLine(models.Model):
         ]
 
 
-class OrderImport(ImportProgress, models.Model):
+class OrderImport(ImportProgress):
     """A CSV file of order lines (one row per line, rows of one order share its id),
     mapped, checked (a dry run writes nothing) and recorded, with a row-by-row report."""
 
-    class Status(models.TextChoices):
-        MAPPING = "mapping", _("Waiting for column mapping")
-        QUEUED = "queued", _("Queued")
-        RUNNING = "running", _("Importing")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
-
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+")
-    unit_path = models.CharField(max_length=255)
-    created_by = models.ForeignKey(
-        "network.User", null=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    file_name = models.CharField(max_length=255)
-    file_path = models.CharField(max_length=500)
-    file_sha256 = models.CharField(max_length=64)
-    columns = models.JSONField(default=list)
-    mapping = models.JSONField(default=dict)
     dry_run = models.BooleanField(default=False)
-    language = models.CharField(max_length=8, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.MAPPING)
-    total_rows = models.PositiveIntegerField(null=True)
-    processed_rows = models.PositiveIntegerField(default=0)
     created_count = models.PositiveIntegerField(default=0)
     duplicate_count = models.PositiveIntegerField(default=0)
     refused_count = models.PositiveIntegerField(default=0)  # orders
     refused_rows = models.PositiveIntegerField(default=0)
     line_count = models.PositiveIntegerField(default=0)
     unknown_sku_lines = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
+    # The run's checkpoint: how many of the file's orders (in order of first appearance)
+    # are recorded, with their report lines and counts; None until the rows refused while
+    # reading the file are reported. A run that resumes a dead one goes on from there.
+    orders_done = models.PositiveIntegerField(null=True)
 
 
 class OrderImportProblem(models.Model):
@@ -189,20 +175,66 @@ class OrderImportProblem(models.Model):
         return self.column
 
 
+class CatalogueImport(ImportProgress):
+    """HQ's product catalogue as a CSV file (one product a row), mapped, checked (a dry run
+    writes nothing) and loaded into the library by SKU, with a row-by-row report. Owned by
+    the node the products are shared with (``unit_path`` is its path)."""
+
+    node = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+")
+    dry_run = models.BooleanField(default=False)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    unchanged_count = models.PositiveIntegerField(default=0)
+    rejected_count = models.PositiveIntegerField(default=0)
+
+
+class CatalogueImportProblem(models.Model):
+    """One line of a catalogue import's report: a row not imported, with its column, value
+    and reason."""
+
+    class Kind(models.TextChoices):
+        REFUSED = "refused", _("Row not imported")
+
+    catalogue_import = models.ForeignKey(
+        CatalogueImport, on_delete=models.CASCADE, related_name="problems"
+    )
+    unit_path = models.CharField(max_length=255)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.REFUSED)
+    row_number = models.PositiveIntegerField()
+    column = models.CharField(max_length=255, blank=True)
+    value = models.CharField(max_length=255, blank=True)
+    reason = models.CharField(max_length=500)
+
+    class Meta:
+        ordering = ["row_number", "id"]
+
+    @property
+    def field(self) -> str:
+        """The column, under the name the imports' shared report reads."""
+        return self.column
+
+
 class CategoryPurchase(models.Model):
     """A buyer's latest sold line (not a return) in a category, case aside: what "bought in
     category X in the last N days" reads, as an index range (``summaries``).
 
-    Written by ``summaries.orders_written`` in the order writer's transaction (the order
-    hook port) and rebuilt by ``enseigne rebuild_purchase_summary``; the record's erasure
-    takes its rows with it. ``category`` is the lines' category as the database's
+    Written by ``order_hooks.orders_written`` in the order writer's transaction and rebuilt
+    by ``enseigne rebuild_purchase_summary``; the record's erasure takes its rows with it. ``category`` is the lines' category as the database's
     ``UPPER`` spells it, the same function the condition applies to the value asked for.
     """
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database constraints (derived rows, rebuilt by the command): their checks, two
+    # triggers per row written, cost a fifth of the summary's statement in every order batch
+    # (bench/orders_ingest.py). Erasure still takes the rows (Django's CASCADE), and the
+    # batch's orders hold their buyers' rows (the order's own constraint) until it commits.
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     # The record's unit, and its path (row-level security). The condition correlates on the
     # unit too, so a store's count ranges over its own rows only (see the index).
-    unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False)
+    unit = models.ForeignKey(
+        OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     unit_path = models.CharField(max_length=255)
     category = models.CharField(max_length=120)
     last_bought_at = models.DateTimeField()

@@ -78,12 +78,17 @@ def _having(grouped: QuerySet) -> Q:
 
 
 def _amount(value, where: str) -> Decimal:
+    """An amount of 0 or more (a comma or a point before the cents)."""
+    text = str(value).strip() if isinstance(value, str | int | float | Decimal) else ""
     try:
-        return parse_amount(value)
+        amount = parse_amount(text, decimal_comma="," in text and "." not in text)
     except (Refused, ValueError, TypeError):
+        amount = None
+    if amount is None or amount < 0:
         raise ValidationError(
-            _("%(where)s: give an amount such as 49.90.") % {"where": where}
-        ) from None
+            _("%(where)s: give an amount of 0 or more, such as 49.90.") % {"where": where}
+        )
+    return amount
 
 
 def _count(value, where: str) -> int:
@@ -271,7 +276,7 @@ def fields(before: Sequence[ExtraField]) -> list[ExtraField]:
         ),
         ExtraField(
             field="spent",
-            label=gettext_lazy("Amount spent"),
+            label=gettext_lazy("Amount spent (€, net of returns)"),
             ops=AT_LEAST_OPS,
             compile=_spent,
             negations=AT_LEAST_NEGATIONS,
@@ -294,7 +299,7 @@ def fields(before: Sequence[ExtraField]) -> list[ExtraField]:
         ),
         ExtraField(
             field="average_basket",
-            label=gettext_lazy("Average basket"),
+            label=gettext_lazy("Average basket (€)"),
             ops={"greater_than": NUMBER, "less_than": NUMBER},
             compile=_basket,
             per_person=False,

@@ -11,4 +11,14 @@ urlpatterns = [
         name="order_import_problems",
     ),
     path("sales/catalogue/", views.catalogue_import_page, name="catalogue_import"),
+    path(
+        "sales/catalogue/<uuid:public_id>/",
+        views.catalogue_import_detail,
+        name="catalogue_import_detail",
+    ),
+    path(
+        "sales/catalogue/<uuid:public_id>/report.csv",
+        views.catalogue_import_problems,
+        name="catalogue_import_problems",
+    ),
 ]

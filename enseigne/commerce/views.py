@@ -1,19 +1,20 @@
-"""Sales pages: a CSV of order lines imported the way contacts are (upload, column mapping,
-dry run, the worker's progress, the row-by-row report). Thin views over the importer."""
+"""Sales pages: a CSV of order lines, and HQ's product catalogue, imported the way contacts
+are (upload, column mapping, dry run, the worker's progress, the row-by-row report). Thin
+views over the importers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.forms import ChoiceField
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext_lazy, pgettext_lazy
 from django_htmx.middleware import HtmxDetails
 
-from enseigne.brand.catalogue import catalogue_import
-from enseigne.commerce import selectors
+from enseigne.commerce import catalogue_importer, selectors
 from enseigne.commerce.forms import CatalogueUploadForm
 from enseigne.commerce.importer import (
     TARGET_LABELS,
@@ -22,16 +23,15 @@ from enseigne.commerce.importer import (
     order_import_prepare,
     order_import_start,
 )
-from enseigne.commerce.models import OrderImport, OrderImportProblem
+from enseigne.commerce.models import CatalogueImportProblem, OrderImport, OrderImportProblem
 from enseigne.contacts.forms import ImportUploadForm
 from enseigne.lib.csvexport import csv_download
-from enseigne.lib.imports import check_upload_size, import_report
+from enseigne.lib.imports import ImportStatus, import_report, upload_form, upload_prepare
 from enseigne.lib.rowsecurity import db_scope
 from enseigne.network import selectors as network_selectors
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import User
-from enseigne.network.views import form_errors
 
 
 class _Request(HttpRequest):
@@ -59,6 +59,16 @@ REPORT_KINDS = (
         ),
     ),
 )
+CATALOGUE_REPORT_KINDS = (
+    (
+        CatalogueImportProblem.Kind.REFUSED,
+        gettext_lazy("Rows not imported"),
+        gettext_lazy(
+            "These rows were not imported. Correct them in the file and import it again: "
+            "products already imported are found by their SKU, not created twice."
+        ),
+    ),
+)
 PROBLEM_REPORT_HEADER = [
     pgettext_lazy("CSV column", "Row"),
     pgettext_lazy("CSV column", "Column"),
@@ -72,29 +82,18 @@ PROBLEM_REPORT_HEADER = [
 @login_required
 def order_import_list(request: _Request) -> HttpResponse:
     units = network_selectors.units_with(request.user, Capability.RECORD_CONVERSIONS)
-    choices = [(str(u.public_id), u.name) for u in units]
-    if not choices:
-        raise PermissionDenied
-    form = ImportUploadForm(
-        request.POST or None, request.FILES or None, initial={"unit": choices[0][0]}
-    )
-    unit_field = form.fields["unit"]
-    assert isinstance(unit_field, ChoiceField)
-    unit_field.choices = choices
-    if request.method == "POST" and form.is_valid():
+    form = upload_form(ImportUploadForm, request, "unit", units)
+
+    def prepare(data: dict, file_name: str, content: bytes) -> OrderImport:
         unit = network_selectors.get_unit_for_user(
-            request.user, form.cleaned_data["unit"], Capability.RECORD_CONVERSIONS
+            request.user, data["unit"], Capability.RECORD_CONVERSIONS
         )
-        upload = form.cleaned_data["file"]
-        try:
-            check_upload_size(upload.size)
-            order_import = order_import_prepare(
-                actor=request.user, unit=unit, file_name=upload.name, content=upload.read()
-            )
-        except ValidationError as exc:
-            form_errors(form, exc)
-        else:
-            return redirect("order_import_detail", public_id=order_import.public_id)
+        return order_import_prepare(
+            actor=request.user, unit=unit, file_name=file_name, content=content
+        )
+
+    if request.method == "POST" and (order_import := upload_prepare(form, prepare)):
+        return redirect("order_import_detail", public_id=order_import.public_id)
     return render(
         request,
         "commerce/order_imports.html",
@@ -106,118 +105,145 @@ def order_import_list(request: _Request) -> HttpResponse:
     )
 
 
-@login_required
-def order_import_detail(request: _Request, public_id) -> HttpResponse:
-    """The mapping form, then the progress and report; polled by htmx while the worker runs
-    (one address for the page and its progress, so one row in the authorization matrix)."""
-    order_import = selectors.get_order_import_for_user(request.user, public_id)
+def _import_detail(
+    request: _Request,
+    imp,
+    *,
+    start: Callable[[dict[str, str], bool], object],
+    again: Callable[[], object],
+    page: str,
+    targets: list[tuple[str, object]],
+    report: dict,
+) -> HttpResponse:
+    """An import's page (sales or catalogue): the mapping form, then the progress and the
+    report, polled by htmx while the worker runs (one address for the page and its
+    progress, so one row in the authorization matrix); after a dry run, "import for real".
+    ``page`` names its URL (``<page>_detail``) and templates (``commerce/<page>_detail.html``,
+    ``commerce/_<page>_progress.html``)."""
+    url_name, template = f"{page}_detail", f"commerce/{page}_detail.html"
+    progress_template = f"commerce/_{page}_progress.html"
     if request.htmx and request.method == "GET":
-        return _progress(request, order_import)
+        response = render(request, progress_template, {"imp": imp, **report})
+        if imp.is_finished:
+            response["HX-Refresh"] = "true"
+        return response
     error = None
     if request.method == "POST" and request.POST.get("for_real"):
         try:
-            again = order_import_again(actor=request.user, order_import=order_import)
+            started = again()
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            return redirect("order_import_detail", public_id=again.public_id)
-    elif request.method == "POST" and order_import.status == OrderImport.Status.MAPPING:
-        mapping = {c: request.POST.get(f"map_{i}", "") for i, c in enumerate(order_import.columns)}
+            return redirect(url_name, public_id=started.public_id)  # type: ignore[attr-defined]
+    elif request.method == "POST" and imp.status == ImportStatus.MAPPING:
+        mapping = {c: request.POST.get(f"map_{i}", "") for i, c in enumerate(imp.columns)}
         try:
-            order_import_start(
-                actor=request.user,
-                order_import=order_import,
-                mapping=mapping,
-                dry_run=bool(request.POST.get("dry_run")),
-            )
+            start(mapping, bool(request.POST.get("dry_run")))
         except ValidationError as exc:
             error = " ".join(exc.messages)
-            order_import.mapping = {c: t for c, t in mapping.items() if t}
+            imp.mapping = {c: t for c, t in mapping.items() if t}
         else:
-            return redirect("order_import_detail", public_id=order_import.public_id)
-    columns = [(i, c, order_import.mapping.get(c, "")) for i, c in enumerate(order_import.columns)]
+            return redirect(url_name, public_id=imp.public_id)
+    columns = [(i, c, imp.mapping.get(c, "")) for i, c in enumerate(imp.columns)]
     return render(
         request,
-        "commerce/order_import_detail.html",
-        {
-            "imp": order_import,
-            "columns": columns,
-            "targets": [(key, TARGET_LABELS[key]) for key in TARGETS],
-            "error": error,
-            **_report(order_import),
-        },
+        template,
+        {"imp": imp, "columns": columns, "targets": targets, "error": error, **report},
     )
 
 
-def _report(order_import: OrderImport) -> dict:
-    return import_report(order_import.is_finished, order_import.problems.all(), REPORT_KINDS)
-
-
-def _progress(request: _Request, order_import: OrderImport) -> HttpResponse:
-    response = render(
+@login_required
+def order_import_detail(request: _Request, public_id) -> HttpResponse:
+    order_import = selectors.get_order_import_for_user(request.user, public_id)
+    return _import_detail(
         request,
-        "commerce/_order_import_progress.html",
-        {"imp": order_import, **_report(order_import)},
+        order_import,
+        start=lambda mapping, dry_run: order_import_start(
+            actor=request.user, order_import=order_import, mapping=mapping, dry_run=dry_run
+        ),
+        again=lambda: order_import_again(actor=request.user, order_import=order_import),
+        page="order_import",
+        targets=[(key, TARGET_LABELS[key]) for key in TARGETS],
+        report=import_report(order_import.is_finished, order_import.problems.all(), REPORT_KINDS),
     )
-    if order_import.is_finished:
-        response["HX-Refresh"] = "true"
-    return response
+
+
+def _report_download(request: _Request, problems, filename: str, row) -> StreamingHttpResponse:
+    """An import's full report as CSV, read under the user's scope."""
+
+    def rows():
+        with db_scope(access_for(request.user).paths):
+            for problem in problems.iterator(chunk_size=2000):
+                yield row(problem)
+
+    return csv_download(request, filename=filename, header=PROBLEM_REPORT_HEADER, rows=rows())
 
 
 @login_required
 def order_import_problems(request: _Request, public_id) -> StreamingHttpResponse:
     order_import = selectors.get_order_import_for_user(request.user, public_id)
-    problems = OrderImportProblem.objects.filter(order_import=order_import)
-
-    def rows():
-        with db_scope(access_for(request.user).paths):
-            for p in problems.iterator(chunk_size=2000):
-                yield [p.row_number, p.column, p.value, p.rule, p.reason, p.get_kind_display()]
-
-    return csv_download(
+    return _report_download(
         request,
-        filename=f"order-import-report-{order_import.public_id}.csv",
-        header=PROBLEM_REPORT_HEADER,
-        rows=rows(),
+        OrderImportProblem.objects.filter(order_import=order_import),
+        f"order-import-report-{order_import.public_id}.csv",
+        lambda p: [p.row_number, p.column, p.value, p.rule, p.reason, p.get_kind_display()],
     )
 
 
 @login_required
 def catalogue_import_page(request: _Request) -> HttpResponse:
-    """HQ loads its product catalogue into the library: products created or updated by
-    SKU, shared with the chosen node's stores; bad rows reported, the others imported."""
+    """HQ loads its product catalogue into the library: upload here, then the mapping, the
+    dry run and the report on the import's page (products created or updated by SKU,
+    shared with the chosen node's stores)."""
     nodes = network_selectors.nodes_with(request.user, Capability.MANAGE_ASSETS)
-    choices = [(str(n.public_id), n.name) for n in nodes]
-    if not choices:
-        raise PermissionDenied
-    form = CatalogueUploadForm(
-        request.POST or None, request.FILES or None, initial={"node": choices[0][0]}
-    )
-    node_field = form.fields["node"]
-    assert isinstance(node_field, ChoiceField)
-    node_field.choices = choices
-    result = None
-    if request.method == "POST" and form.is_valid():
-        node = network_selectors.get_node_for_user(request.user, form.cleaned_data["node"])
-        upload = form.cleaned_data["file"]
-        try:
-            check_upload_size(upload.size)
-            result = catalogue_import(
-                actor=request.user,
-                node=node,
-                own=False,
-                file_name=upload.name,
-                content=upload.read(),
-                dry_run=form.cleaned_data["dry_run"],
-            )
-        except ValidationError as exc:
-            form_errors(form, exc)
+    form = upload_form(CatalogueUploadForm, request, "node", nodes)
+
+    def prepare(data: dict, file_name: str, content: bytes):
+        node = network_selectors.get_node_for_user(request.user, data["node"])
+        return catalogue_importer.catalogue_import_prepare(
+            actor=request.user, node=node, file_name=file_name, content=content
+        )
+
+    if request.method == "POST" and (catalogue_import := upload_prepare(form, prepare)):
+        return redirect("catalogue_import_detail", public_id=catalogue_import.public_id)
     return render(
         request,
         "commerce/catalogue_import.html",
-        {
-            "form": form,
-            "result": result,
-            "dry_run": form.is_bound and form.cleaned_data.get("dry_run"),
-        },
+        {"form": form, "imports": selectors.catalogue_imports_for_user(request.user)[:30]},
+    )
+
+
+@login_required
+def catalogue_import_detail(request: _Request, public_id) -> HttpResponse:
+    catalogue_import = selectors.get_catalogue_import_for_user(request.user, public_id)
+    return _import_detail(
+        request,
+        catalogue_import,
+        start=lambda mapping, dry_run: catalogue_importer.catalogue_import_start(
+            actor=request.user,
+            catalogue_import=catalogue_import,
+            mapping=mapping,
+            dry_run=dry_run,
+        ),
+        again=lambda: catalogue_importer.catalogue_import_again(
+            actor=request.user, catalogue_import=catalogue_import
+        ),
+        page="catalogue_import",
+        targets=[
+            (key, catalogue_importer.TARGET_LABELS[key]) for key in catalogue_importer.TARGETS
+        ],
+        report=import_report(
+            catalogue_import.is_finished, catalogue_import.problems.all(), CATALOGUE_REPORT_KINDS
+        ),
+    )
+
+
+@login_required
+def catalogue_import_problems(request: _Request, public_id) -> StreamingHttpResponse:
+    catalogue_import = selectors.get_catalogue_import_for_user(request.user, public_id)
+    return _report_download(
+        request,
+        CatalogueImportProblem.objects.filter(catalogue_import=catalogue_import),
+        f"catalogue-import-report-{catalogue_import.public_id}.csv",
+        lambda p: [p.row_number, p.column, p.value, "", p.reason, p.get_kind_display()],
     )

@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Collection, Iterator, Mapping
+import hashlib
+import uuid
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
+
+from enseigne.contacts.validation import folded
+from enseigne.lib.imports import check_upload_size
 
 SEPARATORS = (";", ",", "\t", "|")
 # A quoted field spanning more lines than this is a broken quote, not an address: it
@@ -284,3 +291,87 @@ def clean_mapping(
             )
         clean[column] = target
     return clean
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    """An uploaded CSV file kept as UTF-8 text for the worker, and what its first line says."""
+
+    path: str
+    columns: list[str]
+    sha256: str
+    total_rows: int | None
+    file_name: str
+
+    def import_fields(self) -> dict:
+        """The fields every import model (``lib.imports.ImportProgress``) keeps of its file."""
+        return {
+            "file_name": self.file_name[:255],
+            "file_path": self.path,
+            "file_sha256": self.sha256,
+            "columns": self.columns,
+            "total_rows": self.total_rows,
+        }
+
+
+def store_upload(content: bytes, file_name: str, prefix: str) -> StoredUpload:
+    """Every import's first step: decode the upload (any encoding a spreadsheet writes),
+    check its first line names distinct columns, store it as UTF-8 with ``\n`` line ends
+    under ``MEDIA_ROOT/imports``. A ``ValidationError`` on ``file`` says what is wrong."""
+    try:
+        text = decode_upload(content, file_name)
+    except NotText as exc:
+        raise ValidationError({"file": str(exc)}) from None
+    header = first_line(text)
+    if not header.strip():
+        raise ValidationError(
+            {"file": _("The file is empty or its first line (the column names) is blank.")}
+        )
+    _separator, columns = parse_header(header)
+    if len(set(columns)) != len(columns):
+        raise ValidationError({"file": _("Two columns have the same name in the first line.")})
+    folder = Path(settings.MEDIA_ROOT) / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{prefix}{uuid.uuid4()}.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    return StoredUpload(
+        path=str(path),
+        columns=columns,
+        sha256=hashlib.sha256(content).hexdigest(),
+        total_rows=count_rows(path),
+        file_name=file_name,
+    )
+
+
+def guess_table(guesses: Mapping[str, Collection[str]]) -> dict[str, str]:
+    """A field per header name (``{field: names}``), names compared as ``folded`` does:
+    without case, accents or punctuation ("Tél." is "tel")."""
+    return {folded(name): target for target, names in guesses.items() for name in names}
+
+
+def guess_by_name(columns: list[str], table: Mapping[str, str]) -> dict[str, str]:
+    """Each column's proposed field from its name (``guess_table``), a field once."""
+    mapping: dict[str, str] = {}
+    for column in columns:
+        target = table.get(folded(column))
+        if target is not None and target not in mapping.values():
+            mapping[column] = target
+    return mapping
+
+
+def import_create(
+    model: Any,
+    actor: Any,
+    upload: tuple[str, bytes],
+    guess: Callable[[StoredUpload], dict[str, str]],
+    **owner: Any,
+) -> Any:
+    """Every import's first step: the upload (its name and content) checked for size and
+    stored (``store_upload``, named after the model), the import created with its owner
+    (its unit or node and ``unit_path``), its importer and the mapping ``guess`` proposes."""
+    file_name, content = upload
+    check_upload_size(len(content))
+    stored = store_upload(content, file_name, prefix=f"{model._meta.model_name}-")
+    return model.objects.create(
+        created_by=actor, mapping=guess(stored), **owner, **stored.import_fields()
+    )

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import uuid
 from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import translation
 from django.utils.translation import gettext as _
 
-from enseigne.contacts.import_reader import (
-    NotText,
-    clean_mapping,
-    count_rows,
-    decode_upload,
-    first_line,
-    parse_header,
-    read_rows,
-)
+from enseigne.contacts.import_reader import clean_mapping, import_create, read_rows
 from enseigne.contacts.importer import guess_mapping, import_targets
 from enseigne.contacts.models import Channel, ContactImport
 from enseigne.contacts.tasks import run_contact_import
-from enseigne.lib.imports import check_upload_size
+from enseigne.lib.imports import import_not_started, import_queue
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User
@@ -47,35 +35,13 @@ def import_prepare(*, actor: User, unit: OrgNode, file_name: str, content: bytes
         raise PermissionDenied
     if unit.kind != OrgNode.Kind.UNIT:
         raise ValidationError({"unit": _("Import into a unit.")})
-    check_upload_size(len(content))
-    try:
-        text = decode_upload(
-            content, file_name
-        )  # stored as UTF-8 with \n line ends, whatever it was
-    except NotText as exc:
-        raise ValidationError({"file": str(exc)}) from None
-    header = first_line(text)
-    if not header.strip():
-        raise ValidationError(
-            {"file": _("The file is empty or its first line (the column names) is blank.")}
-        )
-    _separator, columns = parse_header(header)
-    if len(set(columns)) != len(columns):
-        raise ValidationError({"file": _("Two columns have the same name in the first line.")})
-    folder = Path(settings.MEDIA_ROOT) / "imports"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4()}.csv"
-    path.write_text(text, encoding="utf-8", newline="")
-    contact_import = ContactImport.objects.create(
+    contact_import = import_create(
+        ContactImport,
+        actor,
+        (file_name, content),
+        lambda stored: guess_mapping(stored.columns, _first_rows(Path(stored.path))),
         unit=unit,
         unit_path=unit.path,
-        created_by=actor,
-        file_name=file_name[:255],
-        file_path=str(path),
-        file_sha256=hashlib.sha256(content).hexdigest(),
-        columns=columns,
-        mapping=guess_mapping(columns, _first_rows(path)),
-        total_rows=count_rows(path),
     )
     audit(
         actor=actor,
@@ -99,8 +65,7 @@ def import_start(
 ) -> ContactImport:
     if not access_for(actor).can(Capability.IMPORT_CONTACTS, contact_import.unit):
         raise PermissionDenied
-    if contact_import.status != ContactImport.Status.MAPPING:
-        raise ValidationError(_("This import has already started."))
+    import_not_started(contact_import)
     targets = set(import_targets())
     clean = clean_mapping(mapping, contact_import.columns, targets)
     if not {"email", "phone"} & set(clean.values()):
@@ -121,18 +86,15 @@ def import_start(
                 )
             }
         )
-    updated = ContactImport.objects.filter(
-        pk=contact_import.pk, status=ContactImport.Status.MAPPING
-    ).update(
+    import_queue(
+        ContactImport,
+        contact_import.pk,
+        run_contact_import,
         mapping=clean,
         consent_channels=sorted(consent_channels),
         consent_wording=consent_wording.strip()[:40],
         tag_names=sorted({t.strip().lower() for t in (tags or []) if t.strip()}),
-        language=translation.get_language() or "",
-        status=ContactImport.Status.QUEUED,
     )
-    if not updated:
-        raise ValidationError(_("This import has already started."))
     audit(
         actor=actor,
         action="import.start",
@@ -140,7 +102,5 @@ def import_start(
         node_path=contact_import.unit_path,
         changes={"mapping": clean, "consent_channels": sorted(consent_channels)},
     )
-    import_id = contact_import.pk
-    transaction.on_commit(lambda: run_contact_import(import_id))
     contact_import.refresh_from_db()
     return contact_import

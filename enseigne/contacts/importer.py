@@ -21,8 +21,9 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from enseigne.contacts.fields import ATTRIBUTE_PREFIX, field_label
 from enseigne.contacts.import_reader import FileRow, read_rows
@@ -40,7 +41,9 @@ from enseigne.contacts.validation import (
     clean_phone,
     folded,
 )
-from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.lib.imports import import_checkpoint, import_done, import_run, import_unreadable
+from enseigne.lib.imports import import_give_up as give_up
+from enseigne.lib.rowsecurity import db_scope
 
 BASE_TARGETS = (
     "email",
@@ -228,20 +231,17 @@ def _quick_handover(interval: float = 0.001) -> Iterator[None]:
         sys.setswitchinterval(previous)
 
 
-_UNFINISHED = (ContactImport.Status.QUEUED, ContactImport.Status.RUNNING)
-
-
 def run_import(import_id: int) -> ContactImport:
-    """Run (or resume) one import; safe to call twice."""
-    with db_scope(ALL):
-        claimed = ContactImport.objects.filter(pk=import_id, status__in=_UNFINISHED).update(
-            status=ContactImport.Status.RUNNING, started_at=timezone.now()
-        )
-        contact_import = ContactImport.objects.select_related("unit__profile").get(pk=import_id)
-    if not claimed:
-        return contact_import
-    with translation.override(contact_import.language or settings.LANGUAGE_CODE):
-        return _run_claimed(contact_import)
+    """Run (or resume) one import; safe to call twice (``lib.imports.import_run``)."""
+    return import_run(ContactImport, import_id, _run_claimed, "unit__profile")
+
+
+# What a failed import says (lib.imports.import_give_up fills in where it stopped).
+_STOPPED = gettext_lazy(
+    "Stopped by an unexpected error at line %(line)s. The lines before it were imported; "
+    "the ones from there on were not. Start the import again, or tell your administrator "
+    "if it happens again."
+)
 
 
 def import_give_up(import_id: int) -> None:
@@ -250,23 +250,7 @@ def import_give_up(import_id: int) -> None:
     Each batch committed with its progress, so everything before that line is in the base
     and nothing after it was touched; the user sees that, not an endless progress bar.
     """
-    with db_scope(ALL):
-        contact_import = ContactImport.objects.filter(pk=import_id, status__in=_UNFINISHED).first()
-        if contact_import is None:
-            return
-        with translation.override(contact_import.language or settings.LANGUAGE_CODE):
-            error = _(
-                "Stopped by an unexpected error at line %(line)s. The lines before it were imported; "
-                "the ones from there on were not. Start the import again, or tell your administrator "
-                "if it happens again."
-            ) % {"line": contact_import.processed_rows + 2}
-        _failed(import_id, error)
-
-
-def _failed(import_id: int, error: str) -> None:
-    ContactImport.objects.filter(pk=import_id).update(
-        status=ContactImport.Status.FAILED, error=error, finished_at=timezone.now()
-    )
+    give_up(ContactImport, import_id, _STOPPED)
 
 
 def _broken_quote(contact_import: ContactImport, file_row: FileRow) -> ImportRejection:
@@ -293,9 +277,7 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
     try:
         header, file_rows = read_rows(contact_import.file_path)
     except (UnicodeDecodeError, OSError) as exc:
-        with db_scope(scope):
-            _failed(import_id, _("The file could not be read as CSV: %(detail)s") % {"detail": exc})
-        contact_import.refresh_from_db()
+        import_unreadable(contact_import, exc)
         return contact_import
     batch_rows = settings.IMPORT_BATCH_ROWS
     if contact_import.total_rows is None:  # not counted at upload: the lines, for progress
@@ -356,7 +338,10 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
                 result = writer.write_chunk(chunk)
                 rejections.extend(result.rejections)
                 ImportRejection.objects.bulk_create(rejections, batch_size=2000)
-                ContactImport.objects.filter(pk=import_id).update(
+                import_checkpoint(
+                    ContactImport,
+                    import_id,
+                    {"processed_rows": offset},
                     processed_rows=offset + height,
                     created_count=F("created_count") + result.created,
                     updated_count=F("updated_count") + result.updated,
@@ -365,12 +350,5 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
                     + len({r.row_number for r in rejections if r.kind == refused}),
                 )
             offset += height
-    with db_scope(scope):
-        ContactImport.objects.filter(pk=import_id).update(
-            status=ContactImport.Status.DONE,
-            finished_at=timezone.now(),
-            processed_rows=offset,
-            total_rows=offset,  # the rows read, now that they are known
-        )
-        contact_import.refresh_from_db()
+    import_done(contact_import, offset)
     return contact_import

@@ -228,7 +228,9 @@ class ConsentEvent(models.Model):
         indexes = [
             models.Index(
                 fields=["contact", "channel", "-occurred_at"], name="consent_contact_channel"
-            )
+            ),
+            # What a store recorded lately (the journeys' consent trigger reads it every minute).
+            models.Index(fields=["unit_path", "recorded_at"], name="consent_unit_recorded"),
         ]
 
     def save(self, *args, **kwargs):
@@ -264,42 +266,15 @@ class Suppression(models.Model):
         indexes = [models.Index(fields=["value_hash"], name="suppression_hash")]
 
 
-class ContactImport(ImportProgress, models.Model):
-    class Status(models.TextChoices):
-        MAPPING = "mapping", _("Waiting for column mapping")
-        QUEUED = "queued", _("Queued")
-        RUNNING = "running", _("Importing")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
-
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+class ContactImport(ImportProgress):
     unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+")
-    unit_path = models.CharField(max_length=255)
-    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
-    file_name = models.CharField(max_length=255)
-    file_path = models.CharField(max_length=500)
-    file_sha256 = models.CharField(max_length=64)
-    columns = models.JSONField(default=list)
-    mapping = models.JSONField(default=dict)
     consent_channels = models.JSONField(default=list, blank=True)
     consent_wording = models.CharField(max_length=40, blank=True)
     tag_names = models.JSONField(default=list, blank=True)
-    # The language of whoever started the import: its row-by-row report is written in it.
-    language = models.CharField(max_length=8, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.MAPPING)
-    total_rows = models.PositiveIntegerField(null=True)
-    processed_rows = models.PositiveIntegerField(default=0)
     created_count = models.PositiveIntegerField(default=0)
     updated_count = models.PositiveIntegerField(default=0)
     unchanged_count = models.PositiveIntegerField(default=0)
     rejected_count = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
 
 
 class ImportRejection(models.Model):

@@ -7,11 +7,12 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from enseigne.campaigns import preparation
 from enseigne.campaigns import services as campaigns
-from enseigne.campaigns.models import Campaign
+from enseigne.campaigns.models import Campaign, Recipient
 from enseigne.delivery.slots import take_slot
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import User
@@ -94,8 +95,14 @@ def sending_tick(now: dt.datetime | None = None) -> list[int]:
         # Those just launched, and those a dead worker left preparing.
         for campaign_id in preparation.campaigns_preparing():
             prepare(campaign_id)
+        # A journey's step campaign sends while its journey runs, mostly with nothing to
+        # send: only those with a pending row need a runner (the engine wakes one when it
+        # queues; this catches a lost wake-up).
+        pending = Recipient.objects.filter(campaign=OuterRef("pk"), status=Recipient.Status.PENDING)
         sending = list(
-            Campaign.objects.filter(status=Campaign.Status.SENDING).values_list("pk", flat=True)
+            Campaign.objects.filter(status=Campaign.Status.SENDING)
+            .filter(~Q(kind=Campaign.Kind.JOURNEY) | Exists(pending))
+            .values_list("pk", flat=True)
         )
         for campaign_id in sending:
             wake(campaign_id)

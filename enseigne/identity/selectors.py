@@ -5,7 +5,7 @@ base does not exist for a store). A store reads one number about its own record,
 in *one controller* mode: how many other stores the person is also a customer of.
 
 The person card reads the records through the contacts selectors (the reader's scope), and
-the purchases and messages the person received from the tracking and sending ledgers.
+the person's orders (commerce) and the messages the person received (the sending ledger).
 Those apps come later in the dependency order, so their models are looked up by name
 (``apps.get_model``) rather than imported: identity reads their tables, it never writes
 them or depends on their code (docs/decisions.md, "HQ's mother base").
@@ -28,7 +28,6 @@ from django.utils.translation import gettext_lazy as _
 
 from enseigne.contacts import selectors as contact_selectors
 from enseigne.contacts.models import VALID_CONSENT, ConsentEvent, Contact
-from enseigne.lib.ids import parse_uuid
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import AuditEvent, OrgNode, User
 
@@ -43,6 +42,7 @@ from .models import (
     Person,
     RecordLink,
 )
+from .public_ids import pk_of, public_id_of
 from .services import identity_root
 
 
@@ -95,12 +95,8 @@ def people_search(user: User, *, query: str = "") -> QuerySet[Person]:
 
 def get_person_for_user(user: User, public_id) -> Person:
     root = get_identity_root_for_user(user)
-    parsed = parse_uuid(public_id) if not isinstance(public_id, uuid.UUID) else public_id
-    person = (
-        Person.objects.filter(public_id=parsed).filter(_linked_under(root)).first()
-        if parsed
-        else None
-    )
+    pk = pk_of(public_id)
+    person = Person.objects.filter(pk=pk).filter(_linked_under(root)).first() if pk else None
     if person is None:
         raise Http404("No such person.")
     return person
@@ -302,12 +298,13 @@ def _latest_consent_proofs(records: list[Contact]) -> dict[tuple[int, str], Cons
 
 def person_card(user: User, person: Person) -> PersonCard:
     records = person_records(user, person)
-    Conversion = apps.get_model("tracking", "Conversion")
+    # The stores' own orders (commerce), not only the sales credited to campaigns.
+    Order = apps.get_model("commerce", "Order")
     Recipient = apps.get_model("campaigns", "Recipient")
     purchases = list(
-        Conversion.objects.filter(contact__in=records)
+        Order.objects.filter(contact__in=records)
         .select_related("unit")
-        .order_by("-occurred_at")[:50]
+        .order_by("-occurred_at", "-id")[:50]
     )
     messages = list(
         Recipient.objects.filter(contact__in=records, status="sent")
@@ -448,11 +445,8 @@ def person_public_id(user: User, contact: Contact) -> uuid.UUID | None:
     root = contact.unit_path[: OrgNode.steplen]
     if policy_for(root).mode != IdentityPolicy.Mode.ONE_CONTROLLER:
         return None
-    return (
-        RecordLink.objects.filter(contact=contact)
-        .values_list("person__public_id", flat=True)
-        .first()
-    )
+    person = RecordLink.objects.filter(contact=contact).values_list("person_id", flat=True).first()
+    return None if person is None else public_id_of(person)
 
 
 def open_review_count(user: User) -> int:

@@ -108,6 +108,10 @@ class JourneyRun(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The triggers' progress (journeys.triggers): events read up to this moment, and the
+    # last of the store's local days whose dates and inactivity were read.
+    events_read_at = models.DateTimeField(null=True, blank=True)
+    days_read_on = models.DateField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -193,3 +197,22 @@ class EnrollmentStep(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["enrollment", "id"], name="journeys_step_enrollment")]
+
+
+class JourneySend(models.Model):
+    """The ledger campaign of one send step of a run's version (``campaigns`` kind
+    ``journey``): its rows are the messages of that step, sent by the campaign runners
+    through every gate."""
+
+    run = models.ForeignKey(JourneyRun, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(JourneyVersion, on_delete=models.PROTECT, related_name="+")
+    step = models.CharField(max_length=40)
+    campaign = models.OneToOneField(
+        "campaigns.Campaign", on_delete=models.PROTECT, related_name="journey_send"
+    )
+    unit_path = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "version", "step"], name="journeys_send_step")
+        ]

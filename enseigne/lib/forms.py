@@ -1,6 +1,7 @@
 """Bootstrap classes on every widget, so templates stay plain."""
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 
 class StyledMixin:
@@ -34,3 +35,12 @@ class StyledForm(StyledMixin, forms.Form):
 
 class StyledModelForm(StyledMixin, forms.ModelForm):
     pass
+
+
+def form_errors(form, exc: ValidationError) -> None:
+    """Attach a service's ValidationError to the form fields it names."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from enseigne.lib.forms import form_errors
 from enseigne.network import selectors, services
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
@@ -26,15 +27,6 @@ from enseigne.network.forms import (
     UserCreateForm,
 )
 from enseigne.network.models import CapabilityRule, Membership
-
-
-def form_errors(form, exc: ValidationError) -> None:
-    """Attach a service's ValidationError to the form fields it names."""
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
 
 
 def security_txt(request: HttpRequest) -> HttpResponse:

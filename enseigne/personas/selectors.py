@@ -101,3 +101,29 @@ def unit_counts(paths: list[str]) -> tuple[dt.date | None, dict[tuple[str, int],
             "unit_path", "persona_id", "count"
         )
     }
+
+
+def network_unit_counts(root: str) -> tuple[dt.date | None, dict[str, dict[int, int]]]:
+    """The network's latest month counted and, per store, its records per persona that month
+    (one query for the month, one grouped read). A system read (run it in a scope that sees
+    the network): callers show a store its own row and aggregates (medians) over the others."""
+    rows = PersonaCount.objects.filter(level=PersonaCount.Level.RECORD, unit_path__startswith=root)
+    latest = rows.order_by("-month").values_list("month", flat=True).first()
+    counts: dict[str, dict[int, int]] = {}
+    if latest is None:
+        return None, counts
+    for path, persona, count in rows.filter(month=latest).values_list(
+        "unit_path", "persona_id", "count"
+    ):
+        counts.setdefault(path, {})[persona] = count
+    return latest, counts
+
+
+def persona_of_user_network(user: User, public_id) -> Persona | None:
+    """The persona ``public_id`` if it is one of the user's network's (its name is shared
+    with every unit), else None: a filter on an unknown or another network's persona is
+    ignored by the caller, with a message."""
+    wanted = parse_uuid(public_id) if public_id else None
+    if wanted is None:
+        return None
+    return personas_of_user_network(user).filter(public_id=wanted).first()

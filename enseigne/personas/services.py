@@ -87,6 +87,7 @@ def persona_save(
     except IntegrityError:
         raise ValidationError({"name": _("Another persona already has this name.")}) from None
     audit(actor=actor, action=action, target=persona, node_path=root)
+    _assign_after_commit(root)
     return persona
 
 
@@ -106,6 +107,7 @@ def persona_move(*, actor: User, persona: Persona, step: int) -> None:
         if item.position != position:
             Persona.objects.filter(pk=item.pk).update(position=position)
     audit(actor=actor, action="persona.move", target=persona, node_path=root)
+    _assign_after_commit(root)
 
 
 @transaction.atomic
@@ -113,11 +115,17 @@ def persona_delete(*, actor: User, persona: Persona) -> None:
     root = _root(actor)
     audit(actor=actor, action="persona.delete", target=persona, node_path=root)
     persona.delete()
+    _assign_after_commit(root)
 
 
 def personas_recompute(*, actor: User) -> None:
     """Queue the network's assignment (HQ's "recompute now")."""
-    root = _root(actor)
+    _assign_after_commit(_root(actor))
+
+
+def _assign_after_commit(root: str) -> None:
+    """Every change of HQ's personas (rules, order, a deletion) is followed by the network's
+    assignment, so that counts and segments never show the previous order for a night."""
     from .tasks import personas_assign
 
     transaction.on_commit(lambda: personas_assign(root))

@@ -108,7 +108,9 @@ def persona_edit(request: AuthenticatedRequest, public_id=None) -> HttpResponse:
         else:
             messages.success(
                 request,
-                _("The persona was saved. Its counts follow at the next assignment."),
+                _(
+                    "The persona was saved. The personas are being recomputed: the counts follow in a few moments."
+                ),
             )
             return redirect("persona_detail", public_id=saved.public_id)
     rules = form.data.get("rules") if form.is_bound else json.dumps(initial["rules"])
@@ -132,8 +134,19 @@ def persona_edit(request: AuthenticatedRequest, public_id=None) -> HttpResponse:
 def _act(request: AuthenticatedRequest, persona: Persona, action: str) -> HttpResponse:
     if action == "delete":
         services.persona_delete(actor=request.user, persona=persona)
-        messages.success(request, _("The persona was deleted."))
+        messages.success(
+            request,
+            _(
+                "The persona was deleted. The personas are being recomputed: the counts follow in a few moments."
+            ),
+        )
     else:
         step = -1 if action == "up" else 1
         services.persona_move(actor=request.user, persona=persona, step=step)
+        messages.success(
+            request,
+            _(
+                "The order was changed. The personas are being recomputed: the counts follow in a few moments."
+            ),
+        )
     return redirect("persona_overview")

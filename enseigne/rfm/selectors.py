@@ -141,3 +141,18 @@ def migration(paths: list[str], month: dt.date) -> Migration:
     for row in gone:
         moves[(row["group"], "")] = row["n"]
     return Migration(month, before, moves)
+
+
+def group_counts_by_unit(root: str) -> dict[str, dict[str, int]]:
+    """Per store of the network ``root``: its scored buyer records per group, in one grouped
+    query. A system read (run it in a scope that sees the network): callers show a store its
+    own row and aggregates over the others (medians), never another store's row."""
+    counts: dict[str, dict[str, int]] = {}
+    for path, group, n in (
+        RecordScore.objects.filter(unit_path__startswith=root)
+        .values_list("unit_path", "group")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        counts.setdefault(path, {})[group] = n
+    return counts

@@ -18,7 +18,8 @@ def _when(value) -> str | None:
 
 
 def purchases_and_messages(contact: Contact) -> dict:
-    """The orders reported for the record, each message it was sent and what it did."""
+    """The sales reported to credit the record's campaigns (the conversions endpoint; the
+    store's own orders are commerce's section), each message it was sent and what it did."""
     recipients = list(
         Recipient.objects.filter(contact=contact)
         .select_related("campaign")
@@ -39,7 +40,7 @@ def purchases_and_messages(contact: Contact) -> dict:
                 }
             )
     return {
-        "purchases": [
+        "campaign_conversions": [
             {
                 "order_id": c.order_id,
                 "amount": str(c.amount),

@@ -1,0 +1,303 @@
+"""The journey engine: claim the enrollments that are due, move each through its steps.
+
+One transaction per batch: the due rows are claimed (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so any number of workers share the work; SQLite's immediate transactions
+serialise them), every row walks its flow until it waits, ends or leaves, the rows and
+their history are written, and a send step's ledger row is inserted (``sends``) — all or
+nothing. A worker that dies mid-batch rolls everything back and the rows are due again: a
+step is never half done, never done twice.
+
+A row is due when its ``wake_at`` has come. At a wait step, waking means the wait is over;
+at any other step (a row just enrolled waits at the start step, due at once), the step
+runs now. Steps of one kind at one step id are run together for the whole batch (one
+query for a condition, one insert for a send), in rounds until every row rests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from zoneinfo import ZoneInfo
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from enseigne.commerce.models import Order
+from enseigne.contacts.models import Contact
+from enseigne.contacts.segments import SegmentCompiler
+from enseigne.journeys import flow as flows
+from enseigne.journeys import sends, timing
+from enseigne.journeys.models import Enrollment, EnrollmentStep, JourneyRun, JourneyVersion
+from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.network.selectors import unit_time_zone
+
+logger = logging.getLogger(__name__)
+W = Enrollment.Status
+Out = EnrollmentStep.Outcome
+BATCH = 500
+
+
+def draw(enrollment_id: int, salt: str) -> int:
+    """A stable number 0–99 for this enrollment and ``salt`` (a step, the holdout): the same
+    row always takes the same branch, whichever worker runs it and however often."""
+    digest = hashlib.blake2b(f"{enrollment_id}:{salt}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % 100
+
+
+def due_rows(now: dt.datetime, limit: int) -> list[Enrollment]:
+    """Claim up to ``limit`` due rows of running journeys, the longest due first (call in a
+    transaction)."""
+    rows = Enrollment.objects.filter(
+        status=W.WAITING, wake_at__lte=now, run__status=JourneyRun.Status.ACTIVE
+    ).order_by("wake_at", "id")
+    if connection.vendor == "postgresql":
+        rows = rows.select_for_update(skip_locked=True, of=("self",))
+    return list(rows[:limit])
+
+
+def advance_due(*, now: dt.datetime | None = None, limit: int = BATCH) -> int:
+    """Move one batch of due rows; returns how many rows were claimed (0: nothing due)."""
+    now = now or timezone.now()
+    with transaction.atomic(), db_scope(ALL):
+        rows = due_rows(now, limit)
+        if rows:
+            _Batch(now, rows).run()
+    return len(rows)
+
+
+def advance_all(*, now: dt.datetime | None = None, limit: int = BATCH) -> int:
+    """Batches until nothing is due (the worker's periodic pass); returns the rows moved."""
+    moved = 0
+    while True:
+        count = advance_due(now=now, limit=limit)
+        moved += count
+        if count < limit:
+            return moved
+
+
+class _Batch:
+    def __init__(self, now: dt.datetime, rows: list[Enrollment]):
+        self.now = now
+        self.rows = rows
+        self.history: list[EnrollmentStep] = []
+        versions = JourneyVersion.objects.select_related("template__created_by").in_bulk(
+            {r.version_id for r in rows}
+        )
+        self.versions = versions
+        self.flows: dict[int, flows.Flow | None] = {}
+        for pk, version in versions.items():
+            try:
+                self.flows[pk] = flows.parse(version.flow)
+            except ValidationError:
+                # Published flows were checked; one that no longer reads stops its rows.
+                logger.error("Journey version %s no longer reads: its rows stop", pk)
+                self.flows[pk] = None
+        runs = JourneyRun.objects.select_related("unit__profile").in_bulk({r.run_id for r in rows})
+        self.runs = runs
+        self.zones = {pk: ZoneInfo(unit_time_zone(run.unit)) for pk, run in runs.items()}
+
+    def note(self, row: Enrollment, outcome: str, detail: str = "") -> None:
+        self.history.append(
+            EnrollmentStep(
+                enrollment_id=row.pk,
+                unit_path=row.unit_path,
+                step=row.step,
+                outcome=outcome,
+                detail=detail[:40],
+                at=self.now,
+            )
+        )
+
+    def end(self, row: Enrollment, status: str, outcome: str) -> None:
+        self.note(row, outcome)
+        row.status, row.wake_at = status, None
+
+    def go(self, row: Enrollment, target: str | None, moving: list[Enrollment]) -> None:
+        """Leave the current step for ``target`` (None: the journey is over)."""
+        if target is None:
+            self.end(row, W.DONE, Out.DONE)
+        else:
+            row.step = target
+            moving.append(row)
+
+    def run(self) -> None:
+        moving: list[Enrollment] = []
+        for row in self._not_done_by_goal(self.rows):
+            flow = self.flows[row.version_id]
+            step = flow.steps.get(row.step) if flow else None
+            if step is None:
+                self.end(row, W.STOPPED, Out.STOPPED)
+            elif step.kind == "wait":
+                self.note(row, Out.WAITED)
+                self.go(row, step.next, moving)
+            else:
+                moving.append(row)
+        for _round in range(flows.MAX_STEPS + 1):
+            if not moving:
+                break
+            moving = self._round(moving)
+        else:  # pragma: no cover - a flow without cycles rests within MAX_STEPS rounds
+            raise AssertionError("a journey row did not come to rest")
+        for row in self.rows:
+            row.updated_at = self.now
+        Enrollment.objects.bulk_update(self.rows, ["step", "status", "wake_at", "updated_at"])
+        EnrollmentStep.objects.bulk_create(self.history)
+
+    def _not_done_by_goal(self, rows: list[Enrollment]) -> list[Enrollment]:
+        """Rows whose journey's goal (a purchase since they entered) is reached end here."""
+        with_goal = [r for r in rows if (f := self.flows[r.version_id]) and f.goal]
+        if not with_goal:
+            return rows
+        earliest = min(r.entered_at for r in with_goal)
+        bought: dict[int, dt.datetime] = {}
+        for contact_id, at in (
+            Order.objects.filter(
+                contact_id__in={r.contact_id for r in with_goal}, occurred_at__gte=earliest
+            )
+            .order_by()
+            .values_list("contact_id", "occurred_at")
+        ):
+            if at > bought.get(contact_id, at - dt.timedelta(seconds=1)):
+                bought[contact_id] = at
+        left = []
+        for row in rows:
+            last = bought.get(row.contact_id)
+            if row in with_goal and last is not None and last >= row.entered_at:
+                self.end(row, W.GOAL, Out.GOAL)
+            else:
+                left.append(row)
+        return left
+
+    def _round(self, moving: list[Enrollment]) -> list[Enrollment]:
+        groups: dict[tuple[int, str], list[Enrollment]] = defaultdict(list)
+        for row in moving:
+            groups[row.version_id, row.step].append(row)
+        after: list[Enrollment] = []
+        for (version_id, step_id), rows in groups.items():
+            flow = self.flows[version_id]
+            step = flow.steps.get(step_id) if flow else None
+            if step is None:
+                for row in rows:
+                    self.end(row, W.STOPPED, Out.STOPPED)
+            elif step.kind in flows.SEND_KINDS:
+                self._send(step, rows, after)
+            elif step.wait is not None:  # arriving at a wait
+                for row in rows:
+                    row.wake_at = timing.wake_at(step.wait, self.now, self.zones[row.run_id])
+            elif step.kind == "condition":
+                self._condition(version_id, step, rows, after)
+            elif step.kind == "random":
+                for row in rows:
+                    roll, total = draw(row.pk, step.id), 0
+                    for share, target in step.branches:
+                        total += share
+                        if roll < total:
+                            self.note(row, Out.BRANCH, target)
+                            self.go(row, target, after)
+                            break
+            else:  # exit
+                for row in rows:
+                    self.end(row, W.EXITED, Out.EXITED)
+        return after
+
+    def _send(self, step: flows.Step, rows: list[Enrollment], after: list[Enrollment]) -> None:
+        held = [r for r in rows if r.held_out]
+        for row in held:
+            self.note(row, Out.HELD_OUT)
+        by_run: dict[int, list[Enrollment]] = defaultdict(list)
+        for row in rows:
+            if not row.held_out:
+                by_run[row.run_id].append(row)
+        for run_id, sending in by_run.items():
+            problem = sends.queue(self.runs[run_id], step, sending)
+            for row in sending:
+                if problem:
+                    # The step's message may not be sent (its content no longer passes): the
+                    # row stays at the step, stopped, and the run's page says why.
+                    self.end(row, W.STOPPED, Out.STOPPED)
+                else:
+                    self.note(row, Out.SENT)
+        for row in rows:
+            if row.status == W.WAITING:
+                self.go(row, step.next, after)
+
+    def _condition(
+        self, version_id: int, step: flows.Step, rows: list[Enrollment], after: list[Enrollment]
+    ) -> None:
+        author = self.versions[version_id].template.created_by
+        try:
+            # The rules are read as their author's; with no author, nobody may read them.
+            rules = None if author is None else SegmentCompiler(author).compile(step.rules)
+        except (ValidationError, ValueError, PermissionDenied):
+            rules = None
+        if rules is None:
+            for row in rows:
+                self.end(row, W.STOPPED, Out.STOPPED)
+            return
+        matching = set(
+            Contact.objects.filter(rules, pk__in=[r.contact_id for r in rows]).values_list(
+                "pk", flat=True
+            )
+        )
+        for row in rows:
+            yes = row.contact_id in matching
+            self.note(row, Out.YES if yes else Out.NO)
+            self.go(row, step.yes if yes else step.no, after)
+
+
+def enroll(
+    run: JourneyRun,
+    contact_ids: Iterable[int],
+    *,
+    occurrence: str = "",
+    now: dt.datetime | None = None,
+) -> int:
+    """Enter these records of the run's store into it, due at once at its start step; a
+    record already in for this occurrence is left as it is (and one that entered less than
+    the template's re-entry days ago, when it says so). Returns how many entered.
+
+    The control group is drawn from the record, the run and the occurrence, so a trigger
+    seen twice draws the same way."""
+    now = now or timezone.now()
+    template = run.template
+    start = flows.parse(run.version.flow).start
+    if template.reentry == template.Reentry.NEVER:
+        occurrence = ""
+    # Only the run's store's own records (whatever the caller passed).
+    ids = list(
+        Contact.objects.filter(pk__in=list(dict.fromkeys(contact_ids)), unit_path=run.unit_path)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    present = Enrollment.objects.filter(run=run, contact_id__in=ids).order_by()
+    if template.reentry == template.Reentry.AFTER:
+        since = now - dt.timedelta(days=template.reentry_days or 0)
+        present = present.filter(Q(occurrence=occurrence) | Q(entered_at__gt=since))
+    else:
+        present = present.filter(occurrence=occurrence)
+    skip = set(present.values_list("contact_id", flat=True))
+    salt = f"holdout:{run.pk}:{occurrence}"
+    rows = [
+        Enrollment(
+            run=run,
+            version_id=run.version_id,
+            contact_id=contact_id,
+            unit_path=run.unit_path,
+            occurrence=occurrence,
+            step=start,
+            held_out=draw(contact_id, salt) < template.holdout_percent,
+            wake_at=now,
+            entered_at=now,
+            updated_at=now,
+        )
+        for contact_id in ids
+        if contact_id not in skip
+    ]
+    # A concurrent trigger of the same occurrence: the unique key keeps one of the two.
+    Enrollment.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
+    return len(rows)

@@ -1,0 +1,123 @@
+"""A journey's send step queues its messages in the campaign ledger; the runners send them.
+
+Each send step of a run's version has its own ledger campaign (kind ``journey``, owned by
+the store, HQ's template at its current version, sending while the run lasts). Reaching the
+step inserts one ledger row per record, keyed by the enrollment (``Recipient.occurrence``),
+in the engine's transaction: a batch rolled back inserts nothing, a batch run twice inserts
+nothing more. Consent, suppression, pressure across campaigns and journeys, the SMS window,
+the content gate, the journal — every gate of ``campaigns.gates`` — then applies at hand-off
+as for any campaign; journeys have no gate of their own.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from enseigne.brand.models import Template
+from enseigne.campaigns.content import content_problems, problems_text
+from enseigne.campaigns.models import Campaign, Recipient
+from enseigne.contacts.models import Channel
+from enseigne.journeys.flow import Step
+from enseigne.journeys.models import Enrollment, JourneyRun, JourneySend
+
+CHANNELS = {"send_email": Channel.EMAIL, "send_sms": Channel.SMS}
+
+
+def step_campaign(run: JourneyRun, version_id: int, step: Step) -> Campaign | str:
+    """The step's ledger campaign (made on first use), or why the step may not send."""
+    found = (
+        JourneySend.objects.filter(run=run, version_id=version_id, step=step.id)
+        .select_related("campaign")
+        .first()
+    )
+    if found is not None:
+        return found.campaign
+    channel = CHANNELS[step.kind]
+    key = _uuid(step.template)
+    template = Template.objects.filter(public_id=key).first() if key else None
+    if template is None or template.archived or template.current_id is None:
+        return _("The template of step “%(step)s” was withdrawn.") % {"step": step.id}
+    if template.channel != channel:
+        return _("The template of step “%(step)s” is not for this channel.") % {"step": step.id}
+    if not run.unit_path.startswith(template.shared_path):
+        return _("The template of step “%(step)s” is not shared with this store.") % {
+            "step": step.id
+        }
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            campaign = Campaign.objects.create(
+                kind=Campaign.Kind.JOURNEY,
+                channel=channel,
+                name=f"{run.template.name} · {step.id}"[:200],
+                owner=run.unit,
+                owner_path=run.unit_path,
+                template=template,
+                status=Campaign.Status.SENDING,
+                approved_version_id=template.current_id,
+                approved_values={},
+                created_by=run.created_by,
+                decided_at=now,
+                launched_at=now,
+                frozen_at=now,
+            )
+            JourneySend.objects.create(
+                run=run,
+                version_id=version_id,
+                step=step.id,
+                campaign=campaign,
+                unit_path=run.unit_path,
+            )
+    except IntegrityError:  # another worker made it first
+        return (
+            JourneySend.objects.select_related("campaign")
+            .get(run=run, version_id=version_id, step=step.id)
+            .campaign
+        )
+    return campaign
+
+
+def _uuid(value: str | None) -> str | None:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return None
+
+
+def queue(run: JourneyRun, step: Step, rows: list[Enrollment]) -> str:
+    """Queue the step's message for these rows (all of one version); '' when queued, else
+    why the step may not send (its rows stop; nothing is queued)."""
+    campaign = step_campaign(run, rows[0].version_id, step)
+    if isinstance(campaign, str):
+        return campaign
+    problems = content_problems(campaign)
+    if problems:
+        return " ".join(problems_text(problems))[:300]
+    Recipient.objects.bulk_create(
+        [
+            Recipient(
+                campaign=campaign,
+                contact_id=row.contact_id,
+                unit_id=run.unit_id,
+                unit_path=run.unit_path,
+                channel=campaign.channel,
+                occurrence=row.pk,
+            )
+            for row in rows
+        ],
+        ignore_conflicts=True,
+    )
+    Campaign.objects.filter(pk=campaign.pk).update(recipient_total=F("recipient_total") + len(rows))
+    transaction.on_commit(lambda: _wake(campaign.pk))
+    return ""
+
+
+def _wake(campaign_id: int) -> None:
+    from enseigne.delivery.tasks import send_campaign
+
+    send_campaign(campaign_id)
