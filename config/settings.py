@@ -330,9 +330,11 @@ ENSEIGNE_SEGMENT_FIELDS = [
     "enseigne.commerce.segment_fields.fields",
     "enseigne.rfm.segment_fields.fields",
     "enseigne.personas.segment_fields.fields",
+    "enseigne.delivery.segment_fields.fields",
     "enseigne.identity.segment_fields.fields",
     "enseigne.rfm.segment_fields.network_fields",
     "enseigne.personas.segment_fields.network_fields",
+    "enseigne.delivery.segment_fields.network_fields",
 ]
 # What later apps add to a record's GDPR export (the store's and HQ's per-person file).
 ENSEIGNE_RECORD_EXPORT_PARTS = [
