@@ -316,11 +316,10 @@ ENSEIGNE_RECORD_HOOKS = [
     "enseigne.rfm.hooks.erased_person_scores",
     "enseigne.personas.services.erased_person_personas",
 ]
-# Who learns of orders written, in the writer's transaction (enseigne.commerce.order_hooks):
-# commerce's purchase summaries follow at once (segments read them); RFM updates those
-# buyers' scores once it commits.
+# Who learns of orders written, in the writer's transaction (enseigne.commerce.order_hooks,
+# which keeps commerce's own purchase summaries first): RFM updates those buyers' scores once
+# it commits.
 ENSEIGNE_ORDER_HOOKS = [
-    "enseigne.commerce.summaries.orders_written",
     "enseigne.rfm.hooks.orders_written",
 ]
 # Who offers the segment builder conditions on what customers did (contacts.segments

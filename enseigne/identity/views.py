@@ -27,6 +27,7 @@ from enseigne.network.access import AuthenticatedRequest, access_for
 
 from . import evidence, selectors, services
 from .models import IdentityPolicy, Person, RecordLink
+from .public_ids import pks_of
 
 
 class PolicyForm(forms.Form):
@@ -130,11 +131,9 @@ def person_detail(request: AuthenticatedRequest, public_id) -> HttpResponse:
 @require_POST
 def person_merge(request: AuthenticatedRequest) -> HttpResponse:
     root = selectors.get_identity_root_for_user(request.user)
-    ids = [parsed for v in request.POST.getlist("people") if (parsed := parse_uuid(v))]
     people = list(
-        Person.objects.filter(
-            public_id__in=ids,
-            pk__in=RecordLink.objects.filter(unit_path__startswith=root).values("person_id"),
+        Person.objects.filter(pk__in=pks_of(request.POST.getlist("people"))).filter(
+            pk__in=RecordLink.objects.filter(unit_path__startswith=root).values("person_id")
         )
     )
     try:
