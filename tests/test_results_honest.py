@@ -18,10 +18,13 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from enseigne.campaigns.models import Budget
+from enseigne.campaigns import audience
+from enseigne.campaigns.models import Budget, Recipient
+from enseigne.campaigns.selectors import policy_for
 from enseigne.commerce.models import Order
 from enseigne.commerce.selectors import StoreSales, store_sales
 from enseigne.tracking.conversions import conversion_record
+from tests.campaign_helpers import contacts, launched, local_campaign, sms_template
 
 pytestmark = pytest.mark.django_db
 
@@ -156,6 +159,30 @@ def test_the_budget_says_what_is_spent_and_how_it_differs_from_the_periods_cost(
     assert 'id="budget-explained"' in html
     assert f"sent since {start:%m/%d/%Y}" in html
     assert f"sent since {page.context['since']:%m/%d/%Y}, the period chosen" in html
+
+
+def test_the_budgets_spent_is_the_sending_gates_figure(world, client):
+    # Messages handed off but not rolled up yet: the gate counts them, so does the page.
+    campaign = local_campaign(world, channel="sms", template=sms_template(world))
+    contacts(world.unit_a, 3, sms=True, start=500)
+    launched(world, campaign)
+    Recipient.objects.filter(campaign=campaign).update(
+        status=Recipient.Status.SENT, sent_at=timezone.now()
+    )
+    today = timezone.localdate()
+    budget = Budget.objects.create(
+        unit=world.unit_a,
+        unit_path=world.unit_a.path,
+        starts_on=today - dt.timedelta(days=2),
+        ends_on=today + dt.timedelta(days=20),
+        amount=Decimal("300.00"),
+    )
+    gate = audience.spent(world.unit_a, budget.starts_on, budget.ends_on, policy_for(world.unit_a))
+    assert gate > 0
+    client.force_login(world.manager_a)
+    page = client.get(reverse("unit_dashboard", args=[world.unit_a.public_id]))
+    assert page.context["budget"]["spent"] == gate.quantize(Decimal("0.01"))
+    assert page.context["budget"]["left"] == (Decimal("300.00") - gate).quantize(Decimal("0.01"))
 
 
 def test_the_sales_page_lists_the_stores_orders_and_apart_the_credited_ones(shops, client):
