@@ -153,7 +153,8 @@ def test_every_problem_of_a_row_is_reported_in_one_pass(world):
         "N° ticket;Date;E-mail;Référence;Quantité;Prix unitaire;Canal\r\n"
         "T-1;31/02/2026;inconnu.total@nowhere.test;P-1;abc;1,234;boutique\r\n"
         "T-2;20/11/2026;a@example.com;P-1;1;10;in_store\r\n"
-        "T-2;21/11/2026;b@example.com;P-1;1;10;online\r\n"
+        "T-2;21/11/2026;b@example.com;P-1;1;-5;online\r\n"
+        ";20/11/2026;x@@y;P-1;0;10;in_store\r\n"
     ).encode("cp1252")
     done = _import(world, content)
     assert _report(done) == [
@@ -167,8 +168,13 @@ def test_every_problem_of_a_row_is_reported_in_one_pass(world):
         (4, "refused", "Date", "21/11/2026", "not_a_choice"),
         (4, "refused", "Canal", "online", "not_a_choice"),
         (4, "refused", "E-mail", "b@example.com", "not_a_choice"),
+        (4, "refused", "Prix unitaire", "-5", "negative_outside_return"),
+        # A row with no order id: that, and the rest of what is wrong with it.
+        (5, "refused", "N° ticket", "", "required"),
+        (5, "refused", "Quantité", "0", "out_of_range"),
+        (5, "refused", "E-mail", "x@@y", "invalid_address"),
     ]
-    assert done.refused_rows == 2 and done.created_count == 1
+    assert done.refused_rows == 3 and done.created_count == 1
 
 
 @pytest.fixture

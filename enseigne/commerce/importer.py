@@ -29,7 +29,7 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from enseigne.commerce.cleaning import LINE_FIELDS, Rule
+from enseigne.commerce.cleaning import LINE_FIELDS, Rule, clean_order
 from enseigne.commerce.models import Order, OrderImport, OrderImportProblem
 from enseigne.commerce.services import MAX_BATCH, Outcome, Status, may_record, orders_record
 from enseigne.contacts.import_reader import (
@@ -267,6 +267,7 @@ def _group_rows(order_import: OrderImport, report: _Report) -> tuple[list[_Group
                     "", Rule.REQUIRED, _("This row has no order id."),
                 )
             )  # fmt: skip
+            report.problems.extend(_row_alone_problems(order_import, file_row.line, values))
             continue
         group = groups.get(order_id)
         if group is None:
@@ -287,6 +288,8 @@ def _group_rows(order_import: OrderImport, report: _Report) -> tuple[list[_Group
                 )
                 for conflict in conflicts
             )  # fmt: skip
+            others = {t: v for t, v in values.items() if t not in conflicts}
+            report.problems.extend(_row_alone_problems(order_import, file_row.line, others))
             continue
         for target in ORDER_TARGETS:
             if values.get(target) and target not in group.order:
@@ -298,6 +301,69 @@ def _group_rows(order_import: OrderImport, report: _Report) -> tuple[list[_Group
             group.line_numbers.append(file_row.line)
     getattr(rows, "close", lambda: None)()  # the generator closes the file
     return list(groups.values()), count
+
+
+def _row_alone_problems(
+    order_import: OrderImport, line: int, values: dict[str, str]
+) -> list[OrderImportProblem]:
+    """The other problems of a row refused before its order is known (it has no order id,
+    or contradicts its order): its values checked as an order of this one line, and its
+    e-mail or phone, so that one pass over the report corrects the row."""
+    order: dict = {target: values[target] for target in ORDER_TARGETS if values.get(target)}
+    row_line = {target: values[target] for target in LINE_FIELDS if values.get(target)}
+    order["order_id"] = order.get("order_id") or "-"  # reported already
+    if row_line:
+        order["lines"] = [row_line]
+    _order, problems = clean_order(order, decimal_comma=True, strict=False)
+    found = []
+    for problem in problems:
+        target = _problem_target(problem.field)
+        found.append(
+            _problem(
+                order_import,
+                OrderImportProblem.Kind.REFUSED,
+                line,
+                _column_of(order_import, target),
+                values.get(target, ""),
+                problem.rule,
+                problem.message,
+            )
+        )
+    for target in () if values.get("contact") else ("email", "phone"):
+        detail = _address_problem(order_import, target, values.get(target, ""))[1]
+        if detail is not None:
+            found.append(
+                _problem(
+                    order_import,
+                    OrderImportProblem.Kind.REFUSED,
+                    line,
+                    _column_of(order_import, target),
+                    values[target],
+                    Rule.INVALID_ADDRESS,
+                    detail,
+                )
+            )
+    return found
+
+
+def _problem_target(problem_field: str) -> str:
+    """The file's field a problem of the cleaning names (``lines[0].quantity``: quantity)."""
+    return (
+        problem_field.rpartition("].")[2] if problem_field.startswith("lines[") else problem_field
+    )
+
+
+def _address_problem(order_import: OrderImport, target: str, value: str) -> tuple[str, str | None]:
+    """An e-mail or phone as contacts store it, or why it is not valid (None, ``value``
+    empty). A phone is read in the store's country."""
+    if not value:
+        return "", None
+    try:
+        if target == "email":
+            return clean_email(value), None
+        return clean_phone(value, unit_country(order_import.unit)), None
+    except FieldError as error:
+        return "", str(error)
 
 
 def _column_of(order_import: OrderImport, target: str) -> str:
@@ -312,7 +378,6 @@ def _buyer_notes(order_import: OrderImport, raw_orders: list[dict]) -> list[list
     queries at most, within the store."""
     notes: list[list[_BuyerNote]] = [[] for _raw in raw_orders]
     wanted: dict[str, dict[str, list[int]]] = {"email": {}, "phone": {}}
-    country = None
     for position, raw in enumerate(raw_orders):
         if raw.get("contact"):
             continue
@@ -320,14 +385,9 @@ def _buyer_notes(order_import: OrderImport, raw_orders: list[dict]) -> list[list
             value = raw.get(target)
             if not value:
                 continue
-            try:
-                if target == "email":
-                    address = clean_email(value)
-                else:
-                    country = country or unit_country(order_import.unit)
-                    address = clean_phone(value, country)
-            except FieldError as error:
-                notes[position].append(_BuyerNote(target, value, str(error)))
+            address, detail = _address_problem(order_import, target, value)
+            if detail is not None:
+                notes[position].append(_BuyerNote(target, value, detail))
                 del raw[target]
                 continue
             wanted[target].setdefault(address, []).append(position)
@@ -403,9 +463,9 @@ def _report_outcome(
     if outcome.status == Status.REFUSED:
         report.refused_rows += max(1, len(group.lines))
         for problem in outcome.problems:
-            line, target = group.first_line, problem.field
+            line, target = group.first_line, _problem_target(problem.field)
             if problem.field.startswith("lines["):
-                index_text, _dot, target = problem.field[len("lines[") :].partition("].")
+                index_text = problem.field[len("lines[") :].partition("]")[0]
                 line = group.line_numbers[int(index_text)]
                 value = group.lines[int(index_text)].get(target, "")
             else:
