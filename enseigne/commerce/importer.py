@@ -315,35 +315,23 @@ def _row_alone_problems(
     if row_line:
         order["lines"] = [row_line]
     _order, problems = clean_order(order, decimal_comma=True, strict=False)
-    found = []
-    for problem in problems:
-        target = _problem_target(problem.field)
-        found.append(
-            _problem(
-                order_import,
-                OrderImportProblem.Kind.REFUSED,
-                line,
-                _column_of(order_import, target),
-                values.get(target, ""),
-                problem.rule,
-                problem.message,
-            )
-        )
+    found = [(_problem_target(p.field), p.rule, p.message) for p in problems]
     for target in () if values.get("contact") else ("email", "phone"):
         detail = _address_problem(order_import, target, values.get(target, ""))[1]
         if detail is not None:
-            found.append(
-                _problem(
-                    order_import,
-                    OrderImportProblem.Kind.REFUSED,
-                    line,
-                    _column_of(order_import, target),
-                    values[target],
-                    Rule.INVALID_ADDRESS,
-                    detail,
-                )
-            )
-    return found
+            found.append((target, Rule.INVALID_ADDRESS, detail))
+    return [
+        _problem(
+            order_import,
+            OrderImportProblem.Kind.REFUSED,
+            line,
+            _column_of(order_import, target),
+            values.get(target, ""),
+            rule,
+            message,
+        )
+        for target, rule, message in found
+    ]
 
 
 def _problem_target(problem_field: str) -> str:
