@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Case, Count, Exists, F, OuterRef, Subquery, TextField, Value, When
+from django.db.models import Case, Count, F, OuterRef, Subquery, TextField, Value, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 from django.utils.translation import gettext as _
@@ -223,34 +223,34 @@ def unknown_skus_link(node: OrgNode, skus: list[str]) -> int:
     summaries are recomputed (the lines now count in their category) and the sales
     reports' flags on these SKUs are marked resolved. Returns the number of lines linked.
     Call it in the transaction that wrote the products, in a scope that sees the stores."""
-    if not skus:
-        return 0
-    product = (
+    products: dict[str, tuple[int, str]] = {}
+    for sku, pk, category in (
         Asset.objects.filter(kind=Asset.Kind.PRODUCT, unit_path="", shared_path=node.path)
         .annotate(product_sku=Cast(KT("data__sku"), TextField()))
-        .filter(product_sku=OuterRef("sku"))
+        .filter(product_sku__any=list(set(skus)))
         .order_by("pk")
-    )
+        .values_list("product_sku", "pk", Cast(KT("data__category"), TextField()))
+    ):
+        products.setdefault(sku, (pk, category or ""))
+    if not products:
+        return 0
     lines = OrderLine.objects.filter(
-        Exists(product), unknown_sku=True, sku__in=skus, unit_path__startswith=node.path
+        unknown_sku=True, sku__in=list(products), unit_path__startswith=node.path
     )
     buyers = list(
         Order.objects.filter(pk__in=lines.values("order_id"), contact__isnull=False)
+        .order_by()
         .values_list("contact_id", flat=True)
         .distinct()
     )
+    # The SKU -> product map as CASE branches: one UPDATE on every engine (a correlated
+    # subquery per line read the JSON of every product for each line: bench/catalogue_link.py).
     linked = lines.update(
-        product_id=Subquery(product.values("pk")[:1]),
+        product_id=Case(*(When(sku=sku, then=Value(pk)) for sku, (pk, _c) in products.items())),
         category=Case(
-            When(
-                category="",
-                then=Coalesce(
-                    Subquery(
-                        product.annotate(c=Cast(KT("data__category"), TextField())).values("c")[:1]
-                    ),
-                    Value(""),
-                    output_field=OrderLine._meta.get_field("category"),
-                ),
+            *(
+                When(category="", sku=sku, then=Value(category))
+                for sku, (_pk, category) in products.items()
             ),
             default=F("category"),
         ),
@@ -264,7 +264,7 @@ def unknown_skus_link(node: OrgNode, skus: list[str]) -> int:
         value__in=skus,
         unit_path__startswith=node.path,
     )
-    imports = list(flags.values_list("order_import_id", flat=True).distinct())
+    imports = list(flags.order_by().values_list("order_import_id", flat=True).distinct())
     if imports:
         flags.update(kind=OrderImportProblem.Kind.RESOLVED)
         still_flagged = (
