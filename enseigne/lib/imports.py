@@ -19,8 +19,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
-from django.utils.translation import trans_real
+from django.utils.translation import gettext_lazy, trans_real
 
 from enseigne.lib.forms import form_errors
 from enseigne.lib.rowsecurity import ALL, db_scope
@@ -81,11 +80,11 @@ def upload_prepare(form, prepare: Callable[[dict, str, bytes], T]) -> T | None:
 class ImportStatus(models.TextChoices):
     """Every import's steps."""
 
-    MAPPING = "mapping", _lazy("Waiting for column mapping")
-    QUEUED = "queued", _lazy("Queued")
-    RUNNING = "running", _lazy("Importing")
-    DONE = "done", _lazy("Done")
-    FAILED = "failed", _lazy("Failed")
+    MAPPING = "mapping", gettext_lazy("Waiting for column mapping")
+    QUEUED = "queued", gettext_lazy("Queued")
+    RUNNING = "running", gettext_lazy("Importing")
+    DONE = "done", gettext_lazy("Done")
+    FAILED = "failed", gettext_lazy("Failed")
 
 
 class LeaseLost(Exception):
