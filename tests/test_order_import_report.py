@@ -289,3 +289,24 @@ def test_a_catalogue_import_links_the_earlier_unknown_sku_lines(world):
         ("NOUVEAU", "resolved"),
         ("NOUVEAU", "resolved"),
     ]
+
+
+def test_a_catalogue_dry_run_says_nothing_was_written_too(world, client):
+    imp = catalogue_importer.catalogue_import_prepare(
+        actor=world.hq_admin,
+        node=world.root,
+        file_name="c.csv",
+        content="référence;nom\nP-2;Gilet\nP-3;Écharpe\n".encode(),
+    )
+    catalogue_importer.catalogue_import_start(
+        actor=world.hq_admin, catalogue_import=imp, mapping=imp.mapping, dry_run=True
+    )
+    catalogue_importer.catalogue_import_run(imp.pk)
+    assert client.login(username=world.hq_admin.email, password=PASSWORD)
+    summary = "Simulation: nothing was written; 2 products would be created or updated."
+    for url in (
+        reverse("catalogue_import"),
+        reverse("catalogue_import_detail", args=[imp.public_id]),
+    ):
+        html = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+        assert summary in html
