@@ -74,8 +74,7 @@ def link_people(per_unit: int, shared: float) -> None:
         first, total = cursor.fetchone()
         # One person a contact, in contact order (one statement: consecutive ids).
         cursor.execute(
-            "INSERT INTO identity_person (public_id, created_at) "
-            "SELECT gen_random_uuid(), now() FROM generate_series(1, %s)",
+            "INSERT INTO identity_person (created_at) SELECT now() FROM generate_series(1, %s)",
             [total],
         )
         cursor.execute("SELECT min(id) FROM identity_person")

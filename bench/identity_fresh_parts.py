@@ -12,7 +12,11 @@ each in a transaction rolled back, and prints the CPU per record of the Python t
 and of the database session (read from /proc: the database must run on this machine).
 CPU, not wall time: the parts are a few µs each and the machine is shared. The rows
 "+ x" are each the statement's first part plus x, so a part costs its row minus the
-"probes" row (the last two: minus the "unnest" row).
+"probes" row (the last two: minus the "unnest" row). With ``--upkeep`` (the database's
+user must own the tables; the statement itself runs as the app role), what each index,
+constraint and row-level security policy of the two inserts costs: the inserts with it
+dropped, in the rolled-back transaction, against the inserts with everything. WAL bytes
+a record beside each.
 """
 
 from __future__ import annotations
@@ -35,8 +39,7 @@ ROWS = """rec AS (
 PROBES = """(SELECT 1 FROM identity_recordlink WHERE email_key = r.ek LIMIT 1) IS NULL
     AND (SELECT 1 FROM identity_recordlink WHERE phone_key = r.pk LIMIT 1) IS NULL"""
 PEOPLE = """, people AS (
-    INSERT INTO identity_person (id, public_id, created_at)
-    SELECT person, (%(prefix)s || substr(gen_random_uuid()::text, 16))::uuid, now() FROM alone
+    INSERT INTO identity_person (id, created_at) SELECT person, now() FROM alone
 )"""
 LINKS = """, links AS (
     INSERT INTO identity_recordlink (contact_id, person_id, unit_path, method, linked_at,
@@ -50,12 +53,40 @@ PARTS = {
     "+ probes + the links' rows": ROWS.format(fresh=PROBES) + LINKS,
     "the whole statement": ROWS.format(fresh=PROBES) + PEOPLE + LINKS,
 }
+# With --upkeep: what each index, constraint and policy the two inserts keep up costs,
+# each dropped in the rolled-back transaction (as the owner), beside the inserts with
+# everything (no probes: without the key indexes they would scan the table).
+INSERTS = ROWS.format(fresh="true") + PEOPLE + LINKS
+UPKEEP = {
+    "the inserts (no probes), everything kept up": [],
+    "  without the link's primary key": [
+        "ALTER TABLE identity_recordlink DROP CONSTRAINT identity_recordlink_pkey"
+    ],
+    "  without the link's person index": ["DROP INDEX recordlink_person"],
+    "  without the link's two key indexes": [
+        "DROP INDEX recordlink_email_hash",
+        "DROP INDEX recordlink_phone_hash",
+    ],
+    "  without row-level security on the link": [
+        "ALTER TABLE identity_recordlink NO FORCE ROW LEVEL SECURITY",
+        "ALTER TABLE identity_recordlink DISABLE ROW LEVEL SECURITY",
+    ],
+    "  without the person's primary key": [
+        "ALTER TABLE identity_person DROP CONSTRAINT identity_person_pkey CASCADE"
+    ],
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--upkeep",
+        action="store_true",
+        help="also each index, constraint and policy of the inserts dropped in turn "
+        "(the database's user must own the tables)",
+    )
     args = parser.parse_args()
     django_ready()
     from django.db import connection, transaction
@@ -64,7 +95,6 @@ def main() -> None:
     from enseigne.contacts.records import Record
     from enseigne.identity import linking
     from enseigne.identity.keys import record_keys
-    from enseigne.lib.ids import time_ordered_prefix
     from enseigne.lib.rowsecurity import ALL, db_scope
 
     class Rollback(Exception):
@@ -77,6 +107,11 @@ def main() -> None:
     prepared = "link_new_records, keys prepared beforehand (as the import does)"
     measured: dict[str, list[tuple[float, float]]] = {whole: [], prepared: []}
     measured.update({name: [] for name in PARTS})
+    if args.upkeep:
+        measured.update({name: [] for name in UPKEEP})
+    wal: dict[str, list[float]] = {name: [] for name in measured}
+    from django.conf import settings
+
     first = 0
     with db_scope(ALL):
         for _ in range(args.repeat):
@@ -92,8 +127,17 @@ def main() -> None:
                     ready = linking.key_preparer(path)([(r.email, r.phone) for r in records])
                 try:
                     with transaction.atomic(), connection.cursor() as cursor:
+                        if name in UPKEEP and UPKEEP[name]:
+                            cursor.execute("RESET ROLE")
+                            for statement in UPKEEP[name]:
+                                cursor.execute(statement)
+                            cursor.execute(
+                                "SELECT set_config('role', %s, true)", [settings.DATABASE_APP_ROLE]
+                            )
+                        cursor.execute("SELECT pg_current_wal_insert_lsn()")
+                        (lsn,) = cursor.fetchone()
                         session, thread = _session_cpu(), time.thread_time()
-                        if name in PARTS:
+                        if name in PARTS or name in UPKEEP:
                             keys = [
                                 record_keys(root, r.email, r.phone, gmail_rules=False)
                                 for r in records
@@ -101,29 +145,37 @@ def main() -> None:
                             thread = time.thread_time()  # the parts: the database only
                             cursor.execute("SET LOCAL jit = off")
                             cursor.execute(
-                                f"WITH {PARTS[name]} SELECT count(*) FROM alone",  # noqa: S608
+                                f"WITH {PARTS.get(name, INSERTS)} SELECT count(*) FROM alone",  # noqa: S608
                                 {
                                     "ids": ",".join(str(r.contact_id) for r in records),
                                     "paths": ",".join(r.unit_path for r in records),
                                     "ek": ",".join(k[0] or "" for k in keys),
                                     "pk": ",".join(k[1] or "" for k in keys),
                                     "sequence": linking._person_sequence(),
-                                    "prefix": time_ordered_prefix(),
                                 },
                             )
                         else:
                             linking.link_new_records(records, ready)
                         thread = time.thread_time() - thread
                         session = _session_cpu() - session  # type: ignore[operator]
+                        cursor.execute("SELECT pg_current_wal_insert_lsn() - %s::pg_lsn", [lsn])
+                        wal[name].append(float(cursor.fetchone()[0]) / n)
                         raise Rollback
                 except Rollback:
                     pass
                 measured[name].append((thread * 1e6 / n, session * 1e6 / n))
-    rows = [("part", "Python µs a record", "database µs a record")]
+    rows = [("part", "Python µs a record", "database µs a record", "WAL bytes a record")]
     for name, values in measured.items():
         python = statistics.median(v[0] for v in values)
         database = statistics.median(v[1] for v in values)
-        rows.append((name, f"{python:.1f}" if name not in PARTS else "", f"{database:.1f}"))
+        rows.append(
+            (
+                name,
+                f"{python:.1f}" if name not in PARTS and name not in UPKEEP else "",
+                f"{database:.1f}",
+                f"{statistics.median(wal[name]):,.0f}",
+            )
+        )
     table(f"Linking {n:,} new people, CPU (median of {args.repeat})", rows)
 
 

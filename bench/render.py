@@ -100,7 +100,7 @@ def main() -> None:
     def bare_html(contact, links):
         bare_template.render(contact=contact, unit=unit, brand=brand, zones={}, links=links)
 
-    same_zones = personaliser.html_zones
+    same_zones = personaliser.zones.html()
 
     def bare_same(contact, links):
         bare_template.render(contact=contact, unit=unit, brand=brand, zones=same_zones, links=links)

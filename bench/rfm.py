@@ -79,8 +79,8 @@ def load(people: int, lines: int) -> tuple[int, int]:
             {"people": people, "records": records, "stores": stores},
         )
         conn.execute(
-            "INSERT INTO identity_person (id, public_id, created_at) "
-            "SELECT p, gen_random_uuid(), now() FROM generate_series(1, %s) AS p",
+            "INSERT INTO identity_person (id, created_at) "
+            "SELECT p, now() FROM generate_series(1, %s) AS p",
             [people],
         )
         conn.execute(
@@ -112,10 +112,51 @@ def load(people: int, lines: int) -> tuple[int, int]:
     return records, orders
 
 
-def timed(action) -> float:
+def reset(database: str) -> tuple[int, int]:
+    """Back to the state ``load`` leaves: no new day's orders, no RFM rows; (records, orders)."""
+    import psycopg
+
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("DELETE FROM commerce_order WHERE external_id LIKE 'N%'")
+        conn.execute(
+            "TRUNCATE rfm_recordscore, rfm_personscore, rfm_cutpoints, rfm_pendingbuyer, "
+            "rfm_groupsnapshot"
+        )
+        # Every table vacuumed: no run pays for setting the hint bits of freshly loaded rows.
+        conn.execute("VACUUM ANALYZE")
+        records = conn.execute("SELECT count(*) FROM identity_recordlink").fetchone()[0]
+        orders = conn.execute("SELECT count(*) FROM commerce_order").fetchone()[0]
+    return records, orders
+
+
+STATEMENTS: list[tuple[float, str]] = []
+
+
+def _timing(execute, sql, params, many, context):
     start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
+    try:
+        return execute(sql, params, many, context)
+    finally:
+        STATEMENTS.append((time.perf_counter() - start, " ".join(str(sql).split())))
+
+
+def timed(action, label: str = "", statements: bool = False) -> float:
+    from django.db import connection
+
+    STATEMENTS.clear()
+    start = time.perf_counter()
+    if statements:
+        with connection.execute_wrapper(_timing):
+            action()
+    else:
+        action()
+    took = time.perf_counter() - start
+    if statements:
+        print(f"\n{label}: {took:.2f} s, slowest statements")
+        for seconds, sql in sorted(STATEMENTS, reverse=True)[:14]:
+            print(f"  {seconds:7.2f} s  {sql[:150]}")
+    return took
 
 
 def main() -> None:
@@ -123,10 +164,20 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=10_000_000)
     parser.add_argument("--people", type=int, default=2_000_000)
     parser.add_argument("--new-lines", type=int, default=100_000)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the database a previous run loaded (same --lines/--people): drop its day of "
+        "new orders and every RFM row, then time again (the load takes minutes at full size)",
+    )
+    parser.add_argument(
+        "--statements", action="store_true", help="also print each run's slowest statements"
+    )
     args = parser.parse_args()
     database = os.environ["DATABASE_URL"]
     assert database.startswith("postgres"), "bench/rfm.py runs on PostgreSQL"
-    recreate_database(database)
+    if not args.reuse:
+        recreate_database(database)
     django_ready()
 
     from django.db import connection
@@ -138,9 +189,9 @@ def main() -> None:
     from enseigne.rfm.models import PersonScore, RecordScore
 
     started = time.perf_counter()
-    records, orders = load(args.people, args.lines)
+    records, orders = reset(database) if args.reuse else load(args.people, args.lines)
     print(
-        f"loaded {args.lines:,} lines, {orders:,} orders, {records:,} records, "
+        f"{'reused' if args.reuse else 'loaded'} {args.lines:,} lines, {orders:,} orders, {records:,} records, "
         f"{args.people:,} people in {time.perf_counter() - started:.0f} s; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
@@ -158,11 +209,15 @@ def main() -> None:
     rows = [("step", "seconds", "rows")]
     rows.append(("baseline: GROUP BY contact_id", f"{timed(baseline):.2f}", f"{orders:,} orders"))
     with db_scope(ALL):
-        first = timed(lambda: scoring.full_run(as_of=now))
+        first = timed(lambda: scoring.full_run(as_of=now), "full, empty", args.statements)
         counts = f"{RecordScore.objects.count():,} records, {PersonScore.objects.count():,} persons"
     rows.append(("full run, empty tables", f"{first:.2f}", counts))
     with db_scope(ALL):
-        nightly = timed(lambda: scoring.full_run(as_of=now + dt.timedelta(days=1)))
+        nightly = timed(
+            lambda: scoring.full_run(as_of=now + dt.timedelta(days=1)),
+            "full, a day later",
+            args.statements,
+        )
     rows.append(("full run, a day later", f"{nightly:.2f}", counts))
 
     # A day's new lines: orders of 3 lines for random records, today (loaded as the owner).
@@ -202,7 +257,9 @@ def main() -> None:
     new_orders = touched
     touched = sorted(set(touched))
     with db_scope(ALL):
-        incremental = timed(lambda: scoring.refresh_buyers(touched, now=now))
+        incremental = timed(
+            lambda: scoring.refresh_buyers(touched, now=now), "incremental", args.statements
+        )
     rows.append(
         (
             f"incremental: {args.new_lines:,} new lines",

@@ -316,11 +316,10 @@ ENSEIGNE_RECORD_HOOKS = [
     "enseigne.rfm.hooks.erased_person_scores",
     "enseigne.personas.services.erased_person_personas",
 ]
-# Who learns of orders written, in the writer's transaction (enseigne.commerce.order_hooks):
-# commerce's purchase summaries follow at once (segments read them); RFM updates those
-# buyers' scores once it commits.
+# Who learns of orders written, in the writer's transaction (enseigne.commerce.order_hooks,
+# which keeps commerce's own purchase summaries first): RFM updates those buyers' scores once
+# it commits.
 ENSEIGNE_ORDER_HOOKS = [
-    "enseigne.commerce.summaries.orders_written",
     "enseigne.rfm.hooks.orders_written",
 ]
 # Who offers the segment builder conditions on what customers did (contacts.segments
@@ -331,9 +330,11 @@ ENSEIGNE_SEGMENT_FIELDS = [
     "enseigne.commerce.segment_fields.fields",
     "enseigne.rfm.segment_fields.fields",
     "enseigne.personas.segment_fields.fields",
+    "enseigne.delivery.segment_fields.fields",
     "enseigne.identity.segment_fields.fields",
     "enseigne.rfm.segment_fields.network_fields",
     "enseigne.personas.segment_fields.network_fields",
+    "enseigne.delivery.segment_fields.network_fields",
 ]
 # What later apps add to a record's GDPR export (the store's and HQ's per-person file).
 ENSEIGNE_RECORD_EXPORT_PARTS = [

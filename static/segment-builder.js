@@ -72,6 +72,8 @@
     const remove = el("button", { type: "button", class: "btn btn-sm btn-link text-danger", text: labels.remove });
     remove.addEventListener("click", () => { parent.rules.splice(index, 1); changed(); });
     row.appendChild(remove);
+    // What the condition counts, when its app says so (translated by the server).
+    if (spec.help) row.appendChild(el("div", { class: "form-text", text: spec.help }));
     return row;
   }
   function renderGroup(group, parent, index) {

@@ -9,9 +9,10 @@ from decimal import Decimal
 from django.utils import timezone
 
 from enseigne.commerce.models import CategoryPurchase, Order, OrderLine
+from enseigne.contacts.models import Contact
 from enseigne.demo.purchases import CATALOGUE
 from enseigne.network.models import OrgNode
-from enseigne.rfm.models import RecordScore
+from enseigne.rfm.models import GroupSnapshot, RecordScore
 
 
 def assert_a_year_of_purchases(summary: dict) -> None:
@@ -59,3 +60,19 @@ def assert_a_year_of_purchases(summary: dict) -> None:
         category=""
     )
     assert summarised == set(sold.values_list("order__contact_id", flat=True).distinct()) != set()
+    # The RFM page's migration has months to compare: the groups at the end of each of the
+    # last two months and today's, and some buyers moved between them.
+    months = sorted(GroupSnapshot.objects.values_list("month", flat=True).distinct())
+    this_month = timezone.localdate().replace(day=1)
+    assert months[-1] == this_month and len(months) == 3
+    last = dict(GroupSnapshot.objects.filter(month=months[-2]).values_list("contact_id", "group"))
+    moved = [
+        c
+        for c, g in GroupSnapshot.objects.filter(month=this_month).values_list(
+            "contact_id", "group"
+        )
+        if c in last and last[c] != g
+    ]
+    assert moved
+    # Customers: every buyer of the year is flagged an existing customer.
+    assert not Contact.objects.filter(is_customer=False, pk__in=buyers).exists()

@@ -364,7 +364,6 @@ MATRIX: dict[tuple[str, str], tuple[str | None, str, str | None]] = {
         "403 403 403 403",
     ),
     ("results/sales/", "GET"): (NO_OBJECT, "302 200 403 200 403 200", None),
-    ("results/sales/", "POST"): (NO_OBJECT, "302 200 403 200 403 200", None),
     ("results/units/<uuid:public_id>/", "GET"): (
         "unit",
         "302 200 200 200 200 200",

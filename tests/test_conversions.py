@@ -1,4 +1,4 @@
-"""Sales (conversions): one per order id, credited to the buyer's clicks, through the API and CSV."""
+"""Sales (conversions): one per order id, credited to the buyer's clicks, through the API."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from enseigne.analytics.models import DailyStat
 from enseigne.campaigns.models import AttributionModel, Recipient
 from enseigne.delivery import events
 from enseigne.delivery.models import Event
-from enseigne.tracking.conversions import Touch, conversions_import
+from enseigne.tracking.conversions import Touch, conversion_record
 from enseigne.tracking.models import Conversion
 from tests.campaign_helpers import contacts, email_template, launched, local_campaign
 from tests.test_api_and_isolation import bearer
@@ -170,50 +170,19 @@ def test_credit_under_each_model(world, two_campaigns):
     }
 
 
-def test_csv_import_reports_each_bad_row_and_skips_known_orders(world, two_campaigns):
-    buyers, first, _second = two_campaigns
-    # Yesterday, so the click is before the sale whatever the time of day the test runs.
-    sold_at = (timezone.localtime() - dt.timedelta(days=1)).replace(
-        hour=10, minute=30, second=0, microsecond=0
-    )
-    _clicked(world, buyers[0], first, sold_at - dt.timedelta(hours=5))
-    csv_text = (
-        "order_id;unit;amount;date;email\n"
-        f"C-1;lyon;49,90;{sold_at:%Y-%m-%d %H:%M};{buyers[0].email}\n"
-        "C-2;lyon;abc;2026-01-01;\n"
-        "C-3;lille;10;2026-01-01;\n"
-        "C-4;nowhere;10;2026-01-01;\n"
-        "C-5;lyon;10;31/02/2026;\n"
-        "C-6;lyon;10;;not-an-email\n"
-        "C-1;lyon;49,90;2026-01-01;\n"
-    ).encode()
-    result = conversions_import(actor=world.manager_a, data=csv_text)
-    assert (result.created, result.duplicates) == (1, 1)
-    assert [(line, field) for line, field, _reason in result.errors] == [
-        (3, "amount"),
-        (4, "unit"),
-        (5, "unit"),
-        (6, "date"),
-        (7, "email"),
-    ]
-    assert Conversion.objects.get(order_id="C-1").campaign_id == first.pk
-    # Importing the same file again records nothing new.
-    again = conversions_import(actor=world.manager_a, data=csv_text)
-    assert (again.created, again.duplicates) == (0, 2)
-    assert Conversion.objects.count() == 1
-
-
 def test_a_sale_reported_late_reaches_the_rollups(world, two_campaigns):
     buyers, first, _second = two_campaigns
     now = timezone.now()
     _clicked(world, buyers[0], first, now - dt.timedelta(days=12))
     rollups.refresh()
     week_ago = now - dt.timedelta(days=6)
-    conversions_import(
+    conversion_record(
         actor=world.manager_a,
-        data=(
-            f"order_id,unit,amount,date,email\nL-1,lyon,30,{week_ago.isoformat()},{buyers[0].email}\n"
-        ).encode(),
+        unit=world.unit_a,
+        order_id="L-1",
+        amount="30",
+        occurred_at=week_ago,
+        email=buyers[0].email,
     )
     rollups.refresh()
     row = DailyStat.objects.get(conversions=1)
@@ -222,18 +191,3 @@ def test_a_sale_reported_late_reaches_the_rollups(world, two_campaigns):
         first.pk,
         Decimal("30"),
     )
-
-
-def test_sales_page_imports_a_file_and_lists_its_rows(world, client):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    client.force_login(world.manager_a)
-    upload = SimpleUploadedFile("ventes.csv", b"order_id,unit,amount\nP-1,lyon,20\nP-2,lyon,=1+1\n")
-    page = client.post("/results/sales/", {"file": upload})
-    assert page.status_code == 200
-    html = page.content.decode()
-    assert 'id="sales-errors"' in html and "P-1" in html
-    assert list(Conversion.objects.values_list("order_id", flat=True)) == ["P-1"]
-    assert client.post("/results/sales/", {}).status_code == 200
-    client.force_login(world.manager_b)
-    assert "P-1" not in client.get("/results/sales/").content.decode()

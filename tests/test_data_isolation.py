@@ -21,7 +21,7 @@ from enseigne.lib.csvsafe import neutralise
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network import services as network_services
 from enseigne.network.models import AuditEvent, Membership, Role, User
-from enseigne.tracking.conversions import conversion_record, conversions_import
+from enseigne.tracking.conversions import conversion_record
 from enseigne.tracking.models import Conversion
 from tests.campaign_helpers import email_template
 from tests.exports import export_dicts
@@ -406,16 +406,6 @@ def test_the_api_answers_without_revealing_other_units_orders(world, client, ord
         False,
     )
     assert post(world.manager_a, world.unit_a, "80.00").json()["duplicate"] is True
-
-
-def test_csv_import_counts_duplicates_within_the_unit_only(world):
-    _record(world, world.manager_b, world.unit_b, "C-1")
-    data = (
-        b"order_id,unit,amount,date\nC-1,lyon,10.00,2026-11-01\nC-1,lyon,10.00,2026-11-01\n"
-        b"C-2,lyon,5.00,2026-11-01\n"
-    )
-    result = conversions_import(actor=world.manager_a, data=data)
-    assert (result.created, result.duplicates, result.errors) == (2, 1, [])
 
 
 # -- Two writes, one transaction -----------------------------------------------------------------

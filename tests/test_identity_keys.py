@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from enseigne.contacts.models import Contact
 from enseigne.contacts.records import Record
-from enseigne.identity import keys
+from enseigne.identity import keys, public_ids
 from enseigne.identity.linking import link_new_records, network_root
 from enseigne.identity.models import Person, RecordLink
 from enseigne.lib.hashing import identifier_hash
@@ -116,8 +116,9 @@ def test_time_ordered_ids_follow_time_and_are_version_7():
 
 
 @pytest.mark.django_db
-def test_new_people_get_time_ordered_public_ids(world):
-    """The fresh-record statement (PostgreSQL) and the ORM path (SQLite, groups) alike."""
+def test_a_persons_public_id_is_derived_from_its_row_and_reads_back(world):
+    """The fresh-record statement (PostgreSQL) and the ORM path (SQLite, groups) alike write
+    no public id; the one shown reads back to the row and says nothing of its neighbours."""
     made = [
         Contact.objects.create(
             unit=world.unit_a, unit_path=world.unit_a.path, email=f"p{i}.x@sfr.fr"
@@ -125,9 +126,46 @@ def test_new_people_get_time_ordered_public_ids(world):
         for i in range(5)
     ]
     link_new_records([Record(c.pk, c.unit_path, c.email, None) for c in made])
-    persons = Person.objects.filter(links__contact__in=made)
-    assert persons.count() == 5
-    assert all(p.public_id.version == 7 for p in persons)
+    persons = list(Person.objects.filter(links__contact__in=made).order_by("pk"))
+    assert len(persons) == 5
+    shown = [p.public_id for p in persons]
+    assert [public_ids.pk_of(u) for u in shown] == [p.pk for p in persons]
+    assert [public_ids.pk_of(str(u)) for u in shown] == [p.pk for p in persons]
+    # Consecutive rows, unrelated ids: no shared leading digits, no order.
+    assert len({str(u)[:4] for u in shown}) == 5
+    assert shown != sorted(shown)
+
+
+@pytest.mark.parametrize("value", [uuid.UUID(int=0), uuid.uuid4(), "not-a-uuid", None, 17])
+def test_a_made_up_public_id_is_nobody(value):
+    assert public_ids.pk_of(value) is None
+
+
+def test_public_ids_outlive_a_secret_key_rotation_while_the_old_key_is_listed(settings):
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "old-" + "x" * 50, []
+    before = public_ids.public_id_of(42)
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "new-" + "y" * 50, ["old-" + "x" * 50]
+    assert public_ids.public_id_of(42) != before
+    assert public_ids.pk_of(before) == 42
+    assert public_ids.pk_of(public_ids.public_id_of(42)) == 42
+    settings.SECRET_KEY_FALLBACKS = []
+    assert public_ids.pk_of(before) is None
+
+
+@pytest.mark.django_db
+def test_what_an_import_writes_for_a_person_is_narrow():
+    """No stored public id (nor its unique index) and no database check on the link's
+    ``linked_by``: each was paid for every new customer an import writes."""
+    with connection.cursor() as cursor:
+        person_columns = [
+            c.name
+            for c in connection.introspection.get_table_description(cursor, Person._meta.db_table)
+        ]
+        link_constraints = connection.introspection.get_constraints(
+            cursor, RecordLink._meta.db_table
+        )
+    assert sorted(person_columns) == ["created_at", "id"]
+    assert [name for name, c in link_constraints.items() if c["foreign_key"]] == []
 
 
 @pytest.mark.django_db

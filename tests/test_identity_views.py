@@ -203,9 +203,52 @@ def test_merge_from_search_refuses_contradictions_with_a_message(client, world):
     b = ContactFactory(unit=world.unit_b, email="fille@orange.fr", birthday=dt.date(1992, 7, 9))
     people = [RecordLink.objects.get(contact=c).person.public_id for c in (a, b)]
     login(client, world.hq_admin)
-    response = client.post("/hq/people/merge/", {"people": [str(p) for p in people]}, follow=True)
-    assert "different e-mail addresses and different birthdays" in response.content.decode()
+    response = client.post(
+        "/hq/people/merge/",
+        {
+            "people": [str(p) for p in people],
+            "confirmed": "1",
+            "reason": "Même cliente",
+            "q": "mere",
+        },
+    )
+    assert response.status_code == 302 and response["Location"] == "/hq/people/?q=mere"
+    page = client.get(response["Location"]).content.decode()
+    assert "different e-mail addresses and different birthdays" in page
     assert not IdentityChange.objects.exists()
+
+
+def test_a_merge_from_search_is_confirmed_with_a_reason(client, world):
+    a = ContactFactory(unit=world.unit_a, email="claire.martin@orange.fr", first_name="Claire")
+    b = ContactFactory(unit=world.unit_a, email="c.martin@free.fr", first_name="Claire")
+    c = ContactFactory(unit=world.unit_b, email="claire.m@laposte.net", first_name="Claire")
+    people = [str(RecordLink.objects.get(contact=r).person.public_id) for r in (a, b, c)]
+    login(client, world.hq_admin)
+    # First the summary: nothing merged yet; two records of one store are pointed out.
+    page = client.post("/hq/people/merge/", {"people": people}).content.decode()
+    assert 'id="merge-summary"' in page and "Merge 3 people into one?" in page
+    assert 'id="merge-same-store"' in page and world.unit_a.name in page
+    assert not IdentityChange.objects.exists()
+    # Confirmed without a reason: asked again, still nothing merged.
+    page = client.post(
+        "/hq/people/merge/", {"people": people, "confirmed": "1", "reason": "  "}
+    ).content.decode()
+    assert "Say why these people are one" in page and not IdentityChange.objects.exists()
+    # With a reason: one person, the reason in the history.
+    response = client.post(
+        "/hq/people/merge/", {"people": people, "confirmed": "1", "reason": "Même carte fidélité"}
+    )
+    assert response.status_code == 302
+    assert len({RecordLink.objects.get(contact=r).person_id for r in (a, b, c)}) == 1
+    assert IdentityChange.objects.get().reason == "Même carte fidélité"
+
+
+def test_a_merge_needs_two_people(client, world):
+    a = ContactFactory(unit=world.unit_a, email="seule@orange.fr")
+    login(client, world.hq_admin)
+    person = str(RecordLink.objects.get(contact=a).person.public_id)
+    response = client.post("/hq/people/merge/", {"people": [person]}, follow=True)
+    assert "Choose at least two people to merge." in response.content.decode()
 
 
 def test_settings_page_explains_modes_and_rekeys(client, world):

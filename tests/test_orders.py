@@ -435,3 +435,17 @@ def test_rls_refuses_writing_an_order_into_another_store(world):
             source="api",
         )
     assert not Order.objects.filter(external_id="SNEAK").exists()
+
+
+def test_a_buyer_becomes_an_existing_customer(world, client, product):
+    """An order makes its record an existing customer (the flag the "existing customer"
+    condition and the soft opt-in read); a record without orders stays as it was."""
+    buyer = ContactFactory(unit=world.unit_a, is_customer=False)
+    bystander = ContactFactory(unit=world.unit_a, is_customer=False)
+    response = _post(
+        client, world.manager_a, world.unit_a, [_order("C-1", contact=str(buyer.public_id))]
+    )
+    assert response.json()["created"] == 1
+    buyer.refresh_from_db()
+    bystander.refresh_from_db()
+    assert (buyer.is_customer, bystander.is_customer) == (True, False)

@@ -372,8 +372,9 @@ def test_network_results(world, client):
 
     client.force_login(world.hq_admin)
     # the units in scope, the rollups per unit and week, the latest bases, the national
-    # campaigns' relays, when the rollups last ran; the references read network-wide
-    assert_queries(client, "/results/", add, REQUEST + 6 + NETWORK_SCOPE)
+    # campaigns' relays, when the rollups last ran, the stores' own orders (one grouped
+    # query), the scope's nodes for the page's title; the references read network-wide
+    assert_queries(client, "/results/", add, REQUEST + 8 + NETWORK_SCOPE)
 
 
 def test_gallery(world, client):

@@ -157,6 +157,66 @@ def test_a_second_run_changes_nothing_it_need_not(world, shop):
     assert {s.contact_id: s.computed_at for s in RecordScore.objects.all()} == first
 
 
+def test_quintile_boundaries_on_exact_fifths(world):
+    """Stores of 5 and 10 buyers, each fifth a value of its own (then ties across a
+    boundary): every cut falls exactly on (k − 1) × buyers / 5, where a rounding of that
+    product (0.6 × 5 = 3.0000000000000004 in floating point) would move a buyer down."""
+    units = [world.unit_a, world.unit_a2, world.unit_b]
+    records, orders = [], []
+    amounts = {
+        world.unit_a: [10, 20, 30, 40, 50],
+        world.unit_a2: [10, 10, 20, 20, 30, 30, 40, 40, 50, 50],
+        world.unit_b: [25, 25, 25, 60, 60],
+    }
+    for unit in units:
+        for i, amount in enumerate(amounts[unit]):
+            record = ContactFactory(unit=unit, email=f"q.{unit.pk}.{i}@orange.fr")
+            records.append(record)
+            for n in range(1 + i // 2):  # counts 1, 1, 2, 2, 3 …: ties on the frequency
+                orders.append(make_order(unit, record, len(orders), 3 * i + n, amount))
+    Order.objects.bulk_create(orders)
+    scoring.full_run(as_of=AS_OF)
+    expected = reference({"records": records, "orders": orders})
+    assert stored_records() == expected["records"]
+    assert stored_persons() == expected["persons"]
+    five = [expected["records"][r.pk] for r in records[:5]]
+    assert [m for _r, _f, m, _g in five] == [1, 2, 3, 4, 5]
+
+
+def test_a_later_run_inserts_updates_and_deletes_what_moved(world, shop):
+    """Between two full runs a buyer's only purchases are returned (its rows go), a record
+    buys for the first time (rows come), another buys again (rows change): the second run
+    writes exactly the reference, and leaves the other rows as they were."""
+    scoring.full_run(as_of=AS_OF)
+    first = reference(shop)
+    computed = {s.contact_id: s.computed_at for s in RecordScore.objects.all()}
+    gone = next(r for r in shop["records"] if first["aggregates"].get(r.pk, (0, 0))[1] == 1)
+    Order.objects.filter(contact=gone, total__gt=0).update(total=Decimal("-5"))
+    newcomer = next(r for r in shop["records"] if r.pk not in first["aggregates"])
+    again = next(r for r in shop["records"] if r.pk in first["aggregates"] and r != gone)
+    new = [
+        make_order(newcomer.unit, newcomer, 20_000, 1, 80),
+        make_order(again.unit, again, 20_001, 0, 300),
+    ]
+    Order.objects.bulk_create(new)
+    orders = [*Order.objects.all()]
+    scoring.full_run(as_of=AS_OF + dt.timedelta(minutes=5))
+    expected = reference(shop, orders)
+    assert stored_records() == expected["records"]
+    assert stored_persons() == expected["persons"]
+    assert gone.pk not in stored_records() and newcomer.pk in stored_records()
+    later = {s.contact_id: s.computed_at for s in RecordScore.objects.all()}
+    assert later[again.pk] > computed[again.pk]
+    unchanged = [
+        c
+        for c in computed
+        if c in later
+        and first["records"][c] == expected["records"][c]
+        and first["aggregates"][c] == expected["aggregates"][c]
+    ]
+    assert unchanged and all(later[c] == computed[c] for c in unchanged)
+
+
 def selected(user, rules) -> set[int]:
     with db_scope(access_for(user).paths):
         return set(segment_contacts(user, rules).values_list("pk", flat=True))
@@ -475,3 +535,49 @@ def test_a_tills_batch_updates_its_buyers_scores_once_committed(
     score_row = RecordScore.objects.get(contact_id=buyer.pk)
     assert (score_row.purchases, score_row.net) == (1, Decimal("45.00"))
     assert RecordScore.objects.count() == 1
+
+
+def test_a_run_as_of_a_past_moment_ignores_later_orders(world):
+    """The month-end pictures (the demo's, a re-run) score what was known at that moment."""
+    buyer = ContactFactory(unit=world.unit_a)
+    when = timezone.now().replace(microsecond=0)
+    for n, days_ago in enumerate((60, 40, 5)):
+        Order.objects.create(
+            unit=world.unit_a,
+            unit_path=world.unit_a.path,
+            external_id=f"P-{n}",
+            contact=buyer,
+            occurred_at=when - dt.timedelta(days=days_ago),
+            total=Decimal("20.00"),
+            source="api",
+        )
+    scoring.full_run(as_of=when - dt.timedelta(days=30))
+    score = RecordScore.objects.get(contact=buyer)
+    assert (score.purchases, score.net) == (2, Decimal("40.00"))
+    scoring.full_run(as_of=when)
+    assert RecordScore.objects.get(contact=buyer).purchases == 3
+
+
+def test_the_heat_map_says_why_a_frequency_score_is_empty(world, client):
+    """Buyers who all bought once share one frequency score: the other columns are empty
+    and the page says why (a store manager read an unexplained column of zeros)."""
+    when = timezone.now().replace(microsecond=0)
+    for n in range(6):
+        Order.objects.create(
+            unit=world.unit_a,
+            unit_path=world.unit_a.path,
+            external_id=f"E-{n}",
+            contact=ContactFactory(unit=world.unit_a),
+            occurred_at=when - dt.timedelta(days=3 + 20 * n),
+            total=Decimal("20.00"),
+            source="api",
+        )
+    scoring.full_run(as_of=when)
+    used = set(RecordScore.objects.values_list("frequency", flat=True))
+    assert len(used) == 1
+    client.force_login(world.manager_a)
+    page = client.get("/rfm/").content.decode()
+    empty = ", ".join(f"F{f}" for f in range(1, 6) if f not in used)
+    assert 'id="rfm-empty-scores"' in page and f"No buyer has {empty}:" in page
+    client.force_login(world.manager_b)  # no buyer at all in Lille: nothing to explain
+    assert 'id="rfm-empty-scores"' not in client.get("/rfm/").content.decode()

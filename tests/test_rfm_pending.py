@@ -15,7 +15,7 @@ from huey.contrib.djhuey import HUEY
 
 from enseigne.commerce.models import Order
 from enseigne.commerce.order_hooks import orders_written
-from enseigne.rfm import hooks, scoring
+from enseigne.rfm import hooks, refresh
 from enseigne.rfm.models import PendingBuyer, RecordScore, RefreshWake
 from tests.factories import ContactFactory
 
@@ -48,15 +48,15 @@ def queued_huey():
 
 @pytest.fixture
 def refreshes(monkeypatch):
-    """The buyers of every ``scoring.refresh_buyers`` call, which still runs."""
+    """The buyers of every ``refresh.refresh_buyers`` call, which still runs."""
     calls: list[list[int]] = []
-    real = scoring.refresh_buyers
+    real = refresh.refresh_buyers
 
     def spy(contact_ids, now=None):
         calls.append(sorted(contact_ids))
         real(contact_ids, now=now)
 
-    monkeypatch.setattr(scoring, "refresh_buyers", spy)
+    monkeypatch.setattr(refresh, "refresh_buyers", spy)
     return calls
 
 
@@ -110,21 +110,21 @@ def test_a_refresh_that_dies_loses_no_buyer(world, refreshes, monkeypatch):
     with transaction.atomic():
         for number, buyer in enumerate(buyers):
             _write(buyer, number)
-    real = scoring.refresh_buyers
+    real = refresh.refresh_buyers
 
     def dies(contact_ids, now=None):
         raise ConnectionError("the worker lost its database")
 
-    monkeypatch.setattr(scoring, "refresh_buyers", dies)
+    monkeypatch.setattr(refresh, "refresh_buyers", dies)
     with pytest.raises(ConnectionError):
         hooks.refresh_pending()
     assert pending() == sorted(b.pk for b in buyers)
     assert RecordScore.objects.count() == 0
 
-    monkeypatch.setattr(scoring, "refresh_buyers", real)
+    monkeypatch.setattr(refresh, "refresh_buyers", real)
     calls: list[list[int]] = []
     monkeypatch.setattr(
-        scoring, "refresh_buyers", lambda ids, now=None: calls.append(ids) or real(ids, now=now)
+        refresh, "refresh_buyers", lambda ids, now=None: calls.append(ids) or real(ids, now=now)
     )
     assert hooks.refresh_pending(chunk=2) == 5  # chunks of 2 rows: 3 transactions, all drained
     assert sorted(c for chunk in calls for c in chunk) == sorted(b.pk for b in buyers)

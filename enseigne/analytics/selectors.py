@@ -26,8 +26,10 @@ from enseigne.analytics.attribution import campaign_credit, credit
 from enseigne.analytics.models import DailyStat, UnitDay
 from enseigne.analytics.rollups import COUNTER_FIELDS, Counters
 from enseigne.analytics.stats import Rate, compare, median, size_group, size_group_label, sparkline
+from enseigne.campaigns.audience import spent as budget_spent
 from enseigne.campaigns.models import AttributionModel, Budget, Campaign, Recipient, Relay
 from enseigne.campaigns.selectors import policy_for
+from enseigne.commerce.selectors import StoreSales, store_sales
 from enseigne.contacts.models import Channel
 from enseigne.delivery.models import Event, Link
 from enseigne.lib.ids import parse_uuid
@@ -66,8 +68,8 @@ KPIS = (
     Kpi("sms_click_rate", _("SMS click rate"), "clickers", Channel.SMS),
     Kpi("unsubscribe_rate", _("Unsubscribe rate"), "unsubscribed", higher_is_better=False),
     Kpi("sms_stop_rate", _("SMS STOP rate"), "unsubscribed", Channel.SMS, higher_is_better=False),
-    Kpi("conversion_rate", _("Conversion rate"), "conversions"),
-    Kpi("revenue", _("Revenue"), "revenue", is_rate=False),
+    Kpi("conversion_rate", _("Rate of sales credited to campaigns"), "conversions"),
+    Kpi("revenue", _("Revenue credited to campaigns"), "revenue", is_rate=False),
     Kpi("roi", _("ROI"), "revenue", is_rate=False),
     Kpi("sent", _("Messages sent"), "sent", is_rate=False),
 )
@@ -262,12 +264,17 @@ def network_dashboard(
     since = today - dt.timedelta(days=days - 1)
     chosen = KPI_BY_KEY.get(kpi, KPIS[0])
     refs = references(since, weekly=True)
-    units = OrgNode.objects.filter(path_filter(paths, "path"), kind=OrgNode.Kind.UNIT).order_by(
-        "name"
+    units = list(
+        OrgNode.objects.filter(path_filter(paths, "path"), kind=OrgNode.Kind.UNIT).order_by("name")
     )
+    # The stores' own orders beside what campaigns were credited with (the units are the
+    # user's: the query reads nothing outside them).
+    sales = store_sales(units, rollups.local_midnight(since))
+    scope = UnitFigures()
     rows = []
     for unit in units:
         figures = refs.by_unit.get(unit.pk, UnitFigures())
+        scope.add(figures)
         group = refs.group_of.get(unit.pk, 0)
         base = refs.bases.get(unit.pk)
         rows.append(
@@ -277,6 +284,7 @@ def network_dashboard(
                 "value": figures.value(chosen.key),
                 "rate": figures.rate(chosen.key),
                 "contacts": base.contacts if base else 0,
+                "store_sales": sales.get(unit.pk, StoreSales()),
                 "group": size_group_label(group),
                 "vs_network": _judge(figures, refs.medians),
                 "vs_similar": _judge(figures, refs.group_medians.get(group, {})),
@@ -293,8 +301,17 @@ def network_dashboard(
         row["flags"] = [(KPI_BY_KEY[k], v) for k, v in row["vs_network"].items() if v]
         row["similar_flags"] = [(KPI_BY_KEY[k], v) for k, v in row["vs_similar"].items() if v]
         row["roi"] = row["figures"].value("roi")
+    scope_nodes = list(OrgNode.objects.filter(path__in=paths).order_by("path"))
+    whole_network = any(node.depth == 1 for node in scope_nodes)
     return {
         "rows": ranked,
+        # Whose stores these are: the network's, or (a region manager's) the nodes in scope.
+        "whole_network": whole_network,
+        "scope_name": ", ".join(node.name for node in scope_nodes),
+        "scope_value": scope.value(chosen.key),
+        "scope_total": scope.total,
+        "scope_roi": scope.value("roi"),
+        "scope_sales": sum((row["store_sales"] for row in ranked), StoreSales()),
         "kpi": chosen,
         "kpis": KPIS,
         "days": days,
@@ -417,6 +434,9 @@ def unit_dashboard(unit: OrgNode, *, days: int = 90, today: dt.date | None = Non
         "unit": unit,
         "days": days,
         "since": since,
+        "store_sales": store_sales([unit], rollups.local_midnight(since)).get(
+            unit.pk, StoreSales()
+        ),
         "figures": figures,
         "total": figures.total,
         "roi": roi(figures.total.revenue, figures.total.cost),
@@ -424,7 +444,7 @@ def unit_dashboard(unit: OrgNode, *, days: int = 90, today: dt.date | None = Non
         "comparison": comparison,
         "group": size_group_label(group),
         "base": base_history(unit, since),
-        "budget": budget_burn(unit, today),
+        "budget": budget_burn(unit, today, policy),
         "refreshed_at": rollups.refreshed_at(),
         "model": policy.get_attribution_model_display(),
     }
@@ -444,8 +464,12 @@ def base_history(unit: OrgNode, since: dt.date) -> list[dict]:
     ]
 
 
-def budget_burn(unit: OrgNode, today: dt.date) -> dict | None:
-    """The current budget and what is left of it day by day (the burn-down)."""
+def budget_burn(unit: OrgNode, today: dt.date, policy=None) -> dict | None:
+    """The current budget, what is spent and left of it, and what was left day by day (the
+    burn-down, from the rollups). "Spent" is the sending gate's own figure
+    (``campaigns.audience.spent``): the unit's share of what its messages sent from the
+    budget's first day cost (every campaign, local or a national one it relayed, HQ's share of
+    the relays excluded), at the network's current prices."""
     budget = Budget.objects.filter(unit=unit, starts_on__lte=today, ends_on__gte=today).first()
     if budget is None:
         return None
@@ -465,10 +489,11 @@ def budget_burn(unit: OrgNode, today: dt.date) -> dict | None:
         left -= spent.get(day, 0) or 0
         series.append((day, left.quantize(Decimal("0.01"))))
         day += dt.timedelta(days=1)
+    paid = budget_spent(unit, budget.starts_on, budget.ends_on, policy or policy_for(unit))
     return {
         "budget": budget,
-        "left": left.quantize(Decimal("0.01")),
-        "spent": budget.amount - left,
+        "left": (budget.amount - paid).quantize(Decimal("0.01")),
+        "spent": paid.quantize(Decimal("0.01")),
         "series": series,
     }
 

@@ -9,17 +9,19 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from enseigne.analytics import by_persona, customers, people, selectors, services
 from enseigne.analytics.bases import kept_contact_counts
 from enseigne.brand.views import message_preview, sandboxed
 from enseigne.campaigns.models import Campaign
 from enseigne.campaigns.selectors import get_campaign_for_user
+from enseigne.commerce.selectors import latest_orders
 from enseigne.lib.csvexport import csv_download
 from enseigne.network.access import access_for, path_filter
 from enseigne.network.capabilities import Capability
 from enseigne.network.forms import NodeCreateForm
+from enseigne.network.models import OrgNode
 from enseigne.network.selectors import (
     get_unit_for_user,
     home_unit_for,
@@ -29,7 +31,6 @@ from enseigne.network.selectors import (
 )
 from enseigne.personas.models import Persona
 from enseigne.personas.selectors import persona_of_user_network, personas_of_user_network
-from enseigne.tracking.conversions import COLUMNS, conversions_import
 from enseigne.tracking.models import Conversion
 
 
@@ -116,6 +117,7 @@ def unit_dashboard(request: HttpRequest, public_id) -> HttpResponse:
     charts = {
         "base_chart": {
             "kind": "line",
+            "dates": True,
             "x": [d["day"].isoformat() for d in base],
             "series": [
                 {"name": _("Contacts"), "data": [d["contacts"] for d in base], "area": True}
@@ -124,6 +126,7 @@ def unit_dashboard(request: HttpRequest, public_id) -> HttpResponse:
         "consent_chart": {
             "kind": "line",
             "percent": True,
+            "dates": True,
             "x": [d["day"].isoformat() for d in base],
             "series": [
                 {"name": _("E-mail consent"), "data": [_percent(d["email_rate"]) for d in base]},
@@ -135,6 +138,7 @@ def unit_dashboard(request: HttpRequest, public_id) -> HttpResponse:
         series = data["budget"]["series"]
         charts["budget_chart"] = {
             "kind": "line",
+            "dates": True,
             "x": [day.isoformat() for day, _left in series],
             "series": [
                 {
@@ -188,6 +192,7 @@ def campaign_report(request: HttpRequest, public_id) -> HttpResponse:
     days = report["days"]
     timeline = {
         "kind": "line",
+        "dates": True,
         "x": [day.isoformat() for day, _c in days],
         "series": [
             {"name": _("Sent"), "data": [c.sent for _d, c in days]},
@@ -250,50 +255,35 @@ def campaign_report_csv(request: HttpRequest, public_id) -> StreamingHttpRespons
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_GET
 def sales(request: HttpRequest) -> HttpResponse:
-    """Sales (conversions): the latest ones in scope, and a CSV import with a row-by-row report."""
-    access = access_for(request.user)
-    if not access.can_anywhere(Capability.RECORD_CONVERSIONS):
+    """The latest orders of the stores the user records sales for (every order the tills and
+    shops reported), and apart from them the sales the tracking credited to a campaign."""
+    paths = access_for(request.user).paths_with(Capability.RECORD_CONVERSIONS)
+    if not paths:
         raise PermissionDenied
-    result = error = None
-    if request.method == "POST":
-        upload = request.FILES.get("file")
-        if upload is None:
-            error = _("Choose a CSV file.")
-        elif upload.size > MAX_SALES_FILE:
-            error = _(
-                "The file is larger than 20 MB: split it, or send the orders through the API."
-            )
-        else:
-            try:
-                result = conversions_import(actor=request.user, data=upload.read())
-            except ValidationError as problem:
-                error = " ".join(problem.messages)
-    recent = (
-        Conversion.objects.filter(path_filter(access.paths))
-        .select_related("unit", "contact")
-        .order_by("-occurred_at")[:50]
+    units = OrgNode.objects.filter(path_filter(paths, "path"), kind=OrgNode.Kind.UNIT)
+    credited = (
+        Conversion.objects.filter(path_filter(paths), campaign_id__isnull=False)
+        .select_related("unit")
+        .order_by("-occurred_at")[:SALES_SHOWN]
     )
     names = dict(
-        Campaign.objects.filter(
-            pk__in={c.campaign_id for c in recent if c.campaign_id}
-        ).values_list("pk", "name")
+        Campaign.objects.filter(pk__in={c.campaign_id for c in credited}).values_list("pk", "name")
     )
     return render(
         request,
         "analytics/sales.html",
         {
-            "result": result,
-            "error": error,
-            "recent": recent,
+            "orders": latest_orders(units, SALES_SHOWN),
+            "credited": credited,
             "campaign_names": names,
-            "columns": COLUMNS,
+            "shown": SALES_SHOWN,
         },
     )
 
 
-MAX_SALES_FILE = 20 * 1024 * 1024
+SALES_SHOWN = 50
 
 
 @login_required

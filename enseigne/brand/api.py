@@ -73,6 +73,11 @@ class ZoneOut(Schema):
     options: list[dict]
 
 
+class VariantItem(Schema):
+    persona: uuid.UUID
+    value: str = Field(max_length=20_000)
+
+
 class TemplateOut(Schema):
     id: uuid.UUID
     channel: str
@@ -83,6 +88,8 @@ class TemplateOut(Schema):
     zones: list[ZoneOut]
     sms_stop: str
     max_segments: int
+    # Head office's variants per persona: zone name → [{persona, value}] in its order.
+    variants: dict[str, list[VariantItem]]
 
     @staticmethod
     def from_template(template: Template) -> TemplateOut:
@@ -100,6 +107,7 @@ class TemplateOut(Schema):
             ],
             sms_stop=current.sms_stop,
             max_segments=current.max_segments,
+            variants=current.variants,
         )
 
 
@@ -112,6 +120,8 @@ class VersionIn(Schema):
     subject: str | None = fits(TemplateVersion, "subject", None)
     sms_stop: str | None = fits(TemplateVersion, "sms_stop", None)
     max_segments: int | None = Field(None, ge=1, le=32767)  # the column's range
+    # Left out: the current version's variants are kept (those that still fit).
+    variants: dict[str, list[VariantItem]] | None = None
 
 
 class LocalOut(Schema):
@@ -160,6 +170,8 @@ class LocalUpdate(Schema):
 class PreviewIn(Schema):
     unit: uuid.UUID
     values: dict = {}
+    # As a customer of this persona sees it (head office's variants); none: everyone else.
+    persona: uuid.UUID | None = None
 
 
 class PreviewOut(Schema):
@@ -279,7 +291,13 @@ def publish_version(request: HttpRequest, template_id: uuid.UUID, payload: Versi
     template = selectors.get_template_for_user(request.user, template_id)
     if not services.can_manage_template(request.user, template):
         raise PermissionDenied
-    services.template_publish(actor=request.user, template=template, **payload.dict())
+    data = payload.dict()
+    if data["variants"] is not None:
+        data["variants"] = {
+            zone: [{"persona": str(v["persona"]), "value": v["value"]} for v in entries]
+            for zone, entries in data["variants"].items()
+        }
+    services.template_publish(actor=request.user, template=template, **data)
     template.refresh_from_db()
     return Status(
         201,
@@ -294,7 +312,12 @@ def preview(request: HttpRequest, template_id: uuid.UUID, payload: PreviewIn):
     """What these zone values give for this unit, with a sample contact (nothing saved)."""
     template = selectors.get_template_for_user(request.user, template_id)
     unit = selectors.unit_for_template(request.user, template, payload.unit)
-    rendered = services.values_preview(version=template.current, unit=unit, values=payload.values)
+    rendered = services.values_preview(
+        version=template.current,
+        unit=unit,
+        values=payload.values,
+        persona=str(payload.persona) if payload.persona else None,
+    )
     if template.channel == Channel.SMS:
         length = measure(rendered)
         return PreviewOut(

@@ -113,6 +113,14 @@ def _restricted(label: str, text: str, patterns: list) -> list[str]:
     ]
 
 
+def _rules_of(guardrails) -> tuple[list, list[str]]:
+    """The guardrails' restricted patterns (compiled) and allowed link domains."""
+    patterns = [
+        (rule, _pattern(rule)) for rule in (guardrails.restricted_patterns if guardrails else [])
+    ]
+    return patterns, (guardrails.allowed_link_domains if guardrails else [])
+
+
 def check(
     zones: list[Zone],
     values: dict,
@@ -123,82 +131,8 @@ def check(
     channel: str = "email",
 ) -> list[str]:
     problems: list[str] = []
-    patterns = [
-        (rule, _pattern(rule)) for rule in (guardrails.restricted_patterns if guardrails else [])
-    ]
-    domains = guardrails.allowed_link_domains if guardrails else []
     for zone in zones:
-        value = values.get(zone.name)
-        label = zone.label
-        if zone.kind in ("text", "rich"):
-            text = rich_to_text(value) if zone.kind == "rich" and value else (value or "")
-            if zone.required and not text.strip():
-                problems.append(_("Zone “%(zone)s” must be filled in.") % {"zone": label})
-            if zone.max_length and len(text) > zone.max_length:
-                problems.append(
-                    _("Zone “%(zone)s” is %(length)s characters long; the limit is %(max)s.")
-                    % {"zone": label, "length": len(text), "max": zone.max_length}
-                )
-            problems.extend(_restricted(label, text, patterns))
-            if zone.kind == "rich" and value and domains:
-                for url in re.findall(r'href="([^"]*)"', value):
-                    url = html.unescape(url)
-                    if url.strip().lower().startswith("mailto:"):
-                        continue
-                    if not _domain_allowed(url, domains):
-                        problems.append(_link_problem(label, url, domains))
-        elif zone.kind == "choice":
-            if value and value not in {o.value for o in zone.options}:
-                problems.append(
-                    _("Zone “%(zone)s”: “%(value)s” is not one of head office’s variants.")
-                    % {"zone": label, "value": value}
-                )
-        elif zone.kind in ("image", "offer", "product"):
-            picked = (value or {}).get("asset")
-            if zone.required and not picked:
-                problems.append(
-                    _("Zone “%(zone)s” needs an item from the library.") % {"zone": label}
-                )
-            asset = (assets or {}).get(picked) if picked else None
-            if picked and asset is None:
-                problems.append(
-                    _("Zone “%(zone)s” uses a library item this unit cannot see.") % {"zone": label}
-                )
-            elif asset is not None and asset.kind not in ZONE_KINDS[zone.kind]:
-                problems.append(
-                    _("Zone “%(zone)s” takes %(wanted)s, not “%(name)s”.")
-                    % {"zone": label, "wanted": _KIND_WORDS[zone.kind](), "name": asset.name}
-                )
-            elif asset is not None and asset.kind == "offer" and offer_ended(asset):
-                problems.append(
-                    _("Zone “%(zone)s”: the offer “%(name)s” ended on %(date)s.")
-                    % {"zone": label, "name": asset.name, "date": asset.data.get("valid_until")}
-                )
-            elif (
-                asset is not None
-                and guardrails
-                and asset.size_bytes > guardrails.max_image_kb * 1024
-            ):
-                problems.append(
-                    _("Zone “%(zone)s”: the image weighs %(kb)s KB; the limit is %(max)s KB.")
-                    % {
-                        "zone": label,
-                        "kb": asset.size_bytes // 1024,
-                        "max": guardrails.max_image_kb,
-                    }
-                )
-            # What an item prints (an offer's title, text, legal lines; an image's alt) is text
-            # like a zone's: the same words are refused. Addresses and ids are not words.
-            if isinstance(value, dict):
-                printed = " \n".join(
-                    str(v) for k, v in value.items() if k not in _NOT_PRINTED_WORDS and v
-                )
-                problems.extend(_restricted(label, printed, patterns))
-            # An offer's or product's button is a link like any other: the one the message
-            # carries (the library's address, copied into the value when it was picked).
-            url = value.get("url") if isinstance(value, dict) else None
-            if zone.kind != "image" and url and domains and not _domain_allowed(str(url), domains):
-                problems.append(_link_problem(label, str(url), domains))
+        problems.extend(_zone_problems(zone, values.get(zone.name), zone.label, guardrails, assets))
     if guardrails and channel == "email":
         if guardrails.require_logo and not _LOGO.search(source):
             problems.append(
@@ -211,6 +145,81 @@ def check(
                     "requires."
                 )
             )
+    return problems
+
+
+def zone_problems(zone: Zone, value, *, label: str, guardrails) -> list[str]:
+    """What breaks the zone's rules or the guardrails in ``value`` (a cleaned value), each
+    problem naming ``label``: head office's variants are checked by the same rules."""
+    return _zone_problems(zone, value, label, guardrails, None)
+
+
+def _zone_problems(zone: Zone, value, label: str, guardrails, assets: dict | None) -> list[str]:
+    problems: list[str] = []
+    patterns, domains = _rules_of(guardrails)
+    if zone.kind in ("text", "rich"):
+        text = rich_to_text(value) if zone.kind == "rich" and value else (value or "")
+        if zone.required and not text.strip():
+            problems.append(_("Zone “%(zone)s” must be filled in.") % {"zone": label})
+        if zone.max_length and len(text) > zone.max_length:
+            problems.append(
+                _("Zone “%(zone)s” is %(length)s characters long; the limit is %(max)s.")
+                % {"zone": label, "length": len(text), "max": zone.max_length}
+            )
+        problems.extend(_restricted(label, text, patterns))
+        if zone.kind == "rich" and value and domains:
+            for url in re.findall(r'href="([^"]*)"', value):
+                url = html.unescape(url)
+                if url.strip().lower().startswith("mailto:"):
+                    continue
+                if not _domain_allowed(url, domains):
+                    problems.append(_link_problem(label, url, domains))
+    elif zone.kind == "choice":
+        if value and value not in {o.value for o in zone.options}:
+            problems.append(
+                _("Zone “%(zone)s”: “%(value)s” is not one of head office’s variants.")
+                % {"zone": label, "value": value}
+            )
+    elif zone.kind in ("image", "offer", "product"):
+        picked = (value or {}).get("asset")
+        if zone.required and not picked:
+            problems.append(_("Zone “%(zone)s” needs an item from the library.") % {"zone": label})
+        asset = (assets or {}).get(picked) if picked else None
+        if picked and asset is None:
+            problems.append(
+                _("Zone “%(zone)s” uses a library item this unit cannot see.") % {"zone": label}
+            )
+        elif asset is not None and asset.kind not in ZONE_KINDS[zone.kind]:
+            problems.append(
+                _("Zone “%(zone)s” takes %(wanted)s, not “%(name)s”.")
+                % {"zone": label, "wanted": _KIND_WORDS[zone.kind](), "name": asset.name}
+            )
+        elif asset is not None and asset.kind == "offer" and offer_ended(asset):
+            problems.append(
+                _("Zone “%(zone)s”: the offer “%(name)s” ended on %(date)s.")
+                % {"zone": label, "name": asset.name, "date": asset.data.get("valid_until")}
+            )
+        elif asset is not None and guardrails and asset.size_bytes > guardrails.max_image_kb * 1024:
+            problems.append(
+                _("Zone “%(zone)s”: the image weighs %(kb)s KB; the limit is %(max)s KB.")
+                % {
+                    "zone": label,
+                    "kb": asset.size_bytes // 1024,
+                    "max": guardrails.max_image_kb,
+                }
+            )
+        # What an item prints (an offer's title, text, legal lines; an image's alt) is text
+        # like a zone's: the same words are refused. Addresses and ids are not words.
+        if isinstance(value, dict):
+            printed = " \n".join(
+                str(v) for k, v in value.items() if k not in _NOT_PRINTED_WORDS and v
+            )
+            problems.extend(_restricted(label, printed, patterns))
+        # An offer's or product's button is a link like any other: the one the message
+        # carries (the library's address, copied into the value when it was picked).
+        url = value.get("url") if isinstance(value, dict) else None
+        if zone.kind != "image" and url and domains and not _domain_allowed(str(url), domains):
+            problems.append(_link_problem(label, str(url), domains))
     return problems
 
 

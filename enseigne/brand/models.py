@@ -122,6 +122,9 @@ class TemplateVersion(models.Model):
     source = models.TextField()
     subject = models.CharField(_("subject"), max_length=200, blank=True)
     zones = models.JSONField(default=list)
+    # HQ's variants of zones per persona (``brand.variants``): {zone: [{"persona": public id,
+    # "value": …}, …]} in HQ's order. Part of the version, so an approved send keeps them.
+    variants = models.JSONField(default=dict, blank=True)
     compiled_html = models.TextField(blank=True)
     compiled_text = models.TextField(blank=True)
     # SMS: the locked parts, never cut by the segment limit.

@@ -10,8 +10,9 @@ from enseigne.brand.library import public_url
 from enseigne.brand.models import Asset, TemplateVersion
 from enseigne.brand.rendering import (
     Compiled,
+    Personaliser,
+    ZoneData,
     html_template,
-    render,
     render_subject,
     text_template,
     zone_context,
@@ -112,28 +113,36 @@ def check_within_limits(
 
 
 def email_preview(
-    version: TemplateVersion, values: dict, unit: OrgNode, contact: dict | None = None
+    version: TemplateVersion,
+    values: dict,
+    unit: OrgNode,
+    contact: dict | None = None,
+    persona: str | None = None,
 ):
+    """``persona``: as a recipient of that persona sees it (head office's variants)."""
     compiled = Compiled(
         html=version.compiled_html,
         text=version.compiled_text,
         zones=tuple(Zone.from_dict(z) for z in version.zones),
     )
     try:
-        return render(
-            compiled,
-            zones=values,
+        return Personaliser(compiled, values, version.variants).render(
             contact=contact or SAMPLE_CONTACT,
             unit=unit_context(unit),
             brand=brand_context(unit),
             links=preview_links(),
+            persona=persona,
         )
     except LiquidError as exc:
         raise _not_rendered(exc) from None
 
 
 def sms_preview(
-    version: TemplateVersion, values: dict, unit: OrgNode, contact: dict | None = None
+    version: TemplateVersion,
+    values: dict,
+    unit: OrgNode,
+    contact: dict | None = None,
+    persona: str | None = None,
 ) -> str:
     """Sender + body + STOP mention: the two locked ends are always there, whole."""
     zones = tuple(Zone.from_dict(z) for z in version.zones)
@@ -146,7 +155,7 @@ def sms_preview(
                 unit=unit_context(unit),
                 brand=brand,
                 links=preview_links(),
-                zones=zone_context(zones, values, for_text=True),
+                zones=ZoneData(zones, values, version.variants).text(persona),
             )
             .strip()
         )

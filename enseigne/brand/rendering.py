@@ -220,29 +220,72 @@ def zone_context(
     return context
 
 
+def persona_values(variants: dict | None) -> dict[str, dict]:
+    """Persona public id → {zone: value}, from a version's variants (``brand.variants``)."""
+    found: dict[str, dict] = {}
+    for name, entries in (variants or {}).items():
+        for entry in entries:
+            found.setdefault(entry["persona"], {})[name] = entry["value"]
+    return found
+
+
+class ZoneData:
+    """The ``zones`` variable of one local version, for each of its recipients: the usual
+    values (the unit's, else head office's defaults) and, for each persona head office wrote
+    variants for, the same with that persona's variants in their place. Prepared once (a
+    handful of personas); a recipient's persona only picks one of them."""
+
+    def __init__(
+        self, zones: tuple[Zone, ...] | list[Zone], values: dict, variants: dict | None = None
+    ):
+        self.usual = (zone_context(zones, values), zone_context(zones, values, for_text=True))
+        self.by_persona = {
+            persona: (
+                zone_context(zones, {**values, **varied}),
+                zone_context(zones, {**values, **varied}, for_text=True),
+            )
+            for persona, varied in persona_values(variants).items()
+        }
+
+    @property
+    def varies(self) -> bool:
+        return bool(self.by_persona)
+
+    def html(self, persona: str | None = None) -> dict:
+        return self.by_persona.get(persona or "", self.usual)[0]
+
+    def text(self, persona: str | None = None) -> dict:
+        return self.by_persona.get(persona or "", self.usual)[1]
+
+
 class Personaliser:
     """One compiled version with one local version's zone values, ready for many recipients.
 
-    The zones (sanitising included) are prepared once; each recipient then costs one
-    Liquid pass over the HTML and one over the text.
+    The zones (sanitising included, each persona's variants too) are prepared once; each
+    recipient then costs one Liquid pass over the HTML and one over the text.
     """
 
-    def __init__(self, compiled: Compiled, zones: dict):
+    def __init__(self, compiled: Compiled, zones: dict | ZoneData, variants: dict | None = None):
         self.html_template, self.text_template = (
             html_template(compiled.html),
             text_template(compiled.text),
         )
-        self.html_zones = zone_context(compiled.zones, zones)
-        self.text_zones = zone_context(compiled.zones, zones, for_text=True)
-
-    def html(self, *, contact: dict, unit: dict, brand: dict, links: dict) -> str:
-        return self.html_template.render(
-            contact=contact, unit=unit, brand=brand, links=links, zones=self.html_zones
+        self.zones = (
+            zones if isinstance(zones, ZoneData) else ZoneData(compiled.zones, zones, variants)
         )
 
-    def text(self, *, contact: dict, unit: dict, brand: dict, links: dict) -> str:
+    def html(
+        self, *, contact: dict, unit: dict, brand: dict, links: dict, persona: str | None = None
+    ) -> str:
+        return self.html_template.render(
+            contact=contact, unit=unit, brand=brand, links=links, zones=self.zones.html(persona)
+        )
+
+    def text(
+        self, *, contact: dict, unit: dict, brand: dict, links: dict, persona: str | None = None
+    ) -> str:
         return self.text_template.render(
-            contact=contact, unit=unit, brand=brand, links=links, zones=self.text_zones
+            contact=contact, unit=unit, brand=brand, links=links, zones=self.zones.text(persona)
         )
 
     def render(self, **data) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from enseigne.brand import checks
+from enseigne.brand import variants as zone_variants
 from enseigne.brand.library import ZONE_KINDS, zone_data
 from enseigne.brand.models import (
     CONTENT_FROZEN_STATUSES,
@@ -23,7 +24,7 @@ from enseigne.brand.models import (
     TemplateVersion,
 )
 from enseigne.brand.previews import check_within_limits, email_preview, sms_preview
-from enseigne.brand.rendering import check_subject, compile_email
+from enseigne.brand.rendering import check_subject, compile_email, persona_values
 from enseigne.brand.selectors import assets_visible_to_unit
 from enseigne.brand.sms import measure
 from enseigne.brand.zones import Zone, locked_text, parse
@@ -80,11 +81,13 @@ def template_create(
     description: str = "",
     sms_stop: str = "",
     max_segments: int = 2,
+    variants: dict | None = None,
 ) -> Template:
     if not access_for(actor).can(Capability.MANAGE_TEMPLATES, shared_with):
         raise PermissionDenied
     check_subject(subject)
     compiled = compiled_version_fields(channel, source, sms_stop=sms_stop, subject=subject)
+    compiled["variants"] = _checked_variants(compiled, variants, path=shared_with.path)
     with transaction.atomic():
         template = Template.objects.create(
             channel=channel,
@@ -104,6 +107,7 @@ def template_create(
         )
         template.current = version
         template.save(update_fields=["current"])
+        _check_sms_variants(version, template)
         _link_assets(version)
         audit(
             actor=actor,
@@ -123,8 +127,11 @@ def template_publish(
     subject: str | None = None,
     sms_stop: str | None = None,
     max_segments: int | None = None,
+    variants: dict | None = None,
 ) -> TemplateVersion:
-    """A new HQ version; every unit's local version follows it (values kept, re-checked)."""
+    """A new HQ version; every unit's local version follows it (values kept, re-checked).
+    ``variants`` None: the previous version's variants are carried forward (those of zones
+    still there that take variants, for personas that still exist), checked again."""
     if not can_manage_template(actor, template):
         raise PermissionDenied
     previous = template.current
@@ -133,6 +140,12 @@ def template_publish(
     max_segments = previous.max_segments if max_segments is None else max_segments
     check_subject(subject)
     compiled = compiled_version_fields(template.channel, source, sms_stop=sms_stop, subject=subject)
+    compiled["variants"] = _checked_variants(
+        compiled,
+        previous.variants if variants is None else variants,
+        path=template.shared_path,
+        carried=variants is None,
+    )
     with transaction.atomic():
         version = TemplateVersion.objects.create(
             template=template,
@@ -144,6 +157,7 @@ def template_publish(
             created_by=actor,
             **compiled,
         )
+        _check_sms_variants(version, template)
         Template.objects.filter(pk=template.pk).update(current=version)
         template.current = version
         _link_assets(version)
@@ -174,6 +188,33 @@ def template_publish(
     return version
 
 
+def _checked_variants(
+    compiled: dict, variants: dict | None, *, path: str, carried: bool = False
+) -> dict:
+    """Head office's variants per persona for a new version, cleaned and checked by the zone
+    rules and the network's guardrails (``brand.variants``); ValidationError names the zone,
+    the persona and the rule."""
+    if not variants:
+        return {}
+    return zone_variants.clean(
+        [Zone.from_dict(z) for z in compiled["zones"]],
+        variants,
+        personas=zone_variants.network_personas(path),
+        guardrails=guardrails_for(path),
+        keep_unknown=carried,
+    )
+
+
+def _check_sms_variants(version: TemplateVersion, template: Template) -> None:
+    """An SMS variant must fit head office's segment limit with its defaults (measured with
+    the sharing node's name; each unit's version is measured again with its own)."""
+    if template.channel == Channel.SMS and version.variants:
+        node = OrgNode.objects.get(path=template.shared_path)
+        problems = variant_sms_problems(version, {}, node)
+        if problems:
+            raise ValidationError(problems)
+
+
 _STORED_FILE = re.compile(r"assets/\d{4}/\d{2}/[0-9a-f]{32}")
 
 
@@ -201,13 +242,18 @@ def template_edit(
     subject: str | None = None,
     sms_stop: str | None = None,
     max_segments: int | None = None,
+    variants: dict | None = None,
 ) -> TemplateVersion:
-    """Rename freely; a change of content publishes a new version (the current one otherwise)."""
+    """Rename freely; a change of content publishes a new version (the current one otherwise).
+    ``variants`` None: the current ones are kept."""
     if not can_manage_template(actor, template):
         raise PermissionDenied
     current = template.current
+    if variants is not None:  # a zone left without variants is no change
+        variants = {zone: entries for zone, entries in variants.items() if entries}
     content_changed = (
         source != current.source
+        or (variants is not None and variants != current.variants)
         or (subject is not None and subject != current.subject)
         or (sms_stop is not None and sms_stop != current.sms_stop)
         or (max_segments is not None and max_segments != current.max_segments)
@@ -222,6 +268,7 @@ def template_edit(
                 subject=subject,
                 sms_stop=sms_stop,
                 max_segments=max_segments,
+                variants=variants,
             )
         if (name, description) != (template.name, template.description):
             template.name, template.description = name, description
@@ -294,7 +341,28 @@ def sms_problems(version: TemplateVersion, values: dict, unit: OrgNode) -> list[
             )
             % {"segments": length.segments, "max": version.max_segments}
         ]
-    return []
+    return variant_sms_problems(version, values, unit)
+
+
+def variant_sms_problems(version: TemplateVersion, values: dict, unit: OrgNode) -> list[str]:
+    """The segment limit for the customers of each persona head office wrote variants for."""
+    names = zone_variants.network_personas(unit.path)
+    problems = []
+    for persona in persona_values(version.variants):
+        length = measure(sms_preview(version, values, unit, persona=persona))
+        if length.segments > version.max_segments:
+            problems.append(
+                _(
+                    "With head office's variant for the persona “%(persona)s”, this SMS takes "
+                    "%(segments)s segments; head office allows %(max)s."
+                )
+                % {
+                    "persona": names.get(persona, persona),
+                    "segments": length.segments,
+                    "max": version.max_segments,
+                }
+            )
+    return problems
 
 
 def local_version_save(
@@ -390,22 +458,32 @@ def preview_values(version: TemplateVersion, values: dict, unit: OrgNode) -> dic
     return _resolve(zones, cleaned, _visible_assets(unit, cleaned))
 
 
-def values_preview(*, version: TemplateVersion, unit: OrgNode, values: dict) -> str:
-    """The e-mail HTML (or the whole SMS) a unit's zone values give, with a sample contact."""
+def values_preview(
+    *, version: TemplateVersion, unit: OrgNode, values: dict, persona: str | None = None
+) -> str:
+    """The e-mail HTML (or the whole SMS) a unit's zone values give, with a sample contact
+    (``persona``: one of that persona, who gets head office's variants)."""
     resolved = preview_values(version, values, unit)
     if version.template.channel == Channel.SMS:
-        return sms_preview(version, resolved, unit)
-    return email_preview(version, resolved, unit)[0]
+        return sms_preview(version, resolved, unit, persona=persona)
+    return email_preview(version, resolved, unit, persona=persona)[0]
 
 
-def source_preview(*, channel: str, source: str, unit: OrgNode, sms_stop: str = "") -> str:
-    """HQ's unsaved source compiled and rendered with the zones' defaults (ValidationError on errors)."""
+def source_preview(
+    *, channel: str, source: str, unit: OrgNode, sms_stop: str = "", as_persona: tuple = (None, {})
+) -> str:
+    """HQ's unsaved source compiled and rendered with the zones' defaults, or, given
+    ``as_persona`` (a persona's public id, the unsaved variants), as a customer of that
+    persona sees it (ValidationError on errors)."""
+    persona, variants = as_persona
     compiled = compiled_version_fields(channel, source, sms_stop=sms_stop or "STOP")
+    if persona and variants:
+        compiled["variants"] = _checked_variants(compiled, variants, path=unit.path)
     version = TemplateVersion(source=source, sms_stop=sms_stop, **compiled)
     version.template = Template(channel=channel)
     if channel == Channel.SMS:
-        return sms_preview(version, {}, unit)
-    return email_preview(version, {}, unit)[0]
+        return sms_preview(version, {}, unit, persona=persona)
+    return email_preview(version, {}, unit, persona=persona)[0]
 
 
 def locked_diff(old: TemplateVersion | None, new: TemplateVersion) -> str:

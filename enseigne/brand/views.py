@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.static import serve
 
 from enseigne.brand import asset_services, selectors, services
+from enseigne.brand import variants as zone_variants
 from enseigne.brand.forms import (
     ContentForm,
     GuardrailsForm,
@@ -51,15 +52,18 @@ PREVIEW_CSP = (
 PAGE_SIZE = 48
 
 
-def message_preview(version, values: dict, unit: OrgNode, channel: str) -> HttpResponse:
-    """A unit's message, with a sample contact, for a sandboxed preview frame (SMS as plain text)."""
+def message_preview(
+    version, values: dict, unit: OrgNode, channel: str, persona: str | None = None
+) -> HttpResponse:
+    """A unit's message, with a sample contact (of ``persona``: head office's variants for it),
+    for a sandboxed preview frame (SMS as plain text)."""
     try:
         if channel == Channel.SMS:
             return sandboxed(
                 "<pre style='white-space:pre-wrap;font:16px sans-serif'>"
-                f"{escape(sms_preview(version, values, unit))}</pre>"
+                f"{escape(sms_preview(version, values, unit, persona=persona))}</pre>"
             )
-        html, _text = email_preview(version, values, unit)
+        html, _text = email_preview(version, values, unit, persona=persona)
     except ValidationError as exc:
         return _preview_error(exc.messages)
     return sandboxed(html)
@@ -375,12 +379,59 @@ def _starter(channel: str) -> str:
     return render_to_string("brand/starter.mjml").strip()
 
 
+VARIANT_FIELD = "variant__"
+
+
+def _posted_variants(post, personas: dict[str, str]) -> dict | None:
+    """HQ's variants from the editor's fields ``variant__<zone>__<persona>``, each zone's in
+    the personas' order; None when the form had no such field (nothing to change)."""
+    found: dict[str, dict[str, str]] = {}
+    for key, value in post.items():
+        zone, _sep, persona = key.removeprefix(VARIANT_FIELD).rpartition("__")
+        if key.startswith(VARIANT_FIELD) and zone:
+            found.setdefault(zone, {})[persona] = value
+    if not found:
+        return None
+    order = {persona: place for place, persona in enumerate(personas)}
+    return {
+        zone: [
+            {"persona": persona, "value": value}
+            for persona, value in sorted(by.items(), key=lambda kv: order.get(kv[0], len(order)))
+            if value.strip()
+        ]
+        for zone, by in found.items()
+    }
+
+
+def _variant_rows(zones, variants: dict, personas: dict[str, str]) -> list[dict]:
+    """The editor's grid: for each zone that takes variants, a field per persona."""
+    rows = []
+    for zone in zone_variants.varied_zones(zones):
+        written = {e["persona"]: e["value"] for e in variants.get(zone.name, [])}
+        rows.append(
+            {
+                "zone": zone,
+                "fields": [
+                    {
+                        "key": f"{VARIANT_FIELD}{zone.name}__{persona}",
+                        "persona": name,
+                        "value": written.get(persona, ""),
+                    }
+                    for persona, name in personas.items()
+                ],
+            }
+        )
+    return rows
+
+
 @login_required
 def template_edit(request: HttpRequest, public_id) -> HttpResponse:
     template = selectors.get_template_for_user(request.user, public_id)
     if not services.can_manage_template(request.user, template):
         raise PermissionDenied
     current = template.current
+    personas = zone_variants.network_personas(template.shared_path)
+    variants, posted = current.variants, None
     initial = {
         "name": template.name,
         "description": template.description,
@@ -390,6 +441,9 @@ def template_edit(request: HttpRequest, public_id) -> HttpResponse:
         "max_segments": current.max_segments,
     }
     form = TemplateForm(request.POST or None, channel=template.channel, initial=initial)
+    if request.method == "POST":
+        posted = _posted_variants(request.POST, personas)
+        variants = current.variants if posted is None else posted
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -402,6 +456,7 @@ def template_edit(request: HttpRequest, public_id) -> HttpResponse:
                 subject=data.get("subject"),
                 sms_stop=data.get("sms_stop"),
                 max_segments=data.get("max_segments"),
+                variants=posted,
             )
         except ValidationError as exc:
             form.add_error("source", exc.messages)
@@ -426,6 +481,8 @@ def template_edit(request: HttpRequest, public_id) -> HttpResponse:
             "template": template,
             "versions": template.versions.select_related("created_by")[:20],
             "local_count": LocalVersion.objects.filter(template=template).count(),
+            "personas": personas,
+            "variant_rows": _variant_rows(services.zones_of(current), variants, personas),
         },
     )
 
@@ -440,16 +497,27 @@ def template_preview(request: HttpRequest) -> HttpResponse:
     unit = network_selectors.units_for_user(request.user).first()
     if unit is None:
         return _preview_error([_("Add a unit to the network to preview templates.")])
+    personas = zone_variants.network_personas(unit.path)
     try:
         rendered = services.source_preview(
             channel=channel,
             source=request.POST.get("source", ""),
             unit=unit,
             sms_stop=request.POST.get("sms_stop", ""),
+            as_persona=(
+                _preview_persona(request, personas),
+                _posted_variants(request.POST, personas),
+            ),
         )
     except ValidationError as exc:
         return _preview_error(exc.messages)
     return _preview_page(channel, rendered)
+
+
+def _preview_persona(request: HttpRequest, personas: dict[str, str]) -> str | None:
+    """The persona the preview is shown as (one of the network's), or None: everyone else."""
+    wanted = request.POST.get("preview_persona", "")
+    return wanted if wanted in personas else None
 
 
 def _preview_page(channel: str, rendered: str) -> HttpResponse:
@@ -553,6 +621,11 @@ def _personalise(
         if local and local.previous_version
         else ""
     )
+    personas = zone_variants.network_personas(unit.path)
+    fields = _zone_fields(unit, zones, values)
+    varied = zone_variants.described(zones, version.variants, personas)
+    for field in fields:
+        field["variants"] = varied.get(field["zone"].name, [])
     return render(
         request,
         "brand/personalise.html",
@@ -562,8 +635,9 @@ def _personalise(
             "unit": unit,
             "local": local,
             "units": units,
-            "fields": _zone_fields(unit, zones, values),
+            "fields": fields,
             "errors": errors,
+            "preview_personas": zone_variants.varied_personas(version.variants, unit.path),
             "diff": diff,
             "can_upload": access_for(request.user).can(Capability.ADD_UNIT_ASSETS, unit),
             "can_campaign": access_for(request.user).can(Capability.CREATE_LOCAL_CAMPAIGNS, unit),
@@ -610,8 +684,11 @@ def local_preview(request: HttpRequest, public_id) -> HttpResponse:
     if local_id:
         version = selectors.get_local_version_for_user(request.user, local_id).version
     values = _posted_values(services.zones_of(version), request.POST)
+    persona = _preview_persona(request, zone_variants.network_personas(unit.path))
     try:
-        rendered = services.values_preview(version=version, unit=unit, values=values)
+        rendered = services.values_preview(
+            version=version, unit=unit, values=values, persona=persona
+        )
     except ValidationError as exc:
         return _preview_error(exc.messages)
     return _preview_page(template.channel, rendered)

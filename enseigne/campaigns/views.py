@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from enseigne.brand.free import free_frame
 from enseigne.brand.models import LocalVersion
+from enseigne.brand.variants import varied_personas
 from enseigne.brand.views import message_preview, sandboxed
 from enseigne.campaigns import audience, content, figures, selectors, services
 from enseigne.campaigns.confirmation import send_summary
@@ -216,6 +217,10 @@ def campaign_detail(request: HttpRequest, public_id) -> HttpResponse:
             "relays": relays,
             "relay": relay,
             "relay_locals": relay_locals,
+            "message_personas": varied_personas(
+                campaign.template.current.variants if campaign.template.current else {},
+                campaign.owner_path,
+            ),
             "can_edit": services.can_edit(user, campaign),
             "can_approve": services.can_approve(user, campaign),
             "can_exceed": access_for(user).can(Capability.EXCEED_BUDGET, campaign.owner),
@@ -266,7 +271,10 @@ def campaign_message(request: HttpRequest, public_id) -> HttpResponse:
     if campaign.approved_version_id is not None:  # approved: what is sent is what was approved
         approved = content.approved_content(campaign, target.unit)
         version, values = approved.version, approved.values
-    return message_preview(version, values, target.unit, campaign.channel)
+    # As a customer of one of the personas head office wrote variants for (?persona=).
+    wanted = request.GET.get("persona", "")
+    persona = wanted if wanted in varied_personas(version.variants, target.unit.path) else None
+    return message_preview(version, values, target.unit, campaign.channel, persona)
 
 
 def campaign_action(request, public_id, action, *, done: str = "", then=None, **extra):

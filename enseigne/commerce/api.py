@@ -9,9 +9,11 @@ from django.core.exceptions import ValidationError
 from django.http import JsonResponse
 from django.utils.translation import gettext as _
 from ninja import Router, Schema
+from ninja.decorators import decorate_view
 
 from enseigne.commerce.models import Order
 from enseigne.commerce.services import MAX_BATCH, Status, orders_record
+from enseigne.lib.bulk import collector_paused
 from enseigne.network.access import AuthenticatedRequest
 from enseigne.network.capabilities import Capability
 from enseigne.network.selectors import get_unit_for_user
@@ -51,6 +53,9 @@ class OrderBatchOut(Schema):
 
 
 @router.post("/orders/batch", response={200: OrderBatchOut})
+# From the body's parsing to the answer: the batch's thousands of dicts never set off a
+# collection of the whole process (see collector_paused).
+@decorate_view(collector_paused())
 def record_orders(request: AuthenticatedRequest, payload: OrderBatchIn):
     """Record up to 1,000 orders of one unit. Each order answers ``created``, ``duplicate``
     (the unit has this ``order_id`` already: sending a batch again is harmless) or

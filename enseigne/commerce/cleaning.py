@@ -168,8 +168,18 @@ def parse_time(value, now: dt.datetime | None = None) -> dt.datetime:
     return parsed
 
 
+def _is_object(value) -> bool:
+    # A JSON object is a dict: the abstract Mapping check only for other mappings (it was a
+    # tenth of a batch's cleaning).
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _text(value, limit: int, required: bool = False) -> str:
-    if value is None:
+    if type(value) is str:  # the common case first: a batch cleans ~25 values an order
+        value = value.strip()
+        if value and len(value) <= limit:
+            return value
+    elif value is None:
         value = ""
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = str(value)  # a till sending its SKU 12345 as a number means the text
@@ -189,6 +199,7 @@ def _text(value, limit: int, required: bool = False) -> str:
 
 _TRUE = {"1", "true", "yes", "oui", "o", "y", "vrai", "x", "return", "retour"}
 _FALSE = {"", "0", "false", "no", "non", "n", "faux"}
+_FLAGS = frozenset(_TRUE | _FALSE)
 
 
 def _flag(value) -> bool:
@@ -196,8 +207,8 @@ def _flag(value) -> bool:
         return value
     if value is None:
         return False
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
+    if isinstance(value, str) and (word := value.strip().lower()) in _FLAGS:
+        return word in _TRUE
     raise Refused(Rule.NOT_A_CHOICE, _("Must be true or false."))
 
 
@@ -212,6 +223,7 @@ ORDER_FIELDS = (
     "phone",
     "lines",
 )
+_ORDER_KEYS = frozenset(ORDER_FIELDS)
 
 
 class _Collector:
@@ -232,15 +244,18 @@ class _Collector:
 def clean_line(
     raw, prefix: str, collect: _Collector, *, decimal_comma: bool = False
 ) -> CleanLine | None:
-    if not isinstance(raw, Mapping):
+    if not _is_object(raw):
         collect.problems.append(Problem(prefix, Rule.NOT_AN_OBJECT, _("Must be a JSON object.")))
         return None
     before = len(collect.problems)
     run = collect.run
     get = raw.get
     sku = run(prefix, "sku", _text, get("sku"), 64, True)
-    category = run(prefix, "category", _text, get("category"), 120)
-    is_return = run(prefix, "is_return", _flag, get("is_return"))
+    # An absent optional field is its default, with no call (a batch has 15,000 of them).
+    value = get("category")
+    category = "" if value is None else run(prefix, "category", _text, value, 120)
+    value = get("is_return")
+    is_return = False if value is None else run(prefix, "is_return", _flag, value)
     quantity: Decimal | None = Decimal(1)
     value = get("quantity")
     if value is not None and value != "":
@@ -315,11 +330,11 @@ def clean_order(
     """(the order, []) or (None, every problem found). ``strict``: unknown keys are refused
     (a misspelt ``totl`` must not pass as an order without a total)."""
     collect = _Collector()
-    if not isinstance(raw, Mapping):
+    if not _is_object(raw):
         return None, [Problem("", Rule.NOT_AN_OBJECT, _("Must be a JSON object."))]
     if strict:
         for key in raw:
-            if key not in ORDER_FIELDS:
+            if key not in _ORDER_KEYS:
                 collect.problems.append(
                     Problem(str(key), Rule.UNKNOWN_FIELD, _("Unknown field: check its spelling."))
                 )
@@ -337,9 +352,10 @@ def clean_order(
                 _("Must be one of: %(choices)s.") % {"choices": ", ".join(Order.Channel.values)},
             )
         )
-    contact_id = run("", "contact", _text, raw.get("contact"), 36) or ""
-    email = run("", "email", _text, raw.get("email"), 254) or ""
-    phone = run("", "phone", _text, raw.get("phone"), 40) or ""
+    buyer = {}
+    for name, limit in (("contact", 36), ("email", 254), ("phone", 40)):
+        value = raw.get(name)
+        buyer[name] = "" if value is None else run("", name, _text, value, limit) or ""
     total = None
     if raw.get("total") not in (None, ""):
         total = run("", "total", parse_amount, raw.get("total"), decimal_comma)
@@ -387,9 +403,9 @@ def clean_order(
             occurred_at=occurred_at,
             total=total,
             channel=channel,
-            contact_id=contact_id,
-            email=email,
-            phone=phone,
+            contact_id=buyer["contact"],
+            email=buyer["email"],
+            phone=buyer["phone"],
             lines=lines,
         ),
         [],

@@ -36,7 +36,12 @@ class Order(models.Model):
         DEMO = "demo", _("Demo")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False)
+    # No database constraint: the writer takes the unit from the row it just read in scope,
+    # and a unit with orders is never deleted (Django's PROTECT); its check was a trigger per
+    # order (docs/decisions.md, "Order lines' product").
+    unit = models.ForeignKey(
+        OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     # Read by the row-level security policy; queries scope by unit id (see docs/decisions.md).
     unit_path = models.CharField(max_length=255)
     external_id = models.CharField(_("order id"), max_length=100)
@@ -72,8 +77,13 @@ class Order(models.Model):
 class OrderLine(models.Model):
     """One line of an order: a product (by SKU) sold, or returned (negative quantity)."""
 
-    # No index of its own: the (order, position) constraint's index serves the lookups.
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines", db_index=False)
+    # No index of its own: the (order, position) constraint's index serves the lookups. No
+    # database constraint: the writer inserts the lines with the ids its own insert of the
+    # orders returned, in the same transaction, and nothing deletes orders but Django's
+    # CASCADE; the check was a trigger per line, a sixth of a batch's PostgreSQL time.
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="lines", db_index=False, db_constraint=False
+    )
     unit_path = models.CharField(max_length=255)
     position = models.PositiveSmallIntegerField()
     sku = models.CharField(_("SKU"), max_length=64)
@@ -259,16 +269,23 @@ class CategoryPurchase(models.Model):
     """A buyer's latest sold line (not a return) in a category, case aside: what "bought in
     category X in the last N days" reads, as an index range (``summaries``).
 
-    Written by ``summaries.orders_written`` in the order writer's transaction (the order
-    hook port) and rebuilt by ``enseigne rebuild_purchase_summary``; the record's erasure
-    takes its rows with it. ``category`` is the lines' category as the database's
+    Written by ``order_hooks.orders_written`` in the order writer's transaction and rebuilt
+    by ``enseigne rebuild_purchase_summary``; the record's erasure takes its rows with it. ``category`` is the lines' category as the database's
     ``UPPER`` spells it, the same function the condition applies to the value asked for.
     """
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database constraints (derived rows, rebuilt by the command): their checks, two
+    # triggers per row written, cost a fifth of the summary's statement in every order batch
+    # (bench/orders_ingest.py). Erasure still takes the rows (Django's CASCADE), and the
+    # batch's orders hold their buyers' rows (the order's own constraint) until it commits.
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     # The record's unit, and its path (row-level security). The condition correlates on the
     # unit too, so a store's count ranges over its own rows only (see the index).
-    unit = models.ForeignKey(OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False)
+    unit = models.ForeignKey(
+        OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     unit_path = models.CharField(max_length=255)
     category = models.CharField(max_length=120)
     last_bought_at = models.DateTimeField()

@@ -28,7 +28,7 @@ from enseigne.commerce.order_hooks import orders_written
 from enseigne.contacts.models import Contact
 from enseigne.contacts.services import unit_country
 from enseigne.contacts.validation import FieldError, clean_email, clean_phone
-from enseigne.lib.bulk import bulk_insert
+from enseigne.lib.bulk import bulk_insert, collector_paused
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User
@@ -168,6 +168,18 @@ def orders_record(
     may_record(actor, unit)
     if len(orders) > MAX_BATCH:
         raise ValueError("orders_record takes at most MAX_BATCH orders")  # the entry points say so
+    with collector_paused():
+        return _record(unit, orders, source, decimal_comma, strict, dry_run)
+
+
+def _record(
+    unit: OrgNode,
+    orders: Sequence[Mapping],
+    source: str,
+    decimal_comma: bool,
+    strict: bool,
+    dry_run: bool,
+) -> list[Outcome]:
     now = timezone.now()
     outcomes: list[Outcome] = []
     cleaned: list[tuple[Outcome, CleanOrder]] = []
@@ -307,8 +319,12 @@ def _write(
                 ),
                 lines,
             )
-        # Later apps (RFM) update their buyers' figures once this transaction commits.
-        orders_written(buyer for _outcome, order, buyer in fresh if order.external_id in pk_of)
+        # The purchase summary from these orders' lines; later apps (RFM) update their
+        # buyers' figures once this transaction commits.
+        orders_written(
+            (buyer for _outcome, order, buyer in fresh if order.external_id in pk_of),
+            order_ids=[pk for pk, _external_id in inserted],
+        )
 
 
 def order_record(

@@ -105,6 +105,8 @@ class ExtraField:
     # figure summed over the records (amount spent, number of purchases, average basket,
     # first purchase, favourite category): a person's needs adding up her records first.
     per_person: bool = True
+    # What the condition counts, in a sentence the builder shows under it ("" for none).
+    help: str | Promise = ""
 
 
 @lru_cache(maxsize=1)
@@ -170,6 +172,7 @@ def field_catalogue(user: User | None = None) -> list[dict]:
                         "ops": ops(extra.ops),
                         "inputs": dict(extra.ops),
                         "choices": extra.choices(user) if extra.choices else [],
+                        **({"help": str(extra.help)} if extra.help else {}),
                     }
                 )
     return fields

@@ -26,8 +26,13 @@ from enseigne.contacts.forms import (
 )
 from enseigne.contacts.import_services import import_prepare, import_start
 from enseigne.contacts.importer import import_target_choices
-from enseigne.contacts.models import ContactImport, ImportRejection
-from enseigne.contacts.segments import field_catalogue, segment_count, segment_sizes
+from enseigne.contacts.models import ContactImport, ImportRejection, Segment
+from enseigne.contacts.segments import (
+    field_catalogue,
+    segment_contacts,
+    segment_count,
+    segment_sizes,
+)
 from enseigne.lib.csvexport import csv_download
 from enseigne.lib.imports import import_report, upload_form, upload_prepare
 from enseigne.lib.paging import BoundedPaginator
@@ -59,23 +64,35 @@ def unit_home(request: HttpRequest, public_id) -> HttpResponse:
     )
 
 
-def _filtered_contacts(request: HttpRequest):
+def _filtered_contacts(request: HttpRequest, segment: Segment | None = None):
+    """The list's and the export's contacts: search, unit, tag, consent and ``segment``."""
     unit = None
     unit_id = request.GET.get("unit", "")
     if unit_id:
         unit = network_selectors.get_node_for_user(request.user, unit_id)
-    return selectors.contact_search(
+    contacts = selectors.contact_search(
         request.user,
         query=request.GET.get("q", ""),
         unit=unit,
         tag=request.GET.get("tag", "").strip().lower(),
         consent=request.GET.get("consent", ""),
     )
+    if segment is not None:
+        members = segment_contacts(request.user, segment.rules, owner=segment.owner)
+        contacts = contacts.filter(pk__in=members.values("pk"))
+    return contacts
+
+
+def _segment_filter(request: HttpRequest) -> Segment | None:
+    """``?segment=``: the members of one of the user's segments (404 for anyone else's)."""
+    public_id = request.GET.get("segment", "")
+    return selectors.get_segment_for_user(request.user, public_id) if public_id else None
 
 
 @login_required
 def contact_list(request: HttpRequest) -> HttpResponse:
-    contacts = _filtered_contacts(request)
+    segment = _segment_filter(request)
+    contacts = _filtered_contacts(request, segment)
     paginator = BoundedPaginator(contacts, settings.CONTACTS_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     access = access_for(request.user)
@@ -86,6 +103,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "units": network_selectors.units_for_user(request.user),
         "can_export": access.can_anywhere(Capability.EXPORT_CONTACTS),
         "can_add": bool(network_selectors.units_with(request.user, Capability.EDIT_CONTACTS)),
+        "segment": segment,
     }
     template = "contacts/_rows.html" if request.htmx else "contacts/list.html"
     return render(request, template, context)
@@ -120,7 +138,9 @@ def contact_export(request: HttpRequest) -> StreamingHttpResponse:
     if not access_for(request.user).can_anywhere(Capability.EXPORT_CONTACTS):
         raise PermissionDenied
     export_paths = access_for(request.user).paths_with(Capability.EXPORT_CONTACTS)
-    contacts = _filtered_contacts(request).filter(path_filter(export_paths))
+    contacts = _filtered_contacts(request, _segment_filter(request)).filter(
+        path_filter(export_paths)
+    )
     services.export_recorded(actor=request.user, count=contacts.count())
 
     def rows():

@@ -7,20 +7,16 @@ personalisation, the tracked links and the MIME assembly remain.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import connection
 from liquid import BoundTemplate
 
 from enseigne.brand.models import TemplateVersion
 from enseigne.brand.previews import brand_context, unit_context
-from enseigne.brand.rendering import (
-    Compiled,
-    Personaliser,
-    render_subject,
-    text_template,
-    zone_context,
-)
+from enseigne.brand.rendering import Compiled, Personaliser, ZoneData, render_subject, text_template
 from enseigne.brand.zones import Zone
 from enseigne.campaigns.content import approved_content
 from enseigne.campaigns.models import Campaign
@@ -28,9 +24,11 @@ from enseigne.contacts.models import Channel
 from enseigne.delivery.channels.base import EmailOut, SmsOut
 from enseigne.delivery.links import LinkRewriter
 from enseigne.delivery.messages import Envelope, bounce_address, build_email, message_id
+from enseigne.identity.models import RecordLink
 from enseigne.lib.signing import sign_id
 from enseigne.network.models import OrgNode
 from enseigne.network.selectors import root_of, unit_time_zone
+from enseigne.personas.models import Persona, PersonaPerson, PersonaRecord
 
 
 def _unsubscribe_prefix() -> str:
@@ -53,7 +51,7 @@ class UnitContent:
     brand_data: dict
     time_zone: str
     domain: str
-    text_zones: dict = field(default_factory=dict)
+    zones: ZoneData
     email: EmailParts | None = None
     sms: SmsParts | None = None
 
@@ -84,6 +82,7 @@ def prepare(campaign: Campaign, unit_id: int) -> UnitContent:
     network = getattr(root, "network", None)
     domain = network.sending_domain if network else "localhost"
     profile = getattr(unit, "profile", None)
+    zones = tuple(Zone.from_dict(z) for z in version.zones)
     content = UnitContent(
         unit=unit,
         version=version,
@@ -91,10 +90,10 @@ def prepare(campaign: Campaign, unit_id: int) -> UnitContent:
         brand_data=brand_context(unit),
         time_zone=unit_time_zone(unit, network=network),
         domain=domain,
+        # Head office's variants per persona are part of the version. The SMS body prints the
+        # zones' text, and so may an e-mail's subject (a free message's is its title).
+        zones=ZoneData(zones, values, version.variants),
     )
-    zones = tuple(Zone.from_dict(z) for z in version.zones)
-    # The SMS body prints the zones' text, and so may an e-mail's subject (a free message's is its title).
-    content.text_zones = zone_context(zones, values, for_text=True)
     if is_email:
         compiled = Compiled(html=version.compiled_html, text=version.compiled_text, zones=zones)
         envelope = Envelope.build(
@@ -106,7 +105,7 @@ def prepare(campaign: Campaign, unit_id: int) -> UnitContent:
             return_path=f"bounces@{domain}",
         )
         content.email = EmailParts(
-            personaliser=Personaliser(compiled, values),
+            personaliser=Personaliser(compiled, content.zones),
             envelope=envelope,
             # The unsubscribe link stays as it is: it is not a click, and must work on its own.
             links=LinkRewriter(
@@ -125,10 +124,49 @@ def prepare(campaign: Campaign, unit_id: int) -> UnitContent:
     return content
 
 
+def personas_of(campaign: Campaign, contact_ids: list[int]) -> dict[int, str]:
+    """Contact id → the public id of the persona that picks head office's zone variants for
+    it, for a whole chunk in one query: the record's own persona, or, for a campaign that
+    sends one message a person (national), the person's (a record not linked yet is its own
+    person). A contact without one is left out (it gets the usual content)."""
+    if not contact_ids:
+        return {}
+    marks = ", ".join(["%s"] * len(contact_ids))
+    persona, by_record = Persona._meta.db_table, PersonaRecord._meta.db_table
+    if campaign.is_national:
+        by_person, links = PersonaPerson._meta.db_table, RecordLink._meta.db_table
+        # The person's row first; a record's own row counts only where it has no person.
+        sql = (
+            f"SELECT l.contact_id, p.public_id, 0 FROM {links} l "  # noqa: S608
+            f"JOIN {by_person} pp ON pp.person_id = l.person_id "
+            f"JOIN {persona} p ON p.id = pp.persona_id WHERE l.contact_id IN ({marks}) "
+            f"UNION ALL SELECT pp.contact_id, p.public_id, 1 FROM {by_person} pp "
+            f"JOIN {persona} p ON p.id = pp.persona_id WHERE pp.contact_id IN ({marks})"
+        )
+        params = [*contact_ids, *contact_ids]
+    else:
+        sql = (
+            f"SELECT r.contact_id, p.public_id, 0 FROM {by_record} r "  # noqa: S608
+            f"JOIN {persona} p ON p.id = r.persona_id WHERE r.contact_id IN ({marks})"
+        )
+        params = list(contact_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = sorted(cursor.fetchall(), key=lambda row: -row[2])
+    # Sorted so that the person's row (rank 0) is written last and wins.
+    return {contact: _uuid_text(public_id) for contact, public_id, _rank in rows}
+
+
+def _uuid_text(value) -> str:
+    """A UUID column as text, whichever way the driver returns it (SQLite: 32 hex digits)."""
+    return str(uuid.UUID(str(value)))
+
+
 def message(
-    campaign: Campaign, content: UnitContent, row: dict, contact: dict
+    campaign: Campaign, content: UnitContent, row: dict, contact: dict, persona: str | None = None
 ) -> EmailOut | SmsOut:
-    """One ledger row's message, personalised for its contact."""
+    """One ledger row's message, personalised for its contact (``persona``: its persona's
+    public id, which picks head office's variants of zones; see ``personas_of``)."""
     person = {
         "first_name": contact["first_name"],
         "last_name": contact["last_name"],
@@ -148,7 +186,7 @@ def message(
     }
     if content.email is not None:
         parts = content.email
-        html, text = parts.personaliser.render(**data)
+        html, text = parts.personaliser.render(**data, persona=persona)
         if settings.TRACK_CLICKS:
             html, text = parts.links.html(html, row["id"]), parts.links.text(text, row["id"])
         if settings.TRACK_OPENS:
@@ -156,7 +194,7 @@ def message(
             html = parts.links.pixel(html, row["id"] if contact.get("open_tracking") else 0)
         # One line whatever a zone held (encode_word would keep a line break, encoded).
         subject = (
-            render_subject(parts.subject, **data, zones=content.text_zones)
+            render_subject(parts.subject, **data, zones=content.zones.text(persona))
             if parts.subject
             else campaign.name
         )
@@ -178,7 +216,7 @@ def message(
         )
     if content.sms is None:
         raise ValueError(f"campaign {campaign.pk}: no SMS content prepared")
-    body = content.sms.body.render(**data, zones=content.text_zones).strip()
+    body = content.sms.body.render(**data, zones=content.zones.text(persona)).strip()
     text = f"{content.sms.sender}: {body} {content.version.sms_stop}".strip()
     return SmsOut(
         recipient_id=row["id"],

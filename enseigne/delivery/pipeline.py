@@ -282,7 +282,8 @@ class Runner:
                 stats.deferred += len(pks)
             broken: dict[int, str] = {}
             if ready:
-                messages = self._messages(ready, contacts, broken, journal)
+                personas = self._personas(ready)
+                messages = self._messages(ready, contacts, personas, broken, journal)
                 self.transport.send(messages, on_result=journal.outcome)
             for pk, why in broken.items():
                 journal.end([pk], status=R.FAILED, reason=Reason.RENDER_ERROR, detail=why)
@@ -292,7 +293,21 @@ class Runner:
             self._yield_write_lock()
         return stats
 
-    def _messages(self, rows: list[dict], contacts: dict[int, dict], broken: dict, journal):
+    def _personas(self, rows: list[dict]) -> dict[int, str]:
+        """The chunk's recipients' personas, in one query, where head office wrote variants
+        of a zone for personas in the content of one of their units (else none is read)."""
+        if not any(self._content(unit).zones.varies for unit in {r["unit_id"] for r in rows}):
+            return {}
+        return compose.personas_of(self.campaign, [r["contact_id"] for r in rows])
+
+    def _messages(
+        self,
+        rows: list[dict],
+        contacts: dict[int, dict],
+        personas: dict[int, str],
+        broken: dict,
+        journal,
+    ):
         """Yield each row's message as it is composed, so the transport sends the first ones
         while the next are built. With a durable journal, messages go in groups of the
         transport's lanes, each group marked in flight (and committed) before it is handed
@@ -304,7 +319,11 @@ class Runner:
         for index, row in enumerate(rows):
             try:
                 message = compose.message(
-                    self.campaign, self._content(row["unit_id"]), row, contacts[row["contact_id"]]
+                    self.campaign,
+                    self._content(row["unit_id"]),
+                    row,
+                    contacts[row["contact_id"]],
+                    personas.get(row["contact_id"]),
                 )
             except Exception as exc:  # noqa: BLE001 - one contact's data must not stop the others
                 logger.exception(

@@ -25,7 +25,8 @@ from enseigne.commerce.models import Order, OrderLine
 from enseigne.commerce.summaries import rebuild as rebuild_purchase_summary
 from enseigne.contacts.models import Contact
 from enseigne.network.models import OrgNode, User
-from enseigne.rfm.scoring import full_run
+from enseigne.rfm.scoring import full_run, networks
+from enseigne.rfm.snapshots import snapshot_month
 
 # SKU, name, category, price (euros). The first four are the brand kit's products (with
 # their pictures, in the campaigns' templates); the import loads the others.
@@ -130,8 +131,25 @@ def seed_purchases(
     OrderLine.objects.bulk_create(flat, batch_size=5000)
     # Written in bulk, around the order hooks: the segments' purchase summary from them.
     rebuild_purchase_summary()
+    # The groups as they stood at the end of the last two months, then today's: the RFM page's
+    # month-to-month migration has months to compare, as after a season of nightly runs.
+    this_month = timezone.localtime(now).replace(day=1, hour=0)  # the pictures' months are local
+    for back in (2, 1):
+        month_end = _months_earlier(this_month, back - 1) - dt.timedelta(seconds=1)
+        full_run(as_of=month_end)
+        for root in networks():
+            snapshot_month(root, as_of=month_end)
     full_run(as_of=now)
+    for root in networks():
+        snapshot_month(root, as_of=now)
     return {"orders": len(orders), "order_lines": len(flat)}
+
+
+def _months_earlier(first_day: dt.datetime, months: int) -> dt.datetime:
+    """The first day of the month ``months`` before ``first_day`` (a month's first day)."""
+    for _ in range(months):
+        first_day = (first_day - dt.timedelta(days=1)).replace(day=1)
+    return first_day
 
 
 def _store_orders(rng, unit, traits, products, now, orders, lines) -> None:

@@ -40,6 +40,7 @@ from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import OrgNode
 from enseigne.network.services import audit
 
+from .contradiction import persons_contradict
 from .linking import policy_for
 from .models import (
     IdentityPolicy,
@@ -332,6 +333,14 @@ def _queue(result: MatchResult, links: dict[int, RecordLink]) -> dict[str, int]:
         for r in rows
         if person_of.get(r.left_id) is None or person_of.get(r.left_id) != person_of.get(r.right_id)
     ]
+    # A pair the merge would refuse (different e-mails and birthdays, on either person's
+    # records) is never offered: it is recorded as refused, with the merge's reason.
+    offered = [r for r in rows if r.status == MatchCandidate.Status.OPEN]
+    impossible = persons_contradict([(r.left_id, r.right_id) for r in offered])
+    for r in offered:
+        if (r.left_id, r.right_id) in impossible:
+            r.status = MatchCandidate.Status.REFUSED
+            r.reason = MatchCandidate.Reason.CONTRADICTION
     MatchCandidate.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
     refused = sum(r.status == MatchCandidate.Status.REFUSED for r in rows)
     return {"queued": len(rows) - refused, "refused": refused}

@@ -19,12 +19,12 @@ from django.utils import timezone
 from enseigne.contacts import services as contact_services
 from enseigne.contacts.models import Contact
 from enseigne.contacts.selectors import contact_data_export
-from enseigne.lib.ids import parse_uuid
 from enseigne.network.access import access_for
 from enseigne.network.models import OrgNode, User
 from enseigne.network.services import audit
 
 from .models import Person, RecordLink
+from .public_ids import pk_of
 
 FORMAT = "enseigne.person.v1"
 
@@ -44,11 +44,11 @@ def get_person_for_hq(user: User, public_id, capability: str) -> tuple[Person, s
     A store user, even one holding the capability on its own unit, gets 404 like a missing
     person: the per-person rights are HQ's, and the answer says nothing of other stores.
     """
-    uuid = parse_uuid(public_id)
+    pk = pk_of(public_id)
     roots = hq_roots_with(user, capability)
-    if uuid is None or not roots:
+    if pk is None or not roots:
         raise Http404("No such person.")
-    person = Person.objects.filter(public_id=uuid).first()
+    person = Person.objects.filter(pk=pk).first()
     if person is None:
         raise Http404("No such person.")
     paths = list(RecordLink.objects.filter(person=person).values_list("unit_path", flat=True))

@@ -6,8 +6,9 @@ records to ``link_new_records`` through the contacts' record hooks (settings
 finds the persons whose records hold the same keys anywhere in the network, and writes
 the link and the keys. The rules, in order:
 
-- a key held by ``SHARED_KEY_CAP`` records or more (a shop's phone typed on every card, a
-  test address) links nobody: the record goes alone and HQ's review queue says why;
+- a key held by ``shared_key_cap()`` records or more (a shop's phone typed on every card,
+  a test address) links nobody: the record goes alone and HQ's review queue says why
+  (``shared_keys``, which also undoes the joins such a key had made);
 - records of the batch that share a key are one person;
 - one person found: the record joins it (by e-mail before phone);
 - two persons found (the e-mail says one, the phone another): the record joins the e-mail's
@@ -25,11 +26,10 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
@@ -37,14 +37,12 @@ from django.utils import timezone
 from enseigne.contacts.models import Contact
 from enseigne.contacts.records import Address, Record
 from enseigne.lib.bulk import bulk_insert
-from enseigne.lib.ids import time_ordered_prefix, time_ordered_uuid
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import Network, OrgNode
 
 from .erasure import forget_erased_records
 from .keys import GMAIL_DOMAINS, is_mobile, record_keys
 from .models import (
-    IdentityChange,
     IdentityPolicy,
     KeptApart,
     LinkMethod,
@@ -52,10 +50,14 @@ from .models import (
     Person,
     RecordLink,
 )
-
-
-def shared_key_cap() -> int:
-    return int(getattr(settings, "ENSEIGNE_IDENTITY_SHARED_KEY_CAP", 10))
+from .shared_keys import (
+    KIND_COLUMN,
+    Groups,
+    alerted_keys,
+    detach_shared,
+    shared_key_cap,
+    shared_kind,
+)
 
 
 def network_root(path: str) -> str:
@@ -69,9 +71,6 @@ def policy_for(root_path: str) -> IdentityPolicy:
         return policy
     network = Network.objects.filter(node__path=root_path).first()
     return IdentityPolicy(network=network) if network else IdentityPolicy()
-
-
-KIND_COLUMN = {"email": "email_key", "phone": "phone_key"}
 
 
 @contextmanager
@@ -92,24 +91,6 @@ def _lock_network(root: str) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"identity:{root}"])
-
-
-class _Groups:
-    """Union-find over the batch's records, joined by the keys they share."""
-
-    def __init__(self, ids: Iterable[int]):
-        self.parent = {i: i for i in ids}
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
 
 
 Keys = dict[int, tuple[str | None, str | None]]  # record -> (e-mail key, phone key)
@@ -234,9 +215,7 @@ def _link_fresh(records: list[Record], keys: Keys, now: datetime.datetime) -> li
                 SELECT id, unit_path, ek, pk, nextval(%(sequence)s::regclass) AS person
                 FROM rec WHERE fresh
             ), people AS (
-                INSERT INTO {person} (id, public_id, created_at)
-                SELECT person, (%(id_prefix)s || substr(gen_random_uuid()::text, 16))::uuid, %(now)s
-                FROM alone
+                INSERT INTO {person} (id, created_at) SELECT person, %(now)s FROM alone
             ), links AS (
                 INSERT INTO {link} (contact_id, person_id, unit_path, method, linked_at, email_key, phone_key)
                 SELECT id, person, unit_path, %(alone)s, %(now)s, ek, pk FROM alone
@@ -252,9 +231,6 @@ def _link_fresh(records: list[Record], keys: Keys, now: datetime.datetime) -> li
                 "ek": ",".join([e or "" for e, _p in batch_keys]),
                 "pk": ",".join([p or "" for _e, p in batch_keys]),
                 "sequence": _person_sequence(),
-                # Time-ordered public ids (Person.public_id): the same layout as
-                # time_ordered_uuid, the random part from the database.
-                "id_prefix": time_ordered_prefix(now),
                 "now": now,
                 "alone": LinkMethod.ALONE,
             },
@@ -287,7 +263,7 @@ def _link(records: list[Record], all_keys: Keys, now: datetime.datetime) -> None
 
     by_id = {r.contact_id: r for r in records}
     candidates: list[tuple[int, int, str, dict]] = []
-    groups = _Groups(keys)
+    groups = Groups(keys)
     for (kind, key), members in in_batch.items():
         if (kind, key) in shared:
             continue
@@ -345,11 +321,11 @@ def _link(records: list[Record], all_keys: Keys, now: datetime.datetime) -> None
             person_of[contact_id], method_of[contact_id] = person, method
 
     for members, person in zip(new_groups, _new_persons(len(new_groups), now), strict=True):
-        method = LinkMethod.ALONE if len(members) == 1 else _shared_kind(members, keys)
+        method = LinkMethod.ALONE if len(members) == 1 else shared_kind(members, keys)
         for contact_id in members:
             person_of[contact_id], method_of[contact_id] = person, method
 
-    alerted = _alerted_keys(shared)
+    alerted = alerted_keys(shared)
     for kind, key in sorted(shared - alerted):
         # One alert per key, naming two of its holders; the key links nobody from now on.
         members = in_batch[kind, key]
@@ -386,78 +362,7 @@ def _link(records: list[Record], all_keys: Keys, now: datetime.datetime) -> None
     if candidates:
         _queue(candidates)
     if shared - alerted:
-        _detach_shared(network_root(records[0].unit_path), shared - alerted, shared | alerted)
-
-
-def _detach_shared(root: str, found: set[tuple[str, str]], shared: set[tuple[str, str]]) -> None:
-    """Keys just found shared (a shop's phone or address typed on many cards) had joined
-    records only because they were typed on them: each person they hold together is split
-    back into the groups its records' other keys join — no shared key, no key HQ was already
-    told is shared. The person keeps the group of its oldest record and the records HQ or
-    the model linked; the others leave, by the system, in one audited change HQ may undo
-    (``services.detach``)."""
-    from .services import detach
-
-    holding = Q()
-    for kind, key in found:
-        holding |= Q(**{KIND_COLUMN[kind]: key})
-    persons = set(
-        RecordLink.objects.filter(holding, unit_path__startswith=root)
-        .values_list("person_id", flat=True)
-        .distinct()
-    )
-    rows_of: dict[int, list[tuple[int, str, str | None, str | None]]] = defaultdict(list)
-    for contact_id, person_id, method, email_key, phone_key in RecordLink.objects.filter(
-        person_id__in=persons
-    ).values_list("contact_id", "person_id", "method", "email_key", "phone_key"):
-        # The key columns read as uuids; the batch's keys are their 32 hex digits.
-        rows_of[person_id].append(
-            (
-                contact_id,
-                method,
-                email_key.hex if email_key else None,
-                phone_key.hex if phone_key else None,
-            )
-        )
-    held = {
-        (kind, value)
-        for rows in rows_of.values()
-        for _c, _m, email_key, phone_key in rows
-        for kind, value in (("email", email_key), ("phone", phone_key))
-        if value is not None
-    }
-    ignored = shared | found | _alerted_keys(held)
-    groups_out: list[list[int]] = []
-    keys_of: dict[int, dict[str, str | None]] = {}
-    for rows in rows_of.values():
-        if len(rows) < 2:
-            continue
-        groups = _Groups(c for c, *_ in rows)
-        anchor = min(c for c, *_ in rows)
-        holders: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for contact_id, method, email_key, phone_key in rows:
-            keys_of[contact_id] = {"email": email_key, "phone": phone_key}
-            if method in (LinkMethod.MANUAL, LinkMethod.MODEL):
-                groups.union(anchor, contact_id)
-            for k, value in (("email", email_key), ("phone", phone_key)):
-                if value is not None and (k, value) not in ignored:
-                    holders[k, value].append(contact_id)
-        for members in holders.values():
-            for other in members[1:]:
-                groups.union(members[0], other)
-        components: dict[int, list[int]] = defaultdict(list)
-        for contact_id, *_ in rows:
-            components[groups.find(contact_id)].append(contact_id)
-        groups_out += [m for top, m in components.items() if top != groups.find(anchor)]
-    if groups_out:
-        detach(
-            root=root,
-            groups=groups_out,
-            methods=[
-                LinkMethod.ALONE if len(m) == 1 else _shared_kind(m, keys_of) for m in groups_out
-            ],
-            reason=IdentityChange.SHARED_KEY_REASON,
-        )
+        detach_shared(network_root(records[0].unit_path), shared - alerted, shared | alerted)
 
 
 def _choose(
@@ -558,21 +463,6 @@ def _hex(key: uuid.UUID | None) -> str | None:
     return None if key is None else key.hex
 
 
-def _shared_kind(members: list[int], keys: dict[int, dict[str, str | None]]) -> str:
-    emails = [keys[m]["email"] for m in members if keys[m]["email"] is not None]
-    return LinkMethod.EMAIL if len(set(emails)) < len(emails) else LinkMethod.PHONE
-
-
-def _alerted_keys(shared: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The shared keys HQ was already told of."""
-    if not shared:
-        return set()
-    told = MatchCandidate.objects.filter(
-        reason=MatchCandidate.Reason.SHARED_KEY, detail__key__in=[key for _, key in shared]
-    ).values_list("detail__kind", "detail__key")
-    return {(kind, key) for kind, key in told}
-
-
 def _existing_holders(
     wanted: dict[tuple[str, str], list[int]],
 ) -> dict[tuple[str, str], list[tuple[int, int]]]:
@@ -626,15 +516,10 @@ def _new_persons(count: int, now: datetime.datetime) -> list[int]:
                 [_person_sequence(), count],
             )
             ids = [pk for (pk,) in cursor.fetchall()]
-        bulk_insert(
-            Person,
-            ("id", "public_id", "created_at"),
-            ((pk, time_ordered_uuid(), now) for pk in ids),
-        )
+        bulk_insert(Person, ("id", "created_at"), ((pk, now) for pk in ids))
         return ids
     created = Person.objects.bulk_create(
-        [Person(public_id=time_ordered_uuid(), created_at=now) for _ in range(count)],
-        batch_size=2000,
+        [Person(created_at=now) for _ in range(count)], batch_size=2000
     )
     return [p.pk for p in created]
 

@@ -14,14 +14,16 @@ records, read through the contacts selectors with the reader's scope.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from enseigne.contacts.models import Contact
-from enseigne.lib.ids import time_ordered_uuid
 from enseigne.network.models import Network
+
+from .public_ids import public_id_of
 
 
 class KeyIndex(models.Index):
@@ -147,16 +149,22 @@ def thresholds_error(match_threshold: float, review_threshold: float) -> dict[st
 class Person(models.Model):
     """The human behind one or more records. Holds no personal data of its own.
 
-    The public id is time-ordered (``time_ordered_uuid``): an import writes a person per new
-    customer, and random ids would put each one on a random page of the unique index (on a
-    million persons, a page read and written per row); time-ordered ones fill its last page.
+    Its row is as narrow as can be: an import writes one per new customer. Its public id
+    (URLs, the API, audit entries) is derived from its row id (``identity.public_ids``)
+    rather than stored: a stored random id with its unique index was more than half of
+    what a person's row cost an import. Look a person up by public id with
+    ``Person.objects.filter(pk=public_ids.pk_of(value))``.
     """
 
-    public_id = models.UUIDField(default=time_ordered_uuid, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
-        return str(self.public_id)
+        return str(self.public_id) if self.pk else "Person (not saved)"
+
+    @property
+    def public_id(self) -> uuid.UUID:
+        """Derived from the row id (``identity.public_ids``): a saved person's only."""
+        return public_id_of(self.pk)
 
 
 class LinkMethod(models.TextChoices):
@@ -181,7 +189,8 @@ class RecordLink(models.Model):
 
     # No database constraints (as Contact.source_import): their per-row checks at commit
     # cost an import more than the link's own insert. Django still cascades a record's
-    # deletion to its link, and links are written only by identity.linking and services.
+    # deletion to its link (and nulls ``linked_by`` when a user goes), and links are
+    # written only by identity.linking and services.
     contact = models.OneToOneField(
         Contact,
         on_delete=models.CASCADE,
@@ -208,6 +217,7 @@ class RecordLink(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     email_key = models.UUIDField(null=True, blank=True)
     phone_key = models.UUIDField(null=True, blank=True)
@@ -299,7 +309,7 @@ class IdentityChange(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reversed_by"
     )
 
-    # The reason the system gives when it splits on its own (``linking._detach_shared``),
+    # The reason the system gives when it splits on its own (``shared_keys.detach_shared``),
     # stored as a code and read in the reader's language.
     SHARED_KEY_REASON = "auto:shared-key"
 

@@ -28,7 +28,6 @@ from django.utils.translation import gettext_lazy as _
 
 from enseigne.contacts import selectors as contact_selectors
 from enseigne.contacts.models import VALID_CONSENT, ConsentEvent, Contact
-from enseigne.lib.ids import parse_uuid
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.models import AuditEvent, OrgNode, User
 
@@ -43,6 +42,7 @@ from .models import (
     Person,
     RecordLink,
 )
+from .public_ids import pk_of, public_id_of
 from .services import identity_root
 
 
@@ -95,12 +95,8 @@ def people_search(user: User, *, query: str = "") -> QuerySet[Person]:
 
 def get_person_for_user(user: User, public_id) -> Person:
     root = get_identity_root_for_user(user)
-    parsed = parse_uuid(public_id) if not isinstance(public_id, uuid.UUID) else public_id
-    person = (
-        Person.objects.filter(public_id=parsed).filter(_linked_under(root)).first()
-        if parsed
-        else None
-    )
+    pk = pk_of(public_id)
+    person = Person.objects.filter(pk=pk).filter(_linked_under(root)).first() if pk else None
     if person is None:
         raise Http404("No such person.")
     return person
@@ -449,11 +445,8 @@ def person_public_id(user: User, contact: Contact) -> uuid.UUID | None:
     root = contact.unit_path[: OrgNode.steplen]
     if policy_for(root).mode != IdentityPolicy.Mode.ONE_CONTROLLER:
         return None
-    return (
-        RecordLink.objects.filter(contact=contact)
-        .values_list("person__public_id", flat=True)
-        .first()
-    )
+    person = RecordLink.objects.filter(contact=contact).values_list("person_id", flat=True).first()
+    return None if person is None else public_id_of(person)
 
 
 def open_review_count(user: User) -> int:

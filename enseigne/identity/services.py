@@ -20,7 +20,6 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Iterable, Sequence
-from itertools import combinations
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -37,6 +36,7 @@ from enseigne.network.capabilities import Capability
 from enseigne.network.models import Network, OrgNode, User
 from enseigne.network.services import audit
 
+from .contradiction import contradiction
 from .models import (
     IdentityChange,
     IdentityPolicy,
@@ -79,29 +79,6 @@ def _require_manager(actor: User | None) -> str:
 
 def _pair(a: int, b: int) -> tuple[int, int]:
     return (a, b) if a < b else (b, a)
-
-
-def _contradiction(contact_ids: Sequence[Sequence[int]]) -> tuple[int, int] | None:
-    """Two records from two different groups with different valid e-mails AND different
-    birthdays: two people, whatever anyone says."""
-    flat = [c for group in contact_ids for c in group]
-    emails = dict(
-        RecordLink.objects.filter(contact_id__in=flat).values_list("contact_id", "email_key")
-    )
-    birthdays = dict(Contact.objects.filter(pk__in=flat).values_list("pk", "birthday"))
-    for group_a, group_b in combinations(contact_ids, 2):
-        for a in group_a:
-            for b in group_b:
-                if (
-                    emails.get(a)
-                    and emails.get(b)
-                    and emails[a] != emails[b]
-                    and birthdays.get(a)
-                    and birthdays.get(b)
-                    and birthdays[a] != birthdays[b]
-                ):
-                    return a, b
-    return None
 
 
 def _relink(targets: dict[int, dict], *, actor: User | None, now: dt.datetime) -> list[dict]:
@@ -216,7 +193,7 @@ def merge(
         groups = {pk: members for pk, members in groups.items() if members}
         if len(groups) < 2:
             raise ValidationError(_("Choose records of at least two different people to merge."))
-        clash = _contradiction(list(groups.values()))
+        clash = contradiction(list(groups.values()))
         if clash is not None:
             raise ValidationError(
                 _(

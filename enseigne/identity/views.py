@@ -7,6 +7,8 @@ Thin views over ``selectors`` and ``services``. Every page first asks
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -15,6 +17,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -27,6 +30,7 @@ from enseigne.network.access import AuthenticatedRequest, access_for
 
 from . import evidence, selectors, services
 from .models import IdentityPolicy, Person, RecordLink
+from .public_ids import pks_of
 
 
 class PolicyForm(forms.Form):
@@ -130,20 +134,37 @@ def person_detail(request: AuthenticatedRequest, public_id) -> HttpResponse:
 @require_POST
 def person_merge(request: AuthenticatedRequest) -> HttpResponse:
     root = selectors.get_identity_root_for_user(request.user)
-    ids = [parsed for v in request.POST.getlist("people") if (parsed := parse_uuid(v))]
     people = list(
-        Person.objects.filter(
-            public_id__in=ids,
-            pk__in=RecordLink.objects.filter(unit_path__startswith=root).values("person_id"),
+        Person.objects.filter(pk__in=pks_of(request.POST.getlist("people"))).filter(
+            pk__in=RecordLink.objects.filter(unit_path__startswith=root).values("person_id")
         )
     )
-    try:
-        change = services.merge(
-            actor=request.user, persons=people, reason=request.POST.get("reason", "")
+    reason = request.POST.get("reason", "").strip()
+    back = f"{reverse('person_search')}?{urlencode({'q': request.POST.get('q', '')})}"
+    if len(people) < 2:
+        messages.error(request, _("Choose at least two people to merge."))
+        return redirect(back)
+    if not request.POST.get("confirmed") or not reason:
+        # First the summary of what would become one person, and why (kept in the history).
+        summaries = selectors.people_summaries(request.user, people)
+        stores = [unit for p in people for unit in summaries[p.pk]["units"]]
+        return render(
+            request,
+            "identity/merge_confirm.html",
+            {
+                "people": [(p, summaries[p.pk]) for p in people],
+                "records": RecordLink.objects.filter(person__in=people).count(),
+                "shared_stores": sorted({u for u in stores if stores.count(u) > 1}),
+                "reason": reason,
+                "q": request.POST.get("q", ""),
+                "missing_reason": bool(request.POST.get("confirmed")) and not reason,
+            },
         )
+    try:
+        change = services.merge(actor=request.user, persons=people, reason=reason)
     except (ValidationError, PermissionDenied) as exc:
         messages.error(request, _messages_of(exc))
-        return redirect("person_search")
+        return redirect(back)
     messages.success(
         request, _("The records are now one person. You can undo this in the history.")
     )

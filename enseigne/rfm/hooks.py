@@ -1,5 +1,5 @@
 """What RFM does when orders are written (``commerce.order_hooks``): after the writer's
-transaction commits, the worker updates those buyers' scores (``scoring.refresh_buyers``).
+transaction commits, the worker updates those buyers' scores (``refresh.refresh_buyers``).
 
 The buyers are queued in the database (``PendingBuyer``), inside the writer's transaction:
 a rolled-back transaction queues nobody, a committed one cannot lose its buyers. A writer
@@ -26,7 +26,7 @@ from django.db import connection, transaction
 from enseigne.contacts.models import Contact
 from enseigne.contacts.records import HqRowsEraser
 
-from . import scoring
+from . import refresh
 from .models import PendingBuyer, RefreshWake
 
 _WAKE_REGISTERED = "_rfm_wake_registered"
@@ -101,7 +101,7 @@ def refresh_pending(*, chunk: int = DRAIN_CHUNK) -> int:
             buyers = _claim(chunk)
             if not buyers:
                 return drained
-            scoring.refresh_buyers(buyers)
+            refresh.refresh_buyers(buyers)
         drained += len(buyers)
 
 

@@ -97,7 +97,7 @@ class CutPoints(models.Model):
     """The last full run's thresholds for one store (records) or one network (persons):
     score k (2…5) starts at ``recency[k-2]`` days or fewer, ``frequency[k-2]`` purchases
     or more, ``monetary[k-2]`` cents or more; ``None`` where no buyer reached score k; the
-    fifth value is the best buyer's (``scoring.score_of``)."""
+    fifth value is the best buyer's (``scoring.cut_score_sql``)."""
 
     class Level(models.TextChoices):
         RECORD = "record", _("Store")

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from enseigne.contacts.segments import CHOICE_NEGATIONS, CHOICE_OPS, ExtraField
+from enseigne.contacts.segment_choices import ChoiceCondition, has_row
+from enseigne.contacts.segments import ExtraField
 from enseigne.identity.segment_fields import is_hq, person_rows
 from enseigne.network.models import User
 
@@ -27,54 +26,35 @@ from .groups import Group
 from .models import PersonScore, RecordScore
 
 
-def _groups(value, where: str) -> list[str]:
-    keys = value if isinstance(value, list) else [value]
-    if not keys or any(key not in Group.values for key in keys):
-        raise ValidationError(
-            _("%(where)s: choose RFM groups among %(groups)s.")
-            % {"where": where, "groups": ", ".join(Group.values)}
-        )
-    return [str(key) for key in keys]
-
-
-def _record_group(user: User, op: str, value, where: str, days: int | None) -> Q:
-    found = Q(
-        Exists(RecordScore.objects.filter(group__in=_groups(value, where), contact=OuterRef("pk")))
-    )
-    return found if op == "equals" else ~found
-
-
-def _network_group(user: User, op: str, value, where: str, days: int | None) -> Q:
-    found = person_rows(PersonScore.objects.filter(group__in=_groups(value, where)))
-    return found if op == "equals" else ~found
-
-
 def _choices(user: User) -> list[list[str]]:
     return [[key, str(label)] for key, label in Group.choices]
 
 
+GROUPS = ChoiceCondition(
+    choices=_choices,
+    refusal=lambda where: (
+        _("%(where)s: choose RFM groups among %(groups)s.")
+        % {"where": where, "groups": ", ".join(Group.values)}
+    ),
+)
+
+
 def fields(before: Sequence[ExtraField]) -> list[ExtraField]:
     return [
-        ExtraField(
-            field="rfm_group",
-            label=gettext_lazy("RFM group in the store"),
-            ops=CHOICE_OPS,
-            compile=_record_group,
-            choices=_choices,
-            negations=CHOICE_NEGATIONS,
+        GROUPS.field(
+            "rfm_group",
+            gettext_lazy("RFM group in the store"),
+            lambda keys, days: has_row(RecordScore.objects.filter(group__in=keys)),
         )
     ]
 
 
 def network_fields(before: Sequence[ExtraField]) -> list[ExtraField]:
     return [
-        ExtraField(
-            field="network_rfm_group",
-            label=gettext_lazy("RFM group in the network (person)"),
-            ops=CHOICE_OPS,
-            compile=_network_group,
-            choices=_choices,
+        GROUPS.field(
+            "network_rfm_group",
+            gettext_lazy("RFM group in the network (person)"),
+            lambda keys, days: person_rows(PersonScore.objects.filter(group__in=keys)),
             available=is_hq,
-            negations=CHOICE_NEGATIONS,
         )
     ]

@@ -1,11 +1,11 @@
-"""RFM in the background (thin: the work is in ``scoring`` and ``hooks``)."""
+"""RFM in the background (thin: the work is in ``full``, ``refresh`` and ``hooks``)."""
 
 from __future__ import annotations
 
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from . import hooks, scoring
+from . import full, hooks, scoring
 from .snapshots import snapshot_month
 
 
@@ -16,7 +16,7 @@ def rfm_nightly() -> None:
     groups (the migration page) from them; a network whose run failed keeps its last scores
     in the picture."""
     try:
-        scoring.full_run()
+        full.full_run()
     finally:
         for root in scoring.networks():
             snapshot_month(root)
@@ -39,4 +39,4 @@ def rfm_refresh_pending_sweep() -> None:
 @db_task()
 def rfm_full_network(root: str) -> None:
     """One network's full run (HQ changed its grid or window)."""
-    scoring.full_run(roots=[root])
+    full.full_run(roots=[root])

@@ -32,13 +32,24 @@ def _page(request: AuthenticatedRequest, node: OrgNode | None) -> HttpResponse:
         if candidate.strftime("%Y-%m") == chosen:
             month = candidate
     migration = selectors.migration(paths, month) if month else None
+    heat = selectors.heat_map(paths, root) if root else []
+    cells = [cell for row in heat for cell in row]
+    # Buyers with the same number of purchases share a frequency score, so when many bought
+    # the same number of times a score can stay empty: the page says so rather than leave
+    # an unexplained column of zeros.
+    empty = (
+        [f for f in SCORES if not any(c.records for c in cells if c.frequency == f)]
+        if any(c.records for c in cells)
+        else []
+    )
     return render(
         request,
         "rfm/heat_map.html",
         {
             "node": node,
             "units": units if node is None or node.kind != OrgNode.Kind.UNIT else [],
-            "heat": selectors.heat_map(paths, root) if root else [],
+            "heat": heat,
+            "empty_frequencies": ", ".join(f"F{f}" for f in empty),
             "window_start": selectors.window_start_of(root) if root else None,
             "frequencies": list(SCORES),
             "months": months,

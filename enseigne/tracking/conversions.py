@@ -2,7 +2,7 @@
 
 Tills and e-shops report an order with its unit, amount and time, and whatever identifies
 the buyer (the contact's id, e-mail or phone, matched within that unit). The same order
-reported twice — an API retry, a CSV imported again — is recorded once. The order is
+reported twice — an API retry, the till's batch after the API — is recorded once. The order is
 credited to the campaign of the buyer's last counted click within the network's
 attribution window (other models are computed when reports are read, see
 analytics/attribution.py), and a ``converted`` event enters the log.
@@ -10,20 +10,17 @@ analytics/attribution.py), and a ``converted`` event enters the log.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from enseigne.campaigns.models import Recipient
 from enseigne.campaigns.selectors import policy_for
@@ -209,124 +206,3 @@ def conversion_record(
     except IntegrityError:  # the same unit's order id, recorded meanwhile by another request
         return Conversion.objects.get(unit=unit, order_id=order_id), False
     return conversion, True
-
-
-# -- CSV import ----------------------------------------------------------------------------------
-
-COLUMNS = ("order_id", "unit", "amount", "date", "email", "phone", "contact_id")
-DATE_FORMATS = (
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d",
-    "%d/%m/%Y %H:%M:%S",
-    "%d/%m/%Y %H:%M",
-    "%d/%m/%Y",
-)
-MAX_ROWS = 100_000
-
-
-@dataclass
-class ImportResult:
-    created: int = 0
-    duplicates: int = 0
-    errors: list[tuple[int, str, str]] = field(default_factory=list)  # (line, field, reason)
-
-
-def _parse_time(text: str) -> dt.datetime | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        parsed = None
-        for fmt in DATE_FORMATS:
-            try:
-                parsed = dt.datetime.strptime(text, fmt)  # noqa: DTZ007 (the network's time zone, below)
-                break
-            except ValueError:
-                continue
-    if parsed is None:
-        raise ValidationError(
-            {
-                "date": _("%(value)s is not a date (use YYYY-MM-DD HH:MM or DD/MM/YYYY HH:MM).")
-                % {"value": text}
-            }
-        )
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
-
-
-def conversions_import(*, actor: User, data: bytes) -> ImportResult:
-    """Import a CSV of orders (header row; columns order_id, unit, amount, date, and email, phone or
-    contact_id). Good rows are recorded, known order ids are counted as duplicates, and every
-    rejected row is reported with its line, field and reason; nothing recorded before is touched."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("cp1252")
-    sample = text[:4096]
-    try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    missing = [c for c in ("order_id", "unit", "amount") if c not in header]
-    if missing:
-        raise ValidationError(
-            ngettext(
-                "Missing column: %(columns)s. Expected: %(expected)s.",
-                "Missing columns: %(columns)s. Expected: %(expected)s.",
-                len(missing),
-            )
-            % {"columns": ", ".join(missing), "expected": ", ".join(COLUMNS)}
-        )
-    reader.fieldnames = header
-    access = access_for(actor)
-    units = {u.code: u for u in OrgNode.objects.filter(kind=OrgNode.Kind.UNIT)}
-    result = ImportResult()
-    for line, row in enumerate(reader, start=2):
-        if line - 1 > MAX_ROWS:
-            result.errors.append(
-                (line, "", _("More than %(n)s rows: split the file.") % {"n": MAX_ROWS})
-            )
-            break
-        code = (row.get("unit") or "").strip()
-        unit = units.get(code)
-        if unit is None or not access.sees(unit.path):
-            result.errors.append(
-                (line, "unit", _("No unit with code %(code)s.") % {"code": code or "—"})
-            )
-            continue
-        try:
-            _conversion, created = conversion_record(
-                actor=actor,
-                unit=unit,
-                order_id=row.get("order_id") or "",
-                amount=row.get("amount") or "",
-                occurred_at=_parse_time(row.get("date") or ""),
-                contact_id=(row.get("contact_id") or "").strip(),
-                email=(row.get("email") or "").strip(),
-                phone=(row.get("phone") or "").strip(),
-                source=Conversion.Source.CSV,
-            )
-        except ValidationError as error:
-            for name, messages in error.message_dict.items():
-                result.errors.append((line, name, " ".join(messages)))
-            continue
-        except PermissionDenied:
-            result.errors.append(
-                (
-                    line,
-                    "unit",
-                    _("Your role may not record sales for %(unit)s.") % {"unit": unit.name},
-                )
-            )
-            continue
-        if created:
-            result.created += 1
-        else:
-            result.duplicates += 1
-    return result

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('brand', '0006_product_sku'),
-        ('commerce', '0004_catalogue_import_and_leases'),
+        ('commerce', '0006_buyers_are_customers'),
     ]
 
     operations = [
