@@ -537,7 +537,9 @@ def test_a_store_manager_checks_a_till_file_then_imports_its_sales(
     expect(page.locator("#dry_run")).to_be_checked()
     page.get_by_role("button", name="Lancer").click()
 
-    expect(page.locator("#import-status")).to_have_text("Terminé")
+    expect(page.locator("#import-status")).to_have_text(
+        "Simulation : rien n’a été écrit ; 2 commandes seraient enregistrées."
+    )
     expect(page.locator("#dry-run")).to_be_visible()
     expect(page.locator("#count-created")).to_have_text("2")
     expect(page.locator("#count-refused")).to_have_text("1")

@@ -98,7 +98,7 @@ def test_upload_map_dry_run_then_for_real_with_the_report(world, hq, post):
         (4, "Prix TTC", "douze"),
         (6, "Référence", "P-9"),
     ]
-    reasons = list(imp.problems.values_list("reason", flat=True))
+    reasons = [p.reason_text for p in imp.problems.all()]
     assert reasons[2] == "The same SKU as line 2."
 
     # htmx polls the same address for the progress; a finished import refreshes the page.

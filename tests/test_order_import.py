@@ -163,7 +163,8 @@ def test_another_units_contact_in_a_file_is_refused_without_saying_whose(world):
     assert done.refused_count == 1
     problem = OrderImportProblem.objects.get(order_import=done)
     assert (problem.rule, problem.column) == ("unknown_contact", "contact")
-    assert world.unit_b.name not in problem.reason and theirs.email not in problem.reason
+    assert world.unit_b.name not in problem.reason_text
+    assert theirs.email not in problem.reason_text
 
 
 def test_the_command_prints_the_report(world, product, tmp_path, capsys):

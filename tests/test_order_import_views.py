@@ -98,7 +98,7 @@ def test_dry_run_then_for_real_then_again_counts_each_order_once(world, client, 
         (6, "refused", "Contact", "5a4c6f6e-0000-4000-8000-000000000000", "unknown_contact"),
     ]
     # Another store's contact is refused in the very words of an unknown one: nothing leaks.
-    reasons = dict(order_import.problems.values_list("row_number", "reason"))
+    reasons = {p.row_number: p.reason_text for p in order_import.problems.all()}
     assert reasons[5] == reasons[6] == "No contact with this id in unit Lyon."
     assert world.unit_b.name not in html
 

@@ -79,6 +79,12 @@ def _price(text: str) -> str:
 Problem = tuple[int, str, str, str]  # line, column, value, reason
 
 
+def _joined(messages: list[str]) -> str:
+    """A field's messages as one reason; a single one as it is (a report may keep its
+    source text and parameters: ``lib.imports.reasons_as_source``)."""
+    return messages[0] if len(messages) == 1 else " ".join(messages)
+
+
 @dataclass
 class CheckedRow:
     """A file row checked: its product's fields, or why it is not imported."""
@@ -116,7 +122,7 @@ def check_rows(
             data = clean_content(Asset.Kind.PRODUCT, values)
         except ValidationError as error:
             problems = [
-                (row.line, columns.get(name, (0, name))[1], values.get(name, "")[:200], " ".join(m))
+                (row.line, columns.get(name, (0, name))[1], values.get(name, "")[:200], _joined(m))
                 for name, m in error.message_dict.items()
             ]
             checked.append(CheckedRow(row.line, None, problems))

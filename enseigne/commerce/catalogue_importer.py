@@ -8,13 +8,21 @@ keeps the import's state. The whole file is checked first (a second row with an 
 before is refused wherever it is), then written in chunks, each committed with its report
 lines, counts and checkpoint, so a run that dies is taken over after its last chunk
 (``lib.imports``) and writes every product once.
+
+Sales may name an SKU before the catalogue has it (the line is kept and flagged). Each chunk
+written links the earlier unknown-SKU lines of the stores under the import's node to their
+new product (product, category, no longer unknown) in one statement, refreshes those
+buyers' purchase summaries (``commerce.summaries``) and marks the sales reports' flags on
+those SKUs resolved, in the chunk's transaction.
 """
 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, Count, F, OuterRef, Subquery, TextField, Value, When
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -27,7 +35,16 @@ from enseigne.brand.catalogue import (
     guess_mapping,
     missing_fields,
 )
-from enseigne.commerce.models import CatalogueImport, CatalogueImportProblem
+from enseigne.brand.models import Asset
+from enseigne.commerce import summaries
+from enseigne.commerce.models import (
+    CatalogueImport,
+    CatalogueImportProblem,
+    Order,
+    OrderImport,
+    OrderImportProblem,
+    OrderLine,
+)
 from enseigne.contacts.import_reader import clean_mapping, import_create, read_rows
 from enseigne.lib.imports import (
     import_again,
@@ -38,6 +55,8 @@ from enseigne.lib.imports import (
     import_queue,
     import_run,
     import_unreadable,
+    reason_stored,
+    reasons_as_source,
 )
 from enseigne.lib.rowsecurity import db_scope
 from enseigne.network.access import access_for
@@ -50,8 +69,6 @@ TARGET_LABELS = {
     "category": gettext_lazy("Category"),
     "price": gettext_lazy("Price"),
 }
-# A report line's fields, in the order ``brand.catalogue.check_rows`` gives them.
-PROBLEM_FIELDS = ("row_number", "column", "value", "reason")
 CHUNK_ROWS = 500  # rows written per transaction: each product is an audited library write
 
 
@@ -146,7 +163,8 @@ def _run_claimed(catalogue_import: CatalogueImport) -> CatalogueImport:
     try:
         header, rows = read_rows(catalogue_import.file_path)
         try:
-            checked = check_rows(header, rows, catalogue_import.mapping)
+            with reasons_as_source():  # stored as source text, shown in the reader's language
+                checked = check_rows(header, rows, catalogue_import.mapping)
         finally:
             getattr(rows, "close", lambda: None)()  # the generator closes the file
     except (UnicodeDecodeError, OSError) as exc:
@@ -166,15 +184,20 @@ def _run_claimed(catalogue_import: CatalogueImport) -> CatalogueImport:
             counts = library.write(
                 chunk, catalogue_import.mapping.values(), catalogue_import.dry_run
             )
+            if not catalogue_import.dry_run:
+                unknown_skus_link(node, [row.data["sku"] for row in chunk if row.data is not None])
             CatalogueImportProblem.objects.bulk_create(
                 [
                     CatalogueImportProblem(
                         catalogue_import=catalogue_import,
                         unit_path=catalogue_import.unit_path,
-                        **dict(zip(PROBLEM_FIELDS, problem, strict=True)),
+                        row_number=line,
+                        column=column,
+                        value=value,
+                        reason=reason_stored(reason, 500),
                     )
                     for row in chunk
-                    for problem in row.problems
+                    for line, column, value, reason in row.problems
                 ],
                 batch_size=2000,
             )
@@ -190,3 +213,70 @@ def _run_claimed(catalogue_import: CatalogueImport) -> CatalogueImport:
             )
     import_done(catalogue_import, len(checked))
     return catalogue_import
+
+
+def unknown_skus_link(node: OrgNode, skus: list[str]) -> int:
+    """Link the sales lines of the stores under ``node`` that named one of ``skus`` before
+    the library had it to the product now shared with ``node`` (the oldest, as a sale
+    recorded now would find it): product, category (a line's own category stays), no longer
+    unknown, in one statement over the lines' partial index. Then the buyers' purchase
+    summaries are recomputed (the lines now count in their category) and the sales
+    reports' flags on these SKUs are marked resolved. Returns the number of lines linked.
+    Call it in the transaction that wrote the products, in a scope that sees the stores."""
+    products: dict[str, tuple[int, str]] = {}
+    for sku, pk, category in (
+        Asset.objects.filter(kind=Asset.Kind.PRODUCT, unit_path="", shared_path=node.path)
+        .annotate(product_sku=Cast(KT("data__sku"), TextField()))
+        .filter(product_sku__any=list(set(skus)))
+        .order_by("pk")
+        .values_list("product_sku", "pk", Cast(KT("data__category"), TextField()))
+    ):
+        products.setdefault(sku, (pk, category or ""))
+    if not products:
+        return 0
+    lines = OrderLine.objects.filter(
+        unknown_sku=True, sku__in=list(products), unit_path__startswith=node.path
+    )
+    buyers = list(
+        Order.objects.filter(pk__in=lines.values("order_id"), contact__isnull=False)
+        .order_by()
+        .values_list("contact_id", flat=True)
+        .distinct()
+    )
+    # The SKU -> product map as CASE branches: one UPDATE on every engine (a correlated
+    # subquery per line read the JSON of every product for each line: bench/catalogue_link.py).
+    linked = lines.update(
+        product_id=Case(*(When(sku=sku, then=Value(pk)) for sku, (pk, _c) in products.items())),
+        category=Case(
+            *(
+                When(category="", sku=sku, then=Value(category))
+                for sku, (_pk, category) in products.items()
+            ),
+            default=F("category"),
+        ),
+        unknown_sku=False,
+    )
+    if buyers:
+        summaries.refresh(buyers)
+    flags = OrderImportProblem.objects.filter(
+        kind=OrderImportProblem.Kind.FLAGGED,
+        rule="unknown_sku",
+        value__in=skus,
+        unit_path__startswith=node.path,
+    )
+    imports = list(flags.order_by().values_list("order_import_id", flat=True).distinct())
+    if imports:
+        flags.update(kind=OrderImportProblem.Kind.RESOLVED)
+        still_flagged = (
+            OrderImportProblem.objects.filter(
+                order_import=OuterRef("pk"), kind=OrderImportProblem.Kind.FLAGGED
+            )
+            .order_by()
+            .values("order_import")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        OrderImport.objects.filter(pk__in=imports).update(
+            unknown_sku_lines=Coalesce(Subquery(still_flagged), 0)
+        )
+    return linked

@@ -5,9 +5,17 @@ or ``,``, a broken quotation mark costs only its lines) and its columns are prop
 field from their names, as for contacts. Rows are grouped by order id (anywhere in the
 file), then recorded by the same service as the API's batches, so the rules are the
 same; a decimal comma is read here (``12,50``). The report names each refused row, its
-column, value and rule; a line with an SKU the library does not know is kept and flagged.
+column, value and rule (every problem of a row, in one pass); a line with an SKU the library
+does not know is kept and flagged.
+
+A file is a record of sales that happened, so a buyer the file cannot name costs the order
+its buyer, never the sale (issue 21): an e-mail or phone that is not valid (a typo) is left
+out and the order kept, and so is one that names no contact of the store (another store's
+customer); each is reported as a warning on its row. Only a contact *id* that is not the
+store's refuses the order, as in the API (``services.orders_record``, the one rule for ids).
 A dry run checks everything, duplicates included, and writes only the report. Running an
-import again records nothing twice (its orders are duplicates).
+import again records nothing twice (its orders are duplicates). Reasons are stored as their
+source text and parameters and shown in the reader's language (``lib.imports``).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from enseigne.commerce.cleaning import LINE_FIELDS, Rule
+from enseigne.commerce.cleaning import LINE_FIELDS, Rule, clean_order
 from enseigne.commerce.models import Order, OrderImport, OrderImportProblem
 from enseigne.commerce.services import MAX_BATCH, Outcome, Status, may_record, orders_record
 from enseigne.contacts.import_reader import (
@@ -31,6 +39,9 @@ from enseigne.contacts.import_reader import (
     import_create,
     read_rows,
 )
+from enseigne.contacts.models import Contact
+from enseigne.contacts.services import unit_country
+from enseigne.contacts.validation import FieldError, clean_email, clean_phone
 from enseigne.lib.imports import (
     import_again,
     import_checkpoint,
@@ -40,6 +51,8 @@ from enseigne.lib.imports import (
     import_queue,
     import_run,
     import_unreadable,
+    reason_stored,
+    reasons_as_source,
 )
 from enseigne.lib.rowsecurity import db_scope
 from enseigne.network.models import OrgNode, User
@@ -181,6 +194,18 @@ class _Group:
 class _Report:
     problems: list[OrderImportProblem] = field(default_factory=list)
     refused_rows: int = 0
+    without_buyer: int = 0  # orders kept (or, in a dry run, to keep) without their buyer
+
+
+@dataclass
+class _BuyerNote:
+    """Why an order of the file loses the buyer its e-mail or phone names: the value is not
+    valid (``detail`` says why; left out of the order), or no contact of the store has it."""
+
+    target: str  # "email" or "phone"
+    value: str
+    detail: str | None = None
+    found: bool = False  # the order's buyer was found all the same (by the phone)
 
 
 def _problem(order_import, kind, line, column, value, rule, reason) -> OrderImportProblem:
@@ -192,7 +217,7 @@ def _problem(order_import, kind, line, column, value, rule, reason) -> OrderImpo
         column=column[:255],
         value=str(value)[:255],
         rule=rule,
-        reason=str(reason)[:500],
+        reason=reason_stored(reason, 500),
     )
 
 
@@ -242,28 +267,29 @@ def _group_rows(order_import: OrderImport, report: _Report) -> tuple[list[_Group
                     "", Rule.REQUIRED, _("This row has no order id."),
                 )
             )  # fmt: skip
+            report.problems.extend(_row_alone_problems(order_import, file_row.line, values))
             continue
         group = groups.get(order_id)
         if group is None:
             group = groups[order_id] = _Group(first_line=file_row.line)
-        conflict = next(
-            (
-                target
-                for target in ORDER_TARGETS
-                if values.get(target) and group.order.get(target, values[target]) != values[target]
-            ),
-            None,
-        )
-        if conflict is not None:
+        conflicts = [
+            target
+            for target in ORDER_TARGETS
+            if values.get(target) and group.order.get(target, values[target]) != values[target]
+        ]
+        if conflicts:  # every column of the row that contradicts its order, in one pass
             report.refused_rows += 1
-            report.problems.append(
+            report.problems.extend(
                 _problem(
                     order_import, refused, file_row.line, _column_of(order_import, conflict),
                     values[conflict], Rule.NOT_A_CHOICE,
                     _("Differs from line %(line)s of the same order.")
                     % {"line": group.order_field_lines[conflict]},
                 )
+                for conflict in conflicts
             )  # fmt: skip
+            others = {t: v for t, v in values.items() if t not in conflicts}
+            report.problems.extend(_row_alone_problems(order_import, file_row.line, others))
             continue
         for target in ORDER_TARGETS:
             if values.get(target) and target not in group.order:
@@ -277,19 +303,157 @@ def _group_rows(order_import: OrderImport, report: _Report) -> tuple[list[_Group
     return list(groups.values()), count
 
 
+def _row_alone_problems(
+    order_import: OrderImport, line: int, values: dict[str, str]
+) -> list[OrderImportProblem]:
+    """The other problems of a row refused before its order is known (it has no order id,
+    or contradicts its order): its values checked as an order of this one line, and its
+    e-mail or phone, so that one pass over the report corrects the row."""
+    order: dict = {target: values[target] for target in ORDER_TARGETS if values.get(target)}
+    row_line = {target: values[target] for target in LINE_FIELDS if values.get(target)}
+    order["order_id"] = order.get("order_id") or "-"  # reported already
+    if row_line:
+        order["lines"] = [row_line]
+    _order, problems = clean_order(order, decimal_comma=True, strict=False)
+    found = [(_problem_target(p.field), p.rule, p.message) for p in problems]
+    for target in () if values.get("contact") else ("email", "phone"):
+        detail = _address_problem(order_import, target, values.get(target, ""))[1]
+        if detail is not None:
+            found.append((target, Rule.INVALID_ADDRESS, detail))
+    return [
+        _problem(
+            order_import,
+            OrderImportProblem.Kind.REFUSED,
+            line,
+            _column_of(order_import, target),
+            values.get(target, ""),
+            rule,
+            message,
+        )
+        for target, rule, message in found
+    ]
+
+
+def _problem_target(problem_field: str) -> str:
+    """The file's field a problem of the cleaning names (``lines[0].quantity``: quantity)."""
+    return (
+        problem_field.rpartition("].")[2] if problem_field.startswith("lines[") else problem_field
+    )
+
+
+def _address_problem(order_import: OrderImport, target: str, value: str) -> tuple[str, str | None]:
+    """An e-mail or phone as contacts store it, or why it is not valid (None, ``value``
+    empty). A phone is read in the store's country."""
+    if not value:
+        return "", None
+    try:
+        if target == "email":
+            return clean_email(value), None
+        return clean_phone(value, unit_country(order_import.unit)), None
+    except FieldError as error:
+        return "", str(error)
+
+
 def _column_of(order_import: OrderImport, target: str) -> str:
     return next((c for c, t in order_import.mapping.items() if t == target), "")
 
 
+def _buyer_notes(order_import: OrderImport, raw_orders: list[dict]) -> list[list[_BuyerNote]]:
+    """Each order's notes on its buyer. An e-mail or phone that is not valid is taken out of
+    its raw order, which the services then record without it (the phone, if any, finds the
+    buyer instead); one that names no contact of the store leaves the order without a buyer
+    (the services' rule for addresses; an order with a contact id is theirs to judge). Two
+    queries at most, within the store."""
+    notes: list[list[_BuyerNote]] = [[] for _raw in raw_orders]
+    wanted: dict[str, dict[str, list[int]]] = {"email": {}, "phone": {}}
+    for position, raw in enumerate(raw_orders):
+        if raw.get("contact"):
+            continue
+        for target in ("email", "phone"):  # the services' order: the e-mail, else the phone
+            value = raw.get(target)
+            if not value:
+                continue
+            address, detail = _address_problem(order_import, target, value)
+            if detail is not None:
+                notes[position].append(_BuyerNote(target, value, detail))
+                del raw[target]
+                continue
+            wanted[target].setdefault(address, []).append(position)
+            break
+    contacts = Contact.objects.filter(unit=order_import.unit)
+    for target, positions_of in wanted.items():
+        if not positions_of:
+            continue
+        known = set(
+            contacts.filter(**{f"{target}__in": list(positions_of)}).values_list(target, flat=True)
+        )
+        for address, positions in positions_of.items():
+            for position in positions:
+                if address not in known:
+                    notes[position].append(_BuyerNote(target, raw_orders[position][target]))
+                elif notes[position]:  # an e-mail left out, and the phone found the buyer
+                    notes[position][-1].found = True
+    return notes
+
+
+_KEPT_WITHOUT = {
+    "email": gettext_lazy("Order kept, without this e-mail: %(detail)s."),
+    "phone": gettext_lazy("Order kept, without this phone number: %(detail)s."),
+}
+_NO_CONTACT = {
+    "email": gettext_lazy("Order kept without a buyer: no contact of this store has this e-mail."),
+    "phone": gettext_lazy(
+        "Order kept without a buyer: no contact of this store has this phone number."
+    ),
+}
+
+
+def _report_buyer(
+    order_import: OrderImport, group: _Group, status: str, notes: list[_BuyerNote], report: _Report
+) -> None:
+    """The notes on an order's buyer: on a refused order, an address that is not valid is
+    one more problem to correct (every problem of a row in one pass); on an order kept,
+    each is a warning. A duplicate was reported by the import that recorded it."""
+    if status == Status.DUPLICATE:
+        return
+    kept = status == Status.CREATED
+    for note in notes:
+        if note.detail is None and not kept:
+            continue  # a sale without a known buyer is no problem of a refused order
+        if not kept:
+            reason = note.detail
+        elif note.detail is None:
+            reason = str(_NO_CONTACT[note.target])
+        else:
+            reason = _KEPT_WITHOUT[note.target] % {"detail": note.detail}
+        report.problems.append(
+            _problem(
+                order_import,
+                OrderImportProblem.Kind.NO_BUYER if kept else OrderImportProblem.Kind.REFUSED,
+                group.order_field_lines.get(note.target, group.first_line),
+                _column_of(order_import, note.target),
+                note.value,
+                Rule.INVALID_ADDRESS if note.detail is not None else Rule.UNKNOWN_CONTACT,
+                reason,
+            )
+        )
+    if kept and notes and not any(note.found for note in notes):
+        report.without_buyer += 1
+
+
 def _report_outcome(
-    order_import: OrderImport, group: _Group, outcome: Outcome, report: _Report
+    order_import: OrderImport,
+    group: _Group,
+    outcome: Outcome,
+    notes: list[_BuyerNote],
+    report: _Report,
 ) -> None:
     if outcome.status == Status.REFUSED:
         report.refused_rows += max(1, len(group.lines))
         for problem in outcome.problems:
-            line, target = group.first_line, problem.field
+            line, target = group.first_line, _problem_target(problem.field)
             if problem.field.startswith("lines["):
-                index_text, _dot, target = problem.field[len("lines[") :].partition("].")
+                index_text = problem.field[len("lines[") :].partition("]")[0]
                 line = group.line_numbers[int(index_text)]
                 value = group.lines[int(index_text)].get(target, "")
             else:
@@ -306,6 +470,7 @@ def _report_outcome(
                     problem.message,
                 )
             )
+    _report_buyer(order_import, group, outcome.status, notes, report)
     unknown = set(outcome.unknown_skus)
     for line_values, line in zip(group.lines, group.line_numbers, strict=True):
         if line_values.get("sku") in unknown:
@@ -336,7 +501,8 @@ def _run_claimed(order_import: OrderImport) -> OrderImport:
     scope = [order_import.unit_path]
     report = _Report()
     try:
-        groups, rows_read = _group_rows(order_import, report)
+        with reasons_as_source():
+            groups, rows_read = _group_rows(order_import, report)
     except (UnicodeDecodeError, OSError) as exc:
         import_unreadable(order_import, exc)
         return order_import
@@ -359,7 +525,8 @@ def _run_claimed(order_import: OrderImport) -> OrderImport:
         batch = groups[start : start + MAX_BATCH]
         report = _Report()
         raw_orders = [{**group.order, "lines": group.lines} for group in batch]
-        with db_scope(scope), transaction.atomic():
+        with db_scope(scope), transaction.atomic(), reasons_as_source():
+            notes = _buyer_notes(order_import, raw_orders)
             outcomes = orders_record(
                 actor=None,
                 unit=order_import.unit,
@@ -369,8 +536,8 @@ def _run_claimed(order_import: OrderImport) -> OrderImport:
                 strict=False,
                 dry_run=order_import.dry_run,
             )
-            for group, outcome in zip(batch, outcomes, strict=True):
-                _report_outcome(order_import, group, outcome, report)
+            for group, outcome, order_notes in zip(batch, outcomes, notes, strict=True):
+                _report_outcome(order_import, group, outcome, order_notes, report)
             OrderImportProblem.objects.bulk_create(report.problems, batch_size=2000)
             processed += sum(max(1, len(g.lines)) for g in batch)
             import_checkpoint(
@@ -397,6 +564,7 @@ def _batch_counts(batch: list[_Group], outcomes: list[Outcome], report: _Report)
         "line_count": F("line_count") + sum(len(g.lines) for _o, g in created),
         "unknown_sku_lines": F("unknown_sku_lines")
         + sum(p.kind == OrderImportProblem.Kind.FLAGGED for p in report.problems),
+        "without_buyer_count": F("without_buyer_count") + report.without_buyer,
     }
 
 

@@ -11,10 +11,11 @@ import uuid
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from enseigne.brand.models import Asset
 from enseigne.contacts.models import Contact
-from enseigne.lib.imports import ImportProgress
+from enseigne.lib.imports import ImportProgress, reason_shown
 from enseigne.network.models import OrgNode
 
 # The largest amount an order or a line may carry, either sign (DecimalField(12, 2)).
@@ -129,6 +130,14 @@ class OrderLine(models.Model):
                 name="orderline_negative_only_returns",
             ),
         ]
+        indexes = [
+            # The lines a catalogue import links to their new product: few, by SKU.
+            models.Index(
+                fields=["sku"],
+                condition=models.Q(unknown_sku=True),
+                name="orderline_unknown_sku",
+            )
+        ]
 
 
 class OrderImport(ImportProgress):
@@ -143,19 +152,34 @@ class OrderImport(ImportProgress):
     refused_rows = models.PositiveIntegerField(default=0)
     line_count = models.PositiveIntegerField(default=0)
     unknown_sku_lines = models.PositiveIntegerField(default=0)
+    # Orders kept (in a dry run: to keep) without the buyer their e-mail or phone names.
+    without_buyer_count = models.PositiveIntegerField(default=0)
     # The run's checkpoint: how many of the file's orders (in order of first appearance)
     # are recorded, with their report lines and counts; None until the rows refused while
     # reading the file are reported. A run that resumes a dead one goes on from there.
     orders_done = models.PositiveIntegerField(null=True)
 
+    @property
+    def dry_run_summary(self) -> str:
+        """What a dry run says wherever it is shown (list, page, report): nothing written."""
+        return ngettext(
+            "Simulation: nothing was written; %(n)s order would be recorded.",
+            "Simulation: nothing was written; %(n)s orders would be recorded.",
+            self.created_count,
+        ) % {"n": self.created_count}
+
 
 class OrderImportProblem(models.Model):
-    """One line of an order import's report: a row refused (with its order), or a line
-    kept and flagged (an unknown SKU)."""
+    """One line of an order import's report: a row refused (with its order), a line kept
+    and flagged (an unknown SKU; ``resolved`` once the catalogue has the product), or an
+    order kept without the buyer its e-mail or phone names. ``reason`` is stored by
+    ``lib.imports.reason_stored`` and shown with ``reason_shown``."""
 
     class Kind(models.TextChoices):
         REFUSED = "refused", _("Row not imported")
         FLAGGED = "flagged", _("Imported, to check")
+        NO_BUYER = "no_buyer", _("Imported without its buyer")
+        RESOLVED = "resolved", _("Product added to the catalogue since")
 
     order_import = models.ForeignKey(OrderImport, on_delete=models.CASCADE, related_name="problems")
     unit_path = models.CharField(max_length=255)
@@ -168,11 +192,24 @@ class OrderImportProblem(models.Model):
 
     class Meta:
         ordering = ["row_number", "id"]
+        indexes = [
+            # The flags a catalogue import resolves, by SKU (the value of the SKU column).
+            models.Index(
+                fields=["value"],
+                condition=models.Q(kind="flagged"),
+                name="orderimportproblem_flagged",
+            )
+        ]
 
     @property
     def field(self) -> str:
         """The column, under the name the imports' shared report reads."""
         return self.column
+
+    @property
+    def reason_text(self) -> str:
+        """The reason in the reader's language (``lib.imports.reason_shown``)."""
+        return reason_shown(self.reason)
 
 
 class CatalogueImport(ImportProgress):
@@ -186,6 +223,15 @@ class CatalogueImport(ImportProgress):
     updated_count = models.PositiveIntegerField(default=0)
     unchanged_count = models.PositiveIntegerField(default=0)
     rejected_count = models.PositiveIntegerField(default=0)
+
+    @property
+    def dry_run_summary(self) -> str:
+        """What a dry run says wherever it is shown (list, page): nothing written."""
+        return ngettext(
+            "Simulation: nothing was written; %(n)s product would be created or updated.",
+            "Simulation: nothing was written; %(n)s products would be created or updated.",
+            self.created_count + self.updated_count,
+        ) % {"n": self.created_count + self.updated_count}
 
 
 class CatalogueImportProblem(models.Model):
@@ -212,6 +258,11 @@ class CatalogueImportProblem(models.Model):
     def field(self) -> str:
         """The column, under the name the imports' shared report reads."""
         return self.column
+
+    @property
+    def reason_text(self) -> str:
+        """The reason in the reader's language (``lib.imports.reason_shown``)."""
+        return reason_shown(self.reason)
 
 
 class CategoryPurchase(models.Model):

@@ -5,13 +5,14 @@ views over the importers."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.utils.translation import gettext_lazy, pgettext_lazy
+from django.utils.translation import gettext, gettext_lazy, pgettext_lazy
 from django_htmx.middleware import HtmxDetails
 
 from enseigne.commerce import catalogue_importer, selectors
@@ -26,7 +27,12 @@ from enseigne.commerce.importer import (
 from enseigne.commerce.models import CatalogueImportProblem, OrderImport, OrderImportProblem
 from enseigne.contacts.forms import ImportUploadForm
 from enseigne.lib.csvexport import csv_download
-from enseigne.lib.imports import ImportStatus, import_report, upload_form, upload_prepare
+from enseigne.lib.imports import (
+    ImportStatus,
+    import_report,
+    upload_form,
+    upload_prepare,
+)
 from enseigne.lib.rowsecurity import db_scope
 from enseigne.network import selectors as network_selectors
 from enseigne.network.access import access_for
@@ -51,6 +57,14 @@ REPORT_KINDS = (
         ),
     ),
     (
+        OrderImportProblem.Kind.NO_BUYER,
+        gettext_lazy("Orders kept without their buyer"),
+        gettext_lazy(
+            "These orders were recorded, without the buyer their e-mail or phone names. "
+            "Correct the address in the till, or add the customer to this store's contacts."
+        ),
+    ),
+    (
         OrderImportProblem.Kind.FLAGGED,
         gettext_lazy("Lines to check"),
         gettext_lazy(
@@ -58,7 +72,62 @@ REPORT_KINDS = (
             "the product to the catalogue, or correct the SKU in the till."
         ),
     ),
+    (
+        OrderImportProblem.Kind.RESOLVED,
+        gettext_lazy("Lines linked to their product since"),
+        gettext_lazy(
+            "These lines had an SKU the library did not know; a catalogue import has since "
+            "added the product, and the lines now count in its category. Nothing to do."
+        ),
+    ),
 )
+# A dry run's report, in the conditional: nothing was written.
+DRY_RUN_REPORT_KINDS = (
+    (
+        OrderImportProblem.Kind.REFUSED,
+        gettext_lazy("Rows that would not be imported"),
+        gettext_lazy(
+            "Simulation: nothing was written. These rows would not be imported, nor the other "
+            "rows of their order. Correct them in the file before importing it."
+        ),
+    ),
+    (
+        OrderImportProblem.Kind.NO_BUYER,
+        gettext_lazy("Orders that would be kept without their buyer"),
+        gettext_lazy(
+            "Simulation: nothing was written. These orders would be recorded without the "
+            "buyer their e-mail or phone names. Correct the address, or add the customer to "
+            "this store's contacts, before importing the file."
+        ),
+    ),
+    (
+        OrderImportProblem.Kind.FLAGGED,
+        gettext_lazy("Lines that would need checking"),
+        gettext_lazy(
+            "Simulation: nothing was written. These lines would be imported, but the library "
+            "has no product with their SKU. Add the product to the catalogue, or correct the "
+            "SKU in the till."
+        ),
+    ),
+    (
+        OrderImportProblem.Kind.RESOLVED,
+        gettext_lazy("Lines whose product was added since"),
+        gettext_lazy(
+            "Simulation: nothing was written. A catalogue import has since added the product "
+            "of these lines' SKU: imported now, they would be linked to it."
+        ),
+    ),
+)
+_DRY_RUN_KIND_LABELS: dict[str, Any] = {
+    OrderImportProblem.Kind.REFUSED: gettext_lazy("Simulation: would not be imported"),
+    OrderImportProblem.Kind.NO_BUYER: gettext_lazy(
+        "Simulation: would be imported without its buyer"
+    ),
+    OrderImportProblem.Kind.FLAGGED: gettext_lazy("Simulation: would be imported, to check"),
+    OrderImportProblem.Kind.RESOLVED: gettext_lazy(
+        "Simulation: product added to the catalogue since"
+    ),
+}
 CATALOGUE_REPORT_KINDS = (
     (
         CatalogueImportProblem.Kind.REFUSED,
@@ -164,14 +233,23 @@ def order_import_detail(request: _Request, public_id) -> HttpResponse:
         again=lambda: order_import_again(actor=request.user, order_import=order_import),
         page="order_import",
         targets=[(key, TARGET_LABELS[key]) for key in TARGETS],
-        report=import_report(order_import.is_finished, order_import.problems.all(), REPORT_KINDS),
+        report=import_report(
+            order_import.is_finished,
+            order_import.problems.all(),
+            DRY_RUN_REPORT_KINDS if order_import.dry_run else REPORT_KINDS,
+        ),
     )
 
 
-def _report_download(request: _Request, problems, filename: str, row) -> StreamingHttpResponse:
-    """An import's full report as CSV, read under the user's scope."""
+def _report_download(
+    request: _Request, problems, filename: str, row, first: list | None = None
+) -> StreamingHttpResponse:
+    """An import's full report as CSV, read under the user's scope (``first``: a line
+    before the problems, e.g. a dry run's summary)."""
 
     def rows():
+        if first is not None:
+            yield first
         with db_scope(access_for(request.user).paths):
             for problem in problems.iterator(chunk_size=2000):
                 yield row(problem)
@@ -182,11 +260,20 @@ def _report_download(request: _Request, problems, filename: str, row) -> Streami
 @login_required
 def order_import_problems(request: _Request, public_id) -> StreamingHttpResponse:
     order_import = selectors.get_order_import_for_user(request.user, public_id)
+    dry_run = order_import.dry_run
+
+    def kind(problem: OrderImportProblem) -> str:
+        label = _DRY_RUN_KIND_LABELS.get(problem.kind) if dry_run else None
+        return str(label) if label is not None else problem.get_kind_display()
+
     return _report_download(
         request,
         OrderImportProblem.objects.filter(order_import=order_import),
-        f"order-import-report-{order_import.public_id}.csv",
-        lambda p: [p.row_number, p.column, p.value, p.rule, p.reason, p.get_kind_display()],
+        f"order-import-{'dry-run-' if dry_run else ''}report-{order_import.public_id}.csv",
+        lambda p: [p.row_number, p.column, p.value, p.rule, p.reason_text, kind(p)],
+        first=["", "", "", "", order_import.dry_run_summary, gettext("Simulation")]
+        if dry_run
+        else None,
     )
 
 
@@ -245,5 +332,5 @@ def catalogue_import_problems(request: _Request, public_id) -> StreamingHttpResp
         request,
         CatalogueImportProblem.objects.filter(catalogue_import=catalogue_import),
         f"catalogue-import-report-{catalogue_import.public_id}.csv",
-        lambda p: [p.row_number, p.column, p.value, "", p.reason, p.get_kind_display()],
+        lambda p: [p.row_number, p.column, p.value, "", p.reason_text, p.get_kind_display()],
     )

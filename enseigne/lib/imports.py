@@ -1,13 +1,15 @@
 """What every CSV import (contacts, orders, the catalogue) does the same way: its upload page,
 its lease on the worker that runs it, its progress, the columns it left out, and its
-row-by-row report grouped by kind. Imports no app: each importer's model and problem rows
-are passed in."""
+row-by-row report grouped by kind, whose reasons each reader reads in their own language.
+Imports no app: each importer's model and problem rows are passed in."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -17,7 +19,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy, trans_real
 
 from enseigne.lib.forms import form_errors
 from enseigne.lib.rowsecurity import ALL, db_scope
@@ -78,11 +80,11 @@ def upload_prepare(form, prepare: Callable[[dict, str, bytes], T]) -> T | None:
 class ImportStatus(models.TextChoices):
     """Every import's steps."""
 
-    MAPPING = "mapping", _lazy("Waiting for column mapping")
-    QUEUED = "queued", _lazy("Queued")
-    RUNNING = "running", _lazy("Importing")
-    DONE = "done", _lazy("Done")
-    FAILED = "failed", _lazy("Failed")
+    MAPPING = "mapping", gettext_lazy("Waiting for column mapping")
+    QUEUED = "queued", gettext_lazy("Queued")
+    RUNNING = "running", gettext_lazy("Importing")
+    DONE = "done", gettext_lazy("Done")
+    FAILED = "failed", gettext_lazy("Failed")
 
 
 class LeaseLost(Exception):
@@ -373,3 +375,115 @@ def import_report(finished: bool, lines: QuerySet, kinds: Iterable[tuple[str, An
         if counts.get(kind)
     ]
     return {"report": report, "report_counts": counts}
+
+
+# --- A report's reasons, in the language of whoever reads them -------------------------
+#
+# A report line is written once, by the worker, and read later by anyone with access, in
+# their own language (and in the CSV download). So a reason is stored as its message's
+# source text (the msgid) and parameters, and translated when it is shown. The checks that
+# produce the reasons (``commerce.cleaning``, ``contacts.validation``, ...) build their
+# messages with ``gettext(...) % params`` as everywhere else; ``reasons_as_source`` makes
+# those calls, for the duration of a check, return the source text marked with its msgid
+# and parameters (``Reason``), which ``reason_stored`` encodes. A reason stored as plain
+# text (a line from before, or one too long to encode) is shown as it was written.
+
+REASON_MARK = "\x1f"  # a control character no message or file value starts with
+
+
+class Reason(str):
+    """A message in its source language that remembers its msgid and its parameters (a
+    ``str``: ``%`` with a mapping, ``str()`` and ``format`` keep the memory; anything else
+    gives plain text, which is stored as it is)."""
+
+    msgid: str
+    params: dict[str, Any] | None
+
+    def __new__(cls, text: str, msgid: str, params: Mapping[str, Any] | None = None) -> Reason:
+        reason = super().__new__(cls, text)
+        reason.msgid, reason.params = msgid, dict(params) if params is not None else None
+        return reason
+
+    def __mod__(self, params: Any) -> str:
+        text = str.__mod__(self, params)
+        if isinstance(params, Mapping) and self.params is None:
+            return Reason(text, self.msgid, params)
+        return text
+
+    def __str__(self) -> str:
+        return self  # so that ``str(error)`` on an exception built from a Reason keeps it
+
+
+class _SourceCatalogue:
+    """Stands in for the active translation while reasons are recorded: every message in
+    its source language, ``gettext`` ones marked with their msgid."""
+
+    def gettext(self, message: str) -> str:
+        return Reason(message, message)
+
+    def ngettext(self, singular: str, plural: str, number: int) -> str:
+        return singular if number == 1 else plural
+
+    def to_language(self) -> str:
+        return "en"
+
+
+@contextmanager
+def reasons_as_source() -> Iterator[None]:
+    """Within this block, ``gettext`` gives ``Reason`` objects (source text, msgid and
+    parameters) rather than translations: wrap the checks whose messages a report stores,
+    not writes that store other text. Django's per-thread active translation is swapped
+    for the block, as ``translation.override`` does (same thread-local, restored after)."""
+    active = trans_real._active  # type: ignore[attr-defined]
+    previous = getattr(active, "value", None)
+    active.value = _SourceCatalogue()
+    try:
+        yield
+    finally:
+        if previous is None:
+            del active.value
+        else:
+            active.value = previous
+
+
+def reason_stored(message: Any, limit: int) -> str:
+    """What a report line keeps of ``message`` (at most ``limit`` characters): its msgid
+    and parameters when it is a ``Reason`` and they fit, else its text."""
+    if isinstance(message, Reason):
+        encoded = REASON_MARK + json.dumps(_encoded(message), ensure_ascii=False)
+        if len(encoded) <= limit:
+            return encoded
+    return str.__str__(str(message))[:limit]
+
+
+def _encoded(value: Any) -> Any:
+    """A parameter as JSON: a number as it is, a message within the message (``Reason``)
+    by its msgid, anything else as text."""
+    if isinstance(value, Reason):
+        params = value.params
+        return {
+            "msgid": value.msgid,
+            "params": None if params is None else {k: _encoded(v) for k, v in params.items()},
+        }
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return str.__str__(str(value))
+
+
+def _decoded(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    text = _(value["msgid"]) if value["msgid"] else ""
+    params = value["params"]
+    return text if params is None else text % {k: _decoded(v) for k, v in params.items()}
+
+
+def reason_shown(stored: str) -> str:
+    """A stored reason in the reader's language (the active one); a reason stored as text
+    is shown as it was written."""
+    if not stored.startswith(REASON_MARK):
+        return stored
+    try:
+        return str(_decoded(json.loads(stored[len(REASON_MARK) :])))
+    except (ValueError, KeyError, TypeError):
+        return stored[len(REASON_MARK) :]

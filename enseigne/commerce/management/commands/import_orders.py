@@ -71,5 +71,5 @@ class Command(BaseCommand):
             problems = OrderImportProblem.objects.filter(order_import=oi)[: options["show"]]
             for p in problems:
                 self.stdout.write(
-                    f"line {p.row_number}\t{p.kind}\t{p.column}\t{p.value}\t{p.rule}\t{p.reason}"
+                    f"line {p.row_number}\t{p.kind}\t{p.column}\t{p.value}\t{p.rule}\t{p.reason_text}"
                 )
