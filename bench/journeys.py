@@ -116,6 +116,291 @@ def dst(args) -> None:
     )
 
 
+NOW_SQL = "%(now)s::timestamptz"
+
+
+def _flow(author_rules: dict) -> dict:
+    return {
+        "trigger": {"kind": "consent", "channel": "email"},
+        "start": "pause",
+        "steps": {
+            "pause": {"kind": "wait", "days": 1, "next": "check"},
+            "check": {"kind": "condition", "rules": author_rules, "yes": "out", "no": "bye"},
+            "out": {"kind": "exit"},
+            "bye": {"kind": "exit"},
+        },
+    }
+
+
+def _scale_world(args, now):
+    """The store, its run, ``--due`` contacts, and the enrollments (set-based, as owner)."""
+    import psycopg
+    from django.db import connection
+
+    from _setup import bench_network, bench_users
+    from enseigne.contacts.models import ConsentStatus, Contact
+    from enseigne.journeys.models import JourneyRun, JourneyTemplate, JourneyVersion
+    from enseigne.lib.rowsecurity import ALL, db_scope
+    from enseigne.network import services as network
+    from enseigne.network.models import Network
+
+    with db_scope(ALL):
+        roles = network.builtin_roles_ensure()
+        root, (store,) = bench_network("jb", 1)
+        hq, manager = bench_users(root, store, roles)
+        people = args.due
+        Contact.objects.bulk_create(
+            [
+                Contact(
+                    unit=store,
+                    unit_path=store.path,
+                    email=f"j{i}@example.com",
+                    email_consent=ConsentStatus.GRANTED,
+                    is_customer=i % 2 == 0,
+                )
+                for i in range(people)
+            ],
+            batch_size=5000,
+        )
+        template = JourneyTemplate.objects.create(
+            network=Network.objects.get(node=root),
+            owner=root,
+            owner_path=root.path,
+            name="Relance",
+            created_by=hq,
+            reentry=JourneyTemplate.Reentry.EVERY,
+        )
+        version = JourneyVersion.objects.create(
+            template=template,
+            number=1,
+            owner_path=root.path,
+            flow=_flow({"match": "all", "rules": [{"field": "is_customer", "op": "is_true"}]}),
+        )
+        run = JourneyRun.objects.create(
+            template=template,
+            version=version,
+            unit=store,
+            unit_path=store.path,
+            starts_on=now.date(),
+            created_by=manager,
+        )
+        first = Contact.objects.order_by("pk").values_list("pk", flat=True).first()
+    connection.close()
+    started = time.perf_counter()
+    with psycopg.connect(args.database, autocommit=True) as conn:
+        # Due rows: wake_at spread over the last hour; the others over the next 30 days.
+        conn.execute(
+            "INSERT INTO journeys_enrollment (run_id, version_id, contact_id, unit_path, "
+            "occurrence, step, status, held_out, wake_at, entered_at, updated_at) "
+            "SELECT %(run)s, %(version)s, %(first)s + g %% %(people)s, %(path)s, g::text, "
+            "'pause', 'waiting', false, CASE WHEN g < %(due)s "
+            f"THEN {NOW_SQL} - (g %% 3600) * interval '1 second' "
+            f"ELSE {NOW_SQL} + interval '1 minute' + (g %% 2592000) * interval '1 second' END, "
+            f"{NOW_SQL} - interval '1 day', {NOW_SQL} - interval '1 day' "
+            "FROM generate_series(0, %(total)s - 1) g",
+            {
+                "run": run.pk,
+                "version": version.pk,
+                "first": first,
+                "people": people,
+                "path": store.path,
+                "due": args.due,
+                "total": args.enrollments,
+                "now": now,
+            },
+        )
+        conn.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+def _due_query(args, now) -> tuple[list[float], list[float], str]:
+    """The engine's claim (as the app role, RLS on) against the same claim in bare SQL as
+    the owner; each in a transaction rolled back. Milliseconds."""
+    import psycopg
+    from django.db import connection, transaction
+
+    from enseigne.journeys import engine
+    from enseigne.lib.rowsecurity import ALL, db_scope
+
+    app, bare = [], []
+    for _ in range(21):
+        with transaction.atomic(), db_scope(ALL):
+            started = time.perf_counter()
+            rows = engine.due_rows(now, engine.BATCH)
+            app.append((time.perf_counter() - started) * 1000)
+            assert len(rows) == engine.BATCH
+            transaction.set_rollback(True)
+    with db_scope(ALL), transaction.atomic():
+        query = engine.Enrollment.objects.none()  # only for the plan below
+        del query
+        with connection.cursor() as cursor:
+            sql, params = _due_sql(engine, now)
+            cursor.execute("EXPLAIN " + sql, params)
+            plan = " / ".join(line for (line,) in cursor.fetchall()[:4])
+        transaction.set_rollback(True)
+    with psycopg.connect(args.database) as conn:
+        for _ in range(21):
+            started = time.perf_counter()
+            found = conn.execute(
+                "SELECT * FROM journeys_enrollment WHERE status = 'waiting' AND wake_at <= %s "
+                "ORDER BY wake_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (now, engine.BATCH),
+            ).fetchall()
+            bare.append((time.perf_counter() - started) * 1000)
+            assert len(found) == engine.BATCH
+            conn.rollback()
+    return app[1:], bare[1:], plan
+
+
+def _due_sql(engine, now):
+    from django.db import connection
+
+    query = engine.Enrollment.objects.filter(
+        status="waiting", wake_at__lte=now, run__status="active"
+    ).order_by("wake_at", "id")[: engine.BATCH]
+    query = query.select_for_update(skip_locked=True, of=("self",))
+    compiler = query.query.get_compiler(connection=connection)
+    return compiler.as_sql()
+
+
+def _bare_update(args, now) -> float:
+    """The baseline: one UPDATE moving the same due rows to their end, rolled back (s)."""
+    import psycopg
+
+    with psycopg.connect(args.database) as conn:
+        started = time.perf_counter()
+        moved = conn.execute(
+            "UPDATE journeys_enrollment SET step = 'out', status = 'exited', wake_at = NULL, "
+            "updated_at = %s WHERE status = 'waiting' AND wake_at <= %s",
+            (now, now),
+        ).rowcount
+        seconds = time.perf_counter() - started
+        conn.rollback()
+    assert moved == args.due, moved
+    return seconds
+
+
+def advance_worker(go: str, now: str) -> None:
+    """One engine process: set up, wait for the go file, ``advance_all``; prints
+    ``moved start end``."""
+    import datetime as dt
+
+    import django
+
+    from enseigne.lib.rowsecurity import set_role_switch
+
+    django.setup()
+    set_role_switch(True)
+    from enseigne.journeys import engine
+
+    moment = dt.datetime.fromisoformat(now)
+    print("ready", flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.005)
+    started = time.time()
+    moved = engine.advance_all(now=moment)
+    print(moved, started, time.time(), flush=True)
+
+
+def _advance(args, now) -> tuple[int, float]:
+    import tempfile
+
+    go = os.path.join(tempfile.mkdtemp(prefix="jbench-"), "go")
+    env = dict(os.environ)
+    workers = [
+        subprocess.Popen(  # noqa: S603
+            [sys.executable, "-u", __file__, "advance-worker", "--go", go, "--now", now.isoformat(), "--database", args.database],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(args.workers)
+    ]
+    for worker in workers:
+        assert worker.stdout.readline().strip() == "ready"
+    open(go, "w").close()
+    results = []
+    for worker in workers:
+        out, _ = worker.communicate(timeout=args.timeout)
+        moved, start, end = out.split()
+        results.append((int(moved), float(start), float(end)))
+    moved = sum(r[0] for r in results)
+    return moved, max(r[2] for r in results) - min(r[1] for r in results)
+
+
+def scale(args) -> None:
+    import datetime as dt
+
+    os.environ["DATABASE_URL"] = args.database
+    os.environ["DATABASE_APP_ROLE"] = "enseigne_app"
+    from _setup import django_ready
+
+    recreate_database(args.database)
+    django_ready()
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    setup = _scale_world(args, now)
+    app, bare, plan = _due_query(args, now)
+    baseline = _bare_update(args, now)
+    moved, seconds = _advance(args, now)
+    import psycopg
+
+    with psycopg.connect(args.database) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM journeys_enrollment WHERE status = 'waiting' AND wake_at <= %s",
+            (now,),
+        ).fetchone()[0]
+        history = conn.execute("SELECT count(*) FROM journeys_enrollmentstep").fetchone()[0]
+    load = os.getloadavg()
+    print(
+        f"\n{args.enrollments:,} enrollments ({args.due:,} due, the rest waiting up to 30 days); "
+        f"generated in {setup:.0f} s; load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+    )
+    print(f"plan of the engine's claim: {plan}")
+    table(
+        "Next-due query (claim of 500, FOR UPDATE SKIP LOCKED), ms",
+        [
+            ("query", "median", "p95", "max", "goal"),
+            (
+                "engine.due_rows (app role, RLS)",
+                f"{statistics.median(app):.1f}",
+                f"{sorted(app)[18]:.1f}",
+                f"{max(app):.1f}",
+                "< 20",
+            ),
+            (
+                "baseline: bare SQL as owner",
+                f"{statistics.median(bare):.1f}",
+                f"{sorted(bare)[18]:.1f}",
+                f"{max(bare):.1f}",
+                "",
+            ),
+        ],
+    )
+    table(
+        f"Due rows advanced (wait over → condition → exit), {args.workers} processes",
+        [
+            ("mover", "rows", "seconds", "rows/s", "goal"),
+            (
+                f"engine.advance_all x {args.workers}",
+                f"{moved:,}",
+                f"{seconds:.1f}",
+                f"{moved / seconds:,.0f}",
+                "≥ 10,000",
+            ),
+            (
+                "baseline: one bare UPDATE (rolled back)",
+                f"{args.due:,}",
+                f"{baseline:.1f}",
+                f"{args.due / baseline:,.0f}",
+                "",
+            ),
+            ("due rows left", f"{left:,}", "", "", "0"),
+            ("history rows (waited, yes/no, exited)", f"{history:,}", "", "", f"{3 * args.due:,}"),
+        ],
+    )
+
+
 def _cell(value) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} {v:,}" for k, v in sorted(value.items()))
@@ -124,7 +409,9 @@ def _cell(value) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("part", choices=["dst", "scale"])
+    parser.add_argument("part", choices=["dst", "scale", "advance-worker"])
+    parser.add_argument("--go", default="")
+    parser.add_argument("--now", default="")
     parser.add_argument(
         "--database", default="postgres://postgres@127.0.0.1:5432/enseigne_bench_journeys"
     )
@@ -136,6 +423,11 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    if args.part == "advance-worker":
+        os.environ["DATABASE_URL"] = args.database
+        os.environ["DATABASE_APP_ROLE"] = "enseigne_app"
+        advance_worker(args.go, args.now)
+        return
     if not args.database.startswith("postgres"):
         raise SystemExit("the journeys bench runs on PostgreSQL")
     {"dst": dst, "scale": scale}[args.part](args)
