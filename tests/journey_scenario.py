@@ -231,21 +231,25 @@ def outcome(rows, kept_by_message_id: dict[str, int]) -> dict:
     from enseigne.delivery.messages import recipient_of
 
     people = rows("SELECT id, birthday FROM contacts_contact WHERE birthday IS NOT NULL")
-    enrolled = rows("SELECT id, contact_id, entered_at, status, occurrence FROM journeys_enrollment")
+    enrolled = rows(
+        "SELECT id, contact_id, entered_at, status, occurrence FROM journeys_enrollment"
+    )
     ledger = rows("SELECT id, occurrence, status FROM campaigns_recipient")
     kept: dict[int, int] = {}
     for mid, count in kept_by_message_id.items():
         pk = recipient_of(mid)
         if pk is not None:
             kept[pk] = kept.get(pk, 0) + count
-    birthday = dict(people)
+    birthday = {
+        pk: dt.date.fromisoformat(day) if isinstance(day, str) else day for pk, day in people
+    }
     by_contact: dict[int, list] = {}
     for pk, contact_id, entered_at, status, occurrence in enrolled:
         by_contact.setdefault(contact_id, []).append((pk, entered_at, status, occurrence))
     on_day = 0
     for contact_id, day in birthday.items():
         for _pk, entered_at, _status, occurrence in by_contact.get(contact_id, []):
-            if isinstance(entered_at, str):  # SQLite
+            if isinstance(entered_at, str):  # SQLite keeps UTC without an offset
                 entered_at = dt.datetime.fromisoformat(entered_at).replace(tzinfo=dt.UTC)
             local = entered_at.astimezone(PARIS)
             if (local.month, local.day) == (day.month, day.day) and occurrence == "2026":
