@@ -33,7 +33,7 @@ def test_birthdays_across_the_change_of_time_survive_two_killed_workers(tmp_path
             text=True,
         )
         assert setup.returncode == 0, setup.stderr[-3000:]
-        run = drive(env, per_hour=0.12, kills=2, timeout=120)
+        run = drive(env, per_hour=0.1, kills=2, timeout=120)
         assert len(run["kills"]) == 2
         with handler.lock:
             kept = dict(handler.kept)
