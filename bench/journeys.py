@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def _env(database: str, port: int, data_dir: str) -> dict:
+def _env(database: str, port: int, data_dir: str, lease: int = 0) -> dict:
     env = dict(os.environ)
     env.update(
         {
@@ -48,13 +48,12 @@ def _env(database: str, port: int, data_dir: str) -> dict:
             "DATABASE_APP_ROLE": "enseigne_app",
             "EMAIL_URL": f"smtp://127.0.0.1:{port}",
             "ENSEIGNE_DATA_DIR": data_dir,
-            # A killed worker's leases are taken over after 4 s (30 s by default), so the
-            # run ends in seconds; the at-most-once policy of the default is kept.
-            "ENSEIGNE_SEND_LEASE_SECONDS": "4",
             "HUEY_URL": "immediate:",
             "LOG_LEVEL": "ERROR",
         }
     )
+    if lease:  # a killed worker's send leases are taken over after this (30 s by default)
+        env["ENSEIGNE_SEND_LEASE_SECONDS"] = str(lease)
     return env
 
 
@@ -68,7 +67,7 @@ def dst(args) -> None:
         handler = FaultyHandler()
         with FaultySink(handler) as sink:
             recreate_database(args.database)
-            env = _env(args.database, sink.port, args.data_dir)
+            env = _env(args.database, sink.port, args.data_dir, args.lease)
             subprocess.run(  # noqa: S603
                 [sys.executable, "tests/journey_scenario.py", "setup", str(args.birthdays)],
                 cwd=ROOT,
@@ -480,6 +479,7 @@ def main() -> None:
     parser.add_argument("--birthdays", type=int, default=1000)
     parser.add_argument("--per-hour", type=float, default=0.25, help="wall seconds per hour")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--lease", type=int, default=0, help="send lease seconds (0: default)")
     parser.add_argument("--enrollments", type=int, default=1_000_000)
     parser.add_argument("--due", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
