@@ -39,21 +39,12 @@ def simulated(t0: float, per_hour: float) -> dt.datetime:
 
 
 def setup(total: int) -> None:
-    os.environ["ENSEIGNE_DB_AS_OWNER"] = "1"
-    import django
+    from tests.send_scenario import migrated
 
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    from django.db import connections
-
-    connections.close_all()
-    from enseigne.lib.rowsecurity import ALL, db_scope, set_role_switch
-
-    set_role_switch(True)
+    migrated()
     from enseigne.contacts.models import ConsentStatus, Contact
     from enseigne.journeys.models import JourneyRun, JourneyTemplate, JourneyVersion
+    from enseigne.lib.rowsecurity import ALL, db_scope
     from enseigne.network.models import Network
     from tests.campaign_helpers import email_template
     from tests.factories import build_world
