@@ -135,57 +135,69 @@ def _flow(author_rules: dict) -> dict:
     }
 
 
+def _store_and_run(code: str, count: int, flow: dict, now, **contact):
+    """A network with one store, ``count`` consenting contacts (``contact(i)``: extra
+    fields), and a running journey of ``flow``; returns the run."""
+    from enseigne.contacts.models import ConsentStatus, Contact
+    from enseigne.journeys.models import JourneyRun, JourneyTemplate, JourneyVersion
+    from enseigne.network import services as network
+    from enseigne.network.models import Network
+
+    roles = network.builtin_roles_ensure()
+    root, (store,) = bench_network(code, 1)
+    hq, manager = bench_users(root, store, roles)
+    extra = contact.get("fields", lambda i: {})
+    Contact.objects.bulk_create(
+        [
+            Contact(
+                unit=store,
+                unit_path=store.path,
+                email=f"{code}{i}@example.com",
+                email_consent=ConsentStatus.GRANTED,
+                **extra(i),
+            )
+            for i in range(count)
+        ],
+        batch_size=5000,
+    )
+    template = JourneyTemplate.objects.create(
+        network=Network.objects.get(node=root),
+        owner=root,
+        owner_path=root.path,
+        name=code,
+        created_by=hq,
+        reentry=JourneyTemplate.Reentry.EVERY,
+    )
+    version = JourneyVersion.objects.create(
+        template=template, number=1, owner_path=root.path, flow=flow
+    )
+    return JourneyRun.objects.create(
+        template=template,
+        version=version,
+        unit=store,
+        unit_path=store.path,
+        starts_on=now.date(),
+        created_by=manager,
+    )
+
+
 def _scale_world(args, now):
     """The store, its run, ``--due`` contacts, and the enrollments (set-based, as owner)."""
     import psycopg
     from django.db import connection
 
-    from enseigne.contacts.models import ConsentStatus, Contact
-    from enseigne.journeys.models import JourneyRun, JourneyTemplate, JourneyVersion
+    from enseigne.contacts.models import Contact
     from enseigne.lib.rowsecurity import ALL, db_scope
-    from enseigne.network import services as network
-    from enseigne.network.models import Network
 
     with db_scope(ALL):
-        roles = network.builtin_roles_ensure()
-        root, (store,) = bench_network("jb", 1)
-        hq, manager = bench_users(root, store, roles)
-        people = args.due
-        Contact.objects.bulk_create(
-            [
-                Contact(
-                    unit=store,
-                    unit_path=store.path,
-                    email=f"j{i}@example.com",
-                    email_consent=ConsentStatus.GRANTED,
-                    is_customer=i % 2 == 0,
-                )
-                for i in range(people)
-            ],
-            batch_size=5000,
+        run = _store_and_run(
+            "jb",
+            args.due,
+            _flow({"match": "all", "rules": [{"field": "is_customer", "op": "is_true"}]}),
+            now,
+            fields=lambda i: {"is_customer": i % 2 == 0},
         )
-        template = JourneyTemplate.objects.create(
-            network=Network.objects.get(node=root),
-            owner=root,
-            owner_path=root.path,
-            name="Relance",
-            created_by=hq,
-            reentry=JourneyTemplate.Reentry.EVERY,
-        )
-        version = JourneyVersion.objects.create(
-            template=template,
-            number=1,
-            owner_path=root.path,
-            flow=_flow({"match": "all", "rules": [{"field": "is_customer", "op": "is_true"}]}),
-        )
-        run = JourneyRun.objects.create(
-            template=template,
-            version=version,
-            unit=store,
-            unit_path=store.path,
-            starts_on=now.date(),
-            created_by=manager,
-        )
+        people, version, store = args.due, run.version, run.unit
         first = Contact.objects.order_by("pk").values_list("pk", flat=True).first()
     connection.close()
     started = time.perf_counter()
@@ -476,55 +488,19 @@ def triggers_part(args) -> None:
     django_ready()
     from django.db import connection
 
-    from enseigne.contacts.models import ConsentStatus, Contact
     from enseigne.journeys import engine, triggers
-    from enseigne.journeys.models import JourneyRun, JourneyTemplate, JourneyVersion
     from enseigne.lib.rowsecurity import ALL, db_scope
-    from enseigne.network import services as network
-    from enseigne.network.models import Network
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     count = int(args.rate * 60)
     with db_scope(ALL):
-        roles = network.builtin_roles_ensure()
-        root, (store,) = bench_network("jt", 1)
-        hq, manager = bench_users(root, store, roles)
-        Contact.objects.bulk_create(
-            [
-                Contact(
-                    unit=store,
-                    unit_path=store.path,
-                    email=f"t{i}@example.com",
-                    email_consent=ConsentStatus.GRANTED,
-                )
-                for i in range(count)
-            ],
-            batch_size=5000,
-        )
-        template = JourneyTemplate.objects.create(
-            network=Network.objects.get(node=root),
-            owner=root,
-            owner_path=root.path,
-            name="Bienvenue",
-            created_by=hq,
-            reentry=JourneyTemplate.Reentry.EVERY,
-        )
         flow = {
             "trigger": {"kind": "consent", "channel": "email"},
             "start": "pause",
             "steps": {"pause": {"kind": "wait", "days": 1, "next": "out"}, "out": {"kind": "exit"}},
         }
-        version = JourneyVersion.objects.create(
-            template=template, number=1, owner_path=root.path, flow=flow
-        )
-        run = JourneyRun.objects.create(
-            template=template,
-            version=version,
-            unit=store,
-            unit_path=store.path,
-            starts_on=now.date(),
-            created_by=manager,
-        )
+        run = _store_and_run("jt", count, flow, now)
+        version = run.version
     connection.close()
     with psycopg.connect(args.database, autocommit=True) as conn:
         conn.execute(
