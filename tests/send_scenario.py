@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
-def main(total: int, links: int = 0) -> None:
+def migrated() -> None:
+    """Django set up on the scratch database, migrated as the owner, then as the app role."""
     os.environ["ENSEIGNE_DB_AS_OWNER"] = "1"
     import django
 
@@ -35,12 +36,17 @@ def main(total: int, links: int = 0) -> None:
     from django.db import connections
 
     connections.close_all()
-    from enseigne.lib.rowsecurity import ALL, db_scope, set_role_switch
+    from enseigne.lib.rowsecurity import set_role_switch
 
     set_role_switch(True)
+
+
+def main(total: int, links: int = 0) -> None:
+    migrated()
     from enseigne.brand.services import template_create
     from enseigne.campaigns import services
     from enseigne.contacts.models import ConsentStatus, Contact
+    from enseigne.lib.rowsecurity import ALL, db_scope
     from tests.campaign_helpers import EMAIL_SOURCE, launched, local_campaign
     from tests.factories import build_world
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections import defaultdict
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
@@ -119,13 +118,16 @@ def _consents(run: JourneyRun, channel: str, now: dt.datetime) -> int:
             pk__in=list(by_contact), **{f"{channel}_consent__in": VALID_CONSENT}
         ).values_list("pk", flat=True)
     )
-    by_occurrence: dict[str, list[int]] = defaultdict(list)
-    for contact_id, event_id in by_contact.items():
-        if contact_id in valid:
-            by_occurrence[str(event_id)].append(contact_id)
-    entered = sum(
-        engine.enroll(run, ids, occurrence=occurrence, now=now)
-        for occurrence, ids in by_occurrence.items()
+    # Each consent event is its own occurrence; all enter in one go (bench/journeys.py:
+    # 6,000 consents, one call each, made the pass 7 s).
+    entered = engine.enroll_each(
+        run,
+        {
+            contact_id: str(event_id)
+            for contact_id, event_id in by_contact.items()
+            if contact_id in valid
+        },
+        now=now,
     )
     JourneyRun.objects.filter(pk=run.pk).update(events_read_at=now)
     return entered
