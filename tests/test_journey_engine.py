@@ -293,16 +293,29 @@ def test_a_paused_run_keeps_its_people_waiting(world, welcome):
     assert engine.advance_due(now=NOW) == 4
 
 
-def test_a_withdrawn_template_stops_the_step_and_sends_nothing(world, welcome):
-    run, people = welcome
-    hello_id = run.version.flow["steps"]["hello"]["template"]
+def test_a_withdrawn_template_keeps_people_waiting_and_the_run_says_why(world, welcome):
+    """The step cannot send: nothing is queued, its people keep waiting at it (tried again
+    every hour) and the run keeps the reason for its pages; once HQ restores the template
+    they go on, and the reason is cleared."""
     from enseigne.brand.models import Template
 
+    run, people = welcome
+    hello_id = run.version.flow["steps"]["hello"]["template"]
     Template.objects.filter(public_id=hello_id).update(archived=True)
     engine.enroll(run, [p.pk for p in people], now=NOW)
     engine.advance_due(now=NOW)
-    assert set(Enrollment.objects.values_list("status", flat=True)) == {W.STOPPED}
+    rows = list(Enrollment.objects.all())
+    assert {(r.status, r.step) for r in rows} == {(W.WAITING, "hello")}
+    assert {r.wake_at for r in rows} == {NOW + engine.BLOCKED_RETRY}
     assert not Recipient.objects.exists()
+    run.refresh_from_db()
+    assert "hello" in run.problem and run.problem_at == NOW
+    assert engine.advance_due(now=NOW + dt.timedelta(minutes=30)) == 0
+    Template.objects.filter(public_id=hello_id).update(archived=False)
+    assert engine.advance_due(now=NOW + dt.timedelta(hours=1)) == 4
+    assert Recipient.objects.count() == 4
+    run.refresh_from_db()
+    assert (run.problem, run.problem_at) == ("", None)
 
 
 def test_the_campaign_gates_apply_to_a_journeys_messages(world, welcome):
@@ -413,3 +426,16 @@ def test_marketing_pressure_counts_campaigns_and_journeys_together(world):
     assert [m.to for m in locmem.outbox] == [person.email]
     row = Recipient.objects.get(campaign=step_campaign(run, "two"))
     assert (row.status, row.reason) == (Recipient.Status.SKIPPED, "pressure")
+
+
+def test_the_store_and_hq_read_why_a_step_cannot_send(world, welcome, client):
+    run, _people = welcome
+    JourneyRun.objects.filter(pk=run.pk).update(
+        problem="The template of step “hello” was withdrawn.", problem_at=NOW
+    )
+    client.force_login(world.manager_a)
+    page = client.get(f"/journeys/runs/{run.public_id}/").content.decode()
+    assert 'id="run-problem"' in page and "“hello” was withdrawn" in page
+    client.force_login(world.hq_admin)
+    page = client.get(f"/hq/journeys/{run.template.public_id}/").content.decode()
+    assert "a step cannot send" in page

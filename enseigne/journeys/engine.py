@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 W = Enrollment.Status
 Out = EnrollmentStep.Outcome
 BATCH = 500
+BLOCKED_RETRY = dt.timedelta(hours=1)  # a send step that cannot send is tried again
 
 
 def draw(enrollment_id: int, salt: str) -> int:
@@ -91,9 +92,9 @@ class _Batch:
         self.now = now
         self.rows = rows
         self.history: list[tuple[int, str, str, str, str]] = []
-        versions = JourneyVersion.objects.select_related("template__created_by").in_bulk(
-            {r.version_id for r in rows}
-        )
+        versions = JourneyVersion.objects.select_related(
+            "template__created_by", "published_by"
+        ).in_bulk({r.version_id for r in rows})
         self.versions = versions
         self.flows: dict[int, flows.Flow | None] = {}
         for pk, version in versions.items():
@@ -219,23 +220,40 @@ class _Batch:
         for row in rows:
             if not row.held_out:
                 by_run[row.run_id].append(row)
+        blocked: set[int] = set()
         for run_id, sending in by_run.items():
             problem = sends.queue(self.runs[run_id], step, sending)
+            self._run_problem(run_id, problem)
             for row in sending:
                 if problem:
-                    # The step's message may not be sent (its content no longer passes): the
-                    # row stays at the step, stopped, and the run's page says why.
-                    self.end(row, W.STOPPED, Out.STOPPED)
+                    # The step's message may not be sent (its template withdrawn or no longer
+                    # passing): the row keeps waiting at the step, tried again later, and the
+                    # run's pages say why.
+                    row.wake_at = self.now + BLOCKED_RETRY
+                    blocked.add(row.pk)
                 else:
                     self.note(row, Out.SENT)
         for row in rows:
-            if row.status == W.WAITING:
+            if row.status == W.WAITING and row.pk not in blocked:
                 self.go(row, step.next, after)
+
+    def _run_problem(self, run_id: int, problem: str) -> None:
+        """Keep on the run why its send step cannot send (cleared once a step sends)."""
+        run = self.runs[run_id]
+        if problem and run.problem != problem[:300]:
+            run.problem = problem[:300]
+            JourneyRun.objects.filter(pk=run_id).update(problem=run.problem, problem_at=self.now)
+        elif not problem and run.problem:
+            run.problem = ""
+            JourneyRun.objects.filter(pk=run_id).update(problem="", problem_at=None)
 
     def _condition(
         self, version_id: int, step: flows.Step, rows: list[Enrollment], after: list[Enrollment]
     ) -> None:
-        author = self.versions[version_id].template.created_by
+        # Read as their publisher's, who was checked to be allowed them at publishing (the
+        # template's creator when the version has no publisher).
+        version = self.versions[version_id]
+        author = version.published_by or version.template.created_by
         try:
             # The rules are read as their author's; with no author, nobody may read them.
             rules = None if author is None else SegmentCompiler(author).compile(step.rules)

@@ -107,6 +107,10 @@ class JourneyRun(models.Model):
     # Paused by HQ's network-wide pause: only HQ's resume starts it again (a store's own
     # pause is left alone by HQ's resume).
     paused_by_hq = models.BooleanField(default=False)
+    # Why a send step cannot send (its template withdrawn or no longer passing): its people
+    # keep waiting at that step, tried again every hour, and the run's pages say why.
+    problem = models.CharField(max_length=300, blank=True)
+    problem_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
