@@ -364,7 +364,12 @@ def test_a_render_has_a_time_budget(monkeypatch):
     from enseigne.brand import liquid_bounds
 
     monkeypatch.setattr(liquid_bounds, "RENDER_TIME_LIMIT_SECONDS", 0.05)
-    source = "{% for i in (1..1000) %}{{ b | replace: 'x', 'y' | size }}{% endfor %}"
+    # Four replacements a round, about 0.2 s of work on a fast machine (one a round was
+    # 0.05–0.06 s: too close to the budget to fail reliably).
+    source = (
+        "{% for i in (1..1000) %}{{ b | replace: 'x', 'y' | replace: 'y', 'x' "
+        "| replace: 'x', 'y' | replace: 'y', 'x' | size }}{% endfor %}"
+    )
     with translation.override("en"), pytest.raises(RenderLimitError, match="0.05 seconds"):
         _render(source, b="x" * 90_000)
     with translation.override("fr"), pytest.raises(RenderLimitError, match="plus de 0.05 s"):
