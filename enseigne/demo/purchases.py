@@ -25,7 +25,7 @@ from enseigne.commerce.models import Order, OrderLine
 from enseigne.commerce.summaries import rebuild as rebuild_purchase_summary
 from enseigne.contacts.models import Contact
 from enseigne.network.models import OrgNode, User
-from enseigne.rfm.scoring import full_run, networks
+from enseigne.rfm.scoring import full_run, months_before, networks
 from enseigne.rfm.snapshots import snapshot_month
 
 # SKU, name, category, price (euros). The first four are the brand kit's products (with
@@ -135,7 +135,7 @@ def seed_purchases(
     # month-to-month migration has months to compare, as after a season of nightly runs.
     this_month = timezone.localtime(now).replace(day=1, hour=0)  # the pictures' months are local
     for back in (2, 1):
-        month_end = _months_earlier(this_month, back - 1) - dt.timedelta(seconds=1)
+        month_end = months_before(this_month, back - 1) - dt.timedelta(seconds=1)
         full_run(as_of=month_end)
         for root in networks():
             snapshot_month(root, as_of=month_end)
@@ -143,13 +143,6 @@ def seed_purchases(
     for root in networks():
         snapshot_month(root, as_of=now)
     return {"orders": len(orders), "order_lines": len(flat)}
-
-
-def _months_earlier(first_day: dt.datetime, months: int) -> dt.datetime:
-    """The first day of the month ``months`` before ``first_day`` (a month's first day)."""
-    for _ in range(months):
-        first_day = (first_day - dt.timedelta(days=1)).replace(day=1)
-    return first_day
 
 
 def _store_orders(rng, unit, traits, products, now, orders, lines) -> None:

@@ -11,8 +11,6 @@ as for any campaign; journeys have no gate of their own.
 
 from __future__ import annotations
 
-import uuid
-
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -24,6 +22,7 @@ from enseigne.campaigns.models import Campaign, Recipient
 from enseigne.contacts.models import Channel
 from enseigne.journeys.flow import Step
 from enseigne.journeys.models import Enrollment, JourneyRun, JourneySend
+from enseigne.lib.ids import parse_uuid
 
 CHANNELS = {"send_email": Channel.EMAIL, "send_sms": Channel.SMS}
 
@@ -38,7 +37,7 @@ def step_campaign(run: JourneyRun, version_id: int, step: Step) -> Campaign | st
     if found is not None:
         return found.campaign
     channel = CHANNELS[step.kind]
-    key = _uuid(step.template)
+    key = parse_uuid(step.template)
     template = Template.objects.filter(public_id=key).first() if key else None
     if template is None or template.archived or template.current_id is None:
         return _("The template of step “%(step)s” was withdrawn.") % {"step": step.id}
@@ -80,13 +79,6 @@ def step_campaign(run: JourneyRun, version_id: int, step: Step) -> Campaign | st
             .campaign
         )
     return campaign
-
-
-def _uuid(value: str | None) -> str | None:
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        return None
 
 
 def queue(run: JourneyRun, step: Step, rows: list[Enrollment]) -> str:
