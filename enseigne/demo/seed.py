@@ -44,6 +44,7 @@ from enseigne.contacts.services import segment_save, tags_get_or_create
 from enseigne.delivery.models import Bounce, Event, Link, OutboxMessage
 from enseigne.demo.brand_kit import seed_brand_kit
 from enseigne.demo.campaigns import seed_campaigns
+from enseigne.demo.journeys import seed_journeys
 from enseigne.demo.people import seed_people
 from enseigne.demo.purchases import seed_purchases
 from enseigne.demo.results import seed_results
@@ -53,6 +54,14 @@ from enseigne.identity.models import (
     KeptApart,
     MatchCandidate,
     Person,
+)
+from enseigne.journeys.models import (
+    Enrollment,
+    EnrollmentStep,
+    JourneyRun,
+    JourneySend,
+    JourneyTemplate,
+    JourneyVersion,
 )
 from enseigne.network import services as network
 from enseigne.network.models import AuditEvent, CapabilityRule, OrgNode, Role, UnitVariable, User
@@ -209,6 +218,12 @@ def reset() -> None:
             model.objects.all().delete()
         # Purchases and their scores (orders hold their unit: they go before the network).
         for model in (PendingBuyer, PersonScore, RecordScore, CutPoints, OrderImport, Order):
+            model.objects.all().delete()
+        # The journeys hold their stores, their versions and their ledger campaigns.
+        for model in (EnrollmentStep, Enrollment, JourneySend, JourneyRun):
+            model.objects.all().delete()
+        JourneyTemplate.objects.update(live_version=None)
+        for model in (JourneyVersion, JourneyTemplate):
             model.objects.all().delete()
         for model in (
             OutboxMessage,
@@ -369,6 +384,9 @@ def seed(contacts_total: int = 20_000, random_seed: int = 42, purchases: bool = 
     bought = (
         seed_purchases(root, units, users["marketing@" + DOMAIN], random_seed) if purchases else {}
     )
+    # The welcome, birthday and win-back journeys and their year (issue 22): after the
+    # purchases, whose lapses and returns they read.
+    journeys = seed_journeys(root, units, users, DOMAIN) if purchases else {}
     return {
         "units": len(units),
         "contacts": Contact.objects.count(),
@@ -378,6 +396,7 @@ def seed(contacts_total: int = 20_000, random_seed: int = 42, purchases: bool = 
         **results,
         **shared,
         **bought,
+        **journeys,
     }
 
 
