@@ -9,7 +9,7 @@ from collections import Counter
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db.models import Count, Exists, OuterRef
+from django.db.models import Count, Exists, F, OuterRef
 from django.test import override_settings
 from django.utils import timezone
 
@@ -92,6 +92,8 @@ def _a_year_as_the_engine_would_have_written_it(summary: dict, before: dt.dateti
         .filter(n__gt=1)
         .exists()
     )
+    # Nobody enters before being in the base.
+    assert not Enrollment.objects.filter(contact__created_at__gt=F("entered_at")).exists()
     # Entrants are the run's store's own records, entered within the year, never later than now.
     for run in JourneyRun.objects.all():
         rows = Enrollment.objects.filter(run=run)

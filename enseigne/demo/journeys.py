@@ -27,6 +27,7 @@ Outbox shows them.
 from __future__ import annotations
 
 import bisect
+import calendar
 import datetime as dt
 import random
 from collections import defaultdict
@@ -46,7 +47,7 @@ from enseigne.commerce.models import Order
 from enseigne.contacts.models import VALID_CONSENT, ConsentEvent, Contact
 from enseigne.delivery import events
 from enseigne.demo.results import LEDGER_FIELDS, PROFILES, Profile, _links, _simulate
-from enseigne.journeys import engine, sends, triggers
+from enseigne.journeys import engine, sends
 from enseigne.journeys import flow as flows
 from enseigne.journeys import services as journeys
 from enseigne.journeys.models import (
@@ -357,7 +358,8 @@ def _days(first: dt.date, now: dt.datetime, zone: ZoneInfo) -> list[dt.date]:
 
 def _entries(run, flow, records, past, days, zone, start, now) -> list[Entrant]:
     """The run's entrants from ``start`` (its first day's midnight) to ``now``, as its
-    trigger's passes would have entered them."""
+    trigger's passes would have entered them (``records``: the store's, id → (birthday,
+    added on); a record enters only once it was in the base)."""
     trigger = flow.trigger
     kind = trigger["kind"]
     out: list[Entrant] = []
@@ -373,24 +375,18 @@ def _entries(run, flow, records, past, days, zone, start, now) -> list[Entrant]:
                         break  # re-entry "never": the first welcome only
     elif kind == "date":
         by_day: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for contact_id, birthday in records.items():
+        for contact_id, (birthday, _added) in records.items():
             if birthday is not None:
                 by_day[birthday.month, birthday.day].append(contact_id)
         for day in days:
             keys = [(day.month, day.day)]
-            if keys[0] == (2, 28) and not triggers._leap(day.year):
+            if keys[0] == (2, 28) and not calendar.isleap(day.year):
                 keys.append((2, 29))
+            moment = local_moment(day, DAY_PASS, zone)
             for key in keys:
                 for contact_id in by_day.get(key, []):
-                    out.append(
-                        _entrant(
-                            run,
-                            flow.start,
-                            contact_id,
-                            str(day.year),
-                            local_moment(day, DAY_PASS, zone),
-                        )
-                    )
+                    if records[contact_id][1] <= moment:
+                        out.append(_entrant(run, flow.start, contact_id, str(day.year), moment))
     elif kind == "inactivity":
         lapse = dt.timedelta(days=int(trigger["days"]))
         first, last = days[0], days[-1]
@@ -401,7 +397,11 @@ def _entries(run, flow, records, past, days, zone, start, now) -> list[Entrant]:
                 day = lapsed + lapse
                 moment = local_moment(day, DAY_PASS, zone)
                 later = mine[i + 1] if i + 1 < len(mine) else None
-                if first <= day <= last and (later is None or later >= moment):
+                if (
+                    first <= day <= last
+                    and (later is None or later >= moment)
+                    and records[contact_id][1] <= moment
+                ):
                     out.append(_entrant(run, flow.start, contact_id, lapsed.isoformat(), moment))
     return out
 
@@ -491,12 +491,12 @@ def seed_journeys(
     hq = users[f"siege@{domain}"]
     designs = _flows(_brand_templates(root, hq))
     runs = _runs(root, units, users, domain, designs)
-    by_unit: dict[str, dict[int, dt.date | None]] = defaultdict(dict)
+    by_unit: dict[str, dict[int, tuple[dt.date | None, dt.datetime]]] = defaultdict(dict)
     unit_paths = {run.unit_path for run in runs}
-    for pk, path, birthday in Contact.objects.filter(unit_path__in=unit_paths).values_list(
-        "pk", "unit_path", "birthday"
+    for pk, path, birthday, added in Contact.objects.filter(unit_path__in=unit_paths).values_list(
+        "pk", "unit_path", "birthday", "created_at"
     ):
-        by_unit[path][pk] = birthday
+        by_unit[path][pk] = (birthday, added)
     past = History([pk for records in by_unit.values() for pk in records])
     entrants: list[Entrant] = []
     progress: dict[int, dt.date] = {}
