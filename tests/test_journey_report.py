@@ -32,6 +32,8 @@ from enseigne.lib.rowsecurity import db_scope
 from enseigne.lib.stats import Mean, Rate, mean_difference, rate_difference
 from tests.campaign_helpers import contacts
 from tests.factories import PASSWORD
+from tests.test_browser import browser_page  # noqa: F401 — the shared Chromium fixture
+from tests.test_browser_campaigns import _login
 
 pytestmark = pytest.mark.django_db
 FR = {"HTTP_ACCEPT_LANGUAGE": "fr"}
@@ -526,3 +528,43 @@ def test_the_report_reads_in_french(client, world, journey):
     login(client, world.hq_admin)
     (event,) = json.loads(client.get("/journeys/calendar/", **FR).content)
     assert event["title"] == "Welcome · 3 magasins (parcours, en cours)"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_calendar_draws_a_journey_as_a_bar_that_goes_on(
+    live_server,
+    transactional_db,
+    browser_page,  # noqa: F811
+):
+    """In Chromium: the store's journey is a striped bar from its start that runs past the
+    month shown (no end), apart from the campaigns, and leads to the run's page."""
+    from playwright.sync_api import expect
+
+    from enseigne.lib.rowsecurity import ALL
+    from tests.campaign_helpers import email_template, local_campaign
+    from tests.factories import build_world
+
+    world = build_world()
+    with db_scope(ALL):
+        local_campaign(world, send_at=timezone.now() + dt.timedelta(days=1))
+        hello = email_template(world, "Bienvenue")
+        template = services.journey_template_create(
+            actor=world.hq_admin, owner=world.root, name="Anniversaire", holdout_percent=10
+        )
+        services.journey_publish(actor=world.hq_admin, template=template, flow=flow(hello))
+        run = services.journey_activate(
+            actor=world.hq_admin, template=template, unit=world.unit_a, starts_on=NOW.date()
+        )
+    page = browser_page
+    _login(page, live_server, world.manager_a)
+    page.goto(f"{live_server.url}/campaigns/calendar/")
+    bar = page.locator(".fc-event.journey-ongoing").first
+    expect(bar).to_contain_text("Anniversaire · Lyon")
+    expect(page.locator(".fc-event.campaign-local")).to_have_count(1)
+    # The last piece of the bar in the month shown does not end: the journey goes on.
+    last = page.locator(".fc-event.journey-ongoing").last
+    assert "fc-event-end" not in (last.get_attribute("class") or "")
+    assert "fc-event-draggable" not in (bar.get_attribute("class") or "")
+    bar.click()
+    page.wait_for_url(f"**/journeys/runs/{run.public_id}/")
