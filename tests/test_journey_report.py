@@ -500,6 +500,9 @@ def test_the_calendar_shows_journeys_as_ongoing(client, world, journey):
     (event,) = json.loads(client.get("/journeys/calendar/", {"end": "garbage"}).content)
     assert event["title"] == "Welcome · 2 stores (journey, ongoing)"
     assert event["extendedProps"]["url"] == f"/journeys/{template.public_id}/report/"
+    for hostile in ("9999-12-31T23:59:59Z", "2026-13-45T00:00:00", "", "'; DROP", "x" * 5000):
+        answer = client.get("/journeys/calendar/", {"end": hostile, "start": hostile})
+        assert answer.status_code == 200 and len(json.loads(answer.content)) == 1
     # Not started yet in the range asked: not shown.
     assert (
         json.loads(client.get("/journeys/calendar/", {"end": "2000-01-01T00:00:00Z"}).content) == []

@@ -277,14 +277,23 @@ def journey_report(request: AuthenticatedRequest, public_id) -> HttpResponse:
     return render(request, "journeys/report.html", {"report": found, "template": template})
 
 
+def _day_after(raw: str) -> dt.date:
+    """The day after the calendar's range (its ``end``, as FullCalendar sends it: midnight of
+    the first day not shown); 45 days ahead when it is missing or not a date."""
+    try:
+        end = parse_datetime(raw)
+    except ValueError:  # well formed, not a date ("2026-13-45T00:00")
+        end = None
+    day = end.date() if end else timezone.localdate() + dt.timedelta(days=45)
+    return min(day, dt.date.max - dt.timedelta(days=1)) + dt.timedelta(days=1)
+
+
 @login_required
 @require_GET
 def journey_calendar(request: AuthenticatedRequest) -> HttpResponse:
     """The campaign calendar's journeys (its second source of events): each ongoing from
     its start, with no end, drawn past the range asked so it reads as still running."""
-    end = parse_datetime(request.GET.get("end", "")) or timezone.now() + dt.timedelta(days=45)
-    after_end = timezone.localdate(end) if timezone.is_aware(end) else end.date()
-    after_end += dt.timedelta(days=1)
+    after_end = _day_after(request.GET.get("end", ""))
     events = []
     for entry in selectors.calendar_journeys(request.user, after_end):
         if len(entry.runs) == 1:
