@@ -64,7 +64,7 @@ def _world(args, now):
             "SELECT %(run)s, %(version)s, %(first)s + g %% %(people)s, %(path)s, g::text, "
             "'out', 'done', (g * 7919) %% 10 = 0, NULL, "
             f"{NOW_SQL} - interval '1 day' - ((g * 104729) %% 10368000) * interval '1 second', "
-            f"{NOW_SQL} FROM generate_series(0, %(entries)s - 1) g",
+            f"{NOW_SQL} FROM generate_series(0::bigint, %(entries)s - 1) g",
             values,
         )
         conn.execute(
@@ -74,7 +74,7 @@ def _world(args, now):
             "%(first)s + (g * 31337) %% %(people)s, "
             f"{NOW_SQL} - ((g * 7919) %% 12960000) * interval '1 second', "
             "CASE WHEN g %% 17 = 0 THEN -10 ELSE 5 + (g %% 90) END, 'in_store', 'demo', "
-            f"{NOW_SQL} FROM generate_series(0, %(orders)s - 1) g",
+            f"{NOW_SQL} FROM generate_series(0::bigint, %(orders)s - 1) g",
             values,
         )
         conn.execute("ANALYZE")
