@@ -1,4 +1,4 @@
-// The shared campaign calendar. Dragging a draft moves it once the user confirms; the server
+// The shared campaign calendar, with the journeys running beside the campaigns. Dragging a draft moves it once the user confirms; the server
 // answers at once and its worker counts the new date's audience and marketing pressure,
 // which the banner shows when they are ready.
 (function () {
@@ -27,7 +27,9 @@
     timeZone: "UTC",
     height: "auto",
     headerToolbar: { left: "prev,next today", center: "title", right: "dayGridMonth,timeGridWeek,listMonth" },
-    events: element.dataset.events,
+    // Campaigns, and journeys: a journey runs from its start with no end, so it comes as a
+    // bar drawn past the range shown (it reads as still going) and cannot be dragged.
+    eventSources: [element.dataset.events, element.dataset.journeys].filter(Boolean),
     eventClick(info) { info.jsEvent.preventDefault(); window.location = info.event.extendedProps.url; },
     eventDrop(info) {
       // Nothing is counted while the user waits: the move is saved at once and the worker

@@ -14,10 +14,10 @@ from django.urls import reverse
 
 from enseigne.analytics import rollups, selectors
 from enseigne.analytics.models import DailyStat, UnitDay
-from enseigne.analytics.stats import Rate, compare, wilson
 from enseigne.campaigns import services
 from enseigne.delivery import events
 from enseigne.delivery.models import Event
+from enseigne.lib.stats import Rate, compare, wilson
 from tests.campaign_helpers import contacts, email_template, local_campaign
 from tests.exports import export_rows
 

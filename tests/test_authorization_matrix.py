@@ -657,6 +657,20 @@ MATRIX.update(
             "302 302 302 302 403 302",
             "404 404 404 404",
         ),
+        # A journey's report over the runs the user sees (the matrix's journey runs in the
+        # side's store): a user who sees no run of it gets 404; read only.
+        ("journeys/<uuid:public_id>/report/", "GET"): (
+            "journey_report",
+            "302 200 200 200 200 200",
+            "404 404 404 404",
+        ),
+        ("journeys/<uuid:public_id>/report/", "POST"): (
+            "journey_report",
+            "302 405 405 405 405 405",
+            "405 405 405 405",
+        ),
+        ("journeys/calendar/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
+        ("journeys/calendar/", "POST"): (NO_OBJECT, "302 405 405 405 405 405", None),
     }
 )
 
@@ -910,9 +924,10 @@ class Objects:
         )
         if kind == "journey":
             return template
-        return journeys.journey_activate(
+        run = journeys.journey_activate(
             actor=self.world.hq_admin, template=template, unit=unit, starts_on=date.today()
         )
+        return template if kind == "journey_report" else run
 
     def side(self, persona: str, which: str) -> str:
         home = "b" if persona == "manager_b" else "a"
@@ -925,7 +940,7 @@ class Objects:
         unit = self.world.unit_a if side == "a" else self.world.unit_b
         if kind == "gdpr_person":  # issue 20: the person of the side's contact
             return Person.objects.get(links__contact=self.contact[side])
-        if kind in ("journey", "journey_run"):  # HQ's journey, run by the side's store
+        if kind in ("journey", "journey_run", "journey_report"):  # HQ's, run by the side's store
             return self.journey(kind, unit)
         if kind == "persona":  # HQ's, for the whole network
             return persona_save(

@@ -20,12 +20,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from enseigne.analytics import by_persona, customers, rollups, selectors
-from enseigne.analytics.stats import compare
 from enseigne.campaigns.models import Recipient
 from enseigne.commerce import summaries
 from enseigne.commerce.models import Order, OrderLine
 from enseigne.delivery import events
 from enseigne.delivery.models import Event
+from enseigne.lib.stats import compare
 from enseigne.network import services as network
 from enseigne.network.models import Network
 from enseigne.personas import assignment

@@ -20,9 +20,9 @@ from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import Upper
 from django.utils import timezone
 
-from enseigne.analytics.stats import Rate, compare, median
 from enseigne.commerce.models import CategoryPurchase, Order, OrderLine
 from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.lib.stats import Rate, compare, median
 from enseigne.network.models import OrgNode
 from enseigne.personas import selectors as persona_selectors
 from enseigne.rfm import selectors as rfm_selectors

@@ -25,7 +25,6 @@ from enseigne.analytics import by_persona, rollups
 from enseigne.analytics.attribution import campaign_credit, credit
 from enseigne.analytics.models import DailyStat, UnitDay
 from enseigne.analytics.rollups import COUNTER_FIELDS, Counters
-from enseigne.analytics.stats import Rate, compare, median, size_group, size_group_label, sparkline
 from enseigne.campaigns.audience import spent as budget_spent
 from enseigne.campaigns.models import AttributionModel, Budget, Campaign, Recipient, Relay
 from enseigne.campaigns.selectors import policy_for
@@ -34,6 +33,7 @@ from enseigne.contacts.models import Channel
 from enseigne.delivery.models import Event, Link
 from enseigne.lib.ids import parse_uuid
 from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.lib.stats import Rate, compare, median, size_group, size_group_label, sparkline
 from enseigne.network.access import access_for, path_filter
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import OrgNode, User

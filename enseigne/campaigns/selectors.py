@@ -200,9 +200,12 @@ def skip_reasons(campaign: Campaign) -> list[tuple[str, int]]:
 
 
 def calendar_campaigns(user: User, start, end) -> QuerySet[Campaign]:
+    # A journey's send steps are not campaigns of a day: the calendar shows the journey
+    # itself, ongoing (journeys' own events).
     return (
         campaigns_for_user(user)
         .exclude(status__in=(Campaign.Status.CANCELLED, Campaign.Status.REJECTED))
+        .exclude(kind=Campaign.Kind.JOURNEY)
         .filter(
             Q(send_at__gte=start, send_at__lt=end)
             | Q(send_at__isnull=True, created_at__gte=start, created_at__lt=end)

@@ -12,4 +12,8 @@ urlpatterns = [
     path("journeys/", views.journey_list, name="journey_list"),
     # POST ``action``: pause, resume or stop.
     path("journeys/runs/<uuid:public_id>/", views.journey_run, name="journey_run"),
+    # GET: the journey's report over the stores the user sees (404 when it sees none).
+    path("journeys/<uuid:public_id>/report/", views.journey_report, name="journey_report"),
+    # GET: the campaign calendar's journeys, as its events (JSON).
+    path("journeys/calendar/", views.journey_calendar, name="journey_calendar"),
 ]

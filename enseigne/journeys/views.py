@@ -1,23 +1,28 @@
-"""Journeys' pages: HQ's list and designer, the stores' list and their run's page."""
+"""Journeys' pages: HQ's list and designer, the stores' list and their run's page, the
+journey's report and the calendar's journeys."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
 
 from enseigne.lib.forms import form_errors
 from enseigne.network import selectors as network_selectors
 from enseigne.network.access import AuthenticatedRequest
 from enseigne.network.models import OrgNode, UnitTag
 
-from . import drawing, selectors, services
+from . import drawing, report, selectors, services
 from . import flow as flows
 from .forms import ActivateForm, JourneyTemplateForm, MandatoryForm, OwnJourneyForm, PublishForm
 from .models import JourneyRun
@@ -257,3 +262,67 @@ def journey_run(request: AuthenticatedRequest, public_id) -> HttpResponse:
             **_flow_context(run.version.flow, runs),
         },
     )
+
+
+# -- The journey's report and the calendar's journeys ---------------------------------------
+
+
+@login_required
+@require_GET
+def journey_report(request: AuthenticatedRequest, public_id) -> HttpResponse:
+    """A journey's report over the stores the user sees: per-step figures, each store's
+    lift against the control group, their total and the network's beside it."""
+    template, runs = selectors.get_reported_template_for_user(request.user, public_id)
+    found = report.journey_report(request.user, template, runs)
+    return render(request, "journeys/report.html", {"report": found, "template": template})
+
+
+def _day_after(raw: str) -> dt.date:
+    """The day after the calendar's range (its ``end``, as FullCalendar sends it: midnight of
+    the first day not shown); 45 days ahead when it is missing or not a date."""
+    try:
+        end = parse_datetime(raw)
+    except ValueError:  # well formed, not a date ("2026-13-45T00:00")
+        end = None
+    day = end.date() if end else timezone.localdate() + dt.timedelta(days=45)
+    return min(day, dt.date.max - dt.timedelta(days=1)) + dt.timedelta(days=1)
+
+
+@login_required
+@require_GET
+def journey_calendar(request: AuthenticatedRequest) -> HttpResponse:
+    """The campaign calendar's journeys (its second source of events): each ongoing from
+    its start, with no end, drawn past the range asked so it reads as still running."""
+    after_end = _day_after(request.GET.get("end", ""))
+    events = []
+    for entry in selectors.calendar_journeys(request.user, after_end):
+        if len(entry.runs) == 1:
+            run = entry.runs[0]
+            title = _("%(journey)s · %(store)s (journey, ongoing)") % {
+                "journey": entry.template.name,
+                "store": run.unit.name,
+            }
+            url = reverse("journey_run", args=[run.public_id])
+        else:
+            title = _("%(journey)s · %(n)s stores (journey, ongoing)") % {
+                "journey": entry.template.name,
+                "n": len(entry.runs),
+            }
+            url = reverse("journey_report", args=[entry.template.public_id])
+        events.append(
+            {
+                "id": f"journey-{entry.template.public_id}",
+                "title": title,
+                "start": entry.starts_on.isoformat(),
+                "end": after_end.isoformat(),
+                "allDay": True,
+                "editable": False,
+                "classNames": ["journey-ongoing", *(["journey-paused"] if entry.paused else [])],
+                "extendedProps": {
+                    "kind": "journey",
+                    "status": _("Paused") if entry.paused else _("Running"),
+                    "url": url,
+                },
+            }
+        )
+    return JsonResponse(events, safe=False)

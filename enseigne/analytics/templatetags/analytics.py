@@ -6,7 +6,7 @@ from django import template
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
-from enseigne.analytics.stats import Rate
+from enseigne.lib.stats import Rate
 
 register = template.Library()
 

@@ -1,4 +1,7 @@
-"""Small statistics the dashboards need: rates with Wilson intervals, medians, size groups."""
+"""Small statistics the dashboards and reports need: rates with Wilson intervals, differences
+of two rates or two means with their 95 % interval, medians, size groups.
+
+Here, not in ``analytics``, because apps before analytics (journeys' lift) use them too."""
 
 from __future__ import annotations
 
@@ -56,6 +59,70 @@ def compare(rate: Rate, reference: float | None, *, higher_is_better: bool = Tru
     if high < reference:
         return "worse" if higher_is_better else "better"
     return ""
+
+
+@dataclass(frozen=True)
+class Mean:
+    """The mean of ``n`` values given by their sum and their sum of squares (what one SQL
+    ``SUM`` pass returns), with the sample variance."""
+
+    n: int
+    total: float
+    squares: float
+
+    @property
+    def value(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+    @property
+    def variance(self) -> float | None:
+        if self.n < 2:
+            return None
+        # Rounding can leave a tiny negative for identical values.
+        return max(0.0, (self.squares - self.total * self.total / self.n) / (self.n - 1))
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``value`` = a − b with its 95 % interval [low, high]."""
+
+    value: float
+    low: float
+    high: float
+
+    @property
+    def verdict(self) -> str:
+        """'higher' or 'lower' when the whole interval lies on one side of zero, else ''."""
+        if self.low > 0:
+            return "higher"
+        if self.high < 0:
+            return "lower"
+        return ""
+
+
+def rate_difference(a: Rate, b: Rate) -> Difference | None:
+    """a − b with Newcombe's hybrid score interval (his method 10), built from each rate's
+    Wilson interval: honest for small groups and rates near 0 %, unlike p ± 1.96·se."""
+    if a.value is None or b.value is None:
+        return None
+    (a_low, a_high), (b_low, b_high) = wilson(a.hits, a.n), wilson(b.hits, b.n)  # type: ignore[misc]
+    pa, pb = min(max(a.hits, 0), a.n) / a.n, min(max(b.hits, 0), b.n) / b.n
+    difference = pa - pb
+    return Difference(
+        value=difference,
+        low=difference - math.sqrt((pa - a_low) ** 2 + (b_high - pb) ** 2),
+        high=difference + math.sqrt((a_high - pa) ** 2 + (pb - b_low) ** 2),
+    )
+
+
+def mean_difference(a: Mean, b: Mean, z: float = Z95) -> Difference | None:
+    """a − b with the normal (Welch) interval ± z·√(s²a/na + s²b/nb): fair for the group sizes
+    a report asks before it tells a difference (the means of a few hundred values)."""
+    if a.variance is None or b.variance is None or a.value is None or b.value is None:
+        return None
+    difference = a.value - b.value
+    half = z * math.sqrt(a.variance / a.n + b.variance / b.n)
+    return Difference(value=difference, low=difference - half, high=difference + half)
 
 
 def median(values) -> float | None:

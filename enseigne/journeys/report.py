@@ -1,0 +1,258 @@
+"""A journey's report: its per-step figures and what its messages changed, measured against
+its control group (issue 22).
+
+The control group is drawn at random when a person enters (``Enrollment.held_out``, the
+template's share): it walks the same flow and is never sent anything, so the difference
+between the two groups' purchases is the journey's effect, with its 95 % interval.
+
+What is counted (the page says it in these words):
+
+- **Entrants**: every entry into the run (a birthday each year is a new entry), whatever
+  became of it later (finished, left, stopped): the groups are compared as they were drawn.
+  An entry counts once its window is over: those of the last ``WINDOW_DAYS`` days wait.
+- **A purchase**: an order with a positive total, recorded in the run's store for that
+  customer record, from the moment of entry until ``WINDOW_DAYS`` days later.
+- **Revenue per entrant**: the net total of those orders (returns subtracted), summed over
+  the group and divided by its entrants (buyers or not).
+
+A store's own difference is told only when each of its groups has ``MIN_GROUP`` entrants;
+stores are listed by name, never ranked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import connections
+from django.db.models import (
+    Case,
+    DecimalField,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from enseigne.commerce.models import Order
+from enseigne.lib.rowsecurity import ALL, db_scope
+from enseigne.lib.stats import Difference, Mean, Rate, mean_difference, rate_difference
+from enseigne.network.access import access_for
+from enseigne.network.models import User
+
+from . import drawing
+from . import flow as flows
+from .models import Enrollment, JourneyRun, JourneyTemplate
+from .selectors import StepFigures, step_figures
+
+WINDOW_DAYS = 30
+WINDOW = dt.timedelta(days=WINDOW_DAYS)
+# Entrants in each group (treated, control) before a store's difference is told.
+MIN_GROUP = 50
+
+
+@dataclass
+class Group:
+    """One side of the comparison: its entrants, buyers and revenue (sum and squares)."""
+
+    people: int = 0
+    buyers: int = 0
+    revenue: float = 0.0
+    squares: float = 0.0
+
+    def add(self, other: Group) -> None:
+        self.people += other.people
+        self.buyers += other.buyers
+        self.revenue += other.revenue
+        self.squares += other.squares
+
+    @property
+    def rate(self) -> Rate:
+        return Rate(self.buyers, self.people)
+
+    @property
+    def mean(self) -> Mean:
+        return Mean(self.people, self.revenue, self.squares)
+
+
+@dataclass
+class Lift:
+    """The treated group against the control group, over one run or several."""
+
+    treated: Group = field(default_factory=Group)
+    control: Group = field(default_factory=Group)
+    # Entries whose window is not over yet (counted later).
+    waiting: int = 0
+
+    def add(self, other: Lift) -> None:
+        self.treated.add(other.treated)
+        self.control.add(other.control)
+        self.waiting += other.waiting
+
+    @property
+    def entered(self) -> int:
+        return self.treated.people + self.control.people + self.waiting
+
+    @property
+    def enough(self) -> bool:
+        return min(self.treated.people, self.control.people) >= MIN_GROUP
+
+    @property
+    def rate_difference(self) -> Difference | None:
+        return rate_difference(self.treated.rate, self.control.rate) if self.enough else None
+
+    @property
+    def revenue_difference(self) -> Difference | None:
+        return mean_difference(self.treated.mean, self.control.mean) if self.enough else None
+
+
+def lifts(runs: QuerySet[JourneyRun], *, now: dt.datetime | None = None) -> dict[int, Lift]:
+    """Each run's lift (by run id), in one query: each entry's purchases in its window are
+    read by two correlated sub-queries on the orders' (contact, time) index, then summed by
+    run, group and whether the window is over."""
+    now = now or timezone.now()
+    in_window = Order.objects.filter(
+        contact_id=OuterRef("contact_id"),
+        unit_path=OuterRef("unit_path"),
+        occurred_at__gte=OuterRef("entered_at"),
+        occurred_at__lt=OuterRef("entered_at") + WINDOW,
+    ).order_by()
+    money: DecimalField = DecimalField(max_digits=14, decimal_places=2)
+    entries = (
+        Enrollment.objects.filter(run__in=runs.values("pk"))
+        .order_by()
+        .annotate(
+            r=F("run_id"),
+            h=F("held_out"),
+            done=Case(
+                When(entered_at__lte=now - WINDOW, then=Value(1)),
+                default=Value(0),
+                output_field=IntegerField(),
+            ),
+            b=Exists(in_window.filter(total__gt=0)),
+            v=Coalesce(
+                Subquery(in_window.values("contact_id").annotate(s=Sum("total")).values("s")),
+                Value(Decimal("0")),
+                output_field=money,
+            ),
+        )
+        .values("r", "h", "done", "b", "v")
+    )
+    sql, params = entries.query.sql_with_params()
+    connection = connections[entries.db]
+    if connection.vendor == "postgresql":
+        # A fence: without it PostgreSQL inlines the sub-query and runs the revenue's
+        # correlated sub-query once for v and twice more for v * v.
+        sql += " OFFSET 0"
+    found: dict[int, Lift] = {}
+    with connection.cursor() as cursor:
+        # Hand-written SQL around the ORM's: nothing but the ORM's placeholders is formatted.
+        cursor.execute(
+            "SELECT e.r, e.h, e.done, COUNT(*), "  # noqa: S608
+            "SUM(CASE WHEN e.b THEN 1 ELSE 0 END), SUM(e.v), SUM(e.v * e.v) "
+            f"FROM ({sql}) e GROUP BY e.r, e.h, e.done",
+            params,
+        )
+        for run_id, held_out, done, people, buyers, revenue, squares in cursor.fetchall():
+            lift = found.setdefault(run_id, Lift())
+            if not done:
+                lift.waiting += people
+                continue
+            group = lift.control if held_out else lift.treated
+            group.add(Group(people, int(buyers or 0), float(revenue or 0), float(squares or 0)))
+    return found
+
+
+def network_lift(template: JourneyTemplate, *, now: dt.datetime | None = None) -> Lift:
+    """The journey's lift over every store of the network that runs it, whoever asks: like
+    the network's references on the results pages (``analytics.selectors.references``),
+    only sums leave the database, never a store's rows."""
+    total = Lift()
+    with db_scope(ALL):
+        for lift in lifts(JourneyRun.objects.filter(template=template), now=now).values():
+            total.add(lift)
+    return total
+
+
+@dataclass
+class StepLine:
+    step: str
+    kind: str
+    label: str
+    depth: int
+    figures: StepFigures
+
+
+@dataclass
+class Report:
+    template: JourneyTemplate
+    # (run, its lift), by store name: the stores the user sees, never ranked.
+    rows: list[tuple[JourneyRun, Lift]]
+    total: Lift
+    # The whole network's, beside the user's own when the user sees only part of it.
+    network: Lift | None
+    steps: list[StepLine]
+    trigger: str = ""
+    window_days: int = WINDOW_DAYS
+    min_group: int = MIN_GROUP
+
+    @property
+    def has_control(self) -> bool:
+        return self.template.holdout_percent > 0 or bool(self.total.control.people)
+
+
+def _lines(boxes: list[drawing.Box], figures: dict[str, StepFigures], depth: int = 0):
+    for box in boxes:
+        if box.goto:
+            continue
+        yield StepLine(box.step, box.kind, box.label, depth, figures.get(box.step, StepFigures()))
+        for _label, inner in box.branches:
+            yield from _lines(inner, figures, depth + 1)
+
+
+def steps_in_words(raw_flow, runs: QuerySet[JourneyRun]) -> tuple[str, list[StepLine]]:
+    """The live flow's steps in the order they are drawn, each with its figures over
+    ``runs`` (and the trigger in words); none when the flow no longer reads."""
+    if raw_flow is None:
+        return "", []
+    try:
+        parsed = flows.parse(raw_flow)
+    except ValidationError:  # a published flow that no longer reads draws nothing
+        return "", []
+    figures = step_figures(runs)
+    return drawing.trigger_label(parsed.trigger), list(_lines(drawing.draw(parsed), figures))
+
+
+def journey_report(
+    user: User,
+    template: JourneyTemplate,
+    runs: QuerySet[JourneyRun],
+    *,
+    now: dt.datetime | None = None,
+) -> Report:
+    """The report of ``template`` over ``runs`` (the runs ``user`` sees): per-step figures
+    summed over them, each store's lift and their total, and the network's beside it when
+    the user sees only part of the network."""
+    now = now or timezone.now()
+    found = lifts(runs, now=now)
+    rows = sorted(
+        ((run, found.get(run.pk, Lift())) for run in runs),
+        key=lambda row: (row[0].unit.name.casefold(), row[0].unit.path),
+    )
+    total = Lift()
+    for _run, lift in rows:
+        total.add(lift)
+    whole = access_for(user).sees(template.owner_path)
+    network = None if whole or not template.owner.is_root() else network_lift(template, now=now)
+    live = template.live_version
+    trigger, steps = steps_in_words(live.flow if live else None, runs)
+    return Report(template, rows, total, network, steps, trigger)
