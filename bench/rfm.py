@@ -141,10 +141,18 @@ def _timing(execute, sql, params, many, context):
         STATEMENTS.append((time.perf_counter() - start, " ".join(str(sql).split())))
 
 
+CPU: list[tuple[float, float]] = []  # each timed step's CPU seconds: Python, PostgreSQL
+
+
 def timed(action, label: str = "", statements: bool = False) -> float:
+    """Wall seconds of ``action``; its CPU (this process's and its database session's) is
+    appended to ``CPU``: on a shared machine the wall time is partly the neighbours'."""
     from django.db import connection
+    from import_csv import _session_cpu
 
     STATEMENTS.clear()
+    database_cpu = _session_cpu() or 0.0
+    python_cpu = time.process_time()
     start = time.perf_counter()
     if statements:
         with connection.execute_wrapper(_timing):
@@ -152,6 +160,7 @@ def timed(action, label: str = "", statements: bool = False) -> float:
     else:
         action()
     took = time.perf_counter() - start
+    CPU.append((time.process_time() - python_cpu, (_session_cpu() or 0.0) - database_cpu))
     if statements:
         print(f"\n{label}: {took:.2f} s, slowest statements")
         for seconds, sql in sorted(STATEMENTS, reverse=True)[:14]:
@@ -206,19 +215,24 @@ def main() -> None:
             )
             cursor.fetchone()
 
-    rows = [("step", "seconds", "rows")]
-    rows.append(("baseline: GROUP BY contact_id", f"{timed(baseline):.2f}", f"{orders:,} orders"))
+    def cpu() -> str:
+        python, database = CPU[-1]
+        return f"{python:.2f} + {database:.2f}"
+
+    rows = [("step", "seconds", "CPU s: Python + PostgreSQL", "rows")]
+    took = timed(baseline)
+    rows.append(("baseline: GROUP BY contact_id", f"{took:.2f}", cpu(), f"{orders:,} orders"))
     with db_scope(ALL):
         first = timed(lambda: scoring.full_run(as_of=now), "full, empty", args.statements)
         counts = f"{RecordScore.objects.count():,} records, {PersonScore.objects.count():,} persons"
-    rows.append(("full run, empty tables", f"{first:.2f}", counts))
+    rows.append(("full run, empty tables", f"{first:.2f}", cpu(), counts))
     with db_scope(ALL):
         nightly = timed(
             lambda: scoring.full_run(as_of=now + dt.timedelta(days=1)),
             "full, a day later",
             args.statements,
         )
-    rows.append(("full run, a day later", f"{nightly:.2f}", counts))
+    rows.append(("full run, a day later", f"{nightly:.2f}", cpu(), counts))
 
     # A day's new lines: orders of 3 lines for random records, today (loaded as the owner).
     import psycopg
@@ -264,6 +278,7 @@ def main() -> None:
         (
             f"incremental: {args.new_lines:,} new lines",
             f"{incremental:.2f}",
+            cpu(),
             f"{len(new_orders):,} orders, {len(touched):,} buyers",
         )
     )

@@ -134,6 +134,17 @@ def stored_persons() -> dict:
     return {s.key: (s.recency, s.frequency, s.monetary, s.group) for s in PersonScore.objects.all()}
 
 
+def full_run_matches(records: list, orders: list) -> dict:
+    """Write ``orders``, run the full run, and check both score tables against the
+    reference from these raw rows; the reference."""
+    Order.objects.bulk_create(orders)
+    scoring.full_run(as_of=AS_OF)
+    expected = reference({"records": records, "orders": orders})
+    assert stored_records() == expected["records"]
+    assert stored_persons() == expected["persons"]
+    return expected
+
+
 def test_full_run_matches_the_raw_rows(world, shop):
     scoring.full_run(as_of=AS_OF)
     expected = reference(shop)
@@ -174,13 +185,34 @@ def test_quintile_boundaries_on_exact_fifths(world):
             records.append(record)
             for n in range(1 + i // 2):  # counts 1, 1, 2, 2, 3 …: ties on the frequency
                 orders.append(make_order(unit, record, len(orders), 3 * i + n, amount))
-    Order.objects.bulk_create(orders)
-    scoring.full_run(as_of=AS_OF)
-    expected = reference({"records": records, "orders": orders})
-    assert stored_records() == expected["records"]
-    assert stored_persons() == expected["persons"]
+    expected = full_run_matches(records, orders)
     five = [expected["records"][r.pk] for r in records[:5]]
     assert [m for _r, _f, m, _g in five] == [1, 2, 3, 4, 5]
+
+
+def test_amounts_in_cents_add_up_exactly(world):
+    """The net is summed order by order in whole cents: amounts a binary float cannot hold
+    (19.99, 0.07, 33.33), many small ones, one-cent returns and ties a cent apart give the
+    reference's net and monetary score, in the full run and in the refresh."""
+    rng = random.Random(2151)
+    records, orders = [], []
+    for i in range(24):
+        unit = world.unit_a if i % 2 else world.unit_b
+        record = ContactFactory(unit=unit, email=f"cents.{i}@orange.fr")
+        records.append(record)
+        for n in range(1 + i % 4):
+            total = rng.choice(["19.99", "0.07", "33.33", "0.01", "-0.01", "1234.56", "0.10"])
+            if n == 0:
+                total = "19.99" if i % 3 else "20.00"  # ties one cent apart
+            orders.append(make_order(unit, record, len(orders), 2 * i + n, total))
+    expected = full_run_matches(records, orders)
+    nets = {s.contact_id: s.net for s in RecordScore.objects.all()}
+    assert nets == {c: Decimal(a[2]) / 100 for c, a in expected["aggregates"].items()}
+    assert len({m for _r, _f, m, _g in expected["records"].values()}) == 5
+    # The refresh sums the same way: scoring every buyer again changes no row.
+    computed = {s.contact_id: s.computed_at for s in RecordScore.objects.all()}
+    scoring.refresh_buyers([r.pk for r in records], now=AS_OF + dt.timedelta(minutes=1))
+    assert {s.contact_id: s.computed_at for s in RecordScore.objects.all()} == computed
 
 
 def test_a_later_run_inserts_updates_and_deletes_what_moved(world, shop):

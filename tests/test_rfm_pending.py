@@ -9,7 +9,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from huey.contrib.djhuey import HUEY
 
@@ -103,6 +104,39 @@ def test_commits_share_one_refresh_and_rollbacks_queue_nobody(
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         _write(gone, 100)
     assert queued_huey.pending_count() == 1 and pending() == [gone.pk]
+
+
+def test_a_wake_while_a_refresh_waits_only_reads_the_flag(
+    world, queued_huey, django_capture_on_commit_callbacks
+):
+    """The first commit raises the flag (one write); the next ones find it raised and write
+    nothing to it: no lock, no transaction of their own, no task queued."""
+    buyers = [ContactFactory(unit=world.unit_a, email=f"file.{i}@orange.fr") for i in range(3)]
+    flag = RefreshWake._meta.db_table
+    for number, buyer in enumerate(buyers):
+        with (
+            CaptureQueriesContext(connection) as queries,
+            django_capture_on_commit_callbacks(execute=True),
+            transaction.atomic(),
+        ):
+            _write(buyer, number)
+        on_flag = [q["sql"].split()[0].upper() for q in queries if flag in q["sql"]]
+        assert on_flag == (["SELECT", "INSERT"] if number == 0 else ["SELECT"]), on_flag
+    assert queued_huey.pending_count() == 1 and RefreshWake.objects.get(pk=1).queued
+    assert pending() == sorted(b.pk for b in buyers)
+    # Lowered by the task, the next commit claims it again (the row exists: an update).
+    hooks.refresh_pending()
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks(execute=True),
+        transaction.atomic(),
+    ):
+        _write(buyers[0], 9)
+    assert [q["sql"].split()[0].upper() for q in queries if flag in q["sql"]] == [
+        "SELECT",
+        "INSERT",
+    ]
+    assert queued_huey.pending_count() == 2 and RefreshWake.objects.get(pk=1).queued
 
 
 def test_a_refresh_that_dies_loses_no_buyer(world, refreshes, monkeypatch):

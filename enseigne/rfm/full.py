@@ -38,6 +38,7 @@ from .scoring import (
     lock_network,
     networks,
     planner,
+    purchase_aggregates,
     quote,
     score_values,
     stored_cuts,
@@ -98,20 +99,30 @@ def _percentile_cuts(path: str) -> str:
         f"{'MAX' if better else 'MIN'}({value}) AS {name}4"
         for value, name, better in MEASURES
     )
+    # The worst values as columns, taken out of their arrays once a part: subscripted in the
+    # scan below, the twelve arrays were read again for every buyer.
+    columns = ", ".join(
+        f"{name}w[{i + 1}] AS {name}w{i}" for _v, name, _b in MEASURES for i in range(len(LEVELS))
+    )
     firsts = ", ".join(
         f"{'MIN' if better else 'MAX'}(b.{value}) FILTER "
-        f"(WHERE b.{value} {'>' if better else '<'} w.{name}w[{i + 1}]) AS {name}{i}"
+        f"(WHERE b.{value} {'>' if better else '<'} w.{name}w{i}) AS {name}{i}"
         for value, name, better in MEASURES
         for i in range(len(LEVELS))
     )
     best = ", ".join(f"w.{name}4" for _v, name, _b in MEASURES)
+    best_inner = ", ".join(f"{name}4" for _v, name, _b in MEASURES)
     return f"""
         WITH w AS MATERIALIZED (
-            SELECT part, COUNT(*) AS buyers, {worst} FROM rfm_buyers GROUP BY part
+            SELECT part, buyers, {columns}, {best_inner} FROM (
+                SELECT part, COUNT(*) AS buyers, {worst} FROM rfm_buyers GROUP BY part
+            ) AS arrays
         )
-        SELECT w.part, {path} AS unit_path, w.buyers, {firsts}, {best}
-        FROM rfm_buyers AS b JOIN w ON w.part = b.part
-        GROUP BY w.part, w.buyers, {best}
+        SELECT w.part, {path} AS unit_path, w.buyers, firsts.*, {best}
+        FROM w JOIN (
+            SELECT b.part AS first_part, {firsts}
+            FROM rfm_buyers AS b JOIN w ON w.part = b.part GROUP BY b.part
+        ) AS firsts ON firsts.first_part = w.part
     """
 
 
@@ -195,8 +206,13 @@ def _write_all(
         """,
         params,
     )
-    # A few rows, each found by its key (nested loops on the table's unique index).
-    with planner({"enable_nestloop": "on"}):
+    # A few rows, each found by its key (nested loops on the table's unique index). Hash
+    # and merge joins off too: the score table's statistics are a run old (its owner's
+    # autovacuum analyses it, not this role), and on them the planner scanned the whole
+    # table and hashed it to update 80,000 rows of 1.5 million (3.3 s and 4.3 s of the
+    # nightly run at load 6; by key: see docs/benchmarks.md "RFM").
+    by_key = {"enable_nestloop": "on", "enable_hashjoin": "off", "enable_mergejoin": "off"}
+    with planner({**by_key, "enable_seqscan": "off"}):
         assignments = ", ".join(f"{c} = d.{c}" for c in columns)
         execute(
             f"UPDATE {table_q} AS t SET {assignments}, computed_at = %(computed_at)s "
@@ -234,14 +250,11 @@ def score_records(frame: Frame, prefix: str | None = None) -> None:
         f"""
         SELECT contact_id, unit_id AS part, last_at, n, cents, {days_sql("last_at")} AS days
         FROM (
-            SELECT contact_id, MIN(unit_id) AS unit_id,
-                   MAX(CASE WHEN total > 0 THEN occurred_at END) AS last_at,
-                   COUNT(CASE WHEN total > 0 THEN 1 END) AS n,
-                   CAST(ROUND(SUM(total) * 100) AS BIGINT) AS cents
-            FROM {orders}
-            WHERE contact_id IS NOT NULL AND occurred_at >= %(start)s
-                  AND occurred_at <= %(as_of)s AND unit_path LIKE %(prefix)s
-            GROUP BY contact_id
+            SELECT o.contact_id, MIN(o.unit_id) AS unit_id, {purchase_aggregates("o")}
+            FROM {orders} AS o
+            WHERE o.contact_id IS NOT NULL AND o.occurred_at >= %(start)s
+                  AND o.occurred_at <= %(as_of)s AND o.unit_path LIKE %(prefix)s
+            GROUP BY o.contact_id
         ) AS buyers
         WHERE n > 0
         """,

@@ -78,9 +78,19 @@ def orders_written(contact_ids: Sequence[int]) -> None:
 
 
 def _claim_wake() -> bool:
-    """True when no refresh was queued and not started: the caller queues one."""
+    """True when no refresh was queued and not started: the caller queues one.
+
+    The flag is read first: while a refresh waits (every commit of a busy minute but the
+    first), the wake is one read, no write. The upsert alone locked the row even when its
+    WHERE left it alone, and a lock takes a transaction id: each till batch then paid a
+    second commit (a WAL flush) of its own. A flag seen raised is safe to trust: the task
+    lowers it before it claims the pending rows, and this writer's rows are committed."""
     table = RefreshWake._meta.db_table
     with connection.cursor() as cursor:
+        cursor.execute(f"SELECT queued FROM {table} WHERE id = 1")  # noqa: S608 (a table name)
+        row = cursor.fetchone()
+        if row is not None and row[0]:
+            return False
         cursor.execute(
             f"INSERT INTO {table} (id, queued) VALUES (1, %s) ON CONFLICT (id) DO UPDATE "  # noqa: S608
             f"SET queued = %s WHERE {table}.queued = %s",

@@ -38,6 +38,7 @@ from .scoring import (
     lock_network,
     networks,
     planner,
+    purchase_aggregates,
     quote,
     score_values,
     temp_table,
@@ -59,10 +60,7 @@ def _touched_aggregates(orders: str) -> str:
     """The touched buyers' aggregates over their orders in the network's window, with the
     store each is ranked in: on PostgreSQL one index descent per buyer (a LATERAL aggregate
     from the ids), whatever the estimates."""
-    aggregates = """MIN(o.unit_path) AS unit_path,
-        MAX(CASE WHEN o.total > 0 THEN o.occurred_at END) AS last_at,
-        COUNT(CASE WHEN o.total > 0 THEN 1 END) AS n,
-        SUM(CAST(ROUND(o.total * 100) AS BIGINT)) AS cents"""
+    aggregates = f"MIN(o.unit_path) AS unit_path, {purchase_aggregates('o')}"
     window = "o.occurred_at >= %(start)s AND o.unit_path LIKE %(prefix)s"
     if connection.vendor == "postgresql":
         return f"""

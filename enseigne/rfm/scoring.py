@@ -133,6 +133,21 @@ def kept_cut(column: str):
 MEASURES = (("days", "r", False), ("n", "f", True), ("cents", "m", True))
 
 
+def purchase_aggregates(orders: str) -> str:
+    """A buyer's figures over its orders (alias ``orders``), for a GROUP BY's select list:
+    the latest purchase (``last_at``), the purchases (``n``) and the net in cents
+    (``cents``), returns included. The cents are summed as integers, order by order
+    (exact: the totals have two decimals): on PostgreSQL a sum of bigints keeps a small
+    state per buyer, where a sum of numerics made the full run's aggregate of 1.5 million
+    buyers spill to disk (0.5 GB of hash table) and cost a fifth more CPU."""
+    o = orders
+    return (
+        f"MAX(CASE WHEN {o}.total > 0 THEN {o}.occurred_at END) AS last_at, "
+        f"COUNT(CASE WHEN {o}.total > 0 THEN 1 END) AS n, "
+        f"SUM(CAST(ROUND({o}.total * 100) AS BIGINT)) AS cents"
+    )
+
+
 def adapt(moment: dt.datetime):
     return connection.ops.adapt_datetimefield_value(moment)
 
