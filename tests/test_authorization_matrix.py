@@ -657,6 +657,17 @@ MATRIX.update(
             "302 302 302 302 403 302",
             "404 404 404 404",
         ),
+        # The store's texts in its run's messages: its staff read them, do not choose them.
+        ("journeys/runs/<uuid:public_id>/texts/", "GET"): (
+            "journey_run",
+            "302 200 200 200 200 200",
+            "404 404 404 404",
+        ),
+        ("journeys/runs/<uuid:public_id>/texts/", "POST"): (
+            "journey_run",
+            "302 302 302 302 403 302",
+            "404 404 404 404",
+        ),
     }
 )
 

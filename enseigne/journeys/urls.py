@@ -12,4 +12,9 @@ urlpatterns = [
     path("journeys/", views.journey_list, name="journey_list"),
     # POST ``action``: pause, resume or stop.
     path("journeys/runs/<uuid:public_id>/", views.journey_run, name="journey_run"),
+    # GET: the store's texts in the run's messages (``preview``: one step's message);
+    # POST ``action``: choose, approve, reject.
+    path(
+        "journeys/runs/<uuid:public_id>/texts/", views.journey_run_texts, name="journey_run_texts"
+    ),
 ]
