@@ -420,6 +420,29 @@ def test_the_section_reads_in_french(client, world, runs):
     assert "Textes du siège" in page
 
 
+def test_a_stopped_run_restarted_sends_again_with_texts_chosen_meanwhile(world):
+    template = brand_template(world, "Nouvelle saison")
+    made = journey(world, template)
+    run = activate(world, made, world.unit_a)
+    assert len(sent_to(run, contacts(world.unit_a, 1))) == 1
+    # Queued, then the store stops the run before the hand-off: never sent.
+    late = contacts(world.unit_a, 1, start=2)
+    engine.enroll(run, [p.pk for p in late], now=NOW)
+    engine.advance_due(now=NOW)
+    services.journey_run_stop(actor=world.hq_admin, run=run)
+    texts.step_texts_choose(
+        actor=world.hq_admin,
+        run=run,
+        step_id="hello",
+        local_version=local(world, template, world.unit_a, "De retour"),
+    )
+    locmem.outbox.clear()
+    run = activate(world, made, world.unit_a)
+    got = sent_to(run, contacts(world.unit_a, 1, start=4))
+    assert len(got) == 1 and "De retour" in next(iter(got.values()))
+    assert late[0].email not in {m.to for m in locmem.outbox}
+
+
 def test_store_texts_stay_across_a_new_journey_version(world):
     template = brand_template(world, "Nouvelle saison")
     made = journey(world, template)

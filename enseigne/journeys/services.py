@@ -21,7 +21,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from enseigne.brand.models import LocalVersion, Template
-from enseigne.campaigns.models import Campaign
+from enseigne.campaigns.gates import Reason
+from enseigne.campaigns.models import Campaign, Recipient
 from enseigne.contacts.models import Channel
 from enseigne.contacts.segments import SegmentCompiler
 from enseigne.lib.ids import parse_uuid
@@ -39,7 +40,7 @@ from .models import (
     JourneyTemplate,
     JourneyVersion,
 )
-from .texts import check_texts, refresh_problem, step_texts_choose
+from .texts import check_texts, reapply_texts, refresh_problem, step_texts_choose
 
 RUN = JourneyRun.Status
 STEP_CHANNELS = {"send_email": Channel.EMAIL, "send_sms": Channel.SMS}
@@ -301,11 +302,26 @@ def journey_activate(
         run.status, run.starts_on, run.version_id = RUN.ACTIVE, starts_on, version_id
         run.paused_by_hq = False
         run.save(update_fields=["status", "starts_on", "version", "paused_by_hq"])
+        _revive_step_campaigns(run)
     for step_id, local in (texts or {}).items():
         step_texts_choose(actor=actor, run=run, step_id=step_id, local_version=local)
     check_texts(run)
     audit(actor=actor, action="journey.activate", target=run, node_path=unit.path)
     return run
+
+
+def _revive_step_campaigns(run: JourneyRun) -> None:
+    """A stopped run starts again: its steps' campaigns (cancelled by the stop) send again,
+    without what was queued before the stop and never handed off (not sent, as the stop
+    said)."""
+    cancelled = Campaign.objects.filter(_step_campaigns([run.pk]), status=Campaign.Status.CANCELLED)
+    Recipient.objects.filter(
+        campaign__in=cancelled, status=Recipient.Status.PENDING, attempted_at__isnull=True
+    ).update(
+        status=Recipient.Status.SKIPPED, reason=Reason.CANCELLED, lease_owner="", lease_until=None
+    )
+    cancelled.update(status=Campaign.Status.SENDING, finished_at=None)
+    reapply_texts(run)  # texts chosen while it was stopped
 
 
 @transaction.atomic

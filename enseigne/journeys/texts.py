@@ -89,6 +89,12 @@ def _apply(run: JourneyRun, step_id: str, texts: StepTexts) -> None:
     )
 
 
+def reapply_texts(run: JourneyRun) -> None:
+    """The run's live step campaigns send its approved texts (after a restart)."""
+    for texts in StepTexts.objects.filter(run=run):
+        _apply(run, texts.step, texts)
+
+
 def _snapshot(texts: StepTexts, local: LocalVersion | None, actor: User) -> None:
     texts.status = TEXTS.APPROVED
     texts.approved_local = local
