@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from django.utils import timezone
@@ -23,7 +25,7 @@ from enseigne.delivery.channels.locmem import transport as locmem
 from enseigne.delivery.pipeline import run_campaign
 from enseigne.journeys import engine, services, texts
 from enseigne.journeys.models import JourneyRun, JourneySend, StepTexts
-from tests.campaign_helpers import contacts
+from tests.campaign_helpers import contacts, sms_template
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -455,3 +457,46 @@ def test_store_texts_stay_across_a_new_journey_version(world):
     (html,) = sent_to(run, contacts(world.unit_a, 1)).values()
     assert "Lyon!" in html
     assert NOW - dt.timedelta(days=1) < timezone.now()
+
+
+def test_a_store_sms_text_is_sent_as_typed_within_head_office_segments(world):
+    moment = dt.datetime(2027, 3, 30, 10, tzinfo=ZoneInfo("Europe/Paris"))  # a Tuesday
+    with time_machine.travel(moment, tick=False):
+        template = sms_template(world, max_segments=1)
+        made = services.journey_template_create(
+            actor=world.hq_admin, owner=world.root, name="Flash"
+        )
+        services.journey_publish(
+            actor=world.hq_admin,
+            template=made,
+            flow={
+                "trigger": {"kind": "consent", "channel": "sms"},
+                "start": "hello",
+                "steps": {"hello": {"kind": "send_sms", "template": str(template.public_id)}},
+            },
+        )
+        too_long = local_version_save(
+            actor=world.hq_admin,
+            unit=world.unit_a,
+            template=template,
+            values={"message": "é" * 200},
+        )
+        assert not too_long.is_usable and "segments" in too_long.problems[0]
+        typed = "<b>-30%</b> {{ 'ab' | append: 'cd' }}"
+        mine = local_version_save(
+            actor=world.hq_admin, unit=world.unit_a, template=template, values={"message": typed}
+        )
+        run = services.journey_activate(
+            actor=world.hq_admin,
+            template=made,
+            unit=world.unit_a,
+            starts_on=moment.date(),
+            texts={"hello": mine},
+        )
+        people = contacts(world.unit_a, 1, email=False, sms=True)
+        engine.enroll(run, [p.pk for p in people], now=moment)
+        engine.advance_due(now=moment)
+        run_campaign(JourneySend.objects.get(run=run).campaign_id)
+    (message,) = locmem.outbox
+    assert typed in message.text and "abcd" not in message.text
+    assert message.text.endswith("STOP 36111")
