@@ -500,3 +500,38 @@ def test_a_store_sms_text_is_sent_as_typed_within_head_office_segments(world):
     (message,) = locmem.outbox
     assert typed in message.text and "abcd" not in message.text
     assert message.text.endswith("STOP 36111")
+
+
+def test_a_step_stopped_at_hand_off_sends_again_once_the_store_fixes_its_texts(world):
+    template = brand_template(world, "Nouvelle saison")
+    run = activate(
+        world,
+        journey(world, template),
+        world.unit_a,
+        texts={"hello": local(world, template, world.unit_a, "Un texte bien trop long ici")},
+    )
+    people = contacts(world.unit_a, 2)
+    engine.enroll(run, [p.pk for p in people], now=NOW)
+    engine.advance_due(now=NOW)  # queued with texts that pass today
+    template_edit(
+        actor=world.hq_admin,
+        template=template,
+        name=template.name,
+        description="",
+        source=source("Nouvelle saison", max_length=20),
+        subject="Bienvenue",
+    )
+    campaign_id = JourneySend.objects.get(run=run).campaign_id
+    run_campaign(campaign_id)
+    campaign = Campaign.objects.get(pk=campaign_id)
+    assert (campaign.status, campaign.pause_reason, locmem.outbox) == ("paused", "content", [])
+    texts.step_texts_choose(
+        actor=world.hq_admin,
+        run=run,
+        step_id="hello",
+        local_version=local(world, template, world.unit_a, "Court"),
+    )
+    assert Campaign.objects.get(pk=campaign_id).status == "sending"
+    run_campaign(campaign_id)
+    assert sorted(m.to for m in locmem.outbox) == sorted(p.email for p in people)
+    assert all("Court" in _html(m.data) for m in locmem.outbox)

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from enseigne.brand.models import Template
 from enseigne.campaigns.content import content_problems, problems_text
-from enseigne.campaigns.models import Campaign, Recipient
+from enseigne.campaigns.models import Campaign, PauseReason, Recipient
 from enseigne.contacts.models import Channel
 from enseigne.journeys.flow import Step
 from enseigne.journeys.models import Enrollment, JourneyRun, JourneySend, StepTexts
@@ -133,6 +133,26 @@ def content_lines(run: JourneyRun, step_id: str, campaign: Campaign) -> list[str
     return lines
 
 
+def resume_if_stopped_for_content(run: JourneyRun, campaign: Campaign) -> bool:
+    """A step campaign the content gate stopped at hand-off sends again once its content
+    passes (the store's new texts approved, HQ's rule changed back): nobody resumes a
+    journey's step campaign by hand. Only while the run is running; compare-and-swap."""
+    if (
+        run.status != JourneyRun.Status.ACTIVE
+        or campaign.status != Campaign.Status.PAUSED
+        or campaign.pause_reason != PauseReason.CONTENT
+        or content_problems(campaign)
+    ):
+        return False
+    resumed = Campaign.objects.filter(
+        pk=campaign.pk, status=Campaign.Status.PAUSED, pause_reason=PauseReason.CONTENT
+    ).update(status=Campaign.Status.SENDING, pause_reason="", content_problems=[])
+    if resumed:
+        campaign.status, campaign.pause_reason = Campaign.Status.SENDING, ""
+        transaction.on_commit(lambda: _wake(campaign.pk))
+    return bool(resumed)
+
+
 def queue(run: JourneyRun, step: Step, rows: list[Enrollment]) -> str:
     """Queue the step's message for these rows (all of one version); '' when queued, else
     why the step may not send (its rows stop; nothing is queued)."""
@@ -142,6 +162,7 @@ def queue(run: JourneyRun, step: Step, rows: list[Enrollment]) -> str:
     problems = content_lines(run, step.id, campaign)
     if problems:
         return " ".join(problems)[:300]
+    resume_if_stopped_for_content(run, campaign)
     Recipient.objects.bulk_create(
         [
             Recipient(

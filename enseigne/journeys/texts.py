@@ -31,7 +31,7 @@ from enseigne.brand.rendering import rich_to_text
 from enseigne.brand.services import zones_of
 from enseigne.brand.zones import Zone
 from enseigne.campaigns.content import approved_content
-from enseigne.campaigns.models import Campaign
+from enseigne.campaigns.models import Campaign, PauseReason
 from enseigne.campaigns.services import _check_local
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
@@ -84,9 +84,10 @@ def _apply(run: JourneyRun, step_id: str, texts: StepTexts) -> None:
     """Every live campaign of the step (each journey version has its own) sends the approved
     snapshot from now on; those of another template keep head office's texts."""
     sent = JourneySend.objects.filter(run=run, step=step_id).values("campaign_id")
-    Campaign.objects.filter(pk__in=sent, template=texts.template, status__in=_LIVE).update(
-        updated_at=timezone.now(), **sends.texts_fields(texts, texts.template)
-    )
+    live = Campaign.objects.filter(pk__in=sent, template=texts.template, status__in=_LIVE)
+    live.update(updated_at=timezone.now(), **sends.texts_fields(texts, texts.template))
+    for campaign in live.filter(pause_reason=PauseReason.CONTENT):
+        sends.resume_if_stopped_for_content(run, campaign)
 
 
 def reapply_texts(run: JourneyRun) -> None:
