@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -341,6 +342,11 @@ def test_a_guardrail_added_later_stops_the_step_with_the_reason(world):
     )
     assert sent_to(run, contacts(world.unit_a, 1)) == {}
     assert "gratuit" in run.problem
+    # The run's page says it too, on the step, before anyone else reaches it.
+    client = Client()
+    login(client, world.manager_a)
+    page = client.get(reverse("journey_run_texts", args=[run.public_id]), **HTMX).text
+    assert "This step cannot send its message:" in page and "gratuit" in page
     assert (
         Campaign.objects.get(pk=JourneySend.objects.get(run=run).campaign_id).recipient_total == 0
     )

@@ -245,6 +245,7 @@ class StepCard:
     former: bool  # the store's texts were for the step's former template
     versions: list[LocalVersion] = field(default_factory=list)  # the store's, to choose from
     zones: list[dict] = field(default_factory=list)  # each zone: label, what is sent, whose
+    blocked: list[str] = field(default_factory=list)  # why what it sends may not be sent today
 
 
 def _shown(zone: Zone, value) -> tuple[str, bool]:
@@ -296,6 +297,13 @@ def step_cards(run: JourneyRun) -> list[StepCard]:
             former=former,
         )
         content = None if problem else sent_content(run, step)
+        send = (
+            JourneySend.objects.filter(run=run, version_id=run.version_id, step=step.id)
+            .select_related("campaign")
+            .first()
+        )
+        if send is not None and not problem:
+            card.blocked = sends.content_lines(run, step.id, send.campaign)
         if template is not None and content is not None:
             version, values = content
             card.versions = list(
