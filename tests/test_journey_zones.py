@@ -64,14 +64,16 @@ def brand_template(world, default: str = ""):
 
 
 def journey(world, template):
+    """HQ's one-step journey: on consent, the step "hello" sends ``template``'s channel."""
     made = services.journey_template_create(actor=world.hq_admin, owner=world.root, name="Welcome")
+    step = {"kind": f"send_{template.channel}", "template": str(template.public_id)}
     services.journey_publish(
         actor=world.hq_admin,
         template=made,
         flow={
-            "trigger": {"kind": "consent", "channel": "email"},
+            "trigger": {"kind": "consent", "channel": template.channel},
             "start": "hello",
-            "steps": {"hello": {"kind": "send_email", "template": str(template.public_id)}},
+            "steps": {"hello": step},
         },
     )
     return made
@@ -86,6 +88,18 @@ def activate(world, made, unit, **extra) -> JourneyRun:
 def local(world, template, unit, headline) -> LocalVersion:
     return local_version_save(
         actor=world.hq_admin, unit=unit, template=template, values={"headline": headline}
+    )
+
+
+def shorten_headline(world, template) -> None:
+    """HQ publishes the template again with a 20-character headline."""
+    template_edit(
+        actor=world.hq_admin,
+        template=template,
+        name=template.name,
+        description="",
+        source=source("Nouvelle saison", max_length=20),
+        subject="Bienvenue",
     )
 
 
@@ -312,14 +326,7 @@ def test_head_office_shortening_the_zone_stops_the_step_and_keeps_the_texts(worl
         world.unit_a,
         texts={"hello": local(world, template, world.unit_a, words)},
     )
-    template_edit(
-        actor=world.hq_admin,
-        template=template,
-        name=template.name,
-        description="",
-        source=source("Nouvelle saison", max_length=20),
-        subject="Bienvenue",
-    )
+    shorten_headline(world, template)
     assert sent_to(run, contacts(world.unit_a, 1)) == {}
     assert "Step “hello”" not in run.problem  # the engine's words: the gate's reason
     assert "Titre" in run.problem and "the limit is 20" in run.problem
@@ -469,18 +476,7 @@ def test_a_store_sms_text_is_sent_as_typed_within_head_office_segments(world):
     moment = dt.datetime(2027, 3, 30, 10, tzinfo=ZoneInfo("Europe/Paris"))  # a Tuesday
     with time_machine.travel(moment, tick=False):
         template = sms_template(world, max_segments=1)
-        made = services.journey_template_create(
-            actor=world.hq_admin, owner=world.root, name="Flash"
-        )
-        services.journey_publish(
-            actor=world.hq_admin,
-            template=made,
-            flow={
-                "trigger": {"kind": "consent", "channel": "sms"},
-                "start": "hello",
-                "steps": {"hello": {"kind": "send_sms", "template": str(template.public_id)}},
-            },
-        )
+        made = journey(world, template)
         too_long = local_version_save(
             actor=world.hq_admin,
             unit=world.unit_a,
@@ -519,14 +515,7 @@ def test_a_step_stopped_at_hand_off_sends_again_once_the_store_fixes_its_texts(w
     people = contacts(world.unit_a, 2)
     engine.enroll(run, [p.pk for p in people], now=NOW)
     engine.advance_due(now=NOW)  # queued with texts that pass today
-    template_edit(
-        actor=world.hq_admin,
-        template=template,
-        name=template.name,
-        description="",
-        source=source("Nouvelle saison", max_length=20),
-        subject="Bienvenue",
-    )
+    shorten_headline(world, template)
     campaign_id = JourneySend.objects.get(run=run).campaign_id
     run_campaign(campaign_id)
     campaign = Campaign.objects.get(pk=campaign_id)
