@@ -671,6 +671,17 @@ MATRIX.update(
         ),
         ("journeys/calendar/", "GET"): (NO_OBJECT, "302 200 200 200 200 200", None),
         ("journeys/calendar/", "POST"): (NO_OBJECT, "302 405 405 405 405 405", None),
+        # The store's texts in its run's messages: its staff read them, do not choose them.
+        ("journeys/runs/<uuid:public_id>/texts/", "GET"): (
+            "journey_run",
+            "302 200 200 200 200 200",
+            "404 404 404 404",
+        ),
+        ("journeys/runs/<uuid:public_id>/texts/", "POST"): (
+            "journey_run",
+            "302 302 302 302 403 302",
+            "404 404 404 404",
+        ),
     }
 )
 

@@ -81,6 +81,11 @@ def _link_problem(label: str, url: str, domains: list[str]) -> str:
     }
 
 
+def _printable(value) -> str:
+    """A NUL byte means nothing in a message and PostgreSQL's JSON refuses it: dropped."""
+    return str(value).replace("\x00", "")
+
+
 def clean_values(zones: list[Zone], values: dict) -> dict:
     """Keep only known zones, with sanitised rich text; nothing else is stored."""
     names = {z.name: z for z in zones}
@@ -90,12 +95,14 @@ def clean_values(zones: list[Zone], values: dict) -> dict:
         if zone is None:
             continue
         if zone.kind in ("text", "choice"):
-            cleaned[name] = str(value)[:5000]
+            cleaned[name] = _printable(value)[:5000]
         elif zone.kind == "rich":
-            cleaned[name] = sanitise_rich(str(value)[:20000])
+            cleaned[name] = sanitise_rich(_printable(value)[:20000])
         elif isinstance(value, dict):
             # Only the pick (and an image's alt text) comes from the unit; the rest is the library's.
-            cleaned[name] = {k: str(value[k])[:200] for k in ("asset", "alt") if value.get(k)}
+            cleaned[name] = {
+                k: _printable(value[k])[:200] for k in ("asset", "alt") if value.get(k)
+            }
     return cleaned
 
 

@@ -223,3 +223,51 @@ class JourneySend(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "version", "step"], name="journeys_send_step")
         ]
+
+
+class StepTexts(models.Model):
+    """A store's own texts for one send step of its run: a local version of the step's brand
+    template (``brand.LocalVersion``, written in the brand editor like any other), and the
+    snapshot of it that was approved, which is what the step's ledger campaign sends
+    (``campaigns.content``). Kept per (run, step), so it survives HQ's new journey
+    versions and a stop and restart; ``local_version`` None = head office's texts."""
+
+    class Status(models.TextChoices):
+        APPROVED = "approved", _("Approved")
+        PENDING = "pending", _("Waiting for approval")
+        REJECTED = "rejected", _("Rejected")
+
+    run = models.ForeignKey(JourneyRun, on_delete=models.CASCADE, related_name="+")
+    step = models.CharField(max_length=40)
+    unit_path = models.CharField(max_length=255)
+    # The step's brand template when the texts were chosen: texts of another template
+    # (HQ changed the step's template) are not used.
+    template = models.ForeignKey("brand.Template", on_delete=models.PROTECT, related_name="+")
+    # What the store chose last (approved, waiting for approval, or rejected).
+    local_version = models.ForeignKey(
+        "brand.LocalVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.APPROVED)
+    # What the step sends until another choice is approved: the approved local version's
+    # template version and values at approval (None and {} = head office's texts).
+    approved_local = models.ForeignKey(
+        "brand.LocalVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_version = models.ForeignKey(
+        "brand.TemplateVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_values = models.JSONField(default=dict, blank=True)
+    chosen_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    chosen_at = models.DateTimeField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step"], name="journeys_step_texts_once")
+        ]

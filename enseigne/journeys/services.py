@@ -20,8 +20,9 @@ from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from enseigne.brand.models import Template
-from enseigne.campaigns.models import Campaign
+from enseigne.brand.models import LocalVersion, Template
+from enseigne.campaigns.gates import Reason
+from enseigne.campaigns.models import Campaign, Recipient
 from enseigne.contacts.models import Channel
 from enseigne.contacts.segments import SegmentCompiler
 from enseigne.lib.ids import parse_uuid
@@ -39,6 +40,7 @@ from .models import (
     JourneyTemplate,
     JourneyVersion,
 )
+from .texts import check_texts, reapply_texts, refresh_problem, step_texts_choose
 
 RUN = JourneyRun.Status
 STEP_CHANNELS = {"send_email": Channel.EMAIL, "send_sms": Channel.SMS}
@@ -268,10 +270,17 @@ def _check_runnable(template: JourneyTemplate, unit: OrgNode) -> int:
 
 @transaction.atomic
 def journey_activate(
-    *, actor: User, template: JourneyTemplate, unit: OrgNode, starts_on: dt.date
+    *,
+    actor: User,
+    template: JourneyTemplate,
+    unit: OrgNode,
+    starts_on: dt.date,
+    texts: dict[str, LocalVersion] | None = None,
 ) -> JourneyRun:
     """The store runs the journey's live version from ``starts_on`` (a stopped run of it
-    starts again)."""
+    starts again, with the texts it had). ``texts``: the store's local version for some
+    message steps (by step id). Refused, naming the step, when a message step could not
+    send: a required zone left empty by the store's texts or head office's defaults."""
     if not may_run_in(actor, unit):
         raise PermissionDenied(_("You may not run journeys in this store."))
     version_id = _check_runnable(template, unit)
@@ -293,8 +302,26 @@ def journey_activate(
         run.status, run.starts_on, run.version_id = RUN.ACTIVE, starts_on, version_id
         run.paused_by_hq = False
         run.save(update_fields=["status", "starts_on", "version", "paused_by_hq"])
+        _revive_step_campaigns(run)
+    for step_id, local in (texts or {}).items():
+        step_texts_choose(actor=actor, run=run, step_id=step_id, local_version=local)
+    check_texts(run)
     audit(actor=actor, action="journey.activate", target=run, node_path=unit.path)
     return run
+
+
+def _revive_step_campaigns(run: JourneyRun) -> None:
+    """A stopped run starts again: its steps' campaigns (cancelled by the stop) send again,
+    without what was queued before the stop and never handed off (not sent, as the stop
+    said)."""
+    cancelled = Campaign.objects.filter(_step_campaigns([run.pk]), status=Campaign.Status.CANCELLED)
+    Recipient.objects.filter(
+        campaign__in=cancelled, status=Recipient.Status.PENDING, attempted_at__isnull=True
+    ).update(
+        status=Recipient.Status.SKIPPED, reason=Reason.CANCELLED, lease_owner="", lease_until=None
+    )
+    cancelled.update(status=Campaign.Status.SENDING, finished_at=None)
+    reapply_texts(run)  # texts chosen while it was stopped
 
 
 @transaction.atomic
@@ -317,7 +344,7 @@ def journey_make_mandatory(
     for unit in units.order_by("path"):
         run = JourneyRun.objects.select_for_update().filter(template=template, unit=unit).first()
         if run is None:
-            JourneyRun.objects.create(
+            run = JourneyRun.objects.create(
                 template=template,
                 version_id=version_id,
                 unit=unit,
@@ -331,6 +358,8 @@ def journey_make_mandatory(
                 run.status, run.starts_on = RUN.ACTIVE, today
             run.mandatory, run.version_id = True, version_id
             run.save(update_fields=["status", "starts_on", "mandatory", "version"])
+        # HQ's act is not refused for a store's texts: the store's page says what to write.
+        refresh_problem(run)
         count += 1
     audit(
         actor=actor,

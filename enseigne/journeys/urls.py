@@ -16,4 +16,9 @@ urlpatterns = [
     path("journeys/<uuid:public_id>/report/", views.journey_report, name="journey_report"),
     # GET: the campaign calendar's journeys, as its events (JSON).
     path("journeys/calendar/", views.journey_calendar, name="journey_calendar"),
+    # GET: the store's texts in the run's messages (``preview``: one step's message);
+    # POST ``action``: choose, approve, reject.
+    path(
+        "journeys/runs/<uuid:public_id>/texts/", views.journey_run_texts, name="journey_run_texts"
+    ),
 ]

@@ -17,12 +17,14 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
+from enseigne.brand import selectors as brand_selectors
+from enseigne.brand.views import message_preview, sandboxed
 from enseigne.lib.forms import form_errors
 from enseigne.network import selectors as network_selectors
 from enseigne.network.access import AuthenticatedRequest
 from enseigne.network.models import OrgNode, UnitTag
 
-from . import drawing, report, selectors, services
+from . import drawing, report, selectors, services, texts
 from . import flow as flows
 from .forms import ActivateForm, JourneyTemplateForm, MandatoryForm, OwnJourneyForm, PublishForm
 from .models import JourneyRun
@@ -326,3 +328,81 @@ def journey_calendar(request: AuthenticatedRequest) -> HttpResponse:
             }
         )
     return JsonResponse(events, safe=False)
+
+
+@login_required
+def journey_run_texts(request: AuthenticatedRequest, public_id) -> HttpResponse:
+    """The store's texts in the run's messages (the run page's section, loaded by htmx; a
+    page of its own without it). GET ``preview``: a step's message as it is sent (with
+    ``pending``: as the texts waiting for approval would send it), for the sandboxed frame.
+    POST ``action``: choose (``step``, ``local_version``: one of the store's versions or
+    '' for head office's texts), approve, reject (``comment``)."""
+    run = selectors.get_run_for_user(request.user, public_id)
+    if request.method == "POST":
+        return _texts_post(request, run)
+    if "preview" in request.GET:
+        return _texts_preview(request, run, request.GET["preview"])
+    context = {
+        "run": run,
+        "cards": texts.step_cards(run),
+        "may_personalise": texts.may_personalise(request.user, run),
+        "may_approve": texts.may_approve(request.user, run),
+    }
+    page = "journeys/_texts.html" if request.headers.get("HX-Request") else "journeys/texts.html"
+    return render(request, page, context)
+
+
+def _texts_post(request: AuthenticatedRequest, run: JourneyRun) -> HttpResponse:
+    if not (texts.may_personalise(request.user, run) or texts.may_approve(request.user, run)):
+        raise PermissionDenied(_("You may not write this store's texts."))
+    action = request.POST.get("action", "")
+    step = request.POST.get("step", "")
+    try:
+        if action == "choose":
+            wanted = request.POST.get("local_version", "")
+            local = (
+                brand_selectors.get_local_version_for_user(request.user, wanted) if wanted else None
+            )
+            chosen = texts.step_texts_choose(
+                actor=request.user, run=run, step_id=step, local_version=local
+            )
+            if chosen.status == chosen.Status.PENDING:
+                messages.success(
+                    request,
+                    _(
+                        "Your texts wait for approval; until then the step sends what was "
+                        "approved before."
+                    ),
+                )
+            else:
+                messages.success(request, _("The step now sends these texts."))
+        elif action in {"approve", "reject"}:
+            texts.step_texts_decide(
+                actor=request.user,
+                run=run,
+                step_id=step,
+                approve=action == "approve",
+                comment=request.POST.get("comment", ""),
+            )
+            messages.success(request, _("Done."))
+        else:
+            messages.error(request, _("Choose texts, approve or reject."))
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    return redirect(reverse("journey_run", args=[run.public_id]) + "#texts")
+
+
+def _texts_preview(request: AuthenticatedRequest, run: JourneyRun, step_id: str) -> HttpResponse:
+    card = next((c for c in texts.step_cards(run) if c.step.id == step_id), None)
+    if card is None or card.template is None or card.problem:
+        return sandboxed("<p>—</p>")
+    pending = card.texts.local_version if card.texts and card.texts.status == "pending" else None
+    if request.GET.get("pending") and pending is not None:
+        version, values = pending.version, pending.values
+    else:
+        content = texts.sent_content(run, card.step)
+        if content is None:
+            return sandboxed("<p>—</p>")
+        version, values = content
+    return message_preview(version, values, run.unit, card.template.channel)
