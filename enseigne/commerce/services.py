@@ -26,6 +26,7 @@ from enseigne.brand.models import Asset
 from enseigne.commerce.cleaning import CleanOrder, Problem, Rule, buyer_text, clean_order
 from enseigne.commerce.models import Order, OrderLine
 from enseigne.commerce.order_hooks import orders_written
+from enseigne.commerce.revenue import orders_tallied
 from enseigne.contacts.models import Contact
 from enseigne.contacts.services import unit_country
 from enseigne.contacts.validation import FieldError, clean_email, clean_phone
@@ -356,14 +357,19 @@ def _write(
         )
         pk_of = {external_id: pk for pk, external_id in inserted}
         lines = []
+        tallied = []
         for outcome, order, _buyer in fresh:
             pk = pk_of.get(order.external_id)
             if pk is None:
                 outcome.status, outcome.unknown_skus, outcome.warnings = Status.DUPLICATE, [], []
                 continue
             outcome.status, outcome.order_pk = Status.CREATED, pk
+            categories = []
+            tallied.append((order.occurred_at, categories))
             for position, line in enumerate(order.lines):
                 product = products.get(line.sku)
+                category = line.category or (product.category if product else "")
+                categories.append((category, line.amount))
                 lines.append(
                     (
                         pk,
@@ -372,7 +378,7 @@ def _write(
                         line.sku,
                         product.pk if product else None,
                         product is None,
-                        line.category or (product.category if product else ""),
+                        category,
                         line.quantity,
                         line.unit_amount,
                         line.amount,
@@ -399,6 +405,8 @@ def _write(
                 ),
                 lines,
             )
+        # Each store's monthly revenue per category (the dashboard's comparison).
+        orders_tallied(unit, tallied)
         # The purchase summary from these orders' lines; later apps (RFM) update their
         # buyers' figures once this transaction commits.
         orders_written(
