@@ -160,7 +160,9 @@ def rebuild() -> int:
         for unit in units:
             zone = ZoneInfo(unit_time_zone(unit))
             tally = Tally()
-            current, month, lines = None, None, []
+            current: int | None = None
+            month = dt.date.min
+            lines: list[tuple[str, Decimal]] = []
             rows = (
                 OrderLine.objects.filter(order__unit=unit)
                 .exclude(category="")

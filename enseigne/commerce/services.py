@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
@@ -364,7 +365,7 @@ def _write(
                 outcome.status, outcome.unknown_skus, outcome.warnings = Status.DUPLICATE, [], []
                 continue
             outcome.status, outcome.order_pk = Status.CREATED, pk
-            categories = []
+            categories: list[tuple[str, Decimal]] = []
             tallied.append((order.occurred_at, categories))
             for position, line in enumerate(order.lines):
                 product = products.get(line.sku)
