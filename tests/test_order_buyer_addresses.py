@@ -4,6 +4,8 @@ value were left out, and why, in the same words (``commerce.services._buyers``).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.utils import translation
 
@@ -148,3 +150,35 @@ def test_a_nul_in_a_file_is_dropped_at_upload(world):
     assert list(
         OrderImportProblem.objects.filter(kind="no_buyer").values_list("value", "rule")
     ) == [("jean@@gmail.com", "invalid_address")]
+
+
+def test_the_conversions_endpoint_keeps_the_sale_too_in_the_same_words(world, client):
+    from tests.test_api_and_isolation import bearer
+
+    buyer = ContactFactory(unit=world.unit_a, email="client@example.com")
+    emails = [*BAD_EMAILS, buyer.email, "inconnu@example.com"]
+    batch = _post(
+        client,
+        world.manager_a,
+        world.unit_a,
+        [_order(f"A-{n}", email=email) for n, email in enumerate(emails)],
+    ).json()
+    for n, email in enumerate(emails):
+        answer = client.post(
+            "/api/v1/conversions",
+            data=json.dumps(
+                {
+                    "order_id": f"CV-{n}",
+                    "unit": str(world.unit_a.public_id),
+                    "amount": "10",
+                    "email": email,
+                }
+            ),  # fmt: skip
+            content_type="application/json",
+            **bearer(world.manager_a),
+        )
+        assert answer.status_code == 201, (email, answer.content)
+        body = answer.json()
+        assert body["warnings"] == batch["results"][n]["warnings"]
+        assert body["contact"] == (str(buyer.public_id) if email == buyer.email else None)
+    assert Order.objects.filter(external_id__startswith="CV-").count() == len(emails)
