@@ -172,3 +172,16 @@ def test_month_of_is_the_stores():
     moment = dt.datetime(2026, 3, 31, 22, 30, tzinfo=dt.UTC)
     assert revenue.month_of(moment, PARIS) == dt.date(2026, 4, 1)
     assert revenue.month_of(moment, ZoneInfo("America/Martinique")) == dt.date(2026, 3, 1)
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Paris", "America/Santiago", "America/Martinique", "Pacific/Chatham"]
+)
+def test_the_batch_shortcut_for_months_is_month_of(zone):
+    # Santiago's clocks change at midnight (a skipped or doubled midnight); Chatham is 12:45.
+    tz = ZoneInfo(zone)
+    months = revenue._Months(tz)
+    start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    moments = [start + dt.timedelta(minutes=131 * i) for i in range(2 * 365 * 24 * 60 // 131)]
+    moments += [m.astimezone(ZoneInfo("Europe/Paris")) for m in moments[::29]]
+    assert [months(m) for m in moments] == [revenue.month_of(m, tz) for m in moments]
