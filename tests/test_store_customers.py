@@ -244,6 +244,9 @@ def test_the_section_equals_references_from_the_raw_rows(world, shop, small_thre
     assert 'data-count="8"' in html
     assert "above the median store" in html and "below the median store" in html
     assert f'data-revenue="{section.categories.rows[0].revenue}"' in html
+    assert "Shares of revenue: net of returns, from " in html
+    for row in section.categories.rows:
+        assert f'data-share-verdict="{row.share_verdict}"' in html
 
 
 def test_a_store_sees_its_own_figures_and_medians_never_another_store(
@@ -288,6 +291,7 @@ def test_small_volumes_are_said_and_never_compared(world, shop, client, monkeypa
         reverse("unit_dashboard", args=[world.unit_a.public_id]), HTTP_ACCEPT_LANGUAGE="fr"
     ).content.decode()
     assert "Moins de 4 magasins" in html
+    assert "Parts du chiffre d’affaires : net des retours, de " in html
 
 
 def test_demo_purchases_are_said_and_never_ranked(world, shop, small_thresholds, client):
