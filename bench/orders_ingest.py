@@ -425,6 +425,7 @@ def main() -> int:
     # fresh batches with it and without it, alternated round by round so that the machine's
     # load falls on both alike; RFM refreshes run inline in both (the same work).
     rollup_cpu = {True: [0.0, 0.0], False: [0.0, 0.0]}
+    connections.close_all()  # the forked clients must not share this process's connection
     for round_number in range(args.rollup_rounds):
         for with_rollup in (True, False) if round_number % 2 == 0 else (False, True):
             fresh = make_orders(total, (6 + 2 * round_number + with_rollup) * 10**8, contacts,
