@@ -154,12 +154,16 @@ def _client_run(args) -> tuple[int, float, int, float, float, float]:
     """One client process: post its batches; (orders created, seconds, duplicates, CPU
     seconds of this process — Django's side — and of its PostgreSQL backend, wall-clock
     start): CPU time is what the work costs whatever else loads the machine."""
-    unit_public_id, key, orders, immediate, barrier = args
+    unit_public_id, key, orders, immediate, rollup, barrier = args
     from django.db import connections
     from django.test import Client
     from huey.contrib.djhuey import HUEY
 
     HUEY.immediate = immediate
+    if not rollup:  # the baseline without the category revenue rollup (commerce.revenue)
+        from enseigne.commerce import services
+
+        services.orders_tallied = lambda unit, orders: None
     connections.close_all()
     client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
     created = duplicates = 0
@@ -219,6 +223,9 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=20_000)
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--conversions", type=int, default=1000, help="orders for that baseline")
+    parser.add_argument(
+        "--rollup-rounds", type=int, default=4, help="rounds of batches with / without the rollup"
+    )
     args = parser.parse_args()
     database = os.environ.get("DATABASE_URL", "")
     recreate_database(database)
@@ -324,9 +331,9 @@ def main() -> int:
     _analyze(database)
     share = total // args.processes
 
-    def split(orders, immediate):
+    def split(orders, immediate, rollup=True):
         return [
-            (str(unit.public_id), key, orders[i * share : (i + 1) * share], immediate)
+            (str(unit.public_id), key, orders[i * share : (i + 1) * share], immediate, rollup)
             for i in range(args.processes)
         ]
 
@@ -414,9 +421,25 @@ def main() -> int:
         assert response.status_code == 201, response.content[:300]
     conversion_seconds = time.perf_counter() - start
 
+    # The category revenue rollup's cost (commerce.revenue, in every batch's transaction):
+    # fresh batches with it and without it, alternated round by round so that the machine's
+    # load falls on both alike; RFM refreshes run inline in both (the same work).
+    rollup_cpu = {True: [0.0, 0.0], False: [0.0, 0.0]}
+    connections.close_all()  # the forked clients must not share this process's connection
+    for round_number in range(args.rollup_rounds):
+        for with_rollup in (True, False) if round_number % 2 == 0 else (False, True):
+            fresh = make_orders(total, (6 + 2 * round_number + with_rollup) * 10**8, contacts,
+                                skus, seed=4 + round_number)  # fmt: skip
+            runs = _clients(context, split(fresh, True, with_rollup))
+            rollup_cpu[with_rollup][0] += sum(r[3] for r in runs)
+            rollup_cpu[with_rollup][1] += sum(r[4] for r in runs)
+    rollup_orders = total * args.rollup_rounds
     with db_scope(ALL):
         stored = Order.objects.filter(unit=unit).count()
         lines = OrderLine.objects.filter(order__unit=unit).count()
+        from enseigne.commerce.models import CategoryRevenue
+
+        rollup_rows = CategoryRevenue.objects.filter(unit=unit).count()
 
     def cpu_ms(runs, index):  # CPU milliseconds per 1,000 orders
         return sum(r[index] for r in runs) / total * 1_000_000
@@ -456,12 +479,30 @@ def main() -> int:
         ("baseline: conversions endpoint, 1/call", f"{len(single):,}",
          f"{conversion_seconds:.2f}", f"{len(single) / conversion_seconds:,.0f}", ""),
     ]  # fmt: skip
+    if args.rollup_rounds:
+        per = {
+            k: [v * 1_000_000 / rollup_orders for v in values] for k, values in rollup_cpu.items()
+        }
+        rows += [
+            (f"batch API with the category revenue rollup ({args.rollup_rounds} rounds)",
+             f"{rollup_orders:,}", "", "", f"{per[True][0]:,.1f} + {per[True][1]:,.1f}"),
+            ("  baseline: the same without it", f"{rollup_orders:,}", "", "",
+             f"{per[False][0]:,.1f} + {per[False][1]:,.1f}"),
+        ]  # fmt: skip
     table(
         f"Order ingest ({connection.vendor}, {LINES} lines/order, {os.cpu_count()} CPUs; "
         f"stored {stored:,} orders, {lines:,} lines; {scored:,} of {len(buyers):,} buyers "
         "scored)",
         rows,
     )
+    if args.rollup_rounds:
+        with_it, without = sum(per[True]), sum(per[False])
+        print(
+            f"\nThe category revenue rollup ({rollup_rows:,} rows for this store): "
+            f"{with_it - without:+,.1f} ms CPU per 1,000 orders (Django "
+            f"{per[True][0] - per[False][0]:+,.1f}, PostgreSQL {per[True][1] - per[False][1]:+,.1f}), "
+            f"{100 * (with_it - without) / without:+.1f} % of the request's CPU."
+        )
     print(
         f"\nFrom the CPU per order, everything counted (clients, worker, their PostgreSQL "
         f"backends: {spent:,.0f} ms per 1,000 orders): 2 unloaded cores would take about "

@@ -7,7 +7,13 @@ from django.core.exceptions import ValidationError
 
 from enseigne.contacts import services
 from enseigne.contacts.import_services import import_prepare, import_start
-from enseigne.contacts.models import ConsentEvent, ConsentStatus, Contact, ContactImport
+from enseigne.contacts.models import (
+    ConsentEvent,
+    ConsentStatus,
+    Contact,
+    ContactImport,
+    ImportRejection,
+)
 from tests.exports import export_rows
 from tests.factories import ContactFactory
 
@@ -63,18 +69,66 @@ def do_import(world, django_capture_on_commit_callbacks):
     return _run
 
 
-def test_the_report_is_written_in_the_language_of_whoever_started_the_import(world, do_import):
+FRENCH = [
+    "adresse e-mail non valide (pas de signe @)",
+    "numéro de téléphone non valide pour FR",  # the start of it
+    "ni adresse e-mail ni numéro de téléphone : rien pour le contacter",
+    "pas une date (utilisez AAAA-MM-JJ ou JJ/MM/AAAA)",
+]
+# Row, column, value: the same whatever the language.
+ROWS = [
+    (3, "Email", "not-an-email"),
+    (4, "Mobile", "12"),
+    (5, "", ""),
+    (5, "Naissance", "31/02/1980"),
+    (8, "", ""),
+]
+ENGLISH = [
+    "not a valid email address (no @ sign)",
+    "not a valid phone number for FR",
+    "no email address and no phone number: nothing to contact",
+    "not a date (use YYYY-MM-DD or DD/MM/YYYY)",
+]
+
+
+@pytest.mark.parametrize(("made_in", "read_in"), [("fr", "en"), ("en", "fr"), ("fr", "fr")])
+def test_the_report_reads_in_the_readers_language_whoever_ran_the_import(
+    world, do_import, client, made_in, read_in
+):
     from django.utils import translation
 
-    with translation.override("fr"):
+    with translation.override(made_in):
         imp = do_import(GOOD_AND_BAD)
-    assert imp.language == "fr"
-    reasons = list(imp.rejections.values_list("reason", flat=True))
-    assert reasons[0] == "adresse e-mail non valide (pas de signe @)"
-    assert reasons[1].startswith("numéro de téléphone non valide pour FR")
-    assert reasons[2] == "ni adresse e-mail ni numéro de téléphone : rien pour le contacter"
-    assert reasons[3] == "pas une date (utilisez AAAA-MM-JJ ou JJ/MM/AAAA)"
+    expected = FRENCH if read_in == "fr" else ENGLISH
+    with translation.override(read_in):
+        lines = [(r.row_number, r.field, r.value, r.reason_text) for r in imp.rejections.all()]
+    assert [(n, f, v) for n, f, v, _r in lines] == ROWS
+    reasons = [r for _n, _f, _v, r in lines]
+    assert reasons[0] == expected[0]
+    assert reasons[1].startswith(expected[1])
+    assert reasons[2] == expected[2]
+    assert reasons[3] == expected[3]
     assert reasons[4] == reasons[2]
+    # The page's report and the CSV download, in the reader's language too.
+    client.force_login(world.manager_a)
+    page = client.get(f"/imports/{imp.public_id}/", HTTP_ACCEPT_LANGUAGE=read_in)
+    download = client.get(f"/imports/{imp.public_id}/rejections.csv", HTTP_ACCEPT_LANGUAGE=read_in)
+    assert expected[0] in page.content.decode()
+    rows = export_rows(download)
+    assert [row[3] for row in rows[1:]] == reasons
+    assert [row[:3] for row in rows[1:]] == [[str(n), f, v] for n, f, v, _r in lines]
+
+
+def test_a_report_line_written_as_text_before_shows_as_it_was(world, do_import, client):
+    from django.utils import translation
+
+    imp = do_import(GOOD_AND_BAD)
+    ImportRejection.objects.filter(contact_import=imp).update(reason="adresse ancienne façon")
+    with translation.override("en"):
+        assert {r.reason_text for r in imp.rejections.all()} == {"adresse ancienne façon"}
+    client.force_login(world.manager_a)
+    rows = export_rows(client.get(f"/imports/{imp.public_id}/rejections.csv"))
+    assert {row[3] for row in rows[1:]} == {"adresse ancienne façon"}
 
 
 def test_mapping_is_guessed_from_french_headers(world):
@@ -101,7 +155,7 @@ def test_good_rows_land_and_bad_rows_are_reported_by_row_field_and_reason(world,
     assert imp.unchanged_count == 1  # row 7 repeats row 6
     assert imp.rejected_count == 3
     assert imp.created_count + imp.updated_count + imp.unchanged_count + imp.rejected_count == 7
-    report = [(r.row_number, r.field, r.kind, r.reason) for r in imp.rejections.all()]
+    report = [(r.row_number, r.field, r.kind, r.reason_text) for r in imp.rejections.all()]
     assert [(row, field, kind) for row, field, kind, _ in report] == [
         (3, "Email", "refused"),
         (4, "Mobile", "skipped"),
@@ -175,7 +229,7 @@ def test_erased_person_is_refused_with_a_clear_reason(world, do_import):
     services.contact_erase(actor=world.manager_a, contact=contact)
     imp = do_import(GOOD_AND_BAD)
     assert not Contact.objects.filter(email="lea.martin@example.com").exists()
-    reasons = {r.row_number: r.reason for r in imp.rejections.all()}
+    reasons = {r.row_number: r.reason_text for r in imp.rejections.all()}
     assert (
         reasons[2]
         == "this person asked to be erased from this unit (GDPR); they cannot be imported again"
@@ -441,7 +495,7 @@ def test_custom_attributes_are_checked_by_kind_row_by_row(world, do_import):
         (5, "points", "douze", "skipped"),
         (6, "adhesion", "hier", "skipped"),
     ]
-    assert {r.reason for r in imp.rejections.filter(field="points")} == {"not a number"}
+    assert {r.reason_text for r in imp.rejections.filter(field="points")} == {"not a number"}
 
 
 def test_an_import_that_fails_its_last_attempt_says_where_it_stopped(world, settings, monkeypatch):

@@ -155,7 +155,7 @@ def test_a_bad_value_is_left_out_and_reported_the_contact_imported(world, do_imp
     b = Contact.objects.get(email="b@example.com")
     assert (b.phone, b.birthday, b.language, b.is_customer) == ("+33612345678", None, "", False)
     assert Contact.objects.filter(phone="+33698765432", email__isnull=True).exists()
-    reasons = {r.field: r.reason for r in imp.rejections.filter(row_number=3)}
+    reasons = {r.field: r.reason_text for r in imp.rejections.filter(row_number=3)}
     assert reasons["naissance"] == "not a date (use YYYY-MM-DD or DD/MM/YYYY)"
     assert reasons["client"] == "not yes/no"
 
@@ -405,7 +405,7 @@ def test_an_unterminated_quote_refuses_only_the_lines_it_spans(world, do_import)
     assert [(r.row_number, r.value) for r in imp.rejections.all()] == [
         (3, 'b@example.com;"Bruno;Petit')
     ]
-    assert "quotation mark" in imp.rejections.get().reason
+    assert "quotation mark" in imp.rejections.get().reason_text
     assert sorted(unit_contacts(world)) == [
         "a@example.com",
         "c@example.com",

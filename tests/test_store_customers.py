@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from enseigne.analytics import by_persona, customers, rollups, selectors
 from enseigne.campaigns.models import Recipient
+from enseigne.commerce import revenue as category_revenue
 from enseigne.commerce import summaries
 from enseigne.commerce.models import Order, OrderLine
 from enseigne.delivery import events
@@ -114,6 +115,7 @@ def seed_shop(world) -> dict:
     old = records[world.unit_a.pk][0]
     _order(world.unit_a, old, n, days=400, lines=[("Vins", Decimal(500), False)])  # too old
     summaries.rebuild()  # the order hook's summaries, for orders written around the hook
+    category_revenue.rebuild()  # and the monthly revenue per category
     scoring.full_run()
     hq = world.hq_admin
     clients = persona_save(
@@ -139,13 +141,16 @@ def _median_shares(counts_by_store: dict[str, Counter], keys, least: int):
     }
 
 
+def _first_month() -> dt.date:
+    """The first day of the month eleven months before this one (twelve whole months)."""
+    today = timezone.localdate()
+    year, month = divmod(today.year * 12 + today.month - 1 - 11, 12)
+    return dt.date(year, month + 1, 1)
+
+
 def _category_reference(root_path: str):
     """Per store, per category as UPPER spells it: net revenue and buyers, from the raw lines."""
-    since = timezone.make_aware(
-        dt.datetime.combine(
-            timezone.localdate() - dt.timedelta(days=customers.CATEGORY_DAYS - 1), dt.time.min
-        )
-    )
+    since = timezone.make_aware(dt.datetime.combine(_first_month(), dt.time.min))
     revenue: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     buyers: dict[str, dict[str, set]] = defaultdict(lambda: defaultdict(set))
     for line in OrderLine.objects.select_related("order"):
@@ -214,6 +219,18 @@ def test_the_section_equals_references_from_the_raw_rows(world, shop, small_thre
         assert row.median_reach == pytest.approx(
             statistics.median(len(buyers[p].get(key, ())) / rfm_buyers[p] for p in stores)
         )
+        # Shares of revenue beside the median store's (the stores of the RFM median).
+        medians = [revenue[p].get(key, 0) / sum(revenue[p].values()) for p in stores]
+        assert row.median_share == pytest.approx(float(statistics.median(medians)))
+        assert row.month_share == pytest.approx(float(ours[key] / sum(ours.values())))
+        low, high = row.month_interval
+        expected_verdict = ""
+        if row.buyers >= customers.MIN_ROW_PEOPLE:
+            expected_verdict = (
+                "above" if low > row.median_share else "below" if high < row.median_share else ""
+            )
+        assert row.share_verdict == expected_verdict
+    assert section.categories.months[0] == _first_month()
     # Lyon returned a line: its revenue is net of it.
     assert any(r.is_return for r in OrderLine.objects.filter(unit_path=world.unit_a.path))
 
@@ -227,6 +244,9 @@ def test_the_section_equals_references_from_the_raw_rows(world, shop, small_thre
     assert 'data-count="8"' in html
     assert "above the median store" in html and "below the median store" in html
     assert f'data-revenue="{section.categories.rows[0].revenue}"' in html
+    assert "Shares of revenue: net of returns, from " in html
+    for row in section.categories.rows:
+        assert f'data-share-verdict="{row.share_verdict}"' in html
 
 
 def test_a_store_sees_its_own_figures_and_medians_never_another_store(
@@ -271,6 +291,7 @@ def test_small_volumes_are_said_and_never_compared(world, shop, client, monkeypa
         reverse("unit_dashboard", args=[world.unit_a.public_id]), HTTP_ACCEPT_LANGUAGE="fr"
     ).content.decode()
     assert "Moins de 4 magasins" in html
+    assert "Parts du chiffre d’affaires : net des retours, de " in html
 
 
 def test_demo_purchases_are_said_and_never_ranked(world, shop, small_thresholds, client):
@@ -458,6 +479,7 @@ def test_the_section_reads_the_same_queries_whatever_the_number_of_stores(
     assignment.assign_network(world.root.path)
     # The network's RFM policy (the window), whether any order is the demo's, the RFM counts,
     # the personas' latest month, its counts and the personas' names, the store's lines by
-    # category, the network's buyers of its top categories; on PostgreSQL each of the four
-    # system-scope blocks also sets and restores the scope.
-    assert count() == few == 8 + (12 if connection.vendor == "postgresql" else 0)
+    # category, the network's buyers of its top categories, the network's monthly revenue
+    # (stores, then categories); on PostgreSQL each of the five system-scope blocks also
+    # sets and restores the scope.
+    assert count() == few == 10 + (15 if connection.vendor == "postgresql" else 0)

@@ -20,13 +20,20 @@ from django.db.models import Count, Max, Q, Sum
 from django.db.models.functions import Upper
 from django.utils import timezone
 
-from enseigne.commerce.models import CategoryPurchase, Order, OrderLine
+from enseigne.commerce.models import (
+    CategoryPurchase,
+    CategoryRevenue,
+    Order,
+    OrderLine,
+    StoreRevenue,
+)
 from enseigne.lib.rowsecurity import ALL, db_scope
-from enseigne.lib.stats import Rate, compare, median
+from enseigne.lib.stats import Rate, compare, median, share_interval
 from enseigne.network.models import OrgNode
 from enseigne.personas import selectors as persona_selectors
 from enseigne.rfm import selectors as rfm_selectors
 from enseigne.rfm.groups import Group
+from enseigne.rfm.scoring import months_before
 
 # A store with fewer buyer records (RFM) or records with a persona is shown its figures
 # but compared with nobody: a share of 12 people moves by 8 points with one of them.
@@ -41,7 +48,7 @@ MIN_CATEGORY_BUYERS = 10
 # median of 0 % is beyond chance, and says nothing.
 MIN_ROW_PEOPLE = 5
 TOP_CATEGORIES = 5
-CATEGORY_DAYS = 365
+CATEGORY_MONTHS = 12
 
 
 @dataclass
@@ -79,6 +86,12 @@ class CategoryRow:
     median_reach: float | None
     too_few_buyers: bool
     verdict: str = ""
+    # Revenue over whole months (``Categories.months``), from the monthly rollup: the store's
+    # share of its categorised net revenue, its 95 % interval, the median store's share.
+    month_share: float | None = None
+    month_interval: tuple[float, float] | None = None
+    median_share: float | None = None
+    share_verdict: str = ""
 
 
 @dataclass
@@ -88,6 +101,7 @@ class Categories:
     revenue: Decimal  # the store's categorised net revenue over the period
     stores: int  # stores in the median (those the RFM median counts)
     too_few_stores: bool
+    months: tuple[dt.date, dt.date] | None = None  # the revenue shares' first and last month
 
 
 @dataclass
@@ -222,7 +236,74 @@ def category_figures(
                 verdict=verdict,
             )
         )
-    return Categories(out, since, revenue, len(stores), too_few_stores)
+    categories = Categories(out, since, revenue, len(stores), too_few_stores)
+    _revenue_shares(unit, root, categories, stores, buyers_by_store, ranked=ranked)
+    return categories
+
+
+def _revenue_shares(
+    unit: OrgNode,
+    root: str,
+    categories: Categories,
+    stores: list[str],
+    buyers_by_store: dict[str, int],
+    *,
+    ranked: bool,
+) -> None:
+    """The store's share of its categorised net revenue in each top category beside the median
+    store's, over the months from ``categories.since``'s to the current one, read from the
+    monthly rollup (``commerce.CategoryRevenue``; one grouped query over the network). The
+    median is of each store's share, over the stores the RFM median counts; a share is called
+    above or below only when its 95 % interval (``stats.share_interval``) is wholly on one
+    side and the category has at least ``MIN_ROW_PEOPLE`` buyers in the store."""
+    first = categories.since
+    keys = {row.category.upper(): row for row in categories.rows}
+    with db_scope(ALL):
+        totals = {
+            path: (float(revenue or 0), orders or 0, squares or 0.0)
+            for path, revenue, orders, squares in StoreRevenue.objects.filter(
+                unit_path__startswith=root, month__gte=first
+            )
+            .values_list("unit_path")
+            .annotate(Sum("revenue"), Sum("orders"), Sum("squares"))
+            .order_by()
+        }
+        sums = {
+            (path, category): (float(revenue or 0), orders, squares, cross)
+            for path, category, revenue, orders, squares, cross in CategoryRevenue.objects.filter(
+                unit_path__startswith=root, month__gte=first, category__in=list(keys)
+            )
+            .values_list("unit_path", "category")
+            .annotate(Sum("revenue"), Sum("orders"), Sum("squares"), Sum("cross"))
+            .order_by()
+        }
+    start = dt.datetime.combine(first, dt.time.min)
+    categories.months = (first, months_before(start, -(CATEGORY_MONTHS - 1)).date())
+    mine = totals.get(unit.path)
+    comparable = not categories.too_few_stores and buyers_by_store.get(unit.path, 0) >= MIN_PEOPLE
+    for key, row in keys.items():
+        y = sums.get((unit.path, key), (0.0, 0, 0.0, 0.0))
+        if mine is not None and mine[0] > 0:
+            row.month_share = y[0] / mine[0]
+            row.month_interval = share_interval(*y, *mine)
+        if not categories.too_few_stores:
+            row.median_share = median(
+                sums.get((path, key), (0.0,))[0] / totals[path][0]
+                for path in stores
+                if path in totals and totals[path][0] > 0
+            )
+        interval = row.month_interval
+        if (
+            ranked
+            and comparable
+            and row.buyers >= MIN_ROW_PEOPLE
+            and interval is not None
+            and row.median_share is not None
+        ):
+            if interval[0] > row.median_share:
+                row.share_verdict = "above"
+            elif interval[1] < row.median_share:
+                row.share_verdict = "below"
 
 
 def demo_figures(unit: OrgNode, root: str, since: dt.datetime) -> tuple[bool, bool]:
@@ -243,7 +324,9 @@ def store_customers(unit: OrgNode, *, today: dt.date | None = None) -> StoreCust
     """The dashboard's customers section for ``unit`` (the caller authorized the unit)."""
     today = today or timezone.localdate()
     root = unit.path[: OrgNode.steplen]
-    since = today - dt.timedelta(days=CATEGORY_DAYS - 1)
+    # Whole months (the revenue rollup's): this month and the eleven before it.
+    this_month = dt.datetime.combine(today.replace(day=1), dt.time.min)
+    since = months_before(this_month, CATEGORY_MONTHS - 1).date()
     window_start = rfm_selectors.window_start_of(root)
     earliest = min(window_start, timezone.make_aware(dt.datetime.combine(since, dt.time.min)))
     demo_only, network_has_demo = demo_figures(unit, root, earliest)

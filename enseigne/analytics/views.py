@@ -162,6 +162,7 @@ def unit_dashboard(request: HttpRequest, public_id) -> HttpResponse:
             "min_people": customers.MIN_PEOPLE,
             "min_stores": customers.MIN_STORES,
             "min_category_buyers": customers.MIN_CATEGORY_BUYERS,
+            "min_row_people": customers.MIN_ROW_PEOPLE,
         },
     )
 

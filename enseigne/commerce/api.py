@@ -37,11 +37,21 @@ class ProblemOut(Schema):
     message: str
 
 
+class WarningOut(Schema):
+    field: str
+    rule: str
+    value: str
+    message: str
+
+
 class OrderResultOut(Schema):
     index: int
     order_id: str
     status: str
     errors: list[ProblemOut]
+    # The order is recorded all the same: its e-mail or phone was left out (not valid), or no
+    # contact of the store has it; the same words as the sales import's report.
+    warnings: list[WarningOut]
     unknown_skus: list[str]
 
 
@@ -60,6 +70,9 @@ def record_orders(request: AuthenticatedRequest, payload: OrderBatchIn):
     """Record up to 1,000 orders of one unit. Each order answers ``created``, ``duplicate``
     (the unit has this ``order_id`` already: sending a batch again is harmless) or
     ``refused`` with its errors (field, rule, message); the others are recorded all the same.
+    An e-mail or phone that is not valid never refuses the sale: the order is recorded without
+    it and ``warnings`` says which field and value were left out and why (as does one that no
+    contact of the store has).
     A line whose SKU the library does not know is kept and listed in ``unknown_skus``."""
     unit = get_unit_for_user(request.user, payload.unit, Capability.RECORD_CONVERSIONS)
     if len(payload.orders) > MAX_BATCH:
@@ -88,6 +101,10 @@ def record_orders(request: AuthenticatedRequest, payload: OrderBatchIn):
                 "errors": [
                     {"field": p.field, "rule": str(p.rule), "message": p.message}
                     for p in o.problems
+                ],
+                "warnings": [
+                    {"field": w.field, "rule": str(w.rule), "value": w.value, "message": w.message}
+                    for w in o.warnings
                 ],
                 "unknown_skus": o.unknown_skus,
             }

@@ -31,7 +31,14 @@ from django.utils.translation import gettext_lazy
 
 from enseigne.commerce.cleaning import LINE_FIELDS, Rule, clean_order
 from enseigne.commerce.models import Order, OrderImport, OrderImportProblem
-from enseigne.commerce.services import MAX_BATCH, Outcome, Status, may_record, orders_record
+from enseigne.commerce.services import (
+    MAX_BATCH,
+    Outcome,
+    Status,
+    address_problems,
+    may_record,
+    orders_record,
+)
 from enseigne.contacts.import_reader import (
     clean_mapping,
     guess_by_name,
@@ -39,9 +46,6 @@ from enseigne.contacts.import_reader import (
     import_create,
     read_rows,
 )
-from enseigne.contacts.models import Contact
-from enseigne.contacts.services import unit_country
-from enseigne.contacts.validation import FieldError, clean_email, clean_phone
 from enseigne.lib.imports import (
     import_again,
     import_checkpoint,
@@ -197,17 +201,6 @@ class _Report:
     without_buyer: int = 0  # orders kept (or, in a dry run, to keep) without their buyer
 
 
-@dataclass
-class _BuyerNote:
-    """Why an order of the file loses the buyer its e-mail or phone names: the value is not
-    valid (``detail`` says why; left out of the order), or no contact of the store has it."""
-
-    target: str  # "email" or "phone"
-    value: str
-    detail: str | None = None
-    found: bool = False  # the order's buyer was found all the same (by the phone)
-
-
 def _problem(order_import, kind, line, column, value, rule, reason) -> OrderImportProblem:
     return OrderImportProblem(
         order_import=order_import,
@@ -315,11 +308,8 @@ def _row_alone_problems(
     if row_line:
         order["lines"] = [row_line]
     _order, problems = clean_order(order, decimal_comma=True, strict=False)
+    problems += address_problems(order_import.unit, values)
     found = [(_problem_target(p.field), p.rule, p.message) for p in problems]
-    for target in () if values.get("contact") else ("email", "phone"):
-        detail = _address_problem(order_import, target, values.get(target, ""))[1]
-        if detail is not None:
-            found.append((target, Rule.INVALID_ADDRESS, detail))
     return [
         _problem(
             order_import,
@@ -341,116 +331,23 @@ def _problem_target(problem_field: str) -> str:
     )
 
 
-def _address_problem(order_import: OrderImport, target: str, value: str) -> tuple[str, str | None]:
-    """An e-mail or phone as contacts store it, or why it is not valid (None, ``value``
-    empty). A phone is read in the store's country."""
-    if not value:
-        return "", None
-    try:
-        if target == "email":
-            return clean_email(value), None
-        return clean_phone(value, unit_country(order_import.unit)), None
-    except FieldError as error:
-        return "", str(error)
-
-
 def _column_of(order_import: OrderImport, target: str) -> str:
     return next((c for c, t in order_import.mapping.items() if t == target), "")
 
 
-def _buyer_notes(order_import: OrderImport, raw_orders: list[dict]) -> list[list[_BuyerNote]]:
-    """Each order's notes on its buyer. An e-mail or phone that is not valid is taken out of
-    its raw order, which the services then record without it (the phone, if any, finds the
-    buyer instead); one that names no contact of the store leaves the order without a buyer
-    (the services' rule for addresses; an order with a contact id is theirs to judge). Two
-    queries at most, within the store."""
-    notes: list[list[_BuyerNote]] = [[] for _raw in raw_orders]
-    wanted: dict[str, dict[str, list[int]]] = {"email": {}, "phone": {}}
-    for position, raw in enumerate(raw_orders):
-        if raw.get("contact"):
-            continue
-        for target in ("email", "phone"):  # the services' order: the e-mail, else the phone
-            value = raw.get(target)
-            if not value:
-                continue
-            address, detail = _address_problem(order_import, target, value)
-            if detail is not None:
-                notes[position].append(_BuyerNote(target, value, detail))
-                del raw[target]
-                continue
-            wanted[target].setdefault(address, []).append(position)
-            break
-    contacts = Contact.objects.filter(unit=order_import.unit)
-    for target, positions_of in wanted.items():
-        if not positions_of:
-            continue
-        known = set(
-            contacts.filter(**{f"{target}__in": list(positions_of)}).values_list(target, flat=True)
-        )
-        for address, positions in positions_of.items():
-            for position in positions:
-                if address not in known:
-                    notes[position].append(_BuyerNote(target, raw_orders[position][target]))
-                elif notes[position]:  # an e-mail left out, and the phone found the buyer
-                    notes[position][-1].found = True
-    return notes
-
-
-_KEPT_WITHOUT = {
-    "email": gettext_lazy("Order kept, without this e-mail: %(detail)s."),
-    "phone": gettext_lazy("Order kept, without this phone number: %(detail)s."),
-}
-_NO_CONTACT = {
-    "email": gettext_lazy("Order kept without a buyer: no contact of this store has this e-mail."),
-    "phone": gettext_lazy(
-        "Order kept without a buyer: no contact of this store has this phone number."
-    ),
-}
-
-
-def _report_buyer(
-    order_import: OrderImport, group: _Group, status: str, notes: list[_BuyerNote], report: _Report
-) -> None:
-    """The notes on an order's buyer: on a refused order, an address that is not valid is
-    one more problem to correct (every problem of a row in one pass); on an order kept,
-    each is a warning. A duplicate was reported by the import that recorded it."""
-    if status == Status.DUPLICATE:
-        return
-    kept = status == Status.CREATED
-    for note in notes:
-        if note.detail is None and not kept:
-            continue  # a sale without a known buyer is no problem of a refused order
-        if not kept:
-            reason = note.detail
-        elif note.detail is None:
-            reason = str(_NO_CONTACT[note.target])
-        else:
-            reason = _KEPT_WITHOUT[note.target] % {"detail": note.detail}
-        report.problems.append(
-            _problem(
-                order_import,
-                OrderImportProblem.Kind.NO_BUYER if kept else OrderImportProblem.Kind.REFUSED,
-                group.order_field_lines.get(note.target, group.first_line),
-                _column_of(order_import, note.target),
-                note.value,
-                Rule.INVALID_ADDRESS if note.detail is not None else Rule.UNKNOWN_CONTACT,
-                reason,
-            )
-        )
-    if kept and notes and not any(note.found for note in notes):
-        report.without_buyer += 1
-
-
 def _report_outcome(
-    order_import: OrderImport,
-    group: _Group,
-    outcome: Outcome,
-    notes: list[_BuyerNote],
-    report: _Report,
+    order_import: OrderImport, group: _Group, outcome: Outcome, report: _Report
 ) -> None:
+    """An order's report lines: every problem of a refused order; on an order kept, each
+    warning on its buyer (``services._buyers``: the one rule, and its words); an unknown SKU
+    on each of its lines. A duplicate was reported by the import that recorded it."""
     if outcome.status == Status.REFUSED:
         report.refused_rows += max(1, len(group.lines))
-        for problem in outcome.problems:
+    for kind, problems in (
+        (OrderImportProblem.Kind.REFUSED, outcome.problems),
+        (OrderImportProblem.Kind.NO_BUYER, outcome.warnings),
+    ):
+        for problem in problems:
             line, target = group.first_line, _problem_target(problem.field)
             if problem.field.startswith("lines["):
                 index_text = problem.field[len("lines[") :].partition("]")[0]
@@ -462,7 +359,7 @@ def _report_outcome(
             report.problems.append(
                 _problem(
                     order_import,
-                    OrderImportProblem.Kind.REFUSED,
+                    kind,
                     line,
                     _column_of(order_import, target),
                     value,
@@ -470,7 +367,7 @@ def _report_outcome(
                     problem.message,
                 )
             )
-    _report_buyer(order_import, group, outcome.status, notes, report)
+    report.without_buyer += outcome.without_buyer
     unknown = set(outcome.unknown_skus)
     for line_values, line in zip(group.lines, group.line_numbers, strict=True):
         if line_values.get("sku") in unknown:
@@ -526,7 +423,6 @@ def _run_claimed(order_import: OrderImport) -> OrderImport:
         report = _Report()
         raw_orders = [{**group.order, "lines": group.lines} for group in batch]
         with db_scope(scope), transaction.atomic(), reasons_as_source():
-            notes = _buyer_notes(order_import, raw_orders)
             outcomes = orders_record(
                 actor=None,
                 unit=order_import.unit,
@@ -536,8 +432,8 @@ def _run_claimed(order_import: OrderImport) -> OrderImport:
                 strict=False,
                 dry_run=order_import.dry_run,
             )
-            for group, outcome, order_notes in zip(batch, outcomes, notes, strict=True):
-                _report_outcome(order_import, group, outcome, order_notes, report)
+            for group, outcome in zip(batch, outcomes, strict=True):
+                _report_outcome(order_import, group, outcome, report)
             OrderImportProblem.objects.bulk_create(report.problems, batch_size=2000)
             processed += sum(max(1, len(g.lines)) for g in batch)
             import_checkpoint(

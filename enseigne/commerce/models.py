@@ -307,3 +307,56 @@ class CategoryPurchase(models.Model):
                 name="categorypurchase_recent",
             )
         ]
+
+
+class CategoryRevenue(models.Model):
+    """A store's net revenue in a category over a month (the store's time zone): its sold
+    lines less its returned ones, what the store dashboard compares with the median store's
+    share. Kept by ``revenue.orders_tallied`` in the order writer's transaction (batch API,
+    CSV import, conversions endpoint: one path) and rebuilt by ``enseigne
+    rebuild_category_revenue``. ``category`` is the lines' category as Python's ``upper``
+    spells it (lines without one are left out); ``spelling`` the first spelling seen, shown.
+
+    ``orders``, ``squares`` and ``cross`` are per order of the month with a line in the
+    category: how many, the sum of the squares of its net amount in the category, and of that
+    amount times the order's categorised net amount. With ``StoreRevenue`` they give the
+    share's 95 % interval (orders are the sample; ``revenue.share_interval``)."""
+
+    unit = models.ForeignKey(
+        OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    unit_path = models.CharField(max_length=255)
+    month = models.DateField()
+    category = models.CharField(max_length=120)
+    spelling = models.CharField(max_length=120)
+    revenue = models.DecimalField(max_digits=16, decimal_places=AMOUNT_PLACES)
+    orders = models.PositiveIntegerField()
+    squares = models.FloatField()
+    cross = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["unit", "month", "category"], name="categoryrevenue_unit_month"
+            )
+        ]
+
+
+class StoreRevenue(models.Model):
+    """A store's categorised net revenue over a month, with ``orders`` (orders with a
+    categorised line) and ``squares`` (sum of the squares of their categorised net amounts):
+    the denominators of ``CategoryRevenue``'s shares. Kept and rebuilt with it."""
+
+    unit = models.ForeignKey(
+        OrgNode, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    unit_path = models.CharField(max_length=255)
+    month = models.DateField()
+    revenue = models.DecimalField(max_digits=16, decimal_places=AMOUNT_PLACES)
+    orders = models.PositiveIntegerField()
+    squares = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["unit", "month"], name="storerevenue_unit_month")
+        ]

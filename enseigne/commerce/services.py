@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
@@ -20,11 +21,13 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from enseigne.brand.models import Asset
-from enseigne.commerce.cleaning import CleanOrder, Problem, Rule, clean_order
+from enseigne.commerce.cleaning import CleanOrder, Problem, Rule, buyer_text, clean_order
 from enseigne.commerce.models import Order, OrderLine
 from enseigne.commerce.order_hooks import orders_written
+from enseigne.commerce.revenue import orders_tallied
 from enseigne.contacts.models import Contact
 from enseigne.contacts.services import unit_country
 from enseigne.contacts.validation import FieldError, clean_email, clean_phone
@@ -52,6 +55,15 @@ class Outcome:
     problems: list[Problem] = field(default_factory=list)
     unknown_skus: list[str] = field(default_factory=list)
     order_pk: int | None = None
+    # The order is (or, in a dry run, would be) kept all the same: an e-mail or phone left
+    # out, or one no contact of the store has (``_buyers``); none on a duplicate.
+    warnings: list[Problem] = field(default_factory=list)
+    buyer_pk: int | None = None
+
+    @property
+    def without_buyer(self) -> bool:
+        """Recorded without the buyer its e-mail or phone names."""
+        return self.status == Status.CREATED and self.buyer_pk is None and bool(self.warnings)
 
 
 def may_record(actor: User | None, unit: OrgNode) -> None:
@@ -65,14 +77,65 @@ def unknown_contact_message(unit: OrgNode) -> str:
     return _("No contact with this id in unit %(unit)s.") % {"unit": unit.name}
 
 
-def _buyers(unit: OrgNode, orders: Sequence[CleanOrder]) -> dict[int, int | Problem | None]:
+# What an order kept without the buyer its e-mail or phone names says (the batch API's
+# warnings and the sales import's report: one rule, one wording).
+KEPT_WITHOUT = {
+    "email": gettext_lazy("Order kept, without this e-mail: %(detail)s."),
+    "phone": gettext_lazy("Order kept, without this phone number: %(detail)s."),
+}
+NO_CONTACT = {
+    "email": gettext_lazy("Order kept without a buyer: no contact of this store has this e-mail."),
+    "phone": gettext_lazy(
+        "Order kept without a buyer: no contact of this store has this phone number."
+    ),
+}
+# A value a warning or report line repeats is cut here (the report's column is as long).
+SHOWN_VALUE = 255
+
+
+def address_problem(unit: OrgNode, target: str, value: str) -> tuple[str, str | None]:
+    """An e-mail or phone as contacts store it, or why it is not valid (None, ``value``
+    empty). A phone is read in the store's country."""
+    if not value:
+        return "", None
+    try:
+        if target == "email":
+            return clean_email(value), None
+        return clean_phone(value, unit_country(unit)), None
+    except FieldError as error:
+        return "", str(error)
+
+
+def address_problems(unit: OrgNode, fields: Mapping) -> list[Problem]:
+    """The e-mail and phone of an order refused for other reasons, as problems to correct
+    with the rest (every problem of a row in one pass); none when a contact id names the
+    buyer (the e-mail and phone are then not read)."""
+    if not isinstance(fields, Mapping) or fields.get("contact"):
+        return []
+    found = []
+    for target in ("email", "phone"):
+        value = buyer_text(fields.get(target))
+        detail = address_problem(unit, target, value)[1]
+        if detail is not None:
+            found.append(Problem(target, Rule.INVALID_ADDRESS, detail, value[:SHOWN_VALUE]))
+    return found
+
+
+def _buyers(
+    unit: OrgNode, outcomes: Sequence[Outcome], orders: Sequence[CleanOrder]
+) -> dict[int, int | Problem | None]:
     """Each order's buyer (contact pk), None for an order with no known buyer, or the
-    problem; three queries at most, all within ``unit``."""
+    problem that refuses it (a contact id the unit does not have); three queries at most,
+    all within ``unit``.
+
+    A file or a till records sales that happened, so a buyer the order cannot name costs it
+    its buyer, never the sale (issue 21): an e-mail or phone that is not valid is left out
+    (the phone, if any, then finds the buyer) and one that names no contact of the store
+    leaves the order without a buyer; each is a warning on the order's outcome. Only a
+    contact *id* that is not the store's refuses the order."""
     found: dict[int, int | Problem | None] = {}
     by_id: dict[uuid.UUID, list[int]] = {}
-    by_email: dict[str, list[int]] = {}
-    by_phone: dict[str, list[int]] = {}
-    country = None
+    wanted: dict[str, dict[str, list[int]]] = {"email": {}, "phone": {}}
     for position, order in enumerate(orders):
         found[position] = None
         if order.contact_id:
@@ -82,18 +145,23 @@ def _buyers(unit: OrgNode, orders: Sequence[CleanOrder]) -> dict[int, int | Prob
                 found[position] = Problem(
                     "contact", Rule.UNKNOWN_CONTACT, unknown_contact_message(unit)
                 )
-        elif order.email:
-            try:
-                by_email.setdefault(clean_email(order.email), []).append(position)
-            except FieldError as error:
-                found[position] = Problem("email", Rule.INVALID_ADDRESS, str(error))
-        elif order.phone:
-            if country is None:
-                country = unit_country(unit)
-            try:
-                by_phone.setdefault(clean_phone(order.phone, country), []).append(position)
-            except FieldError as error:
-                found[position] = Problem("phone", Rule.INVALID_ADDRESS, str(error))
+            continue
+        for target in ("email", "phone"):  # the e-mail, else (or when it is not valid) the phone
+            value = getattr(order, target)
+            if not value:
+                continue
+            address, detail = address_problem(unit, target, value)
+            if detail is None:
+                wanted[target].setdefault(address, []).append(position)
+                break
+            outcomes[position].warnings.append(
+                Problem(
+                    target,
+                    Rule.INVALID_ADDRESS,
+                    KEPT_WITHOUT[target] % {"detail": detail},
+                    value[:SHOWN_VALUE],
+                )
+            )
     contacts = Contact.objects.filter(unit=unit)
     if by_id:
         by_public_id = dict(
@@ -107,14 +175,24 @@ def _buyers(unit: OrgNode, orders: Sequence[CleanOrder]) -> dict[int, int | Prob
                     if pk is not None
                     else Problem("contact", Rule.UNKNOWN_CONTACT, unknown_contact_message(unit))
                 )
-    for lookup, wanted in (("email", by_email), ("phone", by_phone)):
-        if wanted:
-            known = dict(
-                contacts.filter(**{f"{lookup}__any": list(wanted)}).values_list(lookup, "pk")
-            )
-            for value, positions in wanted.items():
-                for position in positions:
-                    found[position] = known.get(value)  # an unknown buyer: an anonymous sale
+    for lookup, positions_of in wanted.items():
+        if not positions_of:
+            continue
+        known = dict(
+            contacts.filter(**{f"{lookup}__any": list(positions_of)}).values_list(lookup, "pk")
+        )
+        for value, positions in positions_of.items():
+            for position in positions:
+                found[position] = known.get(value)
+                if found[position] is None:  # an unknown buyer: an anonymous sale, said so
+                    outcomes[position].warnings.append(
+                        Problem(
+                            lookup,
+                            Rule.UNKNOWN_CONTACT,
+                            str(NO_CONTACT[lookup]),
+                            getattr(orders[position], lookup)[:SHOWN_VALUE],
+                        )
+                    )
     return found
 
 
@@ -190,19 +268,23 @@ def _record(
         outcome = Outcome(index, order.external_id if order else str(raw_id or "")[:100], "")
         outcomes.append(outcome)
         if order is None:
-            outcome.status, outcome.problems = Status.REFUSED, problems
+            outcome.status = Status.REFUSED
+            outcome.problems = problems + address_problems(unit, raw)
         elif order.external_id in first_of:  # the same order twice in one batch: counted once
             outcome.status = Status.DUPLICATE
         else:
             first_of[order.external_id] = index
             cleaned.append((outcome, order))
-    buyers = _buyers(unit, [order for _outcome, order in cleaned])
+    buyers = _buyers(
+        unit, [outcome for outcome, _order in cleaned], [order for _outcome, order in cleaned]
+    )
     to_write: list[tuple[Outcome, CleanOrder, int | None]] = []
     for position, (outcome, order) in enumerate(cleaned):
         buyer = buyers[position]
         if isinstance(buyer, Problem):
             outcome.status, outcome.problems = Status.REFUSED, [buyer]
         else:
+            outcome.buyer_pk = buyer
             to_write.append((outcome, order, buyer))
     if to_write:
         _write(unit, to_write, source, now, dry_run=dry_run)
@@ -227,7 +309,7 @@ def _write(
         fresh = []
         for outcome, order, buyer in to_write:
             if order.external_id in known:
-                outcome.status = Status.DUPLICATE
+                outcome.status, outcome.warnings = Status.DUPLICATE, []
             else:
                 fresh.append((outcome, order, buyer))
                 outcome.unknown_skus = list(
@@ -276,14 +358,19 @@ def _write(
         )
         pk_of = {external_id: pk for pk, external_id in inserted}
         lines = []
+        tallied = []
         for outcome, order, _buyer in fresh:
             pk = pk_of.get(order.external_id)
             if pk is None:
-                outcome.status, outcome.unknown_skus = Status.DUPLICATE, []
+                outcome.status, outcome.unknown_skus, outcome.warnings = Status.DUPLICATE, [], []
                 continue
             outcome.status, outcome.order_pk = Status.CREATED, pk
+            categories: list[tuple[str, Decimal]] = []
+            tallied.append((order.occurred_at, categories))
             for position, line in enumerate(order.lines):
                 product = products.get(line.sku)
+                category = line.category or (product.category if product else "")
+                categories.append((category, line.amount))
                 lines.append(
                     (
                         pk,
@@ -292,7 +379,7 @@ def _write(
                         line.sku,
                         product.pk if product else None,
                         product is None,
-                        line.category or (product.category if product else ""),
+                        category,
                         line.quantity,
                         line.unit_amount,
                         line.amount,
@@ -319,6 +406,8 @@ def _write(
                 ),
                 lines,
             )
+        # Each store's monthly revenue per category (the dashboard's comparison).
+        orders_tallied(unit, tallied)
         # The purchase summary from these orders' lines; later apps (RFM) update their
         # buyers' figures once this transaction commits.
         orders_written(

@@ -45,3 +45,15 @@ def commerce_imports_sweep() -> None:
 
     import_sweep(OrderImport, run_order_import, order_import_give_up)
     import_sweep(CatalogueImport, run_catalogue_import, catalogue_import_give_up)
+
+
+@db_task(retries=1, retry_delay=30)
+def rebuild_category_revenue() -> None:
+    """Recompute the stores' monthly revenue per category from every order (after orders were
+    loaded outside the writers, e.g. the demo's)."""
+    from django.db import transaction
+
+    from enseigne.commerce.revenue import rebuild
+
+    with transaction.atomic():
+        rebuild()

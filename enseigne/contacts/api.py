@@ -291,7 +291,7 @@ def get_import_rejections(request: HttpRequest, import_id: uuid.UUID, page: Quer
         imp.rejections.all(),
         page,
         lambda r: RejectionOut(
-            row=r.row_number, field=r.field, value=r.value, reason=r.reason, kind=r.kind
+            row=r.row_number, field=r.field, value=r.value, reason=r.reason_text, kind=r.kind
         ),
     )
 

@@ -44,6 +44,7 @@ from enseigne.contacts.records import (
 from enseigne.contacts.services import tags_get_or_create
 from enseigne.lib.bulk import bulk_insert, copy_text_row
 from enseigne.lib.hashing import identifier_hash
+from enseigne.lib.imports import reason_stored, reasons_as_source
 
 FILL_FIELDS = ("email", "phone", "first_name", "last_name", "birthday", "language")
 _stage_names = itertools.count()
@@ -108,7 +109,7 @@ def new_rejection(
         row_number=number,
         field=column[:60],
         value=value[:200],
-        reason=reason[:300],
+        reason=reason_stored(reason, 500),  # read with ``reason_text``, in the reader's language
         kind=kind,
     )
 
@@ -283,20 +284,21 @@ class BatchWriter:
             holder = by_phone.get(phone) if email and phone else None
             if holder is not None and holder is not target:
                 row.values.pop("phone")
-                result.rejections.append(
-                    new_rejection(
-                        self.imp,
-                        row.number,
-                        self.phone_column,
-                        phone,
-                        _(
-                            "possible duplicate: another contact already has this phone number "
-                            "(a shared phone, or the same person with two email addresses?); "
-                            "imported without it"
-                        ),
-                        ImportRejection.Kind.POSSIBLE_DUPLICATE,
+                with reasons_as_source():  # stored as source: read in the reader's language
+                    result.rejections.append(
+                        new_rejection(
+                            self.imp,
+                            row.number,
+                            self.phone_column,
+                            phone,
+                            _(
+                                "possible duplicate: another contact already has this phone number "
+                                "(a shared phone, or the same person with two email addresses?); "
+                                "imported without it"
+                            ),
+                            ImportRejection.Kind.POSSIBLE_DUPLICATE,
+                        )
                     )
-                )
             if target is None:
                 target = NewContact(
                     values=dict(row.values), attributes=dict(row.attributes), prepared=row.prepared
@@ -583,17 +585,18 @@ class BatchWriter:
         refused = {id(hashes[h]) for h in erased}
         for row in rows:
             if id(row) in refused:
-                result.rejections.append(
-                    new_rejection(
-                        self.imp,
-                        row.number,
-                        "",
-                        "",
-                        _(
-                            "this person asked to be erased from this unit (GDPR); they cannot be imported again"
-                        ),
+                with reasons_as_source():  # stored as source: read in the reader's language
+                    result.rejections.append(
+                        new_rejection(
+                            self.imp,
+                            row.number,
+                            "",
+                            "",
+                            _(
+                                "this person asked to be erased from this unit (GDPR); they cannot be imported again"
+                            ),
+                        )
                     )
-                )
         return [r for r in rows if id(r) not in refused]
 
     @staticmethod

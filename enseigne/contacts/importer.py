@@ -41,7 +41,13 @@ from enseigne.contacts.validation import (
     clean_phone,
     folded,
 )
-from enseigne.lib.imports import import_checkpoint, import_done, import_run, import_unreadable
+from enseigne.lib.imports import (
+    import_checkpoint,
+    import_done,
+    import_run,
+    import_unreadable,
+    reasons_as_source,
+)
 from enseigne.lib.imports import import_give_up as give_up
 from enseigne.lib.rowsecurity import db_scope
 
@@ -302,22 +308,26 @@ def _run_claimed(contact_import: ContactImport) -> ContactImport:
         valid: list[Row] = []
         rejections: list[ImportRejection] = []
         height = 0
-        # The helper thread is the only reader of the file, one chunk after the other.
-        for file_row in itertools.islice(file_rows, batch_rows):
-            height += 1
-            fields = file_row.fields
-            if fields is None:
-                rejections.append(_broken_quote(contact_import, file_row))
-                continue
-            width = len(fields)
-            raw = {c: fields[i] for c, i in columns if i is not None and i < width}
-            row, problems = validator.validate(file_row.line, raw)
-            kind = refused if row is None else skipped
-            rejections.extend(
-                new_rejection(contact_import, file_row.line, c, v, r, kind) for c, v, r in problems
-            )
-            if row is not None:
-                valid.append(row)
+        # The helper thread is the only reader of the file, one chunk after the other. The
+        # checks' reasons are kept as their source text and parameters, so that the report
+        # reads in each reader's language (``lib.imports``), not the importer's.
+        with reasons_as_source():
+            for file_row in itertools.islice(file_rows, batch_rows):
+                height += 1
+                fields = file_row.fields
+                if fields is None:
+                    rejections.append(_broken_quote(contact_import, file_row))
+                    continue
+                width = len(fields)
+                raw = {c: fields[i] for c, i in columns if i is not None and i < width}
+                row, problems = validator.validate(file_row.line, raw)
+                kind = refused if row is None else skipped
+                rejections.extend(
+                    new_rejection(contact_import, file_row.line, c, v, r, kind)
+                    for c, v, r in problems
+                )
+                if row is not None:
+                    valid.append(row)
         fresh, repeats = split_repeats(valid)
         writer.prepare(fresh)  # what the record hooks would do on the writer's thread
         fresh_copy = writer.fresh_copy(fresh) if fresh and copy_fresh else ""

@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from enseigne.lib.imports import ImportProgress
+from enseigne.lib.imports import ImportProgress, reason_shown
 from enseigne.network.models import OrgNode, User
 
 
@@ -293,11 +293,18 @@ class ImportRejection(models.Model):
     row_number = models.PositiveIntegerField()
     field = models.CharField(max_length=60)
     value = models.CharField(max_length=200, blank=True)
-    reason = models.CharField(max_length=300)
+    # Stored by ``lib.imports.reason_stored`` (source text and parameters), shown in the
+    # reader's language by ``reason_text``; a line written before as text shows as it was.
+    reason = models.CharField(max_length=500)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REFUSED)
 
     class Meta:
         ordering = ["row_number", "id"]
+
+    @property
+    def reason_text(self) -> str:
+        """The reason in the reader's language (``lib.imports.reason_shown``)."""
+        return reason_shown(self.reason)
 
 
 class Segment(models.Model):

@@ -414,7 +414,7 @@ def import_rejections(request: HttpRequest, public_id) -> StreamingHttpResponse:
     def rows():
         with db_scope(access_for(request.user).paths):
             for r in rejections.iterator(chunk_size=2000):
-                yield [r.row_number, r.field, r.value, r.reason, r.get_kind_display()]
+                yield [r.row_number, r.field, r.value, r.reason_text, r.get_kind_display()]
 
     return csv_download(
         request,

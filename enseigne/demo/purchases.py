@@ -22,6 +22,7 @@ from django.utils import timezone
 from enseigne.brand.catalogue import catalogue_import
 from enseigne.brand.models import Asset
 from enseigne.commerce.models import Order, OrderLine
+from enseigne.commerce.revenue import rebuild as rebuild_category_revenue
 from enseigne.commerce.summaries import rebuild as rebuild_purchase_summary
 from enseigne.contacts.models import Contact
 from enseigne.network.models import OrgNode, User
@@ -131,6 +132,7 @@ def seed_purchases(
     OrderLine.objects.bulk_create(flat, batch_size=5000)
     # Written in bulk, around the order hooks: the segments' purchase summary from them.
     rebuild_purchase_summary()
+    rebuild_category_revenue()  # and the stores' monthly revenue per category
     # The groups as they stood at the end of the last two months, then today's: the RFM page's
     # month-to-month migration has months to compare, as after a season of nightly runs.
     this_month = timezone.localtime(now).replace(day=1, hour=0)  # the pictures' months are local

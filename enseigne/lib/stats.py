@@ -125,6 +125,25 @@ def mean_difference(a: Mean, b: Mean, z: float = Z95) -> Difference | None:
     return Difference(value=difference, low=difference - half, high=difference + half)
 
 
+def share_interval(
+    revenue: float, orders: int, squares: float, cross: float,
+    total: float, total_orders: int, total_squares: float,
+) -> tuple[float, float] | None:  # fmt: skip
+    """The 95 % interval of a store's share of revenue in a category, R = Y / X, with the
+    store's orders as the sample (the ratio estimator's linearised variance:
+    Var(R) ≈ Σ (yᵢ − R xᵢ)² / (n (n − 1) x̄²)); None with fewer than two orders or no revenue.
+    Σ (yᵢ − R xᵢ)² = Σ yᵢ² − 2 R Σ xᵢ yᵢ + R² Σ xᵢ², over every order (yᵢ = 0 where the
+    category is absent)."""
+    n = total_orders
+    if n < 2 or total <= 0:
+        return None
+    share = revenue / total
+    spread = max(0.0, squares - 2 * share * cross + share * share * total_squares)
+    mean = total / n
+    half = Z95 * math.sqrt(spread / (n * (n - 1))) / mean
+    return share - half, share + half
+
+
 def median(values) -> float | None:
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None

@@ -14,7 +14,6 @@ from ninja.responses import Status
 from enseigne.api.bounds import fits
 from enseigne.api.paging import PageParams, page_of, paginate
 from enseigne.commerce.cleaning import MAX_LINES
-from enseigne.contacts.models import Contact
 from enseigne.network.access import path_filter
 from enseigne.network.capabilities import Capability
 from enseigne.network.selectors import get_node_for_user, get_unit_for_user
@@ -31,8 +30,10 @@ class ConversionIn(Schema):
     amount: Decimal
     occurred_at: dt.datetime | None = None
     contact: uuid.UUID | None = None
-    email: str | None = fits(Contact, "email", None)
-    phone: str | None = fits(Contact, "phone", None)
+    # Not held to a contact's lengths: an address that is not one never refuses the sale
+    # (it is left out and said in ``warnings``); 1,000 characters bound the request.
+    email: str | None = Field(None, max_length=1000)
+    phone: str | None = Field(None, max_length=1000)
     # The order's lines (see POST /orders/batch for their fields); kept with the order.
     lines: list[dict] | None = Field(None, max_length=MAX_LINES)
     channel: Literal["in_store", "online"] | None = None
@@ -58,8 +59,18 @@ class ConversionOut(Schema):
         )
 
 
+class BuyerWarningOut(Schema):
+    field: str
+    rule: str
+    value: str
+    message: str
+
+
 class ConversionRecordedOut(ConversionOut):
     duplicate: bool
+    # The order is recorded all the same: its e-mail or phone was left out (not valid), or no
+    # contact of the store has it; the same words as the orders batch and the sales import.
+    warnings: list[BuyerWarningOut] = []
 
 
 @router.get("/conversions", response=page_of(ConversionOut))
@@ -83,6 +94,7 @@ def list_conversions(
 def record_conversion(request: HttpRequest, payload: ConversionIn):
     """Record an order. The same ``order_id`` again answers 200 with the order as first recorded."""
     unit = get_unit_for_user(request.user, payload.unit, Capability.RECORD_CONVERSIONS)
+    warnings: list = []
     conversion, created = conversion_record(
         actor=request.user,
         unit=unit,
@@ -94,6 +106,14 @@ def record_conversion(request: HttpRequest, payload: ConversionIn):
         phone=payload.phone,
         lines=payload.lines,
         channel=payload.channel,
+        warnings=warnings,
     )
-    out = ConversionRecordedOut(**ConversionOut.of(conversion).dict(), duplicate=not created)
+    out = ConversionRecordedOut(
+        **ConversionOut.of(conversion).dict(),
+        duplicate=not created,
+        warnings=[
+            BuyerWarningOut(field=w.field, rule=str(w.rule), value=w.value, message=w.message)
+            for w in warnings
+        ],
+    )
     return Status(201 if created else 200, out)

@@ -27,8 +27,6 @@ from enseigne.campaigns.selectors import policy_for
 from enseigne.commerce.models import Order
 from enseigne.commerce.services import order_record
 from enseigne.contacts.models import Contact
-from enseigne.contacts.services import unit_country
-from enseigne.contacts.validation import FieldError, clean_email, clean_phone
 from enseigne.delivery import events
 from enseigne.delivery.models import Event
 from enseigne.network.access import access_for
@@ -79,7 +77,9 @@ def touches(
     return out
 
 
-def _find_contact(unit: OrgNode, *, contact_id=None, email=None, phone=None) -> Contact | None:
+def _find_contact(unit: OrgNode, *, contact_id=None) -> Contact | None:
+    """The contact a conversion's id names (refused with a reason when the unit has none);
+    an e-mail or phone is the order writer's to read (``commerce.services``: one rule)."""
     contacts = Contact.objects.filter(unit=unit)
     if contact_id:
         try:
@@ -94,13 +94,6 @@ def _find_contact(unit: OrgNode, *, contact_id=None, email=None, phone=None) -> 
                 {"contact": _("No contact with this id in unit %(unit)s.") % {"unit": unit.name}}
             )
         return found
-    try:
-        if email:
-            return contacts.filter(email=clean_email(email)).first()
-        if phone:
-            return contacts.filter(phone=clean_phone(phone, unit_country(unit))).first()
-    except FieldError as error:
-        raise ValidationError({"email" if email else "phone": str(error)}) from None
     return None
 
 
@@ -131,12 +124,14 @@ def conversion_record(
     source: str = Conversion.Source.API,
     lines: list | None = None,
     channel: str | None = None,
+    warnings: list | None = None,
 ) -> tuple[Conversion, bool]:
     """Record one order; returns (conversion, created). A known order id returns the first record.
 
     The order itself (with ``lines``, when the till sends them) is recorded in the same
     transaction (``commerce``); an order the unit already has (from a till's batch) is
-    linked, not recorded twice."""
+    linked, not recorded twice. ``warnings`` (a list, when given) receives the order writer's
+    warnings: an e-mail or phone left out, or one no contact of the unit has."""
     if actor is not None and not access_for(actor).can(Capability.RECORD_CONVERSIONS, unit):
         raise PermissionDenied
     order_id = (order_id or "").strip()
@@ -154,18 +149,17 @@ def conversion_record(
     existing = Conversion.objects.filter(unit=unit, order_id=order_id).first()
     if existing is not None:
         return existing, False
-    contact = _find_contact(unit, contact_id=contact_id, email=email, phone=phone)
-    last = None
-    if contact is not None:
-        window = dt.timedelta(days=policy_for(unit).attribution_window_days)
-        clicks = touches([contact.pk], occurred_at - window, occurred_at).get(contact.pk, [])
-        last = clicks[-1] if clicks else None
+    contact = _find_contact(unit, contact_id=contact_id)
     purchase = {
         "order_id": order_id,
         "occurred_at": occurred_at,
         "total": amount,
         "channel": channel or "",
         "contact": str(contact.public_id) if contact is not None else "",
+        # Without a contact id, the order writer finds the buyer by e-mail or phone, and an
+        # address that is not valid costs the sale its buyer, never the sale (``warnings``).
+        "email": "" if contact is not None else email,
+        "phone": "" if contact is not None else phone,
         "lines": lines,
     }
     try:
@@ -177,6 +171,15 @@ def conversion_record(
                 raise ValidationError(
                     {problem.field: problem.message for problem in recorded.problems}
                 )
+            if warnings is not None:
+                warnings.extend(recorded.warnings)
+            if contact is None and recorded.buyer_pk is not None:
+                contact = Contact.objects.get(pk=recorded.buyer_pk)
+            last = None
+            if contact is not None:
+                window = dt.timedelta(days=policy_for(unit).attribution_window_days)
+                clicks = touches([contact.pk], occurred_at - window, occurred_at)
+                last = (clicks.get(contact.pk) or [None])[-1]
             conversion = Conversion.objects.create(
                 purchase_id=recorded.order_pk,
                 order_id=order_id,
