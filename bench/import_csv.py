@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import os
 import random
+import re
 import resource
 import statistics
 import tempfile
@@ -111,13 +112,61 @@ def _session_cpu() -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def timed_run(import_id: int) -> Timing:
-    """Run one queued import, timed."""
+def _session_ns(pid: int) -> int:
+    """Nanoseconds of CPU the database session ``pid`` used so far (the scheduler's count)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+
+
+class StatementProfile:
+    """Where an import's critical path spends its CPU, statement by statement (``--profile``).
+
+    Wraps the writer's connection: for each statement, the database session's CPU (from the
+    scheduler, to the nanosecond) and the writer thread's CPU while it ran, summed by the
+    statement's first words. What runs outside any wrapped statement (the COPY, Python) is
+    the remainder of the import's totals."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[float]] = {}  # label -> [count, session s, thread s]
+        self.pid = 0
+        self.session = 0.0  # the imports' totals, seconds
+        self.thread = 0.0
+
+    @staticmethod
+    def label(sql: str) -> str:
+        words = re.sub(r"\s+", " ", sql).strip()
+        words = re.sub(r"(_stage_\w+?_|\"s)\d+(_x\d+)?", r"\1N", words)
+        return words[:90]
+
+    def __call__(self, execute, sql, params, many, context):
+        session, thread = _session_ns(self.pid), time.thread_time()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            part = self.parts.setdefault(self.label(sql), [0, 0.0, 0.0])
+            part[0] += 1
+            part[1] += (_session_ns(self.pid) - session) / 1e9
+            part[2] += time.thread_time() - thread
+
+
+def timed_run(import_id: int, profile: StatementProfile | None = None) -> Timing:
+    """Run one queued import, timed (statement by statement with ``profile``)."""
+    from django.db import connection
+
     from enseigne.contacts.importer import run_import
 
     session, thread = _session_cpu(), time.thread_time()
     start = time.perf_counter()
-    run_import(import_id)
+    if profile is not None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (profile.pid,) = cursor.fetchone()
+        session_ns, thread_s = _session_ns(profile.pid), time.thread_time()
+        with connection.execute_wrapper(profile):
+            run_import(import_id)
+        profile.session += (_session_ns(profile.pid) - session_ns) / 1e9
+        profile.thread += time.thread_time() - thread_s
+    else:
+        run_import(import_id)
     wall = time.perf_counter() - start
     thread = time.thread_time() - thread
     session_after = _session_cpu()
@@ -156,6 +205,15 @@ def matching_cost_rows(pairs: list[tuple[Timing, Timing]], rows: int) -> list[tu
         cpus = [m.cpu / p.cpu - 1 for m, p in pairs]  # type: ignore[operator]
         out.append(
             (
+                "CPU on / off, µs a row, each pair in the run's order",
+                ", ".join(
+                    f"{m.cpu * 1e6 / rows:.0f}/{p.cpu * 1e6 / rows:.0f}"  # type: ignore[operator]
+                    for m, p in pairs
+                ),
+            )
+        )
+        out.append(
+            (
                 "CPU of the writer thread + its database session, on / off (that pair)",
                 f"{matched.cpu * 1e6 / rows:.0f} / {plain.cpu * 1e6 / rows:.0f} µs a row",  # type: ignore[operator]
             )
@@ -174,6 +232,64 @@ def matching_cost_rows(pairs: list[tuple[Timing, Timing]], rows: int) -> list[tu
     return out
 
 
+def profile_rows(
+    profiles: dict[str, StatementProfile], pairs: list[tuple[Timing, Timing]], rows: int
+) -> list[tuple[str, ...]]:
+    """``--profile``'s table: each statement's database and writer-thread CPU a row, on and
+    off, largest difference first; the remainder is the COPY and the Python between statements."""
+    scale = 1e6 / rows / len(pairs)
+    out: list[tuple[str, ...]] = [
+        ("statement", "calls on/off", "database on", "database off", "thread on", "thread off")
+    ]
+    labels = sorted(
+        {*profiles["on"].parts, *profiles["off"].parts},
+        key=lambda label: (
+            -abs(
+                sum(profiles["on"].parts.get(label, [0, 0, 0])[1:])
+                - sum(profiles["off"].parts.get(label, [0, 0, 0])[1:])
+            )
+        ),
+    )
+    for label in labels:
+        on, off = (profiles[side].parts.get(label, [0, 0.0, 0.0]) for side in ("on", "off"))
+        if max(on[1], off[1], on[2], off[2]) * scale < 0.05:
+            continue  # under 0.05 µs a row on either side (savepoints, catalogue reads)
+        out.append(
+            (
+                label[:70],
+                f"{on[0]}/{off[0]}",
+                f"{on[1] * scale:.2f}",
+                f"{off[1] * scale:.2f}",
+                f"{on[2] * scale:.2f}",
+                f"{off[2] * scale:.2f}",
+            )
+        )
+    for name, attribute, index in (
+        ("the rest of the session: COPY, COMMIT", "session", 1),
+        ("the rest of the thread: Python between statements", "thread", 2),
+    ):
+        on, off = (
+            getattr(profiles[side], attribute)
+            - sum(v[index] for v in profiles[side].parts.values())
+            for side in ("on", "off")
+        )
+        cells = (f"{on * scale:.2f}", f"{off * scale:.2f}")
+        out.append(
+            (name, "", *(cells if index == 1 else ("", "")), *(("", "") if index == 1 else cells))
+        )
+    out.append(
+        (
+            "total (session / thread)",
+            "",
+            f"{profiles['on'].session * scale:.2f}",
+            f"{profiles['off'].session * scale:.2f}",
+            f"{profiles['on'].thread * scale:.2f}",
+            f"{profiles['off'].thread * scale:.2f}",
+        )
+    )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
@@ -186,6 +302,11 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="with --identity: how many baseline/matched pairs"
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="with --identity: the CPU of each statement, matching on and off",
+    )
     args = parser.parse_args()
     django_ready()
     from django.db import connection
@@ -196,6 +317,7 @@ def main() -> None:
     from enseigne.network import services as network
     from enseigne.network.models import OrgNode
 
+    load_before = os.getloadavg()
     stamp = int(time.time())
     units_made = iter(range(1_000_000))
 
@@ -231,9 +353,11 @@ def main() -> None:
         clean_phone(phone)
     validate_rate = sample / (time.perf_counter() - start)
 
-    def timed_import(unit: OrgNode) -> tuple[ContactImport, Timing]:
+    profiles = {"on": StatementProfile(), "off": StatementProfile()}
+
+    def timed_import(unit: OrgNode, side: str = "on") -> tuple[ContactImport, Timing]:
         imp = queued_import(unit, path)
-        timing = timed_run(imp.pk)
+        timing = timed_run(imp.pk, profiles[side] if args.profile else None)
         with db_scope([unit.path]):
             imp.refresh_from_db()
         return imp, timing
@@ -248,7 +372,7 @@ def main() -> None:
         settings.ENSEIGNE_RECORD_HOOKS = []
         records._hooks.cache_clear()
         try:
-            return timed_import(fresh_unit())[1]
+            return timed_import(fresh_unit(), "off")[1]
         finally:
             settings.ENSEIGNE_RECORD_HOOKS = product_hooks
             records._hooks.cache_clear()
@@ -310,6 +434,14 @@ def main() -> None:
     ]
     if pairs:
         rows += matching_cost_rows(pairs, args.rows)
+        rows.append(
+            (
+                "machine load (1, 5, 15 min averages), start / end",
+                " / ".join(
+                    ", ".join(f"{v:.1f}" for v in load) for load in (load_before, os.getloadavg())
+                ),
+            )
+        )
     if again:
         rows += [
             (
@@ -330,6 +462,11 @@ def main() -> None:
         ("peak memory (RSS)", f"{peak_mb:,.0f} MB"),
     ]
     table("Contact import", rows)
+    if args.profile and pairs:
+        table(
+            f"Where the CPU goes, µs a row (sum of {len(pairs)} imports a side)",
+            profile_rows(profiles, pairs, args.rows),
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
 
 from enseigne.contacts import services as contacts
 from enseigne.contacts.models import Contact
@@ -575,3 +576,119 @@ def test_prepared_keys_count_only_where_they_still_hold(world):
     link_new_records([record_of(c) for c in made], [stale_rule, wrong_address])
     assert person_of(made[0]) == person_of(lille)
     assert person_of(made[1]) == person_of(other)
+
+
+def test_new_people_link_in_one_statement_seen_like_any_other(world):
+    """The fresh-record statement sends its columns beside its text (PostgreSQL's extended
+    protocol): each new person gets a person of their own and a link holding their keys,
+    and the statement still goes through Django's query log (its execute wrappers too)."""
+    from django.test.utils import CaptureQueriesContext
+
+    from enseigne.identity.linking import network_root
+
+    made = [
+        Contact.objects.create(
+            unit=world.unit_a,
+            unit_path=world.unit_a.path,
+            email=f"nouvelle.{i}@orange.fr" if i != 2 else None,
+            phone=f"+33612345{i:03d}" if i != 1 else None,
+        )
+        for i in range(4)
+    ]
+    with CaptureQueriesContext(connection) as captured:
+        link_new_records([record_of(c) for c in made])
+    links = {link.contact_id: link for link in RecordLink.objects.filter(contact__in=made)}
+    assert len({link.person_id for link in links.values()}) == 4
+    root = network_root(world.unit_a.path)
+    for contact in made:
+        link = links[contact.pk]
+        email_key, phone_key = keys.record_keys(
+            root, contact.email, contact.phone, gmail_rules=False
+        )
+        assert (link.email_key and link.email_key.hex, link.phone_key and link.phone_key.hex) == (
+            email_key,
+            phone_key,
+        )
+        assert link.method == LinkMethod.ALONE
+    if connection.vendor == "postgresql":
+        statements = [q["sql"] for q in captured.captured_queries if "string_to_array" in q["sql"]]
+        assert len(statements) == 1
+        assert "nouvelle" not in statements[0]  # addresses never reach the database: keys only
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="two writers at once need two connections to one server (SQLite: one writer)",
+)
+@pytest.mark.django_db(transaction=True)
+def test_two_stores_importing_the_same_new_customer_at_once_make_one_person(monkeypatch):
+    """Two imports in two stores, each holding the same new customer, write their records
+    in two transactions at once; both records are written before either links, and each
+    transaction stays open a second after linking. The network's lock makes the second
+    linker wait for the first to commit: one person (without it, two)."""
+    import threading
+    import time
+    from unittest import mock
+
+    from enseigne.contacts.import_services import import_prepare, import_start
+    from enseigne.contacts.importer import run_import
+    from enseigne.identity import linking
+    from enseigne.lib.rowsecurity import ALL, db_scope
+    from tests.factories import build_world
+
+    world = build_world()
+    imports = []
+    for actor, unit, other in (
+        (world.manager_a, world.unit_a, "jeanne.a@orange.fr"),
+        (world.manager_b, world.unit_b, "paul.b@free.fr"),
+    ):
+        content = f"email;mobile\nlea.commune@orange.fr;\n{other};\n".encode()
+        imp = import_prepare(actor=actor, unit=unit, file_name="c.csv", content=content)
+        with mock.patch("django.db.transaction.on_commit"):  # run below, both at once
+            imports.append(
+                import_start(
+                    actor=actor, contact_import=imp, mapping=imp.mapping, consent_channels=[]
+                )
+            )
+    both_written = threading.Barrier(2, timeout=30)
+    waited: list[int] = []
+    original = linking._Hooks.written
+
+    def written_then_wait(records, prepared=None):
+        both_written.wait()  # each store's records are in its open transaction
+        waited.append(len(records))
+        linked = original(records, prepared)
+        time.sleep(1)  # the transaction stays open: the other store links meanwhile
+        return linked
+
+    monkeypatch.setattr(linking._Hooks, "written", staticmethod(written_then_wait))
+    failures = []
+
+    def run(import_id):
+        try:
+            run_import(import_id)
+        except Exception as error:  # reported below, in the test's thread
+            failures.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(imp.pk,)) for imp in imports]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures
+    assert waited == [2, 2]  # each import linked its two records, both written first
+    with db_scope(ALL):
+        shared = Contact.objects.filter(email="lea.commune@orange.fr")
+        assert sorted(shared.values_list("unit_path", flat=True)) == sorted(
+            [world.unit_a.path, world.unit_b.path]
+        )
+        persons = set(
+            RecordLink.objects.filter(contact__in=shared).values_list("person", flat=True)
+        )
+        assert len(persons) == 1
+        others = RecordLink.objects.filter(
+            contact__email__in=["jeanne.a@orange.fr", "paul.b@free.fr"]
+        ).values_list("person", flat=True)
+        assert len({*others, *persons}) == 3  # the two others are people of their own

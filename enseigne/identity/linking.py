@@ -198,7 +198,7 @@ def _link_fresh(records: list[Record], keys: Keys, now: datetime.datetime) -> li
         batch_keys = [keys[r.contact_id] for r in single]
     quote = connection.ops.quote_name
     link, person = quote(RecordLink._meta.db_table), quote(Person._meta.db_table)
-    with connection.cursor() as cursor, jit_off(cursor):
+    with bound_cursor() as cursor, jit_off(cursor):
         cursor.execute(
             f"""
             WITH rec AS (
@@ -237,6 +237,22 @@ def _link_fresh(records: list[Record], keys: Keys, now: datetime.datetime) -> li
         )
         held = {pk for (pk,) in cursor.fetchall()}
     return [*together, *(r for r in single if r.contact_id in held)]
+
+
+def bound_cursor():
+    """A cursor whose parameters travel beside the statement, not inside it (PostgreSQL's
+    extended protocol; Django's cursors bind them into the text, client side).
+
+    For statements handed a batch's columns as a few long texts (``_link_fresh``: about
+    1.7 MB for 20,000 records): bound into the statement, each text is escaped in Python
+    and scanned again by the server's parser, as much work as a key probe
+    (docs/benchmarks.md, "Person matching at write time", fifth pass). Wrapped as Django's
+    own cursors are: its execute wrappers, query log and error translation apply."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(ServerBindingCursor(connection.connection))
 
 
 @lru_cache(maxsize=1)
