@@ -369,3 +369,29 @@ def test_values_of_survives_any_json(world):
         assert "kind" in trigger
         json.dumps(steps)
     assert JourneyTemplate.Reentry.NEVER == "never"
+
+
+def test_a_command_draws_a_preview_and_template_names_are_text(client, world):
+    hostile = email_template(world, "<img src=x onerror=alert(1)>")
+    template = services.journey_template_create(
+        actor=world.hq_admin, owner=world.root, name="Preview"
+    )
+    flow = {
+        "trigger": {"kind": "consent", "channel": "email"},
+        "start": "hello",
+        "steps": {"hello": {"kind": "send_email", "template": str(hostile.public_id)}},
+    }
+    login(client, world.hq_admin)
+    data = as_post(flow, "refresh", **{"settings-holdout_percent": "12"})
+    page = client.post(f"/hq/journeys/{template.public_id}/", data).content.decode()
+    preview = page[page.index('id="editor-preview"') :]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in preview
+    assert "<img src=x" not in page
+    assert 'name="settings-holdout_percent" value="12"' in page  # kept, not saved
+    template.refresh_from_db()
+    assert template.holdout_percent == 0 and not JourneyVersion.objects.exists()
+    # A control group over 50 % is refused beside its field; nothing is published.
+    data = as_post(flow, **{"settings-holdout_percent": "51"})
+    page = client.post(f"/hq/journeys/{template.public_id}/", data).content.decode()
+    assert "Ensure this value is less than or equal to 50" in page
+    assert not JourneyVersion.objects.exists()

@@ -163,8 +163,9 @@ def _flow_editor(request, template, posted: bool) -> HttpResponse | dict:
     else:
         live = template.live_version
         trigger, steps = editor.values_of(live.flow if live else None)
-    trigger_form, step_forms = editor.build_forms(trigger, steps, choices, bound=True)
-    flow = editor.flow_of(trigger_form, step_forms)
+    # Checked when posted: to publish, or to draw the preview of what was typed.
+    trigger_form, step_forms = editor.build_forms(trigger, steps, choices, bound=posted)
+    flow = editor.flow_of(trigger_form, step_forms) if posted else None
     problems: list[str] = []
     if command == "publish" and flow is None:
         problems.append(_("Some fields need your attention: see the steps marked below."))
@@ -187,7 +188,7 @@ def _flow_editor(request, template, posted: bool) -> HttpResponse | dict:
                 request, _("Version %(n)s is published and live.") % {"n": version.number}
             )
             return redirect("hq_journey", public_id=template.public_id)
-    if command != "publish":
+    if posted and command != "publish":
         # Only a publish shows errors: the other commands redraw what was typed.
         trigger_form, step_forms = editor.build_forms(trigger, steps, choices, bound=False)
     preview = _flow_context(flow, JourneyRun.objects.none()) if posted and flow else {}
