@@ -13,7 +13,7 @@ from enseigne.journeys.models import JourneyVersion
 from enseigne.lib.rowsecurity import ALL, db_scope
 from tests.campaign_helpers import email_template, sms_template
 from tests.factories import build_world
-from tests.test_browser import _log_in, browser_page  # noqa: F401 (the fixture)
+from tests.test_browser import ARTIFACTS, _log_in, browser_page  # noqa: F401 (the fixture)
 from tests.test_browser_accessibility import BLOCKING, RUN_AXE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -97,9 +97,10 @@ def test_hq_builds_and_publishes_a_welcome_journey_without_json(
     # The branches are side by side: a laptop reads the split at a glance.
     yes, no = chart.locator(".flow-branch").all()
     assert yes.bounding_box()["y"] == no.bounding_box()["y"]  # type: ignore[index]
-    chart.screenshot(path="/tmp/ens-jedit/chart.png")
+    ARTIFACTS.mkdir(exist_ok=True)
+    chart.screenshot(path=ARTIFACTS / "journey-chart.png")
     page.locator("#flow-editor-box > summary").click()
-    page.screenshot(path="/tmp/ens-jedit/editor.png", full_page=True)
+    page.screenshot(path=ARTIFACTS / "journey-editor.png", full_page=True)
     page.add_script_tag(url=live_server.url + static("vendor/axe-core/axe.min.js"))
     blocking = [v for v in page.evaluate(RUN_AXE) if v["impact"] in BLOCKING]
     assert not blocking, blocking
