@@ -51,6 +51,10 @@ def test_hq_builds_and_publishes_a_welcome_journey_without_json(
     expect(step("email-1").get_by_label("Modèle d’e-mail")).to_have_value(str(hello.public_id))
     expect(step("email-1").get_by_label("Ensuite")).to_have_value("wait-1")
     step("wait-1").get_by_label("Jours").fill("3")
+    # Enter in a field redraws the page (its default button), never a step's command.
+    step("wait-1").get_by_label("Jours").press("Enter")
+    expect(step("wait-1").get_by_label("Jours")).to_have_value("3")
+    expect(page.locator("fieldset[data-step]")).to_have_count(2)
     add("condition")
     add("send_sms")
     step("sms-1").get_by_label("Modèle de SMS").select_option(label="Relance")
