@@ -10,7 +10,13 @@
   const single = document.getElementById("id_rules");
   const builder = document.getElementById("builder");
   if (single && builder) mount(single, builder, document.getElementById("live-count"));
-  document.querySelectorAll("textarea[data-rules-builder]").forEach((input) => {
+  mountAll(document);
+  // A step redrawn by htmx (its kind changed to a condition) brings a new rules field.
+  document.body.addEventListener("htmx:load", (event) => mountAll(event.target));
+
+  function mountAll(scope) {
+  scope.querySelectorAll("textarea[data-rules-builder]:not([data-mounted])").forEach((input) => {
+    input.setAttribute("data-mounted", "");
     const root = document.createElement("div");
     root.setAttribute("role", "group");
     const label = document.querySelector(`label[for="${input.id}"]`);
@@ -19,6 +25,7 @@
     input.hidden = true;
     mount(input, root, null);
   });
+  }
 
   function mount(input, root, countTarget) {
   let tree;

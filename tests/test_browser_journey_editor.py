@@ -55,7 +55,12 @@ def test_hq_builds_and_publishes_a_welcome_journey_without_json(
     step("wait-1").get_by_label("Jours").press("Enter")
     expect(step("wait-1").get_by_label("Jours")).to_have_value("3")
     expect(page.locator("fieldset[data-step]")).to_have_count(2)
-    add("condition")
+    # A step's kind changed: htmx redraws that step with the fields of its new kind.
+    add("wait")
+    step("wait-2").get_by_label("Type").select_option("condition")
+    expect(step("wait-2").get_by_role("button", name="+ condition")).to_be_visible()
+    expect(step("wait-2").get_by_label("Jours")).to_have_count(0)
+    step("wait-2").get_by_label("Nom de l’étape").fill("check-1")  # renamed: followed
     add("send_sms")
     step("sms-1").get_by_label("Modèle de SMS").select_option(label="Relance")
     # Only the fields of the step's kind show: an SMS step asks for no e-mail template.

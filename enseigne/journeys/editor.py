@@ -309,8 +309,13 @@ def build_forms(
     choices: Choices,
     *,
     bound: bool,
+    url: str = "",
 ) -> tuple[TriggerForm, list[StepForm]]:
-    """The trigger's form and each step's, bound (to be checked) or showing the values."""
+    """The trigger's form and each step's, bound (to be checked) or showing the values.
+
+    A step shows only the fields of its kind: choosing another kind redraws that step
+    (htmx posts the whole form to ``url`` and swaps the step's fieldset; without
+    JavaScript, "Update the drawing" does the same for the page)."""
     targets = [s["name"] for s in steps if s.get("name")]
     if bound:
         trigger_form = TriggerForm(_prefixed("trigger", trigger), prefix="trigger", choices=choices)
@@ -329,6 +334,17 @@ def build_forms(
             StepForm(initial=values, prefix=f"step-{i}", choices=choices, targets=targets)
             for i, values in enumerate(steps)
         ]
+    for i, form in enumerate(step_forms):
+        fieldset = f"#edit-{i}"
+        form.fields["kind"].widget.attrs.update(
+            {
+                "hx-post": url,
+                "hx-vals": json.dumps({"editor": "refresh"}),
+                "hx-select": fieldset,
+                "hx-target": fieldset,
+                "hx-swap": "outerHTML",
+            }
+        )
     return trigger_form, step_forms
 
 

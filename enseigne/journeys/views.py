@@ -164,7 +164,9 @@ def _flow_editor(request, template, posted: bool) -> HttpResponse | dict:
         live = template.live_version
         trigger, steps = editor.values_of(live.flow if live else None)
     # Checked when posted: to publish, or to draw the preview of what was typed.
-    trigger_form, step_forms = editor.build_forms(trigger, steps, choices, bound=posted)
+    trigger_form, step_forms = editor.build_forms(
+        trigger, steps, choices, bound=posted, url=request.path
+    )
     flow = editor.flow_of(trigger_form, step_forms) if posted else None
     problems: list[str] = []
     if command == "publish" and flow is None:
@@ -190,7 +192,9 @@ def _flow_editor(request, template, posted: bool) -> HttpResponse | dict:
             return redirect("hq_journey", public_id=template.public_id)
     if posted and command != "publish":
         # Only a publish shows errors: the other commands redraw what was typed.
-        trigger_form, step_forms = editor.build_forms(trigger, steps, choices, bound=False)
+        trigger_form, step_forms = editor.build_forms(
+            trigger, steps, choices, bound=False, url=request.path
+        )
     preview = _flow_context(flow, JourneyRun.objects.none()) if posted and flow else {}
     return {
         "editor_trigger": trigger_form,
