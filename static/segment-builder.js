@@ -1,12 +1,33 @@
-// Segment builder: edits the rule tree held in #id_rules and asks the server for a live count.
+// Segment builder: edits the rule tree held in #id_rules and asks the server for a live count;
+// also mounted on every textarea[data-rules-builder] (a journey's conditions), without a count.
 (function () {
   "use strict";
-  const input = document.getElementById("id_rules");
-  const root = document.getElementById("builder");
-  if (!input || !root) return;
-  const catalogue = JSON.parse(document.getElementById("segment-catalogue").textContent);
+  const catalogueNode = document.getElementById("segment-catalogue");
+  if (!catalogueNode) return;
+  const catalogue = JSON.parse(catalogueNode.textContent);
   const units = JSON.parse(document.getElementById("segment-units").textContent);
   const labels = JSON.parse(document.getElementById("segment-labels").textContent);
+  const single = document.getElementById("id_rules");
+  const builder = document.getElementById("builder");
+  if (single && builder) mount(single, builder, document.getElementById("live-count"));
+  mountAll(document);
+  // A step redrawn by htmx (its kind changed to a condition) brings a new rules field.
+  document.body.addEventListener("htmx:load", (event) => mountAll(event.target));
+
+  function mountAll(scope) {
+  scope.querySelectorAll("textarea[data-rules-builder]:not([data-mounted])").forEach((input) => {
+    input.setAttribute("data-mounted", "");
+    const root = document.createElement("div");
+    root.setAttribute("role", "group");
+    const label = document.querySelector(`label[for="${input.id}"]`);
+    if (label) root.setAttribute("aria-label", label.textContent.trim());
+    input.after(root);
+    input.hidden = true;
+    mount(input, root, null);
+  });
+  }
+
+  function mount(input, root, countTarget) {
   let tree;
   try { tree = JSON.parse(input.value); } catch (e) { tree = null; }
   if (!tree || !tree.match) tree = { match: "all", rules: [] };
@@ -106,11 +127,13 @@
   }
   function changed() { root.replaceChildren(renderGroup(tree, null, 0)); sync(); }
   function count() {
+    if (!countTarget || !labels.countUrl) return;
     const body = new URLSearchParams({ rules: input.value });
     fetch(labels.countUrl, {
       method: "POST", body: body, credentials: "same-origin",
       headers: { "X-CSRFToken": document.querySelector("[name=csrfmiddlewaretoken]").value },
-    }).then((r) => r.text()).then((html) => { document.getElementById("live-count").innerHTML = html; });
+    }).then((r) => r.text()).then((html) => { countTarget.innerHTML = html; });
   }
   changed();
+  }
 })();

@@ -109,15 +109,9 @@ def journey_template_create(
     elif not may_design_for_store(actor, owner):
         raise PermissionDenied(_("This store may not design journeys of its own."))
     name = name.strip()[:120]
-    errors: dict[str, str] = {}
+    errors = _settings_errors(reentry, reentry_days, holdout_percent)
     if not name:
         errors["name"] = _("Give the journey a name.")
-    if reentry not in JourneyTemplate.Reentry.values:
-        errors["reentry"] = _("Choose when a customer may enter again.")
-    if reentry == JourneyTemplate.Reentry.AFTER and not (reentry_days and reentry_days >= 1):
-        errors["reentry_days"] = _("Give the number of days (1 or more) before entering again.")
-    if not 0 <= holdout_percent <= 50:
-        errors["holdout_percent"] = _("The control group is 0 to 50 % of the entrants.")
     if errors:
         raise ValidationError(errors)
     template = JourneyTemplate(
@@ -138,6 +132,18 @@ def journey_template_create(
         raise ValidationError({"name": _("Another journey already has this name.")}) from None
     audit(actor=actor, action="journey.create", target=template, node_path=owner.path)
     return template
+
+
+def _settings_errors(reentry: str, reentry_days: int | None, holdout_percent: int) -> dict:
+    """What is wrong with a journey's re-entry rule and control group, by field."""
+    errors: dict[str, str] = {}
+    if reentry not in JourneyTemplate.Reentry.values:
+        errors["reentry"] = _("Choose when a customer may enter again.")
+    if reentry == JourneyTemplate.Reentry.AFTER and not (reentry_days and reentry_days >= 1):
+        errors["reentry_days"] = _("Give the number of days (1 or more) before entering again.")
+    if not 0 <= holdout_percent <= 50:
+        errors["holdout_percent"] = _("The control group is 0 to 50 % of the entrants.")
+    return errors
 
 
 def _ancestor_paths(path: str) -> list[str]:
@@ -183,6 +189,17 @@ def check_send_templates(flow: flows.Flow, owner_path: str) -> None:
     errors.raise_if_any()
 
 
+def sendable_templates(owner_path: str, channel: str):
+    """The brand templates of ``channel`` a journey owned at ``owner_path`` may send: those
+    ``check_send_templates`` accepts (published, not archived, shared with its stores)."""
+    return Template.objects.filter(
+        channel=channel,
+        archived=False,
+        current__isnull=False,
+        shared_path__in=_ancestor_paths(owner_path),
+    ).order_by("name")
+
+
 def check_conditions(flow: flows.Flow, actor: User) -> None:
     """Each condition's rules read as segment rules of the author (the engine reads them
     as the template's author's): a rule that does not is named with its step."""
@@ -195,6 +212,41 @@ def check_conditions(flow: flows.Flow, actor: User) -> None:
             except ValidationError as exc:
                 errors.add(step.id, " ".join(exc.messages))
     errors.raise_if_any()
+
+
+@transaction.atomic
+def journey_design_publish(
+    *,
+    actor: User,
+    template: JourneyTemplate,
+    flow: object,
+    reentry: str,
+    reentry_days: int | None,
+    holdout_percent: int,
+    move_people: bool = False,
+) -> JourneyVersion:
+    """The editor's save: the journey's re-entry rule and control group, then its flow as
+    the next version, together (either both or neither)."""
+    _require_design(actor, template)
+    errors = _settings_errors(reentry, reentry_days, holdout_percent)
+    if errors:
+        raise ValidationError(errors)
+    template.reentry = reentry
+    template.reentry_days = reentry_days if reentry == JourneyTemplate.Reentry.AFTER else None
+    template.holdout_percent = holdout_percent
+    template.save(update_fields=["reentry", "reentry_days", "holdout_percent"])
+    audit(
+        actor=actor,
+        action="journey.settings",
+        target=template,
+        node_path=template.owner_path,
+        changes={
+            "reentry": template.reentry,
+            "reentry_days": template.reentry_days,
+            "holdout_percent": holdout_percent,
+        },
+    )
+    return journey_publish(actor=actor, template=template, flow=flow, move_people=move_people)
 
 
 @transaction.atomic

@@ -19,14 +19,24 @@ from django.views.decorators.http import require_GET
 
 from enseigne.brand import selectors as brand_selectors
 from enseigne.brand.views import message_preview, sandboxed
+from enseigne.contacts.fields import builder_labels
+from enseigne.contacts.segments import field_catalogue
 from enseigne.lib.forms import form_errors
 from enseigne.network import selectors as network_selectors
 from enseigne.network.access import AuthenticatedRequest
 from enseigne.network.models import OrgNode, UnitTag
 
-from . import drawing, report, selectors, services, texts
+from . import drawing, editor, report, selectors, services, texts
 from . import flow as flows
-from .forms import ActivateForm, JourneyTemplateForm, MandatoryForm, OwnJourneyForm, PublishForm
+from .forms import (
+    STEP_KINDS,
+    ActivateForm,
+    JourneySettingsForm,
+    JourneyTemplateForm,
+    MandatoryForm,
+    OwnJourneyForm,
+    PublishForm,
+)
 from .models import JourneyRun
 
 
@@ -122,11 +132,15 @@ def hq_journey(request: AuthenticatedRequest, public_id) -> HttpResponse:
                 request, _("The journey is now mandatory in %(n)s stores.") % {"n": count}
             )
             return redirect("hq_journey", public_id=public_id)
+    designed = _flow_editor(request, template, action == "edit")
+    if isinstance(designed, HttpResponse):
+        return designed
     runs = JourneyRun.objects.filter(template=template).select_related("unit", "version")
     return render(
         request,
         "journeys/hq_detail.html",
         {
+            **designed,
             "template": template,
             "publish": publish,
             "mandatory": mandatory,
@@ -135,6 +149,76 @@ def hq_journey(request: AuthenticatedRequest, public_id) -> HttpResponse:
             **_flow_context(live.flow if live else None, runs),
         },
     )
+
+
+def _flow_editor(request, template, posted: bool) -> HttpResponse | dict:
+    """The flow editor's forms (the live flow, or what was posted and the command posted
+    with it); publishing a valid flow redirects, any problem is shown beside its step."""
+    choices = editor.choices_for(request.user, template.owner_path)
+    command = request.POST.get("editor", "refresh") if posted else ""
+    kept = {"reentry": template.reentry, "reentry_days": template.reentry_days}
+    kept["holdout_percent"] = template.holdout_percent
+    if posted:  # what was typed, kept across the editor's commands
+        kept = {name: request.POST.get(f"settings-{name}", "")[:20] for name in kept}
+    settings = JourneySettingsForm(
+        request.POST if command == "publish" else None, prefix="settings", initial=kept
+    )
+    if posted:
+        trigger, steps = editor.posted_values(request.POST)
+        if command != "publish":
+            steps = editor.apply(command, steps, request.POST.get("add_kind", ""))
+    else:
+        live = template.live_version
+        trigger, steps = editor.values_of(live.flow if live else None)
+    # Checked when posted: to publish, or to draw the preview of what was typed.
+    trigger_form, step_forms = editor.build_forms(
+        trigger, steps, choices, bound=posted, url=request.path
+    )
+    flow = editor.flow_of(trigger_form, step_forms) if posted else None
+    problems: list[str] = []
+    if command == "publish" and flow is None:
+        problems.append(_("Some fields need your attention: see the steps marked below."))
+    elif command == "publish" and settings.is_valid():
+        try:
+            version = services.journey_design_publish(
+                actor=request.user,
+                template=template,
+                flow=flow,
+                move_people=request.POST.get("move_people") == "on",
+                **settings.cleaned_data,
+            )
+        except ValidationError as exc:
+            if hasattr(exc, "error_dict"):
+                form_errors(settings, exc)
+            else:
+                problems = editor.place_errors(exc.messages, step_forms)
+        else:
+            messages.success(
+                request, _("Version %(n)s is published and live.") % {"n": version.number}
+            )
+            return redirect("hq_journey", public_id=template.public_id)
+    if posted and command != "publish":
+        # Only a publish shows errors: the other commands redraw what was typed.
+        trigger_form, step_forms = editor.build_forms(
+            trigger, steps, choices, bound=False, url=request.path
+        )
+    preview = _flow_context(flow, JourneyRun.objects.none()) if posted and flow else {}
+    return {
+        "editor_trigger": trigger_form,
+        "editor_steps": step_forms,
+        "editor_settings": settings,
+        "editor_problems": problems,
+        "editor_preview": preview.get("boxes", []),
+        "editor_open": posted,
+        "move_people": request.POST.get("move_people") == "on",
+        "step_kinds": STEP_KINDS,
+        # The segment builder's catalogue, for the conditions' and the trigger's rules.
+        "catalogue": field_catalogue(request.user),
+        "builder_labels": builder_labels(),
+        "units": [
+            (str(u.public_id), u.name) for u in network_selectors.nodes_for_user(request.user)
+        ],
+    }
 
 
 def _flow_context(raw_flow, runs) -> dict:
