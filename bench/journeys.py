@@ -260,7 +260,7 @@ def _due_query(args, now) -> tuple[list[float], list[float], list[float], str]:
             started = time.perf_counter()
             found = conn.execute(
                 "SELECT * FROM journeys_enrollment WHERE status = 'waiting' AND wake_at <= %s "
-                "ORDER BY wake_at LIMIT %s FOR UPDATE SKIP LOCKED",
+                "ORDER BY wake_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
                 (now, engine.BATCH),
             ).fetchall()
             bare.append((time.perf_counter() - started) * 1000)
@@ -274,7 +274,7 @@ def _due_sql(engine, now):
 
     query = engine.Enrollment.objects.filter(
         status="waiting", wake_at__lte=now, run__status="active"
-    ).order_by("wake_at")[: engine.BATCH]
+    ).order_by("wake_at", "id")[: engine.BATCH]
     query = query.select_for_update(skip_locked=True, of=("self",))
     compiler = query.query.get_compiler(connection=connection)
     return compiler.as_sql()
