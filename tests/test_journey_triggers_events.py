@@ -19,7 +19,6 @@ from enseigne.campaigns.models import Recipient
 from enseigne.commerce.models import Order, OrderLine
 from enseigne.contacts.models import Contact
 from enseigne.contacts.services import consent_record, open_tracking_record, segment_save
-from enseigne.delivery.models import Event
 from enseigne.journeys import engine, triggers
 from enseigne.journeys import flow as flows
 from enseigne.journeys.models import (
@@ -33,6 +32,7 @@ from enseigne.network.models import Network
 from enseigne.network.selectors import unit_time_zone
 from enseigne.personas.models import Persona, PersonaRecord
 from enseigne.rfm.models import RecordScore
+from enseigne.tracking import services as tracking
 from tests.campaign_helpers import contacts, email_template, local_campaign
 from tests.test_journey_engine import journey
 from tests.test_journey_triggers import one_step
@@ -166,6 +166,14 @@ def test_a_purchase_in_a_category_case_blind_and_not_a_returned_line(world):
     assert entered(run) == [(ann.pk, str(bought.pk))]
 
 
+def click(message: Recipient, *, machine: bool = False) -> None:
+    """A click on a link of ``message``, recorded as the click endpoint records it."""
+    link = tracking.LinkTarget(
+        0, message.campaign_id, message.unit_id, message.unit_path, "https://example.com/"
+    )
+    tracking.click(message.pk, link, machine=machine)
+
+
 def clicks_world(world):
     ann, bob, cat = contacts(world.unit_a, 3)
     (other,) = contacts(world.unit_a2, 1)
@@ -178,43 +186,22 @@ def clicks_world(world):
             campaign=campaign, contact=contact, unit=unit, unit_path=unit.path, channel="email"
         )
 
-    def click(recipient, *, machine=False):
-        Event.objects.create(
-            occurred_at=timezone.now(),
-            kind=Event.Kind.CLICKED,
-            channel="email",
-            campaign_id=recipient.campaign_id,
-            unit_id=recipient.unit_id,
-            unit_path=recipient.unit_path,
-            recipient_id=recipient.pk,
-            link_id=None,
-            machine=machine,
-        )
-
-    return ann, bob, cat, other, first, second, elsewhere, message, click
+    return ann, bob, cat, other, first, second, elsewhere, message
 
 
 def test_a_persons_click_on_the_campaign_enters_a_machines_never(world):
-    ann, bob, cat, other, first, second, elsewhere, message, click = clicks_world(world)
+    ann, bob, cat, other, first, second, elsewhere, message = clicks_world(world)
     run = activated(world, {"kind": "event", "event": "click", "campaign": str(first.public_id)})
     anywhere = activated(world, {"kind": "event", "event": "click"}, name="Any click")
     to_ann = message(first, ann, world.unit_a)
     click(to_ann)
     click(to_ann)  # a second link of the same message: the same occurrence
-    click(message(first, bob, world.unit_a), machine=True)  # a mail scanner
+    to_bob = message(first, bob, world.unit_a)
+    click(to_bob, machine=True)  # a mail scanner
     to_cat = message(second, cat, world.unit_a)
     click(to_cat)  # another campaign
     click(message(elsewhere, other, world.unit_a2))  # another store's
-    # An opened message is not a click.
-    Event.objects.create(
-        occurred_at=timezone.now(),
-        kind=Event.Kind.OPENED,
-        channel="email",
-        campaign_id=first.pk,
-        unit_id=world.unit_a.pk,
-        unit_path=world.unit_a.path,
-        recipient_id=to_ann.pk,
-    )
+    tracking.opened(first.pk, world.unit_a.pk, to_bob.pk, machine=False)  # not a click
     assert triggers.run_triggers(later()) == 3
     assert entered(run) == [(ann.pk, str(to_ann.pk))]
     assert entered(anywhere) == sorted([(ann.pk, str(to_ann.pk)), (cat.pk, str(to_cat.pk))])
@@ -227,16 +214,7 @@ def test_a_click_on_the_journeys_own_message_does_not_enter_it_again(world):
     consent_record(actor=None, contact=ann, channel="email", status="granted", source="form")
     engine.enroll(run, [ann.pk], occurrence="seed")
     engine.advance_all(now=later())
-    own = Recipient.objects.get(campaign=JourneySend.objects.get(run=run).campaign)
-    Event.objects.create(
-        occurred_at=timezone.now(),
-        kind=Event.Kind.CLICKED,
-        channel="email",
-        campaign_id=own.campaign_id,
-        unit_id=own.unit_id,
-        unit_path=own.unit_path,
-        recipient_id=own.pk,
-    )
+    click(Recipient.objects.get(campaign=JourneySend.objects.get(run=run).campaign))
     assert triggers.run_triggers(later(2)) == 0
 
 
@@ -441,3 +419,24 @@ def test_the_claim_takes_tied_rows_in_id_order_from_the_index(world):
         plan = "\n".join(line for (line,) in cursor.fetchall())
     assert "journeys_enrollment_due_id" in plan
     assert "Sort" not in plan
+
+
+def test_the_tick_schedules_the_minutes_quick_passes(world, monkeypatch):
+    from types import SimpleNamespace
+
+    from enseigne.journeys import tasks
+
+    (ann,) = contacts(world.unit_a, 1)
+    run = activated(world, {"kind": "event", "event": "purchase"})
+    delays: list[int] = []
+    monkeypatch.setattr(tasks, "HUEY", SimpleNamespace(immediate=False))
+    monkeypatch.setattr(
+        tasks, "journeys_quick", SimpleNamespace(schedule=lambda delay: delays.append(delay))
+    )
+    tasks.journeys_tick.call_local()
+    assert delays == [10, 20, 30, 40, 50]
+    sale = order(world.unit_a, ann, "Q-1")
+    monkeypatch.undo()
+    tasks.journeys_quick.call_local()  # a quick pass enters and takes the first step
+    (row,) = Enrollment.objects.filter(run=run)
+    assert (row.occurrence, row.status) == (str(sale.pk), Enrollment.Status.DONE)

@@ -15,6 +15,18 @@ with the step it is on, and a flow with any problem is never published. The shap
         "sms":     {"kind": "send_sms", "template": "<template public id>"},
         "end":     {"kind": "exit"}}}
 
+The triggers (``journeys.triggers`` reads them)::
+
+    {"kind": "consent", "channel": "email"}
+    {"kind": "date", "field": "birthday", "offset_days": -7}
+    {"kind": "inactivity", "days": 90}
+    {"kind": "event", "event": "purchase"}              # or "first_purchase"
+    {"kind": "event", "event": "category_purchase", "category": "Chaussures"}
+    {"kind": "event", "event": "click", "campaign": "<campaign public id>"}  # campaign optional
+    {"kind": "segment", "rules": {...segment rules...}}  # or exactly one of:
+        "segment": "<saved segment public id>", "rfm_group": "champions" (or a list),
+        "persona": "<persona public id>" (or a list)
+
 A step without ``next`` ends the journey after it. Waits count days on the store's
 calendar (a wait of a day across a change of time is still 24 wall-clock hours later on the
 store's clock), hours and minutes in elapsed time.
