@@ -54,14 +54,15 @@ def due_rows(now: dt.datetime, limit: int) -> list[Enrollment]:
     """Claim up to ``limit`` due rows of running journeys, the longest due first (call in a
     transaction).
 
-    Ordered by ``wake_at`` alone, the order of the partial index ``journeys_enrollment_due``:
-    the claim reads the first rows of the index and stops. A tie-break on ``id`` made
-    PostgreSQL sort every due row sharing a wake-up (a trigger pass enrolls thousands at
-    the same moment) at each claim: 100 ms per batch for 100,000 tied rows, against 1 ms
-    (bench/journeys.py)."""
+    Ordered by ``wake_at`` then ``id``, the order of the partial index
+    ``journeys_enrollment_due_id`` (migration 0006): the claim reads the first rows of the
+    index and stops, and rows sharing a wake-up (a trigger pass enrolls thousands at the
+    same moment) are claimed oldest first. On an index of ``wake_at`` alone the tie-break
+    made PostgreSQL sort every tied due row at each claim: 100 ms per batch for 100,000 tied
+    rows, against 1 ms (bench/journeys.py)."""
     rows = Enrollment.objects.filter(
         status=W.WAITING, wake_at__lte=now, run__status=JourneyRun.Status.ACTIVE
-    ).order_by("wake_at")
+    ).order_by("wake_at", "id")
     if connection.vendor == "postgresql":
         rows = rows.select_for_update(skip_locked=True, of=("self",))
     return list(rows[:limit])
@@ -250,15 +251,7 @@ class _Batch:
     def _condition(
         self, version_id: int, step: flows.Step, rows: list[Enrollment], after: list[Enrollment]
     ) -> None:
-        # Read as their publisher's, who was checked to be allowed them at publishing (the
-        # template's creator when the version has no publisher).
-        version = self.versions[version_id]
-        author = version.published_by or version.template.created_by
-        try:
-            # The rules are read as their author's; with no author, nobody may read them.
-            rules = None if author is None else SegmentCompiler(author).compile(step.rules)
-        except (ValidationError, ValueError, PermissionDenied):
-            rules = None
+        rules = compile_rules(self.versions[version_id], step.rules)
         if rules is None:
             for row in rows:
                 self.end(row, W.STOPPED, Out.STOPPED)
@@ -272,6 +265,20 @@ class _Batch:
             yes = row.contact_id in matching
             self.note(row, Out.YES if yes else Out.NO)
             self.go(row, step.yes if yes else step.no, after)
+
+
+def compile_rules(version: JourneyVersion, rules) -> Q | None:
+    """Segment rules of a version (a condition's, a segment trigger's) as a filter on records,
+    read as the version's publisher's, who was checked to be allowed them at publishing (the
+    template's creator when the version has no publisher); None when they no longer read,
+    or nobody is left to read them as. (Load ``published_by`` and ``template__created_by``.)"""
+    author = version.published_by or version.template.created_by
+    if author is None:
+        return None
+    try:
+        return SegmentCompiler(author).compile(rules)
+    except (ValidationError, ValueError, PermissionDenied):
+        return None
 
 
 def _append_history(history: list[tuple[int, str, str, str, str]], at: dt.datetime) -> None:

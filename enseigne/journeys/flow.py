@@ -15,6 +15,18 @@ with the step it is on, and a flow with any problem is never published. The shap
         "sms":     {"kind": "send_sms", "template": "<template public id>"},
         "end":     {"kind": "exit"}}}
 
+The triggers (``journeys.triggers`` reads them)::
+
+    {"kind": "consent", "channel": "email"}
+    {"kind": "date", "field": "birthday", "offset_days": -7}
+    {"kind": "inactivity", "days": 90}
+    {"kind": "event", "event": "purchase"}              # or "first_purchase"
+    {"kind": "event", "event": "category_purchase", "category": "Chaussures"}
+    {"kind": "event", "event": "click", "campaign": "<campaign public id>"}  # campaign optional
+    {"kind": "segment", "rules": {...segment rules...}}  # or exactly one of:
+        "segment": "<saved segment public id>", "rfm_group": "champions" (or a list),
+        "persona": "<persona public id>" (or a list)
+
 A step without ``next`` ends the journey after it. Waits count days on the store's
 calendar (a wait of a day across a change of time is still 24 wall-clock hours later on the
 store's clock), hours and minutes in elapsed time.
@@ -31,11 +43,18 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from enseigne.lib.ids import parse_uuid
+
 STEP_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 SEND_KINDS = ("send_email", "send_sms")
 STEP_KINDS = (*SEND_KINDS, "wait", "condition", "random", "exit")
 TRIGGER_KINDS = ("consent", "date", "event", "segment", "inactivity")
 EVENTS = ("purchase", "first_purchase", "category_purchase", "click")
+# What a segment trigger may follow (exactly one): rules written in the flow, a saved
+# segment (its public id), RFM groups (keys) or personas (public ids).
+SEGMENT_SOURCES = ("rules", "segment", "rfm_group", "persona")
+MAX_CHOICES = 20
+MAX_CATEGORY = 120  # commerce.OrderLine.category
 CONSENT_CHANNELS = ("email", "sms")
 MAX_WAIT_DAYS = 366
 MAX_STEPS = 60
@@ -240,15 +259,83 @@ def _trigger(raw: Any, errors: FlowErrors) -> Mapping[str, Any]:
             errors.add(None, _("A date trigger needs the date field it reads."))
         if _int(raw.get("offset_days", 0), -365, 365) is None:
             errors.add(None, _("A date trigger's offset must be -365 to 365 days."))
-    elif kind == "event" and raw.get("event") not in EVENTS:
-        errors.add(
-            None, _("An event trigger needs one of: %(events)s.") % {"events": ", ".join(EVENTS)}
-        )
-    elif kind == "segment" and not isinstance(raw.get("rules"), Mapping):
-        errors.add(None, _("A segment trigger needs its rules."))
+    elif kind == "event":
+        _event_trigger(raw, errors)
+    elif kind == "segment":
+        _segment_trigger(raw, errors)
     elif kind == "inactivity" and _int(raw.get("days"), 1, 3650) is None:
         errors.add(None, _("An inactivity trigger needs a number of days (1 to 3650)."))
     return raw
+
+
+def _uuid(value: Any) -> bool:
+    return isinstance(value, str) and parse_uuid(value) is not None
+
+
+def _event_trigger(raw: Mapping[str, Any], errors: FlowErrors) -> None:
+    event = raw.get("event")
+    if event not in EVENTS:
+        errors.add(
+            None, _("An event trigger needs one of: %(events)s.") % {"events": ", ".join(EVENTS)}
+        )
+    elif event == "category_purchase":
+        category = raw.get("category")
+        if (
+            not isinstance(category, str)
+            or not category.strip()
+            or len(category) > MAX_CATEGORY
+            or "\x00" in category
+        ):
+            errors.add(
+                None,
+                _(
+                    "The trigger: a category purchase needs its category (%(most)s characters at most)."
+                )
+                % {"most": MAX_CATEGORY},
+            )
+    elif event == "click" and raw.get("campaign") not in (None, "") and not _uuid(raw["campaign"]):
+        errors.add(None, _("The trigger: the clicked campaign must be named by its id."))
+
+
+def _segment_trigger(raw: Mapping[str, Any], errors: FlowErrors) -> None:
+    given = [key for key in SEGMENT_SOURCES if raw.get(key) not in (None, "", [], {})]
+    if len(given) != 1:
+        errors.add(
+            None,
+            _(
+                "A segment trigger needs one of: its rules, a saved segment, an RFM group or a "
+                "persona."
+            ),
+        )
+        return
+    value = raw[given[0]]
+    if given[0] == "rules" and not isinstance(value, Mapping):
+        errors.add(None, _("A segment trigger needs its rules."))
+    elif given[0] == "segment" and not _uuid(value):
+        errors.add(None, _("The trigger: the saved segment must be named by its id."))
+    elif given[0] in ("rfm_group", "persona"):
+        keys = value if isinstance(value, list) else [value]
+        if len(keys) > MAX_CHOICES or not all(
+            isinstance(key, str) and 0 < len(key) <= 64 for key in keys
+        ):
+            errors.add(
+                None,
+                _("The trigger: name from 1 to %(most)s RFM groups or personas.")
+                % {"most": MAX_CHOICES},
+            )
+
+
+def trigger_rules(trigger: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The segment rules a segment trigger gives itself: its rules, or "is in one of these
+    RFM groups / personas" (the segment builder's own conditions); None for a saved segment,
+    whose rules are read from the database when the trigger is."""
+    if isinstance(trigger.get("rules"), Mapping):
+        return trigger["rules"]
+    for field_name in ("rfm_group", "persona"):
+        if trigger.get(field_name):
+            condition = {"field": field_name, "op": "equals", "value": trigger[field_name]}
+            return {"match": "all", "rules": [condition]}
+    return None
 
 
 def _cycle(steps: dict[str, Step], start: str) -> str | None:

@@ -168,9 +168,12 @@ class Enrollment(models.Model):
             ),
         ]
         indexes = [
-            # The engine's next-due query: waiting rows in wake-up order.
+            # The engine's next-due query: waiting rows in wake-up order, then id (the claim's
+            # tie-break, read from the index without a sort).
             models.Index(
-                fields=["wake_at"], condition=Q(status="waiting"), name="journeys_enrollment_due"
+                fields=["wake_at", "id"],
+                condition=Q(status="waiting"),
+                name="journeys_enrollment_due_id",
             ),
             models.Index(fields=["contact"], name="journeys_enrollment_contact"),
         ]
@@ -271,3 +274,26 @@ class StepTexts(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "step"], name="journeys_step_texts_once")
         ]
+
+
+class SegmentMember(models.Model):
+    """A record in a segment trigger's segment at the run's last segment pass
+    (``journeys.triggers``): the next pass enters the records that are members now and were
+    not then. A record that leaves loses its row, so entering again later enters again."""
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(JourneyRun, on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    unit_path = models.CharField(max_length=255)
+    since = models.DateTimeField()
+    # The trigger the snapshot was taken for (a digest of its JSON): a version whose trigger
+    # follows another segment takes a new snapshot rather than entering the difference.
+    trigger_key = models.CharField(max_length=32)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "contact"], name="journeys_member_once")
+        ]
+        indexes = [models.Index(fields=["contact"], name="journeys_member_contact")]
