@@ -250,3 +250,40 @@ def test_network_pause_is_resumed_only_by_hq(world, design):
     run_b.refresh_from_db()
     # The store's own pause stays.
     assert (run_a.status, run_b.status) == ("active", "paused")
+
+
+def _segment_flow(hello, trigger: dict) -> dict:
+    raw = flow(str(hello.public_id))
+    raw["trigger"] = trigger
+    return raw
+
+
+def test_publish_checks_a_segment_triggers_rules_and_saved_segment(world, design):
+    """A segment trigger is checked at publishing like a condition: its rules must read for
+    the author, its saved segment must be shared with the journey's owner (the store's own
+    segment is not HQ's to follow), and the refusal names the trigger, not a step."""
+    from enseigne.contacts.services import segment_save
+    from tests.campaign_helpers import EVERYONE
+
+    template, hello = design
+    bad_rules = {"match": "all", "rules": [{"field": "shoe_size", "op": "equals", "value": 4}]}
+    store_segment = segment_save(actor=None, owner=world.unit_a, name="Lyon", rules=EVERYONE)
+    for trigger in (
+        {"kind": "segment", "rules": bad_rules},
+        {"kind": "segment", "segment": str(store_segment.public_id)},
+        {"kind": "segment", "segment": "5f0e7e4c-0000-4000-8000-000000000000"},
+    ):
+        with pytest.raises(ValidationError) as exc:
+            services.journey_publish(
+                actor=world.hq_admin, template=template, flow=_segment_flow(hello, trigger)
+            )
+        assert exc.value.messages and not exc.value.messages[0].startswith("Step"), trigger
+    template.refresh_from_db()
+    assert template.live_version is None
+    shared = segment_save(actor=None, owner=world.root, name="Réseau", rules=EVERYONE)
+    version = services.journey_publish(
+        actor=world.hq_admin,
+        template=template,
+        flow=_segment_flow(hello, {"kind": "segment", "segment": str(shared.public_id)}),
+    )
+    assert version.number == 1

@@ -32,6 +32,7 @@ from enseigne.network.models import Network, OrgNode, User
 from enseigne.network.services import audit
 
 from . import flow as flows
+from . import triggers
 from .models import (
     Enrollment,
     EnrollmentStep,
@@ -200,11 +201,21 @@ def sendable_templates(owner_path: str, channel: str):
     ).order_by("name")
 
 
-def check_conditions(flow: flows.Flow, actor: User) -> None:
-    """Each condition's rules read as segment rules of the author (the engine reads them
-    as the template's author's): a rule that does not is named with its step."""
+def check_conditions(flow: flows.Flow, actor: User, owner_path: str) -> None:
+    """Each condition's rules, and a segment trigger's, read as segment rules of the author
+    (the engine reads them as the template's author's): a rule that does not is named with
+    its step (or the trigger); a saved segment must be shared with the journey's owner."""
     errors = flows.FlowErrors()
     compiler = SegmentCompiler(actor)
+    if flow.trigger.get("kind") == "segment":
+        rules = triggers.segment_rules(flow.trigger, owner_path)
+        if rules is None:
+            errors.add(None, _("The trigger's saved segment is not shared with this journey."))
+        else:
+            try:
+                compiler.compile(rules)
+            except ValidationError as exc:
+                errors.add(None, " ".join(exc.messages))
     for step in flow.steps.values():
         if step.kind == "condition":
             try:
@@ -262,7 +273,7 @@ def journey_publish(
     _require_design(actor, template)
     parsed = flows.parse(flow)
     check_send_templates(parsed, template.owner_path)
-    check_conditions(parsed, actor)
+    check_conditions(parsed, actor, template.owner_path)
     JourneyTemplate.objects.select_for_update().filter(pk=template.pk).get()
     last = template.versions.aggregate(last=Max("number"))["last"] or 0
     version = JourneyVersion.objects.create(

@@ -274,24 +274,29 @@ def trigger_key(trigger: Mapping[str, Any]) -> str:
     ).hexdigest()
 
 
+def segment_rules(trigger: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:
+    """A segment trigger's rules as seen from the node at ``path`` (a store running it, or
+    the journey's owner publishing it): its own rules, or its saved segment's when that is
+    shared with the node (owned by it or a node above it); None when there are none."""
+    rules = flows.trigger_rules(trigger)
+    if rules is not None:
+        return rules
+    public_id = parse_uuid(trigger.get("segment"))
+    segment = (
+        None
+        if public_id is None
+        else Segment.objects.filter(public_id=public_id).values_list("rules", "unit_path").first()
+    )
+    if segment is None or not path.startswith(segment[1]):
+        return None
+    return segment[0]
+
+
 def segment_filter(run: JourneyRun, trigger: Mapping[str, Any]) -> Q | None:
     """The records a segment trigger follows, as a filter (None: its rules no longer read,
     its saved segment is gone or not shared with the run's store)."""
-    rules = flows.trigger_rules(trigger)
-    if rules is None:
-        public_id = parse_uuid(trigger.get("segment"))
-        segment = (
-            None
-            if public_id is None
-            else Segment.objects.filter(public_id=public_id)
-            .values_list("rules", "unit_path")
-            .first()
-        )
-        # Shared with the store: owned by the store or one of the nodes above it.
-        if segment is None or not run.unit_path.startswith(segment[1]):
-            return None
-        rules = segment[0]
-    return engine.compile_rules(run.version, rules)
+    rules = segment_rules(trigger, run.unit_path)
+    return None if rules is None else engine.compile_rules(run.version, rules)
 
 
 def _segment(run: JourneyRun, trigger: Mapping[str, Any], now: dt.datetime, today: dt.date) -> int:
