@@ -16,6 +16,8 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from enseigne.brand.models import Template
 from enseigne.contacts.fields import field_label, operator_label
+from enseigne.contacts.models import Channel
+from enseigne.contacts.segments import extra_fields
 from enseigne.lib.ids import parse_uuid
 
 from . import flow as flows
@@ -63,12 +65,26 @@ def rules_summary(rules: Any) -> str:
             if inner:
                 parts.append(f"({inner})")
         elif isinstance(rule, Mapping):
-            words = [field_label(str(rule.get("field", ""))), operator_label(str(rule.get("op")))]
-            if rule.get("value") not in (None, ""):
-                words.append(str(rule["value"]))
-            parts.append(" ".join(words))
+            parts.append(_condition_words(rule))
     joiner = f" {_('or')} " if rules.get("match") == "any" else f" {_('and')} "
     return joiner.join(parts)
+
+
+def _condition_words(rule: Mapping) -> str:
+    """One condition as the builder words it: the field's label (a later app's condition by
+    its own label), the operator, the value in the operator's "…" when it has one."""
+    key = str(rule.get("field", ""))
+    extra = extra_fields().get(key)
+    label = str(extra.label) if extra is not None else field_label(key)
+    op = rule.get("op")
+    operator, value = (operator_label(str(op)) if op else ""), rule.get("value")
+    if isinstance(value, bool):
+        value = _("yes") if value else _("no")
+    if value in (None, ""):
+        return f"{label} {operator}".strip()
+    if "…" in operator:
+        return f"{label} {operator.replace('…', str(value))}"
+    return f"{label} {operator} {value}"
 
 
 def wait_label(wait: flows.Wait) -> str:
@@ -90,9 +106,9 @@ def wait_label(wait: flows.Wait) -> str:
 def trigger_label(trigger: Mapping[str, Any]) -> str:
     kind = trigger.get("kind")
     if kind == "consent":
-        return _("Starts when a customer gives consent (%(channel)s)") % {
-            "channel": trigger.get("channel")
-        }
+        labels = dict(Channel.choices)
+        channel = labels.get(str(trigger.get("channel")), trigger.get("channel"))
+        return _("Starts when a customer gives consent (%(channel)s)") % {"channel": channel}
     if kind == "date":
         return _("Starts on the date “%(field)s” (offset in days: %(offset)s)") % {
             "field": field_label(str(trigger.get("field"))),

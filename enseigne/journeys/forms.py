@@ -32,7 +32,8 @@ class JourneySettingsForm(StyledForm):
     )
     holdout_percent = forms.IntegerField(
         label=_("Control group (%)"),
-        initial=0,
+        # A new journey measures its effect unless its author chooses not to.
+        initial=10,
         min_value=0,
         max_value=50,
         help_text=_("Entrants kept out of every message, to measure the journey's lift."),

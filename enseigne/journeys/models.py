@@ -25,7 +25,7 @@ class JourneyTemplate(models.Model):
     class Reentry(models.TextChoices):
         NEVER = "never", _("never: once per customer")
         AFTER = "after", _("again after a number of days")
-        EVERY = "every", _("at every occurrence (a birthday each year)")
+        EVERY = "every", _("at every occurrence of the trigger (e.g. a birthday each year)")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="+")

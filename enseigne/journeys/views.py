@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET
 
 from enseigne.brand import selectors as brand_selectors
@@ -69,10 +70,14 @@ def hq_journeys(request: AuthenticatedRequest) -> HttpResponse:
 def _network_pause(request, action: str, template, then: str, **kwargs) -> HttpResponse:
     if action == "pause_all":
         count = services.journeys_pause_network(actor=request.user, template=template)
-        messages.success(request, _("%(n)s running journeys were paused.") % {"n": count})
+        text = ngettext(
+            "%(n)s running journey was paused.", "%(n)s running journeys were paused.", count
+        )
+        messages.success(request, text % {"n": count})
     else:
         count = services.journeys_resume_network(actor=request.user, template=template)
-        messages.success(request, _("%(n)s journeys were resumed.") % {"n": count})
+        text = ngettext("%(n)s journey was resumed.", "%(n)s journeys were resumed.", count)
+        messages.success(request, text % {"n": count})
     return redirect(then, **kwargs)
 
 
