@@ -102,6 +102,8 @@ def _a_year_as_the_engine_would_have_written_it(summary: dict, before: dt.dateti
         assert not rows.filter(entered_at__gt=before + dt.timedelta(minutes=30)).exists()
         assert run.status == JourneyRun.Status.ACTIVE
         assert run.starts_on <= timezone.localdate() - dt.timedelta(days=364)
+        # HQ published the version the store follows before the store started it.
+        assert run.version.published_at.date() <= run.starts_on
 
     # Messages in the ledger for the treated only, one per "sent" step; none for the held out.
     ledger = Recipient.objects.filter(campaign__kind=Campaign.Kind.JOURNEY)

@@ -56,6 +56,7 @@ from enseigne.journeys.models import (
     JourneyRun,
     JourneySend,
     JourneyTemplate,
+    JourneyVersion,
 )
 from enseigne.journeys.timing import local_moment, wake_at
 from enseigne.lib.bulk import bulk_insert
@@ -528,6 +529,11 @@ def seed_journeys(
         JourneyRun.objects.filter(pk=run.pk).update(
             starts_on=run.starts_on, events_read_at=now, days_read_on=progress[run.pk]
         )
+    # HQ published the versions before the stores started them, a year ago (the pages show
+    # both dates side by side).
+    JourneyVersion.objects.filter(pk__in={run.version_id for run in runs}).update(
+        published_at=now - dt.timedelta(days=DAYS + 1)
+    )
     bulk_insert(
         Enrollment,
         (
