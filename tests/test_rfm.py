@@ -421,6 +421,61 @@ def test_a_store_without_a_full_run_is_ranked_whole(world, shop):
     assert stored_persons() == expected["persons"]
 
 
+def test_a_refresh_drops_buyers_whose_orders_were_all_returned_and_adds_newcomers(world, shop):
+    """Between full runs: a linked buyer's and a not-linked buyer's every purchase is
+    returned (their record and person rows go, the person's key and the record's own key),
+    a record buys for the first time (its rows come); the refresh writes exactly that and
+    leaves every other row as it was."""
+    lone = next(r for r in shop["records"] if r.pk in reference(shop)["aggregates"])
+    RecordLink.objects.filter(contact=lone).delete()
+    scoring.full_run(as_of=AS_OF)
+    first = reference(shop)
+    person, members = records_of_person()
+    buyers = set(first["aggregates"])
+    # A linked buyer whose person has no other buying record: its person row goes too.
+    gone = next(
+        r
+        for r in shop["records"]
+        if r.pk in buyers
+        and r != lone
+        and r.pk in person
+        and members[person[r.pk]] & buyers == {r.pk}
+    )
+    newcomer = next(r for r in shop["records"] if r.pk not in buyers)
+    before_records, before_persons = stored_records(), stored_persons()
+    assert -lone.pk in before_persons and person[gone.pk] in before_persons
+    Order.objects.filter(contact__in=[gone, lone], total__gt=0).update(total=Decimal("-5"))
+    Order.objects.bulk_create([make_order(newcomer.unit, newcomer, 30_000, 2, "42.50")])
+
+    scoring.refresh_buyers([gone.pk, lone.pk, newcomer.pk], now=AS_OF)
+    records, persons = stored_records(), stored_persons()
+    assert gone.pk not in records and lone.pk not in records and newcomer.pk in records
+    assert person[gone.pk] not in persons and -lone.pk not in persons
+    newcomer_key = person.get(newcomer.pk, -newcomer.pk)
+    assert newcomer_key in persons
+    row = RecordScore.objects.get(contact=newcomer)
+    last, n, cents = reference(shop, [*Order.objects.all()])["aggregates"][newcomer.pk]
+    assert (row.last_purchase_at, row.purchases, row.net) == (last, n, Decimal(cents) / 100)
+    assert n == 1  # its other orders, if any, are returns: now it buys
+    if newcomer_key < 0:
+        assert PersonScore.objects.get(contact=newcomer).key == newcomer_key
+    else:
+        assert PersonScore.objects.get(person_id=newcomer_key).key == newcomer_key
+    untouched = {gone.pk, lone.pk, newcomer.pk}
+    assert {c: v for c, v in records.items() if c not in untouched} == {
+        c: v for c, v in before_records.items() if c not in untouched
+    }
+    keys = {person[gone.pk], -lone.pk, newcomer_key}
+    assert {k: v for k, v in persons.items() if k not in keys} == {
+        k: v for k, v in before_persons.items() if k not in keys
+    }
+    # The next full run agrees with the raw rows.
+    scoring.full_run(as_of=AS_OF)
+    expected = reference(shop, [*Order.objects.all()])
+    assert stored_records() == expected["records"]
+    assert stored_persons() == expected["persons"]
+
+
 def test_a_refresh_costs_the_same_statements_for_one_buyer_or_many(world, shop):
     """The till's path: a refresh reaches orders, links and score rows through the touched
     ids, so its statements do not grow with the buyers (nor with the network); and buyers

@@ -70,15 +70,23 @@ class PersonScore(Scores):
     """A buyer person's scores among the network's buyers (HQ-only rows). A record not
     linked to a person yet is its own person: ``contact`` is set instead of ``person``."""
 
+    # The person's id, or minus the record's id when the record is not linked yet: the
+    # key the runs join on, and the primary key (no surrogate id: one index less to keep
+    # on every row the runs write; docs/decisions.md "RFM").
+    key = models.BigIntegerField(primary_key=True, serialize=False)
     person = models.OneToOneField(
         Person, null=True, on_delete=models.CASCADE, related_name="+", db_constraint=False
     )
-    contact = models.OneToOneField(
-        Contact, null=True, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    # Unique where set (a record not linked yet): the index holds those rows only, not a
+    # NULL for every linked person's row; erasing a record still finds its row by index.
+    contact = models.ForeignKey(
+        Contact,
+        null=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
-    # The person's id, or minus the record's id when the record is not linked yet: the
-    # key the runs join on.
-    key = models.BigIntegerField(unique=True)
     # The network root's path.
     unit_path = models.CharField(max_length=255)
 
@@ -88,7 +96,12 @@ class PersonScore(Scores):
                 condition=models.Q(person__isnull=False, contact__isnull=True)
                 | models.Q(person__isnull=True, contact__isnull=False),
                 name="rfm_personscore_one_key",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["contact"],
+                condition=models.Q(contact__isnull=False),
+                name="rfm_personscore_contact",
+            ),
         ]
         indexes = [models.Index(fields=["group"], name="rfm_personscore_group")]
 
