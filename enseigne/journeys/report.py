@@ -23,24 +23,19 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import connections
 from django.db.models import (
     Case,
-    DecimalField,
-    Exists,
+    DateTimeField,
+    ExpressionWrapper,
     F,
     IntegerField,
-    OuterRef,
     QuerySet,
-    Subquery,
-    Sum,
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from enseigne.commerce.models import Order
@@ -116,50 +111,49 @@ class Lift:
 
 
 def lifts(runs: QuerySet[JourneyRun], *, now: dt.datetime | None = None) -> dict[int, Lift]:
-    """Each run's lift (by run id), in one query: each entry's purchases in its window are
-    read by two correlated sub-queries on the orders' (contact, time) index, then summed by
-    run, group and whether the window is over."""
+    """Each run's lift (by run id), in one query: the entries joined once to their store's
+    orders in their window, summed per entry, then by run, group and whether the window is
+    over (the waiting entries join nothing)."""
     now = now or timezone.now()
-    in_window = Order.objects.filter(
-        contact_id=OuterRef("contact_id"),
-        unit_path=OuterRef("unit_path"),
-        occurred_at__gte=OuterRef("entered_at"),
-        occurred_at__lt=OuterRef("entered_at") + WINDOW,
-    ).order_by()
-    money: DecimalField = DecimalField(max_digits=14, decimal_places=2)
     entries = (
         Enrollment.objects.filter(run__in=runs.values("pk"))
         .order_by()
         .annotate(
+            # Aliases of its own for each column the join reads: the engines name a
+            # sub-query's plain columns differently.
+            entry=F("pk"),
             r=F("run_id"),
             h=F("held_out"),
+            who=F("contact_id"),
+            place=F("unit_path"),
+            since=F("entered_at"),
             done=Case(
                 When(entered_at__lte=now - WINDOW, then=Value(1)),
                 default=Value(0),
                 output_field=IntegerField(),
             ),
-            b=Exists(in_window.filter(total__gt=0)),
-            v=Coalesce(
-                Subquery(in_window.values("contact_id").annotate(s=Sum("total")).values("s")),
-                Value(Decimal("0")),
-                output_field=money,
-            ),
+            # Computed by the ORM for each engine (PostgreSQL's interval, SQLite's text).
+            until=ExpressionWrapper(F("entered_at") + WINDOW, output_field=DateTimeField()),
         )
-        .values("r", "h", "done", "b", "v")
+        .values("entry", "r", "h", "done", "who", "place", "since", "until")
     )
     sql, params = entries.query.sql_with_params()
     connection = connections[entries.db]
-    if connection.vendor == "postgresql":
-        # A fence: without it PostgreSQL inlines the sub-query and runs the revenue's
-        # correlated sub-query once for v and twice more for v * v.
-        sql += " OFFSET 0"
+    qn = connection.ops.quote_name
+    orders = qn(Order._meta.db_table)
     found: dict[int, Lift] = {}
     with connection.cursor() as cursor:
-        # Hand-written SQL around the ORM's: nothing but the ORM's placeholders is formatted.
+        # Hand-written SQL around the ORM's (the orders have no relation to the entries to
+        # join on): nothing but the ORM's placeholders and quoted names is formatted.
         cursor.execute(
-            "SELECT e.r, e.h, e.done, COUNT(*), "  # noqa: S608
-            "SUM(CASE WHEN e.b THEN 1 ELSE 0 END), SUM(e.v), SUM(e.v * e.v) "
-            f"FROM ({sql}) e GROUP BY e.r, e.h, e.done",
+            "SELECT p.r, p.h, p.done, COUNT(*), SUM(p.b), SUM(p.v), SUM(p.v * p.v) FROM ("  # noqa: S608
+            "SELECT e.r, e.h, e.done, "
+            "MAX(CASE WHEN o.total > 0 THEN 1 ELSE 0 END) AS b, "
+            "COALESCE(SUM(o.total), 0) AS v "
+            f"FROM ({sql}) e LEFT JOIN {orders} o ON e.done = 1 "
+            "AND o.contact_id = e.who AND o.unit_path = e.place "
+            "AND o.occurred_at >= e.since AND o.occurred_at < e.until "
+            "GROUP BY e.entry, e.r, e.h, e.done) p GROUP BY p.r, p.h, p.done",
             params,
         )
         for run_id, held_out, done, people, buyers, revenue, squares in cursor.fetchall():
