@@ -25,16 +25,16 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import (
-    Case,
     DateTimeField,
+    Exists,
     ExpressionWrapper,
     F,
-    IntegerField,
+    OuterRef,
+    Q,
     QuerySet,
     Value,
-    When,
 )
 from django.utils import timezone
 
@@ -46,11 +46,14 @@ from enseigne.network.models import User
 
 from . import drawing
 from . import flow as flows
-from .models import Enrollment, JourneyRun, JourneyTemplate
+from .models import Enrollment, EntryPurchases, JourneyRun, JourneyTemplate
 from .selectors import StepFigures, step_figures
 
 WINDOW_DAYS = 30
 WINDOW = dt.timedelta(days=WINDOW_DAYS)
+# Each night the purchases of the windows closed in these last days are written again: an
+# order recorded late (a till's file imported days after the sale) still counts.
+REFRESH = dt.timedelta(days=7)
 # Entrants in each group (treated, control) before a store's difference is told.
 MIN_GROUP = 50
 
@@ -110,14 +113,12 @@ class Lift:
         return mean_difference(self.treated.mean, self.control.mean) if self.enough else None
 
 
-def lifts(runs: QuerySet[JourneyRun], *, now: dt.datetime | None = None) -> dict[int, Lift]:
-    """Each run's lift (by run id), in one query: the entries joined once to their store's
-    orders in their window, summed per entry, then by run, group and whether the window is
-    over (the waiting entries join nothing)."""
-    now = now or timezone.now()
-    entries = (
-        Enrollment.objects.filter(run__in=runs.values("pk"))
-        .order_by()
+def _per_entry(entries: QuerySet[Enrollment]) -> tuple[str, list]:
+    """SQL of one row per entry of ``entries`` (whose window is over): ``entry``, ``r`` (its
+    run), ``place``, ``h`` (held out), ``n`` (its purchases) and ``v`` (its net revenue) in
+    its window — one join of the entries to their store's orders, summed per entry."""
+    rows = (
+        entries.order_by()
         .annotate(
             # Aliases of its own for each column the join reads: the engines name a
             # sub-query's plain columns differently.
@@ -127,33 +128,84 @@ def lifts(runs: QuerySet[JourneyRun], *, now: dt.datetime | None = None) -> dict
             who=F("contact_id"),
             place=F("unit_path"),
             since=F("entered_at"),
-            done=Case(
-                When(entered_at__lte=now - WINDOW, then=Value(1)),
-                default=Value(0),
-                output_field=IntegerField(),
-            ),
             # Computed by the ORM for each engine (PostgreSQL's interval, SQLite's text).
             until=ExpressionWrapper(F("entered_at") + WINDOW, output_field=DateTimeField()),
         )
-        .values("entry", "r", "h", "done", "who", "place", "since", "until")
+        .values("entry", "r", "h", "who", "place", "since", "until")
     )
-    sql, params = entries.query.sql_with_params()
-    connection = connections[entries.db]
-    qn = connection.ops.quote_name
-    orders = qn(Order._meta.db_table)
-    found: dict[int, Lift] = {}
-    with connection.cursor() as cursor:
-        # Hand-written SQL around the ORM's (the orders have no relation to the entries to
-        # join on): nothing but the ORM's placeholders and quoted names is formatted.
+    sql, params = rows.query.sql_with_params()
+    orders = connections[rows.db].ops.quote_name(Order._meta.db_table)
+    # Hand-written SQL around the ORM's (the orders have no relation to the entries to join
+    # on): nothing but the ORM's placeholders and quoted names is formatted.
+    return (
+        "SELECT e.entry, e.r, e.place, e.h, "  # noqa: S608
+        "SUM(CASE WHEN o.total > 0 THEN 1 ELSE 0 END) AS n, COALESCE(SUM(o.total), 0) AS v "
+        f"FROM ({sql}) e LEFT JOIN {orders} o ON o.contact_id = e.who "
+        "AND o.unit_path = e.place AND o.occurred_at >= e.since AND o.occurred_at < e.until "
+        "GROUP BY e.entry, e.r, e.place, e.h",
+        list(params),
+    )
+
+
+def _stored() -> Exists:
+    return Exists(EntryPurchases.objects.filter(pk=OuterRef("pk")))
+
+
+def close_windows(*, now: dt.datetime | None = None) -> int:
+    """Write the purchases of each entry whose window is over and not written yet, and
+    again of those closed in the last ``REFRESH`` (an order recorded a few days late still
+    counts); the report then sums these rows instead of joining the entries to the orders.
+    System work (the nightly task), one statement; returns the rows written."""
+    now = now or timezone.now()
+    due = Enrollment.objects.filter(entered_at__lte=now - WINDOW).filter(
+        Q(entered_at__gt=now - WINDOW - REFRESH) | ~_stored()
+    )
+    sql, params = _per_entry(due)
+    connection = connections[due.db]
+    table = connection.ops.quote_name(EntryPurchases._meta.db_table)
+    with transaction.atomic(using=due.db), connection.cursor() as cursor:
+        # ``WHERE 1 = 1``: SQLite reads an upsert's ``ON CONFLICT`` after a bare ``FROM``
+        # as a join's ``ON``.
         cursor.execute(
-            "SELECT p.r, p.h, p.done, COUNT(*), SUM(p.b), SUM(p.v), SUM(p.v * p.v) FROM ("  # noqa: S608
-            "SELECT e.r, e.h, e.done, "
-            "MAX(CASE WHEN o.total > 0 THEN 1 ELSE 0 END) AS b, "
-            "COALESCE(SUM(o.total), 0) AS v "
-            f"FROM ({sql}) e LEFT JOIN {orders} o ON e.done = 1 "
-            "AND o.contact_id = e.who AND o.unit_path = e.place "
-            "AND o.occurred_at >= e.since AND o.occurred_at < e.until "
-            "GROUP BY e.entry, e.r, e.h, e.done) p GROUP BY p.r, p.h, p.done",
+            f"INSERT INTO {table} (enrollment_id, run_id, unit_path, held_out, purchases, "  # noqa: S608
+            f"revenue) SELECT p.entry, p.r, p.place, p.h, p.n, p.v FROM ({sql}) p WHERE 1 = 1 "
+            "ON CONFLICT (enrollment_id) DO UPDATE SET purchases = excluded.purchases, "
+            "revenue = excluded.revenue",
+            params,
+        )
+        return cursor.rowcount
+
+
+def lifts(runs: QuerySet[JourneyRun], *, now: dt.datetime | None = None) -> dict[int, Lift]:
+    """Each run's lift (by run id), in one query: the purchases written once each window
+    was over (``close_windows``), those of the entries closed since then (joined to their
+    orders now), and the entries still waiting, summed by run, group and window over."""
+    now = now or timezone.now()
+    entries = Enrollment.objects.filter(run__in=runs.values("pk"))
+    closed = entries.filter(entered_at__lte=now - WINDOW)
+    parts = [
+        EntryPurchases.objects.filter(run__in=runs.values("pk"))
+        .order_by()
+        .annotate(r=F("run_id"), h=F("held_out"), done=Value(1), n=F("purchases"), v=F("revenue"))
+        .values("r", "h", "done", "n", "v")
+        .query.sql_with_params(),
+        _per_entry(closed.filter(~_stored())),
+        entries.filter(entered_at__gt=now - WINDOW)
+        .order_by()
+        .annotate(r=F("run_id"), h=F("held_out"), done=Value(0), n=Value(0), v=Value(0))
+        .values("r", "h", "done", "n", "v")
+        .query.sql_with_params(),
+    ]
+    stored, live, waiting = (sql for sql, _params in parts)
+    params = [param for _sql, part in parts for param in part]
+    found: dict[int, Lift] = {}
+    with connections[entries.db].cursor() as cursor:
+        # Only the ORM's SQL and placeholders are formatted in.
+        cursor.execute(
+            "SELECT p.r, p.h, p.done, COUNT(*), SUM(CASE WHEN p.n > 0 THEN 1 ELSE 0 END), "  # noqa: S608
+            f"SUM(p.v), SUM(p.v * p.v) FROM ({stored} UNION ALL "
+            f"SELECT l.r, l.h, 1, l.n, l.v FROM ({live}) l UNION ALL {waiting}) p "
+            "GROUP BY p.r, p.h, p.done",
             params,
         )
         for run_id, held_out, done, people, buyers, revenue, squares in cursor.fetchall():
