@@ -7,7 +7,7 @@ A scratch database (dropped and re-created): one store running a journey, ``--en
 entries of ``--enrollments / 2`` records (entered 1 to 120 days ago, 10 % in the control
 group), ``--orders`` orders of those records over the last 150 days (set-based SQL as the
 owner, then ANALYZE). Measures, as the app role under row-level security: ``report.lifts`` with nothing written
-(every closed entry joined to its orders, summed per entry), the nightly
+(every closed entry's orders read on the (contact, time) index), the nightly
 ``report.close_windows`` (first pass, then the next night's), ``report.lifts`` once the
 windows are written (their rows summed) — median of ``--repeat`` — against a bare count of
 the same entries by group (the baseline: one pass over the table, no orders read).
@@ -156,7 +156,7 @@ def main() -> None:
         f"The report's lift (app role, RLS), seconds, median of {args.repeat}",
         [
             ("query", "median", "max"),
-            ("report.lifts, nothing written: every entry joined to its orders", *_s(joined)),
+            ("report.lifts, nothing written: every closed entry's orders read", *_s(joined)),
             ("report.close_windows, first pass: every closed window written", *_s(first)),
             ("report.close_windows, next night: the last 7 days' windows again", *_s(night)),
             ("report.lifts after the pass: written windows summed", *_s(summed)),

@@ -17,6 +17,10 @@ What is counted (the page says it in these words):
 
 A store's own difference is told only when each of its groups has ``MIN_GROUP`` entrants;
 stores are listed by name, never ranked.
+
+A closed window's purchases are written once by the nightly pass (``close_windows``); the
+page sums those rows and reads only the entries closed since (docs/decisions.md, "The lift
+at a million entries").
 """
 
 from __future__ import annotations
@@ -192,8 +196,8 @@ def close_windows(*, now: dt.datetime | None = None) -> int:
 
 def lifts(runs: QuerySet[JourneyRun], *, now: dt.datetime | None = None) -> dict[int, Lift]:
     """Each run's lift (by run id), in one query: the purchases written once each window
-    was over (``close_windows``), those of the entries closed since then (joined to their
-    orders now), and the entries still waiting, summed by run, group and window over."""
+    was over (``close_windows``), those of the entries closed since then (their orders read
+    now) and the entries still waiting, each summed by run, group and window over."""
     now = now or timezone.now()
     entries = Enrollment.objects.filter(run__in=runs.values("pk"))
     closed = entries.filter(entered_at__lte=now - WINDOW)
@@ -212,14 +216,23 @@ def lifts(runs: QuerySet[JourneyRun], *, now: dt.datetime | None = None) -> dict
     ]
     stored, live, waiting = (sql for sql, _params in parts)
     params = [param for _sql, part in parts for param in part]
+    # Each part summed on its own (a few rows each leave the database), added up below.
+    summed = (
+        "SELECT x.r, x.h, x.done, COUNT(*), SUM(CASE WHEN x.n > 0 THEN 1 ELSE 0 END), "
+        "SUM(x.v), SUM(x.v * x.v) FROM ({}) x GROUP BY x.r, x.h, x.done"
+    )
     found: dict[int, Lift] = {}
     with connections[entries.db].cursor() as cursor:
         # Only the ORM's SQL and placeholders are formatted in.
         cursor.execute(
-            "SELECT p.r, p.h, p.done, COUNT(*), SUM(CASE WHEN p.n > 0 THEN 1 ELSE 0 END), "  # noqa: S608
-            f"SUM(p.v), SUM(p.v * p.v) FROM ({stored} UNION ALL "
-            f"SELECT l.r, l.h, 1, l.n, l.v FROM ({live}) l UNION ALL {waiting}) p "
-            "GROUP BY p.r, p.h, p.done",
+            " UNION ALL ".join(
+                summed.format(part)
+                for part in (
+                    stored,
+                    f"SELECT l.r, l.h, 1 AS done, l.n, l.v FROM ({live}) l",  # noqa: S608
+                    waiting,
+                )
+            ),
             params,
         )
         for run_id, held_out, done, people, buyers, revenue, squares in cursor.fetchall():
