@@ -76,6 +76,7 @@ def main_pages(world) -> list[Page]:
         services.campaign_schedule(
             actor=world.hq_admin, campaign=scheduled, send_at=timezone.now() + dt.timedelta(days=3)
         )
+        journey = _journey_with_history(world, template)
     return [
         Page("home", reverse("home")),
         Page("contacts", reverse("contact_list")),
@@ -98,7 +99,74 @@ def main_pages(world) -> list[Page]:
         Page("review queue", reverse("review_queue")),
         Page("identity history", reverse("change_history")),
         Page("identity settings", reverse("identity_settings")),
+        Page("journey report", reverse("journey_report", args=[journey.public_id])),
     ]
+
+
+def _journey_with_history(world, template):
+    """HQ's journey with a control group, run in unit A for two months: 120 entries whose
+    window is over (every third held out), some with a purchase, and a few still waiting,
+    so the report draws its steps, its lift with intervals and the network's beside it."""
+    from enseigne.commerce.models import Order
+    from enseigne.journeys import services as journeys
+    from enseigne.journeys.models import Enrollment, JourneyRun
+    from tests.campaign_helpers import contacts
+
+    journey = journeys.journey_template_create(
+        actor=world.hq_admin, owner=world.root, name="Bienvenue", holdout_percent=30
+    )
+    journeys.journey_publish(
+        actor=world.hq_admin,
+        template=journey,
+        flow={
+            "trigger": {"kind": "consent", "channel": "email"},
+            "goal": {"kind": "purchase"},
+            "start": "hello",
+            "steps": {
+                "hello": {"kind": "send_email", "template": str(template.public_id), "next": "out"},
+                "out": {"kind": "exit"},
+            },
+        },
+    )
+    run = journeys.journey_activate(
+        actor=world.hq_admin, template=journey, unit=world.unit_a, starts_on=timezone.localdate()
+    )
+    JourneyRun.objects.filter(pk=run.pk).update(
+        starts_on=timezone.localdate() - dt.timedelta(days=60)
+    )
+    now = timezone.now()
+    entries, orders = [], []
+    for i, person in enumerate(contacts(world.unit_a, 125, start=9000)):
+        entered = now - dt.timedelta(days=40 if i < 120 else 2)
+        entries.append(
+            Enrollment(
+                run=run,
+                version_id=run.version_id,
+                contact=person,
+                unit_path=run.unit_path,
+                occurrence="",
+                step="out",
+                status=Enrollment.Status.DONE,
+                held_out=i % 3 == 0,
+                entered_at=entered,
+                updated_at=entered,
+            )
+        )
+        if i % 4 == 0:
+            orders.append(
+                Order(
+                    unit=world.unit_a,
+                    unit_path=world.unit_a.path,
+                    external_id=f"J{i}",
+                    contact=person,
+                    occurred_at=entered + dt.timedelta(days=3),
+                    total=20 + i % 13,
+                    source=Order.Source.DEMO,
+                )
+            )
+    Enrollment.objects.bulk_create(entries)
+    Order.objects.bulk_create(orders)
+    return journey
 
 
 LOGIN = Page("login", "/login/")

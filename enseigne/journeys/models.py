@@ -179,6 +179,27 @@ class Enrollment(models.Model):
         ]
 
 
+class EntryPurchases(models.Model):
+    """An entry's purchases in its 30-day window once the window is over (the report's lift,
+    ``report.close_windows``): what the report sums instead of joining every entry to the
+    orders again. Written by the nightly pass only; the last days' closed windows are
+    written again each night, so an order recorded a few days late still counts."""
+
+    enrollment = models.OneToOneField(
+        Enrollment, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    run = models.ForeignKey(JourneyRun, on_delete=models.CASCADE, related_name="+", db_index=False)
+    unit_path = models.CharField(max_length=255)
+    held_out = models.BooleanField()
+    # Orders with a positive total in the window (a buyer has one or more).
+    purchases = models.PositiveIntegerField()
+    # The net total of the window's orders (returns subtracted).
+    revenue = models.DecimalField(max_digits=14, decimal_places=2)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "held_out"], name="journeys_entrypurchases_run")]
+
+
 class EnrollmentStep(models.Model):
     """What happened at a step (append-only): the journey's per-step figures count these."""
 

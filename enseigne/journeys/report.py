@@ -17,33 +17,38 @@ What is counted (the page says it in these words):
 
 A store's own difference is told only when each of its groups has ``MIN_GROUP`` entrants;
 stores are listed by name, never ranked.
+
+A closed window's purchases are written once by the nightly pass (``close_windows``); the
+page sums those rows and reads only the entries closed since (docs/decisions.md, "The lift
+at a million entries").
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import (
-    Case,
+    Count,
     DecimalField,
     Exists,
     F,
-    IntegerField,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Sum,
     Value,
-    When,
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from enseigne.commerce.models import Order
+from enseigne.identity.linking import jit_off
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.lib.stats import Difference, Mean, Rate, mean_difference, rate_difference
 from enseigne.network.access import access_for
@@ -51,11 +56,14 @@ from enseigne.network.models import User
 
 from . import drawing
 from . import flow as flows
-from .models import Enrollment, JourneyRun, JourneyTemplate
+from .models import Enrollment, EntryPurchases, JourneyRun, JourneyTemplate
 from .selectors import StepFigures, step_figures
 
 WINDOW_DAYS = 30
 WINDOW = dt.timedelta(days=WINDOW_DAYS)
+# Each night the purchases of the windows closed in these last days are written again: an
+# order recorded late (a till's file imported days after the sale) still counts.
+REFRESH = dt.timedelta(days=7)
 # Entrants in each group (treated, control) before a store's difference is told.
 MIN_GROUP = 50
 
@@ -115,60 +123,136 @@ class Lift:
         return mean_difference(self.treated.mean, self.control.mean) if self.enough else None
 
 
-def lifts(runs: QuerySet[JourneyRun], *, now: dt.datetime | None = None) -> dict[int, Lift]:
-    """Each run's lift (by run id), in one query: each entry's purchases in its window are
-    read by two correlated sub-queries on the orders' (contact, time) index, then summed by
-    run, group and whether the window is over."""
-    now = now or timezone.now()
-    in_window = Order.objects.filter(
-        contact_id=OuterRef("contact_id"),
-        unit_path=OuterRef("unit_path"),
-        occurred_at__gte=OuterRef("entered_at"),
-        occurred_at__lt=OuterRef("entered_at") + WINDOW,
-    ).order_by()
-    money: DecimalField = DecimalField(max_digits=14, decimal_places=2)
-    entries = (
-        Enrollment.objects.filter(run__in=runs.values("pk"))
+def _per_entry(entries: QuerySet[Enrollment]) -> tuple[str, list]:
+    """SQL of one row per entry of ``entries`` (whose window is over): ``entry``, ``r`` (its
+    run), ``place``, ``h`` (held out), ``n`` (its purchases) and ``v`` (its net revenue) in
+    its window, read on the orders' (contact, time) index. Index look-ups, not a join: the
+    page asks this only of the few entries closed since the nightly pass (a join would hash
+    every order of the store for them), and the pass of a night's entries."""
+    in_window = (
+        Order.objects.filter(
+            contact_id=OuterRef("contact_id"),
+            unit_path=OuterRef("unit_path"),
+            occurred_at__gte=OuterRef("entered_at"),
+            occurred_at__lt=OuterRef("entered_at") + WINDOW,
+        )
         .order_by()
+        .values("contact_id")
+    )
+    rows = (
+        entries.order_by()
         .annotate(
+            # Aliases of its own: the engines name a sub-query's plain columns differently.
+            entry=F("pk"),
             r=F("run_id"),
+            place=F("unit_path"),
             h=F("held_out"),
-            done=Case(
-                When(entered_at__lte=now - WINDOW, then=Value(1)),
-                default=Value(0),
-                output_field=IntegerField(),
+            n=Coalesce(
+                Subquery(in_window.filter(total__gt=0).annotate(c=Count("pk")).values("c")),
+                Value(0),
             ),
-            b=Exists(in_window.filter(total__gt=0)),
             v=Coalesce(
-                Subquery(in_window.values("contact_id").annotate(s=Sum("total")).values("s")),
+                Subquery(in_window.annotate(s=Sum("total")).values("s")),
                 Value(Decimal("0")),
-                output_field=money,
+                output_field=DecimalField(max_digits=14, decimal_places=2),
             ),
         )
-        .values("r", "h", "done", "b", "v")
+        .values("entry", "r", "place", "h", "n", "v")
     )
-    sql, params = entries.query.sql_with_params()
-    connection = connections[entries.db]
-    if connection.vendor == "postgresql":
-        # A fence: without it PostgreSQL inlines the sub-query and runs the revenue's
-        # correlated sub-query once for v and twice more for v * v.
+    sql, params = rows.query.sql_with_params()
+    if connections[rows.db].vendor == "postgresql":
+        # A fence: without it PostgreSQL inlines the sub-query and reads the revenue's
+        # orders again for each use of ``v`` outside.
         sql += " OFFSET 0"
-    found: dict[int, Lift] = {}
-    with connection.cursor() as cursor:
-        # Hand-written SQL around the ORM's: nothing but the ORM's placeholders is formatted.
+    return sql, list(params)
+
+
+def _stored() -> Exists:
+    return Exists(EntryPurchases.objects.filter(pk=OuterRef("pk")))
+
+
+def close_windows(*, now: dt.datetime | None = None) -> int:
+    """Write the purchases of each entry whose window is over and not written yet, and
+    again of those closed in the last ``REFRESH`` (an order recorded a few days late still
+    counts); the report then sums these rows instead of joining the entries to the orders.
+    System work (the nightly task), one statement; returns the rows written."""
+    now = now or timezone.now()
+    due = Enrollment.objects.filter(entered_at__lte=now - WINDOW).filter(
+        Q(entered_at__gt=now - WINDOW - REFRESH) | ~_stored()
+    )
+    sql, params = _per_entry(due)
+    connection = connections[due.db]
+    table = connection.ops.quote_name(EntryPurchases._meta.db_table)
+    with transaction.atomic(using=due.db), connection.cursor() as cursor:
+        # ``WHERE 1 = 1``: SQLite reads an upsert's ``ON CONFLICT`` after a bare ``FROM``
+        # as a join's ``ON``.
         cursor.execute(
-            "SELECT e.r, e.h, e.done, COUNT(*), "  # noqa: S608
-            "SUM(CASE WHEN e.b THEN 1 ELSE 0 END), SUM(e.v), SUM(e.v * e.v) "
-            f"FROM ({sql}) e GROUP BY e.r, e.h, e.done",
+            f"INSERT INTO {table} (enrollment_id, run_id, unit_path, held_out, purchases, "  # noqa: S608
+            f"revenue) SELECT p.entry, p.r, p.place, p.h, p.n, p.v FROM ({sql}) p WHERE 1 = 1 "
+            "ON CONFLICT (enrollment_id) DO UPDATE SET purchases = excluded.purchases, "
+            "revenue = excluded.revenue",
             params,
         )
-        for run_id, held_out, done, people, buyers, revenue, squares in cursor.fetchall():
-            lift = found.setdefault(run_id, Lift())
-            if not done:
-                lift.waiting += people
-                continue
-            group = lift.control if held_out else lift.treated
-            group.add(Group(people, int(buyers or 0), float(revenue or 0), float(squares or 0)))
+        return cursor.rowcount
+
+
+def lifts(runs: QuerySet[JourneyRun], *, now: dt.datetime | None = None) -> dict[int, Lift]:
+    """Each run's lift (by run id), in one query: the purchases written once each window
+    was over (``close_windows``), those of the entries closed since then (their orders read
+    now) and the entries still waiting, each summed by run, group and window over."""
+    now = now or timezone.now()
+    entries = Enrollment.objects.filter(run__in=runs.values("pk"))
+    closed = entries.filter(entered_at__lte=now - WINDOW)
+    parts = [
+        EntryPurchases.objects.filter(run__in=runs.values("pk"))
+        .order_by()
+        .annotate(r=F("run_id"), h=F("held_out"), done=Value(1), n=F("purchases"), v=F("revenue"))
+        .values("r", "h", "done", "n", "v")
+        .query.sql_with_params(),
+        _per_entry(closed.filter(~_stored())),
+        entries.filter(entered_at__gt=now - WINDOW)
+        .order_by()
+        .annotate(r=F("run_id"), h=F("held_out"), done=Value(0), n=Value(0), v=Value(0))
+        .values("r", "h", "done", "n", "v")
+        .query.sql_with_params(),
+    ]
+    stored, live, waiting = (sql for sql, _params in parts)
+    params = [param for _sql, part in parts for param in part]
+    # Each part summed on its own (a few rows each leave the database), added up below.
+    summed = (
+        "SELECT x.r, x.h, x.done, COUNT(*), SUM(CASE WHEN x.n > 0 THEN 1 ELSE 0 END), "
+        "SUM(x.v), SUM(x.v * x.v) FROM ({}) x GROUP BY x.r, x.h, x.done"
+    )
+    found: dict[int, Lift] = {}
+    connection = connections[entries.db]
+    with connection.cursor() as cursor:
+        # No JIT compiling on PostgreSQL: the plan's cost counts the look-ups as if every
+        # closed entry needed them, and compiling took 1.6 s of a 2.8 s query at a million
+        # entries (EXPLAIN ANALYZE, docs/benchmarks.md) for sums that take 0.9 s without.
+        # A transaction's setting: the page's reads run in one (their row-level scope is).
+        local = connection.vendor == "postgresql" and connection.in_atomic_block
+        no_jit = jit_off(cursor) if local else nullcontext()
+        # Only the ORM's SQL and placeholders are formatted in.
+        with no_jit:
+            cursor.execute(
+                " UNION ALL ".join(
+                    summed.format(part)
+                    for part in (
+                        stored,
+                        f"SELECT l.r, l.h, 1 AS done, l.n, l.v FROM ({live}) l",  # noqa: S608
+                        waiting,
+                    )
+                ),
+                params,
+            )
+            sums = cursor.fetchall()  # before the setting is restored on this cursor
+    for run_id, held_out, done, people, buyers, revenue, squares in sums:
+        lift = found.setdefault(run_id, Lift())
+        if not done:
+            lift.waiting += people
+            continue
+        group = lift.control if held_out else lift.treated
+        group.add(Group(people, int(buyers or 0), float(revenue or 0), float(squares or 0)))
     return found
 
 

@@ -1,4 +1,4 @@
-"""Journeys in the background (thin: the work is in ``triggers`` and ``engine``). The
+"""Journeys in the background (thin: the work is in ``triggers``, ``engine`` and ``report``). The
 database says what is due; the queue only wakes workers."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task, db_task
 
-from . import engine, triggers
+from . import engine, report, triggers
 
 # Seconds between quick passes within the minute: a consent or a purchase takes its first
 # step about this long after it is recorded (docs/benchmarks.md, "Journeys").
@@ -33,3 +33,11 @@ def journeys_quick() -> None:
     then their first steps."""
     triggers.run_triggers(quick=True)
     engine.advance_all()
+
+
+@db_periodic_task(crontab(minute="23", hour="2"))
+def journeys_close_windows() -> None:
+    """Each night: the purchases of the entries whose 30-day window is over, written once
+    (and again for the last days' windows) so the report sums them instead of joining every
+    entry to the orders."""
+    report.close_windows()
