@@ -28,6 +28,7 @@ from enseigne.journeys import engine, triggers
 from enseigne.journeys.models import (
     Enrollment,
     EnrollmentStep,
+    EntryPurchases,
     JourneyRun,
     JourneySend,
     JourneyTemplate,
@@ -104,6 +105,8 @@ def _a_year_as_the_engine_would_have_written_it(summary: dict, before: dt.dateti
         assert run.starts_on <= timezone.localdate() - dt.timedelta(days=364)
         # HQ published the version the store follows before the store started it.
         assert run.version.published_at.date() <= run.starts_on
+    # The nightly pass ran: entries whose 30-day window is over are summed for the report.
+    assert EntryPurchases.objects.exists()
 
     # Messages in the ledger for the treated only, one per "sent" step; none for the held out.
     ledger = Recipient.objects.filter(campaign__kind=Campaign.Kind.JOURNEY)
