@@ -395,3 +395,16 @@ def test_a_command_draws_a_preview_and_template_names_are_text(client, world):
     page = client.post(f"/hq/journeys/{template.public_id}/", data).content.decode()
     assert "Ensure this value is less than or equal to 50" in page
     assert not JourneyVersion.objects.exists()
+
+
+@pytest.mark.parametrize("event", ["purchase", "click"])
+def test_a_condition_on_what_happened_since_entering_round_trips(world, design, event):
+    """The editor offers the condition's other source (a purchase or a click since entering)
+    and writes it as the flow reads it, with no rules."""
+    template, hello, text = design
+    flow = every_step(hello, text)
+    check = next(k for k, s in flow["steps"].items() if s["kind"] == "condition")
+    step = flow["steps"][check]
+    flow["steps"][check] = {"kind": "condition", "since_entry": event, "yes": step["yes"]}
+    flow["steps"][check]["no"] = step["no"]
+    assert through_forms(flow, world.hq_admin, template.owner_path) == flow

@@ -173,6 +173,10 @@ def _label(step: flows.Step, names: dict[str, str]) -> str:
     if step.kind == "wait" and step.wait is not None:
         return wait_label(step.wait)
     if step.kind == "condition":
+        if step.since_entry == "purchase":
+            return _("If: bought in the store since entering the journey")
+        if step.since_entry == "click":
+            return _("If: clicked one of the journey's messages since entering")
         return _("If: %(rules)s") % {"rules": rules_summary(step.rules)}
     if step.kind == "random":
         return _("Random split")

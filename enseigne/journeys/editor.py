@@ -136,7 +136,11 @@ def _step_values(step_id: str, raw: Mapping) -> dict[str, str]:
         else:
             values["wait_mode"] = "duration"
             values.update({unit: _text(raw.get(unit)) for unit in ("days", "hours", "minutes")})
+    elif kind == "condition" and raw.get("since_entry"):
+        values["looks_at"] = _text(raw.get("since_entry"))
+        values["rules"] = EMPTY_RULES
     elif kind == "condition":
+        values["looks_at"] = "rules"
         values["rules"] = json.dumps(raw.get("rules"), ensure_ascii=False)
     elif kind == "random":
         branches = _list(raw.get("branches"))
@@ -382,6 +386,8 @@ def _step_json(data: Mapping[str, Any]) -> dict[str, Any]:
         step["until"] = until
     elif kind == "wait":
         step.update({u: data[u] for u in ("days", "hours", "minutes") if data.get(u)})
+    elif kind == "condition" and data.get("looks_at") in flows.SINCE_ENTRY:
+        step.update(since_entry=data["looks_at"], yes=data["yes"], no=data["no"])
     elif kind == "condition":
         step.update(rules=data["rules"], yes=data["yes"], no=data["no"])
     elif kind == "random":

@@ -27,12 +27,21 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from enseigne.campaigns.models import Recipient
 from enseigne.commerce.models import Order
+from enseigne.commerce.segment_fields import purchases
 from enseigne.contacts.models import Contact
 from enseigne.contacts.segments import SegmentCompiler
+from enseigne.delivery.models import Event
 from enseigne.journeys import flow as flows
 from enseigne.journeys import sends, timing
-from enseigne.journeys.models import Enrollment, EnrollmentStep, JourneyRun, JourneyVersion
+from enseigne.journeys.models import (
+    Enrollment,
+    EnrollmentStep,
+    JourneyRun,
+    JourneySend,
+    JourneyVersion,
+)
 from enseigne.lib.rowsecurity import ALL, db_scope
 from enseigne.network.selectors import unit_time_zone
 
@@ -251,6 +260,13 @@ class _Batch:
     def _condition(
         self, version_id: int, step: flows.Step, rows: list[Enrollment], after: list[Enrollment]
     ) -> None:
+        if step.since_entry is not None:
+            done = self._since_entry(step.since_entry, rows)
+            for row in rows:
+                yes = row.pk in done
+                self.note(row, Out.YES if yes else Out.NO)
+                self.go(row, step.yes if yes else step.no, after)
+            return
         rules = compile_rules(self.versions[version_id], step.rules)
         if rules is None:
             for row in rows:
@@ -265,6 +281,38 @@ class _Batch:
             yes = row.contact_id in matching
             self.note(row, Out.YES if yes else Out.NO)
             self.go(row, step.yes if yes else step.no, after)
+
+    def _since_entry(self, event: str, rows: list[Enrollment]) -> set[int]:
+        """The enrollments whose person did ``event`` since entering: bought in the run's
+        store (a purchase as the segment conditions count it: never a return), or clicked
+        (a person, not a machine) one of the messages this journey sent them."""
+        if event == "click":
+            own = JourneySend.objects.filter(run_id__in={r.run_id for r in rows})
+            messages = dict(
+                Recipient.objects.filter(
+                    campaign_id__in=own.values("campaign_id"), occurrence__in=[r.pk for r in rows]
+                ).values_list("pk", "occurrence")
+            )
+            clicked = Event.objects.filter(
+                kind=Event.Kind.CLICKED, machine=False, recipient_id__in=list(messages)
+            ).values_list("recipient_id", flat=True)
+            return {messages[message] for message in clicked if message is not None}
+        earliest = min(r.entered_at for r in rows)
+        last: dict[tuple[int, int], dt.datetime] = {}
+        for contact_id, unit_id, at in (
+            purchases()
+            .filter(contact_id__in={r.contact_id for r in rows}, occurred_at__gte=earliest)
+            .order_by()
+            .values_list("contact_id", "unit_id", "occurred_at")
+        ):
+            key = (contact_id, unit_id)
+            last[key] = max(at, last.get(key, at))
+        done = set()
+        for row in rows:
+            bought = last.get((row.contact_id, self.runs[row.run_id].unit_id))
+            if bought is not None and bought >= row.entered_at:
+                done.add(row.pk)
+        return done
 
 
 def compile_rules(version: JourneyVersion, rules) -> Q | None:

@@ -58,6 +58,9 @@ MAX_CATEGORY = 120  # commerce.OrderLine.category
 CONSENT_CHANNELS = ("email", "sms")
 MAX_WAIT_DAYS = 366
 MAX_STEPS = 60
+# A condition's events since entering: a purchase in the store, a click on one of the
+# journey's own messages to that person.
+SINCE_ENTRY = ("purchase", "click")
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,9 @@ class Step:
     template: str | None = None
     wait: Wait | None = None
     rules: Mapping[str, Any] | None = None
+    # A condition on what the person did since entering the journey (``SINCE_ENTRY``)
+    # rather than on segment rules.
+    since_entry: str | None = None
     yes: str | None = None
     no: str | None = None
     branches: tuple[tuple[int, str], ...] = ()
@@ -213,14 +219,23 @@ def _step(step_id: str, raw: Any, errors: FlowErrors) -> Step | None:
             return None
         return Step(step_id, kind, next=_target(raw, "next", step_id, errors), wait=wait)
     if kind == "condition":
-        rules = raw.get("rules")
+        rules, since = raw.get("rules"), raw.get("since_entry")
         yes, no = _target(raw, "yes", step_id, errors), _target(raw, "no", step_id, errors)
-        if not isinstance(rules, Mapping) or not rules:
+        if since is not None and (since not in SINCE_ENTRY or rules):
+            errors.add(
+                step_id,
+                _("a condition on what happened since entering is one of: %(events)s.")
+                % {"events": ", ".join(SINCE_ENTRY)},
+            )
+            return None
+        if since is None and (not isinstance(rules, Mapping) or not rules):
             errors.add(step_id, _("a condition needs its rules."))
             return None
         if yes is None or no is None:
             errors.add(step_id, _("a condition needs both branches, “yes” and “no”."))
             return None
+        if since is not None:
+            return Step(step_id, kind, since_entry=since, yes=yes, no=no)
         return Step(step_id, kind, rules=rules, yes=yes, no=no)
     if kind == "random":
         branches = raw.get("branches")

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from enseigne.lib.forms import StyledForm
 
+from .flow import SINCE_ENTRY
 from .models import JourneyTemplate
 
 
@@ -252,6 +253,14 @@ class TriggerForm(StyledForm):
         return data
 
 
+# What a condition step reads: segment rules, or what the person did since entering.
+CONDITION_SOURCES = [
+    ("rules", _("Segment rules")),
+    ("purchase", _("A purchase in the store since entering the journey")),
+    ("click", _("A click on one of the journey's messages since entering")),
+]
+
+
 class StepForm(StyledForm):
     """One step of the flow. Its targets are chosen among the steps' names."""
 
@@ -274,6 +283,12 @@ class StepForm(StyledForm):
         label=_("Time"),
         required=False,
         widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+    )
+    looks_at = forms.ChoiceField(
+        label=_("The condition looks at"),
+        choices=CONDITION_SOURCES,
+        required=False,
+        widget=QuickSelect,
     )
     rules = forms.CharField(
         label=_("Condition rules"),
@@ -342,12 +357,14 @@ class StepForm(StyledForm):
             "send_sms": ["template_sms"],
             "condition": ["rules", "yes", "no"],
         }.get(kind or "", [])
+        if kind == "condition" and data.get("looks_at") in SINCE_ENTRY:
+            needed = ["yes", "no"]
         if kind == "wait":
             needed = ["time"] if data.get("wait_mode") == "until" else []
         for name in needed:
             if data.get(name) in (None, "") and name not in self.errors:
                 self.add_error(name, _("This is needed for this kind of step."))
-        if kind == "condition" and data.get("rules"):
+        if kind == "condition" and data.get("rules") and data.get("looks_at") not in SINCE_ENTRY:
             try:
                 data["rules"] = rules_from_text(data["rules"])
             except ValidationError as exc:

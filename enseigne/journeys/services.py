@@ -217,7 +217,7 @@ def check_conditions(flow: flows.Flow, actor: User, owner_path: str) -> None:
             except ValidationError as exc:
                 errors.add(None, " ".join(exc.messages))
     for step in flow.steps.values():
-        if step.kind == "condition":
+        if step.kind == "condition" and step.rules is not None:
             try:
                 compiler.compile(step.rules)
             except ValidationError as exc:
