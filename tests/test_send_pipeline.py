@@ -270,3 +270,49 @@ def test_a_word_forbidden_mid_send_stops_the_runner_before_its_next_batch(world)
     assert (campaign.status, campaign.pause_reason) == ("paused", "content")
     assert "soldes" in str(campaign.content_problems).lower()
     assert Recipient.objects.filter(campaign=campaign, status="pending").count() == 4
+
+
+@ON_POSTGRES
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_skips_a_row_another_statement_holds_instead_of_waiting_for_it():
+    """The heartbeat renews the worker's leases while the hand-off writes the same rows on
+    another connection: waiting on a row held elsewhere (and locking in its own order) could
+    deadlock with that writer. It renews what it can and leaves held rows to their writer."""
+    from enseigne.delivery import ledger
+
+    with db_scope(ALL):
+        world = build_world()
+        contacts(world.unit_a, 5)
+        campaign = local_campaign(world)
+        launched(world, campaign)
+        rows = list(Recipient.objects.filter(campaign=campaign).order_by("pk"))
+        now = timezone.now()
+        Recipient.objects.filter(pk__in=[r.pk for r in rows]).update(
+            lease_owner="w1", lease_until=now + dt.timedelta(seconds=30)
+        )
+    default = settings.DATABASES["default"]
+    table = Recipient._meta.db_table
+    held = rows[2].pk
+    with psycopg.connect(
+        host=default["HOST"] or "127.0.0.1",
+        port=default["PORT"] or 5432,
+        user="postgres",
+        dbname=connection.settings_dict["NAME"],
+    ) as other:
+        other.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", [held])  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '3s'")
+        try:
+            with db_scope(ALL):
+                renewed = ledger.renew(
+                    campaign_id=campaign.pk, worker="w1", until=now + dt.timedelta(minutes=5)
+                )
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = 0")
+        other.rollback()
+    assert renewed == 4
+    with db_scope(ALL):
+        leases = dict(Recipient.objects.filter(campaign=campaign).values_list("pk", "lease_until"))
+    assert leases[held] < now + dt.timedelta(minutes=1)
+    assert all(at > now + dt.timedelta(minutes=4) for pk, at in leases.items() if pk != held)

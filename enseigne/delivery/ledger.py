@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Min, Q
 
 from enseigne.campaigns.gates import Reason
@@ -88,10 +88,18 @@ def next_due(*, campaign_id: int) -> dt.datetime | None:
 
 
 def renew(*, campaign_id: int, worker: str, until: dt.datetime) -> int:
-    """Push back the lease of every row this worker holds (its heartbeat)."""
-    return Recipient.objects.filter(
-        campaign_id=campaign_id, status=R.PENDING, lease_owner=worker
-    ).update(lease_until=until)
+    """Push back the lease of every row this worker holds (its heartbeat).
+
+    On PostgreSQL the heartbeat runs on its own connection beside the hand-off, which writes
+    the same rows: a row another statement holds is skipped, not waited for (waiting, and
+    locking rows in its own order, could deadlock with that writer, which sets the row's
+    lease itself; the next beat, a third of a lease later, renews it)."""
+    rows = Recipient.objects.filter(campaign_id=campaign_id, status=R.PENDING, lease_owner=worker)
+    if connection.vendor != "postgresql":
+        return rows.update(lease_until=until)
+    with transaction.atomic():
+        free = list(rows.select_for_update(skip_locked=True).values_list("pk", flat=True))
+        return Recipient.objects.filter(pk__any=free).update(lease_until=until)
 
 
 def release(*, ids: Sequence[int], worker: str) -> None:
