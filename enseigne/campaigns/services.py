@@ -123,7 +123,7 @@ def _check_free(
         )
 
 
-def _check_local(
+def check_local_version(
     local: LocalVersion | None, template: Template, unit: OrgNode, *, usable: bool = True
 ) -> None:
     if local is None:
@@ -154,7 +154,7 @@ def _approved_fields(campaign: Campaign) -> dict:
         .select_related("template")
         .get(pk=campaign.local_version_id)
     )
-    _check_local(local, campaign.template, campaign.owner)
+    check_local_version(local, campaign.template, campaign.owner)
     return {"approved_version_id": local.version_id, "approved_values": copy.deepcopy(local.values)}
 
 
@@ -195,7 +195,7 @@ def _check_local_draft(
     _check_sms(actor, channel, unit)
     _check_template(template, channel, unit)
     _check_free(actor, template, local_version, unit)
-    _check_local(local_version, template, unit, usable=usable)
+    check_local_version(local_version, template, unit, usable=usable)
     if segment is not None and not unit.path.startswith(segment.unit_path):
         raise ValidationError({"segment": _("This segment is not available to this unit.")})
 
@@ -433,7 +433,7 @@ def campaign_submit(*, actor: User, campaign: Campaign) -> Campaign:
     )
     if not campaign.is_national:
         _check_free(actor, campaign.template, campaign.local_version, campaign.owner)
-        _check_local(campaign.local_version, campaign.template, campaign.owner)
+        check_local_version(campaign.local_version, campaign.template, campaign.owner)
         if campaign.segment_id is None:
             raise ValidationError(
                 {"segment": _("Choose who receives it: one of the unit's segments.")}
@@ -591,7 +591,7 @@ def relay_decide(
     if relay and local_version is not None:
         # Locked so that an edit in the same instant comes wholly before or after the snapshot.
         local = LocalVersion.objects.select_for_update().get(pk=local_version.pk)
-        _check_local(local, campaign.template, unit)
+        check_local_version(local, campaign.template, unit)
     record.status = Relay.Status.RELAYED if relay else Relay.Status.OPTED_OUT
     record.local_version = local
     # What this unit sends (campaigns/content.py); None = head office's version and defaults.

@@ -32,7 +32,7 @@ from enseigne.brand.services import zones_of
 from enseigne.brand.zones import Zone
 from enseigne.campaigns.content import approved_content
 from enseigne.campaigns.models import Campaign, PauseReason
-from enseigne.campaigns.services import _check_local
+from enseigne.campaigns.services import check_local_version
 from enseigne.network.access import access_for
 from enseigne.network.capabilities import Capability
 from enseigne.network.models import User
@@ -118,7 +118,7 @@ def step_texts_choose(
     if local_version is not None:
         # Locked, as an approval locks it: an edit in the same instant comes wholly before or after.
         local = LocalVersion.objects.select_for_update().get(pk=local_version.pk)
-        _check_local(local, template, run.unit)
+        check_local_version(local, template, run.unit)
     texts = StepTexts.objects.select_for_update().filter(run=run, step=step_id).first()
     if texts is None:
         texts = StepTexts(run=run, step=step_id, unit_path=run.unit_path, template=template)
@@ -164,7 +164,7 @@ def step_texts_decide(
         # Waiting texts are always a local version (head office's never wait).
         assert texts.local_version_id is not None
         local = LocalVersion.objects.select_for_update().get(pk=texts.local_version_id)
-        _check_local(local, texts.template, run.unit)
+        check_local_version(local, texts.template, run.unit)
         _snapshot(texts, local, actor)
     else:
         if not comment:

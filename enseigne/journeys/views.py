@@ -13,6 +13,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -438,7 +439,9 @@ def journey_run_texts(request: AuthenticatedRequest, public_id) -> HttpResponse:
         "may_approve": texts.may_approve(request.user, run),
     }
     page = "journeys/_texts.html" if request.headers.get("HX-Request") else "journeys/texts.html"
-    return render(request, page, context)
+    response = render(request, page, context)
+    patch_vary_headers(response, ["HX-Request"])  # a fragment or a page, by that header
+    return response
 
 
 def _texts_post(request: AuthenticatedRequest, run: JourneyRun) -> HttpResponse:
